@@ -1,0 +1,14 @@
+//! The admin HTTP server: readiness, health, metrics, and JSON dumps of status, config and
+//! endpoints.
+//!
+//! It serves what the binary hands it in [`AdminState`] and knows nothing about the config model
+//! or the snapshot: the binary renders `/status` and `/config` to JSON after every compile, and
+//! `/endpoints` through a callback. That keeps this crate off the config pipeline and its
+//! requests off the data plane's locks.
+
+mod routes;
+mod server;
+mod state;
+
+pub use server::serve;
+pub use state::AdminState;

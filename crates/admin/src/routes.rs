@@ -1,0 +1,106 @@
+//! Maps an admin request to its response. Pure apart from reading [`AdminState`].
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::state::AdminState;
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// The response to `method path`. Unknown paths are 404 whatever the method; known paths
+/// answer only GET (and HEAD, whose body hyper drops), else 405. Every response carries
+/// `Cache-Control: no-store`: everything here is live state.
+pub(crate) fn respond(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let mut response = route(state, method, path);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The admin endpoints.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Ready,
+    Healthz,
+    Metrics,
+    Status,
+    Config,
+    Endpoints,
+}
+
+fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let endpoint = match path {
+        "/ready" => Endpoint::Ready,
+        "/healthz" => Endpoint::Healthz,
+        "/metrics" => Endpoint::Metrics,
+        "/status" => Endpoint::Status,
+        "/config" => Endpoint::Config,
+        "/endpoints" => Endpoint::Endpoints,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                &format!("no admin endpoint at {path}"),
+            );
+        }
+    };
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{path} only answers GET"),
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match endpoint {
+        Endpoint::Ready if state.is_ready() => {
+            body(StatusCode::OK, TEXT, Bytes::from_static(b"ready"))
+        }
+        Endpoint::Ready => body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            Bytes::from_static(b"not ready"),
+        ),
+        Endpoint::Healthz => body(StatusCode::OK, TEXT, Bytes::from_static(b"ok")),
+        Endpoint::Metrics => body(
+            StatusCode::OK,
+            telemetry::METRICS_CONTENT_TYPE,
+            Bytes::from(state.metrics.encode()),
+        ),
+        Endpoint::Status => body(
+            StatusCode::OK,
+            JSON,
+            Bytes::clone(&state.status_json.load()),
+        ),
+        Endpoint::Config => body(
+            StatusCode::OK,
+            JSON,
+            Bytes::clone(&state.config_json.load()),
+        ),
+        Endpoint::Endpoints => json(StatusCode::OK, &(state.endpoints)()),
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    // Serialising a `Value` cannot fail: its map keys are always strings.
+    let text = serde_json::to_vec(value).unwrap_or_default();
+    body(status, JSON, Bytes::from(text))
+}
+
+fn body(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

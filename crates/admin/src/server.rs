@@ -1,0 +1,98 @@
+//! [`serve`]: the accept loop and HTTP/1.1 connections of the admin server.
+//!
+//! Plain HTTP/1.1 on a TCP listener, one task per connection. The admin port is for operators
+//! and scrapers on a trusted network (it listens on loopback by default); it has no TLS and no
+//! authentication.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use crate::routes::respond;
+use crate::state::AdminState;
+
+/// A client must send its request head within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight admin requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Pause after a failed accept (usually out of file descriptors) before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// Serves the admin endpoints on `listener` until `shutdown` resolves:
+///
+/// - `GET /ready`: 200 `ready` once [`AdminState::ready`] is true, else 503 `not ready`;
+/// - `GET /healthz`: 200 `ok` while the process can answer;
+/// - `GET /metrics`: [`telemetry::Metrics::encode`], as OpenMetrics text;
+/// - `GET /status`, `GET /config`: the JSON bodies stored in [`AdminState`];
+/// - `GET /endpoints`: the JSON that [`AdminState::endpoints`] computes on each request.
+///
+/// HEAD is answered like GET without a body. An unknown path is 404 and another method on a
+/// known path 405, both with a JSON `{"error": ...}` body. Every response has
+/// `Cache-Control: no-store`.
+///
+/// After `shutdown` resolves, no new connection is accepted; idle keep-alive connections are
+/// closed and in-flight requests get a few seconds to finish.
+///
+/// # Errors
+///
+/// None today: a failed accept (such as running out of file descriptors) is logged and retried
+/// after a short pause, because the admin server must outlive a transient overload.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "admin server cannot accept a connection; retrying");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                continue;
+            }
+        };
+        let state = Arc::clone(&state);
+        let service = service_fn(move |request: Request<Incoming>| {
+            let response = respond(&state, request.method(), request.uri().path());
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%peer, %error, "admin connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        debug!("admin requests still in flight at shutdown; abandoning them");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

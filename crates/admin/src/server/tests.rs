@@ -1,0 +1,234 @@
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use telemetry::{LabelValue, Metrics};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::*;
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+struct Running {
+    address: SocketAddr,
+    state: Arc<AdminState>,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<io::Result<()>>,
+}
+
+async fn start() -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("local address");
+    let state = Arc::new(AdminState::new(
+        Arc::new(Metrics::new()),
+        || serde_json::json!({"Service shop/cart:80": [{"address": "10.0.0.1:8080", "healthy": true}]}),
+    ));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, Arc::clone(&state), async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        address,
+        state,
+        stop,
+        server,
+    }
+}
+
+/// One request on a fresh connection, read to the end (`Connection: close`).
+async fn request(address: SocketAddr, method: &str, path: &str) -> Reply {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("receive");
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok());
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    Reply {
+        status: status.expect("a status line"),
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+async fn get(address: SocketAddr, path: &str) -> Reply {
+    request(address, "GET", path).await
+}
+
+#[tokio::test]
+async fn ready_flips_from_503_to_200() {
+    let admin = start().await;
+    let reply = get(admin.address, "/ready").await;
+    assert_eq!((reply.status, reply.body.as_str()), (503, "not ready"));
+
+    admin.state.ready.store(true, Ordering::Release);
+    let reply = get(admin.address, "/ready").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ready"));
+}
+
+#[tokio::test]
+async fn healthz_is_ok() {
+    let admin = start().await;
+    let reply = get(admin.address, "/healthz").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
+}
+
+#[tokio::test]
+async fn status_and_config_return_what_was_stored() {
+    let admin = start().await;
+    assert_eq!(get(admin.address, "/status").await.body, "{}");
+
+    admin.state.status_json.store(Arc::new(Bytes::from_static(
+        br#"{"HTTPRoute shop/cart":[]}"#,
+    )));
+    admin
+        .state
+        .config_json
+        .store(Arc::new(Bytes::from_static(br#"{"listeners":[]}"#)));
+    let status = get(admin.address, "/status").await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.header("content-type"), Some("application/json"));
+    assert_eq!(status.body, r#"{"HTTPRoute shop/cart":[]}"#);
+    assert_eq!(
+        get(admin.address, "/config").await.body,
+        r#"{"listeners":[]}"#
+    );
+}
+
+#[tokio::test]
+async fn endpoints_are_computed_on_request() {
+    let admin = start().await;
+    let reply = get(admin.address, "/endpoints").await;
+    let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    assert_eq!(body["Service shop/cart:80"][0]["healthy"], true);
+}
+
+#[tokio::test]
+async fn metrics_contain_recorded_series() {
+    let admin = start().await;
+    let route = LabelValue::from("HTTPRoute shop/cart rules[0]");
+    let backend = LabelValue::from("Service shop/cart:80");
+    admin
+        .state
+        .metrics
+        .record_request(&route, &backend, 200, Duration::from_millis(2));
+
+    let reply = get(admin.address, "/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some(telemetry::METRICS_CONTENT_TYPE)
+    );
+    assert!(
+        reply.body.contains(
+            r#"portcullis_requests_total{route="HTTPRoute shop/cart rules[0]",backend="Service shop/cart:80",code="200"} 1"#
+        ),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_json() {
+    let admin = start().await;
+    for method in ["GET", "POST"] {
+        let reply = request(admin.address, method, "/nope").await;
+        assert_eq!(reply.status, 404);
+        let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains("/nope")),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn other_methods_are_405() {
+    let admin = start().await;
+    for method in ["POST", "PUT", "DELETE"] {
+        let reply = request(admin.address, method, "/ready").await;
+        assert_eq!(reply.status, 405, "{method}");
+        assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+        assert!(reply.body.contains("error"));
+    }
+    let head = request(admin.address, "HEAD", "/healthz").await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+}
+
+#[tokio::test]
+async fn every_response_is_no_store() {
+    let admin = start().await;
+    for (method, path) in [
+        ("GET", "/ready"),
+        ("GET", "/metrics"),
+        ("GET", "/missing"),
+        ("POST", "/status"),
+    ] {
+        let reply = request(admin.address, method, path).await;
+        assert_eq!(
+            reply.header("cache-control"),
+            Some("no-store"),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let admin = start().await;
+    assert_eq!(get(admin.address, "/healthz").await.status, 200);
+    admin.stop.send(()).expect("server running");
+    let result = tokio::time::timeout(Duration::from_secs(2), admin.server).await;
+    result
+        .expect("stops promptly")
+        .expect("no panic")
+        .expect("no error");
+    assert!(
+        TcpStream::connect(admin.address).await.is_err(),
+        "listener closed"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
+    let admin = start().await;
+    let mut idle = TcpStream::connect(admin.address).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+        .await
+        .expect("send");
+    let mut buffer = [0_u8; 512];
+    let read = idle.read(&mut buffer).await.expect("a response");
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"));
+
+    admin.stop.send(()).expect("server running");
+    let result = tokio::time::timeout(Duration::from_secs(2), admin.server).await;
+    result
+        .expect("stops promptly")
+        .expect("no panic")
+        .expect("no error");
+}

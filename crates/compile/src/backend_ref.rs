@@ -1,0 +1,179 @@
+//! backendRef resolution: kind checks, ReferenceGrant, Service and `Backend` lookup, and the
+//! table of backends a snapshot uses.
+
+use std::collections::HashMap;
+
+use model::Store;
+use model::core::Service;
+use snapshot::BackendIndex;
+use upstream::{AppProtocol, BackendId, BackendSpec};
+
+use crate::endpoints::{EndpointPlan, EndpointSource, TargetPort};
+
+/// Why a backendRef cannot be used: the route's `ResolvedRefs` reason plus a message.
+#[derive(Debug, Clone)]
+pub(crate) struct RefProblem {
+    pub(crate) reason: &'static str,
+    pub(crate) message: String,
+}
+
+/// A backendRef as the route wrote it, with defaults applied.
+pub(crate) struct BackendRefSpec<'a> {
+    pub(crate) group: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) namespace: &'a str,
+    pub(crate) port: Option<i32>,
+}
+
+/// The route doing the referencing, for ReferenceGrant checks.
+pub(crate) struct Referrer<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) namespace: &'a str,
+}
+
+/// Backends used by the snapshot being built, deduplicated by identity.
+#[derive(Default)]
+pub(crate) struct BackendTable {
+    index: HashMap<BackendId, BackendIndex>,
+    specs: Vec<BackendSpec>,
+    sources: Vec<EndpointSource>,
+}
+
+impl BackendTable {
+    fn intern(&mut self, spec: BackendSpec, source: EndpointSource) -> BackendIndex {
+        if let Some(&index) = self.index.get(&spec.id) {
+            return index;
+        }
+        let index = self.specs.len();
+        self.index.insert(spec.id.clone(), index);
+        self.specs.push(spec);
+        self.sources.push(source);
+        index
+    }
+
+    pub(crate) fn finish(self) -> (Vec<BackendSpec>, EndpointPlan) {
+        let plan = EndpointPlan::new(self.specs.iter().map(|s| s.id.clone()).zip(self.sources).collect());
+        (self.specs, plan)
+    }
+
+    /// Resolves one backendRef to a backend of the snapshot.
+    pub(crate) fn resolve(
+        &mut self,
+        store: &Store,
+        referrer: &Referrer<'_>,
+        reference: &BackendRefSpec<'_>,
+    ) -> Result<BackendIndex, RefProblem> {
+        let target = format!("{} {}/{}", reference.kind, reference.namespace, reference.name);
+        let kind_key = match (reference.group, reference.kind) {
+            ("", "Service") => "Service",
+            (model::kind::PORTCULLIS_GROUP, "Backend") => "Backend",
+            (group, kind) => {
+                let group = if group.is_empty() { "core" } else { group };
+                return Err(RefProblem {
+                    reason: "InvalidKind",
+                    message: format!("{group}/{kind} is not a supported backend kind (Service, portcullis.dev/Backend)"),
+                });
+            }
+        };
+        if reference.namespace != referrer.namespace
+            && !reference_granted(store, referrer, reference)
+        {
+            return Err(RefProblem {
+                reason: "RefNotPermitted",
+                message: format!(
+                    "{target} is in another namespace and no ReferenceGrant in {} allows {} from {}",
+                    reference.namespace, referrer.kind, referrer.namespace
+                ),
+            });
+        }
+        let key = (reference.namespace.to_owned(), reference.name.to_owned());
+        if kind_key == "Backend" {
+            let Some(backend) = store.backends.get(&key) else {
+                return Err(not_found(format!("{target} not found")));
+            };
+            let protocol = AppProtocol::from_app_protocol(backend.spec.app_protocol.as_deref());
+            let id = BackendId::new(format!("Backend {}/{}", reference.namespace, reference.name));
+            let source = EndpointSource::Backend { namespace: key.0, name: key.1 };
+            return Ok(self.intern(BackendSpec { id, protocol }, source));
+        }
+        let Some(service) = store.services.get(&key) else {
+            return Err(not_found(format!("{target} not found")));
+        };
+        let Some(port) = reference.port else {
+            return Err(not_found(format!("{target}: port is required for a Service backendRef")));
+        };
+        self.resolve_service(reference, service, port)
+    }
+
+    fn resolve_service(
+        &mut self,
+        reference: &BackendRefSpec<'_>,
+        service: &Service,
+        port: i32,
+    ) -> Result<BackendIndex, RefProblem> {
+        let target = format!("Service {}/{}", reference.namespace, reference.name);
+        let spec = service.spec.as_ref();
+        let id = BackendId::new(format!("{target}:{port}"));
+        let to_port = |p: i32| u16::try_from(p).ok().filter(|p| *p != 0);
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            let host = spec.and_then(|s| s.external_name.clone()).unwrap_or_default();
+            let Some(port) = to_port(port) else {
+                return Err(not_found(format!("{target}: port {port} is not valid")));
+            };
+            if host.is_empty() {
+                return Err(not_found(format!("{target}: ExternalName Service without spec.externalName")));
+            }
+            let source = EndpointSource::Dns { host, port };
+            return Ok(self.intern(BackendSpec { id, protocol: AppProtocol::Http1 }, source));
+        }
+        let ports = spec.and_then(|s| s.ports.as_ref());
+        let Some(service_port) = ports.into_iter().flatten().find(|p| p.port == port) else {
+            return Err(not_found(format!("{target} has no port {port}")));
+        };
+        let target_port = match &service_port.target_port {
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
+                to_port(*n).map_or(TargetPort::Same, TargetPort::Number)
+            }
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name)) => {
+                TargetPort::Named(name.clone())
+            }
+            None => TargetPort::Same,
+        };
+        let protocol = AppProtocol::from_app_protocol(service_port.app_protocol.as_deref());
+        let source = EndpointSource::ServicePort {
+            namespace: reference.namespace.to_owned(),
+            service: reference.name.to_owned(),
+            port_name: service_port.name.clone().unwrap_or_default(),
+            port: u16::try_from(port).unwrap_or(0),
+            target_port,
+        };
+        Ok(self.intern(BackendSpec { id, protocol }, source))
+    }
+}
+
+fn not_found(message: String) -> RefProblem {
+    RefProblem { reason: "BackendNotFound", message }
+}
+
+/// Whether a ReferenceGrant in the target namespace allows this reference (GEP-709).
+fn reference_granted(store: &Store, referrer: &Referrer<'_>, reference: &BackendRefSpec<'_>) -> bool {
+    let start = (reference.namespace.to_owned(), String::new());
+    store
+        .reference_grants
+        .range(start..)
+        .take_while(|((ns, _), _)| ns == reference.namespace)
+        .any(|(_, grant)| {
+            let from_ok = grant.spec.from.iter().any(|from| {
+                from.group == model::kind::GATEWAY_GROUP
+                    && from.kind == referrer.kind
+                    && from.namespace == referrer.namespace
+            });
+            let to_ok = grant.spec.to.iter().any(|to| {
+                to.group == reference.group
+                    && to.kind == reference.kind
+                    && to.name.as_deref().is_none_or(|n| n.is_empty() || n == reference.name)
+            });
+            from_ok && to_ok
+        })
+}

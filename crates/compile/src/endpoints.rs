@@ -1,0 +1,151 @@
+//! Where each backend's endpoints come from, and the fast-path resolution of the store's
+//! EndpointSlices (and `Backend` objects) into endpoint targets.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use model::Store;
+use model::core::EndpointSlice;
+use upstream::{BackendId, EndpointTarget, TargetAddress};
+
+/// A Service port's `targetPort`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    /// Unset: the endpoint port equals the Service port.
+    Same,
+    /// A number.
+    Number(u16),
+    /// A container port name (resolved through the EndpointSlice port of that name).
+    Named(String),
+}
+
+/// Where one backend's endpoints come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// The ready endpoints of the EndpointSlices of a Service, for one Service port.
+    ServicePort {
+        /// Service namespace.
+        namespace: String,
+        /// Service name.
+        service: String,
+        /// The Service port's name ("" when unnamed): matched against EndpointSlice port names.
+        port_name: String,
+        /// The Service port number.
+        port: u16,
+        /// Its targetPort.
+        target_port: TargetPort,
+    },
+    /// An `ExternalName` Service: one DNS name.
+    Dns {
+        /// The name.
+        host: String,
+        /// The port (the backendRef's).
+        port: u16,
+    },
+    /// A `portcullis.dev/v1alpha1` Backend object.
+    Backend {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+}
+
+/// Endpoint sources of every backend of a snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointPlan {
+    sources: Vec<(BackendId, EndpointSource)>,
+}
+
+impl EndpointPlan {
+    pub(crate) fn new(sources: Vec<(BackendId, EndpointSource)>) -> EndpointPlan {
+        EndpointPlan { sources }
+    }
+
+    /// Resolves every backend's endpoint targets from the store. Cheap and pure: the runtime
+    /// calls it alone (without recompiling routes) when only EndpointSlices changed.
+    pub fn resolve(&self, store: &Store) -> HashMap<BackendId, Vec<EndpointTarget>> {
+        self.sources
+            .iter()
+            .map(|(id, source)| (id.clone(), resolve_source(store, source)))
+            .collect()
+    }
+}
+
+fn resolve_source(store: &Store, source: &EndpointSource) -> Vec<EndpointTarget> {
+    match source {
+        EndpointSource::Dns { host, port } => vec![EndpointTarget {
+            address: TargetAddress::Dns(host.as_str().into()),
+            port: *port,
+            weight: 1,
+        }],
+        EndpointSource::Backend { namespace, name } => {
+            let Some(backend) = store.backends.get(&(namespace.clone(), name.clone())) else {
+                return Vec::new();
+            };
+            backend
+                .spec
+                .endpoints
+                .iter()
+                .filter_map(|endpoint| {
+                    let port = u16::try_from(endpoint.port).ok().filter(|p| *p != 0)?;
+                    let address = match (&endpoint.ip, &endpoint.hostname) {
+                        (Some(ip), _) => TargetAddress::Ip(ip.parse().ok()?),
+                        (None, Some(host)) => TargetAddress::Dns(host.as_str().into()),
+                        (None, None) => return None,
+                    };
+                    Some(EndpointTarget { address, port, weight: endpoint.weight.unwrap_or(1) })
+                })
+                .collect()
+        }
+        EndpointSource::ServicePort { namespace, service, port_name, port, target_port } => {
+            let mut targets = Vec::new();
+            for slice in store.endpoint_slices_for(namespace, service) {
+                let Some(endpoint_port) = slice_port(slice, port_name, *port, target_port) else {
+                    continue;
+                };
+                collect_slice(slice, endpoint_port, &mut targets);
+            }
+            targets
+        }
+    }
+}
+
+/// The endpoint port a slice offers for the Service port: the slice port with the Service
+/// port's name; when the slice lists no ports, the numeric targetPort (or the Service port).
+fn slice_port(slice: &EndpointSlice, port_name: &str, service_port: u16, target: &TargetPort) -> Option<u16> {
+    match slice.ports.as_ref().filter(|p| !p.is_empty()) {
+        Some(ports) => ports
+            .iter()
+            .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok()),
+        None => match target {
+            TargetPort::Number(n) => Some(*n),
+            TargetPort::Same => Some(service_port),
+            TargetPort::Named(_) => None,
+        },
+    }
+}
+
+fn collect_slice(slice: &EndpointSlice, port: u16, targets: &mut Vec<EndpointTarget>) {
+    let fqdn = slice.address_type == "FQDN";
+    for endpoint in &slice.endpoints {
+        // `ready` unset means ready (Kubernetes API semantics for EndpointConditions).
+        let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+        if !ready {
+            continue;
+        }
+        for address in &endpoint.addresses {
+            let address = if fqdn {
+                TargetAddress::Dns(address.as_str().into())
+            } else {
+                match address.parse::<IpAddr>() {
+                    Ok(ip) => TargetAddress::Ip(ip),
+                    Err(_) => continue,
+                }
+            };
+            targets.push(EndpointTarget { address, port, weight: 1 });
+        }
+    }
+}

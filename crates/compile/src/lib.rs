@@ -1,0 +1,79 @@
+//! Compiles the [`model::Store`] into a [`snapshot::Snapshot`] plus Gateway API status.
+//!
+//! [`compile`] is pure: no I/O, no tasks, no clocks. It validates every object, resolves
+//! references (ReferenceGrant, Services, our `Backend` kind), attaches routes to listeners,
+//! computes status conditions with the spec's reasons, and builds the route tables. An invalid
+//! object (or rule) is rejected alone, with a condition naming the object and field; everything
+//! valid keeps working. Endpoint sets are not part of the snapshot: compile returns an
+//! [`EndpointPlan`] that says where each backend's endpoints come from, and
+//! [`EndpointPlan::resolve`] turns the store's EndpointSlices into endpoint targets. That second
+//! step is the fast path the runtime runs alone when only EndpointSlices change.
+
+mod backend_ref;
+pub mod endpoints;
+mod gateway;
+mod hostname;
+mod http_route;
+mod listener;
+mod selector;
+pub mod status;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use model::Store;
+use snapshot::Snapshot;
+
+pub use endpoints::{EndpointPlan, EndpointSource};
+pub use status::{Condition, ConditionStatus, ObjectStatus, StatusReport};
+
+/// Default GatewayClass controller name.
+pub const DEFAULT_CONTROLLER_NAME: &str = "portcullis.dev/gateway-controller";
+
+/// Inputs of compile besides the store.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// GatewayClasses with this `spec.controllerName` are ours.
+    pub controller_name: String,
+    /// Where listeners of Gateways without `spec.addresses` bind.
+    pub default_addresses: Vec<IpAddr>,
+    /// Generation stamped on the snapshot.
+    pub generation: u64,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions {
+            controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
+            default_addresses: vec![IpAddr::from([0, 0, 0, 0])],
+            generation: 0,
+        }
+    }
+}
+
+/// Everything compile produces.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The data-plane snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// Where each backend of the snapshot gets its endpoints (index-aligned with
+    /// `snapshot.backends`).
+    pub endpoints: EndpointPlan,
+    /// Status of every object we own.
+    pub status: StatusReport,
+    /// A JSON description of the compiled config for `/config`.
+    pub config_view: serde_json::Value,
+}
+
+/// Compiles a store. Never fails: problems are reported in [`Compiled::status`].
+pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
+    let mut status = StatusReport::default();
+    let mut gateways = gateway::compile_gateways(store, options, &mut status);
+    let mut backends = backend_ref::BackendTable::default();
+    http_route::attach_http_routes(store, options, &mut gateways, &mut backends, &mut status);
+    let config_view = gateways.view();
+    let sockets = gateways.build_sockets();
+    let (specs, endpoints) = backends.finish();
+    let snapshot = Snapshot { generation: options.generation, sockets, backends: specs };
+    Compiled { snapshot: Arc::new(snapshot), endpoints, status, config_view }
+}

@@ -1,0 +1,124 @@
+//! Compiled listeners: what a route needs to attach to one, and how listeners become sockets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use router::{HostMap, HostPattern, RouteTableBuilder};
+use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
+
+use crate::selector::{self, Expression};
+use crate::status::{RouteKind, StatusReport};
+
+/// Which namespaces may attach routes (`allowedRoutes.namespaces`).
+#[derive(Debug, Clone)]
+pub(crate) enum AllowedNamespaces {
+    Same,
+    All,
+    Selector { labels: Option<BTreeMap<String, String>>, expressions: Vec<(String, String, Vec<String>)> },
+}
+
+impl AllowedNamespaces {
+    pub(crate) fn allows(
+        &self,
+        gateway_namespace: &str,
+        route_namespace: &str,
+        namespace_labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
+        match self {
+            AllowedNamespaces::Same => gateway_namespace == route_namespace,
+            AllowedNamespaces::All => true,
+            AllowedNamespaces::Selector { labels, expressions } => {
+                let expressions: Vec<Expression<'_>> = expressions
+                    .iter()
+                    .map(|(key, operator, values)| Expression { key, operator, values })
+                    .collect();
+                selector::matches(namespace_labels, labels.as_ref(), &expressions)
+            }
+        }
+    }
+}
+
+/// One listener of one Gateway after validation.
+pub(crate) struct ListenerSlot {
+    pub(crate) gateway_namespace: String,
+    pub(crate) gateway_name: String,
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) hostname: Option<String>,
+    pub(crate) sockets: Vec<SocketAddr>,
+    pub(crate) allowed_namespaces: AllowedNamespaces,
+    pub(crate) allowed_kinds: Vec<RouteKind>,
+    /// Accepted, not conflicted: traffic can reach it.
+    pub(crate) usable: bool,
+    /// Position of its status: (object index, listener index) in the StatusReport.
+    pub(crate) status_at: (usize, usize),
+    pub(crate) builder: RouteTableBuilder<Arc<RouteRule>>,
+    pub(crate) route_views: Vec<serde_json::Value>,
+}
+
+impl ListenerSlot {
+    pub(crate) fn label(&self) -> String {
+        format!("Gateway {}/{} listener {}", self.gateway_namespace, self.gateway_name, self.name)
+    }
+
+    pub(crate) fn allows_kind(&self, kind: &str) -> bool {
+        self.allowed_kinds.iter().any(|k| k.kind == kind)
+    }
+}
+
+/// All listeners of all our Gateways, in Gateway precedence order.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    pub(crate) slots: Vec<ListenerSlot>,
+    /// (namespace, name) of each Gateway we own → its slots' indices.
+    pub(crate) by_gateway: HashMap<(String, String), Vec<usize>>,
+}
+
+impl Listeners {
+    /// Records a route's attachment in the listener status count.
+    pub(crate) fn count_attached(&self, slot: usize, status: &mut StatusReport) {
+        let (object, listener) = self.slots[slot].status_at;
+        status.objects[object].listeners[listener].attached_routes += 1;
+    }
+
+    /// `/config` view: per socket, the listeners and the routes attached to them.
+    pub(crate) fn view(&self) -> serde_json::Value {
+        let listeners: Vec<serde_json::Value> = self
+            .slots
+            .iter()
+            .filter(|slot| slot.usable)
+            .map(|slot| {
+                serde_json::json!({
+                    "listener": slot.label(),
+                    "sockets": slot.sockets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "hostname": slot.hostname,
+                    "routes": slot.route_views,
+                })
+            })
+            .collect();
+        serde_json::json!({ "listeners": listeners })
+    }
+
+    /// Groups usable listeners by socket into the snapshot's socket tables.
+    pub(crate) fn build_sockets(self) -> HashMap<SocketAddr, Arc<SocketRoutes>> {
+        let mut per_socket: HashMap<SocketAddr, HostMap<Arc<ListenerRoutes>>> = HashMap::new();
+        for slot in self.slots.into_iter().filter(|slot| slot.usable) {
+            let pattern = HostPattern::parse(slot.hostname.as_deref().unwrap_or(""));
+            let label: Arc<str> = slot.label().into();
+            let table = Arc::new(ListenerRoutes { name: label, table: slot.builder.build() });
+            for socket in slot.sockets {
+                let hosts = per_socket.entry(socket).or_insert_with(HostMap::new);
+                // Conflicts were resolved before routes attached: the first listener for a
+                // (socket, hostname) pair is the only usable one, so this never replaces.
+                hosts.entry_or_insert_with(&pattern, || Arc::clone(&table));
+            }
+        }
+        per_socket
+            .into_iter()
+            .map(|(socket, listeners)| {
+                (socket, Arc::new(SocketRoutes { scheme: Scheme::Http, listeners }))
+            })
+            .collect()
+    }
+}

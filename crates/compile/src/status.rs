@@ -1,0 +1,227 @@
+//! Gateway API status conditions, computed by `compile` for every object we own.
+//!
+//! The shapes mirror what Kubernetes would show in `.status` (GatewayClass and Gateway
+//! conditions, per-listener status, per-parent route status), so `/status`, `portcullis check`
+//! and, later, the Kubernetes status writer all read the same thing.
+
+use serde::Serialize;
+
+/// One status condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Condition {
+    /// Condition type (`Accepted`, `ResolvedRefs`, `Programmed`, `Conflicted`, ...).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `True` or `False`.
+    pub status: ConditionStatus,
+    /// CamelCase reason from the Gateway API spec.
+    pub reason: &'static str,
+    /// Human-readable detail; names the object and field on failures.
+    pub message: String,
+}
+
+/// Condition truth value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+}
+
+impl Condition {
+    /// A `True` condition.
+    pub fn yes(kind: &'static str, reason: &'static str, message: impl Into<String>) -> Condition {
+        Condition { kind, status: ConditionStatus::True, reason, message: message.into() }
+    }
+
+    /// A `False` condition.
+    pub fn no(kind: &'static str, reason: &'static str, message: impl Into<String>) -> Condition {
+        Condition { kind, status: ConditionStatus::False, reason, message: message.into() }
+    }
+
+    /// Whether this condition signals a problem: a positive-polarity condition (`Accepted`,
+    /// `ResolvedRefs`, `Programmed`) that is False, or a negative-polarity one (`Conflicted`,
+    /// `PartiallyInvalid`) that is True.
+    pub fn is_unhealthy(&self) -> bool {
+        let negative = matches!(self.kind, "Conflicted" | "PartiallyInvalid");
+        (self.status == ConditionStatus::True) == negative
+    }
+}
+
+/// Status of one listener of a Gateway.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// Routes attached to it.
+    pub attached_routes: u32,
+    /// Route kinds it accepts.
+    pub supported_kinds: Vec<RouteKind>,
+    /// Its conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// A route group/kind pair in `supportedKinds`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteKind {
+    /// API group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+}
+
+/// The parentRef a route status entry is about, normalised (defaults filled in).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentReference {
+    /// Group (`gateway.networking.k8s.io`).
+    pub group: String,
+    /// Kind (`Gateway`).
+    pub kind: String,
+    /// Namespace of the parent.
+    pub namespace: String,
+    /// Name of the parent.
+    pub name: String,
+    /// Listener name, when the ref names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// Listener port, when the ref names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+/// Status of a route towards one parent.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    /// The parent.
+    pub parent_ref: ParentReference,
+    /// Our controller name.
+    pub controller_name: String,
+    /// Conditions towards that parent.
+    pub conditions: Vec<Condition>,
+}
+
+/// Status of one object.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    /// Kind as Kubernetes spells it.
+    pub kind: &'static str,
+    /// Namespace ("" for cluster-scoped kinds).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Object-level conditions (GatewayClass, Gateway).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Gateway addresses in use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Gateway listener statuses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerStatus>,
+    /// Route statuses, one per parentRef.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<RouteParentStatus>,
+    /// Field-level problems, one line each, naming object and field:
+    /// `HTTPRoute shop/web rules[1].backendRefs[0]: Service shop/missing-svc not found (BackendNotFound)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+impl ObjectStatus {
+    /// An empty status for an object.
+    pub fn new(kind: &'static str, namespace: &str, name: &str) -> ObjectStatus {
+        ObjectStatus {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            conditions: Vec::new(),
+            addresses: Vec::new(),
+            listeners: Vec::new(),
+            parents: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// `Kind ns/name` (or `Kind name`).
+    pub fn label(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{} {}", self.kind, self.name)
+        } else {
+            format!("{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+
+    /// Every condition of this object with where it sits (`""`, `listener http`,
+    /// `parent Gateway ns/gw`).
+    pub fn all_conditions(&self) -> Vec<(String, &Condition)> {
+        let mut all: Vec<(String, &Condition)> =
+            self.conditions.iter().map(|c| (String::new(), c)).collect();
+        for listener in &self.listeners {
+            let at = format!("listener {}", listener.name);
+            all.extend(listener.conditions.iter().map(|c| (at.clone(), c)));
+        }
+        for parent in &self.parents {
+            let p = &parent.parent_ref;
+            let mut at = format!("parent {} {}/{}", p.kind, p.namespace, p.name);
+            if let Some(section) = &p.section_name {
+                at.push_str(&format!(" sectionName={section}"));
+            }
+            if let Some(port) = p.port {
+                at.push_str(&format!(" port={port}"));
+            }
+            all.extend(parent.conditions.iter().map(|c| (at.clone(), c)));
+        }
+        all
+    }
+
+    /// Whether no condition signals a problem and no field-level problem was found.
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty() && self.all_conditions().iter().all(|(_, c)| !c.is_unhealthy())
+    }
+}
+
+/// Status of every object compile looked at, in a stable order.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StatusReport {
+    /// Per-object statuses.
+    pub objects: Vec<ObjectStatus>,
+}
+
+impl StatusReport {
+    /// Whether every object is healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.objects.iter().all(ObjectStatus::is_healthy)
+    }
+
+    /// Every field-level problem, one line each, followed by unhealthy conditions of objects
+    /// that have no field-level problem (`Gateway a/b listener x: Programmed=False (Invalid): ...`).
+    pub fn problems(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for object in &self.objects {
+            if !object.problems.is_empty() {
+                lines.extend(object.problems.iter().cloned());
+                continue;
+            }
+            for (at, condition) in object.all_conditions() {
+                if condition.is_unhealthy() {
+                    let at = if at.is_empty() { String::new() } else { format!(" {at}") };
+                    lines.push(format!(
+                        "{}{at}: {}={:?} ({}): {}",
+                        object.label(),
+                        condition.kind,
+                        condition.status,
+                        condition.reason,
+                        condition.message
+                    ));
+                }
+            }
+        }
+        lines
+    }
+}

@@ -1,0 +1,36 @@
+//! The resource kinds Portcullis reads, and the [`Store`] that holds them.
+//!
+//! This crate is plain data: Gateway API types come from the `gateway-api` crate (the experimental
+//! channel tree, which is a superset of the standard one), core Kubernetes types from `k8s-openapi`,
+//! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`]. It parses multi-document
+//! YAML into typed objects ([`parse`]) and keeps them in a [`Store`] keyed by kind, namespace and name.
+//! It has no behaviour beyond that: validation and reference resolution belong to `compile`.
+
+pub mod backend;
+pub mod kind;
+pub mod parse;
+pub mod store;
+
+pub use backend::{Backend, BackendEndpoint, BackendSpec};
+pub use kind::{Kind, Object, ObjectKey};
+pub use parse::{ParseError, Parsed, parse_documents};
+pub use store::Store;
+
+/// Gateway API types used by Portcullis (experimental channel, a superset of standard).
+pub mod gateway_api {
+    pub use ::gateway_api::experimental::gatewayclasses::*;
+    pub use ::gateway_api::experimental::gateways::*;
+    pub use ::gateway_api::experimental::grpcroutes::*;
+    pub use ::gateway_api::experimental::httproutes::*;
+    pub use ::gateway_api::experimental::listenersets::*;
+    pub use ::gateway_api::experimental::referencegrants::*;
+    pub use ::gateway_api::experimental::tlsroutes::*;
+    pub use ::gateway_api::apis::standard::backendtlspolicies::*;
+}
+
+/// Core Kubernetes types used by Portcullis.
+pub mod core {
+    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServicePort};
+    pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+}

@@ -1,0 +1,89 @@
+use super::*;
+use crate::Store;
+
+const ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cart}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /cart}}]
+    backendRefs: [{name: cart, port: 80, weight: 3}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ignored}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Backend
+metadata: {name: direct, namespace: shop}
+spec:
+  endpoints: [{ip: 127.0.0.1, port: 3000, weight: 2}]
+---
+"#;
+
+#[test]
+fn documents_are_typed_and_unknown_kinds_skipped() {
+    let parsed = parse_documents(ROUTE).expect("valid YAML");
+    assert_eq!(parsed.objects.len(), 2);
+    assert_eq!(parsed.skipped, vec!["apps/v1 Deployment ignored".to_owned()]);
+    let Object::HttpRoute(route) = &parsed.objects[0] else { panic!("not a route") };
+    let rules = route.spec.rules.as_ref().expect("rules");
+    assert_eq!(rules[0].backend_refs.as_ref().expect("refs")[0].weight, Some(3));
+    let Object::Backend(backend) = &parsed.objects[1] else { panic!("not a backend") };
+    assert_eq!(backend.spec.endpoints[0].port, 3000);
+}
+
+#[test]
+fn missing_namespace_defaults_to_default() {
+    let parsed = parse_documents(ROUTE).expect("valid YAML");
+    assert_eq!(parsed.objects[0].key().to_string(), "HTTPRoute default/cart");
+    assert_eq!(parsed.objects[1].key().to_string(), "Backend shop/direct");
+}
+
+#[test]
+fn bad_field_names_object_and_path() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: shop}\nspec:\n  rules:\n  - matches: [{path: {type: Fuzzy, value: /}}]\n";
+    let error = parse_documents(text).expect_err("unknown path type");
+    let message = error.to_string();
+    assert!(message.contains("HTTPRoute shop/web"), "{message}");
+    assert!(message.contains("spec.rules[0].matches[0].path.type"), "{message}");
+}
+
+#[test]
+fn invalid_yaml_is_an_error() {
+    assert!(matches!(parse_documents("a: [b"), Err(ParseError::Yaml(_))));
+}
+
+#[test]
+fn store_finds_endpoint_slices_by_service_label() {
+    let text = r#"
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-1, namespace: shop, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1]}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: b-1, namespace: shop, labels: {kubernetes.io/service-name: b}}
+addressType: IPv4
+endpoints: []
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-1, namespace: other, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+endpoints: []
+"#;
+    let mut store = Store::new();
+    for object in parse_documents(text).expect("valid").objects {
+        store.insert(object);
+    }
+    let names: Vec<_> = store
+        .endpoint_slices_for("shop", "a")
+        .map(|s| s.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, vec!["a-1".to_owned()]);
+}

@@ -1,0 +1,85 @@
+//! Command-line interface.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use telemetry::AccessLogFormat;
+
+/// Portcullis: a Kubernetes Gateway API gateway.
+///
+/// Reads Gateway API resources (GatewayClass, Gateway, HTTPRoute, ReferenceGrant, ...) plus
+/// Services, EndpointSlices, Secrets, Namespaces and Portcullis' own kinds from YAML, and serves
+/// the traffic they describe.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the gateway on a config file or directory, reloading it on change.
+    Run(RunArgs),
+    /// Compile a config offline, print every object's status conditions, and exit non-zero
+    /// when any object is unhealthy (not Accepted, references not resolved, not Programmed).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// YAML file or directory (all *.yaml / *.yml below it, multi-document). Watched: edits
+    /// apply without a restart; a file that fails to parse keeps its last good objects.
+    #[arg(long, short = 'c', env = "PORTCULLIS_CONFIG")]
+    pub(crate) config: PathBuf,
+
+    /// Admin server address: /ready, /healthz, /metrics, /status, /config, /endpoints.
+    #[arg(long, default_value = "127.0.0.1:9901", env = "PORTCULLIS_ADMIN")]
+    pub(crate) admin: SocketAddr,
+
+    /// Address(es) listeners of Gateways without spec.addresses bind on. Repeat the flag for
+    /// several. Default: 0.0.0.0 and, where the host has IPv6, ::.
+    #[arg(long = "bind", value_name = "ADDR")]
+    pub(crate) bind: Vec<IpAddr>,
+
+    /// GatewayClasses with this spec.controllerName are handled by this gateway.
+    #[arg(long, default_value = compile::DEFAULT_CONTROLLER_NAME, env = "PORTCULLIS_CONTROLLER_NAME")]
+    pub(crate) controller_name: String,
+
+    /// Access log to stdout: one JSON line per request (json), or none (off).
+    #[arg(long, default_value = "json", value_parser = parse_access_log)]
+    pub(crate) access_log: AccessLogFormat,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exit.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub(crate) drain_timeout: Duration,
+
+    /// Debounce of config file changes.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub(crate) reload_debounce: Duration,
+
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// YAML file or directory to check.
+    #[arg(long, short = 'c')]
+    pub(crate) config: PathBuf,
+
+    /// GatewayClasses with this spec.controllerName are checked.
+    #[arg(long, default_value = compile::DEFAULT_CONTROLLER_NAME)]
+    pub(crate) controller_name: String,
+
+    /// Print the status as JSON (the same document as the admin /status) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_access_log(value: &str) -> Result<AccessLogFormat, String> {
+    value.parse().map_err(|_| format!("{value:?}: expected json or off"))
+}

@@ -1,0 +1,122 @@
+//! `portcullis run`: builds the runtime, wires the pipeline, handles signals.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use compile::CompileOptions;
+use proxy::{DataPlane, ListenerManager};
+use source::FileSource;
+use telemetry::{AccessLog, Metrics};
+use tokio::signal::unix::{SignalKind, signal};
+use upstream::Registry;
+use upstream::pool::{PoolSettings, Pools};
+
+use crate::cli::RunArgs;
+use crate::controller::Controller;
+
+pub(crate) fn run(args: RunArgs) -> ExitCode {
+    init_logging();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = match runtime.build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries the access log.
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `0.0.0.0`, plus `::` when the host can bind IPv6.
+fn default_bind_addresses() -> Vec<IpAddr> {
+    let mut addresses = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+        addresses.push(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    }
+    addresses
+}
+
+async fn serve(args: RunArgs) -> anyhow::Result<()> {
+    let source = FileSource::load(&args.config)
+        .with_context(|| format!("cannot read config {}", args.config.display()))?;
+    let initial = source.current();
+    let mut updates = source.watch(args.reload_debounce).context("cannot watch the config")?;
+
+    let metrics = Arc::new(Metrics::new());
+    let registry = Arc::new(Registry::new());
+    let pools = Pools::new(Arc::clone(&metrics), &PoolSettings::default());
+    let plane = Arc::new(DataPlane::new(pools, Arc::clone(&metrics), AccessLog::new(args.access_log)));
+
+    let endpoints_registry = Arc::clone(&registry);
+    let admin = Arc::new(admin::AdminState::new(Arc::clone(&metrics), move || endpoints_registry.view()));
+    let admin_listener = tokio::net::TcpListener::bind(args.admin)
+        .await
+        .with_context(|| format!("cannot listen on the admin address {}", args.admin))?;
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(admin::serve(admin_listener, Arc::clone(&admin), async move {
+        let _ = admin_stopped.await;
+    }));
+    tracing::info!(admin = %args.admin, config = %args.config.display(), "portcullis starting");
+
+    let default_addresses = if args.bind.is_empty() { default_bind_addresses() } else { args.bind.clone() };
+    let options = CompileOptions { controller_name: args.controller_name.clone(), default_addresses, generation: 0 };
+    let listeners = ListenerManager::new(Arc::clone(&plane));
+    let mut controller = Controller::new(options, registry, plane, listeners, Arc::clone(&admin), metrics);
+    controller.apply(initial);
+
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut bind_retry = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("the config watcher stopped");
+                }
+                let update = updates.borrow_and_update().clone();
+                controller.apply(update);
+            }
+            _ = bind_retry.tick(), if controller.has_bind_errors() => controller.retry_binds(),
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+
+    tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
+    admin.set_ready(false);
+    let Controller { listeners, .. } = controller;
+    let remaining = listeners.shutdown(args.drain_timeout).await;
+    if remaining > 0 {
+        tracing::warn!(remaining, "drain time over; closing the remaining connections");
+    }
+    let _ = admin_stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(1), admin_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}

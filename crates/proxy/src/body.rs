@@ -1,0 +1,158 @@
+//! The response body the server sends: either the upstream's streamed body or a small body
+//! of our own. When access logging is on it counts the bytes sent and writes the log line when
+//! the body ends (or the client goes away), so the line has the real byte count and duration.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use telemetry::AccessLogEntry;
+
+use crate::plane::DataPlane;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pin_project_lite::pin_project! {
+    #[project = InnerProjection]
+    enum Inner {
+        Upstream { #[pin] body: Incoming },
+        Full { data: Option<Bytes> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response body of the gateway.
+    pub struct ResponseBody {
+        #[pin]
+        inner: Inner,
+        log: Option<Box<PendingLog>>,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            // The client went away (or the server never polled to the end): log what was sent.
+            let ended = this.is_end_stream();
+            let this = this.project();
+            if let Some(mut log) = this.log.take() {
+                if log.error.is_none() && !ended {
+                    log.error = Some("response not completed (client closed the connection)".to_owned());
+                }
+                log.write();
+            }
+        }
+    }
+}
+
+impl ResponseBody {
+    /// A body held in memory.
+    pub fn full(data: Bytes) -> ResponseBody {
+        let data = if data.is_empty() { None } else { Some(data) };
+        ResponseBody { inner: Inner::Full { data }, log: None }
+    }
+
+    /// The upstream's body, streamed.
+    pub(crate) fn upstream(body: Incoming) -> ResponseBody {
+        ResponseBody { inner: Inner::Upstream { body }, log: None }
+    }
+
+    /// Attaches the access-log record to write when the body ends.
+    pub(crate) fn with_log(mut self, log: Option<Box<PendingLog>>) -> ResponseBody {
+        self.log = log;
+        self
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match this.inner.project() {
+            InnerProjection::Upstream { body } => {
+                body.poll_frame(cx).map(|f| f.map(|r| r.map_err(BoxError::from)))
+            }
+            InnerProjection::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        };
+        if let Some(log) = this.log.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        log.bytes_sent += data.len() as u64;
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => log.error = Some(format!("response body: {error}")),
+                Poll::Ready(None) | Poll::Pending => {}
+            }
+        }
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+            && let Some(log) = this.log.take()
+        {
+            log.write();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Upstream { body } => body.is_end_stream(),
+            Inner::Full { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Upstream { body } => body.size_hint(),
+            Inner::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+        }
+    }
+}
+
+/// An access-log record waiting for its response body to end. Only built when access logging
+/// is on, so the off path allocates nothing for it.
+pub(crate) struct PendingLog {
+    pub(crate) plane: Arc<DataPlane>,
+    pub(crate) time: SystemTime,
+    pub(crate) start: Instant,
+    pub(crate) client: SocketAddr,
+    pub(crate) method: http::Method,
+    pub(crate) host: String,
+    pub(crate) path: String,
+    pub(crate) protocol: &'static str,
+    pub(crate) status: u16,
+    pub(crate) route: Option<Arc<str>>,
+    pub(crate) backend: Option<Arc<str>>,
+    pub(crate) endpoint: Option<SocketAddr>,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) error: Option<String>,
+}
+
+impl PendingLog {
+    fn write(&self) {
+        self.plane.access_log.log(&AccessLogEntry {
+            time: self.time,
+            client: Some(self.client),
+            method: self.method.as_str(),
+            host: &self.host,
+            path: &self.path,
+            protocol: self.protocol,
+            status: self.status,
+            route: self.route.as_deref(),
+            backend: self.backend.as_deref(),
+            endpoint: self.endpoint,
+            bytes_received: self.bytes_received,
+            bytes_sent: self.bytes_sent,
+            duration: self.start.elapsed(),
+            error: self.error.as_deref(),
+        });
+    }
+}

@@ -1,0 +1,92 @@
+//! Data-plane errors and the one place they become HTTP responses.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use snapshot::DirectResponse;
+use upstream::UpstreamError;
+
+use crate::body::ResponseBody;
+
+/// Why the gateway answered a request itself. Each variant records whose fault it is (client,
+/// config, upstream), which decides the status.
+#[derive(Debug)]
+pub(crate) enum ProxyError {
+    /// Client: an HTTP/1.1 request without Host.
+    MissingHost,
+    /// Client/config: no listener of this socket accepts the request's host.
+    NoListener,
+    /// Client/config: no route rule matches.
+    NoRoute,
+    /// Config: the rule answers directly (unresolvable backendRefs answer 500).
+    Direct(DirectResponse),
+    /// Upstream: the backend has no endpoint that can take traffic.
+    NoEndpoints,
+    /// Upstream: no connection could be made (the request never left the gateway).
+    Connect(String),
+    /// Upstream: the exchange failed after the request was sent (reset, protocol error).
+    Upstream(String),
+}
+
+impl ProxyError {
+    /// Short machine-readable cause, also sent as `x-portcullis-error`.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            ProxyError::MissingHost => "missing-host",
+            ProxyError::NoListener => "no-listener",
+            ProxyError::NoRoute => "no-route",
+            ProxyError::Direct(_) => "direct-response",
+            ProxyError::NoEndpoints => "no-healthy-upstream",
+            ProxyError::Connect(_) => "upstream-connect-error",
+            ProxyError::Upstream(_) => "upstream-request-error",
+        }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::MissingHost => StatusCode::BAD_REQUEST,
+            ProxyError::NoListener | ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Direct(direct) => direct.status,
+            ProxyError::NoEndpoints | ProxyError::Connect(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The response a client gets: the status, a plain-text body saying why, and
+    /// `x-portcullis-error`.
+    pub(crate) fn into_response(self) -> Response<ResponseBody> {
+        let status = self.status();
+        let code = self.code();
+        let body = match self {
+            ProxyError::MissingHost => Bytes::from_static(b"bad request: missing Host header\n"),
+            ProxyError::NoListener => Bytes::from_static(b"not found: no listener for this host\n"),
+            ProxyError::NoRoute => Bytes::from_static(b"not found: no route matches this request\n"),
+            ProxyError::Direct(direct) => direct.body,
+            ProxyError::NoEndpoints => Bytes::from_static(b"no healthy upstream\n"),
+            ProxyError::Connect(detail) => Bytes::from(format!("upstream connect error: {detail}\n")),
+            ProxyError::Upstream(detail) => Bytes::from(format!("upstream request failed: {detail}\n")),
+        };
+        let mut response = Response::new(ResponseBody::full(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert("x-portcullis-error", HeaderValue::from_static(code));
+        response
+    }
+
+    /// Access-log text for the error.
+    pub(crate) fn detail(&self) -> &str {
+        match self {
+            ProxyError::Connect(detail) | ProxyError::Upstream(detail) => detail,
+            other => other.code(),
+        }
+    }
+}
+
+impl From<UpstreamError> for ProxyError {
+    fn from(error: UpstreamError) -> ProxyError {
+        match error {
+            UpstreamError::Connect(detail) => ProxyError::Connect(detail),
+            UpstreamError::Request(detail) => ProxyError::Upstream(detail),
+        }
+    }
+}

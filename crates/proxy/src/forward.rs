@@ -1,0 +1,131 @@
+//! Turning a client request into an upstream request and an upstream response into a client
+//! response: hop-by-hop headers (RFC 9110 §7.6.1), `X-Forwarded-*`, Host / `:authority`, and the
+//! version the upstream pool speaks.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
+use http::{Request, Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use upstream::{AppProtocol, RequestBody};
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers: the fixed set, and every header the `Connection` header names.
+/// `TE: trailers` survives on requests because gRPC needs it end to end.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
+    // Headers listed in Connection are hop-by-hop too. Collect names first (rare path: only
+    // when a Connection header is present).
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            if name != header::TE {
+                headers.remove(&name);
+            }
+        }
+        headers.remove(header::CONNECTION);
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::UPGRADE);
+    headers.remove(header::TRAILER);
+    if is_request {
+        let keeps_trailers = headers
+            .get(header::TE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        headers.remove(header::TE);
+        if keeps_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+}
+
+/// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
+pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &'static str) {
+    let mut buffer = [0u8; 64];
+    let client_text = format_ip(client, &mut buffer);
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => HeaderValue::from_str(&format!("{existing}, {client_text}")),
+        _ => HeaderValue::from_str(client_text),
+    };
+    if let Ok(value) = value {
+        headers.insert(&X_FORWARDED_FOR, value);
+    }
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
+}
+
+fn format_ip(ip: IpAddr, buffer: &mut [u8; 64]) -> &str {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    // 64 bytes hold any IPv6 text form (at most 45), so the write cannot fail.
+    let _ = write!(cursor, "{ip}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    std::str::from_utf8(&buffer[..len]).unwrap_or("")
+}
+
+/// Rewrites a client request into the upstream request for `endpoint`.
+///
+/// HTTP/1.1 upstream: absolute URI with the endpoint as authority (the pool key), `Host` header
+/// carrying the virtual host. h2c upstream: the URI authority is the virtual host (it becomes
+/// `:authority`) and the `Host` header is dropped.
+pub(crate) fn upstream_request(
+    request: Request<Incoming>,
+    host: &Authority,
+    endpoint: SocketAddr,
+    protocol: AppProtocol,
+    client: IpAddr,
+    scheme: &'static str,
+) -> Result<Request<RequestBody>, http::Error> {
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers, true);
+    add_forwarded(&mut parts.headers, client, scheme);
+    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let uri = match protocol {
+        AppProtocol::H2c => {
+            parts.headers.remove(header::HOST);
+            parts.version = Version::HTTP_2;
+            Uri::builder().scheme(UriScheme::HTTP).authority(host.clone()).path_and_query(path).build()?
+        }
+        AppProtocol::Http1 | AppProtocol::WebSocket => {
+            if !parts.headers.contains_key(header::HOST) {
+                parts.headers.insert(header::HOST, HeaderValue::from_str(host.as_str())?);
+            }
+            parts.version = Version::HTTP_11;
+            let mut buffer = [0u8; 64];
+            let authority = format_socket(endpoint, &mut buffer);
+            Uri::builder().scheme(UriScheme::HTTP).authority(authority).path_and_query(path).build()?
+        }
+    };
+    parts.uri = uri;
+    Ok(Request::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
+}
+
+fn format_socket(addr: SocketAddr, buffer: &mut [u8; 64]) -> &str {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    // "[v6]:port" is at most 47 bytes.
+    let _ = write!(cursor, "{addr}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    std::str::from_utf8(&buffer[..len]).unwrap_or("")
+}
+
+/// Cleans an upstream response for the client.
+pub(crate) fn client_response(response: &mut Response<Incoming>) {
+    strip_hop_by_hop(response.headers_mut(), false);
+}
+
+#[cfg(test)]
+mod tests;

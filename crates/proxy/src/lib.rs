@@ -1,0 +1,18 @@
+//! The data plane: listeners, the HTTP server, and the per-request stack.
+//!
+//! [`DataPlane`] holds the live config ([`Live`]: a snapshot linked to backend runtimes) behind an
+//! `ArcSwap`; every request loads it once and keeps it to the end, so a reload never changes a
+//! request midway and never closes a connection. [`ListenerManager`] binds and unbinds sockets as
+//! snapshots come and go, and drains connections on shutdown. `stack.rs` shows the order of what
+//! happens to one request.
+
+mod body;
+mod error;
+mod forward;
+mod listener;
+mod plane;
+mod stack;
+
+pub use body::ResponseBody;
+pub use listener::{BindError, ListenerManager};
+pub use plane::{DataPlane, Live};

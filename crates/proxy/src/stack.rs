@@ -1,0 +1,224 @@
+//! What happens to one request, in order. Read top to bottom:
+//!
+//! 1. load the live config (once; the request keeps it to the end)
+//! 2. host → listener of this socket (listener isolation: most specific hostname wins)
+//! 3. route match (Gateway API precedence, `router`)
+//! 4. rule action: direct response, or weighted backendRef choice (invalid refs answer 500)
+//! 5. balancer pick of an endpoint of the backend (`upstream`)
+//! 6. forward: hop-by-hop headers, `X-Forwarded-*`, upstream pool (HTTP/1.1 or h2c)
+//! 7. response: hop-by-hop headers, metrics, access log when the body ends
+//!
+//! Errors at any step become responses in `error.rs`, nowhere else. Filters, timeouts,
+//! retries, authentication and rate limits slot in between steps 3 and 6 as they arrive.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::uri::Authority;
+use http::{Request, Response, Version, header};
+use hyper::body::Incoming;
+use rand::Rng;
+use router::RequestView;
+use snapshot::{BackendTarget, RuleAction, Scheme};
+use telemetry::LabelValue;
+
+use crate::body::{PendingLog, ResponseBody};
+use crate::error::ProxyError;
+use crate::forward;
+use crate::plane::{DataPlane, Live};
+
+/// Per-connection facts the handler needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Connection {
+    pub(crate) local: SocketAddr,
+    pub(crate) peer: SocketAddr,
+}
+
+/// What the request turned into, for metrics and the access log.
+#[derive(Default)]
+struct Outcome {
+    route: Option<Arc<str>>,
+    backend: Option<Arc<str>>,
+    endpoint: Option<SocketAddr>,
+}
+
+/// Serves one request. Never fails: every error is a response.
+pub(crate) async fn handle(
+    plane: Arc<DataPlane>,
+    connection: Connection,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let start = Instant::now();
+    let time = SystemTime::now();
+    let live = plane.live();
+    let log_head = plane.access_log.is_enabled().then(|| LogHead::of(&request));
+    let mut outcome = Outcome::default();
+    let result = route_and_forward(&plane, &live, connection, request, &mut outcome).await;
+    let (response, error) = match result {
+        Ok(response) => (response, None),
+        Err(error) => {
+            let detail = plane.access_log.is_enabled().then(|| error.detail().to_owned());
+            (error.into_response(), detail)
+        }
+    };
+    let status = response.status().as_u16();
+    let route_label = outcome.route.clone().map_or_else(|| LabelValue::from(""), LabelValue::from);
+    let backend_label = outcome.backend.clone().map_or_else(|| LabelValue::from(""), LabelValue::from);
+    plane.metrics.record_request(&route_label, &backend_label, status, start.elapsed());
+    let Some(head) = log_head else {
+        return Ok(response);
+    };
+    let log = Box::new(PendingLog {
+        plane: Arc::clone(&plane),
+        time,
+        start,
+        client: connection.peer,
+        method: head.method,
+        host: head.host,
+        path: head.path,
+        protocol: head.protocol,
+        status,
+        route: outcome.route,
+        backend: outcome.backend,
+        endpoint: outcome.endpoint,
+        bytes_received: head.bytes_received,
+        bytes_sent: 0,
+        error,
+    });
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, body.with_log(Some(log))))
+}
+
+/// The request facts the access log keeps (copied before the request moves upstream).
+struct LogHead {
+    method: http::Method,
+    host: String,
+    path: String,
+    protocol: &'static str,
+    bytes_received: u64,
+}
+
+impl LogHead {
+    fn of(request: &Request<Incoming>) -> LogHead {
+        LogHead {
+            method: request.method().clone(),
+            host: request_host(request).unwrap_or("").to_owned(),
+            path: request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            protocol: version_text(request.version()),
+            // Declared length; streamed bodies without one count as 0.
+            bytes_received: request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }
+    }
+}
+
+fn version_text(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The virtual host: `:authority` (HTTP/2, or an absolute-form HTTP/1.1 target) or `Host`.
+fn request_host(request: &Request<Incoming>) -> Option<&str> {
+    match request.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => request.headers().get(header::HOST).and_then(|v| v.to_str().ok()),
+    }
+}
+
+async fn route_and_forward(
+    plane: &Arc<DataPlane>,
+    live: &Live,
+    connection: Connection,
+    request: Request<Incoming>,
+    outcome: &mut Outcome,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    // 2. listener
+    let Some(socket) = live.snapshot.sockets.get(&connection.local) else {
+        return Err(ProxyError::NoListener);
+    };
+    let host = match request_host(&request) {
+        Some(host) => host,
+        None if request.version() == Version::HTTP_10 => "",
+        None => return Err(ProxyError::MissingHost),
+    };
+    let Some(listener) = socket.listeners.most_specific(router::strip_port(host)) else {
+        return Err(ProxyError::NoListener);
+    };
+
+    // 3. route
+    let view = RequestView {
+        method: request.method(),
+        host,
+        path: request.uri().path(),
+        query: request.uri().query(),
+        headers: request.headers(),
+    };
+    let Some(hit) = listener.table.find(&view) else {
+        return Err(ProxyError::NoRoute);
+    };
+    let rule = Arc::clone(hit.target);
+    outcome.route = Some(Arc::clone(&rule.name));
+
+    // 4. rule action
+    let choice = match &rule.action {
+        RuleAction::Respond(direct) => return Err(ProxyError::Direct(direct.clone())),
+        RuleAction::Forward(choice) => choice,
+    };
+    let ticket = rand::rng().random_range(0..choice.total_weight);
+    let index = match choice.pick(ticket) {
+        Some(BackendTarget::Backend(index)) => *index,
+        Some(BackendTarget::Invalid(direct)) => return Err(ProxyError::Direct(direct.clone())),
+        None => return Err(ProxyError::NoRoute),
+    };
+    let Some(backend) = live.backends.get(index) else {
+        return Err(ProxyError::NoEndpoints);
+    };
+    outcome.backend = Some(Arc::clone(backend.id().as_shared()));
+
+    // 5. balancer
+    let Some(endpoint) = backend.pick() else {
+        return Err(ProxyError::NoEndpoints);
+    };
+    outcome.endpoint = Some(endpoint.addr());
+
+    // 6. forward
+    let authority: Authority = host.parse().map_err(|_| ProxyError::MissingHost)?;
+    let scheme = match socket.scheme {
+        Scheme::Http => "http",
+    };
+    let upstream_request = forward::upstream_request(
+        request,
+        &authority,
+        endpoint.addr(),
+        backend.protocol(),
+        connection.peer.ip(),
+        scheme,
+    )
+    .map_err(|_| ProxyError::MissingHost)?;
+    let in_flight = endpoint.start_request();
+    let sent = plane.pools.send(backend.protocol(), endpoint.addr(), upstream_request).await;
+    drop(in_flight);
+    let mut response = match sent {
+        Ok(response) => response,
+        Err(error) => {
+            endpoint.record_failure();
+            return Err(error.into());
+        }
+    };
+
+    // 7. response
+    forward::client_response(&mut response);
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, ResponseBody::upstream(body)))
+}

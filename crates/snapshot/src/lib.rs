@@ -1,0 +1,141 @@
+//! The immutable [`Snapshot`] that `compile` builds and the data plane reads.
+//!
+//! Plain data: listener sockets with their host-indexed route tables, compiled rules, and the
+//! backends those rules forward to. A snapshot is published through an `ArcSwap`; the data
+//! plane loads it once per request and never sees a half-applied config. Backends are referred
+//! to by index into [`Snapshot::backends`]; the runtime links that list to live endpoint state
+//! in `upstream::Registry`, which outlives snapshots.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use router::{HostMap, RouteTable};
+use upstream::BackendSpec;
+
+/// One compiled config.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Source generation this snapshot was compiled from.
+    pub generation: u64,
+    /// Every socket to listen on, with what to serve there.
+    pub sockets: HashMap<SocketAddr, Arc<SocketRoutes>>,
+    /// Backends referenced by rules, by [`BackendIndex`].
+    pub backends: Vec<BackendSpec>,
+}
+
+impl Snapshot {
+    /// The addresses the data plane must listen on.
+    pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.sockets.keys().copied()
+    }
+}
+
+/// What one socket serves: its listeners by hostname. A request is matched against the routes of
+/// the most specific listener whose hostname matches its host only (Gateway API listener
+/// isolation); no listener matching means 404.
+#[derive(Debug)]
+pub struct SocketRoutes {
+    /// Scheme clients use to reach this socket (`http` for now), for `X-Forwarded-Proto`.
+    pub scheme: Scheme,
+    /// Listeners by hostname.
+    pub listeners: HostMap<Arc<ListenerRoutes>>,
+}
+
+/// Scheme of a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Cleartext HTTP (HTTP/1.1 and h2c).
+    Http,
+}
+
+impl Scheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+        }
+    }
+}
+
+/// The routes attached to one listener.
+#[derive(Debug)]
+pub struct ListenerRoutes {
+    /// `Gateway ns/name listener NAME`, for logs.
+    pub name: Arc<str>,
+    /// The route table.
+    pub table: RouteTable<Arc<RouteRule>>,
+}
+
+/// One compiled route rule.
+#[derive(Debug)]
+pub struct RouteRule {
+    /// `HTTPRoute ns/name rules[i]` (or the rule's `name` when set): access logs and metrics.
+    pub name: Arc<str>,
+    /// What to do with a matching request.
+    pub action: RuleAction,
+}
+
+/// What a rule does with a request.
+#[derive(Debug)]
+pub enum RuleAction {
+    /// Forward to one of these backends, chosen by weight.
+    Forward(BackendChoice),
+    /// Answer directly (for example 500 when no backendRef of the rule can be used).
+    Respond(DirectResponse),
+}
+
+/// A fixed response.
+#[derive(Debug, Clone)]
+pub struct DirectResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Plain-text body explaining why.
+    pub body: Bytes,
+}
+
+/// Weighted backends of a rule.
+#[derive(Debug)]
+pub struct BackendChoice {
+    /// Candidates with their weights (weight 0 entries are dropped by compile).
+    pub candidates: Vec<WeightedBackend>,
+    /// Sum of the weights; compile guarantees it is > 0.
+    pub total_weight: u64,
+}
+
+/// One weighted backendRef.
+#[derive(Debug)]
+pub struct WeightedBackend {
+    /// Relative weight.
+    pub weight: u64,
+    /// Where its share of traffic goes.
+    pub target: BackendTarget,
+}
+
+/// Index into [`Snapshot::backends`].
+pub type BackendIndex = usize;
+
+/// Where a weighted share of a rule's traffic goes.
+#[derive(Debug)]
+pub enum BackendTarget {
+    /// A resolved backend.
+    Backend(BackendIndex),
+    /// A backendRef that cannot be used (not found, not permitted, unsupported kind): its share
+    /// of requests gets this response (500, as the Gateway API requires).
+    Invalid(DirectResponse),
+}
+
+impl BackendChoice {
+    /// Picks a candidate given a ticket drawn uniformly from `0..total_weight`.
+    pub fn pick(&self, mut ticket: u64) -> Option<&BackendTarget> {
+        for candidate in &self.candidates {
+            if ticket < candidate.weight {
+                return Some(&candidate.target);
+            }
+            ticket -= candidate.weight;
+        }
+        self.candidates.last().map(|c| &c.target)
+    }
+}

@@ -1,0 +1,15 @@
+//! Telemetry: Prometheus metrics ([`Metrics`]) and JSON access logs ([`AccessLog`]).
+//!
+//! Both are called from the data plane once per request, so they avoid locks beyond what
+//! `prometheus-client` takes and allocate nothing per request in the steady state. This crate
+//! does not decide what to record: the proxy calls it at the end of each request, and the admin
+//! server exposes [`Metrics::encode`].
+
+mod access_log;
+mod label_value;
+mod metrics;
+mod timestamp;
+
+pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLogFormat};
+pub use label_value::LabelValue;
+pub use metrics::{METRICS_CONTENT_TYPE, Metrics};

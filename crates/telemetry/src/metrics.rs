@@ -1,0 +1,223 @@
+//! [`Metrics`]: every Prometheus series Portcullis exports, in one registry.
+//!
+//! Names carry the `portcullis_` prefix; counters get `_total` from the OpenMetrics encoder.
+//! Series are created on first use, so a route that never served a request has no series.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::label_value::LabelValue;
+
+/// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus
+/// scrapes natively).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Request duration buckets, in seconds: 0.5 ms to 10 s.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: LabelValue,
+    backend: LabelValue,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric Portcullis exports. Share it behind an `Arc`; every method takes `&self` and
+/// is safe to call from any thread.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily<RouteLabels>,
+    upstream_connections_active: Family<BackendLabels, Gauge>,
+    upstream_connections: Family<BackendLabels, Counter>,
+    downstream_connections_active: Gauge,
+    config_reloads: Family<ReloadLabels, Counter>,
+    config_last_reload_success: Gauge,
+    config_generation: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every series family registered and empty.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route, backend and status code",
+            requests.clone(),
+        );
+        let request_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head received to response complete, by route",
+            request_duration.clone(),
+        );
+        let upstream_connections_active = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "upstream_connections_active",
+            "Open connections to upstream endpoints, by backend",
+            upstream_connections_active.clone(),
+        );
+        let upstream_connections = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "upstream_connections",
+            "Connections opened to upstream endpoints, by backend",
+            upstream_connections.clone(),
+        );
+        let downstream_connections_active = Gauge::default();
+        registry.register(
+            "downstream_connections_active",
+            "Open client connections",
+            downstream_connections_active.clone(),
+        );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads, by result",
+            config_reloads.clone(),
+        );
+        let config_last_reload_success = Gauge::default();
+        registry.register(
+            "config_last_reload_success",
+            "1 if the last config reload succeeded, 0 if it failed",
+            config_last_reload_success.clone(),
+        );
+        let config_generation = Gauge::default();
+        registry.register(
+            "config_generation",
+            "Generation of the config in use",
+            config_generation.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_connections_active,
+            upstream_connections,
+            downstream_connections_active,
+            config_reloads,
+            config_last_reload_success,
+            config_generation,
+        }
+    }
+
+    /// Counts one answered request in `portcullis_requests_total{route,backend,code}` and
+    /// observes its duration in `portcullis_request_duration_seconds{route}`.
+    pub fn record_request(
+        &self,
+        route: &LabelValue,
+        backend: &LabelValue,
+        code: u16,
+        duration: Duration,
+    ) {
+        let labels = RequestLabels {
+            route: route.clone(),
+            backend: backend.clone(),
+            code,
+        };
+        self.requests.get_or_create(&labels).inc();
+        let labels = RouteLabels {
+            route: labels.route,
+        };
+        self.request_duration
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
+    }
+
+    /// A connection to an endpoint of `backend` opened: raises
+    /// `portcullis_upstream_connections_active{backend}` and counts
+    /// `portcullis_upstream_connections_total{backend}`.
+    pub fn upstream_connection_opened(&self, backend: &LabelValue) {
+        let labels = BackendLabels {
+            backend: backend.clone(),
+        };
+        self.upstream_connections_active
+            .get_or_create(&labels)
+            .inc();
+        self.upstream_connections.get_or_create(&labels).inc();
+    }
+
+    /// A connection to an endpoint of `backend` closed: lowers
+    /// `portcullis_upstream_connections_active{backend}`. Call once per
+    /// [`Metrics::upstream_connection_opened`].
+    pub fn upstream_connection_closed(&self, backend: &LabelValue) {
+        let labels = BackendLabels {
+            backend: backend.clone(),
+        };
+        self.upstream_connections_active
+            .get_or_create(&labels)
+            .dec();
+    }
+
+    /// A client connection was accepted: raises `portcullis_downstream_connections_active`.
+    pub fn downstream_connection_opened(&self) {
+        self.downstream_connections_active.inc();
+    }
+
+    /// A client connection closed: lowers `portcullis_downstream_connections_active`. Call once
+    /// per [`Metrics::downstream_connection_opened`].
+    pub fn downstream_connection_closed(&self) {
+        self.downstream_connections_active.dec();
+    }
+
+    /// A config reload finished: counts `portcullis_config_reloads_total{result="success"|"error"}`
+    /// and sets `portcullis_config_last_reload_success` (1 or 0). On success,
+    /// `portcullis_config_generation` becomes `generation`; a failed reload keeps serving the
+    /// previous generation, so the gauge keeps it too.
+    pub fn config_reloaded(&self, ok: bool, generation: u64) {
+        let result = if ok { "success" } else { "error" };
+        self.config_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+        self.config_last_reload_success.set(i64::from(ok));
+        if ok {
+            self.config_generation
+                .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Every series in the OpenMetrics text exposition format (see [`METRICS_CONTENT_TYPE`]),
+    /// ending with `# EOF`.
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(4096);
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail and our label encoders never fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+use super::*;
+
+fn line_value<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+}
+
+#[test]
+fn requests_are_counted_by_route_backend_and_code() {
+    let metrics = Metrics::new();
+    let route = LabelValue::from("HTTPRoute shop/cart rules[0]");
+    let backend = LabelValue::from("Service shop/cart:80".to_owned());
+    metrics.record_request(&route, &backend, 200, Duration::from_millis(3));
+    metrics.record_request(&route, &backend, 200, Duration::from_millis(7));
+    metrics.record_request(&route, &backend, 503, Duration::from_secs(20));
+
+    let text = metrics.encode();
+    let labels = r#"route="HTTPRoute shop/cart rules[0]",backend="Service shop/cart:80""#;
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_requests_total{{{labels},code=\"200\"}}")
+        ),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_requests_total{{{labels},code=\"503\"}}")
+        ),
+        Some("1"),
+        "{text}"
+    );
+    let route_label = r#"route="HTTPRoute shop/cart rules[0]""#;
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_request_duration_seconds_count{{{route_label}}}")
+        ),
+        Some("3"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_request_duration_seconds_bucket{{le=\"0.005\",{route_label}}}")
+        ),
+        Some("1"),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[test]
+fn connections_are_gauged_and_counted() {
+    let metrics = Metrics::new();
+    let backend = LabelValue::from("Service shop/cart:80");
+    metrics.upstream_connection_opened(&backend);
+    metrics.upstream_connection_opened(&backend);
+    metrics.upstream_connection_closed(&backend);
+    metrics.downstream_connection_opened();
+    metrics.downstream_connection_opened();
+    metrics.downstream_connection_closed();
+
+    let text = metrics.encode();
+    let labels = r#"{backend="Service shop/cart:80"}"#;
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_upstream_connections_active{labels}")
+        ),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_upstream_connections_total{labels}")
+        ),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(&text, "portcullis_downstream_connections_active"),
+        Some("1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn reloads_record_result_success_flag_and_generation() {
+    let metrics = Metrics::new();
+    metrics.config_reloaded(true, 1);
+    metrics.config_reloaded(true, 2);
+    metrics.config_reloaded(false, 3);
+
+    let text = metrics.encode();
+    assert_eq!(
+        line_value(
+            &text,
+            r#"portcullis_config_reloads_total{result="success"}"#
+        ),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(&text, r#"portcullis_config_reloads_total{result="error"}"#),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(&text, "portcullis_config_last_reload_success"),
+        Some("0"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(&text, "portcullis_config_generation"),
+        Some("2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let metrics = Metrics::new();
+    let route = LabelValue::from("quote\" and \\ backslash");
+    metrics.record_request(&route, &route, 200, Duration::ZERO);
+    let text = metrics.encode();
+    assert!(
+        text.contains(r#"route="quote\" and \\ backslash""#),
+        "{text}"
+    );
+}

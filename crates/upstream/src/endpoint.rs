@@ -1,0 +1,137 @@
+//! Live endpoints and their counters.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// One live endpoint. Kept across endpoint-set changes while its address stays, so its
+/// counters (and later its health, EWMA and breaker state) survive.
+#[derive(Debug)]
+pub struct EndpointRuntime {
+    addr: SocketAddr,
+    weight: AtomicU64,
+    in_flight: AtomicU64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl EndpointRuntime {
+    /// A fresh endpoint.
+    pub fn new(addr: SocketAddr, weight: u32) -> EndpointRuntime {
+        EndpointRuntime {
+            addr,
+            weight: AtomicU64::new(u64::from(weight)),
+            in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its current weight.
+    pub fn weight(&self) -> u64 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_weight(&self, weight: u32) {
+        self.weight.store(u64::from(weight), Ordering::Relaxed);
+    }
+
+    /// Marks a request as started; the returned guard marks it finished when dropped.
+    pub fn start_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight { endpoint: Arc::clone(self) }
+    }
+
+    /// Records a failed request (connect error, reset, 5xx from the gateway's view).
+    pub fn record_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests currently in flight.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A JSON-ready view for `/endpoints`.
+    pub fn view(&self) -> EndpointView {
+        EndpointView {
+            address: self.addr,
+            weight: self.weight(),
+            in_flight: self.in_flight(),
+            requests: self.requests.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Guard for one in-flight request on an endpoint.
+#[derive(Debug)]
+pub struct InFlight {
+    endpoint: Arc<EndpointRuntime>,
+}
+
+impl InFlight {
+    /// The endpoint the request went to.
+    pub fn endpoint(&self) -> &Arc<EndpointRuntime> {
+        &self.endpoint
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `/endpoints` view of one endpoint.
+#[derive(Debug, Serialize)]
+pub struct EndpointView {
+    /// Address.
+    pub address: SocketAddr,
+    /// Weight.
+    pub weight: u64,
+    /// Requests in flight now.
+    pub in_flight: u64,
+    /// Requests sent since the endpoint appeared.
+    pub requests: u64,
+    /// Failed requests since the endpoint appeared.
+    pub failures: u64,
+}
+
+/// An immutable set of live endpoints, swapped as a whole when the set changes.
+#[derive(Debug, Default)]
+pub struct EndpointSet {
+    pub(crate) endpoints: Vec<Arc<EndpointRuntime>>,
+    /// Sum of weights; 0 means nothing can be picked.
+    pub(crate) total_weight: u64,
+    /// All weights equal (and non-zero): round robin without weight arithmetic.
+    pub(crate) uniform: bool,
+}
+
+impl EndpointSet {
+    /// Builds a set from endpoints (weights read once, here).
+    pub fn new(endpoints: Vec<Arc<EndpointRuntime>>) -> EndpointSet {
+        let total_weight = endpoints.iter().map(|e| e.weight()).sum();
+        let first = endpoints.first().map(|e| e.weight());
+        let uniform = first.is_some_and(|w| w > 0 && endpoints.iter().all(|e| e.weight() == w));
+        EndpointSet { endpoints, total_weight, uniform }
+    }
+
+    /// The endpoints.
+    pub fn endpoints(&self) -> &[Arc<EndpointRuntime>] {
+        &self.endpoints
+    }
+
+    /// Whether no endpoint can take traffic.
+    pub fn is_empty(&self) -> bool {
+        self.total_weight == 0
+    }
+}

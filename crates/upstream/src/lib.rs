@@ -1,0 +1,21 @@
+//! Upstream side of the data plane: backend identities, the endpoint registry, load balancing
+//! and connection pools.
+//!
+//! Everything here outlives a config reload. The [`Registry`] keeps one [`BackendRuntime`] per
+//! [`BackendId`]; a new snapshot is *linked* to the registry ([`Registry::link`]), which reuses the
+//! runtimes (and so their endpoints, counters and pooled connections) of backends that stay.
+//! Endpoint sets change on their own fast path ([`Registry::set_endpoints`]) without touching
+//! route tables. This crate does not know about Gateway API objects: `compile` turns Services,
+//! EndpointSlices and `Backend` objects into [`BackendSpec`]s and [`EndpointTarget`]s.
+
+pub mod backend;
+mod balance;
+mod dns;
+pub mod endpoint;
+pub mod pool;
+pub mod registry;
+
+pub use backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
+pub use endpoint::{EndpointRuntime, EndpointSet};
+pub use pool::{Pools, RequestBody, UpstreamError};
+pub use registry::{BackendRuntime, Registry};

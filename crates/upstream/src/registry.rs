@@ -1,0 +1,227 @@
+//! The endpoint registry: one [`BackendRuntime`] per [`BackendId`], kept across reloads.
+//!
+//! Locking: the registry's mutex is taken by the control plane only (link, set_endpoints,
+//! views). The data plane reads a backend's endpoints through an `ArcSwap`, lock-free.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
+use crate::balance;
+use crate::dns;
+use crate::endpoint::{EndpointRuntime, EndpointSet, EndpointView};
+
+/// Live state of one backend: its endpoint set and balancing cursor.
+#[derive(Debug)]
+pub struct BackendRuntime {
+    id: BackendId,
+    protocol: AppProtocol,
+    endpoints: ArcSwap<EndpointSet>,
+    cursor: AtomicUsize,
+}
+
+impl BackendRuntime {
+    fn new(spec: &BackendSpec) -> BackendRuntime {
+        BackendRuntime {
+            id: spec.id.clone(),
+            protocol: spec.protocol,
+            endpoints: ArcSwap::from_pointee(EndpointSet::default()),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// The backend's identity.
+    pub fn id(&self) -> &BackendId {
+        &self.id
+    }
+
+    /// Protocol to its endpoints.
+    pub fn protocol(&self) -> AppProtocol {
+        self.protocol
+    }
+
+    /// Picks an endpoint for one request; `None` when no endpoint can take traffic.
+    /// Lock-free and allocation-free.
+    pub fn pick(&self) -> Option<Arc<EndpointRuntime>> {
+        balance::pick(&self.endpoints.load(), &self.cursor)
+    }
+
+    /// The current endpoint set.
+    pub fn endpoints(&self) -> Arc<EndpointSet> {
+        self.endpoints.load_full()
+    }
+
+    /// Replaces the endpoint set with resolved addresses, keeping the runtime (counters, later
+    /// health and EWMA state) of every address that stays.
+    pub(crate) fn replace_endpoints(&self, resolved: &[(SocketAddr, u32)]) {
+        let current = self.endpoints.load();
+        let mut next = Vec::with_capacity(resolved.len());
+        for &(addr, weight) in resolved {
+            if next.iter().any(|e: &Arc<EndpointRuntime>| e.addr() == addr) {
+                continue; // the same address listed twice (two slices) counts once
+            }
+            let endpoint = match current.endpoints().iter().find(|e| e.addr() == addr) {
+                Some(existing) => {
+                    existing.set_weight(weight);
+                    Arc::clone(existing)
+                }
+                None => Arc::new(EndpointRuntime::new(addr, weight)),
+            };
+            next.push(endpoint);
+        }
+        self.endpoints.store(Arc::new(EndpointSet::new(next)));
+    }
+
+    fn view(&self) -> BackendView {
+        BackendView {
+            protocol: self.protocol,
+            endpoints: self.endpoints.load().endpoints().iter().map(|e| e.view()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct BackendView {
+    protocol: AppProtocol,
+    endpoints: Vec<EndpointView>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryState {
+    backends: HashMap<BackendId, Arc<BackendRuntime>>,
+    targets: HashMap<BackendId, Arc<[EndpointTarget]>>,
+    resolvers: HashMap<BackendId, JoinHandle<()>>,
+}
+
+/// All backends the current snapshot uses, with their live endpoints.
+#[derive(Debug, Default)]
+pub struct Registry {
+    state: Mutex<RegistryState>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RegistryState> {
+        // A panic while holding the lock leaves plain maps behind, still consistent.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Links a snapshot's backends to their runtimes, in the order given: runtimes of backends
+    /// that stay are reused (endpoints, counters and pooled connections survive the reload);
+    /// backends no longer referenced are dropped. Must be called inside a tokio runtime when
+    /// any backend has DNS endpoints.
+    pub fn link(&self, specs: &[BackendSpec]) -> Vec<Arc<BackendRuntime>> {
+        let mut state = self.lock();
+        let mut linked = Vec::with_capacity(specs.len());
+        let mut keep: HashMap<BackendId, Arc<BackendRuntime>> = HashMap::with_capacity(specs.len());
+        for spec in specs {
+            if let Some(runtime) = keep.get(&spec.id) {
+                linked.push(Arc::clone(runtime));
+                continue;
+            }
+            let runtime = match state.backends.get(&spec.id) {
+                Some(existing) if existing.protocol == spec.protocol => Arc::clone(existing),
+                _ => {
+                    let runtime = Arc::new(BackendRuntime::new(spec));
+                    if let Some(targets) = state.targets.get(&spec.id).cloned() {
+                        apply_targets(&mut state.resolvers, &runtime, &targets);
+                    }
+                    runtime
+                }
+            };
+            keep.insert(spec.id.clone(), Arc::clone(&runtime));
+            linked.push(runtime);
+        }
+        state.resolvers.retain(|id, task| {
+            let kept = keep.contains_key(id);
+            if !kept {
+                task.abort();
+            }
+            kept
+        });
+        state.backends = keep;
+        linked
+    }
+
+    /// Sets the desired endpoints of every backend (the fast path: no route table changes).
+    /// Backends whose targets did not change are not touched.
+    pub fn set_endpoints(&self, desired: HashMap<BackendId, Vec<EndpointTarget>>) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut next: HashMap<BackendId, Arc<[EndpointTarget]>> = HashMap::with_capacity(desired.len());
+        for (id, targets) in desired {
+            let targets: Arc<[EndpointTarget]> = targets.into();
+            let changed = state.targets.get(&id).is_none_or(|old| *old != targets);
+            if changed && let Some(runtime) = state.backends.get(&id) {
+                apply_targets(&mut state.resolvers, runtime, &targets);
+            }
+            next.insert(id, targets);
+        }
+        // Linked backends that lost every endpoint source now have none.
+        for (id, runtime) in &state.backends {
+            if !next.contains_key(id) && state.targets.contains_key(id) {
+                apply_targets(&mut state.resolvers, runtime, &[]);
+            }
+        }
+        state.targets = next;
+    }
+
+    /// The runtime of a linked backend.
+    pub fn get(&self, id: &BackendId) -> Option<Arc<BackendRuntime>> {
+        self.lock().backends.get(id).cloned()
+    }
+
+    /// `/endpoints`: per backend, its protocol and live endpoints with their counters.
+    pub fn view(&self) -> serde_json::Value {
+        let state = self.lock();
+        let mut ids: Vec<&BackendId> = state.backends.keys().collect();
+        ids.sort();
+        let map: serde_json::Map<String, serde_json::Value> = ids
+            .into_iter()
+            .map(|id| {
+                let view = state.backends[id].view();
+                (id.to_string(), serde_json::to_value(view).unwrap_or_default())
+            })
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Applies desired targets to a runtime: literal addresses at once; DNS names through a
+/// resolver task that owns the runtime's endpoint set from then on.
+fn apply_targets(
+    resolvers: &mut HashMap<BackendId, JoinHandle<()>>,
+    runtime: &Arc<BackendRuntime>,
+    targets: &[EndpointTarget],
+) {
+    if let Some(task) = resolvers.remove(runtime.id()) {
+        task.abort();
+    }
+    let needs_dns = targets.iter().any(|t| matches!(t.address, TargetAddress::Dns(_)));
+    if needs_dns {
+        let task = dns::spawn_resolver(Arc::clone(runtime), targets.to_vec());
+        resolvers.insert(runtime.id().clone(), task);
+        return;
+    }
+    let resolved: Vec<(SocketAddr, u32)> = targets
+        .iter()
+        .filter_map(|t| match t.address {
+            TargetAddress::Ip(ip) => Some((SocketAddr::new(ip, t.port), t.weight)),
+            TargetAddress::Dns(_) => None,
+        })
+        .collect();
+    runtime.replace_endpoints(&resolved);
+}
+
+#[cfg(test)]
+mod tests;
