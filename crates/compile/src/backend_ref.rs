@@ -53,7 +53,13 @@ impl BackendTable {
     }
 
     pub(crate) fn finish(self) -> (Vec<BackendSpec>, EndpointPlan) {
-        let plan = EndpointPlan::new(self.specs.iter().map(|s| s.id.clone()).zip(self.sources).collect());
+        let plan = EndpointPlan::new(
+            self.specs
+                .iter()
+                .map(|s| s.id.clone())
+                .zip(self.sources)
+                .collect(),
+        );
         (self.specs, plan)
     }
 
@@ -64,7 +70,10 @@ impl BackendTable {
         referrer: &Referrer<'_>,
         reference: &BackendRefSpec<'_>,
     ) -> Result<BackendIndex, RefProblem> {
-        let target = format!("{} {}/{}", reference.kind, reference.namespace, reference.name);
+        let target = format!(
+            "{} {}/{}",
+            reference.kind, reference.namespace, reference.name
+        );
         let kind_key = match (reference.group, reference.kind) {
             ("", "Service") => "Service",
             (model::kind::PORTCULLIS_GROUP, "Backend") => "Backend",
@@ -72,7 +81,9 @@ impl BackendTable {
                 let group = if group.is_empty() { "core" } else { group };
                 return Err(RefProblem {
                     reason: "InvalidKind",
-                    message: format!("{group}/{kind} is not a supported backend kind (Service, portcullis.dev/Backend)"),
+                    message: format!(
+                        "{group}/{kind} is not a supported backend kind (Service, portcullis.dev/Backend)"
+                    ),
                 });
             }
         };
@@ -93,15 +104,23 @@ impl BackendTable {
                 return Err(not_found(format!("{target} not found")));
             };
             let protocol = AppProtocol::from_app_protocol(backend.spec.app_protocol.as_deref());
-            let id = BackendId::new(format!("Backend {}/{}", reference.namespace, reference.name));
-            let source = EndpointSource::Backend { namespace: key.0, name: key.1 };
+            let id = BackendId::new(format!(
+                "Backend {}/{}",
+                reference.namespace, reference.name
+            ));
+            let source = EndpointSource::Backend {
+                namespace: key.0,
+                name: key.1,
+            };
             return Ok(self.intern(BackendSpec { id, protocol }, source));
         }
         let Some(service) = store.services.get(&key) else {
             return Err(not_found(format!("{target} not found")));
         };
         let Some(port) = reference.port else {
-            return Err(not_found(format!("{target}: port is required for a Service backendRef")));
+            return Err(not_found(format!(
+                "{target}: port is required for a Service backendRef"
+            )));
         };
         self.resolve_service(reference, service, port)
     }
@@ -117,15 +136,25 @@ impl BackendTable {
         let id = BackendId::new(format!("{target}:{port}"));
         let to_port = |p: i32| u16::try_from(p).ok().filter(|p| *p != 0);
         if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
-            let host = spec.and_then(|s| s.external_name.clone()).unwrap_or_default();
+            let host = spec
+                .and_then(|s| s.external_name.clone())
+                .unwrap_or_default();
             let Some(port) = to_port(port) else {
                 return Err(not_found(format!("{target}: port {port} is not valid")));
             };
             if host.is_empty() {
-                return Err(not_found(format!("{target}: ExternalName Service without spec.externalName")));
+                return Err(not_found(format!(
+                    "{target}: ExternalName Service without spec.externalName"
+                )));
             }
             let source = EndpointSource::Dns { host, port };
-            return Ok(self.intern(BackendSpec { id, protocol: AppProtocol::Http1 }, source));
+            return Ok(self.intern(
+                BackendSpec {
+                    id,
+                    protocol: AppProtocol::Http1,
+                },
+                source,
+            ));
         }
         let ports = spec.and_then(|s| s.ports.as_ref());
         let Some(service_port) = ports.into_iter().flatten().find(|p| p.port == port) else {
@@ -153,11 +182,18 @@ impl BackendTable {
 }
 
 fn not_found(message: String) -> RefProblem {
-    RefProblem { reason: "BackendNotFound", message }
+    RefProblem {
+        reason: "BackendNotFound",
+        message,
+    }
 }
 
 /// Whether a ReferenceGrant in the target namespace allows this reference (GEP-709).
-fn reference_granted(store: &Store, referrer: &Referrer<'_>, reference: &BackendRefSpec<'_>) -> bool {
+fn reference_granted(
+    store: &Store,
+    referrer: &Referrer<'_>,
+    reference: &BackendRefSpec<'_>,
+) -> bool {
     let start = (reference.namespace.to_owned(), String::new());
     store
         .reference_grants
@@ -172,7 +208,10 @@ fn reference_granted(store: &Store, referrer: &Referrer<'_>, reference: &Backend
             let to_ok = grant.spec.to.iter().any(|to| {
                 to.group == reference.group
                     && to.kind == reference.kind
-                    && to.name.as_deref().is_none_or(|n| n.is_empty() || n == reference.name)
+                    && to
+                        .name
+                        .as_deref()
+                        .is_none_or(|n| n.is_empty() || n == reference.name)
             });
             from_ok && to_ok
         })

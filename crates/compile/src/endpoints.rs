@@ -94,11 +94,21 @@ fn resolve_source(store: &Store, source: &EndpointSource) -> Vec<EndpointTarget>
                         (None, Some(host)) => TargetAddress::Dns(host.as_str().into()),
                         (None, None) => return None,
                     };
-                    Some(EndpointTarget { address, port, weight: endpoint.weight.unwrap_or(1) })
+                    Some(EndpointTarget {
+                        address,
+                        port,
+                        weight: endpoint.weight.unwrap_or(1),
+                    })
                 })
                 .collect()
         }
-        EndpointSource::ServicePort { namespace, service, port_name, port, target_port } => {
+        EndpointSource::ServicePort {
+            namespace,
+            service,
+            port_name,
+            port,
+            target_port,
+        } => {
             let mut targets = Vec::new();
             for slice in store.endpoint_slices_for(namespace, service) {
                 let Some(endpoint_port) = slice_port(slice, port_name, *port, target_port) else {
@@ -113,7 +123,12 @@ fn resolve_source(store: &Store, source: &EndpointSource) -> Vec<EndpointTarget>
 
 /// The endpoint port a slice offers for the Service port: the slice port with the Service
 /// port's name; when the slice lists no ports, the numeric targetPort (or the Service port).
-fn slice_port(slice: &EndpointSlice, port_name: &str, service_port: u16, target: &TargetPort) -> Option<u16> {
+fn slice_port(
+    slice: &EndpointSlice,
+    port_name: &str,
+    service_port: u16,
+    target: &TargetPort,
+) -> Option<u16> {
     match slice.ports.as_ref().filter(|p| !p.is_empty()) {
         Some(ports) => ports
             .iter()
@@ -132,7 +147,11 @@ fn collect_slice(slice: &EndpointSlice, port: u16, targets: &mut Vec<EndpointTar
     let fqdn = slice.address_type == "FQDN";
     for endpoint in &slice.endpoints {
         // `ready` unset means ready (Kubernetes API semantics for EndpointConditions).
-        let ready = endpoint.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+        let ready = endpoint
+            .conditions
+            .as_ref()
+            .and_then(|c| c.ready)
+            .unwrap_or(true);
         if !ready {
             continue;
         }
@@ -145,7 +164,11 @@ fn collect_slice(slice: &EndpointSlice, port: u16, targets: &mut Vec<EndpointTar
                     Err(_) => continue,
                 }
             };
-            targets.push(EndpointTarget { address, port, weight: 1 });
+            targets.push(EndpointTarget {
+                address,
+                port,
+                weight: 1,
+            });
         }
     }
 }

@@ -32,8 +32,16 @@ pub(crate) fn compile_gateways(
         }
         ours.push(name.as_str());
         let mut object = ObjectStatus::new("GatewayClass", "", name);
-        object.conditions.push(Condition::yes("Accepted", "Accepted", "handled by Portcullis"));
-        object.conditions.push(Condition::yes("SupportedVersion", "SupportedVersion", "Gateway API v1"));
+        object.conditions.push(Condition::yes(
+            "Accepted",
+            "Accepted",
+            "handled by Portcullis",
+        ));
+        object.conditions.push(Condition::yes(
+            "SupportedVersion",
+            "SupportedVersion",
+            "Gateway API v1",
+        ));
         status.objects.push(object);
     }
 
@@ -44,14 +52,29 @@ pub(crate) fn compile_gateways(
         .map(|(key, gw)| (key, gw.as_ref()))
         .collect();
     gateways.sort_by_key(|((ns, name), gw)| {
-        (gw.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()), ns.clone(), name.clone())
+        (
+            gw.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            ns.clone(),
+            name.clone(),
+        )
     });
 
     let mut listeners = Listeners::default();
     // (socket, hostname) → first listener slot claiming it, across Gateways.
     let mut claimed: HashMap<(SocketAddr, Option<String>), usize> = HashMap::new();
     for ((namespace, name), gateway) in gateways {
-        compile_gateway(namespace, name, gateway, options, status, &mut listeners, &mut claimed);
+        compile_gateway(
+            namespace,
+            name,
+            gateway,
+            options,
+            status,
+            &mut listeners,
+            &mut claimed,
+        );
     }
     listeners
 }
@@ -73,8 +96,12 @@ fn compile_gateway(
         Ok(addresses) => addresses,
         Err(message) => {
             let message = format!("{label} {message}");
-            object.conditions.push(Condition::no("Accepted", "UnsupportedAddress", &message));
-            object.conditions.push(Condition::no("Programmed", "AddressNotUsable", message));
+            object
+                .conditions
+                .push(Condition::no("Accepted", "UnsupportedAddress", &message));
+            object
+                .conditions
+                .push(Condition::no("Programmed", "AddressNotUsable", message));
             status.objects.push(object);
             return;
         }
@@ -86,8 +113,15 @@ fn compile_gateway(
     let mut valid_listeners = 0;
     for (index, spec) in specs.iter().enumerate() {
         let at = format!("{label} spec.listeners[{index}]");
-        let (listener_status, slot) =
-            compile_listener(namespace, name, &at, spec, specs, &addresses, (object_index, index));
+        let (listener_status, slot) = compile_listener(
+            namespace,
+            name,
+            &at,
+            spec,
+            specs,
+            &addresses,
+            (object_index, index),
+        );
         if slot.usable {
             valid_listeners += 1;
         }
@@ -106,7 +140,9 @@ fn compile_gateway(
             .sockets
             .iter()
             .filter_map(|socket| {
-                claimed.get(&(*socket, key_host.clone())).map(|&other| listeners.slots[other].label())
+                claimed
+                    .get(&(*socket, key_host.clone()))
+                    .map(|&other| listeners.slots[other].label())
             })
             .collect();
         if let Some(other) = taken.first() {
@@ -128,30 +164,55 @@ fn compile_gateway(
     let (accepted, reason, message) = if valid_listeners == specs.len() {
         (true, "Accepted", format!("{label} is accepted"))
     } else if valid_listeners > 0 {
-        (true, "ListenersNotValid", format!("{label}: some listeners are not valid; see their conditions"))
+        (
+            true,
+            "ListenersNotValid",
+            format!("{label}: some listeners are not valid; see their conditions"),
+        )
     } else {
-        (false, "ListenersNotValid", format!("{label}: no listener is valid; see their conditions"))
+        (
+            false,
+            "ListenersNotValid",
+            format!("{label}: no listener is valid; see their conditions"),
+        )
     };
     if accepted {
-        object.conditions.push(Condition::yes("Accepted", reason, message));
-        object.conditions.push(Condition::yes("Programmed", "Programmed", "listeners are bound"));
+        object
+            .conditions
+            .push(Condition::yes("Accepted", reason, message));
+        object.conditions.push(Condition::yes(
+            "Programmed",
+            "Programmed",
+            "listeners are bound",
+        ));
     } else {
-        object.conditions.push(Condition::no("Accepted", reason, message.clone()));
-        object.conditions.push(Condition::no("Programmed", "Invalid", message));
+        object
+            .conditions
+            .push(Condition::no("Accepted", reason, message.clone()));
+        object
+            .conditions
+            .push(Condition::no("Programmed", "Invalid", message));
     }
     status.objects.push(object);
 
     let first = listeners.slots.len();
-    listeners
-        .by_gateway
-        .insert((namespace.to_owned(), name.to_owned()), (first..first + slots.len()).collect());
+    listeners.by_gateway.insert(
+        (namespace.to_owned(), name.to_owned()),
+        (first..first + slots.len()).collect(),
+    );
     listeners.slots.extend(slots);
 }
 
 fn mark_conflicted(status: &mut ListenerStatus, reason: &'static str, message: &str) {
-    status.conditions.retain(|c| c.kind != "Conflicted" && c.kind != "Programmed");
-    status.conditions.push(Condition::yes("Conflicted", reason, message));
-    status.conditions.push(Condition::no("Programmed", "Invalid", message));
+    status
+        .conditions
+        .retain(|c| c.kind != "Conflicted" && c.kind != "Programmed");
+    status
+        .conditions
+        .push(Condition::yes("Conflicted", reason, message));
+    status
+        .conditions
+        .push(Condition::no("Programmed", "Invalid", message));
 }
 
 /// `spec.addresses` of type IPAddress (the default type), or the default bind addresses.
@@ -163,16 +224,18 @@ fn gateway_addresses(gateway: &Gateway, options: &CompileOptions) -> Result<Vec<
     for (index, address) in addresses.iter().enumerate() {
         let kind = address.r#type.as_deref().unwrap_or("IPAddress");
         if kind != "IPAddress" {
-            return Err(format!("spec.addresses[{index}]: address type {kind:?} is not supported (only IPAddress)"));
+            return Err(format!(
+                "spec.addresses[{index}]: address type {kind:?} is not supported (only IPAddress)"
+            ));
         }
         let Some(value) = address.value.as_deref() else {
             // An IPAddress entry without a value asks the implementation to pick one.
             ips.extend(options.default_addresses.iter().copied());
             continue;
         };
-        let ip: IpAddr = value
-            .parse()
-            .map_err(|_| format!("spec.addresses[{index}].value: {value:?} is not an IP address"))?;
+        let ip: IpAddr = value.parse().map_err(|_| {
+            format!("spec.addresses[{index}].value: {value:?} is not an IP address")
+        })?;
         if !ips.contains(&ip) {
             ips.push(ip);
         }
@@ -198,19 +261,30 @@ fn compile_listener(
 
     let port = u16::try_from(spec.port).ok().filter(|p| *p != 0);
     if port.is_none() {
-        reject(&mut conditions, "PortUnavailable", format!("{at}.port: {} is not a valid port", spec.port));
+        reject(
+            &mut conditions,
+            "PortUnavailable",
+            format!("{at}.port: {} is not a valid port", spec.port),
+        );
     }
     if spec.protocol != "HTTP" {
         reject(
             &mut conditions,
             "UnsupportedProtocol",
-            format!("{at}.protocol: {:?} is not supported yet (HTTP is)", spec.protocol),
+            format!(
+                "{at}.protocol: {:?} is not supported yet (HTTP is)",
+                spec.protocol
+            ),
         );
     }
     if let Some(host) = &spec.hostname
         && let Err(message) = hostname::validate(host)
     {
-        reject(&mut conditions, "UnsupportedValue", format!("{at}.hostname: {message}"));
+        reject(
+            &mut conditions,
+            "UnsupportedValue",
+            format!("{at}.hostname: {message}"),
+        );
     }
     if usable {
         conditions.push(Condition::yes("Accepted", "Accepted", "listener is valid"));
@@ -218,20 +292,38 @@ fn compile_listener(
 
     let (allowed_kinds, kinds_ok) = allowed_kinds(at, spec, &mut conditions);
     if kinds_ok {
-        conditions.push(Condition::yes("ResolvedRefs", "ResolvedRefs", "all references resolved"));
+        conditions.push(Condition::yes(
+            "ResolvedRefs",
+            "ResolvedRefs",
+            "all references resolved",
+        ));
     }
 
     // Within one Gateway, listeners on one port must agree on protocol, and (port, hostname)
     // must be unique. Both sides of a conflict are Conflicted.
-    let same_port = all.iter().filter(|l| l.port == spec.port && !std::ptr::eq(*l, spec));
+    let same_port = all
+        .iter()
+        .filter(|l| l.port == spec.port && !std::ptr::eq(*l, spec));
     let mut conflict = None;
     for other in same_port {
         if other.protocol != spec.protocol {
-            conflict = Some(("ProtocolConflict", format!("{at}: listener {:?} uses port {} with protocol {}", other.name, spec.port, other.protocol)));
+            conflict = Some((
+                "ProtocolConflict",
+                format!(
+                    "{at}: listener {:?} uses port {} with protocol {}",
+                    other.name, spec.port, other.protocol
+                ),
+            ));
             break;
         }
         if other.hostname == spec.hostname {
-            conflict = Some(("HostnameConflict", format!("{at}: listener {:?} has the same port and hostname", other.name)));
+            conflict = Some((
+                "HostnameConflict",
+                format!(
+                    "{at}: listener {:?} has the same port and hostname",
+                    other.name
+                ),
+            ));
         }
     }
     if let Some((reason, message)) = &conflict {
@@ -241,13 +333,24 @@ fn compile_listener(
         conditions.push(Condition::no("Conflicted", "NoConflicts", "no conflicts"));
     }
     if usable {
-        conditions.push(Condition::yes("Programmed", "Programmed", "listener is serving"));
+        conditions.push(Condition::yes(
+            "Programmed",
+            "Programmed",
+            "listener is serving",
+        ));
     } else {
-        conditions.push(Condition::no("Programmed", "Invalid", "listener is not valid; see its other conditions"));
+        conditions.push(Condition::no(
+            "Programmed",
+            "Invalid",
+            "listener is not valid; see its other conditions",
+        ));
     }
 
     let sockets = match port {
-        Some(port) => addresses.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        Some(port) => addresses
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect(),
         None => Vec::new(),
     };
     let status = ListenerStatus {
@@ -273,13 +376,20 @@ fn compile_listener(
     (status, slot)
 }
 
-fn allowed_kinds(at: &str, spec: &GatewayListeners, conditions: &mut Vec<Condition>) -> (Vec<RouteKind>, bool) {
+fn allowed_kinds(
+    at: &str,
+    spec: &GatewayListeners,
+    conditions: &mut Vec<Condition>,
+) -> (Vec<RouteKind>, bool) {
     let supported = |kind: &str| HTTP_ROUTE_KINDS.contains(&kind);
     let requested = spec.allowed_routes.as_ref().and_then(|r| r.kinds.as_ref());
     let Some(requested) = requested.filter(|k| !k.is_empty()) else {
         let all = HTTP_ROUTE_KINDS
             .iter()
-            .map(|k| RouteKind { group: GATEWAY_GROUP.to_owned(), kind: (*k).to_owned() })
+            .map(|k| RouteKind {
+                group: GATEWAY_GROUP.to_owned(),
+                kind: (*k).to_owned(),
+            })
             .collect();
         return (all, true);
     };
@@ -288,7 +398,10 @@ fn allowed_kinds(at: &str, spec: &GatewayListeners, conditions: &mut Vec<Conditi
     for kind in requested {
         let group = kind.group.as_deref().unwrap_or(GATEWAY_GROUP);
         if group == GATEWAY_GROUP && supported(&kind.kind) {
-            kinds.push(RouteKind { group: group.to_owned(), kind: kind.kind.clone() });
+            kinds.push(RouteKind {
+                group: group.to_owned(),
+                kind: kind.kind.clone(),
+            });
         } else {
             invalid.push(format!("{group}/{}", kind.kind));
         }
@@ -299,13 +412,20 @@ fn allowed_kinds(at: &str, spec: &GatewayListeners, conditions: &mut Vec<Conditi
     conditions.push(Condition::no(
         "ResolvedRefs",
         "InvalidRouteKinds",
-        format!("{at}.allowedRoutes.kinds: {} not supported on this listener", invalid.join(", ")),
+        format!(
+            "{at}.allowedRoutes.kinds: {} not supported on this listener",
+            invalid.join(", ")
+        ),
     ));
     (kinds, false)
 }
 
 fn allowed_namespaces(spec: &GatewayListeners) -> AllowedNamespaces {
-    let Some(namespaces) = spec.allowed_routes.as_ref().and_then(|r| r.namespaces.as_ref()) else {
+    let Some(namespaces) = spec
+        .allowed_routes
+        .as_ref()
+        .and_then(|r| r.namespaces.as_ref())
+    else {
         return AllowedNamespaces::Same;
     };
     match namespaces.from {
@@ -318,7 +438,13 @@ fn allowed_namespaces(spec: &GatewayListeners) -> AllowedNamespaces {
                     .and_then(|s| s.match_expressions.as_ref())
                     .into_iter()
                     .flatten()
-                    .map(|e| (e.key.clone(), e.operator.clone(), e.values.clone().unwrap_or_default()))
+                    .map(|e| {
+                        (
+                            e.key.clone(),
+                            e.operator.clone(),
+                            e.values.clone().unwrap_or_default(),
+                        )
+                    })
                     .collect(),
             }
         }

@@ -8,16 +8,22 @@ pub(crate) fn validate(hostname: &str) -> Result<(), String> {
         return Err(format!("{hostname:?} is not a valid hostname"));
     }
     if body.parse::<std::net::IpAddr>().is_ok() {
-        return Err(format!("{hostname:?} is an IP address; hostnames must be DNS names"));
+        return Err(format!(
+            "{hostname:?} is an IP address; hostnames must be DNS names"
+        ));
     }
     for label in body.split('.') {
         let valid = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !valid {
-            return Err(format!("{hostname:?} is not a valid hostname (label {label:?})"));
+            return Err(format!(
+                "{hostname:?} is not a valid hostname (label {label:?})"
+            ));
         }
     }
     Ok(())
@@ -65,7 +71,11 @@ pub(crate) fn intersect(listener: Option<&str>, route: &[String]) -> Option<Vec<
             effective.push(winner);
         }
     }
-    if effective.is_empty() { None } else { Some(effective) }
+    if effective.is_empty() {
+        None
+    } else {
+        Some(effective)
+    }
 }
 
 #[cfg(test)]
@@ -84,23 +94,42 @@ mod tests {
 
     #[test]
     fn wildcard_listener_admits_more_specific_route_hostnames() {
-        let route = hosts(&["*.example.com", "test.example.com", "foo.test.example.com", "example.com", "test.example.net"]);
+        let route = hosts(&[
+            "*.example.com",
+            "test.example.com",
+            "foo.test.example.com",
+            "example.com",
+            "test.example.net",
+        ]);
         assert_eq!(
             intersect(Some("*.example.com"), &route),
-            Some(hosts(&["*.example.com", "test.example.com", "foo.test.example.com"]))
+            Some(hosts(&[
+                "*.example.com",
+                "test.example.com",
+                "foo.test.example.com"
+            ]))
         );
     }
 
     #[test]
     fn wildcard_route_hostname_narrows_to_the_listener_hostname() {
-        assert_eq!(intersect(Some("test.example.com"), &hosts(&["*.example.com"])), Some(hosts(&["test.example.com"])));
-        assert_eq!(intersect(Some("*.foo.example.com"), &hosts(&["*.example.com"])), Some(hosts(&["*.foo.example.com"])));
+        assert_eq!(
+            intersect(Some("test.example.com"), &hosts(&["*.example.com"])),
+            Some(hosts(&["test.example.com"]))
+        );
+        assert_eq!(
+            intersect(Some("*.foo.example.com"), &hosts(&["*.example.com"])),
+            Some(hosts(&["*.foo.example.com"]))
+        );
     }
 
     #[test]
     fn disjoint_hostnames_do_not_intersect() {
         assert_eq!(intersect(Some("foo.com"), &hosts(&["bar.com"])), None);
-        assert_eq!(intersect(Some("*.example.com"), &hosts(&["example.com"])), None);
+        assert_eq!(
+            intersect(Some("*.example.com"), &hosts(&["example.com"])),
+            None
+        );
     }
 
     #[test]

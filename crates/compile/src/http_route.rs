@@ -12,7 +12,9 @@ use model::gateway_api::{
     HttpRouteRulesMatchesQueryParamsType,
 };
 use router::{HeaderMatch, HostPattern, PathMatch, QueryMatch, RouteOrder, RuleMatch, ValueMatch};
-use snapshot::{BackendChoice, BackendTarget, DirectResponse, RouteRule, RuleAction, WeightedBackend};
+use snapshot::{
+    BackendChoice, BackendTarget, DirectResponse, RouteRule, RuleAction, WeightedBackend,
+};
 
 use crate::CompileOptions;
 use crate::backend_ref::{BackendRefSpec, BackendTable, RefProblem, Referrer};
@@ -59,35 +61,69 @@ pub(crate) fn attach_http_routes(
         }
 
         let mut problems = RuleProblems::default();
-        let rules = compile_rules(store, namespace, name, &label, route, backends, &mut problems);
+        let rules = compile_rules(
+            store,
+            namespace,
+            name,
+            &label,
+            route,
+            backends,
+            &mut problems,
+        );
         let route_hostnames = route.spec.hostnames.clone().unwrap_or_default();
-        let invalid_hostname = route_hostnames
-            .iter()
-            .enumerate()
-            .find_map(|(i, h)| hostname::validate(h).err().map(|e| format!("{label} spec.hostnames[{i}]: {e}")));
+        let invalid_hostname = route_hostnames.iter().enumerate().find_map(|(i, h)| {
+            hostname::validate(h)
+                .err()
+                .map(|e| format!("{label} spec.hostnames[{i}]: {e}"))
+        });
 
         let mut object = ObjectStatus::new("HTTPRoute", namespace, name);
         object.problems.extend(invalid_hostname.iter().cloned());
         object.problems.extend(problems.invalid.iter().cloned());
-        object
-            .problems
-            .extend(problems.refs.iter().map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason)));
+        object.problems.extend(
+            problems
+                .refs
+                .iter()
+                .map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason)),
+        );
         for (index, parent) in ours {
             let parent_ref = normalise_parent(namespace, parent);
             let mut conditions = Vec::new();
             let accepted = if let Some(message) = &invalid_hostname {
                 Err(("UnsupportedValue", message.clone()))
             } else if rules.is_empty() && !problems.invalid.is_empty() {
-                Err(("UnsupportedValue", format!("no valid rule: {}", problems.invalid.join("; "))))
+                Err((
+                    "UnsupportedValue",
+                    format!("no valid rule: {}", problems.invalid.join("; ")),
+                ))
             } else {
-                attach(store, listeners, status, namespace, &route_hostnames, &parent_ref, &rules, route, &label, index)
+                attach(
+                    store,
+                    listeners,
+                    status,
+                    namespace,
+                    &route_hostnames,
+                    &parent_ref,
+                    &rules,
+                    route,
+                    &label,
+                    index,
+                )
             };
             match accepted {
-                Ok(()) => conditions.push(Condition::yes("Accepted", "Accepted", "route is attached")),
-                Err((reason, message)) => conditions.push(Condition::no("Accepted", reason, message)),
+                Ok(()) => {
+                    conditions.push(Condition::yes("Accepted", "Accepted", "route is attached"))
+                }
+                Err((reason, message)) => {
+                    conditions.push(Condition::no("Accepted", reason, message))
+                }
             }
             match problems.refs.first() {
-                None => conditions.push(Condition::yes("ResolvedRefs", "ResolvedRefs", "all references resolved")),
+                None => conditions.push(Condition::yes(
+                    "ResolvedRefs",
+                    "ResolvedRefs",
+                    "all references resolved",
+                )),
                 Some((_, first)) => {
                     let all: Vec<String> = problems
                         .refs
@@ -117,14 +153,22 @@ pub(crate) fn attach_http_routes(
 /// Whether a parentRef points at a Gateway handled by us (existing or not: a ref to a missing
 /// Gateway is reported, since we cannot tell whose it would be, but refs to Gateways of other
 /// classes are left to their controllers).
-fn is_our_parent(store: &Store, options: &CompileOptions, namespace: &str, parent: &HttpRouteParentRefs) -> bool {
+fn is_our_parent(
+    store: &Store,
+    options: &CompileOptions,
+    namespace: &str,
+    parent: &HttpRouteParentRefs,
+) -> bool {
     let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
     let kind = parent.kind.as_deref().unwrap_or("Gateway");
     if group != GATEWAY_GROUP || kind != "Gateway" {
         return false;
     }
     let gateway_namespace = parent.namespace.as_deref().unwrap_or(namespace);
-    match store.gateways.get(&(gateway_namespace.to_owned(), parent.name.clone())) {
+    match store
+        .gateways
+        .get(&(gateway_namespace.to_owned(), parent.name.clone()))
+    {
         None => true,
         Some(gateway) => store
             .gateway_classes
@@ -135,9 +179,15 @@ fn is_our_parent(store: &Store, options: &CompileOptions, namespace: &str, paren
 
 fn normalise_parent(namespace: &str, parent: &HttpRouteParentRefs) -> ParentReference {
     ParentReference {
-        group: parent.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
+        group: parent
+            .group
+            .clone()
+            .unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
         kind: parent.kind.clone().unwrap_or_else(|| "Gateway".to_owned()),
-        namespace: parent.namespace.clone().unwrap_or_else(|| namespace.to_owned()),
+        namespace: parent
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.to_owned()),
         name: parent.name.clone(),
         section_name: parent.section_name.clone(),
         port: parent.port,
@@ -159,8 +209,18 @@ fn attach(
     parent_index: usize,
 ) -> Result<(), (&'static str, String)> {
     let at = format!("{label} spec.parentRefs[{parent_index}]");
-    let Some(slots) = listeners.by_gateway.get(&(parent.namespace.clone(), parent.name.clone())).cloned() else {
-        return Err(("NoMatchingParent", format!("{at}: Gateway {}/{} not found", parent.namespace, parent.name)));
+    let Some(slots) = listeners
+        .by_gateway
+        .get(&(parent.namespace.clone(), parent.name.clone()))
+        .cloned()
+    else {
+        return Err((
+            "NoMatchingParent",
+            format!(
+                "{at}: Gateway {}/{} not found",
+                parent.namespace, parent.name
+            ),
+        ));
     };
     let selected: Vec<usize> = slots
         .into_iter()
@@ -171,7 +231,10 @@ fn attach(
         })
         .collect();
     if selected.is_empty() {
-        return Err(("NoMatchingParent", format!("{at}: no listener matches sectionName/port")));
+        return Err((
+            "NoMatchingParent",
+            format!("{at}: no listener matches sectionName/port"),
+        ));
     }
     let labels = store.namespace_labels(route_namespace);
     let allowed: Vec<usize> = selected
@@ -179,19 +242,34 @@ fn attach(
         .filter(|&i| {
             let slot = &listeners.slots[i];
             slot.allows_kind("HTTPRoute")
-                && slot.allowed_namespaces.allows(&slot.gateway_namespace, route_namespace, labels)
+                && slot
+                    .allowed_namespaces
+                    .allows(&slot.gateway_namespace, route_namespace, labels)
         })
         .collect();
     if allowed.is_empty() {
-        return Err(("NotAllowedByListeners", format!("{at}: the selected listeners do not allow HTTPRoutes from namespace {route_namespace}")));
+        return Err((
+            "NotAllowedByListeners",
+            format!(
+                "{at}: the selected listeners do not allow HTTPRoutes from namespace {route_namespace}"
+            ),
+        ));
     }
     for &slot in &allowed {
         listeners.count_attached(slot, status);
     }
     let mut attached_any = false;
     let order_base = RouteOrder {
-        created: route.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
-        route: format!("{route_namespace}/{}", route.metadata.name.as_deref().unwrap_or("")).into(),
+        created: route
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
+        route: format!(
+            "{route_namespace}/{}",
+            route.metadata.name.as_deref().unwrap_or("")
+        )
+        .into(),
         rule: 0,
         matching: 0,
     };
@@ -207,8 +285,13 @@ fn attach(
         let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
         for rule in rules {
             for (match_index, matching) in rule.matches.iter().enumerate() {
-                let order = RouteOrder { rule: rule.index, matching: match_index as u32, ..order_base.clone() };
-                slot.builder.add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
+                let order = RouteOrder {
+                    rule: rule.index,
+                    matching: match_index as u32,
+                    ..order_base.clone()
+                };
+                slot.builder
+                    .add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
             }
         }
         slot.route_views.push(serde_json::json!({
@@ -218,7 +301,10 @@ fn attach(
         }));
     }
     if !attached_any {
-        return Err(("NoMatchingListenerHostname", format!("{at}: no listener hostname intersects the route's hostnames")));
+        return Err((
+            "NoMatchingListenerHostname",
+            format!("{at}: no listener hostname intersects the route's hostnames"),
+        ));
     }
     Ok(())
 }
@@ -235,18 +321,33 @@ fn compile_rules(
     problems: &mut RuleProblems,
 ) -> Vec<CompiledRule> {
     let mut compiled = Vec::new();
-    let referrer = Referrer { kind: "HTTPRoute", namespace };
-    for (index, rule) in route.spec.rules.as_deref().unwrap_or_default().iter().enumerate() {
+    let referrer = Referrer {
+        kind: "HTTPRoute",
+        namespace,
+    };
+    for (index, rule) in route
+        .spec
+        .rules
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let at = format!("{label} rules[{index}]");
         let rule_name: Arc<str> = match &rule.name {
-            Some(rule_name) => format!("HTTPRoute {namespace}/{name} rules[{index}] ({rule_name})").into(),
+            Some(rule_name) => {
+                format!("HTTPRoute {namespace}/{name} rules[{index}] ({rule_name})").into()
+            }
             None => format!("HTTPRoute {namespace}/{name} rules[{index}]").into(),
         };
         match compile_rule(store, &at, rule, &referrer, backends, problems) {
             Ok((matches, action)) => compiled.push(CompiledRule {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 matches,
-                rule: Arc::new(RouteRule { name: rule_name, action }),
+                rule: Arc::new(RouteRule {
+                    name: rule_name,
+                    action,
+                }),
             }),
             Err(message) => problems.invalid.push(message),
         }
@@ -263,7 +364,10 @@ fn compile_rule(
     problems: &mut RuleProblems,
 ) -> Result<(Vec<RuleMatch>, RuleAction), String> {
     if let Some(filter) = rule.filters.as_deref().unwrap_or_default().first() {
-        return Err(format!("{at}.filters[0]: filter type {:?} is not supported yet", filter.r#type));
+        return Err(format!(
+            "{at}.filters[0]: filter type {:?} is not supported yet",
+            filter.r#type
+        ));
     }
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![RuleMatch::default()],
@@ -277,15 +381,24 @@ fn compile_rule(
     let mut candidates = Vec::new();
     for (i, backend_ref) in refs.iter().enumerate() {
         let ref_at = format!("{at}.backendRefs[{i}]");
-        if backend_ref.filters.as_deref().is_some_and(|f| !f.is_empty()) {
-            return Err(format!("{ref_at}.filters: backendRef filters are not supported yet"));
+        if backend_ref
+            .filters
+            .as_deref()
+            .is_some_and(|f| !f.is_empty())
+        {
+            return Err(format!(
+                "{ref_at}.filters: backendRef filters are not supported yet"
+            ));
         }
         let weight = u64::try_from(backend_ref.weight.unwrap_or(1)).unwrap_or(0);
         let spec = BackendRefSpec {
             group: backend_ref.group.as_deref().unwrap_or(""),
             kind: backend_ref.kind.as_deref().unwrap_or("Service"),
             name: &backend_ref.name,
-            namespace: backend_ref.namespace.as_deref().unwrap_or(referrer.namespace),
+            namespace: backend_ref
+                .namespace
+                .as_deref()
+                .unwrap_or(referrer.namespace),
             port: backend_ref.port,
         };
         let target = match backends.resolve(store, referrer, &spec) {
@@ -304,9 +417,14 @@ fn compile_rule(
     let action = if refs.is_empty() {
         RuleAction::Respond(internal_error(&format!("{at} has no backendRefs")))
     } else if total_weight == 0 {
-        RuleAction::Respond(internal_error(&format!("{at}: every backendRef has weight 0")))
+        RuleAction::Respond(internal_error(&format!(
+            "{at}: every backendRef has weight 0"
+        )))
     } else {
-        RuleAction::Forward(BackendChoice { candidates, total_weight })
+        RuleAction::Forward(BackendChoice {
+            candidates,
+            total_weight,
+        })
     };
     Ok((matches, action))
 }
@@ -325,16 +443,22 @@ fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<RuleMatch, St
         None => PathMatch::prefix("/"),
         Some(path) => {
             let value = path.value.as_deref().unwrap_or("/");
-            let kind = path.r#type.clone().unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
+            let kind = path
+                .r#type
+                .clone()
+                .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
             match kind {
                 HttpRouteRulesMatchesPathType::RegularExpression => PathMatch::regex(value)
                     .map_err(|e| format!("{at}.path.value: invalid regular expression: {e}"))?,
-                HttpRouteRulesMatchesPathType::Exact | HttpRouteRulesMatchesPathType::PathPrefix => {
+                HttpRouteRulesMatchesPathType::Exact
+                | HttpRouteRulesMatchesPathType::PathPrefix => {
                     if !value.starts_with('/') {
                         return Err(format!("{at}.path.value: {value:?} must start with \"/\""));
                     }
                     if value.contains("//") || value.contains("/./") || value.contains("/../") {
-                        return Err(format!("{at}.path.value: {value:?} must be a normalised path"));
+                        return Err(format!(
+                            "{at}.path.value: {value:?} must be a normalised path"
+                        ));
                     }
                     if kind == HttpRouteRulesMatchesPathType::Exact {
                         PathMatch::exact(value)
@@ -347,15 +471,29 @@ fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<RuleMatch, St
     };
     let mut headers = Vec::new();
     let mut seen_headers = Vec::new();
-    for (i, header) in spec.headers.as_deref().unwrap_or_default().iter().enumerate() {
-        let name = http::HeaderName::from_bytes(header.name.as_bytes())
-            .map_err(|_| format!("{at}.headers[{i}].name: {:?} is not a valid header name", header.name))?;
+    for (i, header) in spec
+        .headers
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let name = http::HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
+            format!(
+                "{at}.headers[{i}].name: {:?} is not a valid header name",
+                header.name
+            )
+        })?;
         // Spec: if several entries name the same header, only the first is considered.
         if seen_headers.contains(&name) {
             continue;
         }
         seen_headers.push(name.clone());
-        let value = match header.r#type.clone().unwrap_or(HttpRouteRulesMatchesHeadersType::Exact) {
+        let value = match header
+            .r#type
+            .clone()
+            .unwrap_or(HttpRouteRulesMatchesHeadersType::Exact)
+        {
             HttpRouteRulesMatchesHeadersType::Exact => ValueMatch::exact(&header.value),
             HttpRouteRulesMatchesHeadersType::RegularExpression => ValueMatch::regex(&header.value)
                 .map_err(|e| format!("{at}.headers[{i}].value: invalid regular expression: {e}"))?,
@@ -363,16 +501,32 @@ fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<RuleMatch, St
         headers.push(HeaderMatch { name, value });
     }
     let mut query = Vec::new();
-    for (i, param) in spec.query_params.as_deref().unwrap_or_default().iter().enumerate() {
+    for (i, param) in spec
+        .query_params
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         if query.iter().any(|q: &QueryMatch| *q.name == *param.name) {
             continue;
         }
-        let value = match param.r#type.clone().unwrap_or(HttpRouteRulesMatchesQueryParamsType::Exact) {
+        let value = match param
+            .r#type
+            .clone()
+            .unwrap_or(HttpRouteRulesMatchesQueryParamsType::Exact)
+        {
             HttpRouteRulesMatchesQueryParamsType::Exact => ValueMatch::exact(&param.value),
-            HttpRouteRulesMatchesQueryParamsType::RegularExpression => ValueMatch::regex(&param.value)
-                .map_err(|e| format!("{at}.queryParams[{i}].value: invalid regular expression: {e}"))?,
+            HttpRouteRulesMatchesQueryParamsType::RegularExpression => {
+                ValueMatch::regex(&param.value).map_err(|e| {
+                    format!("{at}.queryParams[{i}].value: invalid regular expression: {e}")
+                })?
+            }
         };
-        query.push(QueryMatch { name: param.name.as_str().into(), value });
+        query.push(QueryMatch {
+            name: param.name.as_str().into(),
+            value,
+        });
     }
     let method = spec.method.as_ref().map(|m| match m {
         HttpRouteRulesMatchesMethod::Get => http::Method::GET,
@@ -385,5 +539,10 @@ fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<RuleMatch, St
         HttpRouteRulesMatchesMethod::Trace => http::Method::TRACE,
         HttpRouteRulesMatchesMethod::Patch => http::Method::PATCH,
     });
-    Ok(RuleMatch { path, method, headers, query })
+    Ok(RuleMatch {
+        path,
+        method,
+        headers,
+        query,
+    })
 }

@@ -74,6 +74,18 @@ pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
     let config_view = gateways.view();
     let sockets = gateways.build_sockets();
     let (specs, endpoints) = backends.finish();
-    let snapshot = Snapshot { generation: options.generation, sockets, backends: specs };
-    Compiled { snapshot: Arc::new(snapshot), endpoints, status, config_view }
+    let snapshot = Snapshot {
+        generation: options.generation,
+        sockets,
+        backends: specs,
+    };
+    Compiled {
+        snapshot: Arc::new(snapshot),
+        endpoints,
+        status,
+        config_view,
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,10 @@ use crate::status::{RouteKind, StatusReport};
 pub(crate) enum AllowedNamespaces {
     Same,
     All,
-    Selector { labels: Option<BTreeMap<String, String>>, expressions: Vec<(String, String, Vec<String>)> },
+    Selector {
+        labels: Option<BTreeMap<String, String>>,
+        expressions: Vec<(String, String, Vec<String>)>,
+    },
 }
 
 impl AllowedNamespaces {
@@ -28,10 +31,17 @@ impl AllowedNamespaces {
         match self {
             AllowedNamespaces::Same => gateway_namespace == route_namespace,
             AllowedNamespaces::All => true,
-            AllowedNamespaces::Selector { labels, expressions } => {
+            AllowedNamespaces::Selector {
+                labels,
+                expressions,
+            } => {
                 let expressions: Vec<Expression<'_>> = expressions
                     .iter()
-                    .map(|(key, operator, values)| Expression { key, operator, values })
+                    .map(|(key, operator, values)| Expression {
+                        key,
+                        operator,
+                        values,
+                    })
                     .collect();
                 selector::matches(namespace_labels, labels.as_ref(), &expressions)
             }
@@ -59,7 +69,10 @@ pub(crate) struct ListenerSlot {
 
 impl ListenerSlot {
     pub(crate) fn label(&self) -> String {
-        format!("Gateway {}/{} listener {}", self.gateway_namespace, self.gateway_name, self.name)
+        format!(
+            "Gateway {}/{} listener {}",
+            self.gateway_namespace, self.gateway_name, self.name
+        )
     }
 
     pub(crate) fn allows_kind(&self, kind: &str) -> bool {
@@ -106,9 +119,12 @@ impl Listeners {
         for slot in self.slots.into_iter().filter(|slot| slot.usable) {
             let pattern = HostPattern::parse(slot.hostname.as_deref().unwrap_or(""));
             let label: Arc<str> = slot.label().into();
-            let table = Arc::new(ListenerRoutes { name: label, table: slot.builder.build() });
+            let table = Arc::new(ListenerRoutes {
+                name: label,
+                table: slot.builder.build(),
+            });
             for socket in slot.sockets {
-                let hosts = per_socket.entry(socket).or_insert_with(HostMap::new);
+                let hosts = per_socket.entry(socket).or_default();
                 // Conflicts were resolved before routes attached: the first listener for a
                 // (socket, hostname) pair is the only usable one, so this never replaces.
                 hosts.entry_or_insert_with(&pattern, || Arc::clone(&table));
@@ -117,7 +133,13 @@ impl Listeners {
         per_socket
             .into_iter()
             .map(|(socket, listeners)| {
-                (socket, Arc::new(SocketRoutes { scheme: Scheme::Http, listeners }))
+                (
+                    socket,
+                    Arc::new(SocketRoutes {
+                        scheme: Scheme::Http,
+                        listeners,
+                    }),
+                )
             })
             .collect()
     }

@@ -36,7 +36,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -51,7 +54,11 @@ mod tests {
     fn expressions_follow_kubernetes_operators() {
         let have = labels(&[("tier", "web")]);
         let values = vec!["web".to_owned(), "api".to_owned()];
-        let expr = |operator| Expression { key: "tier", operator, values: &values };
+        let expr = |operator| Expression {
+            key: "tier",
+            operator,
+            values: &values,
+        };
         assert!(matches(Some(&have), None, &[expr("In")]));
         assert!(!matches(Some(&have), None, &[expr("NotIn")]));
         assert!(matches(Some(&have), None, &[expr("Exists")]));

@@ -32,12 +32,22 @@ pub enum ConditionStatus {
 impl Condition {
     /// A `True` condition.
     pub fn yes(kind: &'static str, reason: &'static str, message: impl Into<String>) -> Condition {
-        Condition { kind, status: ConditionStatus::True, reason, message: message.into() }
+        Condition {
+            kind,
+            status: ConditionStatus::True,
+            reason,
+            message: message.into(),
+        }
     }
 
     /// A `False` condition.
     pub fn no(kind: &'static str, reason: &'static str, message: impl Into<String>) -> Condition {
-        Condition { kind, status: ConditionStatus::False, reason, message: message.into() }
+        Condition {
+            kind,
+            status: ConditionStatus::False,
+            reason,
+            message: message.into(),
+        }
     }
 
     /// Whether this condition signals a problem: a positive-polarity condition (`Accepted`,
@@ -210,7 +220,11 @@ impl StatusReport {
             }
             for (at, condition) in object.all_conditions() {
                 if condition.is_unhealthy() {
-                    let at = if at.is_empty() { String::new() } else { format!(" {at}") };
+                    let at = if at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {at}")
+                    };
                     lines.push(format!(
                         "{}{at}: {}={:?} ({}): {}",
                         object.label(),

@@ -145,7 +145,11 @@ pub struct ObjectKey {
 impl ObjectKey {
     /// A key for a namespaced object.
     pub fn new(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
-        ObjectKey { kind, namespace: namespace.to_owned(), name: name.to_owned() }
+        ObjectKey {
+            kind,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
     }
 }
 
@@ -250,8 +254,14 @@ impl Object {
         let namespace = if kind.is_cluster_scoped() {
             String::new()
         } else {
-            meta.namespace.clone().unwrap_or_else(|| "default".to_owned())
+            meta.namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned())
         };
-        ObjectKey { kind, namespace, name: meta.name.clone().unwrap_or_default() }
+        ObjectKey {
+            kind,
+            namespace,
+            name: meta.name.clone().unwrap_or_default(),
+        }
     }
 }

@@ -18,6 +18,7 @@ pub use store::Store;
 
 /// Gateway API types used by Portcullis (experimental channel, a superset of standard).
 pub mod gateway_api {
+    pub use ::gateway_api::apis::standard::backendtlspolicies::*;
     pub use ::gateway_api::experimental::gatewayclasses::*;
     pub use ::gateway_api::experimental::gateways::*;
     pub use ::gateway_api::experimental::grpcroutes::*;
@@ -25,7 +26,6 @@ pub mod gateway_api {
     pub use ::gateway_api::experimental::listenersets::*;
     pub use ::gateway_api::experimental::referencegrants::*;
     pub use ::gateway_api::experimental::tlsroutes::*;
-    pub use ::gateway_api::apis::standard::backendtlspolicies::*;
 }
 
 /// Core Kubernetes types used by Portcullis.

@@ -74,7 +74,9 @@ pub fn parse_documents(text: &str) -> Result<Parsed, ParseError> {
             return Err(fail(name, "apiVersion and kind are required".into()));
         }
         let Some(kind) = Kind::from_api(api_version, kind_name) else {
-            parsed.skipped.push(format!("{api_version} {kind_name} {name}"));
+            parsed
+                .skipped
+                .push(format!("{api_version} {kind_name} {name}"));
             continue;
         };
         let label = match (&namespace, kind.is_cluster_scoped()) {
@@ -112,11 +114,17 @@ fn typed(kind: Kind, document: Value) -> Result<Object, String> {
 
 /// Typed decode that names the failing field (`spec.rules[0].matches[1].path.type: unknown variant ...`).
 fn decode<T: DeserializeOwned + Clone>(document: Value) -> Result<Arc<T>, String> {
-    serde_path_to_error::deserialize(document).map(Arc::new).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if path == "." { inner.to_string() } else { format!("{path}: {inner}") }
-    })
+    serde_path_to_error::deserialize(document)
+        .map(Arc::new)
+        .map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }
+        })
 }
 
 /// Objects without `metadata.namespace` are in `default`, as with kubectl.

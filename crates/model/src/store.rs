@@ -49,7 +49,9 @@ impl Store {
 
     /// Adds or replaces an object. Returns `true` when an object with the same key was replaced.
     pub fn insert(&mut self, object: Object) -> bool {
-        let ObjectKey { namespace, name, .. } = object.key();
+        let ObjectKey {
+            namespace, name, ..
+        } = object.key();
         let key = (namespace, name.clone());
         match object {
             Object::GatewayClass(o) => self.gateway_classes.insert(name, o).is_some(),
@@ -72,7 +74,9 @@ impl Store {
     /// The labels of a namespace. A namespace that has no Namespace object exists implicitly,
     /// without labels.
     pub fn namespace_labels(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
-        self.namespaces.get(namespace).and_then(|ns| ns.metadata.labels.as_ref())
+        self.namespaces
+            .get(namespace)
+            .and_then(|ns| ns.metadata.labels.as_ref())
     }
 
     /// EndpointSlices of a Service: those in its namespace labelled
@@ -88,7 +92,12 @@ impl Store {
             .take_while(move |((ns, _), _)| ns == namespace)
             .map(|(_, slice)| slice.as_ref())
             .filter(move |slice| {
-                slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str)
+                slice
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                    .map(String::as_str)
                     == Some(service)
             })
     }

@@ -17,19 +17,30 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
         }
     };
     let update = source.current();
-    let options = CompileOptions { controller_name: args.controller_name.clone(), ..CompileOptions::default() };
+    let options = CompileOptions {
+        controller_name: args.controller_name.clone(),
+        ..CompileOptions::default()
+    };
     let compiled = compile::compile(&update.store, &options);
     let file_errors: Vec<String> = update
         .files
         .iter()
-        .filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.path.display())))
+        .filter_map(|f| {
+            f.error
+                .as_ref()
+                .map(|e| format!("{}: {e}", f.path.display()))
+        })
         .collect();
     if args.json {
         println!("{}", status_document(&update, &compiled.status, &[]));
     } else {
         print_text(&compiled.status, &file_errors);
     }
-    if compiled.status.is_healthy() && file_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if compiled.status.is_healthy() && file_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn print_text(status: &compile::StatusReport, file_errors: &[String]) {
@@ -40,7 +51,11 @@ fn print_text(status: &compile::StatusReport, file_errors: &[String]) {
             conditions
                 .iter()
                 .map(|c| {
-                    let value = if c.status == ConditionStatus::True { "True" } else { "False" };
+                    let value = if c.status == ConditionStatus::True {
+                        "True"
+                    } else {
+                        "False"
+                    };
                     format!("{}={value} ({})", c.kind, c.reason)
                 })
                 .collect::<Vec<_>>()

@@ -81,5 +81,7 @@ pub(crate) struct CheckArgs {
 }
 
 fn parse_access_log(value: &str) -> Result<AccessLogFormat, String> {
-    value.parse().map_err(|_| format!("{value:?}: expected json or off"))
+    value
+        .parse()
+        .map_err(|_| format!("{value:?}: expected json or off"))
 }

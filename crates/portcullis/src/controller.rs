@@ -61,21 +61,32 @@ impl Controller {
         // may skip intermediate updates, and their changes must not be lost.
         let needs_compile = match &self.compiled_store {
             None => true,
-            Some(old) => source::changed_kinds(old, &update.store).iter().any(|k| !k.is_endpoint_only()),
+            Some(old) => source::changed_kinds(old, &update.store)
+                .iter()
+                .any(|k| !k.is_endpoint_only()),
         };
         if needs_compile {
-            let options = CompileOptions { generation: update.generation, ..self.options.clone() };
+            let options = CompileOptions {
+                generation: update.generation,
+                ..self.options.clone()
+            };
             let compiled = compile::compile(&update.store, &options);
             let backends = self.registry.link(&compiled.snapshot.backends);
-            self.registry.set_endpoints(compiled.endpoints.resolve(&update.store));
+            self.registry
+                .set_endpoints(compiled.endpoints.resolve(&update.store));
             self.wanted = compiled.snapshot.addresses().collect();
             let config = serde_json::json!({
                 "generation": update.generation,
                 "listeners": compiled.config_view["listeners"],
                 "backends": compiled.snapshot.backends,
             });
-            self.admin.config_json.store(Arc::new(Bytes::from(config.to_string())));
-            self.plane.publish(Live { snapshot: compiled.snapshot, backends });
+            self.admin
+                .config_json
+                .store(Arc::new(Bytes::from(config.to_string())));
+            self.plane.publish(Live {
+                snapshot: compiled.snapshot,
+                backends,
+            });
             self.plan = compiled.endpoints;
             self.status = compiled.status;
             self.compiled_store = Some(Arc::clone(&update.store));
@@ -84,14 +95,16 @@ impl Controller {
                 tracing::warn!("{problem}");
             }
         } else {
-            self.registry.set_endpoints(self.plan.resolve(&update.store));
+            self.registry
+                .set_endpoints(self.plan.resolve(&update.store));
             self.compiled_store = Some(Arc::clone(&update.store));
         }
         let file_errors = update.files.iter().filter(|f| f.error.is_some()).count();
         for file in update.files.iter().filter(|f| f.error.is_some()) {
             tracing::error!(path = %file.path.display(), error = file.error.as_deref().unwrap_or(""), "config file rejected; its last good version keeps serving");
         }
-        self.metrics.config_reloaded(file_errors == 0, update.generation);
+        self.metrics
+            .config_reloaded(file_errors == 0, update.generation);
         self.last_update = Some(update);
         self.publish_status();
         tracing::info!(
@@ -105,7 +118,10 @@ impl Controller {
     /// Binds the wanted sockets (and retries those that failed). Ready once all are bound.
     pub(crate) fn bind(&mut self) {
         let errors = self.listeners.sync(&self.wanted);
-        self.bind_errors = errors.iter().map(|e| format!("cannot listen on {}: {}", e.addr, e.error)).collect();
+        self.bind_errors = errors
+            .iter()
+            .map(|e| format!("cannot listen on {}: {}", e.addr, e.error))
+            .collect();
         for error in &self.bind_errors {
             tracing::error!("{error}");
         }
@@ -127,9 +143,13 @@ impl Controller {
     }
 
     fn publish_status(&self) {
-        let Some(update) = &self.last_update else { return };
+        let Some(update) = &self.last_update else {
+            return;
+        };
         let document = status_document(update, &self.status, &self.bind_errors);
-        self.admin.status_json.store(Arc::new(Bytes::from(document.to_string())));
+        self.admin
+            .status_json
+            .store(Arc::new(Bytes::from(document.to_string())));
     }
 }
 
@@ -142,7 +162,11 @@ pub(crate) fn status_document(
     let file_errors: Vec<String> = update
         .files
         .iter()
-        .filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.path.display())))
+        .filter_map(|f| {
+            f.error
+                .as_ref()
+                .map(|e| format!("{}: {e}", f.path.display()))
+        })
         .collect();
     let mut problems = file_errors;
     problems.extend(status.problems());

@@ -66,28 +66,55 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let source = FileSource::load(&args.config)
         .with_context(|| format!("cannot read config {}", args.config.display()))?;
     let initial = source.current();
-    let mut updates = source.watch(args.reload_debounce).context("cannot watch the config")?;
+    let mut updates = source
+        .watch(args.reload_debounce)
+        .context("cannot watch the config")?;
 
     let metrics = Arc::new(Metrics::new());
     let registry = Arc::new(Registry::new());
     let pools = Pools::new(Arc::clone(&metrics), &PoolSettings::default());
-    let plane = Arc::new(DataPlane::new(pools, Arc::clone(&metrics), AccessLog::new(args.access_log)));
+    let plane = Arc::new(DataPlane::new(
+        pools,
+        Arc::clone(&metrics),
+        AccessLog::new(args.access_log),
+    ));
 
     let endpoints_registry = Arc::clone(&registry);
-    let admin = Arc::new(admin::AdminState::new(Arc::clone(&metrics), move || endpoints_registry.view()));
+    let admin = Arc::new(admin::AdminState::new(Arc::clone(&metrics), move || {
+        endpoints_registry.view()
+    }));
     let admin_listener = tokio::net::TcpListener::bind(args.admin)
         .await
         .with_context(|| format!("cannot listen on the admin address {}", args.admin))?;
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(admin::serve(admin_listener, Arc::clone(&admin), async move {
-        let _ = admin_stopped.await;
-    }));
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        Arc::clone(&admin),
+        async move {
+            let _ = admin_stopped.await;
+        },
+    ));
     tracing::info!(admin = %args.admin, config = %args.config.display(), "portcullis starting");
 
-    let default_addresses = if args.bind.is_empty() { default_bind_addresses() } else { args.bind.clone() };
-    let options = CompileOptions { controller_name: args.controller_name.clone(), default_addresses, generation: 0 };
+    let default_addresses = if args.bind.is_empty() {
+        default_bind_addresses()
+    } else {
+        args.bind.clone()
+    };
+    let options = CompileOptions {
+        controller_name: args.controller_name.clone(),
+        default_addresses,
+        generation: 0,
+    };
     let listeners = ListenerManager::new(Arc::clone(&plane));
-    let mut controller = Controller::new(options, registry, plane, listeners, Arc::clone(&admin), metrics);
+    let mut controller = Controller::new(
+        options,
+        registry,
+        plane,
+        listeners,
+        Arc::clone(&admin),
+        metrics,
+    );
     controller.apply(initial);
 
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -113,7 +140,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let Controller { listeners, .. } = controller;
     let remaining = listeners.shutdown(args.drain_timeout).await;
     if remaining > 0 {
-        tracing::warn!(remaining, "drain time over; closing the remaining connections");
+        tracing::warn!(
+            remaining,
+            "drain time over; closing the remaining connections"
+        );
     }
     let _ = admin_stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(1), admin_task).await;

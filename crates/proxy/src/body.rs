@@ -52,12 +52,18 @@ impl ResponseBody {
     /// A body held in memory.
     pub fn full(data: Bytes) -> ResponseBody {
         let data = if data.is_empty() { None } else { Some(data) };
-        ResponseBody { inner: Inner::Full { data }, log: None }
+        ResponseBody {
+            inner: Inner::Full { data },
+            log: None,
+        }
     }
 
     /// The upstream's body, streamed.
     pub(crate) fn upstream(body: Incoming) -> ResponseBody {
-        ResponseBody { inner: Inner::Upstream { body }, log: None }
+        ResponseBody {
+            inner: Inner::Upstream { body },
+            log: None,
+        }
     }
 
     /// Attaches the access-log record to write when the body ends.
@@ -77,9 +83,9 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let polled: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match this.inner.project() {
-            InnerProjection::Upstream { body } => {
-                body.poll_frame(cx).map(|f| f.map(|r| r.map_err(BoxError::from)))
-            }
+            InnerProjection::Upstream { body } => body
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BoxError::from))),
             InnerProjection::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         };
         if let Some(log) = this.log.as_mut() {
@@ -89,7 +95,9 @@ impl Body for ResponseBody {
                         log.bytes_sent += data.len() as u64;
                     }
                 }
-                Poll::Ready(Some(Err(error))) => log.error = Some(format!("response body: {error}")),
+                Poll::Ready(Some(Err(error))) => {
+                    log.error = Some(format!("response body: {error}"))
+                }
                 Poll::Ready(None) | Poll::Pending => {}
             }
         }
@@ -111,7 +119,9 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Upstream { body } => body.size_hint(),
-            Inner::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
         }
     }
 }

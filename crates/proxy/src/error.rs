@@ -59,16 +59,25 @@ impl ProxyError {
         let body = match self {
             ProxyError::MissingHost => Bytes::from_static(b"bad request: missing Host header\n"),
             ProxyError::NoListener => Bytes::from_static(b"not found: no listener for this host\n"),
-            ProxyError::NoRoute => Bytes::from_static(b"not found: no route matches this request\n"),
+            ProxyError::NoRoute => {
+                Bytes::from_static(b"not found: no route matches this request\n")
+            }
             ProxyError::Direct(direct) => direct.body,
             ProxyError::NoEndpoints => Bytes::from_static(b"no healthy upstream\n"),
-            ProxyError::Connect(detail) => Bytes::from(format!("upstream connect error: {detail}\n")),
-            ProxyError::Upstream(detail) => Bytes::from(format!("upstream request failed: {detail}\n")),
+            ProxyError::Connect(detail) => {
+                Bytes::from(format!("upstream connect error: {detail}\n"))
+            }
+            ProxyError::Upstream(detail) => {
+                Bytes::from(format!("upstream request failed: {detail}\n"))
+            }
         };
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         headers.insert("x-portcullis-error", HeaderValue::from_static(code));
         response
     }

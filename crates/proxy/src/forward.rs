@@ -45,7 +45,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
         let keeps_trailers = headers
             .get(header::TE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
         headers.remove(header::TE);
         if keeps_trailers {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -58,7 +61,9 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &'s
     let mut buffer = [0u8; 64];
     let client_text = format_ip(client, &mut buffer);
     let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => HeaderValue::from_str(&format!("{existing}, {client_text}")),
+        Some(existing) if !existing.is_empty() => {
+            HeaderValue::from_str(&format!("{existing}, {client_text}"))
+        }
         _ => HeaderValue::from_str(client_text),
     };
     if let Ok(value) = value {
@@ -92,25 +97,42 @@ pub(crate) fn upstream_request(
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers, true);
     add_forwarded(&mut parts.headers, client, scheme);
-    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let uri = match protocol {
         AppProtocol::H2c => {
             parts.headers.remove(header::HOST);
             parts.version = Version::HTTP_2;
-            Uri::builder().scheme(UriScheme::HTTP).authority(host.clone()).path_and_query(path).build()?
+            Uri::builder()
+                .scheme(UriScheme::HTTP)
+                .authority(host.clone())
+                .path_and_query(path)
+                .build()?
         }
         AppProtocol::Http1 | AppProtocol::WebSocket => {
             if !parts.headers.contains_key(header::HOST) {
-                parts.headers.insert(header::HOST, HeaderValue::from_str(host.as_str())?);
+                parts
+                    .headers
+                    .insert(header::HOST, HeaderValue::from_str(host.as_str())?);
             }
             parts.version = Version::HTTP_11;
             let mut buffer = [0u8; 64];
             let authority = format_socket(endpoint, &mut buffer);
-            Uri::builder().scheme(UriScheme::HTTP).authority(authority).path_and_query(path).build()?
+            Uri::builder()
+                .scheme(UriScheme::HTTP)
+                .authority(authority)
+                .path_and_query(path)
+                .build()?
         }
     };
     parts.uri = uri;
-    Ok(Request::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
+    Ok(Request::from_parts(
+        parts,
+        body.map_err(Into::into).boxed_unsync(),
+    ))
 }
 
 fn format_socket(addr: SocketAddr, buffer: &mut [u8; 64]) -> &str {

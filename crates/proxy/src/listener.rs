@@ -70,15 +70,23 @@ pub struct ListenerManager {
 impl ListenerManager {
     /// A manager with no sockets yet.
     pub fn new(plane: Arc<DataPlane>) -> ListenerManager {
-        ListenerManager { plane, listeners: HashMap::new(), tracker: Arc::default() }
+        ListenerManager {
+            plane,
+            listeners: HashMap::new(),
+            tracker: Arc::default(),
+        }
     }
 
     /// Makes the bound sockets equal `wanted`: binds new addresses, closes removed ones
     /// (draining their connections). Addresses that fail to bind are returned and retried on
     /// the next call. Must run inside a tokio runtime.
     pub fn sync(&mut self, wanted: &[SocketAddr]) -> Vec<BindError> {
-        let removed: Vec<SocketAddr> =
-            self.listeners.keys().filter(|a| !wanted.contains(a)).copied().collect();
+        let removed: Vec<SocketAddr> = self
+            .listeners
+            .keys()
+            .filter(|a| !wanted.contains(a))
+            .copied()
+            .collect();
         for addr in removed {
             if let Some(handle) = self.listeners.remove(&addr) {
                 handle.accept.abort();
@@ -171,9 +179,18 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         tracker.open.fetch_add(1, Ordering::AcqRel);
         plane.metrics.downstream_connection_opened();
-        let guard = ConnectionGuard { tracker: Arc::clone(&tracker), plane: Arc::clone(&plane) };
+        let guard = ConnectionGuard {
+            tracker: Arc::clone(&tracker),
+            plane: Arc::clone(&plane),
+        };
         let connection = Connection { local, peer };
-        tokio::spawn(serve_connection(Arc::clone(&plane), stream, connection, stop.clone(), guard));
+        tokio::spawn(serve_connection(
+            Arc::clone(&plane),
+            stream,
+            connection,
+            stop.clone(),
+            guard,
+        ));
     }
 }
 
@@ -186,7 +203,10 @@ async fn serve_connection(
 ) {
     let service = service_fn(move |request| stack::handle(Arc::clone(&plane), connection, request));
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     builder.http2().timer(TokioTimer::new());
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(serving);

@@ -29,7 +29,12 @@ pub struct DataPlane {
 impl DataPlane {
     /// A data plane with an empty config (every request gets 404 until [`DataPlane::publish`]).
     pub fn new(pools: Pools, metrics: Arc<Metrics>, access_log: AccessLog) -> DataPlane {
-        DataPlane { live: ArcSwap::from_pointee(Live::default()), pools, metrics, access_log }
+        DataPlane {
+            live: ArcSwap::from_pointee(Live::default()),
+            pools,
+            metrics,
+            access_log,
+        }
     }
 
     /// Atomically replaces the live config. Requests in flight keep the one they loaded.

@@ -59,14 +59,25 @@ pub(crate) async fn handle(
     let (response, error) = match result {
         Ok(response) => (response, None),
         Err(error) => {
-            let detail = plane.access_log.is_enabled().then(|| error.detail().to_owned());
+            let detail = plane
+                .access_log
+                .is_enabled()
+                .then(|| error.detail().to_owned());
             (error.into_response(), detail)
         }
     };
     let status = response.status().as_u16();
-    let route_label = outcome.route.clone().map_or_else(|| LabelValue::from(""), LabelValue::from);
-    let backend_label = outcome.backend.clone().map_or_else(|| LabelValue::from(""), LabelValue::from);
-    plane.metrics.record_request(&route_label, &backend_label, status, start.elapsed());
+    let route_label = outcome
+        .route
+        .clone()
+        .map_or_else(|| LabelValue::from(""), LabelValue::from);
+    let backend_label = outcome
+        .backend
+        .clone()
+        .map_or_else(|| LabelValue::from(""), LabelValue::from);
+    plane
+        .metrics
+        .record_request(&route_label, &backend_label, status, start.elapsed());
     let Some(head) = log_head else {
         return Ok(response);
     };
@@ -105,7 +116,11 @@ impl LogHead {
         LogHead {
             method: request.method().clone(),
             host: request_host(request).unwrap_or("").to_owned(),
-            path: request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            path: request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
             protocol: version_text(request.version()),
             // Declared length; streamed bodies without one count as 0.
             bytes_received: request
@@ -132,7 +147,10 @@ fn version_text(version: Version) -> &'static str {
 fn request_host(request: &Request<Incoming>) -> Option<&str> {
     match request.uri().authority() {
         Some(authority) => Some(authority.as_str()),
-        None => request.headers().get(header::HOST).and_then(|v| v.to_str().ok()),
+        None => request
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok()),
     }
 }
 
@@ -207,7 +225,10 @@ async fn route_and_forward(
     )
     .map_err(|_| ProxyError::MissingHost)?;
     let in_flight = endpoint.start_request();
-    let sent = plane.pools.send(backend.protocol(), endpoint.addr(), upstream_request).await;
+    let sent = plane
+        .pools
+        .send(backend.protocol(), endpoint.addr(), upstream_request)
+        .await;
     drop(in_flight);
     let mut response = match sent {
         Ok(response) => response,

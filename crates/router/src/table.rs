@@ -135,8 +135,10 @@ impl<T> RouteTable<T> {
     ///
     /// Hostname precedence comes first (`HTTPRouteSpec.hostnames`): the exact-host bucket, then
     /// wildcard buckets from the longest suffix, then routes without hostnames. Within a bucket
-    /// the first candidate in [`MatchRank`] order whose conditions all hold wins; if none does,
-    /// the next bucket is tried, since a rule that does not match cannot take precedence.
+    /// the first candidate in precedence order (Exact path, RegularExpression path by source
+    /// length, PathPrefix by length, method, header count, query count, [`RouteOrder`]) whose
+    /// conditions all hold wins; if none does, the next bucket is tried, since a rule that does
+    /// not match cannot take precedence.
     ///
     /// Does not allocate, except for hosts longer than 253 bytes and for query regexes on
     /// values that need percent-decoding.

@@ -22,13 +22,15 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 fn resolver() -> Option<&'static TokioResolver> {
     static RESOLVER: OnceLock<Option<TokioResolver>> = OnceLock::new();
     RESOLVER
-        .get_or_init(|| match TokioResolver::builder_tokio().and_then(|b| b.build()) {
-            Ok(resolver) => Some(resolver),
-            Err(error) => {
-                tracing::error!(%error, "cannot read the system DNS configuration");
-                None
-            }
-        })
+        .get_or_init(
+            || match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+                Ok(resolver) => Some(resolver),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the system DNS configuration");
+                    None
+                }
+            },
+        )
         .as_ref()
 }
 
@@ -75,7 +77,10 @@ async fn lookup(name: &str, port: u16) -> Result<(Vec<SocketAddr>, Instant), Str
         return Ok((addrs, Instant::now() + MAX_REFRESH));
     }
     if let Ok(ip) = name.parse::<std::net::IpAddr>() {
-        return Ok((vec![SocketAddr::new(ip, port)], Instant::now() + MAX_REFRESH));
+        return Ok((
+            vec![SocketAddr::new(ip, port)],
+            Instant::now() + MAX_REFRESH,
+        ));
     }
     let resolver = resolver().ok_or_else(|| "no DNS resolver".to_owned())?;
     let lookup = resolver.lookup_ip(name).await.map_err(|e| e.to_string())?;

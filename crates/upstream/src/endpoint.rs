@@ -47,7 +47,9 @@ impl EndpointRuntime {
     pub fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        InFlight { endpoint: Arc::clone(self) }
+        InFlight {
+            endpoint: Arc::clone(self),
+        }
     }
 
     /// Records a failed request (connect error, reset, 5xx from the gateway's view).
@@ -122,7 +124,11 @@ impl EndpointSet {
         let total_weight = endpoints.iter().map(|e| e.weight()).sum();
         let first = endpoints.first().map(|e| e.weight());
         let uniform = first.is_some_and(|w| w > 0 && endpoints.iter().all(|e| e.weight() == w));
-        EndpointSet { endpoints, total_weight, uniform }
+        EndpointSet {
+            endpoints,
+            total_weight,
+            uniform,
+        }
     }
 
     /// The endpoints.

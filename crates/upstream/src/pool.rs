@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -80,7 +80,10 @@ impl Pools {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
         http.enforce_http(true);
-        let connector = CountingConnector { inner: http, metrics };
+        let connector = CountingConnector {
+            inner: http,
+            metrics,
+        };
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(settings.idle_timeout)
@@ -90,7 +93,10 @@ impl Pools {
             // a filter rewrites it), so the client must not derive one from the endpoint URI.
             .set_host(false);
         let http1 = builder.build(connector.clone());
-        let h2c = Arc::new(H2Pool { connector, connections: Mutex::new(HashMap::new()) });
+        let h2c = Arc::new(H2Pool {
+            connector,
+            connections: Mutex::new(HashMap::new()),
+        });
         Pools { http1, h2c }
     }
 
@@ -210,7 +216,11 @@ impl tower_service::Service<Uri> for CountingConnector {
         Box::pin(async move {
             let stream = connecting.await?;
             metrics.upstream_connection_opened(&label);
-            Ok(CountedStream { inner: stream, metrics, label })
+            Ok(CountedStream {
+                inner: stream,
+                metrics,
+                label,
+            })
         })
     }
 }

@@ -81,7 +81,13 @@ impl BackendRuntime {
     fn view(&self) -> BackendView {
         BackendView {
             protocol: self.protocol,
-            endpoints: self.endpoints.load().endpoints().iter().map(|e| e.view()).collect(),
+            endpoints: self
+                .endpoints
+                .load()
+                .endpoints()
+                .iter()
+                .map(|e| e.view())
+                .collect(),
         }
     }
 }
@@ -113,7 +119,9 @@ impl Registry {
 
     fn lock(&self) -> MutexGuard<'_, RegistryState> {
         // A panic while holding the lock leaves plain maps behind, still consistent.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Links a snapshot's backends to their runtimes, in the order given: runtimes of backends
@@ -158,7 +166,8 @@ impl Registry {
     pub fn set_endpoints(&self, desired: HashMap<BackendId, Vec<EndpointTarget>>) {
         let mut state = self.lock();
         let state = &mut *state;
-        let mut next: HashMap<BackendId, Arc<[EndpointTarget]>> = HashMap::with_capacity(desired.len());
+        let mut next: HashMap<BackendId, Arc<[EndpointTarget]>> =
+            HashMap::with_capacity(desired.len());
         for (id, targets) in desired {
             let targets: Arc<[EndpointTarget]> = targets.into();
             let changed = state.targets.get(&id).is_none_or(|old| *old != targets);
@@ -190,7 +199,10 @@ impl Registry {
             .into_iter()
             .map(|id| {
                 let view = state.backends[id].view();
-                (id.to_string(), serde_json::to_value(view).unwrap_or_default())
+                (
+                    id.to_string(),
+                    serde_json::to_value(view).unwrap_or_default(),
+                )
             })
             .collect();
         serde_json::Value::Object(map)
@@ -207,7 +219,9 @@ fn apply_targets(
     if let Some(task) = resolvers.remove(runtime.id()) {
         task.abort();
     }
-    let needs_dns = targets.iter().any(|t| matches!(t.address, TargetAddress::Dns(_)));
+    let needs_dns = targets
+        .iter()
+        .any(|t| matches!(t.address, TargetAddress::Dns(_)));
     if needs_dns {
         let task = dns::spawn_resolver(Arc::clone(runtime), targets.to_vec());
         resolvers.insert(runtime.id().clone(), task);

@@ -27,18 +27,31 @@ spec:
 fn documents_are_typed_and_unknown_kinds_skipped() {
     let parsed = parse_documents(ROUTE).expect("valid YAML");
     assert_eq!(parsed.objects.len(), 2);
-    assert_eq!(parsed.skipped, vec!["apps/v1 Deployment ignored".to_owned()]);
-    let Object::HttpRoute(route) = &parsed.objects[0] else { panic!("not a route") };
+    assert_eq!(
+        parsed.skipped,
+        vec!["apps/v1 Deployment ignored".to_owned()]
+    );
+    let Object::HttpRoute(route) = &parsed.objects[0] else {
+        panic!("not a route")
+    };
     let rules = route.spec.rules.as_ref().expect("rules");
-    assert_eq!(rules[0].backend_refs.as_ref().expect("refs")[0].weight, Some(3));
-    let Object::Backend(backend) = &parsed.objects[1] else { panic!("not a backend") };
+    assert_eq!(
+        rules[0].backend_refs.as_ref().expect("refs")[0].weight,
+        Some(3)
+    );
+    let Object::Backend(backend) = &parsed.objects[1] else {
+        panic!("not a backend")
+    };
     assert_eq!(backend.spec.endpoints[0].port, 3000);
 }
 
 #[test]
 fn missing_namespace_defaults_to_default() {
     let parsed = parse_documents(ROUTE).expect("valid YAML");
-    assert_eq!(parsed.objects[0].key().to_string(), "HTTPRoute default/cart");
+    assert_eq!(
+        parsed.objects[0].key().to_string(),
+        "HTTPRoute default/cart"
+    );
     assert_eq!(parsed.objects[1].key().to_string(), "Backend shop/direct");
 }
 
@@ -48,7 +61,10 @@ fn bad_field_names_object_and_path() {
     let error = parse_documents(text).expect_err("unknown path type");
     let message = error.to_string();
     assert!(message.contains("HTTPRoute shop/web"), "{message}");
-    assert!(message.contains("spec.rules[0].matches[0].path.type"), "{message}");
+    assert!(
+        message.contains("spec.rules[0].matches[0].path.type"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -3,10 +3,16 @@ use super::*;
 #[test]
 fn hop_by_hop_headers_are_removed() {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+    headers.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("keep-alive, x-secret"),
+    );
     headers.insert("x-secret", HeaderValue::from_static("1"));
     headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-    headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    headers.insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
     headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
     headers.insert("x-kept", HeaderValue::from_static("yes"));
     strip_hop_by_hop(&mut headers, true);

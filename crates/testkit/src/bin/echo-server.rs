@@ -27,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
             "--namespace" => namespace = args.next().context("--namespace needs NAME")?,
             "--h2c-only" => mode = EchoMode::H2cOnly,
             "-h" | "--help" => {
-                println!("usage: echo-server --listen ADDR [--pod NAME] [--namespace NS] [--h2c-only]");
+                println!(
+                    "usage: echo-server --listen ADDR [--pod NAME] [--namespace NS] [--h2c-only]"
+                );
                 return Ok(());
             }
             other => bail!("unknown argument {other:?} (try --help)"),

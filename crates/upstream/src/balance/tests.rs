@@ -19,8 +19,9 @@ fn set(weights: &[u32]) -> EndpointSet {
 fn equal_weights_rotate() {
     let endpoints = set(&[1, 1, 1]);
     let cursor = AtomicUsize::new(0);
-    let ports: Vec<u16> =
-        (0..6).map(|_| pick(&endpoints, &cursor).expect("pick").addr().port()).collect();
+    let ports: Vec<u16> = (0..6)
+        .map(|_| pick(&endpoints, &cursor).expect("pick").addr().port())
+        .collect();
     assert_eq!(ports, vec![1000, 1001, 1002, 1000, 1001, 1002]);
 }
 

@@ -3,7 +3,10 @@ use std::net::IpAddr;
 use super::*;
 
 fn spec(id: &str) -> BackendSpec {
-    BackendSpec { id: BackendId::new(id), protocol: AppProtocol::Http1 }
+    BackendSpec {
+        id: BackendId::new(id),
+        protocol: AppProtocol::Http1,
+    }
 }
 
 fn ip(port: u16) -> EndpointTarget {
@@ -15,7 +18,12 @@ fn ip(port: u16) -> EndpointTarget {
 }
 
 fn ports(runtime: &BackendRuntime) -> Vec<u16> {
-    runtime.endpoints().endpoints().iter().map(|e| e.addr().port()).collect()
+    runtime
+        .endpoints()
+        .endpoints()
+        .iter()
+        .map(|e| e.addr().port())
+        .collect()
 }
 
 #[test]
