@@ -19,11 +19,19 @@ use crate::controller::Controller;
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
     init_logging();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One usable CPU (e.g. pinned with taskset, or a 1-CPU container): a single-threaded
+    // scheduler does the same work without work-stealing bookkeeping and cross-thread wakeups.
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
     runtime.enable_all();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
-    }
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -11,8 +11,8 @@ use crate::body::ResponseBody;
 /// config, upstream), which decides the status.
 #[derive(Debug)]
 pub(crate) enum ProxyError {
-    /// Client: an HTTP/1.1 request without Host.
-    MissingHost,
+    /// Client: an HTTP/1.1 request without Host, or a Host that is not a valid authority.
+    InvalidHost,
     /// Client/config: no listener of this socket accepts the request's host.
     NoListener,
     /// Client/config: no route rule matches.
@@ -31,7 +31,7 @@ impl ProxyError {
     /// Short machine-readable cause, also sent as `x-portcullis-error`.
     pub(crate) fn code(&self) -> &'static str {
         match self {
-            ProxyError::MissingHost => "missing-host",
+            ProxyError::InvalidHost => "invalid-host",
             ProxyError::NoListener => "no-listener",
             ProxyError::NoRoute => "no-route",
             ProxyError::Direct(_) => "direct-response",
@@ -43,7 +43,7 @@ impl ProxyError {
 
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            ProxyError::MissingHost => StatusCode::BAD_REQUEST,
+            ProxyError::InvalidHost => StatusCode::BAD_REQUEST,
             ProxyError::NoListener | ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Direct(direct) => direct.status,
             ProxyError::NoEndpoints | ProxyError::Connect(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -57,7 +57,9 @@ impl ProxyError {
         let status = self.status();
         let code = self.code();
         let body = match self {
-            ProxyError::MissingHost => Bytes::from_static(b"bad request: missing Host header\n"),
+            ProxyError::InvalidHost => {
+                Bytes::from_static(b"bad request: missing or invalid Host header\n")
+            }
             ProxyError::NoListener => Bytes::from_static(b"not found: no listener for this host\n"),
             ProxyError::NoRoute => {
                 Bytes::from_static(b"not found: no route matches this request\n")

@@ -2,7 +2,7 @@
 //! response: hop-by-hop headers (RFC 9110 §7.6.1), `X-Forwarded-*`, Host / `:authority`, and the
 //! version the upstream pool speaks.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
@@ -88,8 +88,7 @@ fn format_ip(ip: IpAddr, buffer: &mut [u8; 64]) -> &str {
 /// `:authority`) and the `Host` header is dropped.
 pub(crate) fn upstream_request(
     request: Request<Incoming>,
-    host: &Authority,
-    endpoint: SocketAddr,
+    endpoint: &Authority,
     protocol: AppProtocol,
     client: IpAddr,
     scheme: &'static str,
@@ -104,26 +103,34 @@ pub(crate) fn upstream_request(
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let uri = match protocol {
         AppProtocol::H2c => {
+            // `:authority` is the virtual host: the client's authority, else its Host header.
+            let host = match parts.uri.authority() {
+                Some(authority) => authority.clone(),
+                None => {
+                    let value = parts.headers.get(header::HOST).map(HeaderValue::as_bytes);
+                    Authority::try_from(value.unwrap_or_default())?
+                }
+            };
             parts.headers.remove(header::HOST);
             parts.version = Version::HTTP_2;
             Uri::builder()
                 .scheme(UriScheme::HTTP)
-                .authority(host.clone())
+                .authority(host)
                 .path_and_query(path)
                 .build()?
         }
         AppProtocol::Http1 | AppProtocol::WebSocket => {
-            if !parts.headers.contains_key(header::HOST) {
-                parts
-                    .headers
-                    .insert(header::HOST, HeaderValue::from_str(host.as_str())?);
+            // HTTP/2 clients send `:authority` instead of Host; HTTP/1.1 upstreams need Host.
+            if !parts.headers.contains_key(header::HOST)
+                && let Some(authority) = parts.uri.authority()
+            {
+                let value = HeaderValue::from_str(authority.as_str())?;
+                parts.headers.insert(header::HOST, value);
             }
             parts.version = Version::HTTP_11;
-            let mut buffer = [0u8; 64];
-            let authority = format_socket(endpoint, &mut buffer);
             Uri::builder()
                 .scheme(UriScheme::HTTP)
-                .authority(authority)
+                .authority(endpoint.clone())
                 .path_and_query(path)
                 .build()?
         }
@@ -133,15 +140,6 @@ pub(crate) fn upstream_request(
         parts,
         body.map_err(Into::into).boxed_unsync(),
     ))
-}
-
-fn format_socket(addr: SocketAddr, buffer: &mut [u8; 64]) -> &str {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    // "[v6]:port" is at most 47 bytes.
-    let _ = write!(cursor, "{addr}");
-    let len = usize::try_from(cursor.position()).unwrap_or(0);
-    std::str::from_utf8(&buffer[..len]).unwrap_or("")
 }
 
 /// Cleans an upstream response for the client.

@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::uri::Authority;
 use http::{Request, Response, Version, header};
 use hyper::body::Incoming;
 use rand::Rng;
@@ -168,7 +167,7 @@ async fn route_and_forward(
     let host = match request_host(&request) {
         Some(host) => host,
         None if request.version() == Version::HTTP_10 => "",
-        None => return Err(ProxyError::MissingHost),
+        None => return Err(ProxyError::InvalidHost),
     };
     let Some(listener) = socket.listeners.most_specific(router::strip_port(host)) else {
         return Err(ProxyError::NoListener);
@@ -211,19 +210,17 @@ async fn route_and_forward(
     outcome.endpoint = Some(endpoint.addr());
 
     // 6. forward
-    let authority: Authority = host.parse().map_err(|_| ProxyError::MissingHost)?;
     let scheme = match socket.scheme {
         Scheme::Http => "http",
     };
     let upstream_request = forward::upstream_request(
         request,
-        &authority,
-        endpoint.addr(),
+        endpoint.authority(),
         backend.protocol(),
         connection.peer.ip(),
         scheme,
     )
-    .map_err(|_| ProxyError::MissingHost)?;
+    .map_err(|_| ProxyError::InvalidHost)?;
     let in_flight = endpoint.start_request();
     let sent = plane
         .pools

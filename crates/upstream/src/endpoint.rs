@@ -11,6 +11,8 @@ use serde::Serialize;
 #[derive(Debug)]
 pub struct EndpointRuntime {
     addr: SocketAddr,
+    /// `ip:port` as a URI authority, built once: HTTP/1.1 requests are addressed with it.
+    authority: http::uri::Authority,
     weight: AtomicU64,
     in_flight: AtomicU64,
     requests: AtomicU64,
@@ -20,8 +22,12 @@ pub struct EndpointRuntime {
 impl EndpointRuntime {
     /// A fresh endpoint.
     pub fn new(addr: SocketAddr, weight: u32) -> EndpointRuntime {
+        // A SocketAddr always formats as a valid authority.
+        let authority = http::uri::Authority::try_from(addr.to_string().as_str())
+            .expect("a socket address is a valid URI authority");
         EndpointRuntime {
             addr,
+            authority,
             weight: AtomicU64::new(u64::from(weight)),
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -32,6 +38,11 @@ impl EndpointRuntime {
     /// The endpoint's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address as a URI authority (`127.0.0.1:8080`, `[::1]:8080`).
+    pub fn authority(&self) -> &http::uri::Authority {
+        &self.authority
     }
 
     /// Its current weight.
