@@ -2,25 +2,27 @@
 //! parentRefs, and route status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
 use model::Store;
 use model::gateway_api::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesMatches,
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesMatches,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
-    HttpRouteRulesMatchesQueryParamsType,
+    HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesTimeouts,
 };
 use router::{HeaderMatch, HostPattern, PathMatch, QueryMatch, RouteOrder, RuleMatch, ValueMatch};
 use snapshot::{
-    BackendChoice, BackendTarget, DirectResponse, RouteRule, RuleAction, WeightedBackend,
+    BackendChoice, BackendTarget, DirectResponse, Filters, PathModifier, RouteRule, RuleAction,
+    Timeouts, WeightedBackend,
 };
 
 use crate::CompileOptions;
 use crate::backend_ref::{BackendRefSpec, BackendTable, RefProblem, Referrer};
-use crate::hostname;
 use crate::listener::Listeners;
 use crate::status::{Condition, ObjectStatus, ParentReference, RouteParentStatus, StatusReport};
+use crate::{duration, filter, hostname};
 
 const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
 
@@ -341,12 +343,14 @@ fn compile_rules(
             None => format!("HTTPRoute {namespace}/{name} rules[{index}]").into(),
         };
         match compile_rule(store, &at, rule, &referrer, backends, problems) {
-            Ok((matches, action)) => compiled.push(CompiledRule {
+            Ok((matches, compiled_action)) => compiled.push(CompiledRule {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 matches,
                 rule: Arc::new(RouteRule {
                     name: rule_name,
-                    action,
+                    filters: compiled_action.filters,
+                    timeouts: compiled_action.timeouts,
+                    action: compiled_action.action,
                 }),
             }),
             Err(message) => problems.invalid.push(message),
@@ -362,13 +366,9 @@ fn compile_rule(
     referrer: &Referrer<'_>,
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
-) -> Result<(Vec<RuleMatch>, RuleAction), String> {
-    if let Some(filter) = rule.filters.as_deref().unwrap_or_default().first() {
-        return Err(format!(
-            "{at}.filters[0]: filter type {:?} is not supported yet",
-            filter.r#type
-        ));
-    }
+) -> Result<(Vec<RuleMatch>, CompiledAction), String> {
+    let filters = filter::compile_filters(at, rule.filters.as_deref().unwrap_or_default())?;
+    let timeouts = compile_timeouts(at, rule.timeouts.as_ref())?;
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![RuleMatch::default()],
         Some(matches) => matches
@@ -377,19 +377,15 @@ fn compile_rule(
             .map(|(i, m)| compile_match(&format!("{at}.matches[{i}]"), m))
             .collect::<Result<Vec<_>, _>>()?,
     };
+    let mut uses_prefix_rewrite = has_prefix_modifier(&filters);
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
     let mut candidates = Vec::new();
     for (i, backend_ref) in refs.iter().enumerate() {
         let ref_at = format!("{at}.backendRefs[{i}]");
-        if backend_ref
-            .filters
-            .as_deref()
-            .is_some_and(|f| !f.is_empty())
-        {
-            return Err(format!(
-                "{ref_at}.filters: backendRef filters are not supported yet"
-            ));
-        }
+        let backend_filters: Vec<HttpRouteRulesFilters> =
+            filter::convert(&backend_ref.filters.clone().unwrap_or_default())?;
+        let backend_filters = filter::compile_filters(&ref_at, &backend_filters)?;
+        uses_prefix_rewrite |= has_prefix_modifier(&backend_filters);
         let weight = u64::try_from(backend_ref.weight.unwrap_or(1)).unwrap_or(0);
         let spec = BackendRefSpec {
             group: backend_ref.group.as_deref().unwrap_or(""),
@@ -410,8 +406,21 @@ fn compile_rule(
             }
         };
         if weight > 0 {
-            candidates.push(WeightedBackend { weight, target });
+            candidates.push(WeightedBackend {
+                weight,
+                target,
+                filters: backend_filters,
+            });
         }
+    }
+    if uses_prefix_rewrite
+        && matches
+            .iter()
+            .any(|m| !matches!(m.path, PathMatch::Prefix(_)))
+    {
+        return Err(format!(
+            "{at}: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match"
+        ));
     }
     let total_weight: u64 = candidates.iter().map(|c| c.weight).sum();
     let action = if refs.is_empty() {
@@ -426,7 +435,61 @@ fn compile_rule(
             total_weight,
         })
     };
-    Ok((matches, action))
+    Ok((
+        matches,
+        CompiledAction {
+            filters,
+            timeouts,
+            action,
+        },
+    ))
+}
+
+/// A rule's filters, timeouts and action.
+struct CompiledAction {
+    filters: Filters,
+    timeouts: Timeouts,
+    action: RuleAction,
+}
+
+fn has_prefix_modifier(filters: &Filters) -> bool {
+    let redirect = filters.redirect.as_ref().and_then(|r| r.path.as_ref());
+    let rewrite = filters.rewrite.as_ref().and_then(|r| r.path.as_ref());
+    [redirect, rewrite]
+        .into_iter()
+        .flatten()
+        .any(|p| matches!(p, PathModifier::ReplacePrefixMatch(_)))
+}
+
+/// `timeouts`: GEP-2257 durations; `0s` disables a timeout; backendRequest must not exceed
+/// request.
+fn compile_timeouts(at: &str, spec: Option<&HttpRouteRulesTimeouts>) -> Result<Timeouts, String> {
+    let Some(spec) = spec else {
+        return Ok(Timeouts::default());
+    };
+    let parse = |field: &str, value: Option<&String>| -> Result<Option<Duration>, String> {
+        match value {
+            None => Ok(None),
+            Some(text) => {
+                let parsed =
+                    duration::parse(text).map_err(|e| format!("{at}.timeouts.{field}: {e}"))?;
+                Ok(Some(parsed).filter(|d| !d.is_zero()))
+            }
+        }
+    };
+    let request = parse("request", spec.request.as_ref())?;
+    let backend_request = parse("backendRequest", spec.backend_request.as_ref())?;
+    if let (Some(request), Some(backend)) = (request, backend_request)
+        && backend > request
+    {
+        return Err(format!(
+            "{at}.timeouts.backendRequest ({backend:?}) must not exceed timeouts.request ({request:?})"
+        ));
+    }
+    Ok(Timeouts {
+        request,
+        backend_request,
+    })
 }
 
 /// The 500 the Gateway API requires for traffic that cannot be forwarded. The body names the

@@ -10,7 +10,9 @@
 //! step is the fast path the runtime runs alone when only EndpointSlices change.
 
 mod backend_ref;
+mod duration;
 pub mod endpoints;
+mod filter;
 mod gateway;
 mod hostname;
 mod http_route;

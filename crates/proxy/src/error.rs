@@ -25,6 +25,8 @@ pub(crate) enum ProxyError {
     Connect(String),
     /// Upstream: the exchange failed after the request was sent (reset, protocol error).
     Upstream(String),
+    /// Upstream: `timeouts.request` or `timeouts.backendRequest` ran out.
+    Timeout,
 }
 
 impl ProxyError {
@@ -38,6 +40,7 @@ impl ProxyError {
             ProxyError::NoEndpoints => "no-healthy-upstream",
             ProxyError::Connect(_) => "upstream-connect-error",
             ProxyError::Upstream(_) => "upstream-request-error",
+            ProxyError::Timeout => "upstream-timeout",
         }
     }
 
@@ -48,6 +51,7 @@ impl ProxyError {
             ProxyError::Direct(direct) => direct.status,
             ProxyError::NoEndpoints | ProxyError::Connect(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -72,6 +76,7 @@ impl ProxyError {
             ProxyError::Upstream(detail) => {
                 Bytes::from(format!("upstream request failed: {detail}\n"))
             }
+            ProxyError::Timeout => Bytes::from_static(b"upstream request timeout\n"),
         };
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;

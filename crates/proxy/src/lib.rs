@@ -8,6 +8,7 @@
 
 mod body;
 mod error;
+mod filter;
 mod forward;
 mod listener;
 mod plane;

@@ -3,10 +3,14 @@
 //! 1. load the live config (once; the request keeps it to the end)
 //! 2. host → listener of this socket (listener isolation: most specific hostname wins)
 //! 3. route match (Gateway API precedence, `router`)
-//! 4. rule action: direct response, or weighted backendRef choice (invalid refs answer 500)
-//! 5. balancer pick of an endpoint of the backend (`upstream`)
-//! 6. forward: hop-by-hop headers, `X-Forwarded-*`, upstream pool (HTTP/1.1 or h2c)
-//! 7. response: hop-by-hop headers, metrics, access log when the body ends
+//! 4. rule filters: RequestRedirect answers; RequestHeaderModifier and URLRewrite change the
+//!    request; a rule without usable backends answers directly (500)
+//! 5. weighted backendRef choice (invalid refs answer 500), then that backendRef's filters
+//! 6. within `timeouts.request` (504): balancer pick of an endpoint (`upstream`), forward
+//!    within `timeouts.backendRequest` (504): hop-by-hop headers, `X-Forwarded-*`, upstream
+//!    pool (HTTP/1.1 or h2c)
+//! 7. response: ResponseHeaderModifier (rule, then backendRef), hop-by-hop headers, metrics,
+//!    access log when the body ends
 //!
 //! Errors at any step become responses in `error.rs`, nowhere else. Filters, timeouts,
 //! retries, authentication and rate limits slot in between steps 3 and 6 as they arrive.
@@ -20,13 +24,13 @@ use http::{Request, Response, Version, header};
 use hyper::body::Incoming;
 use rand::Rng;
 use router::RequestView;
-use snapshot::{BackendTarget, RuleAction, Scheme};
+use snapshot::{BackendTarget, Filters, RouteRule, RuleAction, Timeouts};
 use telemetry::LabelValue;
 
 use crate::body::{PendingLog, ResponseBody};
 use crate::error::ProxyError;
-use crate::forward;
 use crate::plane::{DataPlane, Live};
+use crate::{filter, forward};
 
 /// Per-connection facts the handler needs.
 #[derive(Debug, Clone, Copy)]
@@ -184,35 +188,128 @@ async fn route_and_forward(
     let Some(hit) = listener.table.find(&view) else {
         return Err(ProxyError::NoRoute);
     };
-    let rule = Arc::clone(hit.target);
+    let rule: &RouteRule = hit.target;
+    let matched = hit.path_match;
     outcome.route = Some(Arc::clone(&rule.name));
+    let scheme = socket.scheme.as_str();
 
-    // 4. rule action
+    // 4. rule filters: a redirect answers here; header modifiers and rewrites change the request
+    if let Some(redirect) = &rule.filters.redirect {
+        let mut response = filter::redirect_response(
+            redirect,
+            scheme,
+            host,
+            connection.local.port(),
+            request.uri().path_and_query(),
+            matched,
+        );
+        if let Some(modifier) = &rule.filters.response_headers {
+            filter::modify_headers(response.headers_mut(), modifier);
+        }
+        return Ok(response);
+    }
     let choice = match &rule.action {
         RuleAction::Respond(direct) => return Err(ProxyError::Direct(direct.clone())),
         RuleAction::Forward(choice) => choice,
     };
+    let (mut parts, body) = request.into_parts();
+    if let Some(modifier) = &rule.filters.request_headers {
+        filter::modify_headers(&mut parts.headers, modifier);
+    }
+    if let Some(rewrite) = &rule.filters.rewrite {
+        filter::rewrite_request(&mut parts, rewrite, matched);
+    }
+
+    // 5. weighted backendRef choice, then that backendRef's own filters
     let ticket = rand::rng().random_range(0..choice.total_weight);
-    let index = match choice.pick(ticket) {
-        Some(BackendTarget::Backend(index)) => *index,
-        Some(BackendTarget::Invalid(direct)) => return Err(ProxyError::Direct(direct.clone())),
-        None => return Err(ProxyError::NoRoute),
+    let Some(candidate) = choice.pick(ticket) else {
+        return Err(ProxyError::NoRoute);
     };
+    let index = match &candidate.target {
+        BackendTarget::Backend(index) => *index,
+        BackendTarget::Invalid(direct) => return Err(ProxyError::Direct(direct.clone())),
+    };
+    let backend_filters = &candidate.filters;
+    if let Some(redirect) = &backend_filters.redirect {
+        let host = request_host_of(&parts.uri, &parts.headers).unwrap_or("");
+        let port = connection.local.port();
+        let mut response = filter::redirect_response(
+            redirect,
+            scheme,
+            host,
+            port,
+            parts.uri.path_and_query(),
+            matched,
+        );
+        respond_headers(&mut response, rule, backend_filters);
+        return Ok(response);
+    }
+    if let Some(modifier) = &backend_filters.request_headers {
+        filter::modify_headers(&mut parts.headers, modifier);
+    }
+    if let Some(rewrite) = &backend_filters.rewrite {
+        filter::rewrite_request(&mut parts, rewrite, matched);
+    }
+    let request = Request::from_parts(parts, body);
+
+    // 6.–7. balancer pick and forward, within the rule's timeouts
+    let forwarding = forward_to_backend(
+        plane,
+        live,
+        index,
+        request,
+        connection,
+        scheme,
+        rule.timeouts,
+        outcome,
+    );
+    let mut response = match rule.timeouts.request {
+        Some(limit) => tokio::time::timeout(limit, forwarding)
+            .await
+            .map_err(|_| ProxyError::Timeout)??,
+        None => forwarding.await?,
+    };
+    respond_headers(&mut response, rule, backend_filters);
+    Ok(response)
+}
+
+/// Response header modifiers: the rule's, then the backendRef's.
+fn respond_headers(response: &mut Response<ResponseBody>, rule: &RouteRule, backend: &Filters) {
+    for modifier in [&rule.filters.response_headers, &backend.response_headers]
+        .into_iter()
+        .flatten()
+    {
+        filter::modify_headers(response.headers_mut(), modifier);
+    }
+}
+
+fn request_host_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    match uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    }
+}
+
+/// Picks an endpoint of the backend and exchanges the request with it.
+#[allow(clippy::too_many_arguments)]
+async fn forward_to_backend(
+    plane: &Arc<DataPlane>,
+    live: &Live,
+    index: usize,
+    request: Request<Incoming>,
+    connection: Connection,
+    scheme: &'static str,
+    timeouts: Timeouts,
+    outcome: &mut Outcome,
+) -> Result<Response<ResponseBody>, ProxyError> {
     let Some(backend) = live.backends.get(index) else {
         return Err(ProxyError::NoEndpoints);
     };
     outcome.backend = Some(Arc::clone(backend.id().as_shared()));
-
-    // 5. balancer
     let Some(endpoint) = backend.pick() else {
         return Err(ProxyError::NoEndpoints);
     };
     outcome.endpoint = Some(endpoint.addr());
-
-    // 6. forward
-    let scheme = match socket.scheme {
-        Scheme::Http => "http",
-    };
     let upstream_request = forward::upstream_request(
         request,
         endpoint.authority(),
@@ -222,10 +319,15 @@ async fn route_and_forward(
     )
     .map_err(|_| ProxyError::InvalidHost)?;
     let in_flight = endpoint.start_request();
-    let sent = plane
+    let sending = plane
         .pools
-        .send(backend.protocol(), endpoint.addr(), upstream_request)
-        .await;
+        .send(backend.protocol(), endpoint.addr(), upstream_request);
+    let sent = match timeouts.backend_request {
+        Some(limit) => tokio::time::timeout(limit, sending)
+            .await
+            .map_err(|_| ProxyError::Timeout)?,
+        None => sending.await,
+    };
     drop(in_flight);
     let mut response = match sent {
         Ok(response) => response,
@@ -234,8 +336,6 @@ async fn route_and_forward(
             return Err(error.into());
         }
     };
-
-    // 7. response
     forward::client_response(&mut response);
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, ResponseBody::upstream(body)))

@@ -6,6 +6,8 @@
 //! to by index into [`Snapshot::backends`]; the runtime links that list to live endpoint state
 //! in `upstream::Registry`, which outlives snapshots.
 
+pub mod filter;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,12 +71,18 @@ pub struct ListenerRoutes {
     pub table: RouteTable<Arc<RouteRule>>,
 }
 
+pub use filter::{Filters, HeaderModifier, PathModifier, Redirect, Timeouts, UrlRewrite};
+
 /// One compiled route rule.
 #[derive(Debug)]
 pub struct RouteRule {
     /// `HTTPRoute ns/name rules[i]` (or the rule's `name` when set): access logs and metrics.
     pub name: Arc<str>,
-    /// What to do with a matching request.
+    /// Rule-level filters.
+    pub filters: Filters,
+    /// Rule timeouts.
+    pub timeouts: Timeouts,
+    /// What to do with a matching request (after a redirect filter, which answers first).
     pub action: RuleAction,
 }
 
@@ -112,6 +120,8 @@ pub struct WeightedBackend {
     pub weight: u64,
     /// Where its share of traffic goes.
     pub target: BackendTarget,
+    /// Filters of this backendRef only (applied after the rule's).
+    pub filters: Filters,
 }
 
 /// Index into [`Snapshot::backends`].
@@ -129,13 +139,13 @@ pub enum BackendTarget {
 
 impl BackendChoice {
     /// Picks a candidate given a ticket drawn uniformly from `0..total_weight`.
-    pub fn pick(&self, mut ticket: u64) -> Option<&BackendTarget> {
+    pub fn pick(&self, mut ticket: u64) -> Option<&WeightedBackend> {
         for candidate in &self.candidates {
             if ticket < candidate.weight {
-                return Some(&candidate.target);
+                return Some(candidate);
             }
             ticket -= candidate.weight;
         }
-        self.candidates.last().map(|c| &c.target)
+        self.candidates.last()
     }
 }
