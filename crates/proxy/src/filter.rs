@@ -69,13 +69,12 @@ pub(crate) fn redirect_response(
         .unwrap_or_else(|| router::strip_port(request_host));
     // Port: explicit; else the well-known port of an explicitly changed scheme; else the
     // listener's port. Default ports are left out of Location.
-    let port = redirect
-        .port
-        .unwrap_or_else(|| match redirect.scheme.as_deref() {
-            Some("https") => 443,
-            Some("http") => 80,
-            _ => listener_port,
-        });
+    let scheme_port = match redirect.scheme.as_deref() {
+        Some("https") => 443,
+        Some("http") => 80,
+        _ => listener_port,
+    };
+    let port = redirect.port.unwrap_or(scheme_port);
     let is_default_port = (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
     let original_path = path_and_query.map_or("/", PathAndQuery::path);
     let path = match &redirect.path {
