@@ -10,12 +10,12 @@ use model::Store;
 use model::gateway_api::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesMatches,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
-    HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesTimeouts,
+    HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesRetry, HttpRouteRulesTimeouts,
 };
 use router::{HeaderMatch, HostPattern, PathMatch, QueryMatch, RouteOrder, RuleMatch, ValueMatch};
 use snapshot::{
-    BackendChoice, BackendTarget, DirectResponse, Filters, PathModifier, RouteRule, RuleAction,
-    Timeouts, WeightedBackend,
+    BackendChoice, BackendTarget, DirectResponse, Filters, PathModifier, RetryPolicy, RouteRule,
+    RuleAction, Timeouts, WeightedBackend,
 };
 
 use crate::CompileOptions;
@@ -350,6 +350,7 @@ fn compile_rules(
                     name: rule_name,
                     filters: compiled_action.filters,
                     timeouts: compiled_action.timeouts,
+                    retry: compiled_action.retry,
                     action: compiled_action.action,
                 }),
             }),
@@ -369,6 +370,7 @@ fn compile_rule(
 ) -> Result<(Vec<RuleMatch>, CompiledAction), String> {
     let filters = filter::compile_filters(at, rule.filters.as_deref().unwrap_or_default())?;
     let timeouts = compile_timeouts(at, rule.timeouts.as_ref())?;
+    let retry = compile_retry(at, rule.retry.as_ref())?;
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![RuleMatch::default()],
         Some(matches) => matches
@@ -440,6 +442,7 @@ fn compile_rule(
         CompiledAction {
             filters,
             timeouts,
+            retry,
             action,
         },
     ))
@@ -449,6 +452,7 @@ fn compile_rule(
 struct CompiledAction {
     filters: Filters,
     timeouts: Timeouts,
+    retry: Option<RetryPolicy>,
     action: RuleAction,
 }
 
@@ -459,6 +463,33 @@ fn has_prefix_modifier(filters: &Filters) -> bool {
         .into_iter()
         .flatten()
         .any(|p| matches!(p, PathModifier::ReplacePrefixMatch(_)))
+}
+
+/// `retry` (GEP-1731): codes 400-599, attempts >= 0, backoff a GEP-2257 duration.
+fn compile_retry(
+    at: &str,
+    spec: Option<&HttpRouteRulesRetry>,
+) -> Result<Option<RetryPolicy>, String> {
+    let Some(spec) = spec else { return Ok(None) };
+    let mut codes = Vec::new();
+    for (i, code) in spec.codes.as_deref().unwrap_or_default().iter().enumerate() {
+        let code = u16::try_from(*code)
+            .ok()
+            .filter(|c| (400..=599).contains(c))
+            .ok_or_else(|| format!("{at}.retry.codes[{i}]: {code} is not a 4xx or 5xx status"))?;
+        codes.push(code);
+    }
+    let attempts = u32::try_from(spec.attempts.unwrap_or(1))
+        .map_err(|_| format!("{at}.retry.attempts must be 0 or more"))?;
+    let backoff = match &spec.backoff {
+        None => None,
+        Some(text) => Some(duration::parse(text).map_err(|e| format!("{at}.retry.backoff: {e}"))?),
+    };
+    Ok(Some(RetryPolicy {
+        codes,
+        attempts,
+        backoff,
+    }))
 }
 
 /// `timeouts`: GEP-2257 durations; `0s` disables a timeout; backendRequest must not exceed

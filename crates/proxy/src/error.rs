@@ -23,8 +23,12 @@ pub(crate) enum ProxyError {
     NoEndpoints,
     /// Upstream: no connection could be made (the request never left the gateway).
     Connect(String),
-    /// Upstream: the exchange failed after the request was sent (reset, protocol error).
-    Upstream(String),
+    /// Upstream: the connection was reset or closed before the response head.
+    Reset(String),
+    /// Upstream: the response was not valid HTTP.
+    Protocol(String),
+    /// Client: the request body could not be read.
+    ClientBody(String),
     /// Upstream: `timeouts.request` or `timeouts.backendRequest` ran out.
     Timeout,
 }
@@ -39,7 +43,9 @@ impl ProxyError {
             ProxyError::Direct(_) => "direct-response",
             ProxyError::NoEndpoints => "no-healthy-upstream",
             ProxyError::Connect(_) => "upstream-connect-error",
-            ProxyError::Upstream(_) => "upstream-request-error",
+            ProxyError::Reset(_) => "upstream-reset",
+            ProxyError::Protocol(_) => "upstream-protocol-error",
+            ProxyError::ClientBody(_) => "client-body-error",
             ProxyError::Timeout => "upstream-timeout",
         }
     }
@@ -49,8 +55,12 @@ impl ProxyError {
             ProxyError::InvalidHost => StatusCode::BAD_REQUEST,
             ProxyError::NoListener | ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Direct(direct) => direct.status,
-            ProxyError::NoEndpoints | ProxyError::Connect(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            // Envoy's convention: nothing usable came back, so the service is unavailable.
+            ProxyError::NoEndpoints | ProxyError::Connect(_) | ProxyError::Reset(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::Protocol(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -73,9 +83,15 @@ impl ProxyError {
             ProxyError::Connect(detail) => {
                 Bytes::from(format!("upstream connect error: {detail}\n"))
             }
-            ProxyError::Upstream(detail) => {
-                Bytes::from(format!("upstream request failed: {detail}\n"))
+            ProxyError::Reset(detail) => Bytes::from(format!(
+                "upstream connection reset before the response: {detail}\n"
+            )),
+            ProxyError::Protocol(detail) => {
+                Bytes::from(format!("upstream protocol error: {detail}\n"))
             }
+            ProxyError::ClientBody(detail) => Bytes::from(format!(
+                "bad request: cannot read the request body: {detail}\n"
+            )),
             ProxyError::Timeout => Bytes::from_static(b"upstream request timeout\n"),
         };
         let mut response = Response::new(ResponseBody::full(body));
@@ -92,7 +108,10 @@ impl ProxyError {
     /// Access-log text for the error.
     pub(crate) fn detail(&self) -> &str {
         match self {
-            ProxyError::Connect(detail) | ProxyError::Upstream(detail) => detail,
+            ProxyError::Connect(detail)
+            | ProxyError::Reset(detail)
+            | ProxyError::Protocol(detail)
+            | ProxyError::ClientBody(detail) => detail,
             other => other.code(),
         }
     }
@@ -102,7 +121,22 @@ impl From<UpstreamError> for ProxyError {
     fn from(error: UpstreamError) -> ProxyError {
         match error {
             UpstreamError::Connect(detail) => ProxyError::Connect(detail),
-            UpstreamError::Request(detail) => ProxyError::Upstream(detail),
+            UpstreamError::Reset(detail) => ProxyError::Reset(detail),
+            UpstreamError::Protocol(detail) => ProxyError::Protocol(detail),
         }
+    }
+}
+
+impl ProxyError {
+    /// Whether a retry policy may try again after this error: failures to reach or hear from
+    /// the backend (connect, reset, backend timeout), never configuration or client errors.
+    pub(crate) fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Connect(_)
+                | ProxyError::Reset(_)
+                | ProxyError::Timeout
+                | ProxyError::NoEndpoints
+        )
     }
 }

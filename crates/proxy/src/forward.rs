@@ -81,65 +81,99 @@ fn format_ip(ip: IpAddr, buffer: &mut [u8; 64]) -> &str {
     std::str::from_utf8(&buffer[..len]).unwrap_or("")
 }
 
-/// Rewrites a client request into the upstream request for `endpoint`.
-///
-/// HTTP/1.1 upstream: absolute URI with the endpoint as authority (the pool key), `Host` header
-/// carrying the virtual host. h2c upstream: the URI authority is the virtual host (it becomes
-/// `:authority`) and the `Host` header is dropped.
-pub(crate) fn upstream_request(
-    request: Request<Incoming>,
-    endpoint: &Authority,
-    protocol: AppProtocol,
-    client: IpAddr,
-    scheme: &'static str,
-) -> Result<Request<RequestBody>, http::Error> {
-    let (mut parts, body) = request.into_parts();
-    strip_hop_by_hop(&mut parts.headers, true);
-    add_forwarded(&mut parts.headers, client, scheme);
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let uri = match protocol {
-        AppProtocol::H2c => {
-            // `:authority` is the virtual host: the client's authority, else its Host header.
-            let host = match parts.uri.authority() {
-                Some(authority) => authority.clone(),
-                None => {
-                    let value = parts.headers.get(header::HOST).map(HeaderValue::as_bytes);
-                    Authority::try_from(value.unwrap_or_default())?
-                }
-            };
-            parts.headers.remove(header::HOST);
-            parts.version = Version::HTTP_2;
-            Uri::builder()
-                .scheme(UriScheme::HTTP)
-                .authority(host)
-                .path_and_query(path)
-                .build()?
-        }
-        AppProtocol::Http1 | AppProtocol::WebSocket => {
-            // HTTP/2 clients send `:authority` instead of Host; HTTP/1.1 upstreams need Host.
-            if !parts.headers.contains_key(header::HOST)
-                && let Some(authority) = parts.uri.authority()
-            {
-                let value = HeaderValue::from_str(authority.as_str())?;
-                parts.headers.insert(header::HOST, value);
+/// The parts of a request that every attempt sends again (`http::request::Parts` is not
+/// `Clone` because of its extensions, which we do not forward).
+#[derive(Clone, Debug)]
+pub(crate) struct RequestHead {
+    method: http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl RequestHead {
+    /// Takes the head of a client request, removing hop-by-hop headers and adding
+    /// `X-Forwarded-For` / `X-Forwarded-Proto`.
+    pub(crate) fn from_client(
+        parts: http::request::Parts,
+        client: IpAddr,
+        scheme: &'static str,
+    ) -> RequestHead {
+        let mut head = RequestHead {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+        };
+        strip_hop_by_hop(&mut head.headers, true);
+        add_forwarded(&mut head.headers, client, scheme);
+        head
+    }
+
+    /// Builds the upstream request for `endpoint`.
+    ///
+    /// HTTP/1.1 upstream: absolute URI with the endpoint as authority (the pool key), `Host`
+    /// header carrying the virtual host. h2c upstream: the URI authority is the virtual host (it
+    /// becomes `:authority`) and the `Host` header is dropped.
+    pub(crate) fn into_request(
+        self,
+        body: RequestBody,
+        endpoint: &Authority,
+        protocol: AppProtocol,
+    ) -> Result<Request<RequestBody>, http::Error> {
+        let RequestHead {
+            method,
+            uri,
+            mut headers,
+            ..
+        } = self;
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let (uri, version) = match protocol {
+            AppProtocol::H2c => {
+                // `:authority` is the virtual host: the client's authority, else its Host header.
+                let host = match uri.authority() {
+                    Some(authority) => authority.clone(),
+                    None => {
+                        let value = headers.get(header::HOST).map(HeaderValue::as_bytes);
+                        Authority::try_from(value.unwrap_or_default())?
+                    }
+                };
+                headers.remove(header::HOST);
+                let uri = Uri::builder()
+                    .scheme(UriScheme::HTTP)
+                    .authority(host)
+                    .path_and_query(path)
+                    .build()?;
+                (uri, Version::HTTP_2)
             }
-            parts.version = Version::HTTP_11;
-            Uri::builder()
-                .scheme(UriScheme::HTTP)
-                .authority(endpoint.clone())
-                .path_and_query(path)
-                .build()?
-        }
-    };
-    parts.uri = uri;
-    Ok(Request::from_parts(
-        parts,
-        body.map_err(Into::into).boxed_unsync(),
-    ))
+            AppProtocol::Http1 | AppProtocol::WebSocket => {
+                // HTTP/2 clients send `:authority` instead of Host; HTTP/1.1 upstreams need it.
+                if !headers.contains_key(header::HOST)
+                    && let Some(authority) = uri.authority()
+                {
+                    headers.insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
+                }
+                let uri = Uri::builder()
+                    .scheme(UriScheme::HTTP)
+                    .authority(endpoint.clone())
+                    .path_and_query(path)
+                    .build()?;
+                (uri, Version::HTTP_11)
+            }
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = version;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+}
+
+/// Boxes a client body for the upstream pools.
+pub(crate) fn stream_body(body: Incoming) -> RequestBody {
+    body.map_err(Into::into).boxed_unsync()
 }
 
 /// Cleans an upstream response for the client.

@@ -12,6 +12,7 @@ mod filter;
 mod forward;
 mod listener;
 mod plane;
+mod replay;
 mod stack;
 
 pub use body::ResponseBody;

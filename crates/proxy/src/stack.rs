@@ -21,16 +21,20 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use http::{Request, Response, Version, header};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use rand::Rng;
 use router::RequestView;
-use snapshot::{BackendTarget, Filters, RouteRule, RuleAction, Timeouts};
+use snapshot::{BackendTarget, Filters, RETRY_BODY_LIMIT, RouteRule, RuleAction};
 use telemetry::LabelValue;
+use upstream::{BackendRuntime, RequestBody};
 
 use crate::body::{PendingLog, ResponseBody};
 use crate::error::ProxyError;
+use crate::filter;
+use crate::forward::{self, RequestHead};
 use crate::plane::{DataPlane, Live};
-use crate::{filter, forward};
+use crate::replay::{self, Prepared};
 
 /// Per-connection facts the handler needs.
 #[derive(Debug, Clone, Copy)]
@@ -254,14 +258,7 @@ async fn route_and_forward(
 
     // 6.–7. balancer pick and forward, within the rule's timeouts
     let forwarding = forward_to_backend(
-        plane,
-        live,
-        index,
-        request,
-        connection,
-        scheme,
-        rule.timeouts,
-        outcome,
+        plane, live, index, request, connection, scheme, rule, outcome,
     );
     let mut response = match rule.timeouts.request {
         Some(limit) => tokio::time::timeout(limit, forwarding)
@@ -290,7 +287,7 @@ fn request_host_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Opti
     }
 }
 
-/// Picks an endpoint of the backend and exchanges the request with it.
+/// Forwards to the backend, retrying per the rule's retry policy.
 #[allow(clippy::too_many_arguments)]
 async fn forward_to_backend(
     plane: &Arc<DataPlane>,
@@ -299,44 +296,98 @@ async fn forward_to_backend(
     request: Request<Incoming>,
     connection: Connection,
     scheme: &'static str,
-    timeouts: Timeouts,
+    rule: &RouteRule,
     outcome: &mut Outcome,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let Some(backend) = live.backends.get(index) else {
         return Err(ProxyError::NoEndpoints);
     };
     outcome.backend = Some(Arc::clone(backend.id().as_shared()));
+    let (parts, body) = request.into_parts();
+    let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
+    let limit = rule.timeouts.backend_request;
+    let Some(policy) = &rule.retry else {
+        let response = attempt(
+            plane,
+            backend,
+            head,
+            forward::stream_body(body),
+            limit,
+            outcome,
+        )
+        .await?;
+        return Ok(client_response(response));
+    };
+    let body = match replay::prepare(body, RETRY_BODY_LIMIT).await {
+        Ok(Prepared::Replayable(bytes)) => bytes,
+        Ok(Prepared::Streaming(body)) => {
+            // Too large to keep for another attempt: sent once.
+            let response =
+                attempt(plane, backend, head, body.boxed_unsync(), limit, outcome).await?;
+            return Ok(client_response(response));
+        }
+        Err(error) => return Err(ProxyError::ClientBody(error.to_string())),
+    };
+    let mut retries_left = policy.attempts;
+    loop {
+        let body = Full::new(body.clone())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let result = attempt(plane, backend, head.clone(), body, limit, outcome).await;
+        let retry = match &result {
+            Ok(response) => policy.codes.contains(&response.status().as_u16()),
+            Err(error) => error.is_retryable(),
+        };
+        if !retry || retries_left == 0 {
+            return result.map(client_response);
+        }
+        retries_left -= 1;
+        plane
+            .metrics
+            .retry_attempted(outcome.route.as_deref().unwrap_or(""));
+        drop(result); // frees the failed response and its connection before the pause
+        if let Some(backoff) = policy.backoff {
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+/// One attempt: pick an endpoint and exchange the request with it, within the backend
+/// request timeout.
+async fn attempt(
+    plane: &Arc<DataPlane>,
+    backend: &BackendRuntime,
+    head: RequestHead,
+    body: RequestBody,
+    limit: Option<std::time::Duration>,
+    outcome: &mut Outcome,
+) -> Result<Response<Incoming>, ProxyError> {
     let Some(endpoint) = backend.pick() else {
         return Err(ProxyError::NoEndpoints);
     };
     outcome.endpoint = Some(endpoint.addr());
-    let upstream_request = forward::upstream_request(
-        request,
-        endpoint.authority(),
-        backend.protocol(),
-        connection.peer.ip(),
-        scheme,
-    )
-    .map_err(|_| ProxyError::InvalidHost)?;
+    let request = head
+        .into_request(body, endpoint.authority(), backend.protocol())
+        .map_err(|_| ProxyError::InvalidHost)?;
     let in_flight = endpoint.start_request();
     let sending = plane
         .pools
-        .send(backend.protocol(), endpoint.addr(), upstream_request);
-    let sent = match timeouts.backend_request {
+        .send(backend.protocol(), endpoint.addr(), request);
+    let sent = match limit {
         Some(limit) => tokio::time::timeout(limit, sending)
             .await
             .map_err(|_| ProxyError::Timeout)?,
         None => sending.await,
     };
     drop(in_flight);
-    let mut response = match sent {
-        Ok(response) => response,
-        Err(error) => {
-            endpoint.record_failure();
-            return Err(error.into());
-        }
-    };
+    sent.map_err(|error| {
+        endpoint.record_failure();
+        ProxyError::from(error)
+    })
+}
+
+fn client_response(mut response: Response<Incoming>) -> Response<ResponseBody> {
     forward::client_response(&mut response);
     let (parts, body) = response.into_parts();
-    Ok(Response::from_parts(parts, ResponseBody::upstream(body)))
+    Response::from_parts(parts, ResponseBody::upstream(body))
 }

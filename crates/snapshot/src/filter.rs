@@ -81,3 +81,19 @@ pub struct Timeouts {
     /// `timeouts.backendRequest`: one request to a backend (one attempt when retrying).
     pub backend_request: Option<Duration>,
 }
+
+/// HTTPRoute `retry` (GEP-1731).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Response codes that are retried. Connection errors (refused, reset, timeout before the
+    /// response head) are always retried when a retry policy exists.
+    pub codes: Vec<u16>,
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// Pause between attempts.
+    pub backoff: Option<Duration>,
+}
+
+/// Largest request body kept in memory so a request can be replayed to another attempt; a
+/// request with a larger body is sent once, without retries.
+pub const RETRY_BODY_LIMIT: usize = 64 * 1024;

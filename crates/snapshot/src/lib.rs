@@ -71,7 +71,10 @@ pub struct ListenerRoutes {
     pub table: RouteTable<Arc<RouteRule>>,
 }
 
-pub use filter::{Filters, HeaderModifier, PathModifier, Redirect, Timeouts, UrlRewrite};
+pub use filter::{
+    Filters, HeaderModifier, PathModifier, RETRY_BODY_LIMIT, Redirect, RetryPolicy, Timeouts,
+    UrlRewrite,
+};
 
 /// One compiled route rule.
 #[derive(Debug)]
@@ -82,6 +85,8 @@ pub struct RouteRule {
     pub filters: Filters,
     /// Rule timeouts.
     pub timeouts: Timeouts,
+    /// Rule retry policy.
+    pub retry: Option<RetryPolicy>,
     /// What to do with a matching request (after a redirect filter, which answers first).
     pub action: RuleAction,
 }

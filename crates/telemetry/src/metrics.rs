@@ -60,6 +60,7 @@ pub struct Metrics {
     config_reloads: Family<ReloadLabels, Counter>,
     config_last_reload_success: Gauge,
     config_generation: Gauge,
+    retries: Family<RouteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -121,7 +122,14 @@ impl Metrics {
             "Generation of the config in use",
             config_generation.clone(),
         );
+        let retries = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "retries",
+            "Retries of requests to backends, by route rule",
+            retries.clone(),
+        );
         Metrics {
+            retries,
             registry,
             requests,
             request_duration,
@@ -191,6 +199,14 @@ impl Metrics {
     /// per [`Metrics::downstream_connection_opened`].
     pub fn downstream_connection_closed(&self) {
         self.downstream_connections_active.dec();
+    }
+
+    /// A request is being retried: counts `portcullis_retries_total{route}`.
+    pub fn retry_attempted(&self, route: &str) {
+        let labels = RouteLabels {
+            route: LabelValue::from(route),
+        };
+        self.retries.get_or_create(&labels).inc();
     }
 
     /// A config reload finished: counts `portcullis_config_reloads_total{result="success"|"error"}`

@@ -40,9 +40,30 @@ pub enum UpstreamError {
     /// the request never left the gateway.
     #[error("upstream connect error: {0}")]
     Connect(String),
-    /// The connection failed after the request was (maybe) sent: reset, protocol error.
-    #[error("upstream request failed: {0}")]
-    Request(String),
+    /// The connection was reset or closed before a response head arrived (the request may
+    /// have been sent).
+    #[error("upstream connection reset before the response: {0}")]
+    Reset(String),
+    /// The upstream answered something that is not valid HTTP.
+    #[error("upstream protocol error: {0}")]
+    Protocol(String),
+}
+
+impl UpstreamError {
+    /// Classifies a failed exchange after connecting.
+    fn after_connect(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
+        let detail = error_chain(error);
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(current) = cause {
+            if let Some(hyper_error) = current.downcast_ref::<hyper::Error>()
+                && hyper_error.is_parse()
+            {
+                return UpstreamError::Protocol(detail);
+            }
+            cause = current.source();
+        }
+        UpstreamError::Reset(detail)
+    }
 }
 
 /// Settings of the pools.
@@ -114,11 +135,10 @@ impl Pools {
             AppProtocol::H2c => self.h2c.send(endpoint, request).await,
             AppProtocol::Http1 | AppProtocol::WebSocket => {
                 self.http1.request(request).await.map_err(|error| {
-                    let detail = error_chain(&error);
                     if error.is_connect() {
-                        UpstreamError::Connect(detail)
+                        UpstreamError::Connect(error_chain(&error))
                     } else {
-                        UpstreamError::Request(detail)
+                        UpstreamError::after_connect(&error)
                     }
                 })
             }
@@ -149,7 +169,7 @@ impl H2Pool {
         sender
             .send_request(request)
             .await
-            .map_err(|error| UpstreamError::Request(error_chain(&error)))
+            .map_err(|error| UpstreamError::after_connect(&error))
     }
 
     fn ready_connection(&self, endpoint: SocketAddr) -> Option<http2::SendRequest<RequestBody>> {

@@ -1,0 +1,119 @@
+//! The Gateway API conformance runner: replays `../shared/conformance/cases.json` against the real
+//! `portcullis` binary in standalone mode and prints one line per test plus `N passed, M failed`.
+//!
+//! ```text
+//! conformance [--binary PATH] [--only NAME[,NAME]] [--jobs N] [--verbose] [--keep-config DIR] SUITE_DIR
+//! ```
+//!
+//! For every test it starts echo backends for the manifests' Services (`workload`), writes the manifests,
+//! EndpointSlices, TLS Secrets and a GatewayClass into a temporary config directory (`config_dir`), starts one
+//! gateway process, and replays the cases (`case`) with the suite's comparison rules (`compare`). It owns no
+//! gateway logic: a test fails whenever the gateway's answers differ from what the official suite would accept.
+
+mod case;
+mod cases;
+mod compare;
+mod config_dir;
+mod convergence;
+mod distribution;
+mod exchange;
+mod grpc;
+mod manifests;
+mod mirror;
+mod report;
+mod runner;
+mod runtime_change;
+mod tls;
+mod uuid;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+/// Replays the Gateway API conformance cases against the portcullis binary.
+#[derive(Debug, Parser)]
+#[command(name = "conformance")]
+struct Cli {
+    /// The gateway binary. Default: target/release/portcullis, else target/debug/portcullis (looked up in the
+    /// current directory, then in the workspace this runner was built from).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+
+    /// Run only these tests (comma-separated or repeated). An unknown name is an error, never a silent skip.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// How many tests run at once. Each test has its own gateway process and its own loopback addresses.
+    #[arg(long, default_value_t = 3)]
+    jobs: usize,
+
+    /// Print every case's outcome, and the gateway's stderr when a test cannot start.
+    #[arg(long)]
+    verbose: bool,
+
+    /// Also write each test's gateway config to DIR/<test>.yaml (for `portcullis check` or a manual run).
+    #[arg(long, value_name = "DIR")]
+    keep_config: Option<PathBuf>,
+
+    /// The suite folder: `cases.json` and `manifests/`.
+    suite_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("conformance: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the selected tests; `Ok(true)` when every one passed.
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    let suite = cases::Suite::load(&cli.suite_dir)?;
+    let tests = suite.select(&cli.only)?;
+    let binary = match cli.binary {
+        Some(path) => path,
+        None => default_binary()?,
+    };
+    if !binary.is_file() {
+        bail!("gateway binary {} does not exist", binary.display());
+    }
+    let settings = runner::RunSettings {
+        binary,
+        suite_dir: cli.suite_dir,
+        verbose: cli.verbose,
+        jobs: cli.jobs.max(1),
+        keep_config: cli.keep_config,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(runner::run_all(&settings, &tests))
+}
+
+/// `target/release/portcullis`, else `target/debug/portcullis`, relative to the current directory and then to
+/// the workspace root this crate was compiled in.
+fn default_binary() -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let roots = [PathBuf::from("."), workspace];
+    for root in &roots {
+        for profile in ["release", "debug"] {
+            let candidate = root.join("target").join(profile).join("portcullis");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!(
+        "no gateway binary found (tried target/release/portcullis and target/debug/portcullis); build it with \
+         `cargo build --release -p portcullis` or pass --binary"
+    )
+}

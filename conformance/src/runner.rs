@@ -1,0 +1,269 @@
+//! Runs the selected tests: per test, emulated backends, a config directory and one gateway process, then the
+//! cases. Tests run `--jobs` at a time (each on its own loopback addresses); results print in file order.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use futures_util::stream;
+use serde_json::Value;
+use testkit::{GatewayProcess, TempConfigDir};
+use tokio::time::Instant;
+
+use crate::case::{TestContext, label, run_case};
+use crate::cases::TestSpec;
+use crate::config_dir;
+use crate::exchange::Clients;
+use crate::manifests::{self, GatewayEndpoints};
+use crate::report::{CaseOutcome, TestOutcome, summary};
+use crate::runtime_change;
+use crate::tls::TlsMaterial;
+use crate::workload::Workloads;
+
+/// The note that marks a test whose Go code writes EndpointSlices while it runs (`HTTPRouteServiceTypes`).
+const RUNTIME_SLICES_NOTE: &str = "EndpointSlices at runtime";
+
+/// What the command line decided.
+pub(crate) struct RunSettings {
+    /// The gateway binary.
+    pub(crate) binary: PathBuf,
+    /// The suite folder.
+    pub(crate) suite_dir: PathBuf,
+    /// Print every case.
+    pub(crate) verbose: bool,
+    /// Tests at once.
+    pub(crate) jobs: usize,
+    /// Where to keep a copy of each test's config.
+    pub(crate) keep_config: Option<PathBuf>,
+}
+
+/// Shared by every test of the run.
+struct Shared<'a> {
+    /// The command line.
+    settings: &'a RunSettings,
+    /// The certificates.
+    tls: TlsMaterial,
+    /// The HTTP clients.
+    clients: Clients,
+}
+
+/// Runs `tests` (each with its index in `cases.json`), prints the report, and returns whether all passed.
+pub(crate) async fn run_all(
+    settings: &RunSettings,
+    tests: &[(usize, TestSpec)],
+) -> anyhow::Result<bool> {
+    let shared = Shared {
+        settings,
+        tls: TlsMaterial::generate()?,
+        clients: Clients::new(),
+    };
+    let mut outcomes = stream::iter(tests)
+        .map(|(index, test)| run_test(&shared, *index, test))
+        .buffered(settings.jobs);
+    let (mut passed, mut failed) = (0, 0);
+    let mut stdout = std::io::stdout();
+    while let Some(outcome) = outcomes.next().await {
+        if outcome.is_pass() {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        writeln!(stdout, "{}", outcome.render(settings.verbose)).context("writing the report")?;
+        stdout.flush().context("writing the report")?;
+    }
+    writeln!(stdout, "{}", summary(passed, failed)).context("writing the report")?;
+    Ok(failed == 0)
+}
+
+/// One test, start to finish; never fails, a problem becomes a failed outcome.
+async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOutcome {
+    let started = Instant::now();
+    let mut outcome = TestOutcome {
+        name: test.name.clone(),
+        total: test.cases.len(),
+        cases: Vec::new(),
+        test_failure: None,
+        verbose_detail: None,
+        elapsed: Duration::ZERO,
+    };
+    match prepare(shared, index, test).await {
+        Err(error) => {
+            outcome.test_failure = Some(format!("setup: {}", summarize(&format!("{error:#}"))));
+            outcome.verbose_detail = Some(format!("{error:#}"));
+        }
+        Ok(mut environment) => {
+            outcome.cases = run_cases(shared, test, &mut environment).await;
+            // A gateway that died mid-test explains every later failure; say so rather than blame the cases.
+            if let Ok(status) = environment.gateway.wait_exit(Duration::ZERO).await {
+                outcome.test_failure =
+                    Some(format!("the gateway exited during the test ({status})"));
+                outcome.verbose_detail = Some(environment.gateway.stderr_text());
+            }
+        }
+    }
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
+/// Runs the cases of a started test: all at once, or one after another when the test changes the config
+/// between cases (`runtime_change`).
+async fn run_cases(
+    shared: &Shared<'_>,
+    test: &TestSpec,
+    environment: &mut Environment,
+) -> Vec<CaseOutcome> {
+    let deletions = runtime_change::deletions(test);
+    let results = if deletions.is_empty() {
+        let context = environment.context(shared, test);
+        join_all(
+            test.cases
+                .iter()
+                .enumerate()
+                .map(|(index, case)| run_case(&context, index, case)),
+        )
+        .await
+    } else {
+        let mut results = Vec::new();
+        for (index, case) in test.cases.iter().enumerate() {
+            let changed = deletions
+                .iter()
+                .filter(|deletion| deletion.before_case == index)
+                .map(|deletion| environment.delete(&shared.settings.suite_dir, deletion))
+                .collect::<Result<Vec<()>, String>>();
+            let result = match changed {
+                Ok(_) => run_case(&environment.context(shared, test), index, case).await,
+                Err(error) => Err(error),
+            };
+            results.push(result);
+        }
+        results
+    };
+    test.cases
+        .iter()
+        .zip(results)
+        .enumerate()
+        .map(|(index, (case, result))| CaseOutcome {
+            label: label(index, case),
+            result,
+        })
+        .collect()
+}
+
+/// A started test: keep it alive while the cases run; dropping it stops the gateway and the backends.
+struct Environment {
+    /// The gateway; dropped first so that it stops before its backends.
+    gateway: GatewayProcess,
+    /// Where each Gateway listens.
+    gateways: GatewayEndpoints,
+    /// The echo backends.
+    workloads: Workloads,
+    /// The objects in the config file.
+    documents: Vec<Value>,
+    /// The config the gateway reads.
+    config: TempConfigDir,
+}
+
+impl Environment {
+    /// What the cases see of this environment.
+    fn context<'a>(&'a self, shared: &'a Shared<'_>, test: &'a TestSpec) -> TestContext<'a> {
+        TestContext {
+            test,
+            gateways: &self.gateways,
+            workloads: &self.workloads,
+            clients: &shared.clients,
+            tls: &shared.tls,
+        }
+    }
+
+    /// Applies one deletion to the config file.
+    fn delete(
+        &mut self,
+        suite_dir: &Path,
+        deletion: &runtime_change::Deletion,
+    ) -> Result<(), String> {
+        let describe =
+            |error: anyhow::Error| format!("runtime change {deletion:?} failed: {error:#}");
+        let manifest_objects =
+            manifests::load_file(suite_dir, &deletion.manifest).map_err(describe)?;
+        if runtime_change::apply(deletion, &manifest_objects, &mut self.documents) == 0 {
+            return Err(format!(
+                "runtime change {deletion:?} found nothing to delete"
+            ));
+        }
+        config_dir::rewrite(&self.config, &self.documents).map_err(describe)
+    }
+}
+
+/// Loads the manifests, starts the backends, writes the config and starts the gateway.
+async fn prepare(
+    shared: &Shared<'_>,
+    index: usize,
+    test: &TestSpec,
+) -> anyhow::Result<Environment> {
+    let mut objects = manifests::load(&shared.settings.suite_dir, &test.manifests)?;
+    let block = u8::try_from(index).context("more than 256 tests in cases.json")?;
+    let gateways = manifests::assign_gateway_addresses(&mut objects, block)?;
+    let (mut workloads, slices) = Workloads::start(&objects).await?;
+    if let Some(notes) = test
+        .notes
+        .as_deref()
+        .filter(|notes| notes.contains(RUNTIME_SLICES_NOTE))
+    {
+        let source = runtime_slice_source(notes).with_context(|| {
+            format!("cannot tell from the notes which pods the runtime EndpointSlices point at: {notes:?}")
+        })?;
+        let namespace = test
+            .gateway
+            .split_once('/')
+            .map_or("default", |(namespace, _)| namespace);
+        workloads
+            .fill_empty_slices(&mut objects, (namespace, source))
+            .await?;
+    }
+    let mut documents = vec![manifests::gateway_class()];
+    documents.extend(objects);
+    documents.extend(slices);
+    documents.extend(shared.tls.secret_objects());
+    let config = config_dir::write(&documents)?;
+    if let Some(keep) = &shared.settings.keep_config {
+        std::fs::create_dir_all(keep).with_context(|| format!("creating {}", keep.display()))?;
+        let copy = keep.join(format!("{}.yaml", test.name));
+        std::fs::copy(config.path().join(config_dir::FILE_NAME), &copy)
+            .with_context(|| format!("copying the config to {}", copy.display()))?;
+    }
+    let gateway = GatewayProcess::start(
+        &shared.settings.binary,
+        config.path(),
+        &["--access-log", "off"],
+    )
+    .await
+    .context("starting the gateway")?;
+    Ok(Environment {
+        gateway,
+        gateways,
+        workloads,
+        documents,
+        config,
+    })
+}
+
+/// The Service named in "... pointing at <service> pods ...".
+fn runtime_slice_source(notes: &str) -> Option<&str> {
+    let (_, rest) = notes.split_once("pointing at ")?;
+    let (service, _) = rest.split_once(" pods")?;
+    (!service.is_empty() && !service.contains(' ')).then_some(service)
+}
+
+/// The first line of a multi-line error, plus its last line when that differs (for a gateway that did not
+/// start, the last line of its stderr usually says why).
+fn summarize(text: &str) -> String {
+    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let first = lines.next().unwrap_or("");
+    match lines.next_back() {
+        Some(last) => format!("{first} ... {last}"),
+        None => first.to_owned(),
+    }
+}

@@ -1,0 +1,356 @@
+//! Emulated pods: echo backends standing in for the manifests' Deployments, and the EndpointSlices that point
+//! the gateway's Services at them.
+//!
+//! A Deployment with `replicas: N` becomes N pods named `<deployment>-<hash>-<suffix>` (the suite takes the
+//! backend name by dropping the last two `-` parts). A pod starts an echo server lazily for each protocol a
+//! Service port asks of it: plain HTTP, h2c only (`appProtocol: kubernetes.io/h2c`), or the gRPC echo (pods of
+//! Deployments with `GRPC_ECHO_SERVER`). Every echo listens on its own ephemeral port of 127.0.0.1, so each
+//! (Service, pod) pair gets its own EndpointSlice: a slice's ports are shared by all of its endpoints.
+//!
+//! It does not emulate TLS backends, TCP/UDP echo modes or WebSocket: such ports get the plain HTTP echo.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use testkit::{EchoConfig, EchoMode, EchoServer};
+
+use crate::grpc::GrpcEchoServer;
+use crate::manifests::{kind, name, namespace};
+
+/// What an echo must speak for one Service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// HTTP/1.1 (and h2c with prior knowledge).
+    Http,
+    /// h2c only, like echo-basic's h2c port.
+    H2c,
+    /// The gRPC echo service over h2c.
+    Grpc,
+}
+
+/// One emulated pod and the echo servers it has started so far.
+struct Pod {
+    /// `<deployment>-<hash>-<suffix>`.
+    name: String,
+    /// The Deployment's namespace.
+    namespace: String,
+    /// The Deployment's pod template labels, matched against Service selectors.
+    labels: BTreeMap<String, String>,
+    /// Whether the Deployment sets `GRPC_ECHO_SERVER`.
+    is_grpc: bool,
+    /// The HTTP echo, once a Service port needed it.
+    http: Option<EchoServer>,
+    /// The h2c-only echo, once a Service port needed it.
+    h2c: Option<EchoServer>,
+    /// The gRPC echo, once a Service port needed it.
+    grpc: Option<GrpcEchoServer>,
+}
+
+/// Every emulated pod of a test. Dropping it stops every echo server.
+pub(crate) struct Workloads {
+    /// All pods, in manifest order.
+    pods: Vec<Pod>,
+    /// `(namespace, service)` to the indexes of the pods its selector picks.
+    service_pods: BTreeMap<(String, String), Vec<usize>>,
+}
+
+impl Workloads {
+    /// Creates the pods of every Deployment in `objects`, starts the echo servers the Services need, and
+    /// returns the EndpointSlices (one per Service and pod) to hand to the gateway.
+    pub(crate) async fn start(objects: &[Value]) -> anyhow::Result<(Self, Vec<Value>)> {
+        let mut workloads = Self {
+            pods: objects
+                .iter()
+                .filter(|object| kind(object) == "Deployment")
+                .flat_map(deployment_pods)
+                .collect(),
+            service_pods: BTreeMap::new(),
+        };
+        let mut slices = Vec::new();
+        for service in objects.iter().filter(|object| kind(object) == "Service") {
+            let (service_namespace, service_name) = (namespace(service), name(service));
+            let selected = workloads.select(service);
+            workloads.service_pods.insert(
+                (service_namespace.to_owned(), service_name.to_owned()),
+                selected.clone(),
+            );
+            let ports = tcp_ports(service);
+            if ports.is_empty() {
+                continue;
+            }
+            for index in selected {
+                let mut slice_ports = Vec::new();
+                for port in &ports {
+                    let protocol = if workloads.pods[index].is_grpc {
+                        Protocol::Grpc
+                    } else if port.get("appProtocol").and_then(Value::as_str)
+                        == Some("kubernetes.io/h2c")
+                    {
+                        Protocol::H2c
+                    } else {
+                        Protocol::Http
+                    };
+                    let echo_port = workloads.echo_port(index, protocol).await?;
+                    slice_ports.push(slice_port(port, echo_port));
+                }
+                slices.push(workloads.slice(service_namespace, service_name, index, slice_ports));
+            }
+        }
+        Ok((workloads, slices))
+    }
+
+    /// Emulates a test that writes EndpointSlices at run time (`HTTPRouteServiceTypes`): every IPv4
+    /// EndpointSlice in `objects` that lists no endpoints is replaced by one slice per pod of `source`
+    /// (`namespace/name` of a Service), with the slice's port names pointing at those pods' HTTP echoes.
+    pub(crate) async fn fill_empty_slices(
+        &mut self,
+        objects: &mut Vec<Value>,
+        source: (&str, &str),
+    ) -> anyhow::Result<()> {
+        let pods = self
+            .service_pods
+            .get(&(source.0.to_owned(), source.1.to_owned()))
+            .cloned()
+            .filter(|pods| !pods.is_empty())
+            .with_context(|| {
+                format!(
+                    "Service {}/{} has no pods to copy endpoints from",
+                    source.0, source.1
+                )
+            })?;
+        let mut filled = Vec::new();
+        for object in objects.drain(..) {
+            let is_empty_ipv4_slice = kind(&object) == "EndpointSlice"
+                && object.get("addressType").and_then(Value::as_str) == Some("IPv4")
+                && object
+                    .get("endpoints")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty);
+            if !is_empty_ipv4_slice {
+                filled.push(object);
+                continue;
+            }
+            let service = object
+                .pointer("/metadata/labels/kubernetes.io~1service-name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let ports: Vec<Value> = object
+                .get("ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for &index in &pods {
+                let echo_port = self.echo_port(index, Protocol::Http).await?;
+                let slice_ports = ports
+                    .iter()
+                    .map(|port| slice_port(port, echo_port))
+                    .collect();
+                filled.push(self.slice(namespace(&object), &service, index, slice_ports));
+            }
+        }
+        *objects = filled;
+        Ok(())
+    }
+
+    /// Whether any pod of Service `namespace/service` echoed a request with exactly this RequestURI.
+    pub(crate) fn has_logged(&self, namespace: &str, service: &str, request_uri: &str) -> bool {
+        self.count_logged(namespace, service, request_uri) > 0
+    }
+
+    /// How many requests with exactly this RequestURI the pods of Service `namespace/service` have echoed.
+    pub(crate) fn count_logged(&self, namespace: &str, service: &str, request_uri: &str) -> usize {
+        let line = format!("Echoing back request made to {request_uri} to client");
+        self.service_pods
+            .get(&(namespace.to_owned(), service.to_owned()))
+            .into_iter()
+            .flatten()
+            .flat_map(|&index| [&self.pods[index].http, &self.pods[index].h2c])
+            .flatten()
+            .map(|echo| echo.logs().iter().filter(|logged| **logged == line).count())
+            .sum()
+    }
+
+    /// The indexes of the pods `service`'s selector picks (none for a Service without a selector).
+    fn select(&self, service: &Value) -> Vec<usize> {
+        let Some(selector) = service.pointer("/spec/selector").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        let service_namespace = namespace(service);
+        (0..self.pods.len())
+            .filter(|&index| {
+                let pod = &self.pods[index];
+                pod.namespace == service_namespace
+                    && selector.iter().all(|(key, value)| {
+                        value.as_str() == pod.labels.get(key).map(String::as_str)
+                    })
+            })
+            .collect()
+    }
+
+    /// The port of pod `index`'s echo for `protocol`, starting that echo the first time.
+    async fn echo_port(&mut self, index: usize, protocol: Protocol) -> anyhow::Result<u16> {
+        let pod = &mut self.pods[index];
+        let addr = match protocol {
+            Protocol::Http => {
+                start_echo(&mut pod.http, &pod.name, &pod.namespace, EchoMode::Http).await?
+            }
+            Protocol::H2c => {
+                start_echo(&mut pod.h2c, &pod.name, &pod.namespace, EchoMode::H2cOnly).await?
+            }
+            Protocol::Grpc => match &pod.grpc {
+                Some(server) => server.addr(),
+                None => {
+                    let server = GrpcEchoServer::start(&pod.name, &pod.namespace).await?;
+                    let addr = server.addr();
+                    pod.grpc = Some(server);
+                    addr
+                }
+            },
+        };
+        Ok(addr.port())
+    }
+
+    /// An EndpointSlice for Service `namespace/service` with pod `index` as its one ready endpoint.
+    fn slice(&self, namespace: &str, service: &str, index: usize, ports: Vec<Value>) -> Value {
+        let pod = &self.pods[index];
+        json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": format!("{service}-{}", pod.name),
+                "namespace": namespace,
+                "labels": { "kubernetes.io/service-name": service },
+            },
+            "addressType": "IPv4",
+            "endpoints": [{
+                "addresses": [Ipv4Addr::LOCALHOST.to_string()],
+                "conditions": { "ready": true },
+                "targetRef": { "kind": "Pod", "name": pod.name, "namespace": pod.namespace },
+            }],
+            "ports": ports,
+        })
+    }
+}
+
+/// Starts the echo in `slot` unless it is running, and returns its address.
+async fn start_echo(
+    slot: &mut Option<EchoServer>,
+    pod: &str,
+    namespace: &str,
+    mode: EchoMode,
+) -> anyhow::Result<SocketAddr> {
+    if let Some(server) = slot {
+        return Ok(server.addr());
+    }
+    let mut config = EchoConfig::new(pod, namespace);
+    config.mode = mode;
+    let server = EchoServer::start(config).await?;
+    let addr = server.addr();
+    *slot = Some(server);
+    Ok(addr)
+}
+
+/// The pods of one Deployment (none for anything that is not one).
+fn deployment_pods(deployment: &Value) -> Vec<Pod> {
+    let deployment_name = name(deployment);
+    let deployment_namespace = namespace(deployment);
+    let replicas = deployment
+        .pointer("/spec/replicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let labels: BTreeMap<String, String> = deployment
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_grpc = deployment
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|container| container.get("env").and_then(Value::as_array))
+        .flatten()
+        .any(|variable| variable.get("name").and_then(Value::as_str) == Some("GRPC_ECHO_SERVER"));
+    let template_hash = pod_suffix(&format!("{deployment_namespace}/{deployment_name}"), 10);
+    (0..replicas)
+        .map(|replica| Pod {
+            name: format!(
+                "{deployment_name}-{template_hash}-{}",
+                pod_suffix(
+                    &format!("{deployment_namespace}/{deployment_name}/{replica}"),
+                    5
+                )
+            ),
+            namespace: deployment_namespace.to_owned(),
+            labels: labels.clone(),
+            is_grpc,
+            http: None,
+            h2c: None,
+            grpc: None,
+        })
+        .collect()
+}
+
+/// The Service's ports whose protocol is TCP (the default); UDP ones cannot reach an HTTP echo.
+fn tcp_ports(service: &Value) -> Vec<Value> {
+    service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|port| {
+            port.get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or("TCP")
+                == "TCP"
+        })
+        .cloned()
+        .collect()
+}
+
+/// An EndpointSlice port with the Service (or slice) port's name and app protocol, at `echo_port`.
+fn slice_port(port: &Value, echo_port: u16) -> Value {
+    let mut slice_port = json!({ "port": echo_port, "protocol": "TCP" });
+    for key in ["name", "appProtocol"] {
+        if let Some(value) = port
+            .get(key)
+            .filter(|value| value.as_str().is_some_and(|text| !text.is_empty()))
+        {
+            slice_port[key] = value.clone();
+        }
+    }
+    slice_port
+}
+
+/// A deterministic `length`-character name part from `seed`, in the alphabet Kubernetes uses for generated
+/// names (no vowels, no confusable digits).
+fn pod_suffix(seed: &str, length: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    // FNV-1a: stable across runs and platforms, unlike the standard library's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in seed.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..length)
+        .map(|_| {
+            let index = usize::try_from(hash % ALPHABET.len() as u64).unwrap_or(0);
+            hash /= ALPHABET.len() as u64;
+            if hash == 0 {
+                hash = 0x9e37_79b9_7f4a_7c15;
+            }
+            char::from(ALPHABET[index])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
