@@ -131,13 +131,12 @@ impl RequestHead {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let (uri, version) = match protocol {
             AppProtocol::H2c => {
-                // `:authority` is the virtual host: the client's authority, else its Host header.
-                let host = match uri.authority() {
-                    Some(authority) => authority.clone(),
-                    None => {
-                        let value = headers.get(header::HOST).map(HeaderValue::as_bytes);
-                        Authority::try_from(value.unwrap_or_default())?
-                    }
+                // `:authority` is the virtual host: the client's authority, else its Host header,
+                // else (an HTTP/1.0 client without Host) the endpoint.
+                let host = match (uri.authority(), headers.get(header::HOST)) {
+                    (Some(authority), _) => authority.clone(),
+                    (None, Some(value)) => Authority::try_from(value.as_bytes())?,
+                    (None, None) => endpoint.clone(),
                 };
                 headers.remove(header::HOST);
                 let uri = Uri::builder()
@@ -148,11 +147,18 @@ impl RequestHead {
                 (uri, Version::HTTP_2)
             }
             AppProtocol::Http1 | AppProtocol::WebSocket => {
-                // HTTP/2 clients send `:authority` instead of Host; HTTP/1.1 upstreams need it.
-                if !headers.contains_key(header::HOST)
-                    && let Some(authority) = uri.authority()
-                {
-                    headers.insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
+                // The target's authority wins over Host (RFC 9112 §3.2.2 for absolute-form
+                // targets; HTTP/2 clients send `:authority`), and routing used it, so the
+                // backend must see it too. An HTTP/1.0 client may send neither: HTTP/1.1
+                // requires Host, so the endpoint stands in.
+                match uri.authority() {
+                    Some(authority) => {
+                        headers.insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
+                    }
+                    None if !headers.contains_key(header::HOST) => {
+                        headers.insert(header::HOST, HeaderValue::from_str(endpoint.as_str())?);
+                    }
+                    None => {}
                 }
                 let uri = Uri::builder()
                     .scheme(UriScheme::HTTP)
