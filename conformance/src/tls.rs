@@ -139,7 +139,7 @@ pub(crate) async fn send(
 
 /// The body of [`send`], without the timeout.
 async fn exchange(request: HttpsRequest<'_>) -> anyhow::Result<TestResponse> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = Arc::new(PinnedCertificate {
         pin: request.pin.clone(),
         provider: Arc::clone(&provider),

@@ -28,7 +28,7 @@ async fn one_shot_server(names: &[&str]) -> (SocketAddr, Pin, JoinHandle<Option<
         generated.signing_key.serialize_der(),
     ));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("default versions")

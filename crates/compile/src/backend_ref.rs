@@ -52,6 +52,25 @@ impl BackendTable {
         index
     }
 
+    /// The backend to use for gRPC traffic to backend `index`: the same endpoints over h2c,
+    /// since gRPC needs HTTP/2 whatever the Service port's `appProtocol` says. A backend that
+    /// already speaks h2c is returned as is; otherwise a twin identity (`... (h2c)`) shares
+    /// its endpoint source.
+    pub(crate) fn as_h2c(&mut self, index: BackendIndex) -> BackendIndex {
+        let Some(spec) = self.specs.get(index) else {
+            return index;
+        };
+        if spec.protocol == AppProtocol::H2c {
+            return index;
+        }
+        let twin = BackendSpec {
+            id: BackendId::new(format!("{} (h2c)", spec.id)),
+            protocol: AppProtocol::H2c,
+        };
+        let source = self.sources[index].clone();
+        self.intern(twin, source)
+    }
+
     pub(crate) fn finish(self) -> (Vec<BackendSpec>, EndpointPlan) {
         let plan = EndpointPlan::new(
             self.specs
@@ -189,7 +208,7 @@ fn not_found(message: String) -> RefProblem {
 }
 
 /// Whether a ReferenceGrant in the target namespace allows this reference (GEP-709).
-fn reference_granted(
+pub(crate) fn reference_granted(
     store: &Store,
     referrer: &Referrer<'_>,
     reference: &BackendRefSpec<'_>,

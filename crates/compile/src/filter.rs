@@ -8,12 +8,17 @@ use model::gateway_api::{
 };
 use snapshot::{Filters, HeaderModifier, PathModifier, Redirect, UrlRewrite};
 
+use crate::cors;
 use crate::hostname;
+use crate::mirror::MirrorTargets;
 
 /// Compiles a list of filters. `at` is the field path of the list (`HTTPRoute a/b rules[0]`).
+/// `RequestMirror` backendRefs are resolved through `mirrors`, which also collects the ones
+/// that do not resolve (those mirrors are left out).
 pub(crate) fn compile_filters(
     at: &str,
     specs: &[HttpRouteRulesFilters],
+    mirrors: &mut MirrorTargets<'_>,
 ) -> Result<Filters, String> {
     let mut filters = Filters::default();
     for (index, spec) in specs.iter().enumerate() {
@@ -122,9 +127,21 @@ pub(crate) fn compile_filters(
                 };
                 set_once(&at, &mut filters.rewrite, UrlRewrite { hostname, path })?;
             }
-            HttpRouteRulesFiltersType::RequestMirror
-            | HttpRouteRulesFiltersType::Cors
-            | HttpRouteRulesFiltersType::ExternalAuth => {
+            HttpRouteRulesFiltersType::Cors => {
+                let cors = spec.cors.as_ref().ok_or_else(|| missing("cors"))?;
+                let policy = cors::compile_cors(&format!("{at}.cors"), cors)?;
+                set_once(&at, &mut filters.cors, policy)?;
+            }
+            HttpRouteRulesFiltersType::RequestMirror => {
+                let mirror = spec
+                    .request_mirror
+                    .as_ref()
+                    .ok_or_else(|| missing("requestMirror"))?;
+                filters
+                    .mirrors
+                    .extend(mirrors.compile(&format!("{at}.requestMirror"), mirror)?);
+            }
+            HttpRouteRulesFiltersType::ExternalAuth => {
                 return Err(format!(
                     "{at}: filter type {:?} is not supported yet",
                     spec.r#type

@@ -3,15 +3,21 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use model::Store;
-use model::gateway_api::{Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom};
+use model::gateway_api::{
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
+};
 use router::RouteTableBuilder;
+use rustls::sign::CertifiedKey;
+use snapshot::Scheme;
 
 use crate::CompileOptions;
 use crate::hostname;
 use crate::listener::{AllowedNamespaces, ListenerSlot, Listeners};
 use crate::status::{Condition, ListenerStatus, ObjectStatus, RouteKind, StatusReport};
+use crate::tls::{CertificateProblem, CertificateRef, resolve_certificate};
 
 const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
 /// Route kinds an HTTP listener accepts.
@@ -64,9 +70,10 @@ pub(crate) fn compile_gateways(
 
     let mut listeners = Listeners::default();
     // (socket, hostname) → first listener slot claiming it, across Gateways.
-    let mut claimed: HashMap<(SocketAddr, Option<String>), usize> = HashMap::new();
+    let mut claimed: HashMap<(SocketAddr, Option<String>), Claim> = HashMap::new();
     for ((namespace, name), gateway) in gateways {
         compile_gateway(
+            store,
             namespace,
             name,
             gateway,
@@ -79,14 +86,16 @@ pub(crate) fn compile_gateways(
     listeners
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compile_gateway(
+    store: &Store,
     namespace: &str,
     name: &str,
     gateway: &Gateway,
     options: &CompileOptions,
     status: &mut StatusReport,
     listeners: &mut Listeners,
-    claimed: &mut HashMap<(SocketAddr, Option<String>), usize>,
+    claimed: &mut HashMap<(SocketAddr, Option<String>), Claim>,
 ) {
     let label = format!("Gateway {namespace}/{name}");
     let object_index = status.objects.len();
@@ -114,6 +123,7 @@ fn compile_gateway(
     for (index, spec) in specs.iter().enumerate() {
         let at = format!("{label} spec.listeners[{index}]");
         let (listener_status, slot) = compile_listener(
+            store,
             namespace,
             name,
             &at,
@@ -142,10 +152,23 @@ fn compile_gateway(
             .filter_map(|socket| {
                 claimed
                     .get(&(*socket, key_host.clone()))
-                    .map(|&other| listeners.slots[other].label())
+                    .map(|claim| claim.listener.clone())
             })
             .collect();
-        if let Some(other) = taken.first() {
+        // Another Gateway's listener on the same socket with the other scheme (HTTP vs
+        // HTTPS) cannot share it.
+        let scheme_clash = claimed.iter().find_map(|((socket, _), claim)| {
+            (slot.sockets.contains(socket) && claim.scheme != slot.scheme)
+                .then(|| claim.listener.clone())
+        });
+        if let Some(other) = scheme_clash {
+            slot.usable = false;
+            valid_listeners -= 1;
+            let message = format!(
+                "{label} spec.listeners[{index}]: {other} uses the same address and port with another protocol"
+            );
+            mark_conflicted(&mut object.listeners[index], "ProtocolConflict", &message);
+        } else if let Some(other) = taken.first() {
             slot.usable = false;
             valid_listeners -= 1;
             let message = format!(
@@ -154,9 +177,12 @@ fn compile_gateway(
             );
             mark_conflicted(&mut object.listeners[index], "HostnameConflict", &message);
         } else {
-            let slot_index = listeners.slots.len() + index;
+            let claim = Claim {
+                listener: slot.label(),
+                scheme: slot.scheme,
+            };
             for socket in &slot.sockets {
-                claimed.insert((*socket, key_host.clone()), slot_index);
+                claimed.insert((*socket, key_host.clone()), claim.clone());
             }
         }
     }
@@ -203,7 +229,14 @@ fn compile_gateway(
     listeners.slots.extend(slots);
 }
 
-fn mark_conflicted(status: &mut ListenerStatus, reason: &'static str, message: &str) {
+/// Who serves a (socket, hostname) pair, for conflicts across Gateways.
+#[derive(Clone)]
+pub(crate) struct Claim {
+    listener: String,
+    scheme: Scheme,
+}
+
+pub(crate) fn mark_conflicted(status: &mut ListenerStatus, reason: &'static str, message: &str) {
     status
         .conditions
         .retain(|c| c.kind != "Conflicted" && c.kind != "Programmed");
@@ -216,7 +249,10 @@ fn mark_conflicted(status: &mut ListenerStatus, reason: &'static str, message: &
 }
 
 /// `spec.addresses` of type IPAddress (the default type), or the default bind addresses.
-fn gateway_addresses(gateway: &Gateway, options: &CompileOptions) -> Result<Vec<IpAddr>, String> {
+pub(crate) fn gateway_addresses(
+    gateway: &Gateway,
+    options: &CompileOptions,
+) -> Result<Vec<IpAddr>, String> {
     let Some(addresses) = gateway.spec.addresses.as_ref().filter(|a| !a.is_empty()) else {
         return Ok(options.default_addresses.clone());
     };
@@ -243,7 +279,9 @@ fn gateway_addresses(gateway: &Gateway, options: &CompileOptions) -> Result<Vec<
     Ok(ips)
 }
 
-fn compile_listener(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compile_listener(
+    store: &Store,
     namespace: &str,
     gateway_name: &str,
     at: &str,
@@ -267,16 +305,18 @@ fn compile_listener(
             format!("{at}.port: {} is not a valid port", spec.port),
         );
     }
-    if spec.protocol != "HTTP" {
-        reject(
-            &mut conditions,
-            "UnsupportedProtocol",
-            format!(
-                "{at}.protocol: {:?} is not supported yet (HTTP is)",
-                spec.protocol
-            ),
-        );
-    }
+    let protocol = match spec.protocol.as_str() {
+        "HTTP" => Some(Scheme::Http),
+        "HTTPS" => Some(Scheme::Https),
+        other => {
+            reject(
+                &mut conditions,
+                "UnsupportedProtocol",
+                format!("{at}.protocol: {other:?} is not supported yet (HTTP and HTTPS are)"),
+            );
+            None
+        }
+    };
     if let Some(host) = &spec.hostname
         && let Err(message) = hostname::validate(host)
     {
@@ -290,7 +330,23 @@ fn compile_listener(
         conditions.push(Condition::yes("Accepted", "Accepted", "listener is valid"));
     }
 
-    let (allowed_kinds, kinds_ok) = allowed_kinds(at, spec, &mut conditions);
+    let (allowed_kinds, mut kinds_ok) = allowed_kinds(at, spec, &mut conditions);
+    let certificate = match protocol {
+        Some(Scheme::Https) => match listener_certificate(store, at, namespace, spec) {
+            Ok(certificate) => Some(certificate),
+            Err(problem) => {
+                usable = false;
+                kinds_ok = false;
+                conditions.push(Condition::no(
+                    "ResolvedRefs",
+                    problem.reason,
+                    problem.message,
+                ));
+                None
+            }
+        },
+        _ => None,
+    };
     if kinds_ok {
         conditions.push(Condition::yes(
             "ResolvedRefs",
@@ -360,6 +416,7 @@ fn compile_listener(
         conditions,
     };
     let slot = ListenerSlot {
+        owner_kind: "Gateway",
         gateway_namespace: namespace.to_owned(),
         gateway_name: gateway_name.to_owned(),
         name: spec.name.clone(),
@@ -370,10 +427,47 @@ fn compile_listener(
         allowed_kinds,
         usable,
         status_at,
+        scheme: protocol.unwrap_or(Scheme::Http),
+        certificate,
         builder: RouteTableBuilder::new(),
         route_views: Vec::new(),
     };
     (status, slot)
+}
+
+/// The certificate of an HTTPS listener (`tls.mode` Terminate, the default).
+fn listener_certificate(
+    store: &Store,
+    at: &str,
+    namespace: &str,
+    spec: &GatewayListeners,
+) -> Result<Arc<CertifiedKey>, CertificateProblem> {
+    let Some(tls) = &spec.tls else {
+        return Err(CertificateProblem {
+            reason: "InvalidCertificateRef",
+            message: format!("{at}.tls: an HTTPS listener needs tls.certificateRefs"),
+        });
+    };
+    if tls.mode == Some(GatewayListenersTlsMode::Passthrough) {
+        return Err(CertificateProblem {
+            reason: "InvalidCertificateRef",
+            message: format!(
+                "{at}.tls.mode: Passthrough is not valid for HTTPS (use a TLS listener)"
+            ),
+        });
+    }
+    let refs: Vec<CertificateRef<'_>> = tls
+        .certificate_refs
+        .iter()
+        .flatten()
+        .map(|r| CertificateRef {
+            group: r.group.as_deref(),
+            kind: r.kind.as_deref(),
+            name: &r.name,
+            namespace: r.namespace.as_deref(),
+        })
+        .collect();
+    resolve_certificate(store, at, "Gateway", namespace, &refs)
 }
 
 fn allowed_kinds(

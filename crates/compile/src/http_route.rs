@@ -1,5 +1,5 @@
-//! HTTPRoute: rule compilation (matches, backendRefs), attachment to listeners through
-//! parentRefs, and route status.
+//! HTTPRoute: rule compilation (matches, filters, backendRefs, timeouts, retries). Attachment
+//! to listeners and route status are shared with the other route kinds in `attachment`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,39 +8,23 @@ use bytes::Bytes;
 use http::StatusCode;
 use model::Store;
 use model::gateway_api::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesMatches,
+    HttpRoute, HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesMatches,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
     HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesRetry, HttpRouteRulesTimeouts,
 };
-use router::{HeaderMatch, HostPattern, PathMatch, QueryMatch, RouteOrder, RuleMatch, ValueMatch};
+use router::{HeaderMatch, PathMatch, QueryMatch, RuleMatch, ValueMatch};
 use snapshot::{
     BackendChoice, BackendTarget, DirectResponse, Filters, PathModifier, RetryPolicy, RouteRule,
     RuleAction, Timeouts, WeightedBackend,
 };
 
 use crate::CompileOptions;
-use crate::backend_ref::{BackendRefSpec, BackendTable, RefProblem, Referrer};
+use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
+use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
 use crate::listener::Listeners;
-use crate::status::{Condition, ObjectStatus, ParentReference, RouteParentStatus, StatusReport};
-use crate::{duration, filter, hostname};
-
-const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
-
-/// One rule ready to be added to listeners.
-struct CompiledRule {
-    index: u32,
-    matches: Vec<RuleMatch>,
-    rule: Arc<RouteRule>,
-}
-
-/// What compiling a route's rules found.
-#[derive(Default)]
-struct RuleProblems {
-    /// Rules dropped as invalid (field path + message).
-    invalid: Vec<String>,
-    /// backendRefs that do not resolve: the first reason wins the condition.
-    refs: Vec<(String, RefProblem)>,
-}
+use crate::mirror::MirrorTargets;
+use crate::status::StatusReport;
+use crate::{duration, filter};
 
 /// Attaches every HTTPRoute to the listeners its parentRefs select.
 pub(crate) fn attach_http_routes(
@@ -52,12 +36,15 @@ pub(crate) fn attach_http_routes(
 ) {
     for ((namespace, name), route) in &store.http_routes {
         let label = format!("HTTPRoute {namespace}/{name}");
-        let parents = route.spec.parent_refs.as_deref().unwrap_or_default();
-        let ours: Vec<(usize, &HttpRouteParentRefs)> = parents
+        let parents = route
+            .spec
+            .parent_refs
+            .as_deref()
+            .unwrap_or_default()
             .iter()
-            .enumerate()
-            .filter(|(_, p)| is_our_parent(store, options, namespace, p))
+            .map(|parent| attachment::normalise_parent(namespace, parent))
             .collect();
+        let ours = attachment::our_parents(store, options, parents);
         if ours.is_empty() {
             continue; // not attached to any Gateway of ours: not our business
         }
@@ -72,243 +59,23 @@ pub(crate) fn attach_http_routes(
             backends,
             &mut problems,
         );
-        let route_hostnames = route.spec.hostnames.clone().unwrap_or_default();
-        let invalid_hostname = route_hostnames.iter().enumerate().find_map(|(i, h)| {
-            hostname::validate(h)
-                .err()
-                .map(|e| format!("{label} spec.hostnames[{i}]: {e}"))
-        });
-
-        let mut object = ObjectStatus::new("HTTPRoute", namespace, name);
-        object.problems.extend(invalid_hostname.iter().cloned());
-        object.problems.extend(problems.invalid.iter().cloned());
-        object.problems.extend(
-            problems
-                .refs
-                .iter()
-                .map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason)),
-        );
-        for (index, parent) in ours {
-            let parent_ref = normalise_parent(namespace, parent);
-            let mut conditions = Vec::new();
-            let accepted = if let Some(message) = &invalid_hostname {
-                Err(("UnsupportedValue", message.clone()))
-            } else if rules.is_empty() && !problems.invalid.is_empty() {
-                Err((
-                    "UnsupportedValue",
-                    format!("no valid rule: {}", problems.invalid.join("; ")),
-                ))
-            } else {
-                attach(
-                    store,
-                    listeners,
-                    status,
-                    namespace,
-                    &route_hostnames,
-                    &parent_ref,
-                    &rules,
-                    route,
-                    &label,
-                    index,
-                )
-            };
-            match accepted {
-                Ok(()) => {
-                    conditions.push(Condition::yes("Accepted", "Accepted", "route is attached"))
-                }
-                Err((reason, message)) => {
-                    conditions.push(Condition::no("Accepted", reason, message))
-                }
-            }
-            match problems.refs.first() {
-                None => conditions.push(Condition::yes(
-                    "ResolvedRefs",
-                    "ResolvedRefs",
-                    "all references resolved",
-                )),
-                Some((_, first)) => {
-                    let all: Vec<String> = problems
-                        .refs
-                        .iter()
-                        .map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason))
-                        .collect();
-                    conditions.push(Condition::no("ResolvedRefs", first.reason, all.join("; ")));
-                }
-            }
-            if !problems.invalid.is_empty() && !rules.is_empty() {
-                conditions.push(Condition::yes(
-                    "PartiallyInvalid",
-                    "UnsupportedValue",
-                    format!("invalid rules dropped: {}", problems.invalid.join("; ")),
-                ));
-            }
-            object.parents.push(RouteParentStatus {
-                parent_ref,
-                controller_name: options.controller_name.clone(),
-                conditions,
-            });
-        }
-        status.objects.push(object);
-    }
-}
-
-/// Whether a parentRef points at a Gateway handled by us (existing or not: a ref to a missing
-/// Gateway is reported, since we cannot tell whose it would be, but refs to Gateways of other
-/// classes are left to their controllers).
-fn is_our_parent(
-    store: &Store,
-    options: &CompileOptions,
-    namespace: &str,
-    parent: &HttpRouteParentRefs,
-) -> bool {
-    let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
-    let kind = parent.kind.as_deref().unwrap_or("Gateway");
-    if group != GATEWAY_GROUP || kind != "Gateway" {
-        return false;
-    }
-    let gateway_namespace = parent.namespace.as_deref().unwrap_or(namespace);
-    match store
-        .gateways
-        .get(&(gateway_namespace.to_owned(), parent.name.clone()))
-    {
-        None => true,
-        Some(gateway) => store
-            .gateway_classes
-            .get(&gateway.spec.gateway_class_name)
-            .is_some_and(|class| class.spec.controller_name == options.controller_name),
-    }
-}
-
-fn normalise_parent(namespace: &str, parent: &HttpRouteParentRefs) -> ParentReference {
-    ParentReference {
-        group: parent
-            .group
-            .clone()
-            .unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
-        kind: parent.kind.clone().unwrap_or_else(|| "Gateway".to_owned()),
-        namespace: parent
-            .namespace
-            .clone()
-            .unwrap_or_else(|| namespace.to_owned()),
-        name: parent.name.clone(),
-        section_name: parent.section_name.clone(),
-        port: parent.port,
-    }
-}
-
-/// Attaches the route's rules to the listeners one parentRef selects.
-#[allow(clippy::too_many_arguments)]
-fn attach(
-    store: &Store,
-    listeners: &mut Listeners,
-    status: &mut StatusReport,
-    route_namespace: &str,
-    route_hostnames: &[String],
-    parent: &ParentReference,
-    rules: &[CompiledRule],
-    route: &HttpRoute,
-    label: &str,
-    parent_index: usize,
-) -> Result<(), (&'static str, String)> {
-    let at = format!("{label} spec.parentRefs[{parent_index}]");
-    let Some(slots) = listeners
-        .by_gateway
-        .get(&(parent.namespace.clone(), parent.name.clone()))
-        .cloned()
-    else {
-        return Err((
-            "NoMatchingParent",
-            format!(
-                "{at}: Gateway {}/{} not found",
-                parent.namespace, parent.name
-            ),
-        ));
-    };
-    let selected: Vec<usize> = slots
-        .into_iter()
-        .filter(|&i| {
-            let slot = &listeners.slots[i];
-            parent.section_name.as_ref().is_none_or(|s| *s == slot.name)
-                && parent.port.is_none_or(|p| i32::from(slot.port) == p)
-        })
-        .collect();
-    if selected.is_empty() {
-        return Err((
-            "NoMatchingParent",
-            format!("{at}: no listener matches sectionName/port"),
-        ));
-    }
-    let labels = store.namespace_labels(route_namespace);
-    let allowed: Vec<usize> = selected
-        .into_iter()
-        .filter(|&i| {
-            let slot = &listeners.slots[i];
-            slot.allows_kind("HTTPRoute")
-                && slot
-                    .allowed_namespaces
-                    .allows(&slot.gateway_namespace, route_namespace, labels)
-        })
-        .collect();
-    if allowed.is_empty() {
-        return Err((
-            "NotAllowedByListeners",
-            format!(
-                "{at}: the selected listeners do not allow HTTPRoutes from namespace {route_namespace}"
-            ),
-        ));
-    }
-    for &slot in &allowed {
-        listeners.count_attached(slot, status);
-    }
-    let mut attached_any = false;
-    let order_base = RouteOrder {
-        created: route
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second()),
-        route: format!(
-            "{route_namespace}/{}",
-            route.metadata.name.as_deref().unwrap_or("")
-        )
-        .into(),
-        rule: 0,
-        matching: 0,
-    };
-    for &index in &allowed {
-        let slot = &mut listeners.slots[index];
-        if !slot.usable {
-            continue;
-        }
-        let Some(hosts) = hostname::intersect(slot.hostname.as_deref(), route_hostnames) else {
-            continue;
+        let hostnames = route.spec.hostnames.clone().unwrap_or_default();
+        let attaching = RouteAttachment {
+            kind: "HTTPRoute",
+            namespace,
+            name,
+            hostnames: &hostnames,
+            created: route
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            parents: ours,
         };
-        attached_any = true;
-        let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
-        for rule in rules {
-            for (match_index, matching) in rule.matches.iter().enumerate() {
-                let order = RouteOrder {
-                    rule: rule.index,
-                    matching: match_index as u32,
-                    ..order_base.clone()
-                };
-                slot.builder
-                    .add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
-            }
-        }
-        slot.route_views.push(serde_json::json!({
-            "route": label,
-            "hostnames": hosts,
-            "rules": rules.iter().map(|r| r.rule.name.to_string()).collect::<Vec<_>>(),
-        }));
+        attachment::attach_route(
+            store, options, listeners, status, attaching, &rules, &problems,
+        );
     }
-    if !attached_any {
-        return Err((
-            "NoMatchingListenerHostname",
-            format!("{at}: no listener hostname intersects the route's hostnames"),
-        ));
-    }
-    Ok(())
 }
 
 /// Compiles every rule of a route. Invalid rules are left out and reported; rules whose
@@ -346,13 +113,7 @@ fn compile_rules(
             Ok((matches, compiled_action)) => compiled.push(CompiledRule {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 matches,
-                rule: Arc::new(RouteRule {
-                    name: rule_name,
-                    filters: compiled_action.filters,
-                    timeouts: compiled_action.timeouts,
-                    retry: compiled_action.retry,
-                    action: compiled_action.action,
-                }),
+                rule: Arc::new(compiled_action.into_rule(rule_name)),
             }),
             Err(message) => problems.invalid.push(message),
         }
@@ -360,7 +121,11 @@ fn compile_rules(
     compiled
 }
 
-fn compile_rule(
+/// Compiles one rule: its matches and what it does (filters, timeouts, retry, weighted
+/// backends). `Err` drops the rule (the message names the field); backendRefs that do not
+/// resolve are recorded in `problems` and answer 500 for their share of traffic. GRPCRoute
+/// rules reuse it for their filters and backendRefs, which share HTTPRoute's schema.
+pub(crate) fn compile_rule(
     store: &Store,
     at: &str,
     rule: &HttpRouteRules,
@@ -368,7 +133,16 @@ fn compile_rule(
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
 ) -> Result<(Vec<RuleMatch>, CompiledAction), String> {
-    let filters = filter::compile_filters(at, rule.filters.as_deref().unwrap_or_default())?;
+    let filters = filter::compile_filters(
+        at,
+        rule.filters.as_deref().unwrap_or_default(),
+        &mut MirrorTargets {
+            store,
+            referrer,
+            backends,
+            problems: &mut problems.refs,
+        },
+    )?;
     let timeouts = compile_timeouts(at, rule.timeouts.as_ref())?;
     let retry = compile_retry(at, rule.retry.as_ref())?;
     let matches = match rule.matches.as_deref() {
@@ -386,7 +160,22 @@ fn compile_rule(
         let ref_at = format!("{at}.backendRefs[{i}]");
         let backend_filters: Vec<HttpRouteRulesFilters> =
             filter::convert(&backend_ref.filters.clone().unwrap_or_default())?;
-        let backend_filters = filter::compile_filters(&ref_at, &backend_filters)?;
+        let backend_filters = filter::compile_filters(
+            &ref_at,
+            &backend_filters,
+            &mut MirrorTargets {
+                store,
+                referrer,
+                backends,
+                problems: &mut problems.refs,
+            },
+        )?;
+        if backend_filters.cors.is_some() {
+            // A preflight is answered before a backendRef is chosen: CORS belongs to the rule.
+            return Err(format!(
+                "{ref_at}.filters: CORS is only supported on the rule, not on a backendRef"
+            ));
+        }
         uses_prefix_rewrite |= has_prefix_modifier(&backend_filters);
         let weight = u64::try_from(backend_ref.weight.unwrap_or(1)).unwrap_or(0);
         let spec = BackendRefSpec {
@@ -449,11 +238,24 @@ fn compile_rule(
 }
 
 /// A rule's filters, timeouts and action.
-struct CompiledAction {
-    filters: Filters,
-    timeouts: Timeouts,
-    retry: Option<RetryPolicy>,
-    action: RuleAction,
+pub(crate) struct CompiledAction {
+    pub(crate) filters: Filters,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) action: RuleAction,
+}
+
+impl CompiledAction {
+    /// The snapshot rule, named for logs and metrics.
+    pub(crate) fn into_rule(self, name: Arc<str>) -> RouteRule {
+        RouteRule {
+            name,
+            filters: self.filters,
+            timeouts: self.timeouts,
+            retry: self.retry,
+            action: self.action,
+        }
+    }
 }
 
 fn has_prefix_modifier(filters: &Filters) -> bool {
@@ -532,7 +334,7 @@ fn internal_error(message: &str) -> DirectResponse {
     }
 }
 
-fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<RuleMatch, String> {
+pub(crate) fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<RuleMatch, String> {
     let path = match &spec.path {
         None => PathMatch::prefix("/"),
         Some(path) => {

@@ -9,16 +9,22 @@
 //! [`EndpointPlan::resolve`] turns the store's EndpointSlices into endpoint targets. That second
 //! step is the fast path the runtime runs alone when only EndpointSlices change.
 
+mod attachment;
 mod backend_ref;
+mod cors;
 mod duration;
 pub mod endpoints;
 mod filter;
 mod gateway;
+mod grpc_route;
 mod hostname;
 mod http_route;
 mod listener;
+mod listener_set;
+mod mirror;
 mod selector;
 pub mod status;
+mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -72,7 +78,9 @@ pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
     let mut status = StatusReport::default();
     let mut gateways = gateway::compile_gateways(store, options, &mut status);
     let mut backends = backend_ref::BackendTable::default();
+    listener_set::compile_listener_sets(store, options, &mut gateways, &mut status);
     http_route::attach_http_routes(store, options, &mut gateways, &mut backends, &mut status);
+    grpc_route::attach_grpc_routes(store, options, &mut gateways, &mut backends, &mut status);
     let config_view = gateways.view();
     let sockets = gateways.build_sockets();
     let (specs, endpoints) = backends.finish();

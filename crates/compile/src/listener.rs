@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use router::{HostMap, HostPattern, RouteTableBuilder};
+use rustls::sign::CertifiedKey;
+use snapshot::tls::SocketTls;
 use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
 
 use crate::selector::{self, Expression};
@@ -51,6 +53,10 @@ impl AllowedNamespaces {
 
 /// One listener of one Gateway after validation.
 pub(crate) struct ListenerSlot {
+    /// `Gateway`, or `ListenerSet` for a listener a ListenerSet contributes to its Gateway.
+    pub(crate) owner_kind: &'static str,
+    /// Namespace and name of the owner (the Gateway, or the ListenerSet). `allowedRoutes`
+    /// `from: Same` means this namespace.
     pub(crate) gateway_namespace: String,
     pub(crate) gateway_name: String,
     pub(crate) name: String,
@@ -63,6 +69,10 @@ pub(crate) struct ListenerSlot {
     pub(crate) usable: bool,
     /// Position of its status: (object index, listener index) in the StatusReport.
     pub(crate) status_at: (usize, usize),
+    /// HTTP or HTTPS.
+    pub(crate) scheme: Scheme,
+    /// The certificate of an HTTPS listener.
+    pub(crate) certificate: Option<Arc<CertifiedKey>>,
     pub(crate) builder: RouteTableBuilder<Arc<RouteRule>>,
     pub(crate) route_views: Vec<serde_json::Value>,
 }
@@ -70,8 +80,8 @@ pub(crate) struct ListenerSlot {
 impl ListenerSlot {
     pub(crate) fn label(&self) -> String {
         format!(
-            "Gateway {}/{} listener {}",
-            self.gateway_namespace, self.gateway_name, self.name
+            "{} {}/{} listener {}",
+            self.owner_kind, self.gateway_namespace, self.gateway_name, self.name
         )
     }
 
@@ -86,6 +96,9 @@ pub(crate) struct Listeners {
     pub(crate) slots: Vec<ListenerSlot>,
     /// (namespace, name) of each Gateway we own → its slots' indices.
     pub(crate) by_gateway: HashMap<(String, String), Vec<usize>>,
+    /// (namespace, name) of each accepted ListenerSet → its slots' indices (not in its
+    /// Gateway's entry: a parentRef to the Gateway does not select them).
+    pub(crate) by_listener_set: HashMap<(String, String), Vec<usize>>,
 }
 
 impl Listeners {
@@ -115,7 +128,13 @@ impl Listeners {
 
     /// Groups usable listeners by socket into the snapshot's socket tables.
     pub(crate) fn build_sockets(self) -> HashMap<SocketAddr, Arc<SocketRoutes>> {
-        let mut per_socket: HashMap<SocketAddr, HostMap<Arc<ListenerRoutes>>> = HashMap::new();
+        #[derive(Default)]
+        struct Socket {
+            scheme: Option<Scheme>,
+            listeners: HostMap<Arc<ListenerRoutes>>,
+            certificates: HostMap<Arc<CertifiedKey>>,
+        }
+        let mut per_socket: HashMap<SocketAddr, Socket> = HashMap::new();
         for slot in self.slots.into_iter().filter(|slot| slot.usable) {
             let pattern = HostPattern::parse(slot.hostname.as_deref().unwrap_or(""));
             let label: Arc<str> = slot.label().into();
@@ -124,22 +143,36 @@ impl Listeners {
                 table: slot.builder.build(),
             });
             for socket in slot.sockets {
-                let hosts = per_socket.entry(socket).or_default();
-                // Conflicts were resolved before routes attached: the first listener for a
-                // (socket, hostname) pair is the only usable one, so this never replaces.
-                hosts.entry_or_insert_with(&pattern, || Arc::clone(&table));
+                let entry = per_socket.entry(socket).or_default();
+                // Conflicts (hostname or protocol) were resolved before routes attached: the
+                // first listener for a (socket, hostname) pair is the only usable one, and all
+                // listeners of a socket share its scheme, so nothing is replaced here.
+                entry.scheme.get_or_insert(slot.scheme);
+                entry
+                    .listeners
+                    .entry_or_insert_with(&pattern, || Arc::clone(&table));
+                if let Some(certificate) = &slot.certificate {
+                    entry
+                        .certificates
+                        .entry_or_insert_with(&pattern, || Arc::clone(certificate));
+                }
             }
         }
         per_socket
             .into_iter()
-            .map(|(socket, listeners)| {
-                (
-                    socket,
-                    Arc::new(SocketRoutes {
-                        scheme: Scheme::Http,
-                        listeners,
-                    }),
-                )
+            .map(|(address, socket)| {
+                let scheme = socket.scheme.unwrap_or(Scheme::Http);
+                // SocketTls::new only fails if rustls rejects its own default protocol
+                // versions; a socket without TLS then refuses handshakes, visibly.
+                let tls = (scheme == Scheme::Https)
+                    .then(|| SocketTls::new(socket.certificates).ok())
+                    .flatten();
+                let routes = SocketRoutes {
+                    scheme,
+                    tls,
+                    listeners: socket.listeners,
+                };
+                (address, Arc::new(routes))
             })
             .collect()
     }

@@ -1,4 +1,6 @@
 //! Compile tests from YAML fixtures: status reasons, attachment, and the resulting tables.
+//! The fixture and the lookup helpers are shared with the per-module tests (`grpc_route`,
+//! `listener_set`).
 
 use std::net::SocketAddr;
 
@@ -9,7 +11,7 @@ use snapshot::{BackendTarget, RuleAction};
 
 use super::*;
 
-const BASE: &str = r#"
+pub(crate) const BASE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: portcullis}
@@ -51,7 +53,7 @@ endpoints:
   conditions: {ready: false}
 "#;
 
-fn compile_yaml(extra: &str) -> Compiled {
+pub(crate) fn compile_yaml(extra: &str) -> Compiled {
     let mut store = Store::new();
     for text in [BASE, extra] {
         for object in parse_documents(text).expect("fixture parses").objects {
@@ -61,7 +63,12 @@ fn compile_yaml(extra: &str) -> Compiled {
     compile(&store, &CompileOptions::default())
 }
 
-fn object<'a>(compiled: &'a Compiled, kind: &str, namespace: &str, name: &str) -> &'a ObjectStatus {
+pub(crate) fn object<'a>(
+    compiled: &'a Compiled,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> &'a ObjectStatus {
     compiled
         .status
         .objects
@@ -70,7 +77,7 @@ fn object<'a>(compiled: &'a Compiled, kind: &str, namespace: &str, name: &str) -
         .unwrap_or_else(|| panic!("no status for {kind} {namespace}/{name}"))
 }
 
-fn parent_condition<'a>(status: &'a ObjectStatus, kind: &str) -> &'a Condition {
+pub(crate) fn parent_condition<'a>(status: &'a ObjectStatus, kind: &str) -> &'a Condition {
     status.parents[0]
         .conditions
         .iter()
@@ -84,7 +91,7 @@ fn route(name: &str, namespace: &str, body: &str) -> String {
     )
 }
 
-fn lookup(compiled: &Compiled, socket: &str, host: &str, path: &str) -> Option<String> {
+pub(crate) fn lookup(compiled: &Compiled, socket: &str, host: &str, path: &str) -> Option<String> {
     let socket: SocketAddr = socket.parse().expect("socket");
     let routes = compiled.snapshot.sockets.get(&socket)?;
     let listener = routes.listeners.most_specific(router::strip_port(host))?;
@@ -291,7 +298,7 @@ fn routes_of_other_controllers_are_ignored() {
 
 #[test]
 fn conflicting_listeners_are_reported() {
-    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: dup, namespace: infra}\nspec:\n  gatewayClassName: portcullis\n  addresses: [{value: 127.0.0.10}]\n  listeners:\n  - {name: a, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: b, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: c, port: 81, protocol: HTTPS}\n";
+    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: dup, namespace: infra}\nspec:\n  gatewayClassName: portcullis\n  addresses: [{value: 127.0.0.10}]\n  listeners:\n  - {name: a, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: b, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: c, port: 81, protocol: TCP}\n";
     let compiled = compile_yaml(gateway);
     let status = object(&compiled, "Gateway", "infra", "dup");
     let conflicted = |i: usize| {
@@ -385,4 +392,54 @@ fn listener_isolation_uses_most_specific_listener() {
     // not consulted for it.
     assert!(lookup(&compiled, "127.0.0.11:80", "foo.example.com", "/wild").is_none());
     assert!(lookup(&compiled, "127.0.0.11:80", "bar.example.com", "/wild").is_some());
+}
+
+fn https_gateway(secret_namespace: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: tls, namespace: infra}}\nspec:\n  gatewayClassName: portcullis\n  addresses: [{{value: 127.0.0.12}}]\n  listeners:\n  - name: https\n    port: 443\n    protocol: HTTPS\n    tls: {{certificateRefs: [{{name: cert, namespace: {secret_namespace}}}]}}\n"
+    )
+}
+
+fn listener_condition<'a>(status: &'a ObjectStatus, kind: &str) -> &'a Condition {
+    status.listeners[0]
+        .conditions
+        .iter()
+        .find(|c| c.kind == kind)
+        .expect("listener condition")
+}
+
+#[test]
+fn https_listener_without_its_secret_is_invalid_certificate_ref() {
+    let compiled = compile_yaml(&https_gateway("infra"));
+    let status = object(&compiled, "Gateway", "infra", "tls");
+    let resolved = listener_condition(status, "ResolvedRefs");
+    assert_eq!(resolved.reason, "InvalidCertificateRef");
+    assert!(
+        resolved
+            .message
+            .contains("spec.listeners[0].tls.certificateRefs[0]"),
+        "{}",
+        resolved.message
+    );
+    let socket: SocketAddr = "127.0.0.12:443".parse().expect("socket");
+    assert!(
+        !compiled.snapshot.sockets.contains_key(&socket),
+        "an unusable HTTPS listener binds nothing"
+    );
+}
+
+#[test]
+fn https_listener_with_a_bad_secret_names_the_problem() {
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: cert, namespace: infra}\ntype: kubernetes.io/tls\nstringData: {tls.crt: nope, tls.key: nope}\n";
+    let compiled = compile_yaml(&format!("{}{secret}", https_gateway("infra")));
+    let resolved = listener_condition(object(&compiled, "Gateway", "infra", "tls"), "ResolvedRefs");
+    assert_eq!(resolved.reason, "InvalidCertificateRef");
+    assert!(resolved.message.contains("tls.crt"), "{}", resolved.message);
+}
+
+#[test]
+fn https_certificate_in_another_namespace_needs_a_reference_grant() {
+    let compiled = compile_yaml(&https_gateway("secrets"));
+    let resolved = listener_condition(object(&compiled, "Gateway", "infra", "tls"), "ResolvedRefs");
+    assert_eq!(resolved.reason, "RefNotPermitted");
 }

@@ -1,4 +1,5 @@
-//! Data-plane errors and the one place they become HTTP responses.
+//! Data-plane errors and the one place they become responses (HTTP statuses, or gRPC statuses
+//! for gRPC clients).
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
@@ -6,6 +7,7 @@ use snapshot::DirectResponse;
 use upstream::UpstreamError;
 
 use crate::body::ResponseBody;
+use crate::grpc::{self, ClientProtocol, GrpcCode};
 
 /// Why the gateway answered a request itself. Each variant records whose fault it is (client,
 /// config, upstream), which decides the status.
@@ -17,6 +19,9 @@ pub(crate) enum ProxyError {
     NoListener,
     /// Client/config: no route rule matches.
     NoRoute,
+    /// Client: the request's host is served by another listener than the TLS connection's
+    /// SNI (421, GEP-3567).
+    Misdirected,
     /// Config: the rule answers directly (unresolvable backendRefs answer 500).
     Direct(DirectResponse),
     /// Upstream: the backend has no endpoint that can take traffic.
@@ -40,6 +45,7 @@ impl ProxyError {
             ProxyError::InvalidHost => "invalid-host",
             ProxyError::NoListener => "no-listener",
             ProxyError::NoRoute => "no-route",
+            ProxyError::Misdirected => "misdirected-request",
             ProxyError::Direct(_) => "direct-response",
             ProxyError::NoEndpoints => "no-healthy-upstream",
             ProxyError::Connect(_) => "upstream-connect-error",
@@ -54,6 +60,7 @@ impl ProxyError {
         match self {
             ProxyError::InvalidHost => StatusCode::BAD_REQUEST,
             ProxyError::NoListener | ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Direct(direct) => direct.status,
             // Envoy's convention: nothing usable came back, so the service is unavailable.
             ProxyError::NoEndpoints | ProxyError::Connect(_) | ProxyError::Reset(_) => {
@@ -70,7 +77,48 @@ impl ProxyError {
     pub(crate) fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
         let code = self.code();
-        let body = match self {
+        let body = self.into_text();
+        let mut response = Response::new(ResponseBody::full(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert("x-portcullis-error", HeaderValue::from_static(code));
+        response
+    }
+
+    /// The response for a client speaking `protocol`: [`ProxyError::into_response`] for HTTP;
+    /// for gRPC, a Trailers-Only gRPC error carrying [`ProxyError::grpc_code`] and the same
+    /// text, since gRPC clients read `grpc-status` rather than the HTTP status.
+    pub(crate) fn into_response_for(self, protocol: ClientProtocol) -> Response<ResponseBody> {
+        match protocol {
+            ClientProtocol::Http => self.into_response(),
+            ClientProtocol::Grpc => {
+                let grpc_code = self.grpc_code();
+                let code = self.code();
+                let text = self.into_text();
+                grpc::error_response(grpc_code, &String::from_utf8_lossy(&text), code)
+            }
+        }
+    }
+
+    /// The gRPC status for this error: no listener or route is `UNIMPLEMENTED` (what gRPC
+    /// clients and GEP-1016 expect for an unknown method), a deadline that ran out is
+    /// `DEADLINE_EXCEEDED`, and everything else follows gRPC's HTTP-to-gRPC status mapping of
+    /// [`ProxyError::status`] (so backend trouble is `UNAVAILABLE`, config 500s `INTERNAL`).
+    pub(crate) fn grpc_code(&self) -> GrpcCode {
+        match self {
+            ProxyError::NoListener | ProxyError::NoRoute => GrpcCode::Unimplemented,
+            ProxyError::Timeout => GrpcCode::DeadlineExceeded,
+            other => GrpcCode::from_http(other.status()),
+        }
+    }
+
+    /// The plain-text explanation of the error (the HTTP body).
+    fn into_text(self) -> Bytes {
+        match self {
             ProxyError::InvalidHost => {
                 Bytes::from_static(b"bad request: missing or invalid Host header\n")
             }
@@ -78,6 +126,9 @@ impl ProxyError {
             ProxyError::NoRoute => {
                 Bytes::from_static(b"not found: no route matches this request\n")
             }
+            ProxyError::Misdirected => Bytes::from_static(
+                b"misdirected request: this host is not served on this TLS connection\n",
+            ),
             ProxyError::Direct(direct) => direct.body,
             ProxyError::NoEndpoints => Bytes::from_static(b"no healthy upstream\n"),
             ProxyError::Connect(detail) => {
@@ -93,16 +144,7 @@ impl ProxyError {
                 "bad request: cannot read the request body: {detail}\n"
             )),
             ProxyError::Timeout => Bytes::from_static(b"upstream request timeout\n"),
-        };
-        let mut response = Response::new(ResponseBody::full(body));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert("x-portcullis-error", HeaderValue::from_static(code));
-        response
+        }
     }
 
     /// Access-log text for the error.

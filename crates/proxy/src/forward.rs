@@ -108,6 +108,11 @@ impl RequestHead {
         head
     }
 
+    /// The headers, to adjust before sending.
+    pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
     /// Builds the upstream request for `endpoint`.
     ///
     /// HTTP/1.1 upstream: absolute URI with the endpoint as authority (the pool key), `Host`

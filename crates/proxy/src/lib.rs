@@ -7,13 +7,17 @@
 //! happens to one request.
 
 mod body;
+mod cors;
 mod error;
 mod filter;
 mod forward;
+mod grpc;
 mod listener;
+mod mirror;
 mod plane;
 mod replay;
 mod stack;
+mod upgrade;
 
 pub use body::ResponseBody;
 pub use listener::{BindError, ListenerManager};

@@ -18,9 +18,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use socket2::{Domain, Socket, Type};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::plane::DataPlane;
 use crate::stack::{self, Connection};
@@ -183,25 +184,57 @@ async fn accept_loop(
             tracker: Arc::clone(&tracker),
             plane: Arc::clone(&plane),
         };
-        let connection = Connection { local, peer };
-        tokio::spawn(serve_connection(
-            Arc::clone(&plane),
-            stream,
-            connection,
-            stop.clone(),
-            guard,
-        ));
+        let connection = Connection {
+            local,
+            peer,
+            sni: None,
+        };
+        // The socket's TLS settings come from the snapshot current at accept time, so a
+        // certificate change applies to the next handshake without rebinding.
+        let tls = plane
+            .live()
+            .snapshot
+            .sockets
+            .get(&local)
+            .and_then(|s| s.tls.clone());
+        let plane = Arc::clone(&plane);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(plane, stream, connection, stop, guard).await,
+                Some(tls) => {
+                    let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            let sni = stream.get_ref().1.server_name().map(Arc::<str>::from);
+                            let connection = Connection { sni, ..connection };
+                            serve_connection(plane, stream, connection, stop, guard).await;
+                        }
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
     }
 }
 
-async fn serve_connection(
+/// A client that has not finished its TLS handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_connection<I>(
     plane: Arc<DataPlane>,
-    stream: TcpStream,
+    stream: I,
     connection: Connection,
     mut stop: watch::Receiver<bool>,
     _guard: ConnectionGuard,
-) {
-    let service = service_fn(move |request| stack::handle(Arc::clone(&plane), connection, request));
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = connection.peer;
+    let service =
+        service_fn(move |request| stack::handle(Arc::clone(&plane), connection.clone(), request));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -218,6 +251,6 @@ async fn serve_connection(
         }
     };
     if let Err(error) = result {
-        tracing::debug!(peer = %connection.peer, %error, "connection ended with an error");
+        tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use upstream::RequestBody;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -25,8 +25,9 @@ pub(crate) enum Prepared {
     Streaming(PrefixedBody),
 }
 
-/// Reads `body` until it ends or exceeds `limit` bytes.
-pub(crate) async fn prepare(mut body: Incoming, limit: usize) -> Result<Prepared, hyper::Error> {
+/// Reads `body` (the client's, possibly teed to mirrors) until it ends or exceeds `limit`
+/// bytes.
+pub(crate) async fn prepare(mut body: RequestBody, limit: usize) -> Result<Prepared, BoxError> {
     let mut read: VecDeque<Bytes> = VecDeque::new();
     let mut size = 0usize;
     while !body.is_end_stream() {
@@ -57,7 +58,7 @@ pin_project_lite::pin_project! {
     pub(crate) struct PrefixedBody {
         prefix: VecDeque<Bytes>,
         #[pin]
-        rest: Option<Incoming>,
+        rest: Option<RequestBody>,
     }
 }
 
@@ -74,9 +75,7 @@ impl Body for PrefixedBody {
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         match this.rest.as_pin_mut() {
-            Some(rest) => rest
-                .poll_frame(cx)
-                .map(|f| f.map(|r| r.map_err(BoxError::from))),
+            Some(rest) => rest.poll_frame(cx),
             None => Poll::Ready(None),
         }
     }

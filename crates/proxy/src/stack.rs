@@ -3,16 +3,19 @@
 //! 1. load the live config (once; the request keeps it to the end)
 //! 2. host → listener of this socket (listener isolation: most specific hostname wins)
 //! 3. route match (Gateway API precedence, `router`)
-//! 4. rule filters: RequestRedirect answers; RequestHeaderModifier and URLRewrite change the
-//!    request; a rule without usable backends answers directly (500)
-//! 5. weighted backendRef choice (invalid refs answer 500), then that backendRef's filters
+//! 4. rule filters: CORS answers preflights (`cors.rs`); RequestRedirect answers;
+//!    RequestHeaderModifier and URLRewrite change the request; a rule without usable backends
+//!    answers directly (500)
+//! 5. weighted backendRef choice (invalid refs answer 500), then that backendRef's filters;
+//!    RequestMirror copies of the final request leave in spawned tasks (`mirror.rs`)
 //! 6. within `timeouts.request` (504): balancer pick of an endpoint (`upstream`), forward
 //!    within `timeouts.backendRequest` (504): hop-by-hop headers, `X-Forwarded-*`, upstream
 //!    pool (HTTP/1.1 or h2c)
-//! 7. response: ResponseHeaderModifier (rule, then backendRef), hop-by-hop headers, metrics,
-//!    access log when the body ends
+//! 7. response: ResponseHeaderModifier (rule, then backendRef), hop-by-hop headers, CORS
+//!    headers (any response of a CORS rule), metrics, access log when the body ends
 //!
-//! Errors at any step become responses in `error.rs`, nowhere else. Filters, timeouts,
+//! Errors at any step become responses in `error.rs`, nowhere else (a gRPC client, known
+//! by its `content-type`, gets a gRPC status: `grpc.rs`). Filters, timeouts,
 //! retries, authentication and rate limits slot in between steps 3 and 6 as they arrive.
 
 use std::convert::Infallible;
@@ -30,25 +33,33 @@ use telemetry::LabelValue;
 use upstream::{BackendRuntime, RequestBody};
 
 use crate::body::{PendingLog, ResponseBody};
+use crate::cors;
 use crate::error::ProxyError;
 use crate::filter;
 use crate::forward::{self, RequestHead};
+use crate::grpc::ClientProtocol;
+use crate::mirror;
 use crate::plane::{DataPlane, Live};
 use crate::replay::{self, Prepared};
+use crate::upgrade;
 
 /// Per-connection facts the handler needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Connection {
     pub(crate) local: SocketAddr,
     pub(crate) peer: SocketAddr,
+    /// The TLS server name the client asked for, on HTTPS connections.
+    pub(crate) sni: Option<Arc<str>>,
 }
 
-/// What the request turned into, for metrics and the access log.
+/// What the request turned into, for metrics and the access log, and the CORS headers every
+/// response of its rule carries.
 #[derive(Default)]
 struct Outcome {
     route: Option<Arc<str>>,
     backend: Option<Arc<str>>,
     endpoint: Option<SocketAddr>,
+    cors: Option<cors::CorsGrant>,
 }
 
 /// Serves one request. Never fails: every error is a response.
@@ -62,17 +73,23 @@ pub(crate) async fn handle(
     let live = plane.live();
     let log_head = plane.access_log.is_enabled().then(|| LogHead::of(&request));
     let mut outcome = Outcome::default();
-    let result = route_and_forward(&plane, &live, connection, request, &mut outcome).await;
-    let (response, error) = match result {
+    // Decided before the request moves: errors answer gRPC clients in gRPC.
+    let protocol = ClientProtocol::of(request.headers());
+    let result = route_and_forward(&plane, &live, &connection, request, &mut outcome).await;
+    let (mut response, error) = match result {
         Ok(response) => (response, None),
         Err(error) => {
             let detail = plane
                 .access_log
                 .is_enabled()
                 .then(|| error.detail().to_owned());
-            (error.into_response(), detail)
+            (error.into_response_for(protocol), detail)
         }
     };
+    // CORS (GEP-1767): every response of a CORS rule, forwarded or the gateway's own.
+    if let Some(grant) = &outcome.cors {
+        cors::decorate(response.headers_mut(), grant);
+    }
     let status = response.status().as_u16();
     let route_label = outcome
         .route
@@ -164,7 +181,7 @@ fn request_host(request: &Request<Incoming>) -> Option<&str> {
 async fn route_and_forward(
     plane: &Arc<DataPlane>,
     live: &Live,
-    connection: Connection,
+    connection: &Connection,
     request: Request<Incoming>,
     outcome: &mut Outcome,
 ) -> Result<Response<ResponseBody>, ProxyError> {
@@ -180,6 +197,16 @@ async fn route_and_forward(
     let Some(listener) = socket.listeners.most_specific(router::strip_port(host)) else {
         return Err(ProxyError::NoListener);
     };
+    // GEP-3567: a request whose host belongs to another listener than the connection's SNI
+    // (HTTP/2 connection coalescing across certificates) is misdirected.
+    if let Some(sni) = &connection.sni
+        && socket
+            .listeners
+            .most_specific(sni)
+            .is_none_or(|by_sni| !Arc::ptr_eq(by_sni, listener))
+    {
+        return Err(ProxyError::Misdirected);
+    }
 
     // 3. route
     let view = RequestView {
@@ -197,7 +224,16 @@ async fn route_and_forward(
     outcome.route = Some(Arc::clone(&rule.name));
     let scheme = socket.scheme.as_str();
 
-    // 4. rule filters: a redirect answers here; header modifiers and rewrites change the request
+    // 4. rule filters: CORS answers preflights (and marks the response of any other request);
+    //    a redirect answers here; header modifiers and rewrites change the request
+    match cors::check(
+        rule.filters.cors.as_ref(),
+        request.method(),
+        request.headers(),
+    ) {
+        cors::CorsVerdict::Respond(preflight) => return Ok(preflight),
+        cors::CorsVerdict::Continue(grant) => outcome.cors = grant,
+    }
     if let Some(redirect) = &rule.filters.redirect {
         let mut response = filter::redirect_response(
             redirect,
@@ -254,6 +290,16 @@ async fn route_and_forward(
     if let Some(rewrite) = &backend_filters.rewrite {
         filter::rewrite_request(&mut parts, rewrite, matched);
     }
+    // Mirrors get the request as the backend will see it; the client never waits for them.
+    let mirror_source = mirror::MirrorSource {
+        plane,
+        live,
+        rule,
+        backend_filters,
+        client: connection.peer.ip(),
+        scheme,
+    };
+    let body = mirror::dispatch(&mirror_source, &parts, body);
     let request = Request::from_parts(parts, body);
 
     // 6.–7. balancer pick and forward, within the rule's timeouts
@@ -293,8 +339,8 @@ async fn forward_to_backend(
     plane: &Arc<DataPlane>,
     live: &Live,
     index: usize,
-    request: Request<Incoming>,
-    connection: Connection,
+    request: Request<RequestBody>,
+    connection: &Connection,
     scheme: &'static str,
     rule: &RouteRule,
     outcome: &mut Outcome,
@@ -303,19 +349,27 @@ async fn forward_to_backend(
         return Err(ProxyError::NoEndpoints);
     };
     outcome.backend = Some(Arc::clone(backend.id().as_shared()));
+    let limit = rule.timeouts.backend_request;
+    if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
+        // An upgrade (WebSocket) is one exchange, never retried: the connection is the body.
+        let mut request = request;
+        let client_upgrade = hyper::upgrade::on(&mut request);
+        let (parts, body) = request.into_parts();
+        let mut head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
+        upgrade::restore_request_headers(head.headers_mut(), protocol);
+        let response = attempt(plane, backend, head, body, limit, outcome).await?;
+        let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        let response = upgrade::bridge(client_upgrade, response);
+        return Ok(if switched {
+            upgraded_response(response)
+        } else {
+            client_response(response)
+        });
+    }
     let (parts, body) = request.into_parts();
     let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
-    let limit = rule.timeouts.backend_request;
     let Some(policy) = &rule.retry else {
-        let response = attempt(
-            plane,
-            backend,
-            head,
-            forward::stream_body(body),
-            limit,
-            outcome,
-        )
-        .await?;
+        let response = attempt(plane, backend, head, body, limit, outcome).await?;
         return Ok(client_response(response));
     };
     let body = match replay::prepare(body, RETRY_BODY_LIMIT).await {
@@ -384,6 +438,12 @@ async fn attempt(
         endpoint.record_failure();
         ProxyError::from(error)
     })
+}
+
+/// A 101 keeps its `Upgrade` and `Connection` headers (they are the point of it).
+fn upgraded_response(response: Response<Incoming>) -> Response<ResponseBody> {
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, ResponseBody::upstream(body))
 }
 
 fn client_response(mut response: Response<Incoming>) -> Response<ResponseBody> {

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
+use crate::cors::CorsPolicy;
+use crate::mirror::Mirror;
+
 /// Filters of a rule (or of one backendRef), in the order the data plane applies them.
 #[derive(Debug, Default)]
 pub struct Filters {
@@ -15,6 +18,10 @@ pub struct Filters {
     pub redirect: Option<Redirect>,
     /// `URLRewrite`: change host and/or path before forwarding.
     pub rewrite: Option<UrlRewrite>,
+    /// `CORS`: answer preflight requests and mark responses shareable across origins.
+    pub cors: Option<CorsPolicy>,
+    /// `RequestMirror` filters (several are allowed), copies sent after every request filter.
+    pub mirrors: Vec<Mirror>,
 }
 
 impl Filters {
@@ -24,6 +31,8 @@ impl Filters {
             && self.response_headers.is_none()
             && self.redirect.is_none()
             && self.rewrite.is_none()
+            && self.cors.is_none()
+            && self.mirrors.is_empty()
     }
 }
 

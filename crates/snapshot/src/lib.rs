@@ -6,7 +6,10 @@
 //! to by index into [`Snapshot::backends`]; the runtime links that list to live endpoint state
 //! in `upstream::Registry`, which outlives snapshots.
 
+pub mod cors;
 pub mod filter;
+pub mod mirror;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,8 +43,10 @@ impl Snapshot {
 /// isolation); no listener matching means 404.
 #[derive(Debug)]
 pub struct SocketRoutes {
-    /// Scheme clients use to reach this socket (`http` for now), for `X-Forwarded-Proto`.
+    /// Scheme clients use to reach this socket, for `X-Forwarded-Proto` and redirects.
     pub scheme: Scheme,
+    /// TLS termination, for HTTPS sockets.
+    pub tls: Option<tls::SocketTls>,
     /// Listeners by hostname.
     pub listeners: HostMap<Arc<ListenerRoutes>>,
 }
@@ -51,6 +56,8 @@ pub struct SocketRoutes {
 pub enum Scheme {
     /// Cleartext HTTP (HTTP/1.1 and h2c).
     Http,
+    /// HTTP over TLS (HTTP/1.1 and HTTP/2 by ALPN).
+    Https,
 }
 
 impl Scheme {
@@ -58,6 +65,7 @@ impl Scheme {
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
+            Scheme::Https => "https",
         }
     }
 }
@@ -71,10 +79,12 @@ pub struct ListenerRoutes {
     pub table: RouteTable<Arc<RouteRule>>,
 }
 
+pub use cors::{CorsList, CorsPolicy, OriginHost, OriginPattern};
 pub use filter::{
     Filters, HeaderModifier, PathModifier, RETRY_BODY_LIMIT, Redirect, RetryPolicy, Timeouts,
     UrlRewrite,
 };
+pub use mirror::{Mirror, MirrorShare};
 
 /// One compiled route rule.
 #[derive(Debug)]

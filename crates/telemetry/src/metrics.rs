@@ -41,6 +41,12 @@ struct BackendLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MirrorLabels {
+    route: LabelValue,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -61,6 +67,7 @@ pub struct Metrics {
     config_last_reload_success: Gauge,
     config_generation: Gauge,
     retries: Family<RouteLabels, Counter>,
+    mirror_requests: Family<MirrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,8 +135,15 @@ impl Metrics {
             "Retries of requests to backends, by route rule",
             retries.clone(),
         );
+        let mirror_requests = Family::<MirrorLabels, Counter>::default();
+        registry.register(
+            "mirror_requests",
+            "Mirrored copies of requests (RequestMirror), by route rule and result",
+            mirror_requests.clone(),
+        );
         Metrics {
             retries,
+            mirror_requests,
             registry,
             requests,
             request_duration,
@@ -207,6 +221,17 @@ impl Metrics {
             route: LabelValue::from(route),
         };
         self.retries.get_or_create(&labels).inc();
+    }
+
+    /// A mirrored copy of a request finished: counts
+    /// `portcullis_mirror_requests_total{route,result}`. `result` is a fixed word chosen by the
+    /// caller (`success`, `error`, ...), never request data.
+    pub fn mirror_request_finished(&self, route: &str, result: &'static str) {
+        let labels = MirrorLabels {
+            route: LabelValue::from(route),
+            result,
+        };
+        self.mirror_requests.get_or_create(&labels).inc();
     }
 
     /// A config reload finished: counts `portcullis_config_reloads_total{result="success"|"error"}`

@@ -132,3 +132,29 @@ fn label_values_are_escaped() {
         "{text}"
     );
 }
+
+#[test]
+fn mirror_requests_are_counted_by_route_and_result() {
+    let metrics = Metrics::new();
+    metrics.mirror_request_finished("HTTPRoute shop/cart rules[0]", "success");
+    metrics.mirror_request_finished("HTTPRoute shop/cart rules[0]", "success");
+    metrics.mirror_request_finished("HTTPRoute shop/cart rules[0]", "aborted");
+    let text = metrics.encode();
+    let route = r#"route="HTTPRoute shop/cart rules[0]""#;
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_mirror_requests_total{{{route},result=\"success\"}}")
+        ),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("portcullis_mirror_requests_total{{{route},result=\"aborted\"}}")
+        ),
+        Some("1"),
+        "{text}"
+    );
+}

@@ -1,0 +1,335 @@
+//! Route attachment shared by every route kind (HTTPRoute, GRPCRoute): which parentRefs are
+//! ours, which listeners a parentRef selects (sectionName, port, allowedRoutes namespaces and
+//! kinds, hostname intersection), adding compiled rules to those listeners' tables, and the
+//! route's per-parent status (`Accepted`, `ResolvedRefs`, `PartiallyInvalid`).
+//!
+//! It does not compile rules: each route kind turns its own rules into [`CompiledRule`]s and
+//! hands them over with a [`RouteAttachment`] describing the route.
+
+use std::sync::Arc;
+
+use model::Store;
+use model::gateway_api::HttpRouteParentRefs;
+use router::{HostPattern, RouteOrder, RuleMatch};
+use snapshot::RouteRule;
+
+use crate::CompileOptions;
+use crate::backend_ref::RefProblem;
+use crate::hostname;
+use crate::listener::Listeners;
+use crate::status::{Condition, ObjectStatus, ParentReference, RouteParentStatus, StatusReport};
+
+const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
+
+/// Parent kinds a route may attach to.
+const GATEWAY_KIND: &str = "Gateway";
+const LISTENER_SET_KIND: &str = "ListenerSet";
+
+/// One rule ready to be added to listeners.
+pub(crate) struct CompiledRule {
+    /// Index of the rule in the route's `rules`.
+    pub(crate) index: u32,
+    /// Its matches, each added to the table with its own precedence.
+    pub(crate) matches: Vec<RuleMatch>,
+    /// What the data plane does with a request the rule matched.
+    pub(crate) rule: Arc<RouteRule>,
+}
+
+/// What compiling a route's rules found.
+#[derive(Default)]
+pub(crate) struct RuleProblems {
+    /// Rules dropped as invalid (field path + message).
+    pub(crate) invalid: Vec<String>,
+    /// backendRefs that do not resolve: the first reason wins the condition.
+    pub(crate) refs: Vec<(String, RefProblem)>,
+}
+
+/// A route as attachment sees it, whatever its kind.
+pub(crate) struct RouteAttachment<'a> {
+    /// `HTTPRoute` or `GRPCRoute`: the status kind and the kind listeners must allow.
+    pub(crate) kind: &'static str,
+    /// Namespace of the route.
+    pub(crate) namespace: &'a str,
+    /// Name of the route.
+    pub(crate) name: &'a str,
+    /// `spec.hostnames`.
+    pub(crate) hostnames: &'a [String],
+    /// `metadata.creationTimestamp`, unix seconds: a precedence tie-breaker.
+    pub(crate) created: Option<i64>,
+    /// The parentRefs of ours (see [`our_parents`]) with their index in `spec.parentRefs`.
+    pub(crate) parents: Vec<(usize, ParentReference)>,
+}
+
+impl RouteAttachment<'_> {
+    /// `HTTPRoute ns/name`: the prefix of every message about this route.
+    fn label(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// A parentRef with defaults filled in (group, kind `Gateway`, the route's namespace).
+pub(crate) fn normalise_parent(
+    route_namespace: &str,
+    parent: &HttpRouteParentRefs,
+) -> ParentReference {
+    ParentReference {
+        group: parent
+            .group
+            .clone()
+            .unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
+        kind: parent
+            .kind
+            .clone()
+            .unwrap_or_else(|| GATEWAY_KIND.to_owned()),
+        namespace: parent
+            .namespace
+            .clone()
+            .unwrap_or_else(|| route_namespace.to_owned()),
+        name: parent.name.clone(),
+        section_name: parent.section_name.clone(),
+        port: parent.port,
+    }
+}
+
+/// The parentRefs (with their index in `spec.parentRefs`) that point at a Gateway, or a
+/// ListenerSet of a Gateway, handled by us. A ref to a missing parent is ours to report, since
+/// we cannot tell whose it would be; refs to parents of other classes are left to their
+/// controllers.
+pub(crate) fn our_parents(
+    store: &Store,
+    options: &CompileOptions,
+    parents: Vec<ParentReference>,
+) -> Vec<(usize, ParentReference)> {
+    parents
+        .into_iter()
+        .enumerate()
+        .filter(|(_, parent)| is_our_parent(store, options, parent))
+        .collect()
+}
+
+fn is_our_parent(store: &Store, options: &CompileOptions, parent: &ParentReference) -> bool {
+    if parent.group != GATEWAY_GROUP {
+        return false;
+    }
+    let gateway_key = match parent.kind.as_str() {
+        GATEWAY_KIND => (parent.namespace.clone(), parent.name.clone()),
+        LISTENER_SET_KIND => {
+            let key = (parent.namespace.clone(), parent.name.clone());
+            let Some(set) = store.listener_sets.get(&key) else {
+                return true;
+            };
+            let gateway = &set.spec.parent_ref;
+            if gateway.group.as_deref().unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP
+                || gateway.kind.as_deref().unwrap_or(GATEWAY_KIND) != GATEWAY_KIND
+            {
+                return false;
+            }
+            let namespace = gateway.namespace.as_deref().unwrap_or(&parent.namespace);
+            (namespace.to_owned(), gateway.name.clone())
+        }
+        _ => return false,
+    };
+    match store.gateways.get(&gateway_key) {
+        None => true,
+        Some(gateway) => store
+            .gateway_classes
+            .get(&gateway.spec.gateway_class_name)
+            .is_some_and(|class| class.spec.controller_name == options.controller_name),
+    }
+}
+
+/// Attaches a route's compiled rules to the listeners each of its parentRefs selects, and
+/// records the route's status (one entry per parentRef of ours, in spec order).
+pub(crate) fn attach_route(
+    store: &Store,
+    options: &CompileOptions,
+    listeners: &mut Listeners,
+    status: &mut StatusReport,
+    route: RouteAttachment<'_>,
+    rules: &[CompiledRule],
+    problems: &RuleProblems,
+) {
+    let label = route.label();
+    let invalid_hostname = route.hostnames.iter().enumerate().find_map(|(i, h)| {
+        hostname::validate(h)
+            .err()
+            .map(|e| format!("{label} spec.hostnames[{i}]: {e}"))
+    });
+
+    let mut object = ObjectStatus::new(route.kind, route.namespace, route.name);
+    object.problems.extend(invalid_hostname.iter().cloned());
+    object.problems.extend(problems.invalid.iter().cloned());
+    object.problems.extend(
+        problems
+            .refs
+            .iter()
+            .map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason)),
+    );
+    for (index, parent_ref) in &route.parents {
+        let mut conditions = Vec::new();
+        let accepted = if let Some(message) = &invalid_hostname {
+            Err(("UnsupportedValue", message.clone()))
+        } else if rules.is_empty() && !problems.invalid.is_empty() {
+            Err((
+                "UnsupportedValue",
+                format!("no valid rule: {}", problems.invalid.join("; ")),
+            ))
+        } else {
+            let at = format!("{label} spec.parentRefs[{index}]");
+            attach(store, listeners, status, &route, &at, parent_ref, rules)
+        };
+        match accepted {
+            Ok(()) => conditions.push(Condition::yes("Accepted", "Accepted", "route is attached")),
+            Err((reason, message)) => conditions.push(Condition::no("Accepted", reason, message)),
+        }
+        match problems.refs.first() {
+            None => conditions.push(Condition::yes(
+                "ResolvedRefs",
+                "ResolvedRefs",
+                "all references resolved",
+            )),
+            Some((_, first)) => {
+                let all: Vec<String> = problems
+                    .refs
+                    .iter()
+                    .map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason))
+                    .collect();
+                conditions.push(Condition::no("ResolvedRefs", first.reason, all.join("; ")));
+            }
+        }
+        if !problems.invalid.is_empty() && !rules.is_empty() {
+            conditions.push(Condition::yes(
+                "PartiallyInvalid",
+                "UnsupportedValue",
+                format!("invalid rules dropped: {}", problems.invalid.join("; ")),
+            ));
+        }
+        object.parents.push(RouteParentStatus {
+            parent_ref: parent_ref.clone(),
+            controller_name: options.controller_name.clone(),
+            conditions,
+        });
+    }
+    status.objects.push(object);
+}
+
+/// The listener slots a parentRef names before sectionName/port filtering: a Gateway's own
+/// listeners, or an accepted ListenerSet's.
+fn parent_slots(
+    listeners: &Listeners,
+    at: &str,
+    parent: &ParentReference,
+) -> Result<Vec<usize>, (&'static str, String)> {
+    let key = (parent.namespace.clone(), parent.name.clone());
+    let found = if parent.kind == LISTENER_SET_KIND {
+        listeners.by_listener_set.get(&key)
+    } else {
+        listeners.by_gateway.get(&key)
+    };
+    found.cloned().ok_or_else(|| {
+        let why = if parent.kind == LISTENER_SET_KIND {
+            "not found or not accepted by its Gateway (see its status)"
+        } else {
+            "not found"
+        };
+        (
+            "NoMatchingParent",
+            format!(
+                "{at}: {} {}/{} {why}",
+                parent.kind, parent.namespace, parent.name
+            ),
+        )
+    })
+}
+
+/// Attaches the route's rules to the listeners one parentRef selects.
+fn attach(
+    store: &Store,
+    listeners: &mut Listeners,
+    status: &mut StatusReport,
+    route: &RouteAttachment<'_>,
+    at: &str,
+    parent: &ParentReference,
+    rules: &[CompiledRule],
+) -> Result<(), (&'static str, String)> {
+    let slots = parent_slots(listeners, at, parent)?;
+    let selected: Vec<usize> = slots
+        .into_iter()
+        .filter(|&i| {
+            let slot = &listeners.slots[i];
+            parent.section_name.as_ref().is_none_or(|s| *s == slot.name)
+                && parent.port.is_none_or(|p| i32::from(slot.port) == p)
+        })
+        .collect();
+    if selected.is_empty() {
+        return Err((
+            "NoMatchingParent",
+            format!("{at}: no listener matches sectionName/port"),
+        ));
+    }
+    let labels = store.namespace_labels(route.namespace);
+    let allowed: Vec<usize> = selected
+        .into_iter()
+        .filter(|&i| {
+            let slot = &listeners.slots[i];
+            slot.allows_kind(route.kind)
+                && slot
+                    .allowed_namespaces
+                    .allows(&slot.gateway_namespace, route.namespace, labels)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err((
+            "NotAllowedByListeners",
+            format!(
+                "{at}: the selected listeners do not allow {}s from namespace {}",
+                route.kind, route.namespace
+            ),
+        ));
+    }
+    for &slot in &allowed {
+        listeners.count_attached(slot, status);
+    }
+    let label = route.label();
+    let mut attached_any = false;
+    let order_base = RouteOrder {
+        created: route.created,
+        route: format!("{}/{}", route.namespace, route.name).into(),
+        rule: 0,
+        matching: 0,
+    };
+    for &index in &allowed {
+        let slot = &mut listeners.slots[index];
+        if !slot.usable {
+            continue;
+        }
+        let Some(hosts) = hostname::intersect(slot.hostname.as_deref(), route.hostnames) else {
+            continue;
+        };
+        attached_any = true;
+        let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
+        for rule in rules {
+            for (match_index, matching) in rule.matches.iter().enumerate() {
+                let order = RouteOrder {
+                    rule: rule.index,
+                    matching: u32::try_from(match_index).unwrap_or(u32::MAX),
+                    ..order_base.clone()
+                };
+                slot.builder
+                    .add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
+            }
+        }
+        slot.route_views.push(serde_json::json!({
+            "route": label,
+            "hostnames": hosts,
+            "rules": rules.iter().map(|r| r.rule.name.to_string()).collect::<Vec<_>>(),
+        }));
+    }
+    if !attached_any {
+        return Err((
+            "NoMatchingListenerHostname",
+            format!("{at}: no listener hostname intersects the route's hostnames"),
+        ));
+    }
+    Ok(())
+}

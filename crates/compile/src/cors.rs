@@ -1,0 +1,153 @@
+//! The HTTPRoute `CORS` filter (GEP-1767): validation and conversion to
+//! [`snapshot::CorsPolicy`].
+//!
+//! Validates what the CRD would (origins as `<scheme>://<host>[:<port>]` with the wildcard only
+//! as the whole host or its first label, methods as tokens, header names, `maxAge >= 1`) and
+//! pre-joins the header values the data plane sends. Matching origins is the data plane's job.
+
+use http::{HeaderName, HeaderValue, Method};
+use model::gateway_api::HttpRouteRulesFiltersCors;
+use snapshot::{CorsList, CorsPolicy, OriginHost, OriginPattern};
+
+/// `Access-Control-Max-Age` when `maxAge` is unset (the API's documented default).
+const DEFAULT_MAX_AGE_SECONDS: i32 = 5;
+
+/// Compiles one `cors` block. `at` is its field path (`HTTPRoute a/b rules[0].filters[1].cors`).
+pub(crate) fn compile_cors(
+    at: &str,
+    spec: &HttpRouteRulesFiltersCors,
+) -> Result<CorsPolicy, String> {
+    let allow_origins = spec
+        .allow_origins
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, origin)| {
+            parse_origin(origin).map_err(|e| format!("{at}.allowOrigins[{i}]: {origin:?} {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let allow_methods = list(
+        &format!("{at}.allowMethods"),
+        spec.allow_methods.as_deref(),
+        |method| Method::from_bytes(method.as_bytes()).is_ok(),
+        "is not an HTTP method",
+    )?;
+    let is_header_name = |name: &str| HeaderName::from_bytes(name.as_bytes()).is_ok();
+    let allow_headers = list(
+        &format!("{at}.allowHeaders"),
+        spec.allow_headers.as_deref(),
+        is_header_name,
+        "is not a header name",
+    )?;
+    let expose_headers = list(
+        &format!("{at}.exposeHeaders"),
+        spec.expose_headers.as_deref(),
+        is_header_name,
+        "is not a header name",
+    )?;
+    let max_age = spec.max_age.unwrap_or(DEFAULT_MAX_AGE_SECONDS);
+    if max_age < 1 {
+        return Err(format!(
+            "{at}.maxAge: {max_age} must be at least 1 (seconds)"
+        ));
+    }
+    Ok(CorsPolicy {
+        allow_origins,
+        allow_credentials: spec.allow_credentials.unwrap_or(false),
+        allow_methods,
+        allow_headers,
+        expose_headers,
+        max_age: HeaderValue::from(max_age),
+    })
+}
+
+/// An allow/expose list: `*` anywhere makes it [`CorsList::Any`]; otherwise the entries,
+/// validated, joined with `, `.
+fn list(
+    at: &str,
+    entries: Option<&[String]>,
+    is_valid: impl Fn(&str) -> bool,
+    invalid: &str,
+) -> Result<CorsList, String> {
+    let entries = entries.unwrap_or_default();
+    if entries.is_empty() {
+        return Ok(CorsList::Empty);
+    }
+    if entries.iter().any(|entry| entry == "*") {
+        return Ok(CorsList::Any);
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        if !is_valid(entry) {
+            return Err(format!("{at}[{i}]: {entry:?} {invalid}"));
+        }
+    }
+    let joined = entries.join(", ");
+    HeaderValue::from_str(&joined)
+        .map(CorsList::Listed)
+        .map_err(|_| format!("{at}: {joined:?} is not a valid header value"))
+}
+
+/// Parses an `allowOrigins` entry. The error completes "`<origin>` ...".
+pub(crate) fn parse_origin(text: &str) -> Result<OriginPattern, String> {
+    if text == "*" {
+        return Ok(OriginPattern::Any);
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Err("must be \"*\" or <scheme>://<host>[:<port>]".to_owned());
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err("has a scheme other than http or https".to_owned()),
+    };
+    if rest.contains(['/', '?', '#']) {
+        return Err("must not have a path, query or fragment".to_owned());
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        None => (rest, default_port),
+        Some((host, port)) => {
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0 && port.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("has an invalid port {port:?} (1-65535)"))?;
+            (host, port)
+        }
+    };
+    let host = host.to_ascii_lowercase();
+    let host = if host == "*" {
+        OriginHost::Any
+    } else if let Some(suffix) = host.strip_prefix("*.") {
+        check_host(suffix)?;
+        OriginHost::Suffix(format!(".{suffix}"))
+    } else {
+        check_host(&host)?;
+        OriginHost::Exact(host)
+    };
+    Ok(OriginPattern::Origin { scheme, host, port })
+}
+
+/// DNS labels (letters, digits, `-`, `_`) separated by dots; the CRD's pattern.
+fn check_host(host: &str) -> Result<(), String> {
+    if host.contains('*') {
+        return Err(
+            "may only use the wildcard as the whole host or as its first label (*.example.com)"
+                .to_owned(),
+        );
+    }
+    let is_label = |label: &str| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !host.split('.').all(is_label) {
+        return Err(format!("has an invalid host {host:?}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! GRPCRoute (GEP-1016): rule compilation and attachment to listeners.
+//!
+//! A gRPC call is an HTTP/2 POST to `/<service>/<method>`, so a GRPCRoute compiles to the same
+//! route table entries as an HTTPRoute: method matches become path matches, header matches stay
+//! header matches. Filters and backendRefs have HTTPRoute's schema (GRPCRoute's filter types
+//! are a subset), so they are converted and compiled by `http_route::compile_rule`: weights,
+//! backendRef filters, ReferenceGrant checks (`from.kind: GRPCRoute`) and the 500 for refs that
+//! do not resolve behave exactly as for HTTPRoute. Attachment and status are `attachment`'s.
+//!
+//! Method match → path match, and the precedence that follows from the router's HTTPRoute
+//! ranking (Exact path, then RegularExpression, then longest PathPrefix, then more headers):
+//!
+//! | `method` match                   | path match                         | rank             |
+//! |----------------------------------|------------------------------------|------------------|
+//! | Exact, service and method        | Exact `/svc/method`                | 1st              |
+//! | Exact, method only (impl.-spec.) | RegularExpression `/[^/]+/method`  | 2nd              |
+//! | RegularExpression (impl.-spec.)  | RegularExpression `/(svc)/(meth)`  | 2nd, longer 1st  |
+//! | Exact, service only              | PathPrefix `/svc` (whole segments) | 3rd, longer 1st  |
+//! | none                             | PathPrefix `/`                     | last             |
+//!
+//! This gives the spec's order for its core cases (an exact method beats a service-only match,
+//! which beats no method match; the longest service wins; then the most header matches; then
+//! the oldest route, then `namespace/name`). The implementation-specific kinds rank as regular
+//! expressions do for HTTPRoute, so a method-only match ranks above a service-only one (the
+//! spec's "longest matching service" would put it below). gRPC requests are always POST; the
+//! HTTP method is not matched.
+//!
+//! Backends of a GRPCRoute are always spoken to over h2c (gRPC needs HTTP/2), whatever the
+//! Service port's `appProtocol` says.
+
+use std::sync::Arc;
+
+use model::Store;
+use model::gateway_api::{
+    GrpcRoute, GrpcRouteRules, GrpcRouteRulesMatches, GrpcRouteRulesMatchesMethodType,
+    HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesMatches,
+};
+use router::{PathMatch, RuleMatch};
+use snapshot::{BackendTarget, RuleAction};
+
+use crate::CompileOptions;
+use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
+use crate::backend_ref::{BackendTable, Referrer};
+use crate::filter;
+use crate::http_route::{self, CompiledAction};
+use crate::listener::Listeners;
+use crate::status::StatusReport;
+
+#[cfg(test)]
+mod tests;
+
+/// The kind, as status and ReferenceGrants spell it.
+const KIND: &str = "GRPCRoute";
+
+/// What a path segment matches when the service or the method is left out.
+const ANY_SEGMENT: &str = "[^/]+";
+
+/// Attaches every GRPCRoute to the listeners its parentRefs select.
+pub(crate) fn attach_grpc_routes(
+    store: &Store,
+    options: &CompileOptions,
+    listeners: &mut Listeners,
+    backends: &mut BackendTable,
+    status: &mut StatusReport,
+) {
+    for ((namespace, name), route) in &store.grpc_routes {
+        let parents = route
+            .spec
+            .parent_refs
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|parent| {
+                // GRPCRoute parentRefs have HTTPRoute's fields.
+                let parent = HttpRouteParentRefs {
+                    group: parent.group.clone(),
+                    kind: parent.kind.clone(),
+                    name: parent.name.clone(),
+                    namespace: parent.namespace.clone(),
+                    port: parent.port,
+                    section_name: parent.section_name.clone(),
+                };
+                attachment::normalise_parent(namespace, &parent)
+            })
+            .collect();
+        let ours = attachment::our_parents(store, options, parents);
+        if ours.is_empty() {
+            continue; // not attached to any Gateway of ours: not our business
+        }
+        let mut problems = RuleProblems::default();
+        let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
+        let hostnames = route.spec.hostnames.clone().unwrap_or_default();
+        let attaching = RouteAttachment {
+            kind: KIND,
+            namespace,
+            name,
+            hostnames: &hostnames,
+            created: route
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            parents: ours,
+        };
+        attachment::attach_route(
+            store, options, listeners, status, attaching, &rules, &problems,
+        );
+    }
+}
+
+/// Compiles every rule of a route. Invalid rules are left out and reported.
+fn compile_rules(
+    store: &Store,
+    namespace: &str,
+    name: &str,
+    route: &GrpcRoute,
+    backends: &mut BackendTable,
+    problems: &mut RuleProblems,
+) -> Vec<CompiledRule> {
+    let referrer = Referrer {
+        kind: KIND,
+        namespace,
+    };
+    let mut compiled = Vec::new();
+    let rules = route.spec.rules.as_deref().unwrap_or_default();
+    for (index, rule) in rules.iter().enumerate() {
+        let at = format!("{KIND} {namespace}/{name} rules[{index}]");
+        let rule_name: Arc<str> = match &rule.name {
+            Some(rule_name) => format!("{at} ({rule_name})").into(),
+            None => at.as_str().into(),
+        };
+        match compile_rule(store, &at, rule, &referrer, backends, problems) {
+            Ok((matches, action)) => compiled.push(CompiledRule {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                matches,
+                rule: Arc::new(action.into_rule(rule_name)),
+            }),
+            Err(message) => problems.invalid.push(message),
+        }
+    }
+    compiled
+}
+
+fn compile_rule(
+    store: &Store,
+    at: &str,
+    rule: &GrpcRouteRules,
+    referrer: &Referrer<'_>,
+    backends: &mut BackendTable,
+    problems: &mut RuleProblems,
+) -> Result<(Vec<RuleMatch>, CompiledAction), String> {
+    let matches = match rule.matches.as_deref() {
+        None | Some([]) => vec![RuleMatch::default()],
+        Some(matches) => matches
+            .iter()
+            .enumerate()
+            .map(|(i, m)| compile_match(&format!("{at}.matches[{i}]"), m))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    // Filters and backendRefs: GRPCRoute's are a subset of HTTPRoute's, field for field.
+    let as_http = HttpRouteRules {
+        name: rule.name.clone(),
+        filters: filter::convert(&rule.filters)?,
+        backend_refs: filter::convert(&rule.backend_refs)?,
+        ..HttpRouteRules::default()
+    };
+    let (_, mut action) =
+        http_route::compile_rule(store, at, &as_http, referrer, backends, problems)?;
+    if let RuleAction::Forward(choice) = &mut action.action {
+        for candidate in &mut choice.candidates {
+            if let BackendTarget::Backend(index) = candidate.target {
+                candidate.target = BackendTarget::Backend(backends.as_h2c(index));
+            }
+        }
+    }
+    Ok((matches, action))
+}
+
+/// One `GRPCRouteMatch`: the method as a path match (see the module table), headers as for
+/// HTTPRoute.
+fn compile_match(at: &str, spec: &GrpcRouteRulesMatches) -> Result<RuleMatch, String> {
+    let headers = HttpRouteRulesMatches {
+        headers: filter::convert(&spec.headers)?,
+        ..HttpRouteRulesMatches::default()
+    };
+    let mut matching = http_route::compile_match(at, &headers)?;
+    if let Some(method) = &spec.method {
+        let service = method.service.as_deref().filter(|s| !s.is_empty());
+        let name = method.method.as_deref().filter(|m| !m.is_empty());
+        let kind = method
+            .r#type
+            .clone()
+            .unwrap_or(GrpcRouteRulesMatchesMethodType::Exact);
+        matching.path = method_path(&format!("{at}.method"), kind, service, name)?;
+    }
+    Ok(matching)
+}
+
+/// The path match for a `GRPCMethodMatch`.
+fn method_path(
+    at: &str,
+    kind: GrpcRouteRulesMatchesMethodType,
+    service: Option<&str>,
+    method: Option<&str>,
+) -> Result<PathMatch, String> {
+    if service.is_none() && method.is_none() {
+        return Err(format!(
+            "{at}: one or both of service and method must be set"
+        ));
+    }
+    match kind {
+        GrpcRouteRulesMatchesMethodType::Exact => {
+            let valid_service = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+            let valid_method = |c: char| c.is_ascii_alphanumeric() || c == '_';
+            if let Some(service) = service.filter(|s| !s.chars().all(valid_service)) {
+                return Err(format!(
+                    "{at}.service: {service:?} is not a valid gRPC service name"
+                ));
+            }
+            if let Some(method) = method.filter(|m| !m.chars().all(valid_method)) {
+                return Err(format!(
+                    "{at}.method: {method:?} is not a valid gRPC method name"
+                ));
+            }
+            Ok(match (service, method) {
+                (Some(service), Some(method)) => PathMatch::exact(&format!("/{service}/{method}")),
+                // Prefix matching is per path segment: `/svc` matches `/svc/Any`, not `/svcX/Any`.
+                (Some(service), None) => PathMatch::prefix(&format!("/{service}")),
+                (None, method) => {
+                    let method = regex::escape(method.unwrap_or_default());
+                    PathMatch::regex(&format!("/{ANY_SEGMENT}/{method}"))
+                        .map_err(|e| format!("{at}.method: {e}"))?
+                }
+            })
+        }
+        GrpcRouteRulesMatchesMethodType::RegularExpression => {
+            // Each part is checked alone first, so the error names the field that is wrong.
+            for (field, value) in [("service", service), ("method", method)] {
+                if let Some(value) = value {
+                    regex::Regex::new(value)
+                        .map_err(|e| format!("{at}.{field}: invalid regular expression: {e}"))?;
+                }
+            }
+            let service = service.unwrap_or(ANY_SEGMENT);
+            let method = method.unwrap_or(ANY_SEGMENT);
+            PathMatch::regex(&format!("/(?:{service})/(?:{method})"))
+                .map_err(|e| format!("{at}: invalid regular expression: {e}"))
+        }
+    }
+}

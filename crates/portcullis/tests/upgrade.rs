@@ -1,0 +1,139 @@
+//! WebSocket-style upgrades end to end over raw sockets: the client's `Upgrade` request reaches
+//! the backend with its upgrade headers, the backend's 101 reaches the client, and bytes then
+//! flow both ways through the gateway.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use testkit::{GatewayProcess, TempConfigDir, free_port};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A backend that switches protocols on `Upgrade: websocket` and then echoes bytes upper-cased,
+/// reporting the request head it saw.
+async fn upgrading_backend() -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Receiver<String>)>
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read_exact(&mut byte).await.is_err() {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let _ = seen_tx.send(head);
+        let reply =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        if stream.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut buffer = [0u8; 1024];
+        while let Ok(n) = stream.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            let upper = buffer[..n].to_ascii_uppercase();
+            if stream.write_all(&upper).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok((addr, seen_rx))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_is_proxied_end_to_end() -> anyhow::Result<()> {
+    let (backend, seen) = upgrading_backend().await?;
+    let port = free_port();
+    let dir = TempConfigDir::new()?;
+    dir.write(
+        "config.yaml",
+        &format!(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: portcullis}}
+spec: {{controllerName: portcullis.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw}}
+spec:
+  gatewayClassName: portcullis
+  addresses: [{{value: 127.0.0.1}}]
+  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: ws}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{group: portcullis.dev, kind: Backend, name: ws}}]}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Backend
+metadata: {{name: ws}}
+spec:
+  appProtocol: kubernetes.io/ws
+  endpoints: [{{ip: "127.0.0.1", port: {}}}]
+"#,
+            backend.port()
+        ),
+    )?;
+    let _gateway = GatewayProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        dir.path(),
+        &[],
+    )
+    .await?;
+
+    let mut client = TcpStream::connect(("127.0.0.1", port)).await?;
+    client
+        .write_all(b"GET /chat HTTP/1.1\r\nHost: chat.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        client.read_exact(&mut byte).await?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    anyhow::ensure!(head.starts_with("http/1.1 101"), "client got: {head}");
+    anyhow::ensure!(head.contains("upgrade: websocket"), "client got: {head}");
+
+    let backend_saw = tokio::time::timeout(Duration::from_secs(5), seen)
+        .await??
+        .to_ascii_lowercase();
+    anyhow::ensure!(
+        backend_saw.contains("upgrade: websocket"),
+        "backend saw: {backend_saw}"
+    );
+    anyhow::ensure!(
+        backend_saw.contains("connection: upgrade"),
+        "backend saw: {backend_saw}"
+    );
+    anyhow::ensure!(
+        backend_saw.contains("sec-websocket-key: dghlihnhbxbszsbub25jzq=="),
+        "backend saw: {backend_saw}"
+    );
+
+    // Bytes flow both ways over the upgraded connection, several times.
+    for message in ["hello", "second frame", "third"] {
+        client.write_all(message.as_bytes()).await?;
+        let mut reply = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut reply)).await??;
+        anyhow::ensure!(
+            reply == message.to_ascii_uppercase().as_bytes(),
+            "echo: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    Ok(())
+}
