@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod kind;
 pub mod parse;
+pub mod policy;
 pub mod store;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec};
