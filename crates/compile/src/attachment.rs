@@ -1,9 +1,10 @@
-//! Route attachment shared by every route kind (HTTPRoute, GRPCRoute): which parentRefs are
-//! ours, which listeners a parentRef selects (sectionName, port, allowedRoutes namespaces and
-//! kinds, hostname intersection), adding compiled rules to those listeners' tables, and the
-//! route's per-parent status (`Accepted`, `ResolvedRefs`, `PartiallyInvalid`).
+//! Route attachment shared by every route kind (HTTPRoute, GRPCRoute, TLSRoute): which
+//! parentRefs are ours, which listeners a parentRef selects (sectionName, port, allowedRoutes
+//! namespaces and kinds, hostname intersection), adding compiled rules to those listeners'
+//! tables, and the route's per-parent status (`Accepted`, `ResolvedRefs`, `PartiallyInvalid`).
 //!
-//! It does not compile rules: each route kind turns its own rules into [`CompiledRule`]s and
+//! It does not compile rules: each route kind turns its own rules into [`RouteEntries`]
+//! ([`CompiledRule`]s for the HTTP route table, a TLSRoute's backends for the SNI table) and
 //! hands them over with a [`RouteAttachment`] describing the route.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use snapshot::RouteRule;
 use crate::CompileOptions;
 use crate::backend_ref::RefProblem;
 use crate::hostname;
-use crate::listener::Listeners;
+use crate::listener::{ListenerSlot, Listeners};
 use crate::status::{Condition, ObjectStatus, ParentReference, RouteParentStatus, StatusReport};
 
 const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
@@ -35,6 +36,46 @@ pub(crate) struct CompiledRule {
     pub(crate) rule: Arc<RouteRule>,
 }
 
+/// What a route adds to each listener it attaches to, whatever its kind.
+pub(crate) trait RouteEntries {
+    /// Whether no valid rule is left to attach.
+    fn is_empty(&self) -> bool;
+    /// Adds the route to one listener for its effective hostnames (`[]` = any host).
+    /// `order` is the route's precedence tie-breaker with `rule`/`matching` at 0. Returns the
+    /// hostnames the route does not get there because an older route holds them.
+    fn add_to(&self, slot: &mut ListenerSlot, hosts: &[String], order: &RouteOrder) -> Vec<String>;
+    /// Rule names, for `/config`.
+    fn names(&self) -> Vec<String>;
+}
+
+/// HTTPRoute and GRPCRoute rules go into the listener's route table, where routes sharing a
+/// hostname merge by precedence.
+impl RouteEntries for Vec<CompiledRule> {
+    fn is_empty(&self) -> bool {
+        <[CompiledRule]>::is_empty(self)
+    }
+
+    fn add_to(&self, slot: &mut ListenerSlot, hosts: &[String], order: &RouteOrder) -> Vec<String> {
+        let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
+        for rule in self {
+            for (match_index, matching) in rule.matches.iter().enumerate() {
+                let order = RouteOrder {
+                    rule: rule.index,
+                    matching: u32::try_from(match_index).unwrap_or(u32::MAX),
+                    ..order.clone()
+                };
+                slot.builder
+                    .add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
+            }
+        }
+        Vec::new()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.iter().map(|r| r.rule.name.to_string()).collect()
+    }
+}
+
 /// What compiling a route's rules found.
 #[derive(Default)]
 pub(crate) struct RuleProblems {
@@ -46,7 +87,8 @@ pub(crate) struct RuleProblems {
 
 /// A route as attachment sees it, whatever its kind.
 pub(crate) struct RouteAttachment<'a> {
-    /// `HTTPRoute` or `GRPCRoute`: the status kind and the kind listeners must allow.
+    /// `HTTPRoute`, `GRPCRoute` or `TLSRoute`: the status kind and the kind listeners must
+    /// allow.
     pub(crate) kind: &'static str,
     /// Namespace of the route.
     pub(crate) namespace: &'a str,
@@ -146,7 +188,7 @@ pub(crate) fn attach_route(
     listeners: &mut Listeners,
     status: &mut StatusReport,
     route: RouteAttachment<'_>,
-    rules: &[CompiledRule],
+    rules: &(impl RouteEntries + ?Sized),
     problems: &RuleProblems,
 ) {
     let label = route.label();
@@ -250,7 +292,7 @@ fn attach(
     route: &RouteAttachment<'_>,
     at: &str,
     parent: &ParentReference,
-    rules: &[CompiledRule],
+    rules: &(impl RouteEntries + ?Sized),
 ) -> Result<(), (&'static str, String)> {
     let slots = parent_slots(listeners, at, parent)?;
     let selected: Vec<usize> = slots
@@ -307,23 +349,16 @@ fn attach(
             continue;
         };
         attached_any = true;
-        let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
-        for rule in rules {
-            for (match_index, matching) in rule.matches.iter().enumerate() {
-                let order = RouteOrder {
-                    rule: rule.index,
-                    matching: u32::try_from(match_index).unwrap_or(u32::MAX),
-                    ..order_base.clone()
-                };
-                slot.builder
-                    .add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
-            }
-        }
-        slot.route_views.push(serde_json::json!({
+        let held_by_older = rules.add_to(slot, &hosts, &order_base);
+        let mut view = serde_json::json!({
             "route": label,
             "hostnames": hosts,
-            "rules": rules.iter().map(|r| r.rule.name.to_string()).collect::<Vec<_>>(),
-        }));
+            "rules": rules.names(),
+        });
+        if !held_by_older.is_empty() {
+            view["hostnamesHeldByOlderRoutes"] = serde_json::json!(held_by_older);
+        }
+        slot.route_views.push(view);
     }
     if !attached_any {
         return Err((

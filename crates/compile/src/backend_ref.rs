@@ -1,13 +1,15 @@
-//! backendRef resolution: kind checks, ReferenceGrant, Service and `Backend` lookup, and the
-//! table of backends a snapshot uses.
+//! backendRef resolution: kind checks, ReferenceGrant, Service and `Backend` lookup,
+//! BackendTLSPolicy application, and the table of backends a snapshot uses.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use model::Store;
 use model::core::Service;
 use snapshot::BackendIndex;
 use upstream::{AppProtocol, BackendId, BackendSpec};
 
+use crate::backend_tls::{BackendTlsPolicies, TargetKind};
 use crate::endpoints::{EndpointPlan, EndpointSource, TargetPort};
 
 /// Why a backendRef cannot be used: the route's `ResolvedRefs` reason plus a message.
@@ -38,9 +40,19 @@ pub(crate) struct BackendTable {
     index: HashMap<BackendId, BackendIndex>,
     specs: Vec<BackendSpec>,
     sources: Vec<EndpointSource>,
+    /// BackendTLSPolicies: the TLS each resolved backend gets.
+    tls_policies: Arc<BackendTlsPolicies>,
 }
 
 impl BackendTable {
+    /// An empty table whose backends get TLS from `policies`.
+    pub(crate) fn with_tls_policies(policies: Arc<BackendTlsPolicies>) -> BackendTable {
+        BackendTable {
+            tls_policies: policies,
+            ..BackendTable::default()
+        }
+    }
+
     fn intern(&mut self, spec: BackendSpec, source: EndpointSource) -> BackendIndex {
         if let Some(&index) = self.index.get(&spec.id) {
             return index;
@@ -63,9 +75,17 @@ impl BackendTable {
         if spec.protocol == AppProtocol::H2c {
             return index;
         }
+        // The twin keeps the backend's TLS, offering h2 instead of http/1.1. Rebuilding
+        // settings that already built once cannot fail; if it did, the HTTP/1.1 settings are
+        // kept: never cleartext.
+        let tls = spec.tls.as_ref().map(|tls| {
+            tls.for_protocol(AppProtocol::H2c)
+                .map_or_else(|_| Arc::clone(tls), Arc::new)
+        });
         let twin = BackendSpec {
             id: BackendId::new(format!("{} (h2c)", spec.id)),
             protocol: AppProtocol::H2c,
+            tls,
         };
         let source = self.sources[index].clone();
         self.intern(twin, source)
@@ -127,11 +147,12 @@ impl BackendTable {
                 "Backend {}/{}",
                 reference.namespace, reference.name
             ));
+            let tls = self.tls_for(TargetKind::Backend, reference, None, protocol)?;
             let source = EndpointSource::Backend {
                 namespace: key.0,
                 name: key.1,
             };
-            return Ok(self.intern(BackendSpec { id, protocol }, source));
+            return Ok(self.intern(BackendSpec { id, protocol, tls }, source));
         }
         let Some(service) = store.services.get(&key) else {
             return Err(not_found(format!("{target} not found")));
@@ -166,14 +187,16 @@ impl BackendTable {
                     "{target}: ExternalName Service without spec.externalName"
                 )));
             }
+            let port_name = spec
+                .and_then(|s| s.ports.as_ref())
+                .into_iter()
+                .flatten()
+                .find(|p| i32::from(port) == p.port)
+                .and_then(|p| p.name.as_deref());
+            let protocol = AppProtocol::Http1;
+            let tls = self.tls_for(TargetKind::Service, reference, port_name, protocol)?;
             let source = EndpointSource::Dns { host, port };
-            return Ok(self.intern(
-                BackendSpec {
-                    id,
-                    protocol: AppProtocol::Http1,
-                },
-                source,
-            ));
+            return Ok(self.intern(BackendSpec { id, protocol, tls }, source));
         }
         let ports = spec.and_then(|s| s.ports.as_ref());
         let Some(service_port) = ports.into_iter().flatten().find(|p| p.port == port) else {
@@ -189,6 +212,8 @@ impl BackendTable {
             None => TargetPort::Same,
         };
         let protocol = AppProtocol::from_app_protocol(service_port.app_protocol.as_deref());
+        let port_name = service_port.name.as_deref();
+        let tls = self.tls_for(TargetKind::Service, reference, port_name, protocol)?;
         let source = EndpointSource::ServicePort {
             namespace: reference.namespace.to_owned(),
             service: reference.name.to_owned(),
@@ -196,7 +221,29 @@ impl BackendTable {
             port: u16::try_from(port).unwrap_or(0),
             target_port,
         };
-        Ok(self.intern(BackendSpec { id, protocol }, source))
+        Ok(self.intern(BackendSpec { id, protocol, tls }, source))
+    }
+
+    /// The TLS of a backend from the BackendTLSPolicy targeting it (`port_name`: the Service
+    /// port's name, for policies with a sectionName). An unusable policy fails the reference.
+    fn tls_for(
+        &self,
+        kind: TargetKind,
+        reference: &BackendRefSpec<'_>,
+        port_name: Option<&str>,
+        protocol: AppProtocol,
+    ) -> Result<Option<Arc<upstream::UpstreamTls>>, RefProblem> {
+        match self.tls_policies.lookup(
+            kind,
+            reference.namespace,
+            reference.name,
+            port_name,
+            protocol,
+        ) {
+            None => Ok(None),
+            Some(Ok(tls)) => Ok(Some(tls)),
+            Some(Err(problem)) => Err(problem),
+        }
     }
 }
 

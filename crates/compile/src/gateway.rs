@@ -18,9 +18,10 @@ use crate::hostname;
 use crate::listener::{AllowedNamespaces, ListenerSlot, Listeners};
 use crate::status::{Condition, ListenerStatus, ObjectStatus, RouteKind, StatusReport};
 use crate::tls::{CertificateProblem, CertificateRef, resolve_certificate};
+use crate::tls_listener::{self, TlsSlot};
 
 const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
-/// Route kinds an HTTP listener accepts.
+/// Route kinds an HTTP or HTTPS listener accepts.
 const HTTP_ROUTE_KINDS: &[&str] = &["HTTPRoute", "GRPCRoute"];
 
 /// Validates our GatewayClasses and Gateways; returns their listeners with routes not yet
@@ -155,8 +156,8 @@ fn compile_gateway(
                     .map(|claim| claim.listener.clone())
             })
             .collect();
-        // Another Gateway's listener on the same socket with the other scheme (HTTP vs
-        // HTTPS) cannot share it.
+        // Another Gateway's listener on the same socket with another scheme (HTTP, HTTPS,
+        // TLS) cannot share it: a socket serves one protocol.
         let scheme_clash = claimed.iter().find_map(|((socket, _), claim)| {
             (slot.sockets.contains(socket) && claim.scheme != slot.scheme)
                 .then(|| claim.listener.clone())
@@ -308,11 +309,12 @@ pub(crate) fn compile_listener(
     let protocol = match spec.protocol.as_str() {
         "HTTP" => Some(Scheme::Http),
         "HTTPS" => Some(Scheme::Https),
+        "TLS" => Some(Scheme::Tls),
         other => {
             reject(
                 &mut conditions,
                 "UnsupportedProtocol",
-                format!("{at}.protocol: {other:?} is not supported yet (HTTP and HTTPS are)"),
+                format!("{at}.protocol: {other:?} is not supported yet (HTTP, HTTPS and TLS are)"),
             );
             None
         }
@@ -330,22 +332,28 @@ pub(crate) fn compile_listener(
         conditions.push(Condition::yes("Accepted", "Accepted", "listener is valid"));
     }
 
-    let (allowed_kinds, mut kinds_ok) = allowed_kinds(at, spec, &mut conditions);
+    let route_kinds = match protocol {
+        Some(Scheme::Tls) => tls_listener::TLS_ROUTE_KINDS,
+        _ => HTTP_ROUTE_KINDS,
+    };
+    let (allowed_kinds, mut kinds_ok) = allowed_kinds(at, spec, route_kinds, &mut conditions);
     let certificate = match protocol {
-        Some(Scheme::Https) => match listener_certificate(store, at, namespace, spec) {
-            Ok(certificate) => Some(certificate),
-            Err(problem) => {
-                usable = false;
-                kinds_ok = false;
-                conditions.push(Condition::no(
-                    "ResolvedRefs",
-                    problem.reason,
-                    problem.message,
-                ));
-                None
-            }
-        },
-        _ => None,
+        Some(Scheme::Https) => listener_certificate(store, at, namespace, spec).map(Some),
+        Some(Scheme::Tls) => tls_listener::certificate(store, at, namespace, spec),
+        _ => Ok(None),
+    };
+    let certificate = match certificate {
+        Ok(certificate) => certificate,
+        Err(problem) => {
+            usable = false;
+            kinds_ok = false;
+            conditions.push(Condition::no(
+                "ResolvedRefs",
+                problem.reason,
+                problem.message,
+            ));
+            None
+        }
     };
     if kinds_ok {
         conditions.push(Condition::yes(
@@ -429,6 +437,7 @@ pub(crate) fn compile_listener(
         status_at,
         scheme: protocol.unwrap_or(Scheme::Http),
         certificate,
+        tls: (protocol == Some(Scheme::Tls)).then(|| TlsSlot::new(tls_listener::mode(spec))),
         builder: RouteTableBuilder::new(),
         route_views: Vec::new(),
     };
@@ -470,15 +479,19 @@ fn listener_certificate(
     resolve_certificate(store, at, "Gateway", namespace, &refs)
 }
 
+/// `allowedRoutes.kinds` against the kinds the listener's protocol supports
+/// (`supported_kinds`): the listener's `supportedKinds`, and whether every requested kind is
+/// supported (else `ResolvedRefs` False, `InvalidRouteKinds`).
 fn allowed_kinds(
     at: &str,
     spec: &GatewayListeners,
+    supported_kinds: &[&str],
     conditions: &mut Vec<Condition>,
 ) -> (Vec<RouteKind>, bool) {
-    let supported = |kind: &str| HTTP_ROUTE_KINDS.contains(&kind);
+    let supported = |kind: &str| supported_kinds.contains(&kind);
     let requested = spec.allowed_routes.as_ref().and_then(|r| r.kinds.as_ref());
     let Some(requested) = requested.filter(|k| !k.is_empty()) else {
-        let all = HTTP_ROUTE_KINDS
+        let all = supported_kinds
             .iter()
             .map(|k| RouteKind {
                 group: GATEWAY_GROUP.to_owned(),

@@ -11,10 +11,14 @@
 
 mod attachment;
 mod backend_ref;
+mod backend_tls;
+mod ca_certificate;
+mod client_certificate;
 mod cors;
 mod duration;
 pub mod endpoints;
 mod filter;
+mod frontend_tls;
 mod gateway;
 mod grpc_route;
 mod hostname;
@@ -25,6 +29,8 @@ mod mirror;
 mod selector;
 pub mod status;
 mod tls;
+mod tls_listener;
+mod tls_route;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -47,6 +53,10 @@ pub struct CompileOptions {
     pub default_addresses: Vec<IpAddr>,
     /// Generation stamped on the snapshot.
     pub generation: u64,
+    /// The platform's CA certificates, for BackendTLSPolicy `wellKnownCACertificates: System`
+    /// (loaded once at startup, see `upstream::tls::load_system_roots`: compile does no I/O).
+    /// `None`: policies asking for them are not accepted.
+    pub system_roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl Default for CompileOptions {
@@ -55,6 +65,7 @@ impl Default for CompileOptions {
             controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
             default_addresses: vec![IpAddr::from([0, 0, 0, 0])],
             generation: 0,
+            system_roots: None,
         }
     }
 }
@@ -77,10 +88,18 @@ pub struct Compiled {
 pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
     let mut status = StatusReport::default();
     let mut gateways = gateway::compile_gateways(store, options, &mut status);
-    let mut backends = backend_ref::BackendTable::default();
     listener_set::compile_listener_sets(store, options, &mut gateways, &mut status);
+    frontend_tls::validate_frontend_clients(store, &mut gateways, &mut status);
+    let clients =
+        client_certificate::resolve_client_certificates(store, &mut gateways, &mut status);
+    let tls_policies = Arc::new(backend_tls::BackendTlsPolicies::compile(
+        store, options, &clients,
+    ));
+    let mut backends = backend_ref::BackendTable::with_tls_policies(Arc::clone(&tls_policies));
     http_route::attach_http_routes(store, options, &mut gateways, &mut backends, &mut status);
     grpc_route::attach_grpc_routes(store, options, &mut gateways, &mut backends, &mut status);
+    tls_route::attach_tls_routes(store, options, &mut gateways, &mut backends, &mut status);
+    tls_policies.report(store, options, &gateways, &mut status);
     let config_view = gateways.view();
     let sockets = gateways.build_sockets();
     let (specs, endpoints) = backends.finish();

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use router::{HostMap, HostPattern, RouteTableBuilder};
 use rustls::sign::CertifiedKey;
-use snapshot::tls::SocketTls;
+use snapshot::tls::{ClientValidation, SocketTls};
+use snapshot::tls_route::TlsListenerRoutes;
 use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
+use upstream::ClientCertificate;
 
 use crate::selector::{self, Expression};
 use crate::status::{RouteKind, StatusReport};
+use crate::tls_listener::{self, TlsSlot};
 
 /// Which namespaces may attach routes (`allowedRoutes.namespaces`).
 #[derive(Debug, Clone)]
@@ -69,10 +72,12 @@ pub(crate) struct ListenerSlot {
     pub(crate) usable: bool,
     /// Position of its status: (object index, listener index) in the StatusReport.
     pub(crate) status_at: (usize, usize),
-    /// HTTP or HTTPS.
+    /// HTTP, HTTPS or TLS.
     pub(crate) scheme: Scheme,
-    /// The certificate of an HTTPS listener.
+    /// The certificate of an HTTPS listener or of a TLS listener in `Terminate` mode.
     pub(crate) certificate: Option<Arc<CertifiedKey>>,
+    /// TLS listeners: the mode and the TLSRoutes by SNI (`None` for HTTP and HTTPS).
+    pub(crate) tls: Option<TlsSlot>,
     pub(crate) builder: RouteTableBuilder<Arc<RouteRule>>,
     pub(crate) route_views: Vec<serde_json::Value>,
 }
@@ -99,9 +104,37 @@ pub(crate) struct Listeners {
     /// (namespace, name) of each accepted ListenerSet → its slots' indices (not in its
     /// Gateway's entry: a parentRef to the Gateway does not select them).
     pub(crate) by_listener_set: HashMap<(String, String), Vec<usize>>,
+    /// Client certificate validation of HTTPS slots, by slot index (`frontend_tls`).
+    pub(crate) frontend_validation: HashMap<usize, Arc<ClientValidation>>,
+    /// The backend client certificate of each slot's Gateway, by slot index
+    /// (`client_certificate`).
+    pub(crate) backend_client_certificates: HashMap<usize, Arc<ClientCertificate>>,
 }
 
 impl Listeners {
+    /// Slots of the accepted ListenerSets of a Gateway (their listeners serve on its
+    /// addresses and take its TLS settings).
+    pub(crate) fn listener_set_slots(
+        &self,
+        store: &model::Store,
+        gateway_namespace: &str,
+        gateway_name: &str,
+    ) -> Vec<usize> {
+        let mut slots = Vec::new();
+        for (key, set_slots) in &self.by_listener_set {
+            let Some(set) = store.listener_sets.get(key) else {
+                continue;
+            };
+            let parent = &set.spec.parent_ref;
+            let namespace = parent.namespace.as_deref().unwrap_or(&key.0);
+            if namespace == gateway_namespace && parent.name == gateway_name {
+                slots.extend(set_slots.iter().copied());
+            }
+        }
+        slots.sort_unstable();
+        slots
+    }
+
     /// Records a route's attachment in the listener status count.
     pub(crate) fn count_attached(&self, slot: usize, status: &mut StatusReport) {
         let (object, listener) = self.slots[slot].status_at;
@@ -132,15 +165,23 @@ impl Listeners {
         struct Socket {
             scheme: Option<Scheme>,
             listeners: HostMap<Arc<ListenerRoutes>>,
+            tls_listeners: HostMap<Arc<TlsListenerRoutes>>,
             certificates: HostMap<Arc<CertifiedKey>>,
+            validation: HostMap<Option<Arc<ClientValidation>>>,
         }
         let mut per_socket: HashMap<SocketAddr, Socket> = HashMap::new();
-        for slot in self.slots.into_iter().filter(|slot| slot.usable) {
+        let mut frontend_validation = self.frontend_validation;
+        let mut client_certificates = self.backend_client_certificates;
+        let usable = self.slots.into_iter().enumerate().filter(|(_, s)| s.usable);
+        for (index, slot) in usable {
+            let validation = frontend_validation.remove(&index);
             let pattern = HostPattern::parse(slot.hostname.as_deref().unwrap_or(""));
             let label: Arc<str> = slot.label().into();
+            let tls_table = slot.tls.map(|tls| Arc::new(tls.build(Arc::clone(&label))));
             let table = Arc::new(ListenerRoutes {
                 name: label,
                 table: slot.builder.build(),
+                backend_client_certificate: client_certificates.remove(&index),
             });
             for socket in slot.sockets {
                 let entry = per_socket.entry(socket).or_default();
@@ -148,13 +189,25 @@ impl Listeners {
                 // first listener for a (socket, hostname) pair is the only usable one, and all
                 // listeners of a socket share its scheme, so nothing is replaced here.
                 entry.scheme.get_or_insert(slot.scheme);
-                entry
-                    .listeners
-                    .entry_or_insert_with(&pattern, || Arc::clone(&table));
+                match &tls_table {
+                    Some(tls_table) => {
+                        entry
+                            .tls_listeners
+                            .entry_or_insert_with(&pattern, || Arc::clone(tls_table));
+                    }
+                    None => {
+                        entry
+                            .listeners
+                            .entry_or_insert_with(&pattern, || Arc::clone(&table));
+                    }
+                }
                 if let Some(certificate) = &slot.certificate {
                     entry
                         .certificates
                         .entry_or_insert_with(&pattern, || Arc::clone(certificate));
+                    entry
+                        .validation
+                        .entry_or_insert_with(&pattern, || validation.clone());
                 }
             }
         }
@@ -164,13 +217,24 @@ impl Listeners {
                 let scheme = socket.scheme.unwrap_or(Scheme::Http);
                 // SocketTls::new only fails if rustls rejects its own default protocol
                 // versions; a socket without TLS then refuses handshakes, visibly.
-                let tls = (scheme == Scheme::Https)
-                    .then(|| SocketTls::new(socket.certificates).ok())
-                    .flatten();
+                let tls = match scheme {
+                    Scheme::Https => {
+                        SocketTls::with_client_validation(socket.certificates, socket.validation)
+                            .ok()
+                    }
+                    // TLS sockets need it only for their Terminate listeners.
+                    Scheme::Tls if !socket.certificates.is_empty() => {
+                        SocketTls::new(socket.certificates)
+                            .ok()
+                            .map(tls_listener::without_alpn)
+                    }
+                    Scheme::Http | Scheme::Tls => None,
+                };
                 let routes = SocketRoutes {
                     scheme,
                     tls,
                     listeners: socket.listeners,
+                    tls_listeners: socket.tls_listeners,
                 };
                 (address, Arc::new(routes))
             })

@@ -114,6 +114,19 @@ pub struct RouteParentStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// Status of a policy towards one ancestor (for BackendTLSPolicy: a Gateway whose routes use
+/// a backend the policy targets), as `status.ancestors[]` shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyAncestorStatus {
+    /// The ancestor.
+    pub ancestor_ref: ParentReference,
+    /// Our controller name.
+    pub controller_name: String,
+    /// Conditions of the policy towards that ancestor.
+    pub conditions: Vec<Condition>,
+}
+
 /// Status of one object.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -137,6 +150,9 @@ pub struct ObjectStatus {
     /// Route statuses, one per parentRef.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<RouteParentStatus>,
+    /// Policy statuses, one per ancestor.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<PolicyAncestorStatus>,
     /// Field-level problems, one line each, naming object and field:
     /// `HTTPRoute shop/web rules[1].backendRefs[0]: Service shop/missing-svc not found (BackendNotFound)`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -154,6 +170,7 @@ impl ObjectStatus {
             addresses: Vec::new(),
             listeners: Vec::new(),
             parents: Vec::new(),
+            ancestors: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -168,7 +185,7 @@ impl ObjectStatus {
     }
 
     /// Every condition of this object with where it sits (`""`, `listener http`,
-    /// `parent Gateway ns/gw`).
+    /// `parent Gateway ns/gw`, `ancestor Gateway ns/gw`).
     pub fn all_conditions(&self) -> Vec<(String, &Condition)> {
         let mut all: Vec<(String, &Condition)> =
             self.conditions.iter().map(|c| (String::new(), c)).collect();
@@ -186,6 +203,11 @@ impl ObjectStatus {
                 at.push_str(&format!(" port={port}"));
             }
             all.extend(parent.conditions.iter().map(|c| (at.clone(), c)));
+        }
+        for ancestor in &self.ancestors {
+            let a = &ancestor.ancestor_ref;
+            let at = format!("ancestor {} {}/{}", a.kind, a.namespace, a.name);
+            all.extend(ancestor.conditions.iter().map(|c| (at.clone(), c)));
         }
         all
     }

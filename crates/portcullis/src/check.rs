@@ -19,6 +19,7 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
     let update = source.current();
     let options = CompileOptions {
         controller_name: args.controller_name.clone(),
+        system_roots: crate::run::system_roots(),
         ..CompileOptions::default()
     };
     let compiled = compile::compile(&update.store, &options);
@@ -82,6 +83,16 @@ fn print_text(status: &compile::StatusReport, file_errors: &[String]) {
                 at.push_str(&format!(" port={port}"));
             }
             println!("       parent {at}: {}", line(&parent.conditions));
+        }
+        for ancestor in &object.ancestors {
+            let a = &ancestor.ancestor_ref;
+            println!(
+                "       ancestor {} {}/{}: {}",
+                a.kind,
+                a.namespace,
+                a.name,
+                line(&ancestor.conditions)
+            );
         }
     }
     let problems = status.problems();

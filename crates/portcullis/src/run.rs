@@ -62,6 +62,18 @@ fn init_logging() {
 }
 
 /// `0.0.0.0`, plus `::` when the host can bind IPv6.
+/// The platform's CA certificates, for BackendTLSPolicy `wellKnownCACertificates: System`.
+/// Without them such policies are not accepted (their status says why), nothing else changes.
+pub(crate) fn system_roots() -> Option<Arc<upstream::tls::SystemRoots>> {
+    match upstream::tls::load_system_roots() {
+        Ok(roots) => Some(roots),
+        Err(error) => {
+            tracing::debug!(%error, "system CA certificates unavailable");
+            None
+        }
+    }
+}
+
 fn default_bind_addresses() -> Vec<IpAddr> {
     let mut addresses = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
     if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
@@ -113,6 +125,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         controller_name: args.controller_name.clone(),
         default_addresses,
         generation: 0,
+        system_roots: system_roots(),
     };
     let listeners = ListenerManager::new(Arc::clone(&plane));
     let mut controller = Controller::new(

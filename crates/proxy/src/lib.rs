@@ -4,19 +4,23 @@
 //! `ArcSwap`; every request loads it once and keeps it to the end, so a reload never changes a
 //! request midway and never closes a connection. [`ListenerManager`] binds and unbinds sockets as
 //! snapshots come and go, and drains connections on shutdown. `stack.rs` shows the order of what
-//! happens to one request.
+//! happens to one request; `tls_route.rs` the same for a connection on a TLS (TLSRoute) socket.
 
 mod body;
+mod client_hello;
 mod cors;
 mod error;
 mod filter;
 mod forward;
 mod grpc;
+mod handshake;
 mod listener;
 mod mirror;
 mod plane;
+mod prefixed;
 mod replay;
 mod stack;
+mod tls_route;
 mod upgrade;
 
 pub use body::ResponseBody;

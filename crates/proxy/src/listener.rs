@@ -17,14 +17,16 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use snapshot::Scheme;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
+use crate::handshake;
 use crate::plane::DataPlane;
 use crate::stack::{self, Connection};
+use crate::tls_route;
 
 /// A socket that could not be bound.
 #[derive(Debug)]
@@ -189,6 +191,25 @@ async fn accept_loop(
             peer,
             sni: None,
         };
+        // TLS sockets (TLSRoute) route whole connections by SNI, not HTTP requests.
+        let live = plane.live();
+        if live
+            .snapshot
+            .sockets
+            .get(&local)
+            .is_some_and(|s| s.scheme == Scheme::Tls)
+        {
+            let serving = tls_route::serve(
+                Arc::clone(&plane),
+                live,
+                stream,
+                connection,
+                stop.clone(),
+                guard,
+            );
+            tokio::spawn(serving);
+            continue;
+        }
         // The socket's TLS settings come from the snapshot current at accept time, so a
         // certificate change applies to the next handshake without rebinding.
         let tls = plane
@@ -203,9 +224,8 @@ async fn accept_loop(
             match tls {
                 None => serve_connection(plane, stream, connection, stop, guard).await,
                 Some(tls) => {
-                    let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
+                    let handshake = handshake::accept_https(&tls, stream);
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(stream)) => {
                             let sni = stream.get_ref().1.server_name().map(Arc::<str>::from);
                             let connection = Connection { sni, ..connection };

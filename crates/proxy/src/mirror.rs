@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use rand::Rng;
 use snapshot::{Filters, RouteRule};
-use upstream::{BackendRuntime, RequestBody};
+use upstream::{BackendRuntime, ClientCertificate, RequestBody};
 
 use crate::forward::{self, RequestHead};
 use crate::plane::{DataPlane, Live};
@@ -47,6 +47,8 @@ pub(crate) struct MirrorSource<'a> {
     pub(crate) client: IpAddr,
     /// The listener's scheme, for `X-Forwarded-Proto`.
     pub(crate) scheme: &'static str,
+    /// The client certificate the listener's Gateway presents to TLS backends.
+    pub(crate) client_certificate: Option<&'a Arc<ClientCertificate>>,
 }
 
 /// Starts the mirrors that fire for this request and returns the body the main request sends.
@@ -99,6 +101,7 @@ pub(crate) fn dispatch(
             plane: Arc::clone(source.plane),
             route: Arc::clone(&route),
             backend,
+            client_certificate: source.client_certificate.cloned(),
             head: head.clone(),
             timeout,
         };
@@ -149,6 +152,7 @@ struct MirrorJob {
     plane: Arc<DataPlane>,
     route: Arc<str>,
     backend: Arc<BackendRuntime>,
+    client_certificate: Option<Arc<ClientCertificate>>,
     head: RequestHead,
     timeout: Duration,
 }
@@ -194,7 +198,12 @@ impl MirrorJob {
         let response = self
             .plane
             .pools
-            .send(self.backend.protocol(), endpoint.addr(), request)
+            .send(
+                &self.backend,
+                self.client_certificate.as_deref(),
+                endpoint.addr(),
+                request,
+            )
             .await
             .map_err(|error| {
                 endpoint.record_failure();

@@ -30,7 +30,7 @@ use rand::Rng;
 use router::RequestView;
 use snapshot::{BackendTarget, Filters, RETRY_BODY_LIMIT, RouteRule, RuleAction};
 use telemetry::LabelValue;
-use upstream::{BackendRuntime, RequestBody};
+use upstream::{BackendRuntime, ClientCertificate, RequestBody};
 
 use crate::body::{PendingLog, ResponseBody};
 use crate::cors;
@@ -198,8 +198,15 @@ async fn route_and_forward(
         return Err(ProxyError::NoListener);
     };
     // GEP-3567: a request whose host belongs to another listener than the connection's SNI
-    // (HTTP/2 connection coalescing across certificates) is misdirected.
-    if let Some(sni) = &connection.sni
+    // (HTTP/2 connection coalescing across certificates) is misdirected. Where listeners of the
+    // socket validate client certificates differently (GEP-91), a connection without SNI was
+    // validated as the listener without hostname, and must stay on it too.
+    let handshake_host = match &connection.sni {
+        Some(sni) => Some(&**sni),
+        None if socket.tls.as_ref().is_some_and(|t| t.selects_by_sni()) => Some(""),
+        None => None,
+    };
+    if let Some(sni) = handshake_host
         && socket
             .listeners
             .most_specific(sni)
@@ -298,13 +305,18 @@ async fn route_and_forward(
         backend_filters,
         client: connection.peer.ip(),
         scheme,
+        client_certificate: listener.backend_client_certificate.as_ref(),
     };
     let body = mirror::dispatch(&mirror_source, &parts, body);
     let request = Request::from_parts(parts, body);
 
     // 6.–7. balancer pick and forward, within the rule's timeouts
+    let upstream = Upstream {
+        index,
+        client_certificate: listener.backend_client_certificate.as_deref(),
+    };
     let forwarding = forward_to_backend(
-        plane, live, index, request, connection, scheme, rule, outcome,
+        plane, live, upstream, request, connection, scheme, rule, outcome,
     );
     let mut response = match rule.timeouts.request {
         Some(limit) => tokio::time::timeout(limit, forwarding)
@@ -333,21 +345,30 @@ fn request_host_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Opti
     }
 }
 
+/// Where a request goes: the backend, and the client certificate the listener's Gateway
+/// presents if that backend is reached over TLS.
+#[derive(Clone, Copy)]
+struct Upstream<'a> {
+    index: usize,
+    client_certificate: Option<&'a ClientCertificate>,
+}
+
 /// Forwards to the backend, retrying per the rule's retry policy.
 #[allow(clippy::too_many_arguments)]
 async fn forward_to_backend(
     plane: &Arc<DataPlane>,
     live: &Live,
-    index: usize,
+    upstream: Upstream<'_>,
     request: Request<RequestBody>,
     connection: &Connection,
     scheme: &'static str,
     rule: &RouteRule,
     outcome: &mut Outcome,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let Some(backend) = live.backends.get(index) else {
+    let Some(backend) = live.backends.get(upstream.index) else {
         return Err(ProxyError::NoEndpoints);
     };
+    let client = upstream.client_certificate;
     outcome.backend = Some(Arc::clone(backend.id().as_shared()));
     let limit = rule.timeouts.backend_request;
     if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
@@ -357,7 +378,7 @@ async fn forward_to_backend(
         let (parts, body) = request.into_parts();
         let mut head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
-        let response = attempt(plane, backend, head, body, limit, outcome).await?;
+        let response = attempt(plane, backend, client, head, body, limit, outcome).await?;
         let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let response = upgrade::bridge(client_upgrade, response);
         return Ok(if switched {
@@ -369,15 +390,23 @@ async fn forward_to_backend(
     let (parts, body) = request.into_parts();
     let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
     let Some(policy) = &rule.retry else {
-        let response = attempt(plane, backend, head, body, limit, outcome).await?;
+        let response = attempt(plane, backend, client, head, body, limit, outcome).await?;
         return Ok(client_response(response));
     };
     let body = match replay::prepare(body, RETRY_BODY_LIMIT).await {
         Ok(Prepared::Replayable(bytes)) => bytes,
         Ok(Prepared::Streaming(body)) => {
             // Too large to keep for another attempt: sent once.
-            let response =
-                attempt(plane, backend, head, body.boxed_unsync(), limit, outcome).await?;
+            let response = attempt(
+                plane,
+                backend,
+                client,
+                head,
+                body.boxed_unsync(),
+                limit,
+                outcome,
+            )
+            .await?;
             return Ok(client_response(response));
         }
         Err(error) => return Err(ProxyError::ClientBody(error.to_string())),
@@ -387,7 +416,7 @@ async fn forward_to_backend(
         let body = Full::new(body.clone())
             .map_err(|never| match never {})
             .boxed_unsync();
-        let result = attempt(plane, backend, head.clone(), body, limit, outcome).await;
+        let result = attempt(plane, backend, client, head.clone(), body, limit, outcome).await;
         let retry = match &result {
             Ok(response) => policy.codes.contains(&response.status().as_u16()),
             Err(error) => error.is_retryable(),
@@ -411,6 +440,7 @@ async fn forward_to_backend(
 async fn attempt(
     plane: &Arc<DataPlane>,
     backend: &BackendRuntime,
+    client: Option<&ClientCertificate>,
     head: RequestHead,
     body: RequestBody,
     limit: Option<std::time::Duration>,
@@ -424,9 +454,7 @@ async fn attempt(
         .into_request(body, endpoint.authority(), backend.protocol())
         .map_err(|_| ProxyError::InvalidHost)?;
     let in_flight = endpoint.start_request();
-    let sending = plane
-        .pools
-        .send(backend.protocol(), endpoint.addr(), request);
+    let sending = plane.pools.send(backend, client, endpoint.addr(), request);
     let sent = match limit {
         Some(limit) => tokio::time::timeout(limit, sending)
             .await

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod filter;
 pub mod mirror;
 pub mod tls;
+pub mod tls_route;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,15 +41,18 @@ impl Snapshot {
 
 /// What one socket serves: its listeners by hostname. A request is matched against the routes of
 /// the most specific listener whose hostname matches its host only (Gateway API listener
-/// isolation); no listener matching means 404.
+/// isolation); no listener matching means 404. A [`Scheme::Tls`] socket serves no HTTP: its
+/// connections are routed by SNI through `tls_listeners`.
 #[derive(Debug)]
 pub struct SocketRoutes {
     /// Scheme clients use to reach this socket, for `X-Forwarded-Proto` and redirects.
     pub scheme: Scheme,
-    /// TLS termination, for HTTPS sockets.
+    /// TLS termination, for HTTPS sockets and TLS sockets with `Terminate` listeners.
     pub tls: Option<tls::SocketTls>,
     /// Listeners by hostname.
     pub listeners: HostMap<Arc<ListenerRoutes>>,
+    /// TLS listeners by hostname (TLS sockets only; empty otherwise).
+    pub tls_listeners: HostMap<Arc<tls_route::TlsListenerRoutes>>,
 }
 
 /// Scheme of a listener.
@@ -58,14 +62,17 @@ pub enum Scheme {
     Http,
     /// HTTP over TLS (HTTP/1.1 and HTTP/2 by ALPN).
     Https,
+    /// TLS connections routed by SNI to TLSRoute backends, passed through or terminated.
+    Tls,
 }
 
 impl Scheme {
-    /// `http` or `https`.
+    /// `http`, `https` or `tls`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
+            Scheme::Tls => "tls",
         }
     }
 }
@@ -77,6 +84,9 @@ pub struct ListenerRoutes {
     pub name: Arc<str>,
     /// The route table.
     pub table: RouteTable<Arc<RouteRule>>,
+    /// The client certificate the listener's Gateway presents to backends reached over TLS
+    /// (`spec.tls.backend.clientCertificateRef`, GEP-3155); `None` presents none.
+    pub backend_client_certificate: Option<Arc<upstream::ClientCertificate>>,
 }
 
 pub use cors::{CorsList, CorsPolicy, OriginHost, OriginPattern};

@@ -47,6 +47,12 @@ struct MirrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TlsConnectionLabels {
+    route: LabelValue,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -68,6 +74,7 @@ pub struct Metrics {
     config_generation: Gauge,
     retries: Family<RouteLabels, Counter>,
     mirror_requests: Family<MirrorLabels, Counter>,
+    tls_connections: Family<TlsConnectionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -141,9 +148,16 @@ impl Metrics {
             "Mirrored copies of requests (RequestMirror), by route rule and result",
             mirror_requests.clone(),
         );
+        let tls_connections = Family::<TlsConnectionLabels, Counter>::default();
+        registry.register(
+            "tls_connections",
+            "Connections on TLS listeners (TLSRoute), by route rule and result",
+            tls_connections.clone(),
+        );
         Metrics {
             retries,
             mirror_requests,
+            tls_connections,
             registry,
             requests,
             request_duration,
@@ -232,6 +246,18 @@ impl Metrics {
             result,
         };
         self.mirror_requests.get_or_create(&labels).inc();
+    }
+
+    /// A connection on a TLS listener ended: counts
+    /// `portcullis_tls_connections_total{route,result}`. `route` is empty when no route was
+    /// found; `result` is a fixed word chosen by the caller (`forwarded`, `no_route`, ...),
+    /// never client data.
+    pub fn tls_connection_finished(&self, route: &str, result: &'static str) {
+        let labels = TlsConnectionLabels {
+            route: LabelValue::from(route),
+            result,
+        };
+        self.tls_connections.get_or_create(&labels).inc();
     }
 
     /// A config reload finished: counts `portcullis_config_reloads_total{result="success"|"error"}`

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::tls::UpstreamTls;
+
 /// Stable identity of a backend across reloads, also its metrics label:
 /// `Service shop/cart:8080` or `Backend shop/direct`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -66,6 +68,9 @@ pub struct BackendSpec {
     pub id: BackendId,
     /// Protocol to the endpoints.
     pub protocol: AppProtocol,
+    /// TLS to the endpoints (a BackendTLSPolicy applies); `None` is cleartext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 /// Where an endpoint lives before resolution.

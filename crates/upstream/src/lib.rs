@@ -6,7 +6,8 @@
 //! runtimes (and so their endpoints, counters and pooled connections) of backends that stay.
 //! Endpoint sets change on their own fast path ([`Registry::set_endpoints`]) without touching
 //! route tables. This crate does not know about Gateway API objects: `compile` turns Services,
-//! EndpointSlices and `Backend` objects into [`BackendSpec`]s and [`EndpointTarget`]s.
+//! EndpointSlices and `Backend` objects into [`BackendSpec`]s and [`EndpointTarget`]s, and
+//! BackendTLSPolicies into [`UpstreamTls`] settings that [`Pools`] honour.
 
 pub mod backend;
 mod balance;
@@ -14,8 +15,11 @@ mod dns;
 pub mod endpoint;
 pub mod pool;
 pub mod registry;
+pub mod tls;
+mod tls_pool;
 
 pub use backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
 pub use endpoint::{EndpointRuntime, EndpointSet};
 pub use pool::{Pools, RequestBody, UpstreamError};
 pub use registry::{BackendRuntime, Registry};
+pub use tls::{ClientCertificate, UpstreamTls};

@@ -1,6 +1,7 @@
 //! Upstream connection pools: one keep-alive pool for HTTP/1.1 and one for h2c, keyed by
 //! endpoint address (hyper-util's pool keys connections by scheme and authority, and we always
-//! address an endpoint by `ip:port`).
+//! address an endpoint by `ip:port`). Backends with TLS (BackendTLSPolicy) keep their own pools
+//! in their runtime (`tls_pool`), so TLS settings never mix with cleartext or with each other.
 //!
 //! Connections are counted in metrics when they open and close.
 
@@ -26,6 +27,8 @@ use telemetry::{LabelValue, Metrics};
 use tokio::net::TcpStream;
 
 use crate::backend::AppProtocol;
+use crate::registry::BackendRuntime;
+use crate::tls::ClientCertificate;
 
 /// Error type of request bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -51,7 +54,7 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// Classifies a failed exchange after connecting.
-    fn after_connect(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
+    pub(crate) fn after_connect(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
         let detail = error_chain(error);
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(current) = cause {
@@ -92,6 +95,9 @@ impl Default for PoolSettings {
 pub struct Pools {
     http1: Client<CountingConnector, RequestBody>,
     h2c: Arc<H2Pool>,
+    /// TCP connections for the TLS pools of backends (`tls_pool`), built on demand.
+    connector: CountingConnector,
+    settings: PoolSettings,
 }
 
 impl Pools {
@@ -105,33 +111,39 @@ impl Pools {
             inner: http,
             metrics,
         };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_idle_timeout(settings.idle_timeout)
-            .pool_max_idle_per_host(settings.max_idle_per_endpoint)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            // We forward the Host header as the client sent it (Gateway API requires it unless
-            // a filter rewrites it), so the client must not derive one from the endpoint URI.
-            .set_host(false);
-        let http1 = builder.build(connector.clone());
+        let http1 = client_builder(settings).build(connector.clone());
         let h2c = Arc::new(H2Pool {
-            connector,
+            connector: connector.clone(),
             connections: Mutex::new(HashMap::new()),
         });
-        Pools { http1, h2c }
+        Pools {
+            http1,
+            h2c,
+            connector,
+            settings: settings.clone(),
+        }
     }
 
-    /// Sends one request to `endpoint`. For HTTP/1.1 the URI must be absolute with the
-    /// endpoint as authority (`http://ip:port/path?query`) and the Host header carries the
-    /// virtual host. For h2c the URI's authority becomes `:authority`, so it must be the virtual
-    /// host; the connection is chosen by `endpoint`.
+    /// Sends one request to `endpoint` of `backend`. For HTTP/1.1 the URI must be absolute
+    /// with the endpoint as authority (`http://ip:port/path?query`) and the Host header carries
+    /// the virtual host. For h2c the URI's authority becomes `:authority`, so it must be the
+    /// virtual host; the connection is chosen by `endpoint`.
+    ///
+    /// A backend with TLS settings is only ever reached over TLS, through its own pools,
+    /// presenting `client` (the listener's Gateway client certificate) when it has one.
     pub async fn send(
         &self,
-        protocol: AppProtocol,
+        backend: &BackendRuntime,
+        client: Option<&ClientCertificate>,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        match protocol {
+        if let Some(tls) = backend.tls_state() {
+            return tls
+                .send(self, client, backend.protocol(), endpoint, request)
+                .await;
+        }
+        match backend.protocol() {
             AppProtocol::H2c => self.h2c.send(endpoint, request).await,
             AppProtocol::Http1 | AppProtocol::WebSocket => {
                 self.http1.request(request).await.map_err(|error| {
@@ -144,6 +156,29 @@ impl Pools {
             }
         }
     }
+
+    /// The TCP connector every pool shares (connect timeout, metrics).
+    pub(crate) fn connector(&self) -> &CountingConnector {
+        &self.connector
+    }
+
+    /// Pool settings.
+    pub(crate) fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+}
+
+/// The HTTP/1.1 client settings every pooled client shares.
+pub(crate) fn client_builder(settings: &PoolSettings) -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_idle_timeout(settings.idle_timeout)
+        .pool_max_idle_per_host(settings.max_idle_per_endpoint)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        // We forward the Host header as the client sent it (Gateway API requires it unless
+        // a filter rewrites it), so the client must not derive one from the endpoint URI.
+        .set_host(false);
+    builder
 }
 
 /// HTTP/2 cleartext connections, one multiplexed connection per endpoint.
@@ -204,7 +239,7 @@ impl H2Pool {
 }
 
 /// The innermost cause is the useful part ("Connection refused (os error 111)").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = error;
     while let Some(source) = innermost.source() {
         innermost = source;
@@ -214,7 +249,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// `HttpConnector` that counts connections in metrics.
 #[derive(Clone, Debug)]
-struct CountingConnector {
+pub(crate) struct CountingConnector {
     inner: HttpConnector,
     metrics: Arc<Metrics>,
 }
@@ -247,7 +282,7 @@ impl tower_service::Service<Uri> for CountingConnector {
 
 pin_project_lite::pin_project! {
     /// A pooled TCP stream that decrements the open-connection gauge when dropped.
-    struct CountedStream {
+    pub(crate) struct CountedStream {
         #[pin]
         inner: TokioIo<TcpStream>,
         metrics: Arc<Metrics>,

@@ -16,12 +16,16 @@ use crate::backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, Target
 use crate::balance;
 use crate::dns;
 use crate::endpoint::{EndpointRuntime, EndpointSet, EndpointView};
+use crate::tls::UpstreamTls;
+use crate::tls_pool::BackendTls;
 
-/// Live state of one backend: its endpoint set and balancing cursor.
+/// Live state of one backend: its endpoint set and balancing cursor, and for a backend with
+/// TLS settings its TLS connection pools.
 #[derive(Debug)]
 pub struct BackendRuntime {
     id: BackendId,
     protocol: AppProtocol,
+    tls: Option<BackendTls>,
     endpoints: ArcSwap<EndpointSet>,
     cursor: AtomicUsize,
 }
@@ -31,9 +35,24 @@ impl BackendRuntime {
         BackendRuntime {
             id: spec.id.clone(),
             protocol: spec.protocol,
+            tls: spec.tls.clone().map(BackendTls::new),
             endpoints: ArcSwap::from_pointee(EndpointSet::default()),
             cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether this runtime can serve `spec` as is: same protocol and equal TLS settings.
+    fn serves(&self, spec: &BackendSpec) -> bool {
+        self.protocol == spec.protocol && self.tls() == spec.tls.as_ref()
+    }
+
+    /// The TLS settings its connections use (`None`: cleartext).
+    pub fn tls(&self) -> Option<&Arc<UpstreamTls>> {
+        self.tls.as_ref().map(BackendTls::spec)
+    }
+
+    pub(crate) fn tls_state(&self) -> Option<&BackendTls> {
+        self.tls.as_ref()
     }
 
     /// The backend's identity.
@@ -81,6 +100,7 @@ impl BackendRuntime {
     fn view(&self) -> BackendView {
         BackendView {
             protocol: self.protocol,
+            tls: self.tls().cloned(),
             endpoints: self
                 .endpoints
                 .load()
@@ -95,6 +115,8 @@ impl BackendRuntime {
 #[derive(Debug, Serialize)]
 struct BackendView {
     protocol: AppProtocol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<Arc<UpstreamTls>>,
     endpoints: Vec<EndpointView>,
 }
 
@@ -126,7 +148,8 @@ impl Registry {
 
     /// Links a snapshot's backends to their runtimes, in the order given: runtimes of backends
     /// that stay are reused (endpoints, counters and pooled connections survive the reload);
-    /// backends no longer referenced are dropped. Must be called inside a tokio runtime when
+    /// backends no longer referenced are dropped. A backend whose protocol or TLS settings
+    /// changed gets a fresh runtime, so no connection made under the old settings is reused. Must be called inside a tokio runtime when
     /// any backend has DNS endpoints.
     pub fn link(&self, specs: &[BackendSpec]) -> Vec<Arc<BackendRuntime>> {
         let mut state = self.lock();
@@ -138,7 +161,7 @@ impl Registry {
                 continue;
             }
             let runtime = match state.backends.get(&spec.id) {
-                Some(existing) if existing.protocol == spec.protocol => Arc::clone(existing),
+                Some(existing) if existing.serves(spec) => Arc::clone(existing),
                 _ => {
                     let runtime = Arc::new(BackendRuntime::new(spec));
                     if let Some(targets) = state.targets.get(&spec.id).cloned() {

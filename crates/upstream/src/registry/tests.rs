@@ -6,6 +6,7 @@ fn spec(id: &str) -> BackendSpec {
     BackendSpec {
         id: BackendId::new(id),
         protocol: AppProtocol::Http1,
+        tls: None,
     }
 }
 

@@ -1,0 +1,694 @@
+//! BackendTLSPolicy (GEP-1897): which backends the gateway reaches over TLS, with what server
+//! name and trust, and the policies' status.
+//!
+//! - **Targets**: a core `Service` (optionally one port, by `sectionName` = port name) or, as
+//!   an implementation-specific extension, a `portcullis.dev` `Backend`. A policy naming a
+//!   port beats one naming the whole Service for that port; two policies on the same target and
+//!   section conflict, and the older one (then the first by namespace/name) wins: the other is
+//!   `Accepted=False` `Conflicted` and has no effect.
+//! - **Validation**: `hostname` is the SNI, and the verified name unless `subjectAltNames` are
+//!   given (then only they are verified). Trust comes from `caCertificateRefs` (ConfigMap or
+//!   Secret `ca.crt`, in the policy's namespace) or `wellKnownCACertificates: System`.
+//! - **Failing closed**: a winning policy that cannot be used (no valid CA certificate, invalid
+//!   settings) makes its backends unusable rather than cleartext: the backendRefs answer 500
+//!   and the route's `ResolvedRefs` names the policy. A backend is never contacted in cleartext
+//!   while a policy targets it.
+//! - **Status**: one `status.ancestors[]` entry per Gateway whose HTTPRoutes or GRPCRoutes
+//!   reference a targeted Service port, with `Accepted` and `ResolvedRefs`.
+//!
+//! It builds [`UpstreamTls`] (rustls configs, one per Gateway client certificate); it does not
+//! decide which listener presents which certificate (`client_certificate`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use model::Store;
+use model::gateway_api::{BackendTlsPolicy, BackendTlsPolicyValidationSubjectAltNamesType};
+use upstream::tls::{SubjectAltName, TrustAnchors, UpstreamTlsSettings};
+use upstream::{AppProtocol, ClientCertificate, UpstreamTls};
+
+use crate::CompileOptions;
+use crate::backend_ref::RefProblem;
+use crate::ca_certificate::{CaCertificateRef, CaProblem, resolve_ca_certificates};
+use crate::listener::Listeners;
+use crate::status::{Condition, ObjectStatus, ParentReference, PolicyAncestorStatus, StatusReport};
+
+const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
+const PORTCULLIS_GROUP: &str = model::kind::PORTCULLIS_GROUP;
+
+/// What a policy can target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum TargetKind {
+    /// A core Service (sectionName: a port name).
+    Service,
+    /// Our `Backend` kind (no sections).
+    Backend,
+}
+
+/// A policy target: kind, namespace, name.
+type TargetKey = (TargetKind, String, String);
+
+/// A target as a policy names it: kind, name (in the policy's namespace), sectionName.
+type Target = (TargetKind, String, Option<String>);
+
+/// Every BackendTLSPolicy, compiled, with the winner for each target and section.
+#[derive(Default)]
+pub(crate) struct BackendTlsPolicies {
+    policies: Vec<CompiledPolicy>,
+    /// Per target: (sectionName, index of the winning policy).
+    winners: HashMap<TargetKey, Vec<(Option<String>, usize)>>,
+}
+
+struct CompiledPolicy {
+    namespace: String,
+    name: String,
+    /// Targets that exist, with their sectionName.
+    targets: Vec<Target>,
+    /// Every target of a supported kind, found or not: where ancestors come from, so a policy
+    /// on a missing port still shows its status on the Gateways using the Service.
+    referenced: Vec<Target>,
+    /// The TLS its backends get; `Err` makes them unusable (the message says why).
+    tls: Result<PolicyTls, String>,
+    accepted: Condition,
+    resolved_refs: Condition,
+    /// Field-level problems, one line each.
+    problems: Vec<String>,
+}
+
+struct PolicyTls {
+    http1: Arc<UpstreamTls>,
+    h2: Arc<UpstreamTls>,
+}
+
+impl BackendTlsPolicies {
+    /// Compiles every policy. `clients` are the Gateways' backend client certificates: every
+    /// policy builds a config for each.
+    pub(crate) fn compile(
+        store: &Store,
+        options: &CompileOptions,
+        clients: &[Arc<ClientCertificate>],
+    ) -> BackendTlsPolicies {
+        let mut ordered: Vec<(&(String, String), &BackendTlsPolicy)> = store
+            .backend_tls_policies
+            .iter()
+            .map(|(key, policy)| (key, policy.as_ref()))
+            .collect();
+        // GEP-1897 precedence: oldest first, then namespace/name.
+        ordered.sort_by_key(|((namespace, name), policy)| {
+            (
+                policy
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_second()),
+                namespace.clone(),
+                name.clone(),
+            )
+        });
+        let mut compiled = BackendTlsPolicies::default();
+        for ((namespace, name), policy) in ordered {
+            let mut policy = compile_policy(store, options, clients, namespace, name, policy);
+            let index = compiled.policies.len();
+            let mut lost_to = Vec::new();
+            for (kind, target, section) in &policy.targets {
+                let key = (*kind, namespace.clone(), target.clone());
+                let claims = compiled.winners.entry(key).or_default();
+                match claims.iter().find(|(s, _)| s == section) {
+                    Some((_, winner)) => lost_to.push(*winner),
+                    None => claims.push((section.clone(), index)),
+                }
+            }
+            if let Some(&winner) = lost_to.first() {
+                let winner = &compiled.policies[winner];
+                policy.accepted = Condition::no(
+                    "Accepted",
+                    "Conflicted",
+                    format!(
+                        "BackendTLSPolicy {}/{} targets the same backend and takes precedence (older, or first by name)",
+                        winner.namespace, winner.name
+                    ),
+                );
+            }
+            compiled.policies.push(policy);
+        }
+        compiled
+    }
+
+    /// The TLS a backend gets: `None` when no policy targets it; an error when the winning
+    /// policy is unusable (the backendRef must then fail, never go cleartext). `section` is
+    /// the Service port's name.
+    pub(crate) fn lookup(
+        &self,
+        kind: TargetKind,
+        namespace: &str,
+        name: &str,
+        section: Option<&str>,
+        protocol: AppProtocol,
+    ) -> Option<Result<Arc<UpstreamTls>, RefProblem>> {
+        let claims = self
+            .winners
+            .get(&(kind, namespace.to_owned(), name.to_owned()))?;
+        let by_section = section.and_then(|s| claims.iter().find(|(c, _)| c.as_deref() == Some(s)));
+        let (_, index) = by_section.or_else(|| claims.iter().find(|(c, _)| c.is_none()))?;
+        let policy = &self.policies[*index];
+        Some(match &policy.tls {
+            Ok(tls) => Ok(Arc::clone(match protocol {
+                AppProtocol::H2c => &tls.h2,
+                AppProtocol::Http1 | AppProtocol::WebSocket => &tls.http1,
+            })),
+            Err(why) => Err(RefProblem {
+                reason: "InvalidBackendTLSPolicy",
+                message: format!(
+                    "BackendTLSPolicy {}/{} cannot be used, so the backend is not contacted: {why}",
+                    policy.namespace, policy.name
+                ),
+            }),
+        })
+    }
+
+    /// Records every policy's status: an ancestor entry per Gateway of ours whose routes use a
+    /// backend the policy targets, and field-level problems.
+    pub(crate) fn report(
+        &self,
+        store: &Store,
+        options: &CompileOptions,
+        listeners: &Listeners,
+        status: &mut StatusReport,
+    ) {
+        let uses = backend_uses(store, listeners);
+        for policy in &self.policies {
+            let mut object = ObjectStatus::new("BackendTLSPolicy", &policy.namespace, &policy.name);
+            let mut ancestors = BTreeSet::new();
+            for (kind, target, section) in &policy.referenced {
+                for usage in &uses {
+                    let matches_section = match (section, &usage.port_name) {
+                        (None, _) => true,
+                        (Some(section), Some(port)) => section == port,
+                        (Some(_), None) => false,
+                    };
+                    if usage.kind == *kind
+                        && usage.namespace == policy.namespace
+                        && usage.name == *target
+                        && matches_section
+                    {
+                        ancestors.extend(usage.gateways.iter().cloned());
+                    }
+                }
+            }
+            for (namespace, name) in ancestors {
+                object.ancestors.push(PolicyAncestorStatus {
+                    ancestor_ref: ParentReference {
+                        group: GATEWAY_GROUP.to_owned(),
+                        kind: "Gateway".to_owned(),
+                        namespace,
+                        name,
+                        section_name: None,
+                        port: None,
+                    },
+                    controller_name: options.controller_name.clone(),
+                    conditions: vec![policy.accepted.clone(), policy.resolved_refs.clone()],
+                });
+            }
+            object.problems.extend(policy.problems.iter().cloned());
+            // A conflict is not a field problem of the policy, but `check` must show it.
+            if policy.accepted.reason == "Conflicted"
+                || (policy.accepted.is_unhealthy() && policy.problems.is_empty())
+            {
+                object.problems.push(format!(
+                    "BackendTLSPolicy {}/{}: {} ({})",
+                    policy.namespace, policy.name, policy.accepted.message, policy.accepted.reason
+                ));
+            }
+            status.objects.push(object);
+        }
+    }
+}
+
+/// Why a policy is not accepted: the `Accepted` reason and a message naming the field.
+type Rejection = (&'static str, String);
+
+fn compile_policy(
+    store: &Store,
+    options: &CompileOptions,
+    clients: &[Arc<ClientCertificate>],
+    namespace: &str,
+    name: &str,
+    policy: &BackendTlsPolicy,
+) -> CompiledPolicy {
+    let label = format!("BackendTLSPolicy {namespace}/{name}");
+    let mut problems = Vec::new();
+    let (targets, referenced, mut rejection) =
+        policy_targets(store, namespace, &label, policy, &mut problems);
+
+    let at = format!("{label} spec.validation");
+    let (trust, ref_problems) = trust_anchors(store, options, namespace, &at, policy);
+    let resolved_refs = match ref_problems.first() {
+        None => Condition::yes("ResolvedRefs", "ResolvedRefs", "all references resolved"),
+        Some(first) => {
+            let all: Vec<&str> = ref_problems.iter().map(|p| p.message.as_str()).collect();
+            Condition::no("ResolvedRefs", first.reason, all.join("; "))
+        }
+    };
+    problems.extend(
+        ref_problems
+            .iter()
+            .map(|p| format!("{} ({})", p.message, p.reason)),
+    );
+
+    let tls = match trust.and_then(|trust| policy_tls(&at, policy, trust, clients)) {
+        Ok(tls) => Ok(tls),
+        Err((reason, message)) => {
+            // Without a valid CA the reference problems above already say why.
+            if reason != "NoValidCACertificate" {
+                problems.push(format!("{message} ({reason})"));
+            }
+            rejection.get_or_insert((reason, message.clone()));
+            Err(message)
+        }
+    };
+    let accepted = match rejection {
+        None => Condition::yes("Accepted", "Accepted", "policy is accepted"),
+        Some((reason, message)) => Condition::no("Accepted", reason, message),
+    };
+    CompiledPolicy {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        targets,
+        referenced,
+        tls,
+        accepted,
+        resolved_refs,
+        problems,
+    }
+}
+
+/// The policy's targets that exist, every target of a supported kind (for ancestors), and the
+/// first target problem.
+fn policy_targets(
+    store: &Store,
+    namespace: &str,
+    label: &str,
+    policy: &BackendTlsPolicy,
+    problems: &mut Vec<String>,
+) -> (Vec<Target>, Vec<Target>, Option<Rejection>) {
+    let mut rejection = None;
+    let mut targets = Vec::new();
+    let mut referenced = Vec::new();
+    for (index, target) in policy.spec.target_refs.iter().enumerate() {
+        let at = format!("{label} spec.targetRefs[{index}]");
+        match resolve_target(store, namespace, &at, target) {
+            Ok(found) => {
+                referenced.push(found.clone());
+                targets.push(found);
+            }
+            Err((reason, message)) => {
+                // A missing Service (or port) of a supported kind still has users: its
+                // ancestors show why the policy does nothing.
+                let kind = match (target.group.as_str(), target.kind.as_str()) {
+                    ("", "Service") => Some(TargetKind::Service),
+                    (PORTCULLIS_GROUP, "Backend") => Some(TargetKind::Backend),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    referenced.push((kind, target.name.clone(), None));
+                }
+                problems.push(format!("{message} ({reason})"));
+                rejection.get_or_insert((reason, message));
+            }
+        }
+    }
+    (targets, referenced, rejection)
+}
+
+/// The rustls side of a policy, for HTTP/1.1 and HTTP/2 backends.
+fn policy_tls(
+    at: &str,
+    policy: &BackendTlsPolicy,
+    trust: TrustAnchors,
+    clients: &[Arc<ClientCertificate>],
+) -> Result<PolicyTls, Rejection> {
+    let settings = UpstreamTlsSettings {
+        server_name: policy.spec.validation.hostname.clone(),
+        trust,
+        subject_alt_names: subject_alt_names(at, policy)?,
+    };
+    let http1 = UpstreamTls::new(settings, clients, AppProtocol::Http1)
+        .map_err(|e| ("Invalid", format!("{at}: {e}")))?;
+    let h2 = http1
+        .for_protocol(AppProtocol::H2c)
+        .map_err(|e| ("Invalid", format!("{at}: {e}")))?;
+    Ok(PolicyTls {
+        http1: Arc::new(http1),
+        h2: Arc::new(h2),
+    })
+}
+
+fn resolve_target(
+    store: &Store,
+    namespace: &str,
+    at: &str,
+    target: &model::gateway_api::BackendTlsPolicyTargetRefs,
+) -> Result<Target, Rejection> {
+    let key = (namespace.to_owned(), target.name.clone());
+    let section = target.section_name.clone().filter(|s| !s.is_empty());
+    match (target.group.as_str(), target.kind.as_str()) {
+        ("", "Service") => {
+            let Some(service) = store.services.get(&key) else {
+                return Err((
+                    "TargetNotFound",
+                    format!("{at}: Service {namespace}/{} not found", target.name),
+                ));
+            };
+            if let Some(section) = &section {
+                let has_port = service
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.ports.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p.name.as_deref() == Some(section.as_str()));
+                if !has_port {
+                    return Err((
+                        "TargetNotFound",
+                        format!(
+                            "{at}.sectionName: Service {namespace}/{} has no port named {section:?}",
+                            target.name
+                        ),
+                    ));
+                }
+            }
+            Ok((TargetKind::Service, target.name.clone(), section))
+        }
+        (PORTCULLIS_GROUP, "Backend") => {
+            if !store.backends.contains_key(&key) {
+                return Err((
+                    "TargetNotFound",
+                    format!("{at}: Backend {namespace}/{} not found", target.name),
+                ));
+            }
+            if section.is_some() {
+                return Err((
+                    "Invalid",
+                    format!("{at}.sectionName: a Backend has no sections"),
+                ));
+            }
+            Ok((TargetKind::Backend, target.name.clone(), None))
+        }
+        (group, kind) => {
+            let group = if group.is_empty() { "core" } else { group };
+            Err((
+                "Invalid",
+                format!(
+                    "{at}: {group}/{kind} is not a supported target (core Service, portcullis.dev/Backend)"
+                ),
+            ))
+        }
+    }
+}
+
+/// The trust anchors, or why there are none, plus the problems of individual CA references
+/// (for `ResolvedRefs`).
+fn trust_anchors(
+    store: &Store,
+    options: &CompileOptions,
+    namespace: &str,
+    at: &str,
+    policy: &BackendTlsPolicy,
+) -> (Result<TrustAnchors, Rejection>, Vec<CaProblem>) {
+    let validation = &policy.spec.validation;
+    let refs = validation
+        .ca_certificate_refs
+        .as_deref()
+        .unwrap_or_default();
+    let well_known = validation
+        .well_known_ca_certificates
+        .as_deref()
+        .filter(|w| !w.is_empty());
+    let invalid = |message: String| Err(("Invalid", message));
+    let trust = match (refs.is_empty(), well_known) {
+        (false, None) => return referenced_trust(store, namespace, at, refs),
+        (false, Some(_)) => invalid(format!(
+            "{at}: set caCertificateRefs or wellKnownCACertificates, not both"
+        )),
+        (true, None) => invalid(format!(
+            "{at}: caCertificateRefs or wellKnownCACertificates is required"
+        )),
+        (true, Some("System")) => match &options.system_roots {
+            Some(roots) => Ok(TrustAnchors::System(Arc::clone(roots))),
+            None => invalid(format!(
+                "{at}.wellKnownCACertificates: the system CA certificates could not be loaded at startup"
+            )),
+        },
+        (true, Some(other)) => invalid(format!(
+            "{at}.wellKnownCACertificates: {other:?} is not supported (System is)"
+        )),
+    };
+    (trust, Vec::new())
+}
+
+/// Trust from `caCertificateRefs`. Some references may be invalid: the valid ones are trusted
+/// (ResolvedRefs says which are not). With none valid the policy is unusable and its backends
+/// are not contacted.
+fn referenced_trust(
+    store: &Store,
+    namespace: &str,
+    at: &str,
+    refs: &[model::gateway_api::BackendTlsPolicyValidationCaCertificateRefs],
+) -> (Result<TrustAnchors, Rejection>, Vec<CaProblem>) {
+    let mut certificates = Vec::new();
+    let mut problems = Vec::new();
+    for (index, reference) in refs.iter().enumerate() {
+        let field = format!("{at}.caCertificateRefs[{index}]");
+        let reference = CaCertificateRef {
+            group: &reference.group,
+            kind: &reference.kind,
+            name: &reference.name,
+            namespace,
+        };
+        match resolve_ca_certificates(store, &field, &reference, "InvalidKind") {
+            Ok(found) => certificates.extend(found),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let trust = if certificates.is_empty() {
+        let why: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        Err((
+            "NoValidCACertificate",
+            format!(
+                "{at}.caCertificateRefs: no valid CA certificate: {}",
+                why.join("; ")
+            ),
+        ))
+    } else {
+        Ok(TrustAnchors::Certificates(certificates))
+    };
+    (trust, problems)
+}
+
+fn subject_alt_names(
+    at: &str,
+    policy: &BackendTlsPolicy,
+) -> Result<Vec<SubjectAltName>, Rejection> {
+    let entries = policy
+        .spec
+        .validation
+        .subject_alt_names
+        .as_deref()
+        .unwrap_or_default();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let field = format!("{at}.subjectAltNames[{index}]");
+            match entry.r#type {
+                BackendTlsPolicyValidationSubjectAltNamesType::Hostname => entry
+                    .hostname
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .map(SubjectAltName::Hostname)
+                    .ok_or_else(|| ("Invalid", format!("{field}: type Hostname needs hostname"))),
+                BackendTlsPolicyValidationSubjectAltNamesType::Uri => entry
+                    .uri
+                    .clone()
+                    .filter(|u| u.contains(':'))
+                    .map(SubjectAltName::Uri)
+                    .ok_or_else(|| {
+                        (
+                            "Invalid",
+                            format!("{field}: type URI needs a uri with a scheme"),
+                        )
+                    }),
+            }
+        })
+        .collect()
+}
+
+/// One backendRef of a route of ours: the backend it names and the Gateways the route's
+/// parentRefs reach.
+struct BackendUse {
+    kind: TargetKind,
+    namespace: String,
+    name: String,
+    /// The Service port's name, when the ref names a Service port that has one.
+    port_name: Option<String>,
+    gateways: Vec<(String, String)>,
+}
+
+/// Every backendRef of the HTTPRoutes and GRPCRoutes attached to Gateways of ours (directly
+/// or through a ListenerSet), for policy ancestors.
+fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendUse> {
+    let mut uses = Vec::new();
+    let mut add = |route_namespace: &str, parents: Vec<RefParts<'_>>, refs: Vec<RefParts<'_>>| {
+        let gateways = parent_gateways(store, listeners, route_namespace, &parents);
+        if gateways.is_empty() {
+            return;
+        }
+        for backend in refs {
+            let namespace = backend.namespace.unwrap_or(route_namespace);
+            let kind = match (
+                backend.group.unwrap_or(""),
+                backend.kind.unwrap_or("Service"),
+            ) {
+                ("", "Service") => TargetKind::Service,
+                (PORTCULLIS_GROUP, "Backend") => TargetKind::Backend,
+                _ => continue,
+            };
+            let port_name = match kind {
+                TargetKind::Service => {
+                    service_port_name(store, namespace, backend.name, backend.port)
+                }
+                TargetKind::Backend => None,
+            };
+            uses.push(BackendUse {
+                kind,
+                namespace: namespace.to_owned(),
+                name: backend.name.to_owned(),
+                port_name,
+                gateways: gateways.clone(),
+            });
+        }
+    };
+    for ((namespace, _), route) in &store.http_routes {
+        let parents = route
+            .spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
+            .collect();
+        let refs = route
+            .spec
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|rule| rule.backend_refs.iter().flatten())
+            .map(|b| RefParts::new(&b.group, &b.kind, &b.name, &b.namespace, b.port))
+            .collect();
+        add(namespace, parents, refs);
+    }
+    for ((namespace, _), route) in &store.grpc_routes {
+        let parents = route
+            .spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
+            .collect();
+        let refs = route
+            .spec
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|rule| rule.backend_refs.iter().flatten())
+            .map(|b| RefParts::new(&b.group, &b.kind, &b.name, &b.namespace, b.port))
+            .collect();
+        add(namespace, parents, refs);
+    }
+    uses
+}
+
+/// The fields of a parentRef or backendRef, whatever generated type carries them.
+struct RefParts<'a> {
+    group: Option<&'a str>,
+    kind: Option<&'a str>,
+    name: &'a str,
+    namespace: Option<&'a str>,
+    port: Option<i32>,
+}
+
+impl<'a> RefParts<'a> {
+    fn new(
+        group: &'a Option<String>,
+        kind: &'a Option<String>,
+        name: &'a str,
+        namespace: &'a Option<String>,
+        port: Option<i32>,
+    ) -> RefParts<'a> {
+        RefParts {
+            group: group.as_deref(),
+            kind: kind.as_deref(),
+            name,
+            namespace: namespace.as_deref(),
+            port,
+        }
+    }
+}
+
+/// The Gateways of ours a route's parentRefs reach (a ListenerSet parent reaches its Gateway).
+fn parent_gateways(
+    store: &Store,
+    listeners: &Listeners,
+    route_namespace: &str,
+    parents: &[RefParts<'_>],
+) -> Vec<(String, String)> {
+    let mut gateways = Vec::new();
+    for parent in parents {
+        if parent.group.unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP {
+            continue;
+        }
+        let namespace = parent.namespace.unwrap_or(route_namespace);
+        let gateway = match parent.kind.unwrap_or("Gateway") {
+            "Gateway" => (namespace.to_owned(), parent.name.to_owned()),
+            "ListenerSet" => {
+                let Some(set) = store
+                    .listener_sets
+                    .get(&(namespace.to_owned(), parent.name.to_owned()))
+                else {
+                    continue;
+                };
+                let gateway = &set.spec.parent_ref;
+                let gateway_namespace = gateway.namespace.as_deref().unwrap_or(namespace);
+                (gateway_namespace.to_owned(), gateway.name.clone())
+            }
+            _ => continue,
+        };
+        if listeners.by_gateway.contains_key(&gateway) && !gateways.contains(&gateway) {
+            gateways.push(gateway);
+        }
+    }
+    gateways
+}
+
+fn service_port_name(
+    store: &Store,
+    namespace: &str,
+    name: &str,
+    port: Option<i32>,
+) -> Option<String> {
+    let port = port?;
+    let service = store
+        .services
+        .get(&(namespace.to_owned(), name.to_owned()))?;
+    service
+        .spec
+        .as_ref()?
+        .ports
+        .as_ref()?
+        .iter()
+        .find(|p| p.port == port)?
+        .name
+        .clone()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
