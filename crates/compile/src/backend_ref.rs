@@ -86,6 +86,7 @@ impl BackendTable {
             id: BackendId::new(format!("{} (h2c)", spec.id)),
             protocol: AppProtocol::H2c,
             tls,
+            policy: Arc::clone(&spec.policy),
         };
         let source = self.sources[index].clone();
         self.intern(twin, source)
@@ -152,7 +153,15 @@ impl BackendTable {
                 namespace: key.0,
                 name: key.1,
             };
-            return Ok(self.intern(BackendSpec { id, protocol, tls }, source));
+            return Ok(self.intern(
+                BackendSpec {
+                    id,
+                    protocol,
+                    tls,
+                    policy: Arc::default(),
+                },
+                source,
+            ));
         }
         let Some(service) = store.services.get(&key) else {
             return Err(not_found(format!("{target} not found")));
@@ -196,7 +205,15 @@ impl BackendTable {
             let protocol = AppProtocol::Http1;
             let tls = self.tls_for(TargetKind::Service, reference, port_name, protocol)?;
             let source = EndpointSource::Dns { host, port };
-            return Ok(self.intern(BackendSpec { id, protocol, tls }, source));
+            return Ok(self.intern(
+                BackendSpec {
+                    id,
+                    protocol,
+                    tls,
+                    policy: Arc::default(),
+                },
+                source,
+            ));
         }
         let ports = spec.and_then(|s| s.ports.as_ref());
         let Some(service_port) = ports.into_iter().flatten().find(|p| p.port == port) else {
@@ -221,7 +238,15 @@ impl BackendTable {
             port: u16::try_from(port).unwrap_or(0),
             target_port,
         };
-        Ok(self.intern(BackendSpec { id, protocol, tls }, source))
+        Ok(self.intern(
+            BackendSpec {
+                id,
+                protocol,
+                tls,
+                policy: Arc::default(),
+            },
+            source,
+        ))
     }
 
     /// The TLS of a backend from the BackendTLSPolicy targeting it (`port_name`: the Service

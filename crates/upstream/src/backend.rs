@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::policy::BackendPolicy;
+
 use crate::tls::UpstreamTls;
 
 /// Stable identity of a backend across reloads, also its metrics label:
@@ -62,7 +64,7 @@ impl AppProtocol {
 }
 
 /// What the data plane needs to know about a backend besides its endpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BackendSpec {
     /// Identity (registry key and metrics label).
     pub id: BackendId,
@@ -71,6 +73,8 @@ pub struct BackendSpec {
     /// TLS to the endpoints (a BackendTLSPolicy applies); `None` is cleartext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Arc<UpstreamTls>>,
+    /// Resilience settings (a BackendTrafficPolicy, or the defaults).
+    pub policy: Arc<BackendPolicy>,
 }
 
 /// Where an endpoint lives before resolution.

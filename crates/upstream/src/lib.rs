@@ -13,6 +13,7 @@ pub mod backend;
 mod balance;
 mod dns;
 pub mod endpoint;
+pub mod policy;
 pub mod pool;
 pub mod registry;
 pub mod tls;
@@ -20,6 +21,7 @@ mod tls_pool;
 
 pub use backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
 pub use endpoint::{EndpointRuntime, EndpointSet};
+pub use policy::BackendPolicy;
 pub use pool::{Pools, RequestBody, UpstreamError};
 pub use registry::{BackendRuntime, Registry};
 pub use tls::{ClientCertificate, UpstreamTls};

@@ -16,6 +16,7 @@ use crate::backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, Target
 use crate::balance;
 use crate::dns;
 use crate::endpoint::{EndpointRuntime, EndpointSet, EndpointView};
+use crate::policy::BackendPolicy;
 use crate::tls::UpstreamTls;
 use crate::tls_pool::BackendTls;
 
@@ -26,6 +27,7 @@ pub struct BackendRuntime {
     id: BackendId,
     protocol: AppProtocol,
     tls: Option<BackendTls>,
+    policy: ArcSwap<BackendPolicy>,
     endpoints: ArcSwap<EndpointSet>,
     cursor: AtomicUsize,
 }
@@ -36,9 +38,16 @@ impl BackendRuntime {
             id: spec.id.clone(),
             protocol: spec.protocol,
             tls: spec.tls.clone().map(BackendTls::new),
+            policy: ArcSwap::new(Arc::clone(&spec.policy)),
             endpoints: ArcSwap::from_pointee(EndpointSet::default()),
             cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// The backend's resilience settings. A reload that changes them swaps them here, keeping
+    /// endpoint, health and breaker state.
+    pub fn policy(&self) -> Arc<BackendPolicy> {
+        self.policy.load_full()
     }
 
     /// Whether this runtime can serve `spec` as is: same protocol and equal TLS settings.
@@ -161,7 +170,12 @@ impl Registry {
                 continue;
             }
             let runtime = match state.backends.get(&spec.id) {
-                Some(existing) if existing.serves(spec) => Arc::clone(existing),
+                Some(existing) if existing.serves(spec) => {
+                    if *existing.policy.load_full() != *spec.policy {
+                        existing.policy.store(Arc::clone(&spec.policy));
+                    }
+                    Arc::clone(existing)
+                }
                 _ => {
                     let runtime = Arc::new(BackendRuntime::new(spec));
                     if let Some(targets) = state.targets.get(&spec.id).cloned() {

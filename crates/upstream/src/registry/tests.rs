@@ -4,6 +4,7 @@ use super::*;
 
 fn spec(id: &str) -> BackendSpec {
     BackendSpec {
+        policy: Arc::default(),
         id: BackendId::new(id),
         protocol: AppProtocol::Http1,
         tls: None,
