@@ -11,6 +11,7 @@ use upstream::{AppProtocol, BackendId, BackendSpec};
 
 use crate::backend_tls::{BackendTlsPolicies, TargetKind};
 use crate::endpoints::{EndpointPlan, EndpointSource, TargetPort};
+use crate::traffic_policy::{AppliedPolicy, TrafficPolicies};
 
 /// Why a backendRef cannot be used: the route's `ResolvedRefs` reason plus a message.
 #[derive(Debug, Clone)]
@@ -42,6 +43,12 @@ pub(crate) struct BackendTable {
     sources: Vec<EndpointSource>,
     /// BackendTLSPolicies: the TLS each resolved backend gets.
     tls_policies: Arc<BackendTlsPolicies>,
+    /// BackendTrafficPolicies: the resilience settings each resolved backend gets.
+    traffic: Arc<TrafficPolicies>,
+    /// The route-level policy of the rule being compiled.
+    scope: Option<Arc<AppliedPolicy>>,
+    /// The BackendTrafficPolicy applied to each backend that has one, by index.
+    applied: HashMap<BackendIndex, Arc<AppliedPolicy>>,
 }
 
 impl BackendTable {
@@ -51,6 +58,60 @@ impl BackendTable {
             tls_policies: policies,
             ..BackendTable::default()
         }
+    }
+
+    /// Uses the BackendTrafficPolicies in `traffic` for the backends resolved from now on.
+    pub(crate) fn with_traffic_policies(mut self, traffic: Arc<TrafficPolicies>) -> BackendTable {
+        self.traffic = traffic;
+        self
+    }
+
+    /// The route- or Gateway-level policy of the rule whose backendRefs are resolved next
+    /// (`None` outside rules or when no such policy applies).
+    pub(crate) fn enter_rule(&mut self, scope: Option<Arc<AppliedPolicy>>) {
+        self.scope = scope;
+    }
+
+    /// The traffic policies, for route compilation to look up its scope.
+    pub(crate) fn traffic(&self) -> &TrafficPolicies {
+        &self.traffic
+    }
+
+    /// Applies the most specific BackendTrafficPolicy: the backend's own (`own`: Service port,
+    /// Service or Backend), else the rule's scope, which gives the backend an identity of its
+    /// own so its state is not shared with routes under other policies.
+    fn with_traffic_policy(
+        &self,
+        mut spec: BackendSpec,
+        own: Option<Arc<AppliedPolicy>>,
+    ) -> (BackendSpec, Option<Arc<AppliedPolicy>>) {
+        if let Some(own) = own {
+            spec.policy = Arc::clone(&own.backend);
+            return (spec, Some(own));
+        }
+        if let Some(scope) = &self.scope {
+            spec.id = BackendId::new(format!("{} [{}]", spec.id, scope.label));
+            spec.policy = Arc::clone(&scope.backend);
+        }
+        (spec, self.scope.clone())
+    }
+
+    /// Interns a backend and remembers the traffic policy it got.
+    fn intern_applied(
+        &mut self,
+        (spec, applied): (BackendSpec, Option<Arc<AppliedPolicy>>),
+        source: EndpointSource,
+    ) -> BackendIndex {
+        let index = self.intern(spec, source);
+        if let Some(applied) = applied {
+            self.applied.insert(index, applied);
+        }
+        index
+    }
+
+    /// The BackendTrafficPolicy a resolved backend got, if any.
+    pub(crate) fn applied_policy(&self, index: BackendIndex) -> Option<&Arc<AppliedPolicy>> {
+        self.applied.get(&index)
     }
 
     fn intern(&mut self, spec: BackendSpec, source: EndpointSource) -> BackendIndex {
@@ -153,15 +214,20 @@ impl BackendTable {
                 namespace: key.0,
                 name: key.1,
             };
-            return Ok(self.intern(
+            let own = self
+                .traffic
+                .for_backend(reference.namespace, reference.name)
+                .cloned();
+            let spec = self.with_traffic_policy(
                 BackendSpec {
                     id,
                     protocol,
                     tls,
                     policy: Arc::default(),
                 },
-                source,
-            ));
+                own,
+            );
+            return Ok(self.intern_applied(spec, source));
         }
         let Some(service) = store.services.get(&key) else {
             return Err(not_found(format!("{target} not found")));
@@ -205,15 +271,20 @@ impl BackendTable {
             let protocol = AppProtocol::Http1;
             let tls = self.tls_for(TargetKind::Service, reference, port_name, protocol)?;
             let source = EndpointSource::Dns { host, port };
-            return Ok(self.intern(
+            let own = self
+                .traffic
+                .for_service(reference.namespace, reference.name, port_name.unwrap_or(""))
+                .cloned();
+            let spec = self.with_traffic_policy(
                 BackendSpec {
                     id,
                     protocol,
                     tls,
                     policy: Arc::default(),
                 },
-                source,
-            ));
+                own,
+            );
+            return Ok(self.intern_applied(spec, source));
         }
         let ports = spec.and_then(|s| s.ports.as_ref());
         let Some(service_port) = ports.into_iter().flatten().find(|p| p.port == port) else {
@@ -238,15 +309,20 @@ impl BackendTable {
             port: u16::try_from(port).unwrap_or(0),
             target_port,
         };
-        Ok(self.intern(
+        let own = self
+            .traffic
+            .for_service(reference.namespace, reference.name, port_name.unwrap_or(""))
+            .cloned();
+        let spec = self.with_traffic_policy(
             BackendSpec {
                 id,
                 protocol,
                 tls,
                 policy: Arc::default(),
             },
-            source,
-        ))
+            own,
+        );
+        Ok(self.intern_applied(spec, source))
     }
 
     /// The TLS of a backend from the BackendTLSPolicy targeting it (`port_name`: the Service

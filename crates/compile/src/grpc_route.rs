@@ -129,7 +129,34 @@ fn compile_rules(
             Some(rule_name) => format!("{at} ({rule_name})").into(),
             None => at.as_str().into(),
         };
-        match compile_rule(store, &at, rule, &referrer, backends, problems) {
+        let gateway = route
+            .spec
+            .parent_refs
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|p| {
+                p.group.as_deref().unwrap_or(model::kind::GATEWAY_GROUP)
+                    == model::kind::GATEWAY_GROUP
+                    && p.kind.as_deref().unwrap_or("Gateway") == "Gateway"
+            });
+        let scope = backends.traffic().for_rule(
+            KIND,
+            namespace,
+            name,
+            rule.name.as_deref(),
+            gateway.map(|p| {
+                (
+                    p.namespace.as_deref().unwrap_or(namespace),
+                    p.name.as_str(),
+                    p.section_name.as_deref(),
+                )
+            }),
+        );
+        backends.enter_rule(scope);
+        let compiled_rule = compile_rule(store, &at, rule, &referrer, backends, problems);
+        backends.enter_rule(None);
+        match compiled_rule {
             Ok((matches, action)) => compiled.push(CompiledRule {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 matches,

@@ -109,7 +109,23 @@ fn compile_rules(
             }
             None => format!("HTTPRoute {namespace}/{name} rules[{index}]").into(),
         };
-        match compile_rule(store, &at, rule, &referrer, backends, problems) {
+        let gateway = first_gateway_parent(
+            namespace,
+            route.spec.parent_refs.as_deref().unwrap_or_default(),
+        );
+        let scope = backends.traffic().for_rule(
+            "HTTPRoute",
+            namespace,
+            name,
+            rule.name.as_deref(),
+            gateway
+                .as_ref()
+                .map(|(ns, gw, listener)| (ns.as_str(), gw.as_str(), listener.as_deref())),
+        );
+        backends.enter_rule(scope);
+        let compiled_rule = compile_rule(store, &at, rule, &referrer, backends, problems);
+        backends.enter_rule(None);
+        match compiled_rule {
             Ok((matches, compiled_action)) => compiled.push(CompiledRule {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 matches,
@@ -213,6 +229,16 @@ pub(crate) fn compile_rule(
             "{at}: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match"
         ));
     }
+    // The route's own `retry` (Gateway API) wins; otherwise the BackendTrafficPolicy retry of
+    // the first usable backend (its own policy, or the rule's route/Gateway-level one).
+    let retry = retry.or_else(|| {
+        candidates.iter().find_map(|c| match c.target {
+            BackendTarget::Backend(index) => backends
+                .applied_policy(index)
+                .and_then(|p| p.retry_policy()),
+            BackendTarget::Invalid(_) => None,
+        })
+    });
     let total_weight: u64 = candidates.iter().map(|c| c.weight).sum();
     let action = if refs.is_empty() {
         RuleAction::Respond(internal_error(&format!("{at} has no backendRefs")))
@@ -284,13 +310,26 @@ fn compile_retry(
     let attempts = u32::try_from(spec.attempts.unwrap_or(1))
         .map_err(|_| format!("{at}.retry.attempts must be 0 or more"))?;
     let backoff = match &spec.backoff {
-        None => None,
-        Some(text) => Some(duration::parse(text).map_err(|e| format!("{at}.retry.backoff: {e}"))?),
+        None => snapshot::Backoff::default(),
+        Some(text) => snapshot::Backoff::fixed(
+            duration::parse(text).map_err(|e| format!("{at}.retry.backoff: {e}"))?,
+        ),
     };
+    // GEP-1731: connection errors (refused, reset, timeout before the response head) are
+    // always retried; `codes` adds response statuses. No budget: only `attempts` limits.
     Ok(Some(RetryPolicy {
-        codes,
+        triggers: snapshot::RetryTriggers {
+            connect_failure: true,
+            reset: true,
+            timeout: true,
+            status_codes: codes,
+            gateway_error: false,
+            server_error: false,
+        },
         attempts,
         backoff,
+        per_try_timeout: None,
+        budget: None,
     }))
 }
 
@@ -441,4 +480,22 @@ pub(crate) fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<Ru
         headers,
         query,
     })
+}
+
+/// The first parentRef that names a Gateway: `(namespace, name, sectionName)`, for the
+/// Gateway-level BackendTrafficPolicy of a route.
+fn first_gateway_parent(
+    namespace: &str,
+    parents: &[model::gateway_api::HttpRouteParentRefs],
+) -> Option<(String, String, Option<String>)> {
+    parents
+        .iter()
+        .find(|p| {
+            p.group.as_deref().unwrap_or(model::kind::GATEWAY_GROUP) == model::kind::GATEWAY_GROUP
+                && p.kind.as_deref().unwrap_or("Gateway") == "Gateway"
+        })
+        .map(|p| {
+            let gateway_namespace = p.namespace.clone().unwrap_or_else(|| namespace.to_owned());
+            (gateway_namespace, p.name.clone(), p.section_name.clone())
+        })
 }

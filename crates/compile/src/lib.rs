@@ -31,6 +31,7 @@ pub mod status;
 mod tls;
 mod tls_listener;
 mod tls_route;
+mod traffic_policy;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -95,7 +96,9 @@ pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
     let tls_policies = Arc::new(backend_tls::BackendTlsPolicies::compile(
         store, options, &clients,
     ));
-    let mut backends = backend_ref::BackendTable::with_tls_policies(Arc::clone(&tls_policies));
+    let traffic = Arc::new(traffic_policy::TrafficPolicies::compile(store, &mut status));
+    let mut backends = backend_ref::BackendTable::with_tls_policies(Arc::clone(&tls_policies))
+        .with_traffic_policies(traffic);
     http_route::attach_http_routes(store, options, &mut gateways, &mut backends, &mut status);
     grpc_route::attach_grpc_routes(store, options, &mut gateways, &mut backends, &mut status);
     tls_route::attach_tls_routes(store, options, &mut gateways, &mut backends, &mut status);

@@ -11,6 +11,7 @@ use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
     TlsRoute,
 };
+use crate::policy::BackendTrafficPolicy;
 
 /// Group of the Gateway API kinds.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -48,6 +49,8 @@ pub enum Kind {
     ConfigMap,
     /// `portcullis.dev` Backend.
     Backend,
+    /// `portcullis.dev` BackendTrafficPolicy.
+    BackendTrafficPolicy,
 }
 
 impl Kind {
@@ -68,6 +71,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
             Kind::Backend => "Backend",
+            Kind::BackendTrafficPolicy => "BackendTrafficPolicy",
         }
     }
 
@@ -84,7 +88,7 @@ impl Kind {
             | Kind::BackendTlsPolicy => GATEWAY_GROUP,
             Kind::Namespace | Kind::Service | Kind::Secret | Kind::ConfigMap => "",
             Kind::EndpointSlice => "discovery.k8s.io",
-            Kind::Backend => PORTCULLIS_GROUP,
+            Kind::Backend | Kind::BackendTrafficPolicy => PORTCULLIS_GROUP,
         }
     }
 
@@ -119,6 +123,7 @@ impl Kind {
             ("", "ConfigMap") => Kind::ConfigMap,
             ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
             (PORTCULLIS_GROUP, "Backend") => Kind::Backend,
+            (PORTCULLIS_GROUP, "BackendTrafficPolicy") => Kind::BackendTrafficPolicy,
             _ => return None,
         };
         Some(found)
@@ -183,6 +188,7 @@ pub enum Object {
     Secret(Arc<Secret>),
     ConfigMap(Arc<ConfigMap>),
     Backend(Arc<Backend>),
+    BackendTrafficPolicy(Arc<BackendTrafficPolicy>),
 }
 
 impl Object {
@@ -203,6 +209,7 @@ impl Object {
             Object::Secret(_) => Kind::Secret,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Backend(_) => Kind::Backend,
+            Object::BackendTrafficPolicy(_) => Kind::BackendTrafficPolicy,
         }
     }
 
@@ -223,6 +230,7 @@ impl Object {
             Object::Secret(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Backend(o) => &o.metadata,
+            Object::BackendTrafficPolicy(o) => &o.metadata,
         }
     }
 
@@ -243,6 +251,7 @@ impl Object {
             Object::Secret(o) => &mut Arc::make_mut(o).metadata,
             Object::ConfigMap(o) => &mut Arc::make_mut(o).metadata,
             Object::Backend(o) => &mut Arc::make_mut(o).metadata,
+            Object::BackendTrafficPolicy(o) => &mut Arc::make_mut(o).metadata,
         }
     }
 

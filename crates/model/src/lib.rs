@@ -15,6 +15,7 @@ pub mod store;
 pub use backend::{Backend, BackendEndpoint, BackendSpec};
 pub use kind::{Kind, Object, ObjectKey};
 pub use parse::{ParseError, Parsed, parse_documents};
+pub use policy::BackendTrafficPolicy;
 pub use store::Store;
 
 /// Gateway API types used by Portcullis (experimental channel, a superset of standard).

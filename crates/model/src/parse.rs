@@ -109,6 +109,7 @@ fn typed(kind: Kind, document: Value) -> Result<Object, String> {
         Kind::Secret => Object::Secret(decode(document)?),
         Kind::ConfigMap => Object::ConfigMap(decode(document)?),
         Kind::Backend => Object::Backend(decode(document)?),
+        Kind::BackendTrafficPolicy => Object::BackendTrafficPolicy(decode(document)?),
     })
 }
 

@@ -13,6 +13,7 @@ use crate::gateway_api::{
     TlsRoute,
 };
 use crate::kind::{Object, ObjectKey};
+use crate::policy::BackendTrafficPolicy;
 
 /// `(namespace, name)`.
 pub type NamespacedName = (String, String);
@@ -39,6 +40,7 @@ pub struct Store {
     pub secrets: BTreeMap<NamespacedName, Arc<Secret>>,
     pub config_maps: BTreeMap<NamespacedName, Arc<ConfigMap>>,
     pub backends: BTreeMap<NamespacedName, Arc<Backend>>,
+    pub backend_traffic_policies: BTreeMap<NamespacedName, Arc<BackendTrafficPolicy>>,
 }
 
 impl Store {
@@ -68,6 +70,9 @@ impl Store {
             Object::Secret(o) => self.secrets.insert(key, o).is_some(),
             Object::ConfigMap(o) => self.config_maps.insert(key, o).is_some(),
             Object::Backend(o) => self.backends.insert(key, o).is_some(),
+            Object::BackendTrafficPolicy(o) => {
+                self.backend_traffic_policies.insert(key, o).is_some()
+            }
         }
     }
 
@@ -118,6 +123,7 @@ impl Store {
             + self.secrets.len()
             + self.config_maps.len()
             + self.backends.len()
+            + self.backend_traffic_policies.len()
     }
 
     /// Whether the store holds no object.

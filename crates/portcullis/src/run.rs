@@ -91,7 +91,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         .context("cannot watch the config")?;
 
     let metrics = Arc::new(Metrics::new());
-    let registry = Arc::new(Registry::new());
+    let registry = Arc::new(Registry::with_metrics(Arc::clone(&metrics)));
     let pools = Pools::new(Arc::clone(&metrics), &PoolSettings::default());
     let plane = Arc::new(DataPlane::new(
         pools,

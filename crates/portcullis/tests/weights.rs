@@ -4,7 +4,8 @@
 //!
 //! The picks are random, so a correct gateway can still miss: 5 points is 3.4 standard
 //! deviations for 70/30 (a false failure about once in 1,800 runs) and 3.7 for 75/25 (once in
-//! 3,800). Equal weights are round robin and exact.
+//! 3,800). Endpoint shares are checked under RoundRobin (set by a BackendTrafficPolicy), which
+//! follows weights exactly; the default PeakEWMA also follows latency.
 
 mod fixture;
 
@@ -47,6 +48,19 @@ async fn count_pods(gateway: &TestGateway) -> anyhow::Result<BTreeMap<String, u3
         }
     }
     Ok(total)
+}
+
+/// A BackendTrafficPolicy selecting RoundRobin for one Service or Backend.
+fn round_robin(group: &str, kind: &str, name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "portcullis.dev/v1alpha1",
+        "kind": "BackendTrafficPolicy",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "targetRefs": [{"group": group, "kind": kind, "name": name}],
+            "loadBalancer": {"type": "RoundRobin"},
+        },
+    })
 }
 
 /// Asserts that `pod` answered `expected_percent` of the requests, within [`TOLERANCE`].
@@ -117,6 +131,9 @@ async fn backend_endpoint_weights_split_traffic() -> anyhow::Result<()> {
             &[],
             vec![rule(vec![], vec![backend_ref("weighted")])],
         ),
+        // Shares follow weights exactly under RoundRobin; PeakEWMA (the default) would let
+        // latency decide among endpoints too.
+        round_robin("portcullis.dev", "Backend", "weighted"),
     ];
     let gateway = TestGateway::start(&documents).await?;
 
@@ -136,13 +153,15 @@ async fn backend_endpoint_weights_split_traffic() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equal_weights_round_robin_over_endpoints() -> anyhow::Result<()> {
-    // Endpoints of one Service with equal weight: every endpoint serves.
+    // Endpoints of one Service with equal weight under RoundRobin: each serves a third. (The
+    // default balancer, PeakEWMA, follows latency instead, so its shares are not exact.)
     let echoes = Echoes::start(&["e1", "e2", "e3"]).await?;
     let mut documents = service_backend(
         NS,
         "pool",
         &[echoes.addr("e1"), echoes.addr("e2"), echoes.addr("e3")],
     );
+    documents.push(round_robin("", "Service", "pool"));
     documents.push(http_route(
         "pool",
         &[],

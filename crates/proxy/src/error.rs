@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use snapshot::DirectResponse;
 use upstream::UpstreamError;
+use upstream::breaker::Rejection;
 
 use crate::body::ResponseBody;
 use crate::grpc::{self, ClientProtocol, GrpcCode};
@@ -36,6 +37,13 @@ pub(crate) enum ProxyError {
     ClientBody(String),
     /// Upstream: `timeouts.request` or `timeouts.backendRequest` ran out.
     Timeout,
+    /// Upstream: the backend's error-rate breaker is open (BackendTrafficPolicy
+    /// `circuitBreaker.errorRate`); answered at once, never retried.
+    CircuitOpen,
+    /// Upstream: the backend has `circuitBreaker.maxParallelRequests` requests in flight.
+    OverloadedParallel,
+    /// Upstream: the backend has `circuitBreaker.maxPendingRequests` requests waiting.
+    OverloadedPending,
 }
 
 impl ProxyError {
@@ -53,6 +61,9 @@ impl ProxyError {
             ProxyError::Protocol(_) => "upstream-protocol-error",
             ProxyError::ClientBody(_) => "client-body-error",
             ProxyError::Timeout => "upstream-timeout",
+            ProxyError::CircuitOpen => "circuit-open",
+            ProxyError::OverloadedParallel => "overloaded-parallel",
+            ProxyError::OverloadedPending => "overloaded-pending",
         }
     }
 
@@ -63,9 +74,12 @@ impl ProxyError {
             ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Direct(direct) => direct.status,
             // Envoy's convention: nothing usable came back, so the service is unavailable.
-            ProxyError::NoEndpoints | ProxyError::Connect(_) | ProxyError::Reset(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::NoEndpoints
+            | ProxyError::Connect(_)
+            | ProxyError::Reset(_)
+            | ProxyError::CircuitOpen
+            | ProxyError::OverloadedParallel
+            | ProxyError::OverloadedPending => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Protocol(_) => StatusCode::BAD_GATEWAY,
             ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -144,6 +158,15 @@ impl ProxyError {
                 "bad request: cannot read the request body: {detail}\n"
             )),
             ProxyError::Timeout => Bytes::from_static(b"upstream request timeout\n"),
+            ProxyError::CircuitOpen => {
+                Bytes::from_static(b"upstream unavailable: circuit breaker open\n")
+            }
+            ProxyError::OverloadedParallel => {
+                Bytes::from_static(b"upstream overloaded: too many requests in flight\n")
+            }
+            ProxyError::OverloadedPending => {
+                Bytes::from_static(b"upstream overloaded: too many pending requests\n")
+            }
         }
     }
 
@@ -169,16 +192,15 @@ impl From<UpstreamError> for ProxyError {
     }
 }
 
-impl ProxyError {
-    /// Whether a retry policy may try again after this error: failures to reach or hear from
-    /// the backend (connect, reset, backend timeout), never configuration or client errors.
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::Connect(_)
-                | ProxyError::Reset(_)
-                | ProxyError::Timeout
-                | ProxyError::NoEndpoints
-        )
+impl From<Rejection> for ProxyError {
+    fn from(rejection: Rejection) -> ProxyError {
+        match rejection {
+            Rejection::Parallel => ProxyError::OverloadedParallel,
+            Rejection::Pending => ProxyError::OverloadedPending,
+            Rejection::BreakerOpen => ProxyError::CircuitOpen,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

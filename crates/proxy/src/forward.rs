@@ -9,7 +9,7 @@ use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use upstream::{AppProtocol, RequestBody};
+use upstream::{AppProtocol, PickContext, RequestBody};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -88,6 +88,8 @@ pub(crate) struct RequestHead {
     method: http::Method,
     uri: Uri,
     headers: HeaderMap,
+    /// The client's address (the balancer's hash key for `SourceIP`).
+    client: IpAddr,
 }
 
 impl RequestHead {
@@ -102,10 +104,19 @@ impl RequestHead {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
+            client,
         };
         strip_hop_by_hop(&mut head.headers, true);
         add_forwarded(&mut head.headers, client, scheme);
         head
+    }
+
+    /// What the balancer may look at: the headers as they will be sent, and the client.
+    pub(crate) fn pick_context(&self) -> PickContext<'_> {
+        PickContext {
+            headers: &self.headers,
+            client: self.client,
+        }
     }
 
     /// The headers, to adjust before sending.

@@ -19,6 +19,7 @@ mod mirror;
 mod plane;
 mod prefixed;
 mod replay;
+mod retry;
 mod stack;
 mod tls_route;
 mod upgrade;

@@ -182,7 +182,7 @@ impl MirrorJob {
 
     async fn exchange(&self, body: RequestBody) -> Result<(), MirrorResult> {
         let backend = self.backend.id();
-        let Some(endpoint) = self.backend.pick() else {
+        let Some(endpoint) = self.backend.pick(&self.head.pick_context()) else {
             tracing::debug!(route = %self.route, %backend, "mirror skipped: no endpoint");
             return Err(MirrorResult::NoEndpoint);
         };

@@ -8,9 +8,12 @@
 //!    answers directly (500)
 //! 5. weighted backendRef choice (invalid refs answer 500), then that backendRef's filters;
 //!    RequestMirror copies of the final request leave in spawned tasks (`mirror.rs`)
-//! 6. within `timeouts.request` (504): balancer pick of an endpoint (`upstream`), forward
-//!    within `timeouts.backendRequest` (504): hop-by-hop headers, `X-Forwarded-*`, upstream
-//!    pool (HTTP/1.1 or h2c)
+//! 6. within `timeouts.request` (504), per attempt: circuit-breaker admission (503
+//!    `circuit-open` / `overloaded-*`, `upstream::breaker`), balancer pick of an endpoint
+//!    (`upstream`), forward within the retry's per-try timeout or `timeouts.backendRequest`
+//!    (504): hop-by-hop headers, `X-Forwarded-*`, upstream pool (HTTP/1.1 or h2c); the outcome
+//!    goes back to the breaker; retries per the rule's `RetryPolicy` (triggers and idempotency
+//!    in `retry.rs`, then attempts, then the budget, then a jittered backoff)
 //! 7. response: ResponseHeaderModifier (rule, then backendRef), hop-by-hop headers, CORS
 //!    headers (any response of a CORS rule), metrics, access log when the body ends
 //!
@@ -41,6 +44,7 @@ use crate::grpc::ClientProtocol;
 use crate::mirror;
 use crate::plane::{DataPlane, Live};
 use crate::replay::{self, Prepared};
+use crate::retry;
 use crate::upgrade;
 
 /// Per-connection facts the handler needs.
@@ -388,11 +392,16 @@ async fn forward_to_backend(
         });
     }
     let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
     let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
     let Some(policy) = &rule.retry else {
         let response = attempt(plane, backend, client, head, body, limit, outcome).await?;
         return Ok(client_response(response));
     };
+    let limit = policy.per_try_timeout.or(limit);
+    if let Some(budget) = &policy.budget {
+        budget.deposit(tokio::time::Instant::now().into_std());
+    }
     let body = match replay::prepare(body, RETRY_BODY_LIMIT).await {
         Ok(Prepared::Replayable(bytes)) => bytes,
         Ok(Prepared::Streaming(body)) => {
@@ -411,26 +420,31 @@ async fn forward_to_backend(
         }
         Err(error) => return Err(ProxyError::ClientBody(error.to_string())),
     };
-    let mut retries_left = policy.attempts;
+    // Retries: the triggers (and idempotency, `retry.rs`) decide, then `attempts`, then the
+    // budget; each retry pauses a jittered exponential backoff first.
+    let mut retry = 0;
     loop {
         let body = Full::new(body.clone())
             .map_err(|never| match never {})
             .boxed_unsync();
         let result = attempt(plane, backend, client, head.clone(), body, limit, outcome).await;
-        let retry = match &result {
-            Ok(response) => policy.codes.contains(&response.status().as_u16()),
-            Err(error) => error.is_retryable(),
-        };
-        if !retry || retries_left == 0 {
+        let status = result.as_ref().map(Response::status);
+        if retry >= policy.attempts || !retry::allows_retry(&policy.triggers, &method, status) {
             return result.map(client_response);
         }
-        retries_left -= 1;
-        plane
-            .metrics
-            .retry_attempted(outcome.route.as_deref().unwrap_or(""));
+        let route = outcome.route.as_deref().unwrap_or("");
+        if let Some(budget) = &policy.budget
+            && !budget.try_withdraw(tokio::time::Instant::now().into_std())
+        {
+            plane.metrics.retry_budget_exhausted(route);
+            return result.map(client_response);
+        }
+        plane.metrics.retry_attempted(route);
         drop(result); // frees the failed response and its connection before the pause
-        if let Some(backoff) = policy.backoff {
-            tokio::time::sleep(backoff).await;
+        let pause = retry::pause(&policy.backoff, retry, &mut rand::rng());
+        retry += 1;
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
     }
 }
@@ -446,7 +460,19 @@ async fn attempt(
     limit: Option<std::time::Duration>,
     outcome: &mut Outcome,
 ) -> Result<Response<Incoming>, ProxyError> {
-    let Some(endpoint) = backend.pick() else {
+    // Circuit breaking comes before the pick: a rejected request touches no endpoint.
+    let backend_label = LabelValue::from(Arc::clone(backend.id().as_shared()));
+    let mut admission = backend.admit().map_err(|rejection| {
+        plane
+            .metrics
+            .circuit_breaker_rejected(&backend_label, rejection.reason());
+        let state = backend.breaker().state();
+        plane
+            .metrics
+            .circuit_breaker_state(&backend_label, state.gauge_value());
+        ProxyError::from(rejection)
+    })?;
+    let Some(endpoint) = backend.pick(&head.pick_context()) else {
         return Err(ProxyError::NoEndpoints);
     };
     outcome.endpoint = Some(endpoint.addr());
@@ -454,14 +480,45 @@ async fn attempt(
         .into_request(body, endpoint.authority(), backend.protocol())
         .map_err(|_| ProxyError::InvalidHost)?;
     let in_flight = endpoint.start_request();
+    let started = Instant::now();
     let sending = plane.pools.send(backend, client, endpoint.addr(), request);
     let sent = match limit {
-        Some(limit) => tokio::time::timeout(limit, sending)
-            .await
-            .map_err(|_| ProxyError::Timeout)?,
-        None => sending.await,
+        Some(limit) => tokio::time::timeout(limit, sending).await.ok(),
+        None => Some(sending.await),
     };
     drop(in_flight);
+    // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors are
+    // not latencies (a refused connect is fast) and go to outlier detection below instead.
+    if matches!(&sent, Some(Ok(_)) | None) {
+        endpoint.observe_latency(started.elapsed());
+    }
+    // The breaker judges the backend: a 5xx or a gateway error (connect failure, reset,
+    // timeout, garbage) is an error. Returning before this point (no endpoint, bad host, the
+    // request timeout cancelling us) drops the admission, which counts as neither.
+    admission.head_received();
+    let is_error = !matches!(&sent, Some(Ok(response)) if !response.status().is_server_error());
+    let state = admission.record(is_error);
+    plane
+        .metrics
+        .circuit_breaker_state(&backend_label, state.gauge_value());
+    // One outcome per exchange feeds outlier detection (upstream::health): a response of any
+    // status counts with its latency; connect failure, reset, timeout or garbage is a gateway
+    // error.
+    let exchange = match &sent {
+        Some(Ok(response)) => upstream::health::Outcome::Success {
+            status: response.status().as_u16(),
+            latency: started.elapsed(),
+        },
+        _ => upstream::health::Outcome::GatewayError,
+    };
+    if let Some(reason) = backend.record_outcome(&endpoint, exchange) {
+        plane
+            .metrics
+            .outlier_ejected(&backend_label, reason.as_str());
+    }
+    let Some(sent) = sent else {
+        return Err(ProxyError::Timeout);
+    };
     sent.map_err(|error| {
         endpoint.record_failure();
         ProxyError::from(error)

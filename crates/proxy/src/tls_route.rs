@@ -147,7 +147,7 @@ async fn route_and_forward(
     *route = Some(Arc::clone(&forward.name));
 
     // 4. backend and endpoint
-    let (endpoint_label, endpoint) = pick_endpoint(live, forward)?;
+    let (endpoint_label, endpoint) = pick_endpoint(live, forward, connection.peer.ip())?;
 
     // 5. forward
     match listener.mode {
@@ -224,11 +224,13 @@ async fn read_client_hello<S: AsyncRead + Unpin>(
     }
 }
 
-/// The weighted backendRef choice of the route, then an endpoint of that backend, with the
-/// endpoint's metrics label (its address, as the upstream pools label their connections).
+/// The weighted backendRef choice of the route, then an endpoint of that backend (picked for
+/// `client`), with the endpoint's metrics label (its address, as the upstream pools label
+/// their connections).
 fn pick_endpoint(
     live: &Live,
     forward: &TlsForward,
+    client: std::net::IpAddr,
 ) -> Result<(LabelValue, Arc<EndpointRuntime>), TunnelError> {
     let Some(choice) = forward.backends.as_ref().filter(|c| c.total_weight > 0) else {
         return Err(TunnelError::InvalidBackend(format!(
@@ -246,7 +248,13 @@ fn pick_endpoint(
         None => return Err(TunnelError::InvalidBackend(forward.name.to_string())),
     };
     let backend = live.backends.get(index).ok_or(TunnelError::NoEndpoints)?;
-    let endpoint = backend.pick().ok_or(TunnelError::NoEndpoints)?;
+    // A TLS stream has no headers: header and cookie hash keys fall back to the client IP.
+    let headers = http::HeaderMap::new();
+    let context = upstream::PickContext {
+        headers: &headers,
+        client,
+    };
+    let endpoint = backend.pick(&context).ok_or(TunnelError::NoEndpoints)?;
     let label = LabelValue::from(endpoint.authority().as_str());
     Ok((label, endpoint))
 }

@@ -1,11 +1,13 @@
 //! Compiled HTTPRoute filters and timeouts, as the data plane applies them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::cors::CorsPolicy;
 use crate::mirror::Mirror;
+use crate::retry_budget::RetryBudget;
 
 /// Filters of a rule (or of one backendRef), in the order the data plane applies them.
 #[derive(Debug, Default)]
@@ -91,16 +93,83 @@ pub struct Timeouts {
     pub backend_request: Option<Duration>,
 }
 
-/// HTTPRoute `retry` (GEP-1731).
+/// A rule's retry policy: HTTPRoute `retry` (GEP-1731) or a BackendTrafficPolicy's `retry`.
+///
+/// Whatever the triggers, a request with a non-idempotent method (POST, PATCH, ...) is retried
+/// only after a connect failure, when it never left the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Response codes that are retried. Connection errors (refused, reset, timeout before the
-    /// response head) are always retried when a retry policy exists.
-    pub codes: Vec<u16>,
+    /// What makes an attempt worth retrying.
+    pub triggers: RetryTriggers,
     /// Retries after the first attempt.
     pub attempts: u32,
-    /// Pause between attempts.
-    pub backoff: Option<Duration>,
+    /// Pause before each retry.
+    pub backoff: Backoff,
+    /// Limit of each attempt; `None` uses the rule's `timeouts.backendRequest`.
+    pub per_try_timeout: Option<Duration>,
+    /// Retries allowed as a share of the rule's requests; `None` = only `attempts` limits.
+    /// Shared by every request of the rule (cloning the policy shares it); a reload starts a
+    /// new budget window.
+    pub budget: Option<Arc<RetryBudget>>,
+}
+
+/// What makes an attempt worth retrying (Envoy's `retryOn` vocabulary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryTriggers {
+    /// No connection could be made, or no endpoint could take the request.
+    pub connect_failure: bool,
+    /// The connection was reset or closed before the response head.
+    pub reset: bool,
+    /// The attempt ran out of time (per-try or backendRequest timeout) before the response
+    /// head.
+    pub timeout: bool,
+    /// These response statuses.
+    pub status_codes: Vec<u16>,
+    /// 502, 503 and 504 responses.
+    pub gateway_error: bool,
+    /// Any 5xx response.
+    pub server_error: bool,
+}
+
+impl RetryTriggers {
+    /// Whether a response with `status` is retried.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.status_codes.contains(&status)
+            || (self.server_error && (500..=599).contains(&status))
+            || (self.gateway_error && (502..=504).contains(&status))
+    }
+}
+
+/// Pause before a retry: exponential from `base`, capped at `max`, with jitter (the proxy
+/// draws each pause uniformly between `base` and the current cap). `base == max` is a fixed
+/// pause (HTTPRoute's `backoff`); zero is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    /// First pause, and the least any pause is.
+    pub base: Duration,
+    /// Longest pause.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The same pause before every retry.
+    pub fn fixed(pause: Duration) -> Backoff {
+        Backoff {
+            base: pause,
+            max: pause,
+        }
+    }
+
+    /// The cap of the pause before retry number `retry` (0 for the first): `base × 2^retry`,
+    /// at most `max` (and never under `base`).
+    pub fn cap(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX);
+        self.base
+            .checked_mul(factor)
+            .unwrap_or(Duration::MAX)
+            .min(self.max)
+            .max(self.base)
+    }
 }
 
 /// Largest request body kept in memory so a request can be replayed to another attempt; a

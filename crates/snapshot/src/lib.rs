@@ -9,6 +9,7 @@
 pub mod cors;
 pub mod filter;
 pub mod mirror;
+pub mod retry_budget;
 pub mod tls;
 pub mod tls_route;
 
@@ -91,10 +92,11 @@ pub struct ListenerRoutes {
 
 pub use cors::{CorsList, CorsPolicy, OriginHost, OriginPattern};
 pub use filter::{
-    Filters, HeaderModifier, PathModifier, RETRY_BODY_LIMIT, Redirect, RetryPolicy, Timeouts,
-    UrlRewrite,
+    Backoff, Filters, HeaderModifier, PathModifier, RETRY_BODY_LIMIT, Redirect, RetryPolicy,
+    RetryTriggers, Timeouts, UrlRewrite,
 };
 pub use mirror::{Mirror, MirrorShare};
+pub use retry_budget::RetryBudget;
 
 /// One compiled route rule.
 #[derive(Debug)]

@@ -27,6 +27,7 @@ pub fn changed_kinds(old: &Store, new: &Store) -> BTreeSet<Kind> {
         secrets,
         config_maps,
         backends,
+        backend_traffic_policies,
     } = new;
     let comparisons = [
         (
@@ -55,6 +56,10 @@ pub fn changed_kinds(old: &Store, new: &Store) -> BTreeSet<Kind> {
         (Kind::Secret, differ(&old.secrets, secrets)),
         (Kind::ConfigMap, differ(&old.config_maps, config_maps)),
         (Kind::Backend, differ(&old.backends, backends)),
+        (
+            Kind::BackendTrafficPolicy,
+            differ(&old.backend_traffic_policies, backend_traffic_policies),
+        ),
     ];
     comparisons
         .into_iter()

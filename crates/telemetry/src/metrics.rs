@@ -41,6 +41,24 @@ struct BackendLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    backend: LabelValue,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    backend: LabelValue,
+    endpoint: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EjectionLabels {
+    backend: LabelValue,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MirrorLabels {
     route: LabelValue,
     result: &'static str,
@@ -73,6 +91,11 @@ pub struct Metrics {
     config_last_reload_success: Gauge,
     config_generation: Gauge,
     retries: Family<RouteLabels, Counter>,
+    retry_budget_exhausted: Family<RouteLabels, Counter>,
+    circuit_breaker_state: Family<BackendLabels, Gauge>,
+    circuit_breaker_rejections: Family<RejectionLabels, Counter>,
+    endpoint_healthy: Family<EndpointLabels, Gauge>,
+    outlier_ejections: Family<EjectionLabels, Counter>,
     mirror_requests: Family<MirrorLabels, Counter>,
     tls_connections: Family<TlsConnectionLabels, Counter>,
 }
@@ -142,6 +165,36 @@ impl Metrics {
             "Retries of requests to backends, by route rule",
             retries.clone(),
         );
+        let retry_budget_exhausted = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "retry_budget_exhausted",
+            "Retries not made because the route rule's retry budget was spent, by route rule",
+            retry_budget_exhausted.clone(),
+        );
+        let circuit_breaker_state = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "circuit_breaker_state",
+            "Error-rate breaker state by backend: 0 closed, 1 open, 2 half-open",
+            circuit_breaker_state.clone(),
+        );
+        let circuit_breaker_rejections = Family::<RejectionLabels, Counter>::default();
+        registry.register(
+            "circuit_breaker_rejections",
+            "Requests answered 503 by the circuit breaker, by backend and reason",
+            circuit_breaker_rejections.clone(),
+        );
+        let endpoint_healthy = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "endpoint_healthy",
+            "Active health check verdict per endpoint: 1 healthy, 0 unhealthy",
+            endpoint_healthy.clone(),
+        );
+        let outlier_ejections = Family::<EjectionLabels, Counter>::default();
+        registry.register(
+            "outlier_ejections",
+            "Endpoints ejected by outlier detection, by backend and reason",
+            outlier_ejections.clone(),
+        );
         let mirror_requests = Family::<MirrorLabels, Counter>::default();
         registry.register(
             "mirror_requests",
@@ -156,6 +209,11 @@ impl Metrics {
         );
         Metrics {
             retries,
+            retry_budget_exhausted,
+            circuit_breaker_state,
+            circuit_breaker_rejections,
+            endpoint_healthy,
+            outlier_ejections,
             mirror_requests,
             tls_connections,
             registry,
@@ -229,12 +287,73 @@ impl Metrics {
         self.downstream_connections_active.dec();
     }
 
+    /// Sets `portcullis_endpoint_healthy{backend,endpoint}` to the active health check's
+    /// verdict (1 healthy, 0 unhealthy).
+    pub fn endpoint_health(&self, backend: &LabelValue, endpoint: &LabelValue, healthy: bool) {
+        let labels = EndpointLabels {
+            backend: backend.clone(),
+            endpoint: endpoint.clone(),
+        };
+        self.endpoint_healthy
+            .get_or_create(&labels)
+            .set(i64::from(healthy));
+    }
+
+    /// Drops the `portcullis_endpoint_healthy{backend,endpoint}` series of an endpoint that left
+    /// its backend.
+    pub fn endpoint_health_removed(&self, backend: &LabelValue, endpoint: &LabelValue) {
+        let labels = EndpointLabels {
+            backend: backend.clone(),
+            endpoint: endpoint.clone(),
+        };
+        self.endpoint_healthy.remove(&labels);
+    }
+
+    /// Outlier detection ejected an endpoint: counts
+    /// `portcullis_outlier_ejections_total{backend,reason}`. `reason` is a fixed word
+    /// (`consecutive-5xx`, `consecutive-gateway-errors`, `latency`).
+    pub fn outlier_ejected(&self, backend: &LabelValue, reason: &'static str) {
+        let labels = EjectionLabels {
+            backend: backend.clone(),
+            reason,
+        };
+        self.outlier_ejections.get_or_create(&labels).inc();
+    }
+
     /// A request is being retried: counts `portcullis_retries_total{route}`.
     pub fn retry_attempted(&self, route: &str) {
         let labels = RouteLabels {
             route: LabelValue::from(route),
         };
         self.retries.get_or_create(&labels).inc();
+    }
+
+    /// A retry was not made because the rule's retry budget was spent: counts
+    /// `portcullis_retry_budget_exhausted_total{route}`.
+    pub fn retry_budget_exhausted(&self, route: &str) {
+        let labels = RouteLabels {
+            route: LabelValue::from(route),
+        };
+        self.retry_budget_exhausted.get_or_create(&labels).inc();
+    }
+
+    /// Sets `portcullis_circuit_breaker_state{backend}` (0 closed, 1 open, 2 half-open).
+    pub fn circuit_breaker_state(&self, backend: &LabelValue, state: i64) {
+        let labels = BackendLabels {
+            backend: backend.clone(),
+        };
+        self.circuit_breaker_state.get_or_create(&labels).set(state);
+    }
+
+    /// The circuit breaker answered a request: counts
+    /// `portcullis_circuit_breaker_rejections_total{backend,reason}`. `reason` is a fixed word
+    /// (`parallel`, `pending`, `breaker-open`).
+    pub fn circuit_breaker_rejected(&self, backend: &LabelValue, reason: &'static str) {
+        let labels = RejectionLabels {
+            backend: backend.clone(),
+            reason,
+        };
+        self.circuit_breaker_rejections.get_or_create(&labels).inc();
     }
 
     /// A mirrored copy of a request finished: counts

@@ -3,8 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::balance::{BalanceTables, LatencyEstimate};
+use crate::health::{EndpointHealth, HealthView};
 
 /// One live endpoint. Kept across endpoint-set changes while its address stays, so its
 /// counters (and later its health, EWMA and breaker state) survive.
@@ -17,6 +21,11 @@ pub struct EndpointRuntime {
     in_flight: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
+    health: EndpointHealth,
+    /// When the endpoint appeared (slow start).
+    created: Instant,
+    /// Decayed peak latency (PeakEWMA).
+    latency: LatencyEstimate,
 }
 
 impl EndpointRuntime {
@@ -32,6 +41,9 @@ impl EndpointRuntime {
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            health: EndpointHealth::new(),
+            created: Instant::now(),
+            latency: LatencyEstimate::new(),
         }
     }
 
@@ -68,6 +80,38 @@ impl EndpointRuntime {
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Not marked unhealthy by active checks and not ejected by outlier detection. Lock-free.
+    /// The balancers skip unavailable endpoints unless every endpoint of the backend is
+    /// unavailable (the panic threshold, see [`crate::health`]).
+    pub fn is_available(&self) -> bool {
+        self.health.is_available()
+    }
+
+    /// Its health state (active checks and outlier detection).
+    pub fn health(&self) -> &EndpointHealth {
+        &self.health
+    }
+
+    /// Records the time from sending a request to receiving its response head (PeakEWMA).
+    /// Lock-free; call once per response.
+    pub fn observe_latency(&self, elapsed: Duration) {
+        self.latency.observe(elapsed);
+    }
+
+    /// The decayed peak latency estimate as of now.
+    pub fn latency_estimate(&self) -> Duration {
+        Duration::from_nanos(self.latency.at(Instant::now()) as u64)
+    }
+
+    pub(crate) fn latency(&self) -> &LatencyEstimate {
+        &self.latency
+    }
+
+    /// When this endpoint appeared (kept while its address stays in the set).
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
     /// Requests currently in flight.
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)
@@ -81,6 +125,8 @@ impl EndpointRuntime {
             in_flight: self.in_flight(),
             requests: self.requests.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            health: self.health.view(),
+            latency_ms: self.latency_estimate().as_secs_f64() * 1000.0,
         }
     }
 }
@@ -117,6 +163,10 @@ pub struct EndpointView {
     pub requests: u64,
     /// Failed requests since the endpoint appeared.
     pub failures: u64,
+    /// Health checks and outlier detection.
+    pub health: HealthView,
+    /// Decayed peak latency estimate (PeakEWMA), milliseconds.
+    pub latency_ms: f64,
 }
 
 /// An immutable set of live endpoints, swapped as a whole when the set changes.
@@ -125,20 +175,19 @@ pub struct EndpointSet {
     pub(crate) endpoints: Vec<Arc<EndpointRuntime>>,
     /// Sum of weights; 0 means nothing can be picked.
     pub(crate) total_weight: u64,
-    /// All weights equal (and non-zero): round robin without weight arithmetic.
-    pub(crate) uniform: bool,
+    /// Per-set balancer tables (round-robin schedule, hash ring).
+    pub(crate) tables: BalanceTables,
 }
 
 impl EndpointSet {
     /// Builds a set from endpoints (weights read once, here).
     pub fn new(endpoints: Vec<Arc<EndpointRuntime>>) -> EndpointSet {
         let total_weight = endpoints.iter().map(|e| e.weight()).sum();
-        let first = endpoints.first().map(|e| e.weight());
-        let uniform = first.is_some_and(|w| w > 0 && endpoints.iter().all(|e| e.weight() == w));
+        let tables = BalanceTables::new(&endpoints);
         EndpointSet {
             endpoints,
             total_weight,
-            uniform,
+            tables,
         }
     }
 

@@ -11,8 +11,10 @@
 
 pub mod backend;
 mod balance;
+pub mod breaker;
 mod dns;
 pub mod endpoint;
+pub mod health;
 pub mod policy;
 pub mod pool;
 pub mod registry;
@@ -20,6 +22,7 @@ pub mod tls;
 mod tls_pool;
 
 pub use backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
+pub use balance::PickContext;
 pub use endpoint::{EndpointRuntime, EndpointSet};
 pub use policy::BackendPolicy;
 pub use pool::{Pools, RequestBody, UpstreamError};

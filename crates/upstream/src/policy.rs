@@ -21,9 +21,10 @@ pub struct BackendPolicy {
     pub active_health: Option<ActiveHealth>,
     /// Outlier detection on live traffic.
     pub outlier: Option<OutlierDetection>,
-    /// Concurrency limits (answered with 503 and `x-portcullis-error: circuit-open-*`).
+    /// Concurrency limits (answered with 503 and `x-portcullis-error: overloaded-parallel` or
+    /// `overloaded-pending`; see `breaker`).
     pub limits: ConcurrencyLimits,
-    /// The error-rate breaker.
+    /// The error-rate breaker (open: 503 with `x-portcullis-error: circuit-open`).
     pub error_rate: Option<ErrorRateBreaker>,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
@@ -156,7 +157,8 @@ pub struct LatencyOutlier {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConcurrencyLimits {
-    /// Open upstream connections.
+    /// Open upstream connections. Not enforced yet: the shared HTTP/1.1 pool's connector does
+    /// not know which backend a connection serves (see `breaker`).
     pub max_connections: Option<u32>,
     /// Requests waiting for a connection.
     pub max_pending_requests: Option<u32>,

@@ -10,13 +10,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
+use telemetry::Metrics;
 use tokio::task::JoinHandle;
 
 use crate::backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
-use crate::balance;
+use crate::balance::{self, PickContext};
+use crate::breaker::{Admission, Breaker, BreakerView, Rejection};
 use crate::dns;
 use crate::endpoint::{EndpointRuntime, EndpointSet, EndpointView};
-use crate::policy::BackendPolicy;
+use crate::health;
+use crate::policy::{BackendPolicy, Balancer};
 use crate::tls::UpstreamTls;
 use crate::tls_pool::BackendTls;
 
@@ -30,6 +33,7 @@ pub struct BackendRuntime {
     policy: ArcSwap<BackendPolicy>,
     endpoints: ArcSwap<EndpointSet>,
     cursor: AtomicUsize,
+    breaker: Arc<Breaker>,
 }
 
 impl BackendRuntime {
@@ -41,7 +45,20 @@ impl BackendRuntime {
             policy: ArcSwap::new(Arc::clone(&spec.policy)),
             endpoints: ArcSwap::from_pointee(EndpointSet::default()),
             cursor: AtomicUsize::new(0),
+            breaker: Arc::new(Breaker::new()),
         }
+    }
+
+    /// Admits one request (one attempt) under the current policy's concurrency limits and
+    /// error-rate breaker, or says which one rejects it. Report the outcome on the returned
+    /// [`Admission`]; see `breaker` for what the limits count.
+    pub fn admit(&self) -> Result<Admission, Rejection> {
+        self.breaker.admit(self.policy.load_full())
+    }
+
+    /// The backend's breaker state (kept across reloads with the runtime).
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// The backend's resilience settings. A reload that changes them swaps them here, keeping
@@ -74,10 +91,12 @@ impl BackendRuntime {
         self.protocol
     }
 
-    /// Picks an endpoint for one request; `None` when no endpoint can take traffic.
-    /// Lock-free and allocation-free.
-    pub fn pick(&self) -> Option<Arc<EndpointRuntime>> {
-        balance::pick(&self.endpoints.load(), &self.cursor)
+    /// Picks an endpoint for one request by the policy's balancer (read on every call, so a
+    /// policy change applies to the next request); `None` when no endpoint can take traffic.
+    /// Lock-free. Unavailable endpoints are skipped unless all are (see `balance`).
+    pub fn pick(&self, context: &PickContext<'_>) -> Option<Arc<EndpointRuntime>> {
+        let policy = self.policy.load();
+        balance::pick(&self.endpoints.load(), &policy, &self.cursor, context)
     }
 
     /// The current endpoint set.
@@ -103,7 +122,12 @@ impl BackendRuntime {
             };
             next.push(endpoint);
         }
-        self.endpoints.store(Arc::new(EndpointSet::new(next)));
+        let set = EndpointSet::new(next);
+        if matches!(self.policy.load().balancer, Balancer::ConsistentHash(_)) {
+            // Build the ring here, on the control path, rather than in the first request.
+            set.tables.ring(set.endpoints());
+        }
+        self.endpoints.store(Arc::new(set));
     }
 
     fn view(&self) -> BackendView {
@@ -117,6 +141,7 @@ impl BackendRuntime {
                 .iter()
                 .map(|e| e.view())
                 .collect(),
+            breaker: self.breaker.view(),
         }
     }
 }
@@ -127,6 +152,7 @@ struct BackendView {
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<Arc<UpstreamTls>>,
     endpoints: Vec<EndpointView>,
+    breaker: BreakerView,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +160,10 @@ struct RegistryState {
     backends: HashMap<BackendId, Arc<BackendRuntime>>,
     targets: HashMap<BackendId, Arc<[EndpointTarget]>>,
     resolvers: HashMap<BackendId, JoinHandle<()>>,
+    /// Health monitor tasks (active probes, latency outliers), one per backend that needs one.
+    monitors: health::Monitors,
+    /// Where health monitors report (`None`: not reported).
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// All backends the current snapshot uses, with their live endpoints.
@@ -148,6 +178,14 @@ impl Registry {
         Registry::default()
     }
 
+    /// An empty registry whose health monitors report endpoint health and latency ejections
+    /// to `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Registry {
+        let registry = Registry::default();
+        registry.lock().metrics = Some(metrics);
+        registry
+    }
+
     fn lock(&self) -> MutexGuard<'_, RegistryState> {
         // A panic while holding the lock leaves plain maps behind, still consistent.
         self.state
@@ -159,7 +197,8 @@ impl Registry {
     /// that stay are reused (endpoints, counters and pooled connections survive the reload);
     /// backends no longer referenced are dropped. A backend whose protocol or TLS settings
     /// changed gets a fresh runtime, so no connection made under the old settings is reused. Must be called inside a tokio runtime when
-    /// any backend has DNS endpoints.
+    /// any backend has DNS endpoints or a policy with active health checks or latency outlier
+    /// detection (each such backend gets a health monitor task, restarted on a policy change).
     pub fn link(&self, specs: &[BackendSpec]) -> Vec<Arc<BackendRuntime>> {
         let mut state = self.lock();
         let mut linked = Vec::with_capacity(specs.len());
@@ -194,6 +233,8 @@ impl Registry {
             }
             kept
         });
+        let state = &mut *state;
+        state.monitors.sync(&keep, state.metrics.as_ref());
         state.backends = keep;
         linked
     }

@@ -19,6 +19,16 @@ fn ip(port: u16) -> EndpointTarget {
     }
 }
 
+/// A pick context for balancers that ignore the request.
+fn any_request() -> PickContext<'static> {
+    static HEADERS: std::sync::LazyLock<http::HeaderMap> =
+        std::sync::LazyLock::new(http::HeaderMap::new);
+    PickContext {
+        headers: &HEADERS,
+        client: IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
 fn ports(runtime: &BackendRuntime) -> Vec<u16> {
     runtime
         .endpoints()
@@ -41,11 +51,17 @@ fn relink_keeps_runtime_and_endpoint_state() {
     let registry = Registry::new();
     registry.set_endpoints(HashMap::from([(BackendId::new("a"), vec![ip(1)])]));
     let first = registry.link(&[spec("a")]);
-    let endpoint = first[0].pick().expect("endpoint");
+    let endpoint = first[0].pick(&any_request()).expect("endpoint");
     let _in_flight = endpoint.start_request();
     let second = registry.link(&[spec("b"), spec("a")]);
     assert!(Arc::ptr_eq(&first[0], &second[1]));
-    assert_eq!(second[1].pick().expect("endpoint").in_flight(), 1);
+    assert_eq!(
+        second[1]
+            .pick(&any_request())
+            .expect("endpoint")
+            .in_flight(),
+        1
+    );
 }
 
 #[test]
@@ -66,7 +82,7 @@ fn removing_all_sources_empties_the_backend() {
     registry.set_endpoints(HashMap::from([(BackendId::new("a"), vec![ip(1)])]));
     let linked = registry.link(&[spec("a")]);
     registry.set_endpoints(HashMap::new());
-    assert!(linked[0].pick().is_none());
+    assert!(linked[0].pick(&any_request()).is_none());
 }
 
 #[test]

@@ -1,0 +1,253 @@
+use std::sync::Arc;
+
+use upstream::policy::{Balancer, HashKey};
+
+use crate::tests::{compile_yaml, object};
+use crate::{Compiled, ObjectStatus};
+
+const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: infra}\nspec:\n  parentRefs: [{name: gw}]\n  rules:\n  - name: api\n    matches: [{path: {type: PathPrefix, value: /api}}]\n    backendRefs: [{name: web, port: 8080}]\n  - backendRefs: [{name: web, port: 8080}]\n";
+
+fn policy(name: &str, targets: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: portcullis.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}, namespace: infra}}\nspec:\n  targetRefs: {targets}\n{body}"
+    )
+}
+
+fn backend_ids(compiled: &Compiled) -> Vec<String> {
+    let mut ids: Vec<String> = compiled
+        .snapshot
+        .backends
+        .iter()
+        .map(|b| b.id.to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn accepted(status: &ObjectStatus) -> (&str, &str) {
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.kind == "Accepted")
+        .expect("Accepted");
+    (condition.reason, condition.message.as_str())
+}
+
+#[test]
+fn service_policy_sets_the_backend_settings() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}",
+        policy(
+            "lb",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  loadBalancer: {type: ConsistentHash, consistentHash: {type: Header, header: {name: x-user}}}\n"
+        )
+    ));
+    assert_eq!(
+        backend_ids(&compiled),
+        vec!["Service infra/web:8080".to_owned()]
+    );
+    let backend = &compiled.snapshot.backends[0];
+    assert_eq!(
+        backend.policy.balancer,
+        Balancer::ConsistentHash(HashKey::Header(http::HeaderName::from_static("x-user")))
+    );
+    let (reason, message) = accepted(object(&compiled, "BackendTrafficPolicy", "infra", "lb"));
+    assert_eq!(reason, "Accepted");
+    assert!(message.contains("Service infra/web"), "{message}");
+}
+
+#[test]
+fn route_rule_policy_gives_the_backend_its_own_identity() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}",
+        policy(
+            "api",
+            "[{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r, sectionName: api}]",
+            "  loadBalancer: {type: RoundRobin}\n"
+        )
+    ));
+    assert_eq!(
+        backend_ids(&compiled),
+        vec![
+            "Service infra/web:8080".to_owned(),
+            "Service infra/web:8080 [BackendTrafficPolicy infra/api]".to_owned()
+        ]
+    );
+    let scoped = compiled
+        .snapshot
+        .backends
+        .iter()
+        .find(|b| b.id.as_str().contains("["))
+        .expect("scoped");
+    assert_eq!(scoped.policy.balancer, Balancer::RoundRobin);
+    let plain = compiled
+        .snapshot
+        .backends
+        .iter()
+        .find(|b| !b.id.as_str().contains("["))
+        .expect("plain");
+    assert_eq!(plain.policy.balancer, Balancer::PeakEwma);
+}
+
+#[test]
+fn service_policy_is_more_specific_than_route_policy() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}{}",
+        policy(
+            "route",
+            "[{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]",
+            "  loadBalancer: {type: RoundRobin}\n"
+        ),
+        policy(
+            "service",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  loadBalancer: {type: Random}\n"
+        ),
+    ));
+    assert_eq!(
+        backend_ids(&compiled),
+        vec!["Service infra/web:8080".to_owned()]
+    );
+    assert_eq!(
+        compiled.snapshot.backends[0].policy.balancer,
+        Balancer::Random
+    );
+}
+
+#[test]
+fn older_policy_wins_a_conflict() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}{}",
+        policy(
+            "a-first",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  loadBalancer: {type: Random}\n"
+        ),
+        policy(
+            "b-second",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  loadBalancer: {type: RoundRobin}\n"
+        ),
+    ));
+    assert_eq!(
+        compiled.snapshot.backends[0].policy.balancer,
+        Balancer::Random
+    );
+    assert_eq!(
+        accepted(object(
+            &compiled,
+            "BackendTrafficPolicy",
+            "infra",
+            "b-second"
+        ))
+        .0,
+        "Conflicted"
+    );
+}
+
+#[test]
+fn invalid_fields_are_named() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}",
+        policy(
+            "bad",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  loadBalancer: {type: Fastest}\n  healthCheck: {passive: {interval: 5 seconds}}\n"
+        )
+    ));
+    let status = object(&compiled, "BackendTrafficPolicy", "infra", "bad");
+    assert_eq!(accepted(status).0, "Invalid");
+    assert!(
+        status
+            .problems
+            .iter()
+            .any(|p| p.contains("spec.loadBalancer.type")),
+        "{:?}",
+        status.problems
+    );
+    assert!(
+        status
+            .problems
+            .iter()
+            .any(|p| p.contains("spec.healthCheck.passive.interval")),
+        "{:?}",
+        status.problems
+    );
+    assert!(Arc::ptr_eq(
+        &compiled.snapshot.backends[0].policy,
+        &compiled.snapshot.backends[0].policy
+    ));
+    assert_eq!(
+        compiled.snapshot.backends[0].policy.balancer,
+        Balancer::PeakEwma
+    );
+}
+
+#[test]
+fn missing_target_is_target_not_found() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}",
+        policy("lost", "[{group: \"\", kind: Service, name: nope}]", "")
+    ));
+    assert_eq!(
+        accepted(object(&compiled, "BackendTrafficPolicy", "infra", "lost")).0,
+        "TargetNotFound"
+    );
+}
+
+#[test]
+fn policy_retry_applies_to_rules_without_their_own() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}",
+        policy(
+            "retry",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  retry:\n    numRetries: 3\n    retryOn: {triggers: [connect-failure, retriable-status-codes], httpStatusCodes: [503]}\n    perRetry: {timeout: 1s, backOff: {baseInterval: 10ms, maxInterval: 100ms}}\n    budget: {percent: 20, minRetriesPerSecond: 5}\n"
+        )
+    ));
+    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
+    let listener = compiled.snapshot.sockets[&socket]
+        .listeners
+        .most_specific("h")
+        .expect("listener");
+    let headers = http::HeaderMap::new();
+    let view = router::RequestView {
+        method: &http::Method::GET,
+        host: "h",
+        path: "/x",
+        query: None,
+        headers: &headers,
+    };
+    let rule = listener.table.find(&view).expect("rule").target;
+    let retry = rule.retry.as_ref().expect("policy retry applies");
+    assert_eq!(retry.attempts, 3);
+    assert!(retry.triggers.connect_failure && !retry.triggers.reset);
+    assert_eq!(retry.triggers.status_codes, vec![503]);
+    assert_eq!(
+        retry.per_try_timeout,
+        Some(std::time::Duration::from_secs(1))
+    );
+    assert_eq!(retry.budget.as_ref().map(|b| b.percent()), Some(20));
+}
+
+#[test]
+fn bad_retry_trigger_is_named() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}",
+        policy(
+            "retry",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  retry: {retryOn: {triggers: [sometimes]}}\n"
+        )
+    ));
+    let status = object(&compiled, "BackendTrafficPolicy", "infra", "retry");
+    assert!(
+        status
+            .problems
+            .iter()
+            .any(|p| p.contains("spec.retry.retryOn.triggers[0]")),
+        "{:?}",
+        status.problems
+    );
+}

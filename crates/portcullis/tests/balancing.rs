@@ -1,0 +1,134 @@
+//! Load balancing over real sockets: PeakEWMA moves traffic away from a slow endpoint, where
+//! RoundRobin keeps giving it a third (the resilience issue's "one endpoint 10x slower" check).
+//!
+//! The upstreams are minimal HTTP/1.1 servers that answer every request after a fixed delay
+//! with their name as the body: the echo server's delay is per request, not per endpoint.
+
+mod fixture;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::ensure;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+use fixture::running::{HOST, TestGateway};
+
+/// Requests per test, sent over [`CLIENTS`] keep-alive connections in parallel.
+const REQUESTS: u32 = 1_200;
+const CLIENTS: u32 = 6;
+
+/// Starts a server named `name` answering every request after `delay`.
+async fn slow_server(name: &'static str, delay: Duration) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, name, delay));
+        }
+    });
+    Ok(addr)
+}
+
+/// Answers requests on one connection until it closes (requests have no body: GETs).
+async fn serve(mut stream: TcpStream, name: &'static str, delay: Duration) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            buffer.drain(..end + 4);
+            tokio::time::sleep(delay).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{name}",
+                name.len()
+            );
+            if stream.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+/// Starts `fast1`, `fast2` (2 ms) and `slow` (20 ms) behind Service `pool`, optionally with a
+/// BackendTrafficPolicy balancer, and counts who answered [`REQUESTS`] requests.
+async fn shares(balancer: Option<&str>) -> anyhow::Result<BTreeMap<String, u32>> {
+    let fast = Duration::from_millis(2);
+    let endpoints = [
+        slow_server("fast1", fast).await?,
+        slow_server("fast2", fast).await?,
+        slow_server("slow", fast * 10).await?,
+    ];
+    let mut documents = service_backend(NS, "pool", &endpoints);
+    documents.push(http_route(
+        "pool",
+        &[],
+        vec![rule(vec![], vec![service_ref("pool")])],
+    ));
+    if let Some(balancer) = balancer {
+        documents.push(serde_json::json!({
+            "apiVersion": "portcullis.dev/v1alpha1",
+            "kind": "BackendTrafficPolicy",
+            "metadata": {"name": "pool", "namespace": NS},
+            "spec": {
+                "targetRefs": [{"group": "", "kind": "Service", "name": "pool"}],
+                "loadBalancer": {"type": balancer},
+            },
+        }));
+    }
+    let gateway = TestGateway::start(&documents).await?;
+    let listener = gateway.listener();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        tasks.spawn(async move {
+            let client = testkit::HttpClient::new();
+            let mut counts = BTreeMap::<String, u32>::new();
+            for _ in 0..REQUESTS / CLIENTS {
+                let response = client.get(listener, HOST, "/", &[]).await?;
+                ensure!(response.status == 200, "status {}", response.status);
+                *counts.entry(response.text()).or_default() += 1;
+            }
+            anyhow::Ok(counts)
+        });
+    }
+    let mut total = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        for (name, count) in joined?? {
+            *total.entry(name).or_default() += count;
+        }
+    }
+    Ok(total)
+}
+
+fn share(counts: &BTreeMap<String, u32>, name: &str) -> f64 {
+    let total: u32 = counts.values().sum();
+    f64::from(counts.get(name).copied().unwrap_or(0)) * 100.0 / f64::from(total.max(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_ewma_sends_a_slow_endpoint_under_ten_percent() -> anyhow::Result<()> {
+    // PeakEWMA is the default: no policy needed.
+    let counts = shares(None).await?;
+    let slow = share(&counts, "slow");
+    println!("PeakEWMA shares: {counts:?} (slow {slow:.1}%)");
+    ensure!(slow < 10.0, "slow endpoint got {slow:.1}%: {counts:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_gives_a_slow_endpoint_a_third() -> anyhow::Result<()> {
+    let counts = shares(Some("RoundRobin")).await?;
+    let slow = share(&counts, "slow");
+    println!("RoundRobin shares: {counts:?} (slow {slow:.1}%)");
+    ensure!(
+        (100.0 / 3.0 - 5.0..100.0 / 3.0 + 5.0).contains(&slow),
+        "slow endpoint got {slow:.1}%: {counts:?}"
+    );
+    Ok(())
+}
