@@ -189,6 +189,7 @@ fn compile_rule(
         name: rule.name.clone(),
         filters: filter::convert(&rule.filters)?,
         backend_refs: filter::convert(&rule.backend_refs)?,
+        session_persistence: filter::convert(&rule.session_persistence)?,
         ..HttpRouteRules::default()
     };
     let (_, mut action) =

@@ -161,6 +161,7 @@ pub(crate) fn compile_rule(
     )?;
     let timeouts = compile_timeouts(at, rule.timeouts.as_ref())?;
     let retry = compile_retry(at, rule.retry.as_ref())?;
+    let session = crate::session::compile_session(at, rule.session_persistence.as_ref())?;
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![RuleMatch::default()],
         Some(matches) => matches
@@ -259,6 +260,7 @@ pub(crate) fn compile_rule(
             timeouts,
             retry,
             action,
+            session,
         },
     ))
 }
@@ -269,6 +271,7 @@ pub(crate) struct CompiledAction {
     pub(crate) timeouts: Timeouts,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) action: RuleAction,
+    pub(crate) session: Option<snapshot::session::SessionPersistence>,
 }
 
 impl CompiledAction {
@@ -280,6 +283,7 @@ impl CompiledAction {
             timeouts: self.timeouts,
             retry: self.retry,
             action: self.action,
+            session: self.session,
         }
     }
 }

@@ -27,6 +27,7 @@ mod listener;
 mod listener_set;
 mod mirror;
 mod selector;
+mod session;
 pub mod status;
 mod tls;
 mod tls_listener;

@@ -92,6 +92,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
 
     let metrics = Arc::new(Metrics::new());
     let registry = Arc::new(Registry::with_metrics(Arc::clone(&metrics)));
+    registry.export_endpoint_latency(&metrics);
     let pools = Pools::new(Arc::clone(&metrics), &PoolSettings::default());
     let plane = Arc::new(DataPlane::new(
         pools,

@@ -20,6 +20,7 @@ mod plane;
 mod prefixed;
 mod replay;
 mod retry;
+mod session;
 mod stack;
 mod tls_route;
 mod upgrade;

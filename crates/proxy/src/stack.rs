@@ -45,6 +45,7 @@ use crate::mirror;
 use crate::plane::{DataPlane, Live};
 use crate::replay::{self, Prepared};
 use crate::retry;
+use crate::session;
 use crate::upgrade;
 
 /// Per-connection facts the handler needs.
@@ -312,12 +313,18 @@ async fn route_and_forward(
         client_certificate: listener.backend_client_certificate.as_ref(),
     };
     let body = mirror::dispatch(&mirror_source, &parts, body);
+    let pinned = session::requested(rule.session.as_ref(), &parts.headers);
+    let hash_cookie = live
+        .backends
+        .get(index)
+        .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
     let request = Request::from_parts(parts, body);
 
     // 6.–7. balancer pick and forward, within the rule's timeouts
     let upstream = Upstream {
         index,
         client_certificate: listener.backend_client_certificate.as_deref(),
+        pinned,
     };
     let forwarding = forward_to_backend(
         plane, live, upstream, request, connection, scheme, rule, outcome,
@@ -329,6 +336,15 @@ async fn route_and_forward(
         None => forwarding.await?,
     };
     respond_headers(&mut response, rule, backend_filters);
+    if let Some(persistence) = &rule.session
+        && let Some(endpoint) = outcome.endpoint
+        && pinned != Some(endpoint)
+    {
+        session::issue(persistence, endpoint, response.headers_mut());
+    }
+    if let Some(cookie) = hash_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     Ok(response)
 }
 
@@ -355,6 +371,8 @@ fn request_host_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Opti
 struct Upstream<'a> {
     index: usize,
     client_certificate: Option<&'a ClientCertificate>,
+    /// The endpoint named by a valid session token (`sessionPersistence`).
+    pinned: Option<SocketAddr>,
 }
 
 /// Forwards to the backend, retrying per the rule's retry policy.
@@ -373,6 +391,7 @@ async fn forward_to_backend(
         return Err(ProxyError::NoEndpoints);
     };
     let client = upstream.client_certificate;
+    let pinned = upstream.pinned;
     outcome.backend = Some(Arc::clone(backend.id().as_shared()));
     let limit = rule.timeouts.backend_request;
     if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
@@ -382,7 +401,7 @@ async fn forward_to_backend(
         let (parts, body) = request.into_parts();
         let mut head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
-        let response = attempt(plane, backend, client, head, body, limit, outcome).await?;
+        let response = attempt(plane, backend, client, pinned, head, body, limit, outcome).await?;
         let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let response = upgrade::bridge(client_upgrade, response);
         return Ok(if switched {
@@ -395,7 +414,7 @@ async fn forward_to_backend(
     let method = parts.method.clone();
     let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
     let Some(policy) = &rule.retry else {
-        let response = attempt(plane, backend, client, head, body, limit, outcome).await?;
+        let response = attempt(plane, backend, client, pinned, head, body, limit, outcome).await?;
         return Ok(client_response(response));
     };
     let limit = policy.per_try_timeout.or(limit);
@@ -410,6 +429,7 @@ async fn forward_to_backend(
                 plane,
                 backend,
                 client,
+                pinned,
                 head,
                 body.boxed_unsync(),
                 limit,
@@ -427,7 +447,19 @@ async fn forward_to_backend(
         let body = Full::new(body.clone())
             .map_err(|never| match never {})
             .boxed_unsync();
-        let result = attempt(plane, backend, client, head.clone(), body, limit, outcome).await;
+        // A retry goes where the balancer says: the pinned endpoint just failed.
+        let pinned = pinned.filter(|_| retry == 0);
+        let result = attempt(
+            plane,
+            backend,
+            client,
+            pinned,
+            head.clone(),
+            body,
+            limit,
+            outcome,
+        )
+        .await;
         let status = result.as_ref().map(Response::status);
         if retry >= policy.attempts || !retry::allows_retry(&policy.triggers, &method, status) {
             return result.map(client_response);
@@ -450,11 +482,13 @@ async fn forward_to_backend(
 }
 
 /// One attempt: pick an endpoint and exchange the request with it, within the backend
-/// request timeout.
+/// request timeout; a valid session token's endpoint (`pinned`) goes before the balancer.
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     plane: &Arc<DataPlane>,
     backend: &BackendRuntime,
     client: Option<&ClientCertificate>,
+    pinned: Option<SocketAddr>,
     head: RequestHead,
     body: RequestBody,
     limit: Option<std::time::Duration>,
@@ -472,7 +506,10 @@ async fn attempt(
             .circuit_breaker_state(&backend_label, state.gauge_value());
         ProxyError::from(rejection)
     })?;
-    let Some(endpoint) = backend.pick(&head.pick_context()) else {
+    let endpoint = pinned
+        .and_then(|addr| session::pinned(backend, addr))
+        .or_else(|| backend.pick(&head.pick_context()));
+    let Some(endpoint) = endpoint else {
         return Err(ProxyError::NoEndpoints);
     };
     outcome.endpoint = Some(endpoint.addr());

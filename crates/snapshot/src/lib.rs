@@ -10,6 +10,7 @@ pub mod cors;
 pub mod filter;
 pub mod mirror;
 pub mod retry_budget;
+pub mod session;
 pub mod tls;
 pub mod tls_route;
 
@@ -111,6 +112,8 @@ pub struct RouteRule {
     pub retry: Option<RetryPolicy>,
     /// What to do with a matching request (after a redirect filter, which answers first).
     pub action: RuleAction,
+    /// `sessionPersistence`: pins a client to an endpoint.
+    pub session: Option<session::SessionPersistence>,
 }
 
 /// What a rule does with a request.

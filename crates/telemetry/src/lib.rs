@@ -6,10 +6,12 @@
 //! server exposes [`Metrics::encode`].
 
 mod access_log;
+mod endpoint_latency;
 mod label_value;
 mod metrics;
 mod timestamp;
 
 pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLogFormat};
+pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
 pub use metrics::{METRICS_CONTENT_TYPE, Metrics};

@@ -3,6 +3,7 @@
 //! Names carry the `portcullis_` prefix; counters get `_total` from the OpenMetrics encoder.
 //! Series are created on first use, so a route that never served a request has no series.
 
+use std::sync::Weak;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::endpoint_latency::{EndpointLatencyCollector, EndpointLatencySource};
 use crate::label_value::LabelValue;
 
 /// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus
@@ -98,6 +100,7 @@ pub struct Metrics {
     outlier_ejections: Family<EjectionLabels, Counter>,
     mirror_requests: Family<MirrorLabels, Counter>,
     tls_connections: Family<TlsConnectionLabels, Counter>,
+    endpoint_latency: EndpointLatencyCollector,
 }
 
 impl Default for Metrics {
@@ -207,6 +210,8 @@ impl Metrics {
             "Connections on TLS listeners (TLSRoute), by route rule and result",
             tls_connections.clone(),
         );
+        let endpoint_latency = EndpointLatencyCollector::default();
+        registry.register_collector(Box::new(endpoint_latency.clone()));
         Metrics {
             retries,
             retry_budget_exhausted,
@@ -216,6 +221,7 @@ impl Metrics {
             outlier_ejections,
             mirror_requests,
             tls_connections,
+            endpoint_latency,
             registry,
             requests,
             request_duration,
@@ -393,6 +399,12 @@ impl Metrics {
             self.config_generation
                 .set(i64::try_from(generation).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Installs the source of `portcullis_endpoint_latency_ewma_seconds`, read at every scrape
+    /// (held weakly: the series disappears when the source is dropped).
+    pub fn set_endpoint_latency_source(&self, source: Weak<dyn EndpointLatencySource>) {
+        self.endpoint_latency.set_source(source);
     }
 
     /// Every series in the OpenMetrics text exposition format (see [`METRICS_CONTENT_TYPE`]),

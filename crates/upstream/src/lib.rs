@@ -10,6 +10,7 @@
 //! BackendTLSPolicies into [`UpstreamTls`] settings that [`Pools`] honour.
 
 pub mod backend;
+mod backend_pool;
 mod balance;
 pub mod breaker;
 mod dns;

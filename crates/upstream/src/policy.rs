@@ -26,11 +26,14 @@ pub struct BackendPolicy {
     pub limits: ConcurrencyLimits,
     /// The error-rate breaker (open: 503 with `x-portcullis-error: circuit-open`).
     pub error_rate: Option<ErrorRateBreaker>,
-    /// TCP connect timeout.
+    /// TCP connect timeout. A cleartext backend whose connect timeout, idle timeout or
+    /// `limits.max_connections` differ from the defaults gets pools of its own built with them
+    /// (`backend_pool`); TLS backends use the shared settings.
     pub connect_timeout: Duration,
-    /// Idle pooled connections are closed after this.
+    /// Idle pooled connections are closed after this (see `connect_timeout`).
     pub idle_timeout: Duration,
-    /// Connections are closed after this age; `None` = no limit.
+    /// Connections are closed after this age; `None` = no limit. Not enforced yet: hyper-util's
+    /// pool has no connection age.
     pub max_connection_duration: Option<Duration>,
 }
 
@@ -157,8 +160,9 @@ pub struct LatencyOutlier {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConcurrencyLimits {
-    /// Open upstream connections. Not enforced yet: the shared HTTP/1.1 pool's connector does
-    /// not know which backend a connection serves (see `breaker`).
+    /// Open upstream connections: enforced for cleartext backends, whose own pools' connector
+    /// counts them and refuses a new one beyond the limit (a connect error); not yet for TLS
+    /// backends (see `backend_pool`).
     pub max_connections: Option<u32>,
     /// Requests waiting for a connection.
     pub max_pending_requests: Option<u32>,

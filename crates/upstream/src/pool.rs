@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -93,8 +94,7 @@ impl Default for PoolSettings {
 /// The shared upstream connection pools.
 #[derive(Clone, Debug)]
 pub struct Pools {
-    http1: Client<CountingConnector, RequestBody>,
-    h2c: Arc<H2Pool>,
+    plain: PlainPools,
     /// TCP connections for the TLS pools of backends (`tls_pool`), built on demand.
     connector: CountingConnector,
     settings: PoolSettings,
@@ -103,22 +103,9 @@ pub struct Pools {
 impl Pools {
     /// Builds the pools.
     pub fn new(metrics: Arc<Metrics>, settings: &PoolSettings) -> Pools {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        http.enforce_http(true);
-        let connector = CountingConnector {
-            inner: http,
-            metrics,
-        };
-        let http1 = client_builder(settings).build(connector.clone());
-        let h2c = Arc::new(H2Pool {
-            connector: connector.clone(),
-            connections: Mutex::new(HashMap::new()),
-        });
+        let connector = CountingConnector::new(metrics, settings.connect_timeout, None);
         Pools {
-            http1,
-            h2c,
+            plain: PlainPools::new(&connector, settings),
             connector,
             settings: settings.clone(),
         }
@@ -143,17 +130,9 @@ impl Pools {
                 .send(self, client, backend.protocol(), endpoint, request)
                 .await;
         }
-        match backend.protocol() {
-            AppProtocol::H2c => self.h2c.send(endpoint, request).await,
-            AppProtocol::Http1 | AppProtocol::WebSocket => {
-                self.http1.request(request).await.map_err(|error| {
-                    if error.is_connect() {
-                        UpstreamError::Connect(error_chain(&error))
-                    } else {
-                        UpstreamError::after_connect(&error)
-                    }
-                })
-            }
+        match backend.own_pools(self) {
+            Some(own) => own.send(backend.protocol(), endpoint, request).await,
+            None => self.plain.send(backend.protocol(), endpoint, request).await,
         }
     }
 
@@ -165,6 +144,47 @@ impl Pools {
     /// Pool settings.
     pub(crate) fn settings(&self) -> &PoolSettings {
         &self.settings
+    }
+}
+
+/// Cleartext pools: an HTTP/1.1 client and an h2c map over one connector. [`Pools`] holds the
+/// shared pair; a backend whose connection settings differ from the defaults keeps its own
+/// (`backend_pool`).
+#[derive(Clone, Debug)]
+pub(crate) struct PlainPools {
+    http1: Client<CountingConnector, RequestBody>,
+    h2c: Arc<H2Pool>,
+}
+
+impl PlainPools {
+    pub(crate) fn new(connector: &CountingConnector, settings: &PoolSettings) -> PlainPools {
+        PlainPools {
+            http1: client_builder(settings).build(connector.clone()),
+            h2c: Arc::new(H2Pool {
+                connector: connector.clone(),
+                connections: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub(crate) async fn send(
+        &self,
+        protocol: AppProtocol,
+        endpoint: SocketAddr,
+        request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match protocol {
+            AppProtocol::H2c => self.h2c.send(endpoint, request).await,
+            AppProtocol::Http1 | AppProtocol::WebSocket => {
+                self.http1.request(request).await.map_err(|error| {
+                    if error.is_connect() {
+                        UpstreamError::Connect(error_chain(&error))
+                    } else {
+                        UpstreamError::after_connect(&error)
+                    }
+                })
+            }
+        }
     }
 }
 
@@ -221,7 +241,7 @@ impl H2Pool {
             .map_err(|e: http::uri::InvalidUri| UpstreamError::Connect(e.to_string()))?;
         let stream = tower_service::Service::call(&mut self.connector.clone(), uri)
             .await
-            .map_err(|error| UpstreamError::Connect(error_chain(&error)))?;
+            .map_err(|error| UpstreamError::Connect(error_chain(&*error)))?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
             .handshake(stream)
@@ -247,26 +267,88 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     innermost.to_string()
 }
 
-/// `HttpConnector` that counts connections in metrics.
+/// Per-backend connection limits of a connector (`backend_pool`).
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectionLimits {
+    /// Open connections of the backend (shared by every stream and connector of it).
+    pub(crate) open: Arc<AtomicUsize>,
+    /// At most this many open connections (`None` = unlimited).
+    pub(crate) max_connections: Option<usize>,
+}
+
+/// A new connection was refused because the backend has `maxConnections` open.
+#[derive(Debug, thiserror::Error)]
+#[error("connection limit reached: the backend has {0} open connections (maxConnections)")]
+pub struct ConnectionLimitError(pub usize);
+
+/// `HttpConnector` that counts connections in metrics (and, for a backend with its own pools,
+/// enforces its connection limits).
 #[derive(Clone, Debug)]
 pub(crate) struct CountingConnector {
     inner: HttpConnector,
     metrics: Arc<Metrics>,
+    limits: Option<ConnectionLimits>,
+}
+
+impl CountingConnector {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        connect_timeout: Duration,
+        limits: Option<ConnectionLimits>,
+    ) -> CountingConnector {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.enforce_http(true);
+        CountingConnector {
+            inner: http,
+            metrics,
+            limits,
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+/// Gives back a reserved connection slot when dropped.
+struct OpenSlot(Arc<AtomicUsize>);
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl tower_service::Service<Uri> for CountingConnector {
     type Response = CountedStream;
-    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<CountedStream, Self::Error>> + Send + 'static>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<CountedStream, BoxError>> + Send + 'static>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let metrics = Arc::clone(&self.metrics);
         let label = LabelValue::from(uri.authority().map_or("", |a| a.as_str()));
+        // Reserve a slot before connecting, so concurrent connects count against the limit.
+        let slot = self.limits.as_ref().map(|limits| {
+            let open = limits.open.fetch_add(1, Ordering::Relaxed) + 1;
+            (
+                OpenSlot(Arc::clone(&limits.open)),
+                open,
+                limits.max_connections,
+            )
+        });
+        if let Some((_, open, Some(max))) = &slot
+            && *open > *max
+        {
+            let max = *max;
+            return Box::pin(async move { Err(Box::new(ConnectionLimitError(max)) as BoxError) });
+        }
+        let slot = slot.map(|(slot, _, _)| slot);
         let connecting = self.inner.call(uri);
         Box::pin(async move {
             let stream = connecting.await?;
@@ -275,6 +357,7 @@ impl tower_service::Service<Uri> for CountingConnector {
                 inner: stream,
                 metrics,
                 label,
+                _slot: slot,
             })
         })
     }
@@ -287,6 +370,7 @@ pin_project_lite::pin_project! {
         inner: TokioIo<TcpStream>,
         metrics: Arc<Metrics>,
         label: LabelValue,
+        _slot: Option<OpenSlot>,
     }
 
     impl PinnedDrop for CountedStream {

@@ -10,16 +10,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use telemetry::Metrics;
+use telemetry::{EndpointLatencySource, Metrics};
 use tokio::task::JoinHandle;
 
 use crate::backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
+use crate::backend_pool::{BackendPools, OwnPools};
 use crate::balance::{self, PickContext};
 use crate::breaker::{Admission, Breaker, BreakerView, Rejection};
 use crate::dns;
 use crate::endpoint::{EndpointRuntime, EndpointSet, EndpointView};
 use crate::health;
 use crate::policy::{BackendPolicy, Balancer};
+use crate::pool::Pools;
 use crate::tls::UpstreamTls;
 use crate::tls_pool::BackendTls;
 
@@ -34,6 +36,8 @@ pub struct BackendRuntime {
     endpoints: ArcSwap<EndpointSet>,
     cursor: AtomicUsize,
     breaker: Arc<Breaker>,
+    /// Cleartext pools of its own when its connection settings differ from the defaults.
+    own_pools: BackendPools,
 }
 
 impl BackendRuntime {
@@ -46,6 +50,7 @@ impl BackendRuntime {
             endpoints: ArcSwap::from_pointee(EndpointSet::default()),
             cursor: AtomicUsize::new(0),
             breaker: Arc::new(Breaker::new()),
+            own_pools: BackendPools::default(),
         }
     }
 
@@ -75,6 +80,17 @@ impl BackendRuntime {
     /// The TLS settings its connections use (`None`: cleartext).
     pub fn tls(&self) -> Option<&Arc<UpstreamTls>> {
         self.tls.as_ref().map(BackendTls::spec)
+    }
+
+    /// The backend's own cleartext pools under the current policy, or `None` when the shared
+    /// pools serve it (default connection settings).
+    pub(crate) fn own_pools(&self, shared: &Pools) -> Option<Arc<OwnPools>> {
+        self.own_pools.get(&self.policy.load(), shared)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn own_open_connections(&self) -> usize {
+        self.own_pools.open_connections()
     }
 
     pub(crate) fn tls_state(&self) -> Option<&BackendTls> {
@@ -184,6 +200,13 @@ impl Registry {
         let registry = Registry::default();
         registry.lock().metrics = Some(metrics);
         registry
+    }
+
+    /// Makes `metrics` export every endpoint's latency estimate
+    /// (`portcullis_endpoint_latency_ewma_seconds`), read from this registry at scrape time.
+    pub fn export_endpoint_latency(self: &Arc<Registry>, metrics: &Metrics) {
+        let weak: std::sync::Weak<Registry> = Arc::downgrade(self);
+        metrics.set_endpoint_latency_source(weak);
     }
 
     fn lock(&self) -> MutexGuard<'_, RegistryState> {
@@ -317,3 +340,16 @@ fn apply_targets(
 
 #[cfg(test)]
 mod tests;
+
+impl EndpointLatencySource for Registry {
+    fn for_each_endpoint_latency(&self, visit: &mut dyn FnMut(&str, &str, f64)) {
+        let backends: Vec<Arc<BackendRuntime>> = self.lock().backends.values().cloned().collect();
+        for backend in backends {
+            for endpoint in backend.endpoints().endpoints() {
+                let address = endpoint.addr().to_string();
+                let seconds = endpoint.latency_estimate().as_secs_f64();
+                visit(backend.id().as_str(), &address, seconds);
+            }
+        }
+    }
+}

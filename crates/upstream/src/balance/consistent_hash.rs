@@ -11,8 +11,8 @@
 //! a growing, stable subset of its keys moves to it.
 //!
 //! Keys: a header's value, the client IP, or a cookie's value. When the header or cookie is
-//! missing the client IP is hashed instead. The gateway does not set the cookie yet: a client
-//! without it stays on one endpoint through its address, until it sets the cookie itself.
+//! missing the client IP is hashed instead. For a cookie key the proxy makes the cookie up
+//! first when the request has none (and sets it on the response), so the fallback is rare.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -13,8 +13,10 @@
 //! - pending: admitted requests that have not received a response head yet
 //!   ([`Admission::head_received`] ends it). Because the guard ends at the head too, pending
 //!   and parallel differ only for callers that keep the guard past the head.
-//! - `maxConnections` is not enforced yet: the HTTP/1.1 pool is hyper-util's, whose connector
-//!   does not see connection closes per backend, so a count there would be a guess.
+//! - `maxConnections` is not counted here: a cleartext backend with a limit gets pools of its
+//!   own (`backend_pool`) whose connector counts the backend's open connections and refuses one
+//!   beyond the limit with a connect error (503 `upstream-connect-error`, "connection limit
+//!   reached"). TLS backends do not enforce it yet.
 
 mod error_rate;
 

@@ -93,3 +93,31 @@ fn unlinked_backends_are_dropped() {
     assert!(registry.get(&BackendId::new("a")).is_none());
     assert!(registry.get(&BackendId::new("b")).is_some());
 }
+
+#[test]
+fn endpoint_latency_is_exported_at_scrape_time() {
+    let metrics = Arc::new(Metrics::new());
+    let registry = Arc::new(Registry::new());
+    registry.export_endpoint_latency(&metrics);
+    registry.link(&[spec("a")]);
+    registry.set_endpoints(HashMap::from([(BackendId::new("a"), vec![ip(1)])]));
+    let linked = registry.link(&[spec("a")]);
+    linked[0].endpoints().endpoints()[0].observe_latency(std::time::Duration::from_millis(250));
+    let text = metrics.encode();
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("portcullis_endpoint_latency_ewma_seconds{"))
+        .unwrap_or_else(|| panic!("no latency series in\n{text}"));
+    assert!(line.contains("backend=\"a\""), "{line}");
+    assert!(line.contains("endpoint=\"127.0.0.1:1\""), "{line}");
+    let value: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a value");
+    assert!(value > 0.1 && value <= 0.25, "{line}");
+    assert!(text.contains("# TYPE portcullis_endpoint_latency_ewma_seconds gauge"));
+
+    drop(registry);
+    assert!(!metrics.encode().contains("endpoint_latency_ewma"));
+}

@@ -1,0 +1,201 @@
+//! `sessionPersistence` (GEP-1619, experimental) of an HTTPRoute or GRPCRoute rule.
+//!
+//! | field | compiled as |
+//! |---|---|
+//! | `sessionName` | cookie or header name; default `portcullis-session` |
+//! | `type` | `Cookie` (default) or `Header` |
+//! | `cookieConfig.lifetimeType` | `Session` (default): no Max-Age; `Permanent`: Max-Age = `absoluteTimeout` (required) |
+//! | `absoluteTimeout` | validated; the Max-Age of a `Permanent` cookie |
+//! | `idleTimeout` | validated, not enforced |
+
+use http::HeaderName;
+use model::gateway_api::{
+    HttpRouteRulesSessionPersistence, HttpRouteRulesSessionPersistenceCookieConfigLifetimeType,
+    HttpRouteRulesSessionPersistenceType,
+};
+use snapshot::session::{SessionKind, SessionPersistence};
+
+use crate::duration;
+
+/// The session name when `sessionName` is not set.
+pub(crate) const DEFAULT_SESSION_NAME: &str = "portcullis-session";
+
+/// Compiles a rule's `sessionPersistence`; `at` is the rule's field path.
+pub(crate) fn compile_session(
+    at: &str,
+    spec: Option<&HttpRouteRulesSessionPersistence>,
+) -> Result<Option<SessionPersistence>, String> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let at = format!("{at}.sessionPersistence");
+    let timeout = |field: &str, value: Option<&String>| {
+        value
+            .map(|text| duration::parse(text).map_err(|e| format!("{at}.{field}: {e}")))
+            .transpose()
+    };
+    let absolute_timeout = timeout("absoluteTimeout", spec.absolute_timeout.as_ref())?;
+    timeout("idleTimeout", spec.idle_timeout.as_ref())?;
+    let name = spec.session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME);
+    if name.is_empty() || name.len() > 128 {
+        return Err(format!(
+            "{at}.sessionName: must be 1 to 128 characters long"
+        ));
+    }
+    let permanent = spec
+        .cookie_config
+        .as_ref()
+        .and_then(|c| c.lifetime_type.as_ref())
+        == Some(&HttpRouteRulesSessionPersistenceCookieConfigLifetimeType::Permanent);
+    let kind = match spec
+        .r#type
+        .clone()
+        .unwrap_or(HttpRouteRulesSessionPersistenceType::Cookie)
+    {
+        HttpRouteRulesSessionPersistenceType::Cookie => {
+            if !name.bytes().all(is_cookie_name_byte) {
+                return Err(format!(
+                    "{at}.sessionName: {name:?} is not a valid cookie name"
+                ));
+            }
+            if permanent && absolute_timeout.is_none() {
+                return Err(format!(
+                    "{at}.cookieConfig.lifetimeType: Permanent needs absoluteTimeout"
+                ));
+            }
+            SessionKind::Cookie {
+                name: name.to_owned(),
+                max_age: if permanent { absolute_timeout } else { None },
+            }
+        }
+        HttpRouteRulesSessionPersistenceType::Header => {
+            if spec.cookie_config.is_some() {
+                return Err(format!(
+                    "{at}.cookieConfig: only allowed when type is Cookie"
+                ));
+            }
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{at}.sessionName: {name:?} is not a valid header name"))?;
+            SessionKind::Header { name }
+        }
+    };
+    Ok(Some(SessionPersistence {
+        kind,
+        absolute_timeout,
+    }))
+}
+
+/// RFC 6265 cookie-name: an RFC 7230 token.
+fn is_cookie_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use model::gateway_api::HttpRouteRulesSessionPersistenceCookieConfig;
+
+    use super::*;
+
+    fn spec(json: &str) -> HttpRouteRulesSessionPersistence {
+        serde_json::from_str(json).expect("json")
+    }
+
+    #[test]
+    fn absent_is_none() {
+        assert_eq!(compile_session("r", None), Ok(None));
+    }
+
+    #[test]
+    fn defaults_to_a_session_cookie() {
+        let compiled = compile_session("r", Some(&HttpRouteRulesSessionPersistence::default()));
+        assert_eq!(
+            compiled,
+            Ok(Some(SessionPersistence {
+                kind: SessionKind::Cookie {
+                    name: DEFAULT_SESSION_NAME.into(),
+                    max_age: None,
+                },
+                absolute_timeout: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn permanent_cookie_lives_absolute_timeout() {
+        let compiled = compile_session(
+            "r",
+            Some(&spec(
+                r#"{"sessionName": "sid", "type": "Cookie", "absoluteTimeout": "1h",
+                   "idleTimeout": "10m", "cookieConfig": {"lifetimeType": "Permanent"}}"#,
+            )),
+        )
+        .expect("valid")
+        .expect("some");
+        assert_eq!(
+            compiled.kind,
+            SessionKind::Cookie {
+                name: "sid".into(),
+                max_age: Some(Duration::from_secs(3600)),
+            }
+        );
+    }
+
+    #[test]
+    fn header_type() {
+        let compiled = compile_session(
+            "r",
+            Some(&spec(r#"{"sessionName": "X-Session", "type": "Header"}"#)),
+        )
+        .expect("valid")
+        .expect("some");
+        assert_eq!(
+            compiled.kind,
+            SessionKind::Header {
+                name: HeaderName::from_static("x-session"),
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_fields_name_their_path() {
+        let cases = [
+            (
+                r#"{"absoluteTimeout": "soon"}"#,
+                "r.sessionPersistence.absoluteTimeout",
+            ),
+            (
+                r#"{"idleTimeout": "5x"}"#,
+                "r.sessionPersistence.idleTimeout",
+            ),
+            (
+                r#"{"sessionName": "a b"}"#,
+                "r.sessionPersistence.sessionName",
+            ),
+            (r#"{"sessionName": ""}"#, "r.sessionPersistence.sessionName"),
+            (
+                r#"{"type": "Header", "sessionName": "a:b"}"#,
+                "r.sessionPersistence.sessionName",
+            ),
+            (
+                r#"{"cookieConfig": {"lifetimeType": "Permanent"}}"#,
+                "r.sessionPersistence.cookieConfig.lifetimeType",
+            ),
+        ];
+        for (json, path) in cases {
+            let error = compile_session("r", Some(&spec(json))).expect_err(json);
+            assert!(error.starts_with(path), "{json}: {error}");
+        }
+        let header_with_cookie = HttpRouteRulesSessionPersistence {
+            r#type: Some(HttpRouteRulesSessionPersistenceType::Header),
+            cookie_config: Some(HttpRouteRulesSessionPersistenceCookieConfig::default()),
+            ..Default::default()
+        };
+        let error = compile_session("r", Some(&header_with_cookie)).expect_err("cookieConfig");
+        assert!(
+            error.starts_with("r.sessionPersistence.cookieConfig"),
+            "{error}"
+        );
+    }
+}
