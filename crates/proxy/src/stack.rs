@@ -326,9 +326,11 @@ async fn route_and_forward(
         client_certificate: listener.backend_client_certificate.as_deref(),
         pinned,
     };
-    let forwarding = forward_to_backend(
+    // Boxed: the forwarding future (retries, replay, upgrades) is large, and keeping it out of
+    // the per-request future saves copying it around on every request.
+    let forwarding = Box::pin(forward_to_backend(
         plane, live, upstream, request, connection, scheme, rule, outcome,
-    );
+    ));
     let mut response = match rule.timeouts.request {
         Some(limit) => tokio::time::timeout(limit, forwarding)
             .await
