@@ -85,6 +85,12 @@ pub(crate) struct RuleProblems {
     pub(crate) refs: Vec<(String, RefProblem)>,
 }
 
+/// `metadata.creationTimestamp` in unix seconds: the age tie-breaker of route and policy
+/// precedence (`None` in standalone YAML without timestamps, which sorts last).
+pub(crate) fn created_seconds(meta: &model::core::ObjectMeta) -> Option<i64> {
+    meta.creation_timestamp.as_ref().map(|t| t.0.as_second())
+}
+
 /// A route as attachment sees it, whatever its kind.
 pub(crate) struct RouteAttachment<'a> {
     /// `HTTPRoute`, `GRPCRoute` or `TLSRoute`: the status kind and the kind listeners must

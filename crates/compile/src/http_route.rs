@@ -65,11 +65,7 @@ pub(crate) fn attach_http_routes(
             namespace,
             name,
             hostnames: &hostnames,
-            created: route
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_second()),
+            created: attachment::created_seconds(&route.metadata),
             parents: ours,
         };
         attachment::attach_route(
