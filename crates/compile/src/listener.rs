@@ -160,7 +160,7 @@ impl Listeners {
     }
 
     /// Groups usable listeners by socket into the snapshot's socket tables.
-    pub(crate) fn build_sockets(self) -> HashMap<SocketAddr, Arc<SocketRoutes>> {
+    pub(crate) fn build_sockets(self) -> snapshot::SocketMap {
         #[derive(Default)]
         struct Socket {
             scheme: Option<Scheme>,

@@ -83,10 +83,7 @@ impl Controller {
             self.admin
                 .config_json
                 .store(Arc::new(Bytes::from(config.to_string())));
-            self.plane.publish(Live {
-                snapshot: compiled.snapshot,
-                backends,
-            });
+            self.plane.publish(Live::new(compiled.snapshot, backends));
             self.plan = compiled.endpoints;
             self.status = compiled.status;
             self.compiled_store = Some(Arc::clone(&update.store));

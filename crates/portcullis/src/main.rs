@@ -8,6 +8,11 @@ mod run;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small objects
+/// (header maps, body channels, futures) across threads, which glibc malloc serves slowly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {

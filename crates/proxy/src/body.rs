@@ -10,8 +10,8 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use telemetry::AccessLogEntry;
+use upstream::UpstreamBody;
 
 use crate::plane::DataPlane;
 
@@ -20,7 +20,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pin_project_lite::pin_project! {
     #[project = InnerProjection]
     enum Inner {
-        Upstream { #[pin] body: Incoming },
+        Upstream { #[pin] body: UpstreamBody },
         Full { data: Option<Bytes> },
     }
 }
@@ -59,7 +59,7 @@ impl ResponseBody {
     }
 
     /// The upstream's body, streamed.
-    pub(crate) fn upstream(body: Incoming) -> ResponseBody {
+    pub(crate) fn upstream(body: UpstreamBody) -> ResponseBody {
         ResponseBody {
             inner: Inner::Upstream { body },
             log: None,

@@ -4,12 +4,12 @@
 
 use std::net::IpAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use upstream::{AppProtocol, PickContext, RequestBody};
+use upstream::{AppProtocol, PickContext, RequestBody, UpstreamBody};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -19,29 +19,43 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// Removes hop-by-hop headers: the fixed set, and every header the `Connection` header names.
 /// `TE: trailers` survives on requests because gRPC needs it end to end.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
-    // Headers listed in Connection are hop-by-hop too. Collect names first (rare path: only
-    // when a Connection header is present).
-    if headers.contains_key(header::CONNECTION) {
+    // Each remove hashes a name, and most messages carry none of the set or only
+    // `Connection: keep-alive`: one pass over the names says which are there.
+    let present = HopByHop::scan(headers);
+    if present.is_empty() {
+        return;
+    }
+    if present.contains(HopByHop::CONNECTION) {
+        // Headers listed in Connection are hop-by-hop too. Names of the fixed set are removed
+        // below if present (TE stays), so the usual `keep-alive` costs no parse, allocation or
+        // remove.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|name| !HopByHop::is_fixed_name(name))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         for name in named {
-            if name != header::TE {
-                headers.remove(&name);
-            }
+            headers.remove(&name);
         }
         headers.remove(header::CONNECTION);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.remove(header::UPGRADE);
-    headers.remove(header::TRAILER);
-    if is_request {
+    let fixed = [
+        (HopByHop::KEEP_ALIVE, &KEEP_ALIVE),
+        (HopByHop::PROXY_CONNECTION, &PROXY_CONNECTION),
+        (HopByHop::TRANSFER_ENCODING, &header::TRANSFER_ENCODING),
+        (HopByHop::UPGRADE, &header::UPGRADE),
+        (HopByHop::TRAILER, &header::TRAILER),
+    ];
+    for (bit, name) in fixed {
+        if present.contains(bit) {
+            headers.remove(name);
+        }
+    }
+    if is_request && present.contains(HopByHop::TE) {
         let keeps_trailers = headers
             .get(header::TE)
             .and_then(|v| v.to_str().ok())
@@ -56,29 +70,119 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
     }
 }
 
+/// Which headers of the fixed hop-by-hop set (RFC 9110 §7.6.1, plus the legacy `Keep-Alive`
+/// and `Proxy-Connection`) a header map holds, one bit each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HopByHop(u8);
+
+impl HopByHop {
+    const CONNECTION: u8 = 1;
+    const KEEP_ALIVE: u8 = 1 << 1;
+    const PROXY_CONNECTION: u8 = 1 << 2;
+    const TRANSFER_ENCODING: u8 = 1 << 3;
+    const UPGRADE: u8 = 1 << 4;
+    const TRAILER: u8 = 1 << 5;
+    const TE: u8 = 1 << 6;
+
+    /// One pass over the names (lowercase already: `HeaderName` normalises them).
+    fn scan(headers: &HeaderMap) -> HopByHop {
+        HopByHop(headers.keys().fold(0, |present, name| {
+            present | HopByHop::bit(name.as_str().as_bytes())
+        }))
+    }
+
+    fn bit(name: &[u8]) -> u8 {
+        match name {
+            b"connection" => HopByHop::CONNECTION,
+            b"keep-alive" => HopByHop::KEEP_ALIVE,
+            b"proxy-connection" => HopByHop::PROXY_CONNECTION,
+            b"transfer-encoding" => HopByHop::TRANSFER_ENCODING,
+            b"upgrade" => HopByHop::UPGRADE,
+            b"trailer" => HopByHop::TRAILER,
+            b"te" => HopByHop::TE,
+            _ => 0,
+        }
+    }
+
+    /// Whether `name` (as written in a `Connection` header, any case) is one of the set.
+    fn is_fixed_name(name: &str) -> bool {
+        // Lowercased on the stack: no name of the set is longer than `transfer-encoding`.
+        let mut lower = [0u8; "transfer-encoding".len()];
+        let Some(lower) = lower.get_mut(..name.len()) else {
+            return false;
+        };
+        for (to, from) in lower.iter_mut().zip(name.bytes()) {
+            *to = from.to_ascii_lowercase();
+        }
+        HopByHop::bit(lower) != 0
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn contains(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
 /// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &'static str) {
     let mut buffer = [0u8; 64];
     let client_text = format_ip(client, &mut buffer);
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => {
-            HeaderValue::from_str(&format!("{existing}, {client_text}"))
+    // One lookup for both reading and replacing the header.
+    match headers.entry(&X_FORWARDED_FOR) {
+        Entry::Occupied(mut entry) => {
+            let value = match entry.get().to_str() {
+                Ok(existing) if !existing.is_empty() => {
+                    HeaderValue::from_bytes(&[existing.as_bytes(), b", ", client_text].concat())
+                }
+                _ => HeaderValue::from_bytes(client_text),
+            };
+            if let Ok(value) = value {
+                entry.insert(value);
+            }
         }
-        _ => HeaderValue::from_str(client_text),
-    };
-    if let Ok(value) = value {
-        headers.insert(&X_FORWARDED_FOR, value);
+        Entry::Vacant(entry) => {
+            if let Ok(value) = HeaderValue::from_bytes(client_text) {
+                entry.insert(value);
+            }
+        }
     }
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
 }
 
-fn format_ip(ip: IpAddr, buffer: &mut [u8; 64]) -> &str {
+/// The text form of `ip` (as `Display` writes it), in `buffer`.
+fn format_ip(ip: IpAddr, buffer: &mut [u8; 64]) -> &[u8] {
     use std::io::Write;
+    if let IpAddr::V4(ip) = ip {
+        // The common case by hand: `Display` goes through the formatter (and its padding
+        // support), about a thousand instructions per request.
+        // At most 15 bytes ("255.255.255.255"), well inside the buffer.
+        let mut len = 0;
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                buffer[len] = b'.';
+                len += 1;
+            }
+            if octet >= 100 {
+                buffer[len] = b'0' + octet / 100;
+                len += 1;
+            }
+            if octet >= 10 {
+                buffer[len] = b'0' + octet / 10 % 10;
+                len += 1;
+            }
+            buffer[len] = b'0' + octet % 10;
+            len += 1;
+        }
+        return &buffer[..len];
+    }
     let mut cursor = std::io::Cursor::new(&mut buffer[..]);
     // 64 bytes hold any IPv6 text form (at most 45), so the write cannot fail.
     let _ = write!(cursor, "{ip}");
     let len = usize::try_from(cursor.position()).unwrap_or(0);
-    std::str::from_utf8(&buffer[..len]).unwrap_or("")
+    &buffer[..len]
 }
 
 /// The parts of a request that every attempt sends again (`http::request::Parts` is not
@@ -199,7 +303,7 @@ pub(crate) fn stream_body(body: Incoming) -> RequestBody {
 }
 
 /// Cleans an upstream response for the client.
-pub(crate) fn client_response(response: &mut Response<Incoming>) {
+pub(crate) fn client_response(response: &mut Response<UpstreamBody>) {
     strip_hop_by_hop(response.headers_mut(), false);
 }
 

@@ -20,6 +20,7 @@ mod plane;
 mod prefixed;
 mod replay;
 mod retry;
+mod series_cache;
 mod session;
 mod stack;
 mod tls_route;

@@ -7,14 +7,29 @@ use snapshot::Snapshot;
 use telemetry::{AccessLog, Metrics};
 use upstream::{BackendRuntime, Pools};
 
+use crate::series_cache::SeriesCache;
+
 /// A snapshot linked to the live runtimes of its backends (index-aligned with
-/// `snapshot.backends`).
+/// `snapshot.backends`), and the metric series its requests record into.
 #[derive(Debug, Default)]
 pub struct Live {
     /// The compiled config.
     pub snapshot: Arc<Snapshot>,
     /// `backends[i]` is the runtime of `snapshot.backends[i]`.
     pub backends: Vec<Arc<BackendRuntime>>,
+    /// Series handles keyed by this generation's rules and backend indexes; dropped with it.
+    pub(crate) series: SeriesCache,
+}
+
+impl Live {
+    /// Links `snapshot` to its backends' runtimes (`backends[i]` for `snapshot.backends[i]`).
+    pub fn new(snapshot: Arc<Snapshot>, backends: Vec<Arc<BackendRuntime>>) -> Live {
+        Live {
+            series: SeriesCache::new(backends.len()),
+            snapshot,
+            backends,
+        }
+    }
 }
 
 /// Everything a request handler needs, shared by all connections.

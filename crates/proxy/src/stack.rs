@@ -24,7 +24,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{Request, Response, Version, header};
 use http_body_util::{BodyExt, Full};
@@ -33,7 +33,7 @@ use rand::Rng;
 use router::RequestView;
 use snapshot::{BackendTarget, Filters, RETRY_BODY_LIMIT, RouteRule, RuleAction};
 use telemetry::LabelValue;
-use upstream::{BackendRuntime, ClientCertificate, RequestBody};
+use upstream::{BackendRuntime, ClientCertificate, RequestBody, UpstreamBody};
 
 use crate::body::{PendingLog, ResponseBody};
 use crate::cors;
@@ -45,6 +45,7 @@ use crate::mirror;
 use crate::plane::{DataPlane, Live};
 use crate::replay::{self, Prepared};
 use crate::retry;
+use crate::series_cache::SeriesKey;
 use crate::session;
 use crate::upgrade;
 
@@ -59,10 +60,17 @@ pub(crate) struct Connection {
 
 /// What the request turned into, for metrics and the access log, and the CORS headers every
 /// response of its rule carries.
+///
+/// `rule` and `backend_index` are set together with `route` and `backend`, and key the
+/// request's metric series in the generation's cache (`Live::series`).
 #[derive(Default)]
 struct Outcome {
     route: Option<Arc<str>>,
+    /// Address of the matched rule in the live snapshot.
+    rule: Option<usize>,
     backend: Option<Arc<str>>,
+    /// Index of `backend` in the live config.
+    backend_index: Option<usize>,
     endpoint: Option<SocketAddr>,
     cors: Option<cors::CorsGrant>,
 }
@@ -74,7 +82,6 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let start = Instant::now();
-    let time = SystemTime::now();
     let live = plane.live();
     let log_head = plane.access_log.is_enabled().then(|| LogHead::of(&request));
     let mut outcome = Outcome::default();
@@ -96,23 +103,13 @@ pub(crate) async fn handle(
         cors::decorate(response.headers_mut(), grant);
     }
     let status = response.status().as_u16();
-    let route_label = outcome
-        .route
-        .clone()
-        .map_or_else(|| LabelValue::from(""), LabelValue::from);
-    let backend_label = outcome
-        .backend
-        .clone()
-        .map_or_else(|| LabelValue::from(""), LabelValue::from);
-    plane
-        .metrics
-        .record_request(&route_label, &backend_label, status, start.elapsed());
+    record_request(&plane, &live, &outcome, status, start.elapsed());
     let Some(head) = log_head else {
         return Ok(response);
     };
     let log = Box::new(PendingLog {
         plane: Arc::clone(&plane),
-        time,
+        time: head.time,
         start,
         client: connection.peer,
         method: head.method,
@@ -131,8 +128,43 @@ pub(crate) async fn handle(
     Ok(Response::from_parts(parts, body.with_log(Some(log))))
 }
 
+/// Counts the request in `portcullis_requests_total` and `portcullis_request_duration_seconds`:
+/// through the generation's series cache when it matched a rule (the common case), by labels
+/// otherwise (no listener, no route: the labels are empty).
+fn record_request(
+    plane: &DataPlane,
+    live: &Live,
+    outcome: &Outcome,
+    status: u16,
+    duration: Duration,
+) {
+    let label = |value: &Option<Arc<str>>| {
+        value
+            .clone()
+            .map_or_else(LabelValue::empty, LabelValue::from)
+    };
+    let series = || {
+        plane
+            .metrics
+            .request_series(&label(&outcome.route), &label(&outcome.backend), status)
+    };
+    match outcome.rule {
+        Some(rule) => {
+            let key = SeriesKey {
+                rule,
+                backend: outcome.backend_index,
+                code: status,
+            };
+            live.series.record_request(key, duration, series);
+        }
+        None => series().record(duration),
+    }
+}
+
 /// The request facts the access log keeps (copied before the request moves upstream).
 struct LogHead {
+    /// When the request arrived (wall clock, for the log line's timestamp).
+    time: SystemTime,
     method: http::Method,
     host: String,
     path: String,
@@ -143,6 +175,7 @@ struct LogHead {
 impl LogHead {
     fn of(request: &Request<Incoming>) -> LogHead {
         LogHead {
+            time: SystemTime::now(),
             method: request.method().clone(),
             host: request_host(request).unwrap_or("").to_owned(),
             path: request
@@ -234,6 +267,7 @@ async fn route_and_forward(
     let rule: &RouteRule = hit.target;
     let matched = hit.path_match;
     outcome.route = Some(Arc::clone(&rule.name));
+    outcome.rule = Some(std::ptr::from_ref(rule).addr());
     let scheme = socket.scheme.as_str();
 
     // 4. rule filters: CORS answers preflights (and marks the response of any other request);
@@ -377,6 +411,28 @@ struct Upstream<'a> {
     pinned: Option<SocketAddr>,
 }
 
+/// The backend an attempt goes to: its runtime, and its index in the live config (which keys
+/// its breaker gauge in `Live::series`).
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    live: &'a Live,
+    index: usize,
+    runtime: &'a BackendRuntime,
+}
+
+impl Target<'_> {
+    /// Sets `portcullis_circuit_breaker_state` for the backend to `state`. Called after every
+    /// exchange and rejection with the breaker's current state, so the gauge follows every
+    /// transition (including one made by another request, or by an admission); the cached
+    /// handle writes only when the value changes.
+    fn show_breaker_state(self, plane: &DataPlane, state: i64) {
+        self.live.series.set_breaker_state(self.index, state, || {
+            let label = LabelValue::from(Arc::clone(self.runtime.id().as_shared()));
+            plane.metrics.circuit_breaker_gauge(&label)
+        });
+    }
+}
+
 /// Forwards to the backend, retrying per the rule's retry policy.
 #[allow(clippy::too_many_arguments)]
 async fn forward_to_backend(
@@ -395,6 +451,12 @@ async fn forward_to_backend(
     let client = upstream.client_certificate;
     let pinned = upstream.pinned;
     outcome.backend = Some(Arc::clone(backend.id().as_shared()));
+    outcome.backend_index = Some(upstream.index);
+    let target = Target {
+        live,
+        index: upstream.index,
+        runtime: backend,
+    };
     let limit = rule.timeouts.backend_request;
     if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
         // An upgrade (WebSocket) is one exchange, never retried: the connection is the body.
@@ -403,7 +465,7 @@ async fn forward_to_backend(
         let (parts, body) = request.into_parts();
         let mut head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
-        let response = attempt(plane, backend, client, pinned, head, body, limit, outcome).await?;
+        let response = attempt(plane, target, client, pinned, head, body, limit, outcome).await?;
         let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let response = upgrade::bridge(client_upgrade, response);
         return Ok(if switched {
@@ -416,7 +478,7 @@ async fn forward_to_backend(
     let method = parts.method.clone();
     let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
     let Some(policy) = &rule.retry else {
-        let response = attempt(plane, backend, client, pinned, head, body, limit, outcome).await?;
+        let response = attempt(plane, target, client, pinned, head, body, limit, outcome).await?;
         return Ok(client_response(response));
     };
     let limit = policy.per_try_timeout.or(limit);
@@ -429,7 +491,7 @@ async fn forward_to_backend(
             // Too large to keep for another attempt: sent once.
             let response = attempt(
                 plane,
-                backend,
+                target,
                 client,
                 pinned,
                 head,
@@ -453,7 +515,7 @@ async fn forward_to_backend(
         let pinned = pinned.filter(|_| retry == 0);
         let result = attempt(
             plane,
-            backend,
+            target,
             client,
             pinned,
             head.clone(),
@@ -488,24 +550,23 @@ async fn forward_to_backend(
 #[allow(clippy::too_many_arguments)]
 async fn attempt(
     plane: &Arc<DataPlane>,
-    backend: &BackendRuntime,
+    target: Target<'_>,
     client: Option<&ClientCertificate>,
     pinned: Option<SocketAddr>,
     head: RequestHead,
     body: RequestBody,
     limit: Option<std::time::Duration>,
     outcome: &mut Outcome,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
+    let backend = target.runtime;
+    // Built only when a metric is looked up by label (rejections, ejections, first use).
+    let backend_label = || LabelValue::from(Arc::clone(backend.id().as_shared()));
     // Circuit breaking comes before the pick: a rejected request touches no endpoint.
-    let backend_label = LabelValue::from(Arc::clone(backend.id().as_shared()));
     let mut admission = backend.admit().map_err(|rejection| {
         plane
             .metrics
-            .circuit_breaker_rejected(&backend_label, rejection.reason());
-        let state = backend.breaker().state();
-        plane
-            .metrics
-            .circuit_breaker_state(&backend_label, state.gauge_value());
+            .circuit_breaker_rejected(&backend_label(), rejection.reason());
+        target.show_breaker_state(plane, backend.breaker().state().gauge_value());
         ProxyError::from(rejection)
     })?;
     let endpoint = pinned
@@ -537,9 +598,7 @@ async fn attempt(
     admission.head_received();
     let is_error = !matches!(&sent, Some(Ok(response)) if !response.status().is_server_error());
     let state = admission.record(is_error);
-    plane
-        .metrics
-        .circuit_breaker_state(&backend_label, state.gauge_value());
+    target.show_breaker_state(plane, state.gauge_value());
     // One outcome per exchange feeds outlier detection (upstream::health): a response of any
     // status counts with its latency; connect failure, reset, timeout or garbage is a gateway
     // error.
@@ -553,7 +612,7 @@ async fn attempt(
     if let Some(reason) = backend.record_outcome(&endpoint, exchange) {
         plane
             .metrics
-            .outlier_ejected(&backend_label, reason.as_str());
+            .outlier_ejected(&backend_label(), reason.as_str());
     }
     let Some(sent) = sent else {
         return Err(ProxyError::Timeout);
@@ -565,12 +624,12 @@ async fn attempt(
 }
 
 /// A 101 keeps its `Upgrade` and `Connection` headers (they are the point of it).
-fn upgraded_response(response: Response<Incoming>) -> Response<ResponseBody> {
+fn upgraded_response(response: Response<UpstreamBody>) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, ResponseBody::upstream(body))
 }
 
-fn client_response(mut response: Response<Incoming>) -> Response<ResponseBody> {
+fn client_response(mut response: Response<UpstreamBody>) -> Response<ResponseBody> {
     forward::client_response(&mut response);
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, ResponseBody::upstream(body))

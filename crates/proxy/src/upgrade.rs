@@ -7,9 +7,9 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, Version};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use upstream::UpstreamBody;
 
 /// The protocol a client asks to upgrade to (`Upgrade` listed in `Connection`), if any.
 pub(crate) fn requested(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
@@ -35,7 +35,10 @@ pub(crate) fn restore_request_headers(headers: &mut HeaderMap, protocol: HeaderV
 
 /// When the backend switched protocols, joins the client's and the backend's upgraded
 /// connections in a task and returns the 101 with its upgrade headers for the client.
-pub(crate) fn bridge(client: OnUpgrade, mut response: Response<Incoming>) -> Response<Incoming> {
+pub(crate) fn bridge(
+    client: OnUpgrade,
+    mut response: Response<UpstreamBody>,
+) -> Response<UpstreamBody> {
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }

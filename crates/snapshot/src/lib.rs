@@ -23,13 +23,17 @@ use http::StatusCode;
 use router::{HostMap, RouteTable};
 use upstream::BackendSpec;
 
+/// Listener sockets by local address, looked up on every request (hence the fast hasher:
+/// the keys are our own addresses, not client input).
+pub type SocketMap = HashMap<SocketAddr, Arc<SocketRoutes>, upstream::fast_hash::FastHashBuilder>;
+
 /// One compiled config.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Source generation this snapshot was compiled from.
     pub generation: u64,
     /// Every socket to listen on, with what to serve there.
-    pub sockets: HashMap<SocketAddr, Arc<SocketRoutes>>,
+    pub sockets: SocketMap,
     /// Backends referenced by rules, by [`BackendIndex`].
     pub backends: Vec<BackendSpec>,
 }

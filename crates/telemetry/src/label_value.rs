@@ -1,7 +1,7 @@
 //! [`LabelValue`]: a metric label value shared by many series.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 
@@ -12,6 +12,13 @@ use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 pub struct LabelValue(Arc<str>);
 
 impl LabelValue {
+    /// The empty value (a request without a route or backend), shared: cloning it does not
+    /// allocate.
+    pub fn empty() -> LabelValue {
+        static EMPTY: LazyLock<LabelValue> = LazyLock::new(|| LabelValue::from(""));
+        EMPTY.clone()
+    }
+
     /// The value as text.
     pub fn as_str(&self) -> &str {
         &self.0

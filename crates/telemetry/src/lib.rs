@@ -14,4 +14,4 @@ mod timestamp;
 pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLogFormat};
 pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
-pub use metrics::{METRICS_CONTENT_TYPE, Metrics};
+pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestSeries};

@@ -236,6 +236,9 @@ impl Metrics {
 
     /// Counts one answered request in `portcullis_requests_total{route,backend,code}` and
     /// observes its duration in `portcullis_request_duration_seconds{route}`.
+    ///
+    /// Looks both series up by their labels; a caller that records into the same series again
+    /// and again keeps a [`RequestSeries`] instead.
     pub fn record_request(
         &self,
         route: &LabelValue,
@@ -243,18 +246,29 @@ impl Metrics {
         code: u16,
         duration: Duration,
     ) {
+        self.request_series(route, backend, code).record(duration);
+    }
+
+    /// The series [`Metrics::record_request`] records into for these labels, created (empty)
+    /// if they do not exist yet. The handles share their values with the registry, so
+    /// recording through them exports exactly what `record_request` would.
+    pub fn request_series(
+        &self,
+        route: &LabelValue,
+        backend: &LabelValue,
+        code: u16,
+    ) -> RequestSeries {
         let labels = RequestLabels {
             route: route.clone(),
             backend: backend.clone(),
             code,
         };
-        self.requests.get_or_create(&labels).inc();
+        let requests = self.requests.get_or_create_owned(&labels);
         let labels = RouteLabels {
             route: labels.route,
         };
-        self.request_duration
-            .get_or_create(&labels)
-            .observe(duration.as_secs_f64());
+        let duration = self.request_duration.get_or_create_owned(&labels);
+        RequestSeries { requests, duration }
     }
 
     /// A connection to an endpoint of `backend` opened: raises
@@ -345,10 +359,16 @@ impl Metrics {
 
     /// Sets `portcullis_circuit_breaker_state{backend}` (0 closed, 1 open, 2 half-open).
     pub fn circuit_breaker_state(&self, backend: &LabelValue, state: i64) {
+        self.circuit_breaker_gauge(backend).set(state);
+    }
+
+    /// The `portcullis_circuit_breaker_state{backend}` series, created (at 0, closed) if it does
+    /// not exist yet, for callers that set it again and again.
+    pub fn circuit_breaker_gauge(&self, backend: &LabelValue) -> BreakerStateGauge {
         let labels = BackendLabels {
             backend: backend.clone(),
         };
-        self.circuit_breaker_state.get_or_create(&labels).set(state);
+        BreakerStateGauge(self.circuit_breaker_state.get_or_create_owned(&labels))
     }
 
     /// The circuit breaker answered a request: counts
@@ -414,6 +434,45 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail and our label encoders never fail");
         text
+    }
+}
+
+/// The two series one answered request records into, from [`Metrics::request_series`]:
+/// `portcullis_requests_total{route,backend,code}` and
+/// `portcullis_request_duration_seconds{route}`. Cheap to clone (clones share the values); keeps
+/// the series alive but never removes or creates any, so holding it exports nothing new.
+#[derive(Clone, Debug)]
+pub struct RequestSeries {
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl RequestSeries {
+    /// Counts one answered request and observes its duration. Lock-free for the counter; the
+    /// histogram takes its own (per-series) lock.
+    pub fn record(&self, duration: Duration) {
+        self.requests.inc();
+        self.duration.observe(duration.as_secs_f64());
+    }
+}
+
+/// One backend's `portcullis_circuit_breaker_state` series, from
+/// [`Metrics::circuit_breaker_gauge`]. Cheap to clone (clones share the value).
+#[derive(Clone, Debug)]
+pub struct BreakerStateGauge(Gauge);
+
+impl BreakerStateGauge {
+    /// Sets the gauge (0 closed, 1 open, 2 half-open). Writes only when the value differs, so
+    /// calling it after every request does not bounce the value's cache line between threads.
+    pub fn set(&self, state: i64) {
+        if self.0.get() != state {
+            self.0.set(state);
+        }
+    }
+
+    /// The value exported now.
+    pub fn get(&self) -> i64 {
+        self.0.get()
     }
 }
 

@@ -1,9 +1,7 @@
 //! Cleartext pools of their own for backends whose connection settings (connect timeout, idle
-//! timeout, maximum connections) differ from the defaults. Backends with default settings share
-//! [`Pools`]' pools at no extra cost. `maxConnectionDuration` is not enforced: hyper-util's pool
-//! has no connection age, and its `Connected` poison pill cannot be shared with a timer from
-//! outside the crate, so it does not select own pools either. TLS backends keep using the
-//! shared connector and settings in their TLS pools (`tls_pool`).
+//! timeout, maximum connections, maximum connection duration) differ from the defaults.
+//! Backends with default settings share [`Pools`]' pools at no extra cost. TLS backends keep
+//! using the shared connector and settings in their TLS pools (`tls_pool`).
 //!
 //! The pools live in the backend's runtime and are rebuilt (lazily, on the next request) when
 //! these settings change; the open-connection count is kept across rebuilds, so connections of
@@ -24,6 +22,7 @@ pub(crate) struct ConnectionSettings {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_connections: Option<u32>,
+    max_connection_duration: Option<Duration>,
 }
 
 impl ConnectionSettings {
@@ -32,6 +31,7 @@ impl ConnectionSettings {
             connect_timeout: policy.connect_timeout,
             idle_timeout: policy.idle_timeout,
             max_connections: policy.limits.max_connections,
+            max_connection_duration: policy.max_connection_duration,
         }
     }
 
@@ -41,6 +41,7 @@ impl ConnectionSettings {
         self.connect_timeout == defaults.connect_timeout
             && self.idle_timeout == defaults.idle_timeout
             && self.max_connections.is_none()
+            && self.max_connection_duration.is_none()
     }
 }
 
@@ -106,6 +107,7 @@ impl BackendPools {
             connect_timeout: settings.connect_timeout,
             idle_timeout: settings.idle_timeout,
             max_idle_per_endpoint: shared.settings().max_idle_per_endpoint,
+            max_connection_lifetime: settings.max_connection_duration,
         };
         OwnPools {
             pools: PlainPools::new(&connector, &pool_settings),

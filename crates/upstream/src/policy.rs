@@ -26,14 +26,14 @@ pub struct BackendPolicy {
     pub limits: ConcurrencyLimits,
     /// The error-rate breaker (open: 503 with `x-portcullis-error: circuit-open`).
     pub error_rate: Option<ErrorRateBreaker>,
-    /// TCP connect timeout. A cleartext backend whose connect timeout, idle timeout or
-    /// `limits.max_connections` differ from the defaults gets pools of its own built with them
+    /// TCP connect timeout. A cleartext backend whose connect timeout, idle timeout,
+    /// `limits.max_connections` or `max_connection_duration` differ from the defaults gets pools of its own built with them
     /// (`backend_pool`); TLS backends use the shared settings.
     pub connect_timeout: Duration,
     /// Idle pooled connections are closed after this (see `connect_timeout`).
     pub idle_timeout: Duration,
-    /// Connections are closed after this age; `None` = no limit. Not enforced yet: hyper-util's
-    /// pool has no connection age.
+    /// A connection this old takes no new request: it finishes the one in flight and closes
+    /// (`None` = no limit). Like the timeouts above, it gives a cleartext backend its own pools.
     pub max_connection_duration: Option<Duration>,
 }
 

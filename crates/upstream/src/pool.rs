@@ -13,22 +13,22 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::combinators::UnsyncBoxBody;
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use telemetry::{LabelValue, Metrics};
 use tokio::net::TcpStream;
 
 use crate::backend::AppProtocol;
+use crate::fast_hash::FastHashBuilder;
+use crate::http1_pool::{Connect, Http1Pool, Lifetimes};
 use crate::registry::BackendRuntime;
+use crate::response_body::UpstreamBody;
 use crate::tls::ClientCertificate;
 
 /// Error type of request bodies.
@@ -79,6 +79,18 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     /// Idle connections kept per endpoint.
     pub max_idle_per_endpoint: usize,
+    /// A connection is not used for new requests once this old (`maxConnectionDuration`).
+    pub max_connection_lifetime: Option<Duration>,
+}
+
+impl PoolSettings {
+    pub(crate) fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            idle_timeout: self.idle_timeout,
+            max_idle_per_endpoint: self.max_idle_per_endpoint,
+            max_lifetime: self.max_connection_lifetime,
+        }
+    }
 }
 
 impl Default for PoolSettings {
@@ -87,6 +99,7 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(90),
             max_idle_per_endpoint: 1024,
+            max_connection_lifetime: None,
         }
     }
 }
@@ -124,7 +137,7 @@ impl Pools {
         client: Option<&ClientCertificate>,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         if let Some(tls) = backend.tls_state() {
             return tls
                 .send(self, client, backend.protocol(), endpoint, request)
@@ -147,22 +160,23 @@ impl Pools {
     }
 }
 
-/// Cleartext pools: an HTTP/1.1 client and an h2c map over one connector. [`Pools`] holds the
+/// Cleartext pools: an HTTP/1.1 pool and an h2c map over one connector. [`Pools`] holds the
 /// shared pair; a backend whose connection settings differ from the defaults keeps its own
 /// (`backend_pool`).
 #[derive(Clone, Debug)]
 pub(crate) struct PlainPools {
-    http1: Client<CountingConnector, RequestBody>,
+    http1: Http1Pool<CountingConnector>,
     h2c: Arc<H2Pool>,
 }
 
 impl PlainPools {
     pub(crate) fn new(connector: &CountingConnector, settings: &PoolSettings) -> PlainPools {
         PlainPools {
-            http1: client_builder(settings).build(connector.clone()),
+            http1: Http1Pool::new(connector.clone(), settings.lifetimes()),
             h2c: Arc::new(H2Pool {
                 connector: connector.clone(),
-                connections: Mutex::new(HashMap::new()),
+                max_lifetime: settings.max_connection_lifetime,
+                connections: Mutex::new(HashMap::default()),
             }),
         }
     }
@@ -172,43 +186,25 @@ impl PlainPools {
         protocol: AppProtocol,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match protocol {
             AppProtocol::H2c => self.h2c.send(endpoint, request).await,
-            AppProtocol::Http1 | AppProtocol::WebSocket => {
-                self.http1.request(request).await.map_err(|error| {
-                    if error.is_connect() {
-                        UpstreamError::Connect(error_chain(&error))
-                    } else {
-                        UpstreamError::after_connect(&error)
-                    }
-                })
-            }
+            AppProtocol::Http1 | AppProtocol::WebSocket => self.http1.send(endpoint, request).await,
         }
     }
 }
 
-/// The HTTP/1.1 client settings every pooled client shares.
-pub(crate) fn client_builder(settings: &PoolSettings) -> hyper_util::client::legacy::Builder {
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .pool_idle_timeout(settings.idle_timeout)
-        .pool_max_idle_per_host(settings.max_idle_per_endpoint)
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        // We forward the Host header as the client sent it (Gateway API requires it unless
-        // a filter rewrites it), so the client must not derive one from the endpoint URI.
-        .set_host(false);
-    builder
-}
-
 /// HTTP/2 cleartext connections, one multiplexed connection per endpoint.
 ///
-/// hyper-util's pool keys connections by the URI authority, but for HTTP/2 the authority is the
-/// virtual host the backend must see, so h2c keeps its own map keyed by endpoint address.
+/// The request's URI authority is the virtual host the backend must see (`:authority`), so
+/// connections are keyed by endpoint address. A connection older than `max_lifetime` gets no
+/// new streams: the next request opens its successor, and it closes when its streams end.
 #[derive(Debug)]
 struct H2Pool {
     connector: CountingConnector,
-    connections: Mutex<HashMap<SocketAddr, http2::SendRequest<RequestBody>>>,
+    max_lifetime: Option<Duration>,
+    connections:
+        Mutex<HashMap<SocketAddr, (http2::SendRequest<RequestBody>, Instant), FastHashBuilder>>,
 }
 
 impl H2Pool {
@@ -216,30 +212,35 @@ impl H2Pool {
         &self,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut sender = match self.ready_connection(endpoint) {
             Some(sender) => sender,
-            None => self.connect(endpoint).await?,
+            None => Box::pin(self.connect(endpoint)).await?,
         };
-        sender
+        let response = sender
             .send_request(request)
             .await
-            .map_err(|error| UpstreamError::after_connect(&error))
+            .map_err(|error| UpstreamError::after_connect(&error))?;
+        Ok(response.map(UpstreamBody::unpooled))
     }
 
     fn ready_connection(&self, endpoint: SocketAddr) -> Option<http2::SendRequest<RequestBody>> {
         let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        connections.get(&endpoint).filter(|s| s.is_ready()).cloned()
+        connections
+            .get(&endpoint)
+            .filter(|(sender, born)| {
+                sender.is_ready() && self.max_lifetime.is_none_or(|max| born.elapsed() < max)
+            })
+            .map(|(sender, _)| sender.clone())
     }
 
     async fn connect(
         &self,
         endpoint: SocketAddr,
     ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
-        let uri: Uri = format!("http://{endpoint}")
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| UpstreamError::Connect(e.to_string()))?;
-        let stream = tower_service::Service::call(&mut self.connector.clone(), uri)
+        let stream = self
+            .connector
+            .connect(endpoint)
             .await
             .map_err(|error| UpstreamError::Connect(error_chain(&*error)))?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
@@ -253,7 +254,7 @@ impl H2Pool {
             }
         });
         let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        connections.insert(endpoint, sender.clone());
+        connections.insert(endpoint, (sender.clone(), Instant::now()));
         Ok(sender)
     }
 }
@@ -281,11 +282,11 @@ pub(crate) struct ConnectionLimits {
 #[error("connection limit reached: the backend has {0} open connections (maxConnections)")]
 pub struct ConnectionLimitError(pub usize);
 
-/// `HttpConnector` that counts connections in metrics (and, for a backend with its own pools,
-/// enforces its connection limits).
+/// The TCP connector of the pools: connect timeout, `TCP_NODELAY`, connections counted in
+/// metrics (and, for a backend with its own pools, its connection limits enforced).
 #[derive(Clone, Debug)]
 pub(crate) struct CountingConnector {
-    inner: HttpConnector,
+    connect_timeout: Duration,
     metrics: Arc<Metrics>,
     limits: Option<ConnectionLimits>,
 }
@@ -296,12 +297,8 @@ impl CountingConnector {
         connect_timeout: Duration,
         limits: Option<ConnectionLimits>,
     ) -> CountingConnector {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.enforce_http(true);
         CountingConnector {
-            inner: http,
+            connect_timeout,
             metrics,
             limits,
         }
@@ -321,18 +318,22 @@ impl Drop for OpenSlot {
     }
 }
 
-impl tower_service::Service<Uri> for CountingConnector {
-    type Response = CountedStream;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<CountedStream, BoxError>> + Send + 'static>>;
+/// A TCP connect that did not finish within the connect timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("connect to {endpoint} timed out after {limit:?}")]
+pub struct ConnectTimeout {
+    endpoint: SocketAddr,
+    limit: Duration,
+}
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
+impl Connect for CountingConnector {
+    type Io = CountedStream;
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
+    fn connect(
+        &self,
+        endpoint: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Result<CountedStream, BoxError>> + Send + 'static>> {
         let metrics = Arc::clone(&self.metrics);
-        let label = LabelValue::from(uri.authority().map_or("", |a| a.as_str()));
         // Reserve a slot before connecting, so concurrent connects count against the limit.
         let slot = self.limits.as_ref().map(|limits| {
             let open = limits.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -349,12 +350,18 @@ impl tower_service::Service<Uri> for CountingConnector {
             return Box::pin(async move { Err(Box::new(ConnectionLimitError(max)) as BoxError) });
         }
         let slot = slot.map(|(slot, _, _)| slot);
-        let connecting = self.inner.call(uri);
+        let limit = self.connect_timeout;
         Box::pin(async move {
-            let stream = connecting.await?;
+            let stream = match tokio::time::timeout(limit, TcpStream::connect(endpoint)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => return Err(Box::new(error) as BoxError),
+                Err(_) => return Err(Box::new(ConnectTimeout { endpoint, limit }) as BoxError),
+            };
+            stream.set_nodelay(true)?;
+            let label = LabelValue::from(endpoint.to_string());
             metrics.upstream_connection_opened(&label);
             Ok(CountedStream {
-                inner: stream,
+                inner: TokioIo::new(stream),
                 metrics,
                 label,
                 _slot: slot,
@@ -378,12 +385,6 @@ pin_project_lite::pin_project! {
             let this = this.project();
             this.metrics.upstream_connection_closed(this.label);
         }
-    }
-}
-
-impl Connection for CountedStream {
-    fn connected(&self) -> Connected {
-        self.inner.connected()
     }
 }
 

@@ -1,10 +1,9 @@
-//! Upstream TLS connections (BackendTLSPolicy): HTTP/1.1 over TLS through hyper-util's pooled
-//! client, HTTP/2 over TLS through a map of multiplexed connections.
+//! Upstream TLS connections (BackendTLSPolicy): HTTP/1.1 over TLS through an [`Http1Pool`],
+//! HTTP/2 over TLS through a map of multiplexed connections.
 //!
 //! The pools live in the backend's runtime ([`BackendTls`]), one per client certificate a
-//! listener may present, not in [`Pools`]: hyper-util keys its pool by scheme and authority
-//! (`ip:port`), so two backends with different TLS settings on one endpoint must never share a
-//! client. The registry keeps a runtime (and so its connections) across reloads only while its
+//! listener may present, not in [`Pools`]: pools key connections by endpoint address, so two
+//! backends with different TLS settings on one endpoint must never share a pool. The registry keeps a runtime (and so its connections) across reloads only while its
 //! [`UpstreamTls`] stays equal. This module does not decide what to verify; `tls` does.
 
 use std::collections::HashMap;
@@ -17,28 +16,26 @@ use std::task::{Context, Poll};
 
 use http::uri::Scheme;
 use http::{Request, Response, Uri};
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio_rustls::client::TlsStream;
 
 use crate::backend::AppProtocol;
+use crate::http1_pool::{Connect, Http1Pool};
 use crate::pool::{
-    BoxError, CountedStream, CountingConnector, Pools, RequestBody, UpstreamError, client_builder,
-    error_chain,
+    BoxError, CountedStream, CountingConnector, Pools, RequestBody, UpstreamError, error_chain,
 };
+use crate::response_body::UpstreamBody;
 use crate::tls::{ClientCertificate, UpstreamTls};
 
 /// The TLS connections of one backend, by client certificate variant.
 pub(crate) struct BackendTls {
     spec: Arc<UpstreamTls>,
     /// HTTP/1.1 clients, one per variant of `spec`, created on first use.
-    http1: Vec<OnceLock<Client<TlsConnector, RequestBody>>>,
+    http1: Vec<OnceLock<Http1Pool<TlsConnector>>>,
     /// HTTP/2 connections by (variant, endpoint).
     h2: Mutex<HashMap<(usize, SocketAddr), http2::SendRequest<RequestBody>>>,
 }
@@ -75,26 +72,23 @@ impl BackendTls {
         protocol: AppProtocol,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let variant = self.spec.variant(client);
         match protocol {
             AppProtocol::H2c => self.send_h2(pools, variant, endpoint, request).await,
             AppProtocol::Http1 | AppProtocol::WebSocket => {
-                let client = self.http1_client(pools, variant);
-                client.request(request).await.map_err(|error| {
-                    if error.is_connect() {
-                        UpstreamError::Connect(error_chain(&error))
-                    } else {
-                        UpstreamError::after_connect(&error)
-                    }
-                })
+                self.http1_pool(pools, variant)
+                    .send(endpoint, request)
+                    .await
             }
         }
     }
 
-    fn http1_client(&self, pools: &Pools, variant: usize) -> &Client<TlsConnector, RequestBody> {
+    fn http1_pool(&self, pools: &Pools, variant: usize) -> &Http1Pool<TlsConnector> {
         let slot = self.http1.get(variant).unwrap_or(&self.http1[0]);
-        slot.get_or_init(|| client_builder(pools.settings()).build(self.connector(pools, variant)))
+        slot.get_or_init(|| {
+            Http1Pool::new(self.connector(pools, variant), pools.settings().lifetimes())
+        })
     }
 
     fn connector(&self, pools: &Pools, variant: usize) -> TlsConnector {
@@ -112,7 +106,7 @@ impl BackendTls {
         variant: usize,
         endpoint: SocketAddr,
         mut request: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         // The h2c request carries `:scheme http`; over TLS it is `https` (RFC 9113 §8.3.1).
         let mut parts = request.uri().clone().into_parts();
         parts.scheme = Some(Scheme::HTTPS);
@@ -121,12 +115,13 @@ impl BackendTls {
         }
         let mut sender = match self.ready_h2(variant, endpoint) {
             Some(sender) => sender,
-            None => self.connect_h2(pools, variant, endpoint).await?,
+            None => Box::pin(self.connect_h2(pools, variant, endpoint)).await?,
         };
-        sender
+        let response = sender
             .send_request(request)
             .await
-            .map_err(|error| UpstreamError::after_connect(&error))
+            .map_err(|error| UpstreamError::after_connect(&error))?;
+        Ok(response.map(UpstreamBody::unpooled))
     }
 
     fn ready_h2(
@@ -147,10 +142,9 @@ impl BackendTls {
         variant: usize,
         endpoint: SocketAddr,
     ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
-        let uri: Uri = format!("http://{endpoint}")
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| UpstreamError::Connect(e.to_string()))?;
-        let stream = tower_service::Service::call(&mut self.connector(pools, variant), uri)
+        let stream = self
+            .connector(pools, variant)
+            .connect(endpoint)
             .await
             .map_err(|error| UpstreamError::Connect(error_chain(&*error)))?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
@@ -192,20 +186,14 @@ impl fmt::Display for TlsConnectError {
 
 impl std::error::Error for TlsConnectError {}
 
-impl tower_service::Service<Uri> for TlsConnector {
-    type Response = TlsIo;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send + 'static>>;
+impl Connect for TlsConnector {
+    type Io = TlsIo;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.tcp.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let endpoint = uri
-            .authority()
-            .map_or_else(String::new, ToString::to_string);
-        let connecting = self.tcp.call(uri);
+    fn connect(
+        &self,
+        endpoint: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send + 'static>> {
+        let connecting = self.tcp.connect(endpoint);
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.config));
         let server_name = self.server_name.clone();
         let limit = self.handshake_timeout;
@@ -236,12 +224,6 @@ impl tower_service::Service<Uri> for TlsConnector {
 /// A TLS connection to a backend, in hyper's IO traits.
 pub(crate) struct TlsIo {
     inner: TokioIo<TlsStream<TokioIo<CountedStream>>>,
-}
-
-impl Connection for TlsIo {
-    fn connected(&self) -> Connected {
-        self.inner.inner().get_ref().0.inner().connected()
-    }
 }
 
 impl Read for TlsIo {

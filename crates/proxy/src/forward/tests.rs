@@ -41,3 +41,228 @@ fn forwarded_for_appends_client() {
     assert_eq!(headers["x-forwarded-for"], "10.0.0.1, ::1");
     assert_eq!(headers["x-forwarded-proto"], "http");
 }
+
+#[test]
+fn headers_without_hop_by_hop_ones_pass_unchanged() {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::HOST, HeaderValue::from_static("example.com"));
+    headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    headers.append("x-multi", HeaderValue::from_static("1"));
+    headers.append("x-multi", HeaderValue::from_static("2"));
+    // Names that only look like hop-by-hop ones stay.
+    headers.insert("x-connection", HeaderValue::from_static("close"));
+    headers.insert("tes", HeaderValue::from_static("x"));
+    headers.insert("trailers", HeaderValue::from_static("x"));
+    let before = headers.clone();
+    for is_request in [true, false] {
+        strip_hop_by_hop(&mut headers, is_request);
+        assert_eq!(headers, before);
+    }
+}
+
+#[test]
+fn every_hop_by_hop_header_is_stripped_together() {
+    let mut request = HeaderMap::new();
+    request.insert(header::HOST, HeaderValue::from_static("example.com"));
+    request.insert(header::CONNECTION, HeaderValue::from_static("x-hop, te"));
+    request.insert("x-hop", HeaderValue::from_static("1"));
+    request.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    request.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+    request.insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
+    request.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    request.insert(header::TRAILER, HeaderValue::from_static("x-checksum"));
+    request.insert(header::TE, HeaderValue::from_static("trailers, deflate"));
+    let mut response = request.clone();
+
+    strip_hop_by_hop(&mut request, true);
+    let kept: Vec<_> = request
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().ok()))
+        .collect();
+    assert_eq!(
+        kept,
+        [("host", Some("example.com")), ("te", Some("trailers"))]
+    );
+
+    // Responses keep TE as they always did (it is a request header; only requests rewrite it).
+    strip_hop_by_hop(&mut response, false);
+    let kept: Vec<_> = response.keys().map(HeaderName::as_str).collect();
+    assert_eq!(kept, ["host", "te"]);
+}
+
+#[test]
+fn a_lone_te_header_takes_the_slow_path() {
+    // TE alone (no Connection) is still rewritten on requests: it must not slip past the fast
+    // path.
+    let mut headers = HeaderMap::new();
+    headers.insert(header::TE, HeaderValue::from_static("gzip"));
+    strip_hop_by_hop(&mut headers, true);
+    assert!(headers.is_empty());
+}
+
+#[test]
+fn ipv4_text_matches_display() {
+    let mut buffer = [0u8; 64];
+    for octets in [
+        [0, 0, 0, 0],
+        [255, 255, 255, 255],
+        [10, 0, 100, 9],
+        [127, 0, 0, 1],
+        [1, 22, 199, 200],
+    ] {
+        let ip = IpAddr::from(octets);
+        assert_eq!(format_ip(ip, &mut buffer), ip.to_string().as_bytes());
+    }
+    for octet in 0..=255u8 {
+        let ip = IpAddr::from([octet, 9, octet, 10]);
+        assert_eq!(format_ip(ip, &mut buffer), ip.to_string().as_bytes());
+    }
+    let ip: IpAddr = "2001:db8::1".parse().expect("ip");
+    assert_eq!(format_ip(ip, &mut buffer), b"2001:db8::1");
+}
+
+#[test]
+fn connection_named_headers_go_but_te_stays_on_requests() {
+    let mut headers = HeaderMap::new();
+    headers.append(
+        header::CONNECTION,
+        HeaderValue::from_static("Keep-Alive, X-One"),
+    );
+    headers.append(header::CONNECTION, HeaderValue::from_static("close, TE"));
+    headers.insert("x-one", HeaderValue::from_static("1"));
+    headers.insert("close", HeaderValue::from_static("odd but named"));
+    headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers.insert("x-two", HeaderValue::from_static("2"));
+    let mut response = headers.clone();
+    strip_hop_by_hop(&mut headers, true);
+    let kept: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+    assert_eq!(kept, ["x-two", "te"]);
+    strip_hop_by_hop(&mut response, false);
+    let kept: Vec<_> = response.keys().map(HeaderName::as_str).collect();
+    assert_eq!(kept, ["te", "x-two"]);
+}
+
+/// `strip_hop_by_hop` as it was before it learned to skip absent headers: the behaviour the
+/// fast version must keep.
+fn strip_hop_by_hop_by_removing_all(headers: &mut HeaderMap, is_request: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            if name != header::TE {
+                headers.remove(&name);
+            }
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for name in [
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "trailer",
+    ] {
+        headers.remove(name);
+    }
+    if is_request {
+        let keeps_trailers = headers
+            .get(header::TE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
+        headers.remove(header::TE);
+        if keeps_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+    }
+}
+
+#[test]
+fn stripping_matches_removing_every_hop_by_hop_name() {
+    let connection_values = [
+        None,
+        Some("keep-alive"),
+        Some("close"),
+        Some("Upgrade, HTTP2-Settings"),
+        Some("x-a, TE, , bad name, Transfer-Encoding"),
+    ];
+    let others: [&[(&str, &str)]; 5] = [
+        &[],
+        &[("x-a", "1"), ("http2-settings", "AAA"), ("upgrade", "h2c")],
+        &[
+            ("te", "trailers"),
+            ("trailer", "grpc-status"),
+            ("close", "1"),
+        ],
+        &[
+            ("te", "gzip"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "x"),
+        ],
+        &[
+            ("transfer-encoding", "chunked"),
+            ("host", "a"),
+            ("x-b", "2"),
+        ],
+    ];
+    for connection in connection_values {
+        for headers in others {
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                map.append(*name, HeaderValue::from_static(value));
+            }
+            if let Some(value) = connection {
+                map.append(header::CONNECTION, HeaderValue::from_static(value));
+            }
+            for is_request in [true, false] {
+                let mut fast = map.clone();
+                let mut reference = map.clone();
+                strip_hop_by_hop(&mut fast, is_request);
+                strip_hop_by_hop_by_removing_all(&mut reference, is_request);
+                let order = |map: &HeaderMap| -> Vec<(String, Vec<u8>)> {
+                    map.iter()
+                        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                        .collect()
+                };
+                assert_eq!(
+                    order(&fast),
+                    order(&reference),
+                    "{map:?} request={is_request}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn forwarded_for_replaces_an_empty_or_unreadable_value_and_all_duplicates() {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-forwarded-for", HeaderValue::from_static(""));
+    add_forwarded(&mut headers, IpAddr::from([10, 0, 0, 1]), "https");
+    assert_eq!(headers["x-forwarded-for"], "10.0.0.1");
+
+    let mut headers = HeaderMap::new();
+    let unreadable = HeaderValue::from_bytes(b"caf\xe9").expect("obs-text is a valid value");
+    headers.insert("x-forwarded-for", unreadable);
+    add_forwarded(&mut headers, IpAddr::from([10, 0, 0, 1]), "https");
+    assert_eq!(headers["x-forwarded-for"], "10.0.0.1");
+
+    let mut headers = HeaderMap::new();
+    headers.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+    headers.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
+    add_forwarded(&mut headers, IpAddr::from([10, 0, 0, 1]), "https");
+    let values: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+    assert_eq!(values, ["1.1.1.1, 10.0.0.1"]);
+    assert_eq!(headers["x-forwarded-proto"], "https");
+}

@@ -158,3 +158,65 @@ fn mirror_requests_are_counted_by_route_and_result() {
         "{text}"
     );
 }
+
+/// The exposition's lines, sorted: a registry orders series by its own hashing, which differs
+/// between two registries.
+fn sorted_lines(metrics: &Metrics) -> Vec<String> {
+    let mut lines: Vec<String> = metrics.encode().lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn request_series_export_what_record_request_does() {
+    let by_labels = Metrics::new();
+    let by_handle = Metrics::new();
+    let route = LabelValue::from("HTTPRoute shop/cart rules[0]");
+    let backend = LabelValue::from("Service shop/cart:80");
+    let ok = by_handle.request_series(&route, &backend, 200);
+    let failed = by_handle.request_series(&route, &backend, 503);
+    for (code, duration) in [(200, 3), (200, 7), (503, 20_000)] {
+        let duration = Duration::from_millis(duration);
+        by_labels.record_request(&route, &backend, code, duration);
+        if code == 200 { &ok } else { &failed }.record(duration);
+    }
+    // A handle fetched again shares the value with the first.
+    by_labels.record_request(&route, &backend, 200, Duration::ZERO);
+    by_handle
+        .request_series(&route, &backend, 200)
+        .record(Duration::ZERO);
+    assert_eq!(sorted_lines(&by_handle), sorted_lines(&by_labels));
+}
+
+#[test]
+fn a_request_series_handle_creates_its_series_when_fetched_only() {
+    let metrics = Metrics::new();
+    let before = metrics.encode();
+    assert!(!before.contains("portcullis_requests_total{"), "{before}");
+    let _series = metrics.request_series(&LabelValue::empty(), &LabelValue::empty(), 404);
+    let text = metrics.encode();
+    assert_eq!(
+        line_value(
+            &text,
+            r#"portcullis_requests_total{route="",backend="",code="404"}"#
+        ),
+        Some("0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn breaker_gauge_handle_sets_the_backend_series() {
+    let metrics = Metrics::new();
+    let backend = LabelValue::from("Service shop/cart:80");
+    let gauge = metrics.circuit_breaker_gauge(&backend);
+    let series = r#"portcullis_circuit_breaker_state{backend="Service shop/cart:80"}"#;
+    assert_eq!(line_value(&metrics.encode(), series), Some("0"));
+    gauge.set(1);
+    assert_eq!(line_value(&metrics.encode(), series), Some("1"));
+    metrics.circuit_breaker_gauge(&backend).set(2);
+    assert_eq!(gauge.get(), 2);
+    metrics.circuit_breaker_state(&backend, 0);
+    assert_eq!(gauge.get(), 0);
+    assert_eq!(line_value(&metrics.encode(), series), Some("0"));
+}

@@ -1,0 +1,104 @@
+//! [`SeriesCache`]: the metric series of one config generation, found without the registry.
+//!
+//! Owns, per [`Live`](crate::plane::Live), the handles of the series requests record into: the
+//! request series by (rule, backend, status) and each backend's breaker state gauge. A request
+//! that hits the cache hashes three integers under an uncontended read lock instead of hashing
+//! label strings under the registry's locks. Keys are the address of a rule in the generation's
+//! snapshot and backend indexes into it, which the `Live` owning the cache keeps alive and
+//! unchanged; a reload builds a new `Live` with an empty cache and this one is dropped with it.
+//!
+//! It does not decide what is recorded (`stack.rs`) or how series are named and exported
+//! (`telemetry`): every handle comes from `telemetry::Metrics` and shares its value with the
+//! registry, so the exported series are exactly those the registry would create. It never
+//! creates a series itself; a miss asks the caller for the handle at the moment the registry
+//! would have created the series anyway.
+
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+use upstream::fast_hash::FastHashBuilder;
+
+use telemetry::{BreakerStateGauge, RequestSeries};
+
+/// Which request series a request records into, within one generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SeriesKey {
+    /// Address of the matched `RouteRule` in the generation's snapshot.
+    pub(crate) rule: usize,
+    /// Index of the backend the request went to, if it got that far.
+    pub(crate) backend: Option<usize>,
+    /// The response status.
+    pub(crate) code: u16,
+}
+
+type SeriesMap = HashMap<SeriesKey, RequestSeries, FastHashBuilder>;
+
+/// The series handles of one generation. Bounded by rules × (backends + 1) × status codes.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesCache {
+    requests: RwLock<SeriesMap>,
+    /// `breaker_gauges[i]`: backend `i`'s `portcullis_circuit_breaker_state`, once used.
+    breaker_gauges: Box<[OnceLock<BreakerStateGauge>]>,
+}
+
+impl SeriesCache {
+    /// An empty cache for a generation with `backends` backends.
+    pub(crate) fn new(backends: usize) -> SeriesCache {
+        SeriesCache {
+            requests: RwLock::default(),
+            breaker_gauges: (0..backends).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Records one answered request into the series of `key`. On a miss, `series` fetches the
+    /// handle from the registry (creating the series, as recording by labels would) and the
+    /// cache keeps it; it must return the series `key` stands for in this generation.
+    pub(crate) fn record_request(
+        &self,
+        key: SeriesKey,
+        duration: Duration,
+        series: impl FnOnce() -> RequestSeries,
+    ) {
+        if let Some(hit) = self.read().get(&key) {
+            hit.record(duration);
+            return;
+        }
+        // Fetched outside our lock: the registry takes its own. Two requests missing at once
+        // both fetch the same shared series; the second insert finds the first's.
+        let series = series();
+        series.record(duration);
+        self.write().entry(key).or_insert(series);
+    }
+
+    /// Sets backend `backend`'s breaker state gauge to `state`, fetching the handle with
+    /// `gauge` the first time (or every time, for an index beyond the generation's backends,
+    /// which the data plane never passes).
+    pub(crate) fn set_breaker_state(
+        &self,
+        backend: usize,
+        state: i64,
+        gauge: impl FnOnce() -> BreakerStateGauge,
+    ) {
+        match self.breaker_gauges.get(backend) {
+            Some(slot) => slot.get_or_init(gauge).set(state),
+            None => gauge().set(state),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, SeriesMap> {
+        // A panic while holding the lock cannot leave the map half-updated in a way that
+        // matters: every entry present is a valid handle.
+        self.requests
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, SeriesMap> {
+        self.requests
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests;
