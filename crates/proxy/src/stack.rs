@@ -458,30 +458,98 @@ async fn forward_to_backend(
         runtime: backend,
     };
     let limit = rule.timeouts.backend_request;
+    // The upgrade and retry paths are boxed, so that their futures do not grow the common one
+    // (a request without retries), which is moved on every request.
     if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
-        // An upgrade (WebSocket) is one exchange, never retried: the connection is the body.
-        let mut request = request;
-        let client_upgrade = hyper::upgrade::on(&mut request);
-        let (parts, body) = request.into_parts();
-        let mut head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
-        upgrade::restore_request_headers(head.headers_mut(), protocol);
-        let response = attempt(plane, target, client, pinned, head, body, limit, outcome).await?;
-        let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        let response = upgrade::bridge(client_upgrade, response);
-        return Ok(if switched {
-            upgraded_response(response)
-        } else {
-            client_response(response)
-        });
+        let exchange = Exchange {
+            plane,
+            target,
+            client,
+            limit,
+        };
+        let upgrading = forward_upgrade(
+            exchange, protocol, request, connection, scheme, pinned, outcome,
+        );
+        return Box::pin(upgrading).await;
     }
     let (parts, body) = request.into_parts();
-    let method = parts.method.clone();
-    let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
     let Some(policy) = &rule.retry else {
+        let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
         let response = attempt(plane, target, client, pinned, head, body, limit, outcome).await?;
         return Ok(client_response(response));
     };
-    let limit = policy.per_try_timeout.or(limit);
+    let method = parts.method.clone();
+    let head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
+    let exchange = Exchange {
+        plane,
+        target,
+        client,
+        limit: policy.per_try_timeout.or(limit),
+    };
+    Box::pin(forward_with_retries(
+        exchange, policy, method, head, body, pinned, outcome,
+    ))
+    .await
+}
+
+/// What every attempt of one request shares.
+#[derive(Clone, Copy)]
+struct Exchange<'a> {
+    plane: &'a Arc<DataPlane>,
+    target: Target<'a>,
+    client: Option<&'a ClientCertificate>,
+    /// Timeout of one attempt.
+    limit: Option<std::time::Duration>,
+}
+
+/// An upgrade (WebSocket) is one exchange, never retried: the connection is the body.
+async fn forward_upgrade(
+    exchange: Exchange<'_>,
+    protocol: http::HeaderValue,
+    mut request: Request<RequestBody>,
+    connection: &Connection,
+    scheme: &'static str,
+    pinned: Option<SocketAddr>,
+    outcome: &mut Outcome,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let client_upgrade = hyper::upgrade::on(&mut request);
+    let (parts, body) = request.into_parts();
+    let mut head = RequestHead::from_client(parts, connection.peer.ip(), scheme);
+    upgrade::restore_request_headers(head.headers_mut(), protocol);
+    let Exchange {
+        plane,
+        target,
+        client,
+        limit,
+    } = exchange;
+    let response = attempt(plane, target, client, pinned, head, body, limit, outcome).await?;
+    let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let response = upgrade::bridge(client_upgrade, response);
+    Ok(if switched {
+        upgraded_response(response)
+    } else {
+        client_response(response)
+    })
+}
+
+/// Forwards with the rule's retry policy: the body is kept (up to `RETRY_BODY_LIMIT`) for
+/// another attempt; the triggers (and idempotency, `retry.rs`) decide, then `attempts`, then
+/// the budget; each retry pauses a jittered exponential backoff first.
+async fn forward_with_retries(
+    exchange: Exchange<'_>,
+    policy: &snapshot::RetryPolicy,
+    method: http::Method,
+    head: RequestHead,
+    body: RequestBody,
+    pinned: Option<SocketAddr>,
+    outcome: &mut Outcome,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let Exchange {
+        plane,
+        target,
+        client,
+        limit,
+    } = exchange;
     if let Some(budget) = &policy.budget {
         budget.deposit(tokio::time::Instant::now().into_std());
     }
@@ -504,8 +572,6 @@ async fn forward_to_backend(
         }
         Err(error) => return Err(ProxyError::ClientBody(error.to_string())),
     };
-    // Retries: the triggers (and idempotency, `retry.rs`) decide, then `attempts`, then the
-    // budget; each retry pauses a jittered exponential backoff first.
     let mut retry = 0;
     loop {
         let body = Full::new(body.clone())
@@ -581,10 +647,16 @@ async fn attempt(
         .map_err(|_| ProxyError::InvalidHost)?;
     let in_flight = endpoint.start_request();
     let started = Instant::now();
-    let sending = plane.pools.send(backend, client, endpoint.addr(), request);
+    // Built inside each arm, not bound first: a bound future would take a second slot in this
+    // future's state.
+    let addr = endpoint.addr();
     let sent = match limit {
-        Some(limit) => tokio::time::timeout(limit, sending).await.ok(),
-        None => Some(sending.await),
+        Some(limit) => {
+            tokio::time::timeout(limit, plane.pools.send(backend, client, addr, request))
+                .await
+                .ok()
+        }
+        None => Some(plane.pools.send(backend, client, addr, request).await),
     };
     drop(in_flight);
     // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors are

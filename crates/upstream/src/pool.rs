@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{Request, Response};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::http2;
@@ -30,6 +31,10 @@ use crate::http1_pool::{Connect, Http1Pool, Lifetimes};
 use crate::registry::BackendRuntime;
 use crate::response_body::UpstreamBody;
 use crate::tls::ClientCertificate;
+
+/// A boxed upstream exchange (the paths off the common one).
+type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a>>;
 
 /// Error type of request bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -131,21 +136,29 @@ impl Pools {
     ///
     /// A backend with TLS settings is only ever reached over TLS, through its own pools,
     /// presenting `client` (the listener's Gateway client certificate) when it has one.
-    pub async fn send(
-        &self,
-        backend: &BackendRuntime,
-        client: Option<&ClientCertificate>,
+    pub fn send<'a>(
+        &'a self,
+        backend: &'a BackendRuntime,
+        client: Option<&'a ClientCertificate>,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
+        // The common case (shared cleartext pools) returns the pool's own future, with no
+        // layer of ours around it: request futures are moved on every request, so their size
+        // matters. TLS and own pools are boxed for the same reason.
+        let protocol = backend.protocol();
         if let Some(tls) = backend.tls_state() {
-            return tls
-                .send(self, client, backend.protocol(), endpoint, request)
-                .await;
+            let sending: SendFuture<'a> =
+                Box::pin(tls.send(self, client, protocol, endpoint, request));
+            return Either::Left(sending);
         }
         match backend.own_pools(self) {
-            Some(own) => own.send(backend.protocol(), endpoint, request).await,
-            None => self.plain.send(backend.protocol(), endpoint, request).await,
+            Some(own) => {
+                let sending: SendFuture<'a> =
+                    Box::pin(async move { own.send(protocol, endpoint, request).await });
+                Either::Left(sending)
+            }
+            None => Either::Right(self.plain.send(protocol, endpoint, request)),
         }
     }
 
@@ -181,15 +194,17 @@ impl PlainPools {
         }
     }
 
-    pub(crate) async fn send(
+    pub(crate) fn send(
         &self,
         protocol: AppProtocol,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + '_ {
         match protocol {
-            AppProtocol::H2c => self.h2c.send(endpoint, request).await,
-            AppProtocol::Http1 | AppProtocol::WebSocket => self.http1.send(endpoint, request).await,
+            AppProtocol::H2c => Either::Left(self.h2c.send(endpoint, request)),
+            AppProtocol::Http1 | AppProtocol::WebSocket => {
+                Either::Right(self.http1.send(endpoint, request))
+            }
         }
     }
 }
