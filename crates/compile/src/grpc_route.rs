@@ -25,8 +25,8 @@
 //! spec's "longest matching service" would put it below). gRPC requests are always POST; the
 //! HTTP method is not matched.
 //!
-//! Backends of a GRPCRoute are always spoken to over h2c (gRPC needs HTTP/2), whatever the
-//! Service port's `appProtocol` says.
+//! Backends of a GRPCRoute, its mirrors' included, are always spoken to over h2c (gRPC needs
+//! HTTP/2), whatever the Service port's `appProtocol` says.
 
 use std::sync::Arc;
 
@@ -190,10 +190,17 @@ fn compile_rule(
     };
     let (_, mut action) =
         http_route::compile_rule(store, at, &as_http, referrer, backends, problems)?;
+    // Mirrors get gRPC too, so their backends speak h2c like the rule's.
+    for mirror in &mut action.filters.mirrors {
+        mirror.backend = backends.as_h2c(mirror.backend);
+    }
     if let RuleAction::Forward(choice) = &mut action.action {
         for candidate in &mut choice.candidates {
             if let BackendTarget::Backend(index) = candidate.target {
                 candidate.target = BackendTarget::Backend(backends.as_h2c(index));
+            }
+            for mirror in &mut candidate.filters.mirrors {
+                mirror.backend = backends.as_h2c(mirror.backend);
             }
         }
     }

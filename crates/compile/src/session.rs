@@ -5,8 +5,8 @@
 //! | `sessionName` | cookie or header name; default `portcullis-session` |
 //! | `type` | `Cookie` (default) or `Header` |
 //! | `cookieConfig.lifetimeType` | `Session` (default): no Max-Age; `Permanent`: Max-Age = `absoluteTimeout` (required) |
-//! | `absoluteTimeout` | validated; the Max-Age of a `Permanent` cookie |
-//! | `idleTimeout` | validated, not enforced |
+//! | `absoluteTimeout` | the session ends this long after its first request (in the token); the Max-Age of a `Permanent` cookie |
+//! | `idleTimeout` | the session ends when unused this long (the token carries its last use, renewed at most once a second) |
 
 use http::HeaderName;
 use model::gateway_api::{
@@ -35,7 +35,7 @@ pub(crate) fn compile_session(
             .transpose()
     };
     let absolute_timeout = timeout("absoluteTimeout", spec.absolute_timeout.as_ref())?;
-    timeout("idleTimeout", spec.idle_timeout.as_ref())?;
+    let idle_timeout = timeout("idleTimeout", spec.idle_timeout.as_ref())?;
     let name = spec.session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME);
     if name.is_empty() || name.len() > 128 {
         return Err(format!(
@@ -82,6 +82,7 @@ pub(crate) fn compile_session(
     Ok(Some(SessionPersistence {
         kind,
         absolute_timeout,
+        idle_timeout,
     }))
 }
 
@@ -118,6 +119,7 @@ mod tests {
                     max_age: None,
                 },
                 absolute_timeout: None,
+                idle_timeout: None,
             }))
         );
     }
@@ -140,6 +142,8 @@ mod tests {
                 max_age: Some(Duration::from_secs(3600)),
             }
         );
+        assert_eq!(compiled.absolute_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(compiled.idle_timeout, Some(Duration::from_secs(600)));
     }
 
     #[test]

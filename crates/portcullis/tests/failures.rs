@@ -281,3 +281,64 @@ async fn upstream_reset_before_the_response_answers_503() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// A client that breaks its own chunked request body (an LF inside a chunk line, RFC 9112
+/// §7.1.1) gets a 400 and its connection closed, and the backend is not blamed: with outlier
+/// detection ejecting after one gateway error, the endpoint keeps serving afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_client_body_is_the_clients_fault_not_the_backends() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let echoes = Echoes::start(&["only"]).await?;
+    let mut documents = service_backend(NS, "only", &[echoes.addr("only")]);
+    documents.push(http_route(
+        "upload",
+        &[],
+        vec![rule(vec![], vec![service_ref("only")])],
+    ));
+    documents.push(serde_json::json!({
+        "apiVersion": "portcullis.dev/v1alpha1",
+        "kind": "BackendTrafficPolicy",
+        "metadata": {"name": "only", "namespace": NS},
+        "spec": {
+            "targetRefs": [{"group": "", "kind": "Service", "name": "only"}],
+            "healthCheck": {"passive": {"consecutiveGatewayErrors": 1, "baseEjectionTime": "30s",
+                                        "maxEjectionPercent": 100}},
+        },
+    }));
+    let gateway = TestGateway::start(&documents).await?;
+
+    for attempt in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(gateway.listener()).await?;
+        let request = format!(
+            "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n1;ext\nb\r\nx\r\n0\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        // The gateway closes the connection after its answer: read to the end (bounded).
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .context("the gateway kept the broken connection open")??;
+        let answer = String::from_utf8_lossy(&answer);
+        ensure!(
+            answer.starts_with("HTTP/1.1 400"),
+            "attempt {attempt}: expected 400, got {answer:?}"
+        );
+        ensure!(
+            answer.contains("x-portcullis-error: client-body-error"),
+            "attempt {attempt}: {answer:?}"
+        );
+    }
+    // Not ejected: one gateway error would have taken the only endpoint out for 30 s.
+    for _ in 0..3 {
+        let response = gateway.get(HOST, "/upload", &[]).await?;
+        ensure!(
+            response.status == StatusCode::OK,
+            "the backend was blamed for the client's body: {} {:?}",
+            response.status,
+            response.text()
+        );
+    }
+    Ok(())
+}

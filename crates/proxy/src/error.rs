@@ -44,6 +44,9 @@ pub(crate) enum ProxyError {
     OverloadedParallel,
     /// Upstream: the backend has `circuitBreaker.maxPendingRequests` requests waiting.
     OverloadedPending,
+    /// Upstream: a new connection was needed and the backend has `circuitBreaker.maxConnections`
+    /// open.
+    OverloadedConnections(String),
 }
 
 impl ProxyError {
@@ -64,6 +67,7 @@ impl ProxyError {
             ProxyError::CircuitOpen => "circuit-open",
             ProxyError::OverloadedParallel => "overloaded-parallel",
             ProxyError::OverloadedPending => "overloaded-pending",
+            ProxyError::OverloadedConnections(_) => "overloaded-connections",
         }
     }
 
@@ -79,7 +83,8 @@ impl ProxyError {
             | ProxyError::Reset(_)
             | ProxyError::CircuitOpen
             | ProxyError::OverloadedParallel
-            | ProxyError::OverloadedPending => StatusCode::SERVICE_UNAVAILABLE,
+            | ProxyError::OverloadedPending
+            | ProxyError::OverloadedConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Protocol(_) => StatusCode::BAD_GATEWAY,
             ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -91,6 +96,7 @@ impl ProxyError {
     pub(crate) fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
         let code = self.code();
+        let close = matches!(self, ProxyError::ClientBody(_));
         let body = self.into_text();
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
@@ -100,6 +106,10 @@ impl ProxyError {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         headers.insert("x-portcullis-error", HeaderValue::from_static(code));
+        if close {
+            // The rest of a broken request body is still on the connection.
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 
@@ -167,6 +177,9 @@ impl ProxyError {
             ProxyError::OverloadedPending => {
                 Bytes::from_static(b"upstream overloaded: too many pending requests\n")
             }
+            ProxyError::OverloadedConnections(detail) => {
+                Bytes::from(format!("upstream overloaded: {detail}\n"))
+            }
         }
     }
 
@@ -176,7 +189,8 @@ impl ProxyError {
             ProxyError::Connect(detail)
             | ProxyError::Reset(detail)
             | ProxyError::Protocol(detail)
-            | ProxyError::ClientBody(detail) => detail,
+            | ProxyError::ClientBody(detail)
+            | ProxyError::OverloadedConnections(detail) => detail,
             other => other.code(),
         }
     }
@@ -188,6 +202,10 @@ impl From<UpstreamError> for ProxyError {
             UpstreamError::Connect(detail) => ProxyError::Connect(detail),
             UpstreamError::Reset(detail) => ProxyError::Reset(detail),
             UpstreamError::Protocol(detail) => ProxyError::Protocol(detail),
+            UpstreamError::ClientBody(detail) => ProxyError::ClientBody(detail),
+            UpstreamError::ConnectionLimit(limit) => {
+                ProxyError::OverloadedConnections(limit.to_string())
+            }
         }
     }
 }

@@ -297,9 +297,11 @@ impl RequestHead {
     }
 }
 
-/// Boxes a client body for the upstream pools.
+/// Boxes a client body for the upstream pools; its errors are marked as the client's
+/// ([`upstream::ClientBodyError`]), so that they never count against the backend.
 pub(crate) fn stream_body(body: Incoming) -> RequestBody {
-    body.map_err(Into::into).boxed_unsync()
+    body.map_err(upstream::ClientBodyError::boxed)
+        .boxed_unsync()
 }
 
 /// Cleans an upstream response for the client.

@@ -94,7 +94,10 @@ pub(crate) fn dispatch(
             )
         } else {
             let (main, copies) = tee::tee(body, targets.len(), MIRROR_BODY_LIMIT);
-            (main.boxed_unsync(), copies.into_iter().map(Some).collect())
+            let main = main
+                .map_err(upstream::ClientBodyError::boxed)
+                .boxed_unsync();
+            (main, copies.into_iter().map(Some).collect())
         };
     for (backend, copy) in targets.into_iter().zip(copies) {
         let job = MirrorJob {

@@ -33,7 +33,7 @@ use rand::Rng;
 use router::RequestView;
 use snapshot::{BackendTarget, Filters, RETRY_BODY_LIMIT, RouteRule, RuleAction};
 use telemetry::LabelValue;
-use upstream::{BackendRuntime, ClientCertificate, RequestBody, UpstreamBody};
+use upstream::{BackendRuntime, ClientCertificate, RequestBody, UpstreamBody, UpstreamError};
 
 use crate::body::{PendingLog, ResponseBody};
 use crate::cors;
@@ -347,7 +347,8 @@ async fn route_and_forward(
         client_certificate: listener.backend_client_certificate.as_ref(),
     };
     let body = mirror::dispatch(&mirror_source, &parts, body);
-    let pinned = session::requested(rule.session.as_ref(), &parts.headers);
+    let session_in = session::requested(rule.session.as_ref(), &parts.headers);
+    let pinned = session_in.map(|s| s.endpoint);
     let hash_cookie = live
         .backends
         .get(index)
@@ -374,9 +375,8 @@ async fn route_and_forward(
     respond_headers(&mut response, rule, backend_filters);
     if let Some(persistence) = &rule.session
         && let Some(endpoint) = outcome.endpoint
-        && pinned != Some(endpoint)
     {
-        session::issue(persistence, endpoint, response.headers_mut());
+        session::respond(persistence, session_in, endpoint, response.headers_mut());
     }
     if let Some(cookie) = hash_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -659,6 +659,20 @@ async fn attempt(
         None => Some(plane.pools.send(backend, client, addr, request).await),
     };
     drop(in_flight);
+    // A request body the client broke (malformed chunked encoding, gone mid-body) says
+    // nothing about the backend: no latency, no breaker or outlier verdict (the admission is
+    // dropped), a 400 for the client.
+    // The same for a connection the backend's `maxConnections` kept us from opening: our
+    // own overload, not the backend failing.
+    match &sent {
+        Some(Err(UpstreamError::ClientBody(detail))) => {
+            return Err(ProxyError::ClientBody(detail.clone()));
+        }
+        Some(Err(UpstreamError::ConnectionLimit(limit))) => {
+            return Err(ProxyError::OverloadedConnections(limit.to_string()));
+        }
+        _ => {}
+    }
     // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors are
     // not latencies (a refused connect is fast) and go to outlier detection below instead.
     if matches!(&sent, Some(Ok(_)) | None) {

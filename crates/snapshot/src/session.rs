@@ -10,8 +10,11 @@ use http::HeaderName;
 pub struct SessionPersistence {
     /// Where the session token travels.
     pub kind: SessionKind,
-    /// `absoluteTimeout`: the Max-Age of a `Permanent` cookie.
+    /// `absoluteTimeout`: a session this old (since its first request) is over; also the
+    /// Max-Age of a `Permanent` cookie.
     pub absolute_timeout: Option<Duration>,
+    /// `idleTimeout`: a session unused this long is over.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Where the session token travels.

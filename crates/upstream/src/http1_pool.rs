@@ -120,9 +120,7 @@ impl<C: Connect> Http1Pool<C> {
     ) -> Pin<Box<dyn Future<Output = Result<PooledConnection, UpstreamError>> + Send>> {
         let connecting = self.connector.connect(endpoint);
         Box::pin(async move {
-            let io = connecting
-                .await
-                .map_err(|error| UpstreamError::Connect(error_chain(&*error)))?;
+            let io = connecting.await.map_err(UpstreamError::connecting)?;
             let (mut sender, connection) = http1::Builder::new()
                 .handshake(io)
                 .await

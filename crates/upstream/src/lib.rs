@@ -29,7 +29,7 @@ pub use backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAdd
 pub use balance::PickContext;
 pub use endpoint::{EndpointRuntime, EndpointSet};
 pub use policy::BackendPolicy;
-pub use pool::{Pools, RequestBody, UpstreamError};
+pub use pool::{ClientBodyError, Pools, RequestBody, UpstreamError};
 pub use registry::{BackendRuntime, Registry};
 pub use response_body::UpstreamBody;
 pub use tls::{ClientCertificate, UpstreamTls};

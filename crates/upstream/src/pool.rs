@@ -56,14 +56,47 @@ pub enum UpstreamError {
     /// The upstream answered something that is not valid HTTP.
     #[error("upstream protocol error: {0}")]
     Protocol(String),
+    /// No connection was attempted: the backend already has `maxConnections` open
+    /// (BackendTrafficPolicy `circuitBreaker.maxConnections`). Overload of our own making, not
+    /// a backend failure.
+    #[error("{0}")]
+    ConnectionLimit(ConnectionLimitError),
+    /// The client's request body failed while it was being sent (malformed chunked encoding,
+    /// the client went away): the client's fault, not the backend's.
+    #[error("client request body failed: {0}")]
+    ClientBody(String),
+}
+
+/// Wraps an error of a client's request body, so that an exchange that fails because of it is
+/// told apart from a backend failure ([`UpstreamError::ClientBody`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientBodyError(#[source] BoxError);
+
+impl ClientBodyError {
+    /// Boxes `error` as a client body error.
+    pub fn boxed(error: impl Into<BoxError>) -> BoxError {
+        Box::new(ClientBodyError(error.into()))
+    }
 }
 
 impl UpstreamError {
+    /// Classifies an error of a connector (TCP connect, TLS handshake, connection limit).
+    pub(crate) fn connecting(error: BoxError) -> UpstreamError {
+        match error.downcast::<ConnectionLimitError>() {
+            Ok(limit) => UpstreamError::ConnectionLimit(*limit),
+            Err(error) => UpstreamError::Connect(error_chain(&*error)),
+        }
+    }
+
     /// Classifies a failed exchange after connecting.
     pub(crate) fn after_connect(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
         let detail = error_chain(error);
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(current) = cause {
+            if current.is::<ClientBodyError>() {
+                return UpstreamError::ClientBody(detail);
+            }
             if let Some(hyper_error) = current.downcast_ref::<hyper::Error>()
                 && hyper_error.is_parse()
             {
@@ -257,7 +290,7 @@ impl H2Pool {
             .connector
             .connect(endpoint)
             .await
-            .map_err(|error| UpstreamError::Connect(error_chain(&*error)))?;
+            .map_err(UpstreamError::connecting)?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
             .handshake(stream)

@@ -146,7 +146,7 @@ impl BackendTls {
             .connector(pools, variant)
             .connect(endpoint)
             .await
-            .map_err(|error| UpstreamError::Connect(error_chain(&*error)))?;
+            .map_err(UpstreamError::connecting)?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(stream)

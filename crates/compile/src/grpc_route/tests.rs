@@ -319,6 +319,47 @@ fn grpc_backends_speak_h2c() {
 }
 
 #[test]
+fn grpc_mirror_backends_speak_h2c_too() {
+    let compiled = compile_yaml(&grpc_route(
+        "g",
+        "infra",
+        "  parentRefs: [{name: gw}]\n  rules:\n  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, port: 8080}}}]\n    backendRefs:\n    - name: web\n      port: 8080\n      filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web, port: 8080}}}]",
+    ));
+    let status = object(&compiled, "GRPCRoute", "infra", "g");
+    assert!(status.is_healthy(), "{:?}", compiled.status.problems());
+    let socket: SocketAddr = "127.0.0.9:80".parse().expect("socket");
+    let listener = compiled.snapshot.sockets[&socket]
+        .listeners
+        .most_specific("grpc.example.com")
+        .expect("listener");
+    let headers = HeaderMap::new();
+    let view = RequestView {
+        method: &Method::POST,
+        host: "grpc.example.com",
+        path: "/pkg.Echo/Echo",
+        query: None,
+        headers: &headers,
+    };
+    let rule = listener.table.find(&view).expect("rule").target;
+    let RuleAction::Forward(choice) = &rule.action else {
+        panic!("forward rule")
+    };
+    let mirrors = rule
+        .filters
+        .mirrors
+        .iter()
+        .chain(&choice.candidates[0].filters.mirrors)
+        .collect::<Vec<_>>();
+    assert_eq!(mirrors.len(), 2);
+    for mirror in mirrors {
+        assert_eq!(
+            compiled.snapshot.backends[mirror.backend].protocol,
+            AppProtocol::H2c
+        );
+    }
+}
+
+#[test]
 fn named_rule_names_the_compiled_rule() {
     let compiled = compile_yaml(&grpc_route(
         "g",

@@ -28,3 +28,31 @@ fn breaker_rejections_are_unavailable_for_grpc_clients() {
     let response = ProxyError::OverloadedParallel.into_response_for(ClientProtocol::Grpc);
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[test]
+fn a_connection_limit_answers_503_overloaded_connections() {
+    let error = ProxyError::from(upstream::UpstreamError::ConnectionLimit(
+        upstream::pool::ConnectionLimitError(8),
+    ));
+    let response = error.into_response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers()["x-portcullis-error"],
+        "overloaded-connections"
+    );
+    assert!(response.headers().get(http::header::CONNECTION).is_none());
+}
+
+#[test]
+fn a_broken_client_body_answers_400_and_closes_the_connection() {
+    let error = ProxyError::from(upstream::UpstreamError::ClientBody(
+        "invalid chunk size line".to_owned(),
+    ));
+    let response = error.into_response();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.headers()["x-portcullis-error"],
+        "client-body-error"
+    );
+    assert_eq!(response.headers()[http::header::CONNECTION], "close");
+}

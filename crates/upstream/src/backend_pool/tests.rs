@@ -128,8 +128,9 @@ async fn max_connections_refuses_a_connection_beyond_the_limit() {
     .await
     .expect("the third request fails fast");
     match third {
-        Err(UpstreamError::Connect(detail)) => {
-            assert!(detail.contains("connection limit"), "{detail}");
+        Err(UpstreamError::ConnectionLimit(limit)) => {
+            assert_eq!(limit.0, 2);
+            assert!(limit.to_string().contains("connection limit"), "{limit}");
         }
         other => panic!("expected a connection limit error, got {other:?}"),
     }

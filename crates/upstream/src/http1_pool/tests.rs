@@ -38,8 +38,11 @@ async fn backend() -> Backend {
             open_count.fetch_add(1, Ordering::SeqCst);
             let open = Arc::clone(&open_count);
             tokio::spawn(async move {
+                // Reads the whole request body before answering, as most servers do.
                 let service = service_fn(|request: Request<hyper::body::Incoming>| async move {
-                    Ok::<_, Infallible>(answer(request.uri().path()))
+                    let path = request.uri().path().to_owned();
+                    let _ = request.into_body().collect().await;
+                    Ok::<_, Infallible>(answer(&path))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -304,4 +307,29 @@ async fn a_connection_past_its_maximum_lifetime_takes_no_new_request() {
         backend.open.load(Ordering::SeqCst) == 1
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_failing_client_body_is_reported_as_the_clients_fault() {
+    let backend = backend().await;
+    let pool = pool(Duration::from_secs(30), 16);
+    let frames: Vec<Result<Frame<Bytes>, crate::pool::BoxError>> = vec![
+        Ok(Frame::data(Bytes::from_static(b"first"))),
+        Err(crate::pool::ClientBodyError::boxed(std::io::Error::other(
+            "invalid chunk size line",
+        ))),
+    ];
+    let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+    let request = Request::post(format!("http://{}/", backend.addr))
+        .header(http::header::HOST, "example.test")
+        .body(body)
+        .expect("test request");
+    let error = pool
+        .send(backend.addr, request)
+        .await
+        .expect_err("the body failed");
+    assert!(
+        matches!(error, crate::UpstreamError::ClientBody(ref detail) if detail.contains("invalid chunk")),
+        "{error:?}"
+    );
 }
