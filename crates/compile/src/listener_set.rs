@@ -13,8 +13,8 @@
 //! ListenerSet listener that loses a (socket, hostname) or uses another protocol on a port is
 //! `Conflicted` and does not serve; the ListenerSet stays accepted if another listener is valid.
 //!
-//! It does not attach routes (that is `attachment`) and does not track the Gateway's
-//! `attachedListenerSets` count.
+//! It does not attach routes (that is `attachment`). It counts each Gateway's accepted
+//! ListenerSets in the Gateway's `attachedListenerSets`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -80,7 +80,7 @@ pub(crate) fn compile_listener_sets(
             }
         }
     }
-    for ((namespace, name), set) in sets {
+    for ((namespace, name), set) in &sets {
         compile_listener_set(
             store,
             options,
@@ -90,6 +90,32 @@ pub(crate) fn compile_listener_sets(
             &mut claims,
             status,
         );
+    }
+    count_attached(&sets, status);
+}
+
+/// Sets `attachedListenerSets` on every Gateway of ours: its accepted ListenerSets.
+fn count_attached(sets: &[(&(String, String), &ListenerSet)], status: &mut StatusReport) {
+    let mut attached: HashMap<(String, String), u32> = HashMap::new();
+    for ((namespace, name), set) in sets {
+        let accepted = status.objects.iter().any(|object| {
+            object.kind == KIND
+                && object.namespace == *namespace
+                && object.name == *name
+                && object
+                    .conditions
+                    .iter()
+                    .any(|c| c.kind == "Accepted" && c.status == ConditionStatus::True)
+        });
+        if accepted && let Some(gateway) = parent_gateway(namespace, set) {
+            *attached.entry(gateway).or_default() += 1;
+        }
+    }
+    for object in &mut status.objects {
+        if object.kind == "Gateway" {
+            let key = (object.namespace.clone(), object.name.clone());
+            object.attached_listener_sets = Some(attached.get(&key).copied().unwrap_or(0));
+        }
     }
 }
 

@@ -147,6 +147,9 @@ pub struct ObjectStatus {
     /// Gateway listener statuses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<ListenerStatus>,
+    /// Gateways: how many ListenerSets are attached (accepted), GEP-1713.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_listener_sets: Option<u32>,
     /// Route statuses, one per parentRef.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<RouteParentStatus>,
@@ -169,6 +172,7 @@ impl ObjectStatus {
             conditions: Vec::new(),
             addresses: Vec::new(),
             listeners: Vec::new(),
+            attached_listener_sets: None,
             parents: Vec::new(),
             ancestors: Vec::new(),
             problems: Vec::new(),

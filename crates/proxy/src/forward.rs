@@ -37,6 +37,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
             .map(str::trim)
             .filter(|name| !HopByHop::is_fixed_name(name))
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter(|name| !is_end_to_end(name))
             .collect();
         for name in named {
             headers.remove(&name);
@@ -68,6 +69,27 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
     }
+}
+
+/// Headers a `Connection` header may not make hop-by-hop (hop-by-hop header abuse: a client
+/// listing `Authorization` or `X-Forwarded-For` would strip what the backend relies on, or what
+/// a proxy in front of us added). They are end to end by definition or carry identity.
+fn is_end_to_end(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host"
+            | "content-length"
+            | "content-type"
+            | "content-encoding"
+            | "authorization"
+            | "cookie"
+            | "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-real-ip"
+    )
 }
 
 /// Which headers of the fixed hop-by-hop set (RFC 9110 §7.6.1, plus the legacy `Keep-Alive`

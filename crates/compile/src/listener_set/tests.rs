@@ -75,6 +75,12 @@ fn listener_sets_are_not_allowed_by_default() {
     );
     // Its hostname is not served: the Gateway's catch-all listener has no route for it.
     assert_eq!(serve(&compiled, "ls.example.com", "/ls"), None);
+    let gateway = object(&compiled, "Gateway", "infra", "shared");
+    assert_eq!(
+        gateway.attached_listener_sets,
+        Some(0),
+        "a rejected set is not attached"
+    );
 }
 
 #[test]
@@ -90,6 +96,8 @@ fn admitted_listener_set_serves_routes_attached_to_it() {
     assert!(set.is_healthy(), "{:?}", compiled.status.problems());
     assert_eq!(condition(set, "Accepted").reason, "Accepted");
     assert_eq!(set.listeners[0].attached_routes, 1);
+    let gateway = object(&compiled, "Gateway", "infra", "shared");
+    assert_eq!(gateway.attached_listener_sets, Some(1));
     let route = object(&compiled, "HTTPRoute", "infra", "r");
     assert_eq!(parent_condition(route, "Accepted").reason, "Accepted");
     assert_eq!(route.parents[0].parent_ref.kind, "ListenerSet");

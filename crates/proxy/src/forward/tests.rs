@@ -266,3 +266,35 @@ fn forwarded_for_replaces_an_empty_or_unreadable_value_and_all_duplicates() {
     assert_eq!(values, ["1.1.1.1, 10.0.0.1"]);
     assert_eq!(headers["x-forwarded-proto"], "https");
 }
+
+#[test]
+fn connection_cannot_make_identity_or_framing_headers_hop_by_hop() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONNECTION,
+        HeaderValue::from_static(
+            "Authorization, X-Forwarded-For, Content-Length, Cookie, Host, X-Real-IP, X-Auth-User",
+        ),
+    );
+    headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+    headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    headers.insert(header::COOKIE, HeaderValue::from_static("a=b"));
+    headers.insert(header::HOST, HeaderValue::from_static("app.example.com"));
+    headers.insert("x-real-ip", HeaderValue::from_static("203.0.113.9"));
+    headers.insert("x-auth-user", HeaderValue::from_static("mallory"));
+    strip_hop_by_hop(&mut headers, true);
+    for kept in [
+        "authorization",
+        "x-forwarded-for",
+        "content-length",
+        "cookie",
+        "host",
+        "x-real-ip",
+    ] {
+        assert!(headers.contains_key(kept), "{kept} was stripped");
+    }
+    // A header that is not protected still goes, as RFC 9110 §7.6.1 says.
+    assert!(!headers.contains_key("x-auth-user"));
+    assert!(!headers.contains_key(header::CONNECTION));
+}
