@@ -641,3 +641,60 @@ spec:
     }
     Ok(())
 }
+
+// --- Connection settings of a TLS backend (BackendTrafficPolicy) ---
+
+/// A BackendTrafficPolicy's `maxConnectionDuration` applies to a TLS backend's connections:
+/// a young connection is reused, one older than the limit takes no new request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_backends_follow_the_traffic_policys_connection_settings() -> anyhow::Result<()> {
+    let ca = Authority::new("backend CA")?;
+    let leaf = ca.issue(&["abc.example.com"], &[])?;
+    let backend = TlsBackend::start(&leaf, None).await?;
+    let port = free_port();
+    let mut config = format!(
+        "{HEADER}{}{}",
+        http_gateway("gw", port, ""),
+        routes(&["gw"], &["aged"])
+    );
+    config.push_str(&service("aged", backend.addr));
+    config.push_str(&ca_config_map("backend-ca", &ca.pem()));
+    config.push_str(&policy("aged", &trusting("backend-ca", "abc.example.com")));
+    config.push_str(
+        "---
+apiVersion: portcullis.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: aged, namespace: web}
+spec:
+  targetRefs: [{group: \"\", kind: Service, name: aged}]
+  timeout: {http: {maxConnectionDuration: 1s}}
+",
+    );
+    let (_gateway, _dir) = start_gateway(&config).await?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let client = HttpClient::new();
+
+    for _ in 0..3 {
+        let response = client.get(addr, "app.example.org", "/aged", &[]).await?;
+        anyhow::ensure!(
+            response.status == StatusCode::OK,
+            "{} {:?}",
+            response.status,
+            response.text()
+        );
+    }
+    anyhow::ensure!(
+        backend.connections() == 1,
+        "young connections are reused: {} connections",
+        backend.connections()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let response = client.get(addr, "app.example.org", "/aged", &[]).await?;
+    anyhow::ensure!(response.status == StatusCode::OK, "{}", response.status);
+    anyhow::ensure!(
+        backend.connections() == 2,
+        "an old connection takes no new request: {} connections",
+        backend.connections()
+    );
+    Ok(())
+}

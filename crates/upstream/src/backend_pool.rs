@@ -1,7 +1,7 @@
 //! Cleartext pools of their own for backends whose connection settings (connect timeout, idle
 //! timeout, maximum connections, maximum connection duration) differ from the defaults.
-//! Backends with default settings share [`Pools`]' pools at no extra cost. TLS backends keep
-//! using the shared connector and settings in their TLS pools (`tls_pool`).
+//! Backends with default settings share [`Pools`]' pools at no extra cost. A TLS backend's TLS
+//! pools (`tls_pool`) are built with the same connector and settings.
 //!
 //! The pools live in the backend's runtime and are rebuilt (lazily, on the next request) when
 //! these settings change; the open-connection count is kept across rebuilds, so connections of
@@ -50,6 +50,19 @@ impl ConnectionSettings {
 pub(crate) struct OwnPools {
     settings: ConnectionSettings,
     pools: PlainPools,
+    /// What the pools were built with; a TLS backend builds its TLS pools with them too.
+    connector: CountingConnector,
+    pool_settings: PoolSettings,
+}
+
+impl OwnPools {
+    pub(crate) fn connector(&self) -> &CountingConnector {
+        &self.connector
+    }
+
+    pub(crate) fn pool_settings(&self) -> &PoolSettings {
+        &self.pool_settings
+    }
 }
 
 impl std::ops::Deref for OwnPools {
@@ -112,6 +125,8 @@ impl BackendPools {
         OwnPools {
             pools: PlainPools::new(&connector, &pool_settings),
             settings,
+            connector,
+            pool_settings,
         }
     }
 

@@ -26,14 +26,14 @@ pub struct BackendPolicy {
     pub limits: ConcurrencyLimits,
     /// The error-rate breaker (open: 503 with `x-portcullis-error: circuit-open`).
     pub error_rate: Option<ErrorRateBreaker>,
-    /// TCP connect timeout. A cleartext backend whose connect timeout, idle timeout,
-    /// `limits.max_connections` or `max_connection_duration` differ from the defaults gets pools of its own built with them
-    /// (`backend_pool`); TLS backends use the shared settings.
+    /// TCP connect timeout. A backend whose connect timeout, idle timeout,
+    /// `limits.max_connections` or `max_connection_duration` differ from the defaults gets
+    /// pools of its own built with them (`backend_pool`; a TLS backend's TLS pools too).
     pub connect_timeout: Duration,
     /// Idle pooled connections are closed after this (see `connect_timeout`).
     pub idle_timeout: Duration,
     /// A connection this old takes no new request: it finishes the one in flight and closes
-    /// (`None` = no limit). Like the timeouts above, it gives a cleartext backend its own pools.
+    /// (`None` = no limit). Like the timeouts above, it gives a backend its own pools.
     pub max_connection_duration: Option<Duration>,
 }
 
@@ -160,9 +160,9 @@ pub struct LatencyOutlier {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConcurrencyLimits {
-    /// Open upstream connections: enforced for cleartext backends, whose own pools' connector
-    /// counts them and refuses a new one beyond the limit (a connect error); not yet for TLS
-    /// backends (see `backend_pool`).
+    /// Open upstream connections (cleartext and TLS): the backend's own pools' connector counts
+    /// them and refuses a new one beyond the limit (503 `overloaded-connections`; see
+    /// `backend_pool`).
     pub max_connections: Option<u32>,
     /// Requests waiting for a connection.
     pub max_pending_requests: Option<u32>,

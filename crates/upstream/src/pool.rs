@@ -181,8 +181,9 @@ impl Pools {
         // matters. TLS and own pools are boxed for the same reason.
         let protocol = backend.protocol();
         if let Some(tls) = backend.tls_state() {
+            let own = backend.own_pools(self);
             let sending: SendFuture<'a> =
-                Box::pin(tls.send(self, client, protocol, endpoint, request));
+                Box::pin(tls.send(self, own, client, protocol, endpoint, request));
             return Either::Left(sending);
         }
         match backend.own_pools(self) {

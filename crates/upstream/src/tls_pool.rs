@@ -12,6 +12,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
 use std::task::{Context, Poll};
 
 use http::uri::Scheme;
@@ -24,9 +27,11 @@ use rustls::pki_types::ServerName;
 use tokio_rustls::client::TlsStream;
 
 use crate::backend::AppProtocol;
+use crate::backend_pool::OwnPools;
 use crate::http1_pool::{Connect, Http1Pool};
 use crate::pool::{
-    BoxError, CountedStream, CountingConnector, Pools, RequestBody, UpstreamError, error_chain,
+    BoxError, CountedStream, CountingConnector, PoolSettings, Pools, RequestBody, UpstreamError,
+    error_chain,
 };
 use crate::response_body::UpstreamBody;
 use crate::tls::{ClientCertificate, UpstreamTls};
@@ -34,11 +39,25 @@ use crate::tls::{ClientCertificate, UpstreamTls};
 /// The TLS connections of one backend, by client certificate variant.
 pub(crate) struct BackendTls {
     spec: Arc<UpstreamTls>,
-    /// HTTP/1.1 clients, one per variant of `spec`, created on first use.
-    http1: Vec<OnceLock<Http1Pool<TlsConnector>>>,
-    /// HTTP/2 connections by (variant, endpoint).
-    h2: Mutex<HashMap<(usize, SocketAddr), http2::SendRequest<RequestBody>>>,
+    /// The pools under the backend's current connection settings; replaced when they change.
+    current: ArcSwapOption<TlsPools>,
+    build: Mutex<()>,
 }
+
+/// The TLS pools of one set of connection settings: an HTTP/1.1 pool and an h2 map per client
+/// certificate variant, over the connector of those settings.
+struct TlsPools {
+    /// The backend's own cleartext pools whose connector and settings these share (`None`:
+    /// the shared defaults). Held so that identity comparison stays sound.
+    own: Option<Arc<OwnPools>>,
+    connector: CountingConnector,
+    settings: PoolSettings,
+    http1: Vec<OnceLock<Http1Pool<TlsConnector>>>,
+    h2: Mutex<HashMap<(usize, SocketAddr), H2Connection>>,
+}
+
+/// An h2 connection's request sender and when it was opened.
+type H2Connection = (http2::SendRequest<RequestBody>, Instant);
 
 impl fmt::Debug for BackendTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -50,11 +69,10 @@ impl fmt::Debug for BackendTls {
 
 impl BackendTls {
     pub(crate) fn new(spec: Arc<UpstreamTls>) -> BackendTls {
-        let http1 = (0..spec.variant_count()).map(|_| OnceLock::new()).collect();
         BackendTls {
             spec,
-            http1,
-            h2: Mutex::new(HashMap::new()),
+            current: ArcSwapOption::empty(),
+            build: Mutex::new(()),
         }
     }
 
@@ -65,44 +83,84 @@ impl BackendTls {
 
     /// Sends one request over TLS: the request is addressed as for the cleartext pools
     /// (`Pools::send`); the connection presents `client` when the backend was built for it.
+    /// `own`: the backend's own cleartext pools when its connection settings differ from the
+    /// defaults; their connector (connect timeout, `maxConnections`) and settings (idle
+    /// timeout, `maxConnectionDuration`) apply to its TLS connections too.
     pub(crate) async fn send(
         &self,
         pools: &Pools,
+        own: Option<Arc<OwnPools>>,
         client: Option<&ClientCertificate>,
         protocol: AppProtocol,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let variant = self.spec.variant(client);
+        let tls_pools = self.pools(pools, own);
         match protocol {
-            AppProtocol::H2c => self.send_h2(pools, variant, endpoint, request).await,
+            AppProtocol::H2c => self.send_h2(&tls_pools, variant, endpoint, request).await,
             AppProtocol::Http1 | AppProtocol::WebSocket => {
-                self.http1_pool(pools, variant)
+                self.http1_pool(&tls_pools, variant)
                     .send(endpoint, request)
                     .await
             }
         }
     }
 
-    fn http1_pool(&self, pools: &Pools, variant: usize) -> &Http1Pool<TlsConnector> {
-        let slot = self.http1.get(variant).unwrap_or(&self.http1[0]);
+    /// The pools for the current settings, built (again) when they changed.
+    fn pools(&self, shared: &Pools, own: Option<Arc<OwnPools>>) -> Arc<TlsPools> {
+        let current_fits = |current: &TlsPools| match (&current.own, &own) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if let Some(current) = self.current.load_full()
+            && current_fits(&current)
+        {
+            return current;
+        }
+        let _building = self.build.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(current) = self.current.load_full()
+            && current_fits(&current)
+        {
+            return current;
+        }
+        let (connector, settings) = match &own {
+            Some(own) => (own.connector().clone(), own.pool_settings().clone()),
+            None => (shared.connector().clone(), shared.settings().clone()),
+        };
+        let built = Arc::new(TlsPools {
+            own,
+            connector,
+            settings,
+            http1: (0..self.spec.variant_count())
+                .map(|_| OnceLock::new())
+                .collect(),
+            h2: Mutex::new(HashMap::new()),
+        });
+        self.current.store(Some(Arc::clone(&built)));
+        built
+    }
+
+    fn http1_pool<'a>(&self, pools: &'a TlsPools, variant: usize) -> &'a Http1Pool<TlsConnector> {
+        let slot = pools.http1.get(variant).unwrap_or(&pools.http1[0]);
         slot.get_or_init(|| {
-            Http1Pool::new(self.connector(pools, variant), pools.settings().lifetimes())
+            Http1Pool::new(self.connector(pools, variant), pools.settings.lifetimes())
         })
     }
 
-    fn connector(&self, pools: &Pools, variant: usize) -> TlsConnector {
+    fn connector(&self, pools: &TlsPools, variant: usize) -> TlsConnector {
         TlsConnector {
-            tcp: pools.connector().clone(),
+            tcp: pools.connector.clone(),
             config: Arc::clone(self.spec.config(variant)),
             server_name: self.spec.server_name().clone(),
-            handshake_timeout: pools.settings().connect_timeout,
+            handshake_timeout: pools.settings.connect_timeout,
         }
     }
 
     async fn send_h2(
         &self,
-        pools: &Pools,
+        pools: &TlsPools,
         variant: usize,
         endpoint: SocketAddr,
         mut request: Request<RequestBody>,
@@ -113,7 +171,7 @@ impl BackendTls {
         if let Ok(uri) = Uri::from_parts(parts) {
             *request.uri_mut() = uri;
         }
-        let mut sender = match self.ready_h2(variant, endpoint) {
+        let mut sender = match Self::ready_h2(pools, variant, endpoint) {
             Some(sender) => sender,
             None => Box::pin(self.connect_h2(pools, variant, endpoint)).await?,
         };
@@ -124,21 +182,25 @@ impl BackendTls {
         Ok(response.map(UpstreamBody::unpooled))
     }
 
+    /// A ready connection younger than `maxConnectionDuration`, if there is one.
     fn ready_h2(
-        &self,
+        pools: &TlsPools,
         variant: usize,
         endpoint: SocketAddr,
     ) -> Option<http2::SendRequest<RequestBody>> {
-        let connections = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let max_lifetime = pools.settings.max_connection_lifetime;
+        let connections = pools.h2.lock().unwrap_or_else(|p| p.into_inner());
         connections
             .get(&(variant, endpoint))
-            .filter(|s| s.is_ready())
-            .cloned()
+            .filter(|(sender, born)| {
+                sender.is_ready() && max_lifetime.is_none_or(|max| born.elapsed() < max)
+            })
+            .map(|(sender, _)| sender.clone())
     }
 
     async fn connect_h2(
         &self,
-        pools: &Pools,
+        pools: &TlsPools,
         variant: usize,
         endpoint: SocketAddr,
     ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
@@ -157,8 +219,8 @@ impl BackendTls {
                 tracing::debug!(%endpoint, %error, "h2 upstream TLS connection ended");
             }
         });
-        let mut connections = self.h2.lock().unwrap_or_else(|p| p.into_inner());
-        connections.insert((variant, endpoint), sender.clone());
+        let mut connections = pools.h2.lock().unwrap_or_else(|p| p.into_inner());
+        connections.insert((variant, endpoint), (sender.clone(), Instant::now()));
         Ok(sender)
     }
 }
