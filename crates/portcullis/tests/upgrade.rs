@@ -137,3 +137,90 @@ spec:
     }
     Ok(())
 }
+
+/// An `Upgrade: h2c` request (h2c smuggling) is never turned into a tunnel: the backend gets
+/// an ordinary request without `Upgrade`, `HTTP2-Settings` or `Connection: upgrade`, and the
+/// client its ordinary answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_upgrade_requests_are_forwarded_as_plain_requests() -> anyhow::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let backend = listener.local_addr()?;
+    let (seen_tx, seen) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read_exact(&mut byte).await.is_err() {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let _ = seen_tx.send(String::from_utf8_lossy(&head).to_string());
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain")
+            .await;
+    });
+    let port = free_port();
+    let dir = TempConfigDir::new()?;
+    dir.write(
+        "config.yaml",
+        &format!(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: portcullis}}
+spec: {{controllerName: portcullis.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw}}
+spec:
+  gatewayClassName: portcullis
+  addresses: [{{value: 127.0.0.1}}]
+  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: plain}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{group: portcullis.dev, kind: Backend, name: plain}}]}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Backend
+metadata: {{name: plain}}
+spec:
+  endpoints: [{{ip: "127.0.0.1", port: {}}}]
+"#,
+            backend.port()
+        ),
+    )?;
+    let _gateway = GatewayProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        dir.path(),
+        &[],
+    )
+    .await?;
+
+    let mut client = TcpStream::connect(("127.0.0.1", port)).await?;
+    client
+        .write_all(b"GET /internal HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+        .await?;
+    let mut answer = vec![0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut answer)).await??;
+    let answer = String::from_utf8_lossy(&answer[..read]).to_ascii_lowercase();
+    anyhow::ensure!(answer.starts_with("http/1.1 200"), "client got: {answer}");
+    anyhow::ensure!(answer.ends_with("plain"), "client got: {answer}");
+    let backend_saw = tokio::time::timeout(Duration::from_secs(5), seen)
+        .await??
+        .to_ascii_lowercase();
+    for absent in ["upgrade", "http2-settings"] {
+        anyhow::ensure!(
+            !backend_saw.contains(absent),
+            "backend saw {absent}: {backend_saw}"
+        );
+    }
+    Ok(())
+}

@@ -15,6 +15,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// Removes hop-by-hop headers: the fixed set, and every header the `Connection` header names.
 /// `TE: trailers` survives on requests because gRPC needs it end to end.
@@ -50,6 +51,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
         (HopByHop::TRANSFER_ENCODING, &header::TRANSFER_ENCODING),
         (HopByHop::UPGRADE, &header::UPGRADE),
         (HopByHop::TRAILER, &header::TRAILER),
+        (HopByHop::HTTP2_SETTINGS, &HTTP2_SETTINGS),
     ];
     for (bit, name) in fixed {
         if present.contains(bit) {
@@ -105,6 +107,8 @@ impl HopByHop {
     const UPGRADE: u8 = 1 << 4;
     const TRAILER: u8 = 1 << 5;
     const TE: u8 = 1 << 6;
+    /// `HTTP2-Settings` (RFC 9113 §3.2.1): belongs to an h2c upgrade, which we never forward.
+    const HTTP2_SETTINGS: u8 = 1 << 7;
 
     /// One pass over the names (lowercase already: `HeaderName` normalises them).
     fn scan(headers: &HeaderMap) -> HopByHop {
@@ -122,6 +126,7 @@ impl HopByHop {
             b"upgrade" => HopByHop::UPGRADE,
             b"trailer" => HopByHop::TRAILER,
             b"te" => HopByHop::TE,
+            b"http2-settings" => HopByHop::HTTP2_SETTINGS,
             _ => 0,
         }
     }

@@ -12,6 +12,10 @@ use hyper_util::rt::TokioIo;
 use upstream::UpstreamBody;
 
 /// The protocol a client asks to upgrade to (`Upgrade` listed in `Connection`), if any.
+///
+/// Never `h2c`: an h2c upgrade would give the client a raw HTTP/2 connection to the backend,
+/// past routing and filters (h2c smuggling; RFC 9113 §3.1 deprecated it). Such a request is
+/// forwarded as an ordinary request, its `Upgrade` and `HTTP2-Settings` stripped.
 pub(crate) fn requested(version: Version, headers: &HeaderMap) -> Option<HeaderValue> {
     if version != Version::HTTP_11 {
         return None;
@@ -22,9 +26,14 @@ pub(crate) fn requested(version: Version, headers: &HeaderMap) -> Option<HeaderV
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    connection_upgrade
+    let protocol = connection_upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+        .flatten()?;
+    let h2c = protocol.to_str().map_or(true, |text| {
+        text.split(',')
+            .any(|token| token.trim().eq_ignore_ascii_case("h2c"))
+    });
+    (!h2c).then_some(protocol)
 }
 
 /// Puts the upgrade headers back on a request whose hop-by-hop headers were stripped.
@@ -58,4 +67,47 @@ pub(crate) fn bridge(
         }
     });
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(connection: &'static str, upgrade: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static(connection));
+        headers.insert(header::UPGRADE, HeaderValue::from_static(upgrade));
+        headers
+    }
+
+    #[test]
+    fn websocket_upgrades_are_forwarded() {
+        let asked = requested(
+            Version::HTTP_11,
+            &headers("keep-alive, Upgrade", "websocket"),
+        );
+        assert_eq!(asked, Some(HeaderValue::from_static("websocket")));
+        assert_eq!(
+            requested(Version::HTTP_11, &headers("keep-alive", "websocket")),
+            None
+        );
+        assert_eq!(
+            requested(Version::HTTP_10, &headers("upgrade", "websocket")),
+            None
+        );
+    }
+
+    #[test]
+    fn h2c_upgrades_are_never_forwarded() {
+        for upgrade in ["h2c", "H2C", "websocket, h2c"] {
+            assert_eq!(
+                requested(
+                    Version::HTTP_11,
+                    &headers("Upgrade, HTTP2-Settings", upgrade)
+                ),
+                None,
+                "{upgrade}"
+            );
+        }
+    }
 }

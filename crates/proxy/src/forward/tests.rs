@@ -146,8 +146,8 @@ fn connection_named_headers_go_but_te_stays_on_requests() {
     assert_eq!(kept, ["te", "x-two"]);
 }
 
-/// `strip_hop_by_hop` as it was before it learned to skip absent headers: the behaviour the
-/// fast version must keep.
+/// `strip_hop_by_hop` as it was before it learned to skip absent headers (plus the h2c
+/// upgrade's `HTTP2-Settings`, stripped since): the behaviour the fast version must keep.
 fn strip_hop_by_hop_by_removing_all(headers: &mut HeaderMap, is_request: bool) {
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
@@ -170,6 +170,7 @@ fn strip_hop_by_hop_by_removing_all(headers: &mut HeaderMap, is_request: bool) {
         "transfer-encoding",
         "upgrade",
         "trailer",
+        "http2-settings",
     ] {
         headers.remove(name);
     }
