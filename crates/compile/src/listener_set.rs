@@ -98,16 +98,10 @@ pub(crate) fn compile_listener_sets(
 fn count_attached(sets: &[(&(String, String), &ListenerSet)], status: &mut StatusReport) {
     let mut attached: HashMap<(String, String), u32> = HashMap::new();
     for ((namespace, name), set) in sets {
-        let accepted = status.objects.iter().any(|object| {
-            object.kind == KIND
-                && object.namespace == *namespace
-                && object.name == *name
-                && object
-                    .conditions
-                    .iter()
-                    .any(|c| c.kind == "Accepted" && c.status == ConditionStatus::True)
-        });
-        if accepted && let Some(gateway) = parent_gateway(namespace, set) {
+        let key = ((*namespace).clone(), (*name).clone());
+        if is_accepted(status, KIND, &key)
+            && let Some(gateway) = parent_gateway(namespace, set)
+        {
             *attached.entry(gateway).or_default() += 1;
         }
     }
@@ -323,9 +317,14 @@ fn compile_listeners(
 }
 
 /// Whether the Gateway's status (computed before ListenerSets) says it is accepted.
-fn gateway_accepted(status: &StatusReport, (namespace, name): &(String, String)) -> bool {
+fn gateway_accepted(status: &StatusReport, key: &(String, String)) -> bool {
+    is_accepted(status, "Gateway", key)
+}
+
+/// Whether the status of object `kind` `namespace/name` has `Accepted` True.
+fn is_accepted(status: &StatusReport, kind: &str, (namespace, name): &(String, String)) -> bool {
     status.objects.iter().any(|object| {
-        object.kind == "Gateway"
+        object.kind == kind
             && object.namespace == *namespace
             && object.name == *name
             && object

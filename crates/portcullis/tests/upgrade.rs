@@ -9,6 +9,67 @@ use testkit::{GatewayProcess, TempConfigDir, free_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Reads one message head, byte by byte (nothing after it is consumed).
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await?;
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// A gateway on a free port whose one route goes to a `Backend` at `backend` speaking
+/// `app_protocol`: its port, process and config directory.
+async fn gateway_to(
+    backend: SocketAddr,
+    app_protocol: &str,
+) -> anyhow::Result<(u16, GatewayProcess, TempConfigDir)> {
+    let port = free_port();
+    let dir = TempConfigDir::new()?;
+    dir.write(
+        "config.yaml",
+        &format!(
+            r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: portcullis}}
+spec: {{controllerName: portcullis.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw}}
+spec:
+  gatewayClassName: portcullis
+  addresses: [{{value: 127.0.0.1}}]
+  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: route}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{group: portcullis.dev, kind: Backend, name: backend}}]}}]
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: Backend
+metadata: {{name: backend}}
+spec:
+  appProtocol: {app_protocol}
+  endpoints: [{{ip: "127.0.0.1", port: {}}}]
+"#,
+            backend.port()
+        ),
+    )?;
+    let gateway = GatewayProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        dir.path(),
+        &[],
+    )
+    .await?;
+    Ok((port, gateway, dir))
+}
+
 /// A backend that switches protocols on `Upgrade: websocket` and then echoes bytes upper-cased,
 /// reporting the request head it saw.
 async fn upgrading_backend() -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Receiver<String>)>
@@ -20,15 +81,9 @@ async fn upgrading_backend() -> anyhow::Result<(SocketAddr, tokio::sync::oneshot
         let Ok((mut stream, _)) = listener.accept().await else {
             return;
         };
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if stream.read_exact(&mut byte).await.is_err() {
-                return;
-            }
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).to_string();
+        let Ok(head) = read_head(&mut stream).await else {
+            return;
+        };
         let _ = seen_tx.send(head);
         let reply =
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
@@ -52,59 +107,13 @@ async fn upgrading_backend() -> anyhow::Result<(SocketAddr, tokio::sync::oneshot
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_is_proxied_end_to_end() -> anyhow::Result<()> {
     let (backend, seen) = upgrading_backend().await?;
-    let port = free_port();
-    let dir = TempConfigDir::new()?;
-    dir.write(
-        "config.yaml",
-        &format!(
-            r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: portcullis}}
-spec: {{controllerName: portcullis.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw}}
-spec:
-  gatewayClassName: portcullis
-  addresses: [{{value: 127.0.0.1}}]
-  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: ws}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{group: portcullis.dev, kind: Backend, name: ws}}]}}]
----
-apiVersion: portcullis.dev/v1alpha1
-kind: Backend
-metadata: {{name: ws}}
-spec:
-  appProtocol: kubernetes.io/ws
-  endpoints: [{{ip: "127.0.0.1", port: {}}}]
-"#,
-            backend.port()
-        ),
-    )?;
-    let _gateway = GatewayProcess::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        dir.path(),
-        &[],
-    )
-    .await?;
+    let (port, _gateway, _dir) = gateway_to(backend, "kubernetes.io/ws").await?;
 
     let mut client = TcpStream::connect(("127.0.0.1", port)).await?;
     client
         .write_all(b"GET /chat HTTP/1.1\r\nHost: chat.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         .await?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        client.read_exact(&mut byte).await?;
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let head = read_head(&mut client).await?.to_ascii_lowercase();
     anyhow::ensure!(head.starts_with("http/1.1 101"), "client got: {head}");
     anyhow::ensure!(head.contains("upgrade: websocket"), "client got: {head}");
 
@@ -150,59 +159,15 @@ async fn h2c_upgrade_requests_are_forwarded_as_plain_requests() -> anyhow::Resul
         let Ok((mut stream, _)) = listener.accept().await else {
             return;
         };
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if stream.read_exact(&mut byte).await.is_err() {
-                return;
-            }
-            head.push(byte[0]);
-        }
-        let _ = seen_tx.send(String::from_utf8_lossy(&head).to_string());
+        let Ok(head) = read_head(&mut stream).await else {
+            return;
+        };
+        let _ = seen_tx.send(head);
         let _ = stream
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain")
             .await;
     });
-    let port = free_port();
-    let dir = TempConfigDir::new()?;
-    dir.write(
-        "config.yaml",
-        &format!(
-            r#"apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: portcullis}}
-spec: {{controllerName: portcullis.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw}}
-spec:
-  gatewayClassName: portcullis
-  addresses: [{{value: 127.0.0.1}}]
-  listeners: [{{name: http, protocol: HTTP, port: {port}}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: plain}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{group: portcullis.dev, kind: Backend, name: plain}}]}}]
----
-apiVersion: portcullis.dev/v1alpha1
-kind: Backend
-metadata: {{name: plain}}
-spec:
-  endpoints: [{{ip: "127.0.0.1", port: {}}}]
-"#,
-            backend.port()
-        ),
-    )?;
-    let _gateway = GatewayProcess::start(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        dir.path(),
-        &[],
-    )
-    .await?;
+    let (port, _gateway, _dir) = gateway_to(backend, "http").await?;
 
     let mut client = TcpStream::connect(("127.0.0.1", port)).await?;
     client

@@ -257,8 +257,8 @@ impl RequestHead {
 
     /// Builds the upstream request for `endpoint`.
     ///
-    /// HTTP/1.1 upstream: absolute URI with the endpoint as authority (the pool key), `Host`
-    /// header carrying the virtual host. h2c upstream: the URI authority is the virtual host (it
+    /// HTTP/1.1 upstream: origin-form URI (`/path?query`), `Host` header carrying the virtual
+    /// host. h2c upstream: the URI authority is the virtual host (it
     /// becomes `:authority`) and the `Host` header is dropped.
     pub(crate) fn into_request(
         self,
@@ -307,12 +307,8 @@ impl RequestHead {
                     }
                     None => {}
                 }
-                let uri = Uri::builder()
-                    .scheme(UriScheme::HTTP)
-                    .authority(endpoint.clone())
-                    .path_and_query(path)
-                    .build()?;
-                (uri, Version::HTTP_11)
+                // Origin form: the pool picks the connection by endpoint address.
+                (Uri::from(path), Version::HTTP_11)
             }
         };
         let mut request = Request::new(body);

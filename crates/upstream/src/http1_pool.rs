@@ -157,7 +157,7 @@ impl<C: Connect> Http1Pool<C> {
         Response::from_parts(parts, UpstreamBody::new(body, release))
     }
 
-    /// Idle connections of every endpoint (for tests and `/endpoints`-style views).
+    /// Idle connections to `endpoint`.
     #[cfg(test)]
     pub(crate) fn idle_count(&self, endpoint: SocketAddr) -> usize {
         self.idle.lock().map.get(&endpoint).map_or(0, Vec::len)

@@ -1,7 +1,8 @@
-//! Upstream connection pools: one keep-alive pool for HTTP/1.1 and one for h2c, keyed by
-//! endpoint address (hyper-util's pool keys connections by scheme and authority, and we always
-//! address an endpoint by `ip:port`). Backends with TLS (BackendTLSPolicy) keep their own pools
-//! in their runtime (`tls_pool`), so TLS settings never mix with cleartext or with each other.
+//! Upstream connection pools: one keep-alive pool for HTTP/1.1 (`http1_pool`) and one map of
+//! multiplexed connections for h2c, both keyed by endpoint address, over one TCP connector.
+//! Backends with TLS (BackendTLSPolicy) keep their own pools in their runtime (`tls_pool`), so
+//! TLS settings never mix with cleartext or with each other; backends with connection settings
+//! of their own keep their own cleartext pools (`backend_pool`).
 //!
 //! Connections are counted in metrics when they open and close.
 
@@ -162,10 +163,10 @@ impl Pools {
         }
     }
 
-    /// Sends one request to `endpoint` of `backend`. For HTTP/1.1 the URI must be absolute
-    /// with the endpoint as authority (`http://ip:port/path?query`) and the Host header carries
-    /// the virtual host. For h2c the URI's authority becomes `:authority`, so it must be the
-    /// virtual host; the connection is chosen by `endpoint`.
+    /// Sends one request to `endpoint` of `backend` (the connection is chosen by `endpoint`,
+    /// never by the URI). For HTTP/1.1 the URI is sent in origin form and the Host header
+    /// carries the virtual host. For h2c the URI's authority becomes `:authority`, so it must
+    /// be the virtual host.
     ///
     /// A backend with TLS settings is only ever reached over TLS, through its own pools,
     /// presenting `client` (the listener's Gateway client certificate) when it has one.

@@ -53,6 +53,24 @@ fn call(compiled: &Compiled, path: &str, headers: &[(&str, &str)]) -> Option<Str
         .map(|hit| hit.target.name.to_string())
 }
 
+/// The compiled rule a gRPC call to `path` hits on the BASE Gateway's `http` listener.
+fn rule_at<'a>(compiled: &'a Compiled, path: &str) -> &'a snapshot::RouteRule {
+    let socket: SocketAddr = "127.0.0.9:80".parse().expect("socket");
+    let listener = compiled.snapshot.sockets[&socket]
+        .listeners
+        .most_specific("grpc.example.com")
+        .expect("listener");
+    let headers = HeaderMap::new();
+    let view = RequestView {
+        method: &Method::POST,
+        host: "grpc.example.com",
+        path,
+        query: None,
+        headers: &headers,
+    };
+    listener.table.find(&view).expect("rule").target
+}
+
 fn rule_name(index: usize) -> String {
     format!("GRPCRoute infra/g rules[{index}]")
 }
@@ -186,20 +204,7 @@ fn header_modifier_filters_compile_like_httproute() {
         "{:?}",
         compiled.status.problems()
     );
-    let socket: SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("h")
-        .expect("listener");
-    let headers = HeaderMap::new();
-    let view = RequestView {
-        method: &Method::POST,
-        host: "h",
-        path: "/pkg.Echo/Echo",
-        query: None,
-        headers: &headers,
-    };
-    let rule = listener.table.find(&view).expect("rule").target;
+    let rule = rule_at(&compiled, "/pkg.Echo/Echo");
     let request = rule
         .filters
         .request_headers
@@ -295,21 +300,8 @@ fn grpc_backends_speak_h2c() {
         protocol_of("Service infra/web:8080 (h2c)"),
         Some(AppProtocol::H2c)
     );
-    let socket: SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("grpc.example.com")
-        .expect("listener");
-    let headers = HeaderMap::new();
-    let view = RequestView {
-        method: &Method::POST,
-        host: "grpc.example.com",
-        path: "/pkg.Echo/Echo",
-        query: None,
-        headers: &headers,
-    };
-    let hit = listener.table.find(&view).expect("rule");
-    let RuleAction::Forward(choice) = &hit.target.action else {
+    let rule = rule_at(&compiled, "/pkg.Echo/Echo");
+    let RuleAction::Forward(choice) = &rule.action else {
         panic!("forward rule")
     };
     let BackendTarget::Backend(index) = choice.candidates[0].target else {
@@ -327,20 +319,7 @@ fn grpc_mirror_backends_speak_h2c_too() {
     ));
     let status = object(&compiled, "GRPCRoute", "infra", "g");
     assert!(status.is_healthy(), "{:?}", compiled.status.problems());
-    let socket: SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("grpc.example.com")
-        .expect("listener");
-    let headers = HeaderMap::new();
-    let view = RequestView {
-        method: &Method::POST,
-        host: "grpc.example.com",
-        path: "/pkg.Echo/Echo",
-        query: None,
-        headers: &headers,
-    };
-    let rule = listener.table.find(&view).expect("rule").target;
+    let rule = rule_at(&compiled, "/pkg.Echo/Echo");
     let RuleAction::Forward(choice) = &rule.action else {
         panic!("forward rule")
     };
