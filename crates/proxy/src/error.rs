@@ -14,7 +14,8 @@ use crate::grpc::{self, ClientProtocol, GrpcCode};
 /// config, upstream), which decides the status.
 #[derive(Debug)]
 pub(crate) enum ProxyError {
-    /// Client: an HTTP/1.1 request without Host, or a Host that is not a valid authority.
+    /// Client: an HTTP/1.1 request without Host, with more than one, or a Host that is not a
+    /// valid authority.
     InvalidHost,
     /// Client/config: no listener of this socket accepts the request's host.
     NoListener,
@@ -96,7 +97,9 @@ impl ProxyError {
     pub(crate) fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
         let code = self.code();
-        let close = matches!(self, ProxyError::ClientBody(_));
+        // A malformed request (no or several Hosts, a broken body): nothing more is read from
+        // that connection.
+        let close = matches!(self, ProxyError::ClientBody(_) | ProxyError::InvalidHost);
         let body = self.into_text();
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
@@ -107,7 +110,6 @@ impl ProxyError {
         );
         headers.insert("x-portcullis-error", HeaderValue::from_static(code));
         if close {
-            // The rest of a broken request body is still on the connection.
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         response

@@ -227,6 +227,17 @@ async fn route_and_forward(
     let Some(socket) = live.snapshot.sockets.get(&connection.local) else {
         return Err(ProxyError::NoListener);
     };
+    // More than one Host is a 400 (RFC 9112 §3.2): which one a backend would believe is
+    // anyone's guess.
+    if request
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ProxyError::InvalidHost);
+    }
     let host = match request_host(&request) {
         Some(host) => host,
         None if request.version() == Version::HTTP_10 => "",

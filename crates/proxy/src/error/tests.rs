@@ -56,3 +56,13 @@ fn a_broken_client_body_answers_400_and_closes_the_connection() {
     );
     assert_eq!(response.headers()[http::header::CONNECTION], "close");
 }
+
+#[test]
+fn a_bad_host_answers_400_and_closes_the_connection() {
+    let response = ProxyError::InvalidHost.into_response();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.headers()[http::header::CONNECTION], "close");
+    // Backend trouble keeps the client's connection.
+    let response = ProxyError::NoEndpoints.into_response();
+    assert!(response.headers().get(http::header::CONNECTION).is_none());
+}
