@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use model::Store;
-use model::gateway_api::HttpRouteParentRefs;
+use model::gateway_api::{GrpcRouteParentRefs, HttpRouteParentRefs, TlsRouteParentRefs};
 use router::{HostPattern, RouteOrder, RuleMatch};
 use snapshot::RouteRule;
 
@@ -115,29 +115,46 @@ impl RouteAttachment<'_> {
     }
 }
 
-/// A parentRef with defaults filled in (group, kind `Gateway`, the route's namespace).
-pub(crate) fn normalise_parent(
+/// The parentRefs of a route's `spec.parentRefs`, defaults filled in (see [`normalise_parent`]).
+pub(crate) fn normalise_parents<P: RouteParentRef>(
     route_namespace: &str,
-    parent: &HttpRouteParentRefs,
-) -> ParentReference {
-    ParentReference {
-        group: parent
-            .group
-            .clone()
-            .unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
-        kind: parent
-            .kind
-            .clone()
-            .unwrap_or_else(|| GATEWAY_KIND.to_owned()),
-        namespace: parent
-            .namespace
-            .clone()
-            .unwrap_or_else(|| route_namespace.to_owned()),
-        name: parent.name.clone(),
-        section_name: parent.section_name.clone(),
-        port: parent.port,
-    }
+    parents: Option<&[P]>,
+) -> Vec<ParentReference> {
+    parents
+        .unwrap_or_default()
+        .iter()
+        .map(|parent| parent.normalise(route_namespace))
+        .collect()
 }
+
+/// A route kind's parentRef type: HTTPRoute, GRPCRoute and TLSRoute have the same fields in
+/// types of their own (generated from the CRDs).
+pub(crate) trait RouteParentRef {
+    /// The parentRef with defaults filled in (group, kind `Gateway`, the route's namespace).
+    fn normalise(&self, route_namespace: &str) -> ParentReference;
+}
+
+macro_rules! route_parent_ref {
+    ($($kind:ty),*) => {$(
+        impl RouteParentRef for $kind {
+            fn normalise(&self, route_namespace: &str) -> ParentReference {
+                ParentReference {
+                    group: self.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
+                    kind: self.kind.clone().unwrap_or_else(|| GATEWAY_KIND.to_owned()),
+                    namespace: self
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| route_namespace.to_owned()),
+                    name: self.name.clone(),
+                    section_name: self.section_name.clone(),
+                    port: self.port,
+                }
+            }
+        }
+    )*};
+}
+
+route_parent_ref!(HttpRouteParentRefs, GrpcRouteParentRefs, TlsRouteParentRefs);
 
 /// The parentRefs (with their index in `spec.parentRefs`) that point at a Gateway, or a
 /// ListenerSet of a Gateway, handled by us. A ref to a missing parent is ours to report, since

@@ -268,23 +268,8 @@ impl BackendTable {
                 .flatten()
                 .find(|p| i32::from(port) == p.port)
                 .and_then(|p| p.name.as_deref());
-            let protocol = AppProtocol::Http1;
-            let tls = self.tls_for(TargetKind::Service, reference, port_name, protocol)?;
             let source = EndpointSource::Dns { host, port };
-            let own = self
-                .traffic
-                .for_service(reference.namespace, reference.name, port_name.unwrap_or(""))
-                .cloned();
-            let spec = self.with_traffic_policy(
-                BackendSpec {
-                    id,
-                    protocol,
-                    tls,
-                    policy: Arc::default(),
-                },
-                own,
-            );
-            return Ok(self.intern_applied(spec, source));
+            return self.service_backend(reference, id, port_name, AppProtocol::Http1, source);
         }
         let ports = spec.and_then(|s| s.ports.as_ref());
         let Some(service_port) = ports.into_iter().flatten().find(|p| p.port == port) else {
@@ -300,8 +285,6 @@ impl BackendTable {
             None => TargetPort::Same,
         };
         let protocol = AppProtocol::from_app_protocol(service_port.app_protocol.as_deref());
-        let port_name = service_port.name.as_deref();
-        let tls = self.tls_for(TargetKind::Service, reference, port_name, protocol)?;
         let source = EndpointSource::ServicePort {
             namespace: reference.namespace.to_owned(),
             service: reference.name.to_owned(),
@@ -309,6 +292,21 @@ impl BackendTable {
             port: u16::try_from(port).unwrap_or(0),
             target_port,
         };
+        let port_name = service_port.name.as_deref();
+        self.service_backend(reference, id, port_name, protocol, source)
+    }
+
+    /// A Service port's backend: its BackendTLSPolicy and BackendTrafficPolicy (by the port's
+    /// name, for policies with a sectionName) applied, interned with its endpoint source.
+    fn service_backend(
+        &mut self,
+        reference: &BackendRefSpec<'_>,
+        id: BackendId,
+        port_name: Option<&str>,
+        protocol: AppProtocol,
+        source: EndpointSource,
+    ) -> Result<BackendIndex, RefProblem> {
+        let tls = self.tls_for(TargetKind::Service, reference, port_name, protocol)?;
         let own = self
             .traffic
             .for_service(reference.namespace, reference.name, port_name.unwrap_or(""))

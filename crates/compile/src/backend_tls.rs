@@ -568,42 +568,31 @@ fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendUse> {
             });
         }
     };
-    for ((namespace, _), route) in &store.http_routes {
-        let parents = route
-            .spec
-            .parent_refs
-            .iter()
-            .flatten()
-            .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
-            .collect();
-        let refs = route
-            .spec
-            .rules
-            .iter()
-            .flatten()
-            .flat_map(|rule| rule.backend_refs.iter().flatten())
-            .map(|b| RefParts::new(&b.group, &b.kind, &b.name, &b.namespace, b.port))
-            .collect();
-        add(namespace, parents, refs);
+    // HTTPRoute and GRPCRoute: the same fields in types of their own.
+    macro_rules! uses_of {
+        ($routes:expr) => {
+            for ((namespace, _), route) in $routes {
+                let parents = route
+                    .spec
+                    .parent_refs
+                    .iter()
+                    .flatten()
+                    .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
+                    .collect();
+                let refs = route
+                    .spec
+                    .rules
+                    .iter()
+                    .flatten()
+                    .flat_map(|rule| rule.backend_refs.iter().flatten())
+                    .map(|b| RefParts::new(&b.group, &b.kind, &b.name, &b.namespace, b.port))
+                    .collect();
+                add(namespace, parents, refs);
+            }
+        };
     }
-    for ((namespace, _), route) in &store.grpc_routes {
-        let parents = route
-            .spec
-            .parent_refs
-            .iter()
-            .flatten()
-            .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
-            .collect();
-        let refs = route
-            .spec
-            .rules
-            .iter()
-            .flatten()
-            .flat_map(|rule| rule.backend_refs.iter().flatten())
-            .map(|b| RefParts::new(&b.group, &b.kind, &b.name, &b.namespace, b.port))
-            .collect();
-        add(namespace, parents, refs);
-    }
+    uses_of!(&store.http_routes);
+    uses_of!(&store.grpc_routes);
     uses
 }
 

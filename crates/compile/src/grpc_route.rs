@@ -33,7 +33,7 @@ use std::sync::Arc;
 use model::Store;
 use model::gateway_api::{
     GrpcRoute, GrpcRouteRules, GrpcRouteRulesMatches, GrpcRouteRulesMatchesMethodType,
-    HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesMatches,
+    HttpRouteRules, HttpRouteRulesMatches,
 };
 use router::{PathMatch, RuleMatch};
 use snapshot::{BackendTarget, RuleAction};
@@ -64,25 +64,7 @@ pub(crate) fn attach_grpc_routes(
     status: &mut StatusReport,
 ) {
     for ((namespace, name), route) in &store.grpc_routes {
-        let parents = route
-            .spec
-            .parent_refs
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|parent| {
-                // GRPCRoute parentRefs have HTTPRoute's fields.
-                let parent = HttpRouteParentRefs {
-                    group: parent.group.clone(),
-                    kind: parent.kind.clone(),
-                    name: parent.name.clone(),
-                    namespace: parent.namespace.clone(),
-                    port: parent.port,
-                    section_name: parent.section_name.clone(),
-                };
-                attachment::normalise_parent(namespace, &parent)
-            })
-            .collect();
+        let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
         let ours = attachment::our_parents(store, options, parents);
         if ours.is_empty() {
             continue; // not attached to any Gateway of ours: not our business

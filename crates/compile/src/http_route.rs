@@ -36,14 +36,7 @@ pub(crate) fn attach_http_routes(
 ) {
     for ((namespace, name), route) in &store.http_routes {
         let label = format!("HTTPRoute {namespace}/{name}");
-        let parents = route
-            .spec
-            .parent_refs
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|parent| attachment::normalise_parent(namespace, parent))
-            .collect();
+        let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
         let ours = attachment::our_parents(store, options, parents);
         if ours.is_empty() {
             continue; // not attached to any Gateway of ours: not our business

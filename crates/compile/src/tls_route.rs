@@ -22,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::StatusCode;
 use model::Store;
-use model::gateway_api::{HttpRouteParentRefs, TlsRoute, TlsRouteRules};
+use model::gateway_api::{TlsRoute, TlsRouteRules};
 use router::RouteOrder;
 use snapshot::tls_route::TlsForward;
 use snapshot::{BackendChoice, BackendTarget, DirectResponse, Filters, WeightedBackend};
@@ -55,25 +55,7 @@ pub(crate) fn attach_tls_routes(
         .collect();
     routes.sort_by_key(|((namespace, name), route)| (created(route), namespace, name));
     for ((namespace, name), route) in routes {
-        let parents = route
-            .spec
-            .parent_refs
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|parent| {
-                // TLSRoute parentRefs have HTTPRoute's fields.
-                let parent = HttpRouteParentRefs {
-                    group: parent.group.clone(),
-                    kind: parent.kind.clone(),
-                    name: parent.name.clone(),
-                    namespace: parent.namespace.clone(),
-                    port: parent.port,
-                    section_name: parent.section_name.clone(),
-                };
-                attachment::normalise_parent(namespace, &parent)
-            })
-            .collect();
+        let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
         let ours = attachment::our_parents(store, options, parents);
         if ours.is_empty() {
             continue; // not attached to any Gateway of ours: not our business
