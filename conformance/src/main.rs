@@ -1,8 +1,9 @@
-//! The Gateway API conformance runner: replays `../shared/conformance/cases.json` against the real
-//! `portcullis` binary in standalone mode and prints one line per test plus `N passed, M failed`.
+//! The Gateway API conformance runner: replays the suite's `cases.json` (by default the copy in
+//! `conformance/suite`) against the real `portcullis` binary in standalone mode and prints one line per
+//! test plus `N passed, M failed`.
 //!
 //! ```text
-//! conformance [--binary PATH] [--only NAME[,NAME]] [--jobs N] [--verbose] [--keep-config DIR] SUITE_DIR
+//! conformance [--binary PATH] [--only NAME[,NAME]] [--jobs N] [--verbose] [--keep-config DIR] [SUITE_DIR]
 //! ```
 //!
 //! For every test it starts echo backends for the manifests' Services (`workload`), writes the manifests,
@@ -58,8 +59,9 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     keep_config: Option<PathBuf>,
 
-    /// The suite folder: `cases.json` and `manifests/`.
-    suite_dir: PathBuf,
+    /// The suite folder: `cases.json` and `manifests/`. Default: `conformance/suite` (looked up in the
+    /// current directory, then in the workspace this runner was built from).
+    suite_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -76,7 +78,11 @@ fn main() -> ExitCode {
 
 /// Runs the selected tests; `Ok(true)` when every one passed.
 fn run(cli: Cli) -> anyhow::Result<bool> {
-    let suite = cases::Suite::load(&cli.suite_dir)?;
+    let suite_dir = match cli.suite_dir {
+        Some(path) => path,
+        None => default_suite_dir()?,
+    };
+    let suite = cases::Suite::load(&suite_dir)?;
     let tests = suite.select(&cli.only)?;
     let binary = match cli.binary {
         Some(path) => path,
@@ -87,7 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     }
     let settings = runner::RunSettings {
         binary,
-        suite_dir: cli.suite_dir,
+        suite_dir,
         verbose: cli.verbose,
         jobs: cli.jobs.max(1),
         keep_config: cli.keep_config,
@@ -97,6 +103,20 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(runner::run_all(&settings, &tests))
+}
+
+/// The in-repository copy of the suite, `conformance/suite`, relative to the current directory and then to the
+/// workspace root this crate was compiled in.
+fn default_suite_dir() -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let roots = [PathBuf::from("."), workspace];
+    for root in &roots {
+        let candidate = root.join("conformance").join("suite");
+        if candidate.join("cases.json").is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("no conformance suite found (tried conformance/suite); pass SUITE_DIR")
 }
 
 /// `target/release/portcullis`, else `target/debug/portcullis`, relative to the current directory and then to
