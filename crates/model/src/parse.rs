@@ -3,11 +3,16 @@
 //! Each document is read as a generic value first, its `apiVersion`/`kind` picks the type, and the
 //! typed deserialisation reports the failing field path. A file is all-or-nothing: one bad document
 //! fails the whole file, so the source can keep that file's last good objects.
+//!
+//! The YAML parser runs under a serde-saphyr `Budget` (see `yaml_options`): large files of many small
+//! objects are fine, while alias bombs, deep nesting and oversized text are refused with the name
+//! of the limit they hit.
 
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_saphyr::budget::BudgetBreach;
 
 use crate::kind::{Kind, Object};
 
@@ -26,6 +31,11 @@ pub enum ParseError {
     /// The text is not YAML.
     #[error("invalid YAML: {0}")]
     Yaml(String),
+    /// The text breaches one of the parser's limits (documents, nodes, nesting depth, aliases,
+    /// text size); the message names the limit, e.g. `file has more than 100000 YAML documents
+    /// (limit)`.
+    #[error("{0}")]
+    Limit(String),
     /// A document is YAML but not an object of its kind.
     #[error("document {document} ({object}): {message}")]
     Document {
@@ -42,7 +52,7 @@ pub enum ParseError {
 /// listed in [`Parsed::skipped`].
 pub fn parse_documents(text: &str) -> Result<Parsed, ParseError> {
     let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| ParseError::Yaml(e.to_string()))?;
+        serde_saphyr::from_multiple_with_options(text, yaml_options()).map_err(yaml_error)?;
     let mut parsed = Parsed::default();
     for (index, document) in documents.into_iter().enumerate() {
         if document.is_null() {
@@ -91,6 +101,120 @@ pub fn parse_documents(text: &str) -> Result<Parsed, ParseError> {
         parsed.objects.push(with_default_namespace(object));
     }
     Ok(parsed)
+}
+
+/// The most documents one file may hold. serde-saphyr's default (1,024) is too small for a
+/// generated file of EndpointSlices or routes.
+const MAX_DOCUMENTS: usize = 100_000;
+
+/// The most nodes (mappings, sequences, scalars) in one file: 50 per document on average at the
+/// document limit. The default (250,000) would refuse a file long before it reached that limit.
+const MAX_NODES: usize = 5_000_000;
+
+/// The most parser events in one file: twice [`MAX_NODES`], since every collection also ends and
+/// every document starts and ends (the default, 1,000,000, is sized like the default node limit).
+const MAX_EVENTS: usize = 10_000_000;
+
+/// The parser options: serde-saphyr's default budget with the document, node and event counts
+/// raised for large files. The limits that stop YAML bombs keep their defaults: aliases and
+/// anchors (and their ratio, which catches "billion laughs"), the retained anchor copies, nesting
+/// depth (64), merge keys and total scalar text (64 MiB).
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: MAX_DOCUMENTS,
+            max_nodes: MAX_NODES,
+            max_events: MAX_EVENTS,
+        },
+    }
+}
+
+/// A parser error as a [`ParseError`]: a breached budget becomes [`ParseError::Limit`] naming the
+/// limit, anything else [`ParseError::Yaml`].
+fn yaml_error(error: serde_saphyr::Error) -> ParseError {
+    match budget_breach(&error) {
+        Some(breach) => ParseError::Limit(describe_breach(breach)),
+        None => ParseError::Yaml(error.to_string()),
+    }
+}
+
+/// The budget breach behind `error`, looking through the wrappers that add a snippet or an alias
+/// location.
+fn budget_breach(error: &serde_saphyr::Error) -> Option<&BudgetBreach> {
+    match error {
+        serde_saphyr::Error::Budget { breach, .. } => Some(breach),
+        serde_saphyr::Error::WithSnippet { error, .. }
+        | serde_saphyr::Error::AliasError { error, .. } => budget_breach(error),
+        _ => None,
+    }
+}
+
+/// The breached limit in plain words, with its value (the budget of [`yaml_options`]).
+fn describe_breach(breach: &BudgetBreach) -> String {
+    let budget = yaml_options().budget.unwrap_or_default();
+    match breach {
+        BudgetBreach::Documents { .. } => {
+            format!(
+                "file has more than {} YAML documents (limit)",
+                budget.max_documents
+            )
+        }
+        BudgetBreach::Nodes { .. } => format!(
+            "file has more than {} YAML nodes (mappings, sequences and scalars) (limit)",
+            budget.max_nodes
+        ),
+        BudgetBreach::Events { .. } => {
+            format!(
+                "file has more than {} YAML parser events (limit)",
+                budget.max_events
+            )
+        }
+        BudgetBreach::Depth { .. } => format!(
+            "file nests YAML mappings and sequences more than {} levels deep (limit)",
+            budget.max_depth
+        ),
+        BudgetBreach::Aliases { .. } => {
+            format!(
+                "file uses more than {} YAML aliases (limit)",
+                budget.max_aliases
+            )
+        }
+        BudgetBreach::Anchors { .. } => {
+            format!(
+                "file defines more than {} YAML anchors (limit)",
+                budget.max_anchors
+            )
+        }
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
+            "file uses {aliases} YAML aliases for {anchors} anchors, more than {} per anchor \
+             (alias ratio limit, which stops alias bombs)",
+            budget.alias_anchor_ratio_multiplier
+        ),
+        BudgetBreach::RecordedAnchorEvents { .. } => format!(
+            "file expands YAML aliases to more than {} copied events (alias expansion limit, \
+             which stops alias bombs)",
+            budget.max_recorded_anchor_events
+        ),
+        BudgetBreach::RecordedAnchorBytes { .. } => format!(
+            "file expands YAML aliases to more than {} copied bytes (alias expansion limit, \
+             which stops alias bombs)",
+            budget.max_recorded_anchor_bytes
+        ),
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "file has more than {} bytes of YAML scalar text (limit)",
+            budget.max_total_scalar_bytes
+        ),
+        BudgetBreach::MergeKeys { .. } => format!(
+            "file has more than {} YAML merge keys `<<` (limit)",
+            budget.max_merge_keys
+        ),
+        BudgetBreach::SequenceUnbalanced => {
+            "file has a YAML collection that ends without starting".to_owned()
+        }
+        // The enum is non-exhaustive; limits we do not configure (includes, reader input,
+        // property interpolation) cannot fire for a string without includes or properties.
+        other => format!("file breaches a YAML parser limit ({other:?})"),
+    }
 }
 
 fn typed(kind: Kind, document: Value) -> Result<Object, String> {

@@ -103,3 +103,66 @@ endpoints: []
         .collect();
     assert_eq!(names, vec!["a-1".to_owned()]);
 }
+
+/// `count` EndpointSlices, one document each.
+fn endpoint_slices(count: usize) -> String {
+    (0..count)
+        .map(|index| {
+            format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s-{index}, namespace: shop, labels: {{kubernetes.io/service-name: s}}}}\naddressType: IPv4\nendpoints: [{{addresses: [10.0.{}.{}]}}]\n---\n",
+                index / 256 % 256,
+                index % 256
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn five_thousand_documents_parse() {
+    // serde-saphyr's default budget stops at 1,024 documents.
+    let parsed = parse_documents(&endpoint_slices(5_000)).expect("5,000 documents are allowed");
+    assert_eq!(parsed.objects.len(), 5_000);
+}
+
+#[test]
+fn more_documents_than_the_limit_are_refused_by_name() {
+    let text = "---\na: 1\n".repeat(MAX_DOCUMENTS + 1);
+    let error = parse_documents(&text).expect_err("over the document limit");
+    assert_eq!(
+        error,
+        ParseError::Limit("file has more than 100000 YAML documents (limit)".to_owned())
+    );
+}
+
+#[test]
+fn alias_bomb_is_refused() {
+    // "Billion laughs": each level repeats the previous one ten times, so the last alias would
+    // expand to 10^9 scalars.
+    let mut text = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..10 {
+        let previous = format!("*l{}", level - 1);
+        let items = [previous.as_str(); 10].join(", ");
+        text.push_str(&format!("l{level}: &l{level} [{items}]\n"));
+    }
+    let error = parse_documents(&text).expect_err("alias bomb");
+    assert_eq!(
+        error,
+        ParseError::Limit(
+            "file expands YAML aliases to more than 1000000 copied events (alias expansion \
+             limit, which stops alias bombs)"
+                .to_owned()
+        )
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_by_name() {
+    let text = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let error = parse_documents(&text).expect_err("too deep");
+    assert_eq!(
+        error,
+        ParseError::Limit(
+            "file nests YAML mappings and sequences more than 64 levels deep (limit)".to_owned()
+        )
+    );
+}
