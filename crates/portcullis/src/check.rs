@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use compile::{CompileOptions, ConditionStatus};
+use control::status_document;
 use source::FileSource;
 
 use crate::cli::CheckArgs;
-use crate::controller::status_document;
 
 pub(crate) fn check(args: &CheckArgs) -> ExitCode {
     let source = match FileSource::load(&args.config) {

@@ -1,9 +1,9 @@
 //! The `portcullis` binary: command line, wiring, signals. No gateway logic lives here; it
-//! connects the pipeline crates (source → compile → snapshot → proxy) and the admin server.
+//! connects the pipeline crates (source → compile → snapshot → proxy, driven by the `control`
+//! loop) and the admin server.
 
 mod check;
 mod cli;
-mod controller;
 mod run;
 
 use clap::Parser;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use compile::CompileOptions;
+use control::Controller;
 use proxy::{DataPlane, ListenerManager};
 use source::FileSource;
 use telemetry::{AccessLog, Metrics};
@@ -15,7 +16,6 @@ use upstream::Registry;
 use upstream::pool::{PoolSettings, Pools};
 
 use crate::cli::RunArgs;
-use crate::controller::Controller;
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
     init_logging();
@@ -159,8 +159,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
 
     tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
     admin.set_ready(false);
-    let Controller { listeners, .. } = controller;
-    let remaining = listeners.shutdown(args.drain_timeout).await;
+    let remaining = controller
+        .into_listeners()
+        .shutdown(args.drain_timeout)
+        .await;
     if remaining > 0 {
         tracing::warn!(
             remaining,

@@ -1,6 +1,9 @@
-//! Applies config updates: full compile when routing objects changed, the endpoint fast path
-//! when only EndpointSlices changed; then links, publishes, binds, and updates `/status` and
-//! `/config`.
+//! [`Controller`]: applies config updates. A full compile when routing objects changed, the
+//! endpoint fast path when only EndpointSlices changed; then links, publishes, binds, and updates
+//! `/status` and `/config`.
+//!
+//! It owns the state between updates (the store and endpoint plan of the last compile, its status
+//! report, bind errors); the runtime state of backends stays in the `Registry`.
 
 use std::sync::Arc;
 
@@ -13,14 +16,17 @@ use source::SourceUpdate;
 use telemetry::Metrics;
 use upstream::Registry;
 
-/// The control loop's state.
-pub(crate) struct Controller {
-    pub(crate) options: CompileOptions,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) plane: Arc<DataPlane>,
-    pub(crate) listeners: ListenerManager,
-    pub(crate) admin: Arc<AdminState>,
-    pub(crate) metrics: Arc<Metrics>,
+use crate::status_document;
+
+/// The control loop's state. One owner calls [`Controller::apply`] for each update, in order;
+/// it is not shared between tasks.
+pub struct Controller {
+    options: CompileOptions,
+    registry: Arc<Registry>,
+    plane: Arc<DataPlane>,
+    listeners: ListenerManager,
+    admin: Arc<AdminState>,
+    metrics: Arc<Metrics>,
     compiled_store: Option<Arc<Store>>,
     plan: EndpointPlan,
     status: StatusReport,
@@ -30,7 +36,10 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
-    pub(crate) fn new(
+    /// A controller that has applied nothing yet. `options` are the compile options of every
+    /// update (their `generation` is replaced by the update's); the registry, data plane,
+    /// listeners, admin state and metrics are the ones the running gateway serves from.
+    pub fn new(
         options: CompileOptions,
         registry: Arc<Registry>,
         plane: Arc<DataPlane>,
@@ -54,8 +63,13 @@ impl Controller {
         }
     }
 
-    /// Applies one source update.
-    pub(crate) fn apply(&mut self, update: Arc<SourceUpdate>) {
+    /// Applies one source update. When some kind other than EndpointSlice differs from the store
+    /// last compiled (or nothing was compiled yet), compiles it, links the backends, publishes
+    /// the snapshot and `/config`, and binds the listeners it wants; otherwise only re-resolves
+    /// the endpoints of the last compile (the snapshot and `/config` stay as they are). Then
+    /// records the reload metric and publishes `/status`. Never fails: compile problems and
+    /// rejected files are reported in `/status` and the log. Must run inside a tokio runtime.
+    pub fn apply(&mut self, update: Arc<SourceUpdate>) {
         let started = std::time::Instant::now();
         // Compare with the store last compiled, not with the previous update: the watch channel
         // may skip intermediate updates, and their changes must not be lost.
@@ -113,7 +127,7 @@ impl Controller {
     }
 
     /// Binds the wanted sockets (and retries those that failed). Ready once all are bound.
-    pub(crate) fn bind(&mut self) {
+    fn bind(&mut self) {
         let errors = self.listeners.sync(&self.wanted);
         self.bind_errors = errors
             .iter()
@@ -126,17 +140,24 @@ impl Controller {
     }
 
     /// Whether some socket is still waiting to be bound.
-    pub(crate) fn has_bind_errors(&self) -> bool {
+    pub fn has_bind_errors(&self) -> bool {
         !self.bind_errors.is_empty()
     }
 
-    /// Retries failed binds and refreshes `/status` when that changed something.
-    pub(crate) fn retry_binds(&mut self) {
+    /// Retries failed binds and refreshes `/status` when that changed something. Must run
+    /// inside a tokio runtime.
+    pub fn retry_binds(&mut self) {
         let before = self.bind_errors.len();
         self.bind();
         if before != self.bind_errors.len() {
             self.publish_status();
         }
+    }
+
+    /// Ends the control loop and hands back the listeners, for the caller to drain them
+    /// (`ListenerManager::shutdown`).
+    pub fn into_listeners(self) -> ListenerManager {
+        self.listeners
     }
 
     fn publish_status(&self) {
@@ -150,29 +171,5 @@ impl Controller {
     }
 }
 
-/// The `/status` document (also `portcullis check --json`).
-pub(crate) fn status_document(
-    update: &SourceUpdate,
-    status: &StatusReport,
-    bind_errors: &[String],
-) -> serde_json::Value {
-    let file_errors: Vec<String> = update
-        .files
-        .iter()
-        .filter_map(|f| {
-            f.error
-                .as_ref()
-                .map(|e| format!("{}: {e}", f.path.display()))
-        })
-        .collect();
-    let mut problems = file_errors;
-    problems.extend(status.problems());
-    problems.extend(bind_errors.iter().cloned());
-    serde_json::json!({
-        "generation": update.generation,
-        "healthy": problems.is_empty(),
-        "problems": problems,
-        "files": update.files,
-        "objects": status.objects,
-    })
-}
+#[cfg(test)]
+mod tests;
