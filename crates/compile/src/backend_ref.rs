@@ -7,7 +7,7 @@ use std::sync::Arc;
 use model::Store;
 use model::core::Service;
 use snapshot::BackendIndex;
-use upstream::{AppProtocol, BackendId, BackendSpec};
+use snapshot::backend::{AppProtocol, BackendId, CompiledBackend};
 
 use crate::backend_tls::{BackendTlsPolicies, TargetKind};
 use crate::endpoints::{EndpointPlan, EndpointSource, TargetPort};
@@ -39,7 +39,7 @@ pub(crate) struct Referrer<'a> {
 #[derive(Default)]
 pub(crate) struct BackendTable {
     index: HashMap<BackendId, BackendIndex>,
-    specs: Vec<BackendSpec>,
+    specs: Vec<CompiledBackend>,
     sources: Vec<EndpointSource>,
     /// BackendTLSPolicies: the TLS each resolved backend gets.
     tls_policies: Arc<BackendTlsPolicies>,
@@ -82,9 +82,9 @@ impl BackendTable {
     /// own so its state is not shared with routes under other policies.
     fn with_traffic_policy(
         &self,
-        mut spec: BackendSpec,
+        mut spec: CompiledBackend,
         own: Option<Arc<AppliedPolicy>>,
-    ) -> (BackendSpec, Option<Arc<AppliedPolicy>>) {
+    ) -> (CompiledBackend, Option<Arc<AppliedPolicy>>) {
         if let Some(own) = own {
             spec.policy = Arc::clone(&own.backend);
             return (spec, Some(own));
@@ -99,7 +99,7 @@ impl BackendTable {
     /// Interns a backend and remembers the traffic policy it got.
     fn intern_applied(
         &mut self,
-        (spec, applied): (BackendSpec, Option<Arc<AppliedPolicy>>),
+        (spec, applied): (CompiledBackend, Option<Arc<AppliedPolicy>>),
         source: EndpointSource,
     ) -> BackendIndex {
         let index = self.intern(spec, source);
@@ -114,7 +114,7 @@ impl BackendTable {
         self.applied.get(&index)
     }
 
-    fn intern(&mut self, spec: BackendSpec, source: EndpointSource) -> BackendIndex {
+    fn intern(&mut self, spec: CompiledBackend, source: EndpointSource) -> BackendIndex {
         if let Some(&index) = self.index.get(&spec.id) {
             return index;
         }
@@ -143,7 +143,7 @@ impl BackendTable {
             tls.for_protocol(AppProtocol::H2c)
                 .map_or_else(|_| Arc::clone(tls), Arc::new)
         });
-        let twin = BackendSpec {
+        let twin = CompiledBackend {
             id: BackendId::new(format!("{} (h2c)", spec.id)),
             protocol: AppProtocol::H2c,
             tls,
@@ -153,7 +153,7 @@ impl BackendTable {
         self.intern(twin, source)
     }
 
-    pub(crate) fn finish(self) -> (Vec<BackendSpec>, EndpointPlan) {
+    pub(crate) fn finish(self) -> (Vec<CompiledBackend>, EndpointPlan) {
         let plan = EndpointPlan::new(
             self.specs
                 .iter()
@@ -219,7 +219,7 @@ impl BackendTable {
                 .for_backend(reference.namespace, reference.name)
                 .cloned();
             let spec = self.with_traffic_policy(
-                BackendSpec {
+                CompiledBackend {
                     id,
                     protocol,
                     tls,
@@ -312,7 +312,7 @@ impl BackendTable {
             .for_service(reference.namespace, reference.name, port_name.unwrap_or(""))
             .cloned();
         let spec = self.with_traffic_policy(
-            BackendSpec {
+            CompiledBackend {
                 id,
                 protocol,
                 tls,
@@ -331,7 +331,7 @@ impl BackendTable {
         reference: &BackendRefSpec<'_>,
         port_name: Option<&str>,
         protocol: AppProtocol,
-    ) -> Result<Option<Arc<upstream::UpstreamTls>>, RefProblem> {
+    ) -> Result<Option<Arc<snapshot::backend::tls::UpstreamTls>>, RefProblem> {
         match self.tls_policies.lookup(
             kind,
             reference.namespace,

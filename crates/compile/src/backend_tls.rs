@@ -24,8 +24,9 @@ use std::sync::Arc;
 
 use model::Store;
 use model::gateway_api::{BackendTlsPolicy, BackendTlsPolicyValidationSubjectAltNamesType};
-use upstream::tls::{SubjectAltName, TrustAnchors, UpstreamTlsSettings};
-use upstream::{AppProtocol, ClientCertificate, UpstreamTls};
+use snapshot::backend::AppProtocol;
+use snapshot::backend::tls::{ClientCertificate, UpstreamTls};
+use snapshot::backend::tls::{SubjectAltName, TrustAnchors, UpstreamTlsSettings};
 
 use crate::CompileOptions;
 use crate::backend_ref::RefProblem;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use model::Store;
 use model::gateway_api::Gateway;
-use upstream::ClientCertificate;
+use snapshot::backend::tls::ClientCertificate;
 
 use crate::backend_ref::{BackendRefSpec, Referrer, reference_granted};
 use crate::listener::Listeners;

@@ -56,7 +56,7 @@ pub struct CompileOptions {
     /// Generation stamped on the snapshot.
     pub generation: u64,
     /// The platform's CA certificates, for BackendTLSPolicy `wellKnownCACertificates: System`
-    /// (loaded once at startup, see `upstream::tls::load_system_roots`: compile does no I/O).
+    /// (loaded once at startup, see `upstream::load_system_roots`: compile does no I/O).
     /// `None`: policies asking for them are not accepted.
     pub system_roots: Option<Arc<rustls::RootCertStore>>,
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use router::{HostMap, HostPattern, RouteTableBuilder};
 use rustls::sign::CertifiedKey;
+use snapshot::backend::tls::ClientCertificate;
 use snapshot::tls::{ClientValidation, SocketTls};
 use snapshot::tls_route::TlsListenerRoutes;
 use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
-use upstream::ClientCertificate;
 
 use crate::selector::{self, Expression};
 use crate::status::{RouteKind, StatusReport};

@@ -19,13 +19,12 @@ use std::time::Duration;
 use http::HeaderName;
 use model::Store;
 use model::policy::{BackendTrafficPolicySpec, PolicyTargetRef};
-use upstream::policy::{
-    ActiveHealth, BackendPolicy, Balancer, ConcurrencyLimits, ErrorRateBreaker, HashKey,
-    LatencyOutlier, OutlierDetection, Probe,
+use snapshot::backend::policy::{
+    ActiveHealth, BackendPolicy, Balancer, ConcurrencyLimits, ErrorRateSettings, HashKey,
+    LatencyOutlierSettings, OutlierDetection, Probe,
 };
 
-use snapshot::retry_budget::RetryBudget;
-use snapshot::{Backoff, RetryPolicy, RetryTriggers};
+use snapshot::{Backoff, RetryBudgetSettings, RetryPolicy, RetryTriggers};
 
 use crate::duration;
 use crate::status::{Condition, ObjectStatus, StatusReport};
@@ -37,24 +36,18 @@ pub(crate) struct AppliedPolicy {
     pub(crate) label: Arc<str>,
     /// Backend settings.
     pub(crate) backend: Arc<BackendPolicy>,
-    /// The policy's `retry`, validated; each rule gets its own copy with its own budget.
+    /// The policy's `retry`, validated; each rule gets its own copy (its budget window is the
+    /// rule's own: the proxy keeps one per rule identity).
     retry: Option<RetryPolicy>,
     /// Order for conflicts (older first).
     order: (Option<i64>, String),
 }
 
 impl AppliedPolicy {
-    /// The retry policy for one route rule: the policy's settings with a budget of its own
-    /// (retries are budgeted per rule).
+    /// The retry policy for one route rule: the policy's settings (retries are budgeted per
+    /// rule: the proxy gives each rule its own budget window).
     pub(crate) fn retry_policy(&self) -> Option<RetryPolicy> {
-        let mut retry = self.retry.clone()?;
-        retry.budget = retry.budget.as_ref().map(|budget| {
-            Arc::new(RetryBudget::new(
-                budget.percent(),
-                budget.min_retries_per_second(),
-            ))
-        });
-        Some(retry)
+        self.retry.clone()
     }
 }
 
@@ -542,7 +535,7 @@ fn compile_spec(
                 "{label} spec.healthCheck.passive.maxEjectionPercent: {percent} is over 100"
             ));
         }
-        let latency = spec.latency.as_ref().map(|l| LatencyOutlier {
+        let latency = spec.latency.as_ref().map(|l| LatencyOutlierSettings {
             threshold: l.threshold,
             min_requests: l.min_requests.unwrap_or(20),
         });
@@ -576,7 +569,7 @@ fn compile_spec(
                     "{label} spec.circuitBreaker.errorRate.threshold must be in (0, 1]"
                 ));
             }
-            policy.error_rate = Some(ErrorRateBreaker {
+            policy.error_rate = Some(ErrorRateSettings {
                 threshold: rate.threshold,
                 min_requests: rate.min_requests.unwrap_or(20).max(1),
                 window,
@@ -686,10 +679,7 @@ fn compile_retry(
                 b.percent
             ));
         }
-        Arc::new(RetryBudget::new(
-            b.percent,
-            b.min_retries_per_second.unwrap_or(10),
-        ))
+        RetryBudgetSettings::new(b.percent, b.min_retries_per_second.unwrap_or(10))
     });
     if !problems.is_empty() {
         return Err(problems);

@@ -1,13 +1,11 @@
 //! Compiled HTTPRoute filters and timeouts, as the data plane applies them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::cors::CorsPolicy;
 use crate::mirror::Mirror;
-use crate::retry_budget::RetryBudget;
 
 /// Filters of a rule (or of one backendRef), in the order the data plane applies them.
 #[derive(Debug, Default)]
@@ -108,9 +106,38 @@ pub struct RetryPolicy {
     /// Limit of each attempt; `None` uses the rule's `timeouts.backendRequest`.
     pub per_try_timeout: Option<Duration>,
     /// Retries allowed as a share of the rule's requests; `None` = only `attempts` limits.
-    /// Shared by every request of the rule (cloning the policy shares it); a reload starts a
-    /// new budget window.
-    pub budget: Option<Arc<RetryBudget>>,
+    /// The window that enforces it is runtime state shared by every request of the rule and
+    /// kept across reloads while these settings stay (the proxy's rule-state registry).
+    pub budget: Option<RetryBudgetSettings>,
+}
+
+/// `retry.budget` of a BackendTrafficPolicy: retries limited to `percent`% of the rule's
+/// requests over a 10 s window, with a floor of `min_retries_per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RetryBudgetSettings {
+    percent: u32,
+    min_retries_per_second: u32,
+}
+
+impl RetryBudgetSettings {
+    /// Retries of `percent`% of requests (0 allows only the floor), and at least
+    /// `min_retries_per_second` retries per second on average.
+    pub fn new(percent: u32, min_retries_per_second: u32) -> RetryBudgetSettings {
+        RetryBudgetSettings {
+            percent,
+            min_retries_per_second,
+        }
+    }
+
+    /// Retries allowed per 100 requests.
+    pub fn percent(&self) -> u32 {
+        self.percent
+    }
+
+    /// The floor: retries per second allowed whatever the traffic.
+    pub fn min_retries_per_second(&self) -> u32 {
+        self.min_retries_per_second
+    }
 }
 
 /// What makes an attempt worth retrying (Envoy's `retryOn` vocabulary).

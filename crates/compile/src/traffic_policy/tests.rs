@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use upstream::policy::{Balancer, HashKey};
+use snapshot::backend::policy::{Balancer, HashKey};
 
 use crate::tests::{compile_yaml, object};
 use crate::{Compiled, ObjectStatus};

@@ -1,4 +1,12 @@
-//! Backend identity and the plain-data description of a backend that `compile` produces.
+//! Backends as compiled settings: identity, protocol, endpoint targets, TLS origination and
+//! resilience settings ([`CompiledBackend`]).
+//!
+//! Plain data that `compile` builds and the runtime reads. The state these settings govern
+//! (endpoints, pools, balancers, health, breakers) lives in `upstream`, keyed by [`BackendId`],
+//! so that it outlives a reload; nothing here changes after a snapshot is built.
+
+pub mod policy;
+pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -6,9 +14,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::policy::BackendPolicy;
-
-use crate::tls::UpstreamTls;
+use policy::BackendPolicy;
+use tls::UpstreamTls;
 
 /// Stable identity of a backend across reloads, also its metrics label:
 /// `Service shop/cart:8080` or `Backend shop/direct`.
@@ -65,7 +72,7 @@ impl AppProtocol {
 
 /// What the data plane needs to know about a backend besides its endpoints.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct BackendSpec {
+pub struct CompiledBackend {
     /// Identity (registry key and metrics label).
     pub id: BackendId,
     /// Protocol to the endpoints.

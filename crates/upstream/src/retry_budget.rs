@@ -1,11 +1,12 @@
-//! [`RetryBudget`]: retries of a route rule limited to a share of its requests.
+//! [`RetryBudgetWindow`]: retries of a route rule limited to a share of its requests.
 //!
 //! Owns the budget's sliding window (tower's `TpsBudget` semantics: every request deposits,
 //! every retry withdraws, a per-second floor always allows a few retries). It does not decide
 //! whether a response is worth retrying; the proxy asks the budget only once it would retry.
 //!
-//! This is mutable state inside the snapshot, like `Mirror`'s window: a reload builds a new
-//! budget, so the window starts empty again (with its floor) after every reload.
+//! This is runtime state: the settings ([`RetryBudgetSettings`]) are in the snapshot, the window
+//! is kept by the proxy's rule-state registry under the rule's stable identity, so a reload that
+//! leaves a rule's budget settings unchanged keeps its window (and what it has spent).
 //!
 //! Time is passed in by the caller (`std::time::Instant`), which keeps this crate free of a
 //! runtime; the proxy passes tokio's clock, so tests can pause it.
@@ -17,6 +18,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use snapshot::RetryBudgetSettings;
 
 /// How long a deposit counts (tower's default `ttl`).
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
@@ -39,7 +42,7 @@ struct Slot {
 /// withdrawals may overdraw by a retry or two (check and withdrawal are not one atomic step),
 /// as in tower.
 #[derive(Debug)]
-pub struct RetryBudget {
+pub struct RetryBudgetWindow {
     percent: u32,
     min_retries_per_second: u32,
     start: Instant,
@@ -48,11 +51,11 @@ pub struct RetryBudget {
     rotation: Mutex<()>,
 }
 
-impl RetryBudget {
+impl RetryBudgetWindow {
     /// A budget allowing retries of `percent`% of requests (0 allows only the floor), and at
     /// least `min_retries_per_second` retries per second on average.
-    pub fn new(percent: u32, min_retries_per_second: u32) -> RetryBudget {
-        RetryBudget {
+    pub fn new(percent: u32, min_retries_per_second: u32) -> RetryBudgetWindow {
+        RetryBudgetWindow {
             percent,
             min_retries_per_second,
             start: Instant::now(),
@@ -61,14 +64,14 @@ impl RetryBudget {
         }
     }
 
-    /// Retries allowed per 100 requests.
-    pub fn percent(&self) -> u32 {
-        self.percent
+    /// A window for `settings`.
+    pub fn with_settings(settings: RetryBudgetSettings) -> RetryBudgetWindow {
+        RetryBudgetWindow::new(settings.percent(), settings.min_retries_per_second())
     }
 
-    /// The floor: retries per second allowed whatever the traffic.
-    pub fn min_retries_per_second(&self) -> u32 {
-        self.min_retries_per_second
+    /// The settings this window enforces.
+    pub fn settings(&self) -> RetryBudgetSettings {
+        RetryBudgetSettings::new(self.percent, self.min_retries_per_second)
     }
 
     /// Counts one request (call once per request, not per attempt).
@@ -127,16 +130,6 @@ impl RetryBudget {
         slot
     }
 }
-
-/// Budgets compare by their settings: two snapshots with the same policy are equal even though
-/// each has its own window.
-impl PartialEq for RetryBudget {
-    fn eq(&self, other: &RetryBudget) -> bool {
-        self.percent == other.percent && self.min_retries_per_second == other.min_retries_per_second
-    }
-}
-
-impl Eq for RetryBudget {}
 
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,12 @@
 //! TLS origination settings of a backend (BackendTLSPolicy, GEP-1897) and the client
 //! certificates a Gateway presents to backends (`spec.tls.backend`, GEP-3155).
 //!
-//! [`UpstreamTls`] is plain data built by `compile`: the server name (SNI, and the name verified
-//! unless subjectAltNames are given), the trust anchors, and one rustls `ClientConfig` per client
-//! certificate a listener may present. Building it parses nothing from the network and does no
-//! I/O; system trust anchors are loaded once at startup by the binary
-//! ([`load_system_roots`]) and passed in. Connections are made in `tls_pool`; this module does
-//! not connect anywhere.
+//! [`UpstreamTls`] is immutable data built by `compile`: the server name (SNI, and the name
+//! verified unless subjectAltNames are given), the trust anchors, and one rustls `ClientConfig`
+//! per client certificate a listener may present. A rustls config is compiled settings like the
+//! server configs of `crate::tls`: building it parses nothing from the network and does no I/O.
+//! System trust anchors are loaded once at startup (`upstream::system_roots`) and passed in.
+//! Connections (the runtime half) are made in `upstream`; this module connects nowhere.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::backend::AppProtocol;
 
-/// The trust store type of [`TrustAnchors::System`] and [`load_system_roots`].
+/// The trust store type of [`TrustAnchors::System`] (`upstream::system_roots` loads it).
 pub type SystemRoots = RootCertStore;
 
 /// ALPN for HTTP/1.1 backends (WebSocket upgrades included).
@@ -177,13 +177,13 @@ impl UpstreamTls {
     }
 
     /// How many configs there are (one per client certificate, plus none).
-    pub(crate) fn variant_count(&self) -> usize {
+    pub fn variant_count(&self) -> usize {
         self.variants.len()
     }
 
     /// The config to handshake with when the listener presents `client` (by id); a certificate
     /// this backend was not built for falls back to presenting none.
-    pub(crate) fn variant(&self, client: Option<&ClientCertificate>) -> usize {
+    pub fn variant(&self, client: Option<&ClientCertificate>) -> usize {
         let Some(client) = client else {
             return 0;
         };
@@ -194,7 +194,7 @@ impl UpstreamTls {
     }
 
     /// The rustls config of a variant (0 when out of range).
-    pub(crate) fn config(&self, variant: usize) -> &Arc<ClientConfig> {
+    pub fn config(&self, variant: usize) -> &Arc<ClientConfig> {
         &self
             .variants
             .get(variant)
@@ -258,23 +258,6 @@ impl Serialize for UpstreamTls {
         }
         .serialize(serializer)
     }
-}
-
-/// Loads the platform's trust anchors (`wellKnownCACertificates: System`). I/O: the binary
-/// calls it once at startup. Certificates the platform store holds but rustls cannot use are
-/// skipped; an empty result is an error.
-pub fn load_system_roots() -> Result<Arc<RootCertStore>, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        let why = found
-            .errors
-            .first()
-            .map_or_else(|| "none found".to_owned(), ToString::to_string);
-        return Err(format!("no usable system CA certificate: {why}"));
-    }
-    Ok(Arc::new(roots))
 }
 
 fn server_verifier(

@@ -25,7 +25,7 @@ pub struct BackendPolicy {
     /// `overloaded-pending`; see `breaker`).
     pub limits: ConcurrencyLimits,
     /// The error-rate breaker (open: 503 with `x-portcullis-error: circuit-open`).
-    pub error_rate: Option<ErrorRateBreaker>,
+    pub error_rate: Option<ErrorRateSettings>,
     /// TCP connect timeout. A backend whose connect timeout, idle timeout,
     /// `limits.max_connections` or `max_connection_duration` differ from the defaults gets
     /// pools of its own built with them (`backend_pool`; a TLS backend's TLS pools too).
@@ -143,13 +143,13 @@ pub struct OutlierDetection {
     /// At most this share of a backend's endpoints is ejected at once.
     pub max_ejection_percent: u32,
     /// Latency outliers: ejected when their latency exceeds `threshold` x the median.
-    pub latency: Option<LatencyOutlier>,
+    pub latency: Option<LatencyOutlierSettings>,
 }
 
 /// Latency outlier settings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LatencyOutlier {
+pub struct LatencyOutlierSettings {
     /// Multiple of the median latency of the backend's endpoints.
     pub threshold: f64,
     /// Requests an endpoint needs in an interval to be judged.
@@ -174,7 +174,7 @@ pub struct ConcurrencyLimits {
 /// answers immediately while open, lets a few probe requests through when half-open.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ErrorRateBreaker {
+pub struct ErrorRateSettings {
     /// Error share (0..1) that opens the breaker.
     pub threshold: f64,
     /// Requests in the window before the share counts.

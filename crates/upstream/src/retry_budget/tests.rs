@@ -1,6 +1,8 @@
 use std::time::{Duration, Instant};
 
-use super::RetryBudget;
+use snapshot::RetryBudgetSettings;
+
+use super::RetryBudgetWindow as RetryBudget;
 
 #[test]
 fn floor_allows_min_retries_per_second_over_the_window() {
@@ -39,7 +41,13 @@ fn deposits_expire_with_the_window() {
 }
 
 #[test]
-fn budgets_compare_by_settings() {
-    assert_eq!(RetryBudget::new(20, 10), RetryBudget::new(20, 10));
-    assert_ne!(RetryBudget::new(20, 10), RetryBudget::new(25, 10));
+fn windows_report_their_settings() {
+    assert_eq!(
+        RetryBudget::new(20, 10).settings(),
+        RetryBudgetSettings::new(20, 10)
+    );
+    assert_ne!(
+        RetryBudget::new(20, 10).settings(),
+        RetryBudgetSettings::new(25, 10)
+    );
 }
