@@ -28,6 +28,7 @@ use crate::CompileOptions;
 use crate::filter;
 use crate::gateway::{compile_listener, gateway_addresses, mark_conflicted};
 use crate::listener::{ListenerSlot, Listeners};
+use crate::problems::FieldPath;
 use crate::selector::{self, Expression};
 use crate::status::{Condition, ConditionStatus, ListenerStatus, ObjectStatus, StatusReport};
 
@@ -280,8 +281,12 @@ fn compile_listeners(
     claims: &mut Claims,
 ) -> Result<(Vec<ListenerStatus>, Vec<ListenerSlot>), String> {
     // ListenerSet listeners have the Gateway listener schema, field for field.
-    let specs: Vec<GatewayListeners> = filter::convert(&underway.set.spec.listeners)
-        .map_err(|message| format!("{} spec.listeners: {message}", underway.label))?;
+    let set_path = FieldPath::object(KIND, underway.namespace, underway.name);
+    let specs: Vec<GatewayListeners> = filter::convert(
+        &set_path.field("spec.listeners"),
+        &underway.set.spec.listeners,
+    )
+    .map_err(|problem| problem.to_string())?;
     let mut statuses = Vec::new();
     let mut slots = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
