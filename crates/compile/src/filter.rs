@@ -1,4 +1,7 @@
 //! HTTPRoute filters: validation and conversion to the snapshot's [`snapshot::Filters`].
+//!
+//! A filter list is compiled entry by entry and every bad filter is reported; one bad filter
+//! is enough to drop the rule (the caller's decision, see `http_route::compile_rule`).
 
 use http::{HeaderName, HeaderValue, StatusCode};
 use model::gateway_api::{
@@ -11,13 +14,13 @@ use snapshot::{Filters, HeaderModifier, PathModifier, Redirect, UrlRewrite};
 
 use crate::cors;
 use crate::hostname;
-use crate::mirror::MirrorTargets;
+use crate::mirror::{self, MirrorTargets};
 use crate::problems::{FieldPath, Problem, Problems};
 
 /// Compiles the `filters` list of a rule or backendRef (`owner` is its path:
 /// `HTTPRoute a/b rules[0]`). `RequestMirror` backendRefs are resolved through `mirrors`,
 /// which also collects the ones that do not resolve (those mirrors are left out). `Err` holds
-/// the first bad filter.
+/// every bad filter, one problem each.
 pub(crate) fn compile_filters(
     owner: &FieldPath,
     specs: &[HttpRouteRulesFilters],
@@ -25,25 +28,33 @@ pub(crate) fn compile_filters(
 ) -> Result<Filters, Problems> {
     let list = owner.field("filters");
     let mut filters = Filters::default();
+    let mut problems = Problems::default();
     for (index, spec) in specs.iter().enumerate() {
-        compile_filter(&list.index(index), spec, &mut filters, mirrors)?;
+        // Once the list is known to be bad its rule is dropped: later filters are still
+        // checked, so every problem is reported, but their mirrors are not resolved. A dropped
+        // rule then adds no backend (and no ResolvedRefs problem) after its first bad filter.
+        let resolving = problems.is_empty().then_some(&mut *mirrors);
+        problems.ok(compile_filter(
+            &list.index(index),
+            spec,
+            &mut filters,
+            resolving,
+        ));
     }
     // Spec (HTTPRouteFilter): RequestRedirect and URLRewrite cannot be used together.
     if filters.redirect.is_some() && filters.rewrite.is_some() {
-        return Err(list
-            .problem("RequestRedirect and URLRewrite cannot be used together")
-            .into());
+        problems.report(list.problem("RequestRedirect and URLRewrite cannot be used together"));
     }
-    Ok(filters)
+    problems.or_value(filters)
 }
 
-/// Compiles one filter into `filters`; a `RequestMirror` resolves its backendRef through
-/// `mirrors`.
+/// Compiles one filter into `filters`. `mirrors`: where a `RequestMirror` resolves its
+/// backendRef; `None` only validates it.
 fn compile_filter(
     at: &FieldPath,
     spec: &HttpRouteRulesFilters,
     filters: &mut Filters,
-    mirrors: &mut MirrorTargets<'_>,
+    mirrors: Option<&mut MirrorTargets<'_>>,
 ) -> Result<(), Problem> {
     let missing =
         |field: &str| at.problem(format!("type {:?} needs the {field} field", spec.r#type));
@@ -96,9 +107,11 @@ fn compile_filter(
                 .request_mirror
                 .as_ref()
                 .ok_or_else(|| missing("requestMirror"))?;
-            filters
-                .mirrors
-                .extend(mirrors.compile(&at.field("requestMirror"), mirror)?);
+            let at = at.field("requestMirror");
+            match mirrors {
+                Some(mirrors) => filters.mirrors.extend(mirrors.compile(&at, mirror)?),
+                None => mirror::validate(&at, mirror)?,
+            }
             Ok(())
         }
         HttpRouteRulesFiltersType::ExternalAuth => Err(at.problem(format!(
@@ -293,3 +306,6 @@ fn path_modifier(
         )?))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -61,6 +61,16 @@ impl MirrorTargets<'_> {
     }
 }
 
+/// Validates one `requestMirror` block without resolving its backendRef: for the mirrors of a
+/// filter list already known to be invalid, whose rule is dropped (see
+/// `filter::compile_filters`).
+pub(crate) fn validate(
+    at: &FieldPath,
+    spec: &HttpRouteRulesFiltersRequestMirror,
+) -> Result<(), Problem> {
+    share(at, spec).map(drop)
+}
+
 /// `percent` (0-100) or `fraction` (numerator <= denominator, denominator > 0, default 100);
 /// neither means every request.
 fn share(

@@ -148,6 +148,18 @@ impl Problems {
         self.0.push(problem);
     }
 
+    /// Like [`Result::ok`], but an error is recorded rather than dropped: the value when
+    /// there is one, so the caller can go on checking the rest.
+    pub(crate) fn ok<T>(&mut self, result: Result<T, Problem>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.report(problem);
+                None
+            }
+        }
+    }
+
     /// Records every problem of `other`, after the ones already here.
     pub(crate) fn extend(&mut self, other: Problems) {
         self.0.extend(other.0);
@@ -176,6 +188,15 @@ impl Problems {
     /// The problems as `problems` lines of `/status` (see [`Problem::line`]).
     pub(crate) fn lines(&self) -> Vec<String> {
         self.0.iter().map(Problem::line).collect()
+    }
+
+    /// `value` when nothing was found, else every problem.
+    pub(crate) fn or_value<T>(self, value: T) -> Result<T, Problems> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     fn join_with(&self, render: impl Fn(&Problem) -> String) -> String {

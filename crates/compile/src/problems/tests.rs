@@ -92,8 +92,9 @@ fn a_reason_shows_in_the_line_not_in_the_message() {
 #[test]
 fn problems_keep_every_problem_in_order() {
     let mut problems = Problems::default();
+    assert_eq!(problems.ok(Ok::<_, Problem>(1)), Some(1));
     assert!(problems.is_empty());
-    problems.report(route().problem("a"));
+    assert_eq!(problems.ok::<u8>(Err(route().problem("a"))), None);
     problems.report(route().field("b").problem("b").because("B"));
     assert_eq!(problems.first().and_then(Problem::reason), None);
     assert_eq!(
@@ -111,4 +112,6 @@ fn problems_keep_every_problem_in_order() {
             "HTTPRoute shop/cart b: b (B)".to_owned()
         ]
     );
+    assert!(problems.clone().or_value(()).is_err());
+    assert_eq!(Problems::default().or_value(7), Ok(7));
 }
