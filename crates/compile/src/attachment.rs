@@ -246,7 +246,7 @@ pub(crate) fn attach_route(
                 Err(problem) => Condition::no(
                     "Accepted",
                     // Every attachment problem carries its reason.
-                    problem.reason().unwrap_or("NoMatchingParent"),
+                    problem.reason_or("NoMatchingParent"),
                     problem.to_string(),
                 ),
             }
@@ -277,7 +277,7 @@ fn parent_conditions(
         Some(first) => conditions.push(Condition::no(
             "ResolvedRefs",
             // Every backendRef problem carries its reason (see `BackendTable::resolve`).
-            first.reason().unwrap_or("BackendNotFound"),
+            first.reason_or("BackendNotFound"),
             problems.refs.join_lines(),
         )),
     }

@@ -114,10 +114,10 @@ impl Problem {
         }
     }
 
-    /// The condition reason the problem carries; `None` where the object's condition picks
-    /// one reason for all its problems (a BackendTrafficPolicy's `Invalid`).
-    pub(crate) fn reason(&self) -> Option<&'static str> {
-        self.reason
+    /// The condition reason the problem carries, or `otherwise` where the caller decides it
+    /// (a BackendTrafficPolicy's problems all make it `Invalid`).
+    pub(crate) fn reason_or(&self, otherwise: &'static str) -> &'static str {
+        self.reason.unwrap_or(otherwise)
     }
 
     /// The problem as a `problems` line of `/status`: the message, then the reason in

@@ -78,7 +78,7 @@ fn a_reason_shows_in_the_line_not_in_the_message() {
         .index(0)
         .problem("Service shop/missing not found")
         .because("BackendNotFound");
-    assert_eq!(problem.reason(), Some("BackendNotFound"));
+    assert_eq!(problem.reason_or("Invalid"), "BackendNotFound");
     assert_eq!(
         problem.to_string(),
         "HTTPRoute shop/cart rules[1].backendRefs[0]: Service shop/missing not found"
@@ -96,7 +96,10 @@ fn problems_keep_every_problem_in_order() {
     assert!(problems.is_empty());
     assert_eq!(problems.ok::<u8>(Err(route().problem("a"))), None);
     problems.report(route().field("b").problem("b").because("B"));
-    assert_eq!(problems.first().and_then(Problem::reason), None);
+    assert_eq!(
+        problems.first().map(|p| p.reason_or("Invalid")),
+        Some("Invalid")
+    );
     assert_eq!(
         problems.join(),
         "HTTPRoute shop/cart: a; HTTPRoute shop/cart b: b"
