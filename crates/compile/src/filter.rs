@@ -48,8 +48,8 @@ pub(crate) fn compile_filters(
     problems.or_value(filters)
 }
 
-/// Compiles one filter into `filters`. `mirrors`: where a `RequestMirror` resolves its
-/// backendRef; `None` only validates it.
+/// Compiles one filter into `filters`, one arm per filter type. `mirrors`: where a
+/// `RequestMirror` resolves its backendRef; `None` only validates it.
 fn compile_filter(
     at: &FieldPath,
     spec: &HttpRouteRulesFilters,
@@ -114,21 +114,28 @@ fn compile_filter(
             }
             Ok(())
         }
-        HttpRouteRulesFiltersType::ExternalAuth => Err(at.problem(format!(
-            "filter type {:?} is not supported yet",
-            spec.r#type
-        ))),
-        HttpRouteRulesFiltersType::ExtensionRef => {
-            let target = spec
-                .extension_ref
-                .as_ref()
-                .map(|e| format!("{}/{} {}", e.group, e.kind, e.name))
-                .unwrap_or_default();
-            Err(at.problem(format!(
-                "ExtensionRef {target} is not supported: Portcullis has no extension filter kinds yet"
-            )))
+        HttpRouteRulesFiltersType::ExternalAuth | HttpRouteRulesFiltersType::ExtensionRef => {
+            Err(unsupported(at, spec))
         }
     }
+}
+
+/// Why a filter type Portcullis does not implement is rejected.
+fn unsupported(at: &FieldPath, spec: &HttpRouteRulesFilters) -> Problem {
+    if spec.r#type != HttpRouteRulesFiltersType::ExtensionRef {
+        return at.problem(format!(
+            "filter type {:?} is not supported yet",
+            spec.r#type
+        ));
+    }
+    let target = spec
+        .extension_ref
+        .as_ref()
+        .map(|e| format!("{}/{} {}", e.group, e.kind, e.name))
+        .unwrap_or_default();
+    at.problem(format!(
+        "ExtensionRef {target} is not supported: Portcullis has no extension filter kinds yet"
+    ))
 }
 
 /// The spec allows each core filter type at most once per list.
