@@ -216,7 +216,7 @@ pub(crate) fn attach_route(
     problems: &RuleProblems,
 ) {
     let path = route.path();
-    // Only the first invalid hostname is reported: it alone rejects the route.
+    // The first invalid hostname rejects the route (later ones are not reported yet).
     let invalid_hostname = route.hostnames.iter().enumerate().find_map(|(i, h)| {
         hostname::validate(h)
             .err()

@@ -131,8 +131,10 @@ pub(crate) fn compile_rule(
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
 ) -> Result<(Vec<RuleMatch>, CompiledAction), Problems> {
-    // Sections in field order. Filters come first: their mirrors resolve backends before the
-    // rule's own backendRefs do, which fixes the backends' order in the snapshot.
+    // The first invalid section drops the rule and is the one reported, so this order is the
+    // order in which an operator meets the problems. Filters come first: their mirrors
+    // resolve backends before the rule's own backendRefs do, which fixes the backends' order
+    // in the snapshot.
     let filters = filter::compile_filters(
         at,
         rule.filters.as_deref().unwrap_or_default(),
