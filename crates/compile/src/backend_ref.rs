@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use model::Backend;
 use model::Store;
 use model::core::Service;
 use snapshot::BackendIndex;
@@ -11,13 +12,23 @@ use snapshot::backend::{AppProtocol, BackendId, CompiledBackend};
 
 use crate::backend_tls::{BackendTlsPolicies, TargetKind};
 use crate::endpoints::{EndpointPlan, EndpointSource, TargetPort};
+use crate::problems::{FieldPath, Problem};
 use crate::traffic_policy::{AppliedPolicy, TrafficPolicies};
 
-/// Why a backendRef cannot be used: the route's `ResolvedRefs` reason plus a message.
+/// Why a backend cannot be used, before it is known where it was referenced: the route's
+/// `ResolvedRefs` reason plus a message about the target. [`BackendTable::resolve`] places it
+/// at the backendRef's field path.
 #[derive(Debug, Clone)]
 pub(crate) struct RefProblem {
     pub(crate) reason: &'static str,
     pub(crate) message: String,
+}
+
+impl RefProblem {
+    /// The problem, reported at the path of the reference that hit it.
+    fn at(self, path: &FieldPath) -> Problem {
+        path.problem(self.message).because(self.reason)
+    }
 }
 
 /// A backendRef as the route wrote it, with defaults applied.
@@ -164,8 +175,22 @@ impl BackendTable {
         (self.specs, plan)
     }
 
-    /// Resolves one backendRef to a backend of the snapshot.
+    /// Resolves one backendRef to a backend of the snapshot. `at` is the backendRef's field
+    /// path: the problem, when it does not resolve, is reported there with its `ResolvedRefs`
+    /// reason.
     pub(crate) fn resolve(
+        &mut self,
+        store: &Store,
+        referrer: &Referrer<'_>,
+        reference: &BackendRefSpec<'_>,
+        at: &FieldPath,
+    ) -> Result<BackendIndex, Problem> {
+        self.resolve_reference(store, referrer, reference)
+            .map_err(|problem| problem.at(at))
+    }
+
+    /// Kind, ReferenceGrant and existence checks, then the `Backend` or Service port.
+    fn resolve_reference(
         &mut self,
         store: &Store,
         referrer: &Referrer<'_>,
@@ -188,6 +213,7 @@ impl BackendTable {
                 });
             }
         };
+        // GEP-709: a reference across namespaces needs a ReferenceGrant in the target's.
         if reference.namespace != referrer.namespace
             && !reference_granted(store, referrer, reference)
         {
@@ -204,30 +230,7 @@ impl BackendTable {
             let Some(backend) = store.backends.get(&key) else {
                 return Err(not_found(format!("{target} not found")));
             };
-            let protocol = AppProtocol::from_app_protocol(backend.spec.app_protocol.as_deref());
-            let id = BackendId::new(format!(
-                "Backend {}/{}",
-                reference.namespace, reference.name
-            ));
-            let tls = self.tls_for(TargetKind::Backend, reference, None, protocol)?;
-            let source = EndpointSource::Backend {
-                namespace: key.0,
-                name: key.1,
-            };
-            let own = self
-                .traffic
-                .for_backend(reference.namespace, reference.name)
-                .cloned();
-            let spec = self.with_traffic_policy(
-                CompiledBackend {
-                    id,
-                    protocol,
-                    tls,
-                    policy: Arc::default(),
-                },
-                own,
-            );
-            return Ok(self.intern_applied(spec, source));
+            return self.resolve_backend(reference, backend);
         }
         let Some(service) = store.services.get(&key) else {
             return Err(not_found(format!("{target} not found")));
@@ -238,6 +241,39 @@ impl BackendTable {
             )));
         };
         self.resolve_service(reference, service, port)
+    }
+
+    /// A `Backend` (our kind): its endpoints are listed in it, its protocol is its
+    /// `appProtocol`.
+    fn resolve_backend(
+        &mut self,
+        reference: &BackendRefSpec<'_>,
+        backend: &Backend,
+    ) -> Result<BackendIndex, RefProblem> {
+        let protocol = AppProtocol::from_app_protocol(backend.spec.app_protocol.as_deref());
+        let id = BackendId::new(format!(
+            "Backend {}/{}",
+            reference.namespace, reference.name
+        ));
+        let tls = self.tls_for(TargetKind::Backend, reference, None, protocol)?;
+        let source = EndpointSource::Backend {
+            namespace: reference.namespace.to_owned(),
+            name: reference.name.to_owned(),
+        };
+        let own = self
+            .traffic
+            .for_backend(reference.namespace, reference.name)
+            .cloned();
+        let spec = self.with_traffic_policy(
+            CompiledBackend {
+                id,
+                protocol,
+                tls,
+                policy: Arc::default(),
+            },
+            own,
+        );
+        Ok(self.intern_applied(spec, source))
     }
 
     fn resolve_service(

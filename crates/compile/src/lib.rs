@@ -26,6 +26,7 @@ mod http_route;
 mod listener;
 mod listener_set;
 mod mirror;
+mod problems;
 mod selector;
 mod session;
 pub mod status;

@@ -179,6 +179,16 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The backoff of a retry policy that sets none: 25 ms growing to at most 250 ms, jittered
+    /// (Envoy's default). HTTPRoute `retry` without `backoff` uses it too: retrying at once
+    /// hits a backend that just failed (or timed out) again before it could recover, and a
+    /// backend that serves attempts of one request one after another (as the conformance echo
+    /// server's retry simulator does) would time out the immediate retry as well.
+    pub const DEFAULT_RETRY: Backoff = Backoff {
+        base: Duration::from_millis(25),
+        max: Duration::from_millis(250),
+    };
+
     /// The same pause before every retry.
     pub fn fixed(pause: Duration) -> Backoff {
         Backoff {

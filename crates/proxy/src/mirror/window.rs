@@ -31,11 +31,6 @@ impl MirrorWindow {
         }
     }
 
-    /// The share it samples.
-    pub(crate) fn share(&self) -> MirrorShare {
-        self.share
-    }
-
     /// Whether this request is mirrored. `random` is a uniformly random number the caller
     /// draws (tests pass deterministic numbers). Lock-free; safe from any thread.
     pub(crate) fn fires(&self, random: u64) -> bool {

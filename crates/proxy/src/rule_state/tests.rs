@@ -131,16 +131,25 @@ fn changed_settings_or_another_rule_start_a_fresh_window() {
 fn state_of_a_removed_rule_is_dropped() {
     let states = RuleStates::default();
     let rule = "HTTPRoute default/route rules[0]";
-    let settings = Some(RetryBudgetSettings::new(20, 1));
+    // 1% of requests and a floor of 1/s: the reserve is 10 retries over the 10 s window.
+    let settings = Some(RetryBudgetSettings::new(1, 1));
+    let now = std::time::Instant::now();
     let first = snapshot(rule, settings, None);
-    let window = states
-        .link(&first)
-        .budget(the_rule(&first))
-        .map(std::ptr::from_ref);
+    let linked = states.link(&first);
+    let budget = linked.budget(the_rule(&first)).expect("budget");
+    assert_eq!((0..20).filter(|_| budget.try_withdraw(now)).count(), 10);
+    // Kept across a reload that keeps the rule: still spent.
+    let kept = snapshot(rule, settings, None);
+    let linked = states.link(&kept);
+    let budget = linked.budget(the_rule(&kept)).expect("budget");
+    assert!(!budget.try_withdraw(now));
+    // Gone for one generation, then back: a fresh window with its whole reserve.
+    drop(linked);
     let _without = states.link(&snapshot(rule, None, None));
     let back = snapshot(rule, settings, None);
-    let linked_back = states.link(&back);
-    assert_ne!(window, Some(budget_ptr(&linked_back, &back)));
+    let linked = states.link(&back);
+    let budget = linked.budget(the_rule(&back)).expect("budget");
+    assert_eq!((0..20).filter(|_| budget.try_withdraw(now)).count(), 10);
 }
 
 #[test]
