@@ -8,8 +8,6 @@
 //! fixed status and their name as the body, and can be killed: the accept task and every
 //! connection task are aborted, so the port refuses connections and live connections close.
 
-mod fixture;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
-use fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
+use crate::fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
+use crate::fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
 
 /// A killable upstream: answers every request with `status` and its name as the body.
 struct Upstream {
@@ -188,12 +186,14 @@ async fn paced_load(
 /// With active TCP probes (200 ms, one failure) and passive detection (2 gateway errors).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_killed_mid_load() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     killed_mid_load("backend_killed_mid_load", true).await
 }
 
 /// Passive detection alone (2 consecutive gateway errors) must take the dead endpoint out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_killed_mid_load_passive_only() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     killed_mid_load("backend_killed_mid_load_passive_only", false).await
 }
 
@@ -318,6 +318,7 @@ async fn consecutive_5xx_ejects_then_returns() -> anyhow::Result<()> {
     const AFTER_EJECTION: usize = 30;
     const EJECTION: Duration = Duration::from_secs(2);
 
+    let _timed_load = crate::fixture::timed_load().await;
     let good = Upstream::start("good", 200).await?;
     let bad = Upstream::start("bad", 500).await?;
     let mut documents = service_backend(NS, "pool", &[good.addr, bad.addr]);
@@ -397,6 +398,7 @@ async fn reloads_under_load_drop_nothing() -> anyhow::Result<()> {
     const RELOAD_EVERY: Duration = Duration::from_millis(350);
     const TRAFFIC_LIMIT: Duration = Duration::from_secs(20);
 
+    let _timed_load = crate::fixture::timed_load().await;
     let echoes = Echoes::start(&["blue", "green"]).await?;
     let config = ConfigDir::new()?;
     config.write_gateway(None)?;
@@ -435,7 +437,7 @@ async fn reloads_under_load_drop_nothing() -> anyhow::Result<()> {
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) && started.elapsed() < TRAFFIC_LIMIT {
                 match client.get(listener, HOST, "/", &[]).await {
-                    Ok(response) => match fixture::running::pod_of(&response) {
+                    Ok(response) => match crate::fixture::running::pod_of(&response) {
                         Ok(pod) => {
                             ok += 1;
                             *pods.entry(pod).or_default() += 1;

@@ -7,8 +7,6 @@
 //! connection reset after reading the request) can be changed while they run, and which count
 //! the requests they received and how many they held at once.
 
-mod fixture;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
@@ -21,8 +19,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
-use fixture::running::{HOST, TestGateway};
+use crate::fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
+use crate::fixture::running::{HOST, TestGateway};
 
 /// A controllable upstream: answers `status` (after `delay`), or resets the connection after
 /// reading a request when `reset` is set.
@@ -186,6 +184,7 @@ fn median_and_max(samples: &mut [Duration]) -> (Duration, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let backend = Upstream::start(500).await?;
     let mut documents = service_and_route("flaky", backend.addr);
     documents.push(policy(
@@ -305,6 +304,7 @@ async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_limit_answers_503_immediately() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let backend = Upstream::start(200).await?;
     backend.behaviour.delay_ms.store(1_000, Ordering::SeqCst);
     let mut documents = service_and_route("held", backend.addr);
@@ -385,6 +385,8 @@ async fn retry_storm_stays_within_budget() -> anyhow::Result<()> {
     const N: usize = 300;
     const PERCENT: f64 = 20.0;
     const MIN_PER_SECOND: f64 = 1.0;
+
+    let _timed_load = crate::fixture::timed_load().await;
     let budgeted = Upstream::start(503).await?;
     let unbudgeted = Upstream::start(503).await?;
     let retry = json!({
@@ -462,6 +464,7 @@ fn snapshot_budget_window_secs() -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_idempotent_post_is_not_retried_after_sending() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let unavailable = Upstream::start(503).await?;
     let resetting = Upstream::start(200).await?;
     resetting.behaviour.reset.store(true, Ordering::SeqCst);

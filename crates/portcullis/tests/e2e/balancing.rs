@@ -4,8 +4,6 @@
 //! The upstreams are minimal HTTP/1.1 servers that answer every request after a fixed delay
 //! with their name as the body: the echo server's delay is per request, not per endpoint.
 
-mod fixture;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,8 +12,8 @@ use anyhow::ensure;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
-use fixture::running::{HOST, TestGateway};
+use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+use crate::fixture::running::{HOST, TestGateway};
 
 /// Requests per test, sent over [`CLIENTS`] keep-alive connections in parallel.
 const REQUESTS: u32 = 1_200;
@@ -113,6 +111,7 @@ fn share(counts: &BTreeMap<String, u32>, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peak_ewma_sends_a_slow_endpoint_under_ten_percent() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     // PeakEWMA is the default: no policy needed.
     let counts = shares(None).await?;
     let slow = share(&counts, "slow");
@@ -123,6 +122,7 @@ async fn peak_ewma_sends_a_slow_endpoint_under_ten_percent() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_gives_a_slow_endpoint_a_third() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let counts = shares(Some("RoundRobin")).await?;
     let slow = share(&counts, "slow");
     println!("RoundRobin shares: {counts:?} (slow {slow:.1}%)");
