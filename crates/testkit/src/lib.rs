@@ -1,8 +1,9 @@
 //! Test support for Portcullis end-to-end tests and the conformance runner.
 //!
 //! Owns the pieces a test needs around the real gateway binary: an echo backend that speaks the Gateway API
-//! conformance echo protocol ([`echo`]), a harness that spawns and supervises the `portcullis` process
-//! ([`gateway`]), small HTTP/1.1 and h2c clients ([`client`]) and loopback port helpers ([`port`]).
+//! conformance echo protocol ([`echo`]), throwaway certificates and the Secrets that carry them ([`pki`]), a
+//! harness that spawns and supervises the `portcullis` process ([`gateway`]), small HTTP/1.1 and h2c clients
+//! ([`client`]) and loopback port helpers ([`port`]).
 //!
 //! It deliberately holds no gateway logic and no assertions about gateway behaviour: tests decide what a
 //! correct answer is. Nothing here is used by the data plane.
@@ -10,6 +11,7 @@
 pub mod client;
 pub mod echo;
 pub mod gateway;
+pub mod pki;
 pub mod port;
 
 pub use client::{HttpClient, TestResponse};
