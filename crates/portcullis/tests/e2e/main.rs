@@ -4,7 +4,7 @@
 //!
 //! Each module covers one area of behaviour; [`fixture`] holds what they share (config
 //! documents, a running gateway, polling with a deadline). Certificates come from
-//! `testkit::pki`.
+//! `testkit::pki`, misbehaving backends from `testkit::FaultyUpstream`.
 //!
 //! Tests that put timed load on the gateway (modules `balancing`, `breaker`, `reload`,
 //! `resilience` and `weights`) run one at a time: nextest puts them in the `timed-load` test
