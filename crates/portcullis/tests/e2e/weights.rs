@@ -7,16 +7,14 @@
 //! 3,800). Endpoint shares are checked under RoundRobin (set by a BackendTrafficPolicy), which
 //! follows weights exactly; the default PeakEWMA also follows latency.
 
-mod fixture;
-
 use std::collections::BTreeMap;
 
 use anyhow::ensure;
 
-use fixture::manifest::{
+use crate::fixture::manifest::{
     NS, backend, backend_ref, http_route, rule, service_backend, service_ref, weighted,
 };
-use fixture::running::{Echoes, HOST, TestGateway};
+use crate::fixture::running::{Echoes, HOST, TestGateway};
 
 /// Requests per test.
 const REQUESTS: u32 = 1_000;
@@ -35,7 +33,7 @@ async fn count_pods(gateway: &TestGateway) -> anyhow::Result<BTreeMap<String, u3
             let mut counts = BTreeMap::<String, u32>::new();
             for _ in 0..REQUESTS / 4 {
                 let response = client.get(listener, HOST, "/", &[]).await?;
-                let pod = fixture::running::pod_of(&response)?;
+                let pod = crate::fixture::running::pod_of(&response)?;
                 *counts.entry(pod).or_default() += 1;
             }
             anyhow::Ok(counts)
@@ -80,6 +78,7 @@ fn ensure_share(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_ref_weights_split_traffic() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let echoes = Echoes::start(&["seventy", "thirty", "zero"]).await?;
     let mut documents = Vec::new();
     for name in ["seventy", "thirty", "zero"] {
@@ -115,6 +114,7 @@ async fn backend_ref_weights_split_traffic() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_endpoint_weights_split_traffic() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let echoes = Echoes::start(&["three", "one", "zero"]).await?;
     let documents = vec![
         backend(
@@ -153,6 +153,7 @@ async fn backend_endpoint_weights_split_traffic() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equal_weights_round_robin_over_endpoints() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     // Endpoints of one Service with equal weight under RoundRobin: each serves a third. (The
     // default balancer, PeakEWMA, follows latency instead, so its shares are not exact.)
     let echoes = Echoes::start(&["e1", "e2", "e3"]).await?;

@@ -1,8 +1,6 @@
 //! What an operator sees: the JSON access log on stdout (`--access-log json|off`) and the admin
 //! endpoints `/metrics`, `/config`, `/endpoints`, `/healthz` and `/ready`, after real traffic.
 
-mod fixture;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -11,11 +9,11 @@ use http::StatusCode;
 use serde_json::Value;
 use testkit::reserve_closed_port;
 
-use fixture::eventually;
-use fixture::manifest::{
+use crate::fixture::eventually;
+use crate::fixture::manifest::{
     NS, backend, backend_ref, http_route, path_match, rule, service_backend, service_ref,
 };
-use fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
+use crate::fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
 
 /// The rule label the proxy reports for route `observed`'s first rule.
 const ROUTE_LABEL: &str = "HTTPRoute e2e/observed rules[0]";

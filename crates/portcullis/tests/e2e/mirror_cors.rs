@@ -2,8 +2,6 @@
 //! noticing their failures, percentages hold over many requests, and CORS preflights are
 //! answered by the gateway while actual requests get their headers on the way back.
 
-mod fixture;
-
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
@@ -12,9 +10,9 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use testkit::{TestResponse, reserve_closed_port};
 
-use fixture::eventually;
-use fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
-use fixture::running::{Echoes, HOST, TestGateway, ensure_route_condition, pod_of};
+use crate::fixture::eventually;
+use crate::fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
+use crate::fixture::running::{Echoes, HOST, TestGateway, ensure_route_condition, pod_of};
 
 /// The route rule label the metrics use for rule 0 of HTTPRoute `name`.
 fn rule_label(name: &str) -> String {

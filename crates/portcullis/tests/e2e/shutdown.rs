@@ -1,8 +1,6 @@
 //! Graceful shutdown on SIGTERM: in-flight requests finish, new connections are refused, idle
 //! connections do not hold the process, and `--drain-timeout` bounds the wait.
 
-mod fixture;
-
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,9 +11,9 @@ use testkit::HttpClient;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use fixture::eventually;
-use fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
-use fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
+use crate::fixture::eventually;
+use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+use crate::fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
 
 /// Starts echo `slow` and a gateway routing everything to it, run with `args`.
 async fn serve_slow(args: &[&str]) -> anyhow::Result<(Echoes, TestGateway)> {

@@ -3,123 +3,22 @@
 //! while open, half-opens and closes; `maxParallelRequests` rejects the excess at once; retries
 //! stay within the budget; non-idempotent requests are not retried once sent.
 //!
-//! The upstreams are minimal HTTP/1.1 servers ([`Upstream`]) whose answer (status, delay, or a
-//! connection reset after reading the request) can be changed while they run, and which count
-//! the requests they received and how many they held at once.
-
-mod fixture;
+//! The upstreams are [`FaultyUpstream`]s whose answer (status, delay, or a connection reset
+//! after reading the request) can be changed while they run, and which count the requests they
+//! received and how many they held at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use testkit::{FaultyUpstream, UpstreamBehaviour};
 
-use fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
-use fixture::running::{HOST, TestGateway};
-
-/// A controllable upstream: answers `status` (after `delay`), or resets the connection after
-/// reading a request when `reset` is set.
-#[derive(Default)]
-struct Behaviour {
-    status: AtomicU16,
-    delay_ms: AtomicUsize,
-    reset: AtomicBool,
-    /// Requests received (heads read), whatever the answer.
-    hits: AtomicUsize,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-}
-
-struct Upstream {
-    addr: SocketAddr,
-    behaviour: Arc<Behaviour>,
-}
-
-impl Upstream {
-    async fn start(status: u16) -> anyhow::Result<Upstream> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let behaviour = Arc::new(Behaviour::default());
-        behaviour.status.store(status, Ordering::SeqCst);
-        let shared = Arc::clone(&behaviour);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, Arc::clone(&shared)));
-            }
-        });
-        Ok(Upstream { addr, behaviour })
-    }
-
-    fn hits(&self) -> usize {
-        self.behaviour.hits.load(Ordering::SeqCst)
-    }
-
-    fn set_status(&self, status: u16) {
-        self.behaviour.status.store(status, Ordering::SeqCst);
-    }
-}
-
-/// The length of a request body announced by `head` (no chunked bodies are sent here).
-fn content_length(head: &[u8]) -> usize {
-    String::from_utf8_lossy(head)
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0)
-}
-
-/// Serves requests on one connection until it closes.
-async fn serve(mut stream: TcpStream, behaviour: Arc<Behaviour>) {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        // A whole request (head and body) in the buffer?
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let total = end + 4 + content_length(&buffer[..end]);
-            if buffer.len() >= total {
-                buffer.drain(..total);
-                behaviour.hits.fetch_add(1, Ordering::SeqCst);
-                if behaviour.reset.load(Ordering::SeqCst) {
-                    // RST instead of FIN: linger 0, then close. (Deprecated because a non-zero
-                    // linger blocks the thread on drop; zero does not block.)
-                    #[allow(deprecated)]
-                    let _ = stream.set_linger(Some(Duration::ZERO));
-                    return;
-                }
-                let now = behaviour.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                behaviour.max_in_flight.fetch_max(now, Ordering::SeqCst);
-                let delay = behaviour.delay_ms.load(Ordering::SeqCst);
-                if delay > 0 {
-                    tokio::time::sleep(Duration::from_millis(delay as u64)).await;
-                }
-                behaviour.in_flight.fetch_sub(1, Ordering::SeqCst);
-                let status = behaviour.status.load(Ordering::SeqCst);
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
-                );
-                if stream.write_all(response.as_bytes()).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-        }
-    }
-}
+use crate::fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
+use crate::fixture::running::{HOST, TestGateway};
 
 /// A BackendTrafficPolicy on Services `services` with `spec` (targetRefs added).
 fn policy(name: &str, services: &[&str], mut spec: Value) -> Value {
@@ -186,8 +85,13 @@ fn median_and_max(samples: &mut [Duration]) -> (Duration, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> {
-    let backend = Upstream::start(500).await?;
-    let mut documents = service_and_route("flaky", backend.addr);
+    let _timed_load = crate::fixture::timed_load().await;
+    let backend = FaultyUpstream::start(
+        "flaky",
+        UpstreamBehaviour::answer(StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .await?;
+    let mut documents = service_and_route("flaky", backend.addr());
     documents.push(policy(
         "flaky",
         &["flaky"],
@@ -222,7 +126,7 @@ async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> 
             ),
         }
     };
-    let hits_when_open = backend.hits();
+    let hits_when_open = backend.requests();
     eprintln!("breaker opened at request {sent}; backend saw {hits_when_open}");
     ensure!(
         (10..=12).contains(&hits_when_open),
@@ -246,7 +150,7 @@ async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> 
         );
     }
     ensure!(
-        backend.hits() == hits_when_open,
+        backend.requests() == hits_when_open,
         "requests reached the backend while open"
     );
     let count = samples.len();
@@ -257,7 +161,7 @@ async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> 
     ensure!(max < Duration::from_millis(50), "max {max:?}");
 
     // Backend recovers; after openFor, probes pass, then the breaker closes.
-    backend.set_status(200);
+    backend.set_behaviour(UpstreamBehaviour::answer(StatusCode::OK));
     tokio::time::sleep(
         (opened_at + Duration::from_millis(1_100)).saturating_duration_since(Instant::now()),
     )
@@ -288,8 +192,8 @@ async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> 
     eprintln!(
         "breaker gauge: open 1, after probe 1 {after_first_probe}, after probe 2 {after_second_probe}; \
          backend hits {} ({} since recovery)",
-        backend.hits(),
-        backend.hits() - hits_when_open
+        backend.requests(),
+        backend.requests() - hits_when_open
     );
     ensure!(
         after_first_probe == 2.0,
@@ -299,15 +203,19 @@ async fn error_rate_breaker_opens_half_opens_and_closes() -> anyhow::Result<()> 
         after_second_probe == 0.0,
         "gauge after the second probe: {after_second_probe} (closed is 0)"
     );
-    ensure!(backend.hits() == hits_when_open + 22);
+    ensure!(backend.requests() == hits_when_open + 22);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_limit_answers_503_immediately() -> anyhow::Result<()> {
-    let backend = Upstream::start(200).await?;
-    backend.behaviour.delay_ms.store(1_000, Ordering::SeqCst);
-    let mut documents = service_and_route("held", backend.addr);
+    let _timed_load = crate::fixture::timed_load().await;
+    let backend = FaultyUpstream::start(
+        "held",
+        UpstreamBehaviour::slow(Duration::from_millis(1_000)),
+    )
+    .await?;
+    let mut documents = service_and_route("held", backend.addr());
     documents.push(policy(
         "held",
         &["held"],
@@ -341,8 +249,8 @@ async fn parallel_limit_answers_503_immediately() -> anyhow::Result<()> {
             other => anyhow::bail!("unexpected answer {other:?}"),
         }
     }
-    let hits = backend.hits();
-    let max_in_flight = backend.behaviour.max_in_flight.load(Ordering::SeqCst);
+    let hits = backend.requests();
+    let max_in_flight = backend.max_in_flight();
     let (median, max) = median_and_max(&mut rejected);
     eprintln!(
         "10 concurrent: {} ok ({ok:?}), {} rejected (median {median:?}, max {max:?}); backend hits {hits}, max in flight {max_in_flight}",
@@ -362,7 +270,7 @@ async fn parallel_limit_answers_503_immediately() -> anyhow::Result<()> {
 async fn paced_load(
     gateway: &TestGateway,
     path: &str,
-    n: usize,
+    n: u64,
     pace: Duration,
 ) -> anyhow::Result<Duration> {
     let start = Instant::now();
@@ -382,11 +290,14 @@ async fn paced_load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_storm_stays_within_budget() -> anyhow::Result<()> {
-    const N: usize = 300;
+    const N: u64 = 300;
     const PERCENT: f64 = 20.0;
     const MIN_PER_SECOND: f64 = 1.0;
-    let budgeted = Upstream::start(503).await?;
-    let unbudgeted = Upstream::start(503).await?;
+
+    let _timed_load = crate::fixture::timed_load().await;
+    let unavailable = UpstreamBehaviour::answer(StatusCode::SERVICE_UNAVAILABLE);
+    let budgeted = FaultyUpstream::start("budgeted", unavailable).await?;
+    let unbudgeted = FaultyUpstream::start("unbudgeted", unavailable).await?;
     let retry = json!({
         "numRetries": 3,
         "retryOn": {"triggers": ["retriable-status-codes"], "httpStatusCodes": [503]},
@@ -394,8 +305,8 @@ async fn retry_storm_stays_within_budget() -> anyhow::Result<()> {
     });
     let mut with_budget = retry.clone();
     with_budget["budget"] = json!({"percent": 20, "minRetriesPerSecond": 1});
-    let mut documents = service_and_route("budgeted", budgeted.addr);
-    documents.extend(service_and_route("unbudgeted", unbudgeted.addr));
+    let mut documents = service_and_route("budgeted", budgeted.addr());
+    documents.extend(service_and_route("unbudgeted", unbudgeted.addr()));
     documents.push(policy(
         "budgeted",
         &["budgeted"],
@@ -409,7 +320,7 @@ async fn retry_storm_stays_within_budget() -> anyhow::Result<()> {
     let gateway = TestGateway::start(&documents).await?;
 
     let elapsed = paced_load(&gateway, "/budgeted", N, Duration::from_millis(10)).await?;
-    let retries = budgeted.hits() - N;
+    let retries = budgeted.requests() - N;
     let exhausted = metric(
         &gateway,
         "portcullis_retry_budget_exhausted_total",
@@ -425,7 +336,7 @@ async fn retry_storm_stays_within_budget() -> anyhow::Result<()> {
         "with budget: {N} requests in {elapsed:?}, backend attempts {}, retries {retries} \
          (allowed {allowed}: 20% of N + {MIN_PER_SECOND}/s x {budget_window} s reserve), \
          portcullis_retries_total {counted}, portcullis_retry_budget_exhausted_total {exhausted}",
-        budgeted.hits()
+        budgeted.requests()
     );
     ensure!(
         retries as f64 <= allowed + 3.0,
@@ -442,10 +353,10 @@ async fn retry_storm_stays_within_budget() -> anyhow::Result<()> {
     );
 
     let elapsed = paced_load(&gateway, "/unbudgeted", N, Duration::from_millis(10)).await?;
-    let retries = unbudgeted.hits() - N;
+    let retries = unbudgeted.requests() - N;
     eprintln!(
         "without budget: {N} requests in {elapsed:?}, backend attempts {}, retries {retries} (3N = {})",
-        unbudgeted.hits(),
+        unbudgeted.requests(),
         3 * N
     );
     ensure!(
@@ -462,11 +373,15 @@ fn snapshot_budget_window_secs() -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_idempotent_post_is_not_retried_after_sending() -> anyhow::Result<()> {
-    let unavailable = Upstream::start(503).await?;
-    let resetting = Upstream::start(200).await?;
-    resetting.behaviour.reset.store(true, Ordering::SeqCst);
-    let mut documents = service_and_route("unavailable", unavailable.addr);
-    documents.extend(service_and_route("resetting", resetting.addr));
+    let _timed_load = crate::fixture::timed_load().await;
+    let unavailable = FaultyUpstream::start(
+        "unavailable",
+        UpstreamBehaviour::answer(StatusCode::SERVICE_UNAVAILABLE),
+    )
+    .await?;
+    let resetting = FaultyUpstream::start("resetting", UpstreamBehaviour::Reset).await?;
+    let mut documents = service_and_route("unavailable", unavailable.addr());
+    documents.extend(service_and_route("resetting", resetting.addr()));
     documents.push(policy(
         "retries",
         &["unavailable", "resetting"],
@@ -484,7 +399,7 @@ async fn non_idempotent_post_is_not_retried_after_sending() -> anyhow::Result<()
         ("resetting", &resetting, "503 upstream-reset"),
     ] {
         let path = format!("/{name}");
-        let before = upstream.hits();
+        let before = upstream.requests();
         let post = gateway
             .request(
                 Method::POST,
@@ -495,10 +410,10 @@ async fn non_idempotent_post_is_not_retried_after_sending() -> anyhow::Result<()
             )
             .await
             .with_context(|| format!("POST {path}"))?;
-        let post_attempts = upstream.hits() - before;
-        let before = upstream.hits();
+        let post_attempts = upstream.requests() - before;
+        let before = upstream.requests();
         let get = gateway.get(HOST, &path, &[]).await?;
-        let get_attempts = upstream.hits() - before;
+        let get_attempts = upstream.requests() - before;
         eprintln!(
             "{name}: POST -> {} {:?}, {post_attempts} attempt(s); GET -> {} {:?}, {get_attempts} attempt(s) ({expected_status})",
             post.status,
@@ -519,6 +434,6 @@ async fn non_idempotent_post_is_not_retried_after_sending() -> anyhow::Result<()
             "{name}: GET reached the backend {get_attempts} times (1 + numRetries 3)"
         );
     }
-    ensure!(resetting.hits() == 5);
+    ensure!(resetting.requests() == 5);
     Ok(())
 }

@@ -5,8 +5,6 @@
 //! never see `/smuggled`. Whatever the gateway forwards is re-serialized, and a connection whose
 //! framing is in doubt is not read further.
 
-mod fixture;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,8 +20,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
-use fixture::running::{HOST, TestGateway};
+use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+use crate::fixture::running::{HOST, TestGateway};
 
 /// A backend that records the path of every request it parses, reads its body, and answers
 /// 200 `ok`.

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
+use testkit::pki::Certificate;
 use testkit::{GatewayProcess, TempConfigDir, free_port};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,24 +21,6 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How long any single step may take before the test fails instead of hanging.
 const STEP: Duration = Duration::from_secs(5);
-
-struct Certificate {
-    pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-    key_der: Vec<u8>,
-}
-
-fn certificate(names: &[&str]) -> anyhow::Result<Certificate> {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names)?;
-    Ok(Certificate {
-        pem: cert.pem(),
-        key_pem: signing_key.serialize_pem(),
-        der: cert.der().clone(),
-        key_der: signing_key.serialize_der(),
-    })
-}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -49,11 +32,13 @@ async fn tls_backend(
     name: &'static str,
     certificate: &Certificate,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certificate.key_der.clone()));
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(vec![certificate.der.clone()], key)?;
+        .with_single_cert(
+            vec![certificate.certificate_der().clone()],
+            certificate.key_der(),
+        )?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -106,20 +91,6 @@ async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
     }
 }
 
-fn secret(name: &str, certificate: &Certificate) -> String {
-    let indent = |text: &str| {
-        text.lines()
-            .map(|l| format!("    {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: tls}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n---\n",
-        indent(&certificate.pem),
-        indent(&certificate.key_pem)
-    )
-}
-
 fn backend(name: &str, addr: SocketAddr) -> String {
     format!(
         "apiVersion: portcullis.dev/v1alpha1\nkind: Backend\nmetadata: {{name: {name}, namespace: tls}}\nspec:\n  endpoints: [{{ip: \"{}\", port: {}}}]\n---\n",
@@ -150,9 +121,9 @@ struct Setup {
 }
 
 async fn start() -> anyhow::Result<Setup> {
-    let a = certificate(&["a.example.com"])?;
-    let b = certificate(&["b.example.com", "*.b.example.com"])?;
-    let gateway_certificate = certificate(&["t.example.com"])?;
+    let a = Certificate::self_signed(&["a.example.com"])?;
+    let b = Certificate::self_signed(&["b.example.com", "*.b.example.com"])?;
+    let gateway_certificate = Certificate::self_signed(&["t.example.com"])?;
     let (a_addr, a_task) = tls_backend("a", &a).await?;
     let (b_addr, b_task) = tls_backend("b", &b).await?;
     let (plain_addr, plain_task) = tcp_backend("t").await?;
@@ -177,8 +148,9 @@ spec:
     hostname: t.example.com
     tls: {{mode: Terminate, certificateRefs: [{{name: gateway-cert}}]}}
 ---
-{}{}{}{}{}{}{}{}"#,
-        secret("gateway-cert", &gateway_certificate),
+{}---
+{}{}{}{}{}{}{}"#,
+        gateway_certificate.secret_yaml("tls", "gateway-cert"),
         backend("a", a_addr),
         backend("b", b_addr),
         backend("plain", plain_addr),
@@ -265,27 +237,49 @@ async fn passthrough_routes_by_sni_and_leaves_tls_to_the_backend() -> anyhow::Re
     let setup = start().await?;
     // The client trusts only backend a's certificate: the handshake succeeding proves the
     // session is with the backend (the gateway has no certificate for this listener at all).
-    let stream = connect(setup.passthrough, "a.example.com", &setup.a.der).await?;
+    let stream = connect(
+        setup.passthrough,
+        "a.example.com",
+        setup.a.certificate_der(),
+    )
+    .await?;
     let peer = stream.get_ref().1.peer_certificates().unwrap_or_default();
-    anyhow::ensure!(peer.first() == Some(&setup.a.der), "not a's certificate");
+    anyhow::ensure!(
+        peer.first() == Some(setup.a.certificate_der()),
+        "not a's certificate"
+    );
     let greeting = greeting_and_echo(stream).await?;
     anyhow::ensure!(greeting == "backend a sni=a.example.com", "{greeting}");
 
     // Another TLSRoute hostname goes to another backend, with that backend's certificate.
-    let stream = connect(setup.passthrough, "b.example.com", &setup.b.der).await?;
+    let stream = connect(
+        setup.passthrough,
+        "b.example.com",
+        setup.b.certificate_der(),
+    )
+    .await?;
     let greeting = greeting_and_echo(stream).await?;
     anyhow::ensure!(greeting == "backend b sni=b.example.com", "{greeting}");
 
     // A wildcard route hostname matches any one-or-more-label name under it.
-    let stream = connect(setup.passthrough, "x.b.example.com", &setup.b.der).await?;
+    let stream = connect(
+        setup.passthrough,
+        "x.b.example.com",
+        setup.b.certificate_der(),
+    )
+    .await?;
     let greeting = greeting_and_echo(stream).await?;
     anyhow::ensure!(greeting == "backend b sni=x.b.example.com", "{greeting}");
 
     // A's certificate offered for b's name fails too: no one in the middle re-signs.
     anyhow::ensure!(
-        connect(setup.passthrough, "b.example.com", &setup.a.der)
-            .await
-            .is_err(),
+        connect(
+            setup.passthrough,
+            "b.example.com",
+            setup.a.certificate_der()
+        )
+        .await
+        .is_err(),
         "b's backend answered with a's certificate?"
     );
     Ok(())
@@ -295,9 +289,13 @@ async fn passthrough_routes_by_sni_and_leaves_tls_to_the_backend() -> anyhow::Re
 async fn unknown_sni_and_garbage_are_closed_and_the_gateway_keeps_serving() -> anyhow::Result<()> {
     let setup = start().await?;
     anyhow::ensure!(
-        connect(setup.passthrough, "unknown.example.org", &setup.a.der)
-            .await
-            .is_err(),
+        connect(
+            setup.passthrough,
+            "unknown.example.org",
+            setup.a.certificate_der()
+        )
+        .await
+        .is_err(),
         "an SNI without a TLSRoute must not reach any backend"
     );
     anyhow::ensure!(
@@ -326,7 +324,12 @@ async fn unknown_sni_and_garbage_are_closed_and_the_gateway_keeps_serving() -> a
     );
 
     // Still serving.
-    let stream = connect(setup.passthrough, "a.example.com", &setup.a.der).await?;
+    let stream = connect(
+        setup.passthrough,
+        "a.example.com",
+        setup.a.certificate_der(),
+    )
+    .await?;
     let greeting = greeting_and_echo(stream).await?;
     anyhow::ensure!(greeting == "backend a sni=a.example.com", "{greeting}");
 
@@ -349,7 +352,7 @@ async fn terminate_decrypts_and_forwards_to_a_tcp_backend() -> anyhow::Result<()
     let stream = connect(
         setup.terminate,
         "t.example.com",
-        &setup.gateway_certificate.der,
+        setup.gateway_certificate.certificate_der(),
     )
     .await?;
     anyhow::ensure!(
@@ -364,7 +367,7 @@ async fn terminate_decrypts_and_forwards_to_a_tcp_backend() -> anyhow::Result<()
         connect(
             setup.terminate,
             "u.example.com",
-            &setup.gateway_certificate.der
+            setup.gateway_certificate.certificate_der()
         )
         .await
         .is_err(),

@@ -1,15 +1,13 @@
 //! `portcullis check` and `--help`: the offline checker users put in CI. It must exit 0 on a
 //! healthy config, non-zero on an unhealthy one, and name each problem by object and field.
 
-mod fixture;
-
 use std::process::{Command, Output};
 
 use anyhow::{Context, ensure};
 use serde_json::Value;
 
-use fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
-use fixture::running::{ConfigDir, binary};
+use crate::fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
+use crate::fixture::running::{ConfigDir, binary};
 
 /// The line `check` must print for the missing Service.
 const MISSING_SERVICE_PROBLEM: &str = "HTTPRoute e2e/shop rules[1].backendRefs[0]: Service e2e/missing-svc not found (BackendNotFound)";

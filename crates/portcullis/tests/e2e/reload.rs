@@ -2,8 +2,6 @@
 //! while clients keep sending requests on keep-alive connections. Files are replaced
 //! atomically (write then rename), as editors and ConfigMap volumes do.
 
-mod fixture;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,11 +11,11 @@ use http::StatusCode;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use fixture::eventually;
-use fixture::manifest::{
+use crate::fixture::eventually;
+use crate::fixture::manifest::{
     NS, endpoint_slice, http_route, path_match, rule, service_backend, service_ref,
 };
-use fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
+use crate::fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
 
 /// How soon after the write a new route must answer.
 const RELOAD_BUDGET: Duration = Duration::from_secs(1);
@@ -46,7 +44,7 @@ async fn hammer_stable_route(listener: std::net::SocketAddr, stop: Arc<AtomicBoo
     let mut tally = Tally::default();
     while !stop.load(Ordering::Relaxed) && Instant::now() < limit {
         let outcome = match client.get(listener, HOST, "/stable", &[]).await {
-            Ok(response) => match fixture::running::pod_of(&response) {
+            Ok(response) => match crate::fixture::running::pod_of(&response) {
                 Ok(pod) if pod == "stable" => Ok(()),
                 Ok(pod) => Err(format!("answered by {pod}")),
                 Err(error) => Err(format!("{error:#}")),
@@ -86,6 +84,7 @@ fn answered_by(response: &testkit::TestResponse, pod: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_added_changed_and_removed_under_traffic() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let echoes = Echoes::start(&["stable", "first", "second"]).await?;
     let config = ConfigDir::new()?;
     config.write_gateway(None)?;
@@ -201,13 +200,14 @@ async fn routes_added_changed_and_removed_under_traffic() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_slice_change_moves_traffic() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let echoes = Echoes::start(&["old", "new"]).await?;
     let config = ConfigDir::new()?;
     config.write_gateway(None)?;
     config.write(
         "route.yaml",
         &[
-            fixture::manifest::service(NS, "web", None),
+            crate::fixture::manifest::service(NS, "web", None),
             http_route("web", &[], vec![rule(vec![], vec![service_ref("web")])]),
         ],
     )?;
@@ -257,6 +257,7 @@ async fn endpoint_slice_change_moves_traffic() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_added_to_an_existing_route_stops_500s() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     // A route first references a Service that does not exist yet (500, BackendNotFound); once
     // the Service and its EndpointSlice appear, the same route serves.
     let echoes = Echoes::start(&["late"]).await?;
@@ -280,7 +281,7 @@ async fn backend_added_to_an_existing_route_stops_500s() -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    fixture::running::ensure_route_condition(
+    crate::fixture::running::ensure_route_condition(
         &gateway.status().await?,
         "late",
         "ResolvedRefs",

@@ -1,70 +1,33 @@
 //! Load balancing over real sockets: PeakEWMA moves traffic away from a slow endpoint, where
 //! RoundRobin keeps giving it a third (the resilience issue's "one endpoint 10x slower" check).
 //!
-//! The upstreams are minimal HTTP/1.1 servers that answer every request after a fixed delay
-//! with their name as the body: the echo server's delay is per request, not per endpoint.
-
-mod fixture;
+//! The upstreams are [`FaultyUpstream`]s that answer every request after a fixed delay with
+//! their name as the body: the echo server's delay is per request, not per endpoint.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::ensure;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use testkit::{FaultyUpstream, UpstreamBehaviour};
 
-use fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
-use fixture::running::{HOST, TestGateway};
+use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+use crate::fixture::running::{HOST, TestGateway};
 
 /// Requests per test, sent over [`CLIENTS`] keep-alive connections in parallel.
 const REQUESTS: u32 = 1_200;
 const CLIENTS: u32 = 6;
 
-/// Starts a server named `name` answering every request after `delay`.
-async fn slow_server(name: &'static str, delay: Duration) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, name, delay));
-        }
-    });
-    Ok(addr)
-}
-
-/// Answers requests on one connection until it closes (requests have no body: GETs).
-async fn serve(mut stream: TcpStream, name: &'static str, delay: Duration) {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            buffer.drain(..end + 4);
-            tokio::time::sleep(delay).await;
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{name}",
-                name.len()
-            );
-            if stream.write_all(response.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-        }
-    }
-}
-
 /// Starts `fast1`, `fast2` (2 ms) and `slow` (20 ms) behind Service `pool`, optionally with a
 /// BackendTrafficPolicy balancer, and counts who answered [`REQUESTS`] requests.
 async fn shares(balancer: Option<&str>) -> anyhow::Result<BTreeMap<String, u32>> {
     let fast = Duration::from_millis(2);
-    let endpoints = [
-        slow_server("fast1", fast).await?,
-        slow_server("fast2", fast).await?,
-        slow_server("slow", fast * 10).await?,
+    let upstreams = [
+        FaultyUpstream::start("fast1", UpstreamBehaviour::slow(fast)).await?,
+        FaultyUpstream::start("fast2", UpstreamBehaviour::slow(fast)).await?,
+        FaultyUpstream::start("slow", UpstreamBehaviour::slow(fast * 10)).await?,
     ];
+    let endpoints: Vec<SocketAddr> = upstreams.iter().map(FaultyUpstream::addr).collect();
     let mut documents = service_backend(NS, "pool", &endpoints);
     documents.push(http_route(
         "pool",
@@ -113,6 +76,7 @@ fn share(counts: &BTreeMap<String, u32>, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peak_ewma_sends_a_slow_endpoint_under_ten_percent() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     // PeakEWMA is the default: no policy needed.
     let counts = shares(None).await?;
     let slow = share(&counts, "slow");
@@ -123,6 +87,7 @@ async fn peak_ewma_sends_a_slow_endpoint_under_ten_percent() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_gives_a_slow_endpoint_a_third() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     let counts = shares(Some("RoundRobin")).await?;
     let slow = share(&counts, "slow");
     println!("RoundRobin shares: {counts:?} (slow {slow:.1}%)");

@@ -2,16 +2,14 @@
 //! (GEP-709), missing Services and unsupported kinds. A reference that cannot be used answers
 //! 500, as `HTTPBackendRef` requires, and the route's `ResolvedRefs` condition says why.
 
-mod fixture;
-
 use anyhow::ensure;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use fixture::manifest::{
+use crate::fixture::manifest::{
     NS, http_route, in_namespace, path_match, reference_grant, rule, service_backend, service_ref,
 };
-use fixture::running::{Echoes, HOST, TestGateway, ensure_route_condition, route_condition};
+use crate::fixture::running::{Echoes, HOST, TestGateway, ensure_route_condition, route_condition};
 
 /// The namespace the referenced Service lives in.
 const OTHER_NS: &str = "other";

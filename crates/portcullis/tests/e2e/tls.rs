@@ -11,39 +11,10 @@ use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
+use testkit::pki::Certificate;
 use testkit::{EchoConfig, EchoServer, GatewayProcess, TempConfigDir, free_port};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-
-struct Certificate {
-    pem: String,
-    key: String,
-    der: CertificateDer<'static>,
-}
-
-fn certificate(names: &[&str]) -> anyhow::Result<Certificate> {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names)?;
-    Ok(Certificate {
-        pem: cert.pem(),
-        key: signing_key.serialize_pem(),
-        der: cert.der().clone(),
-    })
-}
-
-fn secret(name: &str, certificate: &Certificate) -> String {
-    let indent = |text: &str| {
-        text.lines()
-            .map(|l| format!("    {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: web}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n",
-        indent(&certificate.pem),
-        indent(&certificate.key)
-    )
-}
 
 fn config(port: u16, backend: SocketAddr, a: &Certificate, b: &Certificate) -> String {
     format!(
@@ -87,8 +58,8 @@ spec:
 {}"#,
         backend.ip(),
         backend.port(),
-        secret("cert-a", a),
-        secret("cert-b", b)
+        a.secret_yaml("web", "cert-a"),
+        b.secret_yaml("web", "cert-b")
     )
 }
 
@@ -138,8 +109,8 @@ async fn start() -> anyhow::Result<(
     TempConfigDir,
 )> {
     let echo = EchoServer::start(EchoConfig::new("echo-tls", "web")).await?;
-    let a = certificate(&["a.example.com"])?;
-    let b = certificate(&["*.b.example.com"])?;
+    let a = Certificate::self_signed(&["a.example.com"])?;
+    let b = Certificate::self_signed(&["*.b.example.com"])?;
     let port = free_port();
     let dir = TempConfigDir::new()?;
     dir.write("config.yaml", &config(port, echo.addr(), &a, &b))?;
@@ -169,7 +140,7 @@ async fn https_listener_terminates_tls_and_selects_the_certificate_by_sni() -> a
     );
 
     // Each SNI gets its own listener's certificate: trusting only that one must succeed.
-    let stream = connect(addr, "a.example.com", &a.der, &[b"http/1.1"]).await?;
+    let stream = connect(addr, "a.example.com", a.certificate_der(), &[b"http/1.1"]).await?;
     let (status, body) = get_h1(stream, "a.example.com").await?;
     anyhow::ensure!(status == StatusCode::OK, "a: {status}");
     let echo: testkit::EchoReply = serde_json::from_slice(&body)?;
@@ -179,18 +150,20 @@ async fn https_listener_terminates_tls_and_selects_the_certificate_by_sni() -> a
         echo.headers
     );
 
-    let stream = connect(addr, "x.b.example.com", &b.der, &[b"http/1.1"]).await?;
+    let stream = connect(addr, "x.b.example.com", b.certificate_der(), &[b"http/1.1"]).await?;
     let (status, _) = get_h1(stream, "x.b.example.com").await?;
     anyhow::ensure!(status == StatusCode::OK, "b: {status}");
 
     // The wrong certificate for a name fails the handshake (the client trusts only a's).
     anyhow::ensure!(
-        connect(addr, "x.b.example.com", &a.der, &[]).await.is_err(),
+        connect(addr, "x.b.example.com", a.certificate_der(), &[])
+            .await
+            .is_err(),
         "b served a's cert"
     );
     // No listener for the name: no certificate, no handshake.
     anyhow::ensure!(
-        connect(addr, "other.example.org", &a.der, &[])
+        connect(addr, "other.example.org", a.certificate_der(), &[])
             .await
             .is_err(),
         "unknown SNI accepted"
@@ -201,7 +174,13 @@ async fn https_listener_terminates_tls_and_selects_the_certificate_by_sni() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_over_tls_and_misdirected_requests() -> anyhow::Result<()> {
     let (_gateway, addr, a, _b, _echo, _dir) = start().await?;
-    let stream = connect(addr, "a.example.com", &a.der, &[b"h2", b"http/1.1"]).await?;
+    let stream = connect(
+        addr,
+        "a.example.com",
+        a.certificate_der(),
+        &[b"h2", b"http/1.1"],
+    )
+    .await?;
     anyhow::ensure!(
         stream.get_ref().1.alpn_protocol() == Some(b"h2"),
         "ALPN did not pick h2"

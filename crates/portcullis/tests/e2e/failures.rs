@@ -2,8 +2,6 @@
 //! connections, have no endpoints, or reset the connection. The gateway answers each with the
 //! status `proxy/src/error.rs` assigns and keeps serving everything else.
 
-mod fixture;
-
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
@@ -11,11 +9,11 @@ use http::StatusCode;
 use serde_json::Value;
 use testkit::reserve_closed_port;
 
-use fixture::eventually;
-use fixture::manifest::{
+use crate::fixture::eventually;
+use crate::fixture::manifest::{
     NS, endpoint_slice, http_route, path_match, rule, service, service_backend, service_ref,
 };
-use fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
+use crate::fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
 
 /// The file the bad-YAML test breaks.
 const ROUTES_FILE: &str = "routes.yaml";

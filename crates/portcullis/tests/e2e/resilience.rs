@@ -4,114 +4,25 @@
 //! load. Every loop is bounded by a count or a deadline; the measured figures are printed with
 //! `eprintln!` (visible with `--nocapture`).
 //!
-//! The upstreams are minimal HTTP/1.1 servers ([`Upstream`]) that answer every request with a
-//! fixed status and their name as the body, and can be killed: the accept task and every
-//! connection task are aborted, so the port refuses connections and live connections close.
-
-mod fixture;
+//! The upstreams are [`FaultyUpstream`]s that answer every request with a fixed status and their
+//! name as the body, and can be killed: the port then refuses connections and live connections
+//! close.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use http::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use testkit::{FaultyUpstream, UpstreamBehaviour};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
-use fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
-
-/// A killable upstream: answers every request with `status` and its name as the body.
-struct Upstream {
-    name: &'static str,
-    addr: SocketAddr,
-    /// Requests answered.
-    requests: Arc<AtomicU64>,
-    accept: JoinHandle<()>,
-    /// Connection tasks, aborted by [`Upstream::kill`].
-    live: Arc<Mutex<JoinSet<()>>>,
-}
-
-impl Upstream {
-    async fn start(name: &'static str, status: u16) -> anyhow::Result<Upstream> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let requests = Arc::new(AtomicU64::new(0));
-        let live = Arc::new(Mutex::new(JoinSet::new()));
-        let accept = tokio::spawn({
-            let requests = Arc::clone(&requests);
-            let live = Arc::clone(&live);
-            async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
-                    // Reap finished connection tasks so the set stays small.
-                    while live.try_join_next().is_some() {}
-                    live.spawn(serve(stream, name, status, Arc::clone(&requests)));
-                }
-            }
-        });
-        Ok(Upstream {
-            name,
-            addr,
-            requests,
-            accept,
-            live,
-        })
-    }
-
-    /// Stops accepting (the listener is dropped with the task: connects are refused) and drops
-    /// every live connection.
-    async fn kill(&self) {
-        self.accept.abort();
-        // Wait for the accept task to end, so the listener socket is closed.
-        while !self.accept.is_finished() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .abort_all();
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .abort_all();
-    }
-}
-
-/// Answers requests (no bodies: GETs) on one connection until it closes.
-async fn serve(mut stream: TcpStream, name: &'static str, status: u16, requests: Arc<AtomicU64>) {
-    let reason = if status == 200 { "OK" } else { "Error" };
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            buffer.drain(..end + 4);
-            requests.fetch_add(1, Ordering::Relaxed);
-            let response = format!(
-                "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{name}",
-                name.len()
-            );
-            if stream.write_all(response.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-        }
-    }
-}
+use crate::fixture::manifest::{NS, http_route, path_match, rule, service_backend, service_ref};
+use crate::fixture::running::{ConfigDir, Echoes, HOST, TestGateway};
 
 /// A BackendTrafficPolicy on Service `service` with `spec` (targetRefs added).
 fn policy(service: &str, mut spec: Value) -> Value {
@@ -188,12 +99,14 @@ async fn paced_load(
 /// With active TCP probes (200 ms, one failure) and passive detection (2 gateway errors).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_killed_mid_load() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     killed_mid_load("backend_killed_mid_load", true).await
 }
 
 /// Passive detection alone (2 consecutive gateway errors) must take the dead endpoint out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_killed_mid_load_passive_only() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
     killed_mid_load("backend_killed_mid_load_passive_only", false).await
 }
 
@@ -206,11 +119,11 @@ async fn killed_mid_load(test: &str, active_checks: bool) -> anyhow::Result<()> 
     const KILL_AT: Duration = Duration::from_secs(2);
 
     let upstreams = [
-        Upstream::start("a", 200).await?,
-        Upstream::start("b", 200).await?,
-        Upstream::start("c", 200).await?,
+        FaultyUpstream::start("a", UpstreamBehaviour::answer(StatusCode::OK)).await?,
+        FaultyUpstream::start("b", UpstreamBehaviour::answer(StatusCode::OK)).await?,
+        FaultyUpstream::start("c", UpstreamBehaviour::answer(StatusCode::OK)).await?,
     ];
-    let addrs: Vec<SocketAddr> = upstreams.iter().map(|u| u.addr).collect();
+    let addrs: Vec<SocketAddr> = upstreams.iter().map(|u| u.addr()).collect();
     let mut documents = service_backend(NS, "pool", &addrs);
     documents.push(http_route(
         "pool",
@@ -245,7 +158,7 @@ async fn killed_mid_load(test: &str, active_checks: bool) -> anyhow::Result<()> 
 
     tokio::time::sleep_until(started + KILL_AT).await;
     let victim = &upstreams[0];
-    let served_before_kill = victim.requests.load(Ordering::Relaxed);
+    let served_before_kill = victim.requests();
     victim.kill().await;
     let killed = Instant::now();
 
@@ -259,8 +172,8 @@ async fn killed_mid_load(test: &str, active_checks: bool) -> anyhow::Result<()> 
     let mut last_view = Value::Null;
     while started.elapsed() < LOAD + Duration::from_millis(200) {
         let endpoints = gateway.admin_json("/endpoints").await?;
-        let entry = endpoint_entry(&endpoints, victim.addr)
-            .with_context(|| format!("no endpoint {} in /endpoints: {endpoints}", victim.addr))?;
+        let entry = endpoint_entry(&endpoints, victim.addr())
+            .with_context(|| format!("no endpoint {} in /endpoints: {endpoints}", victim.addr()))?;
         if out_after.is_none() && out_of_rotation(&entry) {
             out_after = Some(killed.elapsed());
         }
@@ -278,10 +191,7 @@ async fn killed_mid_load(test: &str, active_checks: bool) -> anyhow::Result<()> 
     }
     let (total, failures) = load.await??;
     let elapsed = started.elapsed();
-    let shares: BTreeMap<&str, u64> = upstreams
-        .iter()
-        .map(|u| (u.name, u.requests.load(Ordering::Relaxed)))
-        .collect();
+    let shares: BTreeMap<&str, u64> = upstreams.iter().map(|u| (u.name(), u.requests())).collect();
     let rate = failures.len() as f64 * 100.0 / total.max(1) as f64;
     eprintln!(
         "{test}: {total} requests in {elapsed:.2?} ({:.0} req/s), {} errors \
@@ -318,9 +228,14 @@ async fn consecutive_5xx_ejects_then_returns() -> anyhow::Result<()> {
     const AFTER_EJECTION: usize = 30;
     const EJECTION: Duration = Duration::from_secs(2);
 
-    let good = Upstream::start("good", 200).await?;
-    let bad = Upstream::start("bad", 500).await?;
-    let mut documents = service_backend(NS, "pool", &[good.addr, bad.addr]);
+    let _timed_load = crate::fixture::timed_load().await;
+    let good = FaultyUpstream::start("good", UpstreamBehaviour::answer(StatusCode::OK)).await?;
+    let bad = FaultyUpstream::start(
+        "bad",
+        UpstreamBehaviour::answer(StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .await?;
+    let mut documents = service_backend(NS, "pool", &[good.addr(), bad.addr()]);
     documents.push(http_route(
         "pool",
         &[],
@@ -375,8 +290,8 @@ async fn consecutive_5xx_ejects_then_returns() -> anyhow::Result<()> {
          {after_ejection_500s} non-200 of the next {AFTER_EJECTION} (sent in {during:.2?}); the \
          bad endpoint answered again {returned:?} after its 3rd 500 ({probes} paced probes); \
          bad endpoint served {} in all, good {}",
-        bad.requests.load(Ordering::Relaxed),
-        good.requests.load(Ordering::Relaxed),
+        bad.requests(),
+        good.requests(),
     );
     ensure!(
         after_ejection_500s == 0,
@@ -397,6 +312,7 @@ async fn reloads_under_load_drop_nothing() -> anyhow::Result<()> {
     const RELOAD_EVERY: Duration = Duration::from_millis(350);
     const TRAFFIC_LIMIT: Duration = Duration::from_secs(20);
 
+    let _timed_load = crate::fixture::timed_load().await;
     let echoes = Echoes::start(&["blue", "green"]).await?;
     let config = ConfigDir::new()?;
     config.write_gateway(None)?;
@@ -435,7 +351,7 @@ async fn reloads_under_load_drop_nothing() -> anyhow::Result<()> {
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) && started.elapsed() < TRAFFIC_LIMIT {
                 match client.get(listener, HOST, "/", &[]).await {
-                    Ok(response) => match fixture::running::pod_of(&response) {
+                    Ok(response) => match crate::fixture::running::pod_of(&response) {
                         Ok(pod) => {
                             ok += 1;
                             *pods.entry(pod).or_default() += 1;

@@ -6,8 +6,6 @@
 //! length-prefixed messages, and the status in trailers. Its Service has no `appProtocol`, so
 //! reaching it at all shows that GRPCRoute backends are spoken to over h2c.
 
-mod fixture;
-
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -25,8 +23,8 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use fixture::manifest::{GATEWAY, NS, SERVICE_PORT, endpoint_slice, service};
-use fixture::running::{HOST, TestGateway};
+use crate::fixture::manifest::{GATEWAY, NS, SERVICE_PORT, endpoint_slice, service};
+use crate::fixture::running::{HOST, TestGateway};
 
 /// The gRPC service the backend implements.
 const SERVICE: &str = "portcullis.test.Echo";

@@ -2,14 +2,12 @@
 //! number, then the ports of EndpointSlices labelled `kubernetes.io/service-name` matched by
 //! that Service port's name, with `targetPort` used when a slice lists no ports.
 
-mod fixture;
-
 use anyhow::ensure;
 use http::StatusCode;
 use serde_json::json;
 
-use fixture::manifest::{NS, http_route, path_match, rule, service};
-use fixture::running::{Echoes, HOST, TestGateway, ensure_route_condition};
+use crate::fixture::manifest::{NS, http_route, path_match, rule, service};
+use crate::fixture::running::{Echoes, HOST, TestGateway, ensure_route_condition};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_port_selects_the_slice_port_with_its_name() -> anyhow::Result<()> {
@@ -108,7 +106,7 @@ async fn numeric_target_port_applies_to_slices_without_ports() -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_ref_to_a_port_the_service_lacks_is_not_found() -> anyhow::Result<()> {
     let echoes = Echoes::start(&["a"]).await?;
-    let mut documents = fixture::manifest::service_backend(NS, "a", &[echoes.addr("a")]);
+    let mut documents = crate::fixture::manifest::service_backend(NS, "a", &[echoes.addr("a")]);
     documents.push(http_route(
         "wrong-port",
         &[],

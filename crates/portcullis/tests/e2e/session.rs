@@ -1,16 +1,14 @@
 //! Session persistence (GEP-1619): a route rule's `sessionPersistence` cookie or header pins a
 //! client to the endpoint that served it; a tampered token is ignored.
 
-mod fixture;
-
 use std::collections::BTreeMap;
 
 use anyhow::{Context, ensure};
 use serde_json::json;
 use testkit::{EchoConfig, EchoServer, HttpClient, TestResponse};
 
-use fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
-use fixture::running::{HOST, TestGateway};
+use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+use crate::fixture::running::{HOST, TestGateway};
 
 /// Two echo pods behind Service `sticky`, routed by a rule with `sessionPersistence`.
 async fn start(persistence: serde_json::Value) -> anyhow::Result<(TestGateway, [EchoServer; 2])> {

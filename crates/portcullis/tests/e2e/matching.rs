@@ -6,17 +6,17 @@
 //! rule index, older or alphabetically first route), so plain list order would pick the wrong
 //! backend and the test would fail.
 
-mod fixture;
-
 use anyhow::ensure;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use fixture::manifest::{
+use crate::fixture::manifest::{
     NS, created_at, http_route, path_match, rule, service_backend, service_ref,
 };
-use fixture::running::{ConfigDir, Echoes, HOST, TestGateway, ensure_route_condition, pod_of};
+use crate::fixture::running::{
+    ConfigDir, Echoes, HOST, TestGateway, ensure_route_condition, pod_of,
+};
 
 /// Services `a`, `b`, ... each backed by the echo server of the same name.
 fn services(echoes: &Echoes, names: &[&str]) -> Vec<Value> {

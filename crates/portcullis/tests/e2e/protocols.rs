@@ -4,8 +4,6 @@
 //! Streaming uses a small byte-counting backend defined here ([`BlobServer`]), since the echo
 //! backend ignores request bodies and only sends small replies.
 
-mod fixture;
-
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -25,11 +23,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use fixture::manifest::{
+use crate::fixture::manifest::{
     NS, backend, backend_ref, endpoint_slice, http_route, path_match, rule, service,
     service_backend, service_ref,
 };
-use fixture::running::{Echoes, HOST, TestGateway};
+use crate::fixture::running::{Echoes, HOST, TestGateway};
 
 /// Size of the streamed request body.
 const UPLOAD_BYTES: u64 = 1024 * 1024;

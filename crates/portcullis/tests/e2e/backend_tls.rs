@@ -1,4 +1,4 @@
-//! Upstream and client-certificate TLS end to end, with certificates made by rcgen:
+//! Upstream and client-certificate TLS end to end, with certificates from `testkit::pki`:
 //!
 //! - BackendTLSPolicy: the gateway re-encrypts to a TLS backend with the policy's hostname as
 //!   SNI; a wrong CA, a hostname or subjectAltName mismatch make it refuse (503, saying why);
@@ -22,74 +22,15 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::server::WebPkiClientVerifier;
+use testkit::pki::{Certificate, CertificateAuthority, ca_config_map_yaml};
 use testkit::{EchoConfig, EchoServer, GatewayProcess, HttpClient, TempConfigDir, free_port};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 // --- Certificates ---
-
-struct Authority {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Authority {
-    fn new(name: &str) -> anyhow::Result<Authority> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        Ok(Authority {
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate()?)?,
-        })
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    fn der(&self) -> CertificateDer<'static> {
-        self.issuer.der().clone()
-    }
-
-    /// A leaf certificate with these DNS and URI SANs.
-    fn issue(&self, dns: &[&str], uris: &[&str]) -> anyhow::Result<Leaf> {
-        let mut params =
-            CertificateParams::new(dns.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())?;
-        for uri in uris {
-            params
-                .subject_alt_names
-                .push(SanType::URI((*uri).try_into()?));
-        }
-        let key = KeyPair::generate()?;
-        let certificate = params.signed_by(&key, &self.issuer)?;
-        Ok(Leaf {
-            pem: certificate.pem(),
-            key_pem: key.serialize_pem(),
-            der: certificate.der().clone(),
-            key_der: key.serialize_der(),
-        })
-    }
-}
-
-struct Leaf {
-    pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
-    key_der: Vec<u8>,
-}
-
-impl Leaf {
-    fn key(&self) -> PrivateKeyDer<'static> {
-        PrivatePkcs8KeyDer::from(self.key_der.clone()).into()
-    }
-}
 
 /// What the backend reports about a client certificate: a hash of its DER.
 fn fingerprint(der: &[u8]) -> String {
@@ -120,13 +61,16 @@ impl Drop for TlsBackend {
 
 impl TlsBackend {
     /// Serves `leaf`; with `client_ca`, requires a client certificate signed by it.
-    async fn start(leaf: &Leaf, client_ca: Option<&Authority>) -> anyhow::Result<TlsBackend> {
+    async fn start(
+        leaf: &Certificate,
+        client_ca: Option<&CertificateAuthority>,
+    ) -> anyhow::Result<TlsBackend> {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?;
         let builder = match client_ca {
             Some(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
-                roots.add(ca.der())?;
+                roots.add(ca.certificate_der())?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                         .build()?;
@@ -134,7 +78,8 @@ impl TlsBackend {
             }
             None => builder.with_no_client_auth(),
         };
-        let mut config = builder.with_single_cert(vec![leaf.der.clone()], leaf.key())?;
+        let mut config =
+            builder.with_single_cert(vec![leaf.certificate_der().clone()], leaf.key_der())?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -198,26 +143,14 @@ metadata: {name: portcullis}
 spec: {controllerName: portcullis.dev/gateway-controller}
 ";
 
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
+/// ConfigMap `web/<name>` holding `pem` as `ca.crt`, as the next document of a config file.
 fn ca_config_map(name: &str, pem: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: web}}\ndata:\n  ca.crt: |\n{}\n",
-        indent(pem)
-    )
+    format!("---\n{}", ca_config_map_yaml("web", name, pem))
 }
 
-fn tls_secret(name: &str, leaf: &Leaf) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: web}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n",
-        indent(&leaf.pem),
-        indent(&leaf.key_pem)
-    )
+/// `kubernetes.io/tls` Secret `web/<name>`, as the next document of a config file.
+fn tls_secret(name: &str, certificate: &Certificate) -> String {
+    format!("---\n{}", certificate.secret_yaml("web", name))
 }
 
 /// A Service with one port `https` (443) whose only endpoint is `backend`.
@@ -315,8 +248,8 @@ fn line<'a>(body: &'a str, key: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_tls_policy_reencrypts_and_verifies_the_backend() -> anyhow::Result<()> {
-    let ca = Authority::new("backend CA")?;
-    let other_ca = Authority::new("other CA")?;
+    let ca = CertificateAuthority::new("backend CA")?;
+    let other_ca = CertificateAuthority::new("other CA")?;
     let leaf = ca.issue(&["abc.example.com"], &["spiffe://abc.example.com/backend"])?;
     let backend = TlsBackend::start(&leaf, None).await?;
     // A second backend, only behind the invalid policy: it must never see a connection.
@@ -343,8 +276,8 @@ async fn backend_tls_policy_reencrypts_and_verifies_the_backend() -> anyhow::Res
         };
         config.push_str(&service(name, addr));
     }
-    config.push_str(&ca_config_map("backend-ca", &ca.pem()));
-    config.push_str(&ca_config_map("other-ca", &other_ca.pem()));
+    config.push_str(&ca_config_map("backend-ca", &ca.certificate_pem()));
+    config.push_str(&ca_config_map("other-ca", &other_ca.certificate_pem()));
     config.push_str(&policy("ok", &trusting("backend-ca", "abc.example.com")));
     config.push_str(&policy(
         "wrong-ca",
@@ -463,10 +396,10 @@ async fn backend_tls_policy_reencrypts_and_verifies_the_backend() -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_requiring_a_client_certificate_gets_the_gateways() -> anyhow::Result<()> {
-    let ca = Authority::new("backend CA")?;
-    let client_ca = Authority::new("gateway client CA")?;
+    let ca = CertificateAuthority::new("backend CA")?;
+    let client_ca = CertificateAuthority::new("gateway client CA")?;
     let leaf = ca.issue(&["abc.example.com"], &[])?;
-    let gateway_certificate = client_ca.issue(&["gateway.example.com"], &[])?;
+    let gateway_certificate = client_ca.issue_client("gateway.example.com")?;
     let backend = TlsBackend::start(&leaf, Some(&client_ca)).await?;
     let (with_port, without_port) = (free_port(), free_port());
     let tls = "  tls: {backend: {clientCertificateRef: {name: gateway-client}}}\n";
@@ -476,7 +409,7 @@ async fn backend_requiring_a_client_certificate_gets_the_gateways() -> anyhow::R
         http_gateway("without-cert", without_port, ""),
         routes(&["with-cert", "without-cert"], &["mtls"]),
         service("mtls", backend.addr),
-        ca_config_map("backend-ca", &ca.pem()),
+        ca_config_map("backend-ca", &ca.certificate_pem()),
         policy("mtls", &trusting("backend-ca", "abc.example.com")),
         tls_secret("gateway-client", &gateway_certificate),
     );
@@ -500,7 +433,8 @@ async fn backend_requiring_a_client_certificate_gets_the_gateways() -> anyhow::R
         with.text()
     );
     anyhow::ensure!(
-        line(&with.text(), "client-certificate") == Some(&fingerprint(&gateway_certificate.der)),
+        line(&with.text(), "client-certificate")
+            == Some(&fingerprint(gateway_certificate.certificate_der())),
         "{}",
         with.text()
     );
@@ -531,16 +465,18 @@ async fn backend_requiring_a_client_certificate_gets_the_gateways() -> anyhow::R
 async fn https_get(
     addr: SocketAddr,
     host: &str,
-    server_ca: &Authority,
-    client: Option<&Leaf>,
+    server_ca: &CertificateAuthority,
+    client: Option<&Certificate>,
 ) -> anyhow::Result<(StatusCode, String)> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(server_ca.der())?;
+    roots.add(server_ca.certificate_der())?;
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let mut config = match client {
-        Some(leaf) => builder.with_client_auth_cert(vec![leaf.der.clone()], leaf.key())?,
+        Some(leaf) => {
+            builder.with_client_auth_cert(vec![leaf.certificate_der().clone()], leaf.key_der())?
+        }
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -562,12 +498,12 @@ async fn https_get(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_listeners_validate_client_certificates() -> anyhow::Result<()> {
-    let server_ca = Authority::new("server CA")?;
-    let client_ca = Authority::new("client CA")?;
-    let stranger_ca = Authority::new("stranger CA")?;
+    let server_ca = CertificateAuthority::new("server CA")?;
+    let client_ca = CertificateAuthority::new("client CA")?;
+    let stranger_ca = CertificateAuthority::new("stranger CA")?;
     let server = server_ca.issue(&["mtls.example.com"], &[])?;
-    let good = client_ca.issue(&["alice.example.com"], &[])?;
-    let stranger = stranger_ca.issue(&["mallory.example.com"], &[])?;
+    let good = client_ca.issue_client("alice.example.com")?;
+    let stranger = stranger_ca.issue_client("mallory.example.com")?;
     let echo = EchoServer::start(EchoConfig::new("echo-mtls", "web")).await?;
     let (strict_port, fallback_port) = (free_port(), free_port());
     let config = format!(
@@ -608,7 +544,7 @@ spec:
         echo.addr().ip(),
         echo.addr().port(),
         tls_secret("server", &server),
-        ca_config_map("client-ca", &client_ca.pem()),
+        ca_config_map("client-ca", &client_ca.certificate_pem()),
     );
     let (gateway, _dir) = start_gateway(&config).await?;
     let (_, status) = gateway.get_admin("/status").await?;
@@ -648,7 +584,7 @@ spec:
 /// a young connection is reused, one older than the limit takes no new request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_backends_follow_the_traffic_policys_connection_settings() -> anyhow::Result<()> {
-    let ca = Authority::new("backend CA")?;
+    let ca = CertificateAuthority::new("backend CA")?;
     let leaf = ca.issue(&["abc.example.com"], &[])?;
     let backend = TlsBackend::start(&leaf, None).await?;
     let port = free_port();
@@ -658,7 +594,7 @@ async fn tls_backends_follow_the_traffic_policys_connection_settings() -> anyhow
         routes(&["gw"], &["aged"])
     );
     config.push_str(&service("aged", backend.addr));
-    config.push_str(&ca_config_map("backend-ca", &ca.pem()));
+    config.push_str(&ca_config_map("backend-ca", &ca.certificate_pem()));
     config.push_str(&policy("aged", &trusting("backend-ca", "abc.example.com")));
     config.push_str(
         "---
