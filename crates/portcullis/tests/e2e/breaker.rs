@@ -366,7 +366,66 @@ async fn retry_storm_stays_within_budget() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The retry budget's window in seconds (`snapshot::retry_budget::BUDGET_WINDOW`, 10 s).
+/// A reload that leaves a rule unchanged keeps its retry budget window (DESIGN §2: state lives
+/// in registries keyed by a stable identity). Five reloads during a retry storm would each
+/// have restored the budget's reserve (10 retries at 1/s over the 10 s window) when the window
+/// lived in the snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_storm_across_reloads_stays_within_budget() -> anyhow::Result<()> {
+    const N: u64 = 300;
+    const RELOADS: u64 = 5;
+    const PERCENT: f64 = 20.0;
+    const MIN_PER_SECOND: f64 = 1.0;
+    let _timed_load = crate::fixture::timed_load().await;
+    let unavailable = UpstreamBehaviour::answer(StatusCode::SERVICE_UNAVAILABLE);
+    let budgeted = FaultyUpstream::start("budgeted", unavailable).await?;
+    let retry = json!({
+        "numRetries": 3,
+        "retryOn": {"triggers": ["retriable-status-codes"], "httpStatusCodes": [503]},
+        "perRetry": {"backOff": {"baseInterval": "1ms", "maxInterval": "2ms"}},
+        "budget": {"percent": 20, "minRetriesPerSecond": 1},
+    });
+    let mut documents = service_and_route("budgeted", budgeted.addr());
+    documents.push(policy("budgeted", &["budgeted"], json!({"retry": retry})));
+    let gateway = TestGateway::start(&documents).await?;
+
+    let per_phase = N / (RELOADS + 1);
+    for phase in 0..=RELOADS {
+        if phase > 0 {
+            // An unrelated change: a full compile that leaves the budgeted rule as it was.
+            let generation = metric(&gateway, "portcullis_config_generation", "").await?;
+            let namespace = json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": format!("unrelated-{phase}")},
+            });
+            gateway
+                .config
+                .write(&format!("unrelated-{phase}.yaml"), &[namespace])?;
+            crate::fixture::eventually(Duration::from_secs(10), async || {
+                let now = metric(&gateway, "portcullis_config_generation", "").await?;
+                ensure!(now > generation, "generation still {now}");
+                Ok(())
+            })
+            .await?;
+        }
+        paced_load(&gateway, "/budgeted", per_phase, Duration::from_millis(10)).await?;
+    }
+    let requests = per_phase * (RELOADS + 1);
+    let retries = budgeted.requests() - requests;
+    let budget_window = snapshot_budget_window_secs();
+    let allowed = requests as f64 * PERCENT / 100.0 + MIN_PER_SECOND * budget_window;
+    eprintln!(
+        "{requests} requests across {RELOADS} reloads: retries {retries} (allowed {allowed})"
+    );
+    ensure!(
+        retries as f64 <= allowed + 3.0,
+        "retries {retries} over the budget {allowed}: a reload reset the budget window"
+    );
+    Ok(())
+}
+
+/// The retry budget's window in seconds (`upstream::retry_budget::BUDGET_WINDOW`, 10 s).
 fn snapshot_budget_window_secs() -> f64 {
     10.0
 }
