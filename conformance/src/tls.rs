@@ -25,18 +25,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use serde_json::{Value, json};
+use serde_json::Value;
 use testkit::TestResponse;
-
-/// One generated certificate and its key.
-struct GeneratedCertificate {
-    /// The certificate, PEM.
-    certificate_pem: String,
-    /// The private key, PKCS#8 PEM.
-    key_pem: String,
-    /// What the client pins.
-    pin: Pin,
-}
+use testkit::pki::Certificate;
 
 /// A certificate the client accepts, and the DNS names it was issued for.
 #[derive(Debug, Clone)]
@@ -47,10 +38,18 @@ pub(crate) struct Pin {
     pub(crate) names: Vec<String>,
 }
 
+/// One Secret's certificate and the DNS names it was issued for.
+struct GeneratedSecret {
+    /// The certificate and its key.
+    certificate: Certificate,
+    /// Its subject alternative names, as the client matches them.
+    names: Vec<String>,
+}
+
 /// The run's certificates, by Secret `namespace/name`.
 pub(crate) struct TlsMaterial {
     /// Secret key to certificate.
-    secrets: BTreeMap<String, GeneratedCertificate>,
+    secrets: BTreeMap<String, GeneratedSecret>,
 }
 
 impl TlsMaterial {
@@ -65,20 +64,10 @@ impl TlsMaterial {
         ];
         let mut secrets = BTreeMap::new();
         for (secret, names) in wanted {
-            let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-            let generated = rcgen::generate_simple_self_signed(names.clone())
+            let certificate = Certificate::self_signed(names)
                 .with_context(|| format!("generating the certificate of Secret {secret}"))?;
-            secrets.insert(
-                secret.to_owned(),
-                GeneratedCertificate {
-                    certificate_pem: generated.cert.pem(),
-                    key_pem: generated.signing_key.serialize_pem(),
-                    pin: Pin {
-                        certificate: generated.cert.der().clone(),
-                        names,
-                    },
-                },
-            );
+            let names = names.iter().map(|name| (*name).to_owned()).collect();
+            secrets.insert(secret.to_owned(), GeneratedSecret { certificate, names });
         }
         Ok(Self { secrets })
     }
@@ -89,22 +78,17 @@ impl TlsMaterial {
             .iter()
             .map(|(key, generated)| {
                 let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
-                json!({
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "type": "kubernetes.io/tls",
-                    "metadata": { "name": name, "namespace": namespace },
-                    "stringData": { "tls.crt": generated.certificate_pem, "tls.key": generated.key_pem },
-                })
+                generated.certificate.secret_object(namespace, name)
             })
             .collect()
     }
 
     /// The certificate of Secret `namespace/name`, for pinning.
     pub(crate) fn pin(&self, secret: &str) -> Option<Pin> {
-        self.secrets
-            .get(secret)
-            .map(|generated| generated.pin.clone())
+        self.secrets.get(secret).map(|generated| Pin {
+            certificate: generated.certificate.certificate_der().clone(),
+            names: generated.names.clone(),
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use testkit::pki::Certificate;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -16,24 +16,15 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves one connection with `names` in its certificate; the task returns the SNI the client sent.
 async fn one_shot_server(names: &[&str]) -> (SocketAddr, Pin, JoinHandle<Option<String>>) {
-    let generated = rcgen::generate_simple_self_signed(
-        names
-            .iter()
-            .map(|name| (*name).to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .expect("rcgen generates a certificate");
-    let certificate = generated.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        generated.signing_key.serialize_der(),
-    ));
+    let generated = Certificate::self_signed(names).expect("generates a certificate");
+    let certificate = generated.certificate_der().clone();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("default versions")
     .with_no_client_auth()
-    .with_single_cert(vec![certificate.clone()], key)
+    .with_single_cert(vec![certificate.clone()], generated.key_der())
     .expect("a valid certificate and key");
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
@@ -97,9 +88,9 @@ async fn sends_sni_and_accepts_the_pinned_wildcard_certificate() {
 #[tokio::test]
 async fn rejects_a_certificate_other_than_the_pinned_one() {
     let (addr, _pin, _server) = one_shot_server(&["*.org"]).await;
-    let other = rcgen::generate_simple_self_signed(vec!["*.org".to_owned()]).expect("generates");
+    let other = Certificate::self_signed(&["*.org"]).expect("generates");
     let other = Pin {
-        certificate: other.cert.der().clone(),
+        certificate: other.certificate_der().clone(),
         names: vec!["*.org".to_owned()],
     };
     assert!(send(request(addr, "a.org", other), TIMEOUT).await.is_err());

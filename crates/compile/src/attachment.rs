@@ -15,9 +15,9 @@ use router::{HostPattern, RouteOrder, RuleMatch};
 use snapshot::RouteRule;
 
 use crate::CompileOptions;
-use crate::backend_ref::RefProblem;
 use crate::hostname;
 use crate::listener::{ListenerSlot, Listeners};
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ObjectStatus, ParentReference, RouteParentStatus, StatusReport};
 
 const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
@@ -79,10 +79,11 @@ impl RouteEntries for Vec<CompiledRule> {
 /// What compiling a route's rules found.
 #[derive(Default)]
 pub(crate) struct RuleProblems {
-    /// Rules dropped as invalid (field path + message).
-    pub(crate) invalid: Vec<String>,
-    /// backendRefs that do not resolve: the first reason wins the condition.
-    pub(crate) refs: Vec<(String, RefProblem)>,
+    /// Why rules were dropped as invalid (`Accepted`/`PartiallyInvalid`).
+    pub(crate) invalid: Problems,
+    /// backendRefs that do not resolve, each with its `ResolvedRefs` reason; the first reason
+    /// wins the condition.
+    pub(crate) refs: Problems,
 }
 
 /// `metadata.creationTimestamp` in unix seconds: the age tie-breaker of route and policy
@@ -109,9 +110,9 @@ pub(crate) struct RouteAttachment<'a> {
 }
 
 impl RouteAttachment<'_> {
-    /// `HTTPRoute ns/name`: the prefix of every message about this route.
-    fn label(&self) -> String {
-        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    /// `HTTPRoute ns/name`: the root of every field path of this route.
+    fn path(&self) -> FieldPath {
+        FieldPath::object(self.kind, self.namespace, self.name)
     }
 }
 
@@ -214,77 +215,89 @@ pub(crate) fn attach_route(
     rules: &(impl RouteEntries + ?Sized),
     problems: &RuleProblems,
 ) {
-    let label = route.label();
+    let path = route.path();
+    // The first invalid hostname rejects the route (later ones are not reported yet).
     let invalid_hostname = route.hostnames.iter().enumerate().find_map(|(i, h)| {
         hostname::validate(h)
             .err()
-            .map(|e| format!("{label} spec.hostnames[{i}]: {e}"))
+            .map(|e| path.field("spec.hostnames").index(i).problem(e))
     });
 
     let mut object = ObjectStatus::new(route.kind, route.namespace, route.name);
-    object.problems.extend(invalid_hostname.iter().cloned());
-    object.problems.extend(problems.invalid.iter().cloned());
-    object.problems.extend(
-        problems
-            .refs
-            .iter()
-            .map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason)),
-    );
+    object
+        .problems
+        .extend(invalid_hostname.iter().map(Problem::line));
+    object.problems.extend(problems.invalid.lines());
+    object.problems.extend(problems.refs.lines());
     for (index, parent_ref) in &route.parents {
-        let mut conditions = Vec::new();
-        let accepted = if let Some(message) = &invalid_hostname {
-            Err(("UnsupportedValue", message.clone()))
+        let accepted = if let Some(problem) = &invalid_hostname {
+            Condition::no("Accepted", "UnsupportedValue", problem.to_string())
         } else if rules.is_empty() && !problems.invalid.is_empty() {
-            Err((
+            // Each dropped rule's problem names its own field.
+            Condition::no(
+                "Accepted",
                 "UnsupportedValue",
-                format!("no valid rule: {}", problems.invalid.join("; ")),
-            ))
+                format!("no valid rule: {}", problems.invalid.join()),
+            )
         } else {
-            let at = format!("{label} spec.parentRefs[{index}]");
-            attach(store, listeners, status, &route, &at, parent_ref, rules)
-        };
-        match accepted {
-            Ok(()) => conditions.push(Condition::yes("Accepted", "Accepted", "route is attached")),
-            Err((reason, message)) => conditions.push(Condition::no("Accepted", reason, message)),
-        }
-        match problems.refs.first() {
-            None => conditions.push(Condition::yes(
-                "ResolvedRefs",
-                "ResolvedRefs",
-                "all references resolved",
-            )),
-            Some((_, first)) => {
-                let all: Vec<String> = problems
-                    .refs
-                    .iter()
-                    .map(|(at, p)| format!("{at}: {} ({})", p.message, p.reason))
-                    .collect();
-                conditions.push(Condition::no("ResolvedRefs", first.reason, all.join("; ")));
+            let at = path.field("spec.parentRefs").index(*index);
+            match attach(store, listeners, status, &route, &at, parent_ref, rules) {
+                Ok(()) => Condition::yes("Accepted", "Accepted", "route is attached"),
+                Err(problem) => Condition::no(
+                    "Accepted",
+                    // Every attachment problem carries its reason.
+                    problem.reason_or("NoMatchingParent"),
+                    problem.to_string(),
+                ),
             }
-        }
-        if !problems.invalid.is_empty() && !rules.is_empty() {
-            conditions.push(Condition::yes(
-                "PartiallyInvalid",
-                "UnsupportedValue",
-                format!("invalid rules dropped: {}", problems.invalid.join("; ")),
-            ));
-        }
+        };
         object.parents.push(RouteParentStatus {
             parent_ref: parent_ref.clone(),
             controller_name: options.controller_name.clone(),
-            conditions,
+            conditions: parent_conditions(accepted, rules, problems),
         });
     }
     status.objects.push(object);
+}
+
+/// The route's conditions towards one parent: `Accepted` (as given), `ResolvedRefs`, and
+/// `PartiallyInvalid` when some rules were dropped but others serve.
+fn parent_conditions(
+    accepted: Condition,
+    rules: &(impl RouteEntries + ?Sized),
+    problems: &RuleProblems,
+) -> Vec<Condition> {
+    let mut conditions = vec![accepted];
+    match problems.refs.first() {
+        None => conditions.push(Condition::yes(
+            "ResolvedRefs",
+            "ResolvedRefs",
+            "all references resolved",
+        )),
+        Some(first) => conditions.push(Condition::no(
+            "ResolvedRefs",
+            // Every backendRef problem carries its reason (see `BackendTable::resolve`).
+            first.reason_or("BackendNotFound"),
+            problems.refs.join_lines(),
+        )),
+    }
+    if !problems.invalid.is_empty() && !rules.is_empty() {
+        conditions.push(Condition::yes(
+            "PartiallyInvalid",
+            "UnsupportedValue",
+            format!("invalid rules dropped: {}", problems.invalid.join()),
+        ));
+    }
+    conditions
 }
 
 /// The listener slots a parentRef names before sectionName/port filtering: a Gateway's own
 /// listeners, or an accepted ListenerSet's.
 fn parent_slots(
     listeners: &Listeners,
-    at: &str,
+    at: &FieldPath,
     parent: &ParentReference,
-) -> Result<Vec<usize>, (&'static str, String)> {
+) -> Result<Vec<usize>, Problem> {
     let key = (parent.namespace.clone(), parent.name.clone());
     let found = if parent.kind == LISTENER_SET_KIND {
         listeners.by_listener_set.get(&key)
@@ -297,65 +310,30 @@ fn parent_slots(
         } else {
             "not found"
         };
-        (
-            "NoMatchingParent",
-            format!(
-                "{at}: {} {}/{} {why}",
-                parent.kind, parent.namespace, parent.name
-            ),
-        )
+        at.problem(format!(
+            "{} {}/{} {why}",
+            parent.kind, parent.namespace, parent.name
+        ))
+        .because("NoMatchingParent")
     })
 }
 
-/// Attaches the route's rules to the listeners one parentRef selects.
+/// Attaches the route's rules to the listeners one parentRef selects (`at` is the parentRef's
+/// path).
 fn attach(
     store: &Store,
     listeners: &mut Listeners,
     status: &mut StatusReport,
     route: &RouteAttachment<'_>,
-    at: &str,
+    at: &FieldPath,
     parent: &ParentReference,
     rules: &(impl RouteEntries + ?Sized),
-) -> Result<(), (&'static str, String)> {
-    let slots = parent_slots(listeners, at, parent)?;
-    let selected: Vec<usize> = slots
-        .into_iter()
-        .filter(|&i| {
-            let slot = &listeners.slots[i];
-            parent.section_name.as_ref().is_none_or(|s| *s == slot.name)
-                && parent.port.is_none_or(|p| i32::from(slot.port) == p)
-        })
-        .collect();
-    if selected.is_empty() {
-        return Err((
-            "NoMatchingParent",
-            format!("{at}: no listener matches sectionName/port"),
-        ));
-    }
-    let labels = store.namespace_labels(route.namespace);
-    let allowed: Vec<usize> = selected
-        .into_iter()
-        .filter(|&i| {
-            let slot = &listeners.slots[i];
-            slot.allows_kind(route.kind)
-                && slot
-                    .allowed_namespaces
-                    .allows(&slot.gateway_namespace, route.namespace, labels)
-        })
-        .collect();
-    if allowed.is_empty() {
-        return Err((
-            "NotAllowedByListeners",
-            format!(
-                "{at}: the selected listeners do not allow {}s from namespace {}",
-                route.kind, route.namespace
-            ),
-        ));
-    }
+) -> Result<(), Problem> {
+    let allowed = allowed_slots(store, listeners, route, at, parent)?;
     for &slot in &allowed {
         listeners.count_attached(slot, status);
     }
-    let label = route.label();
+    let label = route.path().to_string();
     let mut attached_any = false;
     let order_base = RouteOrder {
         created: route.created,
@@ -384,10 +362,54 @@ fn attach(
         slot.route_views.push(view);
     }
     if !attached_any {
-        return Err((
-            "NoMatchingListenerHostname",
-            format!("{at}: no listener hostname intersects the route's hostnames"),
-        ));
+        return Err(at
+            .problem("no listener hostname intersects the route's hostnames")
+            .because("NoMatchingListenerHostname"));
     }
     Ok(())
+}
+
+/// The listeners a parentRef selects (sectionName, port) that allow the route (kind,
+/// namespace): where it attaches and counts as attached, whatever their hostnames.
+fn allowed_slots(
+    store: &Store,
+    listeners: &Listeners,
+    route: &RouteAttachment<'_>,
+    at: &FieldPath,
+    parent: &ParentReference,
+) -> Result<Vec<usize>, Problem> {
+    let slots = parent_slots(listeners, at, parent)?;
+    let selected: Vec<usize> = slots
+        .into_iter()
+        .filter(|&i| {
+            let slot = &listeners.slots[i];
+            parent.section_name.as_ref().is_none_or(|s| *s == slot.name)
+                && parent.port.is_none_or(|p| i32::from(slot.port) == p)
+        })
+        .collect();
+    if selected.is_empty() {
+        return Err(at
+            .problem("no listener matches sectionName/port")
+            .because("NoMatchingParent"));
+    }
+    let labels = store.namespace_labels(route.namespace);
+    let allowed: Vec<usize> = selected
+        .into_iter()
+        .filter(|&i| {
+            let slot = &listeners.slots[i];
+            slot.allows_kind(route.kind)
+                && slot
+                    .allowed_namespaces
+                    .allows(&slot.gateway_namespace, route.namespace, labels)
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(at
+            .problem(format!(
+                "the selected listeners do not allow {}s from namespace {}",
+                route.kind, route.namespace
+            ))
+            .because("NotAllowedByListeners"));
+    }
+    Ok(allowed)
 }

@@ -4,20 +4,31 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use model::Backend;
 use model::Store;
 use model::core::Service;
 use snapshot::BackendIndex;
-use upstream::{AppProtocol, BackendId, BackendSpec};
+use snapshot::backend::{AppProtocol, BackendId, CompiledBackend};
 
 use crate::backend_tls::{BackendTlsPolicies, TargetKind};
 use crate::endpoints::{EndpointPlan, EndpointSource, TargetPort};
+use crate::problems::{FieldPath, Problem};
 use crate::traffic_policy::{AppliedPolicy, TrafficPolicies};
 
-/// Why a backendRef cannot be used: the route's `ResolvedRefs` reason plus a message.
+/// Why a backend cannot be used, before it is known where it was referenced: the route's
+/// `ResolvedRefs` reason plus a message about the target. [`BackendTable::resolve`] places it
+/// at the backendRef's field path.
 #[derive(Debug, Clone)]
 pub(crate) struct RefProblem {
     pub(crate) reason: &'static str,
     pub(crate) message: String,
+}
+
+impl RefProblem {
+    /// The problem, reported at the path of the reference that hit it.
+    fn at(self, path: &FieldPath) -> Problem {
+        path.problem(self.message).because(self.reason)
+    }
 }
 
 /// A backendRef as the route wrote it, with defaults applied.
@@ -39,7 +50,7 @@ pub(crate) struct Referrer<'a> {
 #[derive(Default)]
 pub(crate) struct BackendTable {
     index: HashMap<BackendId, BackendIndex>,
-    specs: Vec<BackendSpec>,
+    specs: Vec<CompiledBackend>,
     sources: Vec<EndpointSource>,
     /// BackendTLSPolicies: the TLS each resolved backend gets.
     tls_policies: Arc<BackendTlsPolicies>,
@@ -82,9 +93,9 @@ impl BackendTable {
     /// own so its state is not shared with routes under other policies.
     fn with_traffic_policy(
         &self,
-        mut spec: BackendSpec,
+        mut spec: CompiledBackend,
         own: Option<Arc<AppliedPolicy>>,
-    ) -> (BackendSpec, Option<Arc<AppliedPolicy>>) {
+    ) -> (CompiledBackend, Option<Arc<AppliedPolicy>>) {
         if let Some(own) = own {
             spec.policy = Arc::clone(&own.backend);
             return (spec, Some(own));
@@ -99,7 +110,7 @@ impl BackendTable {
     /// Interns a backend and remembers the traffic policy it got.
     fn intern_applied(
         &mut self,
-        (spec, applied): (BackendSpec, Option<Arc<AppliedPolicy>>),
+        (spec, applied): (CompiledBackend, Option<Arc<AppliedPolicy>>),
         source: EndpointSource,
     ) -> BackendIndex {
         let index = self.intern(spec, source);
@@ -114,7 +125,7 @@ impl BackendTable {
         self.applied.get(&index)
     }
 
-    fn intern(&mut self, spec: BackendSpec, source: EndpointSource) -> BackendIndex {
+    fn intern(&mut self, spec: CompiledBackend, source: EndpointSource) -> BackendIndex {
         if let Some(&index) = self.index.get(&spec.id) {
             return index;
         }
@@ -143,7 +154,7 @@ impl BackendTable {
             tls.for_protocol(AppProtocol::H2c)
                 .map_or_else(|_| Arc::clone(tls), Arc::new)
         });
-        let twin = BackendSpec {
+        let twin = CompiledBackend {
             id: BackendId::new(format!("{} (h2c)", spec.id)),
             protocol: AppProtocol::H2c,
             tls,
@@ -153,7 +164,7 @@ impl BackendTable {
         self.intern(twin, source)
     }
 
-    pub(crate) fn finish(self) -> (Vec<BackendSpec>, EndpointPlan) {
+    pub(crate) fn finish(self) -> (Vec<CompiledBackend>, EndpointPlan) {
         let plan = EndpointPlan::new(
             self.specs
                 .iter()
@@ -164,8 +175,22 @@ impl BackendTable {
         (self.specs, plan)
     }
 
-    /// Resolves one backendRef to a backend of the snapshot.
+    /// Resolves one backendRef to a backend of the snapshot. `at` is the backendRef's field
+    /// path: the problem, when it does not resolve, is reported there with its `ResolvedRefs`
+    /// reason.
     pub(crate) fn resolve(
+        &mut self,
+        store: &Store,
+        referrer: &Referrer<'_>,
+        reference: &BackendRefSpec<'_>,
+        at: &FieldPath,
+    ) -> Result<BackendIndex, Problem> {
+        self.resolve_reference(store, referrer, reference)
+            .map_err(|problem| problem.at(at))
+    }
+
+    /// Kind, ReferenceGrant and existence checks, then the `Backend` or Service port.
+    fn resolve_reference(
         &mut self,
         store: &Store,
         referrer: &Referrer<'_>,
@@ -188,6 +213,7 @@ impl BackendTable {
                 });
             }
         };
+        // GEP-709: a reference across namespaces needs a ReferenceGrant in the target's.
         if reference.namespace != referrer.namespace
             && !reference_granted(store, referrer, reference)
         {
@@ -204,30 +230,7 @@ impl BackendTable {
             let Some(backend) = store.backends.get(&key) else {
                 return Err(not_found(format!("{target} not found")));
             };
-            let protocol = AppProtocol::from_app_protocol(backend.spec.app_protocol.as_deref());
-            let id = BackendId::new(format!(
-                "Backend {}/{}",
-                reference.namespace, reference.name
-            ));
-            let tls = self.tls_for(TargetKind::Backend, reference, None, protocol)?;
-            let source = EndpointSource::Backend {
-                namespace: key.0,
-                name: key.1,
-            };
-            let own = self
-                .traffic
-                .for_backend(reference.namespace, reference.name)
-                .cloned();
-            let spec = self.with_traffic_policy(
-                BackendSpec {
-                    id,
-                    protocol,
-                    tls,
-                    policy: Arc::default(),
-                },
-                own,
-            );
-            return Ok(self.intern_applied(spec, source));
+            return self.resolve_backend(reference, backend);
         }
         let Some(service) = store.services.get(&key) else {
             return Err(not_found(format!("{target} not found")));
@@ -238,6 +241,39 @@ impl BackendTable {
             )));
         };
         self.resolve_service(reference, service, port)
+    }
+
+    /// A `Backend` (our kind): its endpoints are listed in it, its protocol is its
+    /// `appProtocol`.
+    fn resolve_backend(
+        &mut self,
+        reference: &BackendRefSpec<'_>,
+        backend: &Backend,
+    ) -> Result<BackendIndex, RefProblem> {
+        let protocol = AppProtocol::from_app_protocol(backend.spec.app_protocol.as_deref());
+        let id = BackendId::new(format!(
+            "Backend {}/{}",
+            reference.namespace, reference.name
+        ));
+        let tls = self.tls_for(TargetKind::Backend, reference, None, protocol)?;
+        let source = EndpointSource::Backend {
+            namespace: reference.namespace.to_owned(),
+            name: reference.name.to_owned(),
+        };
+        let own = self
+            .traffic
+            .for_backend(reference.namespace, reference.name)
+            .cloned();
+        let spec = self.with_traffic_policy(
+            CompiledBackend {
+                id,
+                protocol,
+                tls,
+                policy: Arc::default(),
+            },
+            own,
+        );
+        Ok(self.intern_applied(spec, source))
     }
 
     fn resolve_service(
@@ -312,7 +348,7 @@ impl BackendTable {
             .for_service(reference.namespace, reference.name, port_name.unwrap_or(""))
             .cloned();
         let spec = self.with_traffic_policy(
-            BackendSpec {
+            CompiledBackend {
                 id,
                 protocol,
                 tls,
@@ -331,7 +367,7 @@ impl BackendTable {
         reference: &BackendRefSpec<'_>,
         port_name: Option<&str>,
         protocol: AppProtocol,
-    ) -> Result<Option<Arc<upstream::UpstreamTls>>, RefProblem> {
+    ) -> Result<Option<Arc<snapshot::backend::tls::UpstreamTls>>, RefProblem> {
         match self.tls_policies.lookup(
             kind,
             reference.namespace,

@@ -24,13 +24,15 @@ use std::sync::Arc;
 
 use model::Store;
 use model::gateway_api::{BackendTlsPolicy, BackendTlsPolicyValidationSubjectAltNamesType};
-use upstream::tls::{SubjectAltName, TrustAnchors, UpstreamTlsSettings};
-use upstream::{AppProtocol, ClientCertificate, UpstreamTls};
+use snapshot::backend::AppProtocol;
+use snapshot::backend::tls::{ClientCertificate, UpstreamTls};
+use snapshot::backend::tls::{SubjectAltName, TrustAnchors, UpstreamTlsSettings};
 
 use crate::CompileOptions;
 use crate::backend_ref::RefProblem;
-use crate::ca_certificate::{CaCertificateRef, CaProblem, resolve_ca_certificates};
+use crate::ca_certificate::{CaCertificateRef, resolve_ca_certificates};
 use crate::listener::Listeners;
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ObjectStatus, ParentReference, PolicyAncestorStatus, StatusReport};
 
 const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
@@ -67,12 +69,12 @@ struct CompiledPolicy {
     /// Every target of a supported kind, found or not: where ancestors come from, so a policy
     /// on a missing port still shows its status on the Gateways using the Service.
     referenced: Vec<Target>,
-    /// The TLS its backends get; `Err` makes them unusable (the message says why).
-    tls: Result<PolicyTls, String>,
+    /// The TLS its backends get; `Err` makes them unusable (the problem says why).
+    tls: Result<PolicyTls, Problem>,
     accepted: Condition,
     resolved_refs: Condition,
-    /// Field-level problems, one line each.
-    problems: Vec<String>,
+    /// Field-level problems, each with its reason.
+    problems: Problems,
 }
 
 struct PolicyTls {
@@ -209,24 +211,26 @@ impl BackendTlsPolicies {
                     conditions: vec![policy.accepted.clone(), policy.resolved_refs.clone()],
                 });
             }
-            object.problems.extend(policy.problems.iter().cloned());
+            object.problems.extend(policy.problems.lines());
             // A conflict is not a field problem of the policy, but `check` must show it.
             if policy.accepted.reason == "Conflicted"
                 || (policy.accepted.is_unhealthy() && policy.problems.is_empty())
             {
-                object.problems.push(format!(
-                    "BackendTLSPolicy {}/{}: {} ({})",
-                    policy.namespace, policy.name, policy.accepted.message, policy.accepted.reason
-                ));
+                let path = FieldPath::object("BackendTLSPolicy", &policy.namespace, &policy.name);
+                let accepted = &policy.accepted;
+                let problem = path
+                    .problem(accepted.message.clone())
+                    .because(accepted.reason);
+                object.problems.push(problem.line());
             }
             status.objects.push(object);
         }
     }
 }
 
-/// Why a policy is not accepted: the `Accepted` reason and a message naming the field.
-type Rejection = (&'static str, String);
-
+/// Compiles one policy: its targets, its trust anchors and rustls configs, and its
+/// `Accepted` and `ResolvedRefs` conditions. The first target or TLS problem decides
+/// `Accepted`.
 fn compile_policy(
     store: &Store,
     options: &CompileOptions,
@@ -235,40 +239,38 @@ fn compile_policy(
     name: &str,
     policy: &BackendTlsPolicy,
 ) -> CompiledPolicy {
-    let label = format!("BackendTLSPolicy {namespace}/{name}");
-    let mut problems = Vec::new();
+    let path = FieldPath::object("BackendTLSPolicy", namespace, name);
+    let mut problems = Problems::default();
     let (targets, referenced, mut rejection) =
-        policy_targets(store, namespace, &label, policy, &mut problems);
+        policy_targets(store, namespace, &path, policy, &mut problems);
 
-    let at = format!("{label} spec.validation");
+    let at = path.field("spec.validation");
     let (trust, ref_problems) = trust_anchors(store, options, namespace, &at, policy);
     let resolved_refs = match ref_problems.first() {
         None => Condition::yes("ResolvedRefs", "ResolvedRefs", "all references resolved"),
-        Some(first) => {
-            let all: Vec<&str> = ref_problems.iter().map(|p| p.message.as_str()).collect();
-            Condition::no("ResolvedRefs", first.reason, all.join("; "))
-        }
+        Some(first) => Condition::no(
+            "ResolvedRefs",
+            first.reason_or("InvalidCACertificateRef"),
+            ref_problems.join(),
+        ),
     };
-    problems.extend(
-        ref_problems
-            .iter()
-            .map(|p| format!("{} ({})", p.message, p.reason)),
-    );
+    problems.extend(ref_problems);
 
-    let tls = match trust.and_then(|trust| policy_tls(&at, policy, trust, clients)) {
-        Ok(tls) => Ok(tls),
-        Err((reason, message)) => {
-            // Without a valid CA the reference problems above already say why.
-            if reason != "NoValidCACertificate" {
-                problems.push(format!("{message} ({reason})"));
-            }
-            rejection.get_or_insert((reason, message.clone()));
-            Err(message)
+    let tls = trust.and_then(|trust| policy_tls(&at, policy, trust, clients));
+    if let Err(problem) = &tls {
+        // Without a valid CA the reference problems above already say why.
+        if problem.reason_or("Invalid") != "NoValidCACertificate" {
+            problems.report(problem.clone());
         }
-    };
+        rejection.get_or_insert_with(|| problem.clone());
+    }
     let accepted = match rejection {
         None => Condition::yes("Accepted", "Accepted", "policy is accepted"),
-        Some((reason, message)) => Condition::no("Accepted", reason, message),
+        Some(problem) => Condition::no(
+            "Accepted",
+            problem.reason_or("Invalid"),
+            problem.to_string(),
+        ),
     };
     CompiledPolicy {
         namespace: namespace.to_owned(),
@@ -283,25 +285,25 @@ fn compile_policy(
 }
 
 /// The policy's targets that exist, every target of a supported kind (for ancestors), and the
-/// first target problem.
+/// first target problem (which rejects the policy). Every target problem is reported.
 fn policy_targets(
     store: &Store,
     namespace: &str,
-    label: &str,
+    path: &FieldPath,
     policy: &BackendTlsPolicy,
-    problems: &mut Vec<String>,
-) -> (Vec<Target>, Vec<Target>, Option<Rejection>) {
+    problems: &mut Problems,
+) -> (Vec<Target>, Vec<Target>, Option<Problem>) {
     let mut rejection = None;
     let mut targets = Vec::new();
     let mut referenced = Vec::new();
+    let list = path.field("spec.targetRefs");
     for (index, target) in policy.spec.target_refs.iter().enumerate() {
-        let at = format!("{label} spec.targetRefs[{index}]");
-        match resolve_target(store, namespace, &at, target) {
+        match resolve_target(store, namespace, &list.index(index), target) {
             Ok(found) => {
                 referenced.push(found.clone());
                 targets.push(found);
             }
-            Err((reason, message)) => {
+            Err(problem) => {
                 // A missing Service (or port) of a supported kind still has users: its
                 // ancestors show why the policy does nothing.
                 let kind = match (target.group.as_str(), target.kind.as_str()) {
@@ -312,8 +314,8 @@ fn policy_targets(
                 if let Some(kind) = kind {
                     referenced.push((kind, target.name.clone(), None));
                 }
-                problems.push(format!("{message} ({reason})"));
-                rejection.get_or_insert((reason, message));
+                problems.report(problem.clone());
+                rejection.get_or_insert(problem);
             }
         }
     }
@@ -322,99 +324,104 @@ fn policy_targets(
 
 /// The rustls side of a policy, for HTTP/1.1 and HTTP/2 backends.
 fn policy_tls(
-    at: &str,
+    at: &FieldPath,
     policy: &BackendTlsPolicy,
     trust: TrustAnchors,
     clients: &[Arc<ClientCertificate>],
-) -> Result<PolicyTls, Rejection> {
+) -> Result<PolicyTls, Problem> {
     let settings = UpstreamTlsSettings {
         server_name: policy.spec.validation.hostname.clone(),
         trust,
         subject_alt_names: subject_alt_names(at, policy)?,
     };
+    let invalid = |e: String| at.problem(e).because("Invalid");
     let http1 = UpstreamTls::new(settings, clients, AppProtocol::Http1)
-        .map_err(|e| ("Invalid", format!("{at}: {e}")))?;
+        .map_err(|e| invalid(e.to_string()))?;
     let h2 = http1
         .for_protocol(AppProtocol::H2c)
-        .map_err(|e| ("Invalid", format!("{at}: {e}")))?;
+        .map_err(|e| invalid(e.to_string()))?;
     Ok(PolicyTls {
         http1: Arc::new(http1),
         h2: Arc::new(h2),
     })
 }
 
+/// The target one `targetRefs` entry (`at`) names, in the policy's namespace: a Service
+/// (optionally one port, by name) or our `Backend`. The problem carries the `Accepted` reason
+/// (`TargetNotFound`, `Invalid`).
 fn resolve_target(
     store: &Store,
     namespace: &str,
-    at: &str,
+    at: &FieldPath,
     target: &model::gateway_api::BackendTlsPolicyTargetRefs,
-) -> Result<Target, Rejection> {
+) -> Result<Target, Problem> {
     let key = (namespace.to_owned(), target.name.clone());
     let section = target.section_name.clone().filter(|s| !s.is_empty());
     match (target.group.as_str(), target.kind.as_str()) {
         ("", "Service") => {
             let Some(service) = store.services.get(&key) else {
-                return Err((
-                    "TargetNotFound",
-                    format!("{at}: Service {namespace}/{} not found", target.name),
-                ));
+                return Err(at
+                    .problem(format!("Service {namespace}/{} not found", target.name))
+                    .because("TargetNotFound"));
             };
-            if let Some(section) = &section {
-                let has_port = service
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.ports.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .any(|p| p.name.as_deref() == Some(section.as_str()));
-                if !has_port {
-                    return Err((
-                        "TargetNotFound",
-                        format!(
-                            "{at}.sectionName: Service {namespace}/{} has no port named {section:?}",
-                            target.name
-                        ),
-                    ));
-                }
+            if let Some(section) = &section
+                && !has_port_named(service, section)
+            {
+                return Err(at
+                    .field("sectionName")
+                    .problem(format!(
+                        "Service {namespace}/{} has no port named {section:?}",
+                        target.name
+                    ))
+                    .because("TargetNotFound"));
             }
             Ok((TargetKind::Service, target.name.clone(), section))
         }
         (PORTCULLIS_GROUP, "Backend") => {
             if !store.backends.contains_key(&key) {
-                return Err((
-                    "TargetNotFound",
-                    format!("{at}: Backend {namespace}/{} not found", target.name),
-                ));
+                return Err(at
+                    .problem(format!("Backend {namespace}/{} not found", target.name))
+                    .because("TargetNotFound"));
             }
             if section.is_some() {
-                return Err((
-                    "Invalid",
-                    format!("{at}.sectionName: a Backend has no sections"),
-                ));
+                return Err(at
+                    .field("sectionName")
+                    .problem("a Backend has no sections")
+                    .because("Invalid"));
             }
             Ok((TargetKind::Backend, target.name.clone(), None))
         }
         (group, kind) => {
             let group = if group.is_empty() { "core" } else { group };
-            Err((
-                "Invalid",
-                format!(
-                    "{at}: {group}/{kind} is not a supported target (core Service, portcullis.dev/Backend)"
-                ),
-            ))
+            Err(at
+                .problem(format!(
+                    "{group}/{kind} is not a supported target (core Service, portcullis.dev/Backend)"
+                ))
+                .because("Invalid"))
         }
     }
 }
 
-/// The trust anchors, or why there are none, plus the problems of individual CA references
-/// (for `ResolvedRefs`).
+/// Whether a Service has a port of this name (a `sectionName`).
+fn has_port_named(service: &model::core::Service, name: &str) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|p| p.name.as_deref() == Some(name))
+}
+
+/// The trust anchors, or why there are none (with its `Accepted` reason), plus the problems
+/// of individual CA references (for `ResolvedRefs`). `at` is `spec.validation`.
 fn trust_anchors(
     store: &Store,
     options: &CompileOptions,
     namespace: &str,
-    at: &str,
+    at: &FieldPath,
     policy: &BackendTlsPolicy,
-) -> (Result<TrustAnchors, Rejection>, Vec<CaProblem>) {
+) -> (Result<TrustAnchors, Problem>, Problems) {
     let validation = &policy.spec.validation;
     let refs = validation
         .ca_certificate_refs
@@ -424,26 +431,28 @@ fn trust_anchors(
         .well_known_ca_certificates
         .as_deref()
         .filter(|w| !w.is_empty());
-    let invalid = |message: String| Err(("Invalid", message));
+    let invalid = |at: &FieldPath, message: String| Err(at.problem(message).because("Invalid"));
+    let system = at.field("wellKnownCACertificates");
     let trust = match (refs.is_empty(), well_known) {
         (false, None) => return referenced_trust(store, namespace, at, refs),
-        (false, Some(_)) => invalid(format!(
-            "{at}: set caCertificateRefs or wellKnownCACertificates, not both"
-        )),
-        (true, None) => invalid(format!(
-            "{at}: caCertificateRefs or wellKnownCACertificates is required"
-        )),
+        (false, Some(_)) => invalid(
+            at,
+            "set caCertificateRefs or wellKnownCACertificates, not both".to_owned(),
+        ),
+        (true, None) => invalid(
+            at,
+            "caCertificateRefs or wellKnownCACertificates is required".to_owned(),
+        ),
         (true, Some("System")) => match &options.system_roots {
             Some(roots) => Ok(TrustAnchors::System(Arc::clone(roots))),
-            None => invalid(format!(
-                "{at}.wellKnownCACertificates: the system CA certificates could not be loaded at startup"
-            )),
+            None => invalid(
+                &system,
+                "the system CA certificates could not be loaded at startup".to_owned(),
+            ),
         },
-        (true, Some(other)) => invalid(format!(
-            "{at}.wellKnownCACertificates: {other:?} is not supported (System is)"
-        )),
+        (true, Some(other)) => invalid(&system, format!("{other:?} is not supported (System is)")),
     };
-    (trust, Vec::new())
+    (trust, Problems::default())
 }
 
 /// Trust from `caCertificateRefs`. Some references may be invalid: the valid ones are trusted
@@ -452,72 +461,63 @@ fn trust_anchors(
 fn referenced_trust(
     store: &Store,
     namespace: &str,
-    at: &str,
+    at: &FieldPath,
     refs: &[model::gateway_api::BackendTlsPolicyValidationCaCertificateRefs],
-) -> (Result<TrustAnchors, Rejection>, Vec<CaProblem>) {
+) -> (Result<TrustAnchors, Problem>, Problems) {
     let mut certificates = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
+    let list = at.field("caCertificateRefs");
     for (index, reference) in refs.iter().enumerate() {
-        let field = format!("{at}.caCertificateRefs[{index}]");
         let reference = CaCertificateRef {
             group: &reference.group,
             kind: &reference.kind,
             name: &reference.name,
             namespace,
         };
-        match resolve_ca_certificates(store, &field, &reference, "InvalidKind") {
-            Ok(found) => certificates.extend(found),
-            Err(problem) => problems.push(problem),
-        }
+        let found = resolve_ca_certificates(store, &list.index(index), &reference, "InvalidKind");
+        certificates.extend(problems.ok(found).into_iter().flatten());
     }
     let trust = if certificates.is_empty() {
-        let why: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
-        Err((
-            "NoValidCACertificate",
-            format!(
-                "{at}.caCertificateRefs: no valid CA certificate: {}",
-                why.join("; ")
-            ),
-        ))
+        Err(list
+            .problem(format!("no valid CA certificate: {}", problems.join()))
+            .because("NoValidCACertificate"))
     } else {
         Ok(TrustAnchors::Certificates(certificates))
     };
     (trust, problems)
 }
 
+/// `subjectAltNames` (below `at`, `spec.validation`): the names verified instead of
+/// `hostname`.
 fn subject_alt_names(
-    at: &str,
+    at: &FieldPath,
     policy: &BackendTlsPolicy,
-) -> Result<Vec<SubjectAltName>, Rejection> {
+) -> Result<Vec<SubjectAltName>, Problem> {
     let entries = policy
         .spec
         .validation
         .subject_alt_names
         .as_deref()
         .unwrap_or_default();
+    let list = at.field("subjectAltNames");
     entries
         .iter()
         .enumerate()
         .map(|(index, entry)| {
-            let field = format!("{at}.subjectAltNames[{index}]");
+            let invalid = |message: &str| list.index(index).problem(message).because("Invalid");
             match entry.r#type {
                 BackendTlsPolicyValidationSubjectAltNamesType::Hostname => entry
                     .hostname
                     .clone()
                     .filter(|h| !h.is_empty())
                     .map(SubjectAltName::Hostname)
-                    .ok_or_else(|| ("Invalid", format!("{field}: type Hostname needs hostname"))),
+                    .ok_or_else(|| invalid("type Hostname needs hostname")),
                 BackendTlsPolicyValidationSubjectAltNamesType::Uri => entry
                     .uri
                     .clone()
                     .filter(|u| u.contains(':'))
                     .map(SubjectAltName::Uri)
-                    .ok_or_else(|| {
-                        (
-                            "Invalid",
-                            format!("{field}: type URI needs a uri with a scheme"),
-                        )
-                    }),
+                    .ok_or_else(|| invalid("type URI needs a uri with a scheme")),
             }
         })
         .collect()

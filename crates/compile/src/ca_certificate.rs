@@ -7,9 +7,13 @@
 //! business, since the two differ.
 
 use model::Store;
+use model::core::ConfigMap;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+
+use crate::problems::{FieldPath, Problem};
+use crate::tls::secret_data;
 
 /// The key holding the PEM bundle, in a ConfigMap as in a Secret.
 const CA_KEY: &str = "ca.crt";
@@ -22,28 +26,17 @@ pub(crate) struct CaCertificateRef<'a> {
     pub(crate) namespace: &'a str,
 }
 
-/// Why a reference gives no certificate: the `ResolvedRefs` reason plus a message naming the
-/// field.
-#[derive(Clone, Debug)]
-pub(crate) struct CaProblem {
-    pub(crate) reason: &'static str,
-    pub(crate) message: String,
-}
-
-/// The certificates of one reference (`field` is its path, for messages). An unsupported
-/// group/kind fails with `kind_reason` (the two APIs name it differently); a missing object,
-/// a missing `ca.crt`, or a bundle without usable CA certificates fails with
-/// `InvalidCACertificateRef`.
+/// The certificates of one reference (`at` is its path). The problem carries the
+/// `ResolvedRefs` reason: an unsupported group/kind fails with `kind_reason` (the two APIs
+/// name it differently); a missing object, a missing `ca.crt`, or a bundle without usable CA
+/// certificates fails with `InvalidCACertificateRef`.
 pub(crate) fn resolve_ca_certificates(
     store: &Store,
-    field: &str,
+    at: &FieldPath,
     reference: &CaCertificateRef<'_>,
     kind_reason: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, CaProblem> {
-    let invalid = |message: String| CaProblem {
-        reason: "InvalidCACertificateRef",
-        message: format!("{field}: {message}"),
-    };
+) -> Result<Vec<CertificateDer<'static>>, Problem> {
+    let invalid = |message: String| at.problem(message).because("InvalidCACertificateRef");
     let key = (reference.namespace.to_owned(), reference.name.to_owned());
     let target = format!(
         "{} {}/{}",
@@ -54,50 +47,43 @@ pub(crate) fn resolve_ca_certificates(
             let Some(config_map) = store.config_maps.get(&key) else {
                 return Err(invalid(format!("{target} not found")));
             };
-            config_map
-                .data
-                .as_ref()
-                .and_then(|d| d.get(CA_KEY))
-                .map(|text| text.clone().into_bytes())
-                .or_else(|| {
-                    config_map
-                        .binary_data
-                        .as_ref()
-                        .and_then(|d| d.get(CA_KEY))
-                        .map(|bytes| bytes.0.clone())
-                })
+            config_map_bundle(config_map)
         }
         ("", "Secret") => {
             let Some(secret) = store.secrets.get(&key) else {
                 return Err(invalid(format!("{target} not found")));
             };
-            secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(CA_KEY))
-                .map(|bytes| bytes.0.clone())
-                .or_else(|| {
-                    secret
-                        .string_data
-                        .as_ref()
-                        .and_then(|d| d.get(CA_KEY))
-                        .map(|text| text.clone().into_bytes())
-                })
+            secret_data(secret, CA_KEY)
         }
         (group, kind) => {
             let group = if group.is_empty() { "core" } else { group };
-            return Err(CaProblem {
-                reason: kind_reason,
-                message: format!(
-                    "{field}: {group}/{kind} is not a supported CA certificate kind (ConfigMap, Secret)"
-                ),
-            });
+            return Err(at
+                .problem(format!(
+                    "{group}/{kind} is not a supported CA certificate kind (ConfigMap, Secret)"
+                ))
+                .because(kind_reason));
         }
     };
     let Some(pem) = pem else {
         return Err(invalid(format!("{target} has no {CA_KEY} key")));
     };
     parse_bundle(&pem).map_err(|why| invalid(format!("{target} {CA_KEY}: {why}")))
+}
+
+/// A ConfigMap's `ca.crt`, from `data` or else `binaryData`.
+fn config_map_bundle(config_map: &ConfigMap) -> Option<Vec<u8>> {
+    config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(CA_KEY))
+        .map(|text| text.clone().into_bytes())
+        .or_else(|| {
+            config_map
+                .binary_data
+                .as_ref()
+                .and_then(|d| d.get(CA_KEY))
+                .map(|bytes| bytes.0.clone())
+        })
 }
 
 /// Parses a PEM bundle and checks that each certificate can be a trust anchor.

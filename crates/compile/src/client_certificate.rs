@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use model::Store;
-use model::gateway_api::Gateway;
-use upstream::ClientCertificate;
+use model::gateway_api::{Gateway, GatewayTlsBackendClientCertificateRef};
+use snapshot::backend::tls::ClientCertificate;
 
 use crate::backend_ref::{BackendRefSpec, Referrer, reference_granted};
 use crate::listener::Listeners;
+use crate::problems::{FieldPath, Problem};
 use crate::status::{Condition, StatusReport};
+use crate::tls::secret_data;
 
 const FIELD: &str = "spec.tls.backend.clientCertificateRef";
 
@@ -39,8 +41,8 @@ pub(crate) fn resolve_client_certificates(
         let Some(gateway) = store.gateways.get(&(namespace.clone(), name.clone())) else {
             continue;
         };
-        let label = format!("Gateway {namespace}/{name}");
-        let condition = match resolve(store, &namespace, gateway) {
+        let at = FieldPath::object("Gateway", &namespace, &name).field(FIELD);
+        let condition = match resolve(store, &namespace, &at, gateway) {
             None => continue,
             Some(Ok(certificate)) => {
                 let certificate = match certificates.iter().find(|c| ***c == certificate) {
@@ -63,9 +65,11 @@ pub(crate) fn resolve_client_certificates(
                     format!("{FIELD} resolved ({})", certificate.id),
                 )
             }
-            Some(Err((reason, message))) => {
-                Condition::no("ResolvedRefs", reason, format!("{label} {message}"))
-            }
+            Some(Err(problem)) => Condition::no(
+                "ResolvedRefs",
+                problem.reason_or("InvalidClientCertificateRef"),
+                problem.to_string(),
+            ),
         };
         if let Some(object) = status
             .objects
@@ -79,12 +83,13 @@ pub(crate) fn resolve_client_certificates(
 }
 
 /// `None` when the Gateway sets no client certificate; otherwise the certificate or the
-/// `ResolvedRefs` reason and a message naming the field.
+/// problem (at `at`, the reference's path) with its `ResolvedRefs` reason.
 fn resolve(
     store: &Store,
     namespace: &str,
+    at: &FieldPath,
     gateway: &Gateway,
-) -> Option<Result<ClientCertificate, (&'static str, String)>> {
+) -> Option<Result<ClientCertificate, Problem>> {
     let reference = gateway
         .spec
         .tls
@@ -93,14 +98,25 @@ fn resolve(
         .as_ref()?
         .client_certificate_ref
         .as_ref()?;
-    let invalid = |message: String| ("InvalidClientCertificateRef", format!("{FIELD}: {message}"));
+    Some(client_certificate(store, namespace, at, reference))
+}
+
+/// The certificate a `clientCertificateRef` names: a core Secret with `tls.crt` and
+/// `tls.key`, in the Gateway's namespace or granted by a ReferenceGrant (GEP-709).
+fn client_certificate(
+    store: &Store,
+    namespace: &str,
+    at: &FieldPath,
+    reference: &GatewayTlsBackendClientCertificateRef,
+) -> Result<ClientCertificate, Problem> {
+    let invalid = |message: String| at.problem(message).because("InvalidClientCertificateRef");
     let group = reference.group.as_deref().unwrap_or("");
     let kind = reference.kind.as_deref().unwrap_or("Secret");
     if !group.is_empty() || kind != "Secret" {
         let group = if group.is_empty() { "core" } else { group };
-        return Some(Err(invalid(format!(
+        return Err(invalid(format!(
             "{group}/{kind} is not supported (core Secret is)"
-        ))));
+        )));
     }
     let secret_namespace = reference.namespace.as_deref().unwrap_or(namespace);
     let target = format!("Secret {secret_namespace}/{}", reference.name);
@@ -117,41 +133,27 @@ fn resolve(
             port: None,
         };
         if !reference_granted(store, &referrer, &spec) {
-            return Some(Err((
-                "RefNotPermitted",
-                format!(
-                    "{FIELD}: {target} is in another namespace and no ReferenceGrant in {secret_namespace} allows it"
-                ),
-            )));
+            return Err(at
+                .problem(format!(
+                    "{target} is in another namespace and no ReferenceGrant in {secret_namespace} allows it"
+                ))
+                .because("RefNotPermitted"));
         }
     }
     let key = (secret_namespace.to_owned(), reference.name.clone());
     let Some(secret) = store.secrets.get(&key) else {
-        return Some(Err(invalid(format!("{target} not found"))));
+        return Err(invalid(format!("{target} not found")));
     };
-    let value = |name: &str| -> Option<Vec<u8>> {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(name))
-            .map(|b| b.0.clone())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(name))
-                    .map(|s| s.clone().into_bytes())
-            })
+    let (Some(certificate), Some(key)) = (
+        secret_data(secret, "tls.crt"),
+        secret_data(secret, "tls.key"),
+    ) else {
+        return Err(invalid(format!("{target} needs tls.crt and tls.key")));
     };
-    let (Some(certificate), Some(key)) = (value("tls.crt"), value("tls.key")) else {
-        return Some(Err(invalid(format!("{target} needs tls.crt and tls.key"))));
-    };
-    Some(
-        snapshot::tls::certified_key(&certificate, &key)
-            .map(|key| ClientCertificate {
-                id: target.as_str().into(),
-                key,
-            })
-            .map_err(|e| invalid(format!("{target}: {e}"))),
-    )
+    snapshot::tls::certified_key(&certificate, &key)
+        .map(|key| ClientCertificate {
+            id: target.as_str().into(),
+            key,
+        })
+        .map_err(|e| invalid(format!("{target}: {e}")))
 }

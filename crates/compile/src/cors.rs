@@ -9,14 +9,18 @@ use http::{HeaderName, HeaderValue, Method};
 use model::gateway_api::HttpRouteRulesFiltersCors;
 use snapshot::{CorsList, CorsPolicy, OriginHost, OriginPattern};
 
+use crate::problems::{FieldPath, Problem};
+
 /// `Access-Control-Max-Age` when `maxAge` is unset (the API's documented default).
 const DEFAULT_MAX_AGE_SECONDS: i32 = 5;
 
 /// Compiles one `cors` block. `at` is its field path (`HTTPRoute a/b rules[0].filters[1].cors`).
+/// The first invalid field fails the block.
 pub(crate) fn compile_cors(
-    at: &str,
+    at: &FieldPath,
     spec: &HttpRouteRulesFiltersCors,
-) -> Result<CorsPolicy, String> {
+) -> Result<CorsPolicy, Problem> {
+    let origins = at.field("allowOrigins");
     let allow_origins = spec
         .allow_origins
         .as_deref()
@@ -24,33 +28,33 @@ pub(crate) fn compile_cors(
         .iter()
         .enumerate()
         .map(|(i, origin)| {
-            parse_origin(origin).map_err(|e| format!("{at}.allowOrigins[{i}]: {origin:?} {e}"))
+            parse_origin(origin).map_err(|e| origins.index(i).problem(format!("{origin:?} {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let allow_methods = list(
-        &format!("{at}.allowMethods"),
+        &at.field("allowMethods"),
         spec.allow_methods.as_deref(),
         |method| Method::from_bytes(method.as_bytes()).is_ok(),
         "is not an HTTP method",
     )?;
     let is_header_name = |name: &str| HeaderName::from_bytes(name.as_bytes()).is_ok();
     let allow_headers = list(
-        &format!("{at}.allowHeaders"),
+        &at.field("allowHeaders"),
         spec.allow_headers.as_deref(),
         is_header_name,
         "is not a header name",
     )?;
     let expose_headers = list(
-        &format!("{at}.exposeHeaders"),
+        &at.field("exposeHeaders"),
         spec.expose_headers.as_deref(),
         is_header_name,
         "is not a header name",
     )?;
     let max_age = spec.max_age.unwrap_or(DEFAULT_MAX_AGE_SECONDS);
     if max_age < 1 {
-        return Err(format!(
-            "{at}.maxAge: {max_age} must be at least 1 (seconds)"
-        ));
+        return Err(at
+            .field("maxAge")
+            .problem(format!("{max_age} must be at least 1 (seconds)")));
     }
     Ok(CorsPolicy {
         allow_origins,
@@ -65,11 +69,11 @@ pub(crate) fn compile_cors(
 /// An allow/expose list: `*` anywhere makes it [`CorsList::Any`]; otherwise the entries,
 /// validated, joined with `, `.
 fn list(
-    at: &str,
+    at: &FieldPath,
     entries: Option<&[String]>,
     is_valid: impl Fn(&str) -> bool,
     invalid: &str,
-) -> Result<CorsList, String> {
+) -> Result<CorsList, Problem> {
     let entries = entries.unwrap_or_default();
     if entries.is_empty() {
         return Ok(CorsList::Empty);
@@ -79,13 +83,13 @@ fn list(
     }
     for (i, entry) in entries.iter().enumerate() {
         if !is_valid(entry) {
-            return Err(format!("{at}[{i}]: {entry:?} {invalid}"));
+            return Err(at.index(i).problem(format!("{entry:?} {invalid}")));
         }
     }
     let joined = entries.join(", ");
     HeaderValue::from_str(&joined)
         .map(CorsList::Listed)
-        .map_err(|_| format!("{at}: {joined:?} is not a valid header value"))
+        .map_err(|_| at.problem(format!("{joined:?} is not a valid header value")))
 }
 
 /// Parses an `allowOrigins` entry. The error completes "`<origin>` ...".

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use model::Store;
 use model::core::EndpointSlice;
-use upstream::{BackendId, EndpointTarget, TargetAddress};
+use snapshot::backend::{BackendId, EndpointTarget, TargetAddress};
 
 /// A Service port's `targetPort`.
 #[derive(Clone, Debug, PartialEq, Eq)]

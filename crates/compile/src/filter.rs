@@ -1,203 +1,186 @@
 //! HTTPRoute filters: validation and conversion to the snapshot's [`snapshot::Filters`].
+//!
+//! A filter list is compiled entry by entry and every bad filter is reported; one bad filter
+//! is enough to drop the rule (the caller's decision, see `http_route::compile_rule`).
 
 use http::{HeaderName, HeaderValue, StatusCode};
 use model::gateway_api::{
     HttpRouteRulesFilters, HttpRouteRulesFiltersRequestHeaderModifier,
-    HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
-    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewritePathType,
+    HttpRouteRulesFiltersRequestRedirect, HttpRouteRulesFiltersRequestRedirectPathType,
+    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType,
+    HttpRouteRulesFiltersUrlRewrite, HttpRouteRulesFiltersUrlRewritePathType,
 };
 use snapshot::{Filters, HeaderModifier, PathModifier, Redirect, UrlRewrite};
 
 use crate::cors;
 use crate::hostname;
-use crate::mirror::MirrorTargets;
+use crate::mirror::{self, MirrorTargets};
+use crate::problems::{FieldPath, Problem, Problems};
 
-/// Compiles a list of filters. `at` is the field path of the list (`HTTPRoute a/b rules[0]`).
-/// `RequestMirror` backendRefs are resolved through `mirrors`, which also collects the ones
-/// that do not resolve (those mirrors are left out).
+/// Compiles the `filters` list of a rule or backendRef (`owner` is its path:
+/// `HTTPRoute a/b rules[0]`). `RequestMirror` backendRefs are resolved through `mirrors`,
+/// which also collects the ones that do not resolve (those mirrors are left out). `Err` holds
+/// every bad filter, one problem each.
 pub(crate) fn compile_filters(
-    at: &str,
+    owner: &FieldPath,
     specs: &[HttpRouteRulesFilters],
     mirrors: &mut MirrorTargets<'_>,
-) -> Result<Filters, String> {
+) -> Result<Filters, Problems> {
+    let list = owner.field("filters");
     let mut filters = Filters::default();
+    let mut problems = Problems::default();
     for (index, spec) in specs.iter().enumerate() {
-        let at = format!("{at}.filters[{index}]");
-        let missing = |field: &str| format!("{at}: type {:?} needs the {field} field", spec.r#type);
-        match spec.r#type {
-            HttpRouteRulesFiltersType::RequestHeaderModifier => {
-                let modifier = spec
-                    .request_header_modifier
-                    .as_ref()
-                    .ok_or_else(|| missing("requestHeaderModifier"))?;
-                set_once(
-                    &at,
-                    &mut filters.request_headers,
-                    header_modifier(&at, modifier)?,
-                )?;
-            }
-            HttpRouteRulesFiltersType::ResponseHeaderModifier => {
-                let modifier = spec
-                    .response_header_modifier
-                    .as_ref()
-                    .ok_or_else(|| missing("responseHeaderModifier"))?;
-                // Same shape as the request modifier; the generated types differ only by name.
-                let modifier: HttpRouteRulesFiltersRequestHeaderModifier = convert(modifier)?;
-                set_once(
-                    &at,
-                    &mut filters.response_headers,
-                    header_modifier(&at, &modifier)?,
-                )?;
-            }
-            HttpRouteRulesFiltersType::RequestRedirect => {
-                let redirect = spec
-                    .request_redirect
-                    .as_ref()
-                    .ok_or_else(|| missing("requestRedirect"))?;
-                let scheme = redirect.scheme.as_ref().map(|s| match s {
-                    HttpRouteRulesFiltersRequestRedirectScheme::Http => "http".to_owned(),
-                    HttpRouteRulesFiltersRequestRedirectScheme::Https => "https".to_owned(),
-                });
-                if let Some(host) = &redirect.hostname {
-                    hostname::validate(host)
-                        .map_err(|e| format!("{at}.requestRedirect.hostname: {e}"))?;
-                }
-                let port = match redirect.port {
-                    None => None,
-                    Some(port) => Some(u16::try_from(port).ok().filter(|p| *p != 0).ok_or_else(
-                        || format!("{at}.requestRedirect.port: {port} is not a port"),
-                    )?),
-                };
-                let status = match redirect.status_code.unwrap_or(302) {
-                    code @ (301 | 302 | 303 | 307 | 308) => {
-                        StatusCode::from_u16(u16::try_from(code).unwrap_or(302))
-                            .unwrap_or(StatusCode::FOUND)
-                    }
-                    code => {
-                        return Err(format!(
-                            "{at}.requestRedirect.statusCode: {code} is not 301, 302, 303, 307 or 308"
-                        ));
-                    }
-                };
-                let path = match &redirect.path {
-                    None => None,
-                    Some(path) => Some(path_modifier(
-                        &format!("{at}.requestRedirect.path"),
-                        path.r#type
-                            == HttpRouteRulesFiltersRequestRedirectPathType::ReplaceFullPath,
-                        path.replace_full_path.as_deref(),
-                        path.replace_prefix_match.as_deref(),
-                    )?),
-                };
-                set_once(
-                    &at,
-                    &mut filters.redirect,
-                    Redirect {
-                        scheme,
-                        hostname: redirect.hostname.clone(),
-                        port,
-                        path,
-                        status,
-                    },
-                )?;
-            }
-            HttpRouteRulesFiltersType::UrlRewrite => {
-                let rewrite = spec
-                    .url_rewrite
-                    .as_ref()
-                    .ok_or_else(|| missing("urlRewrite"))?;
-                let hostname = match &rewrite.hostname {
-                    None => None,
-                    Some(host) => {
-                        hostname::validate(host)
-                            .map_err(|e| format!("{at}.urlRewrite.hostname: {e}"))?;
-                        Some(HeaderValue::from_str(host).map_err(|_| {
-                            format!("{at}.urlRewrite.hostname: {host:?} is not a valid host")
-                        })?)
-                    }
-                };
-                let path = match &rewrite.path {
-                    None => None,
-                    Some(path) => Some(path_modifier(
-                        &format!("{at}.urlRewrite.path"),
-                        path.r#type == HttpRouteRulesFiltersUrlRewritePathType::ReplaceFullPath,
-                        path.replace_full_path.as_deref(),
-                        path.replace_prefix_match.as_deref(),
-                    )?),
-                };
-                set_once(&at, &mut filters.rewrite, UrlRewrite { hostname, path })?;
-            }
-            HttpRouteRulesFiltersType::Cors => {
-                let cors = spec.cors.as_ref().ok_or_else(|| missing("cors"))?;
-                let policy = cors::compile_cors(&format!("{at}.cors"), cors)?;
-                set_once(&at, &mut filters.cors, policy)?;
-            }
-            HttpRouteRulesFiltersType::RequestMirror => {
-                let mirror = spec
-                    .request_mirror
-                    .as_ref()
-                    .ok_or_else(|| missing("requestMirror"))?;
-                filters
-                    .mirrors
-                    .extend(mirrors.compile(&format!("{at}.requestMirror"), mirror)?);
-            }
-            HttpRouteRulesFiltersType::ExternalAuth => {
-                return Err(format!(
-                    "{at}: filter type {:?} is not supported yet",
-                    spec.r#type
-                ));
-            }
-            HttpRouteRulesFiltersType::ExtensionRef => {
-                let target = spec
-                    .extension_ref
-                    .as_ref()
-                    .map(|e| format!("{}/{} {}", e.group, e.kind, e.name))
-                    .unwrap_or_default();
-                return Err(format!(
-                    "{at}: ExtensionRef {target} is not supported: Portcullis has no extension filter kinds yet"
-                ));
-            }
-        }
-    }
-    if filters.redirect.is_some() && filters.rewrite.is_some() {
-        return Err(format!(
-            "{at}.filters: RequestRedirect and URLRewrite cannot be used together"
+        // Once the list is known to be bad its rule is dropped: later filters are still
+        // checked, so every problem is reported, but their mirrors are not resolved. A dropped
+        // rule then adds no backend (and no ResolvedRefs problem) after its first bad filter.
+        let resolving = problems.is_empty().then_some(&mut *mirrors);
+        problems.ok(compile_filter(
+            &list.index(index),
+            spec,
+            &mut filters,
+            resolving,
         ));
     }
-    Ok(filters)
+    // Spec (HTTPRouteFilter): RequestRedirect and URLRewrite cannot be used together.
+    if filters.redirect.is_some() && filters.rewrite.is_some() {
+        problems.report(list.problem("RequestRedirect and URLRewrite cannot be used together"));
+    }
+    problems.or_value(filters)
+}
+
+/// Compiles one filter into `filters`, one arm per filter type. `mirrors`: where a
+/// `RequestMirror` resolves its backendRef; `None` only validates it.
+fn compile_filter(
+    at: &FieldPath,
+    spec: &HttpRouteRulesFilters,
+    filters: &mut Filters,
+    mirrors: Option<&mut MirrorTargets<'_>>,
+) -> Result<(), Problem> {
+    let missing =
+        |field: &str| at.problem(format!("type {:?} needs the {field} field", spec.r#type));
+    match spec.r#type {
+        HttpRouteRulesFiltersType::RequestHeaderModifier => {
+            let modifier = spec
+                .request_header_modifier
+                .as_ref()
+                .ok_or_else(|| missing("requestHeaderModifier"))?;
+            set_once(
+                at,
+                &mut filters.request_headers,
+                header_modifier(at, modifier)?,
+            )
+        }
+        HttpRouteRulesFiltersType::ResponseHeaderModifier => {
+            let modifier = spec
+                .response_header_modifier
+                .as_ref()
+                .ok_or_else(|| missing("responseHeaderModifier"))?;
+            // Same shape as the request modifier; the generated types differ only by name.
+            let modifier: HttpRouteRulesFiltersRequestHeaderModifier = convert(at, modifier)?;
+            set_once(
+                at,
+                &mut filters.response_headers,
+                header_modifier(at, &modifier)?,
+            )
+        }
+        HttpRouteRulesFiltersType::RequestRedirect => {
+            let redirect = spec
+                .request_redirect
+                .as_ref()
+                .ok_or_else(|| missing("requestRedirect"))?;
+            set_once(at, &mut filters.redirect, request_redirect(at, redirect)?)
+        }
+        HttpRouteRulesFiltersType::UrlRewrite => {
+            let rewrite = spec
+                .url_rewrite
+                .as_ref()
+                .ok_or_else(|| missing("urlRewrite"))?;
+            set_once(at, &mut filters.rewrite, url_rewrite(at, rewrite)?)
+        }
+        HttpRouteRulesFiltersType::Cors => {
+            let cors = spec.cors.as_ref().ok_or_else(|| missing("cors"))?;
+            let policy = cors::compile_cors(&at.field("cors"), cors)?;
+            set_once(at, &mut filters.cors, policy)
+        }
+        HttpRouteRulesFiltersType::RequestMirror => {
+            let mirror = spec
+                .request_mirror
+                .as_ref()
+                .ok_or_else(|| missing("requestMirror"))?;
+            let at = at.field("requestMirror");
+            match mirrors {
+                Some(mirrors) => filters.mirrors.extend(mirrors.compile(&at, mirror)?),
+                None => mirror::validate(&at, mirror)?,
+            }
+            Ok(())
+        }
+        HttpRouteRulesFiltersType::ExternalAuth | HttpRouteRulesFiltersType::ExtensionRef => {
+            Err(unsupported(at, spec))
+        }
+    }
+}
+
+/// Why a filter type Portcullis does not implement is rejected.
+fn unsupported(at: &FieldPath, spec: &HttpRouteRulesFilters) -> Problem {
+    if spec.r#type != HttpRouteRulesFiltersType::ExtensionRef {
+        return at.problem(format!(
+            "filter type {:?} is not supported yet",
+            spec.r#type
+        ));
+    }
+    let target = spec
+        .extension_ref
+        .as_ref()
+        .map(|e| format!("{}/{} {}", e.group, e.kind, e.name))
+        .unwrap_or_default();
+    at.problem(format!(
+        "ExtensionRef {target} is not supported: Portcullis has no extension filter kinds yet"
+    ))
 }
 
 /// The spec allows each core filter type at most once per list.
-fn set_once<T>(at: &str, slot: &mut Option<T>, value: T) -> Result<(), String> {
+fn set_once<T>(at: &FieldPath, slot: &mut Option<T>, value: T) -> Result<(), Problem> {
     if slot.is_some() {
-        return Err(format!(
-            "{at}: this filter type is already set in this list (each may appear once)"
-        ));
+        return Err(
+            at.problem("this filter type is already set in this list (each may appear once)")
+        );
     }
     *slot = Some(value);
     Ok(())
 }
 
-/// Converts between generated types that share a JSON shape (rule vs backendRef filters).
+/// Converts between generated types that share a JSON shape (rule vs backendRef filters,
+/// GRPCRoute vs HTTPRoute fields); `at` is the converted field, named if it ever fails.
 pub(crate) fn convert<From: serde::Serialize, To: serde::de::DeserializeOwned>(
+    at: &FieldPath,
     value: &From,
-) -> Result<To, String> {
+) -> Result<To, Problem> {
     serde_json::to_value(value)
         .and_then(serde_json::from_value)
-        .map_err(|e| format!("internal conversion error: {e}"))
+        .map_err(|e| at.problem(format!("internal conversion error: {e}")))
 }
 
+/// `requestHeaderModifier` (and `responseHeaderModifier`): header names and values must be
+/// valid HTTP. `at` is the filter's path.
 fn header_modifier(
-    at: &str,
+    at: &FieldPath,
     spec: &HttpRouteRulesFiltersRequestHeaderModifier,
-) -> Result<HeaderModifier, String> {
+) -> Result<HeaderModifier, Problem> {
     let name = |field: &str, i: usize, name: &str| {
-        HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("{at}.{field}[{i}].name: {name:?} is not a valid header name"))
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            at.field(field)
+                .index(i)
+                .field("name")
+                .problem(format!("{name:?} is not a valid header name"))
+        })
     };
     let value = |field: &str, i: usize, value: &str| {
-        HeaderValue::from_str(value)
-            .map_err(|_| format!("{at}.{field}[{i}].value: {value:?} is not a valid header value"))
+        HeaderValue::from_str(value).map_err(|_| {
+            at.field(field)
+                .index(i)
+                .field("value")
+                .problem(format!("{value:?} is not a valid header value"))
+        })
     };
     let mut modifier = HeaderModifier::default();
     for (i, h) in spec.set.as_deref().unwrap_or_default().iter().enumerate() {
@@ -222,16 +205,99 @@ fn header_modifier(
     Ok(modifier)
 }
 
+/// `requestRedirect`: hostname, port, status (the spec's redirect codes, 302 by default) and
+/// path. `at` is the filter's path.
+fn request_redirect(
+    at: &FieldPath,
+    spec: &HttpRouteRulesFiltersRequestRedirect,
+) -> Result<Redirect, Problem> {
+    let at = at.field("requestRedirect");
+    let scheme = spec.scheme.as_ref().map(|s| match s {
+        HttpRouteRulesFiltersRequestRedirectScheme::Http => "http".to_owned(),
+        HttpRouteRulesFiltersRequestRedirectScheme::Https => "https".to_owned(),
+    });
+    if let Some(host) = &spec.hostname {
+        hostname::validate(host).map_err(|e| at.field("hostname").problem(e))?;
+    }
+    let port = match spec.port {
+        None => None,
+        Some(port) => Some(
+            u16::try_from(port)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| at.field("port").problem(format!("{port} is not a port")))?,
+        ),
+    };
+    let status = match spec.status_code.unwrap_or(302) {
+        code @ (301 | 302 | 303 | 307 | 308) => {
+            StatusCode::from_u16(u16::try_from(code).unwrap_or(302)).unwrap_or(StatusCode::FOUND)
+        }
+        code => {
+            return Err(at
+                .field("statusCode")
+                .problem(format!("{code} is not 301, 302, 303, 307 or 308")));
+        }
+    };
+    let path = match &spec.path {
+        None => None,
+        Some(path) => Some(path_modifier(
+            &at.field("path"),
+            path.r#type == HttpRouteRulesFiltersRequestRedirectPathType::ReplaceFullPath,
+            path.replace_full_path.as_deref(),
+            path.replace_prefix_match.as_deref(),
+        )?),
+    };
+    Ok(Redirect {
+        scheme,
+        hostname: spec.hostname.clone(),
+        port,
+        path,
+        status,
+    })
+}
+
+/// `urlRewrite`: hostname (a valid Host header value) and path. `at` is the filter's path.
+fn url_rewrite(
+    at: &FieldPath,
+    spec: &HttpRouteRulesFiltersUrlRewrite,
+) -> Result<UrlRewrite, Problem> {
+    let at = at.field("urlRewrite");
+    let hostname = match &spec.hostname {
+        None => None,
+        Some(host) => {
+            let field = at.field("hostname");
+            hostname::validate(host).map_err(|e| field.problem(e))?;
+            Some(
+                HeaderValue::from_str(host)
+                    .map_err(|_| field.problem(format!("{host:?} is not a valid host")))?,
+            )
+        }
+    };
+    let path = match &spec.path {
+        None => None,
+        Some(path) => Some(path_modifier(
+            &at.field("path"),
+            path.r#type == HttpRouteRulesFiltersUrlRewritePathType::ReplaceFullPath,
+            path.replace_full_path.as_deref(),
+            path.replace_prefix_match.as_deref(),
+        )?),
+    };
+    Ok(UrlRewrite { hostname, path })
+}
+
+/// A redirect's or rewrite's `path`: the replacement its type names must be set and, unless
+/// empty, absolute.
 fn path_modifier(
-    at: &str,
+    at: &FieldPath,
     full: bool,
     full_path: Option<&str>,
     prefix: Option<&str>,
-) -> Result<PathModifier, String> {
-    let check = |field: &str, value: Option<&str>| -> Result<String, String> {
-        let value = value.ok_or_else(|| format!("{at}.{field} is required for this type"))?;
+) -> Result<PathModifier, Problem> {
+    let check = |field: &str, value: Option<&str>| -> Result<String, Problem> {
+        let at = at.field(field);
+        let value = value.ok_or_else(|| at.sentence("is required for this type"))?;
         if !value.is_empty() && !value.starts_with('/') {
-            return Err(format!("{at}.{field}: {value:?} must start with \"/\""));
+            return Err(at.problem(format!("{value:?} must start with \"/\"")));
         }
         Ok(value.to_owned())
     };
@@ -247,3 +313,6 @@ fn path_modifier(
         )?))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,23 +23,42 @@ use snapshot::Scheme;
 use snapshot::tls::{ClientValidation, ClientValidationMode};
 
 use crate::backend_ref::{BackendRefSpec, Referrer, reference_granted};
-use crate::ca_certificate::{CaCertificateRef, CaProblem, resolve_ca_certificates};
+use crate::ca_certificate::{CaCertificateRef, resolve_ca_certificates};
 use crate::listener::Listeners;
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ConditionStatus, StatusReport};
+
+/// The `caCertificateRefs` of a `default` or `perPort` validation block (generated types of
+/// their own with the same fields), namespaces defaulted to the Gateway's.
+macro_rules! ca_refs {
+    ($validation:expr, $namespace:expr) => {
+        $validation
+            .ca_certificate_refs
+            .iter()
+            .map(|r| CaCertificateRef {
+                group: &r.group,
+                kind: &r.kind,
+                name: &r.name,
+                namespace: r.namespace.as_deref().unwrap_or($namespace),
+            })
+            .collect()
+    };
+}
 
 /// One `validation` block, from `default` or a `perPort` entry, with defaults applied.
 struct ValidationSpec<'a> {
     /// Field path: `Gateway ns/name spec.tls.frontend.default.validation`.
-    at: String,
+    at: FieldPath,
     refs: Vec<CaCertificateRef<'a>>,
     mode: ClientValidationMode,
 }
 
 /// What resolving one validation block gave: the validation (`None` when no CA reference is
-/// usable) and the problems of the references that are not.
+/// usable) and the problems of the references that are not, with their `ResolvedRefs`
+/// reasons.
 struct Resolution {
     validation: Option<Arc<ClientValidation>>,
-    problems: Vec<CaProblem>,
+    problems: Problems,
 }
 
 /// Resolves the frontend validation of every Gateway of ours and applies it to their HTTPS
@@ -105,7 +124,7 @@ fn validation_spec<'a>(
     port: u16,
 ) -> Option<ValidationSpec<'a>> {
     let frontend = gateway.spec.tls.as_ref()?.frontend.as_ref()?;
-    let label = format!("Gateway {namespace}/{name} spec.tls.frontend");
+    let at = FieldPath::object("Gateway", namespace, name).field("spec.tls.frontend");
     if let Some(index) = per_port_index(gateway, port) {
         let validation = frontend
             .per_port
@@ -114,16 +133,6 @@ fn validation_spec<'a>(
             .tls
             .validation
             .as_ref()?;
-        let refs = validation
-            .ca_certificate_refs
-            .iter()
-            .map(|r| CaCertificateRef {
-                group: &r.group,
-                kind: &r.kind,
-                name: &r.name,
-                namespace: r.namespace.as_deref().unwrap_or(namespace),
-            })
-            .collect();
         let mode = match validation.mode {
             Some(GatewayTlsFrontendPerPortTlsValidationMode::AllowInsecureFallback) => {
                 ClientValidationMode::AllowInsecureFallback
@@ -133,22 +142,12 @@ fn validation_spec<'a>(
             }
         };
         return Some(ValidationSpec {
-            at: format!("{label}.perPort[{index}].tls.validation"),
-            refs,
+            at: at.field("perPort").index(index).field("tls.validation"),
+            refs: ca_refs!(validation, namespace),
             mode,
         });
     }
     let validation = frontend.default.validation.as_ref()?;
-    let refs = validation
-        .ca_certificate_refs
-        .iter()
-        .map(|r| CaCertificateRef {
-            group: &r.group,
-            kind: &r.kind,
-            name: &r.name,
-            namespace: r.namespace.as_deref().unwrap_or(namespace),
-        })
-        .collect();
     let mode = match validation.mode {
         Some(GatewayTlsFrontendDefaultValidationMode::AllowInsecureFallback) => {
             ClientValidationMode::AllowInsecureFallback
@@ -158,72 +157,80 @@ fn validation_spec<'a>(
         }
     };
     Some(ValidationSpec {
-        at: format!("{label}.default.validation"),
-        refs,
+        at: at.field("default.validation"),
+        refs: ca_refs!(validation, namespace),
         mode,
     })
 }
 
+/// Resolves one validation block's CA references (in the Gateway's namespace, or granted by a
+/// ReferenceGrant) into a client validation.
 fn resolve(store: &Store, gateway_namespace: &str, spec: &ValidationSpec<'_>) -> Resolution {
     let mut certificates = Vec::new();
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
+    let list = spec.at.field("caCertificateRefs");
     if spec.refs.is_empty() {
-        problems.push(CaProblem {
-            reason: "InvalidCACertificateRef",
-            message: format!(
-                "{}.caCertificateRefs: at least one reference is needed",
-                spec.at
-            ),
-        });
+        problems.report(
+            list.problem("at least one reference is needed")
+                .because("InvalidCACertificateRef"),
+        );
     }
     for (index, reference) in spec.refs.iter().enumerate() {
-        let field = format!("{}.caCertificateRefs[{index}]", spec.at);
-        if reference.namespace != gateway_namespace {
-            let referrer = Referrer {
-                kind: "Gateway",
-                namespace: gateway_namespace,
-            };
-            let target = BackendRefSpec {
-                group: reference.group,
-                kind: reference.kind,
-                name: reference.name,
-                namespace: reference.namespace,
-                port: None,
-            };
-            if !reference_granted(store, &referrer, &target) {
-                problems.push(CaProblem {
-                    reason: "RefNotPermitted",
-                    message: format!(
-                        "{field}: {} {}/{} is in another namespace and no ReferenceGrant allows it",
-                        reference.kind, reference.namespace, reference.name
-                    ),
-                });
-                continue;
-            }
-        }
-        match resolve_ca_certificates(store, &field, reference, "InvalidCACertificateKind") {
-            Ok(found) => certificates.extend(found),
-            Err(problem) => problems.push(problem),
-        }
+        let at = list.index(index);
+        let granted = problems.ok(check_grant(store, gateway_namespace, &at, reference));
+        let found = granted.and_then(|()| {
+            problems.ok(resolve_ca_certificates(
+                store,
+                &at,
+                reference,
+                "InvalidCACertificateKind",
+            ))
+        });
+        certificates.extend(found.into_iter().flatten());
     }
     let validation = if certificates.is_empty() {
         None
     } else {
-        match ClientValidation::new(certificates, spec.mode) {
-            Ok(validation) => Some(Arc::new(validation)),
-            Err(message) => {
-                problems.push(CaProblem {
-                    reason: "InvalidCACertificateRef",
-                    message: format!("{}: {message}", spec.at),
-                });
-                None
-            }
-        }
+        let validation = ClientValidation::new(certificates, spec.mode)
+            .map_err(|message| spec.at.problem(message).because("InvalidCACertificateRef"));
+        problems.ok(validation).map(Arc::new)
     };
     Resolution {
         validation,
         problems,
     }
+}
+
+/// GEP-91: a CA reference to another namespace needs a ReferenceGrant there.
+fn check_grant(
+    store: &Store,
+    gateway_namespace: &str,
+    at: &FieldPath,
+    reference: &CaCertificateRef<'_>,
+) -> Result<(), Problem> {
+    if reference.namespace == gateway_namespace {
+        return Ok(());
+    }
+    let referrer = Referrer {
+        kind: "Gateway",
+        namespace: gateway_namespace,
+    };
+    let target = BackendRefSpec {
+        group: reference.group,
+        kind: reference.kind,
+        name: reference.name,
+        namespace: reference.namespace,
+        port: None,
+    };
+    if reference_granted(store, &referrer, &target) {
+        return Ok(());
+    }
+    Err(at
+        .problem(format!(
+            "{} {}/{} is in another namespace and no ReferenceGrant allows it",
+            reference.kind, reference.namespace, reference.name
+        ))
+        .because("RefNotPermitted"))
 }
 
 /// Records the outcome on one listener: its conditions, and either the validation or the end
@@ -244,11 +251,7 @@ fn apply(
     };
     let conditions = &mut listener_status.conditions;
     if let Some(first) = resolution.problems.first() {
-        let all: Vec<&str> = resolution
-            .problems
-            .iter()
-            .map(|p| p.message.as_str())
-            .collect();
+        let all = resolution.problems.join();
         // A listener whose certificateRefs already failed keeps that reason; the CA
         // problems are added to its message.
         let existing = conditions
@@ -256,11 +259,12 @@ fn apply(
             .find(|c| c.kind == "ResolvedRefs" && c.status == ConditionStatus::False);
         match existing {
             Some(condition) => {
-                condition.message = format!("{}; {}", condition.message, all.join("; "));
+                condition.message = format!("{}; {all}", condition.message);
             }
             None => {
                 conditions.retain(|c| c.kind != "ResolvedRefs");
-                conditions.push(Condition::no("ResolvedRefs", first.reason, all.join("; ")));
+                let reason = first.reason_or("InvalidCACertificateRef");
+                conditions.push(Condition::no("ResolvedRefs", reason, all));
             }
         }
     }
@@ -295,24 +299,25 @@ fn owner_lost_listener(listeners: &Listeners, status: &mut StatusReport, object:
     let Some(owner) = status.objects.get_mut(object) else {
         return;
     };
-    let label = owner.label();
+    let path = FieldPath::object(owner.kind, &owner.namespace, &owner.name);
+    let none_valid = path.problem("no listener is valid; see their conditions");
     for condition in &mut owner.conditions {
         match condition.kind {
             "Accepted" => {
                 condition.reason = "ListenersNotValid";
                 if any_usable {
-                    condition.message =
-                        format!("{label}: some listeners are not valid; see their conditions");
+                    let some_invalid =
+                        path.problem("some listeners are not valid; see their conditions");
+                    condition.message = some_invalid.to_string();
                 } else {
                     condition.status = ConditionStatus::False;
-                    condition.message =
-                        format!("{label}: no listener is valid; see their conditions");
+                    condition.message = none_valid.to_string();
                 }
             }
             "Programmed" if !any_usable => {
                 condition.status = ConditionStatus::False;
                 condition.reason = "Invalid";
-                condition.message = format!("{label}: no listener is valid; see their conditions");
+                condition.message = none_valid.to_string();
             }
             _ => {}
         }

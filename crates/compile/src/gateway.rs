@@ -16,13 +16,17 @@ use snapshot::Scheme;
 use crate::CompileOptions;
 use crate::hostname;
 use crate::listener::{AllowedNamespaces, ListenerSlot, Listeners};
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ListenerStatus, ObjectStatus, RouteKind, StatusReport};
-use crate::tls::{CertificateProblem, CertificateRef, resolve_certificate};
+use crate::tls::{CertificateRef, resolve_certificate};
 use crate::tls_listener::{self, TlsSlot};
 
 const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
 /// Route kinds an HTTP or HTTPS listener accepts.
 const HTTP_ROUTE_KINDS: &[&str] = &["HTTPRoute", "GRPCRoute"];
+
+/// Who serves each (socket, hostname) pair, across Gateways.
+type Claimed = HashMap<(SocketAddr, Option<String>), Claim>;
 
 /// Validates our GatewayClasses and Gateways; returns their listeners with routes not yet
 /// attached. Gateways are processed oldest first (then by namespace/name), which decides who
@@ -32,6 +36,40 @@ pub(crate) fn compile_gateways(
     options: &CompileOptions,
     status: &mut StatusReport,
 ) -> Listeners {
+    let ours = accept_gateway_classes(store, options, status);
+    let mut gateways: Vec<(&(String, String), &Gateway)> = store
+        .gateways
+        .iter()
+        .filter(|(_, gw)| ours.contains(&gw.spec.gateway_class_name.as_str()))
+        .map(|(key, gw)| (key, gw.as_ref()))
+        .collect();
+    gateways.sort_by_key(|((ns, name), gw)| {
+        (
+            gw.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            ns.clone(),
+            name.clone(),
+        )
+    });
+
+    let mut listeners = Listeners::default();
+    let mut claimed = Claimed::new();
+    for ((namespace, name), gateway) in gateways {
+        let owner = (namespace.as_str(), name.as_str(), status.objects.len());
+        let object = compile_gateway(store, options, owner, gateway, &mut listeners, &mut claimed);
+        status.objects.push(object);
+    }
+    listeners
+}
+
+/// The GatewayClasses whose `controllerName` is ours, each `Accepted`: their names.
+fn accept_gateway_classes<'a>(
+    store: &'a Store,
+    options: &CompileOptions,
+    status: &mut StatusReport,
+) -> Vec<&'a str> {
     let mut ours = Vec::new();
     for (name, class) in &store.gateway_classes {
         if class.spec.controller_name != options.controller_name {
@@ -51,176 +89,56 @@ pub(crate) fn compile_gateways(
         ));
         status.objects.push(object);
     }
-
-    let mut gateways: Vec<(&(String, String), &Gateway)> = store
-        .gateways
-        .iter()
-        .filter(|(_, gw)| ours.contains(&gw.spec.gateway_class_name.as_str()))
-        .map(|(key, gw)| (key, gw.as_ref()))
-        .collect();
-    gateways.sort_by_key(|((ns, name), gw)| {
-        (
-            gw.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_second()),
-            ns.clone(),
-            name.clone(),
-        )
-    });
-
-    let mut listeners = Listeners::default();
-    // (socket, hostname) → first listener slot claiming it, across Gateways.
-    let mut claimed: HashMap<(SocketAddr, Option<String>), Claim> = HashMap::new();
-    for ((namespace, name), gateway) in gateways {
-        compile_gateway(
-            store,
-            namespace,
-            name,
-            gateway,
-            options,
-            status,
-            &mut listeners,
-            &mut claimed,
-        );
-    }
-    listeners
+    ours
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One Gateway (`namespace`, `name`, and the index its status will have): its addresses, its
+/// listeners and their conflicts with other Gateways', and its conditions. Returns its status;
+/// its listeners go to `listeners`, its claims on (socket, hostname) pairs to `claimed`.
 fn compile_gateway(
     store: &Store,
-    namespace: &str,
-    name: &str,
-    gateway: &Gateway,
     options: &CompileOptions,
-    status: &mut StatusReport,
+    (namespace, name, object_index): (&str, &str, usize),
+    gateway: &Gateway,
     listeners: &mut Listeners,
-    claimed: &mut HashMap<(SocketAddr, Option<String>), Claim>,
-) {
-    let label = format!("Gateway {namespace}/{name}");
-    let object_index = status.objects.len();
+    claimed: &mut Claimed,
+) -> ObjectStatus {
+    let path = FieldPath::object("Gateway", namespace, name);
     let mut object = ObjectStatus::new("Gateway", namespace, name);
-
-    let addresses = match gateway_addresses(gateway, options) {
+    let addresses = match gateway_addresses(&path, gateway, options) {
         Ok(addresses) => addresses,
-        Err(message) => {
-            let message = format!("{label} {message}");
+        Err(problem) => {
+            // Without addresses nothing can bind: the whole Gateway is rejected.
+            let message = problem.to_string();
             object
                 .conditions
                 .push(Condition::no("Accepted", "UnsupportedAddress", &message));
             object
                 .conditions
                 .push(Condition::no("Programmed", "AddressNotUsable", message));
-            status.objects.push(object);
-            return;
+            return object;
         }
     };
     object.addresses = addresses.iter().map(ToString::to_string).collect();
 
-    let specs = &gateway.spec.listeners;
+    let owner = ListenerOwner {
+        kind: "Gateway",
+        path: path.clone(),
+        namespace,
+        name,
+        listeners: &gateway.spec.listeners,
+        addresses: &addresses,
+        object_index,
+    };
     let mut slots = Vec::new();
-    let mut valid_listeners = 0;
-    for (index, spec) in specs.iter().enumerate() {
-        let at = format!("{label} spec.listeners[{index}]");
-        let (listener_status, slot) = compile_listener(
-            store,
-            namespace,
-            name,
-            &at,
-            spec,
-            specs,
-            &addresses,
-            (object_index, index),
-        );
-        if slot.usable {
-            valid_listeners += 1;
-        }
+    for index in 0..owner.listeners.len() {
+        let (listener_status, slot) = compile_listener(store, &owner, index);
         object.listeners.push(listener_status);
         slots.push(slot);
     }
-
-    // Listeners of different Gateways on one socket merge when their hostnames differ; the
-    // older Gateway keeps a contested (socket, hostname) and the newer listener is Conflicted.
-    for (index, slot) in slots.iter_mut().enumerate() {
-        if !slot.usable {
-            continue;
-        }
-        let key_host = slot.hostname.clone();
-        let taken: Vec<String> = slot
-            .sockets
-            .iter()
-            .filter_map(|socket| {
-                claimed
-                    .get(&(*socket, key_host.clone()))
-                    .map(|claim| claim.listener.clone())
-            })
-            .collect();
-        // Another Gateway's listener on the same socket with another scheme (HTTP, HTTPS,
-        // TLS) cannot share it: a socket serves one protocol.
-        let scheme_clash = claimed.iter().find_map(|((socket, _), claim)| {
-            (slot.sockets.contains(socket) && claim.scheme != slot.scheme)
-                .then(|| claim.listener.clone())
-        });
-        if let Some(other) = scheme_clash {
-            slot.usable = false;
-            valid_listeners -= 1;
-            let message = format!(
-                "{label} spec.listeners[{index}]: {other} uses the same address and port with another protocol"
-            );
-            mark_conflicted(&mut object.listeners[index], "ProtocolConflict", &message);
-        } else if let Some(other) = taken.first() {
-            slot.usable = false;
-            valid_listeners -= 1;
-            let message = format!(
-                "{label} spec.listeners[{index}]: {} on the same address, port and hostname already serves this",
-                other
-            );
-            mark_conflicted(&mut object.listeners[index], "HostnameConflict", &message);
-        } else {
-            let claim = Claim {
-                listener: slot.label(),
-                scheme: slot.scheme,
-            };
-            for socket in &slot.sockets {
-                claimed.insert((*socket, key_host.clone()), claim.clone());
-            }
-        }
-    }
-
-    let (accepted, reason, message) = if valid_listeners == specs.len() {
-        (true, "Accepted", format!("{label} is accepted"))
-    } else if valid_listeners > 0 {
-        (
-            true,
-            "ListenersNotValid",
-            format!("{label}: some listeners are not valid; see their conditions"),
-        )
-    } else {
-        (
-            false,
-            "ListenersNotValid",
-            format!("{label}: no listener is valid; see their conditions"),
-        )
-    };
-    if accepted {
-        object
-            .conditions
-            .push(Condition::yes("Accepted", reason, message));
-        object.conditions.push(Condition::yes(
-            "Programmed",
-            "Programmed",
-            "listeners are bound",
-        ));
-    } else {
-        object
-            .conditions
-            .push(Condition::no("Accepted", reason, message.clone()));
-        object
-            .conditions
-            .push(Condition::no("Programmed", "Invalid", message));
-    }
-    status.objects.push(object);
+    claim_sockets(&path, &mut slots, &mut object.listeners, claimed);
+    let usable = slots.iter().filter(|slot| slot.usable).count();
+    object.conditions = gateway_conditions(&path, usable, slots.len());
 
     let first = listeners.slots.len();
     listeners.by_gateway.insert(
@@ -228,6 +146,90 @@ fn compile_gateway(
         (first..first + slots.len()).collect(),
     );
     listeners.slots.extend(slots);
+    object
+}
+
+/// Listeners of different Gateways on one socket merge when their hostnames differ; the
+/// older Gateway keeps a contested (socket, hostname) and the newer listener is Conflicted.
+/// Claims the pairs of this Gateway's usable listeners that win.
+fn claim_sockets(
+    gateway: &FieldPath,
+    slots: &mut [ListenerSlot],
+    statuses: &mut [ListenerStatus],
+    claimed: &mut Claimed,
+) {
+    let list = gateway.field("spec.listeners");
+    for (index, slot) in slots.iter_mut().enumerate() {
+        if !slot.usable {
+            continue;
+        }
+        if let Some((reason, problem)) = cross_gateway_conflict(&list.index(index), slot, claimed) {
+            slot.usable = false;
+            mark_conflicted(&mut statuses[index], reason, &problem.to_string());
+            continue;
+        }
+        let claim = Claim {
+            listener: slot.label(),
+            scheme: slot.scheme,
+        };
+        for socket in &slot.sockets {
+            claimed.insert((*socket, slot.hostname.clone()), claim.clone());
+        }
+    }
+}
+
+/// Why a listener (`at`) cannot serve next to the listeners older Gateways claimed: another
+/// protocol on its socket, or its (socket, hostname) already served. The reason is its
+/// `Conflicted` reason.
+fn cross_gateway_conflict(
+    at: &FieldPath,
+    slot: &ListenerSlot,
+    claimed: &Claimed,
+) -> Option<(&'static str, Problem)> {
+    // Another Gateway's listener on the same socket with another scheme (HTTP, HTTPS,
+    // TLS) cannot share it: a socket serves one protocol.
+    let scheme_clash = claimed.iter().find_map(|((socket, _), claim)| {
+        (slot.sockets.contains(socket) && claim.scheme != slot.scheme)
+            .then(|| claim.listener.clone())
+    });
+    if let Some(other) = scheme_clash {
+        let message = format!("{other} uses the same address and port with another protocol");
+        return Some(("ProtocolConflict", at.problem(message)));
+    }
+    let taken = slot.sockets.iter().find_map(|socket| {
+        claimed
+            .get(&(*socket, slot.hostname.clone()))
+            .map(|claim| claim.listener.clone())
+    });
+    taken.map(|other| {
+        let message = format!("{other} on the same address, port and hostname already serves this");
+        ("HostnameConflict", at.problem(message))
+    })
+}
+
+/// A Gateway's `Accepted` and `Programmed`: accepted while any listener is usable (reason
+/// `ListenersNotValid` unless all are), not accepted when none is.
+fn gateway_conditions(gateway: &FieldPath, usable: usize, listeners: usize) -> Vec<Condition> {
+    if usable == listeners {
+        return vec![
+            Condition::yes("Accepted", "Accepted", format!("{gateway} is accepted")),
+            Condition::yes("Programmed", "Programmed", "listeners are bound"),
+        ];
+    }
+    if usable > 0 {
+        let message = gateway.problem("some listeners are not valid; see their conditions");
+        return vec![
+            Condition::yes("Accepted", "ListenersNotValid", message.to_string()),
+            Condition::yes("Programmed", "Programmed", "listeners are bound"),
+        ];
+    }
+    let message = gateway
+        .problem("no listener is valid; see their conditions")
+        .to_string();
+    vec![
+        Condition::no("Accepted", "ListenersNotValid", message.clone()),
+        Condition::no("Programmed", "Invalid", message),
+    ]
 }
 
 /// Who serves a (socket, hostname) pair, for conflicts across Gateways.
@@ -237,6 +239,7 @@ pub(crate) struct Claim {
     scheme: Scheme,
 }
 
+/// Marks a listener `Conflicted` (with `reason`) and not `Programmed`, with the same message.
 pub(crate) fn mark_conflicted(status: &mut ListenerStatus, reason: &'static str, message: &str) {
     status
         .conditions
@@ -250,20 +253,23 @@ pub(crate) fn mark_conflicted(status: &mut ListenerStatus, reason: &'static str,
 }
 
 /// `spec.addresses` of type IPAddress (the default type), or the default bind addresses.
+/// `path` is the Gateway's path.
 pub(crate) fn gateway_addresses(
+    path: &FieldPath,
     gateway: &Gateway,
     options: &CompileOptions,
-) -> Result<Vec<IpAddr>, String> {
+) -> Result<Vec<IpAddr>, Problem> {
     let Some(addresses) = gateway.spec.addresses.as_ref().filter(|a| !a.is_empty()) else {
         return Ok(options.default_addresses.clone());
     };
+    let list = path.field("spec.addresses");
     let mut ips = Vec::new();
     for (index, address) in addresses.iter().enumerate() {
         let kind = address.r#type.as_deref().unwrap_or("IPAddress");
         if kind != "IPAddress" {
-            return Err(format!(
-                "spec.addresses[{index}]: address type {kind:?} is not supported (only IPAddress)"
-            ));
+            return Err(list.index(index).problem(format!(
+                "address type {kind:?} is not supported (only IPAddress)"
+            )));
         }
         let Some(value) = address.value.as_deref() else {
             // An IPAddress entry without a value asks the implementation to pick one.
@@ -271,7 +277,9 @@ pub(crate) fn gateway_addresses(
             continue;
         };
         let ip: IpAddr = value.parse().map_err(|_| {
-            format!("spec.addresses[{index}].value: {value:?} is not an IP address")
+            list.index(index)
+                .field("value")
+                .problem(format!("{value:?} is not an IP address"))
         })?;
         if !ips.contains(&ip) {
             ips.push(ip);
@@ -280,163 +288,81 @@ pub(crate) fn gateway_addresses(
     Ok(ips)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The object listeners belong to (a Gateway, or a ListenerSet adding listeners to one), as
+/// listener compilation needs it.
+pub(crate) struct ListenerOwner<'a> {
+    /// `Gateway` or `ListenerSet`.
+    pub(crate) kind: &'static str,
+    /// Its field path: `Gateway ns/name`.
+    pub(crate) path: FieldPath,
+    /// Its namespace: certificate Secrets are looked up from here, and `allowedRoutes`
+    /// `from: Same` means it.
+    pub(crate) namespace: &'a str,
+    /// Its name.
+    pub(crate) name: &'a str,
+    /// All its listeners: ports and hostnames must not clash among them.
+    pub(crate) listeners: &'a [GatewayListeners],
+    /// Where its listeners bind.
+    pub(crate) addresses: &'a [IpAddr],
+    /// The index its status has in the report.
+    pub(crate) object_index: usize,
+}
+
+/// Compiles listener `index` of `owner`: its conditions (`Accepted`, `ResolvedRefs`,
+/// `Conflicted`, `Programmed`, in that order) and its slot, usable only when it is accepted,
+/// its references resolve and it conflicts with no other listener of the owner.
 pub(crate) fn compile_listener(
     store: &Store,
-    namespace: &str,
-    gateway_name: &str,
-    at: &str,
-    spec: &GatewayListeners,
-    all: &[GatewayListeners],
-    addresses: &[IpAddr],
-    status_at: (usize, usize),
+    owner: &ListenerOwner<'_>,
+    index: usize,
 ) -> (ListenerStatus, ListenerSlot) {
+    let spec = &owner.listeners[index];
+    let at = owner.path.field("spec.listeners").index(index);
     let mut conditions = Vec::new();
-    let mut usable = true;
-    let mut reject = |conditions: &mut Vec<Condition>, reason: &'static str, message: String| {
-        usable = false;
-        conditions.push(Condition::no("Accepted", reason, message));
-    };
 
-    let port = u16::try_from(spec.port).ok().filter(|p| *p != 0);
-    if port.is_none() {
-        reject(
-            &mut conditions,
-            "PortUnavailable",
-            format!("{at}.port: {} is not a valid port", spec.port),
-        );
+    // Accepted: one False condition per invalid field, each with its own reason.
+    let (port, protocol, field_problems) = check_fields(&at, spec);
+    let accepted = field_problems.is_empty();
+    for problem in &field_problems {
+        conditions.push(Condition::no(
+            "Accepted",
+            problem.reason_or("Invalid"),
+            problem.to_string(),
+        ));
     }
-    let protocol = match spec.protocol.as_str() {
-        "HTTP" => Some(Scheme::Http),
-        "HTTPS" => Some(Scheme::Https),
-        "TLS" => Some(Scheme::Tls),
-        other => {
-            reject(
-                &mut conditions,
-                "UnsupportedProtocol",
-                format!("{at}.protocol: {other:?} is not supported yet (HTTP, HTTPS and TLS are)"),
-            );
-            None
-        }
-    };
-    if let Some(host) = &spec.hostname
-        && let Err(message) = hostname::validate(host)
-    {
-        reject(
-            &mut conditions,
-            "UnsupportedValue",
-            format!("{at}.hostname: {message}"),
-        );
-    }
-    if usable {
+    if accepted {
         conditions.push(Condition::yes("Accepted", "Accepted", "listener is valid"));
     }
 
-    let route_kinds = match protocol {
-        Some(Scheme::Tls) => tls_listener::TLS_ROUTE_KINDS,
-        _ => HTTP_ROUTE_KINDS,
-    };
-    let (allowed_kinds, mut kinds_ok) = allowed_kinds(at, spec, route_kinds, &mut conditions);
-    let certificate = match protocol {
-        Some(Scheme::Https) => listener_certificate(store, at, namespace, spec).map(Some),
-        Some(Scheme::Tls) => tls_listener::certificate(store, at, namespace, spec),
-        _ => Ok(None),
-    };
-    let certificate = match certificate {
-        Ok(certificate) => certificate,
-        Err(problem) => {
-            usable = false;
-            kinds_ok = false;
-            conditions.push(Condition::no(
-                "ResolvedRefs",
-                problem.reason,
-                problem.message,
-            ));
-            None
-        }
-    };
-    if kinds_ok {
-        conditions.push(Condition::yes(
-            "ResolvedRefs",
-            "ResolvedRefs",
-            "all references resolved",
-        ));
-    }
+    // ResolvedRefs: unsupported route kinds are only reported (the supported ones still
+    // attach); a certificate that does not resolve stops the listener from serving.
+    let references = resolve_references(store, owner.namespace, &at, spec, protocol);
+    conditions.extend(references.conditions);
 
-    // Within one Gateway, listeners on one port must agree on protocol, and (port, hostname)
-    // must be unique. Both sides of a conflict are Conflicted.
-    let same_port = all
-        .iter()
-        .filter(|l| l.port == spec.port && !std::ptr::eq(*l, spec));
-    let mut conflict = None;
-    for other in same_port {
-        if other.protocol != spec.protocol {
-            conflict = Some((
-                "ProtocolConflict",
-                format!(
-                    "{at}: listener {:?} uses port {} with protocol {}",
-                    other.name, spec.port, other.protocol
-                ),
-            ));
-            break;
-        }
-        if other.hostname == spec.hostname {
-            conflict = Some((
-                "HostnameConflict",
-                format!(
-                    "{at}: listener {:?} has the same port and hostname",
-                    other.name
-                ),
-            ));
-        }
-    }
-    if let Some((reason, message)) = &conflict {
-        usable = false;
-        conditions.push(Condition::yes("Conflicted", reason, message.clone()));
-    } else {
-        conditions.push(Condition::no("Conflicted", "NoConflicts", "no conflicts"));
-    }
-    if usable {
-        conditions.push(Condition::yes(
-            "Programmed",
-            "Programmed",
-            "listener is serving",
-        ));
-    } else {
-        conditions.push(Condition::no(
-            "Programmed",
-            "Invalid",
-            "listener is not valid; see its other conditions",
-        ));
-    }
+    let conflict = conflict_within(&at, owner.listeners, index);
+    let usable = accepted && references.certificate_resolved && conflict.is_none();
+    conditions.extend(serving_conditions(conflict, usable));
 
-    let sockets = match port {
-        Some(port) => addresses
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, port))
-            .collect(),
-        None => Vec::new(),
-    };
     let status = ListenerStatus {
         name: spec.name.clone(),
         attached_routes: 0,
-        supported_kinds: allowed_kinds.clone(),
+        supported_kinds: references.allowed_kinds.clone(),
         conditions,
     };
     let slot = ListenerSlot {
-        owner_kind: "Gateway",
-        gateway_namespace: namespace.to_owned(),
-        gateway_name: gateway_name.to_owned(),
+        owner_kind: owner.kind,
+        gateway_namespace: owner.namespace.to_owned(),
+        gateway_name: owner.name.to_owned(),
         name: spec.name.clone(),
         port: port.unwrap_or(0),
         hostname: spec.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
-        sockets,
+        sockets: sockets(owner.addresses, port),
         allowed_namespaces: allowed_namespaces(spec),
-        allowed_kinds,
+        allowed_kinds: references.allowed_kinds,
         usable,
-        status_at,
+        status_at: (owner.object_index, index),
         scheme: protocol.unwrap_or(Scheme::Http),
-        certificate,
+        certificate: references.certificate,
         tls: (protocol == Some(Scheme::Tls)).then(|| TlsSlot::new(tls_listener::mode(spec))),
         builder: RouteTableBuilder::new(),
         route_views: Vec::new(),
@@ -444,26 +370,193 @@ pub(crate) fn compile_listener(
     (status, slot)
 }
 
+/// `Conflicted` (with the conflict's reason) and `Programmed` (whether the listener serves).
+fn serving_conditions(conflict: Option<(&'static str, Problem)>, usable: bool) -> [Condition; 2] {
+    let conflicted = match conflict {
+        Some((reason, problem)) => Condition::yes("Conflicted", reason, problem.to_string()),
+        None => Condition::no("Conflicted", "NoConflicts", "no conflicts"),
+    };
+    let programmed = if usable {
+        Condition::yes("Programmed", "Programmed", "listener is serving")
+    } else {
+        Condition::no(
+            "Programmed",
+            "Invalid",
+            "listener is not valid; see its other conditions",
+        )
+    };
+    [conflicted, programmed]
+}
+
+/// The listener's own fields (`at` is its path), for `Accepted`: the port, the protocol
+/// (HTTP, HTTPS or TLS) and the hostname. Every problem carries its `Accepted` reason.
+fn check_fields(
+    at: &FieldPath,
+    spec: &GatewayListeners,
+) -> (Option<u16>, Option<Scheme>, Problems) {
+    let mut problems = Problems::default();
+    let port = u16::try_from(spec.port).ok().filter(|p| *p != 0);
+    if port.is_none() {
+        problems.report(
+            at.field("port")
+                .problem(format!("{} is not a valid port", spec.port))
+                .because("PortUnavailable"),
+        );
+    }
+    let protocol = match spec.protocol.as_str() {
+        "HTTP" => Some(Scheme::Http),
+        "HTTPS" => Some(Scheme::Https),
+        "TLS" => Some(Scheme::Tls),
+        other => {
+            problems.report(
+                at.field("protocol")
+                    .problem(format!(
+                        "{other:?} is not supported yet (HTTP, HTTPS and TLS are)"
+                    ))
+                    .because("UnsupportedProtocol"),
+            );
+            None
+        }
+    };
+    if let Some(host) = &spec.hostname
+        && let Err(message) = hostname::validate(host)
+    {
+        problems.report(
+            at.field("hostname")
+                .problem(message)
+                .because("UnsupportedValue"),
+        );
+    }
+    (port, protocol, problems)
+}
+
+/// What a listener references, for `ResolvedRefs`: the route kinds it allows and its
+/// certificate.
+struct References {
+    /// `supportedKinds`: the requested kinds this listener supports.
+    allowed_kinds: Vec<RouteKind>,
+    /// The certificate of an HTTPS listener, or of a TLS listener in `Terminate` mode.
+    certificate: Option<Arc<CertifiedKey>>,
+    /// Whether the certificate (when one is needed) resolved; a listener without it cannot
+    /// serve.
+    certificate_resolved: bool,
+    /// `ResolvedRefs`: False once per problem, else True.
+    conditions: Vec<Condition>,
+}
+
+/// Resolves a listener's references (`at` is its path): `allowedRoutes.kinds` against what
+/// its protocol supports, and the certificate of an HTTPS or TLS listener.
+fn resolve_references(
+    store: &Store,
+    namespace: &str,
+    at: &FieldPath,
+    spec: &GatewayListeners,
+    protocol: Option<Scheme>,
+) -> References {
+    let route_kinds = match protocol {
+        Some(Scheme::Tls) => tls_listener::TLS_ROUTE_KINDS,
+        _ => HTTP_ROUTE_KINDS,
+    };
+    let (allowed_kinds, invalid_kinds) = allowed_kinds(at, spec, route_kinds);
+    let mut conditions = Vec::new();
+    if let Some(problem) = &invalid_kinds {
+        conditions.push(Condition::no(
+            "ResolvedRefs",
+            problem.reason_or("InvalidRouteKinds"),
+            problem.to_string(),
+        ));
+    }
+    let certificate = match protocol {
+        Some(Scheme::Https) => listener_certificate(store, at, namespace, spec).map(Some),
+        Some(Scheme::Tls) => tls_listener::certificate(store, at, namespace, spec),
+        _ => Ok(None),
+    };
+    let (certificate, certificate_resolved) = match certificate {
+        Ok(certificate) => (certificate, true),
+        Err(problem) => {
+            conditions.push(Condition::no(
+                "ResolvedRefs",
+                problem.reason_or("InvalidCertificateRef"),
+                problem.to_string(),
+            ));
+            (None, false)
+        }
+    };
+    if conditions.is_empty() {
+        conditions.push(Condition::yes(
+            "ResolvedRefs",
+            "ResolvedRefs",
+            "all references resolved",
+        ));
+    }
+    References {
+        allowed_kinds,
+        certificate,
+        certificate_resolved,
+        conditions,
+    }
+}
+
+/// Within one owner, listeners on one port must agree on protocol, and (port, hostname) must
+/// be unique. Both sides of a conflict are Conflicted: the conflict of listener `index`, with
+/// its reason, if it has one.
+fn conflict_within(
+    at: &FieldPath,
+    listeners: &[GatewayListeners],
+    index: usize,
+) -> Option<(&'static str, Problem)> {
+    let spec = &listeners[index];
+    let same_port = listeners
+        .iter()
+        .enumerate()
+        .filter(|(other, l)| l.port == spec.port && *other != index)
+        .map(|(_, l)| l);
+    let mut conflict = None;
+    for other in same_port {
+        if other.protocol != spec.protocol {
+            let message = format!(
+                "listener {:?} uses port {} with protocol {}",
+                other.name, spec.port, other.protocol
+            );
+            return Some(("ProtocolConflict", at.problem(message)));
+        }
+        if other.hostname == spec.hostname {
+            let message = format!("listener {:?} has the same port and hostname", other.name);
+            conflict = Some(("HostnameConflict", at.problem(message)));
+        }
+    }
+    conflict
+}
+
+/// Where a listener binds: its port on each of the owner's addresses (none without a port).
+fn sockets(addresses: &[IpAddr], port: Option<u16>) -> Vec<SocketAddr> {
+    match port {
+        Some(port) => addresses
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 /// The certificate of an HTTPS listener (`tls.mode` Terminate, the default).
 fn listener_certificate(
     store: &Store,
-    at: &str,
+    at: &FieldPath,
     namespace: &str,
     spec: &GatewayListeners,
-) -> Result<Arc<CertifiedKey>, CertificateProblem> {
+) -> Result<Arc<CertifiedKey>, Problem> {
     let Some(tls) = &spec.tls else {
-        return Err(CertificateProblem {
-            reason: "InvalidCertificateRef",
-            message: format!("{at}.tls: an HTTPS listener needs tls.certificateRefs"),
-        });
+        return Err(at
+            .field("tls")
+            .problem("an HTTPS listener needs tls.certificateRefs")
+            .because("InvalidCertificateRef"));
     };
     if tls.mode == Some(GatewayListenersTlsMode::Passthrough) {
-        return Err(CertificateProblem {
-            reason: "InvalidCertificateRef",
-            message: format!(
-                "{at}.tls.mode: Passthrough is not valid for HTTPS (use a TLS listener)"
-            ),
-        });
+        return Err(at
+            .field("tls.mode")
+            .problem("Passthrough is not valid for HTTPS (use a TLS listener)")
+            .because("InvalidCertificateRef"));
     }
     let refs: Vec<CertificateRef<'_>> = tls
         .certificate_refs
@@ -480,14 +573,13 @@ fn listener_certificate(
 }
 
 /// `allowedRoutes.kinds` against the kinds the listener's protocol supports
-/// (`supported_kinds`): the listener's `supportedKinds`, and whether every requested kind is
-/// supported (else `ResolvedRefs` False, `InvalidRouteKinds`).
+/// (`supported_kinds`): the listener's `supportedKinds`, and the problem (`InvalidRouteKinds`)
+/// when some requested kind is not supported.
 fn allowed_kinds(
-    at: &str,
+    at: &FieldPath,
     spec: &GatewayListeners,
     supported_kinds: &[&str],
-    conditions: &mut Vec<Condition>,
-) -> (Vec<RouteKind>, bool) {
+) -> (Vec<RouteKind>, Option<Problem>) {
     let supported = |kind: &str| supported_kinds.contains(&kind);
     let requested = spec.allowed_routes.as_ref().and_then(|r| r.kinds.as_ref());
     let Some(requested) = requested.filter(|k| !k.is_empty()) else {
@@ -498,7 +590,7 @@ fn allowed_kinds(
                 kind: (*k).to_owned(),
             })
             .collect();
-        return (all, true);
+        return (all, None);
     };
     let mut kinds = Vec::new();
     let mut invalid = Vec::new();
@@ -514,17 +606,16 @@ fn allowed_kinds(
         }
     }
     if invalid.is_empty() {
-        return (kinds, true);
+        return (kinds, None);
     }
-    conditions.push(Condition::no(
-        "ResolvedRefs",
-        "InvalidRouteKinds",
-        format!(
-            "{at}.allowedRoutes.kinds: {} not supported on this listener",
+    let problem = at
+        .field("allowedRoutes.kinds")
+        .problem(format!(
+            "{} not supported on this listener",
             invalid.join(", ")
-        ),
-    ));
-    (kinds, false)
+        ))
+        .because("InvalidRouteKinds");
+    (kinds, Some(problem))
 }
 
 fn allowed_namespaces(spec: &GatewayListeners) -> AllowedNamespaces {

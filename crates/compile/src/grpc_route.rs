@@ -44,6 +44,7 @@ use crate::backend_ref::{BackendTable, Referrer};
 use crate::filter;
 use crate::http_route::{self, CompiledAction};
 use crate::listener::Listeners;
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::StatusReport;
 
 #[cfg(test)]
@@ -101,11 +102,12 @@ fn compile_rules(
     };
     let mut compiled = Vec::new();
     let rules = route.spec.rules.as_deref().unwrap_or_default();
+    let list = FieldPath::object(KIND, namespace, name).field("rules");
     for (index, rule) in rules.iter().enumerate() {
-        let at = format!("{KIND} {namespace}/{name} rules[{index}]");
+        let at = list.index(index);
         let rule_name: Arc<str> = match &rule.name {
             Some(rule_name) => format!("{at} ({rule_name})").into(),
-            None => at.as_str().into(),
+            None => at.to_string().into(),
         };
         let gateway = route
             .spec
@@ -140,34 +142,42 @@ fn compile_rules(
                 matches,
                 rule: Arc::new(action.into_rule(rule_name)),
             }),
-            Err(message) => problems.invalid.push(message),
+            Err(found) => problems.invalid.extend(found),
         }
     }
     compiled
 }
 
+/// Compiles one rule (`at` is its path): its method and header matches here, the rest as an
+/// HTTPRoute rule. `Err` drops the rule.
 fn compile_rule(
     store: &Store,
-    at: &str,
+    at: &FieldPath,
     rule: &GrpcRouteRules,
     referrer: &Referrer<'_>,
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
-) -> Result<(Vec<RuleMatch>, CompiledAction), String> {
+) -> Result<(Vec<RuleMatch>, CompiledAction), Problems> {
     let matches = match rule.matches.as_deref() {
         None | Some([]) => vec![RuleMatch::default()],
-        Some(matches) => matches
-            .iter()
-            .enumerate()
-            .map(|(i, m)| compile_match(&format!("{at}.matches[{i}]"), m))
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(matches) => {
+            let list = at.field("matches");
+            matches
+                .iter()
+                .enumerate()
+                .map(|(i, m)| compile_match(&list.index(i), m))
+                .collect::<Result<Vec<_>, _>>()?
+        }
     };
     // Filters and backendRefs: GRPCRoute's are a subset of HTTPRoute's, field for field.
     let as_http = HttpRouteRules {
         name: rule.name.clone(),
-        filters: filter::convert(&rule.filters)?,
-        backend_refs: filter::convert(&rule.backend_refs)?,
-        session_persistence: filter::convert(&rule.session_persistence)?,
+        filters: filter::convert(&at.field("filters"), &rule.filters)?,
+        backend_refs: filter::convert(&at.field("backendRefs"), &rule.backend_refs)?,
+        session_persistence: filter::convert(
+            &at.field("sessionPersistence"),
+            &rule.session_persistence,
+        )?,
         ..HttpRouteRules::default()
     };
     let (_, mut action) =
@@ -191,9 +201,9 @@ fn compile_rule(
 
 /// One `GRPCRouteMatch`: the method as a path match (see the module table), headers as for
 /// HTTPRoute.
-fn compile_match(at: &str, spec: &GrpcRouteRulesMatches) -> Result<RuleMatch, String> {
+fn compile_match(at: &FieldPath, spec: &GrpcRouteRulesMatches) -> Result<RuleMatch, Problem> {
     let headers = HttpRouteRulesMatches {
-        headers: filter::convert(&spec.headers)?,
+        headers: filter::convert(&at.field("headers"), &spec.headers)?,
         ..HttpRouteRulesMatches::default()
     };
     let mut matching = http_route::compile_match(at, &headers)?;
@@ -204,36 +214,34 @@ fn compile_match(at: &str, spec: &GrpcRouteRulesMatches) -> Result<RuleMatch, St
             .r#type
             .clone()
             .unwrap_or(GrpcRouteRulesMatchesMethodType::Exact);
-        matching.path = method_path(&format!("{at}.method"), kind, service, name)?;
+        matching.path = method_path(&at.field("method"), kind, service, name)?;
     }
     Ok(matching)
 }
 
 /// The path match for a `GRPCMethodMatch`.
 fn method_path(
-    at: &str,
+    at: &FieldPath,
     kind: GrpcRouteRulesMatchesMethodType,
     service: Option<&str>,
     method: Option<&str>,
-) -> Result<PathMatch, String> {
+) -> Result<PathMatch, Problem> {
     if service.is_none() && method.is_none() {
-        return Err(format!(
-            "{at}: one or both of service and method must be set"
-        ));
+        return Err(at.problem("one or both of service and method must be set"));
     }
     match kind {
         GrpcRouteRulesMatchesMethodType::Exact => {
             let valid_service = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
             let valid_method = |c: char| c.is_ascii_alphanumeric() || c == '_';
             if let Some(service) = service.filter(|s| !s.chars().all(valid_service)) {
-                return Err(format!(
-                    "{at}.service: {service:?} is not a valid gRPC service name"
-                ));
+                return Err(at
+                    .field("service")
+                    .problem(format!("{service:?} is not a valid gRPC service name")));
             }
             if let Some(method) = method.filter(|m| !m.chars().all(valid_method)) {
-                return Err(format!(
-                    "{at}.method: {method:?} is not a valid gRPC method name"
-                ));
+                return Err(at
+                    .field("method")
+                    .problem(format!("{method:?} is not a valid gRPC method name")));
             }
             Ok(match (service, method) {
                 (Some(service), Some(method)) => PathMatch::exact(&format!("/{service}/{method}")),
@@ -242,7 +250,7 @@ fn method_path(
                 (None, method) => {
                     let method = regex::escape(method.unwrap_or_default());
                     PathMatch::regex(&format!("/{ANY_SEGMENT}/{method}"))
-                        .map_err(|e| format!("{at}.method: {e}"))?
+                        .map_err(|e| at.field("method").problem(e.to_string()))?
                 }
             })
         }
@@ -250,14 +258,16 @@ fn method_path(
             // Each part is checked alone first, so the error names the field that is wrong.
             for (field, value) in [("service", service), ("method", method)] {
                 if let Some(value) = value {
-                    regex::Regex::new(value)
-                        .map_err(|e| format!("{at}.{field}: invalid regular expression: {e}"))?;
+                    regex::Regex::new(value).map_err(|e| {
+                        at.field(field)
+                            .problem(format!("invalid regular expression: {e}"))
+                    })?;
                 }
             }
             let service = service.unwrap_or(ANY_SEGMENT);
             let method = method.unwrap_or(ANY_SEGMENT);
             PathMatch::regex(&format!("/(?:{service})/(?:{method})"))
-                .map_err(|e| format!("{at}: invalid regular expression: {e}"))
+                .map_err(|e| at.problem(format!("invalid regular expression: {e}")))
         }
     }
 }

@@ -8,9 +8,11 @@ use bytes::Bytes;
 use http::StatusCode;
 use model::Store;
 use model::gateway_api::{
-    HttpRoute, HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesMatches,
-    HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPathType,
-    HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesRetry, HttpRouteRulesTimeouts,
+    HttpRoute, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesFilters,
+    HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesMatchesQueryParams, HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesRetry,
+    HttpRouteRulesTimeouts,
 };
 use router::{HeaderMatch, PathMatch, QueryMatch, RuleMatch, ValueMatch};
 use snapshot::{
@@ -23,6 +25,7 @@ use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
 use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
 use crate::listener::Listeners;
 use crate::mirror::MirrorTargets;
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::StatusReport;
 use crate::{duration, filter};
 
@@ -35,7 +38,6 @@ pub(crate) fn attach_http_routes(
     status: &mut StatusReport,
 ) {
     for ((namespace, name), route) in &store.http_routes {
-        let label = format!("HTTPRoute {namespace}/{name}");
         let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
         let ours = attachment::our_parents(store, options, parents);
         if ours.is_empty() {
@@ -43,15 +45,7 @@ pub(crate) fn attach_http_routes(
         }
 
         let mut problems = RuleProblems::default();
-        let rules = compile_rules(
-            store,
-            namespace,
-            name,
-            &label,
-            route,
-            backends,
-            &mut problems,
-        );
+        let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
         let hostnames = route.spec.hostnames.clone().unwrap_or_default();
         let attaching = RouteAttachment {
             kind: "HTTPRoute",
@@ -73,7 +67,6 @@ fn compile_rules(
     store: &Store,
     namespace: &str,
     name: &str,
-    label: &str,
     route: &HttpRoute,
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
@@ -83,6 +76,7 @@ fn compile_rules(
         kind: "HTTPRoute",
         namespace,
     };
+    let rules = FieldPath::object("HTTPRoute", namespace, name).field("rules");
     for (index, rule) in route
         .spec
         .rules
@@ -91,12 +85,10 @@ fn compile_rules(
         .iter()
         .enumerate()
     {
-        let at = format!("{label} rules[{index}]");
+        let at = rules.index(index);
         let rule_name: Arc<str> = match &rule.name {
-            Some(rule_name) => {
-                format!("HTTPRoute {namespace}/{name} rules[{index}] ({rule_name})").into()
-            }
-            None => format!("HTTPRoute {namespace}/{name} rules[{index}]").into(),
+            Some(rule_name) => format!("{at} ({rule_name})").into(),
+            None => at.to_string().into(),
         };
         let gateway = first_gateway_parent(
             namespace,
@@ -120,24 +112,29 @@ fn compile_rules(
                 matches,
                 rule: Arc::new(compiled_action.into_rule(rule_name)),
             }),
-            Err(message) => problems.invalid.push(message),
+            Err(found) => problems.invalid.extend(found),
         }
     }
     compiled
 }
 
-/// Compiles one rule: its matches and what it does (filters, timeouts, retry, weighted
-/// backends). `Err` drops the rule (the message names the field); backendRefs that do not
-/// resolve are recorded in `problems` and answer 500 for their share of traffic. GRPCRoute
-/// rules reuse it for their filters and backendRefs, which share HTTPRoute's schema.
+/// Compiles one rule (`at` is its path): its matches and what it does (filters, timeouts,
+/// retry, weighted backends). `Err` drops the rule with the problems of its first invalid
+/// section (every bad filter of a filter list); backendRefs that do not resolve are recorded
+/// in `problems` and answer 500 for their share of traffic. GRPCRoute rules reuse it for their
+/// filters and backendRefs, which share HTTPRoute's schema.
 pub(crate) fn compile_rule(
     store: &Store,
-    at: &str,
+    at: &FieldPath,
     rule: &HttpRouteRules,
     referrer: &Referrer<'_>,
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
-) -> Result<(Vec<RuleMatch>, CompiledAction), String> {
+) -> Result<(Vec<RuleMatch>, CompiledAction), Problems> {
+    // The first invalid section drops the rule and is the one reported, so this order is the
+    // order in which an operator meets the problems. Filters come first: their mirrors
+    // resolve backends before the rule's own backendRefs do, which fixes the backends' order
+    // in the snapshot.
     let filters = filter::compile_filters(
         at,
         rule.filters.as_deref().unwrap_or_default(),
@@ -151,97 +148,18 @@ pub(crate) fn compile_rule(
     let timeouts = compile_timeouts(at, rule.timeouts.as_ref())?;
     let retry = compile_retry(at, rule.retry.as_ref())?;
     let session = crate::session::compile_session(at, rule.session_persistence.as_ref())?;
-    let matches = match rule.matches.as_deref() {
-        None | Some([]) => vec![RuleMatch::default()],
-        Some(matches) => matches
-            .iter()
-            .enumerate()
-            .map(|(i, m)| compile_match(&format!("{at}.matches[{i}]"), m))
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let mut uses_prefix_rewrite = has_prefix_modifier(&filters);
+    let matches = compile_matches(at, rule.matches.as_deref())?;
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
-    let mut candidates = Vec::new();
-    for (i, backend_ref) in refs.iter().enumerate() {
-        let ref_at = format!("{at}.backendRefs[{i}]");
-        let backend_filters: Vec<HttpRouteRulesFilters> =
-            filter::convert(&backend_ref.filters.clone().unwrap_or_default())?;
-        let backend_filters = filter::compile_filters(
-            &ref_at,
-            &backend_filters,
-            &mut MirrorTargets {
-                store,
-                referrer,
-                backends,
-                problems: &mut problems.refs,
-            },
-        )?;
-        if backend_filters.cors.is_some() {
-            // A preflight is answered before a backendRef is chosen: CORS belongs to the rule.
-            return Err(format!(
-                "{ref_at}.filters: CORS is only supported on the rule, not on a backendRef"
-            ));
-        }
-        uses_prefix_rewrite |= has_prefix_modifier(&backend_filters);
-        let weight = u64::try_from(backend_ref.weight.unwrap_or(1)).unwrap_or(0);
-        let spec = BackendRefSpec {
-            group: backend_ref.group.as_deref().unwrap_or(""),
-            kind: backend_ref.kind.as_deref().unwrap_or("Service"),
-            name: &backend_ref.name,
-            namespace: backend_ref
-                .namespace
-                .as_deref()
-                .unwrap_or(referrer.namespace),
-            port: backend_ref.port,
-        };
-        let target = match backends.resolve(store, referrer, &spec) {
-            Ok(index) => BackendTarget::Backend(index),
-            Err(problem) => {
-                let response = internal_error(&format!("{ref_at}: {}", problem.message));
-                problems.refs.push((ref_at, problem));
-                BackendTarget::Invalid(response)
-            }
-        };
-        if weight > 0 {
-            candidates.push(WeightedBackend {
-                weight,
-                target,
-                filters: backend_filters,
-            });
-        }
-    }
-    if uses_prefix_rewrite
-        && matches
-            .iter()
-            .any(|m| !matches!(m.path, PathMatch::Prefix(_)))
-    {
-        return Err(format!(
-            "{at}: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match"
-        ));
-    }
+    let weighted = compile_backend_refs(store, at, refs, referrer, backends, problems)?;
+    check_prefix_rewrite(
+        at,
+        &matches,
+        has_prefix_modifier(&filters) || weighted.uses_prefix_rewrite,
+    )?;
     // The route's own `retry` (Gateway API) wins; otherwise the BackendTrafficPolicy retry of
     // the first usable backend (its own policy, or the rule's route/Gateway-level one).
-    let retry = retry.or_else(|| {
-        candidates.iter().find_map(|c| match c.target {
-            BackendTarget::Backend(index) => backends
-                .applied_policy(index)
-                .and_then(|p| p.retry_policy()),
-            BackendTarget::Invalid(_) => None,
-        })
-    });
-    let total_weight: u64 = candidates.iter().map(|c| c.weight).sum();
-    let action = if refs.is_empty() {
-        RuleAction::Respond(internal_error(&format!("{at} has no backendRefs")))
-    } else if total_weight == 0 {
-        RuleAction::Respond(internal_error(&format!(
-            "{at}: every backendRef has weight 0"
-        )))
-    } else {
-        RuleAction::Forward(BackendChoice {
-            candidates,
-            total_weight,
-        })
-    };
+    let retry = retry.or_else(|| policy_retry(backends, &weighted.candidates));
+    let action = rule_action(at, refs.is_empty(), weighted.candidates);
     Ok((
         matches,
         CompiledAction {
@@ -277,6 +195,160 @@ impl CompiledAction {
     }
 }
 
+/// A rule's `matches`; none means one match of every request (`PathPrefix /`).
+fn compile_matches(
+    at: &FieldPath,
+    matches: Option<&[HttpRouteRulesMatches]>,
+) -> Result<Vec<RuleMatch>, Problem> {
+    match matches {
+        None | Some([]) => Ok(vec![RuleMatch::default()]),
+        Some(matches) => {
+            let list = at.field("matches");
+            matches
+                .iter()
+                .enumerate()
+                .map(|(i, m)| compile_match(&list.index(i), m))
+                .collect()
+        }
+    }
+}
+
+/// The backendRefs of a rule with a non-zero weight, and whether their filters rewrite a
+/// path prefix.
+struct WeightedRefs {
+    candidates: Vec<WeightedBackend>,
+    uses_prefix_rewrite: bool,
+}
+
+/// Compiles a rule's backendRefs. A ref that does not resolve stays, answering 500 (the
+/// problem is in `problems.refs`); invalid ref filters drop the rule.
+fn compile_backend_refs(
+    store: &Store,
+    at: &FieldPath,
+    refs: &[HttpRouteRulesBackendRefs],
+    referrer: &Referrer<'_>,
+    backends: &mut BackendTable,
+    problems: &mut RuleProblems,
+) -> Result<WeightedRefs, Problems> {
+    let list = at.field("backendRefs");
+    let mut weighted = WeightedRefs {
+        candidates: Vec::new(),
+        uses_prefix_rewrite: false,
+    };
+    for (i, backend_ref) in refs.iter().enumerate() {
+        let ref_at = list.index(i);
+        let filters =
+            backend_ref_filters(store, &ref_at, backend_ref, referrer, backends, problems)?;
+        weighted.uses_prefix_rewrite |= has_prefix_modifier(&filters);
+        let weight = u64::try_from(backend_ref.weight.unwrap_or(1)).unwrap_or(0);
+        let spec = BackendRefSpec {
+            group: backend_ref.group.as_deref().unwrap_or(""),
+            kind: backend_ref.kind.as_deref().unwrap_or("Service"),
+            name: &backend_ref.name,
+            namespace: backend_ref
+                .namespace
+                .as_deref()
+                .unwrap_or(referrer.namespace),
+            port: backend_ref.port,
+        };
+        let target = match backends.resolve(store, referrer, &spec, &ref_at) {
+            Ok(index) => BackendTarget::Backend(index),
+            Err(problem) => {
+                let response = internal_error(&problem);
+                problems.refs.report(problem);
+                BackendTarget::Invalid(response)
+            }
+        };
+        if weight > 0 {
+            weighted.candidates.push(WeightedBackend {
+                weight,
+                target,
+                filters,
+            });
+        }
+    }
+    Ok(weighted)
+}
+
+/// The `filters` of one backendRef (`at`), compiled like a rule's.
+fn backend_ref_filters(
+    store: &Store,
+    at: &FieldPath,
+    backend_ref: &HttpRouteRulesBackendRefs,
+    referrer: &Referrer<'_>,
+    backends: &mut BackendTable,
+    problems: &mut RuleProblems,
+) -> Result<Filters, Problems> {
+    let specs: Vec<HttpRouteRulesFilters> = filter::convert(
+        &at.field("filters"),
+        &backend_ref.filters.clone().unwrap_or_default(),
+    )?;
+    let filters = filter::compile_filters(
+        at,
+        &specs,
+        &mut MirrorTargets {
+            store,
+            referrer,
+            backends,
+            problems: &mut problems.refs,
+        },
+    )?;
+    if filters.cors.is_some() {
+        // A preflight is answered before a backendRef is chosen: CORS belongs to the rule.
+        return Err(at
+            .field("filters")
+            .problem("CORS is only supported on the rule, not on a backendRef")
+            .into());
+    }
+    Ok(filters)
+}
+
+/// Spec (HTTPPathModifier): `ReplacePrefixMatch` replaces the matched prefix, so every match of
+/// the rule must be a `PathPrefix` match.
+fn check_prefix_rewrite(
+    at: &FieldPath,
+    matches: &[RuleMatch],
+    uses_prefix_rewrite: bool,
+) -> Result<(), Problem> {
+    if uses_prefix_rewrite
+        && matches
+            .iter()
+            .any(|m| !matches!(m.path, PathMatch::Prefix(_)))
+    {
+        return Err(
+            at.problem("ReplacePrefixMatch needs every match of the rule to be a PathPrefix match")
+        );
+    }
+    Ok(())
+}
+
+/// The BackendTrafficPolicy retry of the first usable candidate, for rules without a `retry`
+/// of their own.
+fn policy_retry(backends: &BackendTable, candidates: &[WeightedBackend]) -> Option<RetryPolicy> {
+    candidates.iter().find_map(|c| match c.target {
+        BackendTarget::Backend(index) => backends
+            .applied_policy(index)
+            .and_then(|p| p.retry_policy()),
+        BackendTarget::Invalid(_) => None,
+    })
+}
+
+/// What the rule does: forward to its weighted candidates, or, with no backendRefs or no
+/// weight, answer the 500 the spec asks for.
+fn rule_action(at: &FieldPath, no_refs: bool, candidates: Vec<WeightedBackend>) -> RuleAction {
+    let total_weight: u64 = candidates.iter().map(|c| c.weight).sum();
+    if no_refs {
+        RuleAction::Respond(internal_error(&at.sentence("has no backendRefs")))
+    } else if total_weight == 0 {
+        RuleAction::Respond(internal_error(&at.problem("every backendRef has weight 0")))
+    } else {
+        RuleAction::Forward(BackendChoice {
+            candidates,
+            total_weight,
+        })
+    }
+}
+
 fn has_prefix_modifier(filters: &Filters) -> bool {
     let redirect = filters.redirect.as_ref().and_then(|r| r.path.as_ref());
     let rewrite = filters.rewrite.as_ref().and_then(|r| r.path.as_ref());
@@ -288,24 +360,30 @@ fn has_prefix_modifier(filters: &Filters) -> bool {
 
 /// `retry` (GEP-1731): codes 400-599, attempts >= 0, backoff a GEP-2257 duration.
 fn compile_retry(
-    at: &str,
+    rule: &FieldPath,
     spec: Option<&HttpRouteRulesRetry>,
-) -> Result<Option<RetryPolicy>, String> {
+) -> Result<Option<RetryPolicy>, Problem> {
     let Some(spec) = spec else { return Ok(None) };
+    let at = rule.field("retry");
     let mut codes = Vec::new();
     for (i, code) in spec.codes.as_deref().unwrap_or_default().iter().enumerate() {
         let code = u16::try_from(*code)
             .ok()
             .filter(|c| (400..=599).contains(c))
-            .ok_or_else(|| format!("{at}.retry.codes[{i}]: {code} is not a 4xx or 5xx status"))?;
+            .ok_or_else(|| {
+                at.field("codes")
+                    .index(i)
+                    .problem(format!("{code} is not a 4xx or 5xx status"))
+            })?;
         codes.push(code);
     }
     let attempts = u32::try_from(spec.attempts.unwrap_or(1))
-        .map_err(|_| format!("{at}.retry.attempts must be 0 or more"))?;
+        .map_err(|_| at.field("attempts").sentence("must be 0 or more"))?;
     let backoff = match &spec.backoff {
-        None => snapshot::Backoff::default(),
+        // Without `backoff` the implementation chooses (GEP-1731): a small jittered pause.
+        None => snapshot::Backoff::DEFAULT_RETRY,
         Some(text) => snapshot::Backoff::fixed(
-            duration::parse(text).map_err(|e| format!("{at}.retry.backoff: {e}"))?,
+            duration::parse(text).map_err(|e| at.field("backoff").problem(e))?,
         ),
     };
     // GEP-1731: connection errors (refused, reset, timeout before the response head) are
@@ -328,16 +406,19 @@ fn compile_retry(
 
 /// `timeouts`: GEP-2257 durations; `0s` disables a timeout; backendRequest must not exceed
 /// request.
-fn compile_timeouts(at: &str, spec: Option<&HttpRouteRulesTimeouts>) -> Result<Timeouts, String> {
+fn compile_timeouts(
+    rule: &FieldPath,
+    spec: Option<&HttpRouteRulesTimeouts>,
+) -> Result<Timeouts, Problem> {
     let Some(spec) = spec else {
         return Ok(Timeouts::default());
     };
-    let parse = |field: &str, value: Option<&String>| -> Result<Option<Duration>, String> {
+    let at = rule.field("timeouts");
+    let parse = |field: &str, value: Option<&String>| -> Result<Option<Duration>, Problem> {
         match value {
             None => Ok(None),
             Some(text) => {
-                let parsed =
-                    duration::parse(text).map_err(|e| format!("{at}.timeouts.{field}: {e}"))?;
+                let parsed = duration::parse(text).map_err(|e| at.field(field).problem(e))?;
                 Ok(Some(parsed).filter(|d| !d.is_zero()))
             }
         }
@@ -347,9 +428,9 @@ fn compile_timeouts(at: &str, spec: Option<&HttpRouteRulesTimeouts>) -> Result<T
     if let (Some(request), Some(backend)) = (request, backend_request)
         && backend > request
     {
-        return Err(format!(
-            "{at}.timeouts.backendRequest ({backend:?}) must not exceed timeouts.request ({request:?})"
-        ));
+        return Err(at.field("backendRequest").sentence(format!(
+            "({backend:?}) must not exceed timeouts.request ({request:?})"
+        )));
     }
     Ok(Timeouts {
         request,
@@ -359,58 +440,73 @@ fn compile_timeouts(at: &str, spec: Option<&HttpRouteRulesTimeouts>) -> Result<T
 
 /// The 500 the Gateway API requires for traffic that cannot be forwarded. The body names the
 /// rule and the reason so an operator can act without reading logs.
-fn internal_error(message: &str) -> DirectResponse {
+fn internal_error(why: &Problem) -> DirectResponse {
     DirectResponse {
         status: StatusCode::INTERNAL_SERVER_ERROR,
-        body: Bytes::from(format!("no backend for this request: {message}\n")),
+        body: Bytes::from(format!("no backend for this request: {why}\n")),
     }
 }
 
-pub(crate) fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<RuleMatch, String> {
-    let path = match &spec.path {
-        None => PathMatch::prefix("/"),
-        Some(path) => {
-            let value = path.value.as_deref().unwrap_or("/");
-            let kind = path
-                .r#type
-                .clone()
-                .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
-            match kind {
-                HttpRouteRulesMatchesPathType::RegularExpression => PathMatch::regex(value)
-                    .map_err(|e| format!("{at}.path.value: invalid regular expression: {e}"))?,
-                HttpRouteRulesMatchesPathType::Exact
-                | HttpRouteRulesMatchesPathType::PathPrefix => {
-                    if !value.starts_with('/') {
-                        return Err(format!("{at}.path.value: {value:?} must start with \"/\""));
-                    }
-                    if value.contains("//") || value.contains("/./") || value.contains("/../") {
-                        return Err(format!(
-                            "{at}.path.value: {value:?} must be a normalised path"
-                        ));
-                    }
-                    if kind == HttpRouteRulesMatchesPathType::Exact {
-                        PathMatch::exact(value)
-                    } else {
-                        PathMatch::prefix(value)
-                    }
-                }
+/// One `HTTPRouteMatch` (`at` is its path): path, headers, query parameters and method.
+pub(crate) fn compile_match(
+    at: &FieldPath,
+    spec: &HttpRouteRulesMatches,
+) -> Result<RuleMatch, Problem> {
+    Ok(RuleMatch {
+        path: path_match(&at.field("path"), spec.path.as_ref())?,
+        method: spec.method.as_ref().map(method),
+        headers: header_matches(&at.field("headers"), spec.headers.as_deref())?,
+        query: query_matches(&at.field("queryParams"), spec.query_params.as_deref())?,
+    })
+}
+
+/// `path`: `PathPrefix /` when absent; Exact and PathPrefix values must be absolute and
+/// normalised.
+fn path_match(
+    at: &FieldPath,
+    spec: Option<&HttpRouteRulesMatchesPath>,
+) -> Result<PathMatch, Problem> {
+    let Some(path) = spec else {
+        return Ok(PathMatch::prefix("/"));
+    };
+    let at = at.field("value");
+    let value = path.value.as_deref().unwrap_or("/");
+    let kind = path
+        .r#type
+        .clone()
+        .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
+    match kind {
+        HttpRouteRulesMatchesPathType::RegularExpression => PathMatch::regex(value)
+            .map_err(|e| at.problem(format!("invalid regular expression: {e}"))),
+        HttpRouteRulesMatchesPathType::Exact | HttpRouteRulesMatchesPathType::PathPrefix => {
+            if !value.starts_with('/') {
+                return Err(at.problem(format!("{value:?} must start with \"/\"")));
+            }
+            if value.contains("//") || value.contains("/./") || value.contains("/../") {
+                return Err(at.problem(format!("{value:?} must be a normalised path")));
+            }
+            if kind == HttpRouteRulesMatchesPathType::Exact {
+                Ok(PathMatch::exact(value))
+            } else {
+                Ok(PathMatch::prefix(value))
             }
         }
-    };
+    }
+}
+
+/// `headers` (`at` is the list): names must be valid; of several entries naming one header
+/// only the first counts.
+fn header_matches(
+    at: &FieldPath,
+    specs: Option<&[HttpRouteRulesMatchesHeaders]>,
+) -> Result<Vec<HeaderMatch>, Problem> {
     let mut headers = Vec::new();
     let mut seen_headers = Vec::new();
-    for (i, header) in spec
-        .headers
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, header) in specs.unwrap_or_default().iter().enumerate() {
         let name = http::HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
-            format!(
-                "{at}.headers[{i}].name: {:?} is not a valid header name",
-                header.name
-            )
+            at.index(i)
+                .field("name")
+                .problem(format!("{:?} is not a valid header name", header.name))
         })?;
         // Spec: if several entries name the same header, only the first is considered.
         if seen_headers.contains(&name) {
@@ -424,18 +520,25 @@ pub(crate) fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<Ru
         {
             HttpRouteRulesMatchesHeadersType::Exact => ValueMatch::exact(&header.value),
             HttpRouteRulesMatchesHeadersType::RegularExpression => ValueMatch::regex(&header.value)
-                .map_err(|e| format!("{at}.headers[{i}].value: invalid regular expression: {e}"))?,
+                .map_err(|e| {
+                    at.index(i)
+                        .field("value")
+                        .problem(format!("invalid regular expression: {e}"))
+                })?,
         };
         headers.push(HeaderMatch { name, value });
     }
+    Ok(headers)
+}
+
+/// `queryParams` (`at` is the list): of several entries naming one parameter only the first
+/// counts.
+fn query_matches(
+    at: &FieldPath,
+    specs: Option<&[HttpRouteRulesMatchesQueryParams]>,
+) -> Result<Vec<QueryMatch>, Problem> {
     let mut query = Vec::new();
-    for (i, param) in spec
-        .query_params
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, param) in specs.unwrap_or_default().iter().enumerate() {
         if query.iter().any(|q: &QueryMatch| *q.name == *param.name) {
             continue;
         }
@@ -447,7 +550,9 @@ pub(crate) fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<Ru
             HttpRouteRulesMatchesQueryParamsType::Exact => ValueMatch::exact(&param.value),
             HttpRouteRulesMatchesQueryParamsType::RegularExpression => {
                 ValueMatch::regex(&param.value).map_err(|e| {
-                    format!("{at}.queryParams[{i}].value: invalid regular expression: {e}")
+                    at.index(i)
+                        .field("value")
+                        .problem(format!("invalid regular expression: {e}"))
                 })?
             }
         };
@@ -456,7 +561,12 @@ pub(crate) fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<Ru
             value,
         });
     }
-    let method = spec.method.as_ref().map(|m| match m {
+    Ok(query)
+}
+
+/// `method`, as the `http` crate spells it.
+fn method(spec: &HttpRouteRulesMatchesMethod) -> http::Method {
+    match spec {
         HttpRouteRulesMatchesMethod::Get => http::Method::GET,
         HttpRouteRulesMatchesMethod::Head => http::Method::HEAD,
         HttpRouteRulesMatchesMethod::Post => http::Method::POST,
@@ -466,13 +576,7 @@ pub(crate) fn compile_match(at: &str, spec: &HttpRouteRulesMatches) -> Result<Ru
         HttpRouteRulesMatchesMethod::Options => http::Method::OPTIONS,
         HttpRouteRulesMatchesMethod::Trace => http::Method::TRACE,
         HttpRouteRulesMatchesMethod::Patch => http::Method::PATCH,
-    });
-    Ok(RuleMatch {
-        path,
-        method,
-        headers,
-        query,
-    })
+    }
 }
 
 /// The first parentRef that names a Gateway: `(namespace, name, sectionName)`, for the

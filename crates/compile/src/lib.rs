@@ -26,6 +26,7 @@ mod http_route;
 mod listener;
 mod listener_set;
 mod mirror;
+mod problems;
 mod selector;
 mod session;
 pub mod status;
@@ -56,7 +57,7 @@ pub struct CompileOptions {
     /// Generation stamped on the snapshot.
     pub generation: u64,
     /// The platform's CA certificates, for BackendTLSPolicy `wellKnownCACertificates: System`
-    /// (loaded once at startup, see `upstream::tls::load_system_roots`: compile does no I/O).
+    /// (loaded once at startup, see `upstream::load_system_roots`: compile does no I/O).
     /// `None`: policies asking for them are not accepted.
     pub system_roots: Option<Arc<rustls::RootCertStore>>,
 }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use router::{HostMap, HostPattern, RouteTableBuilder};
 use rustls::sign::CertifiedKey;
+use snapshot::backend::tls::ClientCertificate;
 use snapshot::tls::{ClientValidation, SocketTls};
 use snapshot::tls_route::TlsListenerRoutes;
 use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
-use upstream::ClientCertificate;
 
 use crate::selector::{self, Expression};
 use crate::status::{RouteKind, StatusReport};
@@ -161,83 +161,111 @@ impl Listeners {
 
     /// Groups usable listeners by socket into the snapshot's socket tables.
     pub(crate) fn build_sockets(self) -> snapshot::SocketMap {
-        #[derive(Default)]
-        struct Socket {
-            scheme: Option<Scheme>,
-            listeners: HostMap<Arc<ListenerRoutes>>,
-            tls_listeners: HostMap<Arc<TlsListenerRoutes>>,
-            certificates: HostMap<Arc<CertifiedKey>>,
-            validation: HostMap<Option<Arc<ClientValidation>>>,
-        }
-        let mut per_socket: HashMap<SocketAddr, Socket> = HashMap::new();
+        let mut per_socket: HashMap<SocketAddr, SocketDraft> = HashMap::new();
         let mut frontend_validation = self.frontend_validation;
         let mut client_certificates = self.backend_client_certificates;
         let usable = self.slots.into_iter().enumerate().filter(|(_, s)| s.usable);
         for (index, slot) in usable {
-            let validation = frontend_validation.remove(&index);
-            let pattern = HostPattern::parse(slot.hostname.as_deref().unwrap_or(""));
             let label: Arc<str> = slot.label().into();
-            let tls_table = slot.tls.map(|tls| Arc::new(tls.build(Arc::clone(&label))));
-            let table = Arc::new(ListenerRoutes {
-                name: label,
-                table: slot.builder.build(),
-                backend_client_certificate: client_certificates.remove(&index),
-            });
+            let table = match slot.tls {
+                Some(tls) => ListenerTable::Tls(Arc::new(tls.build(label))),
+                None => ListenerTable::Http(Arc::new(ListenerRoutes {
+                    name: label,
+                    table: slot.builder.build(),
+                    backend_client_certificate: client_certificates.remove(&index),
+                })),
+            };
+            let listener = DraftListener {
+                pattern: HostPattern::parse(slot.hostname.as_deref().unwrap_or("")),
+                scheme: slot.scheme,
+                table,
+                certificate: slot.certificate,
+                validation: frontend_validation.remove(&index),
+            };
             for socket in slot.sockets {
-                let entry = per_socket.entry(socket).or_default();
-                // Conflicts (hostname or protocol) were resolved before routes attached: the
-                // first listener for a (socket, hostname) pair is the only usable one, and all
-                // listeners of a socket share its scheme, so nothing is replaced here.
-                entry.scheme.get_or_insert(slot.scheme);
-                match &tls_table {
-                    Some(tls_table) => {
-                        entry
-                            .tls_listeners
-                            .entry_or_insert_with(&pattern, || Arc::clone(tls_table));
-                    }
-                    None => {
-                        entry
-                            .listeners
-                            .entry_or_insert_with(&pattern, || Arc::clone(&table));
-                    }
-                }
-                if let Some(certificate) = &slot.certificate {
-                    entry
-                        .certificates
-                        .entry_or_insert_with(&pattern, || Arc::clone(certificate));
-                    entry
-                        .validation
-                        .entry_or_insert_with(&pattern, || validation.clone());
-                }
+                per_socket.entry(socket).or_default().add(&listener);
             }
         }
         per_socket
             .into_iter()
-            .map(|(address, socket)| {
-                let scheme = socket.scheme.unwrap_or(Scheme::Http);
-                // SocketTls::new only fails if rustls rejects its own default protocol
-                // versions; a socket without TLS then refuses handshakes, visibly.
-                let tls = match scheme {
-                    Scheme::Https => {
-                        SocketTls::with_client_validation(socket.certificates, socket.validation)
-                            .ok()
-                    }
-                    // TLS sockets need it only for their Terminate listeners.
-                    Scheme::Tls if !socket.certificates.is_empty() => {
-                        SocketTls::new(socket.certificates)
-                            .ok()
-                            .map(tls_listener::without_alpn)
-                    }
-                    Scheme::Http | Scheme::Tls => None,
-                };
-                let routes = SocketRoutes {
-                    scheme,
-                    tls,
-                    listeners: socket.listeners,
-                    tls_listeners: socket.tls_listeners,
-                };
-                (address, Arc::new(routes))
-            })
+            .map(|(address, socket)| (address, Arc::new(socket.build())))
             .collect()
+    }
+}
+
+/// The route table of one listener: HTTP routes (HTTP and HTTPS listeners) or TLSRoutes by
+/// SNI (TLS listeners).
+enum ListenerTable {
+    Http(Arc<ListenerRoutes>),
+    Tls(Arc<TlsListenerRoutes>),
+}
+
+/// One usable listener as its sockets take it.
+struct DraftListener {
+    pattern: HostPattern,
+    scheme: Scheme,
+    table: ListenerTable,
+    certificate: Option<Arc<CertifiedKey>>,
+    validation: Option<Arc<ClientValidation>>,
+}
+
+/// One socket's listeners while they are grouped (see [`Listeners::build_sockets`]).
+#[derive(Default)]
+struct SocketDraft {
+    scheme: Option<Scheme>,
+    listeners: HostMap<Arc<ListenerRoutes>>,
+    tls_listeners: HostMap<Arc<TlsListenerRoutes>>,
+    certificates: HostMap<Arc<CertifiedKey>>,
+    validation: HostMap<Option<Arc<ClientValidation>>>,
+}
+
+impl SocketDraft {
+    /// Adds a listener under its hostname pattern.
+    fn add(&mut self, listener: &DraftListener) {
+        let pattern = &listener.pattern;
+        // Conflicts (hostname or protocol) were resolved before routes attached: the first
+        // listener for a (socket, hostname) pair is the only usable one, and all listeners of
+        // a socket share its scheme, so nothing is replaced here.
+        self.scheme.get_or_insert(listener.scheme);
+        match &listener.table {
+            ListenerTable::Tls(table) => {
+                self.tls_listeners
+                    .entry_or_insert_with(pattern, || Arc::clone(table));
+            }
+            ListenerTable::Http(table) => {
+                self.listeners
+                    .entry_or_insert_with(pattern, || Arc::clone(table));
+            }
+        }
+        if let Some(certificate) = &listener.certificate {
+            self.certificates
+                .entry_or_insert_with(pattern, || Arc::clone(certificate));
+            self.validation
+                .entry_or_insert_with(pattern, || listener.validation.clone());
+        }
+    }
+
+    /// The snapshot's view of the socket: its scheme, its TLS (certificates by SNI) and its
+    /// listeners by hostname.
+    fn build(self) -> SocketRoutes {
+        let scheme = self.scheme.unwrap_or(Scheme::Http);
+        // SocketTls::new only fails if rustls rejects its own default protocol versions; a
+        // socket without TLS then refuses handshakes, visibly.
+        let tls = match scheme {
+            Scheme::Https => {
+                SocketTls::with_client_validation(self.certificates, self.validation).ok()
+            }
+            // TLS sockets need it only for their Terminate listeners.
+            Scheme::Tls if !self.certificates.is_empty() => SocketTls::new(self.certificates)
+                .ok()
+                .map(tls_listener::without_alpn),
+            Scheme::Http | Scheme::Tls => None,
+        };
+        SocketRoutes {
+            scheme,
+            tls,
+            listeners: self.listeners,
+            tls_listeners: self.tls_listeners,
+        }
     }
 }

@@ -26,8 +26,9 @@ use model::gateway_api::{
 
 use crate::CompileOptions;
 use crate::filter;
-use crate::gateway::{compile_listener, gateway_addresses, mark_conflicted};
+use crate::gateway::{ListenerOwner, compile_listener, gateway_addresses, mark_conflicted};
 use crate::listener::{ListenerSlot, Listeners};
+use crate::problems::{FieldPath, Problem};
 use crate::selector::{self, Expression};
 use crate::status::{Condition, ConditionStatus, ListenerStatus, ObjectStatus, StatusReport};
 
@@ -143,11 +144,14 @@ struct Underway<'a> {
     name: &'a str,
     set: &'a ListenerSet,
     /// `ListenerSet ns/name`.
-    label: String,
+    path: FieldPath,
     /// Index its status will have in the report.
     object_index: usize,
 }
 
+/// One ListenerSet: admitted by its Gateway, its listeners compiled and checked against the
+/// listeners already placed, its conditions. The listeners of an accepted ListenerSet go to
+/// `listeners`.
 fn compile_listener_set(
     store: &Store,
     options: &CompileOptions,
@@ -161,59 +165,30 @@ fn compile_listener_set(
         namespace,
         name,
         set,
-        label: format!("{KIND} {namespace}/{name}"),
+        path: FieldPath::object(KIND, namespace, name),
         object_index: status.objects.len(),
     };
-    let label = &underway.label;
     let mut object = ObjectStatus::new(KIND, namespace, name);
-    let (addresses, gateway_label) = match admission(store, options, status, &underway) {
+    let admitted = admission(store, options, status, &underway).and_then(|(addresses, gateway)| {
+        let (statuses, slots) = compile_listeners(store, &underway, &addresses, listeners, claims)?;
+        object.listeners = statuses;
+        Ok((gateway, slots))
+    });
+    let (gateway, slots) = match admitted {
         Ok(admitted) => admitted,
-        Err((reason, message)) => {
-            status.objects.push(rejected(object, reason, message));
+        Err(problem) => {
+            status.objects.push(rejected(object, &problem));
             return;
         }
     };
-    let slots = match compile_listeners(store, &underway, &addresses, listeners, claims) {
-        Ok((statuses, slots)) => {
-            object.listeners = statuses;
-            slots
-        }
-        Err(message) => {
-            status
-                .objects
-                .push(rejected(object, "ListenersNotValid", message));
+    match set_conditions(&underway.path, &gateway, &slots) {
+        Ok(conditions) => object.conditions.extend(conditions),
+        Err(problem) => {
+            // Nothing to serve; routes naming this ListenerSet find no parent.
+            status.objects.push(rejected(object, &problem));
             return;
         }
-    };
-
-    let valid = slots.iter().filter(|slot| slot.usable).count();
-    if valid == 0 {
-        let message = format!("{label}: no listener is valid; see their conditions");
-        status
-            .objects
-            .push(rejected(object, "ListenersNotValid", message));
-        // Nothing to serve; routes naming this ListenerSet find no parent.
-        return;
     }
-    let (reason, message) = if valid == slots.len() {
-        (
-            "Accepted",
-            format!("{label} is accepted by {gateway_label}"),
-        )
-    } else {
-        (
-            "ListenersNotValid",
-            format!("{label}: some listeners are not valid; see their conditions"),
-        )
-    };
-    object
-        .conditions
-        .push(Condition::yes("Accepted", reason, message));
-    object.conditions.push(Condition::yes(
-        "Programmed",
-        "Programmed",
-        "listeners are bound",
-    ));
     status.objects.push(object);
 
     let first = listeners.slots.len();
@@ -224,48 +199,77 @@ fn compile_listener_set(
     listeners.slots.extend(slots);
 }
 
-/// A rejected ListenerSet's status: `Accepted` and `Programmed` False with the same reason.
-fn rejected(mut object: ObjectStatus, reason: &'static str, message: String) -> ObjectStatus {
+/// An admitted ListenerSet's `Accepted` and `Programmed`: accepted while any listener is
+/// usable (reason `ListenersNotValid` unless all are). `Err` when none is.
+fn set_conditions(
+    set: &FieldPath,
+    gateway: &FieldPath,
+    slots: &[ListenerSlot],
+) -> Result<[Condition; 2], Problem> {
+    let valid = slots.iter().filter(|slot| slot.usable).count();
+    if valid == 0 {
+        return Err(set
+            .problem("no listener is valid; see their conditions")
+            .because("ListenersNotValid"));
+    }
+    let accepted = if valid == slots.len() {
+        Condition::yes(
+            "Accepted",
+            "Accepted",
+            format!("{set} is accepted by {gateway}"),
+        )
+    } else {
+        let problem = set.problem("some listeners are not valid; see their conditions");
+        Condition::yes("Accepted", "ListenersNotValid", problem.to_string())
+    };
+    let programmed = Condition::yes("Programmed", "Programmed", "listeners are bound");
+    Ok([accepted, programmed])
+}
+
+/// A rejected ListenerSet's status: `Accepted` and `Programmed` False with the problem's
+/// reason and message.
+fn rejected(mut object: ObjectStatus, problem: &Problem) -> ObjectStatus {
+    let reason = problem.reason_or("ListenersNotValid");
     object
         .conditions
-        .push(Condition::no("Accepted", reason, message.clone()));
+        .push(Condition::no("Accepted", reason, problem.to_string()));
     object
         .conditions
-        .push(Condition::no("Programmed", reason, message));
+        .push(Condition::no("Programmed", reason, problem.to_string()));
     object
 }
 
 /// Whether the parent Gateway exists, is accepted and admits this ListenerSet: its addresses
-/// and label, or the rejection reason (`ParentNotAccepted`, `NotAllowed`) and message.
+/// and path, or the problem with its reason (`ParentNotAccepted`, `NotAllowed`).
 fn admission(
     store: &Store,
     options: &CompileOptions,
     status: &StatusReport,
     underway: &Underway<'_>,
-) -> Result<(Vec<IpAddr>, String), (&'static str, String)> {
-    let label = &underway.label;
+) -> Result<(Vec<IpAddr>, FieldPath), Problem> {
+    let parent_ref = underway.path.field("spec.parentRef");
+    let not_accepted = |message: String| parent_ref.problem(message).because("ParentNotAccepted");
     let Some(gateway_key) = parent_gateway(underway.namespace, underway.set) else {
-        let message = format!("{label} spec.parentRef: only a Gateway can be a parent");
-        return Err(("ParentNotAccepted", message));
+        return Err(not_accepted("only a Gateway can be a parent".to_owned()));
     };
-    let gateway_label = format!("Gateway {}/{}", gateway_key.0, gateway_key.1);
+    let gateway_path = FieldPath::object("Gateway", &gateway_key.0, &gateway_key.1);
     let Some(gateway) = store.gateways.get(&gateway_key) else {
-        let message = format!("{label} spec.parentRef: {gateway_label} not found");
-        return Err(("ParentNotAccepted", message));
+        return Err(not_accepted(format!("{gateway_path} not found")));
     };
     if !gateway_accepted(status, &gateway_key) {
-        let message = format!("{label} spec.parentRef: {gateway_label} is not accepted");
-        return Err(("ParentNotAccepted", message));
+        return Err(not_accepted(format!("{gateway_path} is not accepted")));
     }
     if let Err(message) = admits(store, gateway, &gateway_key.0, underway.namespace) {
-        return Err(("NotAllowed", format!("{label}: {gateway_label} {message}")));
+        return Err(underway
+            .path
+            .problem(format!("{gateway_path} {message}"))
+            .because("NotAllowed"));
     }
-    match gateway_addresses(gateway, options) {
-        Ok(addresses) => Ok((addresses, gateway_label)),
-        Err(_) => Err((
-            "ParentNotAccepted",
-            format!("{label} spec.parentRef: {gateway_label} has no usable address"),
-        )),
+    match gateway_addresses(&gateway_path, gateway, options) {
+        Ok(addresses) => Ok((addresses, gateway_path)),
+        Err(_) => Err(not_accepted(format!(
+            "{gateway_path} has no usable address"
+        ))),
     }
 }
 
@@ -278,30 +282,32 @@ fn compile_listeners(
     addresses: &[IpAddr],
     listeners: &Listeners,
     claims: &mut Claims,
-) -> Result<(Vec<ListenerStatus>, Vec<ListenerSlot>), String> {
+) -> Result<(Vec<ListenerStatus>, Vec<ListenerSlot>), Problem> {
     // ListenerSet listeners have the Gateway listener schema, field for field.
-    let specs: Vec<GatewayListeners> = filter::convert(&underway.set.spec.listeners)
-        .map_err(|message| format!("{} spec.listeners: {message}", underway.label))?;
+    let specs: Vec<GatewayListeners> = filter::convert(
+        &underway.path.field("spec.listeners"),
+        &underway.set.spec.listeners,
+    )
+    .map_err(|problem| problem.because("ListenersNotValid"))?;
+    let owner = ListenerOwner {
+        kind: KIND,
+        path: underway.path.clone(),
+        namespace: underway.namespace,
+        name: underway.name,
+        listeners: &specs,
+        addresses,
+        object_index: underway.object_index,
+    };
     let mut statuses = Vec::new();
     let mut slots = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
-        let at = format!("{} spec.listeners[{index}]", underway.label);
-        let (mut listener_status, mut slot) = compile_listener(
-            store,
-            underway.namespace,
-            underway.name,
-            &at,
-            spec,
-            &specs,
-            addresses,
-            (underway.object_index, index),
-        );
-        slot.owner_kind = KIND;
-        if slot.usable
-            && let Some((reason, message)) = conflict(listeners, claims, &slot)
-        {
-            slot.usable = false;
-            mark_conflicted(&mut listener_status, reason, &format!("{at}: {message}"));
+    for index in 0..specs.len() {
+        let (mut listener_status, mut slot) = compile_listener(store, &owner, index);
+        if slot.usable {
+            let at = underway.path.field("spec.listeners").index(index);
+            if let Some((reason, problem)) = conflict(&at, listeners, claims, &slot) {
+                slot.usable = false;
+                mark_conflicted(&mut listener_status, reason, &problem.to_string());
+            }
         }
         if slot.usable {
             // The slot's index once the caller appends this set's slots.
@@ -388,13 +394,15 @@ fn admits(
     }
 }
 
-/// Why a ListenerSet listener cannot serve next to the listeners already placed: another
-/// protocol on its socket, or its (socket, hostname) already served.
+/// Why a ListenerSet listener (`at`) cannot serve next to the listeners already placed:
+/// another protocol on its socket, or its (socket, hostname) already served. The reason is
+/// its `Conflicted` reason.
 fn conflict(
+    at: &FieldPath,
     listeners: &Listeners,
     claims: &Claims,
     slot: &ListenerSlot,
-) -> Option<(&'static str, String)> {
+) -> Option<(&'static str, Problem)> {
     // Claims of this ListenerSet's own earlier listeners name slots not placed yet (`get`
     // finds nothing): compile_listener already checked those against each other.
     let scheme_clash = claims.iter().find_map(|((socket, _), &other)| {
@@ -404,7 +412,9 @@ fn conflict(
     if let Some(other) = scheme_clash {
         return Some((
             "ProtocolConflict",
-            format!("{other} uses the same address and port with another protocol"),
+            at.problem(format!(
+                "{other} uses the same address and port with another protocol"
+            )),
         ));
     }
     let taken = slot.sockets.iter().find_map(|socket| {
@@ -416,7 +426,9 @@ fn conflict(
     taken.map(|other| {
         (
             "HostnameConflict",
-            format!("{other} on the same address, port and hostname already serves this"),
+            at.problem(format!(
+                "{other} on the same address, port and hostname already serves this"
+            )),
         )
     })
 }

@@ -10,7 +10,8 @@ use model::Store;
 use model::gateway_api::HttpRouteRulesFiltersRequestMirror;
 use snapshot::{Mirror, MirrorShare};
 
-use crate::backend_ref::{BackendRefSpec, BackendTable, RefProblem, Referrer};
+use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
+use crate::problems::{FieldPath, Problem, Problems};
 
 /// What a filter list needs to resolve its mirrors: the store, the route doing the
 /// referencing, the snapshot's backend table, and where unresolvable refs are reported.
@@ -18,8 +19,8 @@ pub(crate) struct MirrorTargets<'a> {
     pub(crate) store: &'a Store,
     pub(crate) referrer: &'a Referrer<'a>,
     pub(crate) backends: &'a mut BackendTable,
-    /// `(field path, problem)` of every mirror ref that did not resolve.
-    pub(crate) problems: &'a mut Vec<(String, RefProblem)>,
+    /// Every mirror ref that did not resolve, with its `ResolvedRefs` reason.
+    pub(crate) problems: &'a mut Problems,
 }
 
 impl MirrorTargets<'_> {
@@ -28,9 +29,9 @@ impl MirrorTargets<'_> {
     /// block is invalid, which invalidates the rule.
     pub(crate) fn compile(
         &mut self,
-        at: &str,
+        at: &FieldPath,
         spec: &HttpRouteRulesFiltersRequestMirror,
-    ) -> Result<Option<Mirror>, String> {
+    ) -> Result<Option<Mirror>, Problem> {
         let share = share(at, spec)?;
         let backend_ref = &spec.backend_ref;
         let reference = BackendRefSpec {
@@ -43,27 +44,49 @@ impl MirrorTargets<'_> {
                 .unwrap_or(self.referrer.namespace),
             port: backend_ref.port,
         };
-        match self.backends.resolve(self.store, self.referrer, &reference) {
+        let resolved = self.backends.resolve(
+            self.store,
+            self.referrer,
+            &reference,
+            &at.field("backendRef"),
+        );
+        match resolved {
             Ok(_) if share.is_never() => Ok(None),
             Ok(backend) => Ok(Some(Mirror::new(backend, share))),
             Err(problem) => {
-                self.problems.push((format!("{at}.backendRef"), problem));
+                self.problems.report(problem);
                 Ok(None)
             }
         }
     }
 }
 
+/// Validates one `requestMirror` block without resolving its backendRef: for the mirrors of a
+/// filter list already known to be invalid, whose rule is dropped (see
+/// `filter::compile_filters`).
+pub(crate) fn validate(
+    at: &FieldPath,
+    spec: &HttpRouteRulesFiltersRequestMirror,
+) -> Result<(), Problem> {
+    share(at, spec).map(drop)
+}
+
 /// `percent` (0-100) or `fraction` (numerator <= denominator, denominator > 0, default 100);
 /// neither means every request.
-fn share(at: &str, spec: &HttpRouteRulesFiltersRequestMirror) -> Result<MirrorShare, String> {
+fn share(
+    at: &FieldPath,
+    spec: &HttpRouteRulesFiltersRequestMirror,
+) -> Result<MirrorShare, Problem> {
     match (spec.percent, &spec.fraction) {
         (None, None) => Ok(MirrorShare::ALL),
-        (Some(_), Some(_)) => Err(format!("{at}: only one of percent and fraction may be set")),
+        (Some(_), Some(_)) => Err(at.problem("only one of percent and fraction may be set")),
         (Some(percent), None) => u32::try_from(percent)
             .ok()
             .and_then(|percent| MirrorShare::new(percent, 100))
-            .ok_or_else(|| format!("{at}.percent: {percent} is not between 0 and 100")),
+            .ok_or_else(|| {
+                at.field("percent")
+                    .problem(format!("{percent} is not between 0 and 100"))
+            }),
         (None, Some(fraction)) => {
             let denominator = fraction.denominator.unwrap_or(100);
             let numerator = fraction.numerator;
@@ -72,9 +95,9 @@ fn share(at: &str, spec: &HttpRouteRulesFiltersRequestMirror) -> Result<MirrorSh
                 .zip(u32::try_from(denominator).ok())
                 .and_then(|(n, d)| MirrorShare::new(n, d))
                 .ok_or_else(|| {
-                    format!(
-                        "{at}.fraction: {numerator}/{denominator} must have 0 <= numerator <= denominator and denominator > 0"
-                    )
+                    at.field("fraction").problem(format!(
+                        "{numerator}/{denominator} must have 0 <= numerator <= denominator and denominator > 0"
+                    ))
                 })
         }
     }

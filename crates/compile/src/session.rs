@@ -8,6 +8,8 @@
 //! | `absoluteTimeout` | the session ends this long after its first request (in the token); the Max-Age of a `Permanent` cookie |
 //! | `idleTimeout` | the session ends when unused this long (the token carries its last use, renewed at most once a second) |
 
+use std::time::Duration;
+
 use http::HeaderName;
 use model::gateway_api::{
     HttpRouteRulesSessionPersistence, HttpRouteRulesSessionPersistenceCookieConfigLifetimeType,
@@ -16,74 +18,88 @@ use model::gateway_api::{
 use snapshot::session::{SessionKind, SessionPersistence};
 
 use crate::duration;
+use crate::problems::{FieldPath, Problem};
 
 /// The session name when `sessionName` is not set.
 pub(crate) const DEFAULT_SESSION_NAME: &str = "portcullis-session";
 
-/// Compiles a rule's `sessionPersistence`; `at` is the rule's field path.
+/// Compiles a rule's `sessionPersistence`; `rule` is the rule's field path. The first invalid
+/// field fails the block.
 pub(crate) fn compile_session(
-    at: &str,
+    rule: &FieldPath,
     spec: Option<&HttpRouteRulesSessionPersistence>,
-) -> Result<Option<SessionPersistence>, String> {
+) -> Result<Option<SessionPersistence>, Problem> {
     let Some(spec) = spec else {
         return Ok(None);
     };
-    let at = format!("{at}.sessionPersistence");
+    let at = rule.field("sessionPersistence");
     let timeout = |field: &str, value: Option<&String>| {
         value
-            .map(|text| duration::parse(text).map_err(|e| format!("{at}.{field}: {e}")))
+            .map(|text| duration::parse(text).map_err(|e| at.field(field).problem(e)))
             .transpose()
     };
     let absolute_timeout = timeout("absoluteTimeout", spec.absolute_timeout.as_ref())?;
     let idle_timeout = timeout("idleTimeout", spec.idle_timeout.as_ref())?;
     let name = spec.session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME);
     if name.is_empty() || name.len() > 128 {
-        return Err(format!(
-            "{at}.sessionName: must be 1 to 128 characters long"
-        ));
+        return Err(at
+            .field("sessionName")
+            .problem("must be 1 to 128 characters long"));
     }
+    Ok(Some(SessionPersistence {
+        kind: session_kind(&at, spec, name, absolute_timeout)?,
+        absolute_timeout,
+        idle_timeout,
+    }))
+}
+
+/// Where the session token travels: a cookie (whose `Max-Age` is `absoluteTimeout` when
+/// `Permanent`) or a header.
+fn session_kind(
+    at: &FieldPath,
+    spec: &HttpRouteRulesSessionPersistence,
+    name: &str,
+    absolute_timeout: Option<Duration>,
+) -> Result<SessionKind, Problem> {
     let permanent = spec
         .cookie_config
         .as_ref()
         .and_then(|c| c.lifetime_type.as_ref())
         == Some(&HttpRouteRulesSessionPersistenceCookieConfigLifetimeType::Permanent);
-    let kind = match spec
+    match spec
         .r#type
         .clone()
         .unwrap_or(HttpRouteRulesSessionPersistenceType::Cookie)
     {
         HttpRouteRulesSessionPersistenceType::Cookie => {
             if !name.bytes().all(is_cookie_name_byte) {
-                return Err(format!(
-                    "{at}.sessionName: {name:?} is not a valid cookie name"
-                ));
+                return Err(at
+                    .field("sessionName")
+                    .problem(format!("{name:?} is not a valid cookie name")));
             }
             if permanent && absolute_timeout.is_none() {
-                return Err(format!(
-                    "{at}.cookieConfig.lifetimeType: Permanent needs absoluteTimeout"
-                ));
+                return Err(at
+                    .field("cookieConfig.lifetimeType")
+                    .problem("Permanent needs absoluteTimeout"));
             }
-            SessionKind::Cookie {
+            Ok(SessionKind::Cookie {
                 name: name.to_owned(),
                 max_age: if permanent { absolute_timeout } else { None },
-            }
+            })
         }
         HttpRouteRulesSessionPersistenceType::Header => {
             if spec.cookie_config.is_some() {
-                return Err(format!(
-                    "{at}.cookieConfig: only allowed when type is Cookie"
-                ));
+                return Err(at
+                    .field("cookieConfig")
+                    .problem("only allowed when type is Cookie"));
             }
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{at}.sessionName: {name:?} is not a valid header name"))?;
-            SessionKind::Header { name }
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                at.field("sessionName")
+                    .problem(format!("{name:?} is not a valid header name"))
+            })?;
+            Ok(SessionKind::Header { name })
         }
-    };
-    Ok(Some(SessionPersistence {
-        kind,
-        absolute_timeout,
-        idle_timeout,
-    }))
+    }
 }
 
 /// RFC 6265 cookie-name: an RFC 7230 token.
@@ -93,8 +109,6 @@ fn is_cookie_name_byte(byte: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use model::gateway_api::HttpRouteRulesSessionPersistenceCookieConfig;
 
     use super::*;
@@ -105,12 +119,15 @@ mod tests {
 
     #[test]
     fn absent_is_none() {
-        assert_eq!(compile_session("r", None), Ok(None));
+        assert_eq!(compile_session(&"r".into(), None), Ok(None));
     }
 
     #[test]
     fn defaults_to_a_session_cookie() {
-        let compiled = compile_session("r", Some(&HttpRouteRulesSessionPersistence::default()));
+        let compiled = compile_session(
+            &"r".into(),
+            Some(&HttpRouteRulesSessionPersistence::default()),
+        );
         assert_eq!(
             compiled,
             Ok(Some(SessionPersistence {
@@ -127,7 +144,7 @@ mod tests {
     #[test]
     fn permanent_cookie_lives_absolute_timeout() {
         let compiled = compile_session(
-            "r",
+            &"r".into(),
             Some(&spec(
                 r#"{"sessionName": "sid", "type": "Cookie", "absoluteTimeout": "1h",
                    "idleTimeout": "10m", "cookieConfig": {"lifetimeType": "Permanent"}}"#,
@@ -149,7 +166,7 @@ mod tests {
     #[test]
     fn header_type() {
         let compiled = compile_session(
-            "r",
+            &"r".into(),
             Some(&spec(r#"{"sessionName": "X-Session", "type": "Header"}"#)),
         )
         .expect("valid")
@@ -188,7 +205,9 @@ mod tests {
             ),
         ];
         for (json, path) in cases {
-            let error = compile_session("r", Some(&spec(json))).expect_err(json);
+            let error = compile_session(&"r".into(), Some(&spec(json)))
+                .expect_err(json)
+                .to_string();
             assert!(error.starts_with(path), "{json}: {error}");
         }
         let header_with_cookie = HttpRouteRulesSessionPersistence {
@@ -196,7 +215,9 @@ mod tests {
             cookie_config: Some(HttpRouteRulesSessionPersistenceCookieConfig::default()),
             ..Default::default()
         };
-        let error = compile_session("r", Some(&header_with_cookie)).expect_err("cookieConfig");
+        let error = compile_session(&"r".into(), Some(&header_with_cookie))
+            .expect_err("cookieConfig")
+            .to_string();
         assert!(
             error.starts_with("r.sessionPersistence.cookieConfig"),
             "{error}"

@@ -144,12 +144,12 @@ fn endpoints_follow_slice_port_names_and_readiness() {
         "  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: web, port: 8080}]}]",
     ));
     let resolved = compiled.endpoints.resolve(&store_of(BASE));
-    let targets = &resolved[&upstream::BackendId::new("Service infra/web:8080")];
+    let targets = &resolved[&snapshot::backend::BackendId::new("Service infra/web:8080")];
     assert_eq!(targets.len(), 1, "the not-ready endpoint is excluded");
     assert_eq!(targets[0].port, 3000);
     assert_eq!(
         targets[0].address,
-        upstream::TargetAddress::Ip("10.0.0.1".parse().expect("ip"))
+        snapshot::backend::TargetAddress::Ip("10.0.0.1".parse().expect("ip"))
     );
 }
 

@@ -19,7 +19,8 @@ use rustls::sign::CertifiedKey;
 use snapshot::tls::SocketTls;
 use snapshot::tls_route::{TlsForward, TlsListenerRoutes, TlsMode};
 
-use crate::tls::{CertificateProblem, CertificateRef, resolve_certificate};
+use crate::problems::{FieldPath, Problem};
+use crate::tls::{CertificateRef, resolve_certificate};
 
 /// Route kinds a TLS listener accepts.
 pub(crate) const TLS_ROUTE_KINDS: &[&str] = &["TLSRoute"];
@@ -84,10 +85,10 @@ pub(crate) fn mode(spec: &GatewayListeners) -> TlsMode {
 /// certificateRef, resolved as for HTTPS (`InvalidCertificateRef`, `RefNotPermitted`).
 pub(crate) fn certificate(
     store: &Store,
-    at: &str,
+    at: &FieldPath,
     namespace: &str,
     spec: &GatewayListeners,
-) -> Result<Option<Arc<CertifiedKey>>, CertificateProblem> {
+) -> Result<Option<Arc<CertifiedKey>>, Problem> {
     if mode(spec) == TlsMode::Passthrough {
         return Ok(None);
     }
@@ -103,12 +104,10 @@ pub(crate) fn certificate(
         })
         .collect();
     if refs.is_empty() {
-        return Err(CertificateProblem {
-            reason: "InvalidCertificateRef",
-            message: format!(
-                "{at}.tls.certificateRefs: a TLS listener in Terminate mode needs a certificate (or set tls.mode: Passthrough)"
-            ),
-        });
+        return Err(at
+            .field("tls.certificateRefs")
+            .problem("a TLS listener in Terminate mode needs a certificate (or set tls.mode: Passthrough)")
+            .because("InvalidCertificateRef"));
     }
     resolve_certificate(store, at, "Gateway", namespace, &refs).map(Some)
 }

@@ -31,6 +31,7 @@ use crate::CompileOptions;
 use crate::attachment::{self, RouteAttachment, RouteEntries, RuleProblems};
 use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
 use crate::listener::{ListenerSlot, Listeners};
+use crate::problems::FieldPath;
 use crate::status::StatusReport;
 
 #[cfg(test)]
@@ -121,22 +122,25 @@ fn compile_forward(
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
 ) -> Option<TlsForward> {
-    let label = format!("{KIND} {namespace}/{name}");
+    let route_at = FieldPath::object(KIND, namespace, name);
+    let rules = route_at.field("rules");
     for index in 1..route.spec.rules.len() {
-        problems.invalid.push(format!(
-            "{label} rules[{index}]: a TLSRoute has one rule (TLSRoute v1); without matches this rule could never be chosen, so it is ignored"
+        problems.invalid.report(rules.index(index).problem(
+            "a TLSRoute has one rule (TLSRoute v1); without matches this rule could never be chosen, so it is ignored",
         ));
     }
     let Some(rule) = route.spec.rules.first() else {
-        problems
-            .invalid
-            .push(format!("{label} spec.rules: a TLSRoute needs one rule"));
+        problems.invalid.report(
+            route_at
+                .field("spec.rules")
+                .problem("a TLSRoute needs one rule"),
+        );
         return None;
     };
-    let at = format!("{label} rules[0]");
+    let at = rules.index(0);
     let rule_name: Arc<str> = match &rule.name {
         Some(rule_name) => format!("{at} ({rule_name})").into(),
-        None => at.as_str().into(),
+        None => at.to_string().into(),
     };
     let referrer = Referrer {
         kind: KIND,
@@ -151,15 +155,16 @@ fn compile_forward(
 /// The rule's weighted backends; `None` when no backendRef has a non-zero weight.
 fn compile_backends(
     store: &Store,
-    at: &str,
+    at: &FieldPath,
     rule: &TlsRouteRules,
     referrer: &Referrer<'_>,
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
 ) -> Option<BackendChoice> {
     let mut candidates = Vec::new();
+    let list = at.field("backendRefs");
     for (index, backend_ref) in rule.backend_refs.iter().enumerate() {
-        let ref_at = format!("{at}.backendRefs[{index}]");
+        let ref_at = list.index(index);
         let spec = BackendRefSpec {
             group: backend_ref.group.as_deref().unwrap_or(""),
             kind: backend_ref.kind.as_deref().unwrap_or("Service"),
@@ -170,14 +175,14 @@ fn compile_backends(
                 .unwrap_or(referrer.namespace),
             port: backend_ref.port,
         };
-        let target = match backends.resolve(store, referrer, &spec) {
+        let target = match backends.resolve(store, referrer, &spec, &ref_at) {
             Ok(index) => BackendTarget::Backend(index),
             Err(problem) => {
                 let refused = DirectResponse {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
-                    body: Bytes::from(format!("{ref_at}: {}", problem.message)),
+                    body: Bytes::from(problem.to_string()),
                 };
-                problems.refs.push((ref_at, problem));
+                problems.refs.report(problem);
                 BackendTarget::Invalid(refused)
             }
         };

@@ -11,7 +11,7 @@ use admin::AdminState;
 use bytes::Bytes;
 use compile::{CompileOptions, EndpointPlan, StatusReport};
 use model::Store;
-use proxy::{DataPlane, ListenerManager, Live};
+use proxy::{DataPlane, ListenerManager};
 use source::SourceUpdate;
 use telemetry::Metrics;
 use upstream::Registry;
@@ -97,7 +97,7 @@ impl Controller {
             self.admin
                 .config_json
                 .store(Arc::new(Bytes::from(config.to_string())));
-            self.plane.publish(Live::new(compiled.snapshot, backends));
+            self.plane.publish(compiled.snapshot, backends);
             self.plan = compiled.endpoints;
             self.status = compiled.status;
             self.compiled_store = Some(Arc::clone(&update.store));

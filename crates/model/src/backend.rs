@@ -2,7 +2,7 @@
 //!
 //! For standalone users who do not want to write a Service plus EndpointSlices. A `backendRef`
 //! with `group: portcullis.dev, kind: Backend` points at it; the endpoints carry their own ports,
-//! so the backendRef's `port` is optional and, when set, must equal one of them (compile checks).
+//! so the backendRef's `port` is optional and ignored.
 
 use serde::{Deserialize, Serialize};
 

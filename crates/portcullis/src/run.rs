@@ -64,8 +64,8 @@ fn init_logging() {
 /// `0.0.0.0`, plus `::` when the host can bind IPv6.
 /// The platform's CA certificates, for BackendTLSPolicy `wellKnownCACertificates: System`.
 /// Without them such policies are not accepted (their status says why), nothing else changes.
-pub(crate) fn system_roots() -> Option<Arc<upstream::tls::SystemRoots>> {
-    match upstream::tls::load_system_roots() {
+pub(crate) fn system_roots() -> Option<Arc<snapshot::backend::tls::SystemRoots>> {
+    match upstream::load_system_roots() {
         Ok(roots) => Some(roots),
         Err(error) => {
             tracing::debug!(%error, "system CA certificates unavailable");

@@ -1,5 +1,11 @@
 //! Data-plane errors and the one place they become responses (HTTP statuses, or gRPC statuses
 //! for gRPC clients).
+//!
+//! Every error knows where it came from ([`ErrorSource`]: the client, the backend, or the
+//! gateway itself) and whether another attempt may follow ([`RetryClass`]), as Pingora's
+//! `Error { etype, esource, retry }` does. Those facts are decided once, here: the retry policy
+//! (`retry.rs`) and the backend's health accounting (`exchange.rs`) read them instead of
+//! matching variants of their own.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
@@ -10,8 +16,39 @@ use upstream::breaker::Rejection;
 use crate::body::ResponseBody;
 use crate::grpc::{self, ClientProtocol, GrpcCode};
 
-/// Why the gateway answered a request itself. Each variant records whose fault it is (client,
-/// config, upstream), which decides the status.
+/// Where an error came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorSource {
+    /// The client (downstream): a malformed request, a host or path nothing serves.
+    Downstream,
+    /// The backend (upstream): it could not be reached, failed, or was too slow. Only these
+    /// errors count against a backend (breaker, outlier detection) and may be retried.
+    Upstream,
+    /// The gateway itself: the config answers directly, or one of its own limits refused
+    /// (circuit breaker, concurrency and connection limits).
+    Internal,
+}
+
+/// Whether an attempt that failed with an error may be followed by another, before the rule's
+/// retry triggers have their say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetryClass {
+    /// The request never left the gateway (connect failure, no endpoint): safe to retry
+    /// whatever the method (the `connect-failure` trigger).
+    NotSent,
+    /// The backend may have acted on the request before the connection was reset (the
+    /// `reset` trigger, idempotent methods only).
+    AfterReset,
+    /// The backend may have acted on the request before the attempt timed out (the `timeout`
+    /// trigger, idempotent methods only).
+    AfterTimeout,
+    /// Never retried: the client's fault, garbage from the backend, or the gateway's own
+    /// refusal (a breaker must not be hammered by retries).
+    Never,
+}
+
+/// Why the gateway answered a request itself. [`ProxyError::source`] says whose fault it is,
+/// [`ProxyError::retry_class`] whether it may be retried, [`ProxyError::status`] the status.
 #[derive(Debug)]
 pub(crate) enum ProxyError {
     /// Client: an HTTP/1.1 request without Host, with more than one, or a Host that is not a
@@ -51,6 +88,37 @@ pub(crate) enum ProxyError {
 }
 
 impl ProxyError {
+    /// Where the error came from.
+    pub(crate) fn source(&self) -> ErrorSource {
+        match self {
+            ProxyError::InvalidHost
+            | ProxyError::NoListener
+            | ProxyError::NoRoute
+            | ProxyError::Misdirected
+            | ProxyError::ClientBody(_) => ErrorSource::Downstream,
+            ProxyError::NoEndpoints
+            | ProxyError::Connect(_)
+            | ProxyError::Reset(_)
+            | ProxyError::Protocol(_)
+            | ProxyError::Timeout => ErrorSource::Upstream,
+            ProxyError::Direct(_)
+            | ProxyError::CircuitOpen
+            | ProxyError::OverloadedParallel
+            | ProxyError::OverloadedPending
+            | ProxyError::OverloadedConnections(_) => ErrorSource::Internal,
+        }
+    }
+
+    /// Whether another attempt may follow this error (the rule's triggers decide in the end).
+    pub(crate) fn retry_class(&self) -> RetryClass {
+        match self {
+            ProxyError::Connect(_) | ProxyError::NoEndpoints => RetryClass::NotSent,
+            ProxyError::Reset(_) => RetryClass::AfterReset,
+            ProxyError::Timeout => RetryClass::AfterTimeout,
+            _ => RetryClass::Never,
+        }
+    }
+
     /// Short machine-readable cause, also sent as `x-portcullis-error`.
     pub(crate) fn code(&self) -> &'static str {
         match self {
@@ -72,6 +140,7 @@ impl ProxyError {
         }
     }
 
+    /// The HTTP status the client gets.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::InvalidHost => StatusCode::BAD_REQUEST,

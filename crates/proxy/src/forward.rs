@@ -9,7 +9,8 @@ use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use upstream::{AppProtocol, PickContext, RequestBody, UpstreamBody};
+use snapshot::backend::AppProtocol;
+use upstream::{PickContext, RequestBody, UpstreamBody};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

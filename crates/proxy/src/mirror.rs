@@ -1,7 +1,7 @@
 //! The HTTPRoute `RequestMirror` filter in the data plane: fire-and-forget copies of a request.
 //!
 //! For each mirror of the rule (and of the chosen backendRef) that fires for this request
-//! ([`snapshot::Mirror::fires`]), a copy with the same method, path, query and headers as the
+//! (its sampling window, [`window`], decides), a copy with the same method, path, query and headers as the
 //! backend request (after every request filter; Host unchanged) goes to one endpoint of the
 //! mirror's backend, from a spawned task. The client's response never waits for a mirror and
 //! is never affected by one: mirror failures are logged at debug level and counted in
@@ -13,6 +13,7 @@
 //! CONNECT requests are not mirrored: their bytes after the head are a tunnel, not a body.
 
 mod tee;
+pub(crate) mod window;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,8 +23,9 @@ use http::{Method, Request, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use rand::Rng;
+use snapshot::backend::tls::ClientCertificate;
 use snapshot::{Filters, RouteRule};
-use upstream::{BackendRuntime, ClientCertificate, RequestBody};
+use upstream::{BackendRuntime, RequestBody};
 
 use crate::forward::{self, RequestHead};
 use crate::plane::{DataPlane, Live};
@@ -72,7 +74,12 @@ pub(crate) fn dispatch(
     let targets: Vec<Arc<BackendRuntime>> = rule_mirrors
         .iter()
         .chain(backend_mirrors)
-        .filter(|mirror| mirror.fires(random.random()))
+        .filter(|mirror| {
+            source
+                .live
+                .rule_states
+                .mirror_fires(mirror, random.random())
+        })
         .filter_map(|mirror| source.live.backends.get(mirror.backend).cloned())
         .collect();
     if targets.is_empty() {

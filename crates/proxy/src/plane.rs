@@ -7,35 +7,31 @@ use snapshot::Snapshot;
 use telemetry::{AccessLog, Metrics};
 use upstream::{BackendRuntime, Pools};
 
+use crate::rule_state::{LinkedRuleStates, RuleStates};
 use crate::series_cache::SeriesCache;
 
-/// A snapshot linked to the live runtimes of its backends (index-aligned with
-/// `snapshot.backends`), and the metric series its requests record into.
+/// A snapshot linked to the runtime state it governs: the live runtimes of its backends
+/// (index-aligned with `snapshot.backends`), its rules' retry budget and mirror windows, and
+/// the metric series its requests record into.
 #[derive(Debug, Default)]
 pub struct Live {
     /// The compiled config.
     pub snapshot: Arc<Snapshot>,
     /// `backends[i]` is the runtime of `snapshot.backends[i]`.
     pub backends: Vec<Arc<BackendRuntime>>,
+    /// Retry budget and mirror windows of this snapshot's rules (kept across reloads by
+    /// `DataPlane::rule_states`).
+    pub(crate) rule_states: LinkedRuleStates,
     /// Series handles keyed by this generation's rules and backend indexes; dropped with it.
     pub(crate) series: SeriesCache,
-}
-
-impl Live {
-    /// Links `snapshot` to its backends' runtimes (`backends[i]` for `snapshot.backends[i]`).
-    pub fn new(snapshot: Arc<Snapshot>, backends: Vec<Arc<BackendRuntime>>) -> Live {
-        Live {
-            series: SeriesCache::new(backends.len()),
-            snapshot,
-            backends,
-        }
-    }
 }
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
 pub struct DataPlane {
     live: ArcSwap<Live>,
+    /// Rule state that outlives snapshots, linked to each one as it is published.
+    rule_states: RuleStates,
     pub(crate) pools: Pools,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) access_log: AccessLog,
@@ -46,14 +42,24 @@ impl DataPlane {
     pub fn new(pools: Pools, metrics: Arc<Metrics>, access_log: AccessLog) -> DataPlane {
         DataPlane {
             live: ArcSwap::from_pointee(Live::default()),
+            rule_states: RuleStates::default(),
             pools,
             metrics,
             access_log,
         }
     }
 
-    /// Atomically replaces the live config. Requests in flight keep the one they loaded.
-    pub fn publish(&self, live: Live) {
+    /// Atomically replaces the live config with `snapshot`, linked to its backends' runtimes
+    /// (`backends[i]` for `snapshot.backends[i]`, from `upstream::Registry::link`) and to the
+    /// state of its rules that outlives reloads. Requests in flight keep the one they loaded.
+    /// Called by the control plane only, one publish at a time.
+    pub fn publish(&self, snapshot: Arc<Snapshot>, backends: Vec<Arc<BackendRuntime>>) {
+        let live = Live {
+            rule_states: self.rule_states.link(&snapshot),
+            series: SeriesCache::new(backends.len()),
+            snapshot,
+            backends,
+        };
         self.live.store(Arc::new(live));
     }
 

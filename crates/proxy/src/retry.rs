@@ -2,7 +2,7 @@
 //!
 //! Owns the retry decision of one attempt (a rule's [`RetryTriggers`] plus the idempotency
 //! guard) and the jittered backoff. It does not count attempts, spend the budget or sleep:
-//! `stack.rs` runs the loop, in that order, so the whole story stays in one place.
+//! `exchange.rs` runs the loop, in that order, so the whole story stays in one place.
 
 use std::time::Duration;
 
@@ -10,13 +10,13 @@ use http::{Method, StatusCode};
 use rand::Rng;
 use snapshot::{Backoff, RetryTriggers};
 
-use crate::error::ProxyError;
+use crate::error::{ProxyError, RetryClass};
 
 /// Whether an attempt that ended with `result` (the response status, or the error) may be
-/// retried under `triggers`. A request with a non-idempotent method (RFC 9110 §9.2.2: anything
-/// but GET, HEAD, OPTIONS, TRACE, PUT, DELETE) is retried only after a connect failure: then
-/// it never left the gateway, while after a reset, a timeout or a response the backend may
-/// have acted on it.
+/// retried under `triggers`. The error's [`RetryClass`] says whether the request left the
+/// gateway: a request with a non-idempotent method (RFC 9110 §9.2.2: anything but GET, HEAD,
+/// OPTIONS, TRACE, PUT, DELETE) is retried only when it did not, while after a reset, a
+/// timeout or a response the backend may have acted on it.
 pub(crate) fn allows_retry(
     triggers: &RetryTriggers,
     method: &Method,
@@ -26,13 +26,12 @@ pub(crate) fn allows_retry(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     );
-    match result {
-        Err(ProxyError::Connect(_) | ProxyError::NoEndpoints) => triggers.connect_failure,
+    match result.map_err(ProxyError::retry_class) {
+        Err(RetryClass::NotSent) => triggers.connect_failure,
         _ if !is_idempotent => false,
-        Err(ProxyError::Reset(_)) => triggers.reset,
-        Err(ProxyError::Timeout) => triggers.timeout,
-        // Garbage from the backend, client errors and circuit-breaker rejections: never.
-        Err(_) => false,
+        Err(RetryClass::AfterReset) => triggers.reset,
+        Err(RetryClass::AfterTimeout) => triggers.timeout,
+        Err(RetryClass::Never) => false,
         Ok(status) => triggers.retries_status(status.as_u16()),
     }
 }

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use snapshot::fast_hash::FastHashBuilder;
 use telemetry::{BreakerStateGauge, RequestSeries};
-use upstream::fast_hash::FastHashBuilder;
 
 /// Which request series a request records into, within one generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

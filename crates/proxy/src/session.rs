@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
+use snapshot::backend::policy::{Balancer, HashKey};
 use snapshot::session::{SessionKind, SessionPersistence};
-use upstream::policy::{Balancer, HashKey};
 use upstream::{BackendRuntime, EndpointRuntime};
 
 /// The per-process key of the token hash.

@@ -160,6 +160,13 @@ impl<T> RouteTable<T> {
         })
     }
 
+    /// The target of every match, in insertion order (a target added for several matches is
+    /// yielded once per match). For the control plane (linking state to a new table), not
+    /// for request handling.
+    pub fn targets(&self) -> impl Iterator<Item = &T> {
+        self.routes.iter().map(|route| &route.target)
+    }
+
     /// Number of matches added (each counted once, however many hostnames it has).
     pub fn len(&self) -> usize {
         self.routes.len()

@@ -1,13 +1,11 @@
 //! Compiled HTTPRoute filters and timeouts, as the data plane applies them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::cors::CorsPolicy;
 use crate::mirror::Mirror;
-use crate::retry_budget::RetryBudget;
 
 /// Filters of a rule (or of one backendRef), in the order the data plane applies them.
 #[derive(Debug, Default)]
@@ -108,9 +106,38 @@ pub struct RetryPolicy {
     /// Limit of each attempt; `None` uses the rule's `timeouts.backendRequest`.
     pub per_try_timeout: Option<Duration>,
     /// Retries allowed as a share of the rule's requests; `None` = only `attempts` limits.
-    /// Shared by every request of the rule (cloning the policy shares it); a reload starts a
-    /// new budget window.
-    pub budget: Option<Arc<RetryBudget>>,
+    /// The window that enforces it is runtime state shared by every request of the rule and
+    /// kept across reloads while these settings stay (the proxy's rule-state registry).
+    pub budget: Option<RetryBudgetSettings>,
+}
+
+/// `retry.budget` of a BackendTrafficPolicy: retries limited to `percent`% of the rule's
+/// requests over a 10 s window, with a floor of `min_retries_per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RetryBudgetSettings {
+    percent: u32,
+    min_retries_per_second: u32,
+}
+
+impl RetryBudgetSettings {
+    /// Retries of `percent`% of requests (0 allows only the floor), and at least
+    /// `min_retries_per_second` retries per second on average.
+    pub fn new(percent: u32, min_retries_per_second: u32) -> RetryBudgetSettings {
+        RetryBudgetSettings {
+            percent,
+            min_retries_per_second,
+        }
+    }
+
+    /// Retries allowed per 100 requests.
+    pub fn percent(&self) -> u32 {
+        self.percent
+    }
+
+    /// The floor: retries per second allowed whatever the traffic.
+    pub fn min_retries_per_second(&self) -> u32 {
+        self.min_retries_per_second
+    }
 }
 
 /// What makes an attempt worth retrying (Envoy's `retryOn` vocabulary).
@@ -152,6 +179,16 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The backoff of a retry policy that sets none: 25 ms growing to at most 250 ms, jittered
+    /// (Envoy's default). HTTPRoute `retry` without `backoff` uses it too: retrying at once
+    /// hits a backend that just failed (or timed out) again before it could recover, and a
+    /// backend that serves attempts of one request one after another (as the conformance echo
+    /// server's retry simulator does) would time out the immediate retry as well.
+    pub const DEFAULT_RETRY: Backoff = Backoff {
+        base: Duration::from_millis(25),
+        max: Duration::from_millis(250),
+    };
+
     /// The same pause before every retry.
     pub fn fixed(pause: Duration) -> Backoff {
         Backoff {

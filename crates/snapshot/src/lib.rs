@@ -5,11 +5,17 @@
 //! plane loads it once per request and never sees a half-applied config. Backends are referred
 //! to by index into [`Snapshot::backends`]; the runtime links that list to live endpoint state
 //! in `upstream::Registry`, which outlives snapshots.
+//!
+//! Settings are data, state is runtime (DESIGN §2): this crate depends on no runtime crate
+//! (no tokio, hyper or resolver), and nothing in a snapshot changes after it is built. State a
+//! setting governs (retry budget windows, mirror sampling windows, endpoint health) lives in
+//! registries of the runtime crates, keyed by the stable identities defined here.
 
+pub mod backend;
 pub mod cors;
+pub mod fast_hash;
 pub mod filter;
 pub mod mirror;
-pub mod retry_budget;
 pub mod session;
 pub mod tls;
 pub mod tls_route;
@@ -18,14 +24,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use backend::CompiledBackend;
 use bytes::Bytes;
 use http::StatusCode;
 use router::{HostMap, RouteTable};
-use upstream::BackendSpec;
 
 /// Listener sockets by local address, looked up on every request (hence the fast hasher:
 /// the keys are our own addresses, not client input).
-pub type SocketMap = HashMap<SocketAddr, Arc<SocketRoutes>, upstream::fast_hash::FastHashBuilder>;
+pub type SocketMap = HashMap<SocketAddr, Arc<SocketRoutes>, fast_hash::FastHashBuilder>;
 
 /// One compiled config.
 #[derive(Debug, Default)]
@@ -35,7 +41,7 @@ pub struct Snapshot {
     /// Every socket to listen on, with what to serve there.
     pub sockets: SocketMap,
     /// Backends referenced by rules, by [`BackendIndex`].
-    pub backends: Vec<BackendSpec>,
+    pub backends: Vec<CompiledBackend>,
 }
 
 impl Snapshot {
@@ -92,16 +98,15 @@ pub struct ListenerRoutes {
     pub table: RouteTable<Arc<RouteRule>>,
     /// The client certificate the listener's Gateway presents to backends reached over TLS
     /// (`spec.tls.backend.clientCertificateRef`, GEP-3155); `None` presents none.
-    pub backend_client_certificate: Option<Arc<upstream::ClientCertificate>>,
+    pub backend_client_certificate: Option<Arc<backend::tls::ClientCertificate>>,
 }
 
 pub use cors::{CorsList, CorsPolicy, OriginHost, OriginPattern};
 pub use filter::{
-    Backoff, Filters, HeaderModifier, PathModifier, RETRY_BODY_LIMIT, Redirect, RetryPolicy,
-    RetryTriggers, Timeouts, UrlRewrite,
+    Backoff, Filters, HeaderModifier, PathModifier, RETRY_BODY_LIMIT, Redirect,
+    RetryBudgetSettings, RetryPolicy, RetryTriggers, Timeouts, UrlRewrite,
 };
 pub use mirror::{Mirror, MirrorShare};
-pub use retry_budget::RetryBudget;
 
 /// One compiled route rule.
 #[derive(Debug)]

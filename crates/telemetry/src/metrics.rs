@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::endpoint_latency::{EndpointLatencyCollector, EndpointLatencySource};
 use crate::label_value::LabelValue;
@@ -113,124 +113,107 @@ impl Metrics {
     /// A registry with every series family registered and empty.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("portcullis");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by route, backend and status code",
-            requests.clone(),
-        );
-        let request_duration: HistogramFamily<RouteLabels> =
-            Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
-        registry.register(
-            "request_duration_seconds",
-            "Time from request head received to response complete, by route",
-            request_duration.clone(),
-        );
-        let upstream_connections_active = Family::<BackendLabels, Gauge>::default();
-        registry.register(
-            "upstream_connections_active",
-            "Open connections to upstream endpoints, by backend",
-            upstream_connections_active.clone(),
-        );
-        let upstream_connections = Family::<BackendLabels, Counter>::default();
-        registry.register(
-            "upstream_connections",
-            "Connections opened to upstream endpoints, by backend",
-            upstream_connections.clone(),
-        );
-        let downstream_connections_active = Gauge::default();
-        registry.register(
-            "downstream_connections_active",
-            "Open client connections",
-            downstream_connections_active.clone(),
-        );
-        let config_reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register(
-            "config_reloads",
-            "Config reloads, by result",
-            config_reloads.clone(),
-        );
-        let config_last_reload_success = Gauge::default();
-        registry.register(
-            "config_last_reload_success",
-            "1 if the last config reload succeeded, 0 if it failed",
-            config_last_reload_success.clone(),
-        );
-        let config_generation = Gauge::default();
-        registry.register(
-            "config_generation",
-            "Generation of the config in use",
-            config_generation.clone(),
-        );
-        let retries = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "retries",
-            "Retries of requests to backends, by route rule",
-            retries.clone(),
-        );
-        let retry_budget_exhausted = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "retry_budget_exhausted",
-            "Retries not made because the route rule's retry budget was spent, by route rule",
-            retry_budget_exhausted.clone(),
-        );
-        let circuit_breaker_state = Family::<BackendLabels, Gauge>::default();
-        registry.register(
-            "circuit_breaker_state",
-            "Error-rate breaker state by backend: 0 closed, 1 open, 2 half-open",
-            circuit_breaker_state.clone(),
-        );
-        let circuit_breaker_rejections = Family::<RejectionLabels, Counter>::default();
-        registry.register(
-            "circuit_breaker_rejections",
-            "Requests answered 503 by the circuit breaker, by backend and reason",
-            circuit_breaker_rejections.clone(),
-        );
-        let endpoint_healthy = Family::<EndpointLabels, Gauge>::default();
-        registry.register(
-            "endpoint_healthy",
-            "Active health check verdict per endpoint: 1 healthy, 0 unhealthy",
-            endpoint_healthy.clone(),
-        );
-        let outlier_ejections = Family::<EjectionLabels, Counter>::default();
-        registry.register(
-            "outlier_ejections",
-            "Endpoints ejected by outlier detection, by backend and reason",
-            outlier_ejections.clone(),
-        );
-        let mirror_requests = Family::<MirrorLabels, Counter>::default();
-        registry.register(
-            "mirror_requests",
-            "Mirrored copies of requests (RequestMirror), by route rule and result",
-            mirror_requests.clone(),
-        );
-        let tls_connections = Family::<TlsConnectionLabels, Counter>::default();
-        registry.register(
-            "tls_connections",
-            "Connections on TLS listeners (TLSRoute), by route rule and result",
-            tls_connections.clone(),
-        );
         let endpoint_latency = EndpointLatencyCollector::default();
         registry.register_collector(Box::new(endpoint_latency.clone()));
         Metrics {
-            retries,
-            retry_budget_exhausted,
-            circuit_breaker_state,
-            circuit_breaker_rejections,
-            endpoint_healthy,
-            outlier_ejections,
-            mirror_requests,
-            tls_connections,
+            requests: registered(
+                &mut registry,
+                "requests",
+                "Requests answered, by route, backend and status code",
+                Family::<RequestLabels, Counter>::default(),
+            ),
+            request_duration: registered(
+                &mut registry,
+                "request_duration_seconds",
+                "Time from request head received to response complete, by route",
+                Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
+            ),
+            upstream_connections_active: registered(
+                &mut registry,
+                "upstream_connections_active",
+                "Open connections to upstream endpoints, by backend",
+                Family::<BackendLabels, Gauge>::default(),
+            ),
+            upstream_connections: registered(
+                &mut registry,
+                "upstream_connections",
+                "Connections opened to upstream endpoints, by backend",
+                Family::<BackendLabels, Counter>::default(),
+            ),
+            downstream_connections_active: registered(
+                &mut registry,
+                "downstream_connections_active",
+                "Open client connections",
+                Gauge::default(),
+            ),
+            config_reloads: registered(
+                &mut registry,
+                "config_reloads",
+                "Config reloads, by result",
+                Family::<ReloadLabels, Counter>::default(),
+            ),
+            config_last_reload_success: registered(
+                &mut registry,
+                "config_last_reload_success",
+                "1 if the last config reload succeeded, 0 if it failed",
+                Gauge::default(),
+            ),
+            config_generation: registered(
+                &mut registry,
+                "config_generation",
+                "Generation of the config in use",
+                Gauge::default(),
+            ),
+            retries: registered(
+                &mut registry,
+                "retries",
+                "Retries of requests to backends, by route rule",
+                Family::<RouteLabels, Counter>::default(),
+            ),
+            retry_budget_exhausted: registered(
+                &mut registry,
+                "retry_budget_exhausted",
+                "Retries not made because the route rule's retry budget was spent, by route rule",
+                Family::<RouteLabels, Counter>::default(),
+            ),
+            circuit_breaker_state: registered(
+                &mut registry,
+                "circuit_breaker_state",
+                "Error-rate breaker state by backend: 0 closed, 1 open, 2 half-open",
+                Family::<BackendLabels, Gauge>::default(),
+            ),
+            circuit_breaker_rejections: registered(
+                &mut registry,
+                "circuit_breaker_rejections",
+                "Requests answered 503 by the circuit breaker, by backend and reason",
+                Family::<RejectionLabels, Counter>::default(),
+            ),
+            endpoint_healthy: registered(
+                &mut registry,
+                "endpoint_healthy",
+                "Active health check verdict per endpoint: 1 healthy, 0 unhealthy",
+                Family::<EndpointLabels, Gauge>::default(),
+            ),
+            outlier_ejections: registered(
+                &mut registry,
+                "outlier_ejections",
+                "Endpoints ejected by outlier detection, by backend and reason",
+                Family::<EjectionLabels, Counter>::default(),
+            ),
+            mirror_requests: registered(
+                &mut registry,
+                "mirror_requests",
+                "Mirrored copies of requests (RequestMirror), by route rule and result",
+                Family::<MirrorLabels, Counter>::default(),
+            ),
+            tls_connections: registered(
+                &mut registry,
+                "tls_connections",
+                "Connections on TLS listeners (TLSRoute), by route rule and result",
+                Family::<TlsConnectionLabels, Counter>::default(),
+            ),
             endpoint_latency,
             registry,
-            requests,
-            request_duration,
-            upstream_connections_active,
-            upstream_connections,
-            downstream_connections_active,
-            config_reloads,
-            config_last_reload_success,
-            config_generation,
         }
     }
 
@@ -474,6 +457,13 @@ impl BreakerStateGauge {
     pub fn get(&self) -> i64 {
         self.0.get()
     }
+}
+
+/// Registers `metric` under `name` with its help text, and returns it (the registry keeps a
+/// handle sharing its values).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use crate::policy::BackendPolicy;
 use crate::pool::{ConnectionLimits, CountingConnector, PlainPools, PoolSettings, Pools};
+use snapshot::backend::policy::BackendPolicy;
 
 /// The settings that decide which pools a backend's connections come from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use hickory_resolver::TokioResolver;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::backend::{EndpointTarget, TargetAddress};
 use crate::registry::BackendRuntime;
+use snapshot::backend::{EndpointTarget, TargetAddress};
 
 const MIN_REFRESH: Duration = Duration::from_secs(1);
 const MAX_REFRESH: Duration = Duration::from_secs(300);

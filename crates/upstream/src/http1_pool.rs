@@ -28,9 +28,9 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::client::conn::http1;
 use hyper::rt::{Read, Write};
 
-use crate::fast_hash::FastHashBuilder;
 use crate::pool::{BoxError, RequestBody, UpstreamError, error_chain};
 use crate::response_body::UpstreamBody;
+use snapshot::fast_hash::FastHashBuilder;
 
 /// Opens a connection to an endpoint (TCP, or TCP + TLS).
 pub(crate) trait Connect: Send + Sync + 'static {

@@ -26,12 +26,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use telemetry::{LabelValue, Metrics};
 use tokio::net::TcpStream;
 
-use crate::backend::AppProtocol;
-use crate::fast_hash::FastHashBuilder;
 use crate::http1_pool::{Connect, Http1Pool, Lifetimes};
 use crate::registry::BackendRuntime;
 use crate::response_body::UpstreamBody;
-use crate::tls::ClientCertificate;
+use snapshot::backend::AppProtocol;
+use snapshot::backend::tls::ClientCertificate;
+use snapshot::fast_hash::FastHashBuilder;
 
 /// A boxed upstream exchange (the paths off the common one).
 type SendFuture<'a> =

@@ -13,17 +13,17 @@ use serde::Serialize;
 use telemetry::{EndpointLatencySource, Metrics};
 use tokio::task::JoinHandle;
 
-use crate::backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
 use crate::backend_pool::{BackendPools, OwnPools};
 use crate::balance::{self, PickContext};
 use crate::breaker::{Admission, Breaker, BreakerView, Rejection};
 use crate::dns;
 use crate::endpoint::{EndpointRuntime, EndpointSet, EndpointView};
 use crate::health;
-use crate::policy::{BackendPolicy, Balancer};
 use crate::pool::Pools;
-use crate::tls::UpstreamTls;
 use crate::tls_pool::BackendTls;
+use snapshot::backend::policy::{BackendPolicy, Balancer};
+use snapshot::backend::tls::UpstreamTls;
+use snapshot::backend::{AppProtocol, BackendId, CompiledBackend, EndpointTarget, TargetAddress};
 
 /// Live state of one backend: its endpoint set and balancing cursor, and for a backend with
 /// TLS settings its TLS connection pools.
@@ -41,7 +41,7 @@ pub struct BackendRuntime {
 }
 
 impl BackendRuntime {
-    fn new(spec: &BackendSpec) -> BackendRuntime {
+    fn new(spec: &CompiledBackend) -> BackendRuntime {
         BackendRuntime {
             id: spec.id.clone(),
             protocol: spec.protocol,
@@ -73,7 +73,7 @@ impl BackendRuntime {
     }
 
     /// Whether this runtime can serve `spec` as is: same protocol and equal TLS settings.
-    fn serves(&self, spec: &BackendSpec) -> bool {
+    fn serves(&self, spec: &CompiledBackend) -> bool {
         self.protocol == spec.protocol && self.tls() == spec.tls.as_ref()
     }
 
@@ -222,7 +222,7 @@ impl Registry {
     /// changed gets a fresh runtime, so no connection made under the old settings is reused. Must be called inside a tokio runtime when
     /// any backend has DNS endpoints or a policy with active health checks or latency outlier
     /// detection (each such backend gets a health monitor task, restarted on a policy change).
-    pub fn link(&self, specs: &[BackendSpec]) -> Vec<Arc<BackendRuntime>> {
+    pub fn link(&self, specs: &[CompiledBackend]) -> Vec<Arc<BackendRuntime>> {
         let mut state = self.lock();
         let mut linked = Vec::with_capacity(specs.len());
         let mut keep: HashMap<BackendId, Arc<BackendRuntime>> = HashMap::with_capacity(specs.len());

@@ -26,7 +26,6 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio_rustls::client::TlsStream;
 
-use crate::backend::AppProtocol;
 use crate::backend_pool::OwnPools;
 use crate::http1_pool::{Connect, Http1Pool};
 use crate::pool::{
@@ -34,7 +33,8 @@ use crate::pool::{
     error_chain,
 };
 use crate::response_body::UpstreamBody;
-use crate::tls::{ClientCertificate, UpstreamTls};
+use snapshot::backend::AppProtocol;
+use snapshot::backend::tls::{ClientCertificate, UpstreamTls};
 
 /// The TLS connections of one backend, by client certificate variant.
 pub(crate) struct BackendTls {

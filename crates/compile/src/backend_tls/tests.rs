@@ -79,7 +79,7 @@ fn ca_validation(config_map: &str, hostname: &str) -> String {
     )
 }
 
-fn backend<'a>(compiled: &'a Compiled, id: &str) -> Option<&'a upstream::BackendSpec> {
+fn backend<'a>(compiled: &'a Compiled, id: &str) -> Option<&'a snapshot::backend::CompiledBackend> {
     compiled
         .snapshot
         .backends

@@ -65,7 +65,7 @@ fn spec(yaml: serde_json::Value) -> HttpRouteRulesFiltersCors {
 #[test]
 fn lists_are_joined_and_wildcards_recognised() {
     let policy = compile_cors(
-        "at",
+        &"at".into(),
         &spec(serde_json::json!({
             "allowOrigins": ["https://www.foo.com", "*"],
             "allowMethods": ["GET", "OPTIONS"],
@@ -92,7 +92,7 @@ fn lists_are_joined_and_wildcards_recognised() {
 
 #[test]
 fn defaults_are_empty_lists_and_five_seconds() {
-    let policy = compile_cors("at", &spec(serde_json::json!({}))).expect("valid");
+    let policy = compile_cors(&"at".into(), &spec(serde_json::json!({}))).expect("valid");
     assert!(policy.allow_origins.is_empty());
     assert!(!policy.allow_credentials);
     assert_eq!(policy.allow_methods, CorsList::Empty);
@@ -102,20 +102,24 @@ fn defaults_are_empty_lists_and_five_seconds() {
 #[test]
 fn errors_name_the_field() {
     let error = compile_cors(
-        "HTTPRoute a/b rules[0].filters[0].cors",
+        &"HTTPRoute a/b rules[0].filters[0].cors".into(),
         &spec(serde_json::json!({"allowOrigins": ["https://ok.com", "nope"]})),
     )
-    .expect_err("invalid origin");
+    .expect_err("invalid origin")
+    .to_string();
     assert!(
         error.starts_with("HTTPRoute a/b rules[0].filters[0].cors.allowOrigins[1]: \"nope\""),
         "{error}"
     );
     let error = compile_cors(
-        "c",
+        &"c".into(),
         &spec(serde_json::json!({"allowMethods": ["GET", "BAD METHOD"]})),
     )
-    .expect_err("invalid method");
+    .expect_err("invalid method")
+    .to_string();
     assert!(error.starts_with("c.allowMethods[1]"), "{error}");
-    let error = compile_cors("c", &spec(serde_json::json!({"maxAge": 0}))).expect_err("maxAge");
+    let error = compile_cors(&"c".into(), &spec(serde_json::json!({"maxAge": 0})))
+        .expect_err("maxAge")
+        .to_string();
     assert!(error.starts_with("c.maxAge"), "{error}");
 }

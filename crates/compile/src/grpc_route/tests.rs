@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use router::RequestView;
+use snapshot::backend::AppProtocol;
 use snapshot::{BackendTarget, RuleAction};
-use upstream::AppProtocol;
 
 use crate::tests::{compile_yaml, object, parent_condition};
 use crate::{Compiled, ConditionStatus};

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use upstream::policy::{Balancer, HashKey};
+use snapshot::backend::policy::{Balancer, HashKey};
 
 use crate::tests::{compile_yaml, object};
 use crate::{Compiled, ObjectStatus};
@@ -250,4 +250,31 @@ fn bad_retry_trigger_is_named() {
         "{:?}",
         status.problems
     );
+}
+
+#[test]
+fn httproute_retry_without_backoff_pauses_the_default_backoff() {
+    let route = ROUTE.replace(
+        "  - backendRefs: [{name: web, port: 8080}]\n",
+        "  - backendRefs: [{name: web, port: 8080}]\n    retry: {attempts: 2}\n",
+    );
+    let compiled = compile_yaml(&route);
+    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
+    let listener = compiled.snapshot.sockets[&socket]
+        .listeners
+        .most_specific("h")
+        .expect("listener");
+    let headers = http::HeaderMap::new();
+    let view = router::RequestView {
+        method: &http::Method::GET,
+        host: "h",
+        path: "/x",
+        query: None,
+        headers: &headers,
+    };
+    let rule = listener.table.find(&view).expect("rule").target;
+    let retry = rule.retry.as_ref().expect("HTTPRoute retry");
+    assert_eq!(retry.attempts, 2);
+    assert_eq!(retry.backoff, snapshot::Backoff::DEFAULT_RETRY);
+    assert!(!retry.backoff.base.is_zero());
 }

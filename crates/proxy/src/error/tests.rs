@@ -66,3 +66,43 @@ fn a_bad_host_answers_400_and_closes_the_connection() {
     let response = ProxyError::NoEndpoints.into_response();
     assert!(response.headers().get(http::header::CONNECTION).is_none());
 }
+
+#[test]
+fn only_backend_failures_are_upstream_errors() {
+    use super::ErrorSource;
+    assert_eq!(
+        ProxyError::Connect("refused".into()).source(),
+        ErrorSource::Upstream
+    );
+    assert_eq!(ProxyError::Timeout.source(), ErrorSource::Upstream);
+    assert_eq!(
+        ProxyError::ClientBody("bad chunk".into()).source(),
+        ErrorSource::Downstream
+    );
+    assert_eq!(ProxyError::NoRoute.source(), ErrorSource::Downstream);
+    assert_eq!(ProxyError::CircuitOpen.source(), ErrorSource::Internal);
+    assert_eq!(
+        ProxyError::OverloadedConnections("limit".into()).source(),
+        ErrorSource::Internal
+    );
+}
+
+#[test]
+fn only_unsent_requests_retry_whatever_the_method() {
+    use super::RetryClass;
+    assert_eq!(
+        ProxyError::Connect("refused".into()).retry_class(),
+        RetryClass::NotSent
+    );
+    assert_eq!(ProxyError::NoEndpoints.retry_class(), RetryClass::NotSent);
+    assert_eq!(
+        ProxyError::Reset("eof".into()).retry_class(),
+        RetryClass::AfterReset
+    );
+    assert_eq!(ProxyError::Timeout.retry_class(), RetryClass::AfterTimeout);
+    assert_eq!(
+        ProxyError::Protocol("garbage".into()).retry_class(),
+        RetryClass::Never
+    );
+    assert_eq!(ProxyError::CircuitOpen.retry_class(), RetryClass::Never);
+}

@@ -1,6 +1,6 @@
 //! Reading a ClientHello off a connection: piecewise arrival, early close, garbage, and the
 //! bound on what a client can make the gateway buffer. Routing and forwarding are covered end
-//! to end in `crates/portcullis/tests/tls_route.rs`.
+//! to end in `crates/portcullis/tests/e2e/tls_route.rs`.
 
 use std::sync::Arc;
 

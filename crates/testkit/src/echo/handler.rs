@@ -45,8 +45,9 @@ pub(crate) struct EchoState {
     pub(crate) requests: AtomicU64,
     /// One `Echoing back request made to <RequestURI> to client` line per echoed request, in order.
     pub(crate) logs: Mutex<Vec<String>>,
-    /// Attempts seen so far for each retry-simulator uuid.
-    pub(crate) retry_attempts: Mutex<HashMap<String, u64>>,
+    /// Attempts seen so far for each retry-simulator uuid. Its lock is held for the whole of an attempt (see
+    /// [`retry`]), so it is an async lock.
+    pub(crate) retry_attempts: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
 /// Serves one request. `reset` belongs to the connection the request arrived on.
@@ -111,6 +112,11 @@ fn status(request_uri: &str) -> Response<Full<Bytes>> {
 /// The first N attempts for a uuid fail after sleeping D, with status C or, without `responseCode`, an RST.
 /// Later attempts are echoed. Go's `Query().Get` cannot tell an empty parameter from a missing one, so neither
 /// can this.
+///
+/// Attempts are served one at a time, whatever their uuid: like echo-basic, which takes one mutex once the
+/// parameters are parsed and keeps it until the handler returns, an attempt holds the lock through its
+/// `delayRetry` sleep and its answer (failure, RST or echo). A retry that reaches this server while an earlier
+/// attempt still sleeps therefore waits for it, and the gateway sees the two delays add up.
 async fn retry(
     state: &EchoState,
     reset: &ConnectionReset,
@@ -151,11 +157,9 @@ async fn retry(
         Some(Err(message)) => return text_response(StatusCode::BAD_REQUEST, &message),
     };
 
+    // Held until this future completes, or is dropped with its connection after an RST was requested.
+    let mut attempts = state.retry_attempts.lock().await;
     let attempt = {
-        let mut attempts = state
-            .retry_attempts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         let count = attempts.entry(uuid).or_insert(0);
         *count += 1;
         *count

@@ -110,7 +110,7 @@ impl EchoServer {
             port: addr.port(),
             requests: AtomicU64::new(0),
             logs: Mutex::new(Vec::new()),
-            retry_attempts: Mutex::new(HashMap::new()),
+            retry_attempts: tokio::sync::Mutex::new(HashMap::new()),
         });
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
         Ok(Self {

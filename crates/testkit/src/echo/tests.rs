@@ -1,13 +1,16 @@
-//! Unit tests of the echo backend's parsers.
+//! Unit tests of the echo backend's parsers, and of the retry simulator over real sockets.
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::time::Instant;
 
 use super::go_duration::parse_go_duration;
 use super::handler::echo_set_headers;
 use super::query::first_query_value;
 use super::reply::canonical_header_name;
+use super::{EchoConfig, EchoServer};
+use crate::HttpClient;
 
 #[test]
 fn go_durations_parse_like_time_parse_duration() {
@@ -101,5 +104,38 @@ fn echo_set_header_joins_repeated_names_and_skips_empty_entries() {
             ("x-a".to_owned(), "1,3".to_owned()),
             ("x-b".to_owned(), "two".to_owned())
         ]
+    );
+}
+
+/// echo-basic's retry handler holds one lock through an attempt's `delayRetry` sleep, so two attempts that
+/// arrive together are answered one after the other: the second no earlier than two delays after both started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retry_attempts_are_served_one_after_another() {
+    const DELAY: Duration = Duration::from_millis(200);
+    let server = EchoServer::start(EchoConfig::new("retry", "test"))
+        .await
+        .expect("echo server starts");
+    let path = "/retry/serial?uuid=serial&succeedAfter=2&responseCode=503&delayRetry=200ms";
+    let started = Instant::now();
+    // One client, so one connection, per attempt: the attempts do not queue behind each other in a pool.
+    let attempt = async || {
+        let response = HttpClient::new()
+            .get(server.addr(), "echo", path, &[])
+            .await
+            .expect("the attempt is answered");
+        (response.status, started.elapsed())
+    };
+    let ((first_status, first_done), (second_status, second_done)) =
+        tokio::join!(attempt(), attempt());
+    assert_eq!(first_status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(second_status, StatusCode::SERVICE_UNAVAILABLE);
+    let (earlier, later) = (first_done.min(second_done), first_done.max(second_done));
+    assert!(
+        earlier >= DELAY,
+        "the first attempt ended after {earlier:?}"
+    );
+    assert!(
+        later >= 2 * DELAY,
+        "the second attempt ended {later:?} after both started: it did not wait for the first ({earlier:?})"
     );
 }

@@ -8,13 +8,13 @@ use http_body_util::{BodyExt, Empty};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 
-use crate::backend::{AppProtocol, BackendId, BackendSpec};
-use crate::policy::{BackendPolicy, ConcurrencyLimits};
 use crate::pool::{PoolSettings, Pools, RequestBody, UpstreamError};
 use crate::registry::{BackendRuntime, Registry};
+use snapshot::backend::policy::{BackendPolicy, ConcurrencyLimits};
+use snapshot::backend::{AppProtocol, BackendId, CompiledBackend};
 
-fn spec(id: &str, policy: BackendPolicy) -> BackendSpec {
-    BackendSpec {
+fn spec(id: &str, policy: BackendPolicy) -> CompiledBackend {
+    CompiledBackend {
         policy: Arc::new(policy),
         id: BackendId::new(id),
         protocol: AppProtocol::Http1,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::PickContext;
 use super::weighting::{FULL_RAMP, Weigher};
 use crate::endpoint::EndpointRuntime;
-use crate::policy::HashKey;
+use snapshot::backend::policy::HashKey;
 
 /// Ring points of the heaviest endpoint; lighter ones get proportionally fewer (at least 1).
 const POINTS_PER_ENDPOINT: u64 = 160;

@@ -27,7 +27,7 @@ use std::time::Instant;
 use rand::Rng;
 
 use crate::endpoint::{EndpointRuntime, EndpointSet};
-use crate::policy::{BackendPolicy, Balancer};
+use snapshot::backend::policy::{BackendPolicy, Balancer};
 
 pub(crate) use consistent_hash::HashRing;
 pub(crate) use peak_ewma::LatencyEstimate;

@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::policy::HashKey;
+use snapshot::backend::policy::HashKey;
 
 fn endpoints(weights: &[u32]) -> Vec<Arc<EndpointRuntime>> {
     weights
@@ -59,8 +59,8 @@ fn counts(set: &EndpointSet, policy: &BackendPolicy, n: usize) -> Vec<usize> {
 
 /// Fails one active probe with a threshold of 1: the endpoint is unhealthy.
 fn mark_unavailable(endpoint: &EndpointRuntime) {
-    let health = crate::policy::ActiveHealth {
-        probe: crate::policy::Probe::Tcp,
+    let health = snapshot::backend::policy::ActiveHealth {
+        probe: snapshot::backend::policy::Probe::Tcp,
         interval: Duration::from_secs(1),
         timeout: Duration::from_secs(1),
         unhealthy_threshold: 1,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::policy::ErrorRateBreaker;
+use snapshot::backend::policy::ErrorRateSettings;
 
 /// Buckets the window is split into: the window slides in steps of `window / BUCKETS`.
 pub(crate) const BUCKETS: usize = 10;
@@ -107,7 +107,7 @@ impl ErrorRate {
 
     /// Admits a request, or `None` when the breaker rejects it (open, or half-open with every
     /// probe slot taken). Without settings the breaker is disabled and closes if it was not.
-    pub(crate) fn admit(&self, settings: Option<&ErrorRateBreaker>) -> Option<Pass> {
+    pub(crate) fn admit(&self, settings: Option<&ErrorRateSettings>) -> Option<Pass> {
         let Some(settings) = settings else {
             if self.state() != BreakerState::Closed {
                 self.transition(None, BreakerState::Closed);
@@ -132,7 +132,7 @@ impl ErrorRate {
         }
     }
 
-    fn admit_probe(&self, settings: &ErrorRateBreaker) -> Option<Pass> {
+    fn admit_probe(&self, settings: &ErrorRateSettings) -> Option<Pass> {
         let word = self.state.load(Ordering::Acquire);
         if BreakerState::from_bits(word) != BreakerState::HalfOpen {
             return None;
@@ -163,7 +163,7 @@ impl ErrorRate {
     }
 
     /// Records the outcome of an admitted request and moves the state machine.
-    pub(crate) fn record(&self, settings: Option<&ErrorRateBreaker>, pass: Pass, is_error: bool) {
+    pub(crate) fn record(&self, settings: Option<&ErrorRateSettings>, pass: Pass, is_error: bool) {
         let Some(settings) = settings else { return };
         match pass {
             Pass::Normal => self.record_normal(settings, is_error),
@@ -184,7 +184,7 @@ impl ErrorRate {
         }
     }
 
-    fn record_normal(&self, settings: &ErrorRateBreaker, is_error: bool) {
+    fn record_normal(&self, settings: &ErrorRateSettings, is_error: bool) {
         let width = bucket_width(settings.window);
         let period = self.now() / width;
         let bucket = &self.buckets[(period % BUCKETS as u64) as usize];

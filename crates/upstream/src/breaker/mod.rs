@@ -15,8 +15,8 @@
 //!   and parallel differ only for callers that keep the guard past the head.
 //! - `maxConnections` is not counted here: a cleartext backend with a limit gets pools of its
 //!   own (`backend_pool`) whose connector counts the backend's open connections and refuses one
-//!   beyond the limit with a connect error (503 `upstream-connect-error`, "connection limit
-//!   reached"). TLS backends do not enforce it yet.
+//!   beyond the limit (503 `overloaded-connections`, not counted against the backend); a TLS
+//!   backend's TLS pools share that connector, so the limit holds for them too.
 
 mod error_rate;
 
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Serialize;
 
-use crate::policy::BackendPolicy;
+use snapshot::backend::policy::BackendPolicy;
 
 pub use error_rate::BreakerState;
 use error_rate::{ErrorRate, Pass};

@@ -2,11 +2,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Breaker, BreakerState, Rejection};
-use crate::policy::{BackendPolicy, ConcurrencyLimits, ErrorRateBreaker};
+use snapshot::backend::policy::{BackendPolicy, ConcurrencyLimits, ErrorRateSettings};
 
 fn breaker_policy() -> Arc<BackendPolicy> {
     Arc::new(BackendPolicy {
-        error_rate: Some(ErrorRateBreaker {
+        error_rate: Some(ErrorRateSettings {
             threshold: 0.5,
             min_requests: 4,
             window: Duration::from_secs(10),

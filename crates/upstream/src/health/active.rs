@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use super::EndpointHealth;
-use crate::policy::{ActiveHealth, Probe};
 use crate::registry::BackendRuntime;
+use snapshot::backend::policy::{ActiveHealth, Probe};
 
 type ProbeError = Box<dyn std::error::Error + Send + Sync>;
 

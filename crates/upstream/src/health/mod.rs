@@ -39,9 +39,9 @@ use telemetry::{LabelValue, Metrics};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::backend::BackendId;
-use crate::policy::{BackendPolicy, OutlierDetection};
 use crate::registry::BackendRuntime;
+use snapshot::backend::BackendId;
+use snapshot::backend::policy::{BackendPolicy, OutlierDetection};
 
 /// Longest single ejection, however often an endpoint was ejected before.
 pub const MAX_EJECTION_TIME: Duration = Duration::from_secs(300);

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 
 use super::{EjectionReason, EndpointHealth, MAX_EJECTION_TIME, Outcome, nanos};
 use crate::endpoint::{EndpointRuntime, EndpointSet};
-use crate::policy::OutlierDetection;
 use crate::registry::BackendRuntime;
+use snapshot::backend::policy::OutlierDetection;
 
 impl BackendRuntime {
     /// Records how an exchange with one of this backend's endpoints ended, and ejects the

@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 use super::active::{health_check_request, is_serving, probe_all, probe_once};
 use super::outlier::sweep_latency;
 use super::*;
-use crate::backend::{AppProtocol, BackendId, BackendSpec, EndpointTarget, TargetAddress};
-use crate::policy::{ActiveHealth, LatencyOutlier, OutlierDetection, Probe};
 use crate::registry::Registry;
+use snapshot::backend::policy::{ActiveHealth, LatencyOutlierSettings, OutlierDetection, Probe};
+use snapshot::backend::{AppProtocol, BackendId, CompiledBackend, EndpointTarget, TargetAddress};
 
 fn outlier() -> OutlierDetection {
     OutlierDetection {
@@ -41,7 +41,7 @@ fn backend(policy: BackendPolicy, ports: &[u16]) -> (Registry, Arc<BackendRuntim
         })
         .collect();
     registry.set_endpoints(HashMap::from([(id.clone(), targets)]));
-    let spec = BackendSpec {
+    let spec = CompiledBackend {
         id,
         protocol: AppProtocol::Http1,
         tls: None,
@@ -204,7 +204,7 @@ fn latency_outlier() -> OutlierDetection {
     OutlierDetection {
         consecutive_5xx: None,
         consecutive_gateway_errors: None,
-        latency: Some(LatencyOutlier {
+        latency: Some(LatencyOutlierSettings {
             threshold: 3.0,
             min_requests: 5,
         }),
@@ -484,7 +484,7 @@ async fn policy_change_starts_the_monitor() {
     let only = endpoint(&runtime, 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(only.is_available(), "no health checks without a policy");
-    let spec = BackendSpec {
+    let spec = CompiledBackend {
         id: BackendId::new("shop"),
         protocol: AppProtocol::Http1,
         tls: None,

@@ -2,8 +2,8 @@ use std::net::IpAddr;
 
 use super::*;
 
-fn spec(id: &str) -> BackendSpec {
-    BackendSpec {
+fn spec(id: &str) -> CompiledBackend {
+    CompiledBackend {
         policy: Arc::default(),
         id: BackendId::new(id),
         protocol: AppProtocol::Http1,

@@ -1,0 +1,296 @@
+//! The upstream half of a request: attempts against the chosen backend.
+//!
+//! An [`Exchange`] is what every attempt of one request shares (the backend, the client
+//! certificate to present, the attempt timeout, the session's pinned endpoint). Per attempt, in
+//! order: circuit-breaker admission (503 `circuit-open` / `overloaded-*`, `upstream::breaker`),
+//! endpoint pick (the session's pinned endpoint, else the balancer), the exchange with the
+//! endpoint within the attempt timeout (504), then the verdict on the backend: latency for
+//! PeakEWMA, error or success for the breaker and for outlier detection. Only errors whose
+//! [`ErrorSource`] is the backend count against it.
+//!
+//! Retries ([`Exchange::forward`] with a rule `RetryPolicy`): the body is kept for replay, then
+//! per failed attempt the triggers and idempotency (`retry.rs`), the attempt count, the rule's
+//! budget window (`rule_state.rs`) and a jittered backoff decide. Upgrades (WebSocket) are one
+//! attempt, never retried. It does not route, filter or log: `stack.rs` does.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full};
+use snapshot::backend::tls::ClientCertificate;
+use snapshot::{RETRY_BODY_LIMIT, RetryPolicy, RouteRule};
+use telemetry::LabelValue;
+use upstream::breaker::Admission;
+use upstream::{BackendRuntime, EndpointRuntime, RequestBody, UpstreamBody};
+
+use crate::body::ResponseBody;
+use crate::error::{ErrorSource, ProxyError};
+use crate::forward::{self, RequestHead};
+use crate::plane::{DataPlane, Live};
+use crate::record::Disposition;
+use crate::replay::{self, Prepared};
+use crate::retry;
+use crate::session;
+use crate::upgrade;
+
+/// What every attempt of one request shares.
+#[derive(Clone, Copy)]
+pub(crate) struct Exchange<'a> {
+    pub(crate) plane: &'a Arc<DataPlane>,
+    /// The live config the request loaded (its rule states and metric series).
+    pub(crate) live: &'a Live,
+    /// Index of the backend in the live config (keys its breaker gauge in `Live::series`).
+    pub(crate) index: usize,
+    /// The backend's runtime.
+    pub(crate) backend: &'a BackendRuntime,
+    /// The matched rule (timeouts, retry policy, budget window).
+    pub(crate) rule: &'a RouteRule,
+    /// The client certificate the listener's Gateway presents if the backend speaks TLS.
+    pub(crate) client: Option<&'a ClientCertificate>,
+    /// The client's address and the listener's scheme, for `X-Forwarded-*`.
+    pub(crate) peer: IpAddr,
+    pub(crate) scheme: &'static str,
+    /// The endpoint named by a valid session token (`sessionPersistence`).
+    pub(crate) pinned: Option<SocketAddr>,
+    /// Timeout of one attempt.
+    pub(crate) limit: Option<Duration>,
+}
+
+impl Exchange<'_> {
+    /// Forwards the request, retrying per the rule's retry policy. The upgrade and retry paths
+    /// are boxed, so that their futures do not grow the common one (a request without
+    /// retries), which is moved on every request.
+    pub(crate) async fn forward(
+        self,
+        request: Request<RequestBody>,
+        disposition: &mut Disposition,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        disposition.backend = Some(Arc::clone(self.backend.id().as_shared()));
+        disposition.backend_index = Some(self.index);
+        if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
+            return Box::pin(self.forward_upgrade(protocol, request, disposition)).await;
+        }
+        let (parts, body) = request.into_parts();
+        let Some(policy) = &self.rule.retry else {
+            let head = RequestHead::from_client(parts, self.peer, self.scheme);
+            let response = self.attempt(self.pinned, head, body, disposition).await?;
+            return Ok(client_response(response));
+        };
+        let method = parts.method.clone();
+        let head = RequestHead::from_client(parts, self.peer, self.scheme);
+        let exchange = Exchange {
+            limit: policy.per_try_timeout.or(self.limit),
+            ..self
+        };
+        Box::pin(exchange.forward_with_retries(policy, method, head, body, disposition)).await
+    }
+
+    /// An upgrade (WebSocket) is one exchange, never retried: the connection is the body.
+    async fn forward_upgrade(
+        self,
+        protocol: http::HeaderValue,
+        mut request: Request<RequestBody>,
+        disposition: &mut Disposition,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let client_upgrade = hyper::upgrade::on(&mut request);
+        let (parts, body) = request.into_parts();
+        let mut head = RequestHead::from_client(parts, self.peer, self.scheme);
+        upgrade::restore_request_headers(head.headers_mut(), protocol);
+        let response = self.attempt(self.pinned, head, body, disposition).await?;
+        let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        let response = upgrade::bridge(client_upgrade, response);
+        Ok(if switched {
+            upgraded_response(response)
+        } else {
+            client_response(response)
+        })
+    }
+
+    /// Forwards with the rule's retry policy: the body is kept (up to `RETRY_BODY_LIMIT`) for
+    /// another attempt; the triggers (and idempotency, `retry.rs`) decide, then `attempts`,
+    /// then the budget; each retry pauses a jittered exponential backoff first.
+    async fn forward_with_retries(
+        self,
+        policy: &RetryPolicy,
+        method: Method,
+        head: RequestHead,
+        body: RequestBody,
+        disposition: &mut Disposition,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let budget = self.live.rule_states.budget(self.rule);
+        if let Some(budget) = budget {
+            budget.deposit(tokio::time::Instant::now().into_std());
+        }
+        let body = match replay::prepare(body, RETRY_BODY_LIMIT).await {
+            Ok(Prepared::Replayable(bytes)) => bytes,
+            Ok(Prepared::Streaming(body)) => {
+                // Too large to keep for another attempt: sent once.
+                let body = body.boxed_unsync();
+                let response = self.attempt(self.pinned, head, body, disposition).await?;
+                return Ok(client_response(response));
+            }
+            Err(error) => return Err(ProxyError::ClientBody(error.to_string())),
+        };
+        let mut retry = 0;
+        loop {
+            let body = Full::new(body.clone())
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            // A retry goes where the balancer says: the pinned endpoint just failed.
+            let pinned = self.pinned.filter(|_| retry == 0);
+            let result = self.attempt(pinned, head.clone(), body, disposition).await;
+            let status = result.as_ref().map(Response::status);
+            if retry >= policy.attempts || !retry::allows_retry(&policy.triggers, &method, status) {
+                return result.map(client_response);
+            }
+            let route = disposition.route.as_deref().unwrap_or("");
+            if let Some(budget) = budget
+                && !budget.try_withdraw(tokio::time::Instant::now().into_std())
+            {
+                self.plane.metrics.retry_budget_exhausted(route);
+                return result.map(client_response);
+            }
+            self.plane.metrics.retry_attempted(route);
+            drop(result); // frees the failed response and its connection before the pause
+            let pause = retry::pause(&policy.backoff, retry, &mut rand::rng());
+            retry += 1;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+
+    /// One attempt: admission, endpoint pick (a valid session token's endpoint, `pinned`,
+    /// goes before the balancer), the exchange within the attempt timeout, and the verdict on
+    /// the backend.
+    async fn attempt(
+        self,
+        pinned: Option<SocketAddr>,
+        head: RequestHead,
+        body: RequestBody,
+        disposition: &mut Disposition,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let backend = self.backend;
+        // Circuit breaking comes before the pick: a rejected request touches no endpoint.
+        let admission = self.admit()?;
+        let endpoint = pinned
+            .and_then(|addr| session::pinned(backend, addr))
+            .or_else(|| backend.pick(&head.pick_context()));
+        let Some(endpoint) = endpoint else {
+            return Err(ProxyError::NoEndpoints);
+        };
+        disposition.endpoint = Some(endpoint.addr());
+        let request = head
+            .into_request(body, endpoint.authority(), backend.protocol())
+            .map_err(|_| ProxyError::InvalidHost)?;
+        let in_flight = endpoint.start_request();
+        let started = Instant::now();
+        // Built inside each arm, not bound first: a bound future would take a second slot in
+        // this future's state.
+        let addr = endpoint.addr();
+        let pools = &self.plane.pools;
+        let sent = match self.limit {
+            Some(limit) => {
+                tokio::time::timeout(limit, pools.send(backend, self.client, addr, request))
+                    .await
+                    .ok()
+            }
+            None => Some(pools.send(backend, self.client, addr, request).await),
+        };
+        drop(in_flight);
+        let sent = match sent.map(|result| result.map_err(ProxyError::from)) {
+            // An error that is not the backend's (a request body the client broke, our own
+            // `maxConnections`) says nothing about it: no latency, no breaker or outlier
+            // verdict (the admission is dropped, which counts as neither).
+            Some(Err(error)) if error.source() != ErrorSource::Upstream => return Err(error),
+            other => other,
+        };
+        self.judge(&endpoint, admission, &sent, started);
+        let Some(sent) = sent else {
+            return Err(ProxyError::Timeout);
+        };
+        sent.inspect_err(|_| endpoint.record_failure())
+    }
+
+    /// Admits one attempt under the backend's breaker and concurrency limits; a rejection is
+    /// counted and shown on the breaker gauge.
+    fn admit(self) -> Result<Admission, ProxyError> {
+        self.backend.admit().map_err(|rejection| {
+            self.plane
+                .metrics
+                .circuit_breaker_rejected(&self.backend_label(), rejection.reason());
+            self.show_breaker_state(self.backend.breaker().state().gauge_value());
+            ProxyError::from(rejection)
+        })
+    }
+
+    /// What one exchange (`None`: timed out) tells about the backend. Returning before this
+    /// point (no endpoint, bad host, the request timeout cancelling the attempt) drops the
+    /// admission, which counts as neither success nor error.
+    fn judge(
+        self,
+        endpoint: &EndpointRuntime,
+        mut admission: Admission,
+        sent: &Option<Result<Response<UpstreamBody>, ProxyError>>,
+        started: Instant,
+    ) {
+        // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors
+        // are not latencies (a refused connect is fast) and go to outlier detection instead.
+        if matches!(sent, Some(Ok(_)) | None) {
+            endpoint.observe_latency(started.elapsed());
+        }
+        // The breaker judges the backend: a 5xx or a gateway error (connect failure, reset,
+        // timeout, garbage) is an error.
+        admission.head_received();
+        let is_error = !matches!(sent, Some(Ok(response)) if !response.status().is_server_error());
+        let state = admission.record(is_error);
+        self.show_breaker_state(state.gauge_value());
+        // One outcome per exchange feeds outlier detection (upstream::health): a response of
+        // any status counts with its latency; connect failure, reset, timeout or garbage is a
+        // gateway error.
+        let outcome = match sent {
+            Some(Ok(response)) => upstream::health::Outcome::Success {
+                status: response.status().as_u16(),
+                latency: started.elapsed(),
+            },
+            _ => upstream::health::Outcome::GatewayError,
+        };
+        if let Some(reason) = self.backend.record_outcome(endpoint, outcome) {
+            self.plane
+                .metrics
+                .outlier_ejected(&self.backend_label(), reason.as_str());
+        }
+    }
+
+    /// The backend's metric label, built only when a metric is looked up by label
+    /// (rejections, ejections, first use).
+    fn backend_label(self) -> LabelValue {
+        LabelValue::from(Arc::clone(self.backend.id().as_shared()))
+    }
+
+    /// Sets `portcullis_circuit_breaker_state` for the backend to `state`. Called after every
+    /// exchange and rejection with the breaker's current state, so the gauge follows every
+    /// transition (including one made by another request, or by an admission); the cached
+    /// handle writes only when the value changes.
+    fn show_breaker_state(self, state: i64) {
+        self.live.series.set_breaker_state(self.index, state, || {
+            self.plane
+                .metrics
+                .circuit_breaker_gauge(&self.backend_label())
+        });
+    }
+}
+
+/// A 101 keeps its `Upgrade` and `Connection` headers (they are the point of it).
+fn upgraded_response(response: Response<UpstreamBody>) -> Response<ResponseBody> {
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, ResponseBody::upstream(body))
+}
+
+fn client_response(mut response: Response<UpstreamBody>) -> Response<ResponseBody> {
+    forward::client_response(&mut response);
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, ResponseBody::upstream(body))
+}

@@ -1,0 +1,127 @@
+//! What a request leaves behind: its [`Disposition`] (where it went), the metric series it
+//! counts in, and the facts its access-log line keeps.
+//!
+//! It decides nothing about the request; `stack.rs` fills the disposition as the phases run and
+//! calls [`record_request`] once the response head is known. The access-log line itself is
+//! written when the response body ends (`body.rs`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Version, header};
+use hyper::body::Incoming;
+use telemetry::LabelValue;
+
+use crate::cors;
+use crate::plane::{DataPlane, Live};
+use crate::series_cache::SeriesKey;
+
+/// Where the request went, for metrics and the access log, and the CORS headers every
+/// response of its rule carries.
+///
+/// `rule` and `backend_index` are set together with `route` and `backend`, and key the
+/// request's metric series in the generation's cache (`Live::series`).
+#[derive(Default)]
+pub(crate) struct Disposition {
+    pub(crate) route: Option<Arc<str>>,
+    /// Address of the matched rule in the live snapshot.
+    pub(crate) rule: Option<usize>,
+    pub(crate) backend: Option<Arc<str>>,
+    /// Index of `backend` in the live config.
+    pub(crate) backend_index: Option<usize>,
+    pub(crate) endpoint: Option<SocketAddr>,
+    pub(crate) cors: Option<cors::CorsGrant>,
+}
+
+/// Counts the request in `portcullis_requests_total` and `portcullis_request_duration_seconds`:
+/// through the generation's series cache when it matched a rule (the common case), by labels
+/// otherwise (no listener, no route: the labels are empty).
+pub(crate) fn record_request(
+    plane: &DataPlane,
+    live: &Live,
+    disposition: &Disposition,
+    status: u16,
+    duration: Duration,
+) {
+    let label = |value: &Option<Arc<str>>| {
+        value
+            .clone()
+            .map_or_else(LabelValue::empty, LabelValue::from)
+    };
+    let series = || {
+        plane.metrics.request_series(
+            &label(&disposition.route),
+            &label(&disposition.backend),
+            status,
+        )
+    };
+    match disposition.rule {
+        Some(rule) => {
+            let key = SeriesKey {
+                rule,
+                backend: disposition.backend_index,
+                code: status,
+            };
+            live.series.record_request(key, duration, series);
+        }
+        None => series().record(duration),
+    }
+}
+
+/// The request facts the access log keeps (copied before the request moves upstream).
+pub(crate) struct LogHead {
+    /// When the request arrived (wall clock, for the log line's timestamp).
+    pub(crate) time: SystemTime,
+    pub(crate) method: http::Method,
+    pub(crate) host: String,
+    pub(crate) path: String,
+    pub(crate) protocol: &'static str,
+    pub(crate) bytes_received: u64,
+}
+
+impl LogHead {
+    pub(crate) fn of(request: &Request<Incoming>) -> LogHead {
+        LogHead {
+            time: SystemTime::now(),
+            method: request.method().clone(),
+            host: request_host(request.uri(), request.headers())
+                .unwrap_or("")
+                .to_owned(),
+            path: request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            protocol: version_text(request.version()),
+            // Declared length; streamed bodies without one count as 0.
+            bytes_received: request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }
+    }
+}
+
+fn version_text(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The virtual host: `:authority` (HTTP/2, or an absolute-form HTTP/1.1 target) or `Host`.
+pub(crate) fn request_host<'a>(
+    uri: &'a http::Uri,
+    headers: &'a http::HeaderMap,
+) -> Option<&'a str> {
+    match uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    }
+}
