@@ -9,7 +9,7 @@ use anyhow::Context;
 use compile::CompileOptions;
 use control::Controller;
 use proxy::{DataPlane, ListenerManager};
-use source::FileSource;
+use source::{FileSource, SourceUpdate};
 use telemetry::{AccessLog, Metrics};
 use tokio::signal::unix::{SignalKind, signal};
 use upstream::Registry;
@@ -86,7 +86,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let source = FileSource::load(&args.config)
         .with_context(|| format!("cannot read config {}", args.config.display()))?;
     let initial = source.current();
-    let mut updates = source
+    let updates = source
         .watch(args.reload_debounce)
         .context("cannot watch the config")?;
 
@@ -99,46 +99,59 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         Arc::clone(&metrics),
         AccessLog::new(args.access_log),
     ));
-
-    let endpoints_registry = Arc::clone(&registry);
-    let admin = Arc::new(admin::AdminState::new(Arc::clone(&metrics), move || {
-        endpoints_registry.view()
-    }));
-    let admin_listener = tokio::net::TcpListener::bind(args.admin)
-        .await
-        .with_context(|| format!("cannot listen on the admin address {}", args.admin))?;
-    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_task = tokio::spawn(admin::serve(
-        admin_listener,
-        Arc::clone(&admin),
-        async move {
-            let _ = admin_stopped.await;
-        },
-    ));
+    let admin = AdminServer::start(&args, &metrics, &registry).await?;
     tracing::info!(admin = %args.admin, config = %args.config.display(), "portcullis starting");
 
+    let listeners = ListenerManager::new(Arc::clone(&plane));
+    let mut controller = Controller::new(
+        compile_options(&args),
+        registry,
+        plane,
+        listeners,
+        Arc::clone(&admin.state),
+        metrics,
+    );
+    controller.apply(initial);
+    follow_updates(&mut controller, updates).await?;
+
+    tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
+    admin.state.set_ready(false);
+    let remaining = controller
+        .into_listeners()
+        .shutdown(args.drain_timeout)
+        .await;
+    if remaining > 0 {
+        tracing::warn!(
+            remaining,
+            "drain time over; closing the remaining connections"
+        );
+    }
+    admin.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What `compile` needs from the command line (and the one piece of I/O it cannot do).
+fn compile_options(args: &RunArgs) -> CompileOptions {
     let default_addresses = if args.bind.is_empty() {
         default_bind_addresses()
     } else {
         args.bind.clone()
     };
-    let options = CompileOptions {
+    CompileOptions {
         controller_name: args.controller_name.clone(),
         default_addresses,
         generation: 0,
         system_roots: system_roots(),
-    };
-    let listeners = ListenerManager::new(Arc::clone(&plane));
-    let mut controller = Controller::new(
-        options,
-        registry,
-        plane,
-        listeners,
-        Arc::clone(&admin),
-        metrics,
-    );
-    controller.apply(initial);
+    }
+}
 
+/// Applies config updates until SIGTERM or SIGINT (then returns `Ok`), retrying failed binds
+/// every 2 s. An error when the config watcher stops.
+async fn follow_updates(
+    controller: &mut Controller,
+    mut updates: tokio::sync::watch::Receiver<Arc<SourceUpdate>>,
+) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut bind_retry = tokio::time::interval(Duration::from_secs(2));
@@ -152,25 +165,44 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
                 controller.apply(update);
             }
             _ = bind_retry.tick(), if controller.has_bind_errors() => controller.retry_binds(),
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
         }
     }
+}
 
-    tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
-    admin.set_ready(false);
-    let remaining = controller
-        .into_listeners()
-        .shutdown(args.drain_timeout)
-        .await;
-    if remaining > 0 {
-        tracing::warn!(
-            remaining,
-            "drain time over; closing the remaining connections"
-        );
+/// The admin HTTP server, running until [`AdminServer::stop`].
+struct AdminServer {
+    state: Arc<admin::AdminState>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl AdminServer {
+    /// Binds `--admin` and serves the admin API: readiness, metrics, status, config, and the
+    /// registry's endpoints.
+    async fn start(
+        args: &RunArgs,
+        metrics: &Arc<Metrics>,
+        registry: &Arc<Registry>,
+    ) -> anyhow::Result<AdminServer> {
+        let endpoints_registry = Arc::clone(registry);
+        let state = Arc::new(admin::AdminState::new(Arc::clone(metrics), move || {
+            endpoints_registry.view()
+        }));
+        let listener = tokio::net::TcpListener::bind(args.admin)
+            .await
+            .with_context(|| format!("cannot listen on the admin address {}", args.admin))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(admin::serve(listener, Arc::clone(&state), async move {
+            let _ = stopped.await;
+        }));
+        Ok(AdminServer { state, stop, task })
     }
-    let _ = admin_stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(1), admin_task).await;
-    tracing::info!("stopped");
-    Ok(())
+
+    /// Stops accepting admin requests (waiting up to 1 s for the server to finish).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.task).await;
+    }
 }

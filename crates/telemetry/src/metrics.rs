@@ -111,6 +111,9 @@ impl Default for Metrics {
 
 impl Metrics {
     /// A registry with every series family registered and empty.
+    //
+    // Long by design: one registration (name, help, family) per exported metric, in one flat
+    // list, so that the whole exported surface reads in one place.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("portcullis");
         let endpoint_latency = EndpointLatencyCollector::default();
