@@ -24,6 +24,24 @@ fn backend_ids(compiled: &Compiled) -> Vec<String> {
     ids
 }
 
+/// The rule `GET h{path}` matches on the test Gateway's listener.
+fn rule_for<'a>(compiled: &'a Compiled, path: &str) -> &'a snapshot::RouteRule {
+    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
+    let listener = compiled.snapshot.sockets[&socket]
+        .listeners
+        .most_specific("h")
+        .expect("listener");
+    let headers = http::HeaderMap::new();
+    let view = router::RequestView {
+        method: &http::Method::GET,
+        host: "h",
+        path,
+        query: None,
+        headers: &headers,
+    };
+    listener.table.find(&view).expect("rule").target
+}
+
 fn accepted(status: &ObjectStatus) -> (&str, &str) {
     let condition = status
         .conditions
@@ -206,20 +224,7 @@ fn policy_retry_applies_to_rules_without_their_own() {
             "  retry:\n    numRetries: 3\n    retryOn: {triggers: [connect-failure, retriable-status-codes], httpStatusCodes: [503]}\n    perRetry: {timeout: 1s, backOff: {baseInterval: 10ms, maxInterval: 100ms}}\n    budget: {percent: 20, minRetriesPerSecond: 5}\n"
         )
     ));
-    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("h")
-        .expect("listener");
-    let headers = http::HeaderMap::new();
-    let view = router::RequestView {
-        method: &http::Method::GET,
-        host: "h",
-        path: "/x",
-        query: None,
-        headers: &headers,
-    };
-    let rule = listener.table.find(&view).expect("rule").target;
+    let rule = rule_for(&compiled, "/x");
     let retry = rule.retry.as_ref().expect("policy retry applies");
     assert_eq!(retry.attempts, 3);
     assert!(retry.triggers.connect_failure && !retry.triggers.reset);
@@ -259,20 +264,7 @@ fn httproute_retry_without_backoff_pauses_the_default_backoff() {
         "  - backendRefs: [{name: web, port: 8080}]\n    retry: {attempts: 2}\n",
     );
     let compiled = compile_yaml(&route);
-    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("h")
-        .expect("listener");
-    let headers = http::HeaderMap::new();
-    let view = router::RequestView {
-        method: &http::Method::GET,
-        host: "h",
-        path: "/x",
-        query: None,
-        headers: &headers,
-    };
-    let rule = listener.table.find(&view).expect("rule").target;
+    let rule = rule_for(&compiled, "/x");
     let retry = rule.retry.as_ref().expect("HTTPRoute retry");
     assert_eq!(retry.attempts, 2);
     assert_eq!(retry.backoff, snapshot::Backoff::DEFAULT_RETRY);
