@@ -89,7 +89,7 @@ impl Exchange<'_> {
 
     /// An upgrade (WebSocket) is one exchange, never retried: the connection is the body.
     async fn forward_upgrade(
-        self,
+        &self,
         protocol: http::HeaderValue,
         mut request: Request<RequestBody>,
         disposition: &mut Disposition,
@@ -112,7 +112,7 @@ impl Exchange<'_> {
     /// another attempt; the triggers (and idempotency, `retry.rs`) decide, then `attempts`,
     /// then the budget; each retry pauses a jittered exponential backoff first.
     async fn forward_with_retries(
-        self,
+        &self,
         policy: &RetryPolicy,
         method: Method,
         head: RequestHead,
@@ -166,7 +166,7 @@ impl Exchange<'_> {
     /// goes before the balancer), the exchange within the attempt timeout, and the verdict on
     /// the backend.
     async fn attempt(
-        self,
+        &self,
         pinned: Option<SocketAddr>,
         head: RequestHead,
         body: RequestBody,
@@ -216,7 +216,7 @@ impl Exchange<'_> {
 
     /// Admits one attempt under the backend's breaker and concurrency limits; a rejection is
     /// counted and shown on the breaker gauge.
-    fn admit(self) -> Result<Admission, ProxyError> {
+    fn admit(&self) -> Result<Admission, ProxyError> {
         self.backend.admit().map_err(|rejection| {
             self.plane
                 .metrics
@@ -230,7 +230,7 @@ impl Exchange<'_> {
     /// point (no endpoint, bad host, the request timeout cancelling the attempt) drops the
     /// admission, which counts as neither success nor error.
     fn judge(
-        self,
+        &self,
         endpoint: &EndpointRuntime,
         mut admission: Admission,
         sent: &Option<Result<Response<UpstreamBody>, ProxyError>>,
@@ -266,7 +266,7 @@ impl Exchange<'_> {
 
     /// The backend's metric label, built only when a metric is looked up by label
     /// (rejections, ejections, first use).
-    fn backend_label(self) -> LabelValue {
+    fn backend_label(&self) -> LabelValue {
         LabelValue::from(Arc::clone(self.backend.id().as_shared()))
     }
 
@@ -274,7 +274,7 @@ impl Exchange<'_> {
     /// exchange and rejection with the breaker's current state, so the gauge follows every
     /// transition (including one made by another request, or by an admission); the cached
     /// handle writes only when the value changes.
-    fn show_breaker_state(self, state: i64) {
+    fn show_breaker_state(&self, state: i64) {
         self.live.series.set_breaker_state(self.index, state, || {
             self.plane
                 .metrics
