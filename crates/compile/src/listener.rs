@@ -173,6 +173,7 @@ impl Listeners {
                     name: label,
                     table: slot.builder.build(),
                     backend_client_certificate: client_certificates.remove(&index),
+                    path: snapshot::client::PathPolicy::default(),
                 })),
             };
             let listener = DraftListener {
@@ -266,6 +267,7 @@ impl SocketDraft {
             tls,
             listeners: self.listeners,
             tls_listeners: self.tls_listeners,
+            client: Arc::default(),
         }
     }
 }

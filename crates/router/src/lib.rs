@@ -17,6 +17,7 @@
 
 mod host;
 mod matching;
+pub mod path;
 mod precedence;
 mod query;
 mod table;

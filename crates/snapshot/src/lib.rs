@@ -12,6 +12,7 @@
 //! registries of the runtime crates, keyed by the stable identities defined here.
 
 pub mod backend;
+pub mod client;
 pub mod cors;
 pub mod fast_hash;
 pub mod filter;
@@ -65,6 +66,8 @@ pub struct SocketRoutes {
     pub listeners: HostMap<Arc<ListenerRoutes>>,
     /// TLS listeners by hostname (TLS sockets only; empty otherwise).
     pub tls_listeners: HostMap<Arc<tls_route::TlsListenerRoutes>>,
+    /// What the socket allows its clients (ClientTrafficPolicy, merged over its listeners).
+    pub client: Arc<client::ClientSettings>,
 }
 
 /// Scheme of a listener.
@@ -99,6 +102,8 @@ pub struct ListenerRoutes {
     /// The client certificate the listener's Gateway presents to backends reached over TLS
     /// (`spec.tls.backend.clientCertificateRef`, GEP-3155); `None` presents none.
     pub backend_client_certificate: Option<Arc<backend::tls::ClientCertificate>>,
+    /// How request paths are normalized before matching (ClientTrafficPolicy `path`).
+    pub path: client::PathPolicy,
 }
 
 pub use cors::{CorsList, CorsPolicy, OriginHost, OriginPattern};

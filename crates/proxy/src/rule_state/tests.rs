@@ -58,6 +58,7 @@ fn snapshot(
             name: "Gateway default/gateway listener http".into(),
             table: table.build(),
             backend_client_certificate: None,
+            path: snapshot::client::PathPolicy::default(),
         })
     });
     let socket = SocketRoutes {
@@ -65,6 +66,7 @@ fn snapshot(
         tls: None,
         listeners,
         tls_listeners: HostMap::new(),
+        client: Arc::default(),
     };
     let mut result = Snapshot::default();
     let addr: SocketAddr = "127.0.0.1:8080".parse().expect("address");
