@@ -2,6 +2,7 @@
 //! of our own. When access logging is on it counts the bytes sent and writes the log line when
 //! the body ends (or the client goes away), so the line has the real byte count and duration.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use telemetry::AccessLogEntry;
 use upstream::UpstreamBody;
 
+use crate::guard::InFlight;
 use crate::plane::DataPlane;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,6 +33,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Inner,
         log: Option<Box<PendingLog>>,
+        // The request is in flight on its connection until this body ends or drops.
+        in_flight: Option<InFlight>,
     }
 
     impl PinnedDrop for ResponseBody {
@@ -55,6 +59,7 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Full { data },
             log: None,
+            in_flight: None,
         }
     }
 
@@ -63,7 +68,14 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Upstream { body },
             log: None,
+            in_flight: None,
         }
+    }
+
+    /// Keeps the request counted as in flight on its connection until the body ends.
+    pub(crate) fn with_in_flight(mut self, in_flight: InFlight) -> ResponseBody {
+        self.in_flight = Some(in_flight);
+        self
     }
 
     /// Attaches the access-log record to write when the body ends.
@@ -101,10 +113,11 @@ impl Body for ResponseBody {
                 Poll::Ready(None) | Poll::Pending => {}
             }
         }
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
-            && let Some(log) = this.log.take()
-        {
-            log.write();
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.in_flight.take();
+            if let Some(log) = this.log.take() {
+                log.write();
+            }
         }
         polled
     }
@@ -164,5 +177,76 @@ impl PendingLog {
             duration: self.start.elapsed(),
             error: self.error.as_deref(),
         });
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A client's request body with the listener's `requestBodyTimeout`: the whole body must
+    /// arrive within the time from the request head, or it ends with [`BodyTimeout`] (the
+    /// request gets 408, `stack.rs`). Without a limit, or for a request without body, it is the
+    /// body as it is.
+    pub(crate) struct ClientBody {
+        #[pin]
+        inner: hyper::body::Incoming,
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
+        timed_out: Option<Arc<std::sync::atomic::AtomicBool>>,
+    }
+}
+
+/// The request body did not arrive within the listener's `requestBodyTimeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within the listener's requestBodyTimeout")]
+pub(crate) struct BodyTimeout;
+
+impl ClientBody {
+    /// `inner` with `limit`; the returned flag is set when the limit ran out (`None` when no
+    /// timer was needed).
+    pub(crate) fn new(
+        inner: hyper::body::Incoming,
+        limit: Option<std::time::Duration>,
+    ) -> (ClientBody, Option<Arc<std::sync::atomic::AtomicBool>>) {
+        let limit = limit.filter(|_| !inner.is_end_stream());
+        let timed_out = limit.map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let body = ClientBody {
+            inner,
+            deadline: limit.map(tokio::time::sleep),
+            timed_out: timed_out.clone(),
+        };
+        (body, timed_out)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(BoxError::from))),
+            Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_pin_mut()
+                    && deadline.poll(cx).is_ready()
+                {
+                    if let Some(flag) = this.timed_out {
+                        flag.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -73,6 +73,15 @@ pub(crate) enum ProxyError {
     Protocol(String),
     /// Client: the request body could not be read.
     ClientBody(String),
+    /// Client: the request body did not arrive within the listener's `requestBodyTimeout`
+    /// (408, and the connection is closed).
+    ClientBodyTimeout,
+    /// Client: the path cannot be normalized safely (400, ClientTrafficPolicy `path`).
+    InvalidPath(router::path::PathRejection),
+    /// Client: the request target is longer than the listener's `maxUriBytes` (414).
+    UriTooLong,
+    /// Client: more header fields than the listener's `maxHeadersCount` (431).
+    TooManyHeaders,
     /// Upstream: `timeouts.request` or `timeouts.backendRequest` ran out.
     Timeout,
     /// Upstream: the backend's error-rate breaker is open (BackendTrafficPolicy
@@ -95,7 +104,11 @@ impl ProxyError {
             | ProxyError::NoListener
             | ProxyError::NoRoute
             | ProxyError::Misdirected
-            | ProxyError::ClientBody(_) => ErrorSource::Downstream,
+            | ProxyError::ClientBody(_)
+            | ProxyError::ClientBodyTimeout
+            | ProxyError::InvalidPath(_)
+            | ProxyError::UriTooLong
+            | ProxyError::TooManyHeaders => ErrorSource::Downstream,
             ProxyError::NoEndpoints
             | ProxyError::Connect(_)
             | ProxyError::Reset(_)
@@ -132,6 +145,10 @@ impl ProxyError {
             ProxyError::Reset(_) => "upstream-reset",
             ProxyError::Protocol(_) => "upstream-protocol-error",
             ProxyError::ClientBody(_) => "client-body-error",
+            ProxyError::ClientBodyTimeout => "request-body-timeout",
+            ProxyError::InvalidPath(_) => "invalid-path",
+            ProxyError::UriTooLong => "uri-too-long",
+            ProxyError::TooManyHeaders => "too-many-headers",
             ProxyError::Timeout => "upstream-timeout",
             ProxyError::CircuitOpen => "circuit-open",
             ProxyError::OverloadedParallel => "overloaded-parallel",
@@ -156,7 +173,10 @@ impl ProxyError {
             | ProxyError::OverloadedPending
             | ProxyError::OverloadedConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Protocol(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody(_) | ProxyError::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ProxyError::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -168,7 +188,14 @@ impl ProxyError {
         let code = self.code();
         // A malformed request (no or several Hosts, a broken body): nothing more is read from
         // that connection.
-        let close = matches!(self, ProxyError::ClientBody(_) | ProxyError::InvalidHost);
+        let close = matches!(
+            self,
+            ProxyError::ClientBody(_)
+                | ProxyError::ClientBodyTimeout
+                | ProxyError::InvalidHost
+                | ProxyError::UriTooLong
+                | ProxyError::TooManyHeaders
+        );
         let body = self.into_text();
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
@@ -238,6 +265,16 @@ impl ProxyError {
             ProxyError::ClientBody(detail) => Bytes::from(format!(
                 "bad request: cannot read the request body: {detail}\n"
             )),
+            ProxyError::ClientBodyTimeout => {
+                Bytes::from_static(b"request timeout: the request body did not arrive in time\n")
+            }
+            ProxyError::InvalidPath(rejection) => {
+                Bytes::from(format!("bad request: {rejection}\n"))
+            }
+            ProxyError::UriTooLong => Bytes::from_static(b"URI too long\n"),
+            ProxyError::TooManyHeaders => {
+                Bytes::from_static(b"request header fields too large: too many header fields\n")
+            }
             ProxyError::Timeout => Bytes::from_static(b"upstream request timeout\n"),
             ProxyError::CircuitOpen => {
                 Bytes::from_static(b"upstream unavailable: circuit breaker open\n")

@@ -2,13 +2,13 @@
 //! response: hop-by-hop headers (RFC 9110 §7.6.1), `X-Forwarded-*`, Host / `:authority`, and the
 //! version the upstream pool speaks.
 
+use crate::body::ClientBody;
 use std::net::IpAddr;
 
 use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use snapshot::backend::AppProtocol;
 use upstream::{PickContext, RequestBody, UpstreamBody};
 
@@ -323,7 +323,7 @@ impl RequestHead {
 
 /// Boxes a client body for the upstream pools; its errors are marked as the client's
 /// ([`upstream::ClientBodyError`]), so that they never count against the backend.
-pub(crate) fn stream_body(body: Incoming) -> RequestBody {
+pub(crate) fn stream_body(body: ClientBody) -> RequestBody {
     body.map_err(upstream::ClientBodyError::boxed)
         .boxed_unsync()
 }

@@ -14,6 +14,7 @@ mod exchange;
 mod filter;
 mod forward;
 mod grpc;
+mod guard;
 mod handshake;
 mod listener;
 mod mirror;

@@ -18,11 +18,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use snapshot::Scheme;
+use snapshot::client::ClientSettings;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::guard::{CloseReason, ConnectionState, GuardLimits, GuardedIo};
 use crate::handshake;
 use crate::plane::DataPlane;
 use crate::stack::{self, Connection};
@@ -42,21 +44,35 @@ struct ListenerHandle {
     stop: watch::Sender<bool>,
 }
 
-/// Counts open connections so shutdown can wait for them.
-#[derive(Default)]
+/// Counts open connections so shutdown can wait for them, and caps them process-wide.
 struct ConnectionTracker {
     open: AtomicUsize,
     closed: Notify,
+    /// Connections the process keeps open at most (see [`ListenerManager::with_connection_limit`]).
+    limit: usize,
+}
+
+impl Default for ConnectionTracker {
+    fn default() -> ConnectionTracker {
+        ConnectionTracker {
+            open: AtomicUsize::new(0),
+            closed: Notify::new(),
+            limit: usize::MAX,
+        }
+    }
 }
 
 struct ConnectionGuard {
     tracker: Arc<ConnectionTracker>,
+    /// The socket's own count (ClientTrafficPolicy `connection.maxConnections`).
+    socket_open: Arc<AtomicUsize>,
     plane: Arc<DataPlane>,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.plane.metrics.downstream_connection_closed();
+        self.socket_open.fetch_sub(1, Ordering::AcqRel);
         if self.tracker.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.tracker.closed.notify_waiters();
         }
@@ -78,6 +94,18 @@ impl ListenerManager {
             listeners: HashMap::new(),
             tracker: Arc::default(),
         }
+    }
+
+    /// Caps the client connections of all sockets together at `limit`: beyond it new
+    /// connections are closed as soon as they are accepted. Keep it below the process's file
+    /// descriptor limit, so that upstream connections and the admin server still get
+    /// descriptors when clients take every connection they may. Call before the first `sync`.
+    pub fn with_connection_limit(mut self, limit: usize) -> ListenerManager {
+        self.tracker = Arc::new(ConnectionTracker {
+            limit,
+            ..ConnectionTracker::default()
+        });
+        self
     }
 
     /// Makes the bound sockets equal `wanted`: binds new addresses, closes removed ones
@@ -169,39 +197,55 @@ async fn accept_loop(
     tracker: Arc<ConnectionTracker>,
     stop: watch::Receiver<bool>,
 ) {
+    let socket_open = Arc::new(AtomicUsize::new(0));
+    let mut errors = AcceptErrors::new(local);
+    // One descriptor held in reserve: at the descriptor limit it is let go to accept and close
+    // the waiting connection, instead of leaving it in the backlog for ever.
+    let mut spare = reserve_descriptor();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(%local, %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                errors.record(&error);
+                if is_descriptor_exhaustion(&error) {
+                    shed_one(&listener, &mut spare, &plane).await;
+                } else {
+                    // Back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 continue;
             }
         };
+        let live = plane.live();
+        let Some(socket) = live.snapshot.sockets.get(&local) else {
+            continue;
+        };
+        if let Some(reason) = over_limit(&tracker, &socket_open, socket.client.max_connections) {
+            plane.metrics.downstream_connection_refused(reason);
+            errors.refused(reason);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         tracker.open.fetch_add(1, Ordering::AcqRel);
+        socket_open.fetch_add(1, Ordering::AcqRel);
         plane.metrics.downstream_connection_opened();
         let guard = ConnectionGuard {
             tracker: Arc::clone(&tracker),
+            socket_open: Arc::clone(&socket_open),
             plane: Arc::clone(&plane),
         };
         let connection = Connection {
             local,
             peer,
             sni: None,
+            settings: Arc::clone(&socket.client),
+            state: ConnectionState::new(),
         };
         // TLS sockets (TLSRoute) route whole connections by SNI, not HTTP requests.
-        let live = plane.live();
-        if live
-            .snapshot
-            .sockets
-            .get(&local)
-            .is_some_and(|s| s.scheme == Scheme::Tls)
-        {
+        if socket.scheme == Scheme::Tls {
             let serving = tls_route::serve(
                 Arc::clone(&plane),
-                live,
+                Arc::clone(&live),
                 stream,
                 connection,
                 stop.clone(),
@@ -212,24 +256,21 @@ async fn accept_loop(
         }
         // The socket's TLS settings come from the snapshot current at accept time, so a
         // certificate change applies to the next handshake without rebinding.
-        let tls = plane
-            .live()
-            .snapshot
-            .sockets
-            .get(&local)
-            .and_then(|s| s.tls.clone());
+        let tls = socket.tls.clone();
         let plane = Arc::clone(&plane);
         let stop = stop.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(plane, stream, connection, stop, guard).await,
+                None => serve_connection(plane, stream, false, connection, stop, guard).await,
                 Some(tls) => {
                     let handshake = handshake::accept_https(&tls, stream);
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(stream)) => {
-                            let sni = stream.get_ref().1.server_name().map(Arc::<str>::from);
+                            let session = stream.get_ref().1;
+                            let sni = session.server_name().map(Arc::<str>::from);
+                            let http2 = session.alpn_protocol() == Some(b"h2");
                             let connection = Connection { sni, ..connection };
-                            serve_connection(plane, stream, connection, stop, guard).await;
+                            serve_connection(plane, stream, http2, connection, stop, guard).await;
                         }
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -240,12 +281,114 @@ async fn accept_loop(
     }
 }
 
+/// Whether a new connection would exceed the process-wide or the socket's limit (the reason
+/// label of `portcullis_downstream_connections_refused_total`).
+fn over_limit(
+    tracker: &ConnectionTracker,
+    socket_open: &AtomicUsize,
+    socket_limit: Option<usize>,
+) -> Option<&'static str> {
+    if tracker.open.load(Ordering::Acquire) >= tracker.limit {
+        return Some("global_limit");
+    }
+    if socket_limit.is_some_and(|limit| socket_open.load(Ordering::Acquire) >= limit) {
+        return Some("listener_limit");
+    }
+    None
+}
+
+/// EMFILE / ENFILE: the process or the system has no descriptor left.
+fn is_descriptor_exhaustion(error: &io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
+}
+
+fn reserve_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// At the descriptor limit: frees the reserved descriptor, accepts one waiting connection and
+/// closes it at once (the client sees its connection closed rather than hanging in the
+/// backlog), then takes the reserve back.
+async fn shed_one(listener: &TcpListener, spare: &mut Option<std::fs::File>, plane: &DataPlane) {
+    drop(spare.take());
+    if let Ok(Ok((stream, _))) =
+        tokio::time::timeout(Duration::from_millis(5), listener.accept()).await
+    {
+        drop(stream);
+        plane.metrics.downstream_connection_refused("fd_limit");
+    }
+    *spare = reserve_descriptor();
+    if spare.is_none() {
+        // Not even one descriptor came back: let connections close before trying again.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Accept errors and refusals, logged at most once a second per listener with a count.
+struct AcceptErrors {
+    local: SocketAddr,
+    window_start: tokio::time::Instant,
+    errors: u64,
+    refused: u64,
+    last_error: Option<String>,
+    last_refusal: &'static str,
+}
+
+impl AcceptErrors {
+    fn new(local: SocketAddr) -> AcceptErrors {
+        AcceptErrors {
+            local,
+            window_start: tokio::time::Instant::now(),
+            errors: 0,
+            refused: 0,
+            last_error: None,
+            last_refusal: "",
+        }
+    }
+
+    fn record(&mut self, error: &io::Error) {
+        self.errors += 1;
+        self.last_error = Some(error.to_string());
+        self.flush();
+    }
+
+    fn refused(&mut self, reason: &'static str) {
+        self.refused += 1;
+        self.last_refusal = reason;
+        self.flush();
+    }
+
+    /// Logs what accumulated if a second passed since the last line.
+    fn flush(&mut self) {
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.window_start) < Duration::from_secs(1)
+            && self.errors + self.refused > 1
+        {
+            return;
+        }
+        let local = self.local;
+        if self.errors > 0 {
+            let error = self.last_error.take().unwrap_or_default();
+            tracing::warn!(%local, count = self.errors, %error, "accept failed");
+        }
+        if self.refused > 0 {
+            tracing::warn!(%local, count = self.refused, reason = self.last_refusal, "connections refused at the connection limit");
+        }
+        self.errors = 0;
+        self.refused = 0;
+        self.window_start = now;
+    }
+}
+
 /// A client that has not finished its TLS handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn serve_connection<I>(
     plane: Arc<DataPlane>,
     stream: I,
+    http2: bool,
     connection: Connection,
     mut stop: watch::Receiver<bool>,
     _guard: ConnectionGuard,
@@ -253,15 +396,23 @@ async fn serve_connection<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = connection.peer;
+    let settings = Arc::clone(&connection.settings);
+    let closer = Arc::clone(&plane);
+    let io = GuardedIo::new(
+        stream,
+        Arc::clone(&connection.state),
+        GuardLimits::of(&settings),
+        http2,
+        Box::new(move |reason: CloseReason| {
+            closer
+                .metrics
+                .downstream_connection_closed_by_gateway(reason.as_str());
+        }),
+    );
     let service =
         service_fn(move |request| stack::handle(Arc::clone(&plane), connection.clone(), request));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder.http2().timer(TokioTimer::new());
-    let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let builder = http_builder(&settings);
+    let serving = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(serving);
     let result = tokio::select! {
         result = serving.as_mut() => result,
@@ -273,4 +424,31 @@ async fn serve_connection<I>(
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
+}
+
+/// hyper's HTTP/1.1 and HTTP/2 settings for a socket's [`ClientSettings`]. The header timeout
+/// is the connection guard's (`guard.rs`), which also answers 408; hyper's own is off.
+fn http_builder(settings: &ClientSettings) -> auto::Builder<TokioExecutor> {
+    /// hyper's minimum read buffer.
+    const MIN_BUFFER: usize = 8192;
+    let headers = &settings.headers;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        // hyper answers 431 when a head does not fit its read buffer: the buffer's bound is
+        // the head limit.
+        .max_buf_size(MIN_BUFFER.max(headers.max_request_headers_bytes))
+        .max_headers(headers.max_headers_count);
+    let h2 = &settings.http2;
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(headers.max_request_headers_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .initial_stream_window_size(h2.initial_stream_window_size)
+        .initial_connection_window_size(h2.initial_connection_window_size)
+        .max_send_buf_size(settings.buffer_limit.max(16 * 1024));
+    builder
 }

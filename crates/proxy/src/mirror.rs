@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use http::{Method, Request, header};
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
 use rand::Rng;
 use snapshot::backend::tls::ClientCertificate;
 use snapshot::{Filters, RouteRule};
 use upstream::{BackendRuntime, RequestBody};
 
+use crate::body::ClientBody;
 use crate::forward::{self, RequestHead};
 use crate::plane::{DataPlane, Live};
 
@@ -58,7 +58,7 @@ pub(crate) struct MirrorSource<'a> {
 pub(crate) fn dispatch(
     source: &MirrorSource<'_>,
     parts: &http::request::Parts,
-    body: Incoming,
+    body: ClientBody,
 ) -> RequestBody {
     let (rule_mirrors, backend_mirrors) = (
         &source.rule.filters.mirrors,

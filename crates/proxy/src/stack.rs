@@ -20,26 +20,32 @@
 //! Errors at any step become responses in `error.rs`, nowhere else (a gRPC client, known by
 //! its `content-type`, gets a gRPC status: `grpc.rs`).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, Version, header};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 use rand::Rng;
 use router::{PathMatch, RequestView};
+use snapshot::client::{ClientSettings, HeaderLimits};
 use snapshot::{
     BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, SocketRoutes, WeightedBackend,
 };
 
-use crate::body::{PendingLog, ResponseBody};
+use crate::body::{ClientBody, PendingLog, ResponseBody};
 use crate::cors;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
 use crate::filter;
 use crate::grpc::ClientProtocol;
+use crate::guard::ConnectionState;
 use crate::mirror;
 use crate::plane::{DataPlane, Live};
 use crate::record::{self, Disposition, LogHead};
@@ -52,6 +58,10 @@ pub(crate) struct Connection {
     pub(crate) peer: SocketAddr,
     /// The TLS server name the client asked for, on HTTPS connections.
     pub(crate) sni: Option<Arc<str>>,
+    /// What the socket allowed its clients when the connection was accepted.
+    pub(crate) settings: Arc<ClientSettings>,
+    /// Requests in flight and upgrades, shared with the connection guard (`guard.rs`).
+    pub(crate) state: Arc<ConnectionState>,
 }
 
 /// What a request phase decided.
@@ -99,6 +109,7 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let start = Instant::now();
+    let in_flight = connection.state.start_request();
     let live = plane.live();
     let log_head = plane.access_log.is_enabled().then(|| LogHead::of(&request));
     let mut disposition = Disposition::default();
@@ -119,10 +130,15 @@ pub(crate) async fn handle(
     if let Some(grant) = &disposition.cors {
         cors::decorate(response.headers_mut(), grant);
     }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        connection.state.mark_upgraded();
+    }
     let status = response.status().as_u16();
     record::record_request(&plane, &live, &disposition, status, start.elapsed());
+    let (parts, body) = response.into_parts();
+    let body = body.with_in_flight(in_flight);
     let Some(head) = log_head else {
-        return Ok(response);
+        return Ok(Response::from_parts(parts, body));
     };
     let log = Box::new(PendingLog {
         plane: Arc::clone(&plane),
@@ -141,7 +157,6 @@ pub(crate) async fn handle(
         bytes_sent: 0,
         error,
     });
-    let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, body.with_log(Some(log))))
 }
 
@@ -154,7 +169,11 @@ async fn serve(
     disposition: &mut Disposition,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
+    check_limits(&connection.settings.headers, &parts)?;
     let (socket, listener) = select_listener(live, connection, &parts)?;
+    if let Verdict::Respond(redirect) = normalize_path(listener, &mut parts)? {
+        return Ok(redirect);
+    }
     let routed = match_route(socket, listener, &parts, disposition)?;
     let rule = FilterLevel::Rule;
     // CORS preflight runs first: browsers send preflights without credentials, so
@@ -176,6 +195,7 @@ async fn serve(
     modify_request(&routed, backend_ref, &mut parts);
     // Mirrors get the request as the backend will see it; the client never waits for them.
     let mirrors = mirror_source(plane, live, &routed, backend_filters, connection);
+    let (body, body_timed_out) = ClientBody::new(body, connection.settings.timeouts.request_body);
     let body = mirror::dispatch(&mirrors, &parts, body);
     let session = session::requested(routed.rule.session.as_ref(), &parts.headers);
     let hash_cookie = live
@@ -184,7 +204,14 @@ async fn serve(
         .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
     let exchange = exchange(plane, live, &routed, index, connection, session)?;
     let request = Request::from_parts(parts, body);
-    let response = within_request_timeout(routed.rule, exchange, request, disposition).await?;
+    let response = within_request_timeout(routed.rule, exchange, request, disposition)
+        .await
+        .map_err(|error| match (error, body_timed_out) {
+            (ProxyError::ClientBody(_), Some(flag)) if flag.load(Ordering::Acquire) => {
+                ProxyError::ClientBodyTimeout
+            }
+            (error, _) => error,
+        })?;
     Ok(response_phases(
         &routed,
         backend_filters,
@@ -193,6 +220,53 @@ async fn serve(
         response,
         disposition,
     ))
+}
+
+/// Phase 0: the request head's limits that the HTTP codecs do not enforce themselves (the
+/// request target's length, and the header count on HTTP/2; hyper answers an oversized
+/// HTTP/1.1 head with 431 and h2 an oversized header list).
+fn check_limits(limits: &HeaderLimits, parts: &Parts) -> Result<(), ProxyError> {
+    let target = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > limits.max_uri_bytes {
+        return Err(ProxyError::UriTooLong);
+    }
+    if parts.headers.len() > limits.max_headers_count {
+        return Err(ProxyError::TooManyHeaders);
+    }
+    Ok(())
+}
+
+/// Phase 1b: the one path the request is matched, filtered and forwarded with (see
+/// `router::path`): dot segments removed, unreserved escapes decoded, slashes merged, unsafe
+/// paths refused (400). Under `UnescapeAndRedirect` a path with escaped slashes is answered with
+/// a redirect to its normalized form. A path already normal costs one scan and no allocation.
+fn normalize_path(listener: &ListenerRoutes, parts: &mut Parts) -> Result<Verdict, ProxyError> {
+    let normalized = router::path::normalize(parts.uri.path(), &listener.path)
+        .map_err(ProxyError::InvalidPath)?;
+    let Cow::Owned(path) = normalized.path else {
+        return Ok(Verdict::Continue);
+    };
+    let target = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    if normalized.redirect {
+        let mut response = Response::new(ResponseBody::full(Bytes::new()));
+        *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+        if let Ok(location) = HeaderValue::try_from(target) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        return Ok(Verdict::Respond(response));
+    }
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    // The normalized path only holds characters the original had, and upper-case escapes.
+    uri.path_and_query = Some(
+        PathAndQuery::try_from(target)
+            .map_err(|_| ProxyError::InvalidPath(router::path::PathRejection::InvalidEscape))?,
+    );
+    parts.uri = Uri::from_parts(uri)
+        .map_err(|_| ProxyError::InvalidPath(router::path::PathRejection::InvalidEscape))?;
+    Ok(Verdict::Continue)
 }
 
 /// Phase 1: the listener of this socket that serves the request's host. More than one Host is

@@ -73,6 +73,11 @@ struct TlsConnectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -89,6 +94,8 @@ pub struct Metrics {
     upstream_connections_active: Family<BackendLabels, Gauge>,
     upstream_connections: Family<BackendLabels, Counter>,
     downstream_connections_active: Gauge,
+    downstream_connections_closed: Family<ReasonLabels, Counter>,
+    downstream_connections_refused: Family<ReasonLabels, Counter>,
     config_reloads: Family<ReloadLabels, Counter>,
     config_last_reload_success: Gauge,
     config_generation: Gauge,
@@ -148,6 +155,20 @@ impl Metrics {
                 "downstream_connections_active",
                 "Open client connections",
                 Gauge::default(),
+            ),
+            downstream_connections_closed: registered(
+                &mut registry,
+                "downstream_connections_closed_by_gateway",
+                "Client connections the gateway closed, by reason (header_timeout, idle_timeout, \
+                 rapid_reset, control_flood)",
+                Family::<ReasonLabels, Counter>::default(),
+            ),
+            downstream_connections_refused: registered(
+                &mut registry,
+                "downstream_connections_refused",
+                "Client connections refused at accept, by reason (listener_limit, global_limit, \
+                 fd_limit)",
+                Family::<ReasonLabels, Counter>::default(),
             ),
             config_reloads: registered(
                 &mut registry,
@@ -285,6 +306,22 @@ impl Metrics {
     /// A client connection was accepted: raises `portcullis_downstream_connections_active`.
     pub fn downstream_connection_opened(&self) {
         self.downstream_connections_active.inc();
+    }
+
+    /// The gateway closed a client connection for `reason`: counts
+    /// `portcullis_downstream_connections_closed_by_gateway_total{reason}`.
+    pub fn downstream_connection_closed_by_gateway(&self, reason: &'static str) {
+        self.downstream_connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A client connection was refused at accept for `reason`: counts
+    /// `portcullis_downstream_connections_refused_total{reason}`.
+    pub fn downstream_connection_refused(&self, reason: &'static str) {
+        self.downstream_connections_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// A client connection closed: lowers `portcullis_downstream_connections_active`. Call once
