@@ -55,7 +55,14 @@ pub async fn serve(
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // A descriptor held in reserve for the admin server: when the process runs out of file
+    // descriptors (clients took them all), it is let go so that /ready, /metrics and /status
+    // still answer, one connection at a time, and taken back when one is free again.
+    let mut reserve = reserve_descriptor();
     loop {
+        if reserve.is_none() {
+            reserve = reserve_descriptor();
+        }
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
@@ -63,6 +70,10 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
+                if is_descriptor_exhaustion(&error) && reserve.take().is_some() {
+                    debug!("admin server out of file descriptors: using its reserve");
+                    continue;
+                }
                 warn!(%error, "admin server cannot accept a connection; retrying");
                 tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                 continue;
@@ -92,6 +103,17 @@ pub async fn serve(
         debug!("admin requests still in flight at shutdown; abandoning them");
     }
     Ok(())
+}
+
+/// EMFILE / ENFILE: no file descriptor left in the process or the system.
+fn is_descriptor_exhaustion(error: &io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    matches!(error.raw_os_error(), Some(ENFILE | EMFILE))
+}
+
+fn reserve_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }
 
 #[cfg(test)]

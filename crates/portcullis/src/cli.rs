@@ -60,6 +60,13 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     pub(crate) reload_debounce: Duration,
 
+    /// Client connections all listeners keep open together at most; beyond it new connections
+    /// are closed at accept. Default: half of the file descriptor limit (raised to its hard
+    /// limit at start) minus a reserve of 256, because every client connection may need an
+    /// upstream one, and the admin server, config files and DNS need descriptors too.
+    #[arg(long, env = "PORTCULLIS_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
