@@ -61,9 +61,10 @@ pub(crate) struct RunArgs {
     pub(crate) reload_debounce: Duration,
 
     /// Client connections all listeners keep open together at most; beyond it new connections
-    /// are closed at accept. Default: half of the file descriptor limit (raised to its hard
-    /// limit at start) minus a reserve of 256, because every client connection may need an
-    /// upstream one, and the admin server, config files and DNS need descriptors too.
+    /// are closed at accept. Whatever is set, the file descriptor limit (raised to its hard
+    /// limit at start) caps it too: half of it after a reserve of up to 256, because every
+    /// client connection may need an upstream one, and the admin server, config files and DNS
+    /// need descriptors as well.
     #[arg(long, env = "PORTCULLIS_MAX_CONNECTIONS")]
     pub(crate) max_connections: Option<usize>,
 

@@ -103,12 +103,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(admin = %args.admin, config = %args.config.display(), "portcullis starting");
 
     let descriptors = raise_descriptor_limit();
-    let max_connections = args
-        .max_connections
-        .unwrap_or_else(|| default_connection_limit(descriptors));
-    tracing::info!(max_connections, "client connection limit");
-    let listeners =
-        ListenerManager::new(Arc::clone(&plane)).with_connection_limit(max_connections);
+    tracing::info!(descriptors, max_connections = ?args.max_connections, "client connection limits");
+    let mut listeners = ListenerManager::new(Arc::clone(&plane));
+    if let Some(limit) = args.max_connections {
+        listeners = listeners.with_connection_limit(limit);
+    }
     let mut controller = Controller::new(
         compile_options(&args),
         registry,
@@ -213,10 +212,6 @@ impl AdminServer {
     }
 }
 
-/// Descriptors kept out of the client connection budget: admin server, config watcher, logs,
-/// DNS, listening sockets.
-const DESCRIPTOR_RESERVE: u64 = 256;
-
 /// Raises the soft descriptor limit to the hard one (as Go's runtime does); returns the limit
 /// in force.
 fn raise_descriptor_limit() -> u64 {
@@ -227,11 +222,4 @@ fn raise_descriptor_limit() -> u64 {
             rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
         }
     }
-}
-
-/// The default process-wide client connection limit (see `--max-connections`): each client
-/// connection is counted with the upstream connection it may need.
-fn default_connection_limit(descriptors: u64) -> usize {
-    let budget = descriptors.saturating_sub(DESCRIPTOR_RESERVE) / 2;
-    usize::try_from(budget.max(64)).unwrap_or(usize::MAX)
 }

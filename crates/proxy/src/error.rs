@@ -80,8 +80,9 @@ pub(crate) enum ProxyError {
     InvalidPath(router::path::PathRejection),
     /// Client: the request target is longer than the listener's `maxUriBytes` (414).
     UriTooLong,
-    /// Client: more header fields than the listener's `maxHeadersCount` (431).
-    TooManyHeaders,
+    /// Client: a head larger than the listener's `maxRequestHeadersKiB`, or more header
+    /// fields than its `maxHeadersCount` (431).
+    HeadersTooLarge,
     /// Upstream: `timeouts.request` or `timeouts.backendRequest` ran out.
     Timeout,
     /// Upstream: the backend's error-rate breaker is open (BackendTrafficPolicy
@@ -108,7 +109,7 @@ impl ProxyError {
             | ProxyError::ClientBodyTimeout
             | ProxyError::InvalidPath(_)
             | ProxyError::UriTooLong
-            | ProxyError::TooManyHeaders => ErrorSource::Downstream,
+            | ProxyError::HeadersTooLarge => ErrorSource::Downstream,
             ProxyError::NoEndpoints
             | ProxyError::Connect(_)
             | ProxyError::Reset(_)
@@ -148,7 +149,7 @@ impl ProxyError {
             ProxyError::ClientBodyTimeout => "request-body-timeout",
             ProxyError::InvalidPath(_) => "invalid-path",
             ProxyError::UriTooLong => "uri-too-long",
-            ProxyError::TooManyHeaders => "too-many-headers",
+            ProxyError::HeadersTooLarge => "headers-too-large",
             ProxyError::Timeout => "upstream-timeout",
             ProxyError::CircuitOpen => "circuit-open",
             ProxyError::OverloadedParallel => "overloaded-parallel",
@@ -176,7 +177,7 @@ impl ProxyError {
             ProxyError::ClientBody(_) | ProxyError::InvalidPath(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
-            ProxyError::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -194,7 +195,7 @@ impl ProxyError {
                 | ProxyError::ClientBodyTimeout
                 | ProxyError::InvalidHost
                 | ProxyError::UriTooLong
-                | ProxyError::TooManyHeaders
+                | ProxyError::HeadersTooLarge
         );
         let body = self.into_text();
         let mut response = Response::new(ResponseBody::full(body));
@@ -272,9 +273,7 @@ impl ProxyError {
                 Bytes::from(format!("bad request: {rejection}\n"))
             }
             ProxyError::UriTooLong => Bytes::from_static(b"URI too long\n"),
-            ProxyError::TooManyHeaders => {
-                Bytes::from_static(b"request header fields too large: too many header fields\n")
-            }
+            ProxyError::HeadersTooLarge => Bytes::from_static(b"request header fields too large\n"),
             ProxyError::Timeout => Bytes::from_static(b"upstream request timeout\n"),
             ProxyError::CircuitOpen => {
                 Bytes::from_static(b"upstream unavailable: circuit breaker open\n")

@@ -288,13 +288,30 @@ fn over_limit(
     socket_open: &AtomicUsize,
     socket_limit: Option<usize>,
 ) -> Option<&'static str> {
-    if tracker.open.load(Ordering::Acquire) >= tracker.limit {
+    let open = tracker.open.load(Ordering::Acquire);
+    if open >= tracker.limit {
         return Some("global_limit");
+    }
+    if open >= descriptor_budget() {
+        return Some("fd_limit");
     }
     if socket_limit.is_some_and(|limit| socket_open.load(Ordering::Acquire) >= limit) {
         return Some("listener_limit");
     }
     None
+}
+
+/// Client connections the descriptor limit leaves room for: half of the soft RLIMIT_NOFILE
+/// after a reserve (a quarter of the limit, at most 256) for the admin server, config files,
+/// DNS and listening sockets, because each client connection may need an upstream one. Read at
+/// every accept (one `getrlimit`), so that a limit lowered at run time (`prlimit`) is obeyed
+/// before the process runs out of descriptors.
+fn descriptor_budget() -> usize {
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return usize::MAX;
+    };
+    let reserve = (soft / 4).min(256);
+    usize::try_from(soft.saturating_sub(reserve) / 2).unwrap_or(usize::MAX)
 }
 
 /// EMFILE / ENFILE: the process or the system has no descriptor left.
@@ -329,7 +346,8 @@ async fn shed_one(listener: &TcpListener, spare: &mut Option<std::fs::File>, pla
 /// Accept errors and refusals, logged at most once a second per listener with a count.
 struct AcceptErrors {
     local: SocketAddr,
-    window_start: tokio::time::Instant,
+    /// No line before this instant; events until then are counted.
+    next_line: tokio::time::Instant,
     errors: u64,
     refused: u64,
     last_error: Option<String>,
@@ -340,7 +358,7 @@ impl AcceptErrors {
     fn new(local: SocketAddr) -> AcceptErrors {
         AcceptErrors {
             local,
-            window_start: tokio::time::Instant::now(),
+            next_line: tokio::time::Instant::now(),
             errors: 0,
             refused: 0,
             last_error: None,
@@ -360,12 +378,10 @@ impl AcceptErrors {
         self.flush();
     }
 
-    /// Logs what accumulated if a second passed since the last line.
+    /// Writes one line with the counts if the last line is a second old.
     fn flush(&mut self) {
         let now = tokio::time::Instant::now();
-        if now.duration_since(self.window_start) < Duration::from_secs(1)
-            && self.errors + self.refused > 1
-        {
+        if now < self.next_line {
             return;
         }
         let local = self.local;
@@ -374,11 +390,16 @@ impl AcceptErrors {
             tracing::warn!(%local, count = self.errors, %error, "accept failed");
         }
         if self.refused > 0 {
-            tracing::warn!(%local, count = self.refused, reason = self.last_refusal, "connections refused at the connection limit");
+            tracing::warn!(
+                %local,
+                count = self.refused,
+                reason = self.last_refusal,
+                "connections refused at a connection limit"
+            );
         }
         self.errors = 0;
         self.refused = 0;
-        self.window_start = now;
+        self.next_line = now + Duration::from_secs(1);
     }
 }
 

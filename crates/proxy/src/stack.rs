@@ -222,16 +222,31 @@ async fn serve(
     ))
 }
 
-/// Phase 0: the request head's limits that the HTTP codecs do not enforce themselves (the
-/// request target's length, and the header count on HTTP/2; hyper answers an oversized
-/// HTTP/1.1 head with 431 and h2 an oversized header list).
+/// Phase 0: the request head's limits that the HTTP codecs do not fully enforce themselves:
+/// the request target's length (414), the header count on HTTP/2 and the head's size on
+/// HTTP/1.x (431).
 fn check_limits(limits: &HeaderLimits, parts: &Parts) -> Result<(), ProxyError> {
     let target = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > limits.max_uri_bytes {
         return Err(ProxyError::UriTooLong);
     }
     if parts.headers.len() > limits.max_headers_count {
-        return Err(ProxyError::TooManyHeaders);
+        return Err(ProxyError::HeadersTooLarge);
+    }
+    // HTTP/1.x: hyper bounds its read buffer by the limit, but accepts a larger head that
+    // arrived in one read; count it as it was on the wire. (h2 enforces the limit itself,
+    // through SETTINGS_MAX_HEADER_LIST_SIZE.)
+    if parts.version <= Version::HTTP_11 {
+        let request_line = parts.method.as_str().len() + target + " HTTP/1.1\r\n ".len();
+        let head = parts
+            .headers
+            .iter()
+            .fold(request_line, |size, (name, value)| {
+                size + name.as_str().len() + value.len() + ": \r\n".len()
+            });
+        if head > limits.max_request_headers_bytes {
+            return Err(ProxyError::HeadersTooLarge);
+        }
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod backend_tls;
 mod balancing;
 mod breaker;
 mod check_cli;
+mod edge;
 mod failures;
 mod grpc;
 mod matching;

@@ -5,54 +5,16 @@
 //! never see `/smuggled`. Whatever the gateway forwards is re-serialized, and a connection whose
 //! framing is in doubt is not read further.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+use crate::fixture::recording::recording_backend;
 use crate::fixture::running::{HOST, TestGateway};
-
-/// A backend that records the path of every request it parses, reads its body, and answers
-/// 200 `ok`.
-async fn recording_backend() -> anyhow::Result<(SocketAddr, Arc<Mutex<Vec<String>>>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let record = Arc::clone(&record);
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let record = Arc::clone(&record);
-                    async move {
-                        record
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(request.uri().path().to_owned());
-                        let _ = request.into_body().collect().await;
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok((addr, seen))
-}
 
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: app.example.com\r\n\r\n";
 
