@@ -46,7 +46,10 @@ fn the_documented_example_parses_every_field() {
     assert_eq!(headers.max_uri_bytes, Some(8192));
     let path = spec.path.expect("path");
     assert_eq!(path.merge_slashes, Some(true));
-    assert_eq!(path.escaped_slashes_action.as_deref(), Some("RejectRequest"));
+    assert_eq!(
+        path.escaped_slashes_action.as_deref(),
+        Some("RejectRequest")
+    );
     let http = spec.timeout.and_then(|t| t.http).expect("timeout.http");
     assert_eq!(http.request_header_timeout.as_deref(), Some("10s"));
     assert_eq!(http.request_body_timeout.as_deref(), Some("60s"));
