@@ -8,8 +8,10 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use model::client_policy::{ByteQuantity, ClientTrafficPolicySpec};
-use snapshot::client::{EscapedSlashes, PathPolicy};
+use model::client_policy::{
+    ByteQuantity, ClientHeaders, ClientHttp2, ClientHttpTimeout, ClientTrafficPolicySpec,
+};
+use snapshot::client::{ClientTimeouts, EscapedSlashes, HeaderLimits, Http2Settings, PathPolicy};
 use snapshot::tls::{AlpnProtocol, MinTlsVersion};
 
 use crate::problems::{FieldPath, Problems};
@@ -58,7 +60,8 @@ pub(super) fn escaped_slashes_name(action: EscapedSlashes) -> &'static str {
         .map_or("RejectRequest", |(name, _)| name)
 }
 
-/// Validates a spec (`policy` is the policy's path) into listener settings.
+/// Validates a spec (`policy` is the policy's path) into listener settings, section by
+/// section in field order.
 pub(super) fn compile_spec(
     policy: &FieldPath,
     spec: &ClientTrafficPolicySpec,
@@ -68,46 +71,15 @@ pub(super) fn compile_spec(
     let mut client = ListenerClient::default();
     let settings = &mut client.settings;
     if let Some(headers) = &spec.headers {
-        let mut fields = Fields::new(at.field("headers"), &mut problems);
-        let limits = &mut settings.headers;
-        if let Some(kib) = fields.number::<usize>(
-            "maxRequestHeadersKiB",
-            headers.max_request_headers_kib,
-            MAX_REQUEST_HEADERS_KIB,
-        ) {
-            limits.max_request_headers_bytes = kib * 1024;
-        }
-        let count = headers.max_headers_count;
-        set(
-            &mut limits.max_headers_count,
-            fields.number("maxHeadersCount", count, MAX_HEADERS_COUNT),
-        );
-        let uri = headers.max_uri_bytes;
-        set(
-            &mut limits.max_uri_bytes,
-            fields.number("maxUriBytes", uri, MAX_URI_BYTES),
-        );
+        let fields = Fields::new(at.field("headers"), &mut problems);
+        header_limits(fields, headers, &mut settings.headers);
     }
     if let Some(path) = &spec.path {
         client.path = path_policy(&at.field("path"), path, &mut problems);
     }
     if let Some(http) = spec.timeout.as_ref().and_then(|t| t.http.as_ref()) {
-        let mut fields = Fields::new(at.field("timeout.http"), &mut problems);
-        let timeouts = &mut settings.timeouts;
-        if let Some(header) = fields.duration("requestHeaderTimeout", &http.request_header_timeout)
-        {
-            if header.is_zero() {
-                fields.report("requestHeaderTimeout", "must be greater than 0s");
-            }
-            timeouts.request_header = header;
-        }
-        // "0s" turns the body and idle timeouts off.
-        if let Some(body) = fields.duration("requestBodyTimeout", &http.request_body_timeout) {
-            timeouts.request_body = Some(body).filter(|d| !d.is_zero());
-        }
-        if let Some(idle) = fields.duration("idleTimeout", &http.idle_timeout) {
-            timeouts.idle = Some(idle).filter(|d| !d.is_zero());
-        }
+        let fields = Fields::new(at.field("timeout.http"), &mut problems);
+        timeouts(fields, http, &mut settings.timeouts);
     }
     if let Some(connection) = &spec.connection {
         let mut fields = Fields::new(at.field("connection"), &mut problems);
@@ -122,37 +94,8 @@ pub(super) fn compile_spec(
         );
     }
     if let Some(http2) = &spec.http2 {
-        let mut fields = Fields::new(at.field("http2"), &mut problems);
-        let h2 = &mut settings.http2;
-        let streams = http2.max_concurrent_streams;
-        set(
-            &mut h2.max_concurrent_streams,
-            fields.number("maxConcurrentStreams", streams, MAX_CONCURRENT_STREAMS),
-        );
-        let resets = http2.max_resets_per_connection;
-        set(
-            &mut h2.max_resets_per_connection,
-            fields.number("maxResetsPerConnection", resets, MAX_RESETS_PER_CONNECTION),
-        );
-        let frames = http2.max_control_frames_per_second;
-        set(
-            &mut h2.max_control_frames_per_second,
-            fields.number(
-                "maxControlFramesPerSecond",
-                frames,
-                MAX_CONTROL_FRAMES_PER_SECOND,
-            ),
-        );
-        let stream = http2.initial_stream_window_size.as_ref();
-        set(
-            &mut h2.initial_stream_window_size,
-            fields.bytes("initialStreamWindowSize", stream, WINDOW_SIZE),
-        );
-        let connection = http2.initial_connection_window_size.as_ref();
-        set(
-            &mut h2.initial_connection_window_size,
-            fields.bytes("initialConnectionWindowSize", connection, WINDOW_SIZE),
-        );
+        let fields = Fields::new(at.field("http2"), &mut problems);
+        http2_settings(fields, http2, &mut settings.http2);
     }
     if let Some(xff) = spec
         .client_ip_detection
@@ -179,6 +122,75 @@ pub(super) fn compile_spec(
         }
     }
     problems.or_value(client)
+}
+
+/// `headers` (the fields below it): request head limits.
+fn header_limits(mut fields: Fields<'_>, spec: &ClientHeaders, limits: &mut HeaderLimits) {
+    let kib = spec.max_request_headers_kib;
+    if let Some(kib) = fields.number::<usize>("maxRequestHeadersKiB", kib, MAX_REQUEST_HEADERS_KIB)
+    {
+        limits.max_request_headers_bytes = kib * 1024;
+    }
+    let count = spec.max_headers_count;
+    set(
+        &mut limits.max_headers_count,
+        fields.number("maxHeadersCount", count, MAX_HEADERS_COUNT),
+    );
+    let uri = spec.max_uri_bytes;
+    set(
+        &mut limits.max_uri_bytes,
+        fields.number("maxUriBytes", uri, MAX_URI_BYTES),
+    );
+}
+
+/// `timeout.http` (the fields below it): the header timeout must be positive; `0s` turns the
+/// body and idle timeouts off.
+fn timeouts(mut fields: Fields<'_>, spec: &ClientHttpTimeout, timeouts: &mut ClientTimeouts) {
+    if let Some(header) = fields.duration("requestHeaderTimeout", &spec.request_header_timeout) {
+        if header.is_zero() {
+            fields.report("requestHeaderTimeout", "must be greater than 0s");
+        }
+        timeouts.request_header = header;
+    }
+    if let Some(body) = fields.duration("requestBodyTimeout", &spec.request_body_timeout) {
+        timeouts.request_body = Some(body).filter(|d| !d.is_zero());
+    }
+    if let Some(idle) = fields.duration("idleTimeout", &spec.idle_timeout) {
+        timeouts.idle = Some(idle).filter(|d| !d.is_zero());
+    }
+}
+
+/// `http2` (the fields below it): settings and flood thresholds.
+fn http2_settings(mut fields: Fields<'_>, spec: &ClientHttp2, h2: &mut Http2Settings) {
+    let streams = spec.max_concurrent_streams;
+    set(
+        &mut h2.max_concurrent_streams,
+        fields.number("maxConcurrentStreams", streams, MAX_CONCURRENT_STREAMS),
+    );
+    let resets = spec.max_resets_per_connection;
+    set(
+        &mut h2.max_resets_per_connection,
+        fields.number("maxResetsPerConnection", resets, MAX_RESETS_PER_CONNECTION),
+    );
+    let frames = spec.max_control_frames_per_second;
+    set(
+        &mut h2.max_control_frames_per_second,
+        fields.number(
+            "maxControlFramesPerSecond",
+            frames,
+            MAX_CONTROL_FRAMES_PER_SECOND,
+        ),
+    );
+    let stream = spec.initial_stream_window_size.as_ref();
+    set(
+        &mut h2.initial_stream_window_size,
+        fields.bytes("initialStreamWindowSize", stream, WINDOW_SIZE),
+    );
+    let connection = spec.initial_connection_window_size.as_ref();
+    set(
+        &mut h2.initial_connection_window_size,
+        fields.bytes("initialConnectionWindowSize", connection, WINDOW_SIZE),
+    );
 }
 
 /// Sets `target` to `value` when there is one.
