@@ -1,8 +1,9 @@
 //! Compiles the [`model::Store`] into a [`snapshot::Snapshot`] plus Gateway API status.
 //!
 //! [`compile`] is pure: no I/O, no tasks, no clocks. It validates every object, resolves
-//! references (ReferenceGrant, Services, our `Backend` kind), attaches routes to listeners,
-//! computes status conditions with the spec's reasons, and builds the route tables. An invalid
+//! references (ReferenceGrant, Services, our `Backend` kind), attaches routes to listeners and
+//! policies to their targets, computes status conditions with the spec's reasons, and builds
+//! the route tables. An invalid
 //! object (or rule) is rejected alone, with a condition naming the object and field; everything
 //! valid keeps working. Endpoint sets are not part of the snapshot: compile returns an
 //! [`EndpointPlan`] that says where each backend's endpoints come from, and
@@ -12,8 +13,10 @@
 mod attachment;
 mod backend_ref;
 mod backend_tls;
+mod byte_size;
 mod ca_certificate;
 mod client_certificate;
+mod client_policy;
 mod cors;
 mod duration;
 pub mod endpoints;
@@ -95,6 +98,7 @@ pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
     frontend_tls::validate_frontend_clients(store, &mut gateways, &mut status);
     let clients =
         client_certificate::resolve_client_certificates(store, &mut gateways, &mut status);
+    client_policy::apply_client_policies(store, &mut gateways, &mut status);
     let tls_policies = Arc::new(backend_tls::BackendTlsPolicies::compile(
         store, options, &clients,
     ));

@@ -11,6 +11,7 @@ use snapshot::tls::{ClientValidation, SocketTls};
 use snapshot::tls_route::TlsListenerRoutes;
 use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
 
+use crate::client_policy::{self, ClientPlan, SocketClient};
 use crate::selector::{self, Expression};
 use crate::status::{RouteKind, StatusReport};
 use crate::tls_listener::{self, TlsSlot};
@@ -109,6 +110,8 @@ pub(crate) struct Listeners {
     /// The backend client certificate of each slot's Gateway, by slot index
     /// (`client_certificate`).
     pub(crate) backend_client_certificates: HashMap<usize, Arc<ClientCertificate>>,
+    /// What each listener and socket allows its clients (`client_policy`).
+    pub(crate) clients: ClientPlan,
 }
 
 impl Listeners {
@@ -141,18 +144,21 @@ impl Listeners {
         status.objects[object].listeners[listener].attached_routes += 1;
     }
 
-    /// `/config` view: per socket, the listeners and the routes attached to them.
+    /// `/config` view: per socket, the listeners, the routes attached to them and what they
+    /// allow their clients (before listeners sharing a socket are merged).
     pub(crate) fn view(&self) -> serde_json::Value {
         let listeners: Vec<serde_json::Value> = self
             .slots
             .iter()
-            .filter(|slot| slot.usable)
-            .map(|slot| {
+            .enumerate()
+            .filter(|(_, slot)| slot.usable)
+            .map(|(index, slot)| {
                 serde_json::json!({
                     "listener": slot.label(),
                     "sockets": slot.sockets.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "hostname": slot.hostname,
                     "routes": slot.route_views,
+                    "client": client_policy::view(&self.clients.listener(index)),
                 })
             })
             .collect();
@@ -164,6 +170,7 @@ impl Listeners {
         let mut per_socket: HashMap<SocketAddr, SocketDraft> = HashMap::new();
         let mut frontend_validation = self.frontend_validation;
         let mut client_certificates = self.backend_client_certificates;
+        let clients = self.clients;
         let usable = self.slots.into_iter().enumerate().filter(|(_, s)| s.usable);
         for (index, slot) in usable {
             let label: Arc<str> = slot.label().into();
@@ -173,7 +180,7 @@ impl Listeners {
                     name: label,
                     table: slot.builder.build(),
                     backend_client_certificate: client_certificates.remove(&index),
-                    path: snapshot::client::PathPolicy::default(),
+                    path: clients.listener(index).path,
                 })),
             };
             let listener = DraftListener {
@@ -189,7 +196,10 @@ impl Listeners {
         }
         per_socket
             .into_iter()
-            .map(|(address, socket)| (address, Arc::new(socket.build())))
+            .map(|(address, socket)| {
+                let client = clients.socket(&address);
+                (address, Arc::new(socket.build(client)))
+            })
             .collect()
     }
 }
@@ -246,20 +256,24 @@ impl SocketDraft {
         }
     }
 
-    /// The snapshot's view of the socket: its scheme, its TLS (certificates by SNI) and its
-    /// listeners by hostname.
-    fn build(self) -> SocketRoutes {
+    /// The snapshot's view of the socket: its scheme, its TLS (certificates by SNI, the
+    /// merged handshake settings of its listeners), its listeners by hostname and what it
+    /// allows its clients.
+    fn build(self, client: SocketClient) -> SocketRoutes {
         let scheme = self.scheme.unwrap_or(Scheme::Http);
-        // SocketTls::new only fails if rustls rejects its own default protocol versions; a
+        // SocketTls only fails if rustls rejects the protocol versions it implements; a
         // socket without TLS then refuses handshakes, visibly.
+        let handshake = client.handshake;
         let tls = match scheme {
             Scheme::Https => {
-                SocketTls::with_client_validation(self.certificates, self.validation).ok()
+                SocketTls::with_handshake(self.certificates, self.validation, handshake).ok()
             }
             // TLS sockets need it only for their Terminate listeners.
-            Scheme::Tls if !self.certificates.is_empty() => SocketTls::new(self.certificates)
-                .ok()
-                .map(tls_listener::without_alpn),
+            Scheme::Tls if !self.certificates.is_empty() => {
+                SocketTls::with_handshake(self.certificates, HostMap::new(), handshake)
+                    .ok()
+                    .map(tls_listener::without_alpn)
+            }
             Scheme::Http | Scheme::Tls => None,
         };
         SocketRoutes {
@@ -267,7 +281,7 @@ impl SocketDraft {
             tls,
             listeners: self.listeners,
             tls_listeners: self.tls_listeners,
-            client: Arc::default(),
+            client: client.settings,
         }
     }
 }

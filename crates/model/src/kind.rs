@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::client_policy::ClientTrafficPolicy;
 use crate::core::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
@@ -51,6 +52,8 @@ pub enum Kind {
     Backend,
     /// `portcullis.dev` BackendTrafficPolicy.
     BackendTrafficPolicy,
+    /// `portcullis.dev` ClientTrafficPolicy.
+    ClientTrafficPolicy,
 }
 
 impl Kind {
@@ -72,6 +75,7 @@ impl Kind {
             Kind::ConfigMap => "ConfigMap",
             Kind::Backend => "Backend",
             Kind::BackendTrafficPolicy => "BackendTrafficPolicy",
+            Kind::ClientTrafficPolicy => "ClientTrafficPolicy",
         }
     }
 
@@ -88,7 +92,9 @@ impl Kind {
             | Kind::BackendTlsPolicy => GATEWAY_GROUP,
             Kind::Namespace | Kind::Service | Kind::Secret | Kind::ConfigMap => "",
             Kind::EndpointSlice => "discovery.k8s.io",
-            Kind::Backend | Kind::BackendTrafficPolicy => PORTCULLIS_GROUP,
+            Kind::Backend | Kind::BackendTrafficPolicy | Kind::ClientTrafficPolicy => {
+                PORTCULLIS_GROUP
+            }
         }
     }
 
@@ -124,6 +130,7 @@ impl Kind {
             ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
             (PORTCULLIS_GROUP, "Backend") => Kind::Backend,
             (PORTCULLIS_GROUP, "BackendTrafficPolicy") => Kind::BackendTrafficPolicy,
+            (PORTCULLIS_GROUP, "ClientTrafficPolicy") => Kind::ClientTrafficPolicy,
             _ => return None,
         };
         Some(found)
@@ -189,6 +196,7 @@ pub enum Object {
     ConfigMap(Arc<ConfigMap>),
     Backend(Arc<Backend>),
     BackendTrafficPolicy(Arc<BackendTrafficPolicy>),
+    ClientTrafficPolicy(Arc<ClientTrafficPolicy>),
 }
 
 impl Object {
@@ -210,6 +218,7 @@ impl Object {
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Backend(_) => Kind::Backend,
             Object::BackendTrafficPolicy(_) => Kind::BackendTrafficPolicy,
+            Object::ClientTrafficPolicy(_) => Kind::ClientTrafficPolicy,
         }
     }
 
@@ -231,6 +240,7 @@ impl Object {
             Object::ConfigMap(o) => &o.metadata,
             Object::Backend(o) => &o.metadata,
             Object::BackendTrafficPolicy(o) => &o.metadata,
+            Object::ClientTrafficPolicy(o) => &o.metadata,
         }
     }
 
@@ -252,6 +262,7 @@ impl Object {
             Object::ConfigMap(o) => &mut Arc::make_mut(o).metadata,
             Object::Backend(o) => &mut Arc::make_mut(o).metadata,
             Object::BackendTrafficPolicy(o) => &mut Arc::make_mut(o).metadata,
+            Object::ClientTrafficPolicy(o) => &mut Arc::make_mut(o).metadata,
         }
     }
 

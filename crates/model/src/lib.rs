@@ -2,17 +2,20 @@
 //!
 //! This crate is plain data: Gateway API types come from the `gateway-api` crate (the experimental
 //! channel tree, which is a superset of the standard one), core Kubernetes types from `k8s-openapi`,
-//! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`]. It parses multi-document
+//! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`], [`policy`] and
+//! [`client_policy`]. It parses multi-document
 //! YAML into typed objects ([`parse`]) and keeps them in a [`Store`] keyed by kind, namespace and name.
 //! It has no behaviour beyond that: validation and reference resolution belong to `compile`.
 
 pub mod backend;
+pub mod client_policy;
 pub mod kind;
 pub mod parse;
 pub mod policy;
 pub mod store;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec};
+pub use client_policy::ClientTrafficPolicy;
 pub use kind::{Kind, Object, ObjectKey};
 pub use parse::{ParseError, Parsed, parse_documents};
 pub use policy::BackendTrafficPolicy;

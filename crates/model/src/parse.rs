@@ -234,6 +234,7 @@ fn typed(kind: Kind, document: Value) -> Result<Object, String> {
         Kind::ConfigMap => Object::ConfigMap(decode(document)?),
         Kind::Backend => Object::Backend(decode(document)?),
         Kind::BackendTrafficPolicy => Object::BackendTrafficPolicy(decode(document)?),
+        Kind::ClientTrafficPolicy => Object::ClientTrafficPolicy(decode(document)?),
     })
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::backend::Backend;
+use crate::client_policy::ClientTrafficPolicy;
 use crate::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
@@ -41,6 +42,7 @@ pub struct Store {
     pub config_maps: BTreeMap<NamespacedName, Arc<ConfigMap>>,
     pub backends: BTreeMap<NamespacedName, Arc<Backend>>,
     pub backend_traffic_policies: BTreeMap<NamespacedName, Arc<BackendTrafficPolicy>>,
+    pub client_traffic_policies: BTreeMap<NamespacedName, Arc<ClientTrafficPolicy>>,
 }
 
 impl Store {
@@ -73,6 +75,7 @@ impl Store {
             Object::BackendTrafficPolicy(o) => {
                 self.backend_traffic_policies.insert(key, o).is_some()
             }
+            Object::ClientTrafficPolicy(o) => self.client_traffic_policies.insert(key, o).is_some(),
         }
     }
 
@@ -124,6 +127,7 @@ impl Store {
             + self.config_maps.len()
             + self.backends.len()
             + self.backend_traffic_policies.len()
+            + self.client_traffic_policies.len()
     }
 
     /// Whether the store holds no object.

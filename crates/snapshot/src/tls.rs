@@ -1,5 +1,6 @@
 //! TLS material of HTTPS sockets: certificates by SNI, client certificate validation
-//! (`Gateway.spec.tls.frontend`, GEP-91), and the rustls server configs.
+//! (`Gateway.spec.tls.frontend`, GEP-91), the handshake settings (oldest TLS version, ALPN
+//! protocols: ClientTrafficPolicy `tls`), and the rustls server configs.
 //!
 //! Built by `compile` (pure: parsing PEM and assembling a config does no I/O) and used by the
 //! proxy's accept loop for each new connection, so a certificate change applies to the next
@@ -21,15 +22,78 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
+/// The oldest TLS version a socket accepts (ClientTrafficPolicy `tls.minVersion`). rustls
+/// implements nothing older than TLS 1.2.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MinTlsVersion {
+    /// TLS 1.2 and 1.3 (the default).
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+impl MinTlsVersion {
+    /// `1.2` or `1.3`, as the policy spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MinTlsVersion::Tls12 => "1.2",
+            MinTlsVersion::Tls13 => "1.3",
+        }
+    }
+}
+
+/// An application protocol a socket agrees to by ALPN (RFC 7301).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlpnProtocol {
+    /// `h2`: HTTP/2 over TLS.
+    Http2,
+    /// `http/1.1`.
+    Http11,
+}
+
+impl AlpnProtocol {
+    /// The protocol's ALPN identifier (`h2`, `http/1.1`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlpnProtocol::Http2 => "h2",
+            AlpnProtocol::Http11 => "http/1.1",
+        }
+    }
+}
+
+/// How a socket's handshakes go: the versions it accepts and the protocols it offers by ALPN,
+/// in preference order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HandshakeSettings {
+    /// The oldest version accepted.
+    pub min_version: MinTlsVersion,
+    /// ALPN protocols, most preferred first. A client offering none of them gets no ALPN
+    /// protocol and speaks HTTP/1.1.
+    pub alpn: Vec<AlpnProtocol>,
+}
+
+impl Default for HandshakeSettings {
+    /// TLS 1.2 and 1.3; ALPN `h2`, then `http/1.1`.
+    fn default() -> HandshakeSettings {
+        HandshakeSettings {
+            min_version: MinTlsVersion::Tls12,
+            alpn: vec![AlpnProtocol::Http2, AlpnProtocol::Http11],
+        }
+    }
+}
+
 /// The TLS side of one HTTPS socket.
 #[derive(Clone)]
 pub struct SocketTls {
-    /// Server config (certificate resolver by SNI, ALPN `h2` and `http/1.1`), without client
-    /// certificate validation.
+    /// Server config (certificate resolver by SNI, the handshake settings' versions and ALPN
+    /// protocols), without client certificate validation.
     pub config: Arc<ServerConfig>,
     /// The config of each listener hostname when some listener of the socket validates client
     /// certificates; empty when none does (then `config` serves every handshake).
     by_listener: HostMap<Arc<ServerConfig>>,
+    /// What every config of the socket was built with.
+    handshake: HandshakeSettings,
 }
 
 impl fmt::Debug for SocketTls {
@@ -51,8 +115,19 @@ impl SocketTls {
         certificates: HostMap<Arc<CertifiedKey>>,
         validation: HostMap<Option<Arc<ClientValidation>>>,
     ) -> Result<SocketTls, String> {
+        SocketTls::with_handshake(certificates, validation, HandshakeSettings::default())
+    }
+
+    /// Like [`SocketTls::with_client_validation`], with the socket's handshake settings: every
+    /// config of the socket accepts `handshake.min_version` and newer and offers
+    /// `handshake.alpn`.
+    pub fn with_handshake(
+        certificates: HostMap<Arc<CertifiedKey>>,
+        validation: HostMap<Option<Arc<ClientValidation>>>,
+        handshake: HandshakeSettings,
+    ) -> Result<SocketTls, String> {
         let resolver = Arc::new(SniResolver { certificates });
-        let config = server_config(&resolver, None)?;
+        let config = server_config(&resolver, None, &handshake)?;
         let mut by_listener = HostMap::new();
         if validation.iter().any(|(_, v)| v.is_some()) {
             // One config per distinct validation: listeners sharing one share sessions too.
@@ -64,7 +139,7 @@ impl SocketTls {
                         Some((_, config)) => Arc::clone(config),
                         None => {
                             let verifier = Arc::clone(&wanted.verifier);
-                            let config = server_config(&resolver, Some(verifier))?;
+                            let config = server_config(&resolver, Some(verifier), &handshake)?;
                             built.push((Arc::clone(wanted), Arc::clone(&config)));
                             config
                         }
@@ -76,7 +151,13 @@ impl SocketTls {
         Ok(SocketTls {
             config,
             by_listener,
+            handshake,
         })
+    }
+
+    /// The handshake settings the socket's configs were built with.
+    pub fn handshake(&self) -> &HandshakeSettings {
+        &self.handshake
     }
 
     /// Whether the handshake config depends on the SNI (some listener validates client
@@ -95,13 +176,23 @@ impl SocketTls {
     }
 }
 
+/// The versions accepted from `min_version` on, newest first (rustls' order).
+static TLS12_AND_NEWER: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
 fn server_config(
     resolver: &Arc<SniResolver>,
     verifier: Option<Arc<dyn ClientCertVerifier>>,
+    handshake: &HandshakeSettings,
 ) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let versions = match handshake.min_version {
+        MinTlsVersion::Tls12 => TLS12_AND_NEWER,
+        MinTlsVersion::Tls13 => TLS13_ONLY,
+    };
     let builder = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| format!("TLS configuration: {e}"))?;
     let builder = match verifier {
         Some(verifier) => builder.with_client_cert_verifier(verifier),
@@ -109,7 +200,11 @@ fn server_config(
     };
     let mut config =
         builder.with_cert_resolver(Arc::clone(resolver) as Arc<dyn ResolvesServerCert>);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = handshake
+        .alpn
+        .iter()
+        .map(|protocol| protocol.as_str().as_bytes().to_vec())
+        .collect();
     Ok(Arc::new(config))
 }
 

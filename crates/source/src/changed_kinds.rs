@@ -28,6 +28,7 @@ pub fn changed_kinds(old: &Store, new: &Store) -> BTreeSet<Kind> {
         config_maps,
         backends,
         backend_traffic_policies,
+        client_traffic_policies,
     } = new;
     let comparisons = [
         (
@@ -59,6 +60,10 @@ pub fn changed_kinds(old: &Store, new: &Store) -> BTreeSet<Kind> {
         (
             Kind::BackendTrafficPolicy,
             differ(&old.backend_traffic_policies, backend_traffic_policies),
+        ),
+        (
+            Kind::ClientTrafficPolicy,
+            differ(&old.client_traffic_policies, client_traffic_policies),
         ),
     ];
     comparisons

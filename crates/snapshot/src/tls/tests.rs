@@ -68,3 +68,34 @@ fn insecure_fallback_does_not_require_a_certificate() {
     assert!(!fallback.verifier.client_auth_mandatory());
     assert_eq!(fallback.mode(), ClientValidationMode::AllowInsecureFallback);
 }
+
+#[test]
+fn handshake_settings_shape_every_config_of_the_socket() {
+    let default = socket(None);
+    assert_eq!(*default.handshake(), HandshakeSettings::default());
+    assert_eq!(
+        default.config.alpn_protocols,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+
+    let mut certificates = HostMap::new();
+    let mut validations = HostMap::new();
+    let pattern = HostPattern::parse("a.example.com");
+    certificates.entry_or_insert_with(&pattern, || listener_certificate("a.example.com"));
+    validations.entry_or_insert_with(&pattern, || {
+        Some(validation(ClientValidationMode::AllowValidOnly))
+    });
+    let settings = HandshakeSettings {
+        min_version: MinTlsVersion::Tls13,
+        alpn: vec![AlpnProtocol::Http11],
+    };
+    let tls = SocketTls::with_handshake(certificates, validations, settings.clone())
+        .expect("config builds");
+    assert_eq!(*tls.handshake(), settings);
+    // The per-listener config (client validation) is built with the same settings.
+    let validating = tls.config_for(Some("a.example.com"));
+    assert!(!Arc::ptr_eq(&validating, &tls.config));
+    for config in [&tls.config, &validating] {
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+}

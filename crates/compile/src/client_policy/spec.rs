@@ -1,0 +1,331 @@
+//! Validation of a `ClientTrafficPolicy.spec` into the settings of the listeners it applies
+//! to. Every problem is reported with its field path; a field that is not set keeps the
+//! default of `snapshot::client` (and TLS 1.2+, the socket's default ALPN list).
+//!
+//! The bounds below are ours, chosen so that no value can make the gateway unusable or
+//! unprotected; each names why where it is not obvious.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use model::client_policy::{
+    ByteQuantity, ClientHeaders, ClientHttp2, ClientHttpTimeout, ClientTrafficPolicySpec,
+};
+use snapshot::client::{ClientTimeouts, EscapedSlashes, HeaderLimits, Http2Settings, PathPolicy};
+use snapshot::tls::{AlpnProtocol, MinTlsVersion};
+
+use crate::problems::{FieldPath, Problems};
+use crate::{byte_size, duration};
+
+use super::ListenerClient;
+
+/// `headers.maxRequestHeadersKiB`: 1 KiB to 8 MiB.
+const MAX_REQUEST_HEADERS_KIB: RangeInclusive<i64> = 1..=8192;
+/// `headers.maxHeadersCount`.
+const MAX_HEADERS_COUNT: RangeInclusive<i64> = 1..=10_000;
+/// `headers.maxUriBytes`: 256 bytes (enough for any sane path) to 1 MiB.
+const MAX_URI_BYTES: RangeInclusive<i64> = 256..=1_048_576;
+/// `connection.maxConnections`, per socket.
+const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
+/// `connection.bufferLimit`: at least 8 KiB, the smallest HTTP/1.1 read buffer hyper accepts;
+/// at most 64 MiB per connection.
+const BUFFER_LIMIT: RangeInclusive<i64> = 8192..=67_108_864;
+/// `http2.maxConcurrentStreams`: at least one stream; at most 2^31-1 (RFC 9113 §5.1.1).
+const MAX_CONCURRENT_STREAMS: RangeInclusive<i64> = 1..=2_147_483_647;
+/// `http2.maxResetsPerConnection`: at least 10, so that the per-second threshold (a tenth of
+/// it) is at least one reset.
+const MAX_RESETS_PER_CONNECTION: RangeInclusive<i64> = 10..=1_000_000;
+/// `http2.maxControlFramesPerSecond`.
+const MAX_CONTROL_FRAMES_PER_SECOND: RangeInclusive<i64> = 1..=1_000_000;
+/// `http2.initialStreamWindowSize` and `initialConnectionWindowSize`: from the protocol's own
+/// initial window (65,535) to the largest window RFC 9113 §6.9.1 allows (2^31-1).
+const WINDOW_SIZE: RangeInclusive<i64> = 65_535..=2_147_483_647;
+/// `clientIPDetection.xForwardedFor.numTrustedHops`: more proxies than this in front of one
+/// gateway is a mistake, not a topology.
+const TRUSTED_HOPS: RangeInclusive<i64> = 0..=64;
+
+/// The `escapedSlashesAction` values, as the policy spells them.
+const ESCAPED_SLASHES: [(&str, EscapedSlashes); 4] = [
+    ("KeepUnchanged", EscapedSlashes::KeepUnchanged),
+    ("RejectRequest", EscapedSlashes::RejectRequest),
+    ("UnescapeAndRedirect", EscapedSlashes::UnescapeAndRedirect),
+    ("UnescapeAndForward", EscapedSlashes::UnescapeAndForward),
+];
+
+/// The policy spelling of an `escapedSlashesAction`.
+pub(super) fn escaped_slashes_name(action: EscapedSlashes) -> &'static str {
+    ESCAPED_SLASHES
+        .iter()
+        .find(|(_, value)| *value == action)
+        .map_or("RejectRequest", |(name, _)| name)
+}
+
+/// Validates a spec (`policy` is the policy's path) into listener settings, section by
+/// section in field order.
+pub(super) fn compile_spec(
+    policy: &FieldPath,
+    spec: &ClientTrafficPolicySpec,
+) -> Result<ListenerClient, Problems> {
+    let at = policy.field("spec");
+    let mut problems = Problems::default();
+    let mut client = ListenerClient::default();
+    let settings = &mut client.settings;
+    if let Some(headers) = &spec.headers {
+        let fields = Fields::new(at.field("headers"), &mut problems);
+        header_limits(fields, headers, &mut settings.headers);
+    }
+    if let Some(path) = &spec.path {
+        client.path = path_policy(&at.field("path"), path, &mut problems);
+    }
+    if let Some(http) = spec.timeout.as_ref().and_then(|t| t.http.as_ref()) {
+        let fields = Fields::new(at.field("timeout.http"), &mut problems);
+        timeouts(fields, http, &mut settings.timeouts);
+    }
+    if let Some(connection) = &spec.connection {
+        let mut fields = Fields::new(at.field("connection"), &mut problems);
+        let max = connection.max_connections;
+        if let Some(max) = fields.number("maxConnections", max, MAX_CONNECTIONS) {
+            settings.max_connections = Some(max);
+        }
+        let limit = connection.buffer_limit.as_ref();
+        set(
+            &mut settings.buffer_limit,
+            fields.bytes("bufferLimit", limit, BUFFER_LIMIT),
+        );
+    }
+    if let Some(http2) = &spec.http2 {
+        let fields = Fields::new(at.field("http2"), &mut problems);
+        http2_settings(fields, http2, &mut settings.http2);
+    }
+    if let Some(xff) = spec
+        .client_ip_detection
+        .as_ref()
+        .and_then(|d| d.x_forwarded_for.as_ref())
+    {
+        let mut fields = Fields::new(at.field("clientIPDetection.xForwardedFor"), &mut problems);
+        let hops = xff.num_trusted_hops;
+        set(
+            &mut settings.client_ip.xff_trusted_hops,
+            fields.number("numTrustedHops", hops, TRUSTED_HOPS),
+        );
+    }
+    if let Some(enabled) = spec.proxy_protocol.as_ref().and_then(|p| p.enabled) {
+        settings.proxy_protocol = enabled;
+    }
+    if let Some(tls) = &spec.tls {
+        let at = at.field("tls");
+        if let Some(version) = &tls.min_version {
+            client.min_tls_version = min_tls_version(&at, version, &mut problems);
+        }
+        if let Some(protocols) = &tls.alpn_protocols {
+            client.alpn = Some(alpn_protocols(&at, protocols, &mut problems));
+        }
+    }
+    problems.or_value(client)
+}
+
+/// `headers` (the fields below it): request head limits.
+fn header_limits(mut fields: Fields<'_>, spec: &ClientHeaders, limits: &mut HeaderLimits) {
+    let kib = spec.max_request_headers_kib;
+    if let Some(kib) = fields.number::<usize>("maxRequestHeadersKiB", kib, MAX_REQUEST_HEADERS_KIB)
+    {
+        limits.max_request_headers_bytes = kib * 1024;
+    }
+    let count = spec.max_headers_count;
+    set(
+        &mut limits.max_headers_count,
+        fields.number("maxHeadersCount", count, MAX_HEADERS_COUNT),
+    );
+    let uri = spec.max_uri_bytes;
+    set(
+        &mut limits.max_uri_bytes,
+        fields.number("maxUriBytes", uri, MAX_URI_BYTES),
+    );
+}
+
+/// `timeout.http` (the fields below it): the header timeout must be positive; `0s` turns the
+/// body and idle timeouts off.
+fn timeouts(mut fields: Fields<'_>, spec: &ClientHttpTimeout, timeouts: &mut ClientTimeouts) {
+    if let Some(header) = fields.duration("requestHeaderTimeout", &spec.request_header_timeout) {
+        if header.is_zero() {
+            fields.report("requestHeaderTimeout", "must be greater than 0s");
+        }
+        timeouts.request_header = header;
+    }
+    if let Some(body) = fields.duration("requestBodyTimeout", &spec.request_body_timeout) {
+        timeouts.request_body = Some(body).filter(|d| !d.is_zero());
+    }
+    if let Some(idle) = fields.duration("idleTimeout", &spec.idle_timeout) {
+        timeouts.idle = Some(idle).filter(|d| !d.is_zero());
+    }
+}
+
+/// `http2` (the fields below it): settings and flood thresholds.
+fn http2_settings(mut fields: Fields<'_>, spec: &ClientHttp2, h2: &mut Http2Settings) {
+    let streams = spec.max_concurrent_streams;
+    set(
+        &mut h2.max_concurrent_streams,
+        fields.number("maxConcurrentStreams", streams, MAX_CONCURRENT_STREAMS),
+    );
+    let resets = spec.max_resets_per_connection;
+    set(
+        &mut h2.max_resets_per_connection,
+        fields.number("maxResetsPerConnection", resets, MAX_RESETS_PER_CONNECTION),
+    );
+    let frames = spec.max_control_frames_per_second;
+    set(
+        &mut h2.max_control_frames_per_second,
+        fields.number(
+            "maxControlFramesPerSecond",
+            frames,
+            MAX_CONTROL_FRAMES_PER_SECOND,
+        ),
+    );
+    let stream = spec.initial_stream_window_size.as_ref();
+    set(
+        &mut h2.initial_stream_window_size,
+        fields.bytes("initialStreamWindowSize", stream, WINDOW_SIZE),
+    );
+    let connection = spec.initial_connection_window_size.as_ref();
+    set(
+        &mut h2.initial_connection_window_size,
+        fields.bytes("initialConnectionWindowSize", connection, WINDOW_SIZE),
+    );
+}
+
+/// Sets `target` to `value` when there is one.
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
+    }
+}
+
+/// `path` (`at`): merging slashes and what escaped slashes do.
+fn path_policy(
+    at: &FieldPath,
+    spec: &model::client_policy::ClientPath,
+    problems: &mut Problems,
+) -> PathPolicy {
+    let mut path = PathPolicy::default();
+    if let Some(merge) = spec.merge_slashes {
+        path.merge_slashes = merge;
+    }
+    if let Some(action) = &spec.escaped_slashes_action {
+        match ESCAPED_SLASHES.iter().find(|(name, _)| name == action) {
+            Some((_, value)) => path.escaped_slashes = *value,
+            None => problems.report(at.field("escapedSlashesAction").problem(format!(
+                "{action:?} is not KeepUnchanged, RejectRequest, UnescapeAndRedirect or UnescapeAndForward"
+            ))),
+        }
+    }
+    path
+}
+
+/// `tls.minVersion` (below `at`, which is `tls`).
+fn min_tls_version(at: &FieldPath, version: &str, problems: &mut Problems) -> MinTlsVersion {
+    match version {
+        "1.2" => MinTlsVersion::Tls12,
+        "1.3" => MinTlsVersion::Tls13,
+        other => {
+            problems.report(at.field("minVersion").problem(format!(
+                "{other:?} is not 1.2 or 1.3 (older versions are not supported)"
+            )));
+            MinTlsVersion::Tls12
+        }
+    }
+}
+
+/// `tls.alpnProtocols` (below `at`, which is `tls`): a non-empty list of distinct `h2` and
+/// `http/1.1`, in preference order.
+fn alpn_protocols(
+    at: &FieldPath,
+    protocols: &[String],
+    problems: &mut Problems,
+) -> Vec<AlpnProtocol> {
+    let list = at.field("alpnProtocols");
+    if protocols.is_empty() {
+        problems.report(list.problem("must name at least one protocol (h2, http/1.1)"));
+    }
+    let mut chosen = Vec::new();
+    for (index, protocol) in protocols.iter().enumerate() {
+        let value = match protocol.as_str() {
+            "h2" => AlpnProtocol::Http2,
+            "http/1.1" => AlpnProtocol::Http11,
+            other => {
+                let message = format!("{other:?} is not h2 or http/1.1");
+                problems.report(list.index(index).problem(message));
+                continue;
+            }
+        };
+        if chosen.contains(&value) {
+            let message = format!("{protocol:?} is listed twice");
+            problems.report(list.index(index).problem(message));
+        } else {
+            chosen.push(value);
+        }
+    }
+    chosen
+}
+
+/// The fields of one section (`at`), each checked and reported where it is.
+struct Fields<'a> {
+    at: FieldPath,
+    problems: &'a mut Problems,
+}
+
+impl Fields<'_> {
+    fn new(at: FieldPath, problems: &mut Problems) -> Fields<'_> {
+        Fields { at, problems }
+    }
+
+    fn report(&mut self, field: &str, message: &str) {
+        self.problems.report(self.at.field(field).problem(message));
+    }
+
+    /// `field`, when set and within `range`, converted to the setting's type (which holds
+    /// every value of `range`: the bounds fit `u32` and `usize`).
+    fn number<T: TryFrom<i64>>(
+        &mut self,
+        field: &str,
+        value: Option<i64>,
+        range: RangeInclusive<i64>,
+    ) -> Option<T> {
+        let value = value?;
+        if !range.contains(&value) {
+            let message = format!("must be between {} and {}", range.start(), range.end());
+            self.report(field, &message);
+            return None;
+        }
+        T::try_from(value).ok()
+    }
+
+    /// A byte-size `field` (see [`byte_size`]), when set, valid and within `range`.
+    fn bytes<T: TryFrom<i64>>(
+        &mut self,
+        field: &str,
+        value: Option<&ByteQuantity>,
+        range: RangeInclusive<i64>,
+    ) -> Option<T> {
+        let bytes = match byte_size::parse(value?) {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                self.report(field, &message);
+                return None;
+            }
+        };
+        // A count too large for i64 is out of range too.
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.number(field, Some(bytes), range)
+    }
+
+    /// A GEP-2257 duration `field`, when set and valid.
+    fn duration(&mut self, field: &str, value: &Option<String>) -> Option<Duration> {
+        match duration::parse(value.as_deref()?) {
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                self.report(field, &message);
+                None
+            }
+        }
+    }
+}

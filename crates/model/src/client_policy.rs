@@ -1,0 +1,268 @@
+//! `ClientTrafficPolicy` (`portcullis.dev/v1alpha1`): what a Gateway or one of its listeners
+//! allows its clients, attached with `spec.targetRefs` (GEP-713).
+//!
+//! Header and URI limits, path normalization, client timeouts (slowloris), connection limits,
+//! HTTP/2 settings and flood thresholds, trusted `X-Forwarded-For` hops, PROXY protocol, and
+//! the TLS versions and ALPN protocols of HTTPS listeners. Field names follow Envoy Gateway's
+//! ClientTrafficPolicy where the concept is the same.
+//!
+//! Every field is optional; an absent one keeps the default of `snapshot::client`. Values are
+//! kept as the user wrote them: numbers as `i64` (so a negative value is a range error naming
+//! the field, not a file that fails to parse), enumerations, durations (GEP-2257) and byte
+//! sizes as text. `compile` validates them. Unknown fields are rejected so a typo is an error,
+//! not a silently ignored setting.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::core::ObjectMeta;
+use crate::policy::PolicyTargetRef;
+
+/// A `ClientTrafficPolicy` object.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientTrafficPolicy {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The policy.
+    #[serde(default)]
+    pub spec: ClientTrafficPolicySpec,
+}
+
+/// `ClientTrafficPolicy.spec`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTrafficPolicySpec {
+    /// Gateways (whole, or one listener by `sectionName`) in the policy's namespace; the most
+    /// specific attachment wins.
+    #[serde(default)]
+    pub target_refs: Vec<PolicyTargetRef>,
+    /// Request head limits.
+    #[serde(default)]
+    pub headers: Option<ClientHeaders>,
+    /// Path normalization.
+    #[serde(default)]
+    pub path: Option<ClientPath>,
+    /// Client-side timeouts.
+    #[serde(default)]
+    pub timeout: Option<ClientTimeout>,
+    /// Connection limits.
+    #[serde(default)]
+    pub connection: Option<ClientConnection>,
+    /// HTTP/2 settings and flood thresholds.
+    #[serde(default)]
+    pub http2: Option<ClientHttp2>,
+    /// How the client's address is found.
+    #[serde(default, rename = "clientIPDetection")]
+    pub client_ip_detection: Option<ClientIpDetection>,
+    /// PROXY protocol on incoming connections.
+    #[serde(default)]
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// TLS handshake settings of HTTPS listeners.
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
+}
+
+/// `headers`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientHeaders {
+    /// Size of the request head (request line and header fields), in KiB.
+    #[serde(default, rename = "maxRequestHeadersKiB")]
+    pub max_request_headers_kib: Option<i64>,
+    /// Number of header fields.
+    #[serde(default)]
+    pub max_headers_count: Option<i64>,
+    /// Length of the request target (path and query), in bytes.
+    #[serde(default)]
+    pub max_uri_bytes: Option<i64>,
+}
+
+/// `path`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientPath {
+    /// Collapse runs of `/` into one.
+    #[serde(default)]
+    pub merge_slashes: Option<bool>,
+    /// `KeepUnchanged`, `RejectRequest`, `UnescapeAndRedirect` or `UnescapeAndForward`.
+    #[serde(default)]
+    pub escaped_slashes_action: Option<String>,
+}
+
+/// `timeout`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTimeout {
+    /// HTTP timeouts.
+    #[serde(default)]
+    pub http: Option<ClientHttpTimeout>,
+}
+
+/// `timeout.http` (GEP-2257 durations).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientHttpTimeout {
+    /// Time for a request head to arrive.
+    #[serde(default)]
+    pub request_header_timeout: Option<String>,
+    /// Time for a request body to arrive after its head (`0s`: no limit).
+    #[serde(default)]
+    pub request_body_timeout: Option<String>,
+    /// Time a connection may stay without a request in flight (`0s`: no limit).
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+}
+
+/// `connection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientConnection {
+    /// Open connections per socket.
+    #[serde(default)]
+    pub max_connections: Option<i64>,
+    /// Per-connection buffer bound.
+    #[serde(default)]
+    pub buffer_limit: Option<ByteQuantity>,
+}
+
+/// `http2`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientHttp2 {
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    #[serde(default)]
+    pub max_concurrent_streams: Option<i64>,
+    /// Client stream resets one connection may send.
+    #[serde(default)]
+    pub max_resets_per_connection: Option<i64>,
+    /// SETTINGS and PING frames one connection may send per second.
+    #[serde(default)]
+    pub max_control_frames_per_second: Option<i64>,
+    /// `SETTINGS_INITIAL_WINDOW_SIZE`.
+    #[serde(default)]
+    pub initial_stream_window_size: Option<ByteQuantity>,
+    /// The connection's flow-control window.
+    #[serde(default)]
+    pub initial_connection_window_size: Option<ByteQuantity>,
+}
+
+/// `clientIPDetection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientIpDetection {
+    /// Trust `X-Forwarded-For` set by this many proxies.
+    #[serde(default)]
+    pub x_forwarded_for: Option<XForwardedFor>,
+}
+
+/// `clientIPDetection.xForwardedFor`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct XForwardedFor {
+    /// Proxies in front of the gateway whose entries are believed.
+    #[serde(default)]
+    pub num_trusted_hops: Option<i64>,
+}
+
+/// `proxyProtocol`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyProtocol {
+    /// Whether connections start with a PROXY protocol (v1 or v2) header.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `tls`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTls {
+    /// `"1.2"` or `"1.3"`. An unquoted YAML number (`1.3`) is read as its text.
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub min_version: Option<String>,
+    /// ALPN protocols offered, in preference order: `h2`, `http/1.1`.
+    #[serde(default)]
+    pub alpn_protocols: Option<Vec<String>>,
+}
+
+/// A byte count as written: an integer (`65536`) or a Kubernetes quantity-like string
+/// (`32KiB`, `1Mi`, `64k`), parsed by `compile`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ByteQuantity {
+    /// A plain number of bytes.
+    Number(i64),
+    /// Text with a unit.
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for ByteQuantity {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ByteQuantity, D::Error> {
+        deserializer.deserialize_any(ByteQuantityVisitor)
+    }
+}
+
+struct ByteQuantityVisitor;
+
+impl Visitor<'_> for ByteQuantityVisitor {
+    type Value = ByteQuantity;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte size: an integer or a string such as 32KiB or 1MiB")
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<ByteQuantity, E> {
+        Ok(ByteQuantity::Number(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<ByteQuantity, E> {
+        i64::try_from(value)
+            .map(ByteQuantity::Number)
+            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<ByteQuantity, E> {
+        Ok(ByteQuantity::Text(value.to_owned()))
+    }
+}
+
+/// An optional string that may also be written as a YAML number (`minVersion: 1.3`).
+fn text_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct TextOrNumber;
+
+    impl Visitor<'_> for TextOrNumber {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string such as \"1.2\"")
+        }
+
+        fn visit_str<E: de::Error>(self, value: &str) -> Result<Option<String>, E> {
+            Ok(Some(value.to_owned()))
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Option<String>, E> {
+            Ok(Some(value.to_string()))
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Option<String>, E> {
+            Ok(Some(value.to_string()))
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Option<String>, E> {
+            Ok(Some(value.to_string()))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+            Ok(None)
+        }
+    }
+
+    deserializer.deserialize_any(TextOrNumber)
+}
+
+#[cfg(test)]
+mod tests;
