@@ -51,6 +51,9 @@ pub(crate) struct Exchange<'a> {
     pub(crate) client: Option<&'a ClientCertificate>,
     /// The client's address and the listener's scheme, for `X-Forwarded-*`.
     pub(crate) peer: IpAddr,
+    /// Who the client is (`client_ip.rs`): the peer, or an address from `X-Forwarded-For`
+    /// behind trusted proxies.
+    pub(crate) client_ip: IpAddr,
     pub(crate) scheme: &'static str,
     /// The endpoint named by a valid session token (`sessionPersistence`).
     pub(crate) pinned: Option<SocketAddr>,
@@ -74,12 +77,12 @@ impl Exchange<'_> {
         }
         let (parts, body) = request.into_parts();
         let Some(policy) = &self.rule.retry else {
-            let head = RequestHead::from_client(parts, self.peer, self.scheme);
+            let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
             let response = self.attempt(self.pinned, head, body, disposition).await?;
             return Ok(client_response(response));
         };
         let method = parts.method.clone();
-        let head = RequestHead::from_client(parts, self.peer, self.scheme);
+        let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
         let exchange = Exchange {
             limit: policy.per_try_timeout.or(self.limit),
             ..self
@@ -96,7 +99,7 @@ impl Exchange<'_> {
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let client_upgrade = hyper::upgrade::on(&mut request);
         let (parts, body) = request.into_parts();
-        let mut head = RequestHead::from_client(parts, self.peer, self.scheme);
+        let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
         let response = self.attempt(self.pinned, head, body, disposition).await?;
         let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;

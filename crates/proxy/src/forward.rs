@@ -226,9 +226,11 @@ pub(crate) struct RequestHead {
 
 impl RequestHead {
     /// Takes the head of a client request, removing hop-by-hop headers and adding
-    /// `X-Forwarded-For` / `X-Forwarded-Proto`.
+    /// `X-Forwarded-For` (the connection's `peer`) / `X-Forwarded-Proto`. `client` is who the
+    /// client is (`client_ip.rs`), the balancer's key.
     pub(crate) fn from_client(
         parts: http::request::Parts,
+        peer: IpAddr,
         client: IpAddr,
         scheme: &'static str,
     ) -> RequestHead {
@@ -239,7 +241,7 @@ impl RequestHead {
             client,
         };
         strip_hop_by_hop(&mut head.headers, true);
-        add_forwarded(&mut head.headers, client, scheme);
+        add_forwarded(&mut head.headers, peer, scheme);
         head
     }
 

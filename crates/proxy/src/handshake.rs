@@ -11,15 +11,14 @@ use std::sync::Arc;
 
 use rustls::server::Acceptor;
 use snapshot::tls::SocketTls;
-use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 
 /// Completes the server side of a TLS handshake with the config for this connection.
-pub(crate) async fn accept_https(
-    tls: &SocketTls,
-    stream: TcpStream,
-) -> io::Result<TlsStream<TcpStream>> {
+pub(crate) async fn accept_https<S>(tls: &SocketTls, stream: S) -> io::Result<TlsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     if !tls.selects_by_sni() {
         return TlsAcceptor::from(Arc::clone(&tls.config))
             .accept(stream)

@@ -8,6 +8,7 @@
 
 mod body;
 mod client_hello;
+mod client_ip;
 mod cors;
 mod error;
 mod exchange;
@@ -20,6 +21,7 @@ mod listener;
 mod mirror;
 mod plane;
 mod prefixed;
+mod proxy_protocol;
 mod record;
 mod replay;
 mod retry;

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use snapshot::Scheme;
 use snapshot::client::ClientSettings;
+use snapshot::tls::SocketTls;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -27,6 +28,8 @@ use tokio::task::JoinHandle;
 use crate::guard::{CloseReason, ConnectionState, GuardLimits, GuardedIo};
 use crate::handshake;
 use crate::plane::DataPlane;
+use crate::prefixed::Prefixed;
+use crate::proxy_protocol;
 use crate::stack::{self, Connection};
 use crate::tls_route;
 
@@ -257,27 +260,54 @@ async fn accept_loop(
         // The socket's TLS settings come from the snapshot current at accept time, so a
         // certificate change applies to the next handshake without rebinding.
         let tls = socket.tls.clone();
+        let proxy_protocol = socket.client.proxy_protocol;
         let plane = Arc::clone(&plane);
         let stop = stop.clone();
         tokio::spawn(async move {
-            match tls {
-                None => serve_connection(plane, stream, false, connection, stop, guard).await,
-                Some(tls) => {
-                    let handshake = handshake::accept_https(&tls, stream);
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(stream)) => {
-                            let session = stream.get_ref().1;
-                            let sni = session.server_name().map(Arc::<str>::from);
-                            let http2 = session.alpn_protocol() == Some(b"h2");
-                            let connection = Connection { sni, ..connection };
-                            serve_connection(plane, stream, http2, connection, stop, guard).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+            if !proxy_protocol {
+                return serve_http(plane, stream, tls, connection, stop, guard).await;
+            }
+            let mut stream = stream;
+            let limit = connection.settings.timeouts.request_header;
+            match proxy_protocol::read_header(&mut stream, limit).await {
+                Ok((client, rest)) => {
+                    let peer = client.unwrap_or(connection.peer);
+                    let connection = Connection { peer, ..connection };
+                    let stream = Prefixed::new(rest, stream);
+                    serve_http(plane, stream, tls, connection, stop, guard).await;
                 }
+                Err(error) => tracing::debug!(%peer, %error, "PROXY protocol header refused"),
             }
         });
+    }
+}
+
+/// Serves one accepted HTTP connection: the TLS handshake on HTTPS sockets, then HTTP.
+async fn serve_http<S>(
+    plane: Arc<DataPlane>,
+    stream: S,
+    tls: Option<SocketTls>,
+    connection: Connection,
+    stop: watch::Receiver<bool>,
+    guard: ConnectionGuard,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(tls) = tls else {
+        return serve_connection(plane, stream, false, connection, stop, guard).await;
+    };
+    let peer = connection.peer;
+    let handshake = handshake::accept_https(&tls, stream);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => {
+            let session = stream.get_ref().1;
+            let sni = session.server_name().map(Arc::<str>::from);
+            let http2 = session.alpn_protocol() == Some(b"h2");
+            let connection = Connection { sni, ..connection };
+            serve_connection(plane, stream, http2, connection, stop, guard).await;
+        }
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 

@@ -45,7 +45,9 @@ pub(crate) struct MirrorSource<'a> {
     pub(crate) rule: &'a RouteRule,
     /// Filters of the chosen backendRef (their mirrors fire too).
     pub(crate) backend_filters: &'a Filters,
-    /// The client's address, for `X-Forwarded-For`.
+    /// The connection's peer, appended to `X-Forwarded-For`.
+    pub(crate) peer: IpAddr,
+    /// Who the client is (`client_ip.rs`), the balancer's key.
     pub(crate) client: IpAddr,
     /// The listener's scheme, for `X-Forwarded-Proto`.
     pub(crate) scheme: &'static str,
@@ -85,7 +87,8 @@ pub(crate) fn dispatch(
     if targets.is_empty() {
         return forward::stream_body(body);
     }
-    let head = RequestHead::from_client(copy_head(parts), source.client, source.scheme);
+    let head =
+        RequestHead::from_client(copy_head(parts), source.peer, source.client, source.scheme);
     let timeout = source
         .rule
         .timeouts

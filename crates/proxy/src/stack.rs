@@ -22,7 +22,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -40,6 +40,7 @@ use snapshot::{
 };
 
 use crate::body::{ClientBody, PendingLog, ResponseBody};
+use crate::client_ip;
 use crate::cors;
 use crate::error::ProxyError;
 use crate::exchange::Exchange;
@@ -115,7 +116,20 @@ pub(crate) async fn handle(
     let mut disposition = Disposition::default();
     // Decided before the request moves: errors answer gRPC clients in gRPC.
     let protocol = ClientProtocol::of(request.headers());
-    let result = serve(&plane, &live, &connection, request, &mut disposition).await;
+    let client_ip = client_ip::client_address(
+        connection.settings.client_ip,
+        connection.peer.ip(),
+        request.headers(),
+    );
+    let result = serve(
+        &plane,
+        &live,
+        &connection,
+        client_ip,
+        request,
+        &mut disposition,
+    )
+    .await;
     let (mut response, error) = match result {
         Ok(response) => (response, None),
         Err(error) => {
@@ -144,7 +158,7 @@ pub(crate) async fn handle(
         plane: Arc::clone(&plane),
         time: head.time,
         start,
-        client: connection.peer,
+        client: SocketAddr::new(client_ip, connection.peer.port()),
         method: head.method,
         host: head.host,
         path: head.path,
@@ -165,6 +179,7 @@ async fn serve(
     plane: &Arc<DataPlane>,
     live: &Live,
     connection: &Connection,
+    client_ip: IpAddr,
     request: Request<Incoming>,
     disposition: &mut Disposition,
 ) -> Result<Response<ResponseBody>, ProxyError> {
@@ -194,7 +209,7 @@ async fn serve(
     }
     modify_request(&routed, backend_ref, &mut parts);
     // Mirrors get the request as the backend will see it; the client never waits for them.
-    let mirrors = mirror_source(plane, live, &routed, backend_filters, connection);
+    let mirrors = mirror_source(plane, live, &routed, backend_filters, connection, client_ip);
     let (body, body_timed_out) = ClientBody::new(body, connection.settings.timeouts.request_body);
     let body = mirror::dispatch(&mirrors, &parts, body);
     let session = session::requested(routed.rule.session.as_ref(), &parts.headers);
@@ -202,7 +217,7 @@ async fn serve(
         .backends
         .get(index)
         .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
-    let exchange = exchange(plane, live, &routed, index, connection, session)?;
+    let exchange = exchange(plane, live, &routed, index, connection, client_ip, session)?;
     let request = Request::from_parts(parts, body);
     let response = within_request_timeout(routed.rule, exchange, request, disposition)
         .await
@@ -429,13 +444,15 @@ fn mirror_source<'a>(
     routed: &Routed<'a>,
     backend_filters: &'a Filters,
     connection: &Connection,
+    client_ip: IpAddr,
 ) -> mirror::MirrorSource<'a> {
     mirror::MirrorSource {
         plane,
         live,
         rule: routed.rule,
         backend_filters,
-        client: connection.peer.ip(),
+        peer: connection.peer.ip(),
+        client: client_ip,
         scheme: routed.scheme,
         client_certificate: routed.listener.backend_client_certificate.as_ref(),
     }
@@ -448,6 +465,7 @@ fn exchange<'a>(
     routed: &Routed<'a>,
     index: usize,
     connection: &Connection,
+    client_ip: IpAddr,
     session: Option<session::Session>,
 ) -> Result<Exchange<'a>, ProxyError> {
     let Some(backend) = live.backends.get(index) else {
@@ -461,6 +479,7 @@ fn exchange<'a>(
         rule: routed.rule,
         client: routed.listener.backend_client_certificate.as_deref(),
         peer: connection.peer.ip(),
+        client_ip,
         scheme: routed.scheme,
         pinned: session.map(|s| s.endpoint),
         limit: routed.rule.timeouts.backend_request,
