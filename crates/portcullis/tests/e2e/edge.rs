@@ -2,6 +2,8 @@
 //! bypasses, request head limits, client timeouts, HTTP/2 flood guards and connection limits,
 //! probed over raw sockets so that nothing a client library would fix up gets fixed up.
 
+mod certificates;
+mod client_ip;
 mod floods;
 mod limits;
 mod paths;

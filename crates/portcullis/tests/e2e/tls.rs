@@ -64,7 +64,7 @@ spec:
 }
 
 /// Opens a TLS connection with `sni`, trusting only `trusted`, offering `alpn`.
-async fn connect(
+pub(crate) async fn connect(
     addr: SocketAddr,
     sni: &str,
     trusted: &CertificateDer<'static>,
@@ -85,7 +85,7 @@ async fn connect(
         .await?)
 }
 
-async fn get_h1(
+pub(crate) async fn get_h1(
     stream: tokio_rustls::client::TlsStream<TcpStream>,
     host: &str,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
