@@ -78,6 +78,9 @@ pub(crate) enum ProxyError {
     ClientBodyTimeout,
     /// Client: the path cannot be normalized safely (400, ClientTrafficPolicy `path`).
     InvalidPath(router::path::PathRejection),
+    /// Client: an extended CONNECT for a protocol other than `websocket`, or to a backend that
+    /// cannot take it (501).
+    UnsupportedProtocol,
     /// Client: the request target is longer than the listener's `maxUriBytes` (414).
     UriTooLong,
     /// Client: a head larger than the listener's `maxRequestHeadersKiB`, or more header
@@ -109,6 +112,7 @@ impl ProxyError {
             | ProxyError::ClientBodyTimeout
             | ProxyError::InvalidPath(_)
             | ProxyError::UriTooLong
+            | ProxyError::UnsupportedProtocol
             | ProxyError::HeadersTooLarge => ErrorSource::Downstream,
             ProxyError::NoEndpoints
             | ProxyError::Connect(_)
@@ -149,6 +153,7 @@ impl ProxyError {
             ProxyError::ClientBodyTimeout => "request-body-timeout",
             ProxyError::InvalidPath(_) => "invalid-path",
             ProxyError::UriTooLong => "uri-too-long",
+            ProxyError::UnsupportedProtocol => "unsupported-protocol",
             ProxyError::HeadersTooLarge => "headers-too-large",
             ProxyError::Timeout => "upstream-timeout",
             ProxyError::CircuitOpen => "circuit-open",
@@ -177,6 +182,7 @@ impl ProxyError {
             ProxyError::ClientBody(_) | ProxyError::InvalidPath(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ProxyError::UnsupportedProtocol => StatusCode::NOT_IMPLEMENTED,
             ProxyError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -273,6 +279,9 @@ impl ProxyError {
                 Bytes::from(format!("bad request: {rejection}\n"))
             }
             ProxyError::UriTooLong => Bytes::from_static(b"URI too long\n"),
+            ProxyError::UnsupportedProtocol => Bytes::from_static(
+                b"not implemented: extended CONNECT is served for WebSocket to HTTP/1.1 backends\n",
+            ),
             ProxyError::HeadersTooLarge => Bytes::from_static(b"request header fields too large\n"),
             ProxyError::Timeout => Bytes::from_static(b"upstream request timeout\n"),
             ProxyError::CircuitOpen => {

@@ -75,6 +75,12 @@ impl Exchange<'_> {
         if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
             return Box::pin(self.forward_upgrade(protocol, request, disposition)).await;
         }
+        if let Some(protocol) = upgrade::extended_connect(&request) {
+            if !protocol.eq_ignore_ascii_case("websocket") {
+                return Err(ProxyError::UnsupportedProtocol);
+            }
+            return Box::pin(self.forward_extended_connect(request, disposition)).await;
+        }
         let (parts, body) = request.into_parts();
         let Some(policy) = &self.rule.retry else {
             let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
@@ -109,6 +115,31 @@ impl Exchange<'_> {
         } else {
             client_response(response)
         })
+    }
+
+    /// A WebSocket over HTTP/2 (RFC 8441) becomes an HTTP/1.1 upgrade to the backend; never
+    /// retried. Backends that speak only HTTP/2 (h2c) cannot take it.
+    async fn forward_extended_connect(
+        &self,
+        mut request: Request<RequestBody>,
+        disposition: &mut Disposition,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        if self.backend.protocol() == snapshot::backend::AppProtocol::H2c {
+            return Err(ProxyError::UnsupportedProtocol);
+        }
+        let client_upgrade = hyper::upgrade::on(&mut request);
+        let hold = request.extensions_mut().remove::<TunnelHold>();
+        let (mut parts, _stream) = request.into_parts();
+        parts.method = Method::GET;
+        parts.version = http::Version::HTTP_11;
+        let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
+        upgrade::websocket_request_headers(head.headers_mut());
+        let body = http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let response = self.attempt(self.pinned, head, body, disposition).await?;
+        let response = upgrade::bridge_extended_connect(client_upgrade, response, hold);
+        Ok(client_response(response))
     }
 
     /// Forwards with the rule's retry policy: the body is kept (up to `RETRY_BODY_LIMIT`) for
@@ -287,6 +318,21 @@ impl Exchange<'_> {
 }
 
 /// A 101 keeps its `Upgrade` and `Connection` headers (they are the point of it).
+/// Keeps the client connection busy while the tunnel of an extended CONNECT is open (put in
+/// the request's extensions by `stack.rs`).
+#[derive(Clone)]
+pub(crate) struct TunnelHold {
+    _in_flight: Arc<crate::guard::InFlight>,
+}
+
+impl TunnelHold {
+    pub(crate) fn new(in_flight: crate::guard::InFlight) -> TunnelHold {
+        TunnelHold {
+            _in_flight: Arc::new(in_flight),
+        }
+    }
+}
+
 fn upgraded_response(response: Response<UpstreamBody>) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
     Response::from_parts(parts, ResponseBody::upstream(body))

@@ -112,6 +112,13 @@ impl ConnectionState {
         InFlight(Arc::clone(self))
     }
 
+    /// Keeps the connection counted as busy while a tunnel on one of its streams is open (an
+    /// HTTP/2 extended CONNECT whose response has ended long before the tunnel does).
+    pub(crate) fn hold(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
     /// The connection switched protocols: the guard lets the tunnel's bytes through untimed.
     pub(crate) fn mark_upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);

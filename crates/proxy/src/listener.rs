@@ -500,6 +500,8 @@ fn http_builder(settings: &ClientSettings) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(h2.max_concurrent_streams)
         .initial_stream_window_size(h2.initial_stream_window_size)
         .initial_connection_window_size(h2.initial_connection_window_size)
-        .max_send_buf_size(settings.buffer_limit.max(16 * 1024));
+        .max_send_buf_size(settings.buffer_limit.max(16 * 1024))
+        // WebSocket over HTTP/2 (RFC 8441).
+        .enable_connect_protocol();
     builder
 }

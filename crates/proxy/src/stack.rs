@@ -43,7 +43,7 @@ use crate::body::{ClientBody, PendingLog, ResponseBody};
 use crate::client_ip;
 use crate::cors;
 use crate::error::ProxyError;
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, TunnelHold};
 use crate::filter;
 use crate::grpc::ClientProtocol;
 use crate::guard::ConnectionState;
@@ -185,6 +185,13 @@ async fn serve(
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
     check_limits(&connection.settings.headers, &parts)?;
+    if parts.method == http::Method::CONNECT
+        && parts.extensions.get::<hyper::ext::Protocol>().is_some()
+    {
+        parts
+            .extensions
+            .insert(TunnelHold::new(connection.state.hold()));
+    }
     let (socket, listener) = select_listener(live, connection, &parts)?;
     if let Verdict::Respond(redirect) = normalize_path(listener, &mut parts)? {
         return Ok(redirect);

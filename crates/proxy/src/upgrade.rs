@@ -2,8 +2,12 @@
 //! headers, and when the backend answers `101 Switching Protocols` the two upgraded
 //! connections are joined byte for byte until either side closes.
 //!
-//! Upgrades are hop-by-hop, so only an HTTP/1.1 client and an HTTP/1.1 upstream can upgrade;
-//! HTTP/2 extended CONNECT is not handled here.
+//! Upgrades are hop-by-hop, so only an HTTP/1.1 client and an HTTP/1.1 upstream can upgrade.
+//! An HTTP/2 client asks for a WebSocket with an extended CONNECT (RFC 8441: `CONNECT` with
+//! `:protocol websocket`); the gateway turns it into the HTTP/1.1 upgrade a backend expects
+//! ([`websocket_request_headers`], with a `Sec-WebSocket-Key` of its own since HTTP/2 clients
+//! send none), answers the client 200 when the backend switched protocols, and joins the HTTP/2
+//! stream with the backend's connection ([`bridge_extended_connect`]).
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode, Version};
@@ -66,6 +70,69 @@ pub(crate) fn bridge(
             tracing::debug!(%error, "upgraded connection ended with an error");
         }
     });
+    response
+}
+
+/// Whether a request is an HTTP/2 extended CONNECT (RFC 8441), and for which protocol.
+pub(crate) fn extended_connect(request: &http::Request<upstream::RequestBody>) -> Option<&str> {
+    if request.method() != http::Method::CONNECT {
+        return None;
+    }
+    request
+        .extensions()
+        .get::<hyper::ext::Protocol>()
+        .map(hyper::ext::Protocol::as_str)
+}
+
+/// Makes the headers of an extended CONNECT those of an HTTP/1.1 WebSocket upgrade (RFC 6455
+/// §4.1): `Upgrade`, `Connection` and a fresh `Sec-WebSocket-Key` (HTTP/2 clients send no key,
+/// RFC 8441 §5). `Sec-WebSocket-Version`, `-Protocol` and `-Extensions` pass as they are.
+pub(crate) fn websocket_request_headers(headers: &mut HeaderMap) {
+    use base64::Engine;
+    let key: [u8; 16] = rand::random();
+    let key = base64::engine::general_purpose::STANDARD.encode(key);
+    restore_request_headers(headers, HeaderValue::from_static("websocket"));
+    if let Ok(key) = HeaderValue::from_str(&key) {
+        headers.insert("sec-websocket-key", key);
+    }
+    if !headers.contains_key("sec-websocket-version") {
+        headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+    }
+}
+
+/// When the backend switched protocols for an extended CONNECT, joins the client's stream and
+/// the backend's connection in a task (which keeps `hold` until the tunnel closes, so the
+/// connection is not idle meanwhile) and returns the client's `200` with the handshake's
+/// headers, less the HTTP/1.1-only ones. Any other answer is returned as it is.
+pub(crate) fn bridge_extended_connect<H: Send + 'static>(
+    client: OnUpgrade,
+    mut response: Response<UpstreamBody>,
+    hold: H,
+) -> Response<UpstreamBody> {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return response;
+    }
+    let upstream = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        let _hold = hold;
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(error) => {
+                tracing::debug!(%error, "extended CONNECT failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(%error, "WebSocket over HTTP/2 ended with an error");
+        }
+    });
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    for name in ["upgrade", "connection", "sec-websocket-accept"] {
+        headers.remove(name);
+    }
     response
 }
 

@@ -189,3 +189,61 @@ async fn h2c_upgrade_requests_are_forwarded_as_plain_requests() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol websocket` reaches an
+/// HTTP/1.1 backend as an `Upgrade: websocket` request with a key of the gateway's own, the
+/// client gets 200, and bytes flow both ways on the HTTP/2 stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_http2_extended_connect_reaches_an_http1_backend() -> anyhow::Result<()> {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let (backend, seen) = upgrading_backend().await?;
+    let (port, _gateway, _dir) = gateway_to(backend, "kubernetes.io/ws").await?;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
+    tokio::spawn(connection);
+    let mut request = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://chat.example:{port}/chat"))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<Bytes>::new())?;
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut response = sender.send_request(request).await?;
+    anyhow::ensure!(response.status() == 200, "client got {}", response.status());
+    let backend_saw = tokio::time::timeout(Duration::from_secs(5), seen)
+        .await??
+        .to_ascii_lowercase();
+    anyhow::ensure!(
+        backend_saw.starts_with("get /chat http/1.1"),
+        "backend saw: {backend_saw}"
+    );
+    for expected in [
+        "upgrade: websocket",
+        "connection: upgrade",
+        "sec-websocket-key: ",
+        "sec-websocket-version: 13",
+    ] {
+        anyhow::ensure!(
+            backend_saw.contains(expected),
+            "backend saw no {expected:?}: {backend_saw}"
+        );
+    }
+    let upgraded = hyper::upgrade::on(&mut response).await?;
+    let mut tunnel = TokioIo::new(upgraded);
+    for message in ["over h2", "second"] {
+        tunnel.write_all(message.as_bytes()).await?;
+        let mut reply = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut reply)).await??;
+        anyhow::ensure!(
+            reply == message.to_ascii_uppercase().as_bytes(),
+            "echo: {:?}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    Ok(())
+}
