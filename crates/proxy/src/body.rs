@@ -73,15 +73,13 @@ impl ResponseBody {
     }
 
     /// Keeps the request counted as in flight on its connection until the body ends.
-    pub(crate) fn with_in_flight(mut self, in_flight: InFlight) -> ResponseBody {
+    pub(crate) fn set_in_flight(&mut self, in_flight: InFlight) {
         self.in_flight = Some(in_flight);
-        self
     }
 
     /// Attaches the access-log record to write when the body ends.
-    pub(crate) fn with_log(mut self, log: Option<Box<PendingLog>>) -> ResponseBody {
-        self.log = log;
-        self
+    pub(crate) fn set_log(&mut self, log: Box<PendingLog>) {
+        self.log = Some(log);
     }
 }
 

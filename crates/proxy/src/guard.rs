@@ -346,7 +346,11 @@ pub(crate) struct GuardedIo<I> {
     /// What the gateway writes is HTTP/2 frames (ALPN `h2`, or the client sent the preface):
     /// their boundaries are tracked so that a GOAWAY can go between two of them.
     outbound_h2: bool,
-    /// When the first byte of the current HTTP/1.1 head arrived (none yet: `None`).
+    /// Bytes of the current HTTP/1.1 head arrived (with no request in flight).
+    head_bytes: bool,
+    /// When the current HTTP/1.1 head was first seen incomplete (none yet: `None`). Taken at the
+    /// first wait for more bytes rather than at the first byte: a head that arrives whole, the
+    /// common case, never reads the clock.
     head_started: Option<Instant>,
     timer: Pin<Box<Sleep>>,
     /// The instant `timer` is set to, if it is armed.
@@ -375,6 +379,7 @@ impl<I> GuardedIo<I> {
             // Even under ALPN `h2` the client starts with the preface; the frames follow it.
             protocol: Protocol::Unknown { matched: 0 },
             outbound_h2: http2,
+            head_bytes: false,
             head_started: None,
             timer: Box::pin(tokio::time::sleep_until(
                 Instant::now() + Duration::from_secs(86_400),
@@ -539,7 +544,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
                     if *after_frame && self.outbound.to_boundary() > 0 {
                         // h2 finishes its frame through poll_write; make sure we are polled
                         // again even if it does not.
-                        arm(&mut self.timer, &mut self.armed, *since + CLOSE_GRACE, cx);
+                        if arm(&mut self.timer, &mut self.armed, *since + CLOSE_GRACE, cx) {
+                            continue;
+                        }
                         return Poll::Pending;
                     }
                     *after_frame = false;
@@ -551,7 +558,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
                             }
                             Poll::Ready(Ok(n)) => n,
                             Poll::Pending => {
-                                arm(&mut self.timer, &mut self.armed, *since + CLOSE_GRACE, cx);
+                                if arm(&mut self.timer, &mut self.armed, *since + CLOSE_GRACE, cx) {
+                                    continue;
+                                }
                                 return Poll::Pending;
                             }
                         };
@@ -560,7 +569,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
                     let since = *since;
                     match Pin::new(&mut self.inner).poll_flush(cx) {
                         Poll::Pending => {
-                            arm(&mut self.timer, &mut self.armed, since + CLOSE_GRACE, cx);
+                            if arm(&mut self.timer, &mut self.armed, since + CLOSE_GRACE, cx) {
+                                continue;
+                            }
                             return Poll::Pending;
                         }
                         Poll::Ready(_) => {}
@@ -572,14 +583,22 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
         }
     }
 
-    /// Nothing to read: is it time to end the connection?
+    /// Nothing to read: is it time to end the connection? Reads the clock only when a head
+    /// stalls or the timer fired.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.state.reader.register(cx.waker());
+        if self.protocol == Protocol::Http2 {
+            // HTTP/2 reads are not polled again when the last stream ends without the client
+            // sending anything: the end of the last request wakes this task instead. HTTP/1.1
+            // reads the next head right after a response, so it needs no wake-up.
+            self.state.reader.register(cx.waker());
+        }
+        if self.head_bytes && self.head_started.is_none() {
+            self.head_started = Some(Instant::now());
+        }
         let Some((deadline, expiry)) = self.deadline() else {
             return Poll::Pending;
         };
-        if Instant::now() < deadline {
-            arm(&mut self.timer, &mut self.armed, deadline, cx);
+        if !arm(&mut self.timer, &mut self.armed, deadline, cx) {
             return Poll::Pending;
         }
         self.expire(expiry);
@@ -589,25 +608,37 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
 
 /// Arms `timer` for `deadline` unless it is already armed earlier (it then fires early and the
 /// deadline is recomputed: one timer reset per expiry instead of one per request), and polls
-/// it so that it wakes this task.
+/// it so that it wakes this task. Returns whether `deadline` has passed; the clock is read only
+/// when the timer fired.
 fn arm(
     timer: &mut Pin<Box<Sleep>>,
     armed: &mut Option<Instant>,
     deadline: Instant,
     cx: &mut Context<'_>,
-) {
+) -> bool {
     match *armed {
-        Some(at) if at <= deadline && at > Instant::now() => {}
+        Some(at) if at <= deadline => {}
         _ => {
             timer.as_mut().reset(deadline);
             *armed = Some(deadline);
         }
     }
-    if timer.as_mut().poll(cx).is_ready() {
-        // Fired already (an earlier deadline passed): wake at once to recompute.
-        *armed = None;
-        cx.waker().wake_by_ref();
+    if timer.as_mut().poll(cx).is_pending() {
+        return false;
     }
+    // Fired: for this deadline, or for an earlier one, in which case it is re-armed (and
+    // polled, so that it wakes this task).
+    *armed = None;
+    if Instant::now() >= deadline {
+        return true;
+    }
+    timer.as_mut().reset(deadline);
+    *armed = Some(deadline);
+    if timer.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    *armed = None;
+    true
 }
 
 impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<I> {
@@ -621,6 +652,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<I> {
             return this.poll_closing(cx);
         }
         if this.state.in_flight.load(Ordering::Acquire) > 0 {
+            this.head_bytes = false;
             this.head_started = None;
         }
         let before = buf.filled().len();

@@ -460,8 +460,11 @@ async fn serve_connection<I>(
                 .downstream_connection_closed_by_gateway(reason.as_str());
         }),
     );
-    let service =
-        service_fn(move |request| stack::handle(Arc::clone(&plane), connection.clone(), request));
+    // One allocation per connection; each request takes a reference, not a copy of its fields.
+    let connection = Arc::new(connection);
+    let service = service_fn(move |request| {
+        stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
+    });
     let builder = http_builder(&settings);
     let serving = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(serving);
