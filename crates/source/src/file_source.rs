@@ -29,6 +29,9 @@ pub struct FileSource {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
     current: Arc<SourceUpdate>,
+    /// The last rescan error, logged once until it changes or a rescan succeeds (at the file
+    /// descriptor limit every rescan fails the same way).
+    rescan_error: Option<String>,
 }
 
 /// What we know about one file.
@@ -64,6 +67,7 @@ impl FileSource {
             root: path.to_path_buf(),
             files: BTreeMap::new(),
             current: Arc::new(initial),
+            rescan_error: None,
         };
         source.scan()?;
         Ok(source)
@@ -88,9 +92,18 @@ impl FileSource {
     /// every object: a config that vanishes for a moment must not tear down the gateway.
     pub fn rescan(&mut self) -> Option<Arc<SourceUpdate>> {
         match self.scan() {
-            Ok(update) => update,
+            Ok(update) => {
+                self.rescan_error = None;
+                update
+            }
             Err(error) => {
-                warn!(%error, "cannot rescan the config; keeping the current objects");
+                let text = error.to_string();
+                if self.rescan_error.as_deref() == Some(text.as_str()) {
+                    debug!(%error, "cannot rescan the config (again)");
+                } else {
+                    warn!(%error, "cannot rescan the config; keeping the current objects");
+                    self.rescan_error = Some(text);
+                }
                 None
             }
         }
