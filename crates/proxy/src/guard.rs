@@ -61,6 +61,9 @@ pub(crate) enum CloseReason {
     RapidReset,
     /// More SETTINGS/PING frames per second than `maxControlFramesPerSecond`.
     ControlFlood,
+    /// The client read nothing for `idleTimeout` while the gateway had bytes to send (slow
+    /// read).
+    WriteStall,
 }
 
 impl CloseReason {
@@ -71,6 +74,7 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::RapidReset => "rapid_reset",
             CloseReason::ControlFlood => "control_flood",
+            CloseReason::WriteStall => "write_stall",
         }
     }
 }
@@ -358,6 +362,8 @@ pub(crate) struct GuardedIo<I> {
     inbound: FrameScanner,
     outbound: FrameScanner,
     floods: FloodCounters,
+    /// Since when writes make no progress (the client does not read); `None` while they do.
+    write_stalled: Option<Instant>,
     closing: Closing,
     /// Called once with the reason when the guard closes the connection.
     on_close: Option<Box<dyn FnOnce(CloseReason) + Send>>,
@@ -388,6 +394,7 @@ impl<I> GuardedIo<I> {
             inbound: FrameScanner::default(),
             outbound: FrameScanner::default(),
             floods: FloodCounters::new(),
+            write_stalled: None,
             closing: Closing::Open,
             on_close: Some(on_close),
         }
@@ -583,6 +590,26 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
         }
     }
 
+    /// The socket takes no more bytes: a client that reads nothing for the idle timeout while
+    /// the gateway has a response to send (slow read) is cut off. The clock is read once when a
+    /// write first blocks.
+    fn poll_write_stall<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let Some(limit) = self.limits.idle_timeout else {
+            return Poll::Pending;
+        };
+        let since = *self.write_stalled.get_or_insert_with(Instant::now);
+        if !arm(&mut self.timer, &mut self.armed, since + limit, cx) {
+            return Poll::Pending;
+        }
+        tracing::debug!("closing a connection whose client stopped reading");
+        self.close_with(CloseReason::WriteStall, Vec::new(), false);
+        self.closing = Closing::Closed {
+            reason: CloseReason::WriteStall,
+            eof: false,
+        };
+        Poll::Ready(Err(closed_error(CloseReason::WriteStall)))
+    }
+
     /// Nothing to read: is it time to end the connection? Reads the clock only when a head
     /// stalls or the timer fired.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -703,7 +730,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<I> {
             }
             limit = boundary.min(buf.len());
         }
-        let written = ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..limit]))?;
+        let written = match Pin::new(&mut this.inner).poll_write(cx, &buf[..limit]) {
+            Poll::Pending => return this.poll_write_stall(cx),
+            Poll::Ready(result) => result?,
+        };
+        this.write_stalled = None;
         if this.outbound_h2 {
             this.outbound.scan(&buf[..written], |_| {});
         }
@@ -724,7 +755,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<I> {
                 .map_or(&[][..], |b| &**b);
             return Pin::new(this).poll_write(cx, first);
         }
-        let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        let written = match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => return this.poll_write_stall(cx),
+            Poll::Ready(result) => result?,
+        };
+        this.write_stalled = None;
         if this.outbound_h2 {
             let mut left = written;
             for slice in bufs {

@@ -160,7 +160,7 @@ impl Metrics {
                 &mut registry,
                 "downstream_connections_closed_by_gateway",
                 "Client connections the gateway closed, by reason (header_timeout, idle_timeout, \
-                 rapid_reset, control_flood)",
+                 write_stall, rapid_reset, control_flood)",
                 Family::<ReasonLabels, Counter>::default(),
             ),
             downstream_connections_refused: registered(

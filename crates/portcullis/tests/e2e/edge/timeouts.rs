@@ -194,3 +194,67 @@ async fn an_idle_http2_connection_gets_goaway() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A backend that answers every request with `size` bytes.
+async fn large_body_backend(size: usize) -> anyhow::Result<std::net::SocketAddr> {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let body = bytes::Bytes::from(vec![b'x'; size]);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_request| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(body)))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() -> anyhow::Result<()> {
+    use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+    let backend = large_body_backend(64 * 1024 * 1024).await?;
+    let mut documents = service_backend(NS, "large", &[backend]);
+    documents.push(http_route(
+        "all",
+        &[],
+        vec![rule(vec![], vec![service_ref("large")])],
+    ));
+    let spec = json!({"timeout": {"http": {"idleTimeout": "1s"}}});
+    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
+    // Ask for 64 MiB and read none of it.
+    let mut reader = TcpStream::connect(gateway.listener()).await?;
+    reader
+        .write_all(format!("GET /large HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .await?;
+    crate::fixture::eventually(Duration::from_secs(15), async || {
+        let metrics = gateway.admin_text("/metrics").await?;
+        ensure!(
+            metrics.contains("portcullis_downstream_connections_closed_by_gateway_total{reason=\"write_stall\"} 1"),
+            "no write stall counted yet"
+        );
+        Ok(())
+    })
+    .await?;
+    // What the gateway managed to send is far from the whole body, and then the connection ends.
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut received)).await;
+    ensure!(
+        received.len() < 64 * 1024 * 1024,
+        "the whole body arrived ({} bytes)",
+        received.len()
+    );
+    Ok(())
+}
