@@ -72,8 +72,8 @@ spec:
 
 /// A backend that switches protocols on `Upgrade: websocket` and then echoes bytes upper-cased,
 /// reporting the request head it saw.
-async fn upgrading_backend() -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Receiver<String>)>
-{
+pub(crate) async fn upgrading_backend()
+-> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Receiver<String>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();

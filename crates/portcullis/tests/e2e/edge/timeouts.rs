@@ -258,3 +258,54 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() -> anyh
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_websocket_over_http2_outlives_the_idle_timeout() -> anyhow::Result<()> {
+    use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let (backend, _seen) = crate::upgrade::upgrading_backend().await?;
+    let mut documents = service_backend(NS, "ws", &[backend]);
+    documents.push(http_route(
+        "all",
+        &[],
+        vec![rule(vec![], vec![service_ref("ws")])],
+    ));
+    let spec = json!({"timeout": {"http": {"idleTimeout": "1s"}}});
+    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
+    let tcp = TcpStream::connect(gateway.listener()).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
+    tokio::spawn(connection);
+    let mut request = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{HOST}/chat"))
+        .header("sec-websocket-version", "13")
+        .body(Empty::<Bytes>::new())?;
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut response = sender.send_request(request).await?;
+    ensure!(
+        response.status() == 200,
+        "extended CONNECT got {}",
+        response.status()
+    );
+    let mut tunnel = TokioIo::new(hyper::upgrade::on(&mut response).await?);
+    // Quiet for twice the idle timeout, then the tunnel still carries bytes.
+    for (message, pause) in [("first", 0), ("after a pause", 2_500)] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        tunnel.write_all(message.as_bytes()).await?;
+        let mut reply = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut reply))
+            .await
+            .with_context(|| format!("no echo of {message:?}"))??;
+        ensure!(
+            reply == message.to_ascii_uppercase().as_bytes(),
+            "echo {reply:?}"
+        );
+    }
+    Ok(())
+}
