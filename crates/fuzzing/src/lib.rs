@@ -19,8 +19,11 @@ pub use config_yaml::config_yaml;
 pub use path_normalize::path_normalize;
 pub use route_table::route_table;
 
+/// A property check: panics when an invariant does not hold for the input bytes.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/` and `fuzz/corpus/` name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("client_hello", client_hello),
     ("path_normalize", path_normalize),
     ("route_table", route_table),

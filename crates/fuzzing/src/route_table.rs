@@ -94,3 +94,6 @@ fn describe(rules: &[Rule]) -> String {
         .map(|(id, rule)| format!("  {id}: {rule:?}\n"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

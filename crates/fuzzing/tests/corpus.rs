@@ -22,7 +22,7 @@ fn files(dir: &Path) -> Option<Vec<PathBuf>> {
     Some(files)
 }
 
-fn replay(target: &str, check: fn(&[u8]), files: &[PathBuf]) {
+fn replay(target: &str, check: fuzzing::Check, files: &[PathBuf]) {
     for file in files {
         let data = fs::read(file).expect("readable corpus file");
         let outcome = std::panic::catch_unwind(|| check(&data));

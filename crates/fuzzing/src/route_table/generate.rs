@@ -5,6 +5,8 @@
 //! leading `/`, which matches nothing), empty path elements, repeated and non-UTF-8 header
 //! values, percent-encoded and `+`-encoded query parameters, duplicate [`RouteOrder`]s.
 
+use std::sync::LazyLock;
+
 use arbitrary::{Result, Unstructured};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use router::{
@@ -25,8 +27,9 @@ const RULE_HOSTS: &[&str] = &[
     "*..",
 ];
 
-/// Path pieces; a path is a few of them concatenated.
-const PATH_PIECES: &[&str] = &["/", "a", "b", "ab", "/a", "/b", "//", "x", "."];
+/// Path pieces; a path is a few of them concatenated. Mostly whole elements, so that exact
+/// paths and prefixes meet requests often.
+const PATH_PIECES: &[&str] = &["/a", "/b", "/a", "/", "/ab", "a", "/.", "//"];
 
 /// Sources of `RegularExpression` paths.
 const PATH_REGEXES: &[&str] = &[
@@ -40,6 +43,25 @@ const PATH_REGEXES: &[&str] = &[
     ".*",
 ];
 
+/// The regex pools compiled once: compiling per input would dominate the target's time.
+struct Compiled {
+    paths: Vec<PathMatch>,
+    headers: Vec<ValueMatch>,
+    queries: Vec<ValueMatch>,
+}
+
+static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
+    let value = |s: &&str| ValueMatch::regex(s).expect("pool regexes are valid");
+    Compiled {
+        paths: PATH_REGEXES
+            .iter()
+            .map(|s| PathMatch::regex(s).expect("pool regexes are valid"))
+            .collect(),
+        headers: HEADER_REGEXES.iter().map(value).collect(),
+        queries: QUERY_REGEXES.iter().map(value).collect(),
+    }
+});
+
 const HEADER_NAMES: &[&str] = &["x-a", "x-b"];
 const HEADER_VALUES: &[&str] = &["1", "12", "B", "b", ""];
 const HEADER_REGEXES: &[&str] = &["[0-9]+", "[a-z]*", "B|1"];
@@ -47,9 +69,11 @@ const HEADER_REGEXES: &[&str] = &["[0-9]+", "[a-z]*", "B|1"];
 const QUERY_NAMES: &[&str] = &["q", "r", "Q", "a b"];
 const QUERY_VALUES: &[&str] = &["a b", "1", "", "ab", "a+b"];
 const QUERY_REGEXES: &[&str] = &["a.*", "[0-9]*", "a b"];
-/// Query pieces; a query is a few of them concatenated.
+/// Query pieces; a query is a few of them concatenated: mostly whole parameters, some
+/// fragments that make odd encodings.
 const QUERY_PIECES: &[&str] = &[
-    "q", "r", "Q", "=", "&", "a", "b", "+", "%20", "%2", "1", "%61", "%ff", "a+b",
+    "q=1&", "q=a+b&", "r=1&", "Q=1&", "q=a%20b&", "a+b=1&", "q=ab&", "%71=1&", "q", "=", "&", "%2",
+    "%ff", "+",
 ];
 
 const ROUTES: &[&str] = &["ns/a", "ns/b", "x/a"];
@@ -114,25 +138,28 @@ pub(super) fn rules(input: &mut Unstructured<'_>, max: usize) -> Result<Vec<Rule
 }
 
 fn rule(input: &mut Unstructured<'_>) -> Result<Rule> {
-    let host_count = input.int_in_range(0..=2)?;
+    let host_count = match input.int_in_range(0..=3)? {
+        0 | 1 => 0,
+        n => n - 1,
+    };
     let hosts = (0..host_count)
         .map(|_| Ok(HostPattern::parse(input.choose(RULE_HOSTS)?)))
         .collect::<Result<_>>()?;
-    let path = match input.int_in_range(0..=2)? {
-        0 => PathMatch::exact(&pieces(input, PATH_PIECES, 4)?),
-        1 => PathMatch::regex(input.choose(PATH_REGEXES)?).expect("pool regexes are valid"),
-        _ => PathMatch::prefix(&pieces(input, PATH_PIECES, 4)?),
+    let path = match input.int_in_range(0..=4)? {
+        0 => PathMatch::exact(&pieces(input, PATH_PIECES, 3)?),
+        1 => input.choose(&COMPILED.paths)?.clone(),
+        _ => PathMatch::prefix(&pieces(input, PATH_PIECES, 2)?),
     };
     let method = match input.int_in_range(0..=3)? {
         0 => Some(Method::GET),
         1 => Some(Method::POST),
         _ => None,
     };
-    let header_count = input.int_in_range(0..=2)?;
+    let header_count = few(input)?;
     let headers = (0..header_count)
         .map(|_| header_match(input))
         .collect::<Result<_>>()?;
-    let query_count = input.int_in_range(0..=2)?;
+    let query_count = few(input)?;
     let query = (0..query_count)
         .map(|_| query_match(input))
         .collect::<Result<_>>()?;
@@ -157,7 +184,7 @@ fn rule(input: &mut Unstructured<'_>) -> Result<Rule> {
 fn header_match(input: &mut Unstructured<'_>) -> Result<HeaderMatch> {
     let name = HeaderName::from_static(input.choose(HEADER_NAMES)?);
     let value = if input.arbitrary()? {
-        ValueMatch::regex(input.choose(HEADER_REGEXES)?).expect("pool regexes are valid")
+        input.choose(&COMPILED.headers)?.clone()
     } else {
         ValueMatch::exact(input.choose(HEADER_VALUES)?)
     };
@@ -167,7 +194,7 @@ fn header_match(input: &mut Unstructured<'_>) -> Result<HeaderMatch> {
 fn query_match(input: &mut Unstructured<'_>) -> Result<QueryMatch> {
     let name = (*input.choose(QUERY_NAMES)?).into();
     let value = if input.arbitrary()? {
-        ValueMatch::regex(input.choose(QUERY_REGEXES)?).expect("pool regexes are valid")
+        input.choose(&COMPILED.queries)?.clone()
     } else {
         ValueMatch::exact(input.choose(QUERY_VALUES)?)
     };
@@ -183,14 +210,14 @@ pub(super) fn request(input: &mut Unstructured<'_>) -> Result<Request> {
     let path = match input.int_in_range(0..=7)? {
         0 => String::new(),
         1 => "*".to_owned(),
-        _ => pieces(input, PATH_PIECES, 5)?,
+        _ => pieces(input, PATH_PIECES, 3)?,
     };
-    let query = match input.arbitrary()? {
-        true => Some(pieces(input, QUERY_PIECES, 6)?),
-        false => None,
+    let query = match input.int_in_range(0..=3)? {
+        0 => None,
+        _ => Some(pieces(input, QUERY_PIECES, 4)?),
     };
     let mut headers = HeaderMap::new();
-    for _ in 0..input.int_in_range(0..=3)? {
+    for _ in 0..input.int_in_range(0..=4)? {
         let name = HeaderName::from_static(input.choose(HEADER_NAMES)?);
         let value = match input.int_in_range(0..=7)? {
             // Not UTF-8: matches no regex, and no exact value of the pools.
@@ -205,6 +232,16 @@ pub(super) fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         path,
         query,
         headers,
+    })
+}
+
+/// How many header or query conditions a rule has: usually none (each one makes a match less
+/// likely), sometimes one or two.
+fn few(input: &mut Unstructured<'_>) -> Result<usize> {
+    Ok(match input.int_in_range(0..=9)? {
+        0..=6 => 0,
+        7 | 8 => 1,
+        _ => 2,
     })
 }
 
