@@ -35,3 +35,19 @@ mod upgrade;
 pub use body::ResponseBody;
 pub use listener::{BindError, ListenerManager};
 pub use plane::{DataPlane, Live};
+
+/// Entry points for the fuzz targets (`crates/fuzzing`, `fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::client_hello::{Scan, scan};
+
+    /// The ClientHello scanner: `Ok(None)` needs more bytes, `Ok(Some(sni))` is complete (`sni`
+    /// is `None` without a server name), `Err(why)` is not a ClientHello we accept.
+    pub fn client_hello_scan(bytes: &[u8]) -> Result<Option<Option<String>>, &'static str> {
+        match scan(bytes) {
+            Scan::Incomplete => Ok(None),
+            Scan::Complete(name) => Ok(Some(name)),
+            Scan::Invalid(why) => Err(why),
+        }
+    }
+}
