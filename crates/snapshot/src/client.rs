@@ -141,64 +141,61 @@ impl ClientSettings {
     /// takes the smaller value; client address detection trusts the fewer hops; PROXY protocol
     /// must agree (compile reports a conflict otherwise and keeps `self`'s).
     pub fn strictest(&self, other: &ClientSettings) -> ClientSettings {
-        let min_opt = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let (a, b) = (self, other);
         ClientSettings {
             headers: HeaderLimits {
-                max_request_headers_bytes: self
+                max_request_headers_bytes: a
                     .headers
                     .max_request_headers_bytes
-                    .min(other.headers.max_request_headers_bytes),
-                max_headers_count: self
-                    .headers
-                    .max_headers_count
-                    .min(other.headers.max_headers_count),
-                max_uri_bytes: self.headers.max_uri_bytes.min(other.headers.max_uri_bytes),
+                    .min(b.headers.max_request_headers_bytes),
+                max_headers_count: a.headers.max_headers_count.min(b.headers.max_headers_count),
+                max_uri_bytes: a.headers.max_uri_bytes.min(b.headers.max_uri_bytes),
             },
             timeouts: ClientTimeouts {
-                request_header: self
-                    .timeouts
-                    .request_header
-                    .min(other.timeouts.request_header),
-                request_body: min_opt(self.timeouts.request_body, other.timeouts.request_body),
-                idle: min_opt(self.timeouts.idle, other.timeouts.idle),
+                request_header: a.timeouts.request_header.min(b.timeouts.request_header),
+                request_body: min_set(a.timeouts.request_body, b.timeouts.request_body),
+                idle: min_set(a.timeouts.idle, b.timeouts.idle),
             },
-            max_connections: match (self.max_connections, other.max_connections) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-            buffer_limit: self.buffer_limit.min(other.buffer_limit),
+            max_connections: min_set(a.max_connections, b.max_connections),
+            buffer_limit: a.buffer_limit.min(b.buffer_limit),
             http2: Http2Settings {
-                max_concurrent_streams: self
+                max_concurrent_streams: a
                     .http2
                     .max_concurrent_streams
-                    .min(other.http2.max_concurrent_streams),
-                max_resets_per_connection: self
+                    .min(b.http2.max_concurrent_streams),
+                max_resets_per_connection: a
                     .http2
                     .max_resets_per_connection
-                    .min(other.http2.max_resets_per_connection),
-                max_control_frames_per_second: self
+                    .min(b.http2.max_resets_per_connection),
+                max_control_frames_per_second: a
                     .http2
                     .max_control_frames_per_second
-                    .min(other.http2.max_control_frames_per_second),
-                initial_stream_window_size: self
+                    .min(b.http2.max_control_frames_per_second),
+                initial_stream_window_size: a
                     .http2
                     .initial_stream_window_size
-                    .min(other.http2.initial_stream_window_size),
-                initial_connection_window_size: self
+                    .min(b.http2.initial_stream_window_size),
+                initial_connection_window_size: a
                     .http2
                     .initial_connection_window_size
-                    .min(other.http2.initial_connection_window_size),
+                    .min(b.http2.initial_connection_window_size),
             },
             client_ip: ClientIpDetection {
-                xff_trusted_hops: self
+                xff_trusted_hops: a
                     .client_ip
                     .xff_trusted_hops
-                    .min(other.client_ip.xff_trusted_hops),
+                    .min(b.client_ip.xff_trusted_hops),
             },
-            proxy_protocol: self.proxy_protocol,
+            proxy_protocol: a.proxy_protocol,
         }
+    }
+}
+
+/// The smaller of two optional limits, where `None` means unlimited: a limit one listener sets
+/// applies to the socket even when another sets none.
+fn min_set<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

@@ -190,30 +190,43 @@ async fn h2c_upgrade_requests_are_forwarded_as_plain_requests() -> anyhow::Resul
     Ok(())
 }
 
-/// WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol websocket` reaches an
-/// HTTP/1.1 backend as an `Upgrade: websocket` request with a key of the gateway's own, the
-/// client gets 200, and bytes flow both ways on the HTTP/2 stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_over_http2_extended_connect_reaches_an_http1_backend() -> anyhow::Result<()> {
+/// Opens an h2c connection to `gateway` and asks for a WebSocket at `uri` with an extended
+/// CONNECT (RFC 8441); the response's upgrade is the tunnel.
+pub(crate) async fn websocket_over_h2(
+    gateway: SocketAddr,
+    uri: &str,
+) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
     use bytes::Bytes;
     use http_body_util::Empty;
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
-    let (backend, seen) = upgrading_backend().await?;
-    let (port, _gateway, _dir) = gateway_to(backend, "kubernetes.io/ws").await?;
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    let tcp = TcpStream::connect(gateway).await?;
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
     tokio::spawn(connection);
     let mut request = http::Request::builder()
         .method(http::Method::CONNECT)
-        .uri(format!("http://chat.example:{port}/chat"))
+        .uri(uri)
         .header("sec-websocket-version", "13")
         .body(Empty::<Bytes>::new())?;
     request
         .extensions_mut()
         .insert(hyper::ext::Protocol::from_static("websocket"));
-    let mut response = sender.send_request(request).await?;
+    Ok(sender.send_request(request).await?)
+}
+
+/// WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol websocket` reaches an
+/// HTTP/1.1 backend as an `Upgrade: websocket` request with a key of the gateway's own, the
+/// client gets 200, and bytes flow both ways on the HTTP/2 stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_http2_extended_connect_reaches_an_http1_backend() -> anyhow::Result<()> {
+    use hyper_util::rt::TokioIo;
+
+    let (backend, seen) = upgrading_backend().await?;
+    let (port, _gateway, _dir) = gateway_to(backend, "kubernetes.io/ws").await?;
+    let gateway = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut response =
+        websocket_over_h2(gateway, &format!("http://chat.example:{port}/chat")).await?;
     anyhow::ensure!(response.status() == 200, "client got {}", response.status());
     let backend_saw = tokio::time::timeout(Duration::from_secs(5), seen)
         .await??

@@ -262,9 +262,7 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_websocket_over_http2_outlives_the_idle_timeout() -> anyhow::Result<()> {
     use crate::fixture::manifest::{NS, http_route, rule, service_backend, service_ref};
-    use bytes::Bytes;
-    use http_body_util::Empty;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::TokioIo;
 
     let (backend, _seen) = crate::upgrade::upgrading_backend().await?;
     let mut documents = service_backend(NS, "ws", &[backend]);
@@ -275,19 +273,8 @@ async fn an_open_websocket_over_http2_outlives_the_idle_timeout() -> anyhow::Res
     ));
     let spec = json!({"timeout": {"http": {"idleTimeout": "1s"}}});
     let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
-    let tcp = TcpStream::connect(gateway.listener()).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
-    tokio::spawn(connection);
-    let mut request = http::Request::builder()
-        .method(http::Method::CONNECT)
-        .uri(format!("http://{HOST}/chat"))
-        .header("sec-websocket-version", "13")
-        .body(Empty::<Bytes>::new())?;
-    request
-        .extensions_mut()
-        .insert(hyper::ext::Protocol::from_static("websocket"));
-    let mut response = sender.send_request(request).await?;
+    let uri = format!("http://{HOST}/chat");
+    let mut response = crate::upgrade::websocket_over_h2(gateway.listener(), &uri).await?;
     ensure!(
         response.status() == 200,
         "extended CONNECT got {}",
