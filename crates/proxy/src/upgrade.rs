@@ -55,17 +55,18 @@ pub(crate) fn bridge(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }
-    let upstream = hyper::upgrade::on(&mut response);
+    let Some(mut upstream) = response.body_mut().take_upgrade() else {
+        return response;
+    };
     tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(both) => both,
+        let client = match client.await {
+            Ok(client) => client,
             Err(error) => {
                 tracing::debug!(%error, "upgrade failed");
                 return;
             }
         };
         let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
         if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
             tracing::debug!(%error, "upgraded connection ended with an error");
         }
@@ -112,18 +113,19 @@ pub(crate) fn bridge_extended_connect<H: Send + 'static>(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }
-    let upstream = hyper::upgrade::on(&mut response);
+    let Some(mut upstream) = response.body_mut().take_upgrade() else {
+        return response;
+    };
     tokio::spawn(async move {
         let _hold = hold;
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(both) => both,
+        let client = match client.await {
+            Ok(client) => client,
             Err(error) => {
                 tracing::debug!(%error, "extended CONNECT failed");
                 return;
             }
         };
         let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
         if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
             tracing::debug!(%error, "WebSocket over HTTP/2 ended with an error");
         }

@@ -1,16 +1,18 @@
-//! [`Http1Pool`]: keep-alive HTTP/1.1 connections to endpoints, over hyper's connection API.
+//! [`Http1Pool`]: keep-alive HTTP/1.1 connections to endpoints, spoken by our own client
+//! (`h1_client`).
 //!
 //! Why not hyper-util's legacy client: per request it builds a pool key from the URI, races a
 //! pool checkout against a lazily built connect future, and spawns a task that waits for the
-//! connection to become idle again; its request future is several kilobytes, copied on every
-//! request. Here a request takes an idle connection from a per-endpoint stack under one short
-//! lock, sends on it, and the response body ([`UpstreamBody`]) puts the connection back when it
-//! has been read to the end. Connecting is the only slow path, and it is boxed.
+//! connection to become idle again. Here a request takes an idle connection from a
+//! per-endpoint stack under one short lock, sends on it from its own task, and the response
+//! body puts the connection back when it has been read to the end. Connecting is the only slow
+//! path, and it is boxed.
 //!
-//! - A connection is reused only when hyper says it is ready (its previous exchange is over
-//!   and it is not closed); a connection that the backend closed while idle is dropped at
-//!   checkout, and a request that could not even be queued on a stale connection goes to the
-//!   next one (it never left the gateway).
+//! - A connection is reused only when it is open: at checkout the socket is checked without
+//!   waiting (an end of stream, or bytes the backend sent unasked, close it). A reused
+//!   connection that still turns out closed before any byte of the response gives an
+//!   idempotent request without a body to the next connection (it never reached the backend,
+//!   or reaching it twice is harmless).
 //! - Idle connections are kept per endpoint, most recently used first, at most
 //!   `max_idle_per_endpoint`, and closed after `idle_timeout` by a sweeper task that ends with
 //!   the pool. With a `max_lifetime` (`maxConnectionDuration`), a connection older than that
@@ -24,24 +26,19 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode, Uri};
-use hyper::client::conn::http1;
-use hyper::rt::{Read, Write};
+use http::{Request, Response, Uri};
 
-use crate::pool::{BoxError, RequestBody, UpstreamError, error_chain};
-use crate::response_body::UpstreamBody;
+use crate::h1_client::{self, Connection, SendFailure, UpstreamBody, UpstreamIo};
+use crate::pool::{BoxError, RequestBody, UpstreamError};
 use snapshot::fast_hash::FastHashBuilder;
 
 /// Opens a connection to an endpoint (TCP, or TCP + TLS).
 pub(crate) trait Connect: Send + Sync + 'static {
-    /// The connection.
-    type Io: Read + Write + Unpin + Send + 'static;
-
     /// Connects to `endpoint`; errors are connect errors (never sent anything).
     fn connect(
         &self,
         endpoint: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = Result<Self::Io, BoxError>> + Send + 'static>>;
+    ) -> Pin<Box<dyn Future<Output = Result<UpstreamIo, BoxError>> + Send + 'static>>;
 }
 
 /// A pool of HTTP/1.1 connections, shared by clones.
@@ -94,22 +91,24 @@ impl<C: Connect> Http1Pool<C> {
     pub(crate) async fn send(
         &self,
         endpoint: SocketAddr,
-        mut request: Request<RequestBody>,
+        request: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        origin_form(request.uri_mut());
+        let (mut parts, mut body) = request.into_parts();
+        origin_form(&mut parts.uri);
         loop {
-            let (mut connection, reused) = match self.idle.checkout(endpoint) {
+            let (connection, reused) = match self.idle.checkout(endpoint) {
                 Some(connection) => (connection, true),
                 None => (self.connect(endpoint).await?, false),
             };
-            match connection.sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.pooled_response(endpoint, connection, response)),
-                Err(mut error) => match error.take_message() {
-                    // The idle connection closed before the request could be queued on it:
-                    // nothing left the gateway, so the next connection gets it.
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(UpstreamError::after_connect(error.error())),
-                },
+            let home = Home {
+                endpoint,
+                idle: Arc::clone(&self.idle),
+            };
+            match h1_client::send(connection, &parts, body, reused, home).await {
+                Ok(response) => return Ok(response),
+                // The idle connection had closed: nothing reached the backend that matters.
+                Err(SendFailure::Stale(unsent)) => body = unsent,
+                Err(SendFailure::Failed(error)) => return Err(error),
             }
         }
     }
@@ -117,44 +116,12 @@ impl<C: Connect> Http1Pool<C> {
     fn connect(
         &self,
         endpoint: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = Result<PooledConnection, UpstreamError>> + Send>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Box<Connection>, UpstreamError>> + Send>> {
         let connecting = self.connector.connect(endpoint);
         Box::pin(async move {
             let io = connecting.await.map_err(UpstreamError::connecting)?;
-            let (mut sender, connection) = http1::Builder::new()
-                .handshake(io)
-                .await
-                .map_err(|error| UpstreamError::Connect(error_chain(&error)))?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.with_upgrades().await {
-                    tracing::debug!(%endpoint, %error, "upstream connection ended");
-                }
-            });
-            sender
-                .ready()
-                .await
-                .map_err(|error| UpstreamError::Connect(error_chain(&error)))?;
-            Ok(PooledConnection {
-                sender,
-                born: Instant::now(),
-            })
+            Ok(Connection::new(io))
         })
-    }
-
-    fn pooled_response(
-        &self,
-        endpoint: SocketAddr,
-        connection: PooledConnection,
-        response: Response<hyper::body::Incoming>,
-    ) -> Response<UpstreamBody> {
-        // After a 101 the connection belongs to the upgrade.
-        let release = (response.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| Release {
-            connection,
-            endpoint,
-            idle: Arc::clone(&self.idle),
-        });
-        let (parts, body) = response.into_parts();
-        Response::from_parts(parts, UpstreamBody::new(body, release))
     }
 
     /// Idle connections to `endpoint`.
@@ -164,24 +131,16 @@ impl<C: Connect> Http1Pool<C> {
     }
 }
 
-/// A connection whose exchange is in flight; [`Release::release`] puts it back when the
-/// response body has ended. Dropped without release, the connection closes.
-pub(crate) struct Release {
-    connection: PooledConnection,
+/// Where a connection goes back to when its exchange is over: its endpoint's idle stack.
+pub(crate) struct Home {
     endpoint: SocketAddr,
     idle: Arc<IdleConnections>,
 }
 
-impl Release {
-    pub(crate) fn release(self) {
-        IdleConnections::checkin(&self.idle, self.endpoint, self.connection);
+impl Home {
+    pub(crate) fn checkin(self, connection: Box<Connection>) {
+        IdleConnections::checkin(&self.idle, self.endpoint, connection);
     }
-}
-
-/// A connection's request sender and when it was opened.
-struct PooledConnection {
-    sender: http1::SendRequest<RequestBody>,
-    born: Instant,
 }
 
 struct IdleConnections {
@@ -196,18 +155,18 @@ struct Endpoints {
 }
 
 struct Idle {
-    connection: PooledConnection,
+    connection: Box<Connection>,
     since: Instant,
 }
 
 impl Idle {
     /// Still worth keeping: open, not idle too long, not too old.
-    fn is_usable(&self, lifetimes: &Lifetimes, now: Instant) -> bool {
-        !self.connection.sender.is_closed()
-            && now.saturating_duration_since(self.since) <= lifetimes.idle_timeout
+    fn is_usable(&mut self, lifetimes: &Lifetimes, now: Instant) -> bool {
+        now.saturating_duration_since(self.since) <= lifetimes.idle_timeout
             && lifetimes
                 .max_lifetime
                 .is_none_or(|max| now.saturating_duration_since(self.connection.born) < max)
+            && self.connection.is_open()
     }
 }
 
@@ -216,28 +175,23 @@ impl IdleConnections {
         self.endpoints.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The most recently used ready connection to `endpoint`. Closed and expired ones are
-    /// dropped on the way; one still finishing its previous exchange is left for later.
-    fn checkout(&self, endpoint: SocketAddr) -> Option<PooledConnection> {
+    /// The most recently used open connection to `endpoint`. Closed and expired ones are
+    /// dropped on the way.
+    fn checkout(&self, endpoint: SocketAddr) -> Option<Box<Connection>> {
         let mut endpoints = self.lock();
         let stack = endpoints.map.get_mut(&endpoint)?;
         let now = Instant::now();
-        let mut index = stack.len();
-        while index > 0 {
-            index -= 1;
-            let idle = &stack[index];
-            if !idle.is_usable(&self.lifetimes, now) {
-                stack.swap_remove(index);
-            } else if idle.connection.sender.is_ready() {
-                return Some(stack.swap_remove(index).connection);
+        while let Some(mut idle) = stack.pop() {
+            if idle.is_usable(&self.lifetimes, now) {
+                return Some(idle.connection);
             }
         }
         None
     }
 
-    fn checkin(this: &Arc<Self>, endpoint: SocketAddr, connection: PooledConnection) {
+    fn checkin(this: &Arc<Self>, endpoint: SocketAddr, connection: Box<Connection>) {
         let now = Instant::now();
-        let idle = Idle {
+        let mut idle = Idle {
             connection,
             since: now,
         };
@@ -283,7 +237,7 @@ impl IdleConnections {
         let now = Instant::now();
         let mut endpoints = self.lock();
         endpoints.map.retain(|_, stack| {
-            stack.retain(|idle| idle.is_usable(&self.lifetimes, now));
+            stack.retain_mut(|idle| idle.is_usable(&self.lifetimes, now));
             !stack.is_empty()
         });
     }

@@ -21,14 +21,14 @@ use futures_util::future::Either;
 use http::{Request, Response};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::http2;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use telemetry::{LabelValue, Metrics};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::h1_client::{UpstreamBody, UpstreamIo};
 use crate::http1_pool::{Connect, Http1Pool, Lifetimes};
 use crate::registry::BackendRuntime;
-use crate::response_body::UpstreamBody;
 use snapshot::backend::AppProtocol;
 use snapshot::backend::tls::ClientCertificate;
 use snapshot::fast_hash::FastHashBuilder;
@@ -271,7 +271,7 @@ impl H2Pool {
             .send_request(request)
             .await
             .map_err(|error| UpstreamError::after_connect(&error))?;
-        Ok(response.map(UpstreamBody::unpooled))
+        Ok(response.map(UpstreamBody::h2))
     }
 
     fn ready_connection(&self, endpoint: SocketAddr) -> Option<http2::SendRequest<RequestBody>> {
@@ -295,7 +295,7 @@ impl H2Pool {
             .map_err(UpstreamError::connecting)?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
-            .handshake(stream)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| UpstreamError::Connect(error_chain(&error)))?;
         tokio::spawn(async move {
@@ -376,10 +376,10 @@ pub struct ConnectTimeout {
     limit: Duration,
 }
 
-impl Connect for CountingConnector {
-    type Io = CountedStream;
-
-    fn connect(
+impl CountingConnector {
+    /// Connects to `endpoint` over TCP (`TCP_NODELAY`), counted in metrics and against the
+    /// backend's connection limit.
+    pub(crate) fn connect_tcp(
         &self,
         endpoint: SocketAddr,
     ) -> Pin<Box<dyn Future<Output = Result<CountedStream, BoxError>> + Send + 'static>> {
@@ -411,7 +411,7 @@ impl Connect for CountingConnector {
             let label = LabelValue::from(endpoint.to_string());
             metrics.upstream_connection_opened(&label);
             Ok(CountedStream {
-                inner: TokioIo::new(stream),
+                inner: stream,
                 metrics,
                 label,
                 _slot: slot,
@@ -420,49 +420,55 @@ impl Connect for CountingConnector {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A pooled TCP stream that decrements the open-connection gauge when dropped.
-    pub(crate) struct CountedStream {
-        #[pin]
-        inner: TokioIo<TcpStream>,
-        metrics: Arc<Metrics>,
-        label: LabelValue,
-        _slot: Option<OpenSlot>,
-    }
-
-    impl PinnedDrop for CountedStream {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            this.metrics.upstream_connection_closed(this.label);
-        }
+impl Connect for CountingConnector {
+    fn connect(
+        &self,
+        endpoint: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Result<UpstreamIo, BoxError>> + Send + 'static>> {
+        let connecting = self.connect_tcp(endpoint);
+        Box::pin(async move { Ok(UpstreamIo::Plain(connecting.await?)) })
     }
 }
 
-impl Read for CountedStream {
+/// A pooled TCP stream that decrements the open-connection gauge when dropped.
+pub(crate) struct CountedStream {
+    inner: TcpStream,
+    metrics: Arc<Metrics>,
+    label: LabelValue,
+    _slot: Option<OpenSlot>,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.metrics.upstream_connection_closed(&self.label);
+    }
+}
+
+impl AsyncRead for CountedStream {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
+        buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.project().inner.poll_read(cx, buf)
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl Write for CountedStream {
+impl AsyncWrite for CountedStream {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -470,10 +476,10 @@ impl Write for CountedStream {
     }
 
     fn poll_write_vectored(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 }

@@ -8,31 +8,26 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
-use std::task::{Context, Poll};
 
 use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use hyper::client::conn::http2;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio_rustls::client::TlsStream;
 
 use crate::backend_pool::OwnPools;
+use crate::h1_client::{UpstreamBody, UpstreamIo};
 use crate::http1_pool::{Connect, Http1Pool};
 use crate::pool::{
-    BoxError, CountedStream, CountingConnector, PoolSettings, Pools, RequestBody, UpstreamError,
-    error_chain,
+    BoxError, CountingConnector, PoolSettings, Pools, RequestBody, UpstreamError, error_chain,
 };
-use crate::response_body::UpstreamBody;
 use snapshot::backend::AppProtocol;
 use snapshot::backend::tls::{ClientCertificate, UpstreamTls};
 
@@ -179,7 +174,7 @@ impl BackendTls {
             .send_request(request)
             .await
             .map_err(|error| UpstreamError::after_connect(&error))?;
-        Ok(response.map(UpstreamBody::unpooled))
+        Ok(response.map(UpstreamBody::h2))
     }
 
     /// A ready connection younger than `maxConnectionDuration`, if there is one.
@@ -211,7 +206,7 @@ impl BackendTls {
             .map_err(UpstreamError::connecting)?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .handshake(stream)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| UpstreamError::Connect(error_chain(&error)))?;
         tokio::spawn(async move {
@@ -249,20 +244,18 @@ impl fmt::Display for TlsConnectError {
 impl std::error::Error for TlsConnectError {}
 
 impl Connect for TlsConnector {
-    type Io = TlsIo;
-
     fn connect(
         &self,
         endpoint: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = Result<TlsIo, BoxError>> + Send + 'static>> {
-        let connecting = self.tcp.connect(endpoint);
+    ) -> Pin<Box<dyn Future<Output = Result<UpstreamIo, BoxError>> + Send + 'static>> {
+        let connecting = self.tcp.connect_tcp(endpoint);
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.config));
         let server_name = self.server_name.clone();
         let limit = self.handshake_timeout;
         Box::pin(async move {
             let tcp = connecting.await?;
             let name = server_name.to_str().into_owned();
-            let handshake = connector.connect(server_name, TokioIo::new(tcp));
+            let handshake = connector.connect(server_name, tcp);
             let stream = match tokio::time::timeout(limit, handshake).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
@@ -276,54 +269,7 @@ impl Connect for TlsConnector {
                     ))) as BoxError);
                 }
             };
-            Ok(TlsIo {
-                inner: TokioIo::new(stream),
-            })
+            Ok(UpstreamIo::Tls(Box::new(stream)))
         })
-    }
-}
-
-/// A TLS connection to a backend, in hyper's IO traits.
-pub(crate) struct TlsIo {
-    inner: TokioIo<TlsStream<TokioIo<CountedStream>>>,
-}
-
-impl Read for TlsIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl Write for TlsIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 }

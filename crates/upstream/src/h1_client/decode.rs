@@ -1,0 +1,262 @@
+//! Reading HTTP/1.1 responses (RFC 9112): the head with `httparse`, then how the body is
+//! framed (§6.3), chunk-size lines (§7.1) and trailers. Pure functions over byte slices.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version};
+
+/// At most this many header fields in a response head (hyper's default too).
+pub(crate) const MAX_HEADERS: usize = 100;
+/// A response head larger than this is refused (Envoy's default limit is 60 KiB).
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A chunk-size line (with its extensions) longer than this is refused.
+pub(crate) const MAX_CHUNK_LINE: usize = 4096;
+/// Trailers larger than this are refused.
+pub(crate) const MAX_TRAILER_BYTES: usize = 16 * 1024;
+
+/// The parsed head of a response.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    /// How the body that follows is delimited.
+    pub(crate) framing: ResponseFraming,
+    /// Whether the connection may carry another request afterwards.
+    pub(crate) keep_alive: bool,
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResponseFraming {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the backend closes the connection.
+    UntilClose,
+}
+
+/// What the request was, as far as response framing cares.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestKind {
+    /// A HEAD request: the response has no body whatever its headers say.
+    pub(crate) head: bool,
+}
+
+/// Why a response could not be read. The text says what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ProtocolError(pub(crate) String);
+
+fn invalid(what: impl Into<String>) -> ProtocolError {
+    ProtocolError(what.into())
+}
+
+/// Parses a response head at the start of `buf`: `None` while incomplete, else the head and
+/// its length in bytes.
+pub(crate) fn parse_head(
+    buf: &[u8],
+    request: RequestKind,
+) -> Result<Option<(ResponseHead, usize)>, ProtocolError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut fields);
+    let length = match response.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(invalid(format!("invalid response head: {error}"))),
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| invalid("invalid response status"))?;
+    let version = match response.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    // Values are slices of one copy of the head: one allocation, and the read buffer stays
+    // free for the body.
+    let copy = Bytes::copy_from_slice(&buf[..length]);
+    let base = buf.as_ptr().addr();
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    let mut facts = FramingFacts::default();
+    for field in response.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| invalid(format!("invalid response header name {:?}", field.name)))?;
+        let start = field.value.as_ptr().addr() - base;
+        let value = HeaderValue::from_maybe_shared(copy.slice(start..start + field.value.len()))
+            .map_err(|_| invalid(format!("invalid value of response header {name}")))?;
+        facts.note(&name, &value)?;
+        headers.append(name, value);
+    }
+    let framing = facts.framing(status, request);
+    let keep_alive = facts.keeps_alive(version, framing);
+    Ok(Some((
+        ResponseHead {
+            status,
+            version,
+            headers,
+            framing,
+            keep_alive,
+        },
+        length,
+    )))
+}
+
+/// What the headers say about framing and persistence, gathered in the one pass over them.
+#[derive(Default)]
+struct FramingFacts {
+    content_length: Option<u64>,
+    /// A `Transfer-Encoding` was present; `chunked` says whether its last coding is chunked.
+    transfer_encoding: bool,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl FramingFacts {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), ProtocolError> {
+        if name == header::CONTENT_LENGTH {
+            let length = parse_content_length(value.as_bytes())
+                .ok_or_else(|| invalid("invalid Content-Length in response"))?;
+            if self.content_length.is_some_and(|seen| seen != length) {
+                return Err(invalid("conflicting Content-Length values in response"));
+            }
+            self.content_length = Some(length);
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            // The last coding of the last field decides (RFC 9112 §6.3 rule 4).
+            self.chunked = value
+                .as_bytes()
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
+    }
+
+    fn framing(&self, status: StatusCode, request: RequestKind) -> ResponseFraming {
+        if request.head
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return ResponseFraming::Empty;
+        }
+        match (self.transfer_encoding, self.chunked, self.content_length) {
+            (true, true, _) => ResponseFraming::Chunked,
+            (true, false, _) => ResponseFraming::UntilClose,
+            (false, _, Some(length)) => ResponseFraming::Length(length),
+            (false, _, None) => ResponseFraming::UntilClose,
+        }
+    }
+
+    /// HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive` (RFC 9112 §9.3). A
+    /// body that ends with the connection ends it, and a response with both `Transfer-Encoding`
+    /// and `Content-Length` is answered by closing (§6.3 rule 3).
+    fn keeps_alive(&self, version: Version, framing: ResponseFraming) -> bool {
+        let persistent = match version {
+            Version::HTTP_10 => self.keep_alive && !self.close,
+            _ => !self.close,
+        };
+        persistent
+            && framing != ResponseFraming::UntilClose
+            && !(self.transfer_encoding && self.content_length.is_some())
+    }
+}
+
+/// `Content-Length`: digits, or a list of identical values (RFC 9110 §8.6).
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for part in value.split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let parsed = part
+            .iter()
+            .fold(0u64, |n, &digit| n * 10 + u64::from(digit - b'0'));
+        if length.is_some_and(|seen| seen != parsed) {
+            return None;
+        }
+        length = Some(parsed);
+    }
+    length
+}
+
+/// Parses a chunk-size line (`1a;ext=v\r\n`) at the start of `buf`: `None` while incomplete,
+/// else the chunk size and the line's length. Extensions are skipped; bare LF, control
+/// characters and sizes over 64 bits are refused.
+pub(crate) fn parse_chunk_size(buf: &[u8]) -> Result<Option<(u64, usize)>, ProtocolError> {
+    let mut size: u64 = 0;
+    let mut index = 0;
+    while let Some(&byte) = buf.get(index) {
+        let Some(digit) = (byte as char).to_digit(16) else {
+            break;
+        };
+        size = size
+            .checked_mul(16)
+            .and_then(|n| n.checked_add(u64::from(digit)))
+            .ok_or_else(|| invalid("chunk size too large"))?;
+        index += 1;
+    }
+    if index == buf.len() {
+        return incomplete(buf);
+    }
+    if index == 0 {
+        return Err(invalid("invalid chunk size"));
+    }
+    while let Some(&byte) = buf.get(index) {
+        match byte {
+            b'\r' => break,
+            b'\t' | b' '..=b'~' | 0x80.. => index += 1,
+            _ => return Err(invalid("invalid chunk extension")),
+        }
+    }
+    match buf.get(index..index + 2) {
+        None => incomplete(buf),
+        Some(b"\r\n") => Ok(Some((size, index + 2))),
+        Some(_) => Err(invalid("invalid chunk-size line ending")),
+    }
+}
+
+fn incomplete(buf: &[u8]) -> Result<Option<(u64, usize)>, ProtocolError> {
+    if buf.len() > MAX_CHUNK_LINE {
+        return Err(invalid("chunk-size line too long"));
+    }
+    Ok(None)
+}
+
+/// Parses the trailer section after the last chunk (its fields and the empty line that ends
+/// it): `None` while incomplete, else the fields and the section's length.
+pub(crate) fn parse_trailers(buf: &[u8]) -> Result<Option<(HeaderMap, usize)>, ProtocolError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let (length, parsed) = match httparse::parse_headers(buf, &mut fields) {
+        Ok(httparse::Status::Complete(complete)) => complete,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_TRAILER_BYTES => {
+            return Err(invalid("trailers too large"));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(invalid(format!("invalid trailers: {error}"))),
+    };
+    let mut trailers = HeaderMap::with_capacity(parsed.len());
+    for field in parsed {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| invalid("invalid trailer name"))?;
+        let value =
+            HeaderValue::from_bytes(field.value).map_err(|_| invalid("invalid trailer value"))?;
+        trailers.append(name, value);
+    }
+    Ok(Some((trailers, length)))
+}
+
+#[cfg(test)]
+mod tests;

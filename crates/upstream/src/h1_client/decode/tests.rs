@@ -1,0 +1,177 @@
+use super::*;
+
+const GET: RequestKind = RequestKind { head: false };
+const HEAD: RequestKind = RequestKind { head: true };
+
+fn head(text: &str, request: RequestKind) -> Result<(ResponseHead, usize), ProtocolError> {
+    parse_head(text.as_bytes(), request).map(|parsed| parsed.expect("complete head"))
+}
+
+#[test]
+fn a_sized_response_keeps_the_connection() {
+    let text = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\n\r\nok";
+    let (parsed, length) = head(text, GET).unwrap();
+    assert_eq!(length, text.len() - 2);
+    assert_eq!(parsed.status, StatusCode::OK);
+    assert_eq!(parsed.framing, ResponseFraming::Length(2));
+    assert!(parsed.keep_alive);
+    assert_eq!(parsed.headers["server"], "nginx");
+    assert_eq!(parsed.headers.len(), 2);
+}
+
+#[test]
+fn an_incomplete_head_asks_for_more() {
+    assert!(
+        parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", GET)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn framing_follows_rfc_9112_section_6_3() {
+    let cases = [
+        (
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            GET,
+            ResponseFraming::Empty,
+            true,
+        ),
+        (
+            "HTTP/1.1 304 Not Modified\r\n\r\n",
+            GET,
+            ResponseFraming::Empty,
+            true,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            HEAD,
+            ResponseFraming::Empty,
+            true,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            GET,
+            ResponseFraming::Chunked,
+            true,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            GET,
+            ResponseFraming::Chunked,
+            true,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            GET,
+            ResponseFraming::UntilClose,
+            false,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            GET,
+            ResponseFraming::Chunked,
+            false,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\n\r\n",
+            GET,
+            ResponseFraming::UntilClose,
+            false,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n",
+            GET,
+            ResponseFraming::Length(3),
+            true,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+            GET,
+            ResponseFraming::Length(3),
+            false,
+        ),
+        (
+            "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n",
+            GET,
+            ResponseFraming::Length(3),
+            false,
+        ),
+        (
+            "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: Keep-Alive\r\n\r\n",
+            GET,
+            ResponseFraming::Length(3),
+            true,
+        ),
+    ];
+    for (text, request, framing, keep_alive) in cases {
+        let (parsed, _) = head(text, request).unwrap();
+        assert_eq!(parsed.framing, framing, "{text:?}");
+        assert_eq!(parsed.keep_alive, keep_alive, "{text:?}");
+    }
+}
+
+#[test]
+fn malformed_heads_are_protocol_errors() {
+    for text in [
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nFolded: a\r\n b\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/2.0 200 OK\r\n\r\n",
+        "SMTP ready\r\n\r\n",
+    ] {
+        assert!(parse_head(text.as_bytes(), GET).is_err(), "{text:?}");
+    }
+}
+
+#[test]
+fn more_than_100_fields_are_refused() {
+    let mut text = String::from("HTTP/1.1 200 OK\r\n");
+    for i in 0..=MAX_HEADERS {
+        text.push_str(&format!("x-{i}: v\r\n"));
+    }
+    text.push_str("\r\n");
+    assert!(parse_head(text.as_bytes(), GET).is_err());
+}
+
+#[test]
+fn chunk_size_lines() {
+    assert_eq!(parse_chunk_size(b"1a\r\nxyz").unwrap(), Some((26, 4)));
+    assert_eq!(parse_chunk_size(b"0\r\n").unwrap(), Some((0, 3)));
+    assert_eq!(
+        parse_chunk_size(b"A;name=value\r\n").unwrap(),
+        Some((10, 14))
+    );
+    assert_eq!(parse_chunk_size(b"5 ;x\r\n").unwrap(), Some((5, 6)));
+    assert_eq!(parse_chunk_size(b"1a").unwrap(), None);
+    assert_eq!(parse_chunk_size(b"1a\r").unwrap(), None);
+    for bad in [
+        &b"\r\n"[..],
+        b"x\r\n",
+        b"1a\n",
+        b"1a\rx",
+        b"1;\x00\r\n",
+        b"10000000000000000\r\n",
+    ] {
+        assert!(parse_chunk_size(bad).is_err(), "{bad:?}");
+    }
+    let long = [b"1;".as_slice(), &[b'x'; MAX_CHUNK_LINE]].concat();
+    assert!(parse_chunk_size(&long).is_err());
+}
+
+#[test]
+fn trailers_are_parsed_to_the_empty_line() {
+    let (trailers, length) = parse_trailers(b"grpc-status: 0\r\nx-a: b\r\n\r\nnext")
+        .unwrap()
+        .unwrap();
+    assert_eq!(length, 26);
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-a"], "b");
+    assert!(parse_trailers(b"grpc-status: 0\r\n").unwrap().is_none());
+    assert!(parse_trailers(b"bad name: 0\r\n\r\n").is_err());
+}
