@@ -1,6 +1,6 @@
-//! Listening sockets: bound and unbound as snapshots change, connections served with
-//! hyper-util's auto server (HTTP/1.1 and h2c on one port), graceful drain on removal and on
-//! shutdown.
+//! Listening sockets: bound and unbound as snapshots change, connections served with hyper's
+//! HTTP/1.1 or HTTP/2 server (HTTP/1.1 and h2c on one port: a peek at the first bytes, or ALPN,
+//! picks the server), graceful drain on removal and on shutdown.
 //!
 //! A config change never closes a connection: sockets whose address stays keep accepting, and
 //! their connections pick up the new snapshot on their next request. Only when an address
@@ -8,12 +8,16 @@
 //! flight (HTTP/1.1 closes after the current response, HTTP/2 sends GOAWAY) and close.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -21,11 +25,11 @@ use snapshot::Scheme;
 use snapshot::client::ClientSettings;
 use snapshot::tls::SocketTls;
 use socket2::{Domain, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::guard::{CloseReason, ConnectionState, GuardLimits, GuardedIo};
+use crate::guard::{CloseReason, ConnectionState, GuardLimits, GuardedIo, H2_PREFACE};
 use crate::handshake;
 use crate::plane::DataPlane;
 use crate::prefixed::Prefixed;
@@ -262,10 +266,15 @@ async fn accept_loop(
         let tls = socket.tls.clone();
         let proxy_protocol = socket.client.proxy_protocol;
         let plane = Arc::clone(&plane);
-        let stop = stop.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             if !proxy_protocol {
-                return serve_http(plane, stream, tls, connection, stop, guard).await;
+                let wait = connection.settings.timeouts.request_header;
+                let version = match tls {
+                    None => sniff(&stream, wait, &mut stop).await,
+                    Some(_) => None,
+                };
+                return serve_http(plane, stream, tls, version, connection, stop, guard).await;
             }
             let mut stream = stream;
             let limit = connection.settings.timeouts.request_header;
@@ -274,7 +283,7 @@ async fn accept_loop(
                     let peer = client.unwrap_or(connection.peer);
                     let connection = Connection { peer, ..connection };
                     let stream = Prefixed::new(rest, stream);
-                    serve_http(plane, stream, tls, connection, stop, guard).await;
+                    serve_http(plane, stream, tls, None, connection, stop, guard).await;
                 }
                 Err(error) => tracing::debug!(%peer, %error, "PROXY protocol header refused"),
             }
@@ -283,31 +292,95 @@ async fn accept_loop(
 }
 
 /// Serves one accepted HTTP connection: the TLS handshake on HTTPS sockets, then HTTP.
+/// `version`: the plaintext connection's HTTP version when [`sniff`] found it.
 async fn serve_http<S>(
     plane: Arc<DataPlane>,
     stream: S,
     tls: Option<SocketTls>,
+    version: Option<HttpVersion>,
     connection: Connection,
     stop: watch::Receiver<bool>,
     guard: ConnectionGuard,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(tls) = tls else {
-        return serve_connection(plane, stream, false, connection, stop, guard).await;
-    };
+    match tls {
+        None => serve_connection(plane, stream, version, false, connection, stop, guard).await,
+        // Boxed: the handshake and the TLS stream are large, and a plaintext connection's task
+        // would otherwise be sized for them too.
+        Some(tls) => Box::pin(serve_https(plane, stream, tls, connection, stop, guard)).await,
+    }
+}
+
+/// The TLS handshake, then HTTP in the version ALPN chose (hyper-util decides without ALPN).
+async fn serve_https<S>(
+    plane: Arc<DataPlane>,
+    stream: S,
+    tls: SocketTls,
+    connection: Connection,
+    stop: watch::Receiver<bool>,
+    guard: ConnectionGuard,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let peer = connection.peer;
     let handshake = handshake::accept_https(&tls, stream);
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => {
             let session = stream.get_ref().1;
             let sni = session.server_name().map(Arc::<str>::from);
-            let http2 = session.alpn_protocol() == Some(b"h2");
+            let version = match session.alpn_protocol() {
+                Some(b"h2") => Some(HttpVersion::Http2),
+                Some(b"http/1.1") => Some(HttpVersion::Http1),
+                _ => None,
+            };
+            let http2 = version == Some(HttpVersion::Http2);
             let connection = Connection { sni, ..connection };
-            serve_connection(plane, stream, http2, connection, stop, guard).await;
+            serve_connection(plane, stream, version, http2, connection, stop, guard).await;
         }
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// The HTTP version of a connection, known before hyper reads from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HttpVersion {
+    Http1,
+    Http2,
+}
+
+/// The HTTP version a plaintext connection speaks, from a peek at its first bytes (nothing is
+/// consumed): HTTP/2 when they are the connection preface (RFC 9113 §3.4), HTTP/1.1 when they
+/// are not, `None` when they are only the start of the preface (hyper-util then reads on).
+///
+/// Deciding here rather than in hyper-util's auto server saves memory on every connection:
+/// auto reads up to 24 bytes first and hands them to hyper alone, so hyper's second read of
+/// the same head doubled its read buffer to 16 KiB, kept for the connection's life. A client
+/// that sends nothing within `wait` (the header timeout), or closes, goes to HTTP/1.1, where
+/// the connection guard closes it at once (its deadline has passed) or hyper sees the end; so
+/// does one still silent when `stop` turns true (hyper then closes it, as it has no request).
+async fn sniff(
+    stream: &TcpStream,
+    wait: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<HttpVersion> {
+    let mut head = [0u8; H2_PREFACE.len()];
+    let peeked = tokio::select! {
+        peeked = tokio::time::timeout(wait, stream.peek(&mut head)) => peeked,
+        _ = stop.wait_for(|stopped| *stopped) => return Some(HttpVersion::Http1),
+    };
+    match peeked {
+        Ok(Ok(n)) if n > 0 => {
+            if head[..n] != H2_PREFACE[..n] {
+                Some(HttpVersion::Http1)
+            } else if n == H2_PREFACE.len() {
+                Some(HttpVersion::Http2)
+            } else {
+                None
+            }
+        }
+        _ => Some(HttpVersion::Http1),
     }
 }
 
@@ -436,12 +509,54 @@ impl AcceptErrors {
 /// A client that has not finished its TLS handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// hyper's minimum read buffer.
+const MIN_BUFFER: usize = 8192;
+
+/// Applies a socket's [`ClientSettings`] to hyper's HTTP/1.1 builder (hyper's own, or the
+/// auto server's, which has the same methods). The header timeout is the connection guard's
+/// (`guard.rs`), which also answers 408; hyper's own is off.
+macro_rules! http1_settings {
+    ($builder:expr, $settings:expr) => {{
+        let headers = &$settings.headers;
+        $builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            // hyper answers 431 when a head does not fit its read buffer: the buffer's bound
+            // is the head limit.
+            .max_buf_size(MIN_BUFFER.max(headers.max_request_headers_bytes))
+            .max_headers(headers.max_headers_count);
+    }};
+}
+
+/// Applies a socket's [`ClientSettings`] to hyper's HTTP/2 builder (hyper's own, or the auto
+/// server's).
+macro_rules! http2_settings {
+    ($builder:expr, $settings:expr) => {{
+        let settings: &ClientSettings = &$settings;
+        let h2 = &settings.http2;
+        let header_list = settings.headers.max_request_headers_bytes;
+        $builder
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX))
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .initial_stream_window_size(h2.initial_stream_window_size)
+            .initial_connection_window_size(h2.initial_connection_window_size)
+            .max_send_buf_size(settings.buffer_limit.max(16 * 1024))
+            // WebSocket over HTTP/2 (RFC 8441).
+            .enable_connect_protocol();
+    }};
+}
+
+/// Serves HTTP on an accepted (and TLS-terminated) connection until it ends or `stop` asks it
+/// to drain. `version` picks hyper's HTTP/1.1 or HTTP/2 server; unknown, hyper-util's auto
+/// server reads the first bytes. `alpn_h2`: ALPN chose HTTP/2.
 async fn serve_connection<I>(
     plane: Arc<DataPlane>,
     stream: I,
-    http2: bool,
+    version: Option<HttpVersion>,
+    alpn_h2: bool,
     connection: Connection,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     _guard: ConnectionGuard,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -449,30 +564,46 @@ async fn serve_connection<I>(
     let peer = connection.peer;
     let settings = Arc::clone(&connection.settings);
     let closer = Arc::clone(&plane);
-    let io = GuardedIo::new(
+    let io = TokioIo::new(GuardedIo::new(
         stream,
         Arc::clone(&connection.state),
         GuardLimits::of(&settings),
-        http2,
+        alpn_h2,
         Box::new(move |reason: CloseReason| {
             closer
                 .metrics
                 .downstream_connection_closed_by_gateway(reason.as_str());
         }),
-    );
+    ));
     // One allocation per connection; each request takes a reference, not a copy of its fields.
     let connection = Arc::new(connection);
     let service = service_fn(move |request| {
         stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
     });
-    let builder = http_builder(&settings);
-    let serving = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(serving);
-    let result = tokio::select! {
-        result = serving.as_mut() => result,
-        () = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
-            serving.as_mut().graceful_shutdown();
-            serving.await
+    // HTTP/2 and the auto server are boxed: the HTTP/1.1 connection's task, the common one,
+    // is then sized for HTTP/1.1 alone.
+    let result = match version {
+        Some(HttpVersion::Http1) => {
+            let mut builder = http1::Builder::new();
+            http1_settings!(builder, settings);
+            let serving = builder.serve_connection(io, service).with_upgrades();
+            let shutdown = http1::UpgradeableConnection::graceful_shutdown;
+            until_stopped(serving, shutdown, stop).await
+        }
+        Some(HttpVersion::Http2) => {
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            http2_settings!(builder, settings);
+            let serving = builder.serve_connection(io, service);
+            let shutdown = http2::Connection::graceful_shutdown;
+            Box::pin(until_stopped(serving, shutdown, stop)).await
+        }
+        None => {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            http1_settings!(builder.http1(), settings);
+            http2_settings!(builder.http2(), settings);
+            let serving = builder.serve_connection_with_upgrades(io, service);
+            let shutdown = auto::UpgradeableConnection::graceful_shutdown;
+            Box::pin(until_stopped(serving, shutdown, stop)).await
         }
     };
     if let Err(error) = result {
@@ -480,31 +611,56 @@ async fn serve_connection<I>(
     }
 }
 
-/// hyper's HTTP/1.1 and HTTP/2 settings for a socket's [`ClientSettings`]. The header timeout
-/// is the connection guard's (`guard.rs`), which also answers 408; hyper's own is off.
-fn http_builder(settings: &ClientSettings) -> auto::Builder<TokioExecutor> {
-    /// hyper's minimum read buffer.
-    const MIN_BUFFER: usize = 8192;
-    let headers = &settings.headers;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        // hyper answers 431 when a head does not fit its read buffer: the buffer's bound is
-        // the head limit.
-        .max_buf_size(MIN_BUFFER.max(headers.max_request_headers_bytes))
-        .max_headers(headers.max_headers_count);
-    let h2 = &settings.http2;
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(headers.max_request_headers_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(h2.max_concurrent_streams)
-        .initial_stream_window_size(h2.initial_stream_window_size)
-        .initial_connection_window_size(h2.initial_connection_window_size)
-        .max_send_buf_size(settings.buffer_limit.max(16 * 1024))
-        // WebSocket over HTTP/2 (RFC 8441).
-        .enable_connect_protocol();
-    builder
+/// Drives `serving` to its end; once `stop` turns true, asks it to finish the requests in
+/// flight and close (`shutdown`: its `graceful_shutdown`), and waits for that.
+fn until_stopped<C, E>(
+    serving: C,
+    shutdown: fn(Pin<&mut C>),
+    mut stop: watch::Receiver<bool>,
+) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>
+where
+    C: Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    UntilStopped {
+        serving,
+        stopped,
+        shutdown,
+        draining: false,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`until_stopped`]'s future. A struct rather than an `async` block with `select!`,
+    /// which held the connection twice (once as the argument, once pinned): every connection's
+    /// task is about 1 KiB smaller.
+    struct UntilStopped<C, W> {
+        #[pin]
+        serving: C,
+        #[pin]
+        stopped: W,
+        shutdown: fn(Pin<&mut C>),
+        draining: bool,
+    }
+}
+
+impl<C, W, E> Future for UntilStopped<C, W>
+where
+    C: Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    W: Future<Output = ()>,
+{
+    type Output = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if !*this.draining && this.stopped.poll(cx).is_ready() {
+            *this.draining = true;
+            (this.shutdown)(this.serving.as_mut());
+        }
+        this.serving.poll(cx).map_err(Into::into)
+    }
 }
