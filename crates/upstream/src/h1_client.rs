@@ -77,10 +77,7 @@ impl Connection {
     /// readable since the last read, so a quiet connection costs no system call.
     pub(crate) fn is_open(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        match self.poll_fill(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(_) => false,
-        }
+        self.poll_fill(&mut cx).is_pending()
     }
 
     /// Reads more bytes into the read buffer; `Ok(0)` is the end of the stream.
@@ -469,10 +466,12 @@ impl H1Body {
         let Some(connection) = self.connection.take() else {
             return;
         };
-        if self.reusable && self.writer.is_none() && connection.read.is_empty() {
-            if let Some(home) = self.home.take() {
-                home.checkin(connection);
-            }
+        if self.reusable
+            && self.writer.is_none()
+            && connection.read.is_empty()
+            && let Some(home) = self.home.take()
+        {
+            home.checkin(connection);
         }
     }
 }

@@ -10,7 +10,7 @@ fn head(text: &str, request: RequestKind) -> Result<(ResponseHead, usize), Proto
 #[test]
 fn a_sized_response_keeps_the_connection() {
     let text = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\n\r\nok";
-    let (parsed, length) = head(text, GET).unwrap();
+    let (parsed, length) = head(text, GET).expect("parses");
     assert_eq!(length, text.len() - 2);
     assert_eq!(parsed.status, StatusCode::OK);
     assert_eq!(parsed.framing, ResponseFraming::Length(2));
@@ -23,7 +23,7 @@ fn a_sized_response_keeps_the_connection() {
 fn an_incomplete_head_asks_for_more() {
     assert!(
         parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", GET)
-            .unwrap()
+            .expect("parses")
             .is_none()
     );
 }
@@ -105,7 +105,7 @@ fn framing_follows_rfc_9112_section_6_3() {
         ),
     ];
     for (text, request, framing, keep_alive) in cases {
-        let (parsed, _) = head(text, request).unwrap();
+        let (parsed, _) = head(text, request).expect("parses");
         assert_eq!(parsed.framing, framing, "{text:?}");
         assert_eq!(parsed.keep_alive, keep_alive, "{text:?}");
     }
@@ -141,15 +141,18 @@ fn more_than_100_fields_are_refused() {
 
 #[test]
 fn chunk_size_lines() {
-    assert_eq!(parse_chunk_size(b"1a\r\nxyz").unwrap(), Some((26, 4)));
-    assert_eq!(parse_chunk_size(b"0\r\n").unwrap(), Some((0, 3)));
     assert_eq!(
-        parse_chunk_size(b"A;name=value\r\n").unwrap(),
+        parse_chunk_size(b"1a\r\nxyz").expect("parses"),
+        Some((26, 4))
+    );
+    assert_eq!(parse_chunk_size(b"0\r\n").expect("parses"), Some((0, 3)));
+    assert_eq!(
+        parse_chunk_size(b"A;name=value\r\n").expect("parses"),
         Some((10, 14))
     );
-    assert_eq!(parse_chunk_size(b"5 ;x\r\n").unwrap(), Some((5, 6)));
-    assert_eq!(parse_chunk_size(b"1a").unwrap(), None);
-    assert_eq!(parse_chunk_size(b"1a\r").unwrap(), None);
+    assert_eq!(parse_chunk_size(b"5 ;x\r\n").expect("parses"), Some((5, 6)));
+    assert_eq!(parse_chunk_size(b"1a").expect("parses"), None);
+    assert_eq!(parse_chunk_size(b"1a\r").expect("parses"), None);
     for bad in [
         &b"\r\n"[..],
         b"x\r\n",
@@ -167,11 +170,15 @@ fn chunk_size_lines() {
 #[test]
 fn trailers_are_parsed_to_the_empty_line() {
     let (trailers, length) = parse_trailers(b"grpc-status: 0\r\nx-a: b\r\n\r\nnext")
-        .unwrap()
-        .unwrap();
+        .expect("parses")
+        .expect("parses");
     assert_eq!(length, 26);
     assert_eq!(trailers["grpc-status"], "0");
     assert_eq!(trailers["x-a"], "b");
-    assert!(parse_trailers(b"grpc-status: 0\r\n").unwrap().is_none());
+    assert!(
+        parse_trailers(b"grpc-status: 0\r\n")
+            .expect("parses")
+            .is_none()
+    );
     assert!(parse_trailers(b"bad name: 0\r\n\r\n").is_err());
 }
