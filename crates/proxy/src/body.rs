@@ -93,9 +93,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let polled: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match this.inner.project() {
-            InnerProjection::Upstream { body } => body
-                .poll_frame(cx)
-                .map(|f| f.map(|r| r.map_err(BoxError::from))),
+            InnerProjection::Upstream { body } => body.poll_frame(cx),
             InnerProjection::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         };
         if let Some(log) = this.log.as_mut() {
