@@ -114,30 +114,22 @@ impl Connection {
     }
 }
 
-/// Why an exchange failed before its response head.
-pub(crate) enum SendFailure {
-    /// A reused connection turned out closed before anything of the response came, and the
-    /// request can go again on another connection (idempotent, no body sent): here it is.
-    Stale(RequestBody),
-    /// Anything else.
-    Failed(UpstreamError),
-}
-
-/// Sends a request (`parts`, `body`) on `connection` and reads the response head. `reused`
-/// says the connection served before (and so may have been closed by the backend meanwhile).
-/// The response body reads the rest, and gives the connection back to `home` when done.
+/// Sends a request (`parts`, `body`) on `connection` and reads the response head. The
+/// response body reads the rest, and gives the connection back to `home` when done.
+///
+/// A connection that the backend closes after the request was written is an error, never a
+/// reason to send the request again: the backend may have acted on it, and retries are the
+/// route's retry policy's to decide (Gateway API `HTTPRouteRetry`, which counts them).
 pub(crate) async fn send(
     mut connection: Box<Connection>,
     parts: &Parts,
     body: RequestBody,
-    reused: bool,
     home: Home,
-) -> Result<Response<UpstreamBody>, SendFailure> {
+) -> Result<Response<UpstreamBody>, UpstreamError> {
     let framing = RequestFraming::of(&body, &parts.headers);
     connection.out.clear();
     connection.written = 0;
     encode::head(&mut connection.out, parts, framing);
-    let retryable = reused && framing == RequestFraming::Empty && is_idempotent(&parts.method);
     let mut writer = BodyWriter::new(body, framing);
     let request = RequestKind {
         head: parts.method == Method::HEAD,
@@ -145,11 +137,7 @@ pub(crate) async fn send(
     let mut interim = 0;
     let head =
         poll_fn(|cx| poll_exchange(&mut connection, &mut writer, request, &mut interim, cx)).await;
-    let head = match head {
-        Ok(head) => head,
-        Err(Failure::Closed) if retryable => return Err(SendFailure::Stale(writer.into_body())),
-        Err(failure) => return Err(SendFailure::Failed(failure.into_upstream())),
-    };
+    let head = head.map_err(Failure::into_upstream)?;
     Ok(response(connection, writer, head, home))
 }
 
@@ -239,14 +227,6 @@ fn response(
     response
 }
 
-/// Requests that may be sent again when a reused connection turns out closed (RFC 9110 §9.2.2).
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
 /// How an exchange failed, before it becomes an [`UpstreamError`].
 enum Failure {
     /// The connection ended before any byte of a response.
@@ -320,16 +300,6 @@ impl BodyWriter {
 
     fn is_done(&self) -> bool {
         self.body.is_none() && !self.finishing
-    }
-
-    /// The body, for sending again elsewhere (only ever called for an empty body).
-    fn into_body(self) -> RequestBody {
-        self.body.unwrap_or_else(|| {
-            use http_body_util::BodyExt;
-            http_body_util::Empty::new()
-                .map_err(|never| match never {})
-                .boxed_unsync()
-        })
     }
 
     fn poll_send(

@@ -9,10 +9,9 @@
 //! path, and it is boxed.
 //!
 //! - A connection is reused only when it is open: at checkout the socket is checked without
-//!   waiting (an end of stream, or bytes the backend sent unasked, close it). A reused
-//!   connection that still turns out closed before any byte of the response gives an
-//!   idempotent request without a body to the next connection (it never reached the backend,
-//!   or reaching it twice is harmless).
+//!   waiting (an end of stream, or bytes the backend sent unasked, close it). One that the
+//!   backend closes after the request went out is the exchange's error (retry policies decide
+//!   what happens next).
 //! - Idle connections are kept per endpoint, most recently used first, at most
 //!   `max_idle_per_endpoint`, and closed after `idle_timeout` by a sweeper task that ends with
 //!   the pool. With a `max_lifetime` (`maxConnectionDuration`), a connection older than that
@@ -28,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, Uri};
 
-use crate::h1_client::{self, Connection, SendFailure, UpstreamBody, UpstreamIo};
+use crate::h1_client::{self, Connection, UpstreamBody, UpstreamIo};
 use crate::pool::{BoxError, RequestBody, UpstreamError};
 use snapshot::fast_hash::FastHashBuilder;
 
@@ -93,24 +92,17 @@ impl<C: Connect> Http1Pool<C> {
         endpoint: SocketAddr,
         request: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let (mut parts, mut body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         origin_form(&mut parts.uri);
-        loop {
-            let (connection, reused) = match self.idle.checkout(endpoint) {
-                Some(connection) => (connection, true),
-                None => (self.connect(endpoint).await?, false),
-            };
-            let home = Home {
-                endpoint,
-                idle: Arc::clone(&self.idle),
-            };
-            match h1_client::send(connection, &parts, body, reused, home).await {
-                Ok(response) => return Ok(response),
-                // The idle connection had closed: nothing reached the backend that matters.
-                Err(SendFailure::Stale(unsent)) => body = unsent,
-                Err(SendFailure::Failed(error)) => return Err(error),
-            }
-        }
+        let connection = match self.idle.checkout(endpoint) {
+            Some(connection) => connection,
+            None => self.connect(endpoint).await?,
+        };
+        let home = Home {
+            endpoint,
+            idle: Arc::clone(&self.idle),
+        };
+        h1_client::send(connection, &parts, body, home).await
     }
 
     fn connect(

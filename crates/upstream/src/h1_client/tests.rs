@@ -328,9 +328,8 @@ async fn after_101_the_connection_is_the_upgrade() {
 }
 
 #[tokio::test]
-async fn a_reused_connection_found_closed_sends_an_idempotent_request_again() {
-    // Each connection serves one response and then closes without saying so: the next GET
-    // finds it closed only when it is sent.
+async fn an_idle_connection_the_backend_closed_is_not_reused() {
+    // Each connection serves one response and then closes without saying so.
     let (addr, mut accepts) = backend(|mut stream| async move {
         let mut buffer = Vec::new();
         if read_head(&mut stream, &mut buffer).await.is_some() {
@@ -348,16 +347,28 @@ async fn a_reused_connection_found_closed_sends_an_idempotent_request_again() {
             .await
             .expect("exchange");
         assert_eq!(body_text(response).await, "ok");
+        // The backend's FIN arrives while the connection is idle in the pool.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for _ in 0..3 {
         accepts.recv().await.expect("a connection per request");
     }
-    // A POST is never sent twice: a closed connection is the backend's failure.
-    let response = pool.send(addr, request("POST", "/", empty())).await;
-    match response {
-        Ok(response) => assert_eq!(body_text(response).await, "ok"),
-        Err(error) => assert!(matches!(error, UpstreamError::Reset(_)), "{error}"),
-    }
+}
+
+#[tokio::test]
+async fn a_connection_closed_after_the_request_is_an_error_not_a_resend() {
+    let (addr, mut accepts) = backend(|mut stream| async move {
+        let mut buffer = Vec::new();
+        let _ = read_head(&mut stream, &mut buffer).await;
+    })
+    .await;
+    let error = pool()
+        .send(addr, request("GET", "/", empty()))
+        .await
+        .expect_err("no response");
+    assert!(matches!(error, UpstreamError::Reset(_)), "{error}");
+    accepts.recv().await.expect("the one connection");
+    assert!(accepts.try_recv().is_err(), "the request was sent again");
 }
 
 #[tokio::test]

@@ -1,0 +1,191 @@
+//! Which HTTP/1.1 request heads the gateway's own server takes ([`parse`]), and the request
+//! they become. Everything else goes to hyper (see the module doc of `h1_server`), so this
+//! only has to recognise the common request exactly, not to judge the rest.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Uri, Version};
+
+use crate::body::RequestStream;
+
+/// Header fields our server reads at most; a head with more goes to hyper, which applies the
+/// listener's own limit.
+pub(crate) const MAX_FIELDS: usize = 100;
+
+/// What a look at the buffered bytes found.
+pub(crate) enum Parsed {
+    /// A complete head of the common kind: no body, no upgrade, HTTP/1.1.
+    Simple(SimpleRequest),
+    /// The head is not complete yet.
+    Partial,
+    /// Anything else: a body, an upgrade, `Expect`, HTTP/1.0, CONNECT, a malformed head.
+    Other,
+}
+
+/// A request our server serves.
+pub(crate) struct SimpleRequest {
+    pub(crate) request: Request<RequestStream>,
+    /// The head's length in bytes.
+    pub(crate) length: usize,
+    /// The client did not ask to close (`Connection: close`).
+    pub(crate) keep_alive: bool,
+}
+
+/// Looks at the bytes at the start of `buf`. `max_fields`: the listener's header count limit.
+pub(crate) fn parse(buf: &[u8], max_fields: usize) -> Parsed {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut head = httparse::Request::new(&mut fields);
+    let length = match head.parse(buf) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    if head.version != Some(1) || head.headers.len() > max_fields {
+        return Parsed::Other;
+    }
+    let Some(method) = head.method.and_then(|m| Method::from_bytes(m.as_bytes()).ok()) else {
+        return Parsed::Other;
+    };
+    if method == Method::CONNECT {
+        return Parsed::Other;
+    }
+    // The values are slices of one copy of the head.
+    let copy = Bytes::copy_from_slice(&buf[..length]);
+    let base = buf.as_ptr().addr();
+    let slice = |part: &[u8]| {
+        let start = part.as_ptr().addr() - base;
+        copy.slice(start..start + part.len())
+    };
+    let Some(uri) = head
+        .path
+        .and_then(|path| Uri::from_maybe_shared(slice(path.as_bytes())).ok())
+    else {
+        return Parsed::Other;
+    };
+    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    let mut keep_alive = true;
+    for field in head.headers.iter() {
+        match classify(field.name.as_bytes()) {
+            Field::Plain => {}
+            Field::Framing => return Parsed::Other,
+            Field::Connection => keep_alive &= !lists_close(field.value),
+        }
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(field.name.as_bytes()),
+            HeaderValue::from_maybe_shared(slice(field.value)),
+        ) else {
+            return Parsed::Other;
+        };
+        headers.append(name, value);
+    }
+    let mut request = Request::new(RequestStream::Empty);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Parsed::Simple(SimpleRequest {
+        request,
+        length,
+        keep_alive,
+    })
+}
+
+/// What a field means to the server.
+enum Field {
+    Plain,
+    /// It frames a body, upgrades the connection, or expects an interim answer: hyper's.
+    Framing,
+    /// `Connection`: may ask to close.
+    Connection,
+}
+
+fn classify(name: &[u8]) -> Field {
+    // By length first: most names are none of these, and the comparison is then one branch.
+    match name.len() {
+        6 if name.eq_ignore_ascii_case(b"expect") => Field::Framing,
+        7 if name.eq_ignore_ascii_case(b"upgrade") => Field::Framing,
+        10 if name.eq_ignore_ascii_case(b"connection") => Field::Connection,
+        14 if name.eq_ignore_ascii_case(b"content-length") => Field::Framing,
+        17 if name.eq_ignore_ascii_case(b"transfer-encoding") => Field::Framing,
+        _ => Field::Plain,
+    }
+}
+
+fn lists_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn simple(text: &str) -> SimpleRequest {
+        match parse(text.as_bytes(), MAX_FIELDS) {
+            Parsed::Simple(simple) => simple,
+            Parsed::Partial => panic!("partial: {text:?}"),
+            Parsed::Other => panic!("not simple: {text:?}"),
+        }
+    }
+
+    fn is_other(text: &str) -> bool {
+        matches!(parse(text.as_bytes(), MAX_FIELDS), Parsed::Other)
+    }
+
+    #[test]
+    fn a_get_becomes_a_request() {
+        let text = "GET /a/b?c=d HTTP/1.1\r\nHost: app.test\r\nAccept: */*\r\nX-Multi: 1\r\nx-multi: 2\r\n\r\nGET /next";
+        let parsed = simple(text);
+        assert_eq!(parsed.length, text.len() - "GET /next".len());
+        assert!(parsed.keep_alive);
+        let request = parsed.request;
+        assert_eq!(request.method(), Method::GET);
+        assert_eq!(request.uri().path(), "/a/b");
+        assert_eq!(request.uri().query(), Some("c=d"));
+        assert_eq!(request.headers()["host"], "app.test");
+        let multi: Vec<_> = request.headers().get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["1", "2"]);
+    }
+
+    #[test]
+    fn connection_close_is_noted_and_absolute_targets_kept() {
+        let parsed = simple("DELETE http://app.test/x HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n");
+        assert!(!parsed.keep_alive);
+        assert_eq!(parsed.request.uri().authority().map(|a| a.as_str()), Some("app.test"));
+    }
+
+    #[test]
+    fn an_incomplete_head_is_partial() {
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nHost: a", MAX_FIELDS),
+            Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn everything_but_the_common_request_goes_to_hyper() {
+        for text in [
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+            "POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
+            "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+            "G\0T / HTTP/1.1\r\n\r\n",
+            "GET /\x7f HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(is_other(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn more_fields_than_the_listener_allows_go_to_hyper() {
+        let text = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert!(matches!(parse(text.as_bytes(), 3), Parsed::Simple(_)));
+        assert!(matches!(parse(text.as_bytes(), 2), Parsed::Other));
+    }
+}
