@@ -176,14 +176,30 @@ impl PendingLog {
     }
 }
 
+/// A client's request body as its server read it: hyper's, or none (our HTTP/1.1 server takes
+/// only requests without a body, `h1_server`).
+#[derive(Debug)]
+pub(crate) enum RequestStream {
+    Empty,
+    Hyper(hyper::body::Incoming),
+}
+
+impl RequestStream {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestStream::Empty => true,
+            RequestStream::Hyper(body) => body.is_end_stream(),
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// A client's request body with the listener's `requestBodyTimeout`: the whole body must
     /// arrive within the time from the request head, or it ends with [`BodyTimeout`] (the
     /// request gets 408, `stack.rs`). Without a limit, or for a request without body, it is the
     /// body as it is.
     pub(crate) struct ClientBody {
-        #[pin]
-        inner: hyper::body::Incoming,
+        inner: RequestStream,
         #[pin]
         deadline: Option<tokio::time::Sleep>,
         timed_out: Option<Arc<std::sync::atomic::AtomicBool>>,
@@ -199,7 +215,7 @@ impl ClientBody {
     /// `inner` with `limit`; the returned flag is set when the limit ran out (`None` when no
     /// timer was needed).
     pub(crate) fn new(
-        inner: hyper::body::Incoming,
+        inner: RequestStream,
         limit: Option<std::time::Duration>,
     ) -> (ClientBody, Option<Arc<std::sync::atomic::AtomicBool>>) {
         let limit = limit.filter(|_| !inner.is_end_stream());
@@ -222,7 +238,10 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        match this.inner.poll_frame(cx) {
+        let RequestStream::Hyper(inner) = this.inner else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(BoxError::from))),
             Poll::Pending => {
                 if let Some(deadline) = this.deadline.as_pin_mut()
@@ -243,6 +262,9 @@ impl Body for ClientBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            RequestStream::Empty => SizeHint::with_exact(0),
+            RequestStream::Hyper(body) => body.size_hint(),
+        }
     }
 }

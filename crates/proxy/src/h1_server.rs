@@ -170,4 +170,3 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 }
-

@@ -16,6 +16,7 @@ mod filter;
 mod forward;
 mod grpc;
 mod guard;
+mod h1_server;
 mod handshake;
 mod listener;
 mod mirror;

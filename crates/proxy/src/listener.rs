@@ -29,7 +29,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::body::RequestStream;
 use crate::guard::{CloseReason, ConnectionState, GuardLimits, GuardedIo, H2_PREFACE};
+use crate::h1_server::{self, Served};
 use crate::handshake;
 use crate::plane::DataPlane;
 use crate::prefixed::Prefixed;
@@ -564,7 +566,7 @@ async fn serve_connection<I>(
     let peer = connection.peer;
     let settings = Arc::clone(&connection.settings);
     let closer = Arc::clone(&plane);
-    let io = TokioIo::new(GuardedIo::new(
+    let io = GuardedIo::new(
         stream,
         Arc::clone(&connection.state),
         GuardLimits::of(&settings),
@@ -574,26 +576,38 @@ async fn serve_connection<I>(
                 .metrics
                 .downstream_connection_closed_by_gateway(reason.as_str());
         }),
-    ));
+    );
     // One allocation per connection; each request takes a reference, not a copy of its fields.
     let connection = Arc::new(connection);
-    let service = service_fn(move |request| {
+    let serving_plane = Arc::clone(&plane);
+    let serving_connection = Arc::clone(&connection);
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let request = request.map(RequestStream::Hyper);
         stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
     });
     // HTTP/2 and the auto server are boxed: the HTTP/1.1 connection's task, the common one,
     // is then sized for HTTP/1.1 alone.
     let result = match version {
+        // Our server takes the common requests; hyper the rest of the connection from the
+        // first other one (`h1_server`). Boxed: the common connection never goes there.
         Some(HttpVersion::Http1) => {
-            let mut builder = http1::Builder::new();
-            http1_settings!(builder, settings);
-            let serving = builder.serve_connection(io, service).with_upgrades();
-            let shutdown = http1::UpgradeableConnection::graceful_shutdown;
-            until_stopped(serving, shutdown, stop).await
+            let mut stop = stop;
+            match h1_server::serve(io, &serving_plane, &serving_connection, &mut stop).await {
+                Served::Done(result) => result.map_err(Into::into),
+                Served::HandOver { io, buffered } => {
+                    let io = TokioIo::new(Prefixed::new(buffered, io));
+                    let mut builder = http1::Builder::new();
+                    http1_settings!(builder, settings);
+                    let serving = builder.serve_connection(io, service).with_upgrades();
+                    let shutdown = http1::UpgradeableConnection::graceful_shutdown;
+                    Box::pin(until_stopped(serving, shutdown, stop)).await
+                }
+            }
         }
         Some(HttpVersion::Http2) => {
             let mut builder = http2::Builder::new(TokioExecutor::new());
             http2_settings!(builder, settings);
-            let serving = builder.serve_connection(io, service);
+            let serving = builder.serve_connection(TokioIo::new(io), service);
             let shutdown = http2::Connection::graceful_shutdown;
             Box::pin(until_stopped(serving, shutdown, stop)).await
         }
@@ -601,7 +615,7 @@ async fn serve_connection<I>(
             let mut builder = auto::Builder::new(TokioExecutor::new());
             http1_settings!(builder.http1(), settings);
             http2_settings!(builder.http2(), settings);
-            let serving = builder.serve_connection_with_upgrades(io, service);
+            let serving = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             let shutdown = auto::UpgradeableConnection::graceful_shutdown;
             Box::pin(until_stopped(serving, shutdown, stop)).await
         }

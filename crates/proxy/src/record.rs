@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{Request, Version, header};
-use hyper::body::Incoming;
 use telemetry::LabelValue;
 
 use crate::cors;
@@ -81,7 +80,7 @@ pub(crate) struct LogHead {
 }
 
 impl LogHead {
-    pub(crate) fn of(request: &Request<Incoming>) -> LogHead {
+    pub(crate) fn of<B>(request: &Request<B>) -> LogHead {
         LogHead {
             time: SystemTime::now(),
             method: request.method().clone(),

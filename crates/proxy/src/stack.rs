@@ -31,7 +31,6 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
-use hyper::body::Incoming;
 use rand::Rng;
 use router::{PathMatch, RequestView};
 use snapshot::client::{ClientSettings, HeaderLimits};
@@ -39,7 +38,7 @@ use snapshot::{
     BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, SocketRoutes, WeightedBackend,
 };
 
-use crate::body::{ClientBody, PendingLog, ResponseBody};
+use crate::body::{ClientBody, PendingLog, RequestStream, ResponseBody};
 use crate::client_ip;
 use crate::cors;
 use crate::error::ProxyError;
@@ -107,7 +106,7 @@ impl<'a> Routed<'a> {
 pub(crate) async fn handle(
     plane: Arc<DataPlane>,
     connection: Arc<Connection>,
-    request: Request<Incoming>,
+    request: Request<RequestStream>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let start = Instant::now();
     let in_flight = connection.state.start_request();
@@ -181,7 +180,7 @@ async fn serve(
     live: &Live,
     connection: &Connection,
     client_ip: IpAddr,
-    request: Request<Incoming>,
+    request: Request<RequestStream>,
     disposition: &mut Disposition,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();

@@ -43,7 +43,10 @@ pub(crate) fn parse(buf: &[u8], max_fields: usize) -> Parsed {
     if head.version != Some(1) || head.headers.len() > max_fields {
         return Parsed::Other;
     }
-    let Some(method) = head.method.and_then(|m| Method::from_bytes(m.as_bytes()).ok()) else {
+    let Some(method) = head
+        .method
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+    else {
         return Parsed::Other;
     };
     if method == Method::CONNECT {
@@ -150,9 +153,13 @@ mod tests {
 
     #[test]
     fn connection_close_is_noted_and_absolute_targets_kept() {
-        let parsed = simple("DELETE http://app.test/x HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n");
+        let parsed =
+            simple("DELETE http://app.test/x HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n");
         assert!(!parsed.keep_alive);
-        assert_eq!(parsed.request.uri().authority().map(|a| a.as_str()), Some("app.test"));
+        assert_eq!(
+            parsed.request.uri().authority().map(|a| a.as_str()),
+            Some("app.test")
+        );
     }
 
     #[test]

@@ -196,18 +196,28 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn head_text(response: Response<ResponseBody>, is_head: bool, keep_alive: bool) -> (String, Framing, bool) {
+    fn head_text(
+        response: Response<ResponseBody>,
+        is_head: bool,
+        keep_alive: bool,
+    ) -> (String, Framing, bool) {
         let (parts, body) = response.into_parts();
         let mut out = Vec::new();
         let (framing, keep_alive) = head(&mut out, &parts, &body, is_head, keep_alive);
         (String::from_utf8(out).expect("ascii"), framing, keep_alive)
     }
 
-    fn response(status: u16, headers: &[(&'static str, &'static str)], body: &'static str) -> Response<ResponseBody> {
+    fn response(
+        status: u16,
+        headers: &[(&'static str, &'static str)],
+        body: &'static str,
+    ) -> Response<ResponseBody> {
         let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = StatusCode::from_u16(status).expect("status");
         for (name, value) in headers {
-            response.headers_mut().append(*name, http::HeaderValue::from_static(value));
+            response
+                .headers_mut()
+                .append(*name, http::HeaderValue::from_static(value));
         }
         response
     }
@@ -221,21 +231,28 @@ mod tests {
         );
         assert_eq!(framing, Framing::Length(2));
         assert!(keep_alive);
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\nserver: be\r\ncontent-length: 2\r\ndate: "), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nserver: be\r\ncontent-length: 2\r\ndate: "),
+            "{text}"
+        );
         assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
         assert!(!text.contains("99"));
     }
 
     #[test]
     fn head_and_304_keep_the_length_they_describe_and_send_no_body() {
-        let headers = [("content-length", "1234"), ("date", "Sun, 06 Nov 1994 08:49:37 GMT")];
+        let headers = [
+            ("content-length", "1234"),
+            ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ];
         for (status, is_head) in [(200, true), (304, false)] {
             let (text, framing, _) = head_text(response(status, &headers, ""), is_head, true);
             assert_eq!(framing, Framing::None);
             assert!(text.contains("content-length: 1234\r\n"), "{text}");
             assert_eq!(text.matches("date:").count(), 1, "{text}");
         }
-        let (text, framing, _) = head_text(response(204, &[("content-length", "0")], ""), false, true);
+        let (text, framing, _) =
+            head_text(response(204, &[("content-length", "0")], ""), false, true);
         assert_eq!(framing, Framing::None);
         assert!(!text.contains("content-length"), "{text}");
     }
@@ -245,7 +262,8 @@ mod tests {
         let (text, _, keep_alive) = head_text(response(200, &[], ""), false, false);
         assert!(!keep_alive);
         assert!(text.ends_with("connection: close\r\n\r\n"), "{text}");
-        let (_, _, keep_alive) = head_text(response(503, &[("connection", "close")], ""), false, true);
+        let (_, _, keep_alive) =
+            head_text(response(503, &[("connection", "close")], ""), false, true);
         assert!(!keep_alive);
     }
 
@@ -253,10 +271,24 @@ mod tests {
     fn chunks_are_framed_and_lengths_enforced() {
         let mut out = Vec::new();
         let mut remaining = 0;
-        append(&mut out, Bytes::from_static(b"hello world!"), Framing::Chunked, &mut remaining).expect("chunk");
+        append(
+            &mut out,
+            Bytes::from_static(b"hello world!"),
+            Framing::Chunked,
+            &mut remaining,
+        )
+        .expect("chunk");
         assert_eq!(out, b"c\r\nhello world!\r\n");
         let mut out = Vec::new();
         let mut remaining = 3;
-        assert!(append(&mut out, Bytes::from_static(b"four"), Framing::Length(3), &mut remaining).is_err());
+        assert!(
+            append(
+                &mut out,
+                Bytes::from_static(b"four"),
+                Framing::Length(3),
+                &mut remaining
+            )
+            .is_err()
+        );
     }
 }
