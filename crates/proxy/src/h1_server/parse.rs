@@ -12,6 +12,9 @@ use crate::body::RequestStream;
 /// listener's own limit.
 pub(crate) const MAX_FIELDS: usize = 100;
 
+/// Fields the proxy adds to a request before forwarding it (`forward.rs`).
+const FORWARDING_FIELDS: usize = 2;
+
 /// What a look at the buffered bytes found.
 pub(crate) enum Parsed {
     /// A complete head of the common kind: no body, no upgrade, HTTP/1.1.
@@ -65,7 +68,9 @@ pub(crate) fn parse(buf: &[u8], max_fields: usize) -> Parsed {
     else {
         return Parsed::Other;
     };
-    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    // Room for what forwarding adds (`X-Forwarded-For`, `-Proto`): a map that grows on the
+    // way rehashes every field, about a thousand instructions.
+    let mut headers = HeaderMap::with_capacity(head.headers.len() + FORWARDING_FIELDS);
     let mut keep_alive = true;
     for field in head.headers.iter() {
         match classify(field.name.as_bytes()) {

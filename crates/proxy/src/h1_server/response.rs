@@ -124,6 +124,22 @@ fn append(
     Ok(())
 }
 
+/// Appends `n` in decimal (`write!` would go through the formatter: hundreds of instructions
+/// on every response).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 /// Writes the response head into `out`: its framing, and whether the connection stays open
 /// (a `Connection: close` of the response closes it too).
 fn head(
@@ -174,7 +190,9 @@ fn head(
     }
     match framing {
         Framing::Length(length) => {
-            let _ = write!(out, "content-length: {length}\r\n");
+            out.extend_from_slice(b"content-length: ");
+            push_decimal(out, length);
+            out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         // HEAD and 304 keep the backend's own `Content-Length`, if any: the body they stand
@@ -265,6 +283,15 @@ mod tests {
         let (_, _, keep_alive) =
             head_text(response(503, &[("connection", "close")], ""), false, true);
         assert!(!keep_alive);
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 99, 1234, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
     }
 
     #[test]
