@@ -356,6 +356,10 @@ pub(crate) struct GuardedIo<I> {
     /// first wait for more bytes rather than at the first byte: a head that arrives whole, the
     /// common case, never reads the clock.
     head_started: Option<Instant>,
+    /// `ConnectionState::requests` when the head bytes were last looked at: a request started
+    /// since then means that head was complete, even if the server did not read meanwhile
+    /// (our HTTP/1.1 server does not read during a request without a body).
+    requests_seen: u64,
     timer: Pin<Box<Sleep>>,
     /// The instant `timer` is set to, if it is armed.
     armed: Option<Instant>,
@@ -387,6 +391,7 @@ impl<I> GuardedIo<I> {
             outbound_h2: http2,
             head_bytes: false,
             head_started: None,
+            requests_seen: 0,
             timer: Box::pin(tokio::time::sleep_until(
                 Instant::now() + Duration::from_secs(86_400),
             )),
@@ -678,7 +683,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<I> {
         if !matches!(this.closing, Closing::Open) {
             return this.poll_closing(cx);
         }
-        if this.state.in_flight.load(Ordering::Acquire) > 0 {
+        let requests = this.state.requests.load(Ordering::Acquire);
+        if this.state.in_flight.load(Ordering::Acquire) > 0 || requests != this.requests_seen {
+            this.requests_seen = requests;
             this.head_bytes = false;
             this.head_started = None;
         }
