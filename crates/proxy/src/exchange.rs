@@ -272,8 +272,10 @@ impl Exchange<'_> {
     ) {
         // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors
         // are not latencies (a refused connect is fast) and go to outlier detection instead.
+        // One clock read serves both uses.
+        let latency = started.elapsed();
         if matches!(sent, Some(Ok(_)) | None) {
-            endpoint.observe_latency(started.elapsed());
+            endpoint.observe_latency(latency);
         }
         // The breaker judges the backend: a 5xx or a gateway error (connect failure, reset,
         // timeout, garbage) is an error.
@@ -287,7 +289,7 @@ impl Exchange<'_> {
         let outcome = match sent {
             Some(Ok(response)) => upstream::health::Outcome::Success {
                 status: response.status().as_u16(),
-                latency: started.elapsed(),
+                latency,
             },
             _ => upstream::health::Outcome::GatewayError,
         };

@@ -434,9 +434,9 @@ impl<I> GuardedIo<I> {
                 verdict
             }
             Protocol::Http1 | Protocol::Unknown { .. } => {
-                if self.head_started.is_none() && self.state.in_flight.load(Ordering::Acquire) == 0
-                {
-                    self.head_started = Some(Instant::now());
+                // The clock is read only if the head then stalls (`poll_deadline`).
+                if self.state.in_flight.load(Ordering::Acquire) == 0 {
+                    self.head_bytes = true;
                 }
                 None
             }

@@ -88,8 +88,9 @@ pub(crate) fn parse_head(
         let start = field.value.as_ptr().addr() - base;
         let value = HeaderValue::from_maybe_shared(copy.slice(start..start + field.value.len()))
             .map_err(|_| invalid(format!("invalid value of response header {name}")))?;
-        facts.note(&name, &value)?;
-        headers.append(name, value);
+        if facts.note(&name, &value)? == Keep::Field || status == StatusCode::SWITCHING_PROTOCOLS {
+            headers.append(name, value);
+        }
     }
     let framing = facts.framing(status, request);
     let keep_alive = facts.keeps_alive(version, framing);
@@ -116,8 +117,18 @@ struct FramingFacts {
     keep_alive: bool,
 }
 
+/// Whether a field goes into the response's headers. Hop-by-hop fields that say only how this
+/// connection frames and persists (`Transfer-Encoding`, `Keep-Alive`, a `Connection` naming
+/// no other field) end here: the proxy would strip them anyway (RFC 9110 §7.6.1), and a field
+/// not inserted costs nothing later. A 101 keeps them all: they are the upgrade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    Field,
+    Consumed,
+}
+
 impl FramingFacts {
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), ProtocolError> {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<Keep, ProtocolError> {
         if name == header::CONTENT_LENGTH {
             let length = parse_content_length(value.as_bytes())
                 .ok_or_else(|| invalid("invalid Content-Length in response"))?;
@@ -133,14 +144,24 @@ impl FramingFacts {
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            return Ok(Keep::Consumed);
+        } else if name == "keep-alive" {
+            return Ok(Keep::Consumed);
         } else if name == header::CONNECTION {
+            let mut names_others = false;
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                self.close |= close;
+                self.keep_alive |= keep_alive;
+                names_others |= !close && !keep_alive && !token.is_empty();
+            }
+            if !names_others {
+                return Ok(Keep::Consumed);
             }
         }
-        Ok(())
+        Ok(Keep::Field)
     }
 
     fn framing(&self, status: StatusCode, request: RequestKind) -> ResponseFraming {

@@ -182,3 +182,28 @@ fn trailers_are_parsed_to_the_empty_line() {
     );
     assert!(parse_trailers(b"bad name: 0\r\n\r\n").is_err());
 }
+
+#[test]
+fn fields_about_this_connection_only_end_here() {
+    let text = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                Transfer-Encoding: chunked\r\nX-Kept: 1\r\n\r\n";
+    let (parsed, _) = head(text, GET).expect("parses");
+    assert_eq!(parsed.framing, ResponseFraming::Chunked);
+    assert_eq!(parsed.headers.len(), 1, "{:?}", parsed.headers);
+    assert_eq!(parsed.headers["x-kept"], "1");
+
+    // A Connection naming another field stays, for the proxy to strip both.
+    let text = "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nContent-Length: 0\r\n\r\n";
+    let (parsed, _) = head(text, GET).expect("parses");
+    assert!(!parsed.keep_alive);
+    assert_eq!(parsed.headers["connection"], "close, X-Secret");
+
+    // A 101 keeps its upgrade fields.
+    let text =
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let (parsed, _) = head(text, GET).expect("parses");
+    assert_eq!(parsed.headers["connection"], "Upgrade");
+    let text = "HTTP/1.1 101 Switching Protocols\r\nConnection: keep-alive\r\n\r\n";
+    let (parsed, _) = head(text, GET).expect("parses");
+    assert_eq!(parsed.headers["connection"], "keep-alive");
+}
