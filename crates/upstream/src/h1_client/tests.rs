@@ -60,6 +60,32 @@ where
     (addr, accepts)
 }
 
+/// How often a backend from [`answering`] answers on one connection.
+#[derive(Clone, Copy)]
+enum Answers {
+    /// One request, then the connection closes (without saying so).
+    Once,
+    /// Every request, while the client keeps the connection.
+    Each,
+}
+
+/// A backend that answers requests with `answer`, byte for byte.
+async fn answering(
+    answer: &'static [u8],
+    answers: Answers,
+) -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
+    backend(move |mut stream| async move {
+        let mut buffer = Vec::new();
+        while read_head(&mut stream, &mut buffer).await.is_some() {
+            stream.write_all(answer).await.expect("write");
+            if matches!(answers, Answers::Once) {
+                return;
+            }
+        }
+    })
+    .await
+}
+
 /// Reads up to and including the empty line that ends a head; the head as text, and any
 /// bytes read past it.
 async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<String> {
@@ -132,14 +158,11 @@ async fn keep_alive_requests_share_one_connection_and_are_written_as_sent() {
 
 #[tokio::test]
 async fn chunked_responses_with_extensions_and_trailers_are_decoded() {
-    let (addr, mut accepts) = backend(|mut stream| async move {
-        let mut buffer = Vec::new();
-        while read_head(&mut stream, &mut buffer).await.is_some() {
-            let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
-                5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nx-checksum: abc\r\n\r\n";
-            stream.write_all(answer).await.expect("write");
-        }
-    })
+    let (addr, mut accepts) = answering(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nx-checksum: abc\r\n\r\n",
+        Answers::Each,
+    )
     .await;
     let pool = pool();
     for _ in 0..2 {
@@ -160,16 +183,7 @@ async fn chunked_responses_with_extensions_and_trailers_are_decoded() {
 
 #[tokio::test]
 async fn a_body_until_close_is_read_and_its_connection_not_reused() {
-    let (addr, mut accepts) = backend(|mut stream| async move {
-        let mut buffer = Vec::new();
-        if read_head(&mut stream, &mut buffer).await.is_some() {
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\n\r\nall of it")
-                .await
-                .expect("write");
-        }
-    })
-    .await;
+    let (addr, mut accepts) = answering(b"HTTP/1.1 200 OK\r\n\r\nall of it", Answers::Once).await;
     let pool = pool();
     for _ in 0..2 {
         let response = pool
@@ -275,15 +289,11 @@ fn tokio_stream_from<T: Send + 'static>(
 
 #[tokio::test]
 async fn interim_responses_are_skipped() {
-    let (addr, _accepts) = backend(|mut stream| async move {
-        let mut buffer = Vec::new();
-        if read_head(&mut stream, &mut buffer).await.is_some() {
-            let answer =
-                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
-                HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-            stream.write_all(answer).await.expect("write");
-        }
-    })
+    let (addr, _accepts) = answering(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
+        HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        Answers::Once,
+    )
     .await;
     let response = pool()
         .send(addr, request("GET", "/", empty()))
@@ -330,15 +340,10 @@ async fn after_101_the_connection_is_the_upgrade() {
 #[tokio::test]
 async fn an_idle_connection_the_backend_closed_is_not_reused() {
     // Each connection serves one response and then closes without saying so.
-    let (addr, mut accepts) = backend(|mut stream| async move {
-        let mut buffer = Vec::new();
-        if read_head(&mut stream, &mut buffer).await.is_some() {
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                .await
-                .expect("write");
-        }
-    })
+    let (addr, mut accepts) = answering(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        Answers::Once,
+    )
     .await;
     let pool = pool();
     for _ in 0..3 {
@@ -380,13 +385,7 @@ async fn malformed_responses_are_errors() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
     ];
     for answer in answers {
-        let (addr, _accepts) = backend(move |mut stream| async move {
-            let mut buffer = Vec::new();
-            if read_head(&mut stream, &mut buffer).await.is_some() {
-                stream.write_all(answer).await.expect("write");
-            }
-        })
-        .await;
+        let (addr, _accepts) = answering(answer, Answers::Once).await;
         let outcome = match pool().send(addr, request("GET", "/", empty())).await {
             Err(error) => Err(error.to_string()),
             Ok(response) => response
@@ -406,13 +405,10 @@ async fn malformed_responses_are_errors() {
 
 #[tokio::test]
 async fn bytes_after_a_response_close_its_connection() {
-    let (addr, mut accepts) = backend(|mut stream| async move {
-        let mut buffer = Vec::new();
-        while read_head(&mut stream, &mut buffer).await.is_some() {
-            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n";
-            stream.write_all(answer).await.expect("write");
-        }
-    })
+    let (addr, mut accepts) = answering(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n",
+        Answers::Each,
+    )
     .await;
     let pool = pool();
     for _ in 0..2 {
