@@ -55,23 +55,36 @@ pub(crate) fn bridge(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }
-    let Some(mut upstream) = response.body_mut().take_upgrade() else {
+    let Some(upstream) = response.body_mut().take_upgrade() else {
         return response;
     };
+    tunnel(client, upstream, (), "upgraded connection");
+    response
+}
+
+/// Joins the client's upgraded connection (once hyper hands it over) and the backend's in a
+/// task, byte for byte until either side closes; `hold` lives as long as the tunnel. `what`
+/// names the tunnel in debug logs.
+fn tunnel<H: Send + 'static>(
+    client: OnUpgrade,
+    mut upstream: upstream::UpstreamUpgraded,
+    hold: H,
+    what: &'static str,
+) {
     tokio::spawn(async move {
+        let _hold = hold;
         let client = match client.await {
             Ok(client) => client,
             Err(error) => {
-                tracing::debug!(%error, "upgrade failed");
+                tracing::debug!(%error, what, "client upgrade failed");
                 return;
             }
         };
         let mut client = TokioIo::new(client);
         if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(%error, "upgraded connection ended with an error");
+            tracing::debug!(%error, what, "tunnel ended with an error");
         }
     });
-    response
 }
 
 /// Whether a request is an HTTP/2 extended CONNECT (RFC 8441), and for which protocol.
@@ -113,23 +126,10 @@ pub(crate) fn bridge_extended_connect<H: Send + 'static>(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }
-    let Some(mut upstream) = response.body_mut().take_upgrade() else {
+    let Some(upstream) = response.body_mut().take_upgrade() else {
         return response;
     };
-    tokio::spawn(async move {
-        let _hold = hold;
-        let client = match client.await {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::debug!(%error, "extended CONNECT failed");
-                return;
-            }
-        };
-        let mut client = TokioIo::new(client);
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(%error, "WebSocket over HTTP/2 ended with an error");
-        }
-    });
+    tunnel(client, upstream, hold, "WebSocket over HTTP/2");
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     for name in ["upgrade", "connection", "sec-websocket-accept"] {

@@ -113,6 +113,15 @@ async fn read_exactly(stream: &mut TcpStream, buffer: &mut Vec<u8>, n: usize) ->
     buffer.drain(..n).collect()
 }
 
+/// A GET of `/` through `pool`: the response body as text.
+async fn get_text(pool: &Http1Pool<CountingConnector>, addr: SocketAddr) -> String {
+    let response = pool
+        .send(addr, request("GET", "/", empty()))
+        .await
+        .expect("exchange");
+    body_text(response).await
+}
+
 async fn body_text(response: http::Response<crate::UpstreamBody>) -> String {
     let bytes = response
         .into_body()
@@ -186,11 +195,7 @@ async fn a_body_until_close_is_read_and_its_connection_not_reused() {
     let (addr, mut accepts) = answering(b"HTTP/1.1 200 OK\r\n\r\nall of it", Answers::Once).await;
     let pool = pool();
     for _ in 0..2 {
-        let response = pool
-            .send(addr, request("GET", "/", empty()))
-            .await
-            .expect("exchange");
-        assert_eq!(body_text(response).await, "all of it");
+        assert_eq!(get_text(&pool, addr).await, "all of it");
     }
     accepts.recv().await.expect("first");
     accepts.recv().await.expect("second connection");
@@ -347,11 +352,7 @@ async fn an_idle_connection_the_backend_closed_is_not_reused() {
     .await;
     let pool = pool();
     for _ in 0..3 {
-        let response = pool
-            .send(addr, request("GET", "/", empty()))
-            .await
-            .expect("exchange");
-        assert_eq!(body_text(response).await, "ok");
+        assert_eq!(get_text(&pool, addr).await, "ok");
         // The backend's FIN arrives while the connection is idle in the pool.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -412,11 +413,7 @@ async fn bytes_after_a_response_close_its_connection() {
     .await;
     let pool = pool();
     for _ in 0..2 {
-        let response = pool
-            .send(addr, request("GET", "/", empty()))
-            .await
-            .expect("exchange");
-        assert_eq!(body_text(response).await, "ok");
+        assert_eq!(get_text(&pool, addr).await, "ok");
     }
     accepts.recv().await.expect("first");
     accepts
