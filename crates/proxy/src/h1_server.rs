@@ -25,6 +25,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use upstream::header_names::NameCache;
 
 use crate::plane::DataPlane;
 use crate::stack::{self, Connection};
@@ -63,6 +64,7 @@ where
         io,
         read: BytesMut::with_capacity(READ_BUFFER),
         out: Vec::with_capacity(1024),
+        names: NameCache::default(),
     };
     let stopping = stop.clone();
     let mut stopped = pin!(async move {
@@ -108,6 +110,8 @@ struct Server<I> {
     io: I,
     read: BytesMut,
     out: Vec<u8>,
+    /// The names of the client's last request heads.
+    names: NameCache,
 }
 
 impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
@@ -125,7 +129,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
         }
         loop {
             if !self.read.is_empty() {
-                match parse::parse(&self.read, max_fields) {
+                match parse::parse(&self.read, max_fields, &mut self.names) {
                     Parsed::Simple(simple) => {
                         self.read.advance(simple.length);
                         return Poll::Ready(Next::Request(simple));

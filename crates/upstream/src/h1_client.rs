@@ -29,6 +29,8 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use crate::header_names::NameCache;
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use http_body::{Body, Frame};
@@ -57,6 +59,8 @@ pub(crate) struct Connection {
     read: BytesMut,
     out: Vec<u8>,
     written: usize,
+    /// The names of the backend's last response head.
+    names: NameCache,
     /// When the connection was opened (`maxConnectionDuration`).
     pub(crate) born: Instant,
 }
@@ -68,6 +72,7 @@ impl Connection {
             read: BytesMut::with_capacity(READ_BUFFER),
             out: Vec::with_capacity(1024),
             written: 0,
+            names: NameCache::default(),
             born: Instant::now(),
         })
     }
@@ -77,7 +82,8 @@ impl Connection {
     /// readable since the last read, so a quiet connection costs no system call.
     pub(crate) fn is_open(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        self.poll_fill(&mut cx).is_pending()
+        // The readiness flag alone answers for a quiet plain connection, the common case.
+        self.io.poll_read_ready(&mut cx).is_pending() || self.poll_fill(&mut cx).is_pending()
     }
 
     /// Reads more bytes into the read buffer; `Ok(0)` is the end of the stream.
@@ -157,7 +163,7 @@ fn poll_exchange(
             }
         }
         if !connection.read.is_empty() {
-            match decode::parse_head(&connection.read, request)? {
+            match decode::parse_head(&connection.read, request, &mut connection.names)? {
                 Some((head, length)) => {
                     connection.read.advance(length);
                     if head.status.is_informational()

@@ -154,11 +154,14 @@ struct Idle {
 impl Idle {
     /// Still worth keeping: open, not idle too long, not too old.
     fn is_usable(&mut self, lifetimes: &Lifetimes, now: Instant) -> bool {
+        self.is_within_lifetimes(lifetimes, now) && self.connection.is_open()
+    }
+
+    fn is_within_lifetimes(&self, lifetimes: &Lifetimes, now: Instant) -> bool {
         now.saturating_duration_since(self.since) <= lifetimes.idle_timeout
             && lifetimes
                 .max_lifetime
                 .is_none_or(|max| now.saturating_duration_since(self.connection.born) < max)
-            && self.connection.is_open()
     }
 }
 
@@ -183,11 +186,14 @@ impl IdleConnections {
 
     fn checkin(this: &Arc<Self>, endpoint: SocketAddr, connection: Box<Connection>) {
         let now = Instant::now();
-        let mut idle = Idle {
+        let idle = Idle {
             connection,
             since: now,
         };
-        if !idle.is_usable(&this.lifetimes, now) {
+        // Whether the backend closed it or sent more is checked at checkout (and by the
+        // sweeper), when it matters: checking here too would cost a readiness poll per
+        // request.
+        if !idle.is_within_lifetimes(&this.lifetimes, now) {
             return;
         }
         let mut endpoints = this.lock();

@@ -16,6 +16,7 @@ pub mod breaker;
 mod dns;
 pub mod endpoint;
 mod h1_client;
+pub mod header_names;
 pub mod health;
 mod http1_pool;
 pub mod pool;

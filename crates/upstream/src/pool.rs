@@ -444,6 +444,13 @@ impl Drop for CountedStream {
     }
 }
 
+impl CountedStream {
+    /// Whether the runtime saw the socket become readable (`Pending`: nothing to read).
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_read_ready(cx)
+    }
+}
+
 impl AsyncRead for CountedStream {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -2,9 +2,12 @@
 //! they become. Everything else goes to hyper (see the module doc of `h1_server`), so this
 //! only has to recognise the common request exactly, not to judge the rest.
 
+use std::mem::MaybeUninit;
+
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 use http::{Method, Request, Uri, Version};
+use upstream::header_names::NameCache;
 
 use crate::body::RequestStream;
 
@@ -34,11 +37,14 @@ pub(crate) struct SimpleRequest {
     pub(crate) keep_alive: bool,
 }
 
-/// Looks at the bytes at the start of `buf`. `max_fields`: the listener's header count limit.
-pub(crate) fn parse(buf: &[u8], max_fields: usize) -> Parsed {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut head = httparse::Request::new(&mut fields);
-    let length = match head.parse(buf) {
+/// Looks at the bytes at the start of `buf`. `max_fields`: the listener's header count limit;
+/// `names`: the connection's names of its last heads.
+pub(crate) fn parse(buf: &[u8], max_fields: usize, names: &mut NameCache) -> Parsed {
+    // Left uninitialised: httparse writes the fields it finds, and zeroing 100 of them
+    // (3.2 KB) would cost more than parsing a small head.
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut head = httparse::Request::new(&mut []);
+    let length = match head.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
@@ -72,14 +78,14 @@ pub(crate) fn parse(buf: &[u8], max_fields: usize) -> Parsed {
     // way rehashes every field, about a thousand instructions.
     let mut headers = HeaderMap::with_capacity(head.headers.len() + FORWARDING_FIELDS);
     let mut keep_alive = true;
-    for field in head.headers.iter() {
+    for (position, field) in head.headers.iter().enumerate() {
         match classify(field.name.as_bytes()) {
             Field::Plain => {}
             Field::Framing => return Parsed::Other,
             Field::Connection => keep_alive &= !lists_close(field.value),
         }
         let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(field.name.as_bytes()),
+            names.name(position, field.name.as_bytes()),
             HeaderValue::from_maybe_shared(slice(field.value)),
         ) else {
             return Parsed::Other;
@@ -130,7 +136,7 @@ mod tests {
     use super::*;
 
     fn simple(text: &str) -> SimpleRequest {
-        match parse(text.as_bytes(), MAX_FIELDS) {
+        match parse(text.as_bytes(), MAX_FIELDS, &mut NameCache::default()) {
             Parsed::Simple(simple) => simple,
             Parsed::Partial => panic!("partial: {text:?}"),
             Parsed::Other => panic!("not simple: {text:?}"),
@@ -138,7 +144,10 @@ mod tests {
     }
 
     fn is_other(text: &str) -> bool {
-        matches!(parse(text.as_bytes(), MAX_FIELDS), Parsed::Other)
+        matches!(
+            parse(text.as_bytes(), MAX_FIELDS, &mut NameCache::default()),
+            Parsed::Other
+        )
     }
 
     #[test]
@@ -170,7 +179,11 @@ mod tests {
     #[test]
     fn an_incomplete_head_is_partial() {
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a", MAX_FIELDS),
+            parse(
+                b"GET / HTTP/1.1\r\nHost: a",
+                MAX_FIELDS,
+                &mut NameCache::default()
+            ),
             Parsed::Partial
         ));
     }
@@ -197,7 +210,13 @@ mod tests {
     #[test]
     fn more_fields_than_the_listener_allows_go_to_hyper() {
         let text = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
-        assert!(matches!(parse(text.as_bytes(), 3), Parsed::Simple(_)));
-        assert!(matches!(parse(text.as_bytes(), 2), Parsed::Other));
+        assert!(matches!(
+            parse(text.as_bytes(), 3, &mut NameCache::default()),
+            Parsed::Simple(_)
+        ));
+        assert!(matches!(
+            parse(text.as_bytes(), 2, &mut NameCache::default()),
+            Parsed::Other
+        ));
     }
 }

@@ -1,9 +1,13 @@
 //! Reading HTTP/1.1 responses (RFC 9112): the head with `httparse`, then how the body is
 //! framed (§6.3), chunk-size lines (§7.1) and trailers. Pure functions over byte slices.
 
+use std::mem::MaybeUninit;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
+
+use crate::header_names::NameCache;
 
 /// At most this many header fields in a response head (hyper's default too).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -60,10 +64,17 @@ fn invalid(what: impl Into<String>) -> ProtocolError {
 pub(crate) fn parse_head(
     buf: &[u8],
     request: RequestKind,
+    names: &mut NameCache,
 ) -> Result<Option<(ResponseHead, usize)>, ProtocolError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let length = match response.parse(buf) {
+    // Left uninitialised: httparse writes the fields it finds, and zeroing 100 of them
+    // (3.2 KB) would cost more than parsing a small head.
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut fields,
+    ) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(error) => return Err(invalid(format!("invalid response head: {error}"))),
@@ -82,8 +93,9 @@ pub(crate) fn parse_head(
     let base = buf.as_ptr().addr();
     let mut headers = HeaderMap::with_capacity(response.headers.len());
     let mut facts = FramingFacts::default();
-    for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
+    for (position, field) in response.headers.iter().enumerate() {
+        let name = names
+            .name(position, field.name.as_bytes())
             .map_err(|_| invalid(format!("invalid response header name {:?}", field.name)))?;
         let start = field.value.as_ptr().addr() - base;
         let value = HeaderValue::from_maybe_shared(copy.slice(start..start + field.value.len()))

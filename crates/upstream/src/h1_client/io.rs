@@ -19,6 +19,18 @@ pub(crate) enum UpstreamIo {
     Tls(Box<TlsStream<CountedStream>>),
 }
 
+impl UpstreamIo {
+    /// `Pending` when there is certainly nothing to read: the runtime has not seen the socket
+    /// become readable since the last read. TLS may hold decrypted bytes already read from
+    /// the socket, so it always answers `Ready` (read to know).
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            UpstreamIo::Plain(stream) => stream.poll_read_ready(cx),
+            UpstreamIo::Tls(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 impl AsyncRead for UpstreamIo {
     fn poll_read(
         self: Pin<&mut Self>,

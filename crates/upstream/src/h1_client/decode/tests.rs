@@ -4,7 +4,8 @@ const GET: RequestKind = RequestKind { head: false };
 const HEAD: RequestKind = RequestKind { head: true };
 
 fn head(text: &str, request: RequestKind) -> Result<(ResponseHead, usize), ProtocolError> {
-    parse_head(text.as_bytes(), request).map(|parsed| parsed.expect("complete head"))
+    parse_head(text.as_bytes(), request, &mut NameCache::default())
+        .map(|parsed| parsed.expect("complete head"))
 }
 
 #[test]
@@ -22,9 +23,13 @@ fn a_sized_response_keeps_the_connection() {
 #[test]
 fn an_incomplete_head_asks_for_more() {
     assert!(
-        parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", GET)
-            .expect("parses")
-            .is_none()
+        parse_head(
+            b"HTTP/1.1 200 OK\r\nContent-Le",
+            GET,
+            &mut NameCache::default()
+        )
+        .expect("parses")
+        .is_none()
     );
 }
 
@@ -125,7 +130,10 @@ fn malformed_heads_are_protocol_errors() {
         "HTTP/2.0 200 OK\r\n\r\n",
         "SMTP ready\r\n\r\n",
     ] {
-        assert!(parse_head(text.as_bytes(), GET).is_err(), "{text:?}");
+        assert!(
+            parse_head(text.as_bytes(), GET, &mut NameCache::default()).is_err(),
+            "{text:?}"
+        );
     }
 }
 
@@ -136,7 +144,7 @@ fn more_than_100_fields_are_refused() {
         text.push_str(&format!("x-{i}: v\r\n"));
     }
     text.push_str("\r\n");
-    assert!(parse_head(text.as_bytes(), GET).is_err());
+    assert!(parse_head(text.as_bytes(), GET, &mut NameCache::default()).is_err());
 }
 
 #[test]
