@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use snapshot::backend::tls::ClientCertificate;
 use snapshot::{RETRY_BODY_LIMIT, RetryPolicy, RouteRule};
 use telemetry::LabelValue;
@@ -134,9 +134,7 @@ impl Exchange<'_> {
         parts.version = http::Version::HTTP_11;
         let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
         upgrade::websocket_request_headers(head.headers_mut());
-        let body = http_body_util::Empty::new()
-            .map_err(|never| match never {})
-            .boxed_unsync();
+        let body = RequestBody::empty();
         let response = self.attempt(self.pinned, head, body, disposition).await?;
         let response = upgrade::bridge_extended_connect(client_upgrade, response, hold);
         Ok(client_response(response))
@@ -161,7 +159,7 @@ impl Exchange<'_> {
             Ok(Prepared::Replayable(bytes)) => bytes,
             Ok(Prepared::Streaming(body)) => {
                 // Too large to keep for another attempt: sent once.
-                let body = body.boxed_unsync();
+                let body = RequestBody::new(body);
                 let response = self.attempt(self.pinned, head, body, disposition).await?;
                 return Ok(client_response(response));
             }
@@ -169,9 +167,11 @@ impl Exchange<'_> {
         };
         let mut retry = 0;
         loop {
-            let body = Full::new(body.clone())
-                .map_err(|never| match never {})
-                .boxed_unsync();
+            let body = if body.is_empty() {
+                RequestBody::empty()
+            } else {
+                RequestBody::new(Full::new(body.clone()))
+            };
             // A retry goes where the balancer says: the pinned endpoint just failed.
             let pinned = self.pinned.filter(|_| retry == 0);
             let result = self.attempt(pinned, head.clone(), body, disposition).await;
@@ -209,9 +209,11 @@ impl Exchange<'_> {
         let backend = self.backend;
         // Circuit breaking comes before the pick: a rejected request touches no endpoint.
         let admission = self.admit()?;
+        // One clock reading serves the pick (slow start, PeakEWMA decay) and the latency.
+        let started = Instant::now();
         let endpoint = pinned
             .and_then(|addr| session::pinned(backend, addr))
-            .or_else(|| backend.pick(&head.pick_context()));
+            .or_else(|| backend.pick(&head.pick_context(started)));
         let Some(endpoint) = endpoint else {
             return Err(ProxyError::NoEndpoints);
         };
@@ -220,7 +222,6 @@ impl Exchange<'_> {
             .into_request(body, endpoint.authority(), backend.protocol())
             .map_err(|_| ProxyError::InvalidHost)?;
         let in_flight = endpoint.start_request();
-        let started = Instant::now();
         // Built inside each arm, not bound first: a bound future would take a second slot in
         // this future's state.
         let addr = endpoint.addr();
@@ -273,9 +274,10 @@ impl Exchange<'_> {
         // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors
         // are not latencies (a refused connect is fast) and go to outlier detection instead.
         // One clock read serves both uses.
-        let latency = started.elapsed();
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(started);
         if matches!(sent, Some(Ok(_)) | None) {
-            endpoint.observe_latency(latency);
+            endpoint.observe_latency_at(latency, now);
         }
         // The breaker judges the backend: a 5xx or a gateway error (connect failure, reset,
         // timeout, garbage) is an error.

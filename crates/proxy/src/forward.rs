@@ -246,10 +246,11 @@ impl RequestHead {
     }
 
     /// What the balancer may look at: the headers as they will be sent, and the client.
-    pub(crate) fn pick_context(&self) -> PickContext<'_> {
+    pub(crate) fn pick_context(&self, now: std::time::Instant) -> PickContext<'_> {
         PickContext {
             headers: &self.headers,
             client: self.client,
+            now,
         }
     }
 
@@ -323,11 +324,14 @@ impl RequestHead {
     }
 }
 
-/// Boxes a client body for the upstream pools; its errors are marked as the client's
-/// ([`upstream::ClientBodyError`]), so that they never count against the backend.
+/// A client body for the upstream pools (none when it has ended already: no box); its errors
+/// are marked as the client's ([`upstream::ClientBodyError`]), so that they never count
+/// against the backend.
 pub(crate) fn stream_body(body: ClientBody) -> RequestBody {
-    body.map_err(upstream::ClientBodyError::boxed)
-        .boxed_unsync()
+    if http_body::Body::is_end_stream(&body) {
+        return RequestBody::empty();
+    }
+    RequestBody::new(body.map_err(upstream::ClientBodyError::boxed))
 }
 
 /// Cleans an upstream response for the client.

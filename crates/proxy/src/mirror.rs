@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use rand::Rng;
 use snapshot::backend::tls::ClientCertificate;
 use snapshot::{Filters, RouteRule};
@@ -104,9 +104,7 @@ pub(crate) fn dispatch(
             )
         } else {
             let (main, copies) = tee::tee(body, targets.len(), MIRROR_BODY_LIMIT);
-            let main = main
-                .map_err(upstream::ClientBodyError::boxed)
-                .boxed_unsync();
+            let main = RequestBody::new(main.map_err(upstream::ClientBodyError::boxed));
             (main, copies.into_iter().map(Some).collect())
         };
     for (backend, copy) in targets.into_iter().zip(copies) {
@@ -175,8 +173,8 @@ impl MirrorJob {
     async fn run(self, body: Option<MirrorBody>) {
         let watch: Option<CopyWatch> = body.as_ref().map(MirrorBody::watch);
         let body = match body {
-            Some(body) => body.boxed_unsync(),
-            None => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+            Some(body) => RequestBody::new(body),
+            None => RequestBody::empty(),
         };
         let result = match tokio::time::timeout(self.timeout, self.exchange(body)).await {
             Ok(Ok(())) => MirrorResult::Success,
@@ -195,7 +193,10 @@ impl MirrorJob {
 
     async fn exchange(&self, body: RequestBody) -> Result<(), MirrorResult> {
         let backend = self.backend.id();
-        let Some(endpoint) = self.backend.pick(&self.head.pick_context()) else {
+        let Some(endpoint) = self
+            .backend
+            .pick(&self.head.pick_context(std::time::Instant::now()))
+        else {
             tracing::debug!(route = %self.route, %backend, "mirror skipped: no endpoint");
             return Err(MirrorResult::NoEndpoint);
         };

@@ -119,8 +119,16 @@ pub(crate) fn request_host<'a>(
     uri: &'a http::Uri,
     headers: &'a http::HeaderMap,
 ) -> Option<&'a str> {
+    host_of(uri, headers.get(header::HOST))
+}
+
+/// [`request_host`] with the `Host` field already looked up.
+pub(crate) fn host_of<'a>(
+    uri: &'a http::Uri,
+    host: Option<&'a http::HeaderValue>,
+) -> Option<&'a str> {
     match uri.authority() {
         Some(authority) => Some(authority.as_str()),
-        None => headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        None => host.and_then(|v| v.to_str().ok()),
     }
 }

@@ -317,10 +317,13 @@ fn select_listener<'a>(
     let Some(socket) = live.snapshot.sockets.get(&connection.local) else {
         return Err(ProxyError::NoListener);
     };
-    if parts.headers.get_all(header::HOST).iter().nth(1).is_some() {
+    // One lookup of Host serves both the duplicate check and the host.
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
         return Err(ProxyError::InvalidHost);
     }
-    let host = match record::request_host(&parts.uri, &parts.headers) {
+    let host = match record::host_of(&parts.uri, host_header) {
         Some(host) => host,
         None if parts.version == Version::HTTP_10 => "",
         None => return Err(ProxyError::InvalidHost),

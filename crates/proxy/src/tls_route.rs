@@ -253,6 +253,7 @@ fn pick_endpoint(
     let context = upstream::PickContext {
         headers: &headers,
         client,
+        now: std::time::Instant::now(),
     };
     let endpoint = backend.pick(&context).ok_or(TunnelError::NoEndpoints)?;
     let label = LabelValue::from(endpoint.authority().as_str());

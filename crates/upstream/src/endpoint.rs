@@ -95,7 +95,12 @@ impl EndpointRuntime {
     /// Records the time from sending a request to receiving its response head (PeakEWMA).
     /// Lock-free; call once per response.
     pub fn observe_latency(&self, elapsed: Duration) {
-        self.latency.observe(elapsed);
+        self.latency.observe(elapsed, Instant::now());
+    }
+
+    /// [`observe_latency`](Self::observe_latency) with the clock reading the caller has.
+    pub fn observe_latency_at(&self, elapsed: Duration, now: Instant) {
+        self.latency.observe(elapsed, now);
     }
 
     /// The decayed peak latency estimate as of now.

@@ -21,6 +21,7 @@ pub mod health;
 mod http1_pool;
 pub mod pool;
 pub mod registry;
+mod request_body;
 pub mod retry_budget;
 mod system_roots;
 mod tls_pool;

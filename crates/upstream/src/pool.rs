@@ -16,10 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::future::Either;
 use http::{Request, Response};
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use telemetry::{LabelValue, Metrics};
@@ -40,8 +38,7 @@ type SendFuture<'a> =
 /// Error type of request bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The body type the pools send upstream.
-pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+pub use crate::request_body::RequestBody;
 
 /// Why an upstream exchange failed. The proxy maps these to statuses in one place.
 #[derive(Debug, thiserror::Error)]

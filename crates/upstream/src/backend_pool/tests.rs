@@ -2,9 +2,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Empty};
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 
@@ -39,7 +37,7 @@ fn pools() -> Pools {
 fn request(endpoint: SocketAddr) -> Request<RequestBody> {
     Request::get(format!("http://{endpoint}/"))
         .header(http::header::HOST, "example.test")
-        .body(Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync())
+        .body(RequestBody::empty())
         .expect("test setup")
 }
 

@@ -40,6 +40,9 @@ pub struct PickContext<'a> {
     pub headers: &'a http::HeaderMap,
     /// The client's address (consistent hashing on the source IP, and the fallback key).
     pub client: IpAddr,
+    /// The time of the pick (slow start, PeakEWMA decay): the caller's clock reading, which
+    /// it usually has already.
+    pub now: Instant,
 }
 
 /// Tables built once per endpoint set (not per request): the round-robin schedule and, for
@@ -74,14 +77,7 @@ pub(crate) fn pick(
     cursor: &AtomicUsize,
     context: &PickContext<'_>,
 ) -> Option<Arc<EndpointRuntime>> {
-    pick_with(
-        set,
-        policy,
-        cursor,
-        context,
-        Instant::now(),
-        &mut rand::rng(),
-    )
+    pick_with(set, policy, cursor, context, context.now, &mut rand::rng())
 }
 
 /// [`pick`] at a given time with a given random source (deterministic tests).

@@ -38,8 +38,8 @@ impl LatencyEstimate {
 
     /// Folds one observed round trip in. Concurrent observations may race; each one still
     /// lands (compare-and-swap on the estimate), only the decay interval can be shared.
-    pub(crate) fn observe(&self, rtt: Duration) {
-        let now = nanos_since_epoch(Instant::now());
+    pub(crate) fn observe(&self, rtt: Duration, now: Instant) {
+        let now = nanos_since_epoch(now);
         let rtt = rtt.as_nanos() as f64;
         let last = self.updated.swap(now, Ordering::Relaxed);
         let elapsed = now.saturating_sub(last) as f64;

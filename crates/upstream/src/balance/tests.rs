@@ -33,6 +33,7 @@ fn context(headers: &http::HeaderMap) -> PickContext<'_> {
     PickContext {
         headers,
         client: IpAddr::from([192, 0, 2, 1]),
+        now: Instant::now(),
     }
 }
 
@@ -137,6 +138,7 @@ fn simulate(
         let context = PickContext {
             headers: &headers,
             client: IpAddr::from([10, 0, (tick / 256 % 256) as u8, (tick % 256) as u8]),
+            now,
         };
         let endpoint = pick_with(set, policy, &cursor, &context, now, &mut rng).expect("pick");
         counts[usize::from(endpoint.addr().port() - 1000)] += 1;
@@ -321,6 +323,7 @@ fn consistent_hash_keys_by_cookie_and_falls_back_to_client_ip() {
         let context = PickContext {
             headers,
             client: IpAddr::from(client),
+            now: Instant::now(),
         };
         pick_with(&set, &policy, &cursor, &context, Instant::now(), &mut rng)
             .expect("pick")

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use telemetry::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,7 +29,7 @@ fn pool() -> Http1Pool<CountingConnector> {
 }
 
 fn empty() -> RequestBody {
-    Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync()
+    RequestBody::empty()
 }
 
 fn request(method: &str, path: &str, body: RequestBody) -> Request<RequestBody> {
@@ -229,7 +229,7 @@ async fn request_bodies_are_sized_or_chunked() {
     let pool = pool();
     let sized = Full::new(Bytes::from_static(b"data")).map_err(|e| match e {});
     let response = pool
-        .send(addr, request("POST", "/", sized.boxed_unsync()))
+        .send(addr, request("POST", "/", RequestBody::new(sized)))
         .await
         .expect("sized");
     assert_eq!(response.status(), 204);
@@ -241,7 +241,7 @@ async fn request_bodies_are_sized_or_chunked() {
         .map(|s| Ok::<_, crate::pool::BoxError>(http_body::Frame::data(Bytes::from(s))));
     let streamed = StreamBody::new(futures_util::stream::iter(frames));
     let response = pool
-        .send(addr, request("PUT", "/", streamed.boxed_unsync()))
+        .send(addr, request("PUT", "/", RequestBody::new(streamed)))
         .await
         .expect("streamed");
     assert_eq!(response.status(), 204);
@@ -276,7 +276,7 @@ async fn a_backend_may_answer_before_the_request_body_ends() {
     let endless = StreamBody::new(tokio_stream_from(frames));
     let response = tokio::time::timeout(
         Duration::from_secs(2),
-        pool().send(addr, request("POST", "/upload", endless.boxed_unsync())),
+        pool().send(addr, request("POST", "/upload", RequestBody::new(endless))),
     )
     .await
     .expect("the response must not wait for the body")

@@ -95,7 +95,7 @@ fn pool_with(lifetimes: Lifetimes) -> Http1Pool<CountingConnector> {
 fn get(endpoint: SocketAddr, path: &str) -> Request<RequestBody> {
     Request::get(format!("http://{endpoint}{path}"))
         .header(http::header::HOST, "example.test")
-        .body(Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync())
+        .body(RequestBody::empty())
         .expect("test request")
 }
 
@@ -319,7 +319,7 @@ async fn a_failing_client_body_is_reported_as_the_clients_fault() {
             "invalid chunk size line",
         ))),
     ];
-    let body = StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+    let body = RequestBody::new(StreamBody::new(futures_util::stream::iter(frames)));
     let request = Request::post(format!("http://{}/", backend.addr))
         .header(http::header::HOST, "example.test")
         .body(body)

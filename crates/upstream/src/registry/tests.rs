@@ -26,6 +26,7 @@ fn any_request() -> PickContext<'static> {
     PickContext {
         headers: &HEADERS,
         client: IpAddr::from([127, 0, 0, 1]),
+        now: std::time::Instant::now(),
     }
 }
 
