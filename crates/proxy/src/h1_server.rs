@@ -22,7 +22,7 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use upstream::header_names::NameCache;
@@ -129,11 +129,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
         }
         loop {
             if !self.read.is_empty() {
-                match parse::parse(&self.read, max_fields, &mut self.names) {
-                    Parsed::Simple(simple) => {
-                        self.read.advance(simple.length);
-                        return Poll::Ready(Next::Request(simple));
-                    }
+                match parse::parse(&mut self.read, max_fields, &mut self.names) {
+                    Parsed::Simple(simple) => return Poll::Ready(Next::Request(simple)),
                     Parsed::Partial if self.read.len() < head_limit => {}
                     // hyper answers 431 for a head over the limit, 400 for a broken one.
                     Parsed::Partial | Parsed::Other => return Poll::Ready(Next::Other),

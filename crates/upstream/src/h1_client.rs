@@ -47,9 +47,6 @@ use crate::pool::{BoxError, RequestBody, UpstreamError, error_chain};
 
 /// The read buffer of a new connection; it grows for larger heads.
 const READ_BUFFER: usize = 8 * 1024;
-/// Data frames up to this size are copied out of the read buffer (one small allocation, and
-/// the buffer is reused as it is); larger ones are split off it without a copy.
-const COPY_LIMIT: usize = 4 * 1024;
 /// At most this many interim (1xx) responses before the final one.
 const MAX_INTERIM: usize = 16;
 
@@ -108,15 +105,11 @@ impl Connection {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    /// Takes `n` buffered bytes as a data frame.
+    /// Takes `n` buffered bytes as a data frame, split off the read buffer without a copy
+    /// (as the head was). Once every frame taken from the buffer is dropped, the next read
+    /// reuses it; a frame still held (a slow client) makes the next read allocate a new one.
     fn take(&mut self, n: usize) -> Bytes {
-        if n <= COPY_LIMIT {
-            let data = Bytes::copy_from_slice(&self.read[..n]);
-            self.read.advance(n);
-            data
-        } else {
-            self.read.split_to(n).freeze()
-        }
+        self.read.split_to(n).freeze()
     }
 }
 
@@ -163,9 +156,8 @@ fn poll_exchange(
             }
         }
         if !connection.read.is_empty() {
-            match decode::parse_head(&connection.read, request, &mut connection.names)? {
-                Some((head, length)) => {
-                    connection.read.advance(length);
+            match decode::parse_head(&mut connection.read, request, &mut connection.names)? {
+                Some((head, _)) => {
                     if head.status.is_informational()
                         && head.status != StatusCode::SWITCHING_PROTOCOLS
                     {

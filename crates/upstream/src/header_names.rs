@@ -7,6 +7,12 @@
 //! standard is copied into an allocation. A name already seen at the same position costs one
 //! comparison of its bytes instead. Both the gateway's HTTP/1.1 server (request heads) and
 //! its HTTP/1.1 client (response heads) keep one per connection.
+//!
+//! It also keeps where a head's values are ([`NameCache::collect`]), so that the head's bytes
+//! can be split off the connection's read buffer without a copy once the parser's borrow of
+//! them ends, and the values sliced from them.
+
+use std::ops::Range;
 
 use http::header::{HeaderName, InvalidHeaderName};
 
@@ -17,6 +23,24 @@ const POSITIONS: usize = 24;
 #[derive(Debug, Default)]
 pub struct NameCache {
     slots: Vec<Slot>,
+    /// The fields of the head being read (kept for its capacity between heads).
+    fields: Vec<Field>,
+}
+
+/// A field of a head: its name, and where its value is in the head's bytes.
+#[derive(Debug)]
+pub struct Field {
+    /// The name.
+    pub name: HeaderName,
+    /// The value's place in the bytes the head was parsed from.
+    pub value: Range<usize>,
+}
+
+/// A field name that is not a token (its position in the head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidName {
+    /// Index of the field in the head.
+    pub position: usize,
 }
 
 #[derive(Debug)]
@@ -26,6 +50,33 @@ struct Slot {
 }
 
 impl NameCache {
+    /// Names the fields `parsed` from `head` and notes where their values are in it. The
+    /// fields are then taken in order with [`take_fields`](Self::take_fields).
+    pub fn collect(
+        &mut self,
+        head: &[u8],
+        parsed: &[httparse::Header<'_>],
+    ) -> Result<(), InvalidName> {
+        self.fields.clear();
+        let base = head.as_ptr().addr();
+        for (position, field) in parsed.iter().enumerate() {
+            let name = self
+                .name(position, field.name.as_bytes())
+                .map_err(|_| InvalidName { position })?;
+            let start = field.value.as_ptr().addr() - base;
+            self.fields.push(Field {
+                name,
+                value: start..start + field.value.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The fields of the last [`collect`](Self::collect), in order.
+    pub fn take_fields(&mut self) -> std::vec::Drain<'_, Field> {
+        self.fields.drain(..)
+    }
+
     /// The name of the field at `position` of a head, written as `bytes`.
     pub fn name(&mut self, position: usize, bytes: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
         if let Some(slot) = self.slots.get(position)
@@ -81,6 +132,30 @@ mod tests {
         // Spelling counts: the bytes are compared as written.
         assert_eq!(cache.name(0, b"SERVER").expect("a valid name"), "server");
         assert_eq!(&*cache.slots[0].written, b"SERVER");
+    }
+
+    #[test]
+    fn collected_fields_say_where_their_values_are() {
+        let text = b"Host: a.test\r\nX-Long: value two\r\n\r\n";
+        let mut parsed = [httparse::EMPTY_HEADER; 4];
+        let httparse::Status::Complete((_, parsed)) =
+            httparse::parse_headers(text, &mut parsed).expect("valid")
+        else {
+            panic!("complete");
+        };
+        let mut cache = NameCache::default();
+        cache.collect(text, parsed).expect("valid names");
+        let fields: Vec<_> = cache
+            .take_fields()
+            .map(|field| (field.name, &text[field.value]))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (HeaderName::from_static("host"), &b"a.test"[..]),
+                (HeaderName::from_static("x-long"), &b"value two"[..]),
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 
@@ -59,10 +59,11 @@ fn invalid(what: impl Into<String>) -> ProtocolError {
     ProtocolError(what.into())
 }
 
-/// Parses a response head at the start of `buf`: `None` while incomplete, else the head and
-/// its length in bytes.
+/// Parses a response head at the start of `read`: `None` while incomplete, else the head and
+/// its length in bytes, which are split off `read` (the header values are slices of them: no
+/// copy).
 pub(crate) fn parse_head(
-    buf: &[u8],
+    read: &mut BytesMut,
     request: RequestKind,
     names: &mut NameCache,
 ) -> Result<Option<(ResponseHead, usize)>, ProtocolError> {
@@ -72,7 +73,7 @@ pub(crate) fn parse_head(
     let mut response = httparse::Response::new(&mut []);
     let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
         &mut response,
-        buf,
+        read,
         &mut fields,
     ) {
         Ok(httparse::Status::Complete(length)) => length,
@@ -87,18 +88,20 @@ pub(crate) fn parse_head(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    // Values are slices of one copy of the head: one allocation, and the read buffer stays
-    // free for the body.
-    let copy = Bytes::copy_from_slice(&buf[..length]);
-    let base = buf.as_ptr().addr();
+    if let Err(bad) = names.collect(read, response.headers) {
+        let name = response
+            .headers
+            .get(bad.position)
+            .map_or("", |field| field.name);
+        return Err(invalid(format!("invalid response header name {name:?}")));
+    }
     let mut headers = HeaderMap::with_capacity(response.headers.len());
+    // The parser's borrow of `read` ends here: the head leaves the buffer without a copy.
+    let head = read.split_to(length).freeze();
     let mut facts = FramingFacts::default();
-    for (position, field) in response.headers.iter().enumerate() {
-        let name = names
-            .name(position, field.name.as_bytes())
-            .map_err(|_| invalid(format!("invalid response header name {:?}", field.name)))?;
-        let start = field.value.as_ptr().addr() - base;
-        let value = HeaderValue::from_maybe_shared(copy.slice(start..start + field.value.len()))
+    for field in names.take_fields() {
+        let name = field.name;
+        let value = HeaderValue::from_maybe_shared(head.slice(field.value))
             .map_err(|_| invalid(format!("invalid value of response header {name}")))?;
         if facts.note(&name, &value)? == Keep::Field || status == StatusCode::SWITCHING_PROTOCOLS {
             headers.append(name, value);
