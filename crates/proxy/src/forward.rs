@@ -156,11 +156,11 @@ impl HopByHop {
 
 /// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto`.
 pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &'static str) {
-    let mut buffer = [0u8; 64];
-    let client_text = format_ip(client, &mut buffer);
     // One lookup for both reading and replacing the header.
     match headers.entry(&X_FORWARDED_FOR) {
         Entry::Occupied(mut entry) => {
+            let mut buffer = [0u8; 64];
+            let client_text = format_ip(client, &mut buffer);
             let value = match entry.get().to_str() {
                 Ok(existing) if !existing.is_empty() => {
                     HeaderValue::from_bytes(&[existing.as_bytes(), b", ", client_text].concat())
@@ -172,12 +172,34 @@ pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &'s
             }
         }
         Entry::Vacant(entry) => {
-            if let Ok(value) = HeaderValue::from_bytes(client_text) {
+            if let Some(value) = address_value(client) {
                 entry.insert(value);
             }
         }
     }
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
+}
+
+/// `ip` as a header value. The last one made on this thread is kept: a gateway's requests come
+/// from few addresses in a row (keep-alive connections, or a load balancer in front), and a
+/// kept value costs a reference count instead of formatting and an allocation per request.
+fn address_value(ip: IpAddr) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((kept, value)) = &*last
+            && *kept == ip
+        {
+            return Some(value.clone());
+        }
+        let mut buffer = [0u8; 64];
+        let value = HeaderValue::from_bytes(format_ip(ip, &mut buffer)).ok()?;
+        *last = Some((ip, value.clone()));
+        Some(value)
+    })
 }
 
 /// The text form of `ip` (as `Display` writes it), in `buffer`.

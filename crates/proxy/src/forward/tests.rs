@@ -43,6 +43,22 @@ fn forwarded_for_appends_client() {
 }
 
 #[test]
+fn the_kept_address_value_follows_the_address() {
+    // The value kept per thread is the last address's: a new address replaces it.
+    for (ip, text) in [
+        (IpAddr::from([192, 0, 2, 7]), "192.0.2.7"),
+        (IpAddr::from([192, 0, 2, 7]), "192.0.2.7"),
+        (IpAddr::from([198, 51, 100, 1]), "198.51.100.1"),
+        ("2001:db8::2".parse().expect("ip"), "2001:db8::2"),
+        (IpAddr::from([192, 0, 2, 7]), "192.0.2.7"),
+    ] {
+        let mut headers = HeaderMap::new();
+        add_forwarded(&mut headers, ip, "https");
+        assert_eq!(headers["x-forwarded-for"], text);
+    }
+}
+
+#[test]
 fn headers_without_hop_by_hop_ones_pass_unchanged() {
     let mut headers = HeaderMap::new();
     headers.insert(header::HOST, HeaderValue::from_static("example.com"));

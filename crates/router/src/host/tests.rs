@@ -151,6 +151,9 @@ fn host_port_is_ignored() {
     assert_eq!(strip_port("foo.com:8080"), "foo.com");
     assert_eq!(strip_port("foo.com"), "foo.com");
     assert_eq!(strip_port("foo.com:"), "foo.com");
+    assert_eq!(strip_port(":80"), "");
+    assert_eq!(strip_port(""), "");
+    assert_eq!(strip_port("127.0.0.1:38603"), "127.0.0.1");
 }
 
 #[test]
@@ -159,6 +162,8 @@ fn ipv6_host_with_port() {
     assert_eq!(strip_port("[::1]"), "[::1]");
     assert_eq!(strip_port("::1"), "::1");
     assert_eq!(strip_port("[::1"), "[::1");
+    assert_eq!(strip_port("2001:db8::1"), "2001:db8::1");
+    assert_eq!(strip_port("[2001:db8::1]:443"), "[2001:db8::1]");
 }
 
 #[test]
