@@ -213,7 +213,7 @@ impl Exchange<'_> {
         let started = Instant::now();
         let endpoint = pinned
             .and_then(|addr| session::pinned(backend, addr))
-            .or_else(|| backend.pick(&head.pick_context(started)));
+            .or_else(|| backend.pick_under(admission.policy(), &head.pick_context(started)));
         let Some(endpoint) = endpoint else {
             return Err(ProxyError::NoEndpoints);
         };
@@ -279,15 +279,10 @@ impl Exchange<'_> {
         if matches!(sent, Some(Ok(_)) | None) {
             endpoint.observe_latency_at(latency, now);
         }
-        // The breaker judges the backend: a 5xx or a gateway error (connect failure, reset,
-        // timeout, garbage) is an error.
         admission.head_received();
-        let is_error = !matches!(sent, Some(Ok(response)) if !response.status().is_server_error());
-        let state = admission.record(is_error);
-        self.show_breaker_state(state.gauge_value());
         // One outcome per exchange feeds outlier detection (upstream::health): a response of
         // any status counts with its latency; connect failure, reset, timeout or garbage is a
-        // gateway error.
+        // gateway error. Judged under the settings the attempt was admitted with.
         let outcome = match sent {
             Some(Ok(response)) => upstream::health::Outcome::Success {
                 status: response.status().as_u16(),
@@ -295,11 +290,19 @@ impl Exchange<'_> {
             },
             _ => upstream::health::Outcome::GatewayError,
         };
-        if let Some(reason) = self.backend.record_outcome(endpoint, outcome) {
+        if let Some(reason) =
+            self.backend
+                .record_outcome_under(admission.policy(), endpoint, outcome)
+        {
             self.plane
                 .metrics
                 .outlier_ejected(&self.backend_label(), reason.as_str());
         }
+        // The breaker judges the backend: a 5xx or a gateway error (connect failure, reset,
+        // timeout, garbage) is an error.
+        let is_error = !matches!(sent, Some(Ok(response)) if !response.status().is_server_error());
+        let state = admission.record(is_error);
+        self.show_breaker_state(state.gauge_value());
     }
 
     /// The backend's metric label, built only when a metric is looked up by label

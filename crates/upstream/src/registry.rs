@@ -111,8 +111,17 @@ impl BackendRuntime {
     /// policy change applies to the next request); `None` when no endpoint can take traffic.
     /// Lock-free. Unavailable endpoints are skipped unless all are (see `balance`).
     pub fn pick(&self, context: &PickContext<'_>) -> Option<Arc<EndpointRuntime>> {
-        let policy = self.policy.load();
-        balance::pick(&self.endpoints.load(), &policy, &self.cursor, context)
+        self.pick_under(&self.policy.load(), context)
+    }
+
+    /// [`pick`](Self::pick) under `policy`, one the caller holds already (an attempt's
+    /// admission).
+    pub fn pick_under(
+        &self,
+        policy: &BackendPolicy,
+        context: &PickContext<'_>,
+    ) -> Option<Arc<EndpointRuntime>> {
+        balance::pick(&self.endpoints.load(), policy, &self.cursor, context)
     }
 
     /// The current endpoint set.

@@ -166,6 +166,12 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// The backend's settings the request was admitted with: the rest of the attempt (the
+    /// pick, the outlier verdict) uses the same ones, without loading them again.
+    pub fn policy(&self) -> &BackendPolicy {
+        &self.policy
+    }
+
     /// The response head arrived (or the attempt failed): the request is no longer pending.
     /// Idempotent.
     pub fn head_received(&mut self) {

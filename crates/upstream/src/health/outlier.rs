@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use super::{EjectionReason, EndpointHealth, MAX_EJECTION_TIME, Outcome, nanos};
 use crate::endpoint::{EndpointRuntime, EndpointSet};
 use crate::registry::BackendRuntime;
-use snapshot::backend::policy::OutlierDetection;
+use snapshot::backend::policy::{BackendPolicy, OutlierDetection};
 
 impl BackendRuntime {
     /// Records how an exchange with one of this backend's endpoints ended, and ejects the
@@ -24,7 +24,17 @@ impl BackendRuntime {
         endpoint: &EndpointRuntime,
         outcome: Outcome,
     ) -> Option<EjectionReason> {
-        let policy = self.policy();
+        self.record_outcome_under(&self.policy(), endpoint, outcome)
+    }
+
+    /// [`record_outcome`](Self::record_outcome) under `policy`, one the caller holds already
+    /// (an attempt's admission).
+    pub fn record_outcome_under(
+        &self,
+        policy: &BackendPolicy,
+        endpoint: &EndpointRuntime,
+        outcome: Outcome,
+    ) -> Option<EjectionReason> {
         let outlier = policy.outlier.as_ref()?;
         let health = endpoint.health();
         if let Outcome::Success { latency, .. } = outcome
