@@ -227,12 +227,17 @@ impl Exchange<'_> {
         let addr = endpoint.addr();
         let pools = &self.plane.pools;
         let sent = match self.limit {
-            Some(limit) => {
-                tokio::time::timeout(limit, pools.send(backend, self.client, addr, request))
-                    .await
-                    .ok()
-            }
-            None => Some(pools.send(backend, self.client, addr, request).await),
+            Some(limit) => tokio::time::timeout(
+                limit,
+                pools.send(backend, admission.policy(), self.client, addr, request),
+            )
+            .await
+            .ok(),
+            None => Some(
+                pools
+                    .send(backend, admission.policy(), self.client, addr, request)
+                    .await,
+            ),
         };
         drop(in_flight);
         let sent = match sent.map(|result| result.map_err(ProxyError::from)) {

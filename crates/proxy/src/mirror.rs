@@ -209,11 +209,13 @@ impl MirrorJob {
                 MirrorResult::Error
             })?;
         let _in_flight = endpoint.start_request();
+        let policy = self.backend.policy();
         let response = self
             .plane
             .pools
             .send(
                 &self.backend,
+                &policy,
                 self.client_certificate.as_deref(),
                 endpoint.addr(),
                 request,

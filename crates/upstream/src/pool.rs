@@ -28,6 +28,7 @@ use crate::h1_client::{UpstreamBody, UpstreamIo};
 use crate::http1_pool::{Connect, Http1Pool, Lifetimes};
 use crate::registry::BackendRuntime;
 use snapshot::backend::AppProtocol;
+use snapshot::backend::policy::BackendPolicy;
 use snapshot::backend::tls::ClientCertificate;
 use snapshot::fast_hash::FastHashBuilder;
 
@@ -170,6 +171,7 @@ impl Pools {
     pub fn send<'a>(
         &'a self,
         backend: &'a BackendRuntime,
+        policy: &BackendPolicy,
         client: Option<&'a ClientCertificate>,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
@@ -179,12 +181,12 @@ impl Pools {
         // matters. TLS and own pools are boxed for the same reason.
         let protocol = backend.protocol();
         if let Some(tls) = backend.tls_state() {
-            let own = backend.own_pools(self);
+            let own = backend.own_pools(policy, self);
             let sending: SendFuture<'a> =
                 Box::pin(tls.send(self, own, client, protocol, endpoint, request));
             return Either::Left(sending);
         }
-        match backend.own_pools(self) {
+        match backend.own_pools(policy, self) {
             Some(own) => {
                 let sending: SendFuture<'a> =
                     Box::pin(async move { own.send(protocol, endpoint, request).await });

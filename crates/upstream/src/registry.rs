@@ -84,8 +84,14 @@ impl BackendRuntime {
 
     /// The backend's own cleartext pools under the current policy, or `None` when the shared
     /// pools serve it (default connection settings).
-    pub(crate) fn own_pools(&self, shared: &Pools) -> Option<Arc<OwnPools>> {
-        self.own_pools.get(&self.policy.load(), shared)
+    /// The backend's own cleartext pools under `policy` (its connection settings), if it
+    /// needs its own.
+    pub(crate) fn own_pools(
+        &self,
+        policy: &BackendPolicy,
+        shared: &Pools,
+    ) -> Option<Arc<OwnPools>> {
+        self.own_pools.get(policy, shared)
     }
 
     #[cfg(test)]

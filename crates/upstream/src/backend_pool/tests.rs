@@ -46,7 +46,7 @@ fn default_settings_use_the_shared_pools() {
     let pools = pools();
     let registry = Registry::new();
     let linked = registry.link(&[spec("plain", BackendPolicy::default())]);
-    assert!(linked[0].own_pools(&pools).is_none());
+    assert!(linked[0].own_pools(&linked[0].policy(), &pools).is_none());
 }
 
 #[test]
@@ -59,8 +59,12 @@ fn differing_settings_get_own_pools_rebuilt_on_change() {
     };
     let linked = registry.link(&[spec("b", short.clone())]);
     let runtime = Arc::clone(&linked[0]);
-    let first = runtime.own_pools(&pools).expect("own pools");
-    let again = runtime.own_pools(&pools).expect("own pools");
+    let first = runtime
+        .own_pools(&runtime.policy(), &pools)
+        .expect("own pools");
+    let again = runtime
+        .own_pools(&runtime.policy(), &pools)
+        .expect("own pools");
     assert!(Arc::ptr_eq(&first, &again), "kept while settings stay");
 
     // A change unrelated to connections keeps the pools.
@@ -70,7 +74,9 @@ fn differing_settings_get_own_pools_rebuilt_on_change() {
     };
     let linked = registry.link(&[spec("b", other)]);
     assert!(Arc::ptr_eq(&linked[0], &runtime), "runtime kept");
-    let kept = runtime.own_pools(&pools).expect("own pools");
+    let kept = runtime
+        .own_pools(&runtime.policy(), &pools)
+        .expect("own pools");
     assert!(Arc::ptr_eq(&first, &kept));
 
     // A connection setting change rebuilds them.
@@ -79,12 +85,14 @@ fn differing_settings_get_own_pools_rebuilt_on_change() {
         ..short
     };
     registry.link(&[spec("b", idle)]);
-    let rebuilt = runtime.own_pools(&pools).expect("own pools");
+    let rebuilt = runtime
+        .own_pools(&runtime.policy(), &pools)
+        .expect("own pools");
     assert!(!Arc::ptr_eq(&first, &rebuilt));
 
     // Back to the defaults: the shared pools.
     registry.link(&[spec("b", BackendPolicy::default())]);
-    assert!(runtime.own_pools(&pools).is_none());
+    assert!(runtime.own_pools(&runtime.policy(), &pools).is_none());
 }
 
 #[tokio::test]
@@ -108,7 +116,13 @@ async fn max_connections_refuses_a_connection_beyond_the_limit() {
         let runtime = Arc::clone(&runtime);
         hanging.push(tokio::spawn(async move {
             pools
-                .send(&runtime, None, endpoint, request(endpoint))
+                .send(
+                    &runtime,
+                    &runtime.policy(),
+                    None,
+                    endpoint,
+                    request(endpoint),
+                )
                 .await
         }));
     }
@@ -121,7 +135,13 @@ async fn max_connections_refuses_a_connection_beyond_the_limit() {
     let started = Instant::now();
     let third = tokio::time::timeout(
         Duration::from_secs(2),
-        pools.send(&runtime, None, endpoint, request(endpoint)),
+        pools.send(
+            &runtime,
+            &runtime.policy(),
+            None,
+            endpoint,
+            request(endpoint),
+        ),
     )
     .await
     .expect("the third request fails fast");
@@ -175,7 +195,13 @@ async fn connect_timeout_of_the_backend_applies() {
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(3),
-        pools.send(&runtime, None, endpoint, request(endpoint)),
+        pools.send(
+            &runtime,
+            &runtime.policy(),
+            None,
+            endpoint,
+            request(endpoint),
+        ),
     )
     .await
     .expect("the connect timeout ends the attempt");
