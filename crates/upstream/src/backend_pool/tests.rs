@@ -41,6 +41,18 @@ fn request(endpoint: SocketAddr) -> Request<RequestBody> {
         .expect("test setup")
 }
 
+/// Sends a GET to `endpoint` through `pools`, under the runtime's current policy.
+async fn send(
+    pools: &Pools,
+    runtime: &BackendRuntime,
+    endpoint: SocketAddr,
+) -> Result<http::Response<crate::UpstreamBody>, UpstreamError> {
+    let policy = runtime.policy();
+    pools
+        .send(runtime, &policy, None, endpoint, request(endpoint))
+        .await
+}
+
 #[test]
 fn default_settings_use_the_shared_pools() {
     let pools = pools();
@@ -115,15 +127,7 @@ async fn max_connections_refuses_a_connection_beyond_the_limit() {
         let pools = pools.clone();
         let runtime = Arc::clone(&runtime);
         hanging.push(tokio::spawn(async move {
-            pools
-                .send(
-                    &runtime,
-                    &runtime.policy(),
-                    None,
-                    endpoint,
-                    request(endpoint),
-                )
-                .await
+            send(&pools, &runtime, endpoint).await
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -133,18 +137,9 @@ async fn max_connections_refuses_a_connection_beyond_the_limit() {
     }
 
     let started = Instant::now();
-    let third = tokio::time::timeout(
-        Duration::from_secs(2),
-        pools.send(
-            &runtime,
-            &runtime.policy(),
-            None,
-            endpoint,
-            request(endpoint),
-        ),
-    )
-    .await
-    .expect("the third request fails fast");
+    let third = tokio::time::timeout(Duration::from_secs(2), send(&pools, &runtime, endpoint))
+        .await
+        .expect("the third request fails fast");
     match third {
         Err(UpstreamError::ConnectionLimit(limit)) => {
             assert_eq!(limit.0, 2);
@@ -193,18 +188,9 @@ async fn connect_timeout_of_the_backend_applies() {
         }
     }
     let started = Instant::now();
-    let result = tokio::time::timeout(
-        Duration::from_secs(3),
-        pools.send(
-            &runtime,
-            &runtime.policy(),
-            None,
-            endpoint,
-            request(endpoint),
-        ),
-    )
-    .await
-    .expect("the connect timeout ends the attempt");
+    let result = tokio::time::timeout(Duration::from_secs(3), send(&pools, &runtime, endpoint))
+        .await
+        .expect("the connect timeout ends the attempt");
     assert!(
         matches!(result, Err(UpstreamError::Connect(_))),
         "{result:?}"
