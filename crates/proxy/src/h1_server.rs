@@ -20,7 +20,7 @@ mod response;
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -73,7 +73,13 @@ where
     });
     loop {
         let next = poll_fn(|cx| {
-            server.poll_head(cx, limits.max_headers_count, head_limit, stopped.as_mut())
+            server.poll_head(
+                cx,
+                limits.max_headers_count,
+                head_limit,
+                stop,
+                stopped.as_mut(),
+            )
         })
         .await;
         let simple = match next {
@@ -122,9 +128,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
         cx: &mut Context<'_>,
         max_fields: usize,
         head_limit: usize,
-        stopped: Pin<&mut impl Future<Output = ()>>,
+        stop: &watch::Receiver<bool>,
+        mut stopped: Pin<&mut impl Future<Output = ()>>,
     ) -> Poll<Next> {
-        if self.read.is_empty() && stopped.poll(cx).is_ready() {
+        // The flag is read on every call; the future that wakes the task on a stop is polled
+        // (registered) only when the task is about to wait for the socket, once per idle
+        // wait instead of on every call.
+        if self.read.is_empty() && *stop.borrow() {
             return Poll::Ready(Next::End(Ok(())));
         }
         loop {
@@ -139,14 +149,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
             if self.read.capacity() - self.read.len() < 1024 {
                 self.read.reserve(READ_BUFFER);
             }
-            match ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut self.io),
-                cx,
-                &mut self.read
-            )) {
-                Ok(0) => return Poll::Ready(Next::End(Ok(()))),
-                Ok(_) => {}
-                Err(error) => return Poll::Ready(Next::End(Err(error))),
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Next::End(Ok(()))),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Next::End(Err(error))),
+                // About to wait between requests: a stop must wake the task, and ends it.
+                Poll::Pending if self.read.is_empty() && stopped.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Next::End(Ok(())));
+                }
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
