@@ -193,9 +193,11 @@ impl MirrorJob {
 
     async fn exchange(&self, body: RequestBody) -> Result<(), MirrorResult> {
         let backend = self.backend.id();
+        // One load of the backend's policy serves the pick and the choice of pools.
+        let policy = self.backend.policy();
         let Some(endpoint) = self
             .backend
-            .pick(&self.head.pick_context(std::time::Instant::now()))
+            .pick_under(&policy, &self.head.pick_context(std::time::Instant::now()))
         else {
             tracing::debug!(route = %self.route, %backend, "mirror skipped: no endpoint");
             return Err(MirrorResult::NoEndpoint);
@@ -209,7 +211,6 @@ impl MirrorJob {
                 MirrorResult::Error
             })?;
         let _in_flight = endpoint.start_request();
-        let policy = self.backend.policy();
         let response = self
             .plane
             .pools
