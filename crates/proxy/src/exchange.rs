@@ -17,8 +17,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::Either;
 use http::{Method, Request, Response};
 use http_body_util::Full;
+use snapshot::backend::AppProtocol;
 use snapshot::backend::tls::ClientCertificate;
 use snapshot::{RETRY_BODY_LIMIT, RetryPolicy, RouteRule};
 use telemetry::LabelValue;
@@ -59,6 +61,9 @@ pub(crate) struct Exchange<'a> {
     pub(crate) pinned: Option<SocketAddr>,
     /// Timeout of one attempt.
     pub(crate) limit: Option<Duration>,
+    /// When the request arrived: the first attempt of a request that reaches it without
+    /// waiting (no body to keep for retries) starts then, without another clock reading.
+    pub(crate) start: Instant,
 }
 
 impl Exchange<'_> {
@@ -84,8 +89,8 @@ impl Exchange<'_> {
         let (parts, body) = request.into_parts();
         let Some(policy) = &self.rule.retry else {
             let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
-            let response = self.attempt(self.pinned, head, body, disposition).await?;
-            return Ok(client_response(response));
+            let response = self.attempt(self.pinned, Some(self.start), head, body, disposition);
+            return Ok(client_response(response.await?));
         };
         let method = parts.method.clone();
         let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
@@ -107,7 +112,9 @@ impl Exchange<'_> {
         let (parts, body) = request.into_parts();
         let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
-        let response = self.attempt(self.pinned, head, body, disposition).await?;
+        let response = self
+            .attempt(self.pinned, Some(self.start), head, body, disposition)
+            .await?;
         let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let response = upgrade::bridge(client_upgrade, response);
         Ok(if switched {
@@ -135,7 +142,9 @@ impl Exchange<'_> {
         let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
         upgrade::websocket_request_headers(head.headers_mut());
         let body = RequestBody::empty();
-        let response = self.attempt(self.pinned, head, body, disposition).await?;
+        let response = self
+            .attempt(self.pinned, Some(self.start), head, body, disposition)
+            .await?;
         let response = upgrade::bridge_extended_connect(client_upgrade, response, hold);
         Ok(client_response(response))
     }
@@ -160,7 +169,8 @@ impl Exchange<'_> {
             Ok(Prepared::Streaming(body)) => {
                 // Too large to keep for another attempt: sent once.
                 let body = RequestBody::new(body);
-                let response = self.attempt(self.pinned, head, body, disposition).await?;
+                let response = self.attempt(self.pinned, None, head, body, disposition);
+                let response = response.await?;
                 return Ok(client_response(response));
             }
             Err(error) => return Err(ProxyError::ClientBody(error.to_string())),
@@ -174,7 +184,9 @@ impl Exchange<'_> {
             };
             // A retry goes where the balancer says: the pinned endpoint just failed.
             let pinned = self.pinned.filter(|_| retry == 0);
-            let result = self.attempt(pinned, head.clone(), body, disposition).await;
+            let result = self
+                .attempt(pinned, None, head.clone(), body, disposition)
+                .await;
             let status = result.as_ref().map(Response::status);
             if retry >= policy.attempts || !retry::allows_retry(&policy.triggers, &method, status) {
                 return result.map(client_response);
@@ -202,6 +214,7 @@ impl Exchange<'_> {
     async fn attempt(
         &self,
         pinned: Option<SocketAddr>,
+        started: Option<Instant>,
         head: RequestHead,
         body: RequestBody,
         disposition: &mut Disposition,
@@ -210,7 +223,7 @@ impl Exchange<'_> {
         // Circuit breaking comes before the pick: a rejected request touches no endpoint.
         let admission = self.admit()?;
         // One clock reading serves the pick (slow start, PeakEWMA decay) and the latency.
-        let started = Instant::now();
+        let started = started.unwrap_or_else(Instant::now);
         let endpoint = pinned
             .and_then(|addr| session::pinned(backend, addr))
             .or_else(|| backend.pick_under(admission.policy(), &head.pick_context(started)));
@@ -218,26 +231,40 @@ impl Exchange<'_> {
             return Err(ProxyError::NoEndpoints);
         };
         disposition.endpoint = Some(endpoint.addr());
-        let request = head
-            .into_request(body, endpoint.authority(), backend.protocol())
-            .map_err(|_| ProxyError::InvalidHost)?;
+        // An HTTP/1.1 backend gets the request written out here, so that only a buffer
+        // travels down to its connection; h2c needs a request (boxed: rarer, and larger).
+        let outgoing = match backend.protocol() {
+            AppProtocol::H2c => Outgoing::Request(
+                head.into_request(body, endpoint.authority(), AppProtocol::H2c)
+                    .map_err(|_| ProxyError::InvalidHost)?,
+            ),
+            AppProtocol::Http1 | AppProtocol::WebSocket => {
+                let request = head.to_http1(body, endpoint.authority());
+                drop(head);
+                Outgoing::Http1(request)
+            }
+        };
         let in_flight = endpoint.start_request();
-        // Built inside each arm, not bound first: a bound future would take a second slot in
-        // this future's state.
         let addr = endpoint.addr();
         let pools = &self.plane.pools;
+        let policy = admission.policy();
+        // Built inside each arm, not bound first: a bound future would take a second slot in
+        // this future's state.
+        let send = move |outgoing| match outgoing {
+            Outgoing::Http1(request) => {
+                Either::Left(pools.send_http1(backend, policy, self.client, addr, request))
+            }
+            Outgoing::Request(request) => Either::Right(Box::pin(pools.send(
+                backend,
+                policy,
+                self.client,
+                addr,
+                request,
+            ))),
+        };
         let sent = match self.limit {
-            Some(limit) => tokio::time::timeout(
-                limit,
-                pools.send(backend, admission.policy(), self.client, addr, request),
-            )
-            .await
-            .ok(),
-            None => Some(
-                pools
-                    .send(backend, admission.policy(), self.client, addr, request)
-                    .await,
-            ),
+            Some(limit) => tokio::time::timeout(limit, send(outgoing)).await.ok(),
+            None => Some(send(outgoing).await),
         };
         drop(in_flight);
         let sent = match sent.map(|result| result.map_err(ProxyError::from)) {
@@ -247,7 +274,7 @@ impl Exchange<'_> {
             Some(Err(error)) if error.source() != ErrorSource::Upstream => return Err(error),
             other => other,
         };
-        self.judge(&endpoint, admission, &sent, started);
+        disposition.head_at = Some(self.judge(&endpoint, admission, &sent, started));
         let Some(sent) = sent else {
             return Err(ProxyError::Timeout);
         };
@@ -268,14 +295,15 @@ impl Exchange<'_> {
 
     /// What one exchange (`None`: timed out) tells about the backend. Returning before this
     /// point (no endpoint, bad host, the request timeout cancelling the attempt) drops the
-    /// admission, which counts as neither success nor error.
+    /// admission, which counts as neither success nor error. Returns its clock reading (when the
+    /// response head arrived).
     fn judge(
         &self,
         endpoint: &EndpointRuntime,
         mut admission: Admission,
         sent: &Option<Result<Response<UpstreamBody>, ProxyError>>,
         started: Instant,
-    ) {
+    ) -> Instant {
         // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors
         // are not latencies (a refused connect is fast) and go to outlier detection instead.
         // One clock read serves both uses.
@@ -308,6 +336,7 @@ impl Exchange<'_> {
         let is_error = !matches!(sent, Some(Ok(response)) if !response.status().is_server_error());
         let state = admission.record(is_error);
         self.show_breaker_state(state.gauge_value());
+        now
     }
 
     /// The backend's metric label, built only when a metric is looked up by label
@@ -327,6 +356,12 @@ impl Exchange<'_> {
                 .circuit_breaker_gauge(&self.backend_label())
         });
     }
+}
+
+/// What an attempt sends: a request written out for HTTP/1.1, or one for h2c.
+enum Outgoing {
+    Http1(upstream::Http1Request),
+    Request(Request<RequestBody>),
 }
 
 /// A 101 keeps its `Upgrade` and `Connection` headers (they are the point of it).

@@ -10,7 +10,7 @@ use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use snapshot::backend::AppProtocol;
-use upstream::{PickContext, RequestBody, UpstreamBody};
+use upstream::{HostField, Http1Request, PickContext, RequestBody, UpstreamBody};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -279,6 +279,19 @@ impl RequestHead {
     /// The headers, to adjust before sending.
     pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
         &mut self.headers
+    }
+
+    /// Writes the request out for an HTTP/1.1 `endpoint`, as [`RequestHead::into_request`]
+    /// would address it (origin form, `Host` from the target's authority, else the client's,
+    /// else the endpoint), without building a request on the way.
+    pub(crate) fn to_http1(&self, body: RequestBody, endpoint: &Authority) -> Http1Request {
+        let target = self.uri.path_and_query().map_or("", PathAndQuery::as_str);
+        let host = match self.uri.authority() {
+            Some(authority) => HostField::Set(authority.as_str()),
+            None if !self.headers.contains_key(header::HOST) => HostField::Set(endpoint.as_str()),
+            None => HostField::AsIs,
+        };
+        Http1Request::new(&self.method, target, host, &self.headers, body)
     }
 
     /// Builds the upstream request for `endpoint`.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
+use snapshot::client::HeaderLimits;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use upstream::header_names::NameCache;
@@ -72,16 +73,8 @@ where
         let _ = stop.wait_for(|stopped| *stopped).await;
     });
     loop {
-        let next = poll_fn(|cx| {
-            server.poll_head(
-                cx,
-                limits.max_headers_count,
-                head_limit,
-                stop,
-                stopped.as_mut(),
-            )
-        })
-        .await;
+        let next =
+            poll_fn(|cx| server.poll_head(cx, &limits, head_limit, stop, stopped.as_mut())).await;
         let simple = match next {
             Next::Request(simple) => simple,
             Next::Other => {
@@ -126,7 +119,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
     fn poll_head(
         &mut self,
         cx: &mut Context<'_>,
-        max_fields: usize,
+        limits: &HeaderLimits,
         head_limit: usize,
         stop: &watch::Receiver<bool>,
         mut stopped: Pin<&mut impl Future<Output = ()>>,
@@ -139,7 +132,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
         }
         loop {
             if !self.read.is_empty() {
-                match parse::parse(&mut self.read, max_fields, &mut self.names) {
+                match parse::parse(&mut self.read, limits, &mut self.names) {
                     Parsed::Simple(simple) => return Poll::Ready(Next::Request(simple)),
                     Parsed::Partial if self.read.len() < head_limit => {}
                     // hyper answers 431 for a head over the limit, 400 for a broken one.

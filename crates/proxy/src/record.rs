@@ -31,6 +31,9 @@ pub(crate) struct Disposition {
     pub(crate) backend_index: Option<usize>,
     pub(crate) endpoint: Option<SocketAddr>,
     pub(crate) cors: Option<cors::CorsGrant>,
+    /// When the last attempt's response head arrived (its verdict's clock reading), which ends
+    /// the request's duration when that response is the answer.
+    pub(crate) head_at: Option<std::time::Instant>,
 }
 
 /// Counts the request in `portcullis_requests_total` and `portcullis_request_duration_seconds`:

@@ -125,10 +125,17 @@ pub(crate) async fn handle(
         &live,
         &connection,
         client_ip,
+        start,
         request,
         &mut disposition,
     )
     .await;
+    // A forwarded response ends the request's duration when its head arrived (the attempt
+    // read the clock then); any other answer reads it now.
+    let end = match (&result, disposition.head_at) {
+        (Ok(_), Some(head_at)) => head_at,
+        _ => Instant::now(),
+    };
     let (mut response, error) = match result {
         Ok(response) => (response, None),
         Err(error) => {
@@ -147,7 +154,8 @@ pub(crate) async fn handle(
         connection.state.mark_upgraded();
     }
     let status = response.status().as_u16();
-    record::record_request(&plane, &live, &disposition, status, start.elapsed());
+    let duration = end.saturating_duration_since(start);
+    record::record_request(&plane, &live, &disposition, status, duration);
     // Set in place: a response is a few hundred bytes, moving it costs more than this does.
     response.body_mut().set_in_flight(in_flight);
     let Some(head) = log_head else {
@@ -180,11 +188,15 @@ async fn serve(
     live: &Live,
     connection: &Connection,
     client_ip: IpAddr,
+    start: Instant,
     request: Request<RequestStream>,
     disposition: &mut Disposition,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    check_limits(&connection.settings.headers, &parts)?;
+    // Our HTTP/1.1 server (the only source of `RequestStream::Empty`) counted the head's size
+    // as it parsed it.
+    let head_counted = matches!(body, RequestStream::Empty);
+    check_limits(&connection.settings.headers, &parts, head_counted)?;
     if parts.method == http::Method::CONNECT
         && parts.extensions.get::<hyper::ext::Protocol>().is_some()
     {
@@ -192,11 +204,22 @@ async fn serve(
             .extensions
             .insert(TunnelHold::new(connection.state.hold()));
     }
-    let (socket, listener) = select_listener(live, connection, &parts)?;
-    if let Verdict::Respond(redirect) = normalize_path(listener, &mut parts)? {
-        return Ok(redirect);
-    }
-    let routed = match_route(socket, listener, &parts, disposition)?;
+    let (socket, listener, host) = select_listener(live, connection, &parts)?;
+    let routed = match normalize_path(listener, &parts)? {
+        Normalized::Unchanged => match_route(socket, listener, host, &parts, disposition)?,
+        Normalized::Redirect(redirect) => return Ok(redirect),
+        Normalized::Rewritten(uri) => {
+            parts.uri = uri;
+            let host = record::request_host(&parts.uri, &parts.headers).unwrap_or("");
+            match_route(
+                socket,
+                listener,
+                router::strip_port(host),
+                &parts,
+                disposition,
+            )?
+        }
+    };
     let rule = FilterLevel::Rule;
     // CORS preflight runs first: browsers send preflights without credentials, so
     // authentication must not see them.
@@ -224,7 +247,9 @@ async fn serve(
         .backends
         .get(index)
         .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
-    let exchange = exchange(plane, live, &routed, index, connection, client_ip, session)?;
+    let exchange = exchange(
+        plane, live, &routed, index, connection, client_ip, start, session,
+    )?;
     let request = Request::from_parts(parts, body);
     let response = within_request_timeout(routed.rule, exchange, request, disposition)
         .await
@@ -247,7 +272,11 @@ async fn serve(
 /// Phase 0: the request head's limits that the HTTP codecs do not fully enforce themselves:
 /// the request target's length (414), the header count on HTTP/2 and the head's size on
 /// HTTP/1.x (431).
-fn check_limits(limits: &HeaderLimits, parts: &Parts) -> Result<(), ProxyError> {
+fn check_limits(
+    limits: &HeaderLimits,
+    parts: &Parts,
+    head_counted: bool,
+) -> Result<(), ProxyError> {
     let target = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > limits.max_uri_bytes {
         return Err(ProxyError::UriTooLong);
@@ -258,7 +287,7 @@ fn check_limits(limits: &HeaderLimits, parts: &Parts) -> Result<(), ProxyError> 
     // HTTP/1.x: hyper bounds its read buffer by the limit, but accepts a larger head that
     // arrived in one read; count it as it was on the wire. (h2 enforces the limit itself,
     // through SETTINGS_MAX_HEADER_LIST_SIZE.)
-    if parts.version <= Version::HTTP_11 {
+    if parts.version <= Version::HTTP_11 && !head_counted {
         let request_line = parts.method.as_str().len() + target + " HTTP/1.1\r\n ".len();
         let head = parts
             .headers
@@ -277,11 +306,11 @@ fn check_limits(limits: &HeaderLimits, parts: &Parts) -> Result<(), ProxyError> 
 /// `router::path`): dot segments removed, unreserved escapes decoded, slashes merged, unsafe
 /// paths refused (400). Under `UnescapeAndRedirect` a path with escaped slashes is answered with
 /// a redirect to its normalized form. A path already normal costs one scan and no allocation.
-fn normalize_path(listener: &ListenerRoutes, parts: &mut Parts) -> Result<Verdict, ProxyError> {
+fn normalize_path(listener: &ListenerRoutes, parts: &Parts) -> Result<Normalized, ProxyError> {
     let normalized = router::path::normalize(parts.uri.path(), &listener.path)
         .map_err(ProxyError::InvalidPath)?;
     let Cow::Owned(path) = normalized.path else {
-        return Ok(Verdict::Continue);
+        return Ok(Normalized::Unchanged);
     };
     let target = match parts.uri.query() {
         Some(query) => format!("{path}?{query}"),
@@ -293,27 +322,38 @@ fn normalize_path(listener: &ListenerRoutes, parts: &mut Parts) -> Result<Verdic
         if let Ok(location) = HeaderValue::try_from(target) {
             response.headers_mut().insert(header::LOCATION, location);
         }
-        return Ok(Verdict::Respond(response));
+        return Ok(Normalized::Redirect(response));
     }
-    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    let mut uri = parts.uri.clone().into_parts();
     // The normalized path only holds characters the original had, and upper-case escapes.
     uri.path_and_query = Some(
         PathAndQuery::try_from(target)
             .map_err(|_| ProxyError::InvalidPath(router::path::PathRejection::InvalidEscape))?,
     );
-    parts.uri = Uri::from_parts(uri)
+    let uri = Uri::from_parts(uri)
         .map_err(|_| ProxyError::InvalidPath(router::path::PathRejection::InvalidEscape))?;
-    Ok(Verdict::Continue)
+    Ok(Normalized::Rewritten(uri))
+}
+
+/// What path normalization made of a request's target.
+enum Normalized {
+    /// The path was normal already.
+    Unchanged,
+    /// The target to match and forward instead.
+    Rewritten(Uri),
+    /// `UnescapeAndRedirect`: the client is sent to the normal form.
+    Redirect(Response<ResponseBody>),
 }
 
 /// Phase 1: the listener of this socket that serves the request's host. More than one Host is
 /// a 400 (RFC 9112 §3.2: which one a backend would believe is anyone's guess); HTTP/1.1
-/// without Host too (HTTP/1.0 may omit it).
-fn select_listener<'a>(
+/// without Host too (HTTP/1.0 may omit it). Returns the host (without port) with the listener:
+/// the route match needs it too.
+fn select_listener<'a, 'p>(
     live: &'a Live,
     connection: &Connection,
-    parts: &Parts,
-) -> Result<(&'a SocketRoutes, &'a Arc<ListenerRoutes>), ProxyError> {
+    parts: &'p Parts,
+) -> Result<(&'a SocketRoutes, &'a Arc<ListenerRoutes>, &'p str), ProxyError> {
     let Some(socket) = live.snapshot.sockets.get(&connection.local) else {
         return Err(ProxyError::NoListener);
     };
@@ -328,7 +368,8 @@ fn select_listener<'a>(
         None if parts.version == Version::HTTP_10 => "",
         None => return Err(ProxyError::InvalidHost),
     };
-    let Some(listener) = socket.listeners.most_specific(router::strip_port(host)) else {
+    let host = router::strip_port(host);
+    let Some(listener) = socket.listeners.most_specific(host) else {
         return Err(ProxyError::NoListener);
     };
     // GEP-3567: a request whose host belongs to another listener than the connection's SNI
@@ -348,19 +389,20 @@ fn select_listener<'a>(
     {
         return Err(ProxyError::Misdirected);
     }
-    Ok((socket, listener))
+    Ok((socket, listener, host))
 }
 
 /// Phase 2: the winning rule of the listener's route table (Gateway API precedence).
 fn match_route<'a>(
     socket: &SocketRoutes,
     listener: &'a ListenerRoutes,
+    host: &str,
     parts: &Parts,
     disposition: &mut Disposition,
 ) -> Result<Routed<'a>, ProxyError> {
     let view = RequestView {
         method: &parts.method,
-        host: record::request_host(&parts.uri, &parts.headers).unwrap_or(""),
+        host,
         path: parts.uri.path(),
         query: parts.uri.query(),
         headers: &parts.headers,
@@ -476,6 +518,7 @@ fn exchange<'a>(
     index: usize,
     connection: &Connection,
     client_ip: IpAddr,
+    start: Instant,
     session: Option<session::Session>,
 ) -> Result<Exchange<'a>, ProxyError> {
     let Some(backend) = live.backends.get(index) else {
@@ -492,6 +535,7 @@ fn exchange<'a>(
         client_ip,
         scheme: routed.scheme,
         pinned: session.map(|s| s.endpoint),
+        start,
         limit: routed.rule.timeouts.backend_request,
     })
 }

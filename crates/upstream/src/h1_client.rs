@@ -31,14 +31,14 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header_names::NameCache;
-use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
 
 pub(crate) use decode::ProtocolError;
 use decode::{RequestKind, ResponseFraming, ResponseHead};
 use encode::RequestFraming;
+pub use encode::{HostField, Http1Request};
 pub(crate) use io::UpstreamIo;
 pub use upgraded::UpstreamUpgraded;
 
@@ -121,21 +121,23 @@ impl Connection {
 /// route's retry policy's to decide (Gateway API `HTTPRouteRetry`, which counts them).
 pub(crate) async fn send(
     mut connection: Box<Connection>,
-    parts: &Parts,
-    body: RequestBody,
+    request: Http1Request,
     home: Home,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
-    let framing = RequestFraming::of(&body, &parts.headers);
-    connection.out.clear();
+    let Http1Request {
+        head,
+        framing,
+        kind,
+        body,
+    } = request;
+    // The written head becomes the connection's output buffer (its old one goes with the
+    // request): no copy.
+    connection.out = head;
     connection.written = 0;
-    encode::head(&mut connection.out, parts, framing);
     let mut writer = BodyWriter::new(body, framing);
-    let request = RequestKind {
-        head: parts.method == Method::HEAD,
-    };
     let mut interim = 0;
     let head =
-        poll_fn(|cx| poll_exchange(&mut connection, &mut writer, request, &mut interim, cx)).await;
+        poll_fn(|cx| poll_exchange(&mut connection, &mut writer, kind, &mut interim, cx)).await;
     let head = head.map_err(Failure::into_upstream)?;
     Ok(response(connection, writer, head, home))
 }

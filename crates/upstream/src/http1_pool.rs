@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, Uri};
 
-use crate::h1_client::{self, Connection, UpstreamBody, UpstreamIo};
+use crate::h1_client::{self, Connection, Http1Request, UpstreamBody, UpstreamIo};
 use crate::pool::{BoxError, RequestBody, UpstreamError};
 use snapshot::fast_hash::FastHashBuilder;
 
@@ -87,13 +87,22 @@ impl<C: Connect> Http1Pool<C> {
 
     /// Sends `request` to `endpoint` on an idle connection, or a new one. The request's URI is
     /// sent in origin form (`/path?query`); its `Host` header must already be set.
-    pub(crate) async fn send(
+    pub(crate) fn send(
         &self,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + '_ {
         let (mut parts, body) = request.into_parts();
         origin_form(&mut parts.uri);
+        self.send_http1(endpoint, Http1Request::from_parts(&parts, body))
+    }
+
+    /// Sends a request already written out to `endpoint`, on an idle connection or a new one.
+    pub(crate) async fn send_http1(
+        &self,
+        endpoint: SocketAddr,
+        request: Http1Request,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let connection = match self.idle.checkout(endpoint) {
             Some(connection) => connection,
             None => self.connect(endpoint).await?,
@@ -102,7 +111,7 @@ impl<C: Connect> Http1Pool<C> {
             endpoint,
             idle: Arc::clone(&self.idle),
         };
-        h1_client::send(connection, &parts, body, home).await
+        h1_client::send(connection, request, home).await
     }
 
     fn connect(

@@ -23,7 +23,7 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
 use crate::backend_pool::OwnPools;
-use crate::h1_client::{UpstreamBody, UpstreamIo};
+use crate::h1_client::{Http1Request, UpstreamBody, UpstreamIo};
 use crate::http1_pool::{Connect, Http1Pool};
 use crate::pool::{
     BoxError, CountingConnector, PoolSettings, Pools, RequestBody, UpstreamError, error_chain,
@@ -100,6 +100,22 @@ impl BackendTls {
                     .await
             }
         }
+    }
+
+    /// Sends one request already written out for HTTP/1.1 over TLS (as [`TlsState::send`]).
+    pub(crate) async fn send_http1(
+        &self,
+        pools: &Pools,
+        own: Option<Arc<OwnPools>>,
+        client: Option<&ClientCertificate>,
+        endpoint: SocketAddr,
+        request: Http1Request,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let variant = self.spec.variant(client);
+        let tls_pools = self.pools(pools, own);
+        self.http1_pool(&tls_pools, variant)
+            .send_http1(endpoint, request)
+            .await
     }
 
     /// The pools for the current settings, built (again) when they changed.

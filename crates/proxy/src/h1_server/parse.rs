@@ -9,6 +9,8 @@ use http::header::{HeaderMap, HeaderValue};
 use http::{Method, Request, Uri, Version};
 use upstream::header_names::NameCache;
 
+use snapshot::client::HeaderLimits;
+
 use crate::body::RequestStream;
 
 /// Header fields our server reads at most; a head with more goes to hyper, which applies the
@@ -36,9 +38,10 @@ pub(crate) struct SimpleRequest {
 }
 
 /// Looks at the bytes at the start of `read`; a request it takes is split off it (the header
-/// values are slices of its bytes: no copy). `max_fields`: the listener's header count limit;
-/// `names`: the connection's names of its last heads.
-pub(crate) fn parse(read: &mut BytesMut, max_fields: usize, names: &mut NameCache) -> Parsed {
+/// values are slices of its bytes: no copy). `limits`: the listener's; a head over its count or
+/// size goes to hyper, and the size of a head taken here need not be counted again
+/// (`stack::check_limits`). `names`: the connection's names of its last heads.
+pub(crate) fn parse(read: &mut BytesMut, limits: &HeaderLimits, names: &mut NameCache) -> Parsed {
     // Left uninitialised: httparse writes the fields it finds, and zeroing 100 of them
     // (3.2 KB) would cost more than parsing a small head.
     let mut fields = [const { MaybeUninit::uninit() }; MAX_FIELDS];
@@ -48,7 +51,7 @@ pub(crate) fn parse(read: &mut BytesMut, max_fields: usize, names: &mut NameCach
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };
-    if head.version != Some(1) || head.headers.len() > max_fields {
+    if head.version != Some(1) || head.headers.len() > limits.max_headers_count {
         return Parsed::Other;
     }
     let Some(method) = head
@@ -61,12 +64,18 @@ pub(crate) fn parse(read: &mut BytesMut, max_fields: usize, names: &mut NameCach
         return Parsed::Other;
     }
     let mut keep_alive = true;
+    // Counted as `stack::check_limits` counts a head: as it would be written out again.
+    let mut size = method.as_str().len() + head.path.map_or(0, str::len) + " HTTP/1.1\r\n ".len();
     for field in head.headers.iter() {
+        size += field.name.len() + field.value.len() + ": \r\n".len();
         match classify(field.name.as_bytes()) {
             Field::Plain => {}
             Field::Framing => return Parsed::Other,
             Field::Connection => keep_alive &= !lists_close(field.value),
         }
+    }
+    if size > limits.max_request_headers_bytes {
+        return Parsed::Other;
     }
     if names.collect(read, head.headers).is_err() {
         return Parsed::Other;
@@ -144,10 +153,25 @@ fn lists_close(value: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// The default limits with `fields` fields and `bytes` bytes at most.
+    fn limits(fields: usize, bytes: usize) -> HeaderLimits {
+        HeaderLimits {
+            max_headers_count: fields,
+            max_request_headers_bytes: bytes,
+            ..HeaderLimits::default()
+        }
+    }
+
+    const DEFAULT: HeaderLimits = HeaderLimits {
+        max_request_headers_bytes: 60 * 1024,
+        max_headers_count: MAX_FIELDS,
+        max_uri_bytes: 8192,
+    };
+
     /// The request `text` starts with, and what is left of it in the buffer.
     fn simple_and_rest(text: &str) -> (SimpleRequest, BytesMut) {
         let mut read = BytesMut::from(text);
-        match parse(&mut read, MAX_FIELDS, &mut NameCache::default()) {
+        match parse(&mut read, &DEFAULT, &mut NameCache::default()) {
             Parsed::Simple(simple) => (simple, read),
             Parsed::Partial => panic!("partial: {text:?}"),
             Parsed::Other => panic!("not simple: {text:?}"),
@@ -162,7 +186,7 @@ mod tests {
     fn is_other(text: &str) -> bool {
         let mut read = BytesMut::from(text);
         let other = matches!(
-            parse(&mut read, MAX_FIELDS, &mut NameCache::default()),
+            parse(&mut read, &DEFAULT, &mut NameCache::default()),
             Parsed::Other
         );
         other && read == text.as_bytes()
@@ -199,7 +223,7 @@ mod tests {
         assert!(matches!(
             parse(
                 &mut BytesMut::from("GET / HTTP/1.1\r\nHost: a"),
-                MAX_FIELDS,
+                &DEFAULT,
                 &mut NameCache::default()
             ),
             Parsed::Partial
@@ -232,12 +256,45 @@ mod tests {
     fn more_fields_than_the_listener_allows_go_to_hyper() {
         let text = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert!(matches!(
-            parse(&mut BytesMut::from(text), 3, &mut NameCache::default()),
+            parse(
+                &mut BytesMut::from(text),
+                &limits(3, 1024),
+                &mut NameCache::default()
+            ),
             Parsed::Simple(_)
         ));
         assert!(matches!(
-            parse(&mut BytesMut::from(text), 2, &mut NameCache::default()),
+            parse(
+                &mut BytesMut::from(text),
+                &limits(2, 1024),
+                &mut NameCache::default()
+            ),
             Parsed::Other
         ));
+    }
+
+    #[test]
+    fn a_head_over_the_size_limit_goes_to_hyper() {
+        // Counted as `stack::check_limits` counts it: "GET" + "/" + " HTTP/1.1\r\n " (16), then
+        // name + value + ": \r\n" (6).
+        let text = "GET / HTTP/1.1\r\nA:1\r\n\r\n";
+        assert!(matches!(
+            parse(
+                &mut BytesMut::from(text),
+                &limits(10, 22),
+                &mut NameCache::default()
+            ),
+            Parsed::Simple(_)
+        ));
+        assert!(is_other_with(text, &limits(10, 21)));
+    }
+
+    fn is_other_with(text: &str, limits: &HeaderLimits) -> bool {
+        let mut read = BytesMut::from(text);
+        let other = matches!(
+            parse(&mut read, limits, &mut NameCache::default()),
+            Parsed::Other
+        );
+        other && read == text.as_bytes()
     }
 }

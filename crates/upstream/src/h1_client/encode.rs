@@ -10,6 +10,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, header};
 use http_body::Body;
 
+use super::decode::RequestKind;
 use crate::pool::RequestBody;
 
 /// How a request body is delimited on the wire.
@@ -45,22 +46,97 @@ impl RequestFraming {
     }
 }
 
+/// A request to an HTTP/1.1 backend with its head already written out: what an exchange needs
+/// of it is then a buffer, the framing and the body, not the request's header map and URI.
+/// Written once the endpoint is known (the `Host` may name it) and before a connection is
+/// taken; the connection sends the buffer as it is.
+pub struct Http1Request {
+    pub(crate) head: Vec<u8>,
+    pub(crate) framing: RequestFraming,
+    pub(crate) kind: RequestKind,
+    pub(crate) body: RequestBody,
+}
+
+/// The `Host` field an [`Http1Request`] carries.
+#[derive(Clone, Copy, Debug)]
+pub enum HostField<'a> {
+    /// The request's own `Host` field(s), as they are.
+    AsIs,
+    /// This value, first, in place of any `Host` field of the request.
+    Set(&'a str),
+}
+
+impl Http1Request {
+    /// Writes the head of a request for `target` (origin form, `/path?query`; empty is `/`).
+    /// `Content-Length` and `Transfer-Encoding` of `headers` are replaced by the framing
+    /// `body` needs (see [`RequestFraming::of`]).
+    pub fn new(
+        method: &Method,
+        target: &str,
+        host: HostField<'_>,
+        headers: &HeaderMap,
+        body: RequestBody,
+    ) -> Http1Request {
+        let framing = RequestFraming::of(&body, headers);
+        let mut out = Vec::with_capacity(HEAD_CAPACITY);
+        head(&mut out, method, target, host, headers, framing);
+        Http1Request {
+            head: out,
+            framing,
+            kind: RequestKind {
+                head: *method == Method::HEAD,
+            },
+            body,
+        }
+    }
+
+    /// The request as `http` parts describe it; its `Host` field must be set already.
+    pub(crate) fn from_parts(parts: &Parts, body: RequestBody) -> Http1Request {
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or("", |target| target.as_str());
+        Http1Request::new(&parts.method, target, HostField::AsIs, &parts.headers, body)
+    }
+}
+
+/// The buffer a head starts with: most heads fit, a larger one grows it.
+const HEAD_CAPACITY: usize = 512;
+
 /// Writes the request head (origin-form target, `HTTP/1.1`, the headers, the framing header)
 /// into `out`.
-pub(crate) fn head(out: &mut Vec<u8>, parts: &Parts, framing: RequestFraming) {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+fn head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    host: HostField<'_>,
+    headers: &HeaderMap,
+    framing: RequestFraming,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    match parts.uri.path_and_query() {
-        Some(target) if !target.as_str().is_empty() => {
-            out.extend_from_slice(target.as_str().as_bytes());
-        }
-        _ => out.push(b'/'),
+    if target.is_empty() {
+        out.push(b'/');
+    } else {
+        out.extend_from_slice(target.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let replace_host = match host {
+        HostField::AsIs => false,
+        HostField::Set(value) => {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            true
+        }
+    };
     let mut had_length = false;
-    for (name, value) in &parts.headers {
+    for (name, value) in headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             had_length |= name == header::CONTENT_LENGTH;
+            continue;
+        }
+        if replace_host && name == header::HOST {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -69,7 +145,7 @@ pub(crate) fn head(out: &mut Vec<u8>, parts: &Parts, framing: RequestFraming) {
         out.extend_from_slice(b"\r\n");
     }
     match framing {
-        RequestFraming::Empty if had_length || expects_body(&parts.method) => {
+        RequestFraming::Empty if had_length || expects_body(method) => {
             out.extend_from_slice(b"content-length: 0\r\n");
         }
         RequestFraming::Empty => {}
