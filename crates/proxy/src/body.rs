@@ -200,8 +200,9 @@ pin_project_lite::pin_project! {
     /// body as it is.
     pub(crate) struct ClientBody {
         inner: RequestStream,
-        #[pin]
-        deadline: Option<tokio::time::Sleep>,
+        // Boxed: most requests have no body, hence no timer, and the body is moved on the way
+        // to the backend (a timer inline would make every move a copy of a hundred bytes).
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
         timed_out: Option<Arc<std::sync::atomic::AtomicBool>>,
     }
 }
@@ -222,7 +223,7 @@ impl ClientBody {
         let timed_out = limit.map(|_| Arc::new(std::sync::atomic::AtomicBool::new(false)));
         let body = ClientBody {
             inner,
-            deadline: limit.map(tokio::time::sleep),
+            deadline: limit.map(|limit| Box::pin(tokio::time::sleep(limit))),
             timed_out: timed_out.clone(),
         };
         (body, timed_out)
@@ -244,8 +245,8 @@ impl Body for ClientBody {
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(BoxError::from))),
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_pin_mut()
-                    && deadline.poll(cx).is_ready()
+                if let Some(deadline) = this.deadline.as_mut()
+                    && deadline.as_mut().poll(cx).is_ready()
                 {
                     if let Some(flag) = this.timed_out {
                         flag.store(true, std::sync::atomic::Ordering::Release);

@@ -251,14 +251,23 @@ async fn serve(
         plane, live, &routed, index, connection, client_ip, start, session,
     )?;
     let request = Request::from_parts(parts, body);
-    let response = within_request_timeout(routed.rule, exchange, request, disposition)
-        .await
-        .map_err(|error| match (error, body_timed_out) {
-            (ProxyError::ClientBody(_), Some(flag)) if flag.load(Ordering::Acquire) => {
-                ProxyError::ClientBodyTimeout
-            }
-            (error, _) => error,
-        })?;
+    // Phase 6, within the rule's `timeouts.request` (504). Boxed: the forwarding future
+    // (retries, replay, upgrades) is large, and keeping it out of the per-request future saves
+    // copying it around on every request. Awaited here rather than in a function of its own:
+    // each async layer moves its arguments and its result once more.
+    let forwarding = Box::pin(exchange.forward(request, disposition));
+    let forwarded = match routed.rule.timeouts.request {
+        Some(limit) => tokio::time::timeout(limit, forwarding)
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        None => forwarding.await,
+    };
+    let response = forwarded.map_err(|error| match (error, body_timed_out) {
+        (ProxyError::ClientBody(_), Some(flag)) if flag.load(Ordering::Acquire) => {
+            ProxyError::ClientBodyTimeout
+        }
+        (error, _) => error,
+    })?;
     Ok(response_phases(
         &routed,
         backend_filters,
@@ -538,24 +547,6 @@ fn exchange<'a>(
         start,
         limit: routed.rule.timeouts.backend_request,
     })
-}
-
-/// Phase 6: the attempts, within the rule's `timeouts.request` (504).
-async fn within_request_timeout(
-    rule: &RouteRule,
-    exchange: Exchange<'_>,
-    request: Request<upstream::RequestBody>,
-    disposition: &mut Disposition,
-) -> Result<Response<ResponseBody>, ProxyError> {
-    // Boxed: the forwarding future (retries, replay, upgrades) is large, and keeping it out of
-    // the per-request future saves copying it around on every request.
-    let forwarding = Box::pin(exchange.forward(request, disposition));
-    match rule.timeouts.request {
-        Some(limit) => tokio::time::timeout(limit, forwarding)
-            .await
-            .map_err(|_| ProxyError::Timeout)?,
-        None => forwarding.await,
-    }
 }
 
 /// Phase 7: response header modifiers, then the session's token and a consistent-hash cookie.
