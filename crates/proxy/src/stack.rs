@@ -64,6 +64,15 @@ pub(crate) struct Connection {
     pub(crate) state: Arc<ConnectionState>,
 }
 
+/// Who sent the request and when it arrived.
+#[derive(Clone, Copy)]
+struct Arrival {
+    /// Who the client is (`client_ip.rs`).
+    client_ip: IpAddr,
+    /// The request's start (its duration, and the first attempt's start).
+    start: Instant,
+}
+
 /// What a request phase decided.
 pub(crate) enum Verdict {
     /// Go on with the next phase.
@@ -124,8 +133,7 @@ pub(crate) async fn handle(
         &plane,
         &live,
         &connection,
-        client_ip,
-        start,
+        Arrival { client_ip, start },
         request,
         &mut disposition,
     )
@@ -187,8 +195,7 @@ async fn serve(
     plane: &Arc<DataPlane>,
     live: &Live,
     connection: &Connection,
-    client_ip: IpAddr,
-    start: Instant,
+    arrival: Arrival,
     request: Request<RequestStream>,
     disposition: &mut Disposition,
 ) -> Result<Response<ResponseBody>, ProxyError> {
@@ -239,7 +246,14 @@ async fn serve(
     }
     modify_request(&routed, backend_ref, &mut parts);
     // Mirrors get the request as the backend will see it; the client never waits for them.
-    let mirrors = mirror_source(plane, live, &routed, backend_filters, connection, client_ip);
+    let mirrors = mirror_source(
+        plane,
+        live,
+        &routed,
+        backend_filters,
+        connection,
+        arrival.client_ip,
+    );
     let (body, body_timed_out) = ClientBody::new(body, connection.settings.timeouts.request_body);
     let body = mirror::dispatch(&mirrors, &parts, body);
     let session = session::requested(routed.rule.session.as_ref(), &parts.headers);
@@ -247,9 +261,7 @@ async fn serve(
         .backends
         .get(index)
         .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
-    let exchange = exchange(
-        plane, live, &routed, index, connection, client_ip, start, session,
-    )?;
+    let exchange = exchange(plane, live, &routed, index, connection, arrival, session)?;
     let request = Request::from_parts(parts, body);
     // Phase 6, within the rule's `timeouts.request` (504). Boxed: the forwarding future
     // (retries, replay, upgrades) is large, and keeping it out of the per-request future saves
@@ -526,8 +538,7 @@ fn exchange<'a>(
     routed: &Routed<'a>,
     index: usize,
     connection: &Connection,
-    client_ip: IpAddr,
-    start: Instant,
+    arrival: Arrival,
     session: Option<session::Session>,
 ) -> Result<Exchange<'a>, ProxyError> {
     let Some(backend) = live.backends.get(index) else {
@@ -541,10 +552,10 @@ fn exchange<'a>(
         rule: routed.rule,
         client: routed.listener.backend_client_certificate.as_deref(),
         peer: connection.peer.ip(),
-        client_ip,
+        client_ip: arrival.client_ip,
         scheme: routed.scheme,
         pinned: session.map(|s| s.endpoint),
-        start,
+        start: arrival.start,
         limit: routed.rule.timeouts.backend_request,
     })
 }
