@@ -72,6 +72,16 @@ impl ResponseBody {
         }
     }
 
+    /// The upstream response head's fields as bytes, when the exchange asked for them
+    /// (`Exchange::raw_response_head`); the response's header map then holds only the fields
+    /// the gateway added.
+    pub(crate) fn take_raw_head(&mut self) -> Option<upstream::RawHead> {
+        match &mut self.inner {
+            Inner::Upstream { body } => body.take_raw_head(),
+            Inner::Full { .. } => None,
+        }
+    }
+
     /// Keeps the request counted as in flight on its connection until the body ends.
     pub(crate) fn set_in_flight(&mut self, in_flight: InFlight) {
         self.in_flight = Some(in_flight);

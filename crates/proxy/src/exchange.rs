@@ -61,6 +61,10 @@ pub(crate) struct Exchange<'a> {
     pub(crate) pinned: Option<SocketAddr>,
     /// Timeout of one attempt.
     pub(crate) limit: Option<Duration>,
+    /// The response head may come back as bytes (`upstream::RawHead`): the client is on our
+    /// HTTP/1.1 server, which writes them, and no response phase changes or removes a
+    /// backend's field (phases may add fields: see `stack::raw_response_head`).
+    pub(crate) raw_response_head: bool,
     /// When the request arrived: the first attempt of a request that reaches it without
     /// waiting (no body to keep for retries) starts then, without another clock reading.
     pub(crate) start: Instant,
@@ -239,8 +243,11 @@ impl Exchange<'_> {
                     .map_err(|_| ProxyError::InvalidHost)?,
             ),
             AppProtocol::Http1 | AppProtocol::WebSocket => {
-                let request = head.to_http1(body, endpoint.authority());
+                let mut request = head.to_http1(body, endpoint.authority());
                 drop(head);
+                if self.raw_response_head {
+                    request = request.with_raw_response_head();
+                }
                 Outgoing::Http1(request)
             }
         };

@@ -200,10 +200,10 @@ async fn serve(
     disposition: &mut Disposition,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let (mut parts, body) = request.into_parts();
-    // Our HTTP/1.1 server (the only source of `RequestStream::Empty`) counted the head's size
-    // as it parsed it.
-    let head_counted = matches!(body, RequestStream::Empty);
-    check_limits(&connection.settings.headers, &parts, head_counted)?;
+    // Our HTTP/1.1 server is the only source of `RequestStream::Empty`. It counted the head's
+    // size as it parsed it, and it writes a response head given as bytes.
+    let own_server = matches!(body, RequestStream::Empty);
+    check_limits(&connection.settings.headers, &parts, own_server)?;
     if parts.method == http::Method::CONNECT
         && parts.extensions.get::<hyper::ext::Protocol>().is_some()
     {
@@ -261,7 +261,8 @@ async fn serve(
         .backends
         .get(index)
         .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
-    let exchange = exchange(plane, live, &routed, index, connection, arrival, session)?;
+    let mut exchange = exchange(plane, live, &routed, index, connection, arrival, session)?;
+    exchange.raw_response_head = own_server && keeps_backend_fields(&routed, backend_filters);
     let request = Request::from_parts(parts, body);
     // Phase 6, within the rule's `timeouts.request` (504). Boxed: the forwarding future
     // (retries, replay, upgrades) is large, and keeping it out of the per-request future saves
@@ -556,8 +557,21 @@ fn exchange<'a>(
         scheme: routed.scheme,
         pinned: session.map(|s| s.endpoint),
         start: arrival.start,
+        raw_response_head: false,
         limit: routed.rule.timeouts.backend_request,
     })
+}
+
+/// Whether every response phase leaves the backend's response fields as they are (it may add
+/// fields): then the response head can come back as bytes and go out to a client of our
+/// HTTP/1.1 server without a header map (`upstream::RawHead`). A phase that changes or
+/// removes a backend's field must be named here: ResponseHeaderModifier (rule or backendRef)
+/// and CORS (it replaces `Access-Control-*`). Session and consistent-hash cookies only append.
+fn keeps_backend_fields(routed: &Routed<'_>, backend_filters: &Filters) -> bool {
+    let rule = &routed.rule.filters;
+    rule.response_headers.is_none()
+        && rule.cors.is_none()
+        && backend_filters.response_headers.is_none()
 }
 
 /// Phase 7: response header modifiers, then the session's token and a consistent-hash cookie.

@@ -36,6 +36,7 @@ use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
 
 pub(crate) use decode::ProtocolError;
+pub use decode::RawHead;
 use decode::{RequestKind, ResponseFraming, ResponseHead};
 use encode::RequestFraming;
 pub use encode::{HostField, Http1Request};
@@ -214,6 +215,7 @@ fn response(
             writer: (!writer.is_done()).then_some(writer),
             reusable: head.keep_alive,
             home: Some(home),
+            raw_head: head.raw,
         };
         if body.state == BodyState::Done {
             body.finish();
@@ -391,6 +393,8 @@ pub(crate) struct H1Body {
     /// The response allows another request on the connection.
     reusable: bool,
     home: Option<Home>,
+    /// The response head's fields as bytes, when the request asked for them.
+    raw_head: Option<RawHead>,
 }
 
 impl H1Body {
@@ -595,6 +599,16 @@ impl UpstreamBody {
     pub(crate) fn h2(inner: hyper::body::Incoming) -> UpstreamBody {
         UpstreamBody {
             kind: Kind::H2(inner),
+        }
+    }
+
+    /// The response head's end-to-end fields as bytes, when the request asked for them
+    /// ([`Http1Request::with_raw_response_head`]) and the response allowed it; the response's
+    /// header map then holds none of the backend's fields. `None` otherwise, or once taken.
+    pub fn take_raw_head(&mut self) -> Option<RawHead> {
+        match &mut self.kind {
+            Kind::H1(body) => body.raw_head.take(),
+            _ => None,
         }
     }
 

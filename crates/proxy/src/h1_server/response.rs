@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Server, date};
 use crate::body::ResponseBody;
+use upstream::RawHead;
 
 /// Body bytes gathered before they are written.
 const FLUSH_AT: usize = 16 * 1024;
@@ -35,10 +36,18 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
         is_head: bool,
         keep_alive: bool,
     ) -> std::io::Result<bool> {
-        let (parts, body) = response.into_parts();
+        let (parts, mut body) = response.into_parts();
+        let raw = body.take_raw_head();
         let mut body = pin!(body);
         self.out.clear();
-        let (framing, keep_alive) = head(&mut self.out, &parts, &body, is_head, keep_alive);
+        let (framing, keep_alive) = head(
+            &mut self.out,
+            &parts,
+            raw.as_ref(),
+            &body,
+            is_head,
+            keep_alive,
+        );
         let mut remaining = match framing {
             Framing::Length(length) => length,
             _ => 0,
@@ -141,10 +150,12 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Writes the response head into `out`: its framing, and whether the connection stays open
-/// (a `Connection: close` of the response closes it too).
+/// (a `Connection: close` of the response closes it too). `raw`: the backend's fields as bytes
+/// (then `parts` holds only what the gateway added), written first.
 fn head(
     out: &mut Vec<u8>,
     parts: &Parts,
+    raw: Option<&RawHead>,
     body: &ResponseBody,
     is_head: bool,
     mut keep_alive: bool,
@@ -165,6 +176,10 @@ fn head(
         }
     };
     let mut has_date = false;
+    if let Some(raw) = raw {
+        out.extend_from_slice(raw.fields());
+        has_date = raw.has_date();
+    }
     for (name, value) in &parts.headers {
         if name == header::TRANSFER_ENCODING {
             continue;
@@ -221,7 +236,7 @@ mod tests {
     ) -> (String, Framing, bool) {
         let (parts, body) = response.into_parts();
         let mut out = Vec::new();
-        let (framing, keep_alive) = head(&mut out, &parts, &body, is_head, keep_alive);
+        let (framing, keep_alive) = head(&mut out, &parts, None, &body, is_head, keep_alive);
         (String::from_utf8(out).expect("ascii"), framing, keep_alive)
     }
 

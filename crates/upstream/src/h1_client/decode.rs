@@ -3,8 +3,8 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::{Buf, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 
 use crate::header_names::NameCache;
@@ -24,6 +24,9 @@ pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
+    /// The end-to-end fields as bytes instead of `headers` (which is then empty), when the
+    /// request asked for them ([`RequestKind::raw`]) and the response allows it.
+    pub(crate) raw: Option<RawHead>,
     /// How the body that follows is delimited.
     pub(crate) framing: ResponseFraming,
     /// Whether the connection may carry another request afterwards.
@@ -48,6 +51,8 @@ pub(crate) enum ResponseFraming {
 pub(crate) struct RequestKind {
     /// A HEAD request: the response has no body whatever its headers say.
     pub(crate) head: bool,
+    /// The response head is wanted as bytes ([`RawHead`]) where it can be.
+    pub(crate) raw: bool,
 }
 
 /// Why a response could not be read. The text says what was wrong.
@@ -88,6 +93,32 @@ pub(crate) fn parse_head(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
+    // Only a response with a body that our framing replaces: HEAD, 1xx, 204 and 304 keep
+    // what their fields say about a body they do not carry, which the writer takes from a map.
+    let with_body = !request.head
+        && !status.is_informational()
+        && status != StatusCode::NO_CONTENT
+        && status != StatusCode::NOT_MODIFIED;
+    if request.raw
+        && with_body
+        && let Some(raw) = raw_fields(response.headers, length)?
+    {
+        let (fields, facts) = raw;
+        read.advance(length);
+        let framing = facts.framing(status, request);
+        let keep_alive = facts.keeps_alive(version, framing);
+        return Ok(Some((
+            ResponseHead {
+                status,
+                version,
+                headers: HeaderMap::new(),
+                raw: Some(fields),
+                framing,
+                keep_alive,
+            },
+            length,
+        )));
+    }
     if let Err(bad) = names.collect(read, response.headers) {
         let name = response
             .headers
@@ -103,7 +134,10 @@ pub(crate) fn parse_head(
         let name = field.name;
         let value = HeaderValue::from_maybe_shared(head.slice(field.value))
             .map_err(|_| invalid(format!("invalid value of response header {name}")))?;
-        if facts.note(&name, &value)? == Keep::Field || status == StatusCode::SWITCHING_PROTOCOLS {
+        let kind = FieldKind::of(name.as_str().as_bytes());
+        if facts.note(kind, value.as_bytes())? == Keep::Field
+            || status == StatusCode::SWITCHING_PROTOCOLS
+        {
             headers.append(name, value);
         }
     }
@@ -114,11 +148,104 @@ pub(crate) fn parse_head(
             status,
             version,
             headers,
+            raw: None,
             framing,
             keep_alive,
         },
         length,
     )))
+}
+
+/// A response head's end-to-end fields as bytes, each `name: value\r\n` with the name as the
+/// backend wrote it, for an HTTP/1.1 writer that adds the status line, its own framing and
+/// what else it has to say ([`crate::UpstreamBody::take_raw_head`]). Hop-by-hop fields
+/// (RFC 9110 §7.6.1) and `Content-Length` are left out: the writer frames the body itself.
+/// Building no header map saves, per response, the map (two allocations), a hash and an
+/// insert per field, naming each field, and the drop.
+#[derive(Debug)]
+pub struct RawHead {
+    fields: Vec<u8>,
+    has_date: bool,
+}
+
+impl RawHead {
+    /// The fields, each ending in CRLF.
+    pub fn fields(&self) -> &[u8] {
+        &self.fields
+    }
+
+    /// Whether the fields hold a `Date`.
+    pub fn has_date(&self) -> bool {
+        self.has_date
+    }
+}
+
+/// The fields of a head as a [`RawHead`], with what they say about framing; `None` when a
+/// `Connection` names other fields, which must be found and removed by name (the map does it).
+fn raw_fields(
+    parsed: &[httparse::Header<'_>],
+    head_length: usize,
+) -> Result<Option<(RawHead, FramingFacts)>, ProtocolError> {
+    let mut facts = FramingFacts::default();
+    let mut fields = Vec::with_capacity(head_length);
+    let mut has_date = false;
+    for field in parsed {
+        let name = field.name.as_bytes();
+        let kind = FieldKind::of(name);
+        match kind {
+            FieldKind::Connection => {
+                if facts.note(kind, field.value)? == Keep::Field {
+                    return Ok(None);
+                }
+                continue;
+            }
+            FieldKind::ContentLength | FieldKind::TransferEncoding | FieldKind::KeepAlive => {
+                facts.note(kind, field.value)?;
+                continue;
+            }
+            FieldKind::OtherHopByHop => continue,
+            FieldKind::Date => has_date = true,
+            FieldKind::Other => {}
+        }
+        fields.extend_from_slice(name);
+        fields.extend_from_slice(b": ");
+        fields.extend_from_slice(field.value);
+        fields.extend_from_slice(b"\r\n");
+    }
+    Ok(Some((RawHead { fields, has_date }, facts)))
+}
+
+/// What a field name means to the response's framing and forwarding (ASCII case-insensitive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldKind {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    /// The rest of the hop-by-hop set (RFC 9110 §7.6.1, and the legacy `Proxy-Connection`):
+    /// never forwarded.
+    OtherHopByHop,
+    Date,
+    Other,
+}
+
+impl FieldKind {
+    fn of(name: &[u8]) -> FieldKind {
+        // By length first: most names are none of these, and the comparison is then a branch.
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            2 if is(b"te") => FieldKind::OtherHopByHop,
+            4 if is(b"date") => FieldKind::Date,
+            7 if is(b"upgrade") || is(b"trailer") => FieldKind::OtherHopByHop,
+            10 if is(b"connection") => FieldKind::Connection,
+            10 if is(b"keep-alive") => FieldKind::KeepAlive,
+            14 if is(b"content-length") => FieldKind::ContentLength,
+            14 if is(b"http2-settings") => FieldKind::OtherHopByHop,
+            16 if is(b"proxy-connection") => FieldKind::OtherHopByHop,
+            17 if is(b"transfer-encoding") => FieldKind::TransferEncoding,
+            _ => FieldKind::Other,
+        }
+    }
 }
 
 /// What the headers say about framing and persistence, gathered in the one pass over them.
@@ -143,28 +270,27 @@ enum Keep {
 }
 
 impl FramingFacts {
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<Keep, ProtocolError> {
-        if name == header::CONTENT_LENGTH {
-            let length = parse_content_length(value.as_bytes())
+    fn note(&mut self, kind: FieldKind, value: &[u8]) -> Result<Keep, ProtocolError> {
+        if kind == FieldKind::ContentLength {
+            let length = parse_content_length(value)
                 .ok_or_else(|| invalid("invalid Content-Length in response"))?;
             if self.content_length.is_some_and(|seen| seen != length) {
                 return Err(invalid("conflicting Content-Length values in response"));
             }
             self.content_length = Some(length);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if kind == FieldKind::TransferEncoding {
             self.transfer_encoding = true;
             // The last coding of the last field decides (RFC 9112 §6.3 rule 4).
             self.chunked = value
-                .as_bytes()
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             return Ok(Keep::Consumed);
-        } else if name == "keep-alive" {
+        } else if kind == FieldKind::KeepAlive {
             return Ok(Keep::Consumed);
-        } else if name == header::CONNECTION {
+        } else if kind == FieldKind::Connection {
             let mut names_others = false;
-            for token in value.as_bytes().split(|&b| b == b',') {
+            for token in value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 let close = token.eq_ignore_ascii_case(b"close");
                 let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");

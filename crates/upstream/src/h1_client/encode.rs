@@ -85,9 +85,18 @@ impl Http1Request {
             framing,
             kind: RequestKind {
                 head: *method == Method::HEAD,
+                raw: false,
             },
             body,
         }
+    }
+
+    /// Asks for the response head as bytes ([`crate::UpstreamBody::take_raw_head`]) where the
+    /// response allows it, for a caller that writes it to an HTTP/1.1 client and only adds
+    /// fields to it: the response's header map then holds none of the backend's fields.
+    pub fn with_raw_response_head(mut self) -> Http1Request {
+        self.kind.raw = true;
+        self
     }
 
     /// The request as `http` parts describe it; its `Host` field must be set already.

@@ -1,7 +1,21 @@
 use super::*;
 
-const GET: RequestKind = RequestKind { head: false };
-const HEAD: RequestKind = RequestKind { head: true };
+const GET: RequestKind = RequestKind {
+    head: false,
+    raw: false,
+};
+const HEAD: RequestKind = RequestKind {
+    head: true,
+    raw: false,
+};
+const RAW_GET: RequestKind = RequestKind {
+    head: false,
+    raw: true,
+};
+const RAW_HEAD: RequestKind = RequestKind {
+    head: true,
+    raw: true,
+};
 
 fn head(text: &str, request: RequestKind) -> Result<(ResponseHead, usize), ProtocolError> {
     parse_head(
@@ -225,4 +239,71 @@ fn fields_about_this_connection_only_end_here() {
     let text = "HTTP/1.1 101 Switching Protocols\r\nConnection: keep-alive\r\n\r\n";
     let (parsed, _) = head(text, GET).expect("parses");
     assert_eq!(parsed.headers["connection"], "keep-alive");
+}
+
+#[test]
+fn a_raw_head_keeps_end_to_end_fields_as_written_and_drops_the_rest() {
+    let text = "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 05 Dec 2026 13:00:00 GMT\r\n\
+                Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\
+                X-Multi:a\r\nx-multi: b\r\nUpgrade: h2c\r\nTrailer: x\r\nTE: trailers\r\n\
+                Proxy-Connection: close\r\n\r\nok";
+    let mut read = BytesMut::from(text);
+    let (parsed, length) = parse_head(&mut read, RAW_GET, &mut NameCache::default())
+        .expect("parses")
+        .expect("complete");
+    assert_eq!(read, "ok", "the head left the buffer");
+    assert_eq!(length, text.len() - 2);
+    assert_eq!(parsed.framing, ResponseFraming::Length(2));
+    assert!(parsed.keep_alive);
+    assert!(parsed.headers.is_empty());
+    let raw = parsed.raw.expect("a raw head");
+    assert!(raw.has_date());
+    assert_eq!(
+        std::str::from_utf8(raw.fields()).expect("ascii"),
+        "Server: nginx\r\nDate: Sat, 05 Dec 2026 13:00:00 GMT\r\nX-Multi: a\r\nx-multi: b\r\n"
+    );
+}
+
+#[test]
+fn a_raw_head_still_judges_framing_and_persistence() {
+    let (parsed, _) = head(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        RAW_GET,
+    )
+    .expect("parses");
+    assert_eq!(parsed.framing, ResponseFraming::Chunked);
+    assert!(!parsed.keep_alive);
+    let raw = parsed.raw.expect("a raw head");
+    assert!(raw.fields().is_empty());
+    assert!(!raw.has_date());
+    assert!(head("HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", RAW_GET).is_err());
+}
+
+#[test]
+fn heads_a_raw_writer_cannot_take_come_as_a_map() {
+    for (text, request) in [
+        // A `Connection` naming another field: the map path strips it by name.
+        (
+            "HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n",
+            RAW_GET,
+        ),
+        // No body of their own: their fields describe one the writer does not frame.
+        ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", RAW_HEAD),
+        ("HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n", RAW_GET),
+        ("HTTP/1.1 204 No Content\r\n\r\n", RAW_GET),
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            RAW_GET,
+        ),
+    ] {
+        let (parsed, _) = head(text, request).expect("parses");
+        assert!(parsed.raw.is_none(), "{text:?}");
+    }
+    let (parsed, _) = head(
+        "HTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n",
+        RAW_GET,
+    )
+    .expect("parses");
+    assert_eq!(parsed.headers["x-hop"], "1");
+    assert_eq!(parsed.headers["connection"], "x-hop");
 }
