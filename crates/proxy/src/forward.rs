@@ -10,7 +10,7 @@ use http::uri::{Authority, PathAndQuery, Scheme as UriScheme, Uri};
 use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use snapshot::backend::AppProtocol;
-use upstream::{HostField, Http1Request, PickContext, RequestBody, UpstreamBody};
+use upstream::{Forwarded, HostField, Http1Request, PickContext, RequestBody, UpstreamBody};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -244,12 +244,18 @@ pub(crate) struct RequestHead {
     headers: HeaderMap,
     /// The client's address (the balancer's hash key for `SourceIP`).
     client: IpAddr,
+    /// The connection's peer and the listener's scheme: the `X-Forwarded-For` / `-Proto` the
+    /// request is sent with. Written with the head, not kept in `headers`: a balancer hashing
+    /// on a header sees the request's fields as the client sent them (after the request
+    /// filters), without the gateway's `X-Forwarded-*`; `SourceIP` hashes on the client.
+    peer: IpAddr,
+    scheme: &'static str,
 }
 
 impl RequestHead {
-    /// Takes the head of a client request, removing hop-by-hop headers and adding
-    /// `X-Forwarded-For` (the connection's `peer`) / `X-Forwarded-Proto`. `client` is who the
-    /// client is (`client_ip.rs`), the balancer's key.
+    /// Takes the head of a client request, removing hop-by-hop headers; the request is sent
+    /// with `X-Forwarded-For` (the connection's `peer`) / `X-Forwarded-Proto`. `client` is who
+    /// the client is (`client_ip.rs`), the balancer's key.
     pub(crate) fn from_client(
         parts: http::request::Parts,
         peer: IpAddr,
@@ -261,9 +267,10 @@ impl RequestHead {
             uri: parts.uri,
             headers: parts.headers,
             client,
+            peer,
+            scheme,
         };
         strip_hop_by_hop(&mut head.headers, true);
-        add_forwarded(&mut head.headers, peer, scheme);
         head
     }
 
@@ -291,7 +298,19 @@ impl RequestHead {
             None if !self.headers.contains_key(header::HOST) => HostField::Set(endpoint.as_str()),
             None => HostField::AsIs,
         };
-        Http1Request::new(&self.method, target, host, &self.headers, body)
+        let mut buffer = [0u8; 64];
+        let forwarded = Forwarded {
+            client: format_ip(self.peer, &mut buffer),
+            proto: self.scheme,
+        };
+        Http1Request::new(
+            &self.method,
+            target,
+            host,
+            &self.headers,
+            Some(forwarded),
+            body,
+        )
     }
 
     /// Builds the upstream request for `endpoint`.
@@ -309,8 +328,11 @@ impl RequestHead {
             method,
             uri,
             mut headers,
+            peer,
+            scheme,
             ..
         } = self;
+        add_forwarded(&mut headers, peer, scheme);
         let path = uri
             .path_and_query()
             .cloned()

@@ -39,7 +39,7 @@ pub(crate) use decode::ProtocolError;
 pub use decode::RawHead;
 use decode::{RequestKind, ResponseFraming, ResponseHead};
 use encode::RequestFraming;
-pub use encode::{HostField, Http1Request};
+pub use encode::{Forwarded, HostField, Http1Request};
 pub(crate) use io::UpstreamIo;
 pub use upgraded::UpstreamUpgraded;
 

@@ -28,7 +28,7 @@ mod tls_pool;
 
 pub use balance::PickContext;
 pub use endpoint::{EndpointRuntime, EndpointSet};
-pub use h1_client::{HostField, Http1Request, RawHead, UpstreamBody, UpstreamUpgraded};
+pub use h1_client::{Forwarded, HostField, Http1Request, RawHead, UpstreamBody, UpstreamUpgraded};
 pub use pool::{ClientBodyError, Pools, RequestBody, UpstreamError};
 pub use registry::{BackendRuntime, Registry};
 pub use retry_budget::RetryBudgetWindow;

@@ -315,3 +315,79 @@ fn connection_cannot_make_identity_or_framing_headers_hop_by_hop() {
     assert!(!headers.contains_key("x-auth-user"));
     assert!(!headers.contains_key(header::CONNECTION));
 }
+
+/// The fields of a request as `name: value` lines, sorted (order is not what is compared).
+fn sorted_lines<'a>(lines: impl Iterator<Item = String> + 'a) -> Vec<String> {
+    let mut lines: Vec<String> = lines.collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_request_written_out_holds_the_fields_of_the_request_it_stands_for() {
+    let endpoint = Authority::from_static("10.9.9.9:8080");
+    let unreadable = HeaderValue::from_bytes(b"caf\xe9").expect("obs-text is a valid value");
+    let cases: Vec<(&str, Vec<(&str, HeaderValue)>)> = vec![
+        ("/", vec![("host", HeaderValue::from_static("app.test"))]),
+        (
+            "http://abs.test/p?q",
+            vec![
+                ("host", HeaderValue::from_static("other.test")),
+                ("x-forwarded-for", HeaderValue::from_static("1.1.1.1")),
+                ("x-forwarded-for", HeaderValue::from_static("2.2.2.2")),
+                ("x-forwarded-proto", HeaderValue::from_static("gopher")),
+            ],
+        ),
+        (
+            "/a",
+            vec![
+                ("accept", HeaderValue::from_static("*/*")),
+                ("x-forwarded-for", HeaderValue::from_static("")),
+            ],
+        ),
+        (
+            "/b",
+            vec![
+                ("host", HeaderValue::from_static("app.test")),
+                ("x-forwarded-for", unreadable),
+                ("connection", HeaderValue::from_static("x-gone")),
+                ("x-gone", HeaderValue::from_static("1")),
+            ],
+        ),
+    ];
+    for (target, fields) in cases {
+        let mut request = Request::builder().uri(target);
+        for (name, value) in &fields {
+            request = request.header(*name, value.clone());
+        }
+        let (parts, ()) = request.body(()).expect("request").into_parts();
+        let head = RequestHead::from_client(
+            parts,
+            IpAddr::from([10, 0, 0, 1]),
+            IpAddr::from([10, 0, 0, 2]),
+            "https",
+        );
+        let written = head.to_http1(RequestBody::empty(), &endpoint);
+        let text = std::str::from_utf8(written.head()).expect("ascii");
+        let mut lines = text.split("\r\n");
+        let request_line = lines.next().expect("a request line");
+        let written_fields = sorted_lines(
+            lines
+                .filter(|line| !line.is_empty())
+                .map(|line| line.to_ascii_lowercase()),
+        );
+        let request = head
+            .into_request(RequestBody::empty(), &endpoint, AppProtocol::Http1)
+            .expect("request");
+        assert_eq!(
+            request_line,
+            format!("GET {} HTTP/1.1", request.uri()),
+            "{target}"
+        );
+        let expected = sorted_lines(request.headers().iter().map(|(name, value)| {
+            format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())).to_ascii_lowercase()
+        }));
+        assert_eq!(written_fields, expected, "{target}");
+        assert!(text.contains("x-forwarded-proto: https\r\n"), "{text}");
+    }
+}

@@ -232,7 +232,15 @@ enum FieldKind {
 impl FieldKind {
     fn of(name: &[u8]) -> FieldKind {
         // By length first: most names are none of these, and the comparison is then a branch.
-        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        // `name` is a token (httparse checked it) and `known` holds only lowercase letters and
+        // `-`: a token byte with 0x20 set equals one of those only if it is that byte in either
+        // case, so setting the bit compares exactly, at half the cost of
+        // `eq_ignore_ascii_case`.
+        let is = |known: &[u8]| {
+            name.iter()
+                .zip(known)
+                .all(|(&byte, &lower)| byte | 0x20 == lower)
+        };
         match name.len() {
             2 if is(b"te") => FieldKind::OtherHopByHop,
             4 if is(b"date") => FieldKind::Date,

@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use bytes::Buf;
+use http::header::HeaderName;
 use http::request::Parts;
 use http::{HeaderMap, Method, header};
 use http_body::Body;
@@ -66,6 +67,21 @@ pub enum HostField<'a> {
     Set(&'a str),
 }
 
+/// The `X-Forwarded-For` and `X-Forwarded-Proto` fields a proxy adds, written with the head
+/// instead of inserted into the request's map first (two hashes and inserts per request).
+#[derive(Clone, Copy, Debug)]
+pub struct Forwarded<'a> {
+    /// The address of the client the request came from, as text; appended to the first
+    /// `X-Forwarded-For` of the request when that one is readable and not empty (`a, client`),
+    /// else alone. Other `X-Forwarded-For` fields of the request are not sent.
+    pub client: &'a [u8],
+    /// The scheme the client used, in place of any `X-Forwarded-Proto` of the request.
+    pub proto: &'a str,
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 impl Http1Request {
     /// Writes the head of a request for `target` (origin form, `/path?query`; empty is `/`).
     /// `Content-Length` and `Transfer-Encoding` of `headers` are replaced by the framing
@@ -75,11 +91,12 @@ impl Http1Request {
         target: &str,
         host: HostField<'_>,
         headers: &HeaderMap,
+        forwarded: Option<Forwarded<'_>>,
         body: RequestBody,
     ) -> Http1Request {
         let framing = RequestFraming::of(&body, headers);
         let mut out = Vec::with_capacity(HEAD_CAPACITY);
-        head(&mut out, method, target, host, headers, framing);
+        head(&mut out, method, target, host, headers, forwarded, framing);
         Http1Request {
             head: out,
             framing,
@@ -89,6 +106,11 @@ impl Http1Request {
             },
             body,
         }
+    }
+
+    /// The head as it will be sent.
+    pub fn head(&self) -> &[u8] {
+        &self.head
     }
 
     /// Asks for the response head as bytes ([`crate::UpstreamBody::take_raw_head`]) where the
@@ -105,7 +127,14 @@ impl Http1Request {
             .uri
             .path_and_query()
             .map_or("", |target| target.as_str());
-        Http1Request::new(&parts.method, target, HostField::AsIs, &parts.headers, body)
+        Http1Request::new(
+            &parts.method,
+            target,
+            HostField::AsIs,
+            &parts.headers,
+            None,
+            body,
+        )
     }
 }
 
@@ -120,6 +149,7 @@ fn head(
     target: &str,
     host: HostField<'_>,
     headers: &HeaderMap,
+    forwarded: Option<Forwarded<'_>>,
     framing: RequestFraming,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
@@ -140,6 +170,7 @@ fn head(
         }
     };
     let mut had_length = false;
+    let mut forwarded_for = None;
     for (name, value) in headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             had_length |= name == header::CONTENT_LENGTH;
@@ -148,9 +179,26 @@ fn head(
         if replace_host && name == header::HOST {
             continue;
         }
+        if forwarded.is_some() && (name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO) {
+            if name == X_FORWARDED_FOR && forwarded_for.is_none() {
+                forwarded_for = Some(value);
+            }
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(forwarded) = forwarded {
+        out.extend_from_slice(b"x-forwarded-for: ");
+        if let Some(existing) = forwarded_for.filter(|v| !v.is_empty() && v.to_str().is_ok()) {
+            out.extend_from_slice(existing.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(forwarded.client);
+        out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+        out.extend_from_slice(forwarded.proto.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     match framing {

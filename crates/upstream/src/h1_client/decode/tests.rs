@@ -307,3 +307,28 @@ fn heads_a_raw_writer_cannot_take_come_as_a_map() {
     assert_eq!(parsed.headers["x-hop"], "1");
     assert_eq!(parsed.headers["connection"], "x-hop");
 }
+
+#[test]
+fn field_kinds_are_told_apart_in_any_case() {
+    for (name, kind) in [
+        ("Content-Length", FieldKind::ContentLength),
+        ("TRANSFER-ENCODING", FieldKind::TransferEncoding),
+        ("connection", FieldKind::Connection),
+        ("Keep-Alive", FieldKind::KeepAlive),
+        ("Date", FieldKind::Date),
+        ("TE", FieldKind::OtherHopByHop),
+        ("Upgrade", FieldKind::OtherHopByHop),
+        ("trailer", FieldKind::OtherHopByHop),
+        ("HTTP2-Settings", FieldKind::OtherHopByHop),
+        ("Proxy-Connection", FieldKind::OtherHopByHop),
+        // Same lengths, other names.
+        ("Content-Lengtx", FieldKind::Other),
+        ("Connectiom", FieldKind::Other),
+        ("Dat_", FieldKind::Other),
+        ("Dat^", FieldKind::Other),
+        ("Server", FieldKind::Other),
+        ("Content-Type", FieldKind::Other),
+    ] {
+        assert_eq!(FieldKind::of(name.as_bytes()), kind, "{name}");
+    }
+}
