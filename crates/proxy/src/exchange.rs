@@ -243,7 +243,7 @@ impl Exchange<'_> {
                     .map_err(|_| ProxyError::InvalidHost)?,
             ),
             AppProtocol::Http1 | AppProtocol::WebSocket => {
-                let mut request = head.to_http1(body, endpoint.authority());
+                let mut request = head.to_http1(body, endpoint.authority()).sent_at(started);
                 drop(head);
                 if self.raw_response_head {
                     request = request.with_raw_response_head();
@@ -313,8 +313,13 @@ impl Exchange<'_> {
     ) -> Instant {
         // PeakEWMA learns from the response head's arrival; a timeout counts as slow. Errors
         // are not latencies (a refused connect is fast) and go to outlier detection instead.
-        // One clock read serves both uses.
-        let now = Instant::now();
+        // One clock reading serves both uses: our HTTP/1.1 client's, taken as the head arrived,
+        // else one now.
+        let now = match sent {
+            Some(Ok(response)) => response.body().received_at(),
+            _ => None,
+        }
+        .unwrap_or_else(Instant::now);
         let latency = now.saturating_duration_since(started);
         if matches!(sent, Some(Ok(_)) | None) {
             endpoint.observe_latency_at(latency, now);

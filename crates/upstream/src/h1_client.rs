@@ -130,6 +130,7 @@ pub(crate) async fn send(
         framing,
         kind,
         body,
+        ..
     } = request;
     // The written head becomes the connection's output buffer (its old one goes with the
     // request): no copy.
@@ -140,7 +141,10 @@ pub(crate) async fn send(
     let head =
         poll_fn(|cx| poll_exchange(&mut connection, &mut writer, kind, &mut interim, cx)).await;
     let head = head.map_err(Failure::into_upstream)?;
-    Ok(response(connection, writer, head, home))
+    // One reading for the head's arrival: the connection's idle time when the body is already
+    // complete, and the caller's latency ([`UpstreamBody::received_at`]).
+    let received_at = Instant::now();
+    Ok(response(connection, writer, head, home, received_at))
 }
 
 /// Writes the request as far as the socket takes it, and reads until the final response head.
@@ -199,6 +203,7 @@ fn response(
     writer: BodyWriter,
     head: ResponseHead,
     home: Home,
+    received_at: Instant,
 ) -> Response<UpstreamBody> {
     let body = if head.status == StatusCode::SWITCHING_PROTOCOLS {
         UpstreamBody::upgraded(UpstreamUpgraded::new(connection))
@@ -212,13 +217,15 @@ fn response(
         let mut body = H1Body {
             connection: Some(connection),
             state,
-            writer: (!writer.is_done()).then_some(writer),
+            writer: (!writer.is_done()).then(|| Box::new(writer)),
+            waited: false,
             reusable: head.keep_alive,
             home: Some(home),
             raw_head: head.raw,
+            received_at,
         };
         if body.state == BodyState::Done {
-            body.finish();
+            body.finish_at(Some(received_at));
         }
         UpstreamBody::h1(body)
     };
@@ -388,13 +395,18 @@ pub(crate) struct H1Body {
     /// `None` once given back to the pool or closed.
     connection: Option<Box<Connection>>,
     state: BodyState,
-    /// The request body, when it was still being sent as the response began.
-    writer: Option<BodyWriter>,
+    /// The request body, when it was still being sent as the response began (boxed: rare, and
+    /// the body is moved with every response).
+    writer: Option<Box<BodyWriter>>,
     /// The response allows another request on the connection.
     reusable: bool,
+    /// The body has waited for the backend: its end is not when the head arrived.
+    waited: bool,
     home: Option<Home>,
     /// The response head's fields as bytes, when the request asked for them.
     raw_head: Option<RawHead>,
+    /// When the response head arrived.
+    received_at: Instant,
 }
 
 impl H1Body {
@@ -421,9 +433,13 @@ impl H1Body {
             }
         }
         let polled = poll_body(connection, &mut self.state, cx);
+        // A body that was all there with its head (the common small response) ends when the
+        // head arrived, as far as the connection's idle time is concerned: no clock reading.
+        let ended_at = (!self.waited).then_some(self.received_at);
         match &polled {
-            Poll::Ready(Some(Ok(_))) if self.state == BodyState::Done => self.finish(),
-            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Ok(_))) if self.state == BodyState::Done => self.finish_at(ended_at),
+            Poll::Ready(None) => self.finish_at(ended_at),
+            Poll::Pending => self.waited = true,
             Poll::Ready(Some(Err(_))) => {
                 self.state = BodyState::Done;
                 self.connection = None;
@@ -436,6 +452,12 @@ impl H1Body {
     /// The response has been read: the connection goes back to the pool if it can carry
     /// another request, else it closes.
     fn finish(&mut self) {
+        self.finish_at(None);
+    }
+
+    /// Ends the body; a reusable connection goes back to its pool, idle since `now` (read
+    /// when `None`).
+    fn finish_at(&mut self, now: Option<Instant>) {
         self.state = BodyState::Done;
         let Some(connection) = self.connection.take() else {
             return;
@@ -445,7 +467,7 @@ impl H1Body {
             && connection.read.is_empty()
             && let Some(home) = self.home.take()
         {
-            home.checkin(connection);
+            home.checkin(connection, now);
         }
     }
 }
@@ -608,6 +630,15 @@ impl UpstreamBody {
     pub fn take_raw_head(&mut self) -> Option<RawHead> {
         match &mut self.kind {
             Kind::H1(body) => body.raw_head.take(),
+            _ => None,
+        }
+    }
+
+    /// When the response head arrived, as our HTTP/1.1 client read the clock then; `None` for
+    /// other responses.
+    pub fn received_at(&self) -> Option<Instant> {
+        match &self.kind {
+            Kind::H1(body) => Some(body.received_at),
             _ => None,
         }
     }

@@ -103,7 +103,7 @@ impl<C: Connect> Http1Pool<C> {
         endpoint: SocketAddr,
         request: Http1Request,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let connection = match self.idle.checkout(endpoint) {
+        let connection = match self.idle.checkout(endpoint, request.sent_at) {
             Some(connection) => connection,
             None => self.connect(endpoint).await?,
         };
@@ -139,8 +139,9 @@ pub(crate) struct Home {
 }
 
 impl Home {
-    pub(crate) fn checkin(self, connection: Box<Connection>) {
-        IdleConnections::checkin(&self.idle, self.endpoint, connection);
+    /// Gives the connection back, idle since `now` (read here when `None`).
+    pub(crate) fn checkin(self, connection: Box<Connection>, now: Option<Instant>) {
+        IdleConnections::checkin(&self.idle, self.endpoint, connection, now);
     }
 }
 
@@ -181,10 +182,12 @@ impl IdleConnections {
 
     /// The most recently used open connection to `endpoint`. Closed and expired ones are
     /// dropped on the way.
-    fn checkout(&self, endpoint: SocketAddr) -> Option<Box<Connection>> {
+    /// An idle connection to `endpoint` that can take a request; `now`: the caller's clock
+    /// reading, if it has one.
+    fn checkout(&self, endpoint: SocketAddr, now: Option<Instant>) -> Option<Box<Connection>> {
         let mut endpoints = self.lock();
         let stack = endpoints.map.get_mut(&endpoint)?;
-        let now = Instant::now();
+        let now = now.unwrap_or_else(Instant::now);
         while let Some(mut idle) = stack.pop() {
             if idle.is_usable(&self.lifetimes, now) {
                 return Some(idle.connection);
@@ -193,8 +196,13 @@ impl IdleConnections {
         None
     }
 
-    fn checkin(this: &Arc<Self>, endpoint: SocketAddr, connection: Box<Connection>) {
-        let now = Instant::now();
+    fn checkin(
+        this: &Arc<Self>,
+        endpoint: SocketAddr,
+        connection: Box<Connection>,
+        now: Option<Instant>,
+    ) {
+        let now = now.unwrap_or_else(Instant::now);
         let idle = Idle {
             connection,
             since: now,

@@ -297,6 +297,24 @@ impl FramingFacts {
         } else if kind == FieldKind::KeepAlive {
             return Ok(Keep::Consumed);
         } else if kind == FieldKind::Connection {
+            // The common values whole: a value byte with the case bit set equals a letter of
+            // these (or their `-`) only if it is that letter in either case (CR, the other
+            // byte that would match `-`, is not allowed in a value).
+            let is = |known: &[u8]| {
+                value.len() == known.len()
+                    && value
+                        .iter()
+                        .zip(known)
+                        .all(|(&byte, &lower)| byte | 0x20 == lower)
+            };
+            if is(b"keep-alive") {
+                self.keep_alive = true;
+                return Ok(Keep::Consumed);
+            }
+            if is(b"close") {
+                self.close = true;
+                return Ok(Keep::Consumed);
+            }
             let mut names_others = false;
             for token in value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -345,6 +363,14 @@ impl FramingFacts {
 
 /// `Content-Length`: digits, or a list of identical values (RFC 9110 §8.6).
 fn parse_content_length(value: &[u8]) -> Option<u64> {
+    // The common value, plain digits, in one pass.
+    if !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit) {
+        return Some(
+            value
+                .iter()
+                .fold(0u64, |n, &digit| n * 10 + u64::from(digit - b'0')),
+        );
+    }
     let mut length = None;
     for part in value.split(|&b| b == b',') {
         let part = part.trim_ascii();

@@ -4,6 +4,7 @@
 //! the length the body will really have.
 
 use std::io::Write;
+use std::time::Instant;
 
 use bytes::Buf;
 use http::header::HeaderName;
@@ -56,6 +57,8 @@ pub struct Http1Request {
     pub(crate) framing: RequestFraming,
     pub(crate) kind: RequestKind,
     pub(crate) body: RequestBody,
+    /// The caller's clock reading as it sends the request ([`Http1Request::sent_at`]).
+    pub(crate) sent_at: Option<Instant>,
 }
 
 /// The `Host` field an [`Http1Request`] carries.
@@ -105,7 +108,15 @@ impl Http1Request {
                 raw: false,
             },
             body,
+            sent_at: None,
         }
+    }
+
+    /// The clock reading the caller took as it sends the request: an idle connection's
+    /// expiry is judged by it, so that the pool need not read the clock itself.
+    pub fn sent_at(mut self, now: Instant) -> Http1Request {
+        self.sent_at = Some(now);
+        self
     }
 
     /// The head as it will be sent.
