@@ -93,7 +93,7 @@ impl Exchange<'_> {
         let (parts, body) = request.into_parts();
         let Some(policy) = &self.rule.retry else {
             let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
-            let response = self.attempt(self.pinned, Some(self.start), head, body, disposition);
+            let response = self.attempt(self.pinned, Some(self.start), &head, body, disposition);
             return Ok(client_response(response.await?));
         };
         let method = parts.method.clone();
@@ -117,7 +117,7 @@ impl Exchange<'_> {
         let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
         let response = self
-            .attempt(self.pinned, Some(self.start), head, body, disposition)
+            .attempt(self.pinned, Some(self.start), &head, body, disposition)
             .await?;
         let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let response = upgrade::bridge(client_upgrade, response);
@@ -147,7 +147,7 @@ impl Exchange<'_> {
         upgrade::websocket_request_headers(head.headers_mut());
         let body = RequestBody::empty();
         let response = self
-            .attempt(self.pinned, Some(self.start), head, body, disposition)
+            .attempt(self.pinned, Some(self.start), &head, body, disposition)
             .await?;
         let response = upgrade::bridge_extended_connect(client_upgrade, response, hold);
         Ok(client_response(response))
@@ -173,7 +173,7 @@ impl Exchange<'_> {
             Ok(Prepared::Streaming(body)) => {
                 // Too large to keep for another attempt: sent once.
                 let body = RequestBody::new(body);
-                let response = self.attempt(self.pinned, None, head, body, disposition);
+                let response = self.attempt(self.pinned, None, &head, body, disposition);
                 let response = response.await?;
                 return Ok(client_response(response));
             }
@@ -188,9 +188,7 @@ impl Exchange<'_> {
             };
             // A retry goes where the balancer says: the pinned endpoint just failed.
             let pinned = self.pinned.filter(|_| retry == 0);
-            let result = self
-                .attempt(pinned, None, head.clone(), body, disposition)
-                .await;
+            let result = self.attempt(pinned, None, &head, body, disposition).await;
             let status = result.as_ref().map(Response::status);
             if retry >= policy.attempts || !retry::allows_retry(&policy.triggers, &method, status) {
                 return result.map(client_response);
@@ -219,7 +217,9 @@ impl Exchange<'_> {
         &self,
         pinned: Option<SocketAddr>,
         started: Option<Instant>,
-        head: RequestHead,
+        // By reference: an async function keeps its arguments twice in its state, and a
+        // retry sends the same head again.
+        head: &RequestHead,
         body: RequestBody,
         disposition: &mut Disposition,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
@@ -239,12 +239,12 @@ impl Exchange<'_> {
         // travels down to its connection; h2c needs a request (boxed: rarer, and larger).
         let outgoing = match backend.protocol() {
             AppProtocol::H2c => Outgoing::Request(
-                head.into_request(body, endpoint.authority(), AppProtocol::H2c)
+                head.clone()
+                    .into_request(body, endpoint.authority(), AppProtocol::H2c)
                     .map_err(|_| ProxyError::InvalidHost)?,
             ),
             AppProtocol::Http1 | AppProtocol::WebSocket => {
                 let mut request = head.to_http1(body, endpoint.authority()).sent_at(started);
-                drop(head);
                 if self.raw_response_head {
                     request = request.with_raw_response_head();
                 }

@@ -120,11 +120,13 @@ impl Connection {
 /// A connection that the backend closes after the request was written is an error, never a
 /// reason to send the request again: the backend may have acted on it, and retries are the
 /// route's retry policy's to decide (Gateway API `HTTPRouteRetry`, which counts them).
-pub(crate) async fn send(
+pub(crate) fn send(
     mut connection: Box<Connection>,
     request: Http1Request,
     home: Home,
-) -> Result<Response<UpstreamBody>, UpstreamError> {
+) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send {
+    // Set up before the future is made, so that it holds what the exchange needs once (an
+    // async function keeps its arguments twice).
     let Http1Request {
         head,
         framing,
@@ -132,19 +134,21 @@ pub(crate) async fn send(
         body,
         ..
     } = request;
-    // The written head becomes the connection's output buffer (its old one goes with the
-    // request): no copy.
-    connection.out = head;
+    // The written head becomes the connection's output buffer (no copy); the old one is kept
+    // for another head.
+    crate::spare_buffers::give_back(std::mem::replace(&mut connection.out, head));
     connection.written = 0;
     let mut writer = BodyWriter::new(body, framing);
-    let mut interim = 0;
-    let head =
-        poll_fn(|cx| poll_exchange(&mut connection, &mut writer, kind, &mut interim, cx)).await;
-    let head = head.map_err(Failure::into_upstream)?;
-    // One reading for the head's arrival: the connection's idle time when the body is already
-    // complete, and the caller's latency ([`UpstreamBody::received_at`]).
-    let received_at = Instant::now();
-    Ok(response(connection, writer, head, home, received_at))
+    async move {
+        let mut interim = 0;
+        let head =
+            poll_fn(|cx| poll_exchange(&mut connection, &mut writer, kind, &mut interim, cx)).await;
+        let head = head.map_err(Failure::into_upstream)?;
+        // One reading for the head's arrival: the connection's idle time when the body is
+        // already complete, and the caller's latency ([`UpstreamBody::received_at`]).
+        let received_at = Instant::now();
+        Ok(response(connection, writer, head, home, received_at))
+    }
 }
 
 /// Writes the request as far as the socket takes it, and reads until the final response head.

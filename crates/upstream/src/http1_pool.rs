@@ -98,20 +98,25 @@ impl<C: Connect> Http1Pool<C> {
     }
 
     /// Sends a request already written out to `endpoint`, on an idle connection or a new one.
-    pub(crate) async fn send_http1(
+    /// The idle connection is taken when the future is made (it is awaited right away), so
+    /// that the future holds the request once: an async function keeps its arguments twice.
+    pub(crate) fn send_http1(
         &self,
         endpoint: SocketAddr,
         request: Http1Request,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let connection = match self.idle.checkout(endpoint, request.sent_at) {
-            Some(connection) => connection,
-            None => self.connect(endpoint).await?,
-        };
-        let home = Home {
-            endpoint,
-            idle: Arc::clone(&self.idle),
-        };
-        h1_client::send(connection, request, home).await
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + '_ {
+        let idle = self.idle.checkout(endpoint, request.sent_at);
+        async move {
+            let connection = match idle {
+                Some(connection) => connection,
+                None => self.connect(endpoint).await?,
+            };
+            let home = Home {
+                endpoint,
+                idle: Arc::clone(&self.idle),
+            };
+            h1_client::send(connection, request, home).await
+        }
     }
 
     fn connect(

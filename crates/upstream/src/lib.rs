@@ -23,6 +23,7 @@ pub mod pool;
 pub mod registry;
 mod request_body;
 pub mod retry_budget;
+mod spare_buffers;
 mod system_roots;
 mod tls_pool;
 

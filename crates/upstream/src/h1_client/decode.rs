@@ -168,6 +168,12 @@ pub struct RawHead {
     has_date: bool,
 }
 
+impl Drop for RawHead {
+    fn drop(&mut self) {
+        crate::spare_buffers::give_back(std::mem::take(&mut self.fields));
+    }
+}
+
 impl RawHead {
     /// The fields, each ending in CRLF.
     pub fn fields(&self) -> &[u8] {
@@ -187,7 +193,7 @@ fn raw_fields(
     head_length: usize,
 ) -> Result<Option<(RawHead, FramingFacts)>, ProtocolError> {
     let mut facts = FramingFacts::default();
-    let mut fields = Vec::with_capacity(head_length);
+    let mut fields = crate::spare_buffers::take(head_length);
     let mut has_date = false;
     for field in parsed {
         let name = field.name.as_bytes();

@@ -98,7 +98,7 @@ impl Http1Request {
         body: RequestBody,
     ) -> Http1Request {
         let framing = RequestFraming::of(&body, headers);
-        let mut out = Vec::with_capacity(HEAD_CAPACITY);
+        let mut out = crate::spare_buffers::take(HEAD_CAPACITY);
         head(&mut out, method, target, host, headers, forwarded, framing);
         Http1Request {
             head: out,
