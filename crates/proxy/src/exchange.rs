@@ -14,6 +14,7 @@
 //! attempt, never retried. It does not route, filter or log: `stack.rs` does.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,31 +71,42 @@ pub(crate) struct Exchange<'a> {
     pub(crate) start: Instant,
 }
 
-impl Exchange<'_> {
-    /// Forwards the request, retrying per the rule's retry policy. The upgrade and retry paths
-    /// are boxed, so that their futures do not grow the common one (a request without
-    /// retries), which is moved on every request.
-    pub(crate) async fn forward(
+/// A request's forwarding ([`Exchange::forward`]).
+pub(crate) type Forwarding<'a> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, ProxyError>> + Send + 'a>>;
+
+impl<'a> Exchange<'a> {
+    /// Forwards the request, retrying per the rule's retry policy: the forwarding, boxed (it is
+    /// large, and the request's future would otherwise carry and move it). The set-up runs
+    /// here, before the future is made, so that the future holds each value once (an async
+    /// function keeps its arguments twice), and each path boxes only its own future.
+    pub(crate) fn forward(
         self,
         request: Request<RequestBody>,
-        disposition: &mut Disposition,
-    ) -> Result<Response<ResponseBody>, ProxyError> {
+        disposition: &'a mut Disposition,
+    ) -> Forwarding<'a> {
         disposition.backend = Some(Arc::clone(self.backend.id().as_shared()));
         disposition.backend_index = Some(self.index);
         if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
-            return Box::pin(self.forward_upgrade(protocol, request, disposition)).await;
+            return Box::pin(
+                async move { self.forward_upgrade(protocol, request, disposition).await },
+            );
         }
         if let Some(protocol) = upgrade::extended_connect(&request) {
             if !protocol.eq_ignore_ascii_case("websocket") {
-                return Err(ProxyError::UnsupportedProtocol);
+                return Box::pin(std::future::ready(Err(ProxyError::UnsupportedProtocol)));
             }
-            return Box::pin(self.forward_extended_connect(request, disposition)).await;
+            return Box::pin(
+                async move { self.forward_extended_connect(request, disposition).await },
+            );
         }
         let (parts, body) = request.into_parts();
-        let Some(policy) = &self.rule.retry else {
+        let Some(policy) = self.rule.retry.as_ref() else {
             let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
-            let response = self.attempt(self.pinned, Some(self.start), &head, body, disposition);
-            return Ok(client_response(response.await?));
+            return Box::pin(async move {
+                let attempt = self.attempt(self.pinned, Some(self.start), &head, body, disposition);
+                Ok(client_response(attempt.await?))
+            });
         };
         let method = parts.method.clone();
         let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
@@ -102,7 +114,11 @@ impl Exchange<'_> {
             limit: policy.per_try_timeout.or(self.limit),
             ..self
         };
-        Box::pin(exchange.forward_with_retries(policy, method, head, body, disposition)).await
+        Box::pin(async move {
+            exchange
+                .forward_with_retries(policy, method, head, body, disposition)
+                .await
+        })
     }
 
     /// An upgrade (WebSocket) is one exchange, never retried: the connection is the body.

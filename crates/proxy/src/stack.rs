@@ -264,11 +264,10 @@ async fn serve(
     let mut exchange = exchange(plane, live, &routed, index, connection, arrival, session)?;
     exchange.raw_response_head = own_server && keeps_backend_fields(&routed, backend_filters);
     let request = Request::from_parts(parts, body);
-    // Phase 6, within the rule's `timeouts.request` (504). Boxed: the forwarding future
-    // (retries, replay, upgrades) is large, and keeping it out of the per-request future saves
-    // copying it around on every request. Awaited here rather than in a function of its own:
-    // each async layer moves its arguments and its result once more.
-    let forwarding = Box::pin(exchange.forward(request, disposition));
+    // Phase 6, within the rule's `timeouts.request` (504). The forwarding comes boxed (see
+    // `Exchange::forward`). Awaited here rather than in a function of its own: each async
+    // layer moves its arguments and its result once more.
+    let forwarding = exchange.forward(request, disposition);
     let forwarded = match routed.rule.timeouts.request {
         Some(limit) => tokio::time::timeout(limit, forwarding)
             .await

@@ -29,16 +29,17 @@ enum Framing {
 }
 
 impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
-    /// Writes `response`; `Ok(true)` when the connection can take another request.
-    pub(super) async fn write_response(
+    /// Writes `response`; `Ok(true)` when the connection can take another request. The head
+    /// is written into the output buffer before the future is made, so that the future holds
+    /// the body alone (an async function keeps its arguments twice).
+    pub(super) fn write_response(
         &mut self,
         response: Response<ResponseBody>,
         is_head: bool,
         keep_alive: bool,
-    ) -> std::io::Result<bool> {
+    ) -> impl Future<Output = std::io::Result<bool>> + '_ {
         let (parts, mut body) = response.into_parts();
         let raw = body.take_raw_head();
-        let mut body = pin!(body);
         self.out.clear();
         let (framing, keep_alive) = head(
             &mut self.out,
@@ -48,14 +49,18 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
             is_head,
             keep_alive,
         );
+        drop((parts, raw));
         let mut remaining = match framing {
             Framing::Length(length) => length,
             _ => 0,
         };
         let mut ended = framing == Framing::None;
-        poll_fn(|cx| self.poll_body(cx, body.as_mut(), framing, &mut remaining, &mut ended))
-            .await?;
-        Ok(keep_alive)
+        async move {
+            let mut body = pin!(body);
+            poll_fn(|cx| self.poll_body(cx, body.as_mut(), framing, &mut remaining, &mut ended))
+                .await?;
+            Ok(keep_alive)
+        }
     }
 
     fn poll_body(
