@@ -27,6 +27,14 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How long [`GatewayProcess::start`] waits for `/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Starts of a gateway that failed on an address in use, tried at most this often.
+const START_ATTEMPTS: u32 = 5;
+
+/// Whether a failed start failed on an address another process held.
+fn is_address_in_use(error: &anyhow::Error) -> bool {
+    format!("{error:#}").contains("Address already in use")
+}
+
 /// A running gateway process. Dropping it kills the process (by its own PID) and reaps it.
 ///
 /// Its stdout and stderr go to files in a private temporary directory, readable at any time. That directory is
@@ -55,6 +63,22 @@ impl GatewayProcess {
     /// Fails when the process cannot be spawned, exits before it is ready, or is not ready in time. The error
     /// includes the process's stderr. A process that is still running is killed before the error is returned.
     pub async fn start(binary: &Path, config: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        // The free port for the admin server (or one the config names) can be taken between
+        // finding it and the gateway binding it (the kernel hands out the same range for
+        // outgoing connections): such a start is tried again, on a new admin port.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(binary, config, extra_args).await {
+                Err(error) if attempt < START_ATTEMPTS && is_address_in_use(&error) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(binary: &Path, config: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
         let log_dir = temp_dir::create_unique_dir("portcullis-gateway")?;
         let stdout = File::create(log_dir.join("stdout.log")).context("creating stdout.log")?;
         let stderr = File::create(log_dir.join("stderr.log")).context("creating stderr.log")?;
