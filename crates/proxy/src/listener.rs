@@ -585,6 +585,21 @@ async fn serve_connection<I>(
         let request = request.map(RequestStream::Hyper);
         stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
     });
+    // HTTP/2 runs each stream in a task of its own, which holds the request's future: boxed, so
+    // that the task (moved into place when spawned) is small. An HTTP/1.1 connection awaits its
+    // request's future in place.
+    let h2_service = {
+        let plane = Arc::clone(&serving_plane);
+        let connection = Arc::clone(&serving_connection);
+        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let request = request.map(RequestStream::Hyper);
+            Box::pin(stack::handle(
+                Arc::clone(&plane),
+                Arc::clone(&connection),
+                request,
+            ))
+        })
+    };
     // HTTP/2 and the auto server are boxed: the HTTP/1.1 connection's task, the common one,
     // is then sized for HTTP/1.1 alone.
     let result = match version {
@@ -607,7 +622,7 @@ async fn serve_connection<I>(
         Some(HttpVersion::Http2) => {
             let mut builder = http2::Builder::new(TokioExecutor::new());
             http2_settings!(builder, settings);
-            let serving = builder.serve_connection(TokioIo::new(io), service);
+            let serving = builder.serve_connection(TokioIo::new(io), h2_service);
             let shutdown = http2::Connection::graceful_shutdown;
             Box::pin(until_stopped(serving, shutdown, stop)).await
         }
