@@ -184,12 +184,7 @@ mod tests {
 
     /// Whether `text` goes to hyper, with every byte left in the buffer for it.
     fn is_other(text: &str) -> bool {
-        let mut read = BytesMut::from(text);
-        let other = matches!(
-            parse(&mut read, &DEFAULT, &mut NameCache::default()),
-            Parsed::Other
-        );
-        other && read == text.as_bytes()
+        is_other_with(text, &DEFAULT)
     }
 
     #[test]

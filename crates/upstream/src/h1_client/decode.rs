@@ -201,6 +201,7 @@ fn raw_fields(
         match kind {
             FieldKind::Connection => {
                 if facts.note(kind, field.value)? == Keep::Field {
+                    crate::spare_buffers::give_back(fields);
                     return Ok(None);
                 }
                 continue;
@@ -221,6 +222,18 @@ fn raw_fields(
     Ok(Some((RawHead { fields, has_date }, facts)))
 }
 
+/// Whether `bytes` is `known` in any letter case, where `known` holds only lowercase letters
+/// and `-`. Setting the case bit (0x20) of a byte makes it one of those only if it is that byte
+/// in either case, or CR for `-` (which neither a field name nor a value may hold): an exact
+/// comparison at half the cost of `eq_ignore_ascii_case`.
+fn is_lowercase_word(bytes: &[u8], known: &[u8]) -> bool {
+    bytes.len() == known.len()
+        && bytes
+            .iter()
+            .zip(known)
+            .all(|(&byte, &lower)| byte | 0x20 == lower)
+}
+
 /// What a field name means to the response's framing and forwarding (ASCII case-insensitive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FieldKind {
@@ -238,15 +251,7 @@ enum FieldKind {
 impl FieldKind {
     fn of(name: &[u8]) -> FieldKind {
         // By length first: most names are none of these, and the comparison is then a branch.
-        // `name` is a token (httparse checked it) and `known` holds only lowercase letters and
-        // `-`: a token byte with 0x20 set equals one of those only if it is that byte in either
-        // case, so setting the bit compares exactly, at half the cost of
-        // `eq_ignore_ascii_case`.
-        let is = |known: &[u8]| {
-            name.iter()
-                .zip(known)
-                .all(|(&byte, &lower)| byte | 0x20 == lower)
-        };
+        let is = |known: &[u8]| is_lowercase_word(name, known);
         match name.len() {
             2 if is(b"te") => FieldKind::OtherHopByHop,
             4 if is(b"date") => FieldKind::Date,
@@ -303,16 +308,8 @@ impl FramingFacts {
         } else if kind == FieldKind::KeepAlive {
             return Ok(Keep::Consumed);
         } else if kind == FieldKind::Connection {
-            // The common values whole: a value byte with the case bit set equals a letter of
-            // these (or their `-`) only if it is that letter in either case (CR, the other
-            // byte that would match `-`, is not allowed in a value).
-            let is = |known: &[u8]| {
-                value.len() == known.len()
-                    && value
-                        .iter()
-                        .zip(known)
-                        .all(|(&byte, &lower)| byte | 0x20 == lower)
-            };
+            // The common values whole, before the list is split.
+            let is = |known: &[u8]| is_lowercase_word(value, known);
             if is(b"keep-alive") {
                 self.keep_alive = true;
                 return Ok(Keep::Consumed);

@@ -99,7 +99,68 @@ impl Http1Request {
     ) -> Http1Request {
         let framing = RequestFraming::of(&body, headers);
         let mut out = crate::spare_buffers::take(HEAD_CAPACITY);
-        head(&mut out, method, target, host, headers, forwarded, framing);
+        // The request line, the headers, the framing header.
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        if target.is_empty() {
+            out.push(b'/');
+        } else {
+            out.extend_from_slice(target.as_bytes());
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let replace_host = match host {
+            HostField::AsIs => false,
+            HostField::Set(value) => {
+                out.extend_from_slice(b"host: ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                true
+            }
+        };
+        let mut had_length = false;
+        let mut forwarded_for = None;
+        for (name, value) in headers {
+            if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                had_length |= name == header::CONTENT_LENGTH;
+                continue;
+            }
+            if replace_host && name == header::HOST {
+                continue;
+            }
+            if forwarded.is_some() && (name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO) {
+                if name == X_FORWARDED_FOR && forwarded_for.is_none() {
+                    forwarded_for = Some(value);
+                }
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(forwarded) = forwarded {
+            out.extend_from_slice(b"x-forwarded-for: ");
+            if let Some(existing) = forwarded_for.filter(|v| !v.is_empty() && v.to_str().is_ok()) {
+                out.extend_from_slice(existing.as_bytes());
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(forwarded.client);
+            out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+            out.extend_from_slice(forwarded.proto.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        match framing {
+            RequestFraming::Empty if had_length || expects_body(method) => {
+                out.extend_from_slice(b"content-length: 0\r\n");
+            }
+            RequestFraming::Empty => {}
+            RequestFraming::Length(length) => {
+                // Writing into a Vec cannot fail.
+                let _ = write!(out, "content-length: {length}\r\n");
+            }
+            RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        }
+        out.extend_from_slice(b"\r\n");
         Http1Request {
             head: out,
             framing,
@@ -151,80 +212,6 @@ impl Http1Request {
 
 /// The buffer a head starts with: most heads fit, a larger one grows it.
 const HEAD_CAPACITY: usize = 512;
-
-/// Writes the request head (origin-form target, `HTTP/1.1`, the headers, the framing header)
-/// into `out`.
-fn head(
-    out: &mut Vec<u8>,
-    method: &Method,
-    target: &str,
-    host: HostField<'_>,
-    headers: &HeaderMap,
-    forwarded: Option<Forwarded<'_>>,
-    framing: RequestFraming,
-) {
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    if target.is_empty() {
-        out.push(b'/');
-    } else {
-        out.extend_from_slice(target.as_bytes());
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    let replace_host = match host {
-        HostField::AsIs => false,
-        HostField::Set(value) => {
-            out.extend_from_slice(b"host: ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-            true
-        }
-    };
-    let mut had_length = false;
-    let mut forwarded_for = None;
-    for (name, value) in headers {
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            had_length |= name == header::CONTENT_LENGTH;
-            continue;
-        }
-        if replace_host && name == header::HOST {
-            continue;
-        }
-        if forwarded.is_some() && (name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO) {
-            if name == X_FORWARDED_FOR && forwarded_for.is_none() {
-                forwarded_for = Some(value);
-            }
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if let Some(forwarded) = forwarded {
-        out.extend_from_slice(b"x-forwarded-for: ");
-        if let Some(existing) = forwarded_for.filter(|v| !v.is_empty() && v.to_str().is_ok()) {
-            out.extend_from_slice(existing.as_bytes());
-            out.extend_from_slice(b", ");
-        }
-        out.extend_from_slice(forwarded.client);
-        out.extend_from_slice(b"\r\nx-forwarded-proto: ");
-        out.extend_from_slice(forwarded.proto.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    match framing {
-        RequestFraming::Empty if had_length || expects_body(method) => {
-            out.extend_from_slice(b"content-length: 0\r\n");
-        }
-        RequestFraming::Empty => {}
-        RequestFraming::Length(length) => {
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "content-length: {length}\r\n");
-        }
-        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-    }
-    out.extend_from_slice(b"\r\n");
-}
 
 /// Methods whose requests carry a body by definition: an empty one is said to be empty.
 fn expects_body(method: &Method) -> bool {
