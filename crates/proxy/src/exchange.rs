@@ -64,7 +64,7 @@ pub(crate) struct Exchange<'a> {
     pub(crate) limit: Option<Duration>,
     /// The response head may come back as bytes (`upstream::RawHead`): the client is on our
     /// HTTP/1.1 server, which writes them, and no response phase changes or removes a
-    /// backend's field (phases may add fields: see `stack::raw_response_head`).
+    /// backend's field (phases may add fields: see `stack::keeps_backend_fields`).
     pub(crate) raw_response_head: bool,
     /// When the request arrived: the first attempt of a request that reaches it without
     /// waiting (no body to keep for retries) starts then, without another clock reading.

@@ -25,10 +25,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, Uri};
+use http::Response;
 
 use crate::h1_client::{self, Connection, Http1Request, UpstreamBody, UpstreamIo};
-use crate::pool::{BoxError, RequestBody, UpstreamError};
+use crate::pool::{BoxError, UpstreamError};
 use snapshot::fast_hash::FastHashBuilder;
 
 /// Opens a connection to an endpoint (TCP, or TCP + TLS).
@@ -85,16 +85,15 @@ impl<C: Connect> Http1Pool<C> {
         }
     }
 
-    /// Sends `request` to `endpoint` on an idle connection, or a new one. The request's URI is
-    /// sent in origin form (`/path?query`); its `Host` header must already be set.
+    /// Sends `request` as [`Pools::send`](crate::Pools::send) does (its target in origin form,
+    /// its `Host` set already): the tests' way in.
+    #[cfg(test)]
     pub(crate) fn send(
         &self,
         endpoint: SocketAddr,
-        request: Request<RequestBody>,
+        request: http::Request<crate::RequestBody>,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + '_ {
-        let (mut parts, body) = request.into_parts();
-        origin_form(&mut parts.uri);
-        self.send_http1(endpoint, Http1Request::from_parts(&parts, body))
+        self.send_http1(endpoint, Http1Request::from_request(request))
     }
 
     /// Sends a request already written out to `endpoint`, on an idle connection or a new one.
@@ -261,18 +260,6 @@ impl IdleConnections {
             !stack.is_empty()
         });
     }
-}
-
-/// `http://ip:port/path?q` → `/path?q` (what an HTTP/1.1 origin server expects).
-fn origin_form(uri: &mut Uri) {
-    if uri.scheme().is_none() && uri.authority().is_none() {
-        return;
-    }
-    let path = match uri.path_and_query() {
-        Some(path) if path.as_str() != "" => path.clone(),
-        _ => http::uri::PathAndQuery::from_static("/"),
-    };
-    *uri = Uri::from(path);
 }
 
 #[cfg(test)]

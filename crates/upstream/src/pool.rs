@@ -176,23 +176,26 @@ impl Pools {
         endpoint: SocketAddr,
         request: Request<RequestBody>,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
-        // The common case (shared cleartext pools) returns the pool's own future, with no
-        // layer of ours around it: request futures are moved on every request, so their size
-        // matters. TLS and own pools are boxed for the same reason.
-        let protocol = backend.protocol();
+        // HTTP/1.1 goes the way of a request written out already: one path for both.
+        if backend.protocol() != AppProtocol::H2c {
+            let request = Http1Request::from_request(request);
+            return Either::Left(self.send_http1(backend, policy, client, endpoint, request));
+        }
+        // h2c. TLS and own pools are boxed: request futures are moved on every request, so
+        // their size matters.
         if let Some(tls) = backend.tls_state() {
             let own = backend.own_pools(policy, self);
             let sending: SendFuture<'a> =
-                Box::pin(tls.send(self, own, client, protocol, endpoint, request));
-            return Either::Left(sending);
+                Box::pin(tls.send_h2(self, own, client, endpoint, request));
+            return Either::Right(Either::Left(sending));
         }
         match backend.own_pools(policy, self) {
             Some(own) => {
                 let sending: SendFuture<'a> =
-                    Box::pin(async move { own.send(protocol, endpoint, request).await });
-                Either::Left(sending)
+                    Box::pin(async move { own.h2c.send(endpoint, request).await });
+                Either::Right(Either::Left(sending))
             }
-            None => Either::Right(self.plain.send(protocol, endpoint, request)),
+            None => Either::Right(Either::Right(self.plain.h2c.send(endpoint, request))),
         }
     }
 
@@ -208,6 +211,8 @@ impl Pools {
         endpoint: SocketAddr,
         request: Http1Request,
     ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'a {
+        // The common case (shared cleartext pools) returns the pool's own future, with no
+        // layer of ours around it; TLS and own pools are boxed.
         if let Some(tls) = backend.tls_state() {
             let own = backend.own_pools(policy, self);
             let sending: SendFuture<'a> =
@@ -253,20 +258,6 @@ impl PlainPools {
                 max_lifetime: settings.max_connection_lifetime,
                 connections: Mutex::new(HashMap::default()),
             }),
-        }
-    }
-
-    pub(crate) fn send(
-        &self,
-        protocol: AppProtocol,
-        endpoint: SocketAddr,
-        request: Request<RequestBody>,
-    ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + '_ {
-        match protocol {
-            AppProtocol::H2c => Either::Left(self.h2c.send(endpoint, request)),
-            AppProtocol::Http1 | AppProtocol::WebSocket => {
-                Either::Right(self.http1.send(endpoint, request))
-            }
         }
     }
 }

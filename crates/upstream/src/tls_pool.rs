@@ -28,7 +28,6 @@ use crate::http1_pool::{Connect, Http1Pool};
 use crate::pool::{
     BoxError, CountingConnector, PoolSettings, Pools, RequestBody, UpstreamError, error_chain,
 };
-use snapshot::backend::AppProtocol;
 use snapshot::backend::tls::{ClientCertificate, UpstreamTls};
 
 /// The TLS connections of one backend, by client certificate variant.
@@ -76,33 +75,26 @@ impl BackendTls {
         &self.spec
     }
 
-    /// Sends one request over TLS: the request is addressed as for the cleartext pools
-    /// (`Pools::send`); the connection presents `client` when the backend was built for it.
-    /// `own`: the backend's own cleartext pools when its connection settings differ from the
-    /// defaults; their connector (connect timeout, `maxConnections`) and settings (idle
-    /// timeout, `maxConnectionDuration`) apply to its TLS connections too.
-    pub(crate) async fn send(
+    /// Sends one HTTP/2 request over TLS: the request is addressed as for h2c (`Pools::send`);
+    /// the connection presents `client` when the backend was built for it. `own`: the
+    /// backend's own cleartext pools when its connection settings differ from the defaults;
+    /// their connector (connect timeout, `maxConnections`) and settings (idle timeout,
+    /// `maxConnectionDuration`) apply to its TLS connections too.
+    pub(crate) async fn send_h2(
         &self,
         pools: &Pools,
         own: Option<Arc<OwnPools>>,
         client: Option<&ClientCertificate>,
-        protocol: AppProtocol,
         endpoint: SocketAddr,
         request: Request<RequestBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let variant = self.spec.variant(client);
         let tls_pools = self.pools(pools, own);
-        match protocol {
-            AppProtocol::H2c => self.send_h2(&tls_pools, variant, endpoint, request).await,
-            AppProtocol::Http1 | AppProtocol::WebSocket => {
-                self.http1_pool(&tls_pools, variant)
-                    .send(endpoint, request)
-                    .await
-            }
-        }
+        self.send_h2_on(&tls_pools, variant, endpoint, request)
+            .await
     }
 
-    /// Sends one request already written out for HTTP/1.1 over TLS (as [`TlsState::send`]).
+    /// Sends one request already written out for HTTP/1.1 over TLS (as [`TlsState::send_h2`]).
     pub(crate) async fn send_http1(
         &self,
         pools: &Pools,
@@ -169,7 +161,7 @@ impl BackendTls {
         }
     }
 
-    async fn send_h2(
+    async fn send_h2_on(
         &self,
         pools: &TlsPools,
         variant: usize,

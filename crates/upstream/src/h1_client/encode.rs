@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use bytes::Buf;
 use http::header::HeaderName;
-use http::request::Parts;
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, Method, Request, header};
 use http_body::Body;
 
 use super::decode::RequestKind;
@@ -193,8 +192,10 @@ impl Http1Request {
         self
     }
 
-    /// The request as `http` parts describe it; its `Host` field must be set already.
-    pub(crate) fn from_parts(parts: &Parts, body: RequestBody) -> Http1Request {
+    /// `request` written out, its target in origin form whatever form its URI has; its `Host`
+    /// field must be set already.
+    pub(crate) fn from_request(request: Request<RequestBody>) -> Http1Request {
+        let (parts, body) = request.into_parts();
         let target = parts
             .uri
             .path_and_query()
