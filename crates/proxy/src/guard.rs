@@ -128,7 +128,8 @@ impl ConnectionState {
         self.upgraded.store(true, Ordering::Release);
     }
 
-    fn idle_since(&self) -> Instant {
+    /// When the connection's last request ended (its start before the first).
+    pub(crate) fn idle_since(&self) -> Instant {
         self.start + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
     }
 }
@@ -195,6 +196,29 @@ enum Expiry {
     HeaderTimeout,
     /// GOAWAY(NO_ERROR), then close.
     Http2Idle,
+    /// Not an end: the HTTP/1.1 keep-alive connection has been idle for the hibernation delay
+    /// and leaves its task (`idle.rs`); reads fail with [`hibernation`]'s error.
+    Hibernate,
+}
+
+/// The error a guarded read fails with when the connection should hibernate (see
+/// [`GuardedIo::hibernate_after`]); no connection is closed.
+#[derive(Debug)]
+pub(crate) struct Hibernation;
+
+impl std::fmt::Display for Hibernation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("idle connection hibernates")
+    }
+}
+
+impl std::error::Error for Hibernation {}
+
+/// Whether a read failed because the connection should hibernate.
+pub(crate) fn is_hibernation(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<Hibernation>())
 }
 
 /// How the guard is ending the connection.
@@ -371,6 +395,12 @@ pub(crate) struct GuardedIo<I> {
     closing: Closing,
     /// Called once with the reason when the guard closes the connection.
     on_close: Option<Box<dyn FnOnce(CloseReason) + Send>>,
+    /// An HTTP/1.1 keep-alive connection idle for this long hibernates (plain TCP connections
+    /// served by our HTTP/1.1 server; `None` for the others).
+    hibernate_after: Option<Duration>,
+    /// The server's read buffer is empty: nothing would be lost if the connection hibernated
+    /// now. Set by the server before each read.
+    pub(crate) may_hibernate: bool,
 }
 
 impl<I> GuardedIo<I> {
@@ -402,7 +432,22 @@ impl<I> GuardedIo<I> {
             write_stalled: None,
             closing: Closing::Open,
             on_close: Some(on_close),
+            hibernate_after: None,
+            may_hibernate: false,
         }
+    }
+
+    /// Lets the connection hibernate after `after` without a request (our HTTP/1.1 server on
+    /// plain TCP; see `idle.rs`): its reads then fail with [`Hibernation`] while the server's
+    /// read buffer is empty ([`GuardedIo::may_hibernate`]).
+    pub(crate) fn hibernate_after(mut self, after: Duration) -> GuardedIo<I> {
+        self.hibernate_after = Some(after);
+        self
+    }
+
+    /// The guarded connection.
+    pub(crate) fn into_inner(self) -> I {
+        self.inner
     }
 
     /// Looks at bytes the client sent; returns a reason to close the connection now.
@@ -467,12 +512,23 @@ impl<I> GuardedIo<I> {
                     state.start + self.limits.header_timeout,
                     Expiry::Silent(CloseReason::HeaderTimeout),
                 )),
-                None => self.limits.idle_timeout.map(|idle| {
-                    (
-                        state.idle_since() + idle,
-                        Expiry::Silent(CloseReason::IdleTimeout),
-                    )
-                }),
+                None => {
+                    let idle_since = state.idle_since();
+                    let idle = self
+                        .limits
+                        .idle_timeout
+                        .map(|idle| (idle_since + idle, Expiry::Silent(CloseReason::IdleTimeout)));
+                    match self.hibernate_after {
+                        Some(after) if self.may_hibernate => {
+                            let hibernate = idle_since + after;
+                            match idle {
+                                Some((end, _)) if end <= hibernate => idle,
+                                _ => Some((hibernate, Expiry::Hibernate)),
+                            }
+                        }
+                        _ => idle,
+                    }
+                }
             },
         }
     }
@@ -516,6 +572,8 @@ impl<I> GuardedIo<I> {
                 goaway(self.floods.last_stream, NO_ERROR),
                 true,
             ),
+            // Handled by `poll_deadline`: nothing closes.
+            Expiry::Hibernate => {}
         }
     }
 }
@@ -632,6 +690,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
         };
         if !arm(&mut self.timer, &mut self.armed, deadline, cx) {
             return Poll::Pending;
+        }
+        if expiry == Expiry::Hibernate {
+            return Poll::Ready(Err(io::Error::other(Hibernation)));
         }
         self.expire(expiry);
         self.poll_closing(cx)

@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use upstream::header_names::NameCache;
 
+use crate::guard::{self, GuardedIo};
 use crate::plane::DataPlane;
 use crate::stack::{self, Connection};
 use parse::Parsed;
@@ -41,13 +42,16 @@ pub(crate) enum Served<I> {
     Done(Result<(), std::io::Error>),
     /// A request for hyper arrived: serve the connection with it from here, reading `buffered`
     /// first.
-    HandOver { io: I, buffered: Vec<u8> },
+    HandOver { io: GuardedIo<I>, buffered: Vec<u8> },
+    /// The connection has been idle for the guard's hibernation delay, with nothing buffered:
+    /// park it (`idle.rs`) and serve it again when the client sends something.
+    Idle(GuardedIo<I>),
 }
 
 /// Serves requests on `io` until the connection ends, `stop` turns true between requests, or
 /// a request for hyper arrives.
 pub(crate) async fn serve<I>(
-    io: I,
+    io: GuardedIo<I>,
     plane: &Arc<DataPlane>,
     connection: &Arc<Connection>,
     stop: &mut watch::Receiver<bool>,
@@ -79,11 +83,11 @@ where
             Next::Request(simple) => simple,
             Next::Other => {
                 let buffered = server.read.to_vec();
-                return Served::HandOver {
-                    io: server.io,
-                    buffered,
-                };
+                let mut io = server.io;
+                io.may_hibernate = false;
+                return Served::HandOver { io, buffered };
             }
+            Next::Hibernate => return Served::Idle(server.io),
             Next::End(result) => return Served::Done(result),
         };
         let is_head = simple.request.method() == http::Method::HEAD;
@@ -102,11 +106,13 @@ where
 enum Next {
     Request(parse::SimpleRequest),
     Other,
+    /// Idle for the hibernation delay with nothing buffered.
+    Hibernate,
     End(Result<(), std::io::Error>),
 }
 
 struct Server<I> {
-    io: I,
+    io: GuardedIo<I>,
     read: BytesMut,
     out: Vec<u8>,
     /// The names of the client's last request heads.
@@ -142,9 +148,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Server<I> {
             if self.read.capacity() - self.read.len() < 1024 {
                 self.read.reserve(READ_BUFFER);
             }
+            // Only a connection with nothing buffered may leave its task.
+            self.io.may_hibernate = self.read.is_empty();
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Next::End(Ok(()))),
                 Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) if guard::is_hibernation(&error) => {
+                    return Poll::Ready(Next::Hibernate);
+                }
                 Poll::Ready(Err(error)) => return Poll::Ready(Next::End(Err(error))),
                 // About to wait between requests: a stop must wake the task, and ends it.
                 Poll::Pending if self.read.is_empty() && stopped.as_mut().poll(cx).is_ready() => {

@@ -18,6 +18,7 @@ mod grpc;
 mod guard;
 mod h1_server;
 mod handshake;
+mod idle;
 mod listener;
 mod mirror;
 mod plane;

@@ -33,6 +33,7 @@ use crate::body::RequestStream;
 use crate::guard::{CloseReason, ConnectionState, GuardLimits, GuardedIo, H2_PREFACE};
 use crate::h1_server::{self, Served};
 use crate::handshake;
+use crate::idle::{HIBERNATE_AFTER, IdleSet, Parked};
 use crate::plane::DataPlane;
 use crate::prefixed::Prefixed;
 use crate::proxy_protocol;
@@ -71,11 +72,13 @@ impl Default for ConnectionTracker {
     }
 }
 
-struct ConnectionGuard {
+/// Keeps an accepted connection counted, wherever it is (in its task or parked in the
+/// [`IdleSet`]), until it closes.
+pub(crate) struct ConnectionGuard {
     tracker: Arc<ConnectionTracker>,
     /// The socket's own count (ClientTrafficPolicy `connection.maxConnections`).
     socket_open: Arc<AtomicUsize>,
-    plane: Arc<DataPlane>,
+    pub(crate) plane: Arc<DataPlane>,
 }
 
 impl Drop for ConnectionGuard {
@@ -93,6 +96,10 @@ pub struct ListenerManager {
     plane: Arc<DataPlane>,
     listeners: HashMap<SocketAddr, ListenerHandle>,
     tracker: Arc<ConnectionTracker>,
+    /// Where idle HTTP/1.1 connections hibernate (started with the first socket, inside the
+    /// runtime; `None` before, or when the system refused an `epoll` instance: connections then
+    /// wait in their tasks).
+    idle: Option<Arc<IdleSet>>,
 }
 
 impl ListenerManager {
@@ -102,6 +109,7 @@ impl ListenerManager {
             plane,
             listeners: HashMap::new(),
             tracker: Arc::default(),
+            idle: None,
         }
     }
 
@@ -130,8 +138,20 @@ impl ListenerManager {
         for addr in removed {
             if let Some(handle) = self.listeners.remove(&addr) {
                 handle.accept.abort();
+                // The signal first: a connection parking meanwhile sees it (`IdleSet::park`).
                 let _ = handle.stop.send(true);
+                if let Some(idle) = &self.idle {
+                    idle.close_listener(addr);
+                }
                 tracing::info!(%addr, "listener closed");
+            }
+        }
+        if self.idle.is_none() && !wanted.is_empty() {
+            match IdleSet::start(resume) {
+                Ok(idle) => self.idle = Some(idle),
+                Err(error) => {
+                    tracing::warn!(%error, "idle connections cannot hibernate: no epoll instance");
+                }
             }
         }
         let mut errors = Vec::new();
@@ -147,6 +167,7 @@ impl ListenerManager {
                         addr,
                         Arc::clone(&self.plane),
                         Arc::clone(&self.tracker),
+                        self.idle.clone(),
                         stop_rx,
                     ));
                     self.listeners.insert(addr, ListenerHandle { accept, stop });
@@ -170,6 +191,9 @@ impl ListenerManager {
         for (_, handle) in self.listeners.drain() {
             handle.accept.abort();
             let _ = handle.stop.send(true);
+        }
+        if let Some(idle) = &self.idle {
+            idle.close();
         }
         let deadline = tokio::time::Instant::now() + drain;
         loop {
@@ -204,6 +228,7 @@ async fn accept_loop(
     local: SocketAddr,
     plane: Arc<DataPlane>,
     tracker: Arc<ConnectionTracker>,
+    idle: Option<Arc<IdleSet>>,
     stop: watch::Receiver<bool>,
 ) {
     let socket_open = Arc::new(AtomicUsize::new(0));
@@ -269,6 +294,7 @@ async fn accept_loop(
         let proxy_protocol = socket.client.proxy_protocol;
         let plane = Arc::clone(&plane);
         let mut stop = stop.clone();
+        let idle = idle.clone();
         tokio::spawn(async move {
             if !proxy_protocol {
                 let wait = connection.settings.timeouts.request_header;
@@ -276,6 +302,10 @@ async fn accept_loop(
                     None => sniff(&stream, wait, &mut stop).await,
                     Some(_) => None,
                 };
+                if let (None, Some(HttpVersion::Http1), Some(idle)) = (&tls, version, idle) {
+                    let connection = Arc::new(connection);
+                    return serve_plain_http1(plane, stream, connection, stop, guard, idle).await;
+                }
                 return serve_http(plane, stream, tls, version, connection, stop, guard).await;
             }
             let mut stream = stream;
@@ -565,32 +595,23 @@ async fn serve_connection<I>(
 {
     let peer = connection.peer;
     let settings = Arc::clone(&connection.settings);
-    let closer = Arc::clone(&plane);
-    let io = GuardedIo::new(
-        stream,
-        Arc::clone(&connection.state),
-        GuardLimits::of(&settings),
-        alpn_h2,
-        Box::new(move |reason: CloseReason| {
-            closer
-                .metrics
-                .downstream_connection_closed_by_gateway(reason.as_str());
-        }),
-    );
+    let io = guarded(stream, &plane, &connection, alpn_h2);
     // One allocation per connection; each request takes a reference, not a copy of its fields.
     let connection = Arc::new(connection);
-    let serving_plane = Arc::clone(&plane);
-    let serving_connection = Arc::clone(&connection);
-    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-        let request = request.map(RequestStream::Hyper);
-        stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
-    });
+    let service = {
+        let plane = Arc::clone(&plane);
+        let connection = Arc::clone(&connection);
+        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let request = request.map(RequestStream::Hyper);
+            stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
+        })
+    };
     // HTTP/2 runs each stream in a task of its own, which holds the request's future: boxed, so
     // that the task (moved into place when spawned) is small. An HTTP/1.1 connection awaits its
     // request's future in place.
     let h2_service = {
-        let plane = Arc::clone(&serving_plane);
-        let connection = Arc::clone(&serving_connection);
+        let plane = Arc::clone(&plane);
+        let connection = Arc::clone(&connection);
         service_fn(move |request: http::Request<hyper::body::Incoming>| {
             let request = request.map(RequestStream::Hyper);
             Box::pin(stack::handle(
@@ -607,16 +628,13 @@ async fn serve_connection<I>(
         // first other one (`h1_server`). Boxed: the common connection never goes there.
         Some(HttpVersion::Http1) => {
             let mut stop = stop;
-            match h1_server::serve(io, &serving_plane, &serving_connection, &mut stop).await {
+            match h1_server::serve(io, &plane, &connection, &mut stop).await {
                 Served::Done(result) => result.map_err(Into::into),
                 Served::HandOver { io, buffered } => {
-                    let io = TokioIo::new(Prefixed::new(buffered, io));
-                    let mut builder = http1::Builder::new();
-                    http1_settings!(builder, settings);
-                    let serving = builder.serve_connection(io, service).with_upgrades();
-                    let shutdown = http1::UpgradeableConnection::graceful_shutdown;
-                    Box::pin(until_stopped(serving, shutdown, stop)).await
+                    Box::pin(serve_handed_over(&plane, &connection, io, buffered, stop)).await
                 }
+                // Only plain TCP connections hibernate (`serve_plain_http1`).
+                Served::Idle(_) => Ok(()),
             }
         }
         Some(HttpVersion::Http2) => {
@@ -638,6 +656,116 @@ async fn serve_connection<I>(
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
+}
+
+/// The guard around a client connection's IO (`guard.rs`), counting its closes by reason.
+fn guarded<I>(
+    stream: I,
+    plane: &Arc<DataPlane>,
+    connection: &Connection,
+    alpn_h2: bool,
+) -> GuardedIo<I> {
+    let closer = Arc::clone(plane);
+    GuardedIo::new(
+        stream,
+        Arc::clone(&connection.state),
+        GuardLimits::of(&connection.settings),
+        alpn_h2,
+        Box::new(move |reason: CloseReason| {
+            closer
+                .metrics
+                .downstream_connection_closed_by_gateway(reason.as_str());
+        }),
+    )
+}
+
+/// A plaintext HTTP/1.1 connection: our server, hibernating while idle (`idle.rs`), hyper from
+/// the first request our server does not take. Also where a parked connection resumes.
+async fn serve_plain_http1(
+    plane: Arc<DataPlane>,
+    stream: TcpStream,
+    connection: Arc<Connection>,
+    mut stop: watch::Receiver<bool>,
+    guard: ConnectionGuard,
+    idle: Arc<IdleSet>,
+) {
+    let peer = connection.peer;
+    let io = guarded(stream, &plane, &connection, false).hibernate_after(HIBERNATE_AFTER);
+    let result = match h1_server::serve(io, &plane, &connection, &mut stop).await {
+        Served::Done(result) => result.map_err(Into::into),
+        Served::HandOver { io, buffered } => {
+            Box::pin(serve_handed_over(&plane, &connection, io, buffered, stop)).await
+        }
+        Served::Idle(io) => {
+            let parked = io.into_inner().into_std().map(|stream| Parked {
+                stream,
+                connection,
+                stop,
+                guard,
+            });
+            match parked.map(|parked| idle.park(parked)) {
+                Ok(Ok(())) => {}
+                // The socket could not be watched: the idle connection is closed, as a client
+                // of keep-alive expects it may be at any time.
+                Ok(Err(_)) | Err(_) => {
+                    tracing::debug!(%peer, "an idle connection could not hibernate; closed");
+                }
+            }
+            return;
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// Serves a parked connection again (its client sent something): the [`IdleSet`]'s `resume`.
+fn resume(parked: Parked, idle: Arc<IdleSet>) {
+    let Parked {
+        stream,
+        connection,
+        stop,
+        guard,
+    } = parked;
+    match TcpStream::from_std(stream) {
+        Ok(stream) => {
+            let plane = Arc::clone(&guard.plane);
+            tokio::spawn(serve_plain_http1(
+                plane, stream, connection, stop, guard, idle,
+            ));
+        }
+        Err(error) => {
+            tracing::debug!(peer = %connection.peer, %error, "a parked connection could not resume");
+        }
+    }
+}
+
+/// hyper's HTTP/1.1 server for the rest of a connection, from the first request our server
+/// did not take (`buffered`: the bytes it had read).
+async fn serve_handed_over<I>(
+    plane: &Arc<DataPlane>,
+    connection: &Arc<Connection>,
+    io: GuardedIo<I>,
+    buffered: Vec<u8>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let plane = Arc::clone(plane);
+        let connection = Arc::clone(connection);
+        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let request = request.map(RequestStream::Hyper);
+            stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
+        })
+    };
+    let io = TokioIo::new(Prefixed::new(buffered, io));
+    let mut builder = http1::Builder::new();
+    http1_settings!(builder, connection.settings);
+    let serving = builder.serve_connection(io, service).with_upgrades();
+    let shutdown = http1::UpgradeableConnection::graceful_shutdown;
+    until_stopped(serving, shutdown, stop).await
 }
 
 /// Drives `serving` to its end; once `stop` turns true, asks it to finish the requests in

@@ -94,6 +94,7 @@ pub struct Metrics {
     upstream_connections_active: Family<BackendLabels, Gauge>,
     upstream_connections: Family<BackendLabels, Counter>,
     downstream_connections_active: Gauge,
+    downstream_connections_hibernated: Gauge,
     downstream_connections_closed: Family<ReasonLabels, Counter>,
     downstream_connections_refused: Family<ReasonLabels, Counter>,
     config_reloads: Family<ReloadLabels, Counter>,
@@ -154,6 +155,13 @@ impl Metrics {
                 &mut registry,
                 "downstream_connections_active",
                 "Open client connections",
+                Gauge::default(),
+            ),
+            downstream_connections_hibernated: registered(
+                &mut registry,
+                "downstream_connections_hibernated",
+                "Open client connections parked while idle (HTTP/1.1 keep-alive connections \
+                 waiting for a request without a task or buffers)",
                 Gauge::default(),
             ),
             downstream_connections_closed: registered(
@@ -306,6 +314,12 @@ impl Metrics {
     /// A client connection was accepted: raises `portcullis_downstream_connections_active`.
     pub fn downstream_connection_opened(&self) {
         self.downstream_connections_active.inc();
+    }
+
+    /// `delta` client connections were parked while idle (positive) or left the idle set
+    /// (negative): moves `portcullis_downstream_connections_hibernated`.
+    pub fn downstream_connection_hibernated(&self, delta: i64) {
+        self.downstream_connections_hibernated.inc_by(delta);
     }
 
     /// The gateway closed a client connection for `reason`: counts

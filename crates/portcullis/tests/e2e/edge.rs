@@ -5,6 +5,7 @@
 mod certificates;
 mod client_ip;
 mod floods;
+mod hibernation;
 mod limits;
 mod paths;
 mod timeouts;

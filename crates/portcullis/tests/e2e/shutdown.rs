@@ -120,6 +120,19 @@ async fn idle_connections_do_not_delay_shutdown() -> anyhow::Result<()> {
             response.status
         );
     }
+    // The HTTP/1.1 one hibernates after a second (`proxy/src/idle.rs`): parked connections
+    // must not hold the exit either.
+    eventually(Duration::from_secs(10), async || {
+        let metrics = gateway.admin_text("/metrics").await?;
+        ensure!(
+            metrics
+                .lines()
+                .any(|line| line == "portcullis_downstream_connections_hibernated 1"),
+            "the idle HTTP/1.1 connection has not hibernated"
+        );
+        Ok(())
+    })
+    .await?;
 
     gateway.process.signal_term()?;
     let signalled = Instant::now();

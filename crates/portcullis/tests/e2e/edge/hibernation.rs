@@ -1,0 +1,202 @@
+//! Idle HTTP/1.1 keep-alive connections hibernate (`proxy/src/idle.rs`): after a second
+//! without a request they leave their task, and the first byte the client sends brings them
+//! back, whatever it sends (a whole head, half of one, pipelined requests, or its close). A
+//! parked connection still closes at its idle timeout, and is counted in
+//! `portcullis_downstream_connections_hibernated` while it waits.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::fixture::eventually;
+use crate::fixture::recording::seen_paths;
+use crate::fixture::running::{HOST, TestGateway};
+
+use super::limits::{recorded_route, start_with_policy};
+
+const HIBERNATED: &str = "portcullis_downstream_connections_hibernated";
+const ACTIVE: &str = "portcullis_downstream_connections_active";
+
+/// The value of the unlabelled metric `name`.
+async fn gauge(gateway: &TestGateway, name: &str) -> anyhow::Result<f64> {
+    let metrics = gateway.admin_text("/metrics").await?;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .with_context(|| format!("no {name} in /metrics"))
+}
+
+/// The value of `portcullis_downstream_connections_closed_by_gateway{reason}` (0 when absent).
+async fn closed_for(gateway: &TestGateway, reason: &str) -> anyhow::Result<f64> {
+    let metrics = gateway.admin_text("/metrics").await?;
+    let prefix = format!(
+        "portcullis_downstream_connections_closed_by_gateway_total{{reason=\"{reason}\"}} "
+    );
+    Ok(metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// Waits until `name` reads `value`.
+async fn gauge_reaches(gateway: &TestGateway, name: &str, value: f64) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(10), async || {
+        let now = gauge(gateway, name).await?;
+        ensure!(now == value, "{name} is {now}, not {value}");
+        Ok(())
+    })
+    .await
+}
+
+/// Reads one response (head and `Content-Length` body) and returns its status code.
+async fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> anyhow::Result<u16> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .with_context(|| format!("no Content-Length in {head:?}"))?;
+            if pending.len() >= end + 4 + length {
+                pending.drain(..end + 4 + length);
+                let code = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|code| code.parse().ok())
+                    .with_context(|| format!("not a status line: {head:?}"))?;
+                return Ok(code);
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .context("no response within 5 s")??;
+        if n == 0 {
+            bail!("closed; received {:?}", String::from_utf8_lossy(pending));
+        }
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `GET path` on `stream`, expecting 200.
+async fn get_ok(stream: &mut TcpStream, path: &str) -> anyhow::Result<()> {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .await?;
+    let code = read_response(stream, &mut Vec::new()).await?;
+    ensure!(code == 200, "GET {path} answered {code}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_hibernates_and_is_served_again() -> anyhow::Result<()> {
+    let (documents, seen) = recorded_route().await?;
+    let spec = json!({"timeout": {"http": {"idleTimeout": "60s"}}});
+    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
+    let addr = gateway.listener();
+    let mut whole = TcpStream::connect(addr).await?;
+    let mut halves = TcpStream::connect(addr).await?;
+    let mut pipelined = TcpStream::connect(addr).await?;
+    let started = Instant::now();
+    for (stream, path) in [
+        (&mut whole, "/first-whole"),
+        (&mut halves, "/first-halves"),
+        (&mut pipelined, "/first-pipelined"),
+    ] {
+        get_ok(stream, path).await?;
+    }
+    gauge_reaches(&gateway, HIBERNATED, 3.0).await?;
+    ensure!(
+        started.elapsed() >= Duration::from_millis(900),
+        "hibernated after {:?}, before the one-second delay",
+        started.elapsed()
+    );
+    ensure!(
+        gauge(&gateway, ACTIVE).await? == 3.0,
+        "three connections are open"
+    );
+
+    // A whole head wakes a parked connection.
+    get_ok(&mut whole, "/whole").await?;
+    // Half a head wakes it; the rest follows later and the head is still read as one.
+    halves.write_all(b"GET /halves HTTP/1.1\r\nHo").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    halves
+        .write_all(format!("st: {HOST}\r\n\r\n").as_bytes())
+        .await?;
+    let code = read_response(&mut halves, &mut Vec::new()).await?;
+    ensure!(code == 200, "the head sent in halves got {code}");
+    // Two requests in one write: both answered, in order.
+    pipelined
+        .write_all(
+            format!(
+                "GET /pipelined-1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n\
+                 GET /pipelined-2 HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        let code = read_response(&mut pipelined, &mut pending).await?;
+        ensure!(code == 200, "a pipelined request got {code}");
+    }
+    ensure!(
+        gauge(&gateway, HIBERNATED).await? < 3.0,
+        "the woken connections left the idle set"
+    );
+    let paths = seen_paths(&seen);
+    for path in ["/whole", "/halves", "/pipelined-1", "/pipelined-2"] {
+        ensure!(
+            paths.iter().any(|seen| seen == path),
+            "the backend did not see {path}: {paths:?}"
+        );
+    }
+
+    // They hibernate again; a client closing a parked connection closes it here too.
+    gauge_reaches(&gateway, HIBERNATED, 3.0).await?;
+    drop(whole);
+    gauge_reaches(&gateway, HIBERNATED, 2.0).await?;
+    gauge_reaches(&gateway, ACTIVE, 2.0).await?;
+    get_ok(&mut halves, "/again").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hibernated_connection_closes_at_its_idle_timeout() -> anyhow::Result<()> {
+    let (documents, _seen) = recorded_route().await?;
+    let spec = json!({"timeout": {"http": {"idleTimeout": "3s"}}});
+    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
+    let mut stream = TcpStream::connect(gateway.listener()).await?;
+    get_ok(&mut stream, "/").await?;
+    let idle_from = Instant::now();
+    gauge_reaches(&gateway, HIBERNATED, 1.0).await?;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut rest)).await;
+    let after = idle_from.elapsed();
+    ensure!(
+        matches!(read, Ok(Ok(0))) && rest.is_empty(),
+        "expected a silent close, got {read:?} with {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    ensure!(
+        after >= Duration::from_millis(2_800) && after < Duration::from_secs(5),
+        "closed {after:?} after the response, with a 3 s idle timeout"
+    );
+    ensure!(
+        gauge(&gateway, HIBERNATED).await? == 0.0,
+        "the idle set is empty"
+    );
+    ensure!(
+        closed_for(&gateway, "idle_timeout").await? == 1.0,
+        "the close is counted as an idle timeout"
+    );
+    Ok(())
+}

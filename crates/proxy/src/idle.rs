@@ -1,0 +1,360 @@
+//! Hibernation: idle HTTP/1.1 keep-alive connections wait without a task, a buffer or a
+//! registration with tokio.
+//!
+//! A keep-alive connection waiting for its next request used to keep everything it served the
+//! last one with: its task (the request's future is part of it), the read and write buffers,
+//! the guard's timer and tokio's registration, about 12.5 KB; NGINX keeps about 560 bytes,
+//! because it frees a keep-alive connection's buffers while it waits. Here a plain-TCP
+//! connection on our HTTP/1.1 server that has been idle for [`HIBERNATE_AFTER`] (the guard's
+//! timer, armed for the idle timeout anyway, fires earlier: no cost per request) leaves its
+//! task: the socket is taken off tokio's reactor and registered, one-shot, with this set's own
+//! `epoll` instance, and what the connection needs to be served again (its [`Connection`],
+//! the listener's stop signal and the count it holds) is kept in a slab, about 100 bytes. The
+//! set's one thread waits on that instance, until the earliest idle deadline (a thread rather
+//! than a task: tokio can wait for another `epoll` instance only through `AsyncFd`, whose safe
+//! constructor is deprecated and whose other one is `unsafe`, which this workspace forbids):
+//!
+//! - bytes (or the client's close) on a parked socket: the socket goes back to tokio and a new
+//!   task serves it from the start of its next head, with fresh buffers and guard;
+//! - the connection's idle timeout: it is closed, as the guard would have closed it (counted
+//!   as `idle_timeout`);
+//! - the listener removed, or the gateway stopping: its parked connections are closed at once
+//!   (they have no request in flight to finish).
+//!
+//! What it does not do: TLS connections (rustls's state would have to be kept) and HTTP/2
+//! connections stay in their tasks, and so does a connection that hyper serves (one that sent
+//! a request our server does not take). The first request of a connection is never parked: the
+//! header timeout governs it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Token};
+use slab::Slab;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::listener::ConnectionGuard;
+use crate::stack::Connection;
+
+/// How long an HTTP/1.1 keep-alive connection waits for its next request in its task before it
+/// hibernates. A second: a client sending a steady stream of requests never pays for parking
+/// and waking (an `epoll_ctl` each way, a task and its buffers), one that went quiet costs
+/// almost nothing after a second. (NGINX frees a waiting connection's buffers at once.)
+pub(crate) const HIBERNATE_AFTER: Duration = Duration::from_secs(1);
+
+/// A connection parked while idle: what it needs to be served again.
+pub(crate) struct Parked {
+    /// The socket, off tokio's reactor (non-blocking).
+    pub(crate) stream: std::net::TcpStream,
+    pub(crate) connection: Arc<Connection>,
+    /// The listener's stop signal.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Keeps the connection counted (and the gateway's shutdown waiting for it).
+    pub(crate) guard: ConnectionGuard,
+}
+
+/// The parked connections of one [`ListenerManager`](crate::ListenerManager).
+pub(crate) struct IdleSet {
+    /// Registers parked sockets with the set's `epoll` instance (the set's thread owns the
+    /// instance itself).
+    registry: mio::Registry,
+    state: Mutex<State>,
+    /// Wakes the set's thread: an earlier deadline than it sleeps until, or the set closed or
+    /// dropped.
+    waker: mio::Waker,
+    /// Serves a connection again (`listener::resume`).
+    resume: fn(Parked, Arc<IdleSet>),
+}
+
+struct State {
+    entries: Slab<Entry>,
+    /// Idle deadlines, earliest first: (deadline, serial) → slab key.
+    deadlines: BTreeMap<(Instant, u64), usize>,
+    /// Tells apart entries with the same deadline.
+    next_serial: u64,
+    /// When the set's thread wakes for the earliest deadline (`None`: no deadline).
+    wakes_at: Option<Instant>,
+    /// The gateway is stopping: nothing is parked any more.
+    closed: bool,
+}
+
+struct Entry {
+    parked: Parked,
+    deadline: Option<(Instant, u64)>,
+}
+
+/// Parked sockets are read from this many at a time.
+const EVENTS: usize = 256;
+
+/// The token of the set's waker (slab keys stay far below it).
+const WAKER: Token = Token(usize::MAX);
+
+impl IdleSet {
+    /// A set with its own `epoll` instance and thread; woken connections are served on the
+    /// current tokio runtime by `resume`.
+    pub(crate) fn start(resume: fn(Parked, Arc<IdleSet>)) -> io::Result<Arc<IdleSet>> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let runtime = tokio::runtime::Handle::current();
+        let set = Arc::new(IdleSet {
+            registry,
+            waker,
+            state: Mutex::new(State {
+                entries: Slab::new(),
+                deadlines: BTreeMap::new(),
+                next_serial: 0,
+                wakes_at: None,
+                closed: false,
+            }),
+            resume,
+        });
+        let weak = Arc::downgrade(&set);
+        std::thread::Builder::new()
+            .name("portcullis-idle".into())
+            // It runs no request code: a small stack is plenty.
+            .stack_size(256 * 1024)
+            .spawn(move || run(weak, poll, runtime))?;
+        Ok(set)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent whatever panicked while holding it: every change is one
+        // insert or remove of an entry and its deadline.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Parks an idle connection until its client sends something, its idle timeout passes or
+    /// its listener stops. `Err` gives it back when the socket cannot be watched (the caller
+    /// closes it).
+    pub(crate) fn park(&self, parked: Parked) -> Result<(), Parked> {
+        let settings = &parked.connection.settings;
+        let deadline = settings
+            .timeouts
+            .idle
+            .map(|idle| parked.connection.state.idle_since() + idle);
+        let fd = parked.stream.as_raw_fd();
+        let mut state = self.lock();
+        if state.closed {
+            drop(state);
+            drop(parked);
+            return Ok(());
+        }
+        let key = state.entries.vacant_key();
+        // Registered under the lock: an event for the key finds its entry. Edge-triggered: a
+        // socket that became readable before this still reports it.
+        if self
+            .registry
+            .register(&mut SourceFd(&fd), Token(key), Interest::READABLE)
+            .is_err()
+        {
+            return Err(parked);
+        }
+        // A listener stopped after this connection's last look at its signal, and before
+        // `close_listener` could see it here: it must not stay parked.
+        if *parked.stop.borrow() {
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+            drop(state);
+            drop(parked);
+            return Ok(());
+        }
+        let deadline = deadline.map(|at| {
+            let serial = state.next_serial;
+            state.next_serial += 1;
+            state.deadlines.insert((at, serial), key);
+            (at, serial)
+        });
+        let plane = Arc::clone(&parked.guard.plane);
+        state.entries.insert(Entry { parked, deadline });
+        let earlier = deadline.is_some_and(|(at, _)| state.wakes_at.is_none_or(|wake| at < wake));
+        drop(state);
+        plane.metrics.downstream_connection_hibernated(1);
+        if earlier {
+            self.wake_thread();
+        }
+        Ok(())
+    }
+
+    /// Takes the entry `key` out (deregistered from the `epoll` instance), if it is there.
+    fn take(&self, state: &mut State, key: usize) -> Option<Parked> {
+        let entry = state.entries.try_remove(key)?;
+        if let Some(deadline) = entry.deadline {
+            state.deadlines.remove(&deadline);
+        }
+        let fd = entry.parked.stream.as_raw_fd();
+        // The socket must leave the instance before it goes back to tokio (or the key is used
+        // again); a closed one leaves it anyway.
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        Some(entry.parked)
+    }
+
+    /// Closes the parked connections of the listener on `local` (removed from the config).
+    pub(crate) fn close_listener(&self, local: SocketAddr) {
+        let closed: Vec<Parked> = {
+            let mut state = self.lock();
+            let keys: Vec<usize> = state
+                .entries
+                .iter()
+                .filter(|(_, entry)| entry.parked.connection.local == local)
+                .map(|(key, _)| key)
+                .collect();
+            keys.into_iter()
+                .filter_map(|key| self.take(&mut state, key))
+                .collect()
+        };
+        closed_while_parked(closed, None);
+    }
+
+    /// Closes every parked connection and ends the set's task; nothing is parked after this.
+    pub(crate) fn close(&self) {
+        let closed: Vec<Parked> = {
+            let mut state = self.lock();
+            state.closed = true;
+            let keys: Vec<usize> = state.entries.iter().map(|(key, _)| key).collect();
+            keys.into_iter()
+                .filter_map(|key| self.take(&mut state, key))
+                .collect()
+        };
+        closed_while_parked(closed, None);
+        self.wake_thread();
+    }
+
+    /// Makes the set's thread look at the set again.
+    fn wake_thread(&self) {
+        if let Err(error) = self.waker.wake() {
+            tracing::warn!(%error, "waking the idle connection set failed");
+        }
+    }
+
+    /// Closes the connections whose idle timeout has passed; returns the next deadline.
+    fn expire(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let next = {
+            let mut state = self.lock();
+            while let Some((&(at, _), &key)) = state.deadlines.first_key_value() {
+                if at > now {
+                    break;
+                }
+                match self.take(&mut state, key) {
+                    Some(parked) => expired.push(parked),
+                    // Cannot happen (an entry and its deadline leave together); never loop.
+                    None => {
+                        state.deadlines.pop_first();
+                    }
+                }
+            }
+            let next = state.deadlines.first_key_value().map(|(&(at, _), _)| at);
+            state.wakes_at = next;
+            next
+        };
+        closed_while_parked(expired, Some("idle_timeout"));
+        next
+    }
+
+    /// Serves the connections of `keys` again (their sockets turned readable).
+    fn wake(self: &Arc<Self>, keys: &[usize]) {
+        let woken: Vec<Parked> = {
+            let mut state = self.lock();
+            keys.iter()
+                .filter_map(|&key| self.take(&mut state, key))
+                .collect()
+        };
+        if let Some(first) = woken.first() {
+            let count = i64::try_from(woken.len()).unwrap_or(i64::MAX);
+            first
+                .guard
+                .plane
+                .metrics
+                .downstream_connection_hibernated(-count);
+        }
+        for parked in woken {
+            (self.resume)(parked, Arc::clone(self));
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+}
+
+impl Drop for IdleSet {
+    fn drop(&mut self) {
+        // The thread holds only a weak reference while it waits: let it see that the set is
+        // gone, and end.
+        let _ = self.waker.wake();
+    }
+}
+
+/// Closes connections taken out of the set (their sockets close as they drop), counting
+/// `reason` for each when the gateway closed them for one.
+fn closed_while_parked(closed: Vec<Parked>, reason: Option<&'static str>) {
+    let Some(first) = closed.first() else {
+        return;
+    };
+    let metrics = &first.guard.plane.metrics;
+    metrics.downstream_connection_hibernated(-i64::try_from(closed.len()).unwrap_or(i64::MAX));
+    if let Some(reason) = reason {
+        for _ in &closed {
+            metrics.downstream_connection_closed_by_gateway(reason);
+        }
+    }
+}
+
+/// The set's thread: wakes parked connections whose sockets turned readable, closes those whose
+/// idle timeout passed, until the set is closed or dropped. It holds the set only between
+/// waits, so that the set drops (and its parked connections close) with its last user.
+fn run(set: Weak<IdleSet>, mut poll: mio::Poll, runtime: tokio::runtime::Handle) {
+    let mut events = Events::with_capacity(EVENTS);
+    let mut keys = Vec::with_capacity(EVENTS);
+    loop {
+        let timeout = {
+            let Some(set) = set.upgrade() else {
+                return;
+            };
+            if set.is_closed() {
+                return;
+            }
+            set.expire().map(|at| {
+                at.into_std()
+                    .saturating_duration_since(std::time::Instant::now())
+            })
+        };
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                // Not expected of epoll_wait with a valid instance; parked connections close
+                // with the set.
+                tracing::error!(%error, "waiting for idle connections failed");
+                return;
+            }
+        }
+        keys.clear();
+        keys.extend(
+            events
+                .iter()
+                .map(|event| event.token())
+                .filter(|&token| token != WAKER)
+                .map(|token| token.0),
+        );
+        if keys.is_empty() {
+            continue;
+        }
+        let Some(set) = set.upgrade() else {
+            return;
+        };
+        // Resuming registers the sockets with tokio's reactor and spawns their tasks.
+        let _runtime = runtime.enter();
+        set.wake(&keys);
+    }
+}
+
+#[cfg(test)]
+mod tests;
