@@ -108,6 +108,14 @@ impl ConnectionState {
         })
     }
 
+    /// The state of a connection served again after hibernating (`idle.rs`): past its first
+    /// request, idle since now.
+    pub(crate) fn resumed() -> Arc<ConnectionState> {
+        let state = ConnectionState::new();
+        state.requests.store(1, Ordering::Relaxed);
+        state
+    }
+
     /// A request started; it is in flight until the returned guard drops (with the response
     /// body, or with the request's future when the client cancels it).
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {

@@ -8,8 +8,9 @@
 //! connection on our HTTP/1.1 server that has been idle for [`HIBERNATE_AFTER`] (the guard's
 //! timer, armed for the idle timeout anyway, fires earlier: no cost per request) leaves its
 //! task: the socket is taken off tokio's reactor and registered, one-shot, with this set's own
-//! `epoll` instance, and what the connection needs to be served again (its [`Connection`],
-//! the listener's stop signal and the count it holds) is kept in a slab, about 100 bytes. The
+//! `epoll` instance, and what the connection needs to be served again (its addresses and
+//! settings, the listener's stop signal and the count it holds) is kept inline in a slab,
+//! about 140 bytes. The
 //! set's one thread waits on that instance, until the earliest idle deadline (a thread rather
 //! than a task: tokio can wait for another `epoll` instance only through `AsyncFd`, whose safe
 //! constructor is deprecated and whose other one is `unsafe`, which this workspace forbids):
@@ -26,7 +27,6 @@
 //! a request our server does not take). The first request of a connection is never parked: the
 //! header timeout governs it.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -40,6 +40,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::listener::ConnectionGuard;
+use snapshot::client::ClientSettings;
+
+use crate::guard::ConnectionState;
 use crate::stack::Connection;
 
 /// How long an HTTP/1.1 keep-alive connection waits for its next request in its task before it
@@ -48,15 +51,54 @@ use crate::stack::Connection;
 /// almost nothing after a second. (NGINX frees a waiting connection's buffers at once.)
 pub(crate) const HIBERNATE_AFTER: Duration = Duration::from_secs(1);
 
-/// A connection parked while idle: what it needs to be served again.
+/// A connection parked while idle: what it needs to be served again. Plain data, kept inline
+/// in the set: a parked connection owns no allocation of its own (a small one left behind
+/// would pin the allocator's page that the connection's freed buffers shared with it).
 pub(crate) struct Parked {
     /// The socket, off tokio's reactor (non-blocking).
     pub(crate) stream: std::net::TcpStream,
-    pub(crate) connection: Arc<Connection>,
+    /// The listener's address ([`Connection::local`]).
+    pub(crate) local: SocketAddr,
+    /// The client's address ([`Connection::peer`]).
+    pub(crate) peer: SocketAddr,
+    /// What the socket allowed its clients when the connection was accepted.
+    pub(crate) settings: Arc<ClientSettings>,
     /// The listener's stop signal.
     pub(crate) stop: watch::Receiver<bool>,
     /// Keeps the connection counted (and the gateway's shutdown waiting for it).
     pub(crate) guard: ConnectionGuard,
+}
+
+impl Parked {
+    /// What parks of `connection` (its state is made anew when it resumes:
+    /// [`Parked::connection`]).
+    pub(crate) fn of(
+        stream: std::net::TcpStream,
+        connection: &Connection,
+        stop: watch::Receiver<bool>,
+        guard: ConnectionGuard,
+    ) -> Parked {
+        Parked {
+            stream,
+            local: connection.local,
+            peer: connection.peer,
+            settings: Arc::clone(&connection.settings),
+            stop,
+            guard,
+        }
+    }
+
+    /// The connection, served again: past its first request, idle since now. Plain TCP, so
+    /// without a server name.
+    pub(crate) fn connection(&self) -> Connection {
+        Connection {
+            local: self.local,
+            peer: self.peer,
+            sni: None,
+            settings: Arc::clone(&self.settings),
+            state: ConnectionState::resumed(),
+        }
+    }
 }
 
 /// The parked connections of one [`ListenerManager`](crate::ListenerManager).
@@ -74,19 +116,16 @@ pub(crate) struct IdleSet {
 
 struct State {
     entries: Slab<Entry>,
-    /// Idle deadlines, earliest first: (deadline, serial) → slab key.
-    deadlines: BTreeMap<(Instant, u64), usize>,
-    /// Tells apart entries with the same deadline.
-    next_serial: u64,
-    /// When the set's thread wakes for the earliest deadline (`None`: no deadline).
-    wakes_at: Option<Instant>,
+    /// No entry's deadline is earlier (it may be later: entries leave without updating it).
+    earliest: Option<Instant>,
     /// The gateway is stopping: nothing is parked any more.
     closed: bool,
 }
 
 struct Entry {
     parked: Parked,
-    deadline: Option<(Instant, u64)>,
+    /// When the idle timeout closes it.
+    deadline: Option<Instant>,
 }
 
 /// Parked sockets are read from this many at a time.
@@ -94,6 +133,11 @@ const EVENTS: usize = 256;
 
 /// The token of the set's waker (slab keys stay far below it).
 const WAKER: Token = Token(usize::MAX);
+
+/// Idle deadlines are looked for by a scan of the whole set, at most this often: an idle
+/// connection closes up to this late, and a set of 10,000 costs a few microseconds per scan
+/// rather than an ordered index (and its memory) per connection.
+const SCAN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl IdleSet {
     /// A set with its own `epoll` instance and thread; woken connections are served on the
@@ -108,9 +152,7 @@ impl IdleSet {
             waker,
             state: Mutex::new(State {
                 entries: Slab::new(),
-                deadlines: BTreeMap::new(),
-                next_serial: 0,
-                wakes_at: None,
+                earliest: None,
                 closed: false,
             }),
             resume,
@@ -131,14 +173,10 @@ impl IdleSet {
     }
 
     /// Parks an idle connection until its client sends something, its idle timeout passes or
-    /// its listener stops. `Err` gives it back when the socket cannot be watched (the caller
-    /// closes it).
-    pub(crate) fn park(&self, parked: Parked) -> Result<(), Parked> {
-        let settings = &parked.connection.settings;
-        let deadline = settings
-            .timeouts
-            .idle
-            .map(|idle| parked.connection.state.idle_since() + idle);
+    /// its listener stops. `idle_since`: when its last request ended. `Err` gives it back when
+    /// the socket cannot be watched (the caller closes it).
+    pub(crate) fn park(&self, parked: Parked, idle_since: Instant) -> Result<(), Parked> {
+        let deadline = parked.settings.timeouts.idle.map(|idle| idle_since + idle);
         let fd = parked.stream.as_raw_fd();
         let mut state = self.lock();
         if state.closed {
@@ -164,18 +202,15 @@ impl IdleSet {
             drop(parked);
             return Ok(());
         }
-        let deadline = deadline.map(|at| {
-            let serial = state.next_serial;
-            state.next_serial += 1;
-            state.deadlines.insert((at, serial), key);
-            (at, serial)
-        });
         let plane = Arc::clone(&parked.guard.plane);
         state.entries.insert(Entry { parked, deadline });
-        let earlier = deadline.is_some_and(|(at, _)| state.wakes_at.is_none_or(|wake| at < wake));
+        let earlier = deadline.filter(|&at| state.earliest.is_none_or(|earliest| at < earliest));
+        if earlier.is_some() {
+            state.earliest = earlier;
+        }
         drop(state);
         plane.metrics.downstream_connection_hibernated(1);
-        if earlier {
+        if earlier.is_some() {
             self.wake_thread();
         }
         Ok(())
@@ -184,9 +219,6 @@ impl IdleSet {
     /// Takes the entry `key` out (deregistered from the `epoll` instance), if it is there.
     fn take(&self, state: &mut State, key: usize) -> Option<Parked> {
         let entry = state.entries.try_remove(key)?;
-        if let Some(deadline) = entry.deadline {
-            state.deadlines.remove(&deadline);
-        }
         let fd = entry.parked.stream.as_raw_fd();
         // The socket must leave the instance before it goes back to tokio (or the key is used
         // again); a closed one leaves it anyway.
@@ -194,68 +226,57 @@ impl IdleSet {
         Some(entry.parked)
     }
 
+    /// Takes out the entries `pick` selects.
+    fn take_where(&self, state: &mut State, pick: impl Fn(&Entry) -> bool) -> Vec<Parked> {
+        let keys: Vec<usize> = state
+            .entries
+            .iter()
+            .filter(|(_, entry)| pick(entry))
+            .map(|(key, _)| key)
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| self.take(state, key))
+            .collect()
+    }
+
     /// Closes the parked connections of the listener on `local` (removed from the config).
     pub(crate) fn close_listener(&self, local: SocketAddr) {
-        let closed: Vec<Parked> = {
-            let mut state = self.lock();
-            let keys: Vec<usize> = state
-                .entries
-                .iter()
-                .filter(|(_, entry)| entry.parked.connection.local == local)
-                .map(|(key, _)| key)
-                .collect();
-            keys.into_iter()
-                .filter_map(|key| self.take(&mut state, key))
-                .collect()
-        };
+        let closed = self.take_where(&mut self.lock(), |entry| entry.parked.local == local);
         closed_while_parked(closed, None);
     }
 
-    /// Closes every parked connection and ends the set's task; nothing is parked after this.
+    /// Closes every parked connection and ends the set's thread; nothing is parked after this.
     pub(crate) fn close(&self) {
-        let closed: Vec<Parked> = {
+        let closed = {
             let mut state = self.lock();
             state.closed = true;
-            let keys: Vec<usize> = state.entries.iter().map(|(key, _)| key).collect();
-            keys.into_iter()
-                .filter_map(|key| self.take(&mut state, key))
-                .collect()
+            self.take_where(&mut state, |_| true)
         };
         closed_while_parked(closed, None);
         self.wake_thread();
     }
 
-    /// Makes the set's thread look at the set again.
-    fn wake_thread(&self) {
-        if let Err(error) = self.waker.wake() {
-            tracing::warn!(%error, "waking the idle connection set failed");
-        }
-    }
-
-    /// Closes the connections whose idle timeout has passed; returns the next deadline.
+    /// Closes the connections whose idle timeout has passed, if the earliest one has; returns
+    /// the earliest deadline left.
     fn expire(&self) -> Option<Instant> {
         let now = Instant::now();
-        let mut expired = Vec::new();
-        let next = {
+        let (expired, earliest) = {
             let mut state = self.lock();
-            while let Some((&(at, _), &key)) = state.deadlines.first_key_value() {
-                if at > now {
-                    break;
-                }
-                match self.take(&mut state, key) {
-                    Some(parked) => expired.push(parked),
-                    // Cannot happen (an entry and its deadline leave together); never loop.
-                    None => {
-                        state.deadlines.pop_first();
-                    }
-                }
+            if state.earliest.is_none_or(|earliest| earliest > now) {
+                return state.earliest;
             }
-            let next = state.deadlines.first_key_value().map(|(&(at, _), _)| at);
-            state.wakes_at = next;
-            next
+            let expired = self.take_where(&mut state, |entry| {
+                entry.deadline.is_some_and(|at| at <= now)
+            });
+            state.earliest = state
+                .entries
+                .iter()
+                .filter_map(|(_, entry)| entry.deadline)
+                .min();
+            (expired, state.earliest)
         };
         closed_while_parked(expired, Some("idle_timeout"));
-        next
+        earliest
     }
 
     /// Serves the connections of `keys` again (their sockets turned readable).
@@ -276,6 +297,13 @@ impl IdleSet {
         }
         for parked in woken {
             (self.resume)(parked, Arc::clone(self));
+        }
+    }
+
+    /// Makes the set's thread look at the set again.
+    fn wake_thread(&self) {
+        if let Err(error) = self.waker.wake() {
+            tracing::warn!(%error, "waking the idle connection set failed");
         }
     }
 
@@ -313,6 +341,7 @@ fn closed_while_parked(closed: Vec<Parked>, reason: Option<&'static str>) {
 fn run(set: Weak<IdleSet>, mut poll: mio::Poll, runtime: tokio::runtime::Handle) {
     let mut events = Events::with_capacity(EVENTS);
     let mut keys = Vec::with_capacity(EVENTS);
+    let mut next_scan = Instant::now();
     loop {
         let timeout = {
             let Some(set) = set.upgrade() else {
@@ -321,10 +350,14 @@ fn run(set: Weak<IdleSet>, mut poll: mio::Poll, runtime: tokio::runtime::Handle)
             if set.is_closed() {
                 return;
             }
-            set.expire().map(|at| {
-                at.into_std()
-                    .saturating_duration_since(std::time::Instant::now())
-            })
+            let now = Instant::now();
+            let earliest = if now >= next_scan {
+                next_scan = now + SCAN_INTERVAL;
+                set.expire()
+            } else {
+                set.lock().earliest
+            };
+            earliest.map(|at| at.max(next_scan).saturating_duration_since(now))
         };
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}

@@ -697,13 +697,13 @@ async fn serve_plain_http1(
             Box::pin(serve_handed_over(&plane, &connection, io, buffered, stop)).await
         }
         Served::Idle(io) => {
-            let parked = io.into_inner().into_std().map(|stream| Parked {
-                stream,
-                connection,
-                stop,
-                guard,
-            });
-            match parked.map(|parked| idle.park(parked)) {
+            let idle_since = connection.state.idle_since();
+            let parked = io
+                .into_inner()
+                .into_std()
+                .map(|stream| Parked::of(stream, &connection, stop, guard));
+            drop(connection);
+            match parked.map(|parked| idle.park(parked, idle_since)) {
                 Ok(Ok(())) => {}
                 // The socket could not be watched: the idle connection is closed, as a client
                 // of keep-alive expects it may be at any time.
@@ -721,11 +721,12 @@ async fn serve_plain_http1(
 
 /// Serves a parked connection again (its client sent something): the [`IdleSet`]'s `resume`.
 fn resume(parked: Parked, idle: Arc<IdleSet>) {
+    let connection = Arc::new(parked.connection());
     let Parked {
         stream,
-        connection,
         stop,
         guard,
+        ..
     } = parked;
     match TcpStream::from_std(stream) {
         Ok(stream) => {
