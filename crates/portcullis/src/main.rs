@@ -8,10 +8,9 @@ mod run;
 
 use clap::Parser;
 
-/// mimalloc instead of the system allocator: a request allocates and frees many small objects
-/// (header maps, body channels, futures) across threads, which glibc malloc serves slowly.
+/// mimalloc (`crates/allocator`), with the upkeep that returns what a quiet gateway freed.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 fn main() -> std::process::ExitCode {
     disable_huge_pages();

@@ -31,7 +31,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         builder.worker_threads(threads);
         builder
     };
-    runtime.enable_all();
+    runtime.enable_all().on_thread_park(allocator::on_thread_park);
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -39,6 +39,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    runtime.spawn(allocator::upkeep(threads));
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

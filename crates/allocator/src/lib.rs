@@ -1,0 +1,84 @@
+//! The gateway's allocator, mimalloc, and its upkeep.
+//!
+//! mimalloc gives memory back to the system late, and only when asked from the right thread:
+//!
+//! - a page left empty by frees is returned (purged) a second after it empties, and only from
+//!   inside a later call into the allocator that frees a page;
+//! - a block freed by another thread than the one that allocated it waits in its page's
+//!   cross-thread list until the owning thread collects it, which it does when it allocates
+//!   from that size class again;
+//! - the last empty page of each size class is kept ("retired") for a while in case it is
+//!   needed again.
+//!
+//! A gateway that goes quiet after a burst (its idle keep-alive connections hibernated,
+//! `proxy/src/idle.rs`, their tasks and buffers freed on whichever worker thread ran them)
+//! makes none of those calls, and its resident memory would stay at the burst's peak until
+//! traffic returns. So once a second [`upkeep`] starts an epoch, and every runtime thread that
+//! goes to sleep ([`on_thread_park`]) in a new epoch first collects its heap. A thread that was
+//! already asleep is woken for it: the upkeep spawns tasks that do nothing, and the scheduler
+//! wakes sleeping workers to run them.
+//!
+//! What it does not do: choose what to free (the allocator decides), or run on a busy thread
+//! more than once a second (a collection visits the thread's pages: microseconds).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// mimalloc instead of the system allocator: a request allocates and frees many small objects
+/// (header maps, body channels, futures) across threads, which glibc malloc serves slowly.
+pub use mimalloc::MiMalloc as Allocator;
+
+/// The current epoch; a thread collects once per epoch.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The epoch this thread last collected in.
+    static COLLECTED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Starts an epoch a second, and wakes `workers` sleeping runtime threads so that each
+/// collects in it. Spawn it once on the gateway's runtime.
+pub async fn upkeep(workers: usize) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        EPOCH.fetch_add(1, Ordering::Relaxed);
+        // The thread running this will sleep again and collect; the others are woken by
+        // tasks that do nothing but be scheduled. Two per worker: a worker keeps the first task
+        // it spawns in its own next-task slot without waking anyone, the second wakes a
+        // sleeping worker.
+        if workers > 1 {
+            for _ in 0..2 * workers {
+                tokio::spawn(async {});
+            }
+        }
+    }
+}
+
+/// The runtime's `on_thread_park` hook: a thread about to sleep collects its heap, at most
+/// once per epoch. The common call (no new epoch) is a load and a compare.
+pub fn on_thread_park() {
+    let epoch = EPOCH.load(Ordering::Relaxed);
+    if COLLECTED.get() != epoch {
+        COLLECTED.set(epoch);
+        collect();
+    }
+}
+
+/// Collects the calling thread's heap: frees that other threads made to its pages, pages left
+/// empty, and the arena pages whose purge delay has passed go back to the system.
+pub fn collect() {
+    // SAFETY: `mi_collect` has no preconditions: it works on the calling thread's own heap (it
+    // initialises it if the thread has none), may be called at any time from any thread, and
+    // touches no memory of ours. With another global allocator it only collects mimalloc's own
+    // (unused) heap.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+}
+
+#[cfg(test)]
+mod tests;
