@@ -31,7 +31,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         builder.worker_threads(threads);
         builder
     };
-    runtime.enable_all().on_thread_park(allocator::on_thread_park);
+    runtime.enable_all().on_thread_park(memory::on_thread_park);
     let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -39,7 +39,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.spawn(allocator::upkeep(threads));
+    runtime.spawn(memory::upkeep(threads));
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -118,6 +118,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         metrics,
     );
     controller.apply(initial);
+    // Start-up is over: its code leaves the resident set (`crates/memory`).
+    match memory::release_start_up_code() {
+        Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
+        Err(error) => tracing::debug!(%error, "start-up code not released"),
+    }
     follow_updates(&mut controller, updates).await?;
 
     tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");

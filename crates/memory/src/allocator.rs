@@ -1,4 +1,4 @@
-//! The gateway's allocator, mimalloc, and its upkeep.
+//! The allocator, mimalloc, and its upkeep.
 //!
 //! mimalloc gives memory back to the system late, and only when asked from the right thread:
 //!
