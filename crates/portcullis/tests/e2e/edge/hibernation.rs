@@ -200,3 +200,36 @@ async fn a_hibernated_connection_closes_at_its_idle_timeout() -> anyhow::Result<
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_listener_closes_its_hibernated_connections() -> anyhow::Result<()> {
+    let (documents, _seen) = recorded_route().await?;
+    let spec = json!({"timeout": {"http": {"idleTimeout": "60s"}}});
+    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
+    let mut stream = TcpStream::connect(gateway.listener()).await?;
+    get_ok(&mut stream, "/").await?;
+    gauge_reaches(&gateway, HIBERNATED, 1.0).await?;
+
+    // The Gateway's listener moves to another port: the old socket closes, and with it the
+    // connection parked there (it has no request to finish).
+    let moved = testkit::free_port();
+    gateway.config.write(
+        "00-gateway.yaml",
+        &[
+            crate::fixture::manifest::gateway_class(),
+            crate::fixture::manifest::gateway(moved, None),
+        ],
+    )?;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    ensure!(
+        matches!(read, Ok(Ok(0))) && rest.is_empty(),
+        "expected a silent close, got {read:?} with {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    gauge_reaches(&gateway, HIBERNATED, 0.0).await?;
+    gauge_reaches(&gateway, ACTIVE, 0.0).await?;
+    let mut fresh = TcpStream::connect(("127.0.0.1", moved)).await?;
+    get_ok(&mut fresh, "/").await?;
+    Ok(())
+}
