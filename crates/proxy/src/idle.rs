@@ -22,9 +22,10 @@
 //! - the listener removed, or the gateway stopping: its parked connections are closed at once
 //!   (they have no request in flight to finish).
 //!
-//! What it does not do: TLS connections (rustls's state would have to be kept) and HTTP/2
-//! connections stay in their tasks, and so does a connection that hyper serves (one that sent
-//! a request our server does not take). The first request of a connection is never parked: the
+//! What it does not do: TLS connections (rustls's state would have to be kept), HTTP/2
+//! connections and connections behind the PROXY protocol (their socket is wrapped) stay in
+//! their tasks, and so does a connection that hyper serves (one that sent a request our server
+//! does not take). The first request of a connection is never parked: the
 //! header timeout governs it.
 
 use std::io;
@@ -168,7 +169,7 @@ impl IdleSet {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent whatever panicked while holding it: every change is one
-        // insert or remove of an entry and its deadline.
+        // insert or remove of an entry (`earliest` may only be too early, which costs a scan).
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -202,14 +203,18 @@ impl IdleSet {
             drop(parked);
             return Ok(());
         }
-        let plane = Arc::clone(&parked.guard.plane);
+        // Counted before the entry can be woken (and counted out) by the set's thread.
+        parked
+            .guard
+            .plane
+            .metrics
+            .downstream_connection_hibernated(1);
         state.entries.insert(Entry { parked, deadline });
         let earlier = deadline.filter(|&at| state.earliest.is_none_or(|earliest| at < earliest));
         if earlier.is_some() {
             state.earliest = earlier;
         }
         drop(state);
-        plane.metrics.downstream_connection_hibernated(1);
         if earlier.is_some() {
             self.wake_thread();
         }
@@ -388,6 +393,3 @@ fn run(set: Weak<IdleSet>, mut poll: mio::Poll, runtime: tokio::runtime::Handle)
         set.wake(&keys);
     }
 }
-
-#[cfg(test)]
-mod tests;
