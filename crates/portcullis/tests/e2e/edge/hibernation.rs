@@ -233,3 +233,57 @@ async fn a_removed_listener_closes_its_hibernated_connections() -> anyhow::Resul
     get_ok(&mut fresh, "/").await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_hibernate_and_wake_again_and_again_under_churn() -> anyhow::Result<()> {
+    const CONNECTIONS: usize = 100;
+    const ROUNDS: usize = 4;
+    let (documents, seen) = recorded_route().await?;
+    let spec = json!({"timeout": {"http": {"idleTimeout": "60s"}}});
+    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
+    let addr = gateway.listener();
+    // Each connection sends a request, waits long enough to be parked, and sends the next:
+    // parking and waking race with each other across the connections (their pauses differ
+    // by a few milliseconds), and with the set's thread.
+    let mut clients = Vec::new();
+    for index in 0..CONNECTIONS {
+        clients.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await?;
+            for round in 0..ROUNDS {
+                get_ok(&mut stream, &format!("/churn/{index}/{round}")).await?;
+                let pause = 1_150 + u64::try_from(index % 10).unwrap_or(0) * 20;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            anyhow::Ok(stream)
+        }));
+    }
+    // While they run, the most connections parked at once: they do park between requests.
+    let mut most_parked = 0.0_f64;
+    while !clients.iter().all(tokio::task::JoinHandle::is_finished) {
+        most_parked = most_parked.max(gauge(&gateway, HIBERNATED).await?);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut streams = Vec::new();
+    for client in clients {
+        streams.push(client.await??);
+    }
+    ensure!(
+        most_parked >= (CONNECTIONS / 2) as f64,
+        "at most {most_parked} connections were parked at once between their requests"
+    );
+    let requests = seen_paths(&seen)
+        .iter()
+        .filter(|path| path.starts_with("/churn/"))
+        .count();
+    ensure!(
+        requests == CONNECTIONS * ROUNDS,
+        "the backend saw {requests} of {} requests",
+        CONNECTIONS * ROUNDS
+    );
+    gauge_reaches(&gateway, HIBERNATED, CONNECTIONS as f64).await?;
+    ensure!(
+        gauge(&gateway, ACTIVE).await? == CONNECTIONS as f64,
+        "every connection is still open"
+    );
+    Ok(())
+}
