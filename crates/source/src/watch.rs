@@ -1,9 +1,14 @@
 //! [`FileSource::watch`]: rescans when the files change and publishes on a tokio watch channel.
 //!
 //! We watch the directory, never the file itself: editors and Kubernetes ConfigMap volumes
-//! replace files by rename, which would leave a watch on the old inode. notify events are
-//! debounced, then only wake the rescan thread; the rescan decides whether anything changed. A
-//! slow timer rescans too, in case the platform dropped an event.
+//! replace files by rename, which would leave a watch on the old inode. notify events only wake
+//! the rescan thread, which lets the burst of events a save makes settle for the debounce time
+//! and then rescans; the rescan decides whether anything changed. A slow timer rescans too, in
+//! case the platform dropped an event.
+//!
+//! The debounce is ours rather than a notify debouncer's: those wake a thread every quarter of
+//! the debounce time for the process's life (80 times a second at 50 ms), where this thread
+//! sleeps until an event comes (or the safety net's timer).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -13,8 +18,7 @@ use std::thread;
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
-use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, new_debouncer};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -52,13 +56,11 @@ impl FileSource {
         let target = WatchTarget::for_path(self.path());
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         let filter = target.clone();
-        let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+        let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
             let is_relevant = match result {
-                Ok(events) => events.iter().any(|event| filter.is_relevant(event)),
-                Err(errors) => {
-                    for error in errors {
-                        warn!(%error, "config file watcher error; rescanning");
-                    }
+                Ok(event) => filter.is_relevant(&event),
+                Err(error) => {
+                    warn!(%error, "config file watcher error; rescanning");
                     true
                 }
             };
@@ -71,7 +73,7 @@ impl FileSource {
             path: target.directory.clone(),
             source,
         })?;
-        debouncer
+        watcher
             .watch(&target.directory, target.mode)
             .map_err(|source| SourceError::Watch {
                 path: target.directory.clone(),
@@ -82,20 +84,22 @@ impl FileSource {
         thread::Builder::new()
             .name("config-watch".to_owned())
             .spawn(move || {
-                // Dropping the debouncer stops the notify watch when this thread ends.
-                let _debouncer = debouncer;
-                run(self, &woken, &publish);
+                // Dropping the watcher stops the notify watch when this thread ends.
+                let _watcher = watcher;
+                run(self, &woken, &publish, debounce);
             })
             .map_err(SourceError::Thread)?;
         Ok(receiver)
     }
 }
 
-/// Rescans whenever woken (or on the safety-net timer) until nobody listens.
+/// Rescans whenever woken (once the events have settled for `debounce`), or on the safety-net
+/// timer, until nobody listens.
 fn run(
     mut source: FileSource,
     woken: &mpsc::Receiver<()>,
     publish: &watch::Sender<Arc<SourceUpdate>>,
+    debounce: Duration,
 ) {
     loop {
         // The first pass closes the window between `load` and the watch being in place.
@@ -106,7 +110,18 @@ fn run(
             }
         }
         match woken.recv_timeout(SAFETY_NET_INTERVAL) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) => {
+                // A save is a burst of events (write, close, rename): wait until none came for
+                // `debounce`, then rescan once.
+                loop {
+                    match woken.recv_timeout(debounce) {
+                        Ok(()) => {}
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         if publish.is_closed() {
@@ -144,7 +159,7 @@ impl WatchTarget {
         }
     }
 
-    fn is_relevant(&self, event: &DebouncedEvent) -> bool {
+    fn is_relevant(&self, event: &Event) -> bool {
         let is_change = match event.kind {
             // Our own reads open and close the files; only a close after writing is a change.
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
