@@ -16,3 +16,14 @@ pub mod start_up;
 
 pub use allocator::{Allocator, on_thread_park, upkeep};
 pub use start_up::{disable_huge_pages, release_start_up_code};
+
+/// A `/proc/self/status` figure in KiB (`RssAnon`, `RssFile`, ...), for the tests.
+#[cfg(test)]
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc is readable");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("/proc/self/status has {field}"))
+}

@@ -7,7 +7,10 @@
 //!   next ones. A head that started and stalled gets `408` and the connection closes; a
 //!   connection that never sent a byte is closed silently (as NGINX and Envoy do).
 //! - **idle timeout**: a connection with no request in flight is closed after `idleTimeout`;
-//!   HTTP/2 gets GOAWAY(NO_ERROR) first.
+//!   HTTP/2 gets GOAWAY(NO_ERROR) first. A plain HTTP/1.1 connection on our server is told to
+//!   hibernate after a second without a request (`Expiry::Hibernate`: the read fails with
+//!   [`Hibernation`] and the connection leaves its task for the idle set, `idle.rs`, which keeps
+//!   its idle deadline).
 //! - **HTTP/2 floods**: the guard reads the frame headers of the client's HTTP/2 stream (9 bytes
 //!   a frame; payloads are skipped) and counts RST_STREAM frames of streams in any state (h2
 //!   itself only counts resets of streams not yet accepted, which rapid reset evades by
@@ -205,7 +208,7 @@ enum Expiry {
     /// GOAWAY(NO_ERROR), then close.
     Http2Idle,
     /// Not an end: the HTTP/1.1 keep-alive connection has been idle for the hibernation delay
-    /// and leaves its task (`idle.rs`); reads fail with [`hibernation`]'s error.
+    /// and leaves its task (`idle.rs`); reads fail with [`Hibernation`].
     Hibernate,
 }
 

@@ -48,8 +48,8 @@ pub(crate) enum Served<I> {
     Idle(GuardedIo<I>),
 }
 
-/// Serves requests on `io` until the connection ends, `stop` turns true between requests, or
-/// a request for hyper arrives.
+/// Serves requests on `io` until the connection ends, `stop` turns true between requests, a
+/// request for hyper arrives, or the guard tells the idle connection to hibernate.
 pub(crate) async fn serve<I>(
     io: GuardedIo<I>,
     plane: &Arc<DataPlane>,

@@ -10,12 +10,7 @@ static ALLOCATOR: Allocator = Allocator;
 
 /// Resident anonymous memory of this process, in KiB.
 fn resident_anonymous_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc is readable");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("RssAnon:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("/proc/self/status has RssAnon")
+    crate::status_kib("RssAnon")
 }
 
 #[test]

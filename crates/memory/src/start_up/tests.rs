@@ -44,12 +44,7 @@ fn only_clean_read_only_mappings_of_the_executable_are_chosen() {
 
 /// Resident file-backed memory of this process, in KiB.
 fn resident_file_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc is readable");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("RssFile:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("/proc/self/status has RssFile")
+    crate::status_kib("RssFile")
 }
 
 #[test]

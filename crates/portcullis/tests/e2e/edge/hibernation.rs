@@ -16,6 +16,7 @@ use crate::fixture::recording::seen_paths;
 use crate::fixture::running::{HOST, TestGateway};
 
 use super::limits::{recorded_route, start_with_policy};
+use super::timeouts::read_until_closed;
 
 const HIBERNATED: &str = "portcullis_downstream_connections_hibernated";
 const ACTIVE: &str = "portcullis_downstream_connections_active";
@@ -178,14 +179,9 @@ async fn a_hibernated_connection_closes_at_its_idle_timeout() -> anyhow::Result<
     get_ok(&mut stream, "/").await?;
     let idle_from = Instant::now();
     gauge_reaches(&gateway, HIBERNATED, 1.0).await?;
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut rest)).await;
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(6)).await?;
     let after = idle_from.elapsed();
-    ensure!(
-        matches!(read, Ok(Ok(0))) && rest.is_empty(),
-        "expected a silent close, got {read:?} with {:?}",
-        String::from_utf8_lossy(&rest)
-    );
+    ensure!(answer.is_empty(), "expected a silent close, got {answer:?}");
     ensure!(
         after >= Duration::from_millis(2_800) && after < Duration::from_secs(5),
         "closed {after:?} after the response, with a 3 s idle timeout"
@@ -220,13 +216,8 @@ async fn a_removed_listener_closes_its_hibernated_connections() -> anyhow::Resul
             crate::fixture::manifest::gateway(moved, None),
         ],
     )?;
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
-    ensure!(
-        matches!(read, Ok(Ok(0))) && rest.is_empty(),
-        "expected a silent close, got {read:?} with {:?}",
-        String::from_utf8_lossy(&rest)
-    );
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(10)).await?;
+    ensure!(answer.is_empty(), "expected a silent close, got {answer:?}");
     gauge_reaches(&gateway, HIBERNATED, 0.0).await?;
     gauge_reaches(&gateway, ACTIVE, 0.0).await?;
     let mut fresh = TcpStream::connect(("127.0.0.1", moved)).await?;

@@ -15,7 +15,7 @@ use super::floods::{H2Reader, client_preface};
 use super::limits::{recorded_route, start_with_policy};
 
 /// Reads until the gateway closes; returns what it sent and when it closed.
-async fn read_until_closed(
+pub(crate) async fn read_until_closed(
     stream: &mut TcpStream,
     limit: Duration,
 ) -> anyhow::Result<(String, Duration)> {
