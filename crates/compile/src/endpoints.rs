@@ -64,15 +64,27 @@ impl EndpointPlan {
 
     /// Resolves every backend's endpoint targets from the store. Cheap and pure: the runtime
     /// calls it alone (without recompiling routes) when only EndpointSlices changed.
+    ///
+    /// The store's EndpointSlices are indexed by Service once: linear in the backends and
+    /// slices (a lookup per Service scanned every slice of its namespace, which made this
+    /// quadratic: 1 s at 5,000 Services in one namespace).
     pub fn resolve(&self, store: &Store) -> HashMap<BackendId, Vec<EndpointTarget>> {
+        let slices = store.endpoint_slices_by_service();
         self.sources
             .iter()
-            .map(|(id, source)| (id.clone(), resolve_source(store, source)))
+            .map(|(id, source)| (id.clone(), resolve_source(store, &slices, source)))
             .collect()
     }
 }
 
-fn resolve_source(store: &Store, source: &EndpointSource) -> Vec<EndpointTarget> {
+/// EndpointSlices by (namespace, Service name).
+type SlicesByService<'a> = HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>;
+
+fn resolve_source(
+    store: &Store,
+    slices: &SlicesByService<'_>,
+    source: &EndpointSource,
+) -> Vec<EndpointTarget> {
     match source {
         EndpointSource::Dns { host, port } => vec![EndpointTarget {
             address: TargetAddress::Dns(host.as_str().into()),
@@ -110,7 +122,8 @@ fn resolve_source(store: &Store, source: &EndpointSource) -> Vec<EndpointTarget>
             target_port,
         } => {
             let mut targets = Vec::new();
-            for slice in store.endpoint_slices_for(namespace, service) {
+            let of_service = slices.get(&(namespace.as_str(), service.as_str()));
+            for &slice in of_service.into_iter().flatten() {
                 let Some(endpoint_port) = slice_port(slice, port_name, *port, target_port) else {
                     continue;
                 };

@@ -102,6 +102,23 @@ endpoints: []
         .map(|s| s.metadata.name.clone().unwrap_or_default())
         .collect();
     assert_eq!(names, vec!["a-1".to_owned()]);
+    // The index holds the same slices for every Service, in the same order.
+    let index = store.endpoint_slices_by_service();
+    for (namespace, service) in [("shop", "a"), ("shop", "b"), ("other", "a")] {
+        let indexed: Vec<_> = index
+            .get(&(namespace, service))
+            .into_iter()
+            .flatten()
+            .map(|s| s.metadata.name.clone())
+            .collect();
+        let scanned: Vec<_> = store
+            .endpoint_slices_for(namespace, service)
+            .map(|s| s.metadata.name.clone())
+            .collect();
+        assert_eq!(indexed, scanned, "{namespace}/{service}");
+        assert!(!indexed.is_empty(), "{namespace}/{service} has slices");
+    }
+    assert_eq!(index.len(), 3, "one entry per Service: {:?}", index.keys());
 }
 
 /// `count` EndpointSlices, one document each.
