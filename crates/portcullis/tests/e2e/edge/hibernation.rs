@@ -242,7 +242,7 @@ async fn connections_hibernate_and_wake_again_and_again_under_churn() -> anyhow:
             let mut stream = TcpStream::connect(addr).await?;
             for round in 0..ROUNDS {
                 get_ok(&mut stream, &format!("/churn/{index}/{round}")).await?;
-                let pause = 1_150 + u64::try_from(index % 10).unwrap_or(0) * 20;
+                let pause = 1_400 + u64::try_from(index % 10).unwrap_or(0) * 20;
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
             anyhow::Ok(stream)
