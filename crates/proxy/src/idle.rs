@@ -43,7 +43,7 @@ use tokio::time::Instant;
 use crate::listener::ConnectionGuard;
 use snapshot::client::ClientSettings;
 
-use crate::guard::ConnectionState;
+use crate::guard::{CloseReason, ConnectionState};
 use crate::stack::Connection;
 
 /// How long an HTTP/1.1 keep-alive connection waits for its next request in its task before it
@@ -224,6 +224,13 @@ impl IdleSet {
     /// Takes the entry `key` out (deregistered from the `epoll` instance), if it is there.
     fn take(&self, state: &mut State, key: usize) -> Option<Parked> {
         let entry = state.entries.try_remove(key)?;
+        // Counted out where it leaves, as it was counted in where it entered (`park`).
+        entry
+            .parked
+            .guard
+            .plane
+            .metrics
+            .downstream_connection_hibernated(-1);
         let fd = entry.parked.stream.as_raw_fd();
         // The socket must leave the instance before it goes back to tokio (or the key is used
         // again); a closed one leaves it anyway.
@@ -247,7 +254,8 @@ impl IdleSet {
     /// Closes the parked connections of the listener on `local` (removed from the config).
     pub(crate) fn close_listener(&self, local: SocketAddr) {
         let closed = self.take_where(&mut self.lock(), |entry| entry.parked.local == local);
-        closed_while_parked(closed, None);
+        // Their sockets close as they drop, outside the lock.
+        drop(closed);
     }
 
     /// Closes every parked connection and ends the set's thread; nothing is parked after this.
@@ -257,7 +265,8 @@ impl IdleSet {
             state.closed = true;
             self.take_where(&mut state, |_| true)
         };
-        closed_while_parked(closed, None);
+        // Their sockets close as they drop, outside the lock.
+        drop(closed);
         self.wake_thread();
     }
 
@@ -280,7 +289,7 @@ impl IdleSet {
                 .min();
             (expired, state.earliest)
         };
-        closed_while_parked(expired, Some("idle_timeout"));
+        closed_at_idle_timeout(expired);
         earliest
     }
 
@@ -292,14 +301,6 @@ impl IdleSet {
                 .filter_map(|&key| self.take(&mut state, key))
                 .collect()
         };
-        if let Some(first) = woken.first() {
-            let count = i64::try_from(woken.len()).unwrap_or(i64::MAX);
-            first
-                .guard
-                .plane
-                .metrics
-                .downstream_connection_hibernated(-count);
-        }
         for parked in woken {
             (self.resume)(parked, Arc::clone(self));
         }
@@ -325,18 +326,15 @@ impl Drop for IdleSet {
     }
 }
 
-/// Closes connections taken out of the set (their sockets close as they drop), counting
-/// `reason` for each when the gateway closed them for one.
-fn closed_while_parked(closed: Vec<Parked>, reason: Option<&'static str>) {
-    let Some(first) = closed.first() else {
-        return;
-    };
-    let metrics = &first.guard.plane.metrics;
-    metrics.downstream_connection_hibernated(-i64::try_from(closed.len()).unwrap_or(i64::MAX));
-    if let Some(reason) = reason {
-        for _ in &closed {
-            metrics.downstream_connection_closed_by_gateway(reason);
-        }
+/// Closes connections whose idle timeout passed (their sockets close as they drop), counted as
+/// the guard counts its own idle closes.
+fn closed_at_idle_timeout(expired: Vec<Parked>) {
+    for parked in &expired {
+        parked
+            .guard
+            .plane
+            .metrics
+            .downstream_connection_closed_by_gateway(CloseReason::IdleTimeout.as_str());
     }
 }
 

@@ -598,14 +598,6 @@ async fn serve_connection<I>(
     let io = guarded(stream, &plane, &connection, alpn_h2);
     // One allocation per connection; each request takes a reference, not a copy of its fields.
     let connection = Arc::new(connection);
-    let service = {
-        let plane = Arc::clone(&plane);
-        let connection = Arc::clone(&connection);
-        service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let request = request.map(RequestStream::Hyper);
-            stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
-        })
-    };
     // HTTP/2 runs each stream in a task of its own, which holds the request's future: boxed, so
     // that the task (moved into place when spawned) is small. An HTTP/1.1 connection awaits its
     // request's future in place.
@@ -648,6 +640,7 @@ async fn serve_connection<I>(
             let mut builder = auto::Builder::new(TokioExecutor::new());
             http1_settings!(builder.http1(), settings);
             http2_settings!(builder.http2(), settings);
+            let service = hyper_service(&plane, &connection);
             let serving = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             let shutdown = auto::UpgradeableConnection::graceful_shutdown;
             Box::pin(until_stopped(serving, shutdown, stop)).await
@@ -753,20 +746,34 @@ async fn serve_handed_over<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = {
-        let plane = Arc::clone(plane);
-        let connection = Arc::clone(connection);
-        service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let request = request.map(RequestStream::Hyper);
-            stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
-        })
-    };
+    let service = hyper_service(plane, connection);
     let io = TokioIo::new(Prefixed::new(buffered, io));
     let mut builder = http1::Builder::new();
     http1_settings!(builder, connection.settings);
     let serving = builder.serve_connection(io, service).with_upgrades();
     let shutdown = http1::UpgradeableConnection::graceful_shutdown;
     until_stopped(serving, shutdown, stop).await
+}
+
+/// The request stack as hyper's service, for its HTTP/1.1 and auto servers (each request's
+/// future awaited in the connection's task).
+fn hyper_service(
+    plane: &Arc<DataPlane>,
+    connection: &Arc<Connection>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<crate::ResponseBody>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<crate::ResponseBody>, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Clone {
+    let plane = Arc::clone(plane);
+    let connection = Arc::clone(connection);
+    service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let request = request.map(RequestStream::Hyper);
+        stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
+    })
 }
 
 /// Drives `serving` to its end; once `stop` turns true, asks it to finish the requests in

@@ -96,6 +96,21 @@ async fn get_ok(stream: &mut TcpStream, path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A gateway with `idleTimeout` and one keep-alive connection past one request and parked;
+/// also when its request was answered.
+async fn one_parked_connection(
+    idle_timeout: &str,
+) -> anyhow::Result<(TestGateway, TcpStream, Instant)> {
+    let (documents, _seen) = recorded_route().await?;
+    let spec = json!({"timeout": {"http": {"idleTimeout": idle_timeout}}});
+    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
+    let mut stream = TcpStream::connect(gateway.listener()).await?;
+    get_ok(&mut stream, "/").await?;
+    let answered = Instant::now();
+    gauge_reaches(&gateway, HIBERNATED, 1.0).await?;
+    Ok((gateway, stream, answered))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_connection_hibernates_and_is_served_again() -> anyhow::Result<()> {
     let (documents, seen) = recorded_route().await?;
@@ -172,13 +187,7 @@ async fn an_idle_keep_alive_connection_hibernates_and_is_served_again() -> anyho
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hibernated_connection_closes_at_its_idle_timeout() -> anyhow::Result<()> {
-    let (documents, _seen) = recorded_route().await?;
-    let spec = json!({"timeout": {"http": {"idleTimeout": "3s"}}});
-    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
-    let mut stream = TcpStream::connect(gateway.listener()).await?;
-    get_ok(&mut stream, "/").await?;
-    let idle_from = Instant::now();
-    gauge_reaches(&gateway, HIBERNATED, 1.0).await?;
+    let (gateway, mut stream, idle_from) = one_parked_connection("3s").await?;
     let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(6)).await?;
     let after = idle_from.elapsed();
     ensure!(answer.is_empty(), "expected a silent close, got {answer:?}");
@@ -199,12 +208,7 @@ async fn a_hibernated_connection_closes_at_its_idle_timeout() -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_listener_closes_its_hibernated_connections() -> anyhow::Result<()> {
-    let (documents, _seen) = recorded_route().await?;
-    let spec = json!({"timeout": {"http": {"idleTimeout": "60s"}}});
-    let gateway = start_with_policy(&documents, Some(spec), &[]).await?;
-    let mut stream = TcpStream::connect(gateway.listener()).await?;
-    get_ok(&mut stream, "/").await?;
-    gauge_reaches(&gateway, HIBERNATED, 1.0).await?;
+    let (gateway, mut stream, _) = one_parked_connection("60s").await?;
 
     // The Gateway's listener moves to another port: the old socket closes, and with it the
     // connection parked there (it has no request to finish).
