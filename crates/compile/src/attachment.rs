@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use model::Store;
 use model::gateway_api::{GrpcRouteParentRefs, HttpRouteParentRefs, TlsRouteParentRefs};
-use router::{HostPattern, RouteOrder, RuleMatch};
+use router::{RouteOrder, RuleMatch};
 use snapshot::RouteRule;
 
 use crate::CompileOptions;
@@ -46,34 +46,6 @@ pub(crate) trait RouteEntries {
     fn add_to(&self, slot: &mut ListenerSlot, hosts: &[String], order: &RouteOrder) -> Vec<String>;
     /// Rule names, for `/config`.
     fn names(&self) -> Vec<String>;
-}
-
-/// HTTPRoute and GRPCRoute rules go into the listener's route table, where routes sharing a
-/// hostname merge by precedence.
-impl RouteEntries for Vec<CompiledRule> {
-    fn is_empty(&self) -> bool {
-        <[CompiledRule]>::is_empty(self)
-    }
-
-    fn add_to(&self, slot: &mut ListenerSlot, hosts: &[String], order: &RouteOrder) -> Vec<String> {
-        let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
-        for rule in self {
-            for (match_index, matching) in rule.matches.iter().enumerate() {
-                let order = RouteOrder {
-                    rule: rule.index,
-                    matching: u32::try_from(match_index).unwrap_or(u32::MAX),
-                    ..order.clone()
-                };
-                slot.builder
-                    .add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
-            }
-        }
-        Vec::new()
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.iter().map(|r| r.rule.name.to_string()).collect()
-    }
 }
 
 /// What compiling a route's rules found.
@@ -111,8 +83,18 @@ pub(crate) struct RouteAttachment<'a> {
 
 impl RouteAttachment<'_> {
     /// `HTTPRoute ns/name`: the root of every field path of this route.
-    fn path(&self) -> FieldPath {
+    pub(crate) fn path(&self) -> FieldPath {
         FieldPath::object(self.kind, self.namespace, self.name)
+    }
+
+    /// The route's precedence tie-breaker, with `rule`/`matching` at 0.
+    pub(crate) fn order(&self) -> RouteOrder {
+        RouteOrder {
+            created: self.created,
+            route: format!("{}/{}", self.namespace, self.name).into(),
+            rule: 0,
+            matching: 0,
+        }
     }
 }
 
@@ -204,6 +186,18 @@ fn is_our_parent(store: &Store, options: &CompileOptions, parent: &ParentReferen
     }
 }
 
+/// Where a route attaches, before anything is added to listeners: its status (one entry per
+/// parentRef of ours, in spec order), the listener slots that count it as attached, and the
+/// slots it is added to with its effective hostnames there.
+pub(crate) struct AttachPlan {
+    pub(crate) status: ObjectStatus,
+    /// Slots counting the route in their `attachedRoutes` (once per parentRef selecting
+    /// them).
+    pub(crate) counted: Vec<usize>,
+    /// Usable slots the route is added to, with its hostnames there (`[]` = any host).
+    pub(crate) attached: Vec<(usize, Vec<String>)>,
+}
+
 /// Attaches a route's compiled rules to the listeners each of its parentRefs selects, and
 /// records the route's status (one entry per parentRef of ours, in spec order).
 pub(crate) fn attach_route(
@@ -215,6 +209,50 @@ pub(crate) fn attach_route(
     rules: &(impl RouteEntries + ?Sized),
     problems: &RuleProblems,
 ) {
+    let plan = plan_route(
+        store,
+        options,
+        listeners,
+        &route,
+        rules.is_empty(),
+        problems,
+    );
+    for &slot in &plan.counted {
+        listeners.count_attached(slot, status);
+    }
+    let order = route.order();
+    let label = route.path().to_string();
+    for (slot, hosts) in &plan.attached {
+        let slot = &mut listeners.slots[*slot];
+        let held_by_older = rules.add_to(slot, hosts, &order);
+        let mut view = route_view(&label, hosts, rules.names());
+        if !held_by_older.is_empty() {
+            view["hostnamesHeldByOlderRoutes"] = serde_json::json!(held_by_older);
+        }
+        slot.route_views.push(view);
+    }
+    status.objects.push(plan.status);
+}
+
+/// A route on one listener, for `/config`.
+pub(crate) fn route_view(label: &str, hosts: &[String], rules: Vec<String>) -> serde_json::Value {
+    serde_json::json!({
+        "route": label,
+        "hostnames": hosts,
+        "rules": rules,
+    })
+}
+
+/// Where a route attaches and its status (see [`AttachPlan`]); `no_rules`: no valid rule is
+/// left to attach.
+pub(crate) fn plan_route(
+    store: &Store,
+    options: &CompileOptions,
+    listeners: &Listeners,
+    route: &RouteAttachment<'_>,
+    no_rules: bool,
+    problems: &RuleProblems,
+) -> AttachPlan {
     let path = route.path();
     // The first invalid hostname rejects the route (later ones are not reported yet).
     let invalid_hostname = route.hostnames.iter().enumerate().find_map(|(i, h)| {
@@ -223,7 +261,12 @@ pub(crate) fn attach_route(
             .map(|e| path.field("spec.hostnames").index(i).problem(e))
     });
 
-    let mut object = ObjectStatus::new(route.kind, route.namespace, route.name);
+    let mut plan = AttachPlan {
+        status: ObjectStatus::new(route.kind, route.namespace, route.name),
+        counted: Vec::new(),
+        attached: Vec::new(),
+    };
+    let object = &mut plan.status;
     object
         .problems
         .extend(invalid_hostname.iter().map(Problem::line));
@@ -232,7 +275,7 @@ pub(crate) fn attach_route(
     for (index, parent_ref) in &route.parents {
         let accepted = if let Some(problem) = &invalid_hostname {
             Condition::no("Accepted", "UnsupportedValue", problem.to_string())
-        } else if rules.is_empty() && !problems.invalid.is_empty() {
+        } else if no_rules && !problems.invalid.is_empty() {
             // Each dropped rule's problem names its own field.
             Condition::no(
                 "Accepted",
@@ -241,30 +284,38 @@ pub(crate) fn attach_route(
             )
         } else {
             let at = path.field("spec.parentRefs").index(*index);
-            match attach(store, listeners, status, &route, &at, parent_ref, rules) {
-                Ok(()) => Condition::yes("Accepted", "Accepted", "route is attached"),
-                Err(problem) => Condition::no(
-                    "Accepted",
-                    // Every attachment problem carries its reason.
-                    problem.reason_or("NoMatchingParent"),
-                    problem.to_string(),
-                ),
+            let found = attach(store, listeners, route, &at, parent_ref);
+            match found {
+                Ok((counted, attached)) => {
+                    plan.counted.extend(counted);
+                    plan.attached.extend(attached);
+                    Condition::yes("Accepted", "Accepted", "route is attached")
+                }
+                Err((counted, problem)) => {
+                    plan.counted.extend(counted);
+                    Condition::no(
+                        "Accepted",
+                        // Every attachment problem carries its reason.
+                        problem.reason_or("NoMatchingParent"),
+                        problem.to_string(),
+                    )
+                }
             }
         };
-        object.parents.push(RouteParentStatus {
+        plan.status.parents.push(RouteParentStatus {
             parent_ref: parent_ref.clone(),
             controller_name: options.controller_name.clone(),
-            conditions: parent_conditions(accepted, rules, problems),
+            conditions: parent_conditions(accepted, no_rules, problems),
         });
     }
-    status.objects.push(object);
+    plan
 }
 
 /// The route's conditions towards one parent: `Accepted` (as given), `ResolvedRefs`, and
 /// `PartiallyInvalid` when some rules were dropped but others serve.
 fn parent_conditions(
     accepted: Condition,
-    rules: &(impl RouteEntries + ?Sized),
+    no_rules: bool,
     problems: &RuleProblems,
 ) -> Vec<Condition> {
     let mut conditions = vec![accepted];
@@ -281,7 +332,7 @@ fn parent_conditions(
             problems.refs.join_lines(),
         )),
     }
-    if !problems.invalid.is_empty() && !rules.is_empty() {
+    if !problems.invalid.is_empty() && !no_rules {
         conditions.push(Condition::yes(
             "PartiallyInvalid",
             "UnsupportedValue",
@@ -318,55 +369,39 @@ fn parent_slots(
     })
 }
 
-/// Attaches the route's rules to the listeners one parentRef selects (`at` is the parentRef's
-/// path).
+/// The listeners one parentRef selects (`at` is the parentRef's path): the slots that count
+/// the route as attached, and the usable ones it is added to with its hostnames there. An
+/// error still carries the counted slots (a listener counts a route it allows even when no
+/// hostname intersects).
+#[allow(clippy::type_complexity)] // (counted, attached) pairs, named in `AttachPlan`
 fn attach(
     store: &Store,
-    listeners: &mut Listeners,
-    status: &mut StatusReport,
+    listeners: &Listeners,
     route: &RouteAttachment<'_>,
     at: &FieldPath,
     parent: &ParentReference,
-    rules: &(impl RouteEntries + ?Sized),
-) -> Result<(), Problem> {
-    let allowed = allowed_slots(store, listeners, route, at, parent)?;
-    for &slot in &allowed {
-        listeners.count_attached(slot, status);
-    }
-    let label = route.path().to_string();
-    let mut attached_any = false;
-    let order_base = RouteOrder {
-        created: route.created,
-        route: format!("{}/{}", route.namespace, route.name).into(),
-        rule: 0,
-        matching: 0,
-    };
+) -> Result<(Vec<usize>, Vec<(usize, Vec<String>)>), (Vec<usize>, Problem)> {
+    let allowed =
+        allowed_slots(store, listeners, route, at, parent).map_err(|p| (Vec::new(), p))?;
+    let mut attached = Vec::new();
     for &index in &allowed {
-        let slot = &mut listeners.slots[index];
+        let slot = &listeners.slots[index];
         if !slot.usable {
             continue;
         }
         let Some(hosts) = hostname::intersect(slot.hostname.as_deref(), route.hostnames) else {
             continue;
         };
-        attached_any = true;
-        let held_by_older = rules.add_to(slot, &hosts, &order_base);
-        let mut view = serde_json::json!({
-            "route": label,
-            "hostnames": hosts,
-            "rules": rules.names(),
-        });
-        if !held_by_older.is_empty() {
-            view["hostnamesHeldByOlderRoutes"] = serde_json::json!(held_by_older);
-        }
-        slot.route_views.push(view);
+        attached.push((index, hosts));
     }
-    if !attached_any {
-        return Err(at
-            .problem("no listener hostname intersects the route's hostnames")
-            .because("NoMatchingListenerHostname"));
+    if attached.is_empty() {
+        return Err((
+            allowed,
+            at.problem("no listener hostname intersects the route's hostnames")
+                .because("NoMatchingListenerHostname"),
+        ));
     }
-    Ok(())
+    Ok((allowed, attached))
 }
 
 /// The listeners a parentRef selects (sectionName, port) that allow the route (kind,

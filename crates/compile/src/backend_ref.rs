@@ -46,20 +46,52 @@ pub(crate) struct Referrer<'a> {
     pub(crate) namespace: &'a str,
 }
 
+/// A store object a route's compilation looked up (found or not): when it changes, the
+/// route must be compiled again (`incremental`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ReadKey {
+    /// A Service, by namespace and name.
+    Service(String, String),
+    /// One of our `Backend` objects, by namespace and name.
+    Backend(String, String),
+}
+
 /// Backends used by the snapshot being built, deduplicated by identity.
+///
+/// Indices are stable while a backend stays in the table: the incremental compiler removes
+/// the backends no route holds any more ([`BackendTable::remove`]) and closes the holes by
+/// moving the last backends into them ([`BackendTable::compact`]), recompiling the routes
+/// whose rules name a moved backend.
 #[derive(Default)]
 pub(crate) struct BackendTable {
     index: HashMap<BackendId, BackendIndex>,
-    specs: Vec<CompiledBackend>,
-    sources: Vec<EndpointSource>,
+    /// `None`: a hole left by [`BackendTable::remove`], filled by the next intern or by
+    /// [`BackendTable::compact`].
+    specs: Vec<Option<CompiledBackend>>,
+    sources: Vec<Option<EndpointSource>>,
+    /// The BackendTrafficPolicy applied to each backend that has one, by index.
+    applied: Vec<Option<Arc<AppliedPolicy>>>,
+    /// Holes, lowest last (`pop` fills the lowest first).
+    free: Vec<BackendIndex>,
     /// BackendTLSPolicies: the TLS each resolved backend gets.
     tls_policies: Arc<BackendTlsPolicies>,
     /// BackendTrafficPolicies: the resilience settings each resolved backend gets.
     traffic: Arc<TrafficPolicies>,
     /// The route-level policy of the rule being compiled.
     scope: Option<Arc<AppliedPolicy>>,
-    /// The BackendTrafficPolicy applied to each backend that has one, by index.
-    applied: HashMap<BackendIndex, Arc<AppliedPolicy>>,
+    /// What the route being compiled looked up and used (see [`BackendTable::record`]).
+    recording: Option<Recording>,
+    /// Where given backends must go (tests: a full compile numbered like an incremental one).
+    numbering: Option<HashMap<BackendId, BackendIndex>>,
+    /// Backends added since [`BackendTable::track_added`], when tracking.
+    added: Option<Vec<BackendId>>,
+}
+
+/// The lookups and backends of one route's compilation.
+#[derive(Default)]
+pub(crate) struct Recording {
+    pub(crate) reads: Vec<ReadKey>,
+    pub(crate) used: Vec<BackendId>,
 }
 
 impl BackendTable {
@@ -115,25 +147,143 @@ impl BackendTable {
     ) -> BackendIndex {
         let index = self.intern(spec, source);
         if let Some(applied) = applied {
-            self.applied.insert(index, applied);
+            self.applied[index] = Some(applied);
         }
         index
     }
 
     /// The BackendTrafficPolicy a resolved backend got, if any.
     pub(crate) fn applied_policy(&self, index: BackendIndex) -> Option<&Arc<AppliedPolicy>> {
-        self.applied.get(&index)
+        self.applied.get(index).and_then(Option::as_ref)
     }
 
     fn intern(&mut self, spec: CompiledBackend, source: EndpointSource) -> BackendIndex {
+        if let Some(recording) = &mut self.recording {
+            recording.used.push(spec.id.clone());
+        }
         if let Some(&index) = self.index.get(&spec.id) {
             return index;
         }
-        let index = self.specs.len();
+        let index = match self.numbering.as_ref().and_then(|n| n.get(&spec.id)) {
+            Some(&wanted) => wanted,
+            None => self.free.pop().unwrap_or(self.specs.len()),
+        };
+        if index >= self.specs.len() {
+            self.specs.resize_with(index + 1, || None);
+            self.sources.resize_with(index + 1, || None);
+            self.applied.resize_with(index + 1, || None);
+        }
         self.index.insert(spec.id.clone(), index);
-        self.specs.push(spec);
-        self.sources.push(source);
+        if let Some(added) = &mut self.added {
+            added.push(spec.id.clone());
+        }
+        self.specs[index] = Some(spec);
+        self.sources[index] = Some(source);
         index
+    }
+
+    /// Starts listing the backends added to the table.
+    pub(crate) fn track_added(&mut self) {
+        self.added = Some(Vec::new());
+    }
+
+    /// The backends added since [`BackendTable::track_added`]; stops listing them.
+    pub(crate) fn take_added(&mut self) -> Vec<BackendId> {
+        self.added.take().unwrap_or_default()
+    }
+
+    /// Starts recording what the next compilation looks up and uses.
+    pub(crate) fn record(&mut self) {
+        self.recording = Some(Recording::default());
+    }
+
+    /// Ends the recording started by [`BackendTable::record`].
+    pub(crate) fn recorded(&mut self) -> Recording {
+        self.recording.take().unwrap_or_default()
+    }
+
+    fn read(&mut self, key: ReadKey) {
+        if let Some(recording) = &mut self.recording {
+            recording.reads.push(key);
+        }
+    }
+
+    /// Removes a backend nothing uses any more, leaving a hole.
+    pub(crate) fn remove(&mut self, id: &BackendId) {
+        if let Some(index) = self.index.remove(id) {
+            self.specs[index] = None;
+            self.sources[index] = None;
+            self.applied[index] = None;
+            self.free.push(index);
+            self.free.sort_unstable_by(|a, b| b.cmp(a));
+        }
+    }
+
+    /// Closes every hole by moving the last backends into them. Returns the ids of the
+    /// backends that moved: rules naming them must be compiled again.
+    pub(crate) fn compact(&mut self) -> Vec<BackendId> {
+        let mut moved = Vec::new();
+        while self.specs.last().is_some_and(Option::is_none) {
+            self.pop_last();
+        }
+        while let Some(hole) = self.free.pop() {
+            if hole >= self.specs.len() {
+                continue;
+            }
+            let last = self.specs.len() - 1;
+            let spec = self.specs[last].take();
+            self.specs[hole] = spec;
+            self.sources.swap(hole, last);
+            self.applied.swap(hole, last);
+            if let Some(spec) = &self.specs[hole] {
+                self.index.insert(spec.id.clone(), hole);
+                moved.push(spec.id.clone());
+            }
+            self.pop_last();
+            while self.specs.last().is_some_and(Option::is_none) {
+                self.pop_last();
+            }
+        }
+        moved
+    }
+
+    fn pop_last(&mut self) {
+        self.specs.pop();
+        self.sources.pop();
+        self.applied.pop();
+    }
+
+    /// The backends and their endpoint sources, index-aligned. Holes (none after
+    /// [`BackendTable::compact`]) are left out.
+    pub(crate) fn snapshot_parts(&self) -> (Vec<CompiledBackend>, EndpointPlan) {
+        let specs: Vec<CompiledBackend> = self.specs.iter().flatten().cloned().collect();
+        let plan = EndpointPlan::new(
+            self.specs
+                .iter()
+                .zip(&self.sources)
+                .filter_map(|(spec, source)| Some((spec.as_ref()?.id.clone(), source.clone()?)))
+                .collect(),
+        );
+        (specs, plan)
+    }
+
+    /// Numbers backends as `numbering` says (tests: a full compile numbered like an
+    /// incremental one, so the two snapshots can be compared as they are).
+    #[cfg(test)]
+    pub(crate) fn set_numbering(&mut self, numbering: HashMap<BackendId, BackendIndex>) {
+        self.numbering = Some(numbering);
+    }
+
+    /// Every backend's index, for [`BackendTable::set_numbering`].
+    #[cfg(test)]
+    pub(crate) fn numbering(&self) -> HashMap<BackendId, BackendIndex> {
+        self.index.clone()
+    }
+
+    /// Whether the table has holes.
+    #[cfg(test)]
+    pub(crate) fn has_holes(&self) -> bool {
+        self.specs.iter().any(Option::is_none)
     }
 
     /// The backend to use for gRPC traffic to backend `index`: the same endpoints over h2c,
@@ -141,7 +291,7 @@ impl BackendTable {
     /// already speaks h2c is returned as is; otherwise a twin identity (`... (h2c)`) shares
     /// its endpoint source.
     pub(crate) fn as_h2c(&mut self, index: BackendIndex) -> BackendIndex {
-        let Some(spec) = self.specs.get(index) else {
+        let Some(spec) = self.specs.get(index).and_then(Option::as_ref) else {
             return index;
         };
         if spec.protocol == AppProtocol::H2c {
@@ -160,19 +310,10 @@ impl BackendTable {
             tls,
             policy: Arc::clone(&spec.policy),
         };
-        let source = self.sources[index].clone();
+        let Some(source) = self.sources[index].clone() else {
+            return index;
+        };
         self.intern(twin, source)
-    }
-
-    pub(crate) fn finish(self) -> (Vec<CompiledBackend>, EndpointPlan) {
-        let plan = EndpointPlan::new(
-            self.specs
-                .iter()
-                .map(|s| s.id.clone())
-                .zip(self.sources)
-                .collect(),
-        );
-        (self.specs, plan)
     }
 
     /// Resolves one backendRef to a backend of the snapshot. `at` is the backendRef's field
@@ -226,6 +367,11 @@ impl BackendTable {
             });
         }
         let key = (reference.namespace.to_owned(), reference.name.to_owned());
+        self.read(if kind_key == "Backend" {
+            ReadKey::Backend(key.0.clone(), key.1.clone())
+        } else {
+            ReadKey::Service(key.0.clone(), key.1.clone())
+        });
         if kind_key == "Backend" {
             let Some(backend) = store.backends.get(&key) else {
                 return Err(not_found(format!("{target} not found")));

@@ -177,6 +177,9 @@ impl BackendTlsPolicies {
         listeners: &Listeners,
         status: &mut StatusReport,
     ) {
+        if self.policies.is_empty() {
+            return;
+        }
         let uses = backend_uses(store, listeners);
         for policy in &self.policies {
             let mut object = ObjectStatus::new("BackendTLSPolicy", &policy.namespace, &policy.name);

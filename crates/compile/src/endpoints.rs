@@ -1,7 +1,7 @@
 //! Where each backend's endpoints come from, and the fast-path resolution of the store's
 //! EndpointSlices (and `Backend` objects) into endpoint targets.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use model::Store;
@@ -55,34 +55,184 @@ pub enum EndpointSource {
 #[derive(Clone, Debug, Default)]
 pub struct EndpointPlan {
     sources: Vec<(BackendId, EndpointSource)>,
+    /// Indices in `sources` of the backends of each Service (`ServicePort` sources).
+    by_service: HashMap<(String, String), Vec<usize>>,
+    /// Indices in `sources` of the backends of each `Backend` object.
+    by_backend: HashMap<(String, String), Vec<usize>>,
 }
 
 impl EndpointPlan {
     pub(crate) fn new(sources: Vec<(BackendId, EndpointSource)>) -> EndpointPlan {
-        EndpointPlan { sources }
+        let mut by_service: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut by_backend: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (index, (_, source)) in sources.iter().enumerate() {
+            match source {
+                EndpointSource::ServicePort {
+                    namespace, service, ..
+                } => by_service
+                    .entry((namespace.clone(), service.clone()))
+                    .or_default()
+                    .push(index),
+                EndpointSource::Backend { namespace, name } => by_backend
+                    .entry((namespace.clone(), name.clone()))
+                    .or_default()
+                    .push(index),
+                EndpointSource::Dns { .. } => {}
+            }
+        }
+        EndpointPlan {
+            sources,
+            by_service,
+            by_backend,
+        }
     }
 
-    /// Resolves every backend's endpoint targets from the store. Cheap and pure: the runtime
-    /// calls it alone (without recompiling routes) when only EndpointSlices changed.
+    /// Resolves every backend's endpoint targets from the store. Cheap and pure.
     ///
     /// The store's EndpointSlices are indexed by Service once: linear in the backends and
     /// slices (a lookup per Service scanned every slice of its namespace, which made this
     /// quadratic: 1 s at 5,000 Services in one namespace).
     pub fn resolve(&self, store: &Store) -> HashMap<BackendId, Vec<EndpointTarget>> {
-        let slices = store.endpoint_slices_by_service();
+        self.resolve_with(store, &SliceIndex::of(store))
+    }
+
+    /// [`EndpointPlan::resolve`] with the slices already indexed.
+    pub(crate) fn resolve_with(
+        &self,
+        store: &Store,
+        slices: &SliceIndex,
+    ) -> HashMap<BackendId, Vec<EndpointTarget>> {
         self.sources
             .iter()
-            .map(|(id, source)| (id.clone(), resolve_source(store, &slices, source)))
+            .map(|(id, source)| (id.clone(), resolve_source(store, slices, source)))
             .collect()
+    }
+
+    /// The endpoint targets of the backends of these Services and `Backend` objects, and of
+    /// the backends `added`: what a change of them can affect, found through the plan's
+    /// indices (no walk over every backend).
+    pub(crate) fn resolve_changed(
+        &self,
+        store: &Store,
+        slices: &SliceIndex,
+        services: &HashSet<(String, String)>,
+        backends: &[(String, String)],
+        added: &[BackendId],
+    ) -> HashMap<BackendId, Vec<EndpointTarget>> {
+        let mut indices: Vec<usize> = Vec::new();
+        for service in services {
+            indices.extend(self.by_service.get(service).into_iter().flatten());
+        }
+        for backend in backends {
+            indices.extend(self.by_backend.get(backend).into_iter().flatten());
+        }
+        let mut resolved: HashMap<BackendId, Vec<EndpointTarget>> = indices
+            .into_iter()
+            .map(|index| {
+                let (id, source) = &self.sources[index];
+                (id.clone(), resolve_source(store, slices, source))
+            })
+            .collect();
+        if !added.is_empty() {
+            let added: HashSet<&BackendId> = added.iter().collect();
+            for (id, source) in &self.sources {
+                if added.contains(id) && !resolved.contains_key(id) {
+                    resolved.insert(id.clone(), resolve_source(store, slices, source));
+                }
+            }
+        }
+        resolved
     }
 }
 
-/// EndpointSlices by (namespace, Service name).
-type SlicesByService<'a> = HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>;
+/// EndpointSlice names by (namespace, Service name), kept up to date change by change.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SliceIndex {
+    by_service: HashMap<(String, String), BTreeSet<String>>,
+}
+
+impl SliceIndex {
+    /// The index of every slice of a store.
+    pub(crate) fn of(store: &Store) -> SliceIndex {
+        let mut index = SliceIndex::default();
+        for ((namespace, name), slice) in &store.endpoint_slices {
+            if let Some(service) = service_of(slice) {
+                index
+                    .by_service
+                    .entry((namespace.clone(), service.to_owned()))
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+        index
+    }
+
+    /// Follows one slice from `old` to `new`. Returns the Services it belonged to before or
+    /// after: their endpoints may have changed.
+    pub(crate) fn update(
+        &mut self,
+        key: &(String, String),
+        old: &Store,
+        new: &Store,
+    ) -> Vec<(String, String)> {
+        let (namespace, name) = key;
+        let mut services = Vec::new();
+        if let Some(service) = old.endpoint_slices.get(key).and_then(|s| service_of(s)) {
+            let service = (namespace.clone(), service.to_owned());
+            if let Some(names) = self.by_service.get_mut(&service) {
+                names.remove(name);
+                if names.is_empty() {
+                    self.by_service.remove(&service);
+                }
+            }
+            services.push(service);
+        }
+        if let Some(service) = new.endpoint_slices.get(key).and_then(|s| service_of(s)) {
+            let service = (namespace.clone(), service.to_owned());
+            self.by_service
+                .entry(service.clone())
+                .or_default()
+                .insert(name.clone());
+            services.push(service);
+        }
+        services
+    }
+
+    /// The slices of a Service in `store`.
+    fn slices<'a>(
+        &self,
+        store: &'a Store,
+        namespace: &str,
+        service: &str,
+    ) -> impl Iterator<Item = &'a EndpointSlice> + use<'a, '_> {
+        let key = (namespace.to_owned(), service.to_owned());
+        let namespace = namespace.to_owned();
+        self.by_service
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(move |name| {
+                store
+                    .endpoint_slices
+                    .get(&(namespace.clone(), name.clone()))
+            })
+            .map(AsRef::as_ref)
+    }
+}
+
+/// The Service an EndpointSlice belongs to (`kubernetes.io/service-name`).
+fn service_of(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(model::store::SERVICE_NAME_LABEL))
+        .map(String::as_str)
+}
 
 fn resolve_source(
     store: &Store,
-    slices: &SlicesByService<'_>,
+    slices: &SliceIndex,
     source: &EndpointSource,
 ) -> Vec<EndpointTarget> {
     match source {
@@ -122,8 +272,7 @@ fn resolve_source(
             target_port,
         } => {
             let mut targets = Vec::new();
-            let of_service = slices.get(&(namespace.as_str(), service.as_str()));
-            for &slice in of_service.into_iter().flatten() {
+            for slice in slices.slices(store, namespace, service) {
                 let Some(endpoint_port) = slice_port(slice, port_name, *port, target_port) else {
                     continue;
                 };

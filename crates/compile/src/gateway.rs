@@ -9,7 +9,6 @@ use model::Store;
 use model::gateway_api::{
     Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTlsMode,
 };
-use router::RouteTableBuilder;
 use rustls::sign::CertifiedKey;
 use snapshot::Scheme;
 
@@ -364,7 +363,6 @@ pub(crate) fn compile_listener(
         scheme: protocol.unwrap_or(Scheme::Http),
         certificate: references.certificate,
         tls: (protocol == Some(Scheme::Tls)).then(|| TlsSlot::new(tls_listener::mode(spec))),
-        builder: RouteTableBuilder::new(),
         route_views: Vec::new(),
     };
     (status, slot)

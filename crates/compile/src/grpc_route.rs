@@ -45,7 +45,7 @@ use crate::filter;
 use crate::http_route::{self, CompiledAction};
 use crate::listener::Listeners;
 use crate::problems::{FieldPath, Problem, Problems};
-use crate::status::StatusReport;
+use crate::route_unit::RouteUnit;
 
 #[cfg(test)]
 mod tests;
@@ -56,35 +56,35 @@ const KIND: &str = "GRPCRoute";
 /// What a path segment matches when the service or the method is left out.
 const ANY_SEGMENT: &str = "[^/]+";
 
-/// Attaches every GRPCRoute to the listeners its parentRefs select.
-pub(crate) fn attach_grpc_routes(
+/// Compiles one GRPCRoute into the rules it adds and where it attaches. `None` when no
+/// parentRef of the route is ours.
+pub(crate) fn compile_route(
     store: &Store,
     options: &CompileOptions,
-    listeners: &mut Listeners,
+    listeners: &Listeners,
     backends: &mut BackendTable,
-    status: &mut StatusReport,
-) {
-    for ((namespace, name), route) in &store.grpc_routes {
-        let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
-        let ours = attachment::our_parents(store, options, parents);
-        if ours.is_empty() {
-            continue; // not attached to any Gateway of ours: not our business
-        }
-        let mut problems = RuleProblems::default();
-        let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
-        let hostnames = route.spec.hostnames.clone().unwrap_or_default();
-        let attaching = RouteAttachment {
-            kind: KIND,
-            namespace,
-            name,
-            hostnames: &hostnames,
-            created: attachment::created_seconds(&route.metadata),
-            parents: ours,
-        };
-        attachment::attach_route(
-            store, options, listeners, status, attaching, &rules, &problems,
-        );
+    (namespace, name): (&str, &str),
+    route: &GrpcRoute,
+) -> Option<RouteUnit> {
+    let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
+    let ours = attachment::our_parents(store, options, parents);
+    if ours.is_empty() {
+        return None; // not attached to any Gateway of ours: not our business
     }
+    let mut problems = RuleProblems::default();
+    let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
+    let hostnames = route.spec.hostnames.clone().unwrap_or_default();
+    let attaching = RouteAttachment {
+        kind: KIND,
+        namespace,
+        name,
+        hostnames: &hostnames,
+        created: attachment::created_seconds(&route.metadata),
+        parents: ours,
+    };
+    Some(RouteUnit::new(
+        store, options, listeners, &attaching, rules, &problems,
+    ))
 }
 
 /// Compiles every rule of a route. Invalid rules are left out and reported.

@@ -26,39 +26,38 @@ use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
 use crate::listener::Listeners;
 use crate::mirror::MirrorTargets;
 use crate::problems::{FieldPath, Problem, Problems};
-use crate::status::StatusReport;
+use crate::route_unit::RouteUnit;
 use crate::{duration, filter};
 
-/// Attaches every HTTPRoute to the listeners its parentRefs select.
-pub(crate) fn attach_http_routes(
+/// Compiles one HTTPRoute into the rules it adds and where it attaches. `None` when no
+/// parentRef of the route is ours.
+pub(crate) fn compile_route(
     store: &Store,
     options: &CompileOptions,
-    listeners: &mut Listeners,
+    listeners: &Listeners,
     backends: &mut BackendTable,
-    status: &mut StatusReport,
-) {
-    for ((namespace, name), route) in &store.http_routes {
-        let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
-        let ours = attachment::our_parents(store, options, parents);
-        if ours.is_empty() {
-            continue; // not attached to any Gateway of ours: not our business
-        }
-
-        let mut problems = RuleProblems::default();
-        let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
-        let hostnames = route.spec.hostnames.clone().unwrap_or_default();
-        let attaching = RouteAttachment {
-            kind: "HTTPRoute",
-            namespace,
-            name,
-            hostnames: &hostnames,
-            created: attachment::created_seconds(&route.metadata),
-            parents: ours,
-        };
-        attachment::attach_route(
-            store, options, listeners, status, attaching, &rules, &problems,
-        );
+    (namespace, name): (&str, &str),
+    route: &HttpRoute,
+) -> Option<RouteUnit> {
+    let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
+    let ours = attachment::our_parents(store, options, parents);
+    if ours.is_empty() {
+        return None; // not attached to any Gateway of ours: not our business
     }
+    let mut problems = RuleProblems::default();
+    let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
+    let hostnames = route.spec.hostnames.clone().unwrap_or_default();
+    let attaching = RouteAttachment {
+        kind: "HTTPRoute",
+        namespace,
+        name,
+        hostnames: &hostnames,
+        created: attachment::created_seconds(&route.metadata),
+        parents: ours,
+    };
+    Some(RouteUnit::new(
+        store, options, listeners, &attaching, rules, &problems,
+    ))
 }
 
 /// Compiles every rule of a route. Invalid rules are left out and reported; rules whose

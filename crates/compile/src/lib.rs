@@ -15,6 +15,7 @@ mod backend_ref;
 mod backend_tls;
 mod byte_size;
 mod ca_certificate;
+mod changes;
 mod client_certificate;
 mod client_policy;
 mod cors;
@@ -26,10 +27,12 @@ mod gateway;
 mod grpc_route;
 mod hostname;
 mod http_route;
+pub mod incremental;
 mod listener;
 mod listener_set;
 mod mirror;
 mod problems;
+mod route_unit;
 mod selector;
 mod session;
 pub mod status;
@@ -45,6 +48,7 @@ use model::Store;
 use snapshot::Snapshot;
 
 pub use endpoints::{EndpointPlan, EndpointSource};
+pub use incremental::{Compiler, Step};
 pub use status::{Condition, ConditionStatus, ObjectStatus, StatusReport};
 
 /// Default GatewayClass controller name.
@@ -91,37 +95,16 @@ pub struct Compiled {
 }
 
 /// Compiles a store. Never fails: problems are reported in [`Compiled::status`].
+///
+/// The reference for [`Compiler`], which applies later changes incrementally.
 pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
-    let mut status = StatusReport::default();
-    let mut gateways = gateway::compile_gateways(store, options, &mut status);
-    listener_set::compile_listener_sets(store, options, &mut gateways, &mut status);
-    frontend_tls::validate_frontend_clients(store, &mut gateways, &mut status);
-    let clients =
-        client_certificate::resolve_client_certificates(store, &mut gateways, &mut status);
-    client_policy::apply_client_policies(store, &mut gateways, &mut status);
-    let tls_policies = Arc::new(backend_tls::BackendTlsPolicies::compile(
-        store, options, &clients,
-    ));
-    let traffic = Arc::new(traffic_policy::TrafficPolicies::compile(store, &mut status));
-    let mut backends = backend_ref::BackendTable::with_tls_policies(Arc::clone(&tls_policies))
-        .with_traffic_policies(traffic);
-    http_route::attach_http_routes(store, options, &mut gateways, &mut backends, &mut status);
-    grpc_route::attach_grpc_routes(store, options, &mut gateways, &mut backends, &mut status);
-    tls_route::attach_tls_routes(store, options, &mut gateways, &mut backends, &mut status);
-    tls_policies.report(store, options, &gateways, &mut status);
-    let config_view = gateways.view();
-    let sockets = gateways.build_sockets();
-    let (specs, endpoints) = backends.finish();
-    let snapshot = Snapshot {
-        generation: options.generation,
-        sockets,
-        backends: specs,
-    };
+    let compiler = Compiler::build(store, options.clone());
+    let listeners = compiler.config_view();
     Compiled {
-        snapshot: Arc::new(snapshot),
-        endpoints,
-        status,
-        config_view,
+        snapshot: Arc::clone(compiler.snapshot()),
+        endpoints: compiler.endpoint_plan().clone(),
+        status: compiler.status(),
+        config_view: listeners,
     }
 }
 

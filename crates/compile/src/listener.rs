@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use router::{HostMap, HostPattern, RouteTableBuilder};
+use router::{HostMap, HostPattern};
 use rustls::sign::CertifiedKey;
 use snapshot::backend::tls::ClientCertificate;
 use snapshot::tls::{ClientValidation, SocketTls};
@@ -79,7 +79,6 @@ pub(crate) struct ListenerSlot {
     pub(crate) certificate: Option<Arc<CertifiedKey>>,
     /// TLS listeners: the mode and the TLSRoutes by SNI (`None` for HTTP and HTTPS).
     pub(crate) tls: Option<TlsSlot>,
-    pub(crate) builder: RouteTableBuilder<Arc<RouteRule>>,
     pub(crate) route_views: Vec<serde_json::Value>,
 }
 
@@ -144,20 +143,26 @@ impl Listeners {
         status.objects[object].listeners[listener].attached_routes += 1;
     }
 
-    /// `/config` view: per socket, the listeners, the routes attached to them and what they
-    /// allow their clients (before listeners sharing a socket are merged).
-    pub(crate) fn view(&self) -> serde_json::Value {
+    /// `/config` view: per socket, the listeners, the routes attached to them (`routes`: the
+    /// views of the routes on a slot) and what they allow their clients (before listeners
+    /// sharing a socket are merged).
+    pub(crate) fn view(
+        &self,
+        routes: impl Fn(usize) -> Vec<serde_json::Value>,
+    ) -> serde_json::Value {
         let listeners: Vec<serde_json::Value> = self
             .slots
             .iter()
             .enumerate()
             .filter(|(_, slot)| slot.usable)
             .map(|(index, slot)| {
+                let mut attached = slot.route_views.clone();
+                attached.extend(routes(index));
                 serde_json::json!({
                     "listener": slot.label(),
                     "sockets": slot.sockets.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "hostname": slot.hostname,
-                    "routes": slot.route_views,
+                    "routes": attached,
                     "client": client_policy::view(&self.clients.listener(index)),
                 })
             })
@@ -165,39 +170,64 @@ impl Listeners {
         serde_json::json!({ "listeners": listeners })
     }
 
-    /// Groups usable listeners by socket into the snapshot's socket tables.
-    pub(crate) fn build_sockets(self) -> snapshot::SocketMap {
+    /// Builds the TLS listeners' SNI tables (once their TLSRoutes are attached), by slot.
+    pub(crate) fn take_tls_tables(&mut self) -> HashMap<usize, Arc<TlsListenerRoutes>> {
+        let mut tables = HashMap::new();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.usable {
+                continue;
+            }
+            if let Some(tls) = slot.tls.take() {
+                tables.insert(index, Arc::new(tls.build(slot.label().into())));
+            }
+        }
+        tables
+    }
+
+    /// The route table of an HTTP (or HTTPS) slot, from its routes.
+    pub(crate) fn http_table(
+        &self,
+        index: usize,
+        table: router::RouteTable<Arc<RouteRule>>,
+    ) -> Arc<ListenerRoutes> {
+        Arc::new(ListenerRoutes {
+            name: self.slots[index].label().into(),
+            table,
+            backend_client_certificate: self.backend_client_certificates.get(&index).cloned(),
+            path: self.clients.listener(index).path,
+        })
+    }
+
+    /// Groups usable listeners by socket into the snapshot's socket tables. `http` has the
+    /// route table of every usable HTTP slot, `tls` the SNI table of every usable TLS slot.
+    pub(crate) fn build_sockets(
+        &self,
+        http: &HashMap<usize, Arc<ListenerRoutes>>,
+        tls: &HashMap<usize, Arc<TlsListenerRoutes>>,
+    ) -> snapshot::SocketMap {
         let mut per_socket: HashMap<SocketAddr, SocketDraft> = HashMap::new();
-        let mut frontend_validation = self.frontend_validation;
-        let mut client_certificates = self.backend_client_certificates;
-        let clients = self.clients;
-        let usable = self.slots.into_iter().enumerate().filter(|(_, s)| s.usable);
+        let usable = self.slots.iter().enumerate().filter(|(_, s)| s.usable);
         for (index, slot) in usable {
-            let label: Arc<str> = slot.label().into();
-            let table = match slot.tls {
-                Some(tls) => ListenerTable::Tls(Arc::new(tls.build(label))),
-                None => ListenerTable::Http(Arc::new(ListenerRoutes {
-                    name: label,
-                    table: slot.builder.build(),
-                    backend_client_certificate: client_certificates.remove(&index),
-                    path: clients.listener(index).path,
-                })),
+            let table = match (tls.get(&index), http.get(&index)) {
+                (Some(table), _) => ListenerTable::Tls(Arc::clone(table)),
+                (None, Some(table)) => ListenerTable::Http(Arc::clone(table)),
+                (None, None) => continue,
             };
             let listener = DraftListener {
                 pattern: HostPattern::parse(slot.hostname.as_deref().unwrap_or("")),
                 scheme: slot.scheme,
                 table,
-                certificate: slot.certificate,
-                validation: frontend_validation.remove(&index),
+                certificate: slot.certificate.clone(),
+                validation: self.frontend_validation.get(&index).cloned(),
             };
-            for socket in slot.sockets {
-                per_socket.entry(socket).or_default().add(&listener);
+            for socket in &slot.sockets {
+                per_socket.entry(*socket).or_default().add(&listener);
             }
         }
         per_socket
             .into_iter()
             .map(|(address, socket)| {
-                let client = clients.socket(&address);
+                let client = self.clients.socket(&address);
                 (address, Arc::new(socket.build(client)))
             })
             .collect()

@@ -116,7 +116,7 @@ pub fn strip_port(authority: &str) -> &str {
 ///
 /// Used by the proxy to pick a listener by SNI or `Host`, and by [`crate::RouteTable`] to keep
 /// one route bucket per effective hostname.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostMap<V> {
     /// Every entry in insertion order; the indexes below point into it.
     entries: Vec<(HostPattern, V)>,
@@ -125,6 +125,16 @@ pub struct HostMap<V> {
     /// Suffix lengths present in `wildcard`, so a lookup hashes only suffixes that can exist.
     wildcard_lengths: LengthSet,
     any: Option<usize>,
+}
+
+/// The entries only, in insertion order: the indexes are derived from them (and print in
+/// hash order, which would make two equal maps print differently).
+impl<V: std::fmt::Debug> std::fmt::Debug for HostMap<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(pattern, value)| (pattern, value)))
+            .finish()
+    }
 }
 
 impl<V> Default for HostMap<V> {

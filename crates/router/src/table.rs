@@ -118,10 +118,20 @@ impl<T> RouteTableBuilder<T> {
 /// An immutable, indexed set of route matches; see [`RouteTable::find`].
 ///
 /// `Send` and `Sync` whenever `T` is, so one table is shared by all workers behind an `Arc`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RouteTable<T> {
     routes: Vec<Route<T>>,
     buckets: HostMap<Bucket>,
+}
+
+/// The routes only, in insertion order: the buckets are derived from them (and print in hash
+/// order, which would make two equal tables print differently).
+impl<T: std::fmt::Debug> std::fmt::Debug for RouteTable<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteTable")
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> Default for RouteTable<T> {

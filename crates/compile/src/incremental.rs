@@ -1,0 +1,552 @@
+//! [`Compiler`]: compiles a store once, then each change in proportion to what it affects.
+//!
+//! A compile has two parts. The **context** is everything routes attach to or look up through
+//! policies: GatewayClasses, Gateways and their listeners, ListenerSets, certificates,
+//! ClientTrafficPolicies, BackendTLSPolicies, BackendTrafficPolicies, and the TLSRoutes (whose
+//! SNI tables depend on the order of all of them). The **units** are the HTTPRoutes and
+//! GRPCRoutes, each compiled on its own ([`RouteUnit`]): its rules, where it attaches, its
+//! status, and what it looked up (Services and Backends) and uses (backends).
+//!
+//! A change of a route, Service or `Backend` recompiles the units it affects (the route
+//! itself, the routes that looked the Service or Backend up), rebuilds the route tables of the
+//! listeners those units attach to (before or after), and the sockets around them; every other
+//! listener table, unit and backend stays as it was (the same `Arc`s). An EndpointSlice change
+//! compiles nothing: it re-resolves the endpoints of the Services whose slices changed. A
+//! change of anything in the context compiles everything again ([`Compiler::build`]), and so
+//! does a change of a Service, `Backend` or route that a policy targets or a TLSRoute uses:
+//! these are rare next to route and endpoint churn, and a full compile keeps their many
+//! cross-references (ReferenceGrants, namespace selectors, policy targets) in one place.
+//!
+//! [`crate::compile`] is the reference: `Compiler::build(store)` is exactly it, and the
+//! equivalence tests (`incremental/tests.rs`) check after random changes of every kind that
+//! the incrementally updated snapshot and status equal a fresh build's.
+//!
+//! Backends keep their index in the snapshot while a route uses them; when the last user of a
+//! backend goes, its index is reused, or filled by moving the last backend there, and the
+//! routes naming the moved backend are compiled again (usually one).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use model::Store;
+use router::RouteTableBuilder;
+use snapshot::backend::{BackendId, EndpointTarget};
+use snapshot::tls_route::TlsListenerRoutes;
+use snapshot::{ListenerRoutes, Snapshot};
+
+use crate::backend_ref::{BackendTable, ReadKey};
+use crate::backend_tls::BackendTlsPolicies;
+use crate::changes::{Key, StoreChanges};
+use crate::endpoints::{EndpointPlan, SliceIndex};
+use crate::listener::Listeners;
+use crate::route_unit::RouteUnit;
+use crate::status::{ObjectStatus, StatusReport};
+use crate::traffic_policy::TrafficPolicies;
+use crate::{
+    CompileOptions, client_certificate, client_policy, frontend_tls, gateway, grpc_route,
+    http_route, listener_set, tls_route,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// The route kinds compiled as units, in the order a full compile takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum UnitKind {
+    Http,
+    Grpc,
+}
+
+/// A unit: its kind, namespace and name.
+type UnitKey = (UnitKind, String, String);
+
+/// The compiled state of one store, kept to compile the next change incrementally.
+pub struct Compiler {
+    options: CompileOptions,
+    context: Context,
+    units: BTreeMap<UnitKey, RouteUnit>,
+    /// The units that looked each Service or Backend up.
+    readers: HashMap<ReadKey, BTreeSet<UnitKey>>,
+    /// The units that use each backend.
+    holders: HashMap<BackendId, BTreeSet<UnitKey>>,
+    /// The units attached to each listener slot.
+    slot_units: HashMap<usize, BTreeSet<UnitKey>>,
+    /// How many times units count in each slot's `attachedRoutes`.
+    slot_counts: HashMap<usize, u32>,
+    backends: BackendTable,
+    /// The route table of every usable HTTP/HTTPS slot.
+    http_tables: HashMap<usize, Arc<ListenerRoutes>>,
+    /// EndpointSlices by Service.
+    slices: SliceIndex,
+    snapshot: Arc<Snapshot>,
+    plan: EndpointPlan,
+    /// BackendTLSPolicy statuses (their ancestors depend on the routes).
+    tls_policy_statuses: Vec<ObjectStatus>,
+}
+
+/// What the units attach to and look up through (see the module documentation).
+struct Context {
+    listeners: Listeners,
+    /// Statuses of the context's objects, counting the TLSRoutes in `attachedRoutes`.
+    objects: Vec<ObjectStatus>,
+    /// TLSRoute statuses.
+    tls_routes: Vec<ObjectStatus>,
+    /// The SNI table of every usable TLS slot.
+    tls_tables: HashMap<usize, Arc<TlsListenerRoutes>>,
+    tls_policies: Arc<BackendTlsPolicies>,
+    /// Services and Backends the TLSRoutes looked up.
+    tls_reads: HashSet<ReadKey>,
+    /// Backends the TLSRoutes use: their indices are baked in the SNI tables.
+    pinned: HashSet<BackendId>,
+    /// `(namespace, name)` of every object a BackendTrafficPolicy or BackendTLSPolicy
+    /// targets: whether a policy applies depends on whether its target exists.
+    policy_targets: HashSet<Key>,
+}
+
+/// What one [`Compiler::update`] did.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Everything was compiled again.
+    pub full: bool,
+    /// The snapshot was replaced ([`Compiler::snapshot`]).
+    pub snapshot_changed: bool,
+    /// Endpoint targets of the backends whose endpoints may have changed: every backend after
+    /// a full compile (see [`Step::full`]), otherwise only those.
+    pub endpoints: HashMap<BackendId, Vec<EndpointTarget>>,
+    /// Objects compiled again, whose status may have changed (`Kind namespace/name`).
+    pub recompiled: Vec<String>,
+}
+
+impl Compiler {
+    /// Compiles a whole store.
+    pub fn build(store: &Store, options: CompileOptions) -> Compiler {
+        Compiler::build_numbered(store, options, None)
+    }
+
+    /// Compiles a whole store, placing backends at the indices `numbering` gives (tests).
+    fn build_numbered(
+        store: &Store,
+        options: CompileOptions,
+        numbering: Option<HashMap<BackendId, usize>>,
+    ) -> Compiler {
+        let mut status = StatusReport::default();
+        let mut listeners = gateway::compile_gateways(store, &options, &mut status);
+        listener_set::compile_listener_sets(store, &options, &mut listeners, &mut status);
+        frontend_tls::validate_frontend_clients(store, &mut listeners, &mut status);
+        let clients =
+            client_certificate::resolve_client_certificates(store, &mut listeners, &mut status);
+        client_policy::apply_client_policies(store, &mut listeners, &mut status);
+        let tls_policies = Arc::new(BackendTlsPolicies::compile(store, &options, &clients));
+        let traffic = Arc::new(TrafficPolicies::compile(store, &mut status));
+        let mut backends = BackendTable::with_tls_policies(Arc::clone(&tls_policies))
+            .with_traffic_policies(traffic);
+        #[cfg(test)]
+        if let Some(numbering) = numbering {
+            backends.set_numbering(numbering);
+        }
+        #[cfg(not(test))]
+        let _ = numbering;
+        let context_objects = status.objects.len();
+        backends.record();
+        tls_route::attach_tls_routes(store, &options, &mut listeners, &mut backends, &mut status);
+        let tls_recording = backends.recorded();
+        let tls_routes = status.objects.split_off(context_objects);
+        let tls_tables = listeners.take_tls_tables();
+        let context = Context {
+            listeners,
+            objects: status.objects,
+            tls_routes,
+            tls_tables,
+            tls_policies,
+            tls_reads: tls_recording.reads.into_iter().collect(),
+            pinned: tls_recording.used.into_iter().collect(),
+            policy_targets: policy_targets(store),
+        };
+        let mut compiler = Compiler {
+            options,
+            context,
+            units: BTreeMap::new(),
+            readers: HashMap::new(),
+            holders: HashMap::new(),
+            slot_units: HashMap::new(),
+            slot_counts: HashMap::new(),
+            backends,
+            http_tables: HashMap::new(),
+            slices: SliceIndex::of(store),
+            snapshot: Arc::default(),
+            plan: EndpointPlan::default(),
+            tls_policy_statuses: Vec::new(),
+        };
+        let keys = store
+            .http_routes
+            .keys()
+            .map(|(ns, name)| (UnitKind::Http, ns.clone(), name.clone()))
+            .chain(
+                store
+                    .grpc_routes
+                    .keys()
+                    .map(|(ns, name)| (UnitKind::Grpc, ns.clone(), name.clone())),
+            );
+        for key in keys {
+            if let Some(unit) = compiler.compile_unit(store, &key) {
+                compiler.insert_unit(key, unit);
+            }
+        }
+        let slots: Vec<usize> = (0..compiler.context.listeners.slots.len()).collect();
+        compiler.rebuild_tables(slots);
+        compiler.report_tls_policies(store);
+        compiler.finish();
+        compiler
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// Where each backend of the snapshot gets its endpoints.
+    pub fn endpoint_plan(&self) -> &EndpointPlan {
+        &self.plan
+    }
+
+    /// Every backend's endpoints in `store` (after [`Compiler::build`]).
+    pub fn all_endpoints(&self, store: &Store) -> HashMap<BackendId, Vec<EndpointTarget>> {
+        self.plan.resolve_with(store, &self.slices)
+    }
+
+    /// Applies the change from `old` (the store of the last build or update) to `new`.
+    /// `generation` is stamped on a new snapshot.
+    pub fn update(&mut self, old: &Store, new: &Store, generation: u64) -> Step {
+        let changes = StoreChanges::between(old, new);
+        if changes.is_empty() {
+            return Step::default();
+        }
+        self.options.generation = generation;
+        if self.needs_rebuild(&changes) {
+            return self.rebuild(new);
+        }
+        // Services whose endpoints may have changed (their slices, or their ports).
+        let mut services: HashSet<Key> = HashSet::new();
+        for key in &changes.endpoint_slices {
+            services.extend(self.slices.update(key, old, new));
+        }
+        let mut dirty: BTreeSet<UnitKey> = BTreeSet::new();
+        dirty.extend(
+            changes
+                .http_routes
+                .iter()
+                .map(|(ns, name)| (UnitKind::Http, ns.clone(), name.clone())),
+        );
+        dirty.extend(
+            changes
+                .grpc_routes
+                .iter()
+                .map(|(ns, name)| (UnitKind::Grpc, ns.clone(), name.clone())),
+        );
+        for (ns, name) in &changes.services {
+            let read = ReadKey::Service(ns.clone(), name.clone());
+            dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
+            services.insert((ns.clone(), name.clone()));
+        }
+        for (ns, name) in &changes.backends {
+            let read = ReadKey::Backend(ns.clone(), name.clone());
+            dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
+        }
+        let mut step = Step::default();
+        let mut added = Vec::new();
+        if !dirty.is_empty() {
+            let Some(new_backends) = self.recompile(new, &dirty) else {
+                return self.rebuild(new);
+            };
+            added = new_backends;
+            self.report_tls_policies(new);
+            self.finish();
+            step.snapshot_changed = true;
+            step.recompiled = dirty
+                .iter()
+                .map(|(kind, ns, name)| {
+                    let kind = match kind {
+                        UnitKind::Http => "HTTPRoute",
+                        UnitKind::Grpc => "GRPCRoute",
+                    };
+                    format!("{kind} {ns}/{name}")
+                })
+                .collect();
+        }
+        step.endpoints =
+            self.plan
+                .resolve_changed(new, &self.slices, &services, &changes.backends, &added);
+        step
+    }
+
+    /// Whether a change needs everything compiled again (see the module documentation).
+    fn needs_rebuild(&self, changes: &StoreChanges) -> bool {
+        if !changes.other.is_empty() {
+            return true;
+        }
+        let targeted = |keys: &[Key]| {
+            keys.iter()
+                .any(|key| self.context.policy_targets.contains(key))
+        };
+        let used_by_tls = |keys: &[Key], read: fn(String, String) -> ReadKey| {
+            !self.context.tls_reads.is_empty()
+                && keys.iter().any(|(ns, name)| {
+                    self.context
+                        .tls_reads
+                        .contains(&read(ns.clone(), name.clone()))
+                })
+        };
+        targeted(&changes.http_routes)
+            || targeted(&changes.grpc_routes)
+            || targeted(&changes.services)
+            || targeted(&changes.backends)
+            || used_by_tls(&changes.services, ReadKey::Service)
+            || used_by_tls(&changes.backends, ReadKey::Backend)
+    }
+
+    fn rebuild(&mut self, store: &Store) -> Step {
+        *self = Compiler::build(store, self.options.clone());
+        Step {
+            full: true,
+            snapshot_changed: true,
+            endpoints: self.all_endpoints(store),
+            recompiled: Vec::new(),
+        }
+    }
+
+    /// Compiles the `dirty` units again, then those naming a backend that moved. Returns the
+    /// backends added to the table, or `None` when a TLSRoute's backend would have to move
+    /// (the caller compiles everything).
+    fn recompile(&mut self, store: &Store, dirty: &BTreeSet<UnitKey>) -> Option<Vec<BackendId>> {
+        let mut slots: BTreeSet<usize> = BTreeSet::new();
+        for key in dirty {
+            if let Some(unit) = self.remove_unit(key) {
+                slots.extend(unit.slots());
+            }
+        }
+        self.backends.track_added();
+        for key in dirty {
+            if let Some(unit) = self.compile_unit(store, key) {
+                slots.extend(unit.slots());
+                self.insert_unit(key.clone(), unit);
+            }
+        }
+        let moved = self.backends.compact();
+        if moved.iter().any(|id| self.context.pinned.contains(id)) {
+            return None;
+        }
+        let renamed: BTreeSet<UnitKey> = moved
+            .iter()
+            .filter_map(|id| self.holders.get(id))
+            .flatten()
+            .cloned()
+            .collect();
+        for key in renamed {
+            // Same inputs, so the same lookups, backends and slots: only the indices differ.
+            if let Some(unit) = self.compile_unit(store, &key) {
+                slots.extend(unit.slots());
+                self.units.insert(key, unit);
+            }
+        }
+        let added = self.backends.take_added();
+        self.rebuild_tables(slots);
+        Some(added)
+    }
+
+    /// Compiles one unit from the store, recording what it looked up and uses.
+    fn compile_unit(&mut self, store: &Store, key: &UnitKey) -> Option<RouteUnit> {
+        let (kind, namespace, name) = key;
+        let route_key = (namespace.clone(), name.clone());
+        let listeners = &self.context.listeners;
+        self.backends.record();
+        let unit = match kind {
+            UnitKind::Http => store.http_routes.get(&route_key).and_then(|route| {
+                http_route::compile_route(
+                    store,
+                    &self.options,
+                    listeners,
+                    &mut self.backends,
+                    (namespace, name),
+                    route,
+                )
+            }),
+            UnitKind::Grpc => store.grpc_routes.get(&route_key).and_then(|route| {
+                grpc_route::compile_route(
+                    store,
+                    &self.options,
+                    listeners,
+                    &mut self.backends,
+                    (namespace, name),
+                    route,
+                )
+            }),
+        };
+        let recording = self.backends.recorded();
+        let mut unit = unit?;
+        unit.reads = recording.reads;
+        unit.reads.sort_unstable();
+        unit.reads.dedup();
+        unit.backends = recording.used;
+        unit.backends.sort_unstable();
+        unit.backends.dedup();
+        Some(unit)
+    }
+
+    fn insert_unit(&mut self, key: UnitKey, unit: RouteUnit) {
+        for read in &unit.reads {
+            self.readers
+                .entry(read.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        for id in &unit.backends {
+            self.holders
+                .entry(id.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        for slot in unit.slots() {
+            self.slot_units.entry(slot).or_default().insert(key.clone());
+        }
+        for &slot in &unit.counted {
+            *self.slot_counts.entry(slot).or_default() += 1;
+        }
+        self.units.insert(key, unit);
+    }
+
+    /// Removes a unit and every trace of it; backends no other route uses leave the table.
+    fn remove_unit(&mut self, key: &UnitKey) -> Option<RouteUnit> {
+        let unit = self.units.remove(key)?;
+        for read in &unit.reads {
+            if let Some(readers) = self.readers.get_mut(read) {
+                readers.remove(key);
+                if readers.is_empty() {
+                    self.readers.remove(read);
+                }
+            }
+        }
+        for id in &unit.backends {
+            if let Some(holders) = self.holders.get_mut(id) {
+                holders.remove(key);
+                if holders.is_empty() {
+                    self.holders.remove(id);
+                    if !self.context.pinned.contains(id) {
+                        self.backends.remove(id);
+                    }
+                }
+            }
+        }
+        for slot in unit.slots() {
+            if let Some(units) = self.slot_units.get_mut(&slot) {
+                units.remove(key);
+            }
+        }
+        for slot in &unit.counted {
+            if let Some(count) = self.slot_counts.get_mut(slot) {
+                *count -= 1;
+                if *count == 0 {
+                    self.slot_counts.remove(slot);
+                }
+            }
+        }
+        Some(unit)
+    }
+
+    /// Builds the route tables of these slots from their units (usable HTTP slots only).
+    fn rebuild_tables(&mut self, slots: impl IntoIterator<Item = usize>) {
+        let listeners = &self.context.listeners;
+        for slot in slots {
+            let usable = listeners.slots.get(slot).is_some_and(|s| s.usable);
+            if !usable || self.context.tls_tables.contains_key(&slot) {
+                continue;
+            }
+            let mut builder = RouteTableBuilder::new();
+            for key in self.slot_units.get(&slot).into_iter().flatten() {
+                if let Some(unit) = self.units.get(key) {
+                    unit.add_to(slot, &mut builder);
+                }
+            }
+            self.http_tables
+                .insert(slot, listeners.http_table(slot, builder.build()));
+        }
+    }
+
+    /// Recomputes the BackendTLSPolicy statuses (their ancestors follow the routes).
+    fn report_tls_policies(&mut self, store: &Store) {
+        let mut report = StatusReport::default();
+        self.context.tls_policies.report(
+            store,
+            &self.options,
+            &self.context.listeners,
+            &mut report,
+        );
+        self.tls_policy_statuses = report.objects;
+    }
+
+    /// Builds the snapshot and endpoint plan from the tables and backends.
+    fn finish(&mut self) {
+        let (backends, plan) = self.backends.snapshot_parts();
+        let sockets = self
+            .context
+            .listeners
+            .build_sockets(&self.http_tables, &self.context.tls_tables);
+        self.snapshot = Arc::new(Snapshot {
+            generation: self.options.generation,
+            sockets,
+            backends,
+        });
+        self.plan = plan;
+    }
+
+    /// The status of every object compiled, in a stable order: the context's objects, the
+    /// HTTPRoutes, GRPCRoutes and TLSRoutes, the BackendTLSPolicies.
+    pub fn status(&self) -> StatusReport {
+        let mut objects = self.context.objects.clone();
+        for (&slot, &count) in &self.slot_counts {
+            let (object, listener) = self.context.listeners.slots[slot].status_at;
+            objects[object].listeners[listener].attached_routes += count;
+        }
+        objects.extend(self.units.values().map(|unit| unit.status.clone()));
+        objects.extend(self.context.tls_routes.iter().cloned());
+        objects.extend(self.tls_policy_statuses.iter().cloned());
+        StatusReport { objects }
+    }
+
+    /// `/config`'s listeners: per listener, its sockets, hostname, routes and client settings.
+    pub fn config_view(&self) -> serde_json::Value {
+        self.context.listeners.view(|slot| {
+            self.slot_units
+                .get(&slot)
+                .into_iter()
+                .flatten()
+                .filter_map(|key| self.units.get(key))
+                .flat_map(|unit| unit.views(slot).collect::<Vec<_>>())
+                .collect()
+        })
+    }
+}
+
+/// `(namespace, name)` of every object a BackendTrafficPolicy or BackendTLSPolicy targets.
+fn policy_targets(store: &Store) -> HashSet<Key> {
+    let traffic = store
+        .backend_traffic_policies
+        .iter()
+        .flat_map(|((ns, _), policy)| {
+            policy
+                .spec
+                .target_refs
+                .iter()
+                .map(move |target| (ns.clone(), target.name.clone()))
+        });
+    let tls = store
+        .backend_tls_policies
+        .iter()
+        .flat_map(|((ns, _), policy)| {
+            policy
+                .spec
+                .target_refs
+                .iter()
+                .map(move |target| (ns.clone(), target.name.clone()))
+        });
+    traffic.chain(tls).collect()
+}

@@ -1,0 +1,371 @@
+//! The incremental compiler against the reference: random sequences of additions, changes and
+//! deletions of every kind, each step's incremental result compared with a fresh
+//! [`Compiler::build`] of the same store (numbered alike): snapshot content, every status
+//! condition, `/config`, and the endpoints a registry following the steps would hold.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use model::{Store, parse_documents};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use snapshot::Snapshot;
+use snapshot::backend::{BackendId, EndpointTarget};
+
+use super::*;
+
+/// Steps per seed and seeds: a few hundred steps in all, bounded for CI.
+const STEPS: usize = 60;
+const SEEDS: u64 = 6;
+
+/// The objects the generator knows, by slot: each slot holds at most one object (its key).
+const SLOTS: &[&str] = &[
+    "gateway-a",
+    "gateway-b",
+    "namespace-b",
+    "grant-b",
+    "traffic-policy",
+    "tls-policy",
+    "tls-route",
+    "backend-a",
+    "http-a-0",
+    "http-a-1",
+    "http-a-2",
+    "http-a-3",
+    "http-b-0",
+    "http-b-1",
+    "grpc-a-0",
+    "grpc-b-0",
+    "service-a-0",
+    "service-a-1",
+    "service-a-2",
+    "service-b-0",
+    "service-b-1",
+    "slice-a-0",
+    "slice-a-1",
+    "slice-a-2",
+    "slice-b-0",
+    "slice-b-1",
+];
+
+const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: ours}\nspec: {controllerName: portcullis.dev/gateway-controller}\n";
+
+/// A random variant of the object in `slot`, as YAML.
+fn variant(slot: &str, rng: &mut StdRng) -> String {
+    let parts: Vec<&str> = slot.split('-').collect();
+    match parts.as_slice() {
+        ["gateway", "a"] => {
+            let extra = if rng.random_bool(0.5) {
+                "  - {name: apps, port: 8080, protocol: HTTP, hostname: \"*.example.com\", allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: web}}}}}\n"
+            } else {
+                ""
+            };
+            let from = if rng.random_bool(0.7) { "All" } else { "Same" };
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: a}}\nspec:\n  gatewayClassName: ours\n  addresses: [{{type: IPAddress, value: 127.0.0.9}}]\n  listeners:\n  - {{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: {from}}}}}}}\n{extra}  - {{name: tls, port: 443, protocol: TLS, tls: {{mode: Passthrough}}, allowedRoutes: {{namespaces: {{from: All}}}}}}\n"
+            )
+        }
+        ["gateway", "b"] => format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw2, namespace: b}}\nspec:\n  gatewayClassName: ours\n  addresses: [{{type: IPAddress, value: 127.0.0.10}}]\n  listeners:\n  - {{name: http, port: {}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
+            [81, 82][rng.random_range(0..2)]
+        ),
+        ["namespace", "b"] => format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: b, labels: {{team: {}}}}}\n",
+            ["web", "other"][rng.random_range(0..2)]
+        ),
+        ["grant", "b"] => format!(
+            "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: grant, namespace: b}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: {}, namespace: a}}]\n  to: [{{group: \"\", kind: Service}}]\n",
+            ["HTTPRoute", "GRPCRoute"][rng.random_range(0..2)]
+        ),
+        ["traffic", "policy"] => format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: policy, namespace: a}}\nspec:\n  targetRefs: [{{group: \"\", kind: Service, name: s{}}}]\n  retry: {{numRetries: {}}}\n",
+            rng.random_range(0..3),
+            rng.random_range(1..4)
+        ),
+        ["tls", "policy"] => format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: tls, namespace: a}}\nspec:\n  targetRefs: [{{group: \"\", kind: Service, name: s{}}}]\n  validation: {{hostname: backend.example.com, wellKnownCACertificates: System}}\n",
+            rng.random_range(0..3)
+        ),
+        ["tls", "route"] => format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: t, namespace: a}}\nspec:\n  parentRefs: [{{name: gw, sectionName: tls}}]\n  hostnames: [t{}.example.com]\n  rules: [{{backendRefs: [{{name: s{}, port: 80}}]}}]\n",
+            rng.random_range(0..2),
+            rng.random_range(0..3)
+        ),
+        ["backend", "a"] => format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: Backend\nmetadata: {{name: be, namespace: a}}\nspec: {{endpoints: [{{ip: 10.1.0.{}, port: 9000}}]}}\n",
+            rng.random_range(1..4)
+        ),
+        ["http", namespace, index] => http_route(namespace, index, rng),
+        ["grpc", namespace, index] => {
+            let backend = backend_ref(namespace, rng);
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: g{index}, namespace: {namespace}}}\nspec:\n  parentRefs: [{}]\n  rules:\n  - matches: [{{method: {{service: svc.V{}, method: Get}}}}]\n    backendRefs: [{backend}]\n",
+                parent_ref(rng),
+                rng.random_range(0..3)
+            )
+        }
+        ["service", namespace, index] => {
+            let spec = match rng.random_range(0..4) {
+                0 => "{ports: [{name: http, port: 80, targetPort: 8080}]}".to_owned(),
+                1 => "{ports: [{name: http, port: 80, targetPort: 8080}, {name: grpc, port: 81, appProtocol: kubernetes.io/h2c}]}".to_owned(),
+                2 => "{ports: [{name: web, port: 80}]}".to_owned(),
+                _ => "{type: ExternalName, externalName: ext.example.com, ports: [{port: 80}]}".to_owned(),
+            };
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: s{index}, namespace: {namespace}}}\nspec: {spec}\n"
+            )
+        }
+        ["slice", namespace, index] => {
+            // Sometimes a slice moves to another Service.
+            let service = if rng.random_bool(0.8) {
+                (*index).to_owned()
+            } else {
+                rng.random_range(0..3).to_string()
+            };
+            let ready = rng.random_bool(0.8);
+            let port_name = ["http", "web"][rng.random_range(0..2)];
+            format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: s{index}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: s{service}}}}}\naddressType: IPv4\nports: [{{name: {port_name}, port: 8080}}]\nendpoints: [{{addresses: [10.0.{}.{}], conditions: {{ready: {ready}}}}}]\n",
+                rng.random_range(0..2),
+                rng.random_range(1..5)
+            )
+        }
+        _ => panic!("unknown slot {slot}"),
+    }
+}
+
+fn parent_ref(rng: &mut StdRng) -> &'static str {
+    [
+        "{name: gw, namespace: a}",
+        "{name: gw, namespace: a, sectionName: http}",
+        "{name: gw, namespace: a, sectionName: apps}",
+        "{name: gw2, namespace: b}",
+        "{name: missing, namespace: a}",
+    ][rng.random_range(0..5)]
+}
+
+fn backend_ref(namespace: &str, rng: &mut StdRng) -> String {
+    match rng.random_range(0..6) {
+        0 => format!(
+            "{{name: s{}, namespace: b, port: 80}}",
+            rng.random_range(0..3)
+        ),
+        1 => "{group: portcullis.dev, kind: Backend, name: be, namespace: a}".to_owned(),
+        2 => format!("{{name: s{}, port: 81}}", rng.random_range(0..3)),
+        _ => format!(
+            "{{name: s{}, namespace: {namespace}, port: 80, weight: {}}}",
+            rng.random_range(0..3),
+            rng.random_range(0..3)
+        ),
+    }
+}
+
+fn http_route(namespace: &str, index: &str, rng: &mut StdRng) -> String {
+    let mut text = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{index}, namespace: {namespace}}}\nspec:\n  parentRefs: [{}]\n",
+        parent_ref(rng)
+    );
+    match rng.random_range(0..4) {
+        0 => {}
+        1 => text.push_str("  hostnames: [x.example.com]\n"),
+        2 => text.push_str("  hostnames: [\"*.example.com\", y.test]\n"),
+        _ => text.push_str("  hostnames: [z.test]\n"),
+    }
+    text.push_str("  rules:\n");
+    for rule in 0..rng.random_range(1..3) {
+        let path = match rng.random_range(0..5) {
+            0 => "{type: Exact, value: /exact}".to_owned(),
+            1 => "{type: RegularExpression, value: \"/re/[a-z]+\"}".to_owned(),
+            2 => "{type: RegularExpression, value: \"/bad/(\"}".to_owned(),
+            _ => format!("{{type: PathPrefix, value: /p{}}}", rng.random_range(0..3)),
+        };
+        let _ = write!(
+            text,
+            "  - matches: [{{path: {path}}}]\n    backendRefs: [{}, {}]\n",
+            backend_ref(namespace, rng),
+            backend_ref(namespace, rng)
+        );
+        if rng.random_bool(0.3) {
+            let _ = writeln!(
+                text,
+                "    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {}}}}}]",
+                backend_ref(namespace, rng)
+            );
+        } else if rng.random_bool(0.3) {
+            let _ = writeln!(
+                text,
+                "    filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: x-rule, value: \"{rule}\"}}]}}}}]"
+            );
+        }
+    }
+    text
+}
+
+/// The store of the slots' current objects.
+fn store_of(objects: &BTreeMap<&str, String>) -> Store {
+    let mut store = Store::new();
+    let text = std::iter::once(CLASS.to_owned())
+        .chain(objects.values().cloned())
+        .collect::<Vec<_>>()
+        .join("---\n");
+    for object in parse_documents(&text)
+        .unwrap_or_else(|e| panic!("generated YAML parses: {e}\n{text}"))
+        .objects
+    {
+        store.insert(object);
+    }
+    store
+}
+
+/// The snapshot as text, in a fixed order (sockets by address; tables print their entries).
+/// Not the generation: a change that leaves the snapshot as it was keeps the old one.
+fn describe(snapshot: &Snapshot) -> String {
+    let mut text = String::new();
+    let mut sockets: Vec<_> = snapshot.sockets.iter().collect();
+    sockets.sort_by_key(|(address, _)| **address);
+    for (address, socket) in sockets {
+        let _ = writeln!(
+            text,
+            "socket {address} {:?} tls={} client={:?}\nlisteners {:#?}\ntls listeners {:#?}",
+            socket.scheme,
+            socket.tls.is_some(),
+            socket.client,
+            socket.listeners,
+            socket.tls_listeners
+        );
+    }
+    let _ = writeln!(text, "backends {:#?}", snapshot.backends);
+    text
+}
+
+fn sorted(endpoints: HashMap<BackendId, Vec<EndpointTarget>>) -> BTreeMap<String, Vec<String>> {
+    endpoints
+        .into_iter()
+        .map(|(id, targets)| {
+            let mut targets: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
+            targets.sort();
+            (id.to_string(), targets)
+        })
+        .collect()
+}
+
+/// Compares the incremental compiler with a fresh build of `store`.
+fn assert_same(
+    compiler: &Compiler,
+    store: &Store,
+    registry: &HashMap<BackendId, Vec<EndpointTarget>>,
+    context: &str,
+) {
+    assert!(
+        !compiler.backends.has_holes(),
+        "{context}: backend table has holes"
+    );
+    let reference = Compiler::build_numbered(
+        store,
+        compiler.options.clone(),
+        Some(compiler.backends.numbering()),
+    );
+    assert!(
+        !reference.backends.has_holes(),
+        "{context}: the incremental compiler's backends differ from a full compile's"
+    );
+    let (got, want) = (
+        describe(compiler.snapshot()),
+        describe(reference.snapshot()),
+    );
+    if got != want {
+        let line = got
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "{context}: snapshots differ from line {line}\n--- incremental\n{}\n--- full\n{}",
+            got.lines()
+                .skip(line.saturating_sub(5))
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            want.lines()
+                .skip(line.saturating_sub(5))
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    assert_eq!(
+        format!("{:#?}", compiler.status()),
+        format!("{:#?}", reference.status()),
+        "{context}: status differs"
+    );
+    assert_eq!(
+        compiler.config_view(),
+        reference.config_view(),
+        "{context}: /config differs"
+    );
+    assert_eq!(
+        sorted(registry.clone()),
+        sorted(reference.all_endpoints(store)),
+        "{context}: endpoints differ"
+    );
+}
+
+#[test]
+fn incremental_updates_equal_a_full_compile() {
+    for seed in 0..SEEDS {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut objects: BTreeMap<&str, String> = BTreeMap::new();
+        // Start from a random half of the slots.
+        for slot in SLOTS {
+            if rng.random_bool(0.5) {
+                objects.insert(slot, variant(slot, &mut rng));
+            }
+        }
+        let mut store = store_of(&objects);
+        let options = CompileOptions::default();
+        let mut compiler = Compiler::build(&store, options);
+        // What a registry following the steps holds: every backend's endpoints after a full
+        // compile, the changed ones merged in otherwise.
+        let mut registry = compiler.all_endpoints(&store);
+        assert_same(&compiler, &store, &registry, &format!("seed {seed} start"));
+        let (mut full, mut incremental) = (0, 0);
+        for step in 0..STEPS {
+            // Mostly routes, Services and slices, as in a cluster; sometimes anything.
+            let slot = if rng.random_bool(0.8) {
+                SLOTS[rng.random_range(8..SLOTS.len())]
+            } else {
+                SLOTS[rng.random_range(0..SLOTS.len())]
+            };
+            let action = if objects.contains_key(slot) && rng.random_bool(0.3) {
+                objects.remove(slot);
+                "delete"
+            } else {
+                objects.insert(slot, variant(slot, &mut rng));
+                "set"
+            };
+            let next = store_of(&objects);
+            let result = compiler.update(&store, &next, step as u64 + 2);
+            if result.full {
+                full += 1;
+                registry = result.endpoints;
+            } else {
+                incremental += 1;
+                registry.extend(result.endpoints);
+                let live: std::collections::HashSet<&BackendId> =
+                    compiler.snapshot().backends.iter().map(|b| &b.id).collect();
+                registry.retain(|id, _| live.contains(id));
+            }
+            store = next;
+            assert_same(
+                &compiler,
+                &store,
+                &registry,
+                &format!("seed {seed} step {step} ({action} {slot})"),
+            );
+        }
+        assert!(
+            incremental > full,
+            "seed {seed}: {incremental} incremental steps, {full} full: the generator should mostly exercise the incremental path"
+        );
+    }
+}
