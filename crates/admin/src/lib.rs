@@ -11,4 +11,4 @@ mod server;
 mod state;
 
 pub use server::serve;
-pub use state::AdminState;
+pub use state::{AdminState, Document};

@@ -5,7 +5,7 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::state::AdminState;
+use crate::state::{self, AdminState};
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
@@ -13,8 +13,12 @@ const JSON: &str = "application/json";
 /// The response to `method path`. Unknown paths are 404 whatever the method; known paths
 /// answer only GET (and HEAD, whose body hyper drops), else 405. Every response carries
 /// `Cache-Control: no-store`: everything here is live state.
-pub(crate) fn respond(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
-    let mut response = route(state, method, path);
+pub(crate) async fn respond(
+    state: &AdminState,
+    method: &Method,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    let mut response = route(state, method, path).await;
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -32,7 +36,7 @@ enum Endpoint {
     Endpoints,
 }
 
-fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
     let endpoint = match path {
         "/ready" => Endpoint::Ready,
         "/healthz" => Endpoint::Healthz,
@@ -72,16 +76,8 @@ fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes
             telemetry::METRICS_CONTENT_TYPE,
             Bytes::from(state.metrics.encode()),
         ),
-        Endpoint::Status => body(
-            StatusCode::OK,
-            JSON,
-            Bytes::clone(&state.status_json.load()),
-        ),
-        Endpoint::Config => body(
-            StatusCode::OK,
-            JSON,
-            Bytes::clone(&state.config_json.load()),
-        ),
+        Endpoint::Status => body(StatusCode::OK, JSON, state::read(&state.status_json).await),
+        Endpoint::Config => body(StatusCode::OK, JSON, state::read(&state.config_json).await),
         Endpoint::Endpoints => json(StatusCode::OK, &(state.endpoints)()),
     }
 }

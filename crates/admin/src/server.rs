@@ -81,8 +81,11 @@ pub async fn serve(
         };
         let state = Arc::clone(&state);
         let service = service_fn(move |request: Request<Incoming>| {
-            let response = respond(&state, request.method(), request.uri().path());
-            async move { Ok::<_, Infallible>(response) }
+            let state = Arc::clone(&state);
+            async move {
+                let response = respond(&state, request.method(), request.uri().path()).await;
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())

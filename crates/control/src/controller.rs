@@ -1,15 +1,17 @@
-//! [`Controller`]: applies config updates. A full compile when routing objects changed, the
-//! endpoint fast path when only EndpointSlices changed; then links, publishes, binds, and updates
-//! `/status` and `/config`.
+//! [`Controller`]: applies config updates through the incremental [`Compiler`]: a change
+//! recompiles what it affects (a route, the routes of a Service) and rebuilds the tables of the
+//! listeners involved; an EndpointSlice change only re-resolves the endpoints of its Service.
+//! Then it links the backends, publishes the snapshot, binds, and hands `/status` and `/config`
+//! to the admin server as documents rendered when first requested.
 //!
-//! It owns the state between updates (the store and endpoint plan of the last compile, its status
-//! report, bind errors); the runtime state of backends stays in the `Registry`.
+//! It owns the state between updates (the compiler and the store it compiled, bind errors);
+//! the runtime state of backends stays in the `Registry`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use admin::AdminState;
+use admin::{AdminState, Document};
 use bytes::Bytes;
-use compile::{CompileOptions, EndpointPlan, StatusReport};
+use compile::{CompileOptions, Compiler};
 use model::Store;
 use proxy::{DataPlane, ListenerManager};
 use source::SourceUpdate;
@@ -19,7 +21,7 @@ use upstream::Registry;
 use crate::status_document;
 
 /// The control loop's state. One owner calls [`Controller::apply`] for each update, in order;
-/// it is not shared between tasks.
+/// it is not shared between tasks (the admin documents read [`Rendered`] under its lock).
 pub struct Controller {
     options: CompileOptions,
     registry: Arc<Registry>,
@@ -28,11 +30,18 @@ pub struct Controller {
     admin: Arc<AdminState>,
     metrics: Arc<Metrics>,
     compiled_store: Option<Arc<Store>>,
-    plan: EndpointPlan,
-    status: StatusReport,
-    bind_errors: Vec<String>,
     wanted: Vec<std::net::SocketAddr>,
-    last_update: Option<Arc<SourceUpdate>>,
+    rendered: Arc<Mutex<Rendered>>,
+}
+
+/// What `/status` and `/config` are rendered from.
+#[derive(Default)]
+struct Rendered {
+    compiler: Option<Compiler>,
+    update: Option<Arc<SourceUpdate>>,
+    bind_errors: Vec<String>,
+    /// The generation of the update the snapshot was last compiled from.
+    compiled_generation: u64,
 }
 
 impl Controller {
@@ -55,60 +64,92 @@ impl Controller {
             admin,
             metrics,
             compiled_store: None,
-            plan: EndpointPlan::default(),
-            status: StatusReport::default(),
-            bind_errors: Vec::new(),
             wanted: Vec::new(),
-            last_update: None,
+            rendered: Arc::default(),
         }
     }
 
-    /// Applies one source update. When some kind other than EndpointSlice differs from the store
-    /// last compiled (or nothing was compiled yet), compiles it, links the backends, publishes
-    /// the snapshot and `/config`, and binds the listeners it wants; otherwise only re-resolves
-    /// the endpoints of the last compile (the snapshot and `/config` stay as they are). Then
-    /// records the reload metric and publishes `/status`. Never fails: compile problems and
-    /// rejected files are reported in `/status` and the log. Must run inside a tokio runtime.
+    fn rendered(&self) -> MutexGuard<'_, Rendered> {
+        // Plain data, consistent at every await-free step: a poisoned lock is still usable.
+        self.rendered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies one source update: compiles it (incrementally after the first), links and
+    /// publishes a changed snapshot (its new backends get their endpoints first), updates the
+    /// endpoints a change affects, binds the listeners a new snapshot wants, and replaces
+    /// `/status` (and `/config` with the snapshot). Never fails: compile problems and rejected
+    /// files are reported in `/status` and the log. Must run inside a tokio runtime.
     pub fn apply(&mut self, update: Arc<SourceUpdate>) {
         let started = std::time::Instant::now();
+        let rendered = Arc::clone(&self.rendered);
+        let mut rendered = rendered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let options = CompileOptions {
+            generation: update.generation,
+            ..self.options.clone()
+        };
         // Compare with the store last compiled, not with the previous update: the watch channel
         // may skip intermediate updates, and their changes must not be lost.
-        let needs_compile = match &self.compiled_store {
-            None => true,
-            Some(old) => source::changed_kinds(old, &update.store)
-                .iter()
-                .any(|k| !k.is_endpoint_only()),
-        };
-        if needs_compile {
-            let options = CompileOptions {
-                generation: update.generation,
-                ..self.options.clone()
-            };
-            let compiled = compile::compile(&update.store, &options);
-            let backends = self.registry.link(&compiled.snapshot.backends);
-            self.registry
-                .set_endpoints(compiled.endpoints.resolve(&update.store));
-            self.wanted = compiled.snapshot.addresses().collect();
-            let config = serde_json::json!({
-                "generation": update.generation,
-                "listeners": compiled.config_view["listeners"],
-                "backends": compiled.snapshot.backends,
-            });
-            self.admin
-                .config_json
-                .store(Arc::new(Bytes::from(config.to_string())));
-            self.plane.publish(compiled.snapshot, backends);
-            self.plan = compiled.endpoints;
-            self.status = compiled.status;
-            self.compiled_store = Some(Arc::clone(&update.store));
-            self.bind();
-            for problem in self.status.problems() {
-                tracing::warn!("{problem}");
+        let (compiler, step) = match (rendered.compiler.take(), &self.compiled_store) {
+            (Some(mut compiler), Some(old)) => {
+                let step = compiler.update(old, &update.store, update.generation);
+                (compiler, step)
             }
-        } else {
-            self.registry
-                .set_endpoints(self.plan.resolve(&update.store));
-            self.compiled_store = Some(Arc::clone(&update.store));
+            _ => {
+                let compiler = Compiler::build(&update.store, options);
+                let step = compile::Step {
+                    full: true,
+                    snapshot_changed: true,
+                    endpoints: compiler.all_endpoints(&update.store),
+                    recompiled: Vec::new(),
+                };
+                (compiler, step)
+            }
+        };
+        let snapshot_changed = step.snapshot_changed;
+        if snapshot_changed {
+            let snapshot = Arc::clone(compiler.snapshot());
+            let backends = self.registry.link(&snapshot.backends);
+            if step.full {
+                self.registry.set_endpoints(step.endpoints);
+            } else {
+                self.registry.update_endpoints(step.endpoints);
+            }
+            self.wanted = snapshot.addresses().collect();
+            self.plane.publish(snapshot, backends);
+            rendered.compiled_generation = update.generation;
+            let status = compiler.status();
+            if step.full {
+                for problem in status.problems() {
+                    tracing::warn!("{problem}");
+                }
+            } else {
+                let recompiled: std::collections::HashSet<&str> =
+                    step.recompiled.iter().map(String::as_str).collect();
+                let changed = compile::StatusReport {
+                    objects: status
+                        .objects
+                        .into_iter()
+                        .filter(|o| recompiled.contains(o.label().as_str()))
+                        .collect(),
+                };
+                for problem in changed.problems() {
+                    tracing::warn!("{problem}");
+                }
+            }
+        } else if !step.endpoints.is_empty() {
+            self.registry.update_endpoints(step.endpoints);
+        }
+        rendered.compiler = Some(compiler);
+        rendered.update = Some(Arc::clone(&update));
+        self.compiled_store = Some(Arc::clone(&update.store));
+        drop(rendered);
+        if snapshot_changed {
+            self.bind();
+            self.publish_config();
         }
         let file_errors = update.files.iter().filter(|f| f.error.is_some()).count();
         for file in update.files.iter().filter(|f| f.error.is_some()) {
@@ -116,11 +157,11 @@ impl Controller {
         }
         self.metrics
             .config_reloaded(file_errors == 0, update.generation);
-        self.last_update = Some(update);
         self.publish_status();
         tracing::info!(
-            generation = self.last_update.as_ref().map_or(0, |u| u.generation),
-            full = needs_compile,
+            generation = update.generation,
+            full = step.full,
+            compiled = snapshot_changed,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "config applied"
         );
@@ -129,27 +170,28 @@ impl Controller {
     /// Binds the wanted sockets (and retries those that failed). Ready once all are bound.
     fn bind(&mut self) {
         let errors = self.listeners.sync(&self.wanted);
-        self.bind_errors = errors
+        let bind_errors: Vec<String> = errors
             .iter()
             .map(|e| format!("cannot listen on {}: {}", e.addr, e.error))
             .collect();
-        for error in &self.bind_errors {
+        for error in &bind_errors {
             tracing::error!("{error}");
         }
-        self.admin.set_ready(self.bind_errors.is_empty());
+        self.admin.set_ready(bind_errors.is_empty());
+        self.rendered().bind_errors = bind_errors;
     }
 
     /// Whether some socket is still waiting to be bound.
     pub fn has_bind_errors(&self) -> bool {
-        !self.bind_errors.is_empty()
+        !self.rendered().bind_errors.is_empty()
     }
 
     /// Retries failed binds and refreshes `/status` when that changed something. Must run
     /// inside a tokio runtime.
     pub fn retry_binds(&mut self) {
-        let before = self.bind_errors.len();
+        let before = self.rendered().bind_errors.len();
         self.bind();
-        if before != self.bind_errors.len() {
+        if before != self.rendered().bind_errors.len() {
             self.publish_status();
         }
     }
@@ -160,14 +202,42 @@ impl Controller {
         self.listeners
     }
 
+    /// Hands `/status` to the admin server, rendered when first requested.
     fn publish_status(&self) {
-        let Some(update) = &self.last_update else {
-            return;
-        };
-        let document = status_document(update, &self.status, &self.bind_errors);
+        let rendered = Arc::clone(&self.rendered);
         self.admin
             .status_json
-            .store(Arc::new(Bytes::from(document.to_string())));
+            .store(Arc::new(Document::lazy(move || {
+                let rendered = rendered
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let (Some(update), Some(compiler)) = (&rendered.update, &rendered.compiler) else {
+                    return Bytes::from_static(b"{}");
+                };
+                let document = status_document(update, &compiler.status(), &rendered.bind_errors);
+                Bytes::from(document.to_string())
+            })));
+    }
+
+    /// Hands `/config` to the admin server, rendered when first requested.
+    fn publish_config(&self) {
+        let rendered = Arc::clone(&self.rendered);
+        self.admin
+            .config_json
+            .store(Arc::new(Document::lazy(move || {
+                let rendered = rendered
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let Some(compiler) = &rendered.compiler else {
+                    return Bytes::from_static(b"{}");
+                };
+                let config = serde_json::json!({
+                    "generation": rendered.compiled_generation,
+                    "listeners": compiler.config_view()["listeners"],
+                    "backends": compiler.snapshot().backends,
+                });
+                Bytes::from(config.to_string())
+            })));
     }
 }
 

@@ -273,6 +273,9 @@ impl Registry {
         });
         let state = &mut *state;
         state.monitors.sync(&keep, state.metrics.as_ref());
+        // Targets of backends no longer linked are forgotten: a backend that comes back gets
+        // its endpoints from the next `set_endpoints` / `update_endpoints`.
+        state.targets.retain(|id, _| keep.contains_key(id));
         state.backends = keep;
         linked
     }
@@ -299,6 +302,25 @@ impl Registry {
             }
         }
         state.targets = next;
+    }
+
+    /// Sets the desired endpoints of these backends only (an incremental change: the others
+    /// keep theirs). Backends whose targets did not change are not touched; ids not linked
+    /// are remembered for when they are.
+    pub fn update_endpoints(&self, desired: HashMap<BackendId, Vec<EndpointTarget>>) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        for (id, targets) in desired {
+            let targets: Arc<[EndpointTarget]> = targets.into();
+            let changed = state.targets.get(&id).is_none_or(|old| *old != targets);
+            if !changed {
+                continue;
+            }
+            if let Some(runtime) = state.backends.get(&id) {
+                apply_targets(&mut state.resolvers, runtime, &targets);
+            }
+            state.targets.insert(id, targets);
+        }
     }
 
     /// The runtime of a linked backend.

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::*;
+use crate::Document;
 
 struct Reply {
     status: u16,
@@ -103,13 +104,15 @@ async fn status_and_config_return_what_was_stored() {
     let admin = start().await;
     assert_eq!(get(admin.address, "/status").await.body, "{}");
 
-    admin.state.status_json.store(Arc::new(Bytes::from_static(
-        br#"{"HTTPRoute shop/cart":[]}"#,
-    )));
     admin
         .state
-        .config_json
-        .store(Arc::new(Bytes::from_static(br#"{"listeners":[]}"#)));
+        .status_json
+        .store(Arc::new(Document::ready(Bytes::from_static(
+            br#"{"HTTPRoute shop/cart":[]}"#,
+        ))));
+    admin.state.config_json.store(Arc::new(Document::lazy(|| {
+        Bytes::from_static(br#"{"listeners":[]}"#)
+    })));
     let status = get(admin.address, "/status").await;
     assert_eq!(status.status, 200);
     assert_eq!(status.header("content-type"), Some("application/json"));

@@ -122,11 +122,11 @@ impl Gateway {
     }
 
     fn config_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.admin.config_json.load()).expect("/config is JSON")
+        serde_json::from_slice(&self.admin.config_json.load().bytes()).expect("/config is JSON")
     }
 
     fn status_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.admin.status_json.load()).expect("/status is JSON")
+        serde_json::from_slice(&self.admin.status_json.load().bytes()).expect("/status is JSON")
     }
 
     /// The `/endpoints` document as text, to look for addresses.
