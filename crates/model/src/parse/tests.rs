@@ -1,4 +1,7 @@
+use super::limits::MAX_DOCUMENTS;
 use super::*;
+use std::sync::Arc;
+
 use crate::Store;
 
 const ROUTE: &str = r#"
@@ -182,4 +185,218 @@ fn deep_nesting_is_refused_by_name() {
             "file nests YAML mappings and sequences more than 64 levels deep (limit)".to_owned()
         )
     );
+}
+
+/// The result of `text` parsed piece by piece, and parsed as one stream, side by side: object
+/// keys and skipped kinds, or the error.
+fn both_ways(
+    text: &str,
+) -> (
+    Result<Vec<String>, ParseError>,
+    Result<Vec<String>, ParseError>,
+) {
+    let summary = |parsed: Result<Parsed, ParseError>| {
+        parsed.map(|parsed| {
+            let objects = parsed.objects.iter().map(|object| object.key().to_string());
+            objects.chain(parsed.skipped).collect()
+        })
+    };
+    (summary(parse_documents(text)), summary(parse_stream(text)))
+}
+
+#[test]
+fn pieces_cover_the_text_and_cut_at_markers() {
+    let text = "# leading comment\n---\na: 1\n--- {b: 2}\n---\tc: 3\n---x: 4\n...\n# after\n---\r\nd: 5\r\n";
+    let pieces = split_documents(text);
+    assert_eq!(pieces.concat(), text);
+    assert_eq!(
+        pieces,
+        vec![
+            "# leading comment\n",
+            "---\na: 1\n",
+            "--- {b: 2}\n",
+            "---\tc: 3\n---x: 4\n...\n",
+            "# after\n",
+            "---\r\nd: 5\r\n",
+        ]
+    );
+    assert!(split_documents("").is_empty());
+}
+
+#[test]
+fn texts_a_line_cut_could_misread_stay_whole() {
+    for text in [
+        "%YAML 1.2\n---\na: 1\n---\nb: 2\n",
+        "---\na: 1\n%TAG !e! tag:example.com,2000:\n--- !e!x\nb: 2\n",
+        "a: 1\r---\rb: 2\n---\nc: 3\n",
+        "a: 1\n\u{feff}---\nb: 2\n---\nc: 3\n",
+    ] {
+        assert_eq!(split_documents(text), vec![text], "{text:?}");
+    }
+    // A byte order mark at the very start is allowed and cut like any text.
+    assert_eq!(
+        split_documents("\u{feff}---\na: 1\n---\nb: 2\n"),
+        vec!["\u{feff}---\na: 1\n", "---\nb: 2\n"]
+    );
+}
+
+#[test]
+fn pieces_parse_as_the_whole_text_does() {
+    let texts = [
+        ROUTE.to_owned(),
+        format!("# header\n{ROUTE}...\n# trailing\n"),
+        // Empty and null documents are not numbered: the bad Service is document 2.
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n---\n~\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: none}]}\n---\nkind: HTTPRoute\n".to_owned(),
+        "---\nname: x\n...\n--- top level scalar\n".to_owned(),
+        // Not YAML in the middle: the whole text's parse words the error.
+        format!("{ROUTE}---\napiVersion: v1\nkind: Service\nmetadata: {{name: [unclosed}}\n"),
+        "---\napiVersion: v1\nkind: Namespace\nmetadata: &m {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: *m\n".to_owned(),
+        "%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n...\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n".to_owned(),
+        String::new(),
+        "# only a comment\n".to_owned(),
+    ];
+    for text in &texts {
+        let (pieces, whole) = both_ways(text);
+        assert_eq!(pieces, whole, "{text}");
+    }
+    let (pieces, _) = both_ways(&texts[2]);
+    assert!(
+        matches!(pieces, Err(ParseError::Document { document: 2, .. })),
+        "{pieces:?}"
+    );
+    let (pieces, _) = both_ways(&texts[4]);
+    let Err(ParseError::Yaml(message)) = pieces else {
+        panic!("not YAML: {pieces:?}")
+    };
+    // Line 4 of its piece.
+    assert!(message.contains("line 24 column 18"), "{message}");
+}
+
+#[test]
+fn what_the_pieces_use_adds_up_to_the_whole_text() {
+    let text = format!(
+        "# c\n{ROUTE}...\n---\nx: &a [1, 2]\ny: *a\n<<: {{z: 3}}\n---\n~\n---\n{}",
+        endpoint_slices(3)
+    );
+    let pieces = split_documents(&text);
+    assert!(pieces.len() > 5, "{pieces:?}");
+    let added = pieces
+        .iter()
+        .map(|piece| read_values(piece).1)
+        .fold(limits::Usage::default(), limits::Usage::add);
+    assert_eq!(added.as_one_parse(), read_values(&text).1);
+}
+
+#[test]
+fn limits_hold_for_the_file_not_each_document() {
+    // 600 ConfigMaps of 10 anchors and 100 aliases each: each document is well within the
+    // limits, the file has more than 50,000 aliases.
+    let anchors: String = (0..10).map(|i| format!("  a{i}: &a{i} v{i}\n")).collect();
+    let aliases: String = (0..100)
+        .map(|i| format!("  k{i}: *a{}\n", i % 10))
+        .collect();
+    let document = format!(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata:\n{anchors}{aliases}"
+    );
+    let text = document.repeat(600);
+    assert!(split_documents(&text).len() == 600);
+    assert_eq!(
+        parse_documents(&text).expect_err("too many aliases"),
+        ParseError::Limit("file uses more than 50000 YAML aliases (limit)".to_owned())
+    );
+    assert!(
+        parse_documents(&document.repeat(400)).is_ok(),
+        "40,000 aliases are allowed"
+    );
+}
+
+#[test]
+fn a_spent_file_budget_parses_no_more_documents() {
+    let budget = FileBudget::new();
+    let first = parse_document(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+        &budget,
+    );
+    assert!(first.is_valid());
+    budget.charge(&limits::Usage::unaccounted());
+    let skipped = parse_document(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+        &budget,
+    );
+    assert!(!skipped.is_valid());
+    assert_eq!(skipped.objects().count(), 0);
+}
+
+#[test]
+fn reused_pieces_keep_their_objects() {
+    let text = endpoint_slices(300);
+    let budget = FileBudget::new();
+    let before: Vec<ParsedDocument> = split_documents(&text)
+        .into_iter()
+        .map(|piece| parse_document(piece, &budget))
+        .collect();
+    let old = join_documents(&text, &before.iter().collect::<Vec<_>>()).expect("valid");
+
+    // Document 151 changes; the file is put together from 299 kept pieces and one new one.
+    let edited = text.replacen("10.0.0.150]", "10.0.9.9]", 1);
+    assert_ne!(edited, text);
+    let pieces = split_documents(&edited);
+    let new_piece = parse_document(pieces[150], &FileBudget::new());
+    let mut documents: Vec<&ParsedDocument> = before.iter().collect();
+    documents[150] = &new_piece;
+    let new = join_documents(&edited, &documents).expect("valid");
+
+    assert_eq!(new.objects.len(), 300);
+    for (index, (old, new)) in old.objects.iter().zip(&new.objects).enumerate() {
+        let (Object::EndpointSlice(old), Object::EndpointSlice(new)) = (old, new) else {
+            panic!("not a slice")
+        };
+        assert_eq!(
+            Arc::ptr_eq(old, new),
+            index != 150,
+            "document {}",
+            index + 1
+        );
+    }
+}
+
+#[test]
+fn pieces_agree_with_the_whole_text_under_line_edits() {
+    // Every line of a varied text deleted, or preceded by a marker or a tricky line: cutting at
+    // markers must never change what the text means.
+    let base = format!(
+        "# header\n{ROUTE}...\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: notes}}\ndata:\n  text: |\n    ---\n    ...\n  anchored: &a value\n  alias: *a\n---\n{}",
+        endpoint_slices(2)
+    );
+    let lines: Vec<&str> = base.split_inclusive('\n').collect();
+    let inserts = [
+        "---\n",
+        "...\n",
+        "--- |\n",
+        "  ---\n",
+        "---x\n",
+        "--- # c\n",
+        "\"a\n",
+    ];
+    let mut variants = 0;
+    let mut valid = 0;
+    for index in 0..lines.len() {
+        let mut deleted = lines.clone();
+        deleted.remove(index);
+        let mut texts = vec![deleted.concat()];
+        for insert in inserts {
+            let mut inserted = lines.clone();
+            inserted.insert(index, insert);
+            texts.push(inserted.concat());
+        }
+        for text in texts {
+            let (pieces, whole) = both_ways(&text);
+            assert_eq!(pieces, whole, "{text}");
+            variants += 1;
+            valid += usize::from(pieces.is_ok());
+        }
+    }
+    assert!(variants > 200);
+    assert!(valid > variants / 8, "{valid} of {variants} variants parse");
 }
