@@ -1,7 +1,7 @@
 //! backendRef resolution: kind checks, ReferenceGrant, Service and `Backend` lookup,
 //! BackendTLSPolicy application, and the table of backends a snapshot uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use model::Backend;
@@ -85,6 +85,8 @@ pub(crate) struct BackendTable {
     numbering: Option<HashMap<BackendId, BackendIndex>>,
     /// Backends added since [`BackendTable::track_added`], when tracking.
     added: Option<Vec<BackendId>>,
+    /// The backends whose endpoints come from each Service or `Backend` object.
+    by_source: HashMap<ReadKey, HashSet<BackendId>>,
 }
 
 /// The lookups and backends of one route's compilation.
@@ -177,6 +179,12 @@ impl BackendTable {
         if let Some(added) = &mut self.added {
             added.push(spec.id.clone());
         }
+        if let Some(key) = source_key(&source) {
+            self.by_source
+                .entry(key)
+                .or_default()
+                .insert(spec.id.clone());
+        }
         self.specs[index] = Some(spec);
         self.sources[index] = Some(source);
         index
@@ -211,6 +219,14 @@ impl BackendTable {
     /// Removes a backend nothing uses any more, leaving a hole.
     pub(crate) fn remove(&mut self, id: &BackendId) {
         if let Some(index) = self.index.remove(id) {
+            if let Some(key) = self.sources[index].as_ref().and_then(source_key)
+                && let Some(ids) = self.by_source.get_mut(&key)
+            {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_source.remove(&key);
+                }
+            }
             self.specs[index] = None;
             self.sources[index] = None;
             self.applied[index] = None;
@@ -253,18 +269,31 @@ impl BackendTable {
         self.applied.pop();
     }
 
-    /// The backends and their endpoint sources, index-aligned. Holes (none after
-    /// [`BackendTable::compact`]) are left out.
-    pub(crate) fn snapshot_parts(&self) -> (Vec<CompiledBackend>, EndpointPlan) {
-        let specs: Vec<CompiledBackend> = self.specs.iter().flatten().cloned().collect();
-        let plan = EndpointPlan::new(
+    /// The backends, index-aligned. Holes (none after [`BackendTable::compact`]) are left out.
+    pub(crate) fn specs(&self) -> Vec<CompiledBackend> {
+        self.specs.iter().flatten().cloned().collect()
+    }
+
+    /// Every backend's endpoint source.
+    pub(crate) fn endpoint_plan(&self) -> EndpointPlan {
+        EndpointPlan::new(
             self.specs
                 .iter()
                 .zip(&self.sources)
                 .filter_map(|(spec, source)| Some((spec.as_ref()?.id.clone(), source.clone()?)))
                 .collect(),
-        );
-        (specs, plan)
+        )
+    }
+
+    /// The backends whose endpoints come from a Service or `Backend` object.
+    pub(crate) fn backends_of(&self, key: &ReadKey) -> impl Iterator<Item = &BackendId> {
+        self.by_source.get(key).into_iter().flatten()
+    }
+
+    /// A backend's endpoint source.
+    pub(crate) fn source_of(&self, id: &BackendId) -> Option<&EndpointSource> {
+        let index = *self.index.get(id)?;
+        self.sources.get(index)?.as_ref()
     }
 
     /// Numbers backends as `numbering` says (tests: a full compile numbered like an
@@ -562,4 +591,17 @@ pub(crate) fn reference_granted(
             });
             from_ok && to_ok
         })
+}
+
+/// The object an endpoint source reads (none for a DNS name).
+fn source_key(source: &EndpointSource) -> Option<ReadKey> {
+    match source {
+        EndpointSource::ServicePort {
+            namespace, service, ..
+        } => Some(ReadKey::Service(namespace.clone(), service.clone())),
+        EndpointSource::Backend { namespace, name } => {
+            Some(ReadKey::Backend(namespace.clone(), name.clone()))
+        }
+        EndpointSource::Dns { .. } => None,
+    }
 }

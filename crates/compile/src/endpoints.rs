@@ -1,7 +1,7 @@
 //! Where each backend's endpoints come from, and the fast-path resolution of the store's
 //! EndpointSlices (and `Backend` objects) into endpoint targets.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use model::Store;
@@ -55,36 +55,11 @@ pub enum EndpointSource {
 #[derive(Clone, Debug, Default)]
 pub struct EndpointPlan {
     sources: Vec<(BackendId, EndpointSource)>,
-    /// Indices in `sources` of the backends of each Service (`ServicePort` sources).
-    by_service: HashMap<(String, String), Vec<usize>>,
-    /// Indices in `sources` of the backends of each `Backend` object.
-    by_backend: HashMap<(String, String), Vec<usize>>,
 }
 
 impl EndpointPlan {
     pub(crate) fn new(sources: Vec<(BackendId, EndpointSource)>) -> EndpointPlan {
-        let mut by_service: HashMap<(String, String), Vec<usize>> = HashMap::new();
-        let mut by_backend: HashMap<(String, String), Vec<usize>> = HashMap::new();
-        for (index, (_, source)) in sources.iter().enumerate() {
-            match source {
-                EndpointSource::ServicePort {
-                    namespace, service, ..
-                } => by_service
-                    .entry((namespace.clone(), service.clone()))
-                    .or_default()
-                    .push(index),
-                EndpointSource::Backend { namespace, name } => by_backend
-                    .entry((namespace.clone(), name.clone()))
-                    .or_default()
-                    .push(index),
-                EndpointSource::Dns { .. } => {}
-            }
-        }
-        EndpointPlan {
-            sources,
-            by_service,
-            by_backend,
-        }
+        EndpointPlan { sources }
     }
 
     /// Resolves every backend's endpoint targets from the store. Cheap and pure.
@@ -93,55 +68,11 @@ impl EndpointPlan {
     /// slices (a lookup per Service scanned every slice of its namespace, which made this
     /// quadratic: 1 s at 5,000 Services in one namespace).
     pub fn resolve(&self, store: &Store) -> HashMap<BackendId, Vec<EndpointTarget>> {
-        self.resolve_with(store, &SliceIndex::of(store))
-    }
-
-    /// [`EndpointPlan::resolve`] with the slices already indexed.
-    pub(crate) fn resolve_with(
-        &self,
-        store: &Store,
-        slices: &SliceIndex,
-    ) -> HashMap<BackendId, Vec<EndpointTarget>> {
+        let slices = SliceIndex::of(store);
         self.sources
             .iter()
-            .map(|(id, source)| (id.clone(), resolve_source(store, slices, source)))
+            .map(|(id, source)| (id.clone(), resolve_source(store, &slices, source)))
             .collect()
-    }
-
-    /// The endpoint targets of the backends of these Services and `Backend` objects, and of
-    /// the backends `added`: what a change of them can affect, found through the plan's
-    /// indices (no walk over every backend).
-    pub(crate) fn resolve_changed(
-        &self,
-        store: &Store,
-        slices: &SliceIndex,
-        services: &HashSet<(String, String)>,
-        backends: &[(String, String)],
-        added: &[BackendId],
-    ) -> HashMap<BackendId, Vec<EndpointTarget>> {
-        let mut indices: Vec<usize> = Vec::new();
-        for service in services {
-            indices.extend(self.by_service.get(service).into_iter().flatten());
-        }
-        for backend in backends {
-            indices.extend(self.by_backend.get(backend).into_iter().flatten());
-        }
-        let mut resolved: HashMap<BackendId, Vec<EndpointTarget>> = indices
-            .into_iter()
-            .map(|index| {
-                let (id, source) = &self.sources[index];
-                (id.clone(), resolve_source(store, slices, source))
-            })
-            .collect();
-        if !added.is_empty() {
-            let added: HashSet<&BackendId> = added.iter().collect();
-            for (id, source) in &self.sources {
-                if added.contains(id) && !resolved.contains_key(id) {
-                    resolved.insert(id.clone(), resolve_source(store, slices, source));
-                }
-            }
-        }
-        resolved
     }
 }
 
@@ -230,7 +161,8 @@ fn service_of(slice: &EndpointSlice) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn resolve_source(
+/// The endpoint targets of one source in `store`.
+pub(crate) fn resolve_source(
     store: &Store,
     slices: &SliceIndex,
     source: &EndpointSource,

@@ -37,7 +37,7 @@ use snapshot::{ListenerRoutes, Snapshot};
 use crate::backend_ref::{BackendTable, ReadKey};
 use crate::backend_tls::BackendTlsPolicies;
 use crate::changes::{Key, StoreChanges};
-use crate::endpoints::{EndpointPlan, SliceIndex};
+use crate::endpoints::{EndpointPlan, SliceIndex, resolve_source};
 use crate::listener::Listeners;
 use crate::route_unit::RouteUnit;
 use crate::status::{ObjectStatus, StatusReport};
@@ -79,7 +79,6 @@ pub struct Compiler {
     /// EndpointSlices by Service.
     slices: SliceIndex,
     snapshot: Arc<Snapshot>,
-    plan: EndpointPlan,
     /// BackendTLSPolicy statuses (their ancestors depend on the routes).
     tls_policy_statuses: Vec<ObjectStatus>,
 }
@@ -113,8 +112,11 @@ pub struct Step {
     /// Endpoint targets of the backends whose endpoints may have changed: every backend after
     /// a full compile (see [`Step::full`]), otherwise only those.
     pub endpoints: HashMap<BackendId, Vec<EndpointTarget>>,
-    /// Objects compiled again, whose status may have changed (`Kind namespace/name`).
+    /// Objects compiled again, whose status may have changed (`Kind namespace/name`),
+    /// after an incremental compile.
     pub recompiled: Vec<String>,
+    /// The status of those of them that still exist (and are ours).
+    pub statuses: Vec<ObjectStatus>,
 }
 
 impl Compiler {
@@ -174,7 +176,6 @@ impl Compiler {
             http_tables: HashMap::new(),
             slices: SliceIndex::of(store),
             snapshot: Arc::default(),
-            plan: EndpointPlan::default(),
             tls_policy_statuses: Vec::new(),
         };
         let keys = store
@@ -205,13 +206,43 @@ impl Compiler {
     }
 
     /// Where each backend of the snapshot gets its endpoints.
-    pub fn endpoint_plan(&self) -> &EndpointPlan {
-        &self.plan
+    pub fn endpoint_plan(&self) -> EndpointPlan {
+        self.backends.endpoint_plan()
     }
 
     /// Every backend's endpoints in `store` (after [`Compiler::build`]).
     pub fn all_endpoints(&self, store: &Store) -> HashMap<BackendId, Vec<EndpointTarget>> {
-        self.plan.resolve_with(store, &self.slices)
+        self.snapshot
+            .backends
+            .iter()
+            .filter_map(|backend| {
+                let source = self.backends.source_of(&backend.id)?;
+                Some((
+                    backend.id.clone(),
+                    resolve_source(store, &self.slices, source),
+                ))
+            })
+            .collect()
+    }
+
+    /// The endpoints of the backends of these Services and `Backend` objects, and of the
+    /// backends `added`: what a change of them can affect, found through the table's index
+    /// (no walk over every backend).
+    fn changed_endpoints(
+        &self,
+        store: &Store,
+        sources: &HashSet<ReadKey>,
+        added: &[BackendId],
+    ) -> HashMap<BackendId, Vec<EndpointTarget>> {
+        let ids = sources
+            .iter()
+            .flat_map(|key| self.backends.backends_of(key))
+            .chain(added);
+        ids.filter_map(|id| {
+            let source = self.backends.source_of(id)?;
+            Some((id.clone(), resolve_source(store, &self.slices, source)))
+        })
+        .collect()
     }
 
     /// Applies the change from `old` (the store of the last build or update) to `new`.
@@ -225,10 +256,16 @@ impl Compiler {
         if self.needs_rebuild(&changes) {
             return self.rebuild(new);
         }
-        // Services whose endpoints may have changed (their slices, or their ports).
-        let mut services: HashSet<Key> = HashSet::new();
+        // Services and Backends whose endpoints may have changed (their slices, their ports,
+        // their endpoint lists).
+        let mut sources: HashSet<ReadKey> = HashSet::new();
         for key in &changes.endpoint_slices {
-            services.extend(self.slices.update(key, old, new));
+            let services = self.slices.update(key, old, new);
+            sources.extend(
+                services
+                    .into_iter()
+                    .map(|(ns, name)| ReadKey::Service(ns, name)),
+            );
         }
         let mut dirty: BTreeSet<UnitKey> = BTreeSet::new();
         dirty.extend(
@@ -246,11 +283,12 @@ impl Compiler {
         for (ns, name) in &changes.services {
             let read = ReadKey::Service(ns.clone(), name.clone());
             dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
-            services.insert((ns.clone(), name.clone()));
+            sources.insert(read);
         }
         for (ns, name) in &changes.backends {
             let read = ReadKey::Backend(ns.clone(), name.clone());
             dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
+            sources.insert(read);
         }
         let mut step = Step::default();
         let mut added = Vec::new();
@@ -262,6 +300,11 @@ impl Compiler {
             self.report_tls_policies(new);
             self.finish();
             step.snapshot_changed = true;
+            step.statuses = dirty
+                .iter()
+                .filter_map(|key| self.units.get(key))
+                .map(|unit| unit.status.clone())
+                .collect();
             step.recompiled = dirty
                 .iter()
                 .map(|(kind, ns, name)| {
@@ -273,9 +316,7 @@ impl Compiler {
                 })
                 .collect();
         }
-        step.endpoints =
-            self.plan
-                .resolve_changed(new, &self.slices, &services, &changes.backends, &added);
+        step.endpoints = self.changed_endpoints(new, &sources, &added);
         step
     }
 
@@ -311,6 +352,7 @@ impl Compiler {
             snapshot_changed: true,
             endpoints: self.all_endpoints(store),
             recompiled: Vec::new(),
+            statuses: Vec::new(),
         }
     }
 
@@ -483,9 +525,9 @@ impl Compiler {
         self.tls_policy_statuses = report.objects;
     }
 
-    /// Builds the snapshot and endpoint plan from the tables and backends.
+    /// Builds the snapshot from the tables and backends.
     fn finish(&mut self) {
-        let (backends, plan) = self.backends.snapshot_parts();
+        let backends = self.backends.specs();
         let sockets = self
             .context
             .listeners
@@ -495,7 +537,6 @@ impl Compiler {
             sockets,
             backends,
         });
-        self.plan = plan;
     }
 
     /// The status of every object compiled, in a stable order: the context's objects, the

@@ -102,7 +102,7 @@ pub fn compile(store: &Store, options: &CompileOptions) -> Compiled {
     let listeners = compiler.config_view();
     Compiled {
         snapshot: Arc::clone(compiler.snapshot()),
-        endpoints: compiler.endpoint_plan().clone(),
+        endpoints: compiler.endpoint_plan(),
         status: compiler.status(),
         config_view: listeners,
     }

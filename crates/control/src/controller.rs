@@ -104,11 +104,12 @@ impl Controller {
                     full: true,
                     snapshot_changed: true,
                     endpoints: compiler.all_endpoints(&update.store),
-                    recompiled: Vec::new(),
+                    ..compile::Step::default()
                 };
                 (compiler, step)
             }
         };
+        let compiled_in = started.elapsed();
         let snapshot_changed = step.snapshot_changed;
         if snapshot_changed {
             let snapshot = Arc::clone(compiler.snapshot());
@@ -121,24 +122,17 @@ impl Controller {
             self.wanted = snapshot.addresses().collect();
             self.plane.publish(snapshot, backends);
             rendered.compiled_generation = update.generation;
-            let status = compiler.status();
-            if step.full {
-                for problem in status.problems() {
-                    tracing::warn!("{problem}");
-                }
+            // Problems are logged when they appear: all of them after a full compile, those
+            // of the routes compiled again otherwise.
+            let logged = if step.full {
+                compiler.status()
             } else {
-                let recompiled: std::collections::HashSet<&str> =
-                    step.recompiled.iter().map(String::as_str).collect();
-                let changed = compile::StatusReport {
-                    objects: status
-                        .objects
-                        .into_iter()
-                        .filter(|o| recompiled.contains(o.label().as_str()))
-                        .collect(),
-                };
-                for problem in changed.problems() {
-                    tracing::warn!("{problem}");
+                compile::StatusReport {
+                    objects: step.statuses,
                 }
+            };
+            for problem in logged.problems() {
+                tracing::warn!("{problem}");
             }
         } else if !step.endpoints.is_empty() {
             self.registry.update_endpoints(step.endpoints);
@@ -162,6 +156,7 @@ impl Controller {
             generation = update.generation,
             full = step.full,
             compiled = snapshot_changed,
+            compile_ms = compiled_in.as_secs_f64() * 1000.0,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "config applied"
         );
