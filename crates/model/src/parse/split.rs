@@ -28,48 +28,66 @@ const BYTE_ORDER_MARK: &[u8] = "\u{feff}".as_bytes();
 /// - more `---` markers than the document limit: the whole text's parse refuses it by name
 ///   after reading that many documents, where cutting would first list them all.
 pub fn split_documents(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    if has_lone_carriage_return(bytes) {
+        return vec![text];
+    }
+    // A byte order mark starts the first line; its content follows.
+    let first_line = if bytes.starts_with(BYTE_ORDER_MARK) {
+        BYTE_ORDER_MARK.len()
+    } else {
+        0
+    };
     let mut pieces = Vec::new();
     let mut start = 0;
-    let mut offset = 0;
     let mut markers = 0_usize;
-    for line in text.split_inclusive('\n') {
-        let end = offset + line.len();
-        let mut bytes = line.as_bytes();
-        if offset == 0 {
-            bytes = bytes.strip_prefix(BYTE_ORDER_MARK).unwrap_or(bytes);
-        }
-        if !is_plain_line(bytes) {
-            return vec![text];
-        }
-        if is_marker(bytes, b"---") {
-            markers += 1;
-            if markers > MAX_DOCUMENTS {
-                return vec![text];
+    // Only the bytes after a line feed matter: visit line starts, not lines.
+    let later_lines = text.match_indices('\n').map(|(newline, _)| newline + 1);
+    for (line, content) in
+        std::iter::once((0, first_line)).chain(later_lines.map(|line| (line, line)))
+    {
+        let Some(rest) = bytes.get(content..) else {
+            continue;
+        };
+        match rest.first() {
+            Some(b'%') => return vec![text],
+            Some(0xEF) if line != 0 && rest.starts_with(BYTE_ORDER_MARK) => return vec![text],
+            Some(b'-') if is_marker(rest, b"---") => {
+                markers += 1;
+                if markers > MAX_DOCUMENTS {
+                    return vec![text];
+                }
+                push_piece(&mut pieces, text, start, line);
+                start = line;
             }
-            push_piece(&mut pieces, text, start, offset);
-            start = offset;
-        } else if is_marker(bytes, b"...") {
-            push_piece(&mut pieces, text, start, end);
-            start = end;
+            Some(b'.') if is_marker(rest, b"...") => {
+                let line_end = rest
+                    .iter()
+                    .position(|byte| *byte == b'\n')
+                    .map_or(text.len(), |newline| content + newline + 1);
+                push_piece(&mut pieces, text, start, line_end);
+                start = line_end;
+            }
+            _ => {}
         }
-        offset = end;
     }
     push_piece(&mut pieces, text, start, text.len());
     pieces
 }
 
-/// Whether this cut may treat `line` (with its line break) as an ordinary line: not a
-/// directive, no byte order mark at its start, and no carriage return before its end.
-fn is_plain_line(line: &[u8]) -> bool {
-    let content = line.strip_suffix(b"\n").unwrap_or(line);
-    let content = content.strip_suffix(b"\r").unwrap_or(content);
-    !(content.first() == Some(&b'%')
-        || content.starts_with(BYTE_ORDER_MARK)
-        || content.contains(&b'\r'))
+/// Whether `text` has a carriage return that is not followed by a line feed: YAML reads it as
+/// a line break, which this cut (by line feeds) would miss.
+fn has_lone_carriage_return(text: &[u8]) -> bool {
+    if !text.contains(&b'\r') {
+        return false;
+    }
+    text.iter()
+        .enumerate()
+        .any(|(index, byte)| *byte == b'\r' && text.get(index + 1) != Some(&b'\n'))
 }
 
-/// Whether `line` is the document marker `marker` (`---` or `...`): the marker alone, or
-/// followed by a space, a tab or the line break.
+/// Whether the line at the start of `line` is the document marker `marker`: the marker alone,
+/// or followed by a space, a tab or the line break.
 fn is_marker(line: &[u8], marker: &[u8]) -> bool {
     line.starts_with(marker)
         && matches!(
@@ -79,8 +97,8 @@ fn is_marker(line: &[u8], marker: &[u8]) -> bool {
 }
 
 fn push_piece<'a>(pieces: &mut Vec<&'a str>, text: &'a str, start: usize, end: usize) {
-    // `start` and `end` are line starts or ends, and lines end after a `\n`, so both are
-    // character boundaries.
+    // `start` and `end` are line starts or ends (after a `\n`), or the text's start or end, so
+    // both are character boundaries.
     if let Some(piece) = text.get(start..end)
         && !piece.is_empty()
     {
