@@ -1,24 +1,32 @@
 //! [`FileSource`]: the config files below one path, parsed, merged into one store, and rescanned
 //! on demand.
 //!
-//! Owns the per-file bookkeeping: each file's bytes, its last good objects and its report. A
-//! rescan only re-parses files whose bytes changed, so unchanged objects keep their `Arc` and
-//! compare equal by pointer. Watching for changes lives in [`crate::watch`].
+//! A rescan costs in proportion to what changed. It lists the files (their metadata come with
+//! the listing) and reads only those whose metadata moved, that a watch event named, or that
+//! are stale (see `stamp`); it parses only the documents whose text changed (see
+//! `file_state`), so unchanged objects keep their `Arc` and compare equal by pointer; and it
+//! changes the merged store only where objects changed (see `merge` and `store_versions`).
+//! Many files, or the many documents of a big file, are read and parsed on several threads
+//! (see `parallel`). Watching for changes lives in [`crate::watch`].
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
-use std::io;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use model::{Object, ObjectKey, Store};
+use model::parse::{FileBudget, ParsedDocument, parse_document};
+use model::{Object, ObjectKey};
 use tracing::{debug, info, warn};
 
-use crate::changed_kinds::changed_kinds;
+use crate::content_hash::{ContentHashMap, ContentHasher};
 use crate::error::SourceError;
+use crate::file_state::{FileState, Reading};
+use crate::merge::Merge;
+use crate::parallel::map_in_parallel;
 use crate::scan::config_files;
-use crate::update::{FileReport, SourceUpdate};
+use crate::stamp::FileStamp;
+use crate::store_versions::StoreVersions;
+use crate::update::SourceUpdate;
 
 /// The config files below one path (a file, or a directory of `*.yaml` / `*.yml` files).
 ///
@@ -27,30 +35,35 @@ use crate::update::{FileReport, SourceUpdate};
 #[derive(Debug)]
 pub struct FileSource {
     root: PathBuf,
-    files: BTreeMap<PathBuf, FileState>,
+    files: BTreeMap<Arc<Path>, FileState>,
+    merge: Merge,
+    versions: StoreVersions,
+    hasher: ContentHasher,
     current: Arc<SourceUpdate>,
     /// The last rescan error, logged once until it changes or a rescan succeeds (at the file
     /// descriptor limit every rescan fails the same way).
     rescan_error: Option<String>,
 }
 
-/// What we know about one file.
+/// What the watcher knows before a rescan.
 #[derive(Debug, Default)]
-struct FileState {
-    /// The bytes last read; `None` when the last read failed, so the next read parses again.
-    content: Option<Vec<u8>>,
-    /// The objects of the last content that parsed.
-    objects: Vec<Object>,
-    /// Skipped documents of the last content that parsed.
-    skipped: Vec<String>,
-    /// Why the current content is not in use.
-    error: Option<String>,
+pub(crate) struct Changes {
+    /// Files that watch events named since the last rescan: read whatever their metadata.
+    pub(crate) named: HashSet<PathBuf>,
+    /// Files still being written: left as they are until their writer is done.
+    pub(crate) deferred: HashSet<PathBuf>,
+    /// Read every file: events may have been lost.
+    pub(crate) everything: bool,
 }
+
+/// One file to read: its path and the metadata it was listed with.
+type ToRead = (Arc<Path>, FileStamp);
 
 impl FileSource {
     /// Initial scan of a file or a directory: every `*.yaml` / `*.yml` file below it,
     /// recursively, sorted by path; entries whose name starts with `.` are ignored. A file that
-    /// does not parse is reported in its [`FileReport`], not as an error.
+    /// does not parse is reported in its [`FileReport`](crate::FileReport), not as an error.
+    /// Files are read and parsed on as many threads as the machine has cores.
     ///
     /// # Errors
     ///
@@ -66,10 +79,13 @@ impl FileSource {
         let mut source = FileSource {
             root: path.to_path_buf(),
             files: BTreeMap::new(),
+            merge: Merge::default(),
+            versions: StoreVersions::default(),
+            hasher: ContentHasher::new(),
             current: Arc::new(initial),
             rescan_error: None,
         };
-        source.scan()?;
+        source.scan(&Changes::default())?;
         Ok(source)
     }
 
@@ -83,15 +99,22 @@ impl FileSource {
         Arc::clone(&self.current)
     }
 
-    /// Re-reads the tree. Files with the same bytes as before reuse their parsed objects; a file
-    /// that no longer parses keeps its last good objects and reports the error; deleted files
-    /// drop their objects.
+    /// Re-reads the tree: lists it and reads the files whose metadata (size, times, inode)
+    /// changed since they were last read, and new files. Documents whose text did not change
+    /// keep their parsed objects; a file that no longer parses keeps its last good objects and
+    /// reports the error; deleted files drop their objects.
     ///
     /// Returns `None` when the store and every file report are unchanged. If the path itself (or
     /// a directory below it) cannot be listed, this logs a warning and returns `None`, keeping
     /// every object: a config that vanishes for a moment must not tear down the gateway.
     pub fn rescan(&mut self) -> Option<Arc<SourceUpdate>> {
-        match self.scan() {
+        self.rescan_with(&Changes::default())
+    }
+
+    /// [`FileSource::rescan`], also reading the files `changes` names and leaving those it
+    /// defers.
+    pub(crate) fn rescan_with(&mut self, changes: &Changes) -> Option<Arc<SourceUpdate>> {
+        match self.scan(changes) {
             Ok(update) => {
                 self.rescan_error = None;
                 update
@@ -109,137 +132,187 @@ impl FileSource {
         }
     }
 
-    fn scan(&mut self) -> Result<Option<Arc<SourceUpdate>>, SourceError> {
-        let paths = config_files(&self.root)?;
-        let mut previous = std::mem::take(&mut self.files);
-        for path in paths {
-            let old = previous.remove(&path);
-            if let Some(state) = read_file(&path, old) {
-                self.files.insert(path, state);
-            }
-        }
-        for removed in previous.keys() {
-            info!(path = %removed.display(), "config file removed");
+    fn scan(&mut self, changes: &Changes) -> Result<Option<Arc<SourceUpdate>>, SourceError> {
+        let now = SystemTime::now();
+        let listing = config_files(&self.root)?;
+        let mut reports_changed = self.current.generation == 0;
+        // Files whose objects changed, with their previous objects.
+        let mut replaced: Vec<(Arc<Path>, Vec<Object>)> = Vec::new();
+
+        let listed: HashSet<&Path> = listing.iter().map(|(path, _)| path.as_path()).collect();
+        let removed: Vec<Arc<Path>> = self
+            .files
+            .keys()
+            .filter(|path| !listed.contains(path.as_ref()))
+            .cloned()
+            .collect();
+        for path in removed {
+            self.remove_file(path, &mut replaced);
+            reports_changed = true;
         }
 
-        let (store, files) = self.assemble();
-        let changed_kinds = changed_kinds(&self.current.store, &store);
-        let is_first = self.current.generation == 0;
-        if !is_first && changed_kinds.is_empty() && files == self.current.files {
-            return Ok(None);
+        let to_read = self.files_to_read(listing, changes);
+        let hasher = &self.hasher;
+        let readings = map_in_parallel(
+            &to_read,
+            |(_, stamp)| usize::try_from(stamp.len()).unwrap_or(usize::MAX),
+            |(path, _)| Reading::of(path, hasher),
+        );
+        let parsed = self.parse_new_documents(&to_read, &readings);
+        for ((path, stamp), (reading, mut parsed)) in
+            to_read.into_iter().zip(readings.into_iter().zip(parsed))
+        {
+            if matches!(reading, Reading::Gone) {
+                // Deleted between listing and reading.
+                if self.files.contains_key(&path) {
+                    self.remove_file(path, &mut replaced);
+                    reports_changed = true;
+                }
+                continue;
+            }
+            let state = self.files.entry(Arc::clone(&path)).or_insert_with(|| {
+                reports_changed = true;
+                FileState::default()
+            });
+            let before = state.outcome();
+            if let Some(old) = state.take_reading(&path, reading, stamp, now, &mut parsed) {
+                replaced.push((path, old));
+            }
+            reports_changed |= state.outcome() != before;
         }
-        log_new_warnings(&self.current.files, &files);
+
+        let (keys, warnings_changed) = self.merge_files(&replaced);
+        Ok(self.publish(keys, reports_changed || warnings_changed))
+    }
+
+    /// The listed files to read: new ones, and those whose metadata changed, that are stale, or
+    /// that `changes` names (or all, if it says so), less those it defers.
+    fn files_to_read(
+        &self,
+        listing: Vec<(PathBuf, std::fs::Metadata)>,
+        changes: &Changes,
+    ) -> Vec<ToRead> {
+        listing
+            .into_iter()
+            .filter(|(path, _)| !changes.deferred.contains(path))
+            .filter_map(|(path, metadata)| {
+                let stamp = FileStamp::of(&metadata);
+                match self.files.get_key_value(path.as_path()) {
+                    None => Some((Arc::from(path), stamp)),
+                    Some((known, state)) => (changes.everything
+                        || state.needs_reading(&stamp)
+                        || changes.named.contains(&path))
+                    .then(|| (Arc::clone(known), stamp)),
+                }
+            })
+            .collect()
+    }
+
+    /// Parses the documents of `readings` that their files do not hold yet: all together, on
+    /// several threads when there are many. One map per file, by hash of the document text.
+    fn parse_new_documents(
+        &self,
+        to_read: &[ToRead],
+        readings: &[Reading],
+    ) -> Vec<ContentHashMap<Box<ParsedDocument>>> {
+        let mut jobs = Vec::new();
+        for (index, ((path, _), reading)) in to_read.iter().zip(readings).enumerate() {
+            if let Reading::Text(text) = reading {
+                let pieces = text.unparsed(self.files.get(path));
+                jobs.extend(pieces.into_iter().map(|(piece, hash)| (index, piece, hash)));
+            }
+        }
+        let budgets: Vec<FileBudget> = readings.iter().map(|_| FileBudget::new()).collect();
+        let documents = map_in_parallel(
+            &jobs,
+            |(_, piece, _)| piece.len(),
+            |(index, piece, _)| Box::new(parse_document(piece, &budgets[*index])),
+        );
+        let mut parsed: Vec<ContentHashMap<Box<ParsedDocument>>> =
+            readings.iter().map(|_| ContentHashMap::default()).collect();
+        for ((index, _, hash), document) in jobs.iter().zip(documents) {
+            parsed[*index].insert(*hash, document);
+        }
+        parsed
+    }
+
+    /// Tells the merge which files' objects changed (`replaced`, with their previous objects)
+    /// and writes again the warnings that may have changed. Returns the keys whose store entry
+    /// may change, and whether any file's warnings changed.
+    fn merge_files(&mut self, replaced: &[(Arc<Path>, Vec<Object>)]) -> (HashSet<ObjectKey>, bool) {
+        let mut keys = HashSet::new();
+        let mut rewarn = BTreeSet::new();
+        for (path, old) in replaced {
+            let state = self.files.get(path);
+            let new = state.map_or(&[][..], |state| state.objects.as_slice());
+            let had_warnings = state.is_some_and(|state| !state.warnings.is_empty());
+            let merged = self.merge.replace_file(path, old, new, had_warnings);
+            keys.extend(merged.keys);
+            if merged.rewarn {
+                rewarn.insert(Arc::clone(path));
+            }
+            rewarn.extend(merged.followers);
+        }
+        let mut warnings_changed = false;
+        for path in rewarn {
+            // A removed file has no warnings to write.
+            let Some(state) = self.files.get_mut(&path) else {
+                continue;
+            };
+            let warnings = self.merge.warnings(&path, &state.objects);
+            if warnings != state.warnings {
+                log_new_warnings(&path, &state.warnings, &warnings);
+                state.warnings = warnings;
+                warnings_changed = true;
+            }
+        }
+        (keys, warnings_changed)
+    }
+
+    /// Publishes the store edited for `keys` (whose definitions changed) and every file's
+    /// report, unless neither changed (the first scan always publishes).
+    fn publish(
+        &mut self,
+        keys: HashSet<ObjectKey>,
+        reports_changed: bool,
+    ) -> Option<Arc<SourceUpdate>> {
+        let (edits, changed_kinds) = self.merge.store_edits(&self.current.store, keys);
+        let is_first = self.current.generation == 0;
+        if !is_first && edits.is_empty() && !reports_changed {
+            return None;
+        }
+        let store = if edits.is_empty() {
+            Arc::clone(&self.current.store)
+        } else {
+            self.versions.next(&self.current.store, edits)
+        };
         let update = Arc::new(SourceUpdate {
-            store: Arc::new(store),
-            files,
+            store,
+            files: self
+                .files
+                .iter()
+                .map(|(path, state)| state.report(path))
+                .collect(),
             generation: self.current.generation + 1,
             changed_kinds,
         });
         self.current = Arc::clone(&update);
-        Ok(Some(update))
+        Some(update)
     }
 
-    /// Merges every file's objects in path order (a later file wins a duplicate key) and writes
-    /// each file's report.
-    fn assemble(&self) -> (Store, Vec<FileReport>) {
-        let mut store = Store::new();
-        let mut owners: HashMap<ObjectKey, &Path> = HashMap::new();
-        let mut reports = Vec::with_capacity(self.files.len());
-        for (path, state) in &self.files {
-            let mut warnings = Vec::new();
-            for object in &state.objects {
-                match owners.entry(object.key()) {
-                    Entry::Vacant(entry) => {
-                        entry.insert(path);
-                    }
-                    Entry::Occupied(mut entry) => {
-                        let earlier = entry.insert(path);
-                        warnings.push(duplicate_warning(entry.key(), earlier, path));
-                    }
-                }
-                store.insert(object.clone());
-            }
-            reports.push(FileReport {
-                path: path.clone(),
-                objects: state.objects.len(),
-                skipped: state.skipped.clone(),
-                error: state.error.clone(),
-                warnings,
-            });
+    fn remove_file(&mut self, path: Arc<Path>, replaced: &mut Vec<(Arc<Path>, Vec<Object>)>) {
+        if let Some(state) = self.files.remove(&path) {
+            info!(path = %path.display(), "config file removed");
+            replaced.push((path, state.objects));
         }
-        (store, reports)
-    }
-}
-
-/// Reads and, if its bytes changed, parses one file. `None` when the file is gone.
-fn read_file(path: &Path, old: Option<FileState>) -> Option<FileState> {
-    let content = match fs::read(path) {
-        Ok(content) => content,
-        // Deleted between listing and reading: treat as deleted.
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
-        Err(error) => {
-            warn!(path = %path.display(), %error, "cannot read config file; keeping its last good objects");
-            let mut state = old.unwrap_or_default();
-            state.content = None;
-            state.error = Some(format!("cannot read: {error}"));
-            return Some(state);
-        }
-    };
-    let old = match old {
-        // Same bytes: same objects (the same `Arc`s) and the same report.
-        Some(old) if old.content.as_deref() == Some(content.as_slice()) => return Some(old),
-        old => old,
-    };
-    let parsed = std::str::from_utf8(&content)
-        .map_err(|error| format!("not UTF-8: {error}"))
-        .and_then(|text| model::parse_documents(text).map_err(|error| error.to_string()));
-    match parsed {
-        Ok(parsed) => {
-            for document in &parsed.skipped {
-                debug!(path = %path.display(), %document, "skipping a kind Portcullis does not read");
-            }
-            Some(FileState {
-                content: Some(content),
-                objects: parsed.objects,
-                skipped: parsed.skipped,
-                error: None,
-            })
-        }
-        Err(error) => {
-            warn!(path = %path.display(), %error, "config file does not parse; keeping its last good objects");
-            let old = old.unwrap_or_default();
-            Some(FileState {
-                content: Some(content),
-                objects: old.objects,
-                skipped: old.skipped,
-                error: Some(error),
-            })
-        }
-    }
-}
-
-fn duplicate_warning(key: &ObjectKey, earlier: &Path, later: &Path) -> String {
-    if earlier == later {
-        format!("{key} is defined more than once in this file; the later document wins")
-    } else {
-        format!(
-            "{key} also defined in {}; the later file wins",
-            earlier.display()
-        )
     }
 }
 
 /// Logs each warning once, when it first appears, not on every rescan.
-fn log_new_warnings(previous: &[FileReport], current: &[FileReport]) {
-    for report in current {
-        let before = previous
-            .binary_search_by(|old| old.path.cmp(&report.path))
-            .ok()
-            .map(|index| &previous[index].warnings);
-        for warning in &report.warnings {
-            if before.is_none_or(|old| !old.contains(warning)) {
-                warn!(path = %report.path.display(), "{warning}");
-            }
+fn log_new_warnings(path: &Path, previous: &[String], current: &[String]) {
+    for warning in current {
+        if !previous.contains(warning) {
+            warn!(path = %path.display(), "{warning}");
         }
     }
 }

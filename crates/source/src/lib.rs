@@ -1,7 +1,7 @@
 //! Config sources: turn the outside world into a [`model::Store`].
 //!
 //! Today this is the file source ([`FileSource`]): a YAML file, or a directory of them, parsed with
-//! [`model::parse_documents`] and watched with notify. Each effective change is published as a
+//! [`model::parse`] and watched with notify. Each effective change is published as a
 //! [`SourceUpdate`]: the whole store (cheap: objects are `Arc`s shared with the previous store),
 //! one [`FileReport`] per file, and the kinds that changed, so the caller can take the endpoint
 //! fast path when only EndpointSlices moved.
@@ -9,9 +9,16 @@
 //! This crate does not validate objects or resolve references; that is `compile`'s job.
 
 mod changed_kinds;
+mod content_hash;
 mod error;
 mod file_source;
+mod file_state;
+mod merge;
+mod parallel;
 mod scan;
+mod stamp;
+mod store_entry;
+mod store_versions;
 mod update;
 mod watch;
 

@@ -6,31 +6,31 @@
 //! Kubernetes ConfigMap volume (its visible files are symlinks into them, which we follow).
 
 use std::collections::HashSet;
-use std::fs;
+use std::fs::{self, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::SourceError;
 
-/// The config files below `root`, sorted by path.
+/// The config files below `root`, sorted by path, with their metadata (symlinks followed).
 ///
 /// Fails if `root` or any directory below it cannot be read: a partial listing would look like
 /// deleted files and drop their objects.
-pub(crate) fn config_files(root: &Path) -> Result<Vec<PathBuf>, SourceError> {
+pub(crate) fn config_files(root: &Path) -> Result<Vec<(PathBuf, Metadata)>, SourceError> {
     let metadata = fs::metadata(root).map_err(read_error(root))?;
     if !metadata.is_dir() {
-        return Ok(vec![root.to_path_buf()]);
+        return Ok(vec![(root.to_path_buf(), metadata)]);
     }
     let mut files = Vec::new();
     let mut visited = HashSet::new();
     walk(root, &mut files, &mut visited)?;
-    files.sort();
+    files.sort_by(|(a, _), (b, _)| a.cmp(b));
     Ok(files)
 }
 
 fn walk(
     directory: &Path,
-    files: &mut Vec<PathBuf>,
+    files: &mut Vec<(PathBuf, Metadata)>,
     visited: &mut HashSet<PathBuf>,
 ) -> Result<(), SourceError> {
     // Symlinked directories are followed, so remember where we have been to survive loops.
@@ -53,7 +53,7 @@ fn walk(
         if metadata.is_dir() {
             walk(&path, files, visited)?;
         } else if metadata.is_file() && is_yaml(&path) {
-            files.push(path);
+            files.push((path, metadata));
         }
     }
     Ok(())

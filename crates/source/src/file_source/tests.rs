@@ -1,9 +1,11 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use model::Kind;
+use model::{Kind, Store};
 
 use super::*;
+use crate::FileReport;
+use crate::changed_kinds::changed_kinds;
 use crate::test_dir::TestDir;
 
 fn backend(name: &str, port: u16) -> String {
@@ -259,4 +261,273 @@ fn reports_serialize_to_json() {
     let json = serde_json::to_value(&update.files).expect("serialize");
     assert_eq!(json[0]["objects"], 1);
     assert!(json[0]["error"].is_null());
+}
+
+#[test]
+fn editing_one_document_of_a_300_document_file_keeps_the_other_objects() {
+    let dir = TestDir::new();
+    let text: String = (0..300)
+        .map(|index| format!("---\n{}", backend(&format!("b{index}"), 1)))
+        .collect();
+    let path = dir.write("a.yaml", &text);
+    let mut source = FileSource::load(dir.path()).expect("load");
+    let before = source.current();
+
+    let edited = text.replace(
+        "name: b150, namespace: shop}\nspec:\n  endpoints: [{ip: 127.0.0.1, port: 1}]",
+        "name: b150, namespace: shop}\nspec:\n  endpoints: [{ip: 127.0.0.1, port: 2}]",
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).expect("write");
+    let after = source.rescan().expect("changed");
+
+    assert_eq!(after.changed_kinds, BTreeSet::from([Kind::Backend]));
+    assert_eq!(after.store.backends.len(), 300);
+    for (key, object) in &before.store.backends {
+        let same = Arc::ptr_eq(object, &after.store.backends[key]);
+        assert_eq!(same, key.1 != "b150", "{key:?}");
+    }
+    assert_eq!(report_for(&after, &path).objects, 300);
+}
+
+#[test]
+fn touching_a_file_publishes_nothing() {
+    let dir = TestDir::new();
+    let path = dir.write("a.yaml", &backend("one", 1));
+    let mut source = FileSource::load(dir.path()).expect("load");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(std::time::SystemTime::now()))
+        .expect("touch");
+    assert!(source.rescan().is_none());
+}
+
+#[test]
+fn a_deferred_file_is_left_until_its_writer_is_done() {
+    let dir = TestDir::new();
+    let path = dir.write("a.yaml", &backend("one", 1));
+    let mut source = FileSource::load(dir.path()).expect("load");
+    dir.write("a.yaml", &backend("two", 1));
+    let deferred = Changes {
+        deferred: HashSet::from([path.clone()]),
+        ..Changes::default()
+    };
+    assert!(source.rescan_with(&deferred).is_none());
+    assert!(source.current().store.backends.contains_key(&key("one")));
+
+    let update = source.rescan().expect("read now");
+    assert!(update.store.backends.contains_key(&key("two")));
+}
+
+#[test]
+fn files_are_read_when_changed_named_stale_or_all_are_asked_for() {
+    let dir = TestDir::new();
+    let a = dir.write("a.yaml", &backend("one", 1));
+    let b = dir.write("b.yaml", &backend("two", 2));
+    let mut source = FileSource::load(dir.path()).expect("load");
+    let to_read = |source: &FileSource, changes: &Changes| {
+        let listing = config_files(dir.path()).expect("list");
+        source
+            .files_to_read(listing, changes)
+            .into_iter()
+            .map(|(path, _)| path.to_path_buf())
+            .collect::<Vec<_>>()
+    };
+    // Just written: stale, so read again whatever their metadata.
+    assert_eq!(
+        to_read(&source, &Changes::default()),
+        vec![a.clone(), b.clone()]
+    );
+
+    for state in source.files.values_mut() {
+        state.mark_fresh();
+    }
+    assert!(to_read(&source, &Changes::default()).is_empty());
+    let named = Changes {
+        named: HashSet::from([b.clone()]),
+        ..Changes::default()
+    };
+    assert_eq!(to_read(&source, &named), vec![b.clone()]);
+    let everything = Changes {
+        everything: true,
+        deferred: HashSet::from([a.clone()]),
+        ..Changes::default()
+    };
+    assert_eq!(to_read(&source, &everything), vec![b.clone()]);
+
+    dir.write("a.yaml", &backend("three", 33));
+    assert_eq!(to_read(&source, &Changes::default()), vec![a]);
+}
+
+/// The file source's results computed the way it did before it kept state between rescans:
+/// every file parsed whole, merged in path order from scratch.
+#[derive(Default)]
+struct Reference {
+    /// Each file's last good objects and skipped kinds.
+    last_good: BTreeMap<PathBuf, (Vec<Object>, Vec<String>)>,
+}
+
+impl Reference {
+    fn scan(&mut self, root: &Path) -> (Store, Vec<FileReport>) {
+        let paths: Vec<PathBuf> = config_files(root)
+            .expect("list")
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        self.last_good.retain(|path, _| paths.contains(path));
+        let mut store = Store::new();
+        let mut owners: HashMap<ObjectKey, PathBuf> = HashMap::new();
+        let mut reports = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).expect("UTF-8");
+            let error = match model::parse::parse_documents(&text) {
+                Ok(parsed) => {
+                    self.last_good
+                        .insert(path.clone(), (parsed.objects, parsed.skipped));
+                    None
+                }
+                Err(error) => Some(error.to_string()),
+            };
+            let (objects, skipped) = self.last_good.get(&path).cloned().unwrap_or_default();
+            let mut warnings = Vec::new();
+            for object in &objects {
+                if let Some(earlier) = owners.insert(object.key(), path.clone()) {
+                    warnings.push(duplicate(&object.key(), &earlier, &path));
+                }
+                store.insert(object.clone());
+            }
+            reports.push(FileReport {
+                path,
+                objects: objects.len(),
+                skipped,
+                error,
+                warnings,
+            });
+        }
+        (store, reports)
+    }
+}
+
+fn duplicate(key: &ObjectKey, earlier: &Path, later: &Path) -> String {
+    if earlier == later {
+        format!("{key} is defined more than once in this file; the later document wins")
+    } else {
+        format!(
+            "{key} also defined in {}; the later file wins",
+            earlier.display()
+        )
+    }
+}
+
+#[test]
+fn incremental_rescans_agree_with_merging_every_file_from_scratch() {
+    let dir = TestDir::new();
+    // Enough text to be read and parsed on several threads.
+    for file in 0..30 {
+        let text: String = (0..40)
+            .map(|index| {
+                format!(
+                    "---\n{}",
+                    endpoint_slice(&format!("bulk-{file}-{index}"), "10.0.0.1")
+                )
+            })
+            .collect();
+        dir.write(&format!("bulk/{file:02}.yaml"), &text);
+    }
+    let steps: Vec<Vec<(&str, Option<String>)>> = vec![
+        vec![
+            (
+                "a.yaml",
+                Some(format!("{}---\n{}", backend("one", 1), backend("two", 2))),
+            ),
+            ("b.yaml", Some(backend("one", 3))),
+            (
+                "c.yaml",
+                Some(format!(
+                    "{}---\n{}---\n{}",
+                    service("web"),
+                    backend("two", 4),
+                    backend("two", 5)
+                )),
+            ),
+        ],
+        // b drops `one`: a's comes back.
+        vec![("b.yaml", Some(service("other")))],
+        // c defines `one` too, after a: c wins, with a warning naming a.
+        vec![(
+            "c.yaml",
+            Some(format!("{}---\n{}", backend("one", 6), backend("two", 4))),
+        )],
+        // a no longer parses (keeps its last good objects); a file before it appears.
+        vec![
+            ("a.yaml", Some("apiVersion: [unclosed\n".to_owned())),
+            ("0.yaml", Some(backend("two", 7))),
+        ],
+        // c is deleted, a is fixed with different objects, one bulk document changes.
+        vec![
+            ("c.yaml", None),
+            (
+                "a.yaml",
+                Some(format!("{}---\n{}", backend("one", 8), service("web"))),
+            ),
+            (
+                "bulk/07.yaml",
+                Some(
+                    (0..40)
+                        .map(|index| {
+                            let address = if index == 20 { "10.9.9.9" } else { "10.0.0.1" };
+                            format!(
+                                "---\n{}",
+                                endpoint_slice(&format!("bulk-7-{index}"), address)
+                            )
+                        })
+                        .collect(),
+                ),
+            ),
+        ],
+        // A bulk file repeats a slice of another bulk file; 0.yaml goes.
+        vec![
+            ("bulk/29.yaml", Some(endpoint_slice("bulk-3-3", "10.1.1.1"))),
+            ("0.yaml", None),
+        ],
+    ];
+
+    let mut reference = Reference::default();
+    let mut source: Option<FileSource> = None;
+    let mut previous: Option<Arc<SourceUpdate>> = None;
+    for (step, edits) in steps.into_iter().enumerate() {
+        for (name, text) in edits {
+            match text {
+                Some(text) => {
+                    dir.write(name, &text);
+                }
+                None => std::fs::remove_file(dir.path().join(name)).expect("remove"),
+            }
+        }
+        let update = match &mut source {
+            None => {
+                let loaded = FileSource::load(dir.path()).expect("load");
+                let update = loaded.current();
+                source = Some(loaded);
+                update
+            }
+            Some(source) => source.rescan().expect("every step changes something"),
+        };
+        let (store, reports) = reference.scan(dir.path());
+        assert!(
+            changed_kinds(&store, &update.store).is_empty(),
+            "step {step}: the stores differ in {:?}",
+            changed_kinds(&store, &update.store)
+        );
+        assert_eq!(update.files, reports, "step {step}");
+        if let Some(previous) = &previous {
+            assert_eq!(
+                update.changed_kinds,
+                changed_kinds(&previous.store, &update.store),
+                "step {step}"
+            );
+        }
+        previous = Some(update);
+    }
 }

@@ -1,0 +1,73 @@
+//! [`ContentHash`]: a 128-bit hash of a file's or a document's bytes, to tell "same bytes"
+//! without keeping the bytes.
+//!
+//! Two SipHash-1-3 hashers (the standard library's), each with its own random keys, make the
+//! 128 bits. The keys are chosen per [`ContentHasher`], that is per file source, so a config
+//! cannot be crafted to collide. Not a cryptographic commitment: it stands in for comparing
+//! bytes we have read with bytes we read before.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+
+/// A 128-bit hash of some bytes, from one [`ContentHasher`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ContentHash(u64, u64);
+
+/// Hashes bytes into [`ContentHash`]es; hashes from different hashers do not compare.
+#[derive(Debug)]
+pub(crate) struct ContentHasher {
+    first: RandomState,
+    second: RandomState,
+}
+
+impl ContentHasher {
+    /// A hasher with fresh random keys.
+    pub(crate) fn new() -> ContentHasher {
+        // Each `RandomState::new` on a thread has different keys.
+        ContentHasher {
+            first: RandomState::new(),
+            second: RandomState::new(),
+        }
+    }
+
+    /// The hash of `bytes`.
+    pub(crate) fn hash(&self, bytes: &[u8]) -> ContentHash {
+        ContentHash(self.first.hash_one(bytes), self.second.hash_one(bytes))
+    }
+
+    /// One hash for a sequence of hashes: of a file from its documents' hashes.
+    pub(crate) fn combine(&self, hashes: &[ContentHash]) -> ContentHash {
+        ContentHash(self.first.hash_one(hashes), self.second.hash_one(hashes))
+    }
+}
+
+/// A map keyed by [`ContentHash`], which is already a hash: the map uses its bits as they are
+/// rather than hashing them again.
+pub(crate) type ContentHashMap<V> = HashMap<ContentHash, V, BuildHasherDefault<PassThrough>>;
+
+/// A set of [`ContentHash`]es, using their bits as they are.
+pub(crate) type ContentHashSet = HashSet<ContentHash, BuildHasherDefault<PassThrough>>;
+
+/// A [`Hasher`] for keys that are hashes already: keeps the 64-bit words it is given.
+#[derive(Debug, Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `ContentHash` (two `write_u64`); mixes anything else in anyway.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = self.0.rotate_left(32) ^ word;
+    }
+}
+
+#[cfg(test)]
+mod tests;

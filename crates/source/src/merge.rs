@@ -1,0 +1,236 @@
+//! [`Merge`]: the files' objects merged into one store, kept between rescans and changed in
+//! proportion to what changed.
+//!
+//! Owns the key → defining files bookkeeping: for every key, each file that defines it (in path
+//! order) with that file's definition (its last document with the key). The store holds, for
+//! every key, the definition of the last of those files: files merge in path order and a later
+//! file wins a duplicate key, and when the winning file drops the key, the definition of the
+//! file before it comes back. Also writes each file's duplicate warnings, the same as merging
+//! every file from scratch would.
+//!
+//! It does not read files or own the store: [`Merge::store_edits`] says how the published store
+//! must change, and `store_versions` applies that.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use model::{Kind, Object, ObjectKey, Store};
+
+use crate::store_entry::{has_key, is_equal, is_same, stored};
+
+/// One change to the store: the key's new object, or `None` to remove it.
+pub(crate) type StoreEdit = (ObjectKey, Option<Object>);
+
+/// Every key's defining files, in path order.
+#[derive(Debug, Default)]
+pub(crate) struct Merge {
+    definitions: HashMap<ObjectKey, Vec<Definition>>,
+}
+
+/// One file's definition of a key.
+#[derive(Debug)]
+struct Definition {
+    file: Arc<Path>,
+    object: Object,
+}
+
+/// What replacing a file's objects touched.
+#[derive(Debug, Default)]
+pub(crate) struct FileMerge {
+    /// Keys whose definitions changed: their store entry may change.
+    pub(crate) keys: Vec<ObjectKey>,
+    /// Whether the file's own warnings must be written again: it had warnings, or a touched key
+    /// is defined more than once.
+    pub(crate) rewarn: bool,
+    /// Later files whose definition of a touched key now follows a different file: their
+    /// warnings must be written again.
+    pub(crate) followers: Vec<Arc<Path>>,
+}
+
+impl Merge {
+    /// Records that `file`'s objects changed from `old` to `new` (either may be empty: a new or
+    /// a removed file). `had_warnings` is whether the file's last warnings were not empty.
+    ///
+    /// Costs a pointer comparison per object plus work per changed object: objects that are the
+    /// same `Arc` at the start and end of both lists are known unchanged.
+    pub(crate) fn replace_file(
+        &mut self,
+        file: &Arc<Path>,
+        old: &[Object],
+        new: &[Object],
+        had_warnings: bool,
+    ) -> FileMerge {
+        let (old_changed, new_changed) = changed_middle(old, new);
+        let mut keys: Vec<ObjectKey> = old_changed
+            .iter()
+            .chain(new_changed)
+            .map(Object::key)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let definitions = last_definitions(new, &keys);
+        let mut merged = FileMerge {
+            rewarn: had_warnings,
+            ..FileMerge::default()
+        };
+        for (key, (definition, count)) in keys.iter().zip(definitions) {
+            if !self.definitions.contains_key(key) {
+                self.definitions.insert(key.clone(), Vec::new());
+            }
+            let Some(list) = self.definitions.get_mut(key) else {
+                continue;
+            };
+            let position = list.binary_search_by(|d| d.file.as_ref().cmp(file.as_ref()));
+            let after = match (position, definition) {
+                (Ok(index), Some(object)) => {
+                    list[index].object = object.clone();
+                    index + 1
+                }
+                (Ok(index), None) => {
+                    list.remove(index);
+                    index
+                }
+                (Err(index), Some(object)) => {
+                    list.insert(
+                        index,
+                        Definition {
+                            file: Arc::clone(file),
+                            object: object.clone(),
+                        },
+                    );
+                    index + 1
+                }
+                (Err(index), None) => index,
+            };
+            if let Some(follower) = list.get(after) {
+                merged.followers.push(Arc::clone(&follower.file));
+            }
+            merged.rewarn |= count > 1 || list.iter().any(|d| *d.file != **file);
+            if list.is_empty() {
+                self.definitions.remove(key);
+            }
+        }
+        merged.keys = keys;
+        merged
+    }
+
+    /// How `store` (the last published store) must change for `keys`, whose definitions
+    /// changed, and the kinds that changed. A key whose winning definition equals the stored
+    /// object by value keeps the stored `Arc`.
+    pub(crate) fn store_edits(
+        &self,
+        store: &Store,
+        keys: HashSet<ObjectKey>,
+    ) -> (Vec<StoreEdit>, BTreeSet<Kind>) {
+        let mut edits = Vec::new();
+        let mut kinds = BTreeSet::new();
+        for mut key in keys {
+            let winner = self
+                .definitions
+                .get(&key)
+                .and_then(|list| list.last())
+                .map(|definition| &definition.object);
+            let current = stored(store, &mut key);
+            let is_unchanged = match (&current, winner) {
+                (None, None) => true,
+                (Some(current), Some(winner)) => is_equal(current, winner),
+                _ => false,
+            };
+            if !is_unchanged {
+                kinds.insert(key.kind);
+                edits.push((key, winner.cloned()));
+            }
+        }
+        (edits, kinds)
+    }
+
+    /// `file`'s warnings, given its objects in document order: a key defined again later in
+    /// the file, or also defined by an earlier file, in document order.
+    pub(crate) fn warnings(&self, file: &Path, objects: &[Object]) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut warnings = Vec::new();
+        for object in objects {
+            let key = object.key();
+            if seen.contains(&key) {
+                warnings.push(duplicate_warning(&key, file, file));
+                continue;
+            }
+            let earlier = self.definitions.get(&key).and_then(|list| {
+                list.iter()
+                    .rev()
+                    .find(|definition| *definition.file < *file)
+            });
+            if let Some(earlier) = earlier {
+                warnings.push(duplicate_warning(&key, &earlier.file, file));
+            }
+            seen.insert(key);
+        }
+        warnings
+    }
+}
+
+/// The parts of `old` and `new` between their common start and end, comparing by `Arc`: the
+/// objects outside them are unchanged, and in the same order.
+fn changed_middle<'a>(old: &'a [Object], new: &'a [Object]) -> (&'a [Object], &'a [Object]) {
+    let start = old
+        .iter()
+        .zip(new)
+        .take_while(|(old, new)| is_same(old, new))
+        .count();
+    let (old, new) = (&old[start..], &new[start..]);
+    let end = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take_while(|(old, new)| is_same(old, new))
+        .count();
+    (&old[..old.len() - end], &new[..new.len() - end])
+}
+
+/// For each of `keys`: the last of `objects` with that key (the file's definition) and how
+/// many of `objects` have it.
+fn last_definitions<'a>(
+    objects: &'a [Object],
+    keys: &[ObjectKey],
+) -> Vec<(Option<&'a Object>, usize)> {
+    let mut found: Vec<(Option<&Object>, usize)> = vec![(None, 0); keys.len()];
+    let count = |slot: &mut (Option<&'a Object>, usize), object: &'a Object| {
+        slot.0.get_or_insert(object);
+        slot.1 += 1;
+    };
+    // Few keys (an edit): compare in place, building no key per object. Many (a new file):
+    // one lookup per object.
+    if keys.len() <= 8 {
+        for object in objects.iter().rev() {
+            for (slot, key) in found.iter_mut().zip(keys) {
+                if has_key(object, key) {
+                    count(slot, object);
+                }
+            }
+        }
+    } else {
+        let index: HashMap<&ObjectKey, usize> =
+            keys.iter().enumerate().map(|(i, key)| (key, i)).collect();
+        for object in objects.iter().rev() {
+            if let Some(&slot) = index.get(&object.key()) {
+                count(&mut found[slot], object);
+            }
+        }
+    }
+    found
+}
+
+fn duplicate_warning(key: &ObjectKey, earlier: &Path, later: &Path) -> String {
+    if earlier == later {
+        format!("{key} is defined more than once in this file; the later document wins")
+    } else {
+        format!(
+            "{key} also defined in {}; the later file wins",
+            earlier.display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use std::path::PathBuf;
+
+use model::parse::parse_documents;
+
+use super::*;
+
+/// Services, one per `name=port`: the port tells the definitions of a name apart.
+fn services(list: &str) -> Vec<Object> {
+    let text: String = list
+        .split_whitespace()
+        .map(|service| {
+            let (name, port) = service.split_once('=').unwrap_or((service, "80"));
+            format!(
+                "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{ports: [{{port: {port}}}]}}\n"
+            )
+        })
+        .collect();
+    parse_documents(&text).expect("valid").objects
+}
+
+fn file(name: &str) -> Arc<Path> {
+    Arc::from(PathBuf::from(name))
+}
+
+fn key(name: &str) -> ObjectKey {
+    ObjectKey::new(Kind::Service, "default", name)
+}
+
+fn port(object: Option<&Object>) -> Option<i32> {
+    match object {
+        Some(Object::Service(service)) => service
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.ports.as_ref())
+            .map(|ports| ports[0].port),
+        _ => None,
+    }
+}
+
+/// Applies edits to a store, as `store_versions` does.
+fn apply(store: &mut Store, edits: Vec<StoreEdit>) {
+    for (key, object) in edits {
+        match object {
+            Some(object) => {
+                store.insert(object);
+            }
+            None => crate::store_entry::remove(store, &key),
+        }
+    }
+}
+
+#[test]
+fn the_last_file_wins_and_the_one_before_comes_back() {
+    let (a, b) = (file("a.yaml"), file("b.yaml"));
+    let mut merge = Merge::default();
+    let mut store = Store::new();
+    let a_objects = services("web=1 api=1");
+    let b_objects = services("web=2");
+
+    let mut touched: HashSet<ObjectKey> = HashSet::new();
+    touched.extend(merge.replace_file(&a, &[], &a_objects, false).keys);
+    let from_b = merge.replace_file(&b, &[], &b_objects, false);
+    assert!(from_b.rewarn, "b defines a key a defines too");
+    touched.extend(from_b.keys);
+    let (edits, kinds) = merge.store_edits(&store, touched);
+    assert_eq!(kinds, BTreeSet::from([Kind::Service]));
+    apply(&mut store, edits);
+    assert_eq!(port(stored(&store, &mut key("web")).as_ref()), Some(2));
+    assert_eq!(
+        merge.warnings(&b, &b_objects),
+        vec![format!(
+            "Service default/web also defined in {}; the later file wins",
+            a.display()
+        )]
+    );
+    assert!(merge.warnings(&a, &a_objects).is_empty());
+
+    // b drops web: a's definition is back.
+    let dropped = merge.replace_file(&b, &b_objects, &[], true);
+    assert_eq!(dropped.keys, vec![key("web")]);
+    let (edits, _) = merge.store_edits(&store, dropped.keys.into_iter().collect());
+    apply(&mut store, edits);
+    assert_eq!(port(stored(&store, &mut key("web")).as_ref()), Some(1));
+
+    // a drops web too: gone.
+    let dropped = merge.replace_file(&a, &a_objects, &services("api=1"), false);
+    let (edits, _) = merge.store_edits(&store, dropped.keys.into_iter().collect());
+    apply(&mut store, edits);
+    assert!(stored(&store, &mut key("web")).is_none());
+    assert!(
+        !merge.definitions.contains_key(&key("web")),
+        "no empty lists left"
+    );
+}
+
+#[test]
+fn a_file_before_the_winner_marks_the_winner_for_new_warnings() {
+    let (a, b) = (file("a.yaml"), file("b.yaml"));
+    let mut merge = Merge::default();
+    let b_objects = services("web=2");
+    merge.replace_file(&b, &[], &b_objects, false);
+    let from_a = merge.replace_file(&a, &[], &services("web=1"), false);
+    assert_eq!(from_a.followers, vec![Arc::clone(&b)]);
+    assert_eq!(merge.warnings(&b, &b_objects).len(), 1);
+}
+
+#[test]
+fn within_a_file_the_last_document_wins_and_is_warned() {
+    let a = file("a.yaml");
+    let mut merge = Merge::default();
+    let mut store = Store::new();
+    let old = services("web=1 api=1 web=3");
+    let touched = merge.replace_file(&a, &[], &old, false);
+    assert!(touched.rewarn);
+    let (edits, _) = merge.store_edits(&store, touched.keys.into_iter().collect());
+    apply(&mut store, edits);
+    assert_eq!(port(stored(&store, &mut key("web")).as_ref()), Some(3));
+    assert_eq!(
+        merge.warnings(&a, &old),
+        vec!["Service default/web is defined more than once in this file; the later document wins"]
+    );
+
+    // Editing the first, losing definition changes nothing in the store.
+    let mut new = old.clone();
+    new[0] = services("web=9").remove(0);
+    let touched = merge.replace_file(&a, &old, &new, true);
+    assert_eq!(touched.keys, vec![key("web")]);
+    let (edits, kinds) = merge.store_edits(&store, touched.keys.into_iter().collect());
+    assert!(edits.is_empty() && kinds.is_empty(), "{edits:?}");
+}
+
+#[test]
+fn only_the_changed_middle_is_looked_at() {
+    let a = file("a.yaml");
+    let mut merge = Merge::default();
+    let old = services("s1 s2 s3 s4 s5");
+    merge.replace_file(&a, &[], &old, false);
+    let mut new = old.clone();
+    new[2] = services("s3=81").remove(0);
+    new.insert(3, services("s9").remove(0));
+    let touched = merge.replace_file(&a, &old, &new, false);
+    assert_eq!(touched.keys, vec![key("s3"), key("s9")]);
+    assert!(!touched.rewarn, "no duplicates: the warnings stay empty");
+    assert!(touched.followers.is_empty());
+}
+
+#[test]
+fn equal_values_keep_the_stored_arc() {
+    let a = file("a.yaml");
+    let mut merge = Merge::default();
+    let mut store = Store::new();
+    let old = services("web");
+    let touched = merge.replace_file(&a, &[], &old, false);
+    let (edits, _) = merge.store_edits(&store, touched.keys.into_iter().collect());
+    apply(&mut store, edits);
+    let touched = merge.replace_file(&a, &old, &services("web"), false);
+    let (edits, kinds) = merge.store_edits(&store, touched.keys.into_iter().collect());
+    assert!(edits.is_empty() && kinds.is_empty());
+}

@@ -1,0 +1,65 @@
+use model::parse::parse_documents;
+use model::{Object, ObjectKey};
+
+use super::*;
+use crate::changed_kinds::changed_kinds;
+
+fn services(names: &[&str]) -> Vec<Object> {
+    let text: String = names
+        .iter()
+        .map(|name| format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"))
+        .collect();
+    parse_documents(&text).expect("valid").objects
+}
+
+fn names(store: &Store) -> Vec<String> {
+    store
+        .services
+        .keys()
+        .map(|(_, name)| name.clone())
+        .collect()
+}
+
+fn add(objects: Vec<Object>) -> Vec<StoreEdit> {
+    objects
+        .into_iter()
+        .map(|object| (object.key(), Some(object)))
+        .collect()
+}
+
+fn removal(name: &str) -> StoreEdit {
+    (ObjectKey::new(model::Kind::Service, "default", name), None)
+}
+
+#[test]
+fn each_version_has_every_edit_so_far_whether_reused_or_copied() {
+    let many: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let mut versions = StoreVersions::default();
+    let first = versions.next(&Arc::new(Store::new()), add(services(&many)));
+    assert_eq!(first.services.len(), 40);
+
+    let second = versions.next(&first, add(services(&["extra"])));
+    assert_eq!(second.services.len(), 41);
+    assert!(changed_kinds(&first, &second).contains(&model::Kind::Service));
+
+    // Nobody but `versions` holds the first store now: it is caught up and reused.
+    let first_address = Arc::as_ptr(&first);
+    drop(first);
+    let third = versions.next(&second, vec![removal("s0")]);
+    assert_eq!(
+        Arc::as_ptr(&third),
+        first_address,
+        "the spare store is reused"
+    );
+    let mut expected = names(&second);
+    expected.retain(|name| name != "s0");
+    assert_eq!(names(&third), expected);
+
+    // The second store is still held here: the fourth is a copy, and still right.
+    let fourth = versions.next(&third, vec![removal("s1")]);
+    assert_ne!(Arc::as_ptr(&fourth), Arc::as_ptr(&second));
+    expected.retain(|name| name != "s1");
+    assert_eq!(names(&fourth), expected);
+    assert_eq!(names(&second).len(), 41, "a published store never changes");
+}
