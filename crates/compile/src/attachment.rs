@@ -308,6 +308,9 @@ pub(crate) fn plan_route(
             conditions: parent_conditions(accepted, no_rules, problems),
         });
     }
+    // Kept for the life of the config: no spare room.
+    plan.status.parents.shrink_to_fit();
+    plan.status.problems.shrink_to_fit();
     plan
 }
 
@@ -339,6 +342,7 @@ fn parent_conditions(
             format!("invalid rules dropped: {}", problems.invalid.join()),
         ));
     }
+    conditions.shrink_to_fit();
     conditions
 }
 

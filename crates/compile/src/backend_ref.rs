@@ -444,7 +444,7 @@ impl BackendTable {
                 id,
                 protocol,
                 tls,
-                policy: Arc::default(),
+                policy: default_policy(),
             },
             own,
         );
@@ -527,7 +527,7 @@ impl BackendTable {
                 id,
                 protocol,
                 tls,
-                policy: Arc::default(),
+                policy: default_policy(),
             },
             own,
         );
@@ -604,4 +604,12 @@ fn source_key(source: &EndpointSource) -> Option<ReadKey> {
         }
         EndpointSource::Dns { .. } => None,
     }
+}
+
+/// The policy of backends no BackendTrafficPolicy applies to: one shared `Arc`, not one
+/// allocation per backend.
+fn default_policy() -> Arc<snapshot::backend::policy::BackendPolicy> {
+    static DEFAULT: std::sync::LazyLock<Arc<snapshot::backend::policy::BackendPolicy>> =
+        std::sync::LazyLock::new(Arc::default);
+    Arc::clone(&DEFAULT)
 }

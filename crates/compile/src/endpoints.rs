@@ -1,7 +1,7 @@
 //! Where each backend's endpoints come from, and the fast-path resolution of the store's
 //! EndpointSlices (and `Backend` objects) into endpoint targets.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use model::Store;
@@ -79,7 +79,8 @@ impl EndpointPlan {
 /// EndpointSlice names by (namespace, Service name), kept up to date change by change.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SliceIndex {
-    by_service: HashMap<(String, String), BTreeSet<String>>,
+    /// Slice names, sorted.
+    by_service: HashMap<(String, String), Vec<String>>,
 }
 
 impl SliceIndex {
@@ -92,7 +93,7 @@ impl SliceIndex {
                     .by_service
                     .entry((namespace.clone(), service.to_owned()))
                     .or_default()
-                    .insert(name.clone());
+                    .push(name.clone());
             }
         }
         index
@@ -111,7 +112,7 @@ impl SliceIndex {
         if let Some(service) = old.endpoint_slices.get(key).and_then(|s| service_of(s)) {
             let service = (namespace.clone(), service.to_owned());
             if let Some(names) = self.by_service.get_mut(&service) {
-                names.remove(name);
+                names.retain(|n| n != name);
                 if names.is_empty() {
                     self.by_service.remove(&service);
                 }
@@ -120,10 +121,11 @@ impl SliceIndex {
         }
         if let Some(service) = new.endpoint_slices.get(key).and_then(|s| service_of(s)) {
             let service = (namespace.clone(), service.to_owned());
-            self.by_service
-                .entry(service.clone())
-                .or_default()
-                .insert(name.clone());
+            // Sorted, as `of` finds them, so endpoints come in the same order either way.
+            let names = self.by_service.entry(service.clone()).or_default();
+            if let Err(at) = names.binary_search(name) {
+                names.insert(at, name.clone());
+            }
             services.push(service);
         }
         services

@@ -88,19 +88,27 @@ fn compile_filter(
                 .request_redirect
                 .as_ref()
                 .ok_or_else(|| missing("requestRedirect"))?;
-            set_once(at, &mut filters.redirect, request_redirect(at, redirect)?)
+            set_once(
+                at,
+                &mut filters.redirect,
+                Box::new(request_redirect(at, redirect)?),
+            )
         }
         HttpRouteRulesFiltersType::UrlRewrite => {
             let rewrite = spec
                 .url_rewrite
                 .as_ref()
                 .ok_or_else(|| missing("urlRewrite"))?;
-            set_once(at, &mut filters.rewrite, url_rewrite(at, rewrite)?)
+            set_once(
+                at,
+                &mut filters.rewrite,
+                Box::new(url_rewrite(at, rewrite)?),
+            )
         }
         HttpRouteRulesFiltersType::Cors => {
             let cors = spec.cors.as_ref().ok_or_else(|| missing("cors"))?;
             let policy = cors::compile_cors(&at.field("cors"), cors)?;
-            set_once(at, &mut filters.cors, policy)
+            set_once(at, &mut filters.cors, Box::new(policy))
         }
         HttpRouteRulesFiltersType::RequestMirror => {
             let mirror = spec
@@ -202,6 +210,10 @@ fn header_modifier(
     {
         modifier.remove.push(name("remove", i, h)?);
     }
+    // Kept for the life of the config: no spare room.
+    modifier.set.shrink_to_fit();
+    modifier.add.shrink_to_fit();
+    modifier.remove.shrink_to_fit();
     Ok(modifier)
 }
 

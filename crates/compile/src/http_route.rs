@@ -231,7 +231,7 @@ fn compile_backend_refs(
 ) -> Result<WeightedRefs, Problems> {
     let list = at.field("backendRefs");
     let mut weighted = WeightedRefs {
-        candidates: Vec::new(),
+        candidates: Vec::with_capacity(refs.len()),
         uses_prefix_rewrite: false,
     };
     for (i, backend_ref) in refs.iter().enumerate() {
@@ -266,6 +266,8 @@ fn compile_backend_refs(
             });
         }
     }
+    // Kept for the life of the config: no spare room.
+    weighted.candidates.shrink_to_fit();
     Ok(weighted)
 }
 

@@ -57,14 +57,15 @@ enum UnitKind {
     Grpc,
 }
 
-/// A unit: its kind, namespace and name.
-type UnitKey = (UnitKind, String, String);
+/// A unit: its kind, namespace and name, shared by the maps that name it (one allocation
+/// per route, whatever the number of maps).
+type UnitKey = Arc<(UnitKind, String, String)>;
 
 /// The compiled state of one store, kept to compile the next change incrementally.
 pub struct Compiler {
     options: CompileOptions,
     context: Context,
-    units: BTreeMap<UnitKey, RouteUnit>,
+    units: BTreeMap<UnitKey, Box<RouteUnit>>,
     /// The units that looked each Service or Backend up.
     readers: HashMap<ReadKey, BTreeSet<UnitKey>>,
     /// The units that use each backend.
@@ -181,12 +182,12 @@ impl Compiler {
         let keys = store
             .http_routes
             .keys()
-            .map(|(ns, name)| (UnitKind::Http, ns.clone(), name.clone()))
+            .map(|(ns, name)| Arc::new((UnitKind::Http, ns.clone(), name.clone())))
             .chain(
                 store
                     .grpc_routes
                     .keys()
-                    .map(|(ns, name)| (UnitKind::Grpc, ns.clone(), name.clone())),
+                    .map(|(ns, name)| Arc::new((UnitKind::Grpc, ns.clone(), name.clone()))),
             );
         for key in keys {
             if let Some(unit) = compiler.compile_unit(store, &key) {
@@ -272,13 +273,13 @@ impl Compiler {
             changes
                 .http_routes
                 .iter()
-                .map(|(ns, name)| (UnitKind::Http, ns.clone(), name.clone())),
+                .map(|(ns, name)| Arc::new((UnitKind::Http, ns.clone(), name.clone()))),
         );
         dirty.extend(
             changes
                 .grpc_routes
                 .iter()
-                .map(|(ns, name)| (UnitKind::Grpc, ns.clone(), name.clone())),
+                .map(|(ns, name)| Arc::new((UnitKind::Grpc, ns.clone(), name.clone()))),
         );
         for (ns, name) in &changes.services {
             let read = ReadKey::Service(ns.clone(), name.clone());
@@ -307,7 +308,8 @@ impl Compiler {
                 .collect();
             step.recompiled = dirty
                 .iter()
-                .map(|(kind, ns, name)| {
+                .map(|key| {
+                    let (kind, ns, name) = &**key;
                     let kind = match kind {
                         UnitKind::Http => "HTTPRoute",
                         UnitKind::Grpc => "GRPCRoute",
@@ -387,7 +389,7 @@ impl Compiler {
             // Same inputs, so the same lookups, backends and slots: only the indices differ.
             if let Some(unit) = self.compile_unit(store, &key) {
                 slots.extend(unit.slots());
-                self.units.insert(key, unit);
+                self.units.insert(key, Box::new(unit));
             }
         }
         let added = self.backends.take_added();
@@ -397,7 +399,7 @@ impl Compiler {
 
     /// Compiles one unit from the store, recording what it looked up and uses.
     fn compile_unit(&mut self, store: &Store, key: &UnitKey) -> Option<RouteUnit> {
-        let (kind, namespace, name) = key;
+        let (kind, namespace, name) = &**key;
         let route_key = (namespace.clone(), name.clone());
         let listeners = &self.context.listeners;
         self.backends.record();
@@ -428,9 +430,11 @@ impl Compiler {
         unit.reads = recording.reads;
         unit.reads.sort_unstable();
         unit.reads.dedup();
+        unit.reads.shrink_to_fit();
         unit.backends = recording.used;
         unit.backends.sort_unstable();
         unit.backends.dedup();
+        unit.backends.shrink_to_fit();
         Some(unit)
     }
 
@@ -453,11 +457,11 @@ impl Compiler {
         for &slot in &unit.counted {
             *self.slot_counts.entry(slot).or_default() += 1;
         }
-        self.units.insert(key, unit);
+        self.units.insert(key, Box::new(unit));
     }
 
     /// Removes a unit and every trace of it; backends no other route uses leave the table.
-    fn remove_unit(&mut self, key: &UnitKey) -> Option<RouteUnit> {
+    fn remove_unit(&mut self, key: &UnitKey) -> Option<Box<RouteUnit>> {
         let unit = self.units.remove(key)?;
         for read in &unit.reads {
             if let Some(readers) = self.readers.get_mut(read) {

@@ -445,7 +445,7 @@ fn match_route<'a>(
 /// Request phase: CORS answers a preflight, and marks the response of any other request of a
 /// CORS rule (GEP-1767).
 fn cors_preflight(routed: &Routed<'_>, parts: &Parts, disposition: &mut Disposition) -> Verdict {
-    let policy = routed.rule.filters.cors.as_ref();
+    let policy = routed.rule.filters.cors.as_deref();
     match cors::check(policy, &parts.method, &parts.headers) {
         cors::CorsVerdict::Respond(preflight) => Verdict::Respond(preflight),
         cors::CorsVerdict::Continue(grant) => {

@@ -14,12 +14,14 @@ pub struct Filters {
     pub request_headers: Option<HeaderModifier>,
     /// `ResponseHeaderModifier`.
     pub response_headers: Option<HeaderModifier>,
-    /// `RequestRedirect`: answer with a redirect instead of forwarding.
-    pub redirect: Option<Redirect>,
+    /// `RequestRedirect`: answer with a redirect instead of forwarding. Boxed, as are the
+    /// other rare large filters: every rule and weighted backend has a `Filters`, most of
+    /// them empty, and thousands of routes would carry their empty room.
+    pub redirect: Option<Box<Redirect>>,
     /// `URLRewrite`: change host and/or path before forwarding.
-    pub rewrite: Option<UrlRewrite>,
+    pub rewrite: Option<Box<UrlRewrite>>,
     /// `CORS`: answer preflight requests and mark responses shareable across origins.
-    pub cors: Option<CorsPolicy>,
+    pub cors: Option<Box<CorsPolicy>>,
     /// `RequestMirror` filters (several are allowed), copies sent after every request filter.
     pub mirrors: Vec<Mirror>,
 }
