@@ -83,7 +83,7 @@ pub(crate) fn compile_route(
         parents: ours,
     };
     Some(RouteUnit::new(
-        store, options, listeners, &attaching, rules, &problems,
+        store, options, listeners, &attaching, &rules, &problems,
     ))
 }
 

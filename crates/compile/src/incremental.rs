@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use model::Store;
-use router::RouteTableBuilder;
+use router::{HostPattern, HostRoutes, RouteTable};
 use snapshot::backend::{BackendId, EndpointTarget};
 use snapshot::tls_route::TlsListenerRoutes;
 use snapshot::{ListenerRoutes, Snapshot};
@@ -72,6 +72,8 @@ pub struct Compiler {
     holders: HashMap<BackendId, BTreeSet<UnitKey>>,
     /// The units attached to each listener slot.
     slot_units: HashMap<usize, BTreeSet<UnitKey>>,
+    /// The units with matches for each hostname of each listener slot.
+    host_units: HashMap<usize, HashMap<HostPattern, BTreeSet<UnitKey>>>,
     /// How many times units count in each slot's `attachedRoutes`.
     slot_counts: HashMap<usize, u32>,
     backends: BackendTable,
@@ -82,6 +84,16 @@ pub struct Compiler {
     snapshot: Arc<Snapshot>,
     /// BackendTLSPolicy statuses (their ancestors depend on the routes).
     tls_policy_statuses: Vec<ObjectStatus>,
+}
+
+/// Hostnames to rebuild, by listener slot.
+type Hosts = HashMap<usize, HashSet<HostPattern>>;
+
+/// Marks every hostname of a unit for rebuilding.
+fn add_hosts(hosts: &mut Hosts, unit: &RouteUnit) {
+    for (slot, host) in unit.hosts() {
+        hosts.entry(slot).or_default().insert(host.clone());
+    }
 }
 
 /// What the units attach to and look up through (see the module documentation).
@@ -172,6 +184,7 @@ impl Compiler {
             readers: HashMap::new(),
             holders: HashMap::new(),
             slot_units: HashMap::new(),
+            host_units: HashMap::new(),
             slot_counts: HashMap::new(),
             backends,
             http_tables: HashMap::new(),
@@ -194,8 +207,19 @@ impl Compiler {
                 compiler.insert_unit(key, unit);
             }
         }
-        let slots: Vec<usize> = (0..compiler.context.listeners.slots.len()).collect();
-        compiler.rebuild_tables(slots);
+        let mut hosts = Hosts::new();
+        for slot in 0..compiler.context.listeners.slots.len() {
+            let slot_hosts = hosts.entry(slot).or_default();
+            slot_hosts.extend(
+                compiler
+                    .host_units
+                    .get(&slot)
+                    .into_iter()
+                    .flatten()
+                    .map(|(h, _)| h.clone()),
+            );
+        }
+        compiler.rebuild_tables(hosts);
         compiler.report_tls_policies(store);
         compiler.finish();
         compiler
@@ -362,16 +386,16 @@ impl Compiler {
     /// backends added to the table, or `None` when a TLSRoute's backend would have to move
     /// (the caller compiles everything).
     fn recompile(&mut self, store: &Store, dirty: &BTreeSet<UnitKey>) -> Option<Vec<BackendId>> {
-        let mut slots: BTreeSet<usize> = BTreeSet::new();
+        let mut hosts = Hosts::new();
         for key in dirty {
             if let Some(unit) = self.remove_unit(key) {
-                slots.extend(unit.slots());
+                add_hosts(&mut hosts, &unit);
             }
         }
         self.backends.track_added();
         for key in dirty {
             if let Some(unit) = self.compile_unit(store, key) {
-                slots.extend(unit.slots());
+                add_hosts(&mut hosts, &unit);
                 self.insert_unit(key.clone(), unit);
             }
         }
@@ -386,14 +410,15 @@ impl Compiler {
             .cloned()
             .collect();
         for key in renamed {
-            // Same inputs, so the same lookups, backends and slots: only the indices differ.
+            // Same inputs, so the same lookups, backends and hostnames: only the indices
+            // differ.
             if let Some(unit) = self.compile_unit(store, &key) {
-                slots.extend(unit.slots());
+                add_hosts(&mut hosts, &unit);
                 self.units.insert(key, Box::new(unit));
             }
         }
         let added = self.backends.take_added();
-        self.rebuild_tables(slots);
+        self.rebuild_tables(hosts);
         Some(added)
     }
 
@@ -454,6 +479,14 @@ impl Compiler {
         for slot in unit.slots() {
             self.slot_units.entry(slot).or_default().insert(key.clone());
         }
+        for (slot, host) in unit.hosts() {
+            self.host_units
+                .entry(slot)
+                .or_default()
+                .entry(host.clone())
+                .or_default()
+                .insert(key.clone());
+        }
         for &slot in &unit.counted {
             *self.slot_counts.entry(slot).or_default() += 1;
         }
@@ -487,6 +520,16 @@ impl Compiler {
                 units.remove(key);
             }
         }
+        for (slot, host) in unit.hosts() {
+            if let Some(hosts) = self.host_units.get_mut(&slot)
+                && let Some(units) = hosts.get_mut(host)
+            {
+                units.remove(key);
+                if units.is_empty() {
+                    hosts.remove(host);
+                }
+            }
+        }
         for slot in &unit.counted {
             if let Some(count) = self.slot_counts.get_mut(slot) {
                 *count -= 1;
@@ -498,22 +541,35 @@ impl Compiler {
         Some(unit)
     }
 
-    /// Builds the route tables of these slots from their units (usable HTTP slots only).
-    fn rebuild_tables(&mut self, slots: impl IntoIterator<Item = usize>) {
+    /// Rebuilds the matches of these hostnames of these slots from their units, keeping every
+    /// other hostname's (usable HTTP slots only).
+    fn rebuild_tables(&mut self, hosts: Hosts) {
         let listeners = &self.context.listeners;
-        for slot in slots {
+        for (slot, slot_hosts) in hosts {
             let usable = listeners.slots.get(slot).is_some_and(|s| s.usable);
             if !usable || self.context.tls_tables.contains_key(&slot) {
                 continue;
             }
-            let mut builder = RouteTableBuilder::new();
-            for key in self.slot_units.get(&slot).into_iter().flatten() {
-                if let Some(unit) = self.units.get(key) {
-                    unit.add_to(slot, &mut builder);
+            let changes = slot_hosts.into_iter().map(|host| {
+                let mut entries = Vec::new();
+                let units = self
+                    .host_units
+                    .get(&slot)
+                    .and_then(|hosts| hosts.get(&host));
+                for key in units.into_iter().flatten() {
+                    if let Some(unit) = self.units.get(key) {
+                        unit.add_host(slot, &host, &mut entries);
+                    }
                 }
-            }
+                let routes = (!entries.is_empty()).then(|| Arc::new(HostRoutes::new(entries)));
+                (host, routes)
+            });
+            let table = match self.http_tables.get(&slot) {
+                Some(current) => current.table.with_hosts(changes),
+                None => RouteTable::default().with_hosts(changes),
+            };
             self.http_tables
-                .insert(slot, listeners.http_table(slot, builder.build()));
+                .insert(slot, listeners.http_table(slot, table));
         }
     }
 

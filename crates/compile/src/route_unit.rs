@@ -2,15 +2,15 @@
 //! compiler keeps between changes and compiles again only when the route, or something it
 //! looked up, changed.
 //!
-//! A unit holds what the route adds to each listener it attaches to (its rules and effective
-//! hostnames there), its status and its share of the listeners' `attachedRoutes`; the
-//! listener tables are built from the units attached to them
-//! ([`crate::incremental::Compiler`]).
+//! A unit holds what the route adds to each listener it attaches to (its matches, ready as
+//! route table entries, and its effective hostnames there), its status and its share of the
+//! listeners' `attachedRoutes`; the table of each hostname of a listener is built from the
+//! units attached there ([`crate::incremental::Compiler`]).
 
 use std::sync::Arc;
 
 use model::Store;
-use router::{HostPattern, RouteOrder, RouteTableBuilder};
+use router::{HostPattern, RouteEntry, RouteOrder};
 use snapshot::RouteRule;
 use snapshot::backend::BackendId;
 
@@ -20,16 +20,17 @@ use crate::backend_ref::ReadKey;
 use crate::listener::Listeners;
 use crate::status::ObjectStatus;
 
+/// A route table entry of a compiled rule.
+pub(crate) type Entry = Arc<RouteEntry<Arc<RouteRule>>>;
+
 /// One compiled route and where it attaches.
 pub(crate) struct RouteUnit {
-    /// Its valid rules, with their matches.
-    rules: Vec<CompiledRule>,
-    /// Its precedence tie-breaker (rule and match at 0).
-    order: RouteOrder,
+    /// Its rules' names, for `/config`.
+    rule_names: Vec<String>,
     /// `HTTPRoute ns/name`.
     label: String,
-    /// The listener slots it is added to, with its hostnames there (`[]` = any host).
-    attached: Vec<(usize, Vec<String>)>,
+    /// The listener slots it is added to.
+    attached: Vec<Attachment>,
     /// The slots counting it in `attachedRoutes`.
     pub(crate) counted: Vec<usize>,
     /// Its status.
@@ -40,6 +41,18 @@ pub(crate) struct RouteUnit {
     pub(crate) backends: Vec<BackendId>,
 }
 
+/// A unit on one listener slot.
+struct Attachment {
+    slot: usize,
+    /// Its hostnames there (`[]` = any host), as `/config` shows them.
+    hosts: Vec<String>,
+    /// The same as the table keys them (`[Any]` for `[]`), each once.
+    patterns: Vec<HostPattern>,
+    /// Every match of every rule, with its precedence, as the table holds it (shared by the
+    /// unit's attachments).
+    entries: Arc<[Entry]>,
+}
+
 impl RouteUnit {
     /// A unit of compiled `rules`, attached as the route's parentRefs say.
     pub(crate) fn new(
@@ -47,16 +60,54 @@ impl RouteUnit {
         options: &CompileOptions,
         listeners: &Listeners,
         route: &RouteAttachment<'_>,
-        rules: Vec<CompiledRule>,
+        rules: &[CompiledRule],
         problems: &RuleProblems,
     ) -> RouteUnit {
         let plan =
             attachment::plan_route(store, options, listeners, route, rules.is_empty(), problems);
+        let base = route.order();
+        let mut entries: Vec<Entry> = Vec::new();
+        for rule in rules {
+            for (match_index, matching) in rule.matches.iter().enumerate() {
+                let order = RouteOrder {
+                    rule: rule.index,
+                    matching: u32::try_from(match_index).unwrap_or(u32::MAX),
+                    ..base.clone()
+                };
+                entries.push(Arc::new(RouteEntry::new(
+                    matching.clone(),
+                    order,
+                    Arc::clone(&rule.rule),
+                )));
+            }
+        }
+        let entries: Arc<[Entry]> = entries.into();
+        let attached = plan
+            .attached
+            .into_iter()
+            .map(|(slot, hosts)| {
+                let mut patterns: Vec<HostPattern> = Vec::with_capacity(hosts.len().max(1));
+                for host in &hosts {
+                    let pattern = HostPattern::parse(host);
+                    if !patterns.contains(&pattern) {
+                        patterns.push(pattern);
+                    }
+                }
+                if patterns.is_empty() {
+                    patterns.push(HostPattern::Any);
+                }
+                Attachment {
+                    slot,
+                    hosts,
+                    patterns,
+                    entries: Arc::clone(&entries),
+                }
+            })
+            .collect();
         RouteUnit {
-            rules,
-            order: route.order(),
+            rule_names: rules.iter().map(|r| r.rule.name.to_string()).collect(),
             label: route.path().to_string(),
-            attached: plan.attached,
+            attached,
             counted: plan.counted,
             status: plan.status,
             reads: Vec::new(),
@@ -66,34 +117,37 @@ impl RouteUnit {
 
     /// The slots the unit adds rules to.
     pub(crate) fn slots(&self) -> impl Iterator<Item = usize> + '_ {
-        self.attached.iter().map(|(slot, _)| *slot)
+        self.attached.iter().map(|attachment| attachment.slot)
     }
 
-    /// Adds the unit's rules to the table of `slot` (nothing if it does not attach there).
-    pub(crate) fn add_to(&self, slot: usize, builder: &mut RouteTableBuilder<Arc<RouteRule>>) {
-        for (_, hosts) in self.attached.iter().filter(|(s, _)| *s == slot) {
-            let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
-            for rule in &self.rules {
-                for (match_index, matching) in rule.matches.iter().enumerate() {
-                    let order = RouteOrder {
-                        rule: rule.index,
-                        matching: u32::try_from(match_index).unwrap_or(u32::MAX),
-                        ..self.order.clone()
-                    };
-                    builder.add(&patterns, matching.clone(), order, Arc::clone(&rule.rule));
-                }
+    /// The hostnames it has on each slot it attaches to (a slot may come more than once).
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = (usize, &HostPattern)> + '_ {
+        self.attached.iter().flat_map(|attachment| {
+            attachment
+                .patterns
+                .iter()
+                .map(move |pattern| (attachment.slot, pattern))
+        })
+    }
+
+    /// Adds its matches for `host` on `slot` to `entries`, in rule and match order: once per
+    /// attachment there (a route whose two parentRefs select one listener is added twice, as
+    /// a full compile adds it).
+    pub(crate) fn add_host(&self, slot: usize, host: &HostPattern, entries: &mut Vec<Entry>) {
+        for attachment in &self.attached {
+            if attachment.slot == slot && attachment.patterns.contains(host) {
+                entries.extend(attachment.entries.iter().cloned());
             }
         }
     }
 
-    /// The unit on one listener, for `/config` (`None` if it does not attach there).
+    /// The unit on one listener, for `/config` (nothing if it does not attach there).
     pub(crate) fn views(&self, slot: usize) -> impl Iterator<Item = serde_json::Value> + '_ {
         self.attached
             .iter()
-            .filter(move |(s, _)| *s == slot)
-            .map(|(_, hosts)| {
-                let names = self.rules.iter().map(|r| r.rule.name.to_string()).collect();
-                attachment::route_view(&self.label, hosts, names)
+            .filter(move |attachment| attachment.slot == slot)
+            .map(|attachment| {
+                attachment::route_view(&self.label, &attachment.hosts, self.rule_names.clone())
             })
     }
 }

@@ -205,6 +205,11 @@ impl<V> HostMap<V> {
         self.candidates(host).next()
     }
 
+    /// The entries, in insertion order, by value.
+    pub fn into_entries(self) -> Vec<(HostPattern, V)> {
+        self.entries
+    }
+
     /// All entries in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&HostPattern, &V)> {
         self.entries.iter().map(|(pattern, value)| (pattern, value))

@@ -27,4 +27,4 @@ pub use http::Method;
 pub use host::{Candidates, HostMap, HostPattern, MAX_INLINE_HOST, strip_port};
 pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestView, RuleMatch, ValueMatch};
 pub use precedence::RouteOrder;
-pub use table::{RouteHit, RouteTable, RouteTableBuilder};
+pub use table::{HostRoutes, RouteEntry, RouteHit, RouteTable, RouteTableBuilder};

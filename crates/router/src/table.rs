@@ -12,6 +12,7 @@
 //! opaque `T` that `compile` supplies.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::host::{HostMap, HostPattern, strip_port};
 use crate::matching::{PathMatch, RequestView, RuleMatch, prefix_elements};
@@ -40,20 +41,59 @@ impl<T> Clone for RouteHit<'_, T> {
 
 impl<T> Copy for RouteHit<'_, T> {}
 
-/// One added match with its target.
-#[derive(Debug, Clone)]
-struct Route<T> {
+/// One added match with its target. Shared (`Arc`) by the hostnames it was added for, and
+/// by the tables that keep it from one config to the next.
+#[derive(Debug)]
+pub struct RouteEntry<T> {
     matching: RuleMatch,
     order: RouteOrder,
     target: T,
 }
 
+impl<T> RouteEntry<T> {
+    /// A match, its precedence tie-breaker and what it leads to.
+    pub fn new(matching: RuleMatch, order: RouteOrder, target: T) -> RouteEntry<T> {
+        RouteEntry {
+            matching,
+            order,
+            target,
+        }
+    }
+
+    /// What the match leads to.
+    pub fn target(&self) -> &T {
+        &self.target
+    }
+}
+
+/// The matches of one effective hostname, indexed for lookup. A table is a map of these, so a
+/// change rebuilds only the hostnames it touches ([`RouteTable::with_hosts`]).
+#[derive(Debug)]
+pub struct HostRoutes<T> {
+    routes: Vec<Arc<RouteEntry<T>>>,
+    bucket: Bucket,
+}
+
+impl<T> HostRoutes<T> {
+    /// Sorts and indexes the matches of one hostname, given in insertion order (which breaks
+    /// ties of equal precedence).
+    pub fn new(mut routes: Vec<Arc<RouteEntry<T>>>) -> HostRoutes<T> {
+        routes.shrink_to_fit();
+        let bucket = Bucket::new(&routes);
+        HostRoutes { routes, bucket }
+    }
+
+    /// Its matches, in insertion order.
+    pub fn entries(&self) -> &[Arc<RouteEntry<T>>] {
+        &self.routes
+    }
+}
+
 /// Collects matches, then sorts and indexes them in [`RouteTableBuilder::build`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RouteTableBuilder<T> {
-    routes: Vec<Route<T>>,
-    /// Indexes into `routes`, per effective hostname, in insertion order.
-    buckets: HostMap<Vec<usize>>,
+    /// The matches of each effective hostname, in insertion order.
+    hosts: HostMap<Vec<Arc<RouteEntry<T>>>>,
 }
 
 impl<T> Default for RouteTableBuilder<T> {
@@ -66,8 +106,7 @@ impl<T> RouteTableBuilder<T> {
     /// An empty builder.
     pub fn new() -> Self {
         RouteTableBuilder {
-            routes: Vec::new(),
-            buckets: HostMap::new(),
+            hosts: HostMap::new(),
         }
     }
 
@@ -75,7 +114,7 @@ impl<T> RouteTableBuilder<T> {
     ///
     /// `hosts` are the route's effective hostnames, already intersected with the listener's by
     /// `compile`; an empty slice means [`HostPattern::Any`]. Duplicate hostnames are ignored.
-    /// The target is stored once and shared by every hostname bucket, so `T` needs no `Clone`.
+    /// The target is stored once and shared by every hostname, so `T` needs no `Clone`.
     pub fn add(
         &mut self,
         hosts: &[HostPattern],
@@ -83,35 +122,30 @@ impl<T> RouteTableBuilder<T> {
         order: RouteOrder,
         target: T,
     ) {
-        let index = self.routes.len();
-        self.routes.push(Route {
-            matching,
-            order,
-            target,
-        });
+        self.add_entry(hosts, &Arc::new(RouteEntry::new(matching, order, target)));
+    }
+
+    /// Adds a match already made (see [`RouteEntry::new`]) for these hostnames.
+    pub fn add_entry(&mut self, hosts: &[HostPattern], entry: &Arc<RouteEntry<T>>) {
         let any = [HostPattern::Any];
         let hosts = if hosts.is_empty() { &any[..] } else { hosts };
         for (position, host) in hosts.iter().enumerate() {
             if hosts[..position].contains(host) {
                 continue;
             }
-            self.buckets
+            self.hosts
                 .entry_or_insert_with(host, Vec::new)
-                .push(index);
+                .push(Arc::clone(entry));
         }
     }
 
-    /// Sorts every bucket by precedence and builds the lookup structures.
+    /// Sorts every hostname's matches by precedence and builds the lookup structures.
     pub fn build(self) -> RouteTable<T> {
-        let RouteTableBuilder {
-            routes,
-            buckets: members,
-        } = self;
-        let mut buckets = HostMap::new();
-        for (host, indexes) in members.iter() {
-            buckets.entry_or_insert_with(host, || Bucket::new(&routes, indexes));
+        let mut hosts = HostMap::new();
+        for (host, routes) in self.hosts.into_entries() {
+            hosts.entry_or_insert_with(&host, || Arc::new(HostRoutes::new(routes)));
         }
-        RouteTable { routes, buckets }
+        RouteTable { hosts }
     }
 }
 
@@ -120,17 +154,20 @@ impl<T> RouteTableBuilder<T> {
 /// `Send` and `Sync` whenever `T` is, so one table is shared by all workers behind an `Arc`.
 #[derive(Clone)]
 pub struct RouteTable<T> {
-    routes: Vec<Route<T>>,
-    buckets: HostMap<Bucket>,
+    hosts: HostMap<Arc<HostRoutes<T>>>,
 }
 
-/// The routes only, in insertion order: the buckets are derived from them (and print in hash
-/// order, which would make two equal tables print differently).
+/// The hostnames in text order with their matches: two equal tables print alike, whatever
+/// order their hostnames were added in (the indexes are derived and not printed).
 impl<T: std::fmt::Debug> std::fmt::Debug for RouteTable<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteTable")
-            .field("routes", &self.routes)
-            .finish_non_exhaustive()
+        let mut hosts: Vec<(String, &[Arc<RouteEntry<T>>])> = self
+            .hosts
+            .iter()
+            .map(|(pattern, routes)| (pattern.to_string(), routes.entries()))
+            .collect();
+        hosts.sort_by(|a, b| a.0.cmp(&b.0));
+        f.debug_map().entries(hosts).finish()
     }
 }
 
@@ -159,32 +196,72 @@ impl<T> RouteTable<T> {
         } else {
             request.path
         };
-        let index = self
-            .buckets
-            .candidates(host)
-            .find_map(|bucket| bucket.find(path, request, &self.routes))?;
-        let route = &self.routes[index];
+        let route = self.hosts.candidates(host).find_map(|routes| {
+            let index = routes.bucket.find(path, request, &routes.routes)?;
+            Some(&routes.routes[index])
+        })?;
         Some(RouteHit {
             target: &route.target,
             path_match: &route.matching.path,
         })
     }
 
-    /// The target of every match, in insertion order (a target added for several matches is
-    /// yielded once per match). For the control plane (linking state to a new table), not
-    /// for request handling.
+    /// The target of every match, by hostname (a target added for several matches or
+    /// hostnames is yielded once for each). For the control plane (linking state to a new
+    /// table), not for request handling.
     pub fn targets(&self) -> impl Iterator<Item = &T> {
-        self.routes.iter().map(|route| &route.target)
+        self.hosts
+            .iter()
+            .flat_map(|(_, routes)| routes.routes.iter().map(|route| &route.target))
     }
 
     /// Number of matches added (each counted once, however many hostnames it has).
     pub fn len(&self) -> usize {
-        self.routes.len()
+        let mut seen = std::collections::HashSet::new();
+        self.hosts
+            .iter()
+            .flat_map(|(_, routes)| routes.routes.iter())
+            .filter(|route| seen.insert(Arc::as_ptr(route)))
+            .count()
     }
 
     /// Whether no match was added.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.hosts.is_empty()
+    }
+
+    /// The matches of one hostname.
+    pub fn host(&self, pattern: &HostPattern) -> Option<&Arc<HostRoutes<T>>> {
+        self.hosts.get(pattern)
+    }
+
+    /// This table with the matches of some hostnames replaced (`None`: the hostname has no
+    /// match any more); every other hostname keeps its matches, the same `Arc`s. Costs a
+    /// pointer copy per hostname, not a rebuild.
+    pub fn with_hosts(
+        &self,
+        changes: impl IntoIterator<Item = (HostPattern, Option<Arc<HostRoutes<T>>>)>,
+    ) -> RouteTable<T> {
+        let mut changes: HashMap<HostPattern, Option<Arc<HostRoutes<T>>>> =
+            changes.into_iter().collect();
+        let mut hosts = HostMap::new();
+        for (pattern, routes) in self.hosts.iter() {
+            match changes.remove(pattern) {
+                Some(Some(replaced)) => {
+                    hosts.entry_or_insert_with(pattern, || replaced);
+                }
+                Some(None) => {}
+                None => {
+                    hosts.entry_or_insert_with(pattern, || Arc::clone(routes));
+                }
+            }
+        }
+        for (pattern, routes) in changes {
+            if let Some(routes) = routes {
+                hosts.entry_or_insert_with(&pattern, || routes);
+            }
+        }
+        RouteTable { hosts }
     }
 }
 
@@ -197,9 +274,9 @@ struct Bucket {
 }
 
 impl Bucket {
-    /// Builds the bucket from indexes into `routes`.
-    fn new<T>(routes: &[Route<T>], indexes: &[usize]) -> Self {
-        let mut sorted = indexes.to_vec();
+    /// Builds the bucket of `routes` (in insertion order).
+    fn new<T>(routes: &[Arc<RouteEntry<T>>]) -> Self {
+        let mut sorted: Vec<usize> = (0..routes.len()).collect();
         // Stable, so identical ranks keep insertion order (compile makes RouteOrder unique).
         sorted.sort_by(|&a, &b| rank(routes, a).cmp(&rank(routes, b)));
         // Filling the sub-indexes in global rank order leaves each candidate list sorted.
@@ -220,7 +297,12 @@ impl Bucket {
     }
 
     /// Index of the best match in this bucket; `path` is never empty.
-    fn find<T>(&self, path: &str, request: &RequestView<'_>, routes: &[Route<T>]) -> Option<usize> {
+    fn find<T>(
+        &self,
+        path: &str,
+        request: &RequestView<'_>,
+        routes: &[Arc<RouteEntry<T>>],
+    ) -> Option<usize> {
         let holds = |index: usize| routes[index].matching.matches_besides_path(request);
         if let Some(found) = self
             .exact
@@ -241,7 +323,7 @@ impl Bucket {
     }
 }
 
-fn rank<T>(routes: &[Route<T>], index: usize) -> MatchRank<'_> {
+fn rank<T>(routes: &[Arc<RouteEntry<T>>], index: usize) -> MatchRank<'_> {
     let route = &routes[index];
     MatchRank::new(&route.matching, &route.order)
 }
