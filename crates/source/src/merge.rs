@@ -62,56 +62,36 @@ impl Merge {
         had_warnings: bool,
     ) -> FileMerge {
         let (old_changed, new_changed) = changed_middle(old, new);
-        let mut keys: Vec<ObjectKey> = old_changed
-            .iter()
-            .chain(new_changed)
-            .map(Object::key)
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let definitions = last_definitions(new, &keys);
+        let touched = touched_keys(old_changed, new_changed, new);
         let mut merged = FileMerge {
             rewarn: had_warnings,
-            ..FileMerge::default()
+            keys: Vec::with_capacity(touched.len()),
+            followers: Vec::new(),
         };
-        for (key, (definition, count)) in keys.iter().zip(definitions) {
-            if !self.definitions.contains_key(key) {
-                self.definitions.insert(key.clone(), Vec::new());
-            }
-            let Some(list) = self.definitions.get_mut(key) else {
-                continue;
+        for (key, definition, count) in touched {
+            // One lookup for a key already defined (an edit); a new key is cloned once, for
+            // the map (the key itself goes back to the caller).
+            let placed = match self.definitions.get_mut(&key) {
+                Some(list) => {
+                    let placed = place(list, file, definition);
+                    if list.is_empty() {
+                        self.definitions.remove(&key);
+                    }
+                    placed
+                }
+                None => {
+                    let mut list = Vec::new();
+                    let placed = place(&mut list, file, definition);
+                    if !list.is_empty() {
+                        self.definitions.insert(key.clone(), list);
+                    }
+                    placed
+                }
             };
-            let position = list.binary_search_by(|d| d.file.as_ref().cmp(file.as_ref()));
-            let after = match (position, definition) {
-                (Ok(index), Some(object)) => {
-                    list[index].object = object.clone();
-                    index + 1
-                }
-                (Ok(index), None) => {
-                    list.remove(index);
-                    index
-                }
-                (Err(index), Some(object)) => {
-                    list.insert(
-                        index,
-                        Definition {
-                            file: Arc::clone(file),
-                            object: object.clone(),
-                        },
-                    );
-                    index + 1
-                }
-                (Err(index), None) => index,
-            };
-            if let Some(follower) = list.get(after) {
-                merged.followers.push(Arc::clone(&follower.file));
-            }
-            merged.rewarn |= count > 1 || list.iter().any(|d| *d.file != **file);
-            if list.is_empty() {
-                self.definitions.remove(key);
-            }
+            merged.followers.extend(placed.follower);
+            merged.rewarn |= count > 1 || placed.has_others;
+            merged.keys.push(key);
         }
-        merged.keys = keys;
         merged
     }
 
@@ -188,37 +168,98 @@ fn changed_middle<'a>(old: &'a [Object], new: &'a [Object]) -> (&'a [Object], &'
     (&old[..old.len() - end], &new[..new.len() - end])
 }
 
-/// For each of `keys`: the last of `objects` with that key (the file's definition) and how
-/// many of `objects` have it.
-fn last_definitions<'a>(
-    objects: &'a [Object],
-    keys: &[ObjectKey],
-) -> Vec<(Option<&'a Object>, usize)> {
-    let mut found: Vec<(Option<&Object>, usize)> = vec![(None, 0); keys.len()];
+/// Where a file's definition of a key went in the key's list, and what that means for
+/// warnings.
+struct Placed {
+    /// The file after this one in the list: its definition now follows a different file.
+    follower: Option<Arc<Path>>,
+    /// Whether another file defines the key too.
+    has_others: bool,
+}
+
+/// Puts `file`'s `definition` of a key (or its absence) in the key's list, kept in path order.
+fn place(list: &mut Vec<Definition>, file: &Arc<Path>, definition: Option<&Object>) -> Placed {
+    let position = list.binary_search_by(|d| d.file.as_ref().cmp(file.as_ref()));
+    let after = match (position, definition) {
+        (Ok(index), Some(object)) => {
+            list[index].object = object.clone();
+            index + 1
+        }
+        (Ok(index), None) => {
+            list.remove(index);
+            index
+        }
+        (Err(index), Some(object)) => {
+            list.insert(
+                index,
+                Definition {
+                    file: Arc::clone(file),
+                    object: object.clone(),
+                },
+            );
+            index + 1
+        }
+        (Err(index), None) => index,
+    };
+    Placed {
+        follower: list.get(after).map(|follower| Arc::clone(&follower.file)),
+        has_others: list.iter().any(|d| *d.file != **file),
+    }
+}
+
+/// The keys of the changed objects, each once, with the file's definition of each (the last of
+/// `new` with the key) and how many of `new` have it.
+fn touched_keys<'a>(
+    old_changed: &[Object],
+    new_changed: &[Object],
+    new: &'a [Object],
+) -> Vec<(ObjectKey, Option<&'a Object>, usize)> {
     let count = |slot: &mut (Option<&'a Object>, usize), object: &'a Object| {
         slot.0.get_or_insert(object);
         slot.1 += 1;
     };
-    // Few keys (an edit): compare in place, building no key per object. Many (a new file):
-    // one lookup per object.
-    if keys.len() <= 8 {
-        for object in objects.iter().rev() {
-            for (slot, key) in found.iter_mut().zip(keys) {
+    let changed = old_changed.iter().chain(new_changed);
+    // Few keys (an edit): compare in place, building no key per object of the file.
+    if old_changed.len() + new_changed.len() <= 8 {
+        let mut keys: Vec<ObjectKey> = changed.map(Object::key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut found: Vec<(Option<&Object>, usize)> = vec![(None, 0); keys.len()];
+        for object in new.iter().rev() {
+            for (slot, key) in found.iter_mut().zip(&keys) {
                 if has_key(object, key) {
                     count(slot, object);
                 }
             }
         }
+        return keys
+            .into_iter()
+            .zip(found)
+            .map(|(key, (definition, count))| (key, definition, count))
+            .collect();
+    }
+    // Many: one lookup per object of the file. When all of `new` changed (a new file: the
+    // first load), its objects' keys are the ones looked up, computed once.
+    let mut found: HashMap<ObjectKey, (Option<&Object>, usize)> = HashMap::new();
+    if new_changed.len() == new.len() {
+        for object in new.iter().rev() {
+            count(found.entry(object.key()).or_insert((None, 0)), object);
+        }
+        for object in old_changed {
+            found.entry(object.key()).or_insert((None, 0));
+        }
     } else {
-        let index: HashMap<&ObjectKey, usize> =
-            keys.iter().enumerate().map(|(i, key)| (key, i)).collect();
-        for object in objects.iter().rev() {
-            if let Some(&slot) = index.get(&object.key()) {
-                count(&mut found[slot], object);
+        found = changed.map(|object| (object.key(), (None, 0))).collect();
+        for object in new.iter().rev() {
+            if let Some(slot) = found.get_mut(&object.key()) {
+                count(slot, object);
             }
         }
     }
     found
+        .into_iter()
+        .map(|(key, (definition, count))| (key, definition, count))
+        .collect()
 }
 
 fn duplicate_warning(key: &ObjectKey, earlier: &Path, later: &Path) -> String {

@@ -157,3 +157,39 @@ fn equal_values_keep_the_stored_arc() {
     let (edits, kinds) = merge.store_edits(&store, touched.keys.into_iter().collect());
     assert!(edits.is_empty() && kinds.is_empty());
 }
+
+#[test]
+fn many_changed_objects_find_the_last_definition_of_each_key() {
+    let a = file("a.yaml");
+    let mut merge = Merge::default();
+    let mut store = Store::new();
+    // s0..s19, then s3 again: the file's definition of s3 is the last one (port 7).
+    let names: Vec<String> = (0..20).map(|i| format!("s{i}=1")).collect();
+    let old = services(&format!("{} s3=7", names.join(" ")));
+    let touched = merge.replace_file(&a, &[], &old, false);
+    assert!(touched.rewarn, "s3 twice");
+    let (edits, _) = merge.store_edits(&store, touched.keys.into_iter().collect());
+    apply(&mut store, edits);
+    assert_eq!(port(stored(&store, &mut key("s3")).as_ref()), Some(7));
+
+    // s2..s16 rewritten (port 2); the start and the end (s17..s19, s3=7) stay the same Arcs.
+    let middle: Vec<String> = (2..17).map(|i| format!("s{i}=2")).collect();
+    let mut new = old[..2].to_vec();
+    new.extend(services(&middle.join(" ")));
+    new.extend_from_slice(&old[17..]);
+    let touched = merge.replace_file(&a, &old, &new, true);
+    assert_eq!(touched.keys.len(), 15);
+    let (edits, _) = merge.store_edits(&store, touched.keys.into_iter().collect());
+    apply(&mut store, edits);
+    assert_eq!(port(stored(&store, &mut key("s3")).as_ref()), Some(7));
+    assert_eq!(port(stored(&store, &mut key("s4")).as_ref()), Some(2));
+    assert_eq!(port(stored(&store, &mut key("s0")).as_ref()), Some(1));
+    assert_eq!(port(stored(&store, &mut key("s19")).as_ref()), Some(1));
+
+    // The file goes: every key goes.
+    let touched = merge.replace_file(&a, &new, &[], true);
+    let (edits, _) = merge.store_edits(&store, touched.keys.into_iter().collect());
+    apply(&mut store, edits);
+    assert!(store.is_empty());
+    assert!(merge.definitions.is_empty());
+}
