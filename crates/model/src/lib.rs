@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod client_policy;
+mod core_slim;
 pub mod kind;
 pub mod parse;
 pub mod policy;
@@ -35,7 +36,10 @@ pub mod gateway_api {
 
 /// Core Kubernetes types used by Portcullis.
 pub mod core {
-    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServicePort};
-    pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+    pub use crate::core_slim::{
+        Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Service, ServicePort,
+        ServiceSpec,
+    };
+    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
     pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 }
