@@ -247,6 +247,7 @@ impl FileSource {
             let new = state.map_or(&[][..], |state| state.objects.as_slice());
             let had_warnings = state.is_some_and(|state| !state.warnings.is_empty());
             let merged = self.merge.replace_file(path, old, new, had_warnings);
+            keys.reserve(merged.keys.len());
             keys.extend(merged.keys);
             if merged.rewarn {
                 rewarn.insert(Arc::clone(path));

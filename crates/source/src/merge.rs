@@ -63,6 +63,8 @@ impl Merge {
     ) -> FileMerge {
         let (old_changed, new_changed) = changed_middle(old, new);
         let touched = touched_keys(old_changed, new_changed, new);
+        // A new file's keys are mostly new: one growth of the map rather than several.
+        self.definitions.reserve(touched.len());
         let mut merged = FileMerge {
             rewarn: had_warnings,
             keys: Vec::with_capacity(touched.len()),

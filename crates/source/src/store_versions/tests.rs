@@ -63,3 +63,19 @@ fn each_version_has_every_edit_so_far_whether_reused_or_copied() {
     assert_eq!(names(&fourth), expected);
     assert_eq!(names(&second).len(), 41, "a published store never changes");
 }
+
+#[test]
+fn a_first_store_built_in_one_go_holds_what_inserting_would() {
+    let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: web}\nspec: {controllerName: portcullis.dev/gateway-controller}\n---\napiVersion: portcullis.dev/v1alpha1\nkind: Backend\nmetadata: {name: web, namespace: shop}\nspec:\n  endpoints: [{ip: 127.0.0.1, port: 80}]\n";
+    let objects = parse_documents(text).expect("valid").objects;
+    let mut inserted = Store::new();
+    for object in &objects {
+        inserted.insert(object.clone());
+    }
+    let mut versions = StoreVersions::default();
+    let mut edits = add(objects);
+    edits.push(removal("absent"));
+    let built = versions.next(&Arc::new(Store::new()), edits);
+    assert_eq!(built.len(), inserted.len());
+    assert!(changed_kinds(&inserted, &built).is_empty());
+}
