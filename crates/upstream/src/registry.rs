@@ -248,7 +248,10 @@ impl Registry {
             }
             let runtime = match state.backends.get(&spec.id) {
                 Some(existing) if existing.serves(spec) => {
-                    if *existing.policy.load_full() != *spec.policy {
+                    let current = existing.policy.load();
+                    // Most backends share one policy `Arc` from one config to the next: no
+                    // field-by-field comparison for them.
+                    if !Arc::ptr_eq(&current, &spec.policy) && **current != *spec.policy {
                         existing.policy.store(Arc::clone(&spec.policy));
                     }
                     Arc::clone(existing)
