@@ -318,10 +318,21 @@ impl Compiler {
         let mut step = Step::default();
         let mut added = Vec::new();
         if !dirty.is_empty() {
+            let counted: BTreeSet<usize> = dirty
+                .iter()
+                .filter_map(|key| self.units.get(key))
+                .flat_map(|unit| unit.counted.iter().copied())
+                .collect();
             let Some(new_backends) = self.recompile(new, &dirty) else {
                 return self.rebuild(new);
             };
             added = new_backends;
+            let counted: BTreeSet<usize> = dirty
+                .iter()
+                .filter_map(|key| self.units.get(key))
+                .flat_map(|unit| unit.counted.iter().copied())
+                .chain(counted)
+                .collect();
             self.report_tls_policies(new);
             self.finish();
             step.snapshot_changed = true;
@@ -330,6 +341,21 @@ impl Compiler {
                 .filter_map(|key| self.units.get(key))
                 .map(|unit| unit.status.clone())
                 .collect();
+            // The Gateways whose listeners counted a changed route (`attachedRoutes`), and
+            // the BackendTLSPolicies (their ancestors follow the routes).
+            let mut objects: Vec<usize> = counted
+                .iter()
+                .map(|&slot| self.context.listeners.slots[slot].status_at.0)
+                .collect();
+            objects.sort_unstable();
+            objects.dedup();
+            step.statuses.extend(
+                objects
+                    .into_iter()
+                    .map(|object| self.context_status(object)),
+            );
+            step.statuses
+                .extend(self.tls_policy_statuses.iter().cloned());
             step.recompiled = dirty
                 .iter()
                 .map(|key| {
@@ -607,6 +633,24 @@ impl Compiler {
             let (object, listener) = self.context.listeners.slots[slot].status_at;
             objects[object].listeners[listener].attached_routes += count;
         }
+        self.status_tail(objects)
+    }
+
+    /// The status of one context object (a Gateway or ListenerSet), with its listeners'
+    /// `attachedRoutes`.
+    fn context_status(&self, object: usize) -> ObjectStatus {
+        let mut status = self.context.objects[object].clone();
+        for (&slot, &count) in &self.slot_counts {
+            let (owner, listener) = self.context.listeners.slots[slot].status_at;
+            if owner == object {
+                status.listeners[listener].attached_routes += count;
+            }
+        }
+        status
+    }
+
+    /// `objects` (the context's), then the routes' and the BackendTLSPolicies' statuses.
+    fn status_tail(&self, mut objects: Vec<ObjectStatus>) -> StatusReport {
         objects.extend(self.units.values().map(|unit| unit.status.clone()));
         objects.extend(self.context.tls_routes.iter().cloned());
         objects.extend(self.tls_policy_statuses.iter().cloned());

@@ -310,6 +310,48 @@ fn assert_same(
     );
 }
 
+/// Every object's status as text, by label.
+fn statuses(compiler: &Compiler) -> BTreeMap<String, String> {
+    compiler
+        .status()
+        .objects
+        .iter()
+        .map(|object| (object.label(), format!("{object:#?}")))
+        .collect()
+}
+
+/// "Status only for what changed": an incremental step reports (in `statuses`, or in
+/// `recompiled` for routes that are gone or no longer ours) every object whose status changed,
+/// and what it reports is the new status.
+fn assert_changed_statuses_reported(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    step: &Step,
+    context: &str,
+) {
+    let reported: BTreeMap<String, String> = step
+        .statuses
+        .iter()
+        .map(|object| (object.label(), format!("{object:#?}")))
+        .collect();
+    for (label, status) in &reported {
+        assert_eq!(
+            Some(status),
+            after.get(label),
+            "{context}: reported status of {label} is not its status"
+        );
+    }
+    let labels: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for label in labels {
+        if before.get(label) != after.get(label) {
+            assert!(
+                reported.contains_key(label) || step.recompiled.contains(label),
+                "{context}: the status of {label} changed but the step does not report it"
+            );
+        }
+    }
+}
+
 #[test]
 fn incremental_updates_equal_a_full_compile() {
     for seed in 0..SEEDS {
@@ -344,7 +386,16 @@ fn incremental_updates_equal_a_full_compile() {
                 "set"
             };
             let next = store_of(&objects);
+            let before = statuses(&compiler);
             let result = compiler.update(&store, &next, step as u64 + 2);
+            if !result.full {
+                assert_changed_statuses_reported(
+                    &before,
+                    &statuses(&compiler),
+                    &result,
+                    &format!("seed {seed} step {step} ({action} {slot})"),
+                );
+            }
             if result.full {
                 full += 1;
                 registry = result.endpoints;
