@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use model::parse::{FileBudget, ParsedDocument, parse_document};
-use model::{Object, ObjectKey};
+use model::{Kind, Object};
 use tracing::{debug, info, warn};
 
 use crate::content_hash::{ContentHashMap, ContentHasher};
 use crate::error::SourceError;
 use crate::file_state::{FileState, Reading};
-use crate::merge::Merge;
+use crate::merge::{Merge, StoreEdit};
 use crate::parallel::map_in_parallel;
 use crate::scan::config_files;
 use crate::stamp::FileStamp;
@@ -58,6 +58,10 @@ pub(crate) struct Changes {
 
 /// One file to read: its path and the metadata it was listed with.
 type ToRead = (Arc<Path>, FileStamp);
+
+/// What merging a rescan's changes gives: the store's edits, the kinds they change, and
+/// whether any file's warnings changed.
+type MergeOutcome = (Vec<StoreEdit>, BTreeSet<Kind>, bool);
 
 impl FileSource {
     /// Initial scan of a file or a directory: every `*.yaml` / `*.yml` file below it,
@@ -181,8 +185,8 @@ impl FileSource {
             reports_changed |= state.outcome() != before;
         }
 
-        let (keys, warnings_changed) = self.merge_files(&replaced);
-        Ok(self.publish(keys, reports_changed || warnings_changed))
+        let merged = self.merge_files(&replaced);
+        Ok(self.publish(merged, reports_changed))
     }
 
     /// The listed files to read: new ones, and those whose metadata changed, that are stale, or
@@ -237,9 +241,19 @@ impl FileSource {
     }
 
     /// Tells the merge which files' objects changed (`replaced`, with their previous objects)
-    /// and writes again the warnings that may have changed. Returns the keys whose store entry
-    /// may change, and whether any file's warnings changed.
-    fn merge_files(&mut self, replaced: &[(Arc<Path>, Vec<Object>)]) -> (HashSet<ObjectKey>, bool) {
+    /// and writes again the warnings that may have changed. Returns how the published store
+    /// must change, the kinds that change, and whether any file's warnings changed.
+    fn merge_files(&mut self, replaced: &[(Arc<Path>, Vec<Object>)]) -> MergeOutcome {
+        if self.merge.is_empty() {
+            // The first scan: every file is new. All at once, without per-file bookkeeping.
+            let files = self
+                .files
+                .iter()
+                .map(|(path, state)| (path, state.objects.as_slice()));
+            let (edits, kinds, duplicated) = self.merge.load(files);
+            let warnings_changed = self.rewarn(duplicated);
+            return (edits, kinds, warnings_changed);
+        }
         let mut keys = HashSet::new();
         let mut rewarn = BTreeSet::new();
         for (path, old) in replaced {
@@ -254,8 +268,15 @@ impl FileSource {
             }
             rewarn.extend(merged.followers);
         }
+        let warnings_changed = self.rewarn(rewarn);
+        let (edits, kinds) = self.merge.store_edits(&self.current.store, keys);
+        (edits, kinds, warnings_changed)
+    }
+
+    /// Writes again the warnings of `files`; whether any changed.
+    fn rewarn(&mut self, files: BTreeSet<Arc<Path>>) -> bool {
         let mut warnings_changed = false;
-        for path in rewarn {
+        for path in files {
             // A removed file has no warnings to write.
             let Some(state) = self.files.get_mut(&path) else {
                 continue;
@@ -267,19 +288,18 @@ impl FileSource {
                 warnings_changed = true;
             }
         }
-        (keys, warnings_changed)
+        warnings_changed
     }
 
-    /// Publishes the store edited for `keys` (whose definitions changed) and every file's
-    /// report, unless neither changed (the first scan always publishes).
+    /// Publishes the store after `edits`, with every file's report, unless neither changed (the
+    /// first scan always publishes).
     fn publish(
         &mut self,
-        keys: HashSet<ObjectKey>,
+        (edits, changed_kinds, warnings_changed): MergeOutcome,
         reports_changed: bool,
     ) -> Option<Arc<SourceUpdate>> {
-        let (edits, changed_kinds) = self.merge.store_edits(&self.current.store, keys);
         let is_first = self.current.generation == 0;
-        if !is_first && edits.is_empty() && !reports_changed {
+        if !is_first && edits.is_empty() && !reports_changed && !warnings_changed {
             return None;
         }
         let store = if edits.is_empty() {

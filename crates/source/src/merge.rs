@@ -11,6 +11,7 @@
 //! It does not read files or own the store: [`Merge::store_edits`] says how the published store
 //! must change, and `store_versions` applies that.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -49,6 +50,58 @@ pub(crate) struct FileMerge {
 }
 
 impl Merge {
+    /// Whether no file has been merged yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.definitions.is_empty()
+    }
+
+    /// Merges every file of the first scan at once: `files` in path order, into an empty merge.
+    /// Returns the store's edits (every key's winner), their kinds, and the files that define
+    /// a key again (a later document of the file, or a later file): their warnings must be
+    /// written. The same as [`Merge::replace_file`] for each file in turn, with less
+    /// bookkeeping: each key is built and hashed once.
+    pub(crate) fn load<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = (&'a Arc<Path>, &'a [Object])>,
+    ) -> (Vec<StoreEdit>, BTreeSet<Kind>, BTreeSet<Arc<Path>>) {
+        let mut duplicated = BTreeSet::new();
+        for (file, objects) in files {
+            self.definitions.reserve(objects.len());
+            for object in objects {
+                let definition = || Definition {
+                    file: Arc::clone(file),
+                    object: object.clone(),
+                };
+                match self.definitions.entry(object.key()) {
+                    Entry::Vacant(entry) => {
+                        entry.insert(vec![definition()]);
+                    }
+                    Entry::Occupied(mut entry) => {
+                        duplicated.insert(Arc::clone(file));
+                        let list = entry.get_mut();
+                        match list.last_mut() {
+                            // A later document of the same file wins.
+                            Some(last) if last.file == *file => last.object = object.clone(),
+                            // Files come in path order: this one is later.
+                            _ => list.push(definition()),
+                        }
+                    }
+                }
+            }
+        }
+        let mut kinds = BTreeSet::new();
+        let edits = self
+            .definitions
+            .iter()
+            .filter_map(|(key, list)| {
+                let winner = list.last()?;
+                kinds.insert(key.kind);
+                Some((key.clone(), Some(winner.object.clone())))
+            })
+            .collect();
+        (edits, kinds, duplicated)
+    }
+
     /// Records that `file`'s objects changed from `old` to `new` (either may be empty: a new or
     /// a removed file). `had_warnings` is whether the file's last warnings were not empty.
     ///

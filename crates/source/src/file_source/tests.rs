@@ -1,7 +1,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use model::{Kind, Store};
+use model::{Kind, ObjectKey, Store};
 
 use super::*;
 use crate::FileReport;

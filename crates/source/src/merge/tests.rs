@@ -193,3 +193,42 @@ fn many_changed_objects_find_the_last_definition_of_each_key() {
     assert!(store.is_empty());
     assert!(merge.definitions.is_empty());
 }
+
+#[test]
+fn loading_every_file_at_once_merges_as_file_by_file() {
+    let files = [
+        (file("a.yaml"), services("web=1 api=1")),
+        (file("b.yaml"), services("web=2 db=2 db=3")),
+        (file("c.yaml"), services("api=4")),
+    ];
+    let mut at_once = Merge::default();
+    let (edits, kinds, duplicated) =
+        at_once.load(files.iter().map(|(path, objects)| (path, objects.as_slice())));
+    let mut loaded = Store::new();
+    apply(&mut loaded, edits);
+    assert_eq!(kinds, BTreeSet::from([Kind::Service]));
+    assert_eq!(duplicated, BTreeSet::from([file("b.yaml"), file("c.yaml")]));
+
+    let mut one_by_one = Merge::default();
+    let mut keys = HashSet::new();
+    for (path, objects) in &files {
+        keys.extend(one_by_one.replace_file(path, &[], objects, false).keys);
+    }
+    let mut merged = Store::new();
+    let (edits, _) = one_by_one.store_edits(&merged, keys);
+    apply(&mut merged, edits);
+
+    assert!(crate::changed_kinds::changed_kinds(&merged, &loaded).is_empty());
+    assert_eq!(port(stored(&loaded, &mut key("web")).as_ref()), Some(2));
+    assert_eq!(port(stored(&loaded, &mut key("db")).as_ref()), Some(3));
+    assert_eq!(port(stored(&loaded, &mut key("api")).as_ref()), Some(4));
+    for (path, objects) in &files {
+        assert_eq!(
+            at_once.warnings(path, objects),
+            one_by_one.warnings(path, objects),
+            "{}",
+            path.display()
+        );
+    }
+    assert_eq!(at_once.warnings(&files[1].0, &files[1].1).len(), 2);
+}
