@@ -7,7 +7,8 @@
 //! `CONFIG` is a config file or directory, such as one `bench/control-plane` writes (100 routes
 //! with their Services and EndpointSlices per file, or all of them in one file). This prints:
 //!
-//! - `load`: [`FileSource::load`] of the whole config, three times;
+//! - `load`: [`FileSource::load`] of the whole config, three times, and the CPU time the
+//!   three took (on Linux; more than the wall time when parsing ran on several threads);
 //! - `edit + rescan`: one document of `FILE` (default: the largest file) changed and the file
 //!   replaced the way the benchmark does it (a hidden temporary renamed over it), then
 //!   [`FileSource::rescan`]; the median and range of ten edits;
@@ -37,12 +38,16 @@ fn main() {
 
     let mut loads = Vec::new();
     let mut source = None;
+    let cpu_before = cpu_time();
     for _ in 0..3 {
         let started = Instant::now();
         let loaded = FileSource::load(&config).expect("the config loads");
         loads.push(started.elapsed());
         source = Some(loaded);
     }
+    let load_cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let mut source = source.expect("loaded three times");
     let update = source.current();
     println!(
@@ -51,7 +56,14 @@ fn main() {
         update.store.len(),
         update.files.len()
     );
-    println!("load: {}", list(&loads));
+    match load_cpu {
+        Some(cpu) => println!(
+            "load: {} (CPU {} for the three)",
+            list(&loads),
+            milliseconds(cpu)
+        ),
+        None => println!("load: {}", list(&loads)),
+    }
 
     let mut text = original.clone();
     let mut edits = Vec::new();
@@ -78,6 +90,17 @@ fn main() {
     println!("rescan, nothing changed: {}", summary(&mut unchanged));
 
     replace(&file, &original);
+}
+
+/// The CPU time this process has used (user and system), from `/proc/self/stat`; `None`
+/// where that is not available.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, and ends with `)`): utime and
+    // stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// The biggest regular file directly in `config` (or `config` itself if it is a file).
