@@ -202,8 +202,11 @@ fn loading_every_file_at_once_merges_as_file_by_file() {
         (file("c.yaml"), services("api=4")),
     ];
     let mut at_once = Merge::default();
-    let (edits, kinds, duplicated) =
-        at_once.load(files.iter().map(|(path, objects)| (path, objects.as_slice())));
+    let (edits, kinds, duplicated) = at_once.load(
+        files
+            .iter()
+            .map(|(path, objects)| (path, objects.as_slice())),
+    );
     let mut loaded = Store::new();
     apply(&mut loaded, edits);
     assert_eq!(kinds, BTreeSet::from([Kind::Service]));
