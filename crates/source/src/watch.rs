@@ -176,6 +176,11 @@ fn run(
         if publish.is_closed() {
             return;
         }
+        // This thread allocated the objects of every store; the controller frees the old ones
+        // on its own thread, which hands the pages back to this thread's heap, and a thread
+        // that sleeps never takes them in. Taking them in before each sleep (the safety net
+        // wakes it every few seconds) returns them to the system (see `memory`).
+        memory::allocator::collect();
         let wake_at = schedule
             .next_due(debounce)
             .map_or(safety_net, |due| due.min(safety_net));
