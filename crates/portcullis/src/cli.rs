@@ -56,7 +56,9 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub(crate) drain_timeout: Duration,
 
-    /// Debounce of config file changes.
+    /// How long a config file still being written (changed, not yet closed) may stay quiet
+    /// before it is read anyway. A file closed after writing, renamed into place, created
+    /// or removed is read at once.
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     pub(crate) reload_debounce: Duration,
 
