@@ -1,13 +1,9 @@
 //! [`StoreChanges`]: which objects differ between two stores, key by key: what the incremental
 //! compiler needs to know to recompile only what a change affects.
 //!
-//! Stores share their unchanged objects (`Arc`s reused by the sources), so most values compare
-//! equal by pointer; the walk is one pass over both stores in key order.
+//! The walk is `model::diff`'s: one pass over both stores in key order.
 
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
+use model::diff::{changed_keys, differ};
 use model::{Kind, Store};
 
 /// `(namespace, name)`.
@@ -102,61 +98,4 @@ impl StoreChanges {
             && self.backends.is_empty()
             && self.endpoint_slices.is_empty()
     }
-}
-
-/// The keys added, removed or changed from `old` to `new`, in key order.
-fn changed_keys<K: Ord + Clone, V: PartialEq>(
-    old: &BTreeMap<K, Arc<V>>,
-    new: &BTreeMap<K, Arc<V>>,
-) -> Vec<K> {
-    let mut changed = Vec::new();
-    let mut old_entries = old.iter().peekable();
-    let mut new_entries = new.iter().peekable();
-    loop {
-        match (old_entries.peek(), new_entries.peek()) {
-            (None, None) => return changed,
-            (Some((key, _)), None) => {
-                changed.push((*key).clone());
-                old_entries.next();
-            }
-            (None, Some((key, _))) => {
-                changed.push((*key).clone());
-                new_entries.next();
-            }
-            (Some((old_key, old_value)), Some((new_key, new_value))) => {
-                match old_key.cmp(new_key) {
-                    Ordering::Less => {
-                        changed.push((*old_key).clone());
-                        old_entries.next();
-                    }
-                    Ordering::Greater => {
-                        changed.push((*new_key).clone());
-                        new_entries.next();
-                    }
-                    Ordering::Equal => {
-                        if !same(old_value, new_value) {
-                            changed.push((*new_key).clone());
-                        }
-                        old_entries.next();
-                        new_entries.next();
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Whether two maps differ at all.
-fn differ<K: Eq, V: PartialEq>(old: &BTreeMap<K, Arc<V>>, new: &BTreeMap<K, Arc<V>>) -> bool {
-    old.len() != new.len()
-        || old
-            .iter()
-            .zip(new)
-            .any(|((old_key, old_value), (new_key, new_value))| {
-                old_key != new_key || !same(old_value, new_value)
-            })
-}
-
-fn same<V: PartialEq>(old: &Arc<V>, new: &Arc<V>) -> bool {
-    Arc::ptr_eq(old, new) || **old == **new
 }

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod client_policy;
 mod core_slim;
+pub mod diff;
 pub mod kind;
 pub mod parse;
 pub mod policy;

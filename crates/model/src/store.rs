@@ -3,7 +3,7 @@
 //! Sources fill it; `compile` reads it. Values are `Arc`s, so rebuilding a store after a change
 //! clones pointers, not objects.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::backend::Backend;
@@ -85,50 +85,6 @@ impl Store {
         self.namespaces
             .get(namespace)
             .and_then(|ns| ns.metadata.labels.as_ref())
-    }
-
-    /// EndpointSlices of a Service: those in its namespace labelled
-    /// `kubernetes.io/service-name: <service>`.
-    pub fn endpoint_slices_for<'a>(
-        &'a self,
-        namespace: &'a str,
-        service: &'a str,
-    ) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
-        let start = (namespace.to_owned(), String::new());
-        self.endpoint_slices
-            .range(start..)
-            .take_while(move |((ns, _), _)| ns == namespace)
-            .map(|(_, slice)| slice.as_ref())
-            .filter(move |slice| {
-                slice
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                    .map(String::as_str)
-                    == Some(service)
-            })
-    }
-
-    /// EndpointSlices by the Service they belong to (namespace, `kubernetes.io/service-name`),
-    /// in one pass: for looking up the slices of many Services, where calling
-    /// [`Store::endpoint_slices_for`] for each would scan the namespace's slices every time.
-    pub fn endpoint_slices_by_service(&self) -> HashMap<(&str, &str), Vec<&EndpointSlice>> {
-        let mut index: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
-        for ((namespace, _), slice) in &self.endpoint_slices {
-            let service = slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|labels| labels.get(SERVICE_NAME_LABEL));
-            if let Some(service) = service {
-                index
-                    .entry((namespace.as_str(), service.as_str()))
-                    .or_default()
-                    .push(slice.as_ref());
-            }
-        }
-        index
     }
 
     /// Total number of objects.

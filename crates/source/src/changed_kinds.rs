@@ -1,9 +1,9 @@
 //! Which kinds differ between two stores: decides whether a change can take the endpoint fast
 //! path (only EndpointSlices changed) or needs a full compile.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
+use model::diff::differ;
 use model::{Kind, Store};
 
 /// Kinds whose objects differ between `old` and `new`: a key was added or removed, or a value
@@ -71,17 +71,6 @@ pub fn changed_kinds(old: &Store, new: &Store) -> BTreeSet<Kind> {
         .filter(|(_, differs)| *differs)
         .map(|(kind, _)| kind)
         .collect()
-}
-
-fn differ<K: Eq, V: PartialEq>(old: &BTreeMap<K, Arc<V>>, new: &BTreeMap<K, Arc<V>>) -> bool {
-    old.len() != new.len()
-        || old
-            .iter()
-            .zip(new)
-            .any(|((old_key, old_value), (new_key, new_value))| {
-                old_key != new_key
-                    || !(Arc::ptr_eq(old_value, new_value) || **old_value == **new_value)
-            })
 }
 
 #[cfg(test)]

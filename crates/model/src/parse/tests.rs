@@ -2,8 +2,6 @@ use super::limits::MAX_DOCUMENTS;
 use super::*;
 use std::sync::Arc;
 
-use crate::Store;
-
 const ROUTE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -73,55 +71,6 @@ fn bad_field_names_object_and_path() {
 #[test]
 fn invalid_yaml_is_an_error() {
     assert!(matches!(parse_documents("a: [b"), Err(ParseError::Yaml(_))));
-}
-
-#[test]
-fn store_finds_endpoint_slices_by_service_label() {
-    let text = r#"
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: a-1, namespace: shop, labels: {kubernetes.io/service-name: a}}
-addressType: IPv4
-endpoints: [{addresses: [10.0.0.1]}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: b-1, namespace: shop, labels: {kubernetes.io/service-name: b}}
-addressType: IPv4
-endpoints: []
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: a-1, namespace: other, labels: {kubernetes.io/service-name: a}}
-addressType: IPv4
-endpoints: []
-"#;
-    let mut store = Store::new();
-    for object in parse_documents(text).expect("valid").objects {
-        store.insert(object);
-    }
-    let names: Vec<_> = store
-        .endpoint_slices_for("shop", "a")
-        .map(|s| s.metadata.name.clone().unwrap_or_default())
-        .collect();
-    assert_eq!(names, vec!["a-1".to_owned()]);
-    // The index holds the same slices for every Service, in the same order.
-    let index = store.endpoint_slices_by_service();
-    for (namespace, service) in [("shop", "a"), ("shop", "b"), ("other", "a")] {
-        let indexed: Vec<_> = index
-            .get(&(namespace, service))
-            .into_iter()
-            .flatten()
-            .map(|s| s.metadata.name.clone())
-            .collect();
-        let scanned: Vec<_> = store
-            .endpoint_slices_for(namespace, service)
-            .map(|s| s.metadata.name.clone())
-            .collect();
-        assert_eq!(indexed, scanned, "{namespace}/{service}");
-        assert!(!indexed.is_empty(), "{namespace}/{service} has slices");
-    }
-    assert_eq!(index.len(), 3, "one entry per Service: {:?}", index.keys());
 }
 
 /// `count` EndpointSlices, one document each.

@@ -1,0 +1,92 @@
+//! Comparing two versions of one of the [`crate::Store`]'s maps. Sources reuse the `Arc` of
+//! every object that did not change, so most values are equal by pointer and a comparison is
+//! one pass over both maps in key order.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Whether two versions of a map differ at all.
+pub fn differ<K: Eq, V: PartialEq>(old: &BTreeMap<K, Arc<V>>, new: &BTreeMap<K, Arc<V>>) -> bool {
+    old.len() != new.len()
+        || old
+            .iter()
+            .zip(new)
+            .any(|((old_key, old_value), (new_key, new_value))| {
+                old_key != new_key || !same(old_value, new_value)
+            })
+}
+
+/// The keys added, removed or changed from `old` to `new`, in key order.
+pub fn changed_keys<K: Ord + Clone, V: PartialEq>(
+    old: &BTreeMap<K, Arc<V>>,
+    new: &BTreeMap<K, Arc<V>>,
+) -> Vec<K> {
+    let mut changed = Vec::new();
+    let mut old_entries = old.iter().peekable();
+    let mut new_entries = new.iter().peekable();
+    loop {
+        let order = match (old_entries.peek(), new_entries.peek()) {
+            (None, None) => return changed,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((old_key, _)), Some((new_key, _))) => old_key.cmp(new_key),
+        };
+        match order {
+            Ordering::Less => {
+                if let Some((key, _)) = old_entries.next() {
+                    changed.push(key.clone());
+                }
+            }
+            Ordering::Greater => {
+                if let Some((key, _)) = new_entries.next() {
+                    changed.push(key.clone());
+                }
+            }
+            Ordering::Equal => {
+                if let (Some((_, old_value)), Some((key, new_value))) =
+                    (old_entries.next(), new_entries.next())
+                    && !same(old_value, new_value)
+                {
+                    changed.push(key.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Equal by pointer, or else by value.
+fn same<V: PartialEq>(old: &Arc<V>, new: &Arc<V>) -> bool {
+    Arc::ptr_eq(old, new) || **old == **new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(entries: &[(&str, u32)]) -> BTreeMap<String, Arc<u32>> {
+        entries
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), Arc::new(*value)))
+            .collect()
+    }
+
+    #[test]
+    fn changed_keys_lists_additions_removals_and_changes_in_key_order() {
+        let old = map(&[("a", 1), ("b", 2), ("c", 3), ("e", 5)]);
+        let new = map(&[("b", 2), ("c", 4), ("d", 4), ("e", 5), ("f", 6)]);
+        assert_eq!(changed_keys(&old, &new), ["a", "c", "d", "f"]);
+        assert!(differ(&old, &new));
+        assert!(changed_keys(&old, &old.clone()).is_empty());
+        assert!(!differ(&old, &old.clone()));
+    }
+
+    #[test]
+    fn equal_values_in_new_arcs_are_not_changes() {
+        let old = map(&[("a", 1)]);
+        let new = map(&[("a", 1)]);
+        assert!(!Arc::ptr_eq(&old["a"], &new["a"]));
+        assert!(changed_keys(&old, &new).is_empty());
+        assert!(!differ(&old, &new));
+    }
+}
