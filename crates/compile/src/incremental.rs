@@ -86,6 +86,16 @@ pub struct Compiler {
     tls_policy_statuses: Vec<ObjectStatus>,
 }
 
+/// `HTTPRoute namespace/name`: a unit as status labels it.
+fn unit_label(key: &UnitKey) -> String {
+    let (kind, namespace, name) = &**key;
+    let kind = match kind {
+        UnitKind::Http => "HTTPRoute",
+        UnitKind::Grpc => "GRPCRoute",
+    };
+    format!("{kind} {namespace}/{name}")
+}
+
 /// Hostnames to rebuild, by listener slot.
 type Hosts = HashMap<usize, HashSet<HostPattern>>;
 
@@ -113,6 +123,51 @@ struct Context {
     /// `(namespace, name)` of every object a BackendTrafficPolicy or BackendTLSPolicy
     /// targets: whether a policy applies depends on whether its target exists.
     policy_targets: HashSet<Key>,
+}
+
+impl Context {
+    /// Compiles the context of a store, and the backend table the TLSRoutes started
+    /// (numbered as `numbering` says, in tests).
+    fn compile(
+        store: &Store,
+        options: &CompileOptions,
+        numbering: Option<HashMap<BackendId, usize>>,
+    ) -> (Context, BackendTable) {
+        let mut status = StatusReport::default();
+        let mut listeners = gateway::compile_gateways(store, options, &mut status);
+        listener_set::compile_listener_sets(store, options, &mut listeners, &mut status);
+        frontend_tls::validate_frontend_clients(store, &mut listeners, &mut status);
+        let clients =
+            client_certificate::resolve_client_certificates(store, &mut listeners, &mut status);
+        client_policy::apply_client_policies(store, &mut listeners, &mut status);
+        let tls_policies = Arc::new(BackendTlsPolicies::compile(store, options, &clients));
+        let traffic = Arc::new(TrafficPolicies::compile(store, &mut status));
+        let mut backends = BackendTable::with_tls_policies(Arc::clone(&tls_policies))
+            .with_traffic_policies(traffic);
+        #[cfg(test)]
+        if let Some(numbering) = numbering {
+            backends.set_numbering(numbering);
+        }
+        #[cfg(not(test))]
+        let _ = numbering;
+        let context_objects = status.objects.len();
+        backends.record();
+        tls_route::attach_tls_routes(store, options, &mut listeners, &mut backends, &mut status);
+        let tls_recording = backends.recorded();
+        let tls_routes = status.objects.split_off(context_objects);
+        let tls_tables = listeners.take_tls_tables();
+        let context = Context {
+            listeners,
+            objects: status.objects,
+            tls_routes,
+            tls_tables,
+            tls_policies,
+            tls_reads: tls_recording.reads.into_iter().collect(),
+            pinned: tls_recording.used.into_iter().collect(),
+            policy_targets: policy_targets(store),
+        };
+        (context, backends)
+    }
 }
 
 /// What one [`Compiler::update`] did.
@@ -144,39 +199,7 @@ impl Compiler {
         options: CompileOptions,
         numbering: Option<HashMap<BackendId, usize>>,
     ) -> Compiler {
-        let mut status = StatusReport::default();
-        let mut listeners = gateway::compile_gateways(store, &options, &mut status);
-        listener_set::compile_listener_sets(store, &options, &mut listeners, &mut status);
-        frontend_tls::validate_frontend_clients(store, &mut listeners, &mut status);
-        let clients =
-            client_certificate::resolve_client_certificates(store, &mut listeners, &mut status);
-        client_policy::apply_client_policies(store, &mut listeners, &mut status);
-        let tls_policies = Arc::new(BackendTlsPolicies::compile(store, &options, &clients));
-        let traffic = Arc::new(TrafficPolicies::compile(store, &mut status));
-        let mut backends = BackendTable::with_tls_policies(Arc::clone(&tls_policies))
-            .with_traffic_policies(traffic);
-        #[cfg(test)]
-        if let Some(numbering) = numbering {
-            backends.set_numbering(numbering);
-        }
-        #[cfg(not(test))]
-        let _ = numbering;
-        let context_objects = status.objects.len();
-        backends.record();
-        tls_route::attach_tls_routes(store, &options, &mut listeners, &mut backends, &mut status);
-        let tls_recording = backends.recorded();
-        let tls_routes = status.objects.split_off(context_objects);
-        let tls_tables = listeners.take_tls_tables();
-        let context = Context {
-            listeners,
-            objects: status.objects,
-            tls_routes,
-            tls_tables,
-            tls_policies,
-            tls_reads: tls_recording.reads.into_iter().collect(),
-            pinned: tls_recording.used.into_iter().collect(),
-            policy_targets: policy_targets(store),
-        };
+        let (context, backends) = Context::compile(store, &options, numbering);
         let mut compiler = Compiler {
             options,
             context,
@@ -207,18 +230,13 @@ impl Compiler {
                 compiler.insert_unit(key, unit);
             }
         }
-        let mut hosts = Hosts::new();
-        for slot in 0..compiler.context.listeners.slots.len() {
-            let slot_hosts = hosts.entry(slot).or_default();
-            slot_hosts.extend(
-                compiler
-                    .host_units
-                    .get(&slot)
-                    .into_iter()
-                    .flatten()
-                    .map(|(h, _)| h.clone()),
-            );
-        }
+        // Every slot gets a table, an empty one if no route attaches there.
+        let hosts: Hosts = (0..compiler.context.listeners.slots.len())
+            .map(|slot| {
+                let slot_hosts = compiler.host_units.get(&slot).into_iter().flatten();
+                (slot, slot_hosts.map(|(host, _)| host.clone()).collect())
+            })
+            .collect();
         compiler.rebuild_tables(hosts);
         compiler.report_tls_policies(store);
         compiler.finish();
@@ -281,8 +299,36 @@ impl Compiler {
         if self.needs_rebuild(&changes) {
             return self.rebuild(new);
         }
-        // Services and Backends whose endpoints may have changed (their slices, their ports,
-        // their endpoint lists).
+        let (dirty, sources) = self.affected(&changes, old, new);
+        let mut step = Step::default();
+        let mut added = Vec::new();
+        if !dirty.is_empty() {
+            // Slots counting a changed route, before and after: their Gateways' statuses.
+            let mut counted = self.counted_by(&dirty);
+            let Some(new_backends) = self.recompile(new, &dirty) else {
+                return self.rebuild(new);
+            };
+            added = new_backends;
+            counted.extend(self.counted_by(&dirty));
+            self.report_tls_policies(new);
+            self.finish();
+            step.snapshot_changed = true;
+            step.statuses = self.changed_statuses(&dirty, &counted);
+            step.recompiled = dirty.iter().map(unit_label).collect();
+        }
+        step.endpoints = self.changed_endpoints(new, &sources, &added);
+        step
+    }
+
+    /// The units a change affects (the changed routes, the routes that looked up a changed
+    /// Service or `Backend`), and the Services and Backends whose endpoints may have changed
+    /// (their slices, their ports, their endpoint lists). Follows the slices in the index.
+    fn affected(
+        &mut self,
+        changes: &StoreChanges,
+        old: &Store,
+        new: &Store,
+    ) -> (BTreeSet<UnitKey>, HashSet<ReadKey>) {
         let mut sources: HashSet<ReadKey> = HashSet::new();
         for key in &changes.endpoint_slices {
             let services = self.slices.update(key, old, new);
@@ -292,84 +338,71 @@ impl Compiler {
                     .map(|(ns, name)| ReadKey::Service(ns, name)),
             );
         }
-        let mut dirty: BTreeSet<UnitKey> = BTreeSet::new();
-        dirty.extend(
-            changes
-                .http_routes
-                .iter()
-                .map(|(ns, name)| Arc::new((UnitKind::Http, ns.clone(), name.clone()))),
-        );
-        dirty.extend(
-            changes
-                .grpc_routes
-                .iter()
-                .map(|(ns, name)| Arc::new((UnitKind::Grpc, ns.clone(), name.clone()))),
-        );
-        for (ns, name) in &changes.services {
-            let read = ReadKey::Service(ns.clone(), name.clone());
+        let routes = changes
+            .http_routes
+            .iter()
+            .map(|(ns, name)| (UnitKind::Http, ns, name))
+            .chain(
+                changes
+                    .grpc_routes
+                    .iter()
+                    .map(|(ns, name)| (UnitKind::Grpc, ns, name)),
+            );
+        let mut dirty: BTreeSet<UnitKey> = routes
+            .map(|(kind, ns, name)| Arc::new((kind, ns.clone(), name.clone())))
+            .collect();
+        let reads = changes
+            .services
+            .iter()
+            .map(|(ns, name)| ReadKey::Service(ns.clone(), name.clone()))
+            .chain(
+                changes
+                    .backends
+                    .iter()
+                    .map(|(ns, name)| ReadKey::Backend(ns.clone(), name.clone())),
+            );
+        for read in reads {
             dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
             sources.insert(read);
         }
-        for (ns, name) in &changes.backends {
-            let read = ReadKey::Backend(ns.clone(), name.clone());
-            dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
-            sources.insert(read);
-        }
-        let mut step = Step::default();
-        let mut added = Vec::new();
-        if !dirty.is_empty() {
-            let counted: BTreeSet<usize> = dirty
-                .iter()
-                .filter_map(|key| self.units.get(key))
-                .flat_map(|unit| unit.counted.iter().copied())
-                .collect();
-            let Some(new_backends) = self.recompile(new, &dirty) else {
-                return self.rebuild(new);
-            };
-            added = new_backends;
-            let counted: BTreeSet<usize> = dirty
-                .iter()
-                .filter_map(|key| self.units.get(key))
-                .flat_map(|unit| unit.counted.iter().copied())
-                .chain(counted)
-                .collect();
-            self.report_tls_policies(new);
-            self.finish();
-            step.snapshot_changed = true;
-            step.statuses = dirty
-                .iter()
-                .filter_map(|key| self.units.get(key))
-                .map(|unit| unit.status.clone())
-                .collect();
-            // The Gateways whose listeners counted a changed route (`attachedRoutes`), and
-            // the BackendTLSPolicies (their ancestors follow the routes).
-            let mut objects: Vec<usize> = counted
-                .iter()
-                .map(|&slot| self.context.listeners.slots[slot].status_at.0)
-                .collect();
-            objects.sort_unstable();
-            objects.dedup();
-            step.statuses.extend(
+        (dirty, sources)
+    }
+
+    /// The slots these units count in (`attachedRoutes`).
+    fn counted_by(&self, units: &BTreeSet<UnitKey>) -> BTreeSet<usize> {
+        units
+            .iter()
+            .filter_map(|key| self.units.get(key))
+            .flat_map(|unit| unit.counted.iter().copied())
+            .collect()
+    }
+
+    /// The statuses an incremental step may have changed: the units compiled again, the
+    /// Gateways whose listeners count in `counted` slots, and the BackendTLSPolicies (their
+    /// ancestors follow the routes).
+    fn changed_statuses(
+        &self,
+        dirty: &BTreeSet<UnitKey>,
+        counted: &BTreeSet<usize>,
+    ) -> Vec<ObjectStatus> {
+        let mut objects: Vec<usize> = counted
+            .iter()
+            .map(|&slot| self.context.listeners.slots[slot].status_at.0)
+            .collect();
+        objects.sort_unstable();
+        objects.dedup();
+        let units = dirty
+            .iter()
+            .filter_map(|key| self.units.get(key))
+            .map(|unit| unit.status.clone());
+        units
+            .chain(
                 objects
                     .into_iter()
                     .map(|object| self.context_status(object)),
-            );
-            step.statuses
-                .extend(self.tls_policy_statuses.iter().cloned());
-            step.recompiled = dirty
-                .iter()
-                .map(|key| {
-                    let (kind, ns, name) = &**key;
-                    let kind = match kind {
-                        UnitKind::Http => "HTTPRoute",
-                        UnitKind::Grpc => "GRPCRoute",
-                    };
-                    format!("{kind} {ns}/{name}")
-                })
-                .collect();
-        }
-        step.endpoints = self.changed_endpoints(new, &sources, &added);
-        step
+            )
+            .chain(self.tls_policy_statuses.iter().cloned())
+            .collect()
     }
 
     /// Whether a change needs everything compiled again (see the module documentation).
@@ -633,7 +666,10 @@ impl Compiler {
             let (object, listener) = self.context.listeners.slots[slot].status_at;
             objects[object].listeners[listener].attached_routes += count;
         }
-        self.status_tail(objects)
+        objects.extend(self.units.values().map(|unit| unit.status.clone()));
+        objects.extend(self.context.tls_routes.iter().cloned());
+        objects.extend(self.tls_policy_statuses.iter().cloned());
+        StatusReport { objects }
     }
 
     /// The status of one context object (a Gateway or ListenerSet), with its listeners'
@@ -647,14 +683,6 @@ impl Compiler {
             }
         }
         status
-    }
-
-    /// `objects` (the context's), then the routes' and the BackendTLSPolicies' statuses.
-    fn status_tail(&self, mut objects: Vec<ObjectStatus>) -> StatusReport {
-        objects.extend(self.units.values().map(|unit| unit.status.clone()));
-        objects.extend(self.context.tls_routes.iter().cloned());
-        objects.extend(self.tls_policy_statuses.iter().cloned());
-        StatusReport { objects }
     }
 
     /// `/config`'s listeners: per listener, its sockets, hostname, routes and client settings.
