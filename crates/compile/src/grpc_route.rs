@@ -39,13 +39,13 @@ use router::{PathMatch, RuleMatch};
 use snapshot::{BackendTarget, RuleAction};
 
 use crate::CompileOptions;
-use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
+use crate::attachment::{self, CompiledRule, RuleProblems};
 use crate::backend_ref::{BackendTable, Referrer};
 use crate::filter;
 use crate::http_route::{self, CompiledAction};
 use crate::listener::Listeners;
 use crate::problems::{FieldPath, Problem, Problems};
-use crate::route_unit::RouteUnit;
+use crate::route_unit::{RouteSpec, RouteUnit};
 
 #[cfg(test)]
 mod tests;
@@ -66,25 +66,17 @@ pub(crate) fn compile_route(
     (namespace, name): (&str, &str),
     route: &GrpcRoute,
 ) -> Option<RouteUnit> {
-    let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
-    let ours = attachment::our_parents(store, options, parents);
-    if ours.is_empty() {
-        return None; // not attached to any Gateway of ours: not our business
-    }
-    let mut problems = RuleProblems::default();
-    let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
-    let hostnames = route.spec.hostnames.clone().unwrap_or_default();
-    let attaching = RouteAttachment {
+    let spec = RouteSpec {
         kind: KIND,
         namespace,
         name,
-        hostnames: &hostnames,
-        created: attachment::created_seconds(&route.metadata),
-        parents: ours,
+        parents: attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref()),
+        hostnames: route.spec.hostnames.as_deref(),
+        metadata: &route.metadata,
     };
-    Some(RouteUnit::new(
-        store, options, listeners, &attaching, &rules, &problems,
-    ))
+    RouteUnit::compile(store, options, listeners, spec, |problems| {
+        compile_rules(store, namespace, name, route, backends, problems)
+    })
 }
 
 /// Compiles every rule of a route. Invalid rules are left out and reported.

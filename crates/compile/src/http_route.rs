@@ -21,12 +21,12 @@ use snapshot::{
 };
 
 use crate::CompileOptions;
-use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
+use crate::attachment::{self, CompiledRule, RuleProblems};
 use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
 use crate::listener::Listeners;
 use crate::mirror::MirrorTargets;
 use crate::problems::{FieldPath, Problem, Problems};
-use crate::route_unit::RouteUnit;
+use crate::route_unit::{RouteSpec, RouteUnit};
 use crate::{duration, filter};
 
 /// Compiles one HTTPRoute into the rules it adds and where it attaches. `None` when no
@@ -39,25 +39,17 @@ pub(crate) fn compile_route(
     (namespace, name): (&str, &str),
     route: &HttpRoute,
 ) -> Option<RouteUnit> {
-    let parents = attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref());
-    let ours = attachment::our_parents(store, options, parents);
-    if ours.is_empty() {
-        return None; // not attached to any Gateway of ours: not our business
-    }
-    let mut problems = RuleProblems::default();
-    let rules = compile_rules(store, namespace, name, route, backends, &mut problems);
-    let hostnames = route.spec.hostnames.clone().unwrap_or_default();
-    let attaching = RouteAttachment {
+    let spec = RouteSpec {
         kind: "HTTPRoute",
         namespace,
         name,
-        hostnames: &hostnames,
-        created: attachment::created_seconds(&route.metadata),
-        parents: ours,
+        parents: attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref()),
+        hostnames: route.spec.hostnames.as_deref(),
+        metadata: &route.metadata,
     };
-    Some(RouteUnit::new(
-        store, options, listeners, &attaching, &rules, &problems,
-    ))
+    RouteUnit::compile(store, options, listeners, spec, |problems| {
+        compile_rules(store, namespace, name, route, backends, problems)
+    })
 }
 
 /// Compiles every rule of a route. Invalid rules are left out and reported; rules whose

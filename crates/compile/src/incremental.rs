@@ -705,21 +705,15 @@ fn policy_targets(store: &Store) -> HashSet<Key> {
         .backend_traffic_policies
         .iter()
         .flat_map(|((ns, _), policy)| {
-            policy
-                .spec
-                .target_refs
-                .iter()
-                .map(move |target| (ns.clone(), target.name.clone()))
+            let names = policy.spec.target_refs.iter().map(|target| &target.name);
+            names.map(move |name| (ns.clone(), name.clone()))
         });
     let tls = store
         .backend_tls_policies
         .iter()
         .flat_map(|((ns, _), policy)| {
-            policy
-                .spec
-                .target_refs
-                .iter()
-                .map(move |target| (ns.clone(), target.name.clone()))
+            let names = policy.spec.target_refs.iter().map(|target| &target.name);
+            names.map(move |name| (ns.clone(), name.clone()))
         });
     traffic.chain(tls).collect()
 }

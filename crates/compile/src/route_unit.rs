@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use model::Store;
+use model::core::ObjectMeta;
 use router::{HostPattern, RouteEntry, RouteOrder};
 use snapshot::RouteRule;
 use snapshot::backend::BackendId;
@@ -18,7 +19,7 @@ use crate::CompileOptions;
 use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
 use crate::backend_ref::ReadKey;
 use crate::listener::Listeners;
-use crate::status::ObjectStatus;
+use crate::status::{ObjectStatus, ParentReference};
 
 /// A route table entry of a compiled rule.
 pub(crate) type Entry = Arc<RouteEntry<Arc<RouteRule>>>;
@@ -53,9 +54,50 @@ struct Attachment {
     entries: Arc<[Entry]>,
 }
 
+/// A route as its kind hands it over: what every route kind has in common.
+pub(crate) struct RouteSpec<'a> {
+    /// `HTTPRoute` or `GRPCRoute`.
+    pub(crate) kind: &'static str,
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+    /// `spec.parentRefs`, defaults filled in.
+    pub(crate) parents: Vec<ParentReference>,
+    /// `spec.hostnames`.
+    pub(crate) hostnames: Option<&'a [String]>,
+    pub(crate) metadata: &'a ObjectMeta,
+}
+
 impl RouteUnit {
+    /// Compiles a route: `None` when no parentRef of it is ours; otherwise its rules (by
+    /// `compile_rules`, which reports into the problems it is given) and where it attaches.
+    pub(crate) fn compile(
+        store: &Store,
+        options: &CompileOptions,
+        listeners: &Listeners,
+        route: RouteSpec<'_>,
+        compile_rules: impl FnOnce(&mut RuleProblems) -> Vec<CompiledRule>,
+    ) -> Option<RouteUnit> {
+        let ours = attachment::our_parents(store, options, route.parents);
+        if ours.is_empty() {
+            return None; // not attached to any Gateway of ours: not our business
+        }
+        let mut problems = RuleProblems::default();
+        let rules = compile_rules(&mut problems);
+        let attaching = RouteAttachment {
+            kind: route.kind,
+            namespace: route.namespace,
+            name: route.name,
+            hostnames: route.hostnames.unwrap_or_default(),
+            created: attachment::created_seconds(route.metadata),
+            parents: ours,
+        };
+        Some(RouteUnit::new(
+            store, options, listeners, &attaching, &rules, &problems,
+        ))
+    }
+
     /// A unit of compiled `rules`, attached as the route's parentRefs say.
-    pub(crate) fn new(
+    fn new(
         store: &Store,
         options: &CompileOptions,
         listeners: &Listeners,
