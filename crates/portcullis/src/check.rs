@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use compile::{CompileOptions, ConditionStatus};
 use control::status_document;
 use source::FileSource;
@@ -17,12 +19,20 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
         }
     };
     let update = source.current();
+    // The platform's CA certificates matter only to BackendTLSPolicies (`wellKnownCACertificates:
+    // System`): a config without any is checked without reading them.
+    let system_roots = if update.store.backend_tls_policies.is_empty() {
+        None
+    } else {
+        crate::run::system_roots()
+    };
     let options = CompileOptions {
         controller_name: args.controller_name.clone(),
-        system_roots: crate::run::system_roots(),
+        system_roots,
         ..CompileOptions::default()
     };
-    let compiled = compile::compile(&update.store, &options);
+    // Status only: no `/config` view or endpoint plan to build.
+    let status = compile::Compiler::build(&update.store, options).status();
     let file_errors: Vec<String> = update
         .files
         .iter()
@@ -33,11 +43,11 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
         })
         .collect();
     if args.json {
-        println!("{}", status_document(&update, &compiled.status, &[]));
+        println!("{}", status_document(&update, &status, &[]));
     } else {
-        print_text(&compiled.status, &file_errors);
+        print_text(&status, &file_errors);
     }
-    if compiled.status.is_healthy() && file_errors.is_empty() {
+    if status.is_healthy() && file_errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -45,9 +55,21 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
 }
 
 fn print_text(status: &compile::StatusReport, file_errors: &[String]) {
+    // One line per object and condition set: tens of thousands at 10,000 routes, so written
+    // through a buffer rather than a write per line. A closed stdout ends the report early.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = write_text(&mut out, status, file_errors);
+    let _ = out.flush();
+}
+
+fn write_text(
+    out: &mut impl Write,
+    status: &compile::StatusReport,
+    file_errors: &[String],
+) -> std::io::Result<()> {
     for object in &status.objects {
         let mark = if object.is_healthy() { "ok  " } else { "FAIL" };
-        println!("{mark} {}", object.label());
+        writeln!(out, "{mark} {}", object.label())?;
         let line = |conditions: &[compile::Condition]| {
             conditions
                 .iter()
@@ -63,15 +85,16 @@ fn print_text(status: &compile::StatusReport, file_errors: &[String]) {
                 .join(", ")
         };
         if !object.conditions.is_empty() {
-            println!("       {}", line(&object.conditions));
+            writeln!(out, "       {}", line(&object.conditions))?;
         }
         for listener in &object.listeners {
-            println!(
+            writeln!(
+                out,
                 "       listener {} (attachedRoutes={}): {}",
                 listener.name,
                 listener.attached_routes,
                 line(&listener.conditions)
-            );
+            )?;
         }
         for parent in &object.parents {
             let p = &parent.parent_ref;
@@ -82,25 +105,27 @@ fn print_text(status: &compile::StatusReport, file_errors: &[String]) {
             if let Some(port) = p.port {
                 at.push_str(&format!(" port={port}"));
             }
-            println!("       parent {at}: {}", line(&parent.conditions));
+            writeln!(out, "       parent {at}: {}", line(&parent.conditions))?;
         }
         for ancestor in &object.ancestors {
             let a = &ancestor.ancestor_ref;
-            println!(
+            writeln!(
+                out,
                 "       ancestor {} {}/{}: {}",
                 a.kind,
                 a.namespace,
                 a.name,
                 line(&ancestor.conditions)
-            );
+            )?;
         }
     }
     let problems = status.problems();
     if !problems.is_empty() || !file_errors.is_empty() {
-        println!();
-        println!("problems:");
+        writeln!(out)?;
+        writeln!(out, "problems:")?;
         for problem in file_errors.iter().chain(&problems) {
-            println!("  {problem}");
+            writeln!(out, "  {problem}")?;
         }
     }
+    Ok(())
 }
