@@ -3,7 +3,7 @@
 //!
 //! The walk is `model::diff`'s: one pass over both stores in key order.
 
-use model::diff::{changed_keys, differ};
+use model::diff::{changed_keys, changed_kinds};
 use model::{Kind, Store};
 
 /// `(namespace, name)`.
@@ -25,68 +25,23 @@ pub(crate) struct StoreChanges {
 impl StoreChanges {
     /// The differences from `old` to `new`.
     pub(crate) fn between(old: &Store, new: &Store) -> StoreChanges {
-        // Destructured without `..` so that adding a map to `Store` fails to compile here
-        // until it is compared too.
-        let Store {
-            gateway_classes,
-            gateways,
-            listener_sets,
-            http_routes,
-            grpc_routes,
-            tls_routes,
-            reference_grants,
-            backend_tls_policies,
-            namespaces,
-            services,
-            endpoint_slices,
-            secrets,
-            config_maps,
-            backends,
-            backend_traffic_policies,
-            client_traffic_policies,
-        } = new;
-        let mut changes = StoreChanges {
-            http_routes: changed_keys(&old.http_routes, http_routes),
-            grpc_routes: changed_keys(&old.grpc_routes, grpc_routes),
-            services: changed_keys(&old.services, services),
-            backends: changed_keys(&old.backends, backends),
-            endpoint_slices: changed_keys(&old.endpoint_slices, endpoint_slices),
-            other: Vec::new(),
-        };
-        let others = [
-            (
-                Kind::GatewayClass,
-                differ(&old.gateway_classes, gateway_classes),
-            ),
-            (Kind::Gateway, differ(&old.gateways, gateways)),
-            (Kind::ListenerSet, differ(&old.listener_sets, listener_sets)),
-            (Kind::TlsRoute, differ(&old.tls_routes, tls_routes)),
-            (
-                Kind::ReferenceGrant,
-                differ(&old.reference_grants, reference_grants),
-            ),
-            (
-                Kind::BackendTlsPolicy,
-                differ(&old.backend_tls_policies, backend_tls_policies),
-            ),
-            (Kind::Namespace, differ(&old.namespaces, namespaces)),
-            (Kind::Secret, differ(&old.secrets, secrets)),
-            (Kind::ConfigMap, differ(&old.config_maps, config_maps)),
-            (
-                Kind::BackendTrafficPolicy,
-                differ(&old.backend_traffic_policies, backend_traffic_policies),
-            ),
-            (
-                Kind::ClientTrafficPolicy,
-                differ(&old.client_traffic_policies, client_traffic_policies),
-            ),
+        const FOLLOWED: [Kind; 5] = [
+            Kind::HttpRoute,
+            Kind::GrpcRoute,
+            Kind::Service,
+            Kind::Backend,
+            Kind::EndpointSlice,
         ];
-        changes.other = others
-            .into_iter()
-            .filter(|(_, differs)| *differs)
-            .map(|(kind, _)| kind)
-            .collect();
-        changes
+        StoreChanges {
+            http_routes: changed_keys(&old.http_routes, &new.http_routes),
+            grpc_routes: changed_keys(&old.grpc_routes, &new.grpc_routes),
+            services: changed_keys(&old.services, &new.services),
+            backends: changed_keys(&old.backends, &new.backends),
+            endpoint_slices: changed_keys(&old.endpoint_slices, &new.endpoint_slices),
+            other: changed_kinds(old, new, |kind| !FOLLOWED.contains(&kind))
+                .into_iter()
+                .collect(),
+        }
     }
 
     /// Whether nothing differs.

@@ -1,10 +1,12 @@
-//! Comparing two versions of one of the [`crate::Store`]'s maps. Sources reuse the `Arc` of
+//! Comparing two versions of the [`crate::Store`] or of one of its maps. Sources reuse the `Arc` of
 //! every object that did not change, so most values are equal by pointer and a comparison is
 //! one pass over both maps in key order.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+use crate::{Kind, Store};
 
 /// Whether two versions of a map differ at all.
 pub fn differ<K: Eq, V: PartialEq>(old: &BTreeMap<K, Arc<V>>, new: &BTreeMap<K, Arc<V>>) -> bool {
@@ -53,6 +55,68 @@ pub fn changed_keys<K: Ord + Clone, V: PartialEq>(
             }
         }
     }
+}
+
+/// The kinds, among those `among` accepts, whose objects differ between `old` and `new`: a key
+/// was added or removed, or a value differs. Kinds `among` refuses are not compared at all.
+pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> BTreeSet<Kind> {
+    // Destructured without `..` so that adding a map to `Store` fails to compile here until it
+    // is compared too.
+    let Store {
+        gateway_classes,
+        gateways,
+        listener_sets,
+        http_routes,
+        grpc_routes,
+        tls_routes,
+        reference_grants,
+        backend_tls_policies,
+        namespaces,
+        services,
+        endpoint_slices,
+        secrets,
+        config_maps,
+        backends,
+        backend_traffic_policies,
+        client_traffic_policies,
+    } = new;
+    let comparisons: [(Kind, &dyn Fn() -> bool); 16] = [
+        (Kind::GatewayClass, &|| {
+            differ(&old.gateway_classes, gateway_classes)
+        }),
+        (Kind::Gateway, &|| differ(&old.gateways, gateways)),
+        (Kind::ListenerSet, &|| {
+            differ(&old.listener_sets, listener_sets)
+        }),
+        (Kind::HttpRoute, &|| differ(&old.http_routes, http_routes)),
+        (Kind::GrpcRoute, &|| differ(&old.grpc_routes, grpc_routes)),
+        (Kind::TlsRoute, &|| differ(&old.tls_routes, tls_routes)),
+        (Kind::ReferenceGrant, &|| {
+            differ(&old.reference_grants, reference_grants)
+        }),
+        (Kind::BackendTlsPolicy, &|| {
+            differ(&old.backend_tls_policies, backend_tls_policies)
+        }),
+        (Kind::Namespace, &|| differ(&old.namespaces, namespaces)),
+        (Kind::Service, &|| differ(&old.services, services)),
+        (Kind::EndpointSlice, &|| {
+            differ(&old.endpoint_slices, endpoint_slices)
+        }),
+        (Kind::Secret, &|| differ(&old.secrets, secrets)),
+        (Kind::ConfigMap, &|| differ(&old.config_maps, config_maps)),
+        (Kind::Backend, &|| differ(&old.backends, backends)),
+        (Kind::BackendTrafficPolicy, &|| {
+            differ(&old.backend_traffic_policies, backend_traffic_policies)
+        }),
+        (Kind::ClientTrafficPolicy, &|| {
+            differ(&old.client_traffic_policies, client_traffic_policies)
+        }),
+    ];
+    comparisons
+        .into_iter()
+        .filter(|(kind, differs)| among(*kind) && differs())
+        .map(|(kind, _)| kind)
+        .collect()
 }
 
 /// Equal by pointer, or else by value.
