@@ -16,7 +16,7 @@ use snapshot::RouteRule;
 
 use crate::CompileOptions;
 use crate::hostname;
-use crate::listener::{ListenerSlot, Listeners};
+use crate::listener::{AllowedNamespaces, ListenerSlot, Listeners};
 use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ObjectStatus, ParentReference, RouteParentStatus, StatusReport};
 
@@ -196,6 +196,9 @@ pub(crate) struct AttachPlan {
     pub(crate) counted: Vec<usize>,
     /// Usable slots the route is added to, with its hostnames there (`[]` = any host).
     pub(crate) attached: Vec<(usize, Vec<String>)>,
+    /// Whether a listener it selects allows routes by namespace labels: the plan then depends
+    /// on the labels of the route's Namespace.
+    pub(crate) reads_namespace: bool,
 }
 
 /// Attaches a route's compiled rules to the listeners each of its parentRefs selects, and
@@ -265,6 +268,7 @@ pub(crate) fn plan_route(
         status: ObjectStatus::new(route.kind, route.namespace, route.name),
         counted: Vec::new(),
         attached: Vec::new(),
+        reads_namespace: false,
     };
     let object = &mut plan.status;
     object
@@ -284,7 +288,13 @@ pub(crate) fn plan_route(
             )
         } else {
             let at = path.field("spec.parentRefs").index(*index);
-            let found = attach(store, listeners, route, &at, parent_ref);
+            let found = attach(
+                store,
+                listeners,
+                route,
+                (&at, parent_ref),
+                &mut plan.reads_namespace,
+            );
             match found {
                 Ok((counted, attached)) => {
                     plan.counted.extend(counted);
@@ -376,17 +386,17 @@ fn parent_slots(
 /// The listeners one parentRef selects (`at` is the parentRef's path): the slots that count
 /// the route as attached, and the usable ones it is added to with its hostnames there. An
 /// error still carries the counted slots (a listener counts a route it allows even when no
-/// hostname intersects).
+/// hostname intersects). Sets `reads_labels` when the namespace labels were looked at.
 #[allow(clippy::type_complexity)] // (counted, attached) pairs, named in `AttachPlan`
 fn attach(
     store: &Store,
     listeners: &Listeners,
     route: &RouteAttachment<'_>,
-    at: &FieldPath,
-    parent: &ParentReference,
+    (at, parent): (&FieldPath, &ParentReference),
+    reads_labels: &mut bool,
 ) -> Result<(Vec<usize>, Vec<(usize, Vec<String>)>), (Vec<usize>, Problem)> {
-    let allowed =
-        allowed_slots(store, listeners, route, at, parent).map_err(|p| (Vec::new(), p))?;
+    let allowed = allowed_slots(store, listeners, route, (at, parent), reads_labels)
+        .map_err(|p| (Vec::new(), p))?;
     let mut attached = Vec::new();
     for &index in &allowed {
         let slot = &listeners.slots[index];
@@ -409,13 +419,14 @@ fn attach(
 }
 
 /// The listeners a parentRef selects (sectionName, port) that allow the route (kind,
-/// namespace): where it attaches and counts as attached, whatever their hostnames.
+/// namespace): where it attaches and counts as attached, whatever their hostnames. Sets
+/// `reads_labels` when one of them selects namespaces by label.
 fn allowed_slots(
     store: &Store,
     listeners: &Listeners,
     route: &RouteAttachment<'_>,
-    at: &FieldPath,
-    parent: &ParentReference,
+    (at, parent): (&FieldPath, &ParentReference),
+    reads_labels: &mut bool,
 ) -> Result<Vec<usize>, Problem> {
     let slots = parent_slots(listeners, at, parent)?;
     let selected: Vec<usize> = slots
@@ -431,6 +442,12 @@ fn allowed_slots(
             .problem("no listener matches sectionName/port")
             .because("NoMatchingParent"));
     }
+    *reads_labels |= selected.iter().any(|&i| {
+        matches!(
+            listeners.slots[i].allowed_namespaces,
+            AllowedNamespaces::Selector { .. }
+        )
+    });
     let labels = store.namespace_labels(route.namespace);
     let allowed: Vec<usize> = selected
         .into_iter()

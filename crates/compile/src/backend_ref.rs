@@ -54,6 +54,10 @@ pub(crate) enum ReadKey {
     Service(String, String),
     /// One of our `Backend` objects, by namespace and name.
     Backend(String, String),
+    /// The ReferenceGrants of a namespace (a reference into it from another namespace).
+    Grants(String),
+    /// The labels of a Namespace (a listener selects the route's namespace by label).
+    Namespace(String),
 }
 
 /// Backends used by the snapshot being built, deduplicated by identity.
@@ -384,6 +388,9 @@ impl BackendTable {
             }
         };
         // GEP-709: a reference across namespaces needs a ReferenceGrant in the target's.
+        if reference.namespace != referrer.namespace {
+            self.read(ReadKey::Grants(reference.namespace.to_owned()));
+        }
         if reference.namespace != referrer.namespace
             && !reference_granted(store, referrer, reference)
         {

@@ -53,14 +53,16 @@ type TargetKey = (TargetKind, String, String);
 /// A target as a policy names it: kind, name (in the policy's namespace), sectionName.
 type Target = (TargetKind, String, Option<String>);
 
-/// Every BackendTLSPolicy, compiled, with the winner for each target and section.
-#[derive(Default)]
+/// Every BackendTLSPolicy, compiled, with the winner for each target and section. Equal
+/// when the backends they apply to would get the same TLS (see `UpstreamTls`'s equality).
+#[derive(Default, PartialEq)]
 pub(crate) struct BackendTlsPolicies {
     policies: Vec<CompiledPolicy>,
     /// Per target: (sectionName, index of the winning policy).
     winners: HashMap<TargetKey, Vec<(Option<String>, usize)>>,
 }
 
+#[derive(PartialEq)]
 struct CompiledPolicy {
     namespace: String,
     name: String,
@@ -77,6 +79,7 @@ struct CompiledPolicy {
     problems: Problems,
 }
 
+#[derive(PartialEq)]
 struct PolicyTls {
     http1: Arc<UpstreamTls>,
     h2: Arc<UpstreamTls>,

@@ -18,6 +18,12 @@ pub(crate) struct StoreChanges {
     pub(crate) services: Vec<Key>,
     pub(crate) backends: Vec<Key>,
     pub(crate) endpoint_slices: Vec<Key>,
+    pub(crate) reference_grants: Vec<Key>,
+    /// Namespaces, by name.
+    pub(crate) namespaces: Vec<String>,
+    /// Whether a Secret or ConfigMap differs: certificates, keys and CA bundles, which only
+    /// the context (listeners, policies) reads.
+    pub(crate) certificates: bool,
     /// Other kinds with a difference.
     pub(crate) other: Vec<Kind>,
 }
@@ -25,12 +31,16 @@ pub(crate) struct StoreChanges {
 impl StoreChanges {
     /// The differences from `old` to `new`.
     pub(crate) fn between(old: &Store, new: &Store) -> StoreChanges {
-        const FOLLOWED: [Kind; 5] = [
+        const FOLLOWED: [Kind; 9] = [
             Kind::HttpRoute,
             Kind::GrpcRoute,
             Kind::Service,
             Kind::Backend,
             Kind::EndpointSlice,
+            Kind::ReferenceGrant,
+            Kind::Namespace,
+            Kind::Secret,
+            Kind::ConfigMap,
         ];
         StoreChanges {
             http_routes: changed_keys(&old.http_routes, &new.http_routes),
@@ -38,15 +48,28 @@ impl StoreChanges {
             services: changed_keys(&old.services, &new.services),
             backends: changed_keys(&old.backends, &new.backends),
             endpoint_slices: changed_keys(&old.endpoint_slices, &new.endpoint_slices),
+            reference_grants: changed_keys(&old.reference_grants, &new.reference_grants),
+            namespaces: changed_keys(&old.namespaces, &new.namespaces),
+            certificates: !changed_kinds(old, new, |kind| {
+                matches!(kind, Kind::Secret | Kind::ConfigMap)
+            })
+            .is_empty(),
             other: changed_kinds(old, new, |kind| !FOLLOWED.contains(&kind))
                 .into_iter()
                 .collect(),
         }
     }
 
+    /// Whether something only the context and the units' lookups through it read differs
+    /// (ReferenceGrants, Namespaces, Secrets, ConfigMaps).
+    pub(crate) fn touches_context(&self) -> bool {
+        self.certificates || !self.reference_grants.is_empty() || !self.namespaces.is_empty()
+    }
+
     /// Whether nothing differs.
     pub(crate) fn is_empty(&self) -> bool {
-        self.other.is_empty()
+        !self.touches_context()
+            && self.other.is_empty()
             && self.http_routes.is_empty()
             && self.grpc_routes.is_empty()
             && self.services.is_empty()

@@ -5,17 +5,29 @@
 //! ClientTrafficPolicies, BackendTLSPolicies, BackendTrafficPolicies, and the TLSRoutes (whose
 //! SNI tables depend on the order of all of them). The **units** are the HTTPRoutes and
 //! GRPCRoutes, each compiled on its own ([`RouteUnit`]): its rules, where it attaches, its
-//! status, and what it looked up (Services and Backends) and uses (backends).
+//! status, and what it looked up (Services, Backends, ReferenceGrants, its Namespace) and uses
+//! (backends).
 //!
 //! A change of a route, Service or `Backend` recompiles the units it affects (the route
 //! itself, the routes that looked the Service or Backend up), rebuilds the route tables of the
 //! listeners those units attach to (before or after), and the sockets around them; every other
 //! listener table, unit and backend stays as it was (the same `Arc`s). An EndpointSlice change
-//! compiles nothing: it re-resolves the endpoints of the Services whose slices changed. A
-//! change of anything in the context compiles everything again ([`Compiler::build`]), and so
-//! does a change of a Service, `Backend` or route that a policy targets or a TLSRoute uses:
-//! these are rare next to route and endpoint churn, and a full compile keeps their many
-//! cross-references (ReferenceGrants, namespace selectors, policy targets) in one place.
+//! compiles nothing: it re-resolves the endpoints of the Services whose slices changed.
+//!
+//! A change of a ReferenceGrant, Namespace, Secret or ConfigMap compiles the context again
+//! (a few Gateways: cheap next to the routes) and keeps it when routes attach to its listeners
+//! as before and backends get the same TLS (a certificate rotated, a client CA bundle
+//! replaced, a listener's certificate reference granted); then only the units that looked up
+//! the changed namespace's grants or labels are compiled again, and every listener table is
+//! wrapped in its (new) listener's settings. When routes would attach differently (a listener
+//! became unusable, a ListenerSet was accepted) or backends' TLS changed, everything is
+//! compiled again.
+//!
+//! Any other change of the context (GatewayClasses, Gateways, ListenerSets, policies,
+//! TLSRoutes) compiles everything again ([`Compiler::build`]), and so does a change of a
+//! Service, `Backend` or route that a policy targets or a TLSRoute uses: these are rare next
+//! to route and endpoint churn, and a full compile keeps their many cross-references (policy
+//! targets, SNI tables) in one place.
 //!
 //! [`crate::compile`] is the reference: `Compiler::build(store)` is exactly it, and the
 //! equivalence tests (`incremental/tests.rs`) check after random changes of every kind that
@@ -299,10 +311,14 @@ impl Compiler {
         if self.needs_rebuild(&changes) {
             return self.rebuild(new);
         }
+        let context_changed = changes.touches_context();
+        if context_changed && !self.swap_context(new) {
+            return self.rebuild(new);
+        }
         let (dirty, sources) = self.affected(&changes, old, new);
         let mut step = Step::default();
         let mut added = Vec::new();
-        if !dirty.is_empty() {
+        if !dirty.is_empty() || context_changed {
             // Slots counting a changed route, before and after: their Gateways' statuses.
             let mut counted = self.counted_by(&dirty);
             let Some(new_backends) = self.recompile(new, &dirty) else {
@@ -310,14 +326,56 @@ impl Compiler {
             };
             added = new_backends;
             counted.extend(self.counted_by(&dirty));
+            let mut objects: Vec<usize> = counted
+                .iter()
+                .map(|&slot| self.context.listeners.slots[slot].status_at.0)
+                .collect();
+            if context_changed {
+                self.wrap_tables();
+                objects = (0..self.context.objects.len()).collect();
+            }
             self.report_tls_policies(new);
             self.finish();
             step.snapshot_changed = true;
-            step.statuses = self.changed_statuses(&dirty, &counted);
+            step.statuses = self.changed_statuses(&dirty, objects, context_changed);
             step.recompiled = dirty.iter().map(unit_label).collect();
         }
         step.endpoints = self.changed_endpoints(new, &sources, &added);
         step
+    }
+
+    /// Compiles the context again after a change of what only the context and the units'
+    /// lookups read (ReferenceGrants, Namespaces, Secrets, ConfigMaps), and takes it when
+    /// what the units and backends see of it stayed the same: the listeners as routes attach
+    /// to them, the BackendTLSPolicies, the TLSRoutes. A new certificate, a listener's
+    /// certificate refused or accepted, a new CA bundle for client validation: the units stay.
+    /// Returns `false` when something they see changed (the caller compiles everything).
+    fn swap_context(&mut self, store: &Store) -> bool {
+        let (context, _) = Context::compile(store, &self.options, None);
+        let old = &self.context;
+        let same = context.listeners.same_attachment(&old.listeners)
+            && *context.tls_policies == *old.tls_policies
+            && context.tls_routes == old.tls_routes
+            && context.tls_reads == old.tls_reads
+            && context.pinned == old.pinned;
+        if same {
+            // The backend table holds the policies it applied: keep the same `Arc`.
+            let tls_policies = Arc::clone(&old.tls_policies);
+            self.context = Context {
+                tls_policies,
+                ..context
+            };
+        }
+        same
+    }
+
+    /// Wraps every route table in its listener's settings again (after the context changed:
+    /// its backend client certificate, its path settings).
+    fn wrap_tables(&mut self) {
+        let listeners = &self.context.listeners;
+        for (&slot, routes) in &mut self.http_tables {
+            *routes = listeners.http_table(slot, routes.table.clone());
+        }
     }
 
     /// The units a change affects (the changed routes, the routes that looked up a changed
@@ -365,6 +423,19 @@ impl Compiler {
             dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
             sources.insert(read);
         }
+        let lookups = changes
+            .reference_grants
+            .iter()
+            .map(|(ns, _)| ReadKey::Grants(ns.clone()))
+            .chain(
+                changes
+                    .namespaces
+                    .iter()
+                    .map(|ns| ReadKey::Namespace(ns.clone())),
+            );
+        for read in lookups {
+            dirty.extend(self.readers.get(&read).into_iter().flatten().cloned());
+        }
         (dirty, sources)
     }
 
@@ -377,30 +448,35 @@ impl Compiler {
             .collect()
     }
 
-    /// The statuses an incremental step may have changed: the units compiled again, the
-    /// Gateways whose listeners count in `counted` slots, and the BackendTLSPolicies (their
-    /// ancestors follow the routes).
+    /// The statuses an incremental step may have changed: the units compiled again, these
+    /// context `objects` (the Gateways whose listeners count a changed unit, or all of them
+    /// when the context changed), the TLSRoutes when the context changed, and the
+    /// BackendTLSPolicies (their ancestors follow the routes).
     fn changed_statuses(
         &self,
         dirty: &BTreeSet<UnitKey>,
-        counted: &BTreeSet<usize>,
+        mut objects: Vec<usize>,
+        context_changed: bool,
     ) -> Vec<ObjectStatus> {
-        let mut objects: Vec<usize> = counted
-            .iter()
-            .map(|&slot| self.context.listeners.slots[slot].status_at.0)
-            .collect();
         objects.sort_unstable();
         objects.dedup();
         let units = dirty
             .iter()
             .filter_map(|key| self.units.get(key))
             .map(|unit| unit.status.clone());
+        let tls_routes = self
+            .context
+            .tls_routes
+            .iter()
+            .filter(|_| context_changed)
+            .cloned();
         units
             .chain(
                 objects
                     .into_iter()
                     .map(|object| self.context_status(object)),
             )
+            .chain(tls_routes)
             .chain(self.tls_policy_statuses.iter().cloned())
             .collect()
     }
@@ -511,7 +587,7 @@ impl Compiler {
         };
         let recording = self.backends.recorded();
         let mut unit = unit?;
-        unit.reads = recording.reads;
+        unit.reads.extend(recording.reads);
         unit.reads.sort_unstable();
         unit.reads.dedup();
         unit.reads.shrink_to_fit();

@@ -17,7 +17,7 @@ use crate::status::{RouteKind, StatusReport};
 use crate::tls_listener::{self, TlsSlot};
 
 /// Which namespaces may attach routes (`allowedRoutes.namespaces`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum AllowedNamespaces {
     Same,
     All,
@@ -93,6 +93,24 @@ impl ListenerSlot {
     pub(crate) fn allows_kind(&self, kind: &str) -> bool {
         self.allowed_kinds.iter().any(|k| k.kind == kind)
     }
+
+    /// Whether routes attach to `other` as to this slot: the same owner, name, port,
+    /// hostname, sockets, scheme, allowed kinds and namespaces, usability and status position
+    /// (its certificate and TLS routes may differ).
+    fn same_attachment(&self, other: &ListenerSlot) -> bool {
+        self.owner_kind == other.owner_kind
+            && self.gateway_namespace == other.gateway_namespace
+            && self.gateway_name == other.gateway_name
+            && self.name == other.name
+            && self.port == other.port
+            && self.hostname == other.hostname
+            && self.sockets == other.sockets
+            && self.scheme == other.scheme
+            && self.allowed_namespaces == other.allowed_namespaces
+            && self.allowed_kinds == other.allowed_kinds
+            && self.usable == other.usable
+            && self.status_at == other.status_at
+    }
 }
 
 /// All listeners of all our Gateways, in Gateway precedence order.
@@ -114,6 +132,20 @@ pub(crate) struct Listeners {
 }
 
 impl Listeners {
+    /// Whether routes attach to `other` exactly as to these listeners: the same slots (see
+    /// `ListenerSlot::same_attachment`), named by the same Gateways and ListenerSets.
+    /// Certificates, client certificate validation and client settings may differ.
+    pub(crate) fn same_attachment(&self, other: &Listeners) -> bool {
+        self.by_gateway == other.by_gateway
+            && self.by_listener_set == other.by_listener_set
+            && self.slots.len() == other.slots.len()
+            && self
+                .slots
+                .iter()
+                .zip(&other.slots)
+                .all(|(a, b)| a.same_attachment(b))
+    }
+
     /// Slots of the accepted ListenerSets of a Gateway (their listeners serve on its
     /// addresses and take its TLS settings).
     pub(crate) fn listener_set_slots(

@@ -36,7 +36,9 @@ pub(crate) struct RouteUnit {
     pub(crate) counted: Vec<usize>,
     /// Its status.
     pub(crate) status: ObjectStatus,
-    /// Services and Backends its compilation looked up (set by the compiler).
+    /// What its compilation looked up: its Namespace (when a listener selects namespaces by
+    /// label), and the Services, Backends and ReferenceGrants its backendRefs name (added
+    /// by the compiler).
     pub(crate) reads: Vec<ReadKey>,
     /// The backends its rules name, each once (set by the compiler).
     pub(crate) backends: Vec<BackendId>,
@@ -152,7 +154,11 @@ impl RouteUnit {
             attached,
             counted: plan.counted,
             status: plan.status,
-            reads: Vec::new(),
+            reads: if plan.reads_namespace {
+                vec![ReadKey::Namespace(route.namespace.to_owned())]
+            } else {
+                Vec::new()
+            },
             backends: Vec::new(),
         }
     }

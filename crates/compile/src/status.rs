@@ -60,7 +60,7 @@ impl Condition {
 }
 
 /// Status of one listener of a Gateway.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerStatus {
     /// Listener name.
@@ -103,7 +103,7 @@ pub struct ParentReference {
 }
 
 /// Status of a route towards one parent.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteParentStatus {
     /// The parent.
@@ -116,7 +116,7 @@ pub struct RouteParentStatus {
 
 /// Status of a policy towards one ancestor (for BackendTLSPolicy: a Gateway whose routes use
 /// a backend the policy targets), as `status.ancestors[]` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyAncestorStatus {
     /// The ancestor.
@@ -128,7 +128,7 @@ pub struct PolicyAncestorStatus {
 }
 
 /// Status of one object.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectStatus {
     /// Kind as Kubernetes spells it.

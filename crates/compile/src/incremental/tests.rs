@@ -13,17 +13,22 @@ use snapshot::Snapshot;
 use snapshot::backend::{BackendId, EndpointTarget};
 
 use super::*;
+use crate::backend_tls::tests::{ca_config_map, ca_pem, tls_secret};
 
 /// Steps per seed and seeds: a few hundred steps in all, bounded for CI.
 const STEPS: usize = 60;
-const SEEDS: u64 = 6;
+const SEEDS: u64 = 10;
 
 /// The objects the generator knows, by slot: each slot holds at most one object (its key).
 const SLOTS: &[&str] = &[
     "gateway-a",
     "gateway-b",
+    "namespace-a",
     "namespace-b",
     "grant-b",
+    "secret-a",
+    "secret-b",
+    "ca-a",
     "traffic-policy",
     "tls-policy",
     "tls-route",
@@ -60,23 +65,57 @@ fn variant(slot: &str, rng: &mut StdRng) -> String {
             } else {
                 ""
             };
+            // An HTTPS listener whose certificate is here or in namespace b (needing a
+            // ReferenceGrant), and client certificate validation against a ConfigMap.
+            let https = [
+                "",
+                "  - {name: https, port: 8443, protocol: HTTPS, hostname: \"*.example.com\", tls: {certificateRefs: [{name: cert}]}, allowedRoutes: {namespaces: {from: All}}}\n",
+                "  - {name: https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: cert-b, namespace: b}]}, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: web}}}}}\n",
+            ][rng.random_range(0..3)];
+            // Client certificate validation against a ConfigMap, and a client certificate
+            // for backends.
+            let tls = match rng.random_range(0..5) {
+                0 | 1 => "",
+                2 => "  tls: {frontend: {default: {validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}}}}\n",
+                3 => "  tls: {backend: {clientCertificateRef: {name: cert}}}\n",
+                _ => "  tls: {frontend: {default: {validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}}}, backend: {clientCertificateRef: {name: cert}}}\n",
+            };
             let from = if rng.random_bool(0.7) { "All" } else { "Same" };
             format!(
-                "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: a}}\nspec:\n  gatewayClassName: ours\n  addresses: [{{type: IPAddress, value: 127.0.0.9}}]\n  listeners:\n  - {{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: {from}}}}}}}\n{extra}  - {{name: tls, port: 443, protocol: TLS, tls: {{mode: Passthrough}}, allowedRoutes: {{namespaces: {{from: All}}}}}}\n"
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: a}}\nspec:\n  gatewayClassName: ours\n  addresses: [{{type: IPAddress, value: 127.0.0.9}}]\n{tls}  listeners:\n  - {{name: http, port: 80, protocol: HTTP, allowedRoutes: {{namespaces: {{from: {from}}}}}}}\n{extra}{https}  - {{name: tls, port: 443, protocol: TLS, tls: {{mode: Passthrough}}, allowedRoutes: {{namespaces: {{from: All}}}}}}\n"
             )
         }
         ["gateway", "b"] => format!(
             "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw2, namespace: b}}\nspec:\n  gatewayClassName: ours\n  addresses: [{{type: IPAddress, value: 127.0.0.10}}]\n  listeners:\n  - {{name: http, port: {}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}\n",
             [81, 82][rng.random_range(0..2)]
         ),
-        ["namespace", "b"] => format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: b, labels: {{team: {}}}}}\n",
+        ["namespace", namespace] => format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}, labels: {{team: {}}}}}\n",
             ["web", "other"][rng.random_range(0..2)]
         ),
         ["grant", "b"] => format!(
-            "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: grant, namespace: b}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: {}, namespace: a}}]\n  to: [{{group: \"\", kind: Service}}]\n",
-            ["HTTPRoute", "GRPCRoute"][rng.random_range(0..2)]
+            "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: grant, namespace: b}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: {}, namespace: a}}]\n  to: [{{group: \"\", kind: {}}}]\n",
+            ["HTTPRoute", "GRPCRoute", "Gateway"][rng.random_range(0..3)],
+            ["Service", "Secret"][rng.random_range(0..2)]
         ),
+        ["secret", namespace] => {
+            let name = if *namespace == "a" { "cert" } else { "cert-b" };
+            if rng.random_bool(0.25) {
+                format!(
+                    "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\ntype: kubernetes.io/tls\nstringData: {{tls.crt: nope, tls.key: nope}}\n"
+                )
+            } else {
+                let host = ["a.example.com", "b.example.com"][rng.random_range(0..2)];
+                tls_secret(namespace, name, host)
+            }
+        }
+        ["ca", "a"] => {
+            if rng.random_bool(0.25) {
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: a}\ndata: {ca.crt: nope}\n".to_owned()
+            } else {
+                ca_config_map("a", "ca", &ca_pem())
+            }
+        }
         ["traffic", "policy"] => format!(
             "apiVersion: portcullis.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: policy, namespace: a}}\nspec:\n  targetRefs: [{{group: \"\", kind: Service, name: s{}}}]\n  retry: {{numRetries: {}}}\n",
             rng.random_range(0..3),
@@ -238,6 +277,35 @@ fn describe(snapshot: &Snapshot) -> String {
     text
 }
 
+/// A certificate, DER.
+type Der = Vec<u8>;
+
+/// The certificate each listener serves and the one its route table presents to backends
+/// (the first of each chain), by listener: what the sockets are built from, which their
+/// `Debug` does not show.
+fn certificates(compiler: &Compiler) -> Vec<(String, Option<Der>, Option<Der>)> {
+    let first = |key: &rustls::sign::CertifiedKey| key.cert.first().map(|der| der.to_vec());
+    compiler
+        .context
+        .listeners
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(index, slot)| {
+            let client = compiler
+                .http_tables
+                .get(&index)
+                .and_then(|routes| routes.backend_client_certificate.as_ref())
+                .and_then(|client| first(&client.key));
+            (
+                slot.label(),
+                slot.certificate.as_deref().and_then(first),
+                client,
+            )
+        })
+        .collect()
+}
+
 fn sorted(endpoints: HashMap<BackendId, Vec<EndpointTarget>>) -> BTreeMap<String, Vec<String>> {
     endpoints
         .into_iter()
@@ -293,6 +361,10 @@ fn assert_same(
                 .join("\n"),
         );
     }
+    assert!(
+        certificates(compiler) == certificates(&reference),
+        "{context}: listener certificates differ"
+    );
     assert_eq!(
         format!("{:#?}", compiler.status()),
         format!("{:#?}", reference.status()),
@@ -352,8 +424,22 @@ fn assert_changed_statuses_reported(
     }
 }
 
+/// The slots of kinds only the context and the units' lookups read.
+const LOOKED_UP: &[&str] = &[
+    "namespace-a",
+    "namespace-b",
+    "grant-b",
+    "secret-a",
+    "secret-a",
+    "secret-b",
+    "ca-a",
+];
+
 #[test]
 fn incremental_updates_equal_a_full_compile() {
+    // Changes of Namespaces, ReferenceGrants, Secrets and ConfigMaps applied without a full
+    // compile, over all seeds.
+    let mut looked_up = 0;
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut objects: BTreeMap<&str, String> = BTreeMap::new();
@@ -372,11 +458,14 @@ fn incremental_updates_equal_a_full_compile() {
         assert_same(&compiler, &store, &registry, &format!("seed {seed} start"));
         let (mut full, mut incremental) = (0, 0);
         for step in 0..STEPS {
-            // Mostly routes, Services and slices, as in a cluster; sometimes anything.
-            let slot = if rng.random_bool(0.8) {
-                SLOTS[rng.random_range(8..SLOTS.len())]
-            } else {
-                SLOTS[rng.random_range(0..SLOTS.len())]
+            // Mostly routes, Services and slices, as in a cluster; sometimes what only the
+            // context and lookups read (Namespaces, ReferenceGrants, Secrets, ConfigMaps);
+            // sometimes anything.
+            let routes = SLOTS.iter().position(|s| *s == "backend-a").unwrap_or(0);
+            let slot = match rng.random_range(0..20) {
+                0..14 => SLOTS[rng.random_range(routes..SLOTS.len())],
+                14..17 => LOOKED_UP[rng.random_range(0..LOOKED_UP.len())],
+                _ => SLOTS[rng.random_range(0..SLOTS.len())],
             };
             let action = if objects.contains_key(slot) && rng.random_bool(0.3) {
                 objects.remove(slot);
@@ -396,6 +485,9 @@ fn incremental_updates_equal_a_full_compile() {
                     &format!("seed {seed} step {step} ({action} {slot})"),
                 );
             }
+            if LOOKED_UP.contains(&slot) && !result.full {
+                looked_up += 1;
+            }
             if result.full {
                 full += 1;
                 registry = result.endpoints;
@@ -414,9 +506,15 @@ fn incremental_updates_equal_a_full_compile() {
                 &format!("seed {seed} step {step} ({action} {slot})"),
             );
         }
+        eprintln!("seed {seed}: {incremental} incremental steps, {full} full");
         assert!(
             incremental > full,
             "seed {seed}: {incremental} incremental steps, {full} full: the generator should mostly exercise the incremental path"
         );
     }
+    eprintln!("{looked_up} lookups changed incrementally");
+    assert!(
+        looked_up >= 10,
+        "only {looked_up} changes of Namespaces, ReferenceGrants, Secrets or ConfigMaps were applied without a full compile"
+    );
 }
