@@ -166,6 +166,12 @@ pub(super) fn decode_value(document: Value) -> Decoded {
     if name.is_empty() {
         return invalid(label, "metadata.name is required");
     }
+    let mut document = document;
+    if let Some(Value::Object(metadata)) = document.get_mut("metadata") {
+        for field in UNREAD_METADATA {
+            metadata.remove(*field);
+        }
+    }
     match typed(kind, document) {
         Ok(object) => Decoded::Object(with_default_namespace(object)),
         Err(message) => Decoded::Invalid {
@@ -174,6 +180,18 @@ pub(super) fn decode_value(document: Value) -> Decoded {
         },
     }
 }
+
+/// Metadata no part of Portcullis reads, dropped before an object is decoded so that the store
+/// does not keep it: a cluster's `managedFields` and `kubectl.kubernetes.io/last-applied-
+/// configuration` annotation are often larger than the object itself. Kept: name, namespace,
+/// labels (namespace and Service selectors), generation (`observedGeneration`),
+/// creationTimestamp (precedence between conflicting objects), uid and resourceVersion.
+const UNREAD_METADATA: &[&str] = &[
+    "managedFields",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+];
 
 fn typed(kind: Kind, document: Value) -> Result<Object, String> {
     Ok(match kind {

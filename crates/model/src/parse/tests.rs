@@ -47,6 +47,41 @@ fn documents_are_typed_and_unknown_kinds_skipped() {
 }
 
 #[test]
+fn metadata_nothing_reads_is_not_kept() {
+    let parsed = parse_documents(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web}
+  generation: 3
+  annotations: {kubectl.kubernetes.io/last-applied-configuration: '{\"big\": true}'}
+  managedFields: [{manager: kubectl, operation: Apply, fieldsV1: {f:spec: {}}}]
+  ownerReferences: [{apiVersion: v1, kind: Pod, name: p, uid: u}]
+  finalizers: [example.com/keep]
+spec: {ports: [{port: 80}]}
+",
+    )
+    .expect("parses");
+    let [Object::Service(service)] = parsed.objects.as_slice() else {
+        panic!("one Service: {:?}", parsed.objects);
+    };
+    let meta = &service.metadata;
+    assert_eq!(meta.name.as_deref(), Some("web"));
+    assert_eq!(meta.namespace.as_deref(), Some("shop"));
+    assert_eq!(meta.generation, Some(3));
+    assert_eq!(
+        meta.labels.as_ref().and_then(|l| l.get("app")).map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(meta.annotations, None);
+    assert_eq!(meta.managed_fields, None);
+    assert_eq!(meta.owner_references, None);
+    assert_eq!(meta.finalizers, None);
+}
+
+#[test]
 fn missing_namespace_defaults_to_default() {
     let parsed = parse_documents(ROUTE).expect("valid YAML");
     assert_eq!(
