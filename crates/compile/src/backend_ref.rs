@@ -1,7 +1,7 @@
 //! backendRef resolution: kind checks, ReferenceGrant, Service and `Backend` lookup,
 //! BackendTLSPolicy application, and the table of backends a snapshot uses.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use model::Backend;
@@ -90,7 +90,9 @@ pub(crate) struct BackendTable {
     /// Backends added since [`BackendTable::track_added`], when tracking.
     added: Option<Vec<BackendId>>,
     /// The backends whose endpoints come from each Service or `Backend` object.
-    by_source: HashMap<ReadKey, HashSet<BackendId>>,
+    /// A `Vec`: a Service port or `Backend` rarely makes more than one backend (one per
+    /// BackendTrafficPolicy scope), and a set of one allocates a whole table.
+    by_source: HashMap<ReadKey, Vec<BackendId>>,
 }
 
 /// The lookups and backends of one route's compilation.
@@ -184,10 +186,11 @@ impl BackendTable {
             added.push(spec.id.clone());
         }
         if let Some(key) = source_key(&source) {
+            // A backend new to the table: not in its source's list yet.
             self.by_source
                 .entry(key)
                 .or_default()
-                .insert(spec.id.clone());
+                .push(spec.id.clone());
         }
         self.specs[index] = Some(spec);
         self.sources[index] = Some(source);
@@ -226,7 +229,7 @@ impl BackendTable {
             if let Some(key) = self.sources[index].as_ref().and_then(source_key)
                 && let Some(ids) = self.by_source.get_mut(&key)
             {
-                ids.remove(id);
+                ids.retain(|other| other != id);
                 if ids.is_empty() {
                     self.by_source.remove(&key);
                 }

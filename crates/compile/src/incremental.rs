@@ -61,6 +61,9 @@ use crate::{
 
 #[cfg(test)]
 mod tests;
+mod unit_set;
+
+use unit_set::UnitSet;
 
 /// The route kinds compiled as units, in the order a full compile takes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,13 +82,13 @@ pub struct Compiler {
     context: Context,
     units: BTreeMap<UnitKey, Box<RouteUnit>>,
     /// The units that looked each Service or Backend up.
-    readers: HashMap<ReadKey, BTreeSet<UnitKey>>,
+    readers: HashMap<ReadKey, UnitSet>,
     /// The units that use each backend.
-    holders: HashMap<BackendId, BTreeSet<UnitKey>>,
+    holders: HashMap<BackendId, UnitSet>,
     /// The units attached to each listener slot.
-    slot_units: HashMap<usize, BTreeSet<UnitKey>>,
+    slot_units: HashMap<usize, UnitSet>,
     /// The units with matches for each hostname of each listener slot.
-    host_units: HashMap<usize, HashMap<HostPattern, BTreeSet<UnitKey>>>,
+    host_units: HashMap<usize, HashMap<HostPattern, UnitSet>>,
     /// How many times units count in each slot's `attachedRoutes`.
     slot_counts: HashMap<usize, u32>,
     backends: BackendTable,
