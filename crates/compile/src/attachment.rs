@@ -7,6 +7,7 @@
 //! ([`CompiledRule`]s for the HTTP route table, a TLSRoute's backends for the SNI table) and
 //! hands them over with a [`RouteAttachment`] describing the route.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use model::Store;
@@ -122,8 +123,8 @@ macro_rules! route_parent_ref {
         impl RouteParentRef for $kind {
             fn normalise(&self, route_namespace: &str) -> ParentReference {
                 ParentReference {
-                    group: self.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
-                    kind: self.kind.clone().unwrap_or_else(|| GATEWAY_KIND.to_owned()),
+                    group: known(self.group.as_deref(), &[GATEWAY_GROUP]),
+                    kind: known(self.kind.as_deref(), &[GATEWAY_KIND, LISTENER_SET_KIND]),
                     namespace: self
                         .namespace
                         .clone()
@@ -138,6 +139,16 @@ macro_rules! route_parent_ref {
 }
 
 route_parent_ref!(HttpRouteParentRefs, GrpcRouteParentRefs, TlsRouteParentRefs);
+
+/// `value` (the first of `known` when absent), borrowed when it is one of `known`: every
+/// route's status names its parents' group and kind, nearly always the same few.
+fn known(value: Option<&str>, known: &[&'static str]) -> Cow<'static, str> {
+    let value = value.unwrap_or(known[0]);
+    match known.iter().find(|k| **k == value) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(value.to_owned()),
+    }
+}
 
 /// The parentRefs (with their index in `spec.parentRefs`) that point at a Gateway, or a
 /// ListenerSet of a Gateway, handled by us. A ref to a missing parent is ours to report, since
@@ -159,7 +170,7 @@ fn is_our_parent(store: &Store, options: &CompileOptions, parent: &ParentReferen
     if parent.group != GATEWAY_GROUP {
         return false;
     }
-    let gateway_key = match parent.kind.as_str() {
+    let gateway_key = match &*parent.kind {
         GATEWAY_KIND => (parent.namespace.clone(), parent.name.clone()),
         LISTENER_SET_KIND => {
             let key = (parent.namespace.clone(), parent.name.clone());
@@ -182,7 +193,7 @@ fn is_our_parent(store: &Store, options: &CompileOptions, parent: &ParentReferen
         Some(gateway) => store
             .gateway_classes
             .get(&gateway.spec.gateway_class_name)
-            .is_some_and(|class| class.spec.controller_name == options.controller_name),
+            .is_some_and(|class| *class.spec.controller_name == *options.controller_name),
     }
 }
 

@@ -206,8 +206,8 @@ impl BackendTlsPolicies {
             for (namespace, name) in ancestors {
                 object.ancestors.push(PolicyAncestorStatus {
                     ancestor_ref: ParentReference {
-                        group: GATEWAY_GROUP.to_owned(),
-                        kind: "Gateway".to_owned(),
+                        group: GATEWAY_GROUP.into(),
+                        kind: "Gateway".into(),
                         namespace,
                         name,
                         section_name: None,

@@ -259,7 +259,7 @@ fn apply(
             .find(|c| c.kind == "ResolvedRefs" && c.status == ConditionStatus::False);
         match existing {
             Some(condition) => {
-                condition.message = format!("{}; {all}", condition.message);
+                condition.message = format!("{}; {all}", condition.message).into();
             }
             None => {
                 conditions.retain(|c| c.kind != "ResolvedRefs");
@@ -308,16 +308,16 @@ fn owner_lost_listener(listeners: &Listeners, status: &mut StatusReport, object:
                 if any_usable {
                     let some_invalid =
                         path.problem("some listeners are not valid; see their conditions");
-                    condition.message = some_invalid.to_string();
+                    condition.message = some_invalid.to_string().into();
                 } else {
                     condition.status = ConditionStatus::False;
-                    condition.message = none_valid.to_string();
+                    condition.message = none_valid.to_string().into();
                 }
             }
             "Programmed" if !any_usable => {
                 condition.status = ConditionStatus::False;
                 condition.reason = "Invalid";
-                condition.message = none_valid.to_string();
+                condition.message = none_valid.to_string().into();
             }
             _ => {}
         }

@@ -71,7 +71,7 @@ fn accept_gateway_classes<'a>(
 ) -> Vec<&'a str> {
     let mut ours = Vec::new();
     for (name, class) in &store.gateway_classes {
-        if class.spec.controller_name != options.controller_name {
+        if *class.spec.controller_name != *options.controller_name {
             continue;
         }
         ours.push(name.as_str());
@@ -111,7 +111,7 @@ fn compile_gateway(
             let message = problem.to_string();
             object
                 .conditions
-                .push(Condition::no("Accepted", "UnsupportedAddress", &message));
+                .push(Condition::no("Accepted", "UnsupportedAddress", message.clone()));
             object
                 .conditions
                 .push(Condition::no("Programmed", "AddressNotUsable", message));
@@ -245,10 +245,10 @@ pub(crate) fn mark_conflicted(status: &mut ListenerStatus, reason: &'static str,
         .retain(|c| c.kind != "Conflicted" && c.kind != "Programmed");
     status
         .conditions
-        .push(Condition::yes("Conflicted", reason, message));
+        .push(Condition::yes("Conflicted", reason, message.to_owned()));
     status
         .conditions
-        .push(Condition::no("Programmed", "Invalid", message));
+        .push(Condition::no("Programmed", "Invalid", message.to_owned()));
 }
 
 /// `spec.addresses` of type IPAddress (the default type), or the default bind addresses.

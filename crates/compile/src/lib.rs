@@ -57,8 +57,9 @@ pub const DEFAULT_CONTROLLER_NAME: &str = "portcullis.dev/gateway-controller";
 /// Inputs of compile besides the store.
 #[derive(Clone, Debug)]
 pub struct CompileOptions {
-    /// GatewayClasses with this `spec.controllerName` are ours.
-    pub controller_name: String,
+    /// GatewayClasses with this `spec.controllerName` are ours. Shared by the status of every
+    /// route and policy.
+    pub controller_name: std::sync::Arc<str>,
     /// Where listeners of Gateways without `spec.addresses` bind.
     pub default_addresses: Vec<IpAddr>,
     /// Generation stamped on the snapshot.
@@ -72,7 +73,7 @@ pub struct CompileOptions {
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
         CompileOptions {
-            controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
+            controller_name: DEFAULT_CONTROLLER_NAME.into(),
             default_addresses: vec![IpAddr::from([0, 0, 0, 0])],
             generation: 0,
             system_roots: None,

@@ -134,7 +134,7 @@ fn is_ours(store: &Store, options: &CompileOptions, gateway: (String, String)) -
         Some(gateway) => store
             .gateway_classes
             .get(&gateway.spec.gateway_class_name)
-            .is_some_and(|class| class.spec.controller_name == options.controller_name),
+            .is_some_and(|class| *class.spec.controller_name == *options.controller_name),
     }
 }
 

@@ -4,6 +4,9 @@
 //! conditions, per-listener status, per-parent route status), so `/status`, `portcullis check`
 //! and, later, the Kubernetes status writer all read the same thing.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// One status condition.
@@ -16,8 +19,9 @@ pub struct Condition {
     pub status: ConditionStatus,
     /// CamelCase reason from the Gateway API spec.
     pub reason: &'static str,
-    /// Human-readable detail; names the object and field on failures.
-    pub message: String,
+    /// Human-readable detail; names the object and field on failures. Borrowed when fixed
+    /// text ("route is attached"): every route holds a few conditions, mostly those.
+    pub message: Cow<'static, str>,
 }
 
 /// Condition truth value.
@@ -31,7 +35,11 @@ pub enum ConditionStatus {
 
 impl Condition {
     /// A `True` condition.
-    pub fn yes(kind: &'static str, reason: &'static str, message: impl Into<String>) -> Condition {
+    pub fn yes(
+        kind: &'static str,
+        reason: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Condition {
         Condition {
             kind,
             status: ConditionStatus::True,
@@ -41,7 +49,11 @@ impl Condition {
     }
 
     /// A `False` condition.
-    pub fn no(kind: &'static str, reason: &'static str, message: impl Into<String>) -> Condition {
+    pub fn no(
+        kind: &'static str,
+        reason: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Condition {
         Condition {
             kind,
             status: ConditionStatus::False,
@@ -86,10 +98,10 @@ pub struct RouteKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParentReference {
-    /// Group (`gateway.networking.k8s.io`).
-    pub group: String,
-    /// Kind (`Gateway`).
-    pub kind: String,
+    /// Group (`gateway.networking.k8s.io`; borrowed when it is that, as nearly always).
+    pub group: Cow<'static, str>,
+    /// Kind (`Gateway`; borrowed when it is `Gateway` or `ListenerSet`).
+    pub kind: Cow<'static, str>,
     /// Namespace of the parent.
     pub namespace: String,
     /// Name of the parent.
@@ -108,8 +120,8 @@ pub struct ParentReference {
 pub struct RouteParentStatus {
     /// The parent.
     pub parent_ref: ParentReference,
-    /// Our controller name.
-    pub controller_name: String,
+    /// Our controller name (shared).
+    pub controller_name: Arc<str>,
     /// Conditions towards that parent.
     pub conditions: Vec<Condition>,
 }
@@ -121,8 +133,8 @@ pub struct RouteParentStatus {
 pub struct PolicyAncestorStatus {
     /// The ancestor.
     pub ancestor_ref: ParentReference,
-    /// Our controller name.
-    pub controller_name: String,
+    /// Our controller name (shared).
+    pub controller_name: Arc<str>,
     /// Conditions of the policy towards that ancestor.
     pub conditions: Vec<Condition>,
 }

@@ -27,7 +27,7 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
         crate::run::system_roots()
     };
     let options = CompileOptions {
-        controller_name: args.controller_name.clone(),
+        controller_name: args.controller_name.as_str().into(),
         system_roots,
         ..CompileOptions::default()
     };

@@ -150,7 +150,7 @@ fn compile_options(args: &RunArgs) -> CompileOptions {
         args.bind.clone()
     };
     CompileOptions {
-        controller_name: args.controller_name.clone(),
+        controller_name: args.controller_name.as_str().into(),
         default_addresses,
         generation: 0,
         system_roots: system_roots(),

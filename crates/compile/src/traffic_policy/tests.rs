@@ -48,7 +48,7 @@ fn accepted(status: &ObjectStatus) -> (&str, &str) {
         .iter()
         .find(|c| c.kind == "Accepted")
         .expect("Accepted");
-    (condition.reason, condition.message.as_str())
+    (condition.reason, condition.message.as_ref())
 }
 
 #[test]
