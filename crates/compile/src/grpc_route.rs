@@ -183,7 +183,8 @@ fn compile_rule(
             if let BackendTarget::Backend(index) = candidate.target {
                 candidate.target = BackendTarget::Backend(backends.as_h2c(index));
             }
-            for mirror in &mut candidate.filters.mirrors {
+            let mirrors = candidate.filters.iter_mut().flat_map(|f| &mut f.mirrors);
+            for mirror in mirrors {
                 mirror.backend = backends.as_h2c(mirror.backend);
             }
         }

@@ -179,9 +179,9 @@ impl CompiledAction {
             name,
             filters: self.filters,
             timeouts: self.timeouts,
-            retry: self.retry,
+            retry: self.retry.map(Box::new),
             action: self.action,
-            session: self.session,
+            session: self.session.map(Box::new),
         }
     }
 }
@@ -254,7 +254,7 @@ fn compile_backend_refs(
             weighted.candidates.push(WeightedBackend {
                 weight,
                 target,
-                filters,
+                filters: Filters::boxed(filters),
             });
         }
     }

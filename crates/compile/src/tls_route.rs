@@ -25,7 +25,7 @@ use model::Store;
 use model::gateway_api::{TlsRoute, TlsRouteRules};
 use router::RouteOrder;
 use snapshot::tls_route::TlsForward;
-use snapshot::{BackendChoice, BackendTarget, DirectResponse, Filters, WeightedBackend};
+use snapshot::{BackendChoice, BackendTarget, DirectResponse, WeightedBackend};
 
 use crate::CompileOptions;
 use crate::attachment::{self, RouteAttachment, RouteEntries, RuleProblems};
@@ -191,7 +191,7 @@ fn compile_backends(
             candidates.push(WeightedBackend {
                 weight,
                 target,
-                filters: Filters::default(),
+                filters: None,
             });
         }
     }

@@ -154,7 +154,7 @@ fn mirrors(rule: &RouteRule) -> impl Iterator<Item = (MirrorPosition, &Mirror)> 
         .iter()
         .enumerate()
         .flat_map(|(backend, candidate)| {
-            positioned(&candidate.filters, move |index| {
+            positioned(candidate.filters(), move |index| {
                 MirrorPosition::BackendRef { backend, index }
             })
         });

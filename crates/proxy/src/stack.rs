@@ -35,7 +35,7 @@ use rand::Rng;
 use router::{PathMatch, RequestView};
 use snapshot::client::{ClientSettings, HeaderLimits};
 use snapshot::{
-    BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, SocketRoutes, WeightedBackend,
+    BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, SocketRoutes,
 };
 
 use crate::body::{ClientBody, PendingLog, RequestStream, ResponseBody};
@@ -256,7 +256,7 @@ async fn serve(
     );
     let (body, body_timed_out) = ClientBody::new(body, connection.settings.timeouts.request_body);
     let body = mirror::dispatch(&mirrors, &parts, body);
-    let session = session::requested(routed.rule.session.as_ref(), &parts.headers);
+    let session = session::requested(routed.rule.session.as_deref(), &parts.headers);
     let hash_cookie = live
         .backends
         .get(index)
@@ -498,14 +498,11 @@ fn choose_backend(rule: &RouteRule) -> Result<(usize, &Filters), ProxyError> {
         RuleAction::Forward(choice) => choice,
     };
     let ticket = rand::rng().random_range(0..choice.total_weight);
-    let Some(WeightedBackend {
-        target, filters, ..
-    }) = choice.pick(ticket)
-    else {
+    let Some(candidate) = choice.pick(ticket) else {
         return Err(ProxyError::NoRoute);
     };
-    match target {
-        BackendTarget::Backend(index) => Ok((*index, filters)),
+    match &candidate.target {
+        BackendTarget::Backend(index) => Ok((*index, candidate.filters())),
         BackendTarget::Invalid(direct) => Err(ProxyError::Direct(direct.clone())),
     }
 }

@@ -27,6 +27,21 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// No filter.
+    pub const NONE: Filters = Filters {
+        request_headers: None,
+        response_headers: None,
+        redirect: None,
+        rewrite: None,
+        cors: None,
+        mirrors: Vec::new(),
+    };
+
+    /// `filters`, boxed, or `None` when there are none.
+    pub fn boxed(filters: Filters) -> Option<Box<Filters>> {
+        (!filters.is_empty()).then(|| Box::new(filters))
+    }
+
     /// Whether no filter is set.
     pub fn is_empty(&self) -> bool {
         self.request_headers.is_none()

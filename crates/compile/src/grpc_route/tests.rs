@@ -327,7 +327,7 @@ fn grpc_mirror_backends_speak_h2c_too() {
         .filters
         .mirrors
         .iter()
-        .chain(&choice.candidates[0].filters.mirrors)
+        .chain(&choice.candidates[0].filters().mirrors)
         .collect::<Vec<_>>();
     assert_eq!(mirrors.len(), 2);
     for mirror in mirrors {

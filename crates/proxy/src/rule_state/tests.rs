@@ -27,18 +27,18 @@ fn snapshot(
             ..Filters::default()
         },
         timeouts: Timeouts::default(),
-        retry: Some(RetryPolicy {
+        retry: Some(Box::new(RetryPolicy {
             triggers: RetryTriggers::default(),
             attempts: 2,
             backoff: Backoff::fixed(Duration::ZERO),
             per_try_timeout: None,
             budget,
-        }),
+        })),
         action: RuleAction::Forward(BackendChoice {
             candidates: vec![WeightedBackend {
                 weight: 1,
                 target: BackendTarget::Backend(0),
-                filters: Filters::default(),
+                filters: None,
             }],
             total_weight: 1,
         }),
