@@ -70,7 +70,9 @@ fn clean_mappings(smaps: &str, executable: &str) -> Vec<CleanMapping> {
 }
 
 /// Drops the executable's clean read-only pages (code and constants) from the resident set;
-/// what runs next maps its pages again. Call once start-up is over (the first config applied).
+/// what runs next maps its pages again. Call once start-up is over (the first config applied),
+/// and again once a burst of config changes is over (the gateway does a second after the last
+/// one): applying a change maps the parser's and the compiler's code back in.
 /// Returns the bytes of the mappings advised. Errors: `/proc` unreadable, or `madvise` refused.
 pub fn release_start_up_code() -> io::Result<usize> {
     let executable = std::fs::read_link("/proc/self/exe")?;

@@ -290,3 +290,75 @@ async fn backend_added_to_an_existing_route_stops_500s() -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// KiB of the gateway's executable resident in its memory (code and constants).
+fn executable_resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let executable = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+    let executable = executable.to_string_lossy();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let mut total = 0;
+    let mut in_executable = false;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            in_executable = fields.nth(4) == Some(&*executable);
+        } else if in_executable && first == "Rss:" {
+            total += fields.next().and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// Applying a change runs code the request path never does (parsing, compiling); once the
+/// config is quiet, that code leaves the gateway's resident set again, as start-up's did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_that_applied_a_change_leaves_the_resident_set_once_quiet() -> anyhow::Result<()> {
+    let _timed_load = crate::fixture::timed_load().await;
+    let echoes = Echoes::start(&["web"]).await?;
+    let config = ConfigDir::new()?;
+    config.write_gateway(None)?;
+    let gateway = config.start(&[]).await?;
+    let pid = gateway.process.pid();
+
+    let routes: Vec<serde_json::Value> = (0..20)
+        .flat_map(|i| {
+            let name = format!("web{i}");
+            [
+                crate::fixture::manifest::service(NS, &name, None),
+                endpoint_slice(NS, &name, &format!("{name}-1"), echoes.addr("web")),
+                http_route(
+                    &name,
+                    &[],
+                    vec![rule(
+                        vec![path_match("PathPrefix", &format!("/r{i}"))],
+                        vec![service_ref(&name)],
+                    )],
+                ),
+            ]
+        })
+        .collect();
+    gateway.config.write("routes.yaml", &routes)?;
+    eventually(Duration::from_secs(10), async || {
+        let status = gateway.status_of(HOST, "/r19").await?;
+        ensure!(status == StatusCode::OK, "/r19 answers {status}");
+        Ok(())
+    })
+    .await?;
+    let applied = executable_resident_kib(pid)?;
+    ensure!(applied > 0, "the executable's pages are found in smaps");
+
+    // A second after the last change the code is released; the request path, idle, does not
+    // map it back.
+    let mut now = applied;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while now * 2 > applied && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        now = executable_resident_kib(pid)?;
+    }
+    ensure!(
+        now * 2 <= applied,
+        "the executable's resident pages stayed at {now} KiB (after the change: {applied} KiB)"
+    );
+    Ok(())
+}
