@@ -187,10 +187,7 @@ impl BackendTable {
         }
         if let Some(key) = source_key(&source) {
             // A backend new to the table: not in its source's list yet.
-            self.by_source
-                .entry(key)
-                .or_default()
-                .push(spec.id.clone());
+            self.by_source.entry(key).or_default().push(spec.id.clone());
         }
         self.specs[index] = Some(spec);
         self.sources[index] = Some(source);

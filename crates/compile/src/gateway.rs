@@ -109,9 +109,11 @@ fn compile_gateway(
         Err(problem) => {
             // Without addresses nothing can bind: the whole Gateway is rejected.
             let message = problem.to_string();
-            object
-                .conditions
-                .push(Condition::no("Accepted", "UnsupportedAddress", message.clone()));
+            object.conditions.push(Condition::no(
+                "Accepted",
+                "UnsupportedAddress",
+                message.clone(),
+            ));
             object
                 .conditions
                 .push(Condition::no("Programmed", "AddressNotUsable", message));

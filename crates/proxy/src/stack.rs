@@ -34,9 +34,7 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use rand::Rng;
 use router::{PathMatch, RequestView};
 use snapshot::client::{ClientSettings, HeaderLimits};
-use snapshot::{
-    BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, SocketRoutes,
-};
+use snapshot::{BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, SocketRoutes};
 
 use crate::body::{ClientBody, PendingLog, RequestStream, ResponseBody};
 use crate::client_ip;

@@ -304,7 +304,10 @@ fn executable_resident_kib(pid: u32) -> anyhow::Result<u64> {
         if first.contains('-') && !first.ends_with(':') {
             in_executable = fields.nth(4) == Some(&*executable);
         } else if in_executable && first == "Rss:" {
-            total += fields.next().and_then(|kib| kib.parse::<u64>().ok()).unwrap_or(0);
+            total += fields
+                .next()
+                .and_then(|kib| kib.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     Ok(total)
