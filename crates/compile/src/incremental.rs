@@ -329,18 +329,21 @@ impl Compiler {
             };
             added = new_backends;
             counted.extend(self.counted_by(&dirty));
-            let mut objects: Vec<usize> = counted
-                .iter()
-                .map(|&slot| self.context.listeners.slots[slot].status_at.0)
-                .collect();
-            if context_changed {
+            // The Gateways whose listeners count a changed unit; every context object when
+            // the context was compiled again (a certificate changes its Gateway's conditions).
+            let objects: Vec<usize> = if context_changed {
                 self.wrap_tables();
-                objects = (0..self.context.objects.len()).collect();
-            }
+                (0..self.context.objects.len()).collect()
+            } else {
+                counted
+                    .iter()
+                    .map(|&slot| self.context.listeners.slots[slot].status_at.0)
+                    .collect()
+            };
             self.report_tls_policies(new);
             self.finish();
             step.snapshot_changed = true;
-            step.statuses = self.changed_statuses(&dirty, objects, context_changed);
+            step.statuses = self.changed_statuses(&dirty, objects);
             step.recompiled = dirty.iter().map(unit_label).collect();
         }
         step.endpoints = self.changed_endpoints(new, &sources, &added);
@@ -452,14 +455,12 @@ impl Compiler {
     }
 
     /// The statuses an incremental step may have changed: the units compiled again, these
-    /// context `objects` (the Gateways whose listeners count a changed unit, or all of them
-    /// when the context changed), the TLSRoutes when the context changed, and the
-    /// BackendTLSPolicies (their ancestors follow the routes).
+    /// context `objects`, and the BackendTLSPolicies (their ancestors follow the routes). The
+    /// TLSRoutes' cannot have changed: the context is only kept when they are the same.
     fn changed_statuses(
         &self,
         dirty: &BTreeSet<UnitKey>,
         mut objects: Vec<usize>,
-        context_changed: bool,
     ) -> Vec<ObjectStatus> {
         objects.sort_unstable();
         objects.dedup();
@@ -467,19 +468,12 @@ impl Compiler {
             .iter()
             .filter_map(|key| self.units.get(key))
             .map(|unit| unit.status.clone());
-        let tls_routes = self
-            .context
-            .tls_routes
-            .iter()
-            .filter(|_| context_changed)
-            .cloned();
         units
             .chain(
                 objects
                     .into_iter()
                     .map(|object| self.context_status(object)),
             )
-            .chain(tls_routes)
             .chain(self.tls_policy_statuses.iter().cloned())
             .collect()
     }
