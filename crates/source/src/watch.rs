@@ -8,7 +8,8 @@
 //! **No fixed wait when the writer is done.** An event that means the writer has finished (a
 //! close after writing, a rename into place, a create, a remove) makes the rescan run at once,
 //! after gathering only the events already queued or arriving within a millisecond (the rest
-//! of the same save). A save through an editor, `kubectl cp`, a ConfigMap update or a script's
+//! of the same save); when every event so far completed its save (a close after writing, a
+//! rename into place), without even that millisecond. A save through an editor, `kubectl cp`, a ConfigMap update or a script's
 //! write-and-rename is live in the time the rescan takes. Only a data change without a close
 //! (a writer still writing, or holding the file open: on platforms without close events too)
 //! waits until that file had no event for the debounce time, so a half-written file is not
@@ -36,7 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -186,7 +187,13 @@ fn run(
             .map_or(safety_net, |due| due.min(safety_net));
         match woken.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
             Ok(()) => {
-                if !gather(woken) {
+                // A save that ended in a close or a rename into place is complete: rescan at
+                // once. Otherwise the rest of the save may still be coming: gather it.
+                let settled = pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_settled();
+                if !settled && !gather(woken) {
                     return;
                 }
             }
@@ -214,7 +221,10 @@ fn gather(woken: &mpsc::Receiver<()>) -> bool {
 /// nothing (our own reads open and close the files; access times).
 fn writer_of(kind: &EventKind) -> Option<Writer> {
     match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Writer::Done),
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+            Some(Writer::Closed)
+        }
         EventKind::Access(_)
         | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => None,
         EventKind::Modify(ModifyKind::Name(_) | ModifyKind::Metadata(_))

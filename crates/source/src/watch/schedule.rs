@@ -14,7 +14,11 @@ use crate::file_source::Changes;
 /// What an event says about the writer of the paths it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Writer {
-    /// The writer is done: closed after writing, renamed into place, created, removed.
+    /// The save is complete: the file was closed after writing, or renamed into place. Nothing
+    /// more comes from that writer.
+    Closed,
+    /// The writer is done, but more events of the same save may follow: created (a write
+    /// usually follows), removed, metadata changed.
     Done,
     /// The writer may still be writing: data changed, and no close came yet.
     Writing,
@@ -39,6 +43,17 @@ impl Pending {
     pub(super) fn record_lost(&mut self, at: Instant) {
         self.everything = Some(at);
     }
+
+    /// Whether every path's latest event completed its save ([`Writer::Closed`]) and no event
+    /// was lost: the rescan need not wait for more of the same save.
+    pub(super) fn is_settled(&self) -> bool {
+        self.everything.is_none()
+            && !self.paths.is_empty()
+            && self
+                .paths
+                .values()
+                .all(|(writer, _)| *writer == Writer::Closed)
+    }
 }
 
 /// The rescan thread's view of the events: what to read, and what waits for its writer.
@@ -57,7 +72,7 @@ impl Schedule {
     pub(super) fn take(&mut self, pending: &mut Pending) {
         for (path, (writer, at)) in pending.paths.drain() {
             match writer {
-                Writer::Done => {
+                Writer::Closed | Writer::Done => {
                     self.writing.remove(&path);
                 }
                 Writer::Writing => {

@@ -136,16 +136,21 @@ fn only_events_for_the_watched_file_are_relevant() {
     let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
     assert_eq!(writer_of(&read), None);
     let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
-    assert_eq!(writer_of(&written), Some(Writer::Done));
+    assert_eq!(writer_of(&written), Some(Writer::Closed));
 }
 
 #[test]
 fn renames_removals_and_metadata_are_done_data_changes_are_writing() {
     use notify::event::{DataChange, ModifyKind, RemoveKind, RenameMode};
 
-    for done in [
+    for closed in [
         EventKind::Modify(ModifyKind::Name(RenameMode::To)),
         EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+    ] {
+        assert_eq!(writer_of(&closed), Some(Writer::Closed), "{closed:?}");
+    }
+    for done in [
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)),
         EventKind::Modify(ModifyKind::Metadata(MetadataKind::WriteTime)),
         EventKind::Remove(RemoveKind::File),
     ] {

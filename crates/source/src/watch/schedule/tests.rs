@@ -92,3 +92,30 @@ fn lost_events_read_everything_once_quiet() {
     assert!(changes.everything);
     assert!(schedule.due(start + DEBOUNCE, DEBOUNCE).is_none(), "once");
 }
+
+#[test]
+fn only_completed_saves_are_settled() {
+    let start = Instant::now();
+    let mut pending = Pending::default();
+    assert!(!pending.is_settled(), "nothing recorded");
+    pending.record(path("a.yaml"), Writer::Closed, start);
+    pending.record(path("b.yaml"), Writer::Closed, start);
+    assert!(pending.is_settled(), "two files renamed into place");
+    // A create may be followed by writes: the burst is gathered.
+    pending.record(path("c.yaml"), Writer::Done, start);
+    assert!(!pending.is_settled(), "a create");
+    pending.record(path("c.yaml"), Writer::Closed, start);
+    assert!(pending.is_settled(), "then closed");
+    pending.record(path("c.yaml"), Writer::Writing, start);
+    assert!(!pending.is_settled(), "written again");
+    pending.record(path("c.yaml"), Writer::Closed, start);
+    pending.record_lost(start);
+    assert!(!pending.is_settled(), "lost events");
+    // A closed file is read at once, like any finished write.
+    let mut schedule = Schedule::default();
+    let mut pending = Pending::default();
+    pending.record(path("a.yaml"), Writer::Closed, start);
+    schedule.take(&mut pending);
+    let changes = schedule.due(start, DEBOUNCE).expect("closed: due at once");
+    assert_eq!(changes.named, HashSet::from([path("a.yaml")]));
+}
