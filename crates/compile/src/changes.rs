@@ -31,7 +31,8 @@ pub(crate) struct StoreChanges {
 impl StoreChanges {
     /// The differences from `old` to `new`.
     pub(crate) fn between(old: &Store, new: &Store) -> StoreChanges {
-        const FOLLOWED: [Kind; 9] = [
+        /// The kinds followed key by key.
+        const BY_KEY: [Kind; 7] = [
             Kind::HttpRoute,
             Kind::GrpcRoute,
             Kind::Service,
@@ -39,9 +40,12 @@ impl StoreChanges {
             Kind::EndpointSlice,
             Kind::ReferenceGrant,
             Kind::Namespace,
-            Kind::Secret,
-            Kind::ConfigMap,
         ];
+        // One walk over every other kind; Secrets and ConfigMaps are told apart from the rest.
+        let (certificates, other): (Vec<Kind>, Vec<Kind>) =
+            changed_kinds(old, new, |kind| !BY_KEY.contains(&kind))
+                .into_iter()
+                .partition(|kind| matches!(kind, Kind::Secret | Kind::ConfigMap));
         StoreChanges {
             http_routes: changed_keys(&old.http_routes, &new.http_routes),
             grpc_routes: changed_keys(&old.grpc_routes, &new.grpc_routes),
@@ -50,13 +54,8 @@ impl StoreChanges {
             endpoint_slices: changed_keys(&old.endpoint_slices, &new.endpoint_slices),
             reference_grants: changed_keys(&old.reference_grants, &new.reference_grants),
             namespaces: changed_keys(&old.namespaces, &new.namespaces),
-            certificates: !changed_kinds(old, new, |kind| {
-                matches!(kind, Kind::Secret | Kind::ConfigMap)
-            })
-            .is_empty(),
-            other: changed_kinds(old, new, |kind| !FOLLOWED.contains(&kind))
-                .into_iter()
-                .collect(),
+            certificates: !certificates.is_empty(),
+            other,
         }
     }
 

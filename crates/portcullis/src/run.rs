@@ -157,12 +157,13 @@ fn compile_options(args: &RunArgs) -> CompileOptions {
     }
 }
 
-/// Applies config updates until SIGTERM or SIGINT (then returns `Ok`), retrying failed binds
-/// every 2 s. An error when the config watcher stops.
 /// How long the config must be quiet before the code that applied its changes leaves the
 /// resident set again.
 const CODE_RELEASE_QUIET: Duration = Duration::from_secs(1);
 
+/// Applies config updates until SIGTERM or SIGINT (then returns `Ok`), retrying failed binds
+/// every 2 s, and releases the code that applied them once they stop. An error when the config
+/// watcher stops.
 async fn follow_updates(
     controller: &mut Controller,
     mut updates: tokio::sync::watch::Receiver<Arc<SourceUpdate>>,

@@ -9,11 +9,11 @@
 //! close after writing, a rename into place, a create, a remove) makes the rescan run at once,
 //! after gathering only the events already queued or arriving within a millisecond (the rest
 //! of the same save); when every event so far completed its save (a close after writing, a
-//! rename into place), without even that millisecond. A save through an editor, `kubectl cp`, a ConfigMap update or a script's
-//! write-and-rename is live in the time the rescan takes. Only a data change without a close
-//! (a writer still writing, or holding the file open: on platforms without close events too)
-//! waits until that file had no event for the debounce time, so a half-written file is not
-//! read; files whose writer is done are read meanwhile. A create is "done" even though a write
+//! rename into place), without even that millisecond. A save through an editor, `kubectl cp`,
+//! a ConfigMap update or a script's write-and-rename is live in the time the rescan takes.
+//! Only a data change without a close (a writer still writing, or holding the file open: on
+//! platforms without close events too) waits until that file had no event for the debounce
+//! time, so a half-written file is not read; files whose writer is done are read meanwhile. A create is "done" even though a write
 //! usually follows: the write's own event, seen in the same millisecond or at the next rescan,
 //! makes the file wait again, and reading an empty or partial new file at worst reports it
 //! until its close event. As with any debounce, a write that starts after the rescan took its
