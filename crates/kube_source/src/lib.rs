@@ -1,0 +1,31 @@
+//! Kubernetes source: watches an API server into the same [`model::Store`] the file source
+//! fills, and publishes it as [`source::SourceUpdate`]s.
+//!
+//! One kube-rs watcher per watched kind (and per namespace with `--namespaces`) streams events
+//! into one task that owns the store ([`Mirror`]). It applies each event in place: the new
+//! store shares every unchanged object's `Arc` with the previous one, and an event whose object
+//! equals the stored one (a status write, a relist) changes nothing and publishes nothing.
+//! Bursts are coalesced: every event already queued is applied before one update is published.
+//!
+//! Readiness: nothing is published before every stream has listed its kind once. A relist
+//! (after `410 Gone`, a dropped watch or an API-server restart) is buffered until it completes
+//! and then replaces that stream's objects at once, so a partial list is never published; until
+//! then the last good store keeps serving.
+//!
+//! It does not validate objects or resolve references (`compile` does), and it does not write
+//! status back yet (docs/architecture/kubernetes.md lists what is left).
+
+mod convert;
+mod discovery;
+mod error;
+mod mirror;
+mod overlay;
+mod watch;
+
+/// Re-exported so that callers name the client type without depending on kube themselves.
+pub use kube::Client;
+
+pub use discovery::{WatchedStream, watched_streams};
+pub use error::KubeSourceError;
+pub use overlay::{follow_with_local, overlay};
+pub use watch::{KubeOptions, KubeSource, client};

@@ -1,0 +1,205 @@
+//! [`KubeSource`]: the watcher tasks and the task that owns the [`Mirror`].
+
+use std::path::Path;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Client, Config};
+use model::Kind;
+use source::SourceUpdate;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::convert::{Converted, convert};
+use crate::discovery::{WatchedStream, watched_streams};
+use crate::error::KubeSourceError;
+use crate::mirror::Mirror;
+
+/// What to watch.
+#[derive(Clone, Debug, Default)]
+pub struct KubeOptions {
+    /// Namespaces whose objects are read; empty: all. Cluster-scoped kinds (GatewayClass,
+    /// Namespace) are always read cluster-wide.
+    pub namespaces: Vec<String>,
+}
+
+/// The most events applied before one update is published, so that an endless burst still
+/// publishes now and then.
+const MAX_BATCH: usize = 10_000;
+
+/// A started Kubernetes source, waiting for its first full sync ([`KubeSource::synced`]).
+pub struct KubeSource {
+    first: oneshot::Receiver<tokio::sync::watch::Receiver<Arc<SourceUpdate>>>,
+}
+
+/// A client from the kubeconfig at `kubeconfig` (its current context), or the in-cluster
+/// config (service account token, `KUBERNETES_SERVICE_HOST`) when `None`.
+///
+/// # Errors
+///
+/// [`KubeSourceError::Config`] naming the file or the missing in-cluster environment.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, KubeSourceError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|error| {
+                KubeSourceError::Config(format!("kubeconfig {}: {error}", path.display()))
+            })?;
+            Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|error| {
+                    KubeSourceError::Config(format!("kubeconfig {}: {error}", path.display()))
+                })?
+        }
+        None => Config::incluster().map_err(|error| {
+            KubeSourceError::Config(format!(
+                "in-cluster config ({error}); outside a cluster pass --kubeconfig"
+            ))
+        })?,
+    };
+    Client::try_from(config).map_err(|error| KubeSourceError::Config(error.to_string()))
+}
+
+impl KubeSource {
+    /// Discovers the kinds the API server serves and starts one watcher per stream, plus the
+    /// task that applies their events. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`KubeSourceError::Discovery`] when the API server cannot be asked what it serves.
+    pub async fn start(
+        client: Client,
+        options: &KubeOptions,
+    ) -> Result<KubeSource, KubeSourceError> {
+        let (streams, resources) = watched_streams(&client, &options.namespaces).await?;
+        let (events, received) = mpsc::channel(1024);
+        for stream in &streams {
+            if let Some(resource) = resources.get(&stream.kind) {
+                tokio::spawn(watch_stream(
+                    client.clone(),
+                    stream.clone(),
+                    resource.clone(),
+                    events.clone(),
+                ));
+            }
+        }
+        let (first, first_received) = oneshot::channel();
+        tokio::spawn(follow(Mirror::new(streams), received, first));
+        Ok(KubeSource {
+            first: first_received,
+        })
+    }
+
+    /// Waits for the first full sync: every watched kind listed once. Returns the channel of
+    /// updates; its current value is the first one.
+    ///
+    /// # Errors
+    ///
+    /// [`KubeSourceError::Stopped`] when the source task ended first.
+    pub async fn synced(
+        self,
+    ) -> Result<tokio::sync::watch::Receiver<Arc<SourceUpdate>>, KubeSourceError> {
+        self.first.await.map_err(|_| KubeSourceError::Stopped)
+    }
+}
+
+/// Watches one stream until the mirror's task is gone. Errors (API server down, `410 Gone`, a
+/// watch cut) are logged and retried with kube-rs' default backoff; the watcher then lists
+/// again, which the mirror buffers.
+async fn watch_stream(
+    client: Client,
+    stream: WatchedStream,
+    resource: ApiResource,
+    events: mpsc::Sender<(WatchedStream, Event<Converted>)>,
+) {
+    let api: Api<DynamicObject> = match &stream.namespace {
+        Some(namespace) => Api::namespaced_with(client, namespace, &resource),
+        None => Api::all_with(client, &resource),
+    };
+    let mut config = watcher::Config::default();
+    if stream.kind == Kind::Secret {
+        // Service account tokens are never a TLS certificate: not worth their memory.
+        config = config.fields("type!=kubernetes.io/service-account-token");
+    }
+    let mut watch = pin!(watcher(api, config).default_backoff());
+    while let Some(item) = watch.next().await {
+        let event = match item {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(kind = %stream.kind, namespace = ?stream.namespace, %error, "watch failed; retrying");
+                continue;
+            }
+        };
+        let kind = stream.kind;
+        let converted = match event {
+            Event::Apply(object) => Event::Apply(convert(kind, &resource, object)),
+            Event::Delete(object) => Event::Delete(convert(kind, &resource, object)),
+            Event::Init => Event::Init,
+            Event::InitApply(object) => Event::InitApply(convert(kind, &resource, object)),
+            Event::InitDone => Event::InitDone,
+        };
+        if events.send((stream.clone(), converted)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Applies events to the mirror, all those already queued at once, and publishes an update
+/// after each batch that changed something (the first once every stream has listed).
+async fn follow(
+    mut mirror: Mirror,
+    mut received: mpsc::Receiver<(WatchedStream, Event<Converted>)>,
+    first: oneshot::Sender<tokio::sync::watch::Receiver<Arc<SourceUpdate>>>,
+) {
+    let mut first = Some(first);
+    let mut updates: Option<tokio::sync::watch::Sender<Arc<SourceUpdate>>> = None;
+    let mut waiting = tokio::time::interval(Duration::from_secs(10));
+    waiting.tick().await;
+    loop {
+        let next = tokio::select! {
+            next = received.recv() => next,
+            _ = waiting.tick(), if updates.is_none() => {
+                let unsynced: Vec<String> = mirror.unsynced().map(|stream| match &stream.namespace {
+                    Some(namespace) => format!("{} in {namespace}", stream.kind),
+                    None => stream.kind.to_string(),
+                }).collect();
+                tracing::info!(?unsynced, "waiting for the first list of every watched kind");
+                continue;
+            }
+        };
+        let Some((stream, event)) = next else {
+            return;
+        };
+        mirror.apply(&stream, event);
+        for _ in 1..MAX_BATCH {
+            let Ok((stream, event)) = received.try_recv() else {
+                break;
+            };
+            mirror.apply(&stream, event);
+        }
+        let Some(update) = mirror.publish() else {
+            continue;
+        };
+        let update = Arc::new(update);
+        match &updates {
+            Some(sender) => {
+                if sender.send(update).is_err() {
+                    return;
+                }
+            }
+            None => {
+                let (sender, receiver) = tokio::sync::watch::channel(update);
+                updates = Some(sender);
+                if let Some(first) = first.take()
+                    && first.send(receiver).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
