@@ -32,8 +32,37 @@ pub(crate) enum Command {
 pub(crate) struct RunArgs {
     /// YAML file or directory (all *.yaml / *.yml below it, multi-document). Watched: edits
     /// apply without a restart; a file that fails to parse keeps its last good objects.
-    #[arg(long, short = 'c', env = "PORTCULLIS_CONFIG")]
-    pub(crate) config: PathBuf,
+    /// Required unless --kubernetes is given; with --kubernetes, its objects are local
+    /// overrides: an object in both (same kind, namespace and name) is the file's.
+    #[arg(
+        long,
+        short = 'c',
+        env = "PORTCULLIS_CONFIG",
+        required_unless_present = "kubernetes"
+    )]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Read the config from a Kubernetes API server: watch Gateway API objects, Services,
+    /// EndpointSlices, Namespaces, Secrets and ConfigMaps. /ready answers 503 until every
+    /// watched kind has been listed once. Uses the in-cluster service account unless
+    /// --kubeconfig is given.
+    #[arg(long, env = "PORTCULLIS_KUBERNETES")]
+    pub(crate) kubernetes: bool,
+
+    /// With --kubernetes: the kubeconfig file to use (its current context) instead of the
+    /// in-cluster config.
+    #[arg(long, value_name = "PATH", requires = "kubernetes", env = "KUBECONFIG")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+
+    /// With --kubernetes: read only these namespaces (comma-separated; default: all).
+    /// GatewayClasses and Namespaces are always read cluster-wide.
+    #[arg(
+        long,
+        value_name = "NS,...",
+        value_delimiter = ',',
+        requires = "kubernetes"
+    )]
+    pub(crate) namespaces: Vec<String>,
 
     /// Admin server address: /ready, /healthz, /metrics, /status, /config, /endpoints.
     #[arg(long, default_value = "127.0.0.1:9901", env = "PORTCULLIS_ADMIN")]
