@@ -162,6 +162,14 @@ impl Controller {
         );
     }
 
+    /// The status of every object as last compiled, with the store it was compiled from;
+    /// `None` before the first update. Computed on each call (a pass over every object).
+    pub fn status(&self) -> Option<(compile::StatusReport, Arc<Store>)> {
+        let store = Arc::clone(self.compiled_store.as_ref()?);
+        let report = self.rendered().compiler.as_ref()?.status();
+        Some((report, store))
+    }
+
     /// Binds the wanted sockets (and retries those that failed). Ready once all are bound.
     fn bind(&mut self) {
         let errors = self.listeners.sync(&self.wanted);

@@ -12,14 +12,18 @@
 //! and then replaces that stream's objects at once, so a partial list is never published; until
 //! then the last good store keeps serving.
 //!
-//! It does not validate objects or resolve references (`compile` does), and it does not write
-//! status back yet (docs/architecture/kubernetes.md lists what is left).
+//! [`StatusWriter`] writes the status `compile` computed back to the API server (server-side
+//! apply on the status subresource, only for our GatewayClass's objects, only when changed).
+//!
+//! It does not validate objects or resolve references (`compile` does), nor elect a leader yet
+//! (docs/architecture/kubernetes.md lists what is left).
 
 mod convert;
 mod discovery;
 mod error;
 mod mirror;
 mod overlay;
+mod status_writer;
 mod watch;
 
 /// Re-exported so that callers name the client type without depending on kube themselves.
@@ -28,4 +32,5 @@ pub use kube::Client;
 pub use discovery::{WatchedStream, watched_streams};
 pub use error::KubeSourceError;
 pub use overlay::{follow_with_local, overlay};
+pub use status_writer::{FIELD_MANAGER, MIN_INTERVAL, StatusWriter};
 pub use watch::{KubeOptions, KubeSource, client};

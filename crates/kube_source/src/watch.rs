@@ -1,5 +1,6 @@
 //! [`KubeSource`]: the watcher tasks and the task that owns the [`Mirror`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::pin::pin;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::convert::{Converted, convert};
 use crate::discovery::{WatchedStream, watched_streams};
 use crate::error::KubeSourceError;
 use crate::mirror::Mirror;
+use crate::status_writer::StatusWriter;
 
 /// What to watch.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +37,8 @@ const MAX_BATCH: usize = 10_000;
 /// A started Kubernetes source, waiting for its first full sync ([`KubeSource::synced`]).
 pub struct KubeSource {
     first: oneshot::Receiver<tokio::sync::watch::Receiver<Arc<SourceUpdate>>>,
+    client: Client,
+    resources: BTreeMap<Kind, ApiResource>,
 }
 
 /// A client from the kubeconfig at `kubeconfig` (its current context), or the in-cluster
@@ -76,6 +80,7 @@ impl KubeSource {
         options: &KubeOptions,
     ) -> Result<KubeSource, KubeSourceError> {
         let (streams, resources) = watched_streams(&client, &options.namespaces).await?;
+        let resources: BTreeMap<Kind, ApiResource> = resources;
         let (events, received) = mpsc::channel(1024);
         for stream in &streams {
             if let Some(resource) = resources.get(&stream.kind) {
@@ -91,7 +96,15 @@ impl KubeSource {
         tokio::spawn(follow(Mirror::new(streams), received, first));
         Ok(KubeSource {
             first: first_received,
+            client,
+            resources,
         })
+    }
+
+    /// A [`StatusWriter`] to the same API server, for the objects of GatewayClasses whose
+    /// `controllerName` is `controller_name`. Must run inside a tokio runtime.
+    pub fn status_writer(&self, controller_name: String) -> StatusWriter {
+        StatusWriter::start(self.client.clone(), self.resources.clone(), controller_name)
     }
 
     /// Waits for the first full sync: every watched kind listed once. Returns the channel of

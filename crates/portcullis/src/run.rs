@@ -97,19 +97,24 @@ fn file_updates(args: &RunArgs) -> anyhow::Result<Option<Updates>> {
 }
 
 /// The updates of the Kubernetes source (laid under `local`'s, when `--config` is given too),
-/// once every watched kind has been listed.
-async fn kubernetes_updates(args: &RunArgs, local: Option<Updates>) -> anyhow::Result<Updates> {
+/// once every watched kind has been listed, and the writer of status back to the API server.
+async fn kubernetes_updates(
+    args: &RunArgs,
+    local: Option<Updates>,
+) -> anyhow::Result<(Updates, kube_source::StatusWriter)> {
     let client = kube_source::client(args.kubeconfig.as_deref()).await?;
     let options = kube_source::KubeOptions {
         namespaces: args.namespaces.clone(),
     };
     let source = kube_source::KubeSource::start(client, &options).await?;
     tracing::info!(namespaces = ?args.namespaces, "Kubernetes source started; not ready until every watched kind is listed");
+    let status = source.status_writer(args.controller_name.clone());
     let cluster = source.synced().await?;
-    Ok(match local {
+    let updates = match local {
         Some(local) => kube_source::follow_with_local(cluster, local),
         None => cluster,
-    })
+    };
+    Ok((updates, status))
 }
 
 /// A source's updates: the current one is the latest.
@@ -146,19 +151,23 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     );
     // Kubernetes mode waits here for the first full sync, with the admin server up and /ready
     // answering 503.
-    let mut updates = match (args.kubernetes, local) {
-        (true, local) => kubernetes_updates(&args, local).await?,
-        (false, Some(local)) => local,
+    let (mut updates, status) = match (args.kubernetes, local) {
+        (true, local) => {
+            let (updates, status) = kubernetes_updates(&args, local).await?;
+            (updates, Some(status))
+        }
+        (false, Some(local)) => (local, None),
         (false, None) => anyhow::bail!("--config or --kubernetes is required"),
     };
     let initial = updates.borrow_and_update().clone();
     controller.apply(initial);
+    write_status(&controller, status.as_ref());
     // Start-up is over: its code leaves the resident set (`crates/memory`).
     match memory::release_start_up_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
     }
-    follow_updates(&mut controller, updates).await?;
+    follow_updates(&mut controller, updates, status.as_ref()).await?;
 
     tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
     admin.state.set_ready(false);
@@ -192,11 +201,22 @@ fn compile_options(args: &RunArgs) -> CompileOptions {
     }
 }
 
+/// Hands the status of the config just applied to the Kubernetes status writer, if any.
+fn write_status(controller: &Controller, status: Option<&kube_source::StatusWriter>) {
+    if let Some(writer) = status
+        && let Some((report, store)) = controller.status()
+    {
+        writer.publish(report, store);
+    }
+}
+
 /// Applies config updates until SIGTERM or SIGINT (then returns `Ok`), retrying failed binds
-/// every 2 s. An error when the config watcher stops.
+/// every 2 s; in Kubernetes mode, hands each applied config's status to `status`. An error
+/// when the config watcher stops.
 async fn follow_updates(
     controller: &mut Controller,
     mut updates: tokio::sync::watch::Receiver<Arc<SourceUpdate>>,
+    status: Option<&kube_source::StatusWriter>,
 ) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -209,6 +229,7 @@ async fn follow_updates(
                 }
                 let update = updates.borrow_and_update().clone();
                 controller.apply(update);
+                write_status(controller, status);
             }
             _ = bind_retry.tick(), if controller.has_bind_errors() => controller.retry_binds(),
             _ = terminate.recv() => return Ok(()),

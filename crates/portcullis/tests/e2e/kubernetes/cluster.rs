@@ -120,6 +120,30 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Applies `object`'s `status` through the status subresource, as field manager `manager`.
+    pub(crate) async fn apply_status(&self, object: &Value, manager: &str) -> anyhow::Result<()> {
+        let (api, name) = self.api_for(object)?;
+        api.patch_status(
+            &name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .with_context(|| format!("applying the status of {} {name}", object["kind"]))?;
+        Ok(())
+    }
+
+    /// The object `apiVersion`/`kind`/`metadata` of `reference` names, as the API serves it
+    /// (status included).
+    pub(crate) async fn get(&self, reference: &Value) -> anyhow::Result<Value> {
+        let (api, name) = self.api_for(reference)?;
+        let object = api
+            .get(&name)
+            .await
+            .with_context(|| format!("reading {} {name}", reference["kind"]))?;
+        serde_json::to_value(object).context("the object as JSON")
+    }
+
     fn api_for(&self, object: &Value) -> anyhow::Result<(Api<DynamicObject>, String)> {
         let api_version = object["apiVersion"].as_str().context("apiVersion")?;
         let kind = object["kind"].as_str().context("kind")?;

@@ -133,6 +133,173 @@ async fn gateway_follows_the_api_server_and_survives_its_restart() -> anyhow::Re
     Ok(())
 }
 
+/// A GatewayClass of another controller, with one Gateway.
+fn other_controllers_objects() -> [Value; 2] {
+    [
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": "other"},
+            "spec": {"controllerName": "example.com/other-controller"},
+        }),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "other-gw", "namespace": NS},
+            "spec": {"gatewayClassName": "other",
+                     "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+        }),
+    ]
+}
+
+/// The condition `kind` of `conditions`, if any.
+fn find_condition<'a>(conditions: &'a Value, kind: &str) -> Option<&'a Value> {
+    conditions.as_array()?.iter().find(|c| c["type"] == kind)
+}
+
+#[tokio::test]
+async fn status_is_written_back_for_our_objects_only_and_only_when_changed() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let port = free_port();
+    let route = http_route(
+        "shop",
+        &["shop.example"],
+        vec![rule(vec![], vec![service_ref("cart")])],
+    );
+    let mut routed_to_both = route.clone();
+    routed_to_both["spec"]["parentRefs"]
+        .as_array_mut()
+        .context("parentRefs")?
+        .push(json!({"name": "other-gw", "namespace": NS}));
+    let [other_class, other_gateway] = other_controllers_objects();
+    for object in [
+        namespace(NS),
+        gateway_class(),
+        gateway(port, None),
+        other_class.clone(),
+        other_gateway,
+        routed_to_both.clone(),
+        service(NS, "cart", None),
+    ] {
+        cluster.apply(&object).await?;
+    }
+    // The other controller has written its entry of the route's status.parents already.
+    let other_entry = json!({
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                      "namespace": NS, "name": "other-gw"},
+        "controllerName": "example.com/other-controller",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                        "message": "theirs", "observedGeneration": 1,
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    });
+    let mut their_status = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "shop", "namespace": NS},
+    });
+    their_status["status"] = json!({"parents": [other_entry]});
+    cluster
+        .apply_status(&their_status, "other-controller")
+        .await?;
+
+    let kubeconfig = cluster.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    let _gateway = GatewayProcess::start_without_config(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        &[
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig,
+            "--bind",
+            "127.0.0.1",
+            "--access-log",
+            "off",
+        ],
+    )
+    .await?;
+
+    // Our Gateway: Programmed, with the generation it describes.
+    let gateway_object = gateway(port, None);
+    eventually(PROPAGATION, async || {
+        let gateway = cluster.get(&gateway_object).await?;
+        let programmed = find_condition(&gateway["status"]["conditions"], "Programmed")
+            .context("no Programmed condition yet")?;
+        ensure!(programmed["status"] == "True", "{programmed}");
+        ensure!(programmed["observedGeneration"] == gateway["metadata"]["generation"]);
+        ensure!(
+            gateway["status"]["listeners"][0]["attachedRoutes"] == 1,
+            "{}",
+            gateway["status"]
+        );
+        let class = cluster.get(&gateway_class()).await?;
+        let accepted = find_condition(&class["status"]["conditions"], "Accepted")
+            .context("GatewayClass not Accepted yet")?;
+        ensure!(accepted["status"] == "True", "{accepted}");
+        Ok(())
+    })
+    .await?;
+
+    // The route: our entry added next to the other controller's, which is untouched.
+    let parents = eventually(PROPAGATION, async || {
+        let route = cluster.get(&routed_to_both).await?;
+        let parents = route["status"]["parents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ensure!(parents.len() == 2, "parents: {parents:?}");
+        Ok(parents)
+    })
+    .await?;
+    assert!(
+        parents.contains(&other_entry),
+        "the other controller's entry changed: {parents:?}"
+    );
+    let ours = parents
+        .iter()
+        .find(|p| p["controllerName"] == "portcullis.dev/gateway-controller")
+        .context("our entry")?;
+    assert_eq!(ours["parentRef"]["name"], "gw");
+    assert_eq!(
+        find_condition(&ours["conditions"], "Accepted").context("Accepted")?["status"],
+        "True"
+    );
+
+    // The other controller's GatewayClass keeps the status the API server defaulted it to.
+    let other = cluster.get(&other_class).await?;
+    let conditions = other["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conditions.iter().all(|c| c["reason"] == "Pending"),
+        "another controller's GatewayClass was written: {conditions:?}"
+    );
+
+    // Nothing changes: nothing is written (the resourceVersion stays).
+    let before = cluster.get(&routed_to_both).await?["metadata"]["resourceVersion"].clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = cluster.get(&routed_to_both).await?["metadata"]["resourceVersion"].clone();
+    assert_eq!(before, after, "status written again without a change");
+
+    // A spec edit bumps the generation; the status follows it.
+    let mut edited = routed_to_both.clone();
+    edited["spec"]["hostnames"] = json!(["shop.example", "www.shop.example"]);
+    cluster.apply(&edited).await?;
+    eventually(PROPAGATION, async || {
+        let route = cluster.get(&edited).await?;
+        let generation = route["metadata"]["generation"].clone();
+        ensure!(generation == 2, "generation {generation}");
+        let ours = route["status"]["parents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["controllerName"] == "portcullis.dev/gateway-controller")
+            .context("our entry")?;
+        let accepted = find_condition(&ours["conditions"], "Accepted").context("Accepted")?;
+        ensure!(accepted["observedGeneration"] == generation, "{accepted}");
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 /// Not a test: the echo backend [`TestHost::start_echo`] runs inside the test's network
 /// namespace, by running this test binary again with [`ECHO_BACKEND_ENV`] set to `ADDR POD`.
 /// Without it (a plain `--ignored` run) it returns at once.
