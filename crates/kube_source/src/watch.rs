@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Config};
 use model::Kind;
@@ -138,7 +139,7 @@ async fn watch_stream(
         // Service account tokens are never a TLS certificate: not worth their memory.
         config = config.fields("type!=kubernetes.io/service-account-token");
     }
-    let mut watch = pin!(watcher(api, config).default_backoff());
+    let mut watch = pin!(watcher(api, config).backoff(reconnect_backoff()));
     while let Some(item) = watch.next().await {
         let event = match item {
             Ok(event) => event,
@@ -158,6 +159,47 @@ async fn watch_stream(
         if events.send((stream.clone(), converted)).await.is_err() {
             return;
         }
+    }
+}
+
+/// How long a watcher waits before it tries again after an error: 200 ms, doubling up to 4 s,
+/// each delay shortened by up to a quarter at random (so that replicas do not retry in step),
+/// and back to 200 ms after a minute without errors. Faster than kube's default (800 ms up to
+/// 30 s): a gateway wants the cluster's changes soon after an API-server restart, and a list or
+/// watch per stream every few seconds is nothing to an API server.
+fn reconnect_backoff() -> ResetTimerBackoff<ReconnectBackoff> {
+    ResetTimerBackoff::new(ReconnectBackoff::default(), Duration::from_secs(60))
+}
+
+/// The doubling part of [`reconnect_backoff`].
+struct ReconnectBackoff {
+    next: Duration,
+}
+
+impl ReconnectBackoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(4);
+}
+
+impl Default for ReconnectBackoff {
+    fn default() -> ReconnectBackoff {
+        ReconnectBackoff { next: Self::FIRST }
+    }
+}
+
+impl Iterator for ReconnectBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(delay.mul_f64(1.0 - rand::random::<f64>() / 4.0))
+    }
+}
+
+impl kube::runtime::utils::Backoff for ReconnectBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
     }
 }
 
@@ -216,3 +258,6 @@ async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
