@@ -14,7 +14,8 @@
 //! conflict, and the object is written again on the next round.
 //!
 //! Writes are coalesced: the writer takes the latest report, writes what changed, then waits at
-//! least [`MIN_INTERVAL`] before the next round. It does not elect a leader yet: with several
+//! least [`MIN_INTERVAL`] before the next round. A round with failed writes (a conflict, the API
+//! server away) is run again after 1 s, doubling up to 30 s, or sooner when a new report comes. It does not elect a leader yet: with several
 //! replicas, each writes (the same status, so after the first the others find it equal).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +31,12 @@ use tokio::sync::watch;
 
 /// The least time between two rounds of writes.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The first delay before failed writes are tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest delay before failed writes are tried again.
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "portcullis";
@@ -80,17 +87,33 @@ struct Task {
 
 impl Task {
     async fn run(mut self, mut received: watch::Receiver<Pending>) {
-        while received.changed().await.is_ok() {
+        let mut retry = RETRY_FIRST;
+        let mut has_failed = false;
+        loop {
+            if has_failed {
+                // Failed writes are tried again after a backoff, or sooner with a new report.
+                tokio::select! {
+                    changed = received.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(retry) => retry = (retry * 2).min(RETRY_MAX),
+                }
+            } else if received.changed().await.is_err() {
+                return;
+            }
             let latest = received.borrow_and_update().clone();
             if let Some(latest) = latest {
                 let (report, store) = &*latest;
-                self.write_round(report, store).await;
+                has_failed = !self.write_round(report, store).await;
+                if !has_failed {
+                    retry = RETRY_FIRST;
+                }
             }
             tokio::time::sleep(MIN_INTERVAL).await;
         }
     }
 
-    async fn write_round(&mut self, report: &StatusReport, store: &Store) {
+    /// Writes what changed; `false` when some write failed.
+    async fn write_round(&mut self, report: &StatusReport, store: &Store) -> bool {
+        let mut is_complete = true;
         let mut seen = BTreeSet::new();
         for status in &report.objects {
             let Some((key, desired)) = self.desired(status, store) else {
@@ -105,13 +128,15 @@ impl Task {
                     self.written.insert(key, desired);
                 }
                 Err(error) => {
-                    tracing::warn!(object = %key, %error, "status not written; retried on the next round");
+                    tracing::warn!(object = %key, %error, "status not written; retried with backoff");
                     self.written.remove(&key);
+                    is_complete = false;
                 }
             }
         }
         // Forget objects that are gone, so that one created again is written again.
         self.written.retain(|key, _| seen.contains(key));
+        is_complete
     }
 
     /// The key and the status (without timestamps) we own for `status`, if any.

@@ -9,8 +9,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Config};
 use model::Kind;
@@ -139,15 +137,34 @@ async fn watch_stream(
         // Service account tokens are never a TLS certificate: not worth their memory.
         config = config.fields("type!=kubernetes.io/service-account-token");
     }
-    let mut watch = pin!(watcher(api, config).backoff(reconnect_backoff()));
+    let mut watch = pin!(watcher(api, config));
+    let mut backoff = ReconnectBackoff::default();
+    let mut failing: Option<String> = None;
     while let Some(item) = watch.next().await {
         let event = match item {
             Ok(event) => event,
             Err(error) => {
-                tracing::warn!(kind = %stream.kind, namespace = ?stream.namespace, %error, "watch failed; retrying");
+                // Logged when it starts or changes, not at every retry.
+                let message = error.to_string();
+                if failing.as_deref() == Some(message.as_str()) {
+                    tracing::debug!(kind = %stream.kind, namespace = ?stream.namespace, error = %message, "watch still failing; retrying");
+                } else {
+                    tracing::warn!(kind = %stream.kind, namespace = ?stream.namespace, error = %message, "watch failed; retrying");
+                }
+                failing = Some(message);
+                tokio::time::sleep(backoff.next().unwrap_or(ReconnectBackoff::MAX)).await;
                 continue;
             }
         };
+        // `Init` comes before every list attempt, so only what follows it shows the watch works
+        // again (kube's `StreamBackoff` resets on `Init` too, and so never backs off a list
+        // that keeps failing).
+        if !matches!(event, Event::Init) {
+            backoff.reset();
+            if failing.take().is_some() {
+                tracing::info!(kind = %stream.kind, namespace = ?stream.namespace, "watch recovered");
+            }
+        }
         let kind = stream.kind;
         let converted = match event {
             Event::Apply(object) => Event::Apply(convert(kind, &resource, object)),
@@ -164,14 +181,9 @@ async fn watch_stream(
 
 /// How long a watcher waits before it tries again after an error: 200 ms, doubling up to 4 s,
 /// each delay shortened by up to a quarter at random (so that replicas do not retry in step),
-/// and back to 200 ms after a minute without errors. Faster than kube's default (800 ms up to
+/// and back to 200 ms once the watch delivers again. Faster than kube's default (800 ms up to
 /// 30 s): a gateway wants the cluster's changes soon after an API-server restart, and a list or
 /// watch per stream every few seconds is nothing to an API server.
-fn reconnect_backoff() -> ResetTimerBackoff<ReconnectBackoff> {
-    ResetTimerBackoff::new(ReconnectBackoff::default(), Duration::from_secs(60))
-}
-
-/// The doubling part of [`reconnect_backoff`].
 struct ReconnectBackoff {
     next: Duration,
 }
@@ -197,7 +209,8 @@ impl Iterator for ReconnectBackoff {
     }
 }
 
-impl kube::runtime::utils::Backoff for ReconnectBackoff {
+impl ReconnectBackoff {
+    /// Back to the first delay.
     fn reset(&mut self) {
         self.next = Self::FIRST;
     }

@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use kube::runtime::utils::Backoff;
-
 use super::ReconnectBackoff;
 
 #[test]

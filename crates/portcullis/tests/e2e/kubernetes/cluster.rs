@@ -18,6 +18,7 @@ struct Instance {
     run_dir: PathBuf,
     api_port: u16,
     etcd_port: u16,
+    etcd_peer_port: u16,
 }
 
 /// A running API server and a client to it.
@@ -38,6 +39,7 @@ impl Instance {
             .env("KAPI_RUN", &self.run_dir)
             .env("API_PORT", self.api_port.to_string())
             .env("ETCD_PORT", self.etcd_port.to_string())
+            .env("ETCD_PEER_PORT", self.etcd_peer_port.to_string())
             .output()
             .with_context(|| format!("running {}", script().display()))?;
         if !output.status.success() {
@@ -68,20 +70,35 @@ impl TestCluster {
     /// Builds the API server if needed (minutes, once per machine: `~/.cache/portcullis-k8s`),
     /// then starts etcd and kube-apiserver with the Gateway API CRDs installed.
     pub(crate) async fn start() -> anyhow::Result<TestCluster> {
-        let instance = Instance {
-            run_dir: std::env::temp_dir().join(format!(
-                "portcullis-k8s-{}-{}",
-                std::process::id(),
-                free_port()
-            )),
-            api_port: free_port(),
-            // etcd takes this port and the next (its peer port).
-            etcd_port: free_port(),
+        // A free port can be taken between finding it and binding it: such a start is tried
+        // again on new ports.
+        let mut attempt = 1;
+        let instance = loop {
+            let instance = Instance {
+                run_dir: std::env::temp_dir().join(format!(
+                    "portcullis-k8s-{}-{}",
+                    std::process::id(),
+                    free_port()
+                )),
+                api_port: free_port(),
+                etcd_port: free_port(),
+                etcd_peer_port: free_port(),
+            };
+            match instance.script("start") {
+                Ok(()) => break instance,
+                Err(error)
+                    if attempt < 3 && format!("{error:#}").contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                Err(error) => {
+                    return Err(error.context(
+                        "cannot start the test API server (scripts/k8s-apiserver start; it builds \
+                         kube-apiserver with Go on first use, see tests/k8s/README.md)",
+                    ));
+                }
+            }
         };
-        instance.script("start").context(
-            "cannot start the test API server (scripts/k8s-apiserver start; it builds \
-             kube-apiserver with Go on first use, see tests/k8s/README.md)",
-        )?;
         let file = kube::config::Kubeconfig::read_from(instance.run_dir.join("kubeconfig"))
             .context("reading the test kubeconfig")?;
         let config =
@@ -95,6 +112,20 @@ impl TestCluster {
     /// The admin kubeconfig.
     pub(crate) fn kubeconfig(&self) -> PathBuf {
         self.instance.run_dir.join("kubeconfig")
+    }
+
+    /// A kubeconfig that authenticates with the static `token` (the script's `kapi-user-token`
+    /// is user `kapi-user`, which RBAC grants nothing until a test binds it a role).
+    pub(crate) fn kubeconfig_for_token(&self, token: &str) -> anyhow::Result<PathBuf> {
+        let path = self.instance.run_dir.join(format!("kubeconfig-{token}"));
+        let ca = self.instance.run_dir.join("certs/ca.crt");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kapi\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority: {}\nusers:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: kapi\n  context: {{cluster: kapi, user: user}}\ncurrent-context: kapi\n",
+            self.instance.api_port,
+            ca.display()
+        );
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 
     /// Stops kube-apiserver; etcd keeps every object.
@@ -158,6 +189,9 @@ impl TestCluster {
             "EndpointSlice" => ("endpointslices", true),
             "Gateway" => ("gateways", true),
             "HTTPRoute" => ("httproutes", true),
+            "ServiceAccount" => ("serviceaccounts", true),
+            "ClusterRole" => ("clusterroles", false),
+            "ClusterRoleBinding" => ("clusterrolebindings", false),
             other => bail!("the test cluster does not know the kind {other}"),
         };
         let resource =

@@ -300,6 +300,139 @@ async fn status_is_written_back_for_our_objects_only_and_only_when_changed() -> 
     Ok(())
 }
 
+/// The gateway as a child process that is not waited for: for tests of readiness itself.
+/// Killed (by its own PID) on drop.
+struct Unready {
+    child: std::process::Child,
+    admin: SocketAddr,
+}
+
+impl Unready {
+    fn spawn(args: &[&str]) -> anyhow::Result<Unready> {
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("run")
+            .arg("--admin")
+            .arg(admin.to_string())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("spawning portcullis")?;
+        Ok(Unready { child, admin })
+    }
+
+    /// The status `/ready` answers (the process must still run).
+    async fn ready(&mut self, client: &HttpClient) -> anyhow::Result<u16> {
+        ensure!(self.child.try_wait()?.is_none(), "the gateway exited");
+        Ok(client
+            .get(self.admin, "", "/ready", &[])
+            .await?
+            .status
+            .as_u16())
+    }
+}
+
+impl Drop for Unready {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The documents of `deploy/rbac.yaml`.
+fn deploy_rbac() -> anyhow::Result<Vec<Value>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac.yaml");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    serde_saphyr::from_multiple::<Value>(&text).context("deploy/rbac.yaml is not YAML")
+}
+
+#[tokio::test]
+async fn readiness_waits_for_every_kind_and_the_deploy_role_is_enough() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let port = free_port();
+    for object in [
+        namespace(NS),
+        gateway_class(),
+        gateway(port, None),
+        http_route(
+            "shop",
+            &["shop.example"],
+            vec![rule(vec![], vec![service_ref("cart")])],
+        ),
+        service(NS, "cart", None),
+    ] {
+        cluster.apply(&object).await?;
+    }
+    let rbac = deploy_rbac()?;
+    let role = rbac
+        .iter()
+        .find(|document| document["kind"] == "ClusterRole")
+        .context("deploy/rbac.yaml has no ClusterRole")?
+        .clone();
+    // The test user gets the deploy role's rules, first without Secrets: one kind can never
+    // be listed, so the first full sync never completes.
+    let mut without_secrets = role.clone();
+    for rule in without_secrets["rules"].as_array_mut().context("rules")? {
+        if let Some(resources) = rule["resources"].as_array_mut() {
+            resources.retain(|resource| resource != "secrets");
+        }
+    }
+    cluster.apply(&without_secrets).await?;
+    cluster
+        .apply(&json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "portcullis-test"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": role["metadata"]["name"]},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kapi-user"}],
+        }))
+        .await?;
+    let kubeconfig = cluster.kubeconfig_for_token("kapi-user-token")?;
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    let mut gateway = Unready::spawn(&[
+        "--kubernetes",
+        "--kubeconfig",
+        kubeconfig,
+        "--bind",
+        "127.0.0.1",
+        "--access-log",
+        "off",
+    ])?;
+    let admin = HttpClient::without_keep_alive().with_timeout(Duration::from_secs(2));
+    // The admin server comes up, and answers 503 while Secrets cannot be listed.
+    eventually(Duration::from_secs(10), async || {
+        gateway.ready(&admin).await
+    })
+    .await?;
+    for _ in 0..15 {
+        assert_eq!(
+            gateway.ready(&admin).await?,
+            503,
+            "ready before Secrets were listed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // With the whole deploy role, the sync completes: ready, and the status is written back.
+    cluster.apply(&role).await?;
+    eventually(PROPAGATION, async || {
+        let status = gateway.ready(&admin).await?;
+        ensure!(status == 200, "/ready {status}");
+        Ok(())
+    })
+    .await?;
+    let gateway_object = crate::fixture::manifest::gateway(port, None);
+    eventually(PROPAGATION, async || {
+        let written = cluster.get(&gateway_object).await?;
+        let programmed = find_condition(&written["status"]["conditions"], "Programmed")
+            .context("no Programmed condition yet")?;
+        ensure!(programmed["status"] == "True", "{programmed}");
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 /// Not a test: the echo backend [`TestHost::start_echo`] runs inside the test's network
 /// namespace, by running this test binary again with [`ECHO_BACKEND_ENV`] set to `ADDR POD`.
 /// Without it (a plain `--ignored` run) it returns at once.
