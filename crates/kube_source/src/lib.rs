@@ -15,12 +15,15 @@
 //! [`StatusWriter`] writes the status `compile` computed back to the API server (server-side
 //! apply on the status subresource, only for our GatewayClass's objects, only when changed).
 //!
-//! It does not validate objects or resolve references (`compile` does), nor elect a leader yet
-//! (docs/architecture/kubernetes.md lists what is left).
+//! With several replicas, [`LeaderElection`] (a `coordination.k8s.io` Lease) picks the one that
+//! writes status; all of them serve traffic.
+//!
+//! It does not validate objects or resolve references (`compile` does).
 
 mod convert;
 mod discovery;
 mod error;
+mod lease;
 mod mirror;
 mod overlay;
 mod status_writer;
@@ -31,6 +34,7 @@ pub use kube::Client;
 
 pub use discovery::{WatchedStream, watched_streams};
 pub use error::KubeSourceError;
+pub use lease::{LeaderElection, LeaseOptions, default_identity};
 pub use overlay::{follow_with_local, overlay};
 pub use status_writer::{FIELD_MANAGER, MIN_INTERVAL, StatusWriter};
 pub use watch::{KubeOptions, KubeSource, client};

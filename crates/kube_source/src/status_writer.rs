@@ -59,6 +59,7 @@ impl StatusWriter {
         client: kube::Client,
         resources: BTreeMap<Kind, ApiResource>,
         controller_name: String,
+        is_leader: watch::Receiver<bool>,
     ) -> StatusWriter {
         let (reports, received) = watch::channel(None);
         let task = Task {
@@ -67,7 +68,7 @@ impl StatusWriter {
             controller_name,
             written: BTreeMap::new(),
         };
-        tokio::spawn(task.run(received));
+        tokio::spawn(task.run(received, is_leader));
         StatusWriter { reports }
     }
 
@@ -86,18 +87,30 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut received: watch::Receiver<Pending>) {
+    /// Writes the latest report while `is_leader` says so; ends when either channel closes.
+    async fn run(
+        mut self,
+        mut received: watch::Receiver<Pending>,
+        mut is_leader: watch::Receiver<bool>,
+    ) {
         let mut retry = RETRY_FIRST;
         let mut has_failed = false;
         loop {
-            if has_failed {
-                // Failed writes are tried again after a backoff, or sooner with a new report.
-                tokio::select! {
-                    changed = received.changed() => if changed.is_err() { return },
-                    () = tokio::time::sleep(retry) => retry = (retry * 2).min(RETRY_MAX),
+            tokio::select! {
+                changed = received.changed() => if changed.is_err() { return },
+                changed = is_leader.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // Another replica may have written meanwhile: compare with the API again.
+                    self.written.clear();
                 }
-            } else if received.changed().await.is_err() {
-                return;
+                // Failed writes are tried again after a backoff, or sooner with a new report.
+                () = tokio::time::sleep(retry), if has_failed => retry = (retry * 2).min(RETRY_MAX),
+            }
+            if !*is_leader.borrow_and_update() {
+                has_failed = false;
+                continue;
             }
             let latest = received.borrow_and_update().clone();
             if let Some(latest) = latest {

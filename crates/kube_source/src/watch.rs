@@ -101,9 +101,24 @@ impl KubeSource {
     }
 
     /// A [`StatusWriter`] to the same API server, for the objects of GatewayClasses whose
-    /// `controllerName` is `controller_name`. Must run inside a tokio runtime.
-    pub fn status_writer(&self, controller_name: String) -> StatusWriter {
-        StatusWriter::start(self.client.clone(), self.resources.clone(), controller_name)
+    /// `controllerName` is `controller_name`, writing while `is_leader` is true. Must run
+    /// inside a tokio runtime.
+    pub fn status_writer(
+        &self,
+        controller_name: String,
+        is_leader: tokio::sync::watch::Receiver<bool>,
+    ) -> StatusWriter {
+        StatusWriter::start(
+            self.client.clone(),
+            self.resources.clone(),
+            controller_name,
+            is_leader,
+        )
+    }
+
+    /// The client this source watches with.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Waits for the first full sync: every watched kind listed once. Returns the channel of

@@ -50,8 +50,8 @@ pub(crate) struct RunArgs {
     pub(crate) kubernetes: bool,
 
     /// With --kubernetes: the kubeconfig file to use (its current context) instead of the
-    /// in-cluster config.
-    #[arg(long, value_name = "PATH", requires = "kubernetes", env = "KUBECONFIG")]
+    /// in-cluster config. Ignored without --kubernetes.
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
     pub(crate) kubeconfig: Option<PathBuf>,
 
     /// With --kubernetes: read only these namespaces (comma-separated; default: all).
@@ -63,6 +63,25 @@ pub(crate) struct RunArgs {
         requires = "kubernetes"
     )]
     pub(crate) namespaces: Vec<String>,
+
+    /// With --kubernetes: the namespace of the coordination.k8s.io Lease that elects the one
+    /// replica writing status (every replica serves traffic).
+    #[arg(long, default_value = "default", env = "POD_NAMESPACE")]
+    pub(crate) lease_namespace: String,
+
+    /// With --kubernetes: the Lease's name.
+    #[arg(long, default_value = "portcullis")]
+    pub(crate) lease_name: String,
+
+    /// With --kubernetes: how long the Lease stays with a replica that stopped renewing it
+    /// (it renews every third of it); another replica takes over after that.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub(crate) lease_duration: Duration,
+
+    /// With --kubernetes: this replica's identity in the Lease (default: $POD_NAME, else host
+    /// name and process id).
+    #[arg(long, requires = "kubernetes")]
+    pub(crate) lease_identity: Option<String>,
 
     /// Admin server address: /ready, /healthz, /metrics, /status, /config, /endpoints.
     #[arg(long, default_value = "127.0.0.1:9901", env = "PORTCULLIS_ADMIN")]

@@ -101,20 +101,38 @@ fn file_updates(args: &RunArgs) -> anyhow::Result<Option<Updates>> {
 async fn kubernetes_updates(
     args: &RunArgs,
     local: Option<Updates>,
-) -> anyhow::Result<(Updates, kube_source::StatusWriter)> {
+) -> anyhow::Result<(Updates, KubernetesWriters)> {
     let client = kube_source::client(args.kubeconfig.as_deref()).await?;
     let options = kube_source::KubeOptions {
         namespaces: args.namespaces.clone(),
     };
     let source = kube_source::KubeSource::start(client, &options).await?;
     tracing::info!(namespaces = ?args.namespaces, "Kubernetes source started; not ready until every watched kind is listed");
-    let status = source.status_writer(args.controller_name.clone());
+    let election = kube_source::LeaderElection::start(
+        source.client().clone(),
+        kube_source::LeaseOptions {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity: args
+                .lease_identity
+                .clone()
+                .unwrap_or_else(kube_source::default_identity),
+            duration: args.lease_duration,
+        },
+    );
+    let status = source.status_writer(args.controller_name.clone(), election.is_leader());
     let cluster = source.synced().await?;
     let updates = match local {
         Some(local) => kube_source::follow_with_local(cluster, local),
         None => cluster,
     };
-    Ok((updates, status))
+    Ok((updates, KubernetesWriters { status, election }))
+}
+
+/// Kubernetes mode's writers: the status writer, and the election that lets it write.
+struct KubernetesWriters {
+    status: kube_source::StatusWriter,
+    election: kube_source::LeaderElection,
 }
 
 /// A source's updates: the current one is the latest.
@@ -151,23 +169,28 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     );
     // Kubernetes mode waits here for the first full sync, with the admin server up and /ready
     // answering 503.
-    let (mut updates, status) = match (args.kubernetes, local) {
+    let (mut updates, kubernetes) = match (args.kubernetes, local) {
         (true, local) => {
-            let (updates, status) = kubernetes_updates(&args, local).await?;
-            (updates, Some(status))
+            let (updates, writers) = kubernetes_updates(&args, local).await?;
+            (updates, Some(writers))
         }
         (false, Some(local)) => (local, None),
         (false, None) => anyhow::bail!("--config or --kubernetes is required"),
     };
+    let status = kubernetes.as_ref().map(|writers| &writers.status);
     let initial = updates.borrow_and_update().clone();
     controller.apply(initial);
-    write_status(&controller, status.as_ref());
+    write_status(&controller, status);
     // Start-up is over: its code leaves the resident set (`crates/memory`).
     match memory::release_start_up_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
     }
-    follow_updates(&mut controller, updates, status.as_ref()).await?;
+    follow_updates(&mut controller, updates, status).await?;
+    if let Some(writers) = kubernetes {
+        // Another replica takes over status at once rather than after the Lease expires.
+        writers.election.release().await;
+    }
 
     tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
     admin.state.set_ready(false);

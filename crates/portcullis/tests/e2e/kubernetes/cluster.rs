@@ -192,6 +192,9 @@ impl TestCluster {
             "ServiceAccount" => ("serviceaccounts", true),
             "ClusterRole" => ("clusterroles", false),
             "ClusterRoleBinding" => ("clusterrolebindings", false),
+            "Role" => ("roles", true),
+            "RoleBinding" => ("rolebindings", true),
+            "Lease" => ("leases", true),
             other => bail!("the test cluster does not know the kind {other}"),
         };
         let resource =

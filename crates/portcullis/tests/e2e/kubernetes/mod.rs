@@ -388,9 +388,28 @@ async fn readiness_waits_for_every_kind_and_the_deploy_role_is_enough() -> anyho
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kapi-user"}],
         }))
         .await?;
+    // The Lease Role of deploy/rbac.yaml, bound to the test user in its namespace.
+    for document in &rbac {
+        if document["kind"] == "Namespace" || document["kind"] == "Role" {
+            cluster.apply(document).await?;
+        }
+        if document["kind"] == "RoleBinding" {
+            let mut binding = document.clone();
+            binding["subjects"] = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kapi-user"}]);
+            cluster.apply(&binding).await?;
+        }
+    }
+    let lease_namespace = rbac
+        .iter()
+        .find(|document| document["kind"] == "Role")
+        .and_then(|role| role["metadata"]["namespace"].as_str())
+        .context("deploy/rbac.yaml has no Role for the Lease")?
+        .to_owned();
     let kubeconfig = cluster.kubeconfig_for_token("kapi-user-token")?;
     let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
     let mut gateway = Unready::spawn(&[
+        "--lease-namespace",
+        &lease_namespace,
         "--kubernetes",
         "--kubeconfig",
         kubeconfig,
@@ -430,6 +449,138 @@ async fn readiness_waits_for_every_kind_and_the_deploy_role_is_enough() -> anyho
         Ok(())
     })
     .await?;
+    Ok(())
+}
+
+/// The holder of the Lease `portcullis` in `default`, if any.
+async fn lease_holder(cluster: &TestCluster) -> anyhow::Result<Option<String>> {
+    let lease = cluster
+        .get(
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                     "metadata": {"name": "portcullis", "namespace": "default"}}),
+        )
+        .await?;
+    Ok(lease["spec"]["holderIdentity"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn one_replica_writes_status_and_another_takes_over_when_it_dies() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let port = free_port();
+    let route = http_route(
+        "shop",
+        &["shop.example"],
+        vec![rule(vec![], vec![service_ref("cart")])],
+    );
+    // No spec.addresses: each replica binds its own --bind address (two processes on one host).
+    let mut unbound = gateway(port, None);
+    unbound["spec"]
+        .as_object_mut()
+        .context("spec")?
+        .remove("addresses");
+    for object in [
+        namespace(NS),
+        gateway_class(),
+        unbound,
+        route.clone(),
+        service(NS, "cart", None),
+    ] {
+        cluster.apply(&object).await?;
+    }
+    let kubeconfig = cluster.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    let replica = |identity: &'static str, bind: &'static str| {
+        let kubeconfig = kubeconfig.to_owned();
+        async move {
+            GatewayProcess::start_without_config(
+                std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+                &[
+                    "--kubernetes",
+                    "--kubeconfig",
+                    &kubeconfig,
+                    "--bind",
+                    bind,
+                    "--access-log",
+                    "off",
+                    "--lease-identity",
+                    identity,
+                    "--lease-duration",
+                    "3s",
+                ],
+            )
+            .await
+        }
+    };
+    let first = replica("replica-a", "127.0.0.1").await?;
+    let second = replica("replica-b", "127.0.0.2").await?;
+    let holder = eventually(PROPAGATION, async || {
+        lease_holder(&cluster).await?.context("no holder yet")
+    })
+    .await?;
+    let (mut leader, follower, follower_identity) = if holder == "replica-a" {
+        (first, second, "replica-b")
+    } else {
+        (second, first, "replica-a")
+    };
+    // The status is written (by the leader), and the follower never leads meanwhile.
+    eventually(PROPAGATION, async || {
+        let written = cluster.get(&route).await?;
+        ensure!(
+            written["status"]["parents"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{}",
+            written["status"]
+        );
+        Ok(())
+    })
+    .await?;
+    assert!(leader.stderr_text().contains("became the leader"));
+    assert!(
+        !follower.stderr_text().contains("became the leader"),
+        "both replicas led"
+    );
+
+    // The leader dies without releasing the Lease: the follower takes over once it expires.
+    let killed = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &leader.pid().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill -KILL failed");
+    leader.wait_exit(Duration::from_secs(5)).await?;
+    eventually(PROPAGATION, async || {
+        let holder = lease_holder(&cluster).await?;
+        ensure!(
+            holder.as_deref() == Some(follower_identity),
+            "holder {holder:?}"
+        );
+        Ok(())
+    })
+    .await?;
+    eprintln!(
+        "Lease taken over {:?} after the leader died",
+        killed.elapsed()
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(3 + 2 + 5),
+        "took over too late"
+    );
+
+    // The new leader writes: a spec edit gets its observedGeneration.
+    let mut edited = route.clone();
+    edited["spec"]["hostnames"] = json!(["shop.example", "www.shop.example"]);
+    cluster.apply(&edited).await?;
+    eventually(PROPAGATION, async || {
+        let written = cluster.get(&edited).await?;
+        let accepted = written["status"]["parents"][0]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Accepted"))
+            .context("no Accepted")?;
+        ensure!(accepted["observedGeneration"] == 2, "{accepted}");
+        Ok(())
+    })
+    .await?;
+    assert!(follower.stderr_text().contains("became the leader"));
     Ok(())
 }
 
