@@ -9,15 +9,20 @@ use model::Kind;
 
 use crate::error::KubeSourceError;
 
-/// One watch: a kind, its API resource, and the namespace it is limited to (`None`: all
-/// namespaces, and always for cluster-scoped kinds).
+/// One watch: a kind, the namespace it is limited to (`None`: all namespaces, and always for
+/// cluster-scoped kinds), and for a referenced Secret or ConfigMap, the one object's name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WatchedStream {
     /// The kind the stream's objects are typed as.
     pub kind: Kind,
     /// Its namespace, or `None` for every namespace.
     pub namespace: Option<String>,
+    /// The one object watched (by field selector `metadata.name`), or `None` for every object.
+    pub name: Option<String>,
 }
+
+/// Kinds read only where referenced (see `references.rs`): one stream per referenced object.
+pub(crate) const REFERENCED: &[Kind] = &[Kind::Secret, Kind::ConfigMap];
 
 /// The kinds watched, in the order their groups are discovered.
 const WATCHED: &[Kind] = &[
@@ -39,7 +44,8 @@ const WATCHED: &[Kind] = &[
     Kind::ClientTrafficPolicy,
 ];
 
-/// The streams to watch and the API resource of each kind. A kind whose API the server does
+/// The streams to watch from the start (Secrets and ConfigMaps are watched one referenced object
+/// at a time, later) and the API resource of each kind. A kind whose API the server does
 /// not serve (a CRD not installed: ListenerSet on the standard channel, our own kinds before
 /// their CRDs are applied) is left out with a warning; its objects are then simply absent.
 ///
@@ -85,15 +91,20 @@ pub async fn watched_streams(
             continue;
         };
         resources.insert(*kind, resource);
+        if REFERENCED.contains(kind) {
+            continue;
+        }
         if kind.is_cluster_scoped() || namespaces.is_empty() {
             streams.push(WatchedStream {
                 kind: *kind,
                 namespace: None,
+                name: None,
             });
         } else {
             streams.extend(namespaces.iter().map(|namespace| WatchedStream {
                 kind: *kind,
                 namespace: Some(namespace.clone()),
+                name: None,
             }));
         }
     }

@@ -26,6 +26,7 @@ mod error;
 mod lease;
 mod mirror;
 mod overlay;
+mod references;
 mod status_writer;
 mod watch;
 

@@ -32,6 +32,10 @@ pub(crate) struct Mirror {
 /// One stream's bookkeeping.
 #[derive(Default)]
 struct StreamState {
+    /// Whether publishing waits for this stream's first list: the streams the mirror starts
+    /// with, and those added before the first publication; not those added later (a referenced
+    /// Secret that cannot be read must not stop every other change).
+    is_required: bool,
     /// Whether the stream has completed a list (its first sync) at least once.
     is_synced: bool,
     /// The keys of the objects this stream contributes to the store.
@@ -48,7 +52,13 @@ impl Mirror {
             store: Arc::new(Store::new()),
             streams: streams
                 .into_iter()
-                .map(|stream| (stream, StreamState::default()))
+                .map(|stream| {
+                    let state = StreamState {
+                        is_required: true,
+                        ..StreamState::default()
+                    };
+                    (stream, state)
+                })
                 .collect(),
             changed: BTreeSet::new(),
             rejected: BTreeMap::new(),
@@ -57,17 +67,64 @@ impl Mirror {
         }
     }
 
-    /// Whether every stream has listed its objects at least once.
+    /// Whether every required stream has listed its objects at least once.
     pub(crate) fn is_synced(&self) -> bool {
-        self.streams.values().all(|state| state.is_synced)
+        self.streams
+            .values()
+            .all(|state| state.is_synced || !state.is_required)
     }
 
-    /// The streams that have not listed yet.
+    /// Whether every stream of a whole kind (not of one object) has listed once: then the
+    /// references to Secrets and ConfigMaps are known.
+    pub(crate) fn are_kinds_listed(&self) -> bool {
+        self.streams
+            .iter()
+            .all(|(stream, state)| state.is_synced || stream.name.is_some())
+    }
+
+    /// The required streams that have not listed yet.
     pub(crate) fn unsynced(&self) -> impl Iterator<Item = &WatchedStream> {
         self.streams
             .iter()
-            .filter(|(_, state)| !state.is_synced)
+            .filter(|(_, state)| state.is_required && !state.is_synced)
             .map(|(stream, _)| stream)
+    }
+
+    /// The store as of the last event.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether objects of `kind` changed since the last publication.
+    pub(crate) fn has_changed(&self, kind: Kind) -> bool {
+        self.changed.contains(&kind)
+    }
+
+    /// The streams of single objects (referenced Secrets and ConfigMaps).
+    pub(crate) fn object_streams(&self) -> impl Iterator<Item = &WatchedStream> {
+        self.streams.keys().filter(|stream| stream.name.is_some())
+    }
+
+    /// Adds a stream; publishing waits for its first list only before the first publication.
+    pub(crate) fn add_stream(&mut self, stream: WatchedStream) {
+        let is_required = self.generation == 0;
+        self.streams.entry(stream).or_insert_with(|| StreamState {
+            is_required,
+            ..StreamState::default()
+        });
+    }
+
+    /// Removes a stream and the objects it contributed.
+    pub(crate) fn remove_stream(&mut self, stream: &WatchedStream) {
+        let Some(state) = self.streams.remove(stream) else {
+            return;
+        };
+        for key in &state.keys {
+            if self.rejected.remove(key).is_some() {
+                self.rejected_changed = true;
+            }
+            self.remove(key);
+        }
     }
 
     /// Applies one event of `stream`. An event of a stream the mirror was not built with is

@@ -92,7 +92,14 @@ impl KubeSource {
             }
         }
         let (first, first_received) = oneshot::channel();
-        tokio::spawn(follow(Mirror::new(streams), received, first));
+        let watchers = Watchers {
+            client: client.clone(),
+            resources: resources.clone(),
+            events,
+            objects: BTreeMap::new(),
+            is_following: false,
+        };
+        tokio::spawn(follow(Mirror::new(streams), received, watchers, first));
         Ok(KubeSource {
             first: first_received,
             client,
@@ -148,9 +155,8 @@ async fn watch_stream(
         None => Api::all_with(client, &resource),
     };
     let mut config = watcher::Config::default();
-    if stream.kind == Kind::Secret {
-        // Service account tokens are never a TLS certificate: not worth their memory.
-        config = config.fields("type!=kubernetes.io/service-account-token");
+    if let Some(name) = &stream.name {
+        config = config.fields(&format!("metadata.name={name}"));
     }
     let mut watch = pin!(watcher(api, config));
     let mut backoff = ReconnectBackoff::default();
@@ -231,11 +237,82 @@ impl ReconnectBackoff {
     }
 }
 
+/// Starts and stops the watchers of single objects (referenced Secrets and ConfigMaps).
+struct Watchers {
+    client: Client,
+    resources: BTreeMap<Kind, ApiResource>,
+    events: mpsc::Sender<(WatchedStream, Event<Converted>)>,
+    objects: BTreeMap<WatchedStream, tokio::task::JoinHandle<()>>,
+    /// Whether references have been followed once (after every kind listed).
+    is_following: bool,
+}
+
+impl Watchers {
+    /// Watches exactly the Secrets and ConfigMaps the mirror's objects reference, once every
+    /// kind has listed, and when the referencing kinds changed (or nothing is watched yet).
+    fn follow_references(&mut self, mirror: &mut Mirror) {
+        let referencing = [Kind::Gateway, Kind::ListenerSet, Kind::BackendTlsPolicy];
+        if !mirror.are_kinds_listed()
+            || (self.is_following && !referencing.iter().any(|kind| mirror.has_changed(*kind)))
+        {
+            return;
+        }
+        self.is_following = true;
+        let wanted: std::collections::BTreeSet<WatchedStream> =
+            crate::references::referenced(mirror.store())
+                .into_iter()
+                .filter(|key| self.resources.contains_key(&key.kind))
+                .map(|key| WatchedStream {
+                    kind: key.kind,
+                    namespace: Some(key.namespace),
+                    name: Some(key.name),
+                })
+                .collect();
+        let unwanted: Vec<WatchedStream> = mirror
+            .object_streams()
+            .filter(|stream| !wanted.contains(*stream))
+            .cloned()
+            .collect();
+        for stream in unwanted {
+            if let Some(task) = self.objects.remove(&stream) {
+                task.abort();
+            }
+            mirror.remove_stream(&stream);
+        }
+        for stream in wanted {
+            if self.objects.contains_key(&stream) {
+                continue;
+            }
+            let Some(resource) = self.resources.get(&stream.kind) else {
+                continue;
+            };
+            mirror.add_stream(stream.clone());
+            let task = tokio::spawn(watch_stream(
+                self.client.clone(),
+                stream.clone(),
+                resource.clone(),
+                self.events.clone(),
+            ));
+            self.objects.insert(stream, task);
+        }
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for task in self.objects.values() {
+            task.abort();
+        }
+    }
+}
+
 /// Applies events to the mirror, all those already queued at once, and publishes an update
-/// after each batch that changed something (the first once every stream has listed).
+/// after each batch that changed something (the first once every stream has listed, the
+/// referenced Secrets and ConfigMaps included).
 async fn follow(
     mut mirror: Mirror,
     mut received: mpsc::Receiver<(WatchedStream, Event<Converted>)>,
+    mut watchers: Watchers,
     first: oneshot::Sender<tokio::sync::watch::Receiver<Arc<SourceUpdate>>>,
 ) {
     let mut first = Some(first);
@@ -264,6 +341,7 @@ async fn follow(
             };
             mirror.apply(&stream, event);
         }
+        watchers.follow_references(&mut mirror);
         let Some(update) = mirror.publish() else {
             continue;
         };

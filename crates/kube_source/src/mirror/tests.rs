@@ -11,6 +11,7 @@ fn stream(kind: Kind) -> WatchedStream {
     WatchedStream {
         kind,
         namespace: None,
+        name: None,
     }
 }
 
@@ -171,4 +172,51 @@ fn an_invalid_object_keeps_its_last_good_version_and_is_reported() {
         panic!("the last good version is gone");
     };
     assert_eq!(kept.endpoints[0].addresses, ["198.18.0.2"]);
+}
+
+#[test]
+fn an_object_stream_added_after_the_first_publication_does_not_hold_publishing() {
+    let slices = stream(Kind::EndpointSlice);
+    let mut mirror = Mirror::new([slices.clone()]);
+    let secret = WatchedStream {
+        kind: Kind::Secret,
+        namespace: Some("shop".to_owned()),
+        name: Some("cert".to_owned()),
+    };
+    // Added before the first publication: required.
+    mirror.add_stream(secret.clone());
+    list(&mut mirror, &slices, vec![slice("cart-1", "198.18.0.2")]);
+    assert!(mirror.are_kinds_listed());
+    assert!(
+        mirror.publish().is_none(),
+        "the referenced Secret has not listed yet"
+    );
+    list(&mut mirror, &secret, vec![]);
+    mirror.publish().expect("everything listed");
+    // Added later: never listed (say its list is forbidden), yet other changes publish.
+    let later = WatchedStream {
+        name: Some("other".to_owned()),
+        ..secret.clone()
+    };
+    mirror.add_stream(later.clone());
+    mirror.apply(&slices, Event::Apply(slice("cart-1", "198.18.0.3")));
+    assert!(mirror.publish().is_some());
+    // Removing a stream removes what it contributed.
+    list(&mut mirror, &later, vec![secret_other()]);
+    mirror.publish().expect("the secret arrived");
+    mirror.remove_stream(&later);
+    let after = mirror.publish().expect("the secret is gone");
+    assert!(after.store.secrets.is_empty());
+}
+
+fn secret_other() -> Converted {
+    let document = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "other", "namespace": "shop"},
+        "type": "Opaque", "data": {},
+    });
+    Converted {
+        key: ObjectKey::new(Kind::Secret, "shop", "other"),
+        object: model::parse::decode_object(document),
+    }
 }

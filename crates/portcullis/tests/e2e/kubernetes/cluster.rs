@@ -128,6 +128,11 @@ impl TestCluster {
         Ok(path)
     }
 
+    /// A client to the API server, as the admin.
+    pub(crate) fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// Stops kube-apiserver; etcd keeps every object.
     pub(crate) fn stop_apiserver(&self) -> anyhow::Result<()> {
         self.instance.script("stop-apiserver")
@@ -186,6 +191,8 @@ impl TestCluster {
             "Namespace" => ("namespaces", false),
             "GatewayClass" => ("gatewayclasses", false),
             "Service" => ("services", true),
+            "Secret" => ("secrets", true),
+            "ConfigMap" => ("configmaps", true),
             "EndpointSlice" => ("endpointslices", true),
             "Gateway" => ("gateways", true),
             "HTTPRoute" => ("httproutes", true),

@@ -351,10 +351,21 @@ fn deploy_rbac() -> anyhow::Result<Vec<Value>> {
 async fn readiness_waits_for_every_kind_and_the_deploy_role_is_enough() -> anyhow::Result<()> {
     let cluster = TestCluster::start().await?;
     let port = free_port();
+    // An HTTPS listener: its certificate Secret is read (only it), so the sync needs Secrets.
+    let mut tls_gateway = gateway(port, None);
+    tls_gateway["spec"]["listeners"]
+        .as_array_mut()
+        .context("listeners")?
+        .push(
+            json!({"name": "https", "protocol": "HTTPS", "port": free_port(),
+                     "tls": {"mode": "Terminate", "certificateRefs": [{"name": "cert"}]}}),
+        );
+    let certificate = testkit::pki::Certificate::self_signed(&["shop.example"])?;
     for object in [
         namespace(NS),
         gateway_class(),
-        gateway(port, None),
+        tls_gateway,
+        certificate.secret_object(NS, "cert"),
         http_route(
             "shop",
             &["shop.example"],
@@ -446,6 +457,80 @@ async fn readiness_waits_for_every_kind_and_the_deploy_role_is_enough() -> anyho
         let programmed = find_condition(&written["status"]["conditions"], "Programmed")
             .context("no Programmed condition yet")?;
         ensure!(programmed["status"] == "True", "{programmed}");
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+fn opaque_secret(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+           "type": "Opaque", "data": {"tls.crt": "", "tls.key": ""}})
+}
+
+/// The names of the Secrets in the update's store.
+fn secret_names(update: &source::SourceUpdate) -> Vec<String> {
+    update
+        .store
+        .secrets
+        .keys()
+        .map(|(_, name)| name.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn only_referenced_secrets_are_read() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let mut https = gateway(free_port(), None);
+    https["spec"]["listeners"] = json!([{
+        "name": "https", "protocol": "HTTPS", "port": 443,
+        "tls": {"mode": "Terminate", "certificateRefs": [{"name": "used"}]},
+    }]);
+    for object in [
+        namespace(NS),
+        gateway_class(),
+        https.clone(),
+        opaque_secret("used"),
+        opaque_secret("unused"),
+    ] {
+        cluster.apply(&object).await?;
+    }
+    let source =
+        kube_source::KubeSource::start(cluster.client(), &kube_source::KubeOptions::default())
+            .await?;
+    let mut updates = source.synced().await?;
+    let first = updates.borrow_and_update().clone();
+    assert_eq!(
+        secret_names(&first),
+        ["used"],
+        "the first update waits for the referenced Secret"
+    );
+
+    // The Gateway now references the other Secret: it is read, and the first one dropped.
+    https["spec"]["listeners"][0]["tls"]["certificateRefs"] = json!([{"name": "unused"}]);
+    cluster.apply(&https).await?;
+    eventually(PROPAGATION, async || {
+        let names = secret_names(&updates.borrow_and_update());
+        ensure!(names == ["unused"], "secrets {names:?}");
+        Ok(())
+    })
+    .await?;
+    // An edit of a referenced Secret arrives like any other change.
+    let mut rotated = opaque_secret("unused");
+    rotated["data"]["tls.crt"] = json!("cm90YXRlZA==");
+    cluster.apply(&rotated).await?;
+    eventually(PROPAGATION, async || {
+        let update = updates.borrow_and_update().clone();
+        let secret = update
+            .store
+            .secrets
+            .get(&(NS.to_owned(), "unused".to_owned()))
+            .context("no Secret")?;
+        let data = secret.data.as_ref().context("no data")?;
+        ensure!(
+            data.get("tls.crt").is_some_and(|v| v.0 == b"rotated"),
+            "not rotated yet"
+        );
         Ok(())
     })
     .await?;
