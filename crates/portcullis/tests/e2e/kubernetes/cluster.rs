@@ -156,6 +156,20 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Validates `object` as the API server would apply it (server-side apply, dry run): its
+    /// schema, defaults and admission, without storing it.
+    pub(crate) async fn apply_dry_run(&self, object: &Value) -> anyhow::Result<()> {
+        let (api, name) = self.api_for(object)?;
+        api.patch(
+            &name,
+            &PatchParams::apply("portcullis-test").dry_run(),
+            &Patch::Apply(object),
+        )
+        .await
+        .with_context(|| format!("dry-run apply of {} {name}", object["kind"]))?;
+        Ok(())
+    }
+
     /// Applies `object`'s `status` through the status subresource, as field manager `manager`.
     pub(crate) async fn apply_status(&self, object: &Value, manager: &str) -> anyhow::Result<()> {
         let (api, name) = self.api_for(object)?;
@@ -202,6 +216,8 @@ impl TestCluster {
             "Role" => ("roles", true),
             "RoleBinding" => ("rolebindings", true),
             "Lease" => ("leases", true),
+            "Deployment" => ("deployments", true),
+            "PodDisruptionBudget" => ("poddisruptionbudgets", true),
             other => bail!("the test cluster does not know the kind {other}"),
         };
         let resource =

@@ -340,11 +340,30 @@ impl Drop for Unready {
     }
 }
 
+/// The documents of `deploy/<file>`.
+fn deploy_documents(file: &str) -> anyhow::Result<Vec<Value>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy").join(file);
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    serde_saphyr::from_multiple::<Value>(&text).with_context(|| format!("deploy/{file} is not YAML"))
+}
+
 /// The documents of `deploy/rbac.yaml`.
 fn deploy_rbac() -> anyhow::Result<Vec<Value>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac.yaml");
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    serde_saphyr::from_multiple::<Value>(&text).context("deploy/rbac.yaml is not YAML")
+    deploy_documents("rbac.yaml")
+}
+
+#[tokio::test]
+async fn deploy_files_apply_to_the_api_server() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    for document in deploy_rbac()? {
+        cluster.apply(&document).await?;
+    }
+    let documents = deploy_documents("gateway.yaml")?;
+    ensure!(documents.len() == 3, "deploy/gateway.yaml: {} documents", documents.len());
+    for document in &documents {
+        cluster.apply_dry_run(document).await?;
+    }
+    Ok(())
 }
 
 #[tokio::test]
