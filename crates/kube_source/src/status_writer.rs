@@ -180,9 +180,16 @@ impl Task {
                 if class.spec.controller_name != self.controller_name {
                     return None;
                 }
+                // The wildcard bind addresses (a Gateway without spec.addresses) are where we
+                // listen, not where clients reach us: not written.
                 let addresses: Vec<Value> = status
                     .addresses
                     .iter()
+                    .filter(|address| {
+                        address
+                            .parse::<std::net::IpAddr>()
+                            .map_or(true, |ip| !ip.is_unspecified())
+                    })
                     .map(|address| {
                         let kind = if address.parse::<std::net::IpAddr>().is_ok() {
                             "IPAddress"

@@ -342,9 +342,12 @@ impl Drop for Unready {
 
 /// The documents of `deploy/<file>`.
 fn deploy_documents(file: &str) -> anyhow::Result<Vec<Value>> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy").join(file);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .join(file);
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    serde_saphyr::from_multiple::<Value>(&text).with_context(|| format!("deploy/{file} is not YAML"))
+    serde_saphyr::from_multiple::<Value>(&text)
+        .with_context(|| format!("deploy/{file} is not YAML"))
 }
 
 /// The documents of `deploy/rbac.yaml`.
@@ -359,7 +362,11 @@ async fn deploy_files_apply_to_the_api_server() -> anyhow::Result<()> {
         cluster.apply(&document).await?;
     }
     let documents = deploy_documents("gateway.yaml")?;
-    ensure!(documents.len() == 3, "deploy/gateway.yaml: {} documents", documents.len());
+    ensure!(
+        documents.len() == 3,
+        "deploy/gateway.yaml: {} documents",
+        documents.len()
+    );
     for document in &documents {
         cluster.apply_dry_run(document).await?;
     }
