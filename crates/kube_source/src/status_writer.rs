@@ -224,7 +224,8 @@ impl Task {
                 let parents: Vec<Value> = status
                     .parents
                     .iter()
-                    .filter(|parent| parent.controller_name == self.controller_name)
+                    // Compared as `str`: the report may hold the name as `String` or `Arc<str>`.
+                    .filter(|parent| &*parent.controller_name == self.controller_name.as_str())
                     .map(|parent| {
                         json!({
                             "parentRef": parent.parent_ref,
@@ -309,7 +310,7 @@ fn kind_group(kind: &str) -> &'static str {
 
 /// A condition as the API shows it, without its `lastTransitionTime` (see [`stamp`]).
 fn condition(condition: &Condition, generation: i64) -> Value {
-    let mut message = condition.message.clone();
+    let mut message = condition.message.to_string();
     if message.len() > MAX_MESSAGE {
         let mut end = MAX_MESSAGE;
         while !message.is_char_boundary(end) {

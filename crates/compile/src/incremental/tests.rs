@@ -76,9 +76,13 @@ fn variant(slot: &str, rng: &mut StdRng) -> String {
             // for backends.
             let tls = match rng.random_range(0..5) {
                 0 | 1 => "",
-                2 => "  tls: {frontend: {default: {validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}}}}\n",
+                2 => {
+                    "  tls: {frontend: {default: {validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}}}}\n"
+                }
                 3 => "  tls: {backend: {clientCertificateRef: {name: cert}}}\n",
-                _ => "  tls: {frontend: {default: {validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}}}, backend: {clientCertificateRef: {name: cert}}}\n",
+                _ => {
+                    "  tls: {frontend: {default: {validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]}}}, backend: {clientCertificateRef: {name: cert}}}\n"
+                }
             };
             let from = if rng.random_bool(0.7) { "All" } else { "Same" };
             format!(

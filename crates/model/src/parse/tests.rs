@@ -72,7 +72,10 @@ spec: {ports: [{port: 80}]}
     assert_eq!(meta.namespace.as_deref(), Some("shop"));
     assert_eq!(meta.generation, Some(3));
     assert_eq!(
-        meta.labels.as_ref().and_then(|l| l.get("app")).map(String::as_str),
+        meta.labels
+            .as_ref()
+            .and_then(|l| l.get("app"))
+            .map(String::as_str),
         Some("web")
     );
     assert_eq!(meta.annotations, None);
