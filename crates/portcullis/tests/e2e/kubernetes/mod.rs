@@ -563,6 +563,87 @@ async fn only_referenced_secrets_are_read() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `/status` entry of `kind namespace/name`, if any.
+fn status_of<'a>(
+    document: &'a Value,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Option<&'a Value> {
+    document["objects"]
+        .as_array()?
+        .iter()
+        .find(|o| o["kind"] == kind && o["namespace"] == namespace && o["name"] == name)
+}
+
+#[tokio::test]
+async fn namespaces_limit_what_is_read_and_local_files_override_the_cluster() -> anyhow::Result<()>
+{
+    let cluster = TestCluster::start().await?;
+    let mut elsewhere = http_route("elsewhere", &["other.example"], vec![rule(vec![], vec![])]);
+    elsewhere["metadata"]["namespace"] = json!("other");
+    for object in [
+        namespace(NS),
+        namespace("other"),
+        gateway_class(),
+        gateway(free_port(), None),
+        http_route(
+            "shop",
+            &["shop.example"],
+            vec![rule(vec![], vec![service_ref("cart")])],
+        ),
+        service(NS, "cart", None),
+        elsewhere,
+    ] {
+        cluster.apply(&object).await?;
+    }
+    // The local file redefines HTTPRoute e2e/shop: its backend is a Service that does not exist.
+    let local = testkit::TempConfigDir::new()?;
+    let overriding = http_route(
+        "shop",
+        &["shop.example"],
+        vec![rule(vec![], vec![service_ref("missing")])],
+    );
+    local.write(
+        "override.yaml",
+        &crate::fixture::manifest::to_yaml(&[overriding]),
+    )?;
+    let kubeconfig = cluster.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    let gateway = GatewayProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        local.path(),
+        &[
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig,
+            "--namespaces",
+            NS,
+            "--bind",
+            "127.0.0.1",
+            "--access-log",
+            "off",
+        ],
+    )
+    .await?;
+    let (_, body) = gateway.get_admin("/status").await?;
+    let status: Value = serde_json::from_str(&body)?;
+    assert!(
+        status_of(&status, "Service", NS, "cart").is_some() || body.contains("shop"),
+        "{body}"
+    );
+    let route = status_of(&status, "HTTPRoute", NS, "shop").context("HTTPRoute e2e/shop")?;
+    assert!(
+        route.to_string().contains("BackendNotFound") && route.to_string().contains("missing"),
+        "the local file's route is not the one compiled: {route}"
+    );
+    assert!(
+        status_of(&status, "HTTPRoute", "other", "elsewhere").is_none(),
+        "a route outside --namespaces was read: {body}"
+    );
+    Ok(())
+}
+
 /// The holder of the Lease `portcullis` in `default`, if any.
 async fn lease_holder(cluster: &TestCluster) -> anyhow::Result<Option<String>> {
     let lease = cluster
