@@ -10,8 +10,8 @@ use telemetry::AccessLogFormat;
 /// Portcullis: a Kubernetes Gateway API gateway.
 ///
 /// Reads Gateway API resources (GatewayClass, Gateway, HTTPRoute, ReferenceGrant, ...) plus
-/// Services, EndpointSlices, Secrets, Namespaces and Portcullis' own kinds from YAML, and serves
-/// the traffic they describe.
+/// Services, EndpointSlices, Secrets, Namespaces and Portcullis' own kinds from YAML or from a
+/// Kubernetes API server, and serves the traffic they describe.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -21,7 +21,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the gateway on a config file or directory, reloading it on change.
+    /// Run the gateway on a config file or directory, reloading it on change, or on the
+    /// objects of a Kubernetes API server (--kubernetes), writing their status back.
     Run(RunArgs),
     /// Compile a config offline, print every object's status conditions, and exit non-zero
     /// when any object is unhealthy (not Accepted, references not resolved, not Programmed).
@@ -43,7 +44,8 @@ pub(crate) struct RunArgs {
     pub(crate) config: Option<PathBuf>,
 
     /// Read the config from a Kubernetes API server: watch Gateway API objects, Services,
-    /// EndpointSlices, Namespaces, Secrets and ConfigMaps. /ready answers 503 until every
+    /// EndpointSlices, Namespaces, and the Secrets and ConfigMaps they reference; write status
+    /// back (one replica, elected by a Lease). /ready answers 503 until every
     /// watched kind has been listed once. Uses the in-cluster service account unless
     /// --kubeconfig is given.
     #[arg(long, env = "PORTCULLIS_KUBERNETES")]
