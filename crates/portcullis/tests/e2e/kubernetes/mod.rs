@@ -3,7 +3,9 @@
 //! keeps serving while the API server restarts.
 //!
 //! Backends run in a network namespace the test creates ([`test_host`]), on addresses the API
-//! server accepts in EndpointSlices. Needs root and Go (the first run builds kube-apiserver into
+//! server accepts in EndpointSlices. Each test starts an etcd and a kube-apiserver (a core for a
+//! few seconds, ~400 MB), so they run one at a time and apart from the timed-load tests: in
+//! nextest's `timed-load` group, and under `cargo test` holding [`timed_load`]. Needs root and Go (the first run builds kube-apiserver into
 //! `~/.cache/portcullis-k8s`, minutes); without them the tests fail, saying why.
 
 mod cluster;
@@ -16,10 +18,10 @@ use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use testkit::{EchoConfig, EchoServer, GatewayProcess, HttpClient, free_port};
 
-use crate::fixture::eventually;
 use crate::fixture::manifest::{
     NS, endpoint_slice, gateway, gateway_class, http_route, rule, service, service_ref,
 };
+use crate::fixture::{eventually, timed_load};
 use cluster::TestCluster;
 use test_host::{ECHO_BACKEND_ENV, TestHost};
 
@@ -55,6 +57,7 @@ async fn until_pod(client: &HttpClient, listener: SocketAddr, pod: &str) -> anyh
 
 #[tokio::test]
 async fn gateway_follows_the_api_server_and_survives_its_restart() -> anyhow::Result<()> {
+    let _one_at_a_time = timed_load().await;
     let cluster = TestCluster::start().await?;
     let mut host = TestHost::create()?;
     let first = SocketAddr::from((host.address(2), 8080));
@@ -157,6 +160,7 @@ fn find_condition<'a>(conditions: &'a Value, kind: &str) -> Option<&'a Value> {
 
 #[tokio::test]
 async fn status_is_written_back_for_our_objects_only_and_only_when_changed() -> anyhow::Result<()> {
+    let _one_at_a_time = timed_load().await;
     let cluster = TestCluster::start().await?;
     let port = free_port();
     let route = http_route(
@@ -357,6 +361,7 @@ fn deploy_rbac() -> anyhow::Result<Vec<Value>> {
 
 #[tokio::test]
 async fn deploy_files_apply_to_the_api_server() -> anyhow::Result<()> {
+    let _one_at_a_time = timed_load().await;
     let cluster = TestCluster::start().await?;
     for document in deploy_rbac()? {
         cluster.apply(&document).await?;
@@ -375,6 +380,7 @@ async fn deploy_files_apply_to_the_api_server() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn readiness_waits_for_every_kind_and_the_deploy_role_is_enough() -> anyhow::Result<()> {
+    let _one_at_a_time = timed_load().await;
     let cluster = TestCluster::start().await?;
     let port = free_port();
     // An HTTPS listener: its certificate Secret is read (only it), so the sync needs Secrets.
@@ -506,6 +512,7 @@ fn secret_names(update: &source::SourceUpdate) -> Vec<String> {
 
 #[tokio::test]
 async fn only_referenced_secrets_are_read() -> anyhow::Result<()> {
+    let _one_at_a_time = timed_load().await;
     let cluster = TestCluster::start().await?;
     let mut https = gateway(free_port(), None);
     https["spec"]["listeners"] = json!([{
@@ -579,6 +586,7 @@ fn status_of<'a>(
 #[tokio::test]
 async fn namespaces_limit_what_is_read_and_local_files_override_the_cluster() -> anyhow::Result<()>
 {
+    let _one_at_a_time = timed_load().await;
     let cluster = TestCluster::start().await?;
     let mut elsewhere = http_route("elsewhere", &["other.example"], vec![rule(vec![], vec![])]);
     elsewhere["metadata"]["namespace"] = json!("other");
@@ -653,6 +661,7 @@ async fn lease_holder(cluster: &TestCluster) -> anyhow::Result<Option<String>> {
 
 #[tokio::test]
 async fn one_replica_writes_status_and_another_takes_over_when_it_dies() -> anyhow::Result<()> {
+    let _one_at_a_time = timed_load().await;
     let cluster = TestCluster::start().await?;
     let port = free_port();
     let route = http_route(
