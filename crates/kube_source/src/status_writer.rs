@@ -158,86 +158,21 @@ impl Task {
         let key = ObjectKey::new(kind, &status.namespace, &status.name);
         let object = store.get(&key)?;
         let generation = object.metadata().generation.unwrap_or(0);
-        let conditions = |conditions: &[Condition]| {
-            Value::Array(
-                conditions
-                    .iter()
-                    .map(|c| condition(c, generation))
-                    .collect(),
-            )
+        let is_ours = |class_name: &str| {
+            store
+                .gateway_classes
+                .get(class_name)
+                .is_some_and(|class| class.spec.controller_name == self.controller_name)
         };
         let desired = match &object {
-            Object::GatewayClass(class) => {
-                if class.spec.controller_name != self.controller_name {
-                    return None;
-                }
-                json!({"conditions": conditions(&status.conditions)})
+            Object::GatewayClass(class) if class.spec.controller_name == self.controller_name => {
+                json!({"conditions": conditions(&status.conditions, generation)})
             }
-            Object::Gateway(gateway) => {
-                let class = store
-                    .gateway_classes
-                    .get(&gateway.spec.gateway_class_name)?;
-                if class.spec.controller_name != self.controller_name {
-                    return None;
-                }
-                // The wildcard bind addresses (a Gateway without spec.addresses) are where we
-                // listen, not where clients reach us: not written.
-                let addresses: Vec<Value> = status
-                    .addresses
-                    .iter()
-                    .filter(|address| {
-                        address
-                            .parse::<std::net::IpAddr>()
-                            .map_or(true, |ip| !ip.is_unspecified())
-                    })
-                    .map(|address| {
-                        let kind = if address.parse::<std::net::IpAddr>().is_ok() {
-                            "IPAddress"
-                        } else {
-                            "Hostname"
-                        };
-                        json!({"type": kind, "value": address})
-                    })
-                    .collect();
-                let listeners: Vec<Value> = status
-                    .listeners
-                    .iter()
-                    .map(|listener| {
-                        json!({
-                            "name": listener.name,
-                            "attachedRoutes": listener.attached_routes,
-                            "supportedKinds": listener.supported_kinds,
-                            "conditions": conditions(&listener.conditions),
-                        })
-                    })
-                    .collect();
-                let mut desired = json!({
-                    "conditions": conditions(&status.conditions),
-                    "listeners": listeners,
-                });
-                if !addresses.is_empty() {
-                    desired["addresses"] = Value::Array(addresses);
-                }
-                desired
+            Object::Gateway(gateway) if is_ours(&gateway.spec.gateway_class_name) => {
+                gateway_status(status, generation)
             }
             Object::HttpRoute(_) | Object::GrpcRoute(_) | Object::TlsRoute(_) => {
-                let parents: Vec<Value> = status
-                    .parents
-                    .iter()
-                    // Compared as `str`: the report may hold the name as `String` or `Arc<str>`.
-                    .filter(|parent| &*parent.controller_name == self.controller_name.as_str())
-                    .map(|parent| {
-                        json!({
-                            "parentRef": parent.parent_ref,
-                            "controllerName": parent.controller_name,
-                            "conditions": conditions(&parent.conditions),
-                        })
-                    })
-                    .collect();
-                if parents.is_empty() {
-                    return None;
-                }
-                json!({"parents": parents})
+                route_status(status, generation, &self.controller_name)?
             }
             _ => return None,
         };
@@ -296,6 +231,70 @@ impl Task {
         tracing::debug!(object = %key, "status written");
         Ok(())
     }
+}
+
+/// Conditions as the API shows them (see [`condition`]).
+fn conditions(conditions: &[Condition], generation: i64) -> Value {
+    Value::Array(
+        conditions
+            .iter()
+            .map(|c| condition(c, generation))
+            .collect(),
+    )
+}
+
+/// A Gateway's `status`: conditions, listeners, and the addresses clients reach it on.
+fn gateway_status(status: &ObjectStatus, generation: i64) -> Value {
+    // The wildcard bind addresses (a Gateway without spec.addresses) are where we listen, not
+    // where clients reach us: not written.
+    let addresses: Vec<Value> = status
+        .addresses
+        .iter()
+        .filter_map(|address| match address.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => None,
+            Ok(_) => Some(json!({"type": "IPAddress", "value": address})),
+            Err(_) => Some(json!({"type": "Hostname", "value": address})),
+        })
+        .collect();
+    let listeners: Vec<Value> = status
+        .listeners
+        .iter()
+        .map(|listener| {
+            json!({
+                "name": listener.name,
+                "attachedRoutes": listener.attached_routes,
+                "supportedKinds": listener.supported_kinds,
+                "conditions": conditions(&listener.conditions, generation),
+            })
+        })
+        .collect();
+    let mut desired = json!({
+        "conditions": conditions(&status.conditions, generation),
+        "listeners": listeners,
+    });
+    if !addresses.is_empty() {
+        desired["addresses"] = Value::Array(addresses);
+    }
+    desired
+}
+
+/// A route's `status` as far as it is ours: the `parents` entries of `controller_name`; `None`
+/// when it has none.
+fn route_status(status: &ObjectStatus, generation: i64, controller_name: &str) -> Option<Value> {
+    let parents: Vec<Value> = status
+        .parents
+        .iter()
+        // Compared as `str`: the report may hold the name as `String` or `Arc<str>`.
+        .filter(|parent| &*parent.controller_name == controller_name)
+        .map(|parent| {
+            json!({
+                "parentRef": parent.parent_ref,
+                "controllerName": parent.controller_name,
+                "conditions": conditions(&parent.conditions, generation),
+            })
+        })
+        .collect();
+    (!parents.is_empty()).then(|| json!({"parents": parents}))
 }
 
 /// The group of a kind name as compile spells it.
