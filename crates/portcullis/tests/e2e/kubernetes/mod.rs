@@ -136,6 +136,147 @@ async fn gateway_follows_the_api_server_and_survives_its_restart() -> anyhow::Re
     Ok(())
 }
 
+/// The `percent` percentile of `samples` (nearest rank); sorts them.
+fn percentile(samples: &mut [Duration], percent: usize) -> Duration {
+    samples.sort();
+    let rank = (samples.len() * percent).div_ceil(100).max(1);
+    samples[rank - 1]
+}
+
+/// Applies `object` and waits until `host` is answered by `pod`: the time from the API write
+/// to the first request the new config serves.
+async fn propagation(
+    cluster: &TestCluster,
+    client: &HttpClient,
+    listener: SocketAddr,
+    object: &Value,
+    host: &str,
+    pod: &str,
+) -> anyhow::Result<Duration> {
+    let started = std::time::Instant::now();
+    cluster.apply(object).await?;
+    loop {
+        let response = client.get(listener, host, "/", &[]).await?;
+        if response.status == 200 && response.echo()?.pod == pod {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < PROPAGATION,
+            "{host} never reached {pod}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn propagation_with_1000_routes() -> anyhow::Result<()> {
+    const ROUTES: usize = 1_000;
+    const SAMPLES: usize = 20;
+    let _one_at_a_time = timed_load().await;
+    let cluster = TestCluster::start().await?;
+    let mut host = TestHost::create()?;
+    let first = SocketAddr::from((host.address(2), 8080));
+    let second = SocketAddr::from((host.address(3), 8080));
+    host.start_echo(first, "first").await?;
+    host.start_echo(second, "second").await?;
+    let port = free_port();
+    let route = |index: usize, service: &str| {
+        http_route(
+            &format!("r{index}"),
+            &[&format!("r{index}.example")],
+            vec![rule(vec![], vec![service_ref(service)])],
+        )
+    };
+    for object in [
+        namespace(NS),
+        gateway_class(),
+        gateway(port, None),
+        service(NS, "cart", None),
+        endpoint_slice(NS, "cart", "cart-1", first),
+        service(NS, "pay", None),
+        endpoint_slice(NS, "pay", "pay-1", second),
+    ] {
+        cluster.apply(&object).await?;
+    }
+    for index in 0..ROUTES {
+        cluster.apply(&route(index, "cart")).await?;
+    }
+    let kubeconfig = cluster.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    let _gateway = GatewayProcess::start_without_config(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        &[
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig,
+            "--bind",
+            "127.0.0.1",
+            "--access-log",
+            "off",
+        ],
+    )
+    .await?;
+    let listener = SocketAddr::from(([127, 0, 0, 1], port));
+    let client = HttpClient::new().with_timeout(Duration::from_secs(5));
+    let last_host = format!("r{}.example", ROUTES - 1);
+    eventually(PROPAGATION, async || {
+        let response = client.get(listener, &last_host, "/", &[]).await?;
+        ensure!(response.status == 200, "{}", response.status);
+        Ok(())
+    })
+    .await?;
+
+    // EndpointSlice edits: cart's endpoint moves between the two backends.
+    let mut endpoint_edits = Vec::new();
+    for sample in 0..SAMPLES {
+        let (to, pod) = if sample % 2 == 0 {
+            (second, "second")
+        } else {
+            (first, "first")
+        };
+        let slice = endpoint_slice(NS, "cart", "cart-1", to);
+        endpoint_edits
+            .push(propagation(&cluster, &client, listener, &slice, "r0.example", pod).await?);
+    }
+    // HTTPRoute edits: route r1 moves between the two Services (cart is on `first` again).
+    let mut route_edits = Vec::new();
+    for sample in 0..SAMPLES {
+        let (service, pod) = if sample % 2 == 0 {
+            ("pay", "second")
+        } else {
+            ("cart", "first")
+        };
+        route_edits.push(
+            propagation(
+                &cluster,
+                &client,
+                listener,
+                &route(1, service),
+                "r1.example",
+                pod,
+            )
+            .await?,
+        );
+    }
+    let endpoint_p99 = percentile(&mut endpoint_edits, 99);
+    let route_p99 = percentile(&mut route_edits, 99);
+    eprintln!(
+        "{ROUTES} routes, from the API write: EndpointSlice edit p50 {:?} p99 {endpoint_p99:?}; \
+         HTTPRoute edit p50 {:?} p99 {route_p99:?}",
+        percentile(&mut endpoint_edits, 50),
+        percentile(&mut route_edits, 50),
+    );
+    // Issue 12's budgets.
+    assert!(
+        endpoint_p99 < Duration::from_millis(50),
+        "EndpointSlice p99 {endpoint_p99:?}"
+    );
+    assert!(
+        route_p99 < Duration::from_millis(100),
+        "HTTPRoute p99 {route_p99:?}"
+    );
+    Ok(())
+}
+
 /// A GatewayClass of another controller, with one Gateway.
 fn other_controllers_objects() -> [Value; 2] {
     [
