@@ -225,6 +225,29 @@ async fn propagation_with_1000_routes() -> anyhow::Result<()> {
     })
     .await?;
 
+    // Load while everything churns: two clients, on a route whose endpoints move and on the
+    // route that is edited; every answer must be a 200.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = |host: &'static str| {
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let client = HttpClient::new().with_timeout(Duration::from_secs(5));
+            let (mut sent, mut failed) = (0_u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                match client.get(listener, host, "/", &[]).await {
+                    Ok(response) if response.status == 200 => {}
+                    Ok(response) => {
+                        failed.push(format!("{} {:?}", response.status, response.text()))
+                    }
+                    Err(error) => failed.push(format!("{error:#}")),
+                }
+            }
+            (sent, failed)
+        })
+    };
+    let loads = [load("r2.example"), load("r1.example")];
+
     // EndpointSlice edits: cart's endpoint moves between the two backends.
     let mut endpoint_edits = Vec::new();
     for sample in 0..SAMPLES {
@@ -255,6 +278,21 @@ async fn propagation_with_1000_routes() -> anyhow::Result<()> {
                 pod,
             )
             .await?,
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in loads {
+        let (sent, failed) = task.await?;
+        eprintln!(
+            "load during the edits: {sent} requests, {} failed",
+            failed.len()
+        );
+        assert!(sent > 0);
+        assert!(
+            failed.is_empty(),
+            "{} of {sent} requests failed under churn: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
         );
     }
     let endpoint_p99 = percentile(&mut endpoint_edits, 99);
