@@ -177,19 +177,21 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         (false, Some(local)) => (local, None),
         (false, None) => anyhow::bail!("--config or --kubernetes is required"),
     };
-    let status = kubernetes.as_ref().map(|writers| &writers.status);
+    let election = kubernetes.map(|KubernetesWriters { status, election }| {
+        controller.on_status(move |report, store| status.publish(report, store));
+        election
+    });
     let initial = updates.borrow_and_update().clone();
     controller.apply(initial);
-    write_status(&controller, status);
     // Start-up is over: its code leaves the resident set (`crates/memory`).
     match memory::release_start_up_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
     }
-    follow_updates(&mut controller, updates, status).await?;
-    if let Some(writers) = kubernetes {
+    follow_updates(&mut controller, updates).await?;
+    if let Some(election) = election {
         // Another replica takes over status at once rather than after the Lease expires.
-        writers.election.release().await;
+        election.release().await;
     }
 
     tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
@@ -224,22 +226,11 @@ fn compile_options(args: &RunArgs) -> CompileOptions {
     }
 }
 
-/// Hands the status of the config just applied to the Kubernetes status writer, if any.
-fn write_status(controller: &Controller, status: Option<&kube_source::StatusWriter>) {
-    if let Some(writer) = status
-        && let Some((report, store)) = controller.status()
-    {
-        writer.publish(report, store);
-    }
-}
-
 /// Applies config updates until SIGTERM or SIGINT (then returns `Ok`), retrying failed binds
-/// every 2 s; in Kubernetes mode, hands each applied config's status to `status`. An error
-/// when the config watcher stops.
+/// every 2 s. An error when the config watcher stops.
 async fn follow_updates(
     controller: &mut Controller,
     mut updates: tokio::sync::watch::Receiver<Arc<SourceUpdate>>,
-    status: Option<&kube_source::StatusWriter>,
 ) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -252,7 +243,6 @@ async fn follow_updates(
                 }
                 let update = updates.borrow_and_update().clone();
                 controller.apply(update);
-                write_status(controller, status);
             }
             _ = bind_retry.tick(), if controller.has_bind_errors() => controller.retry_binds(),
             _ = terminate.recv() => return Ok(()),
