@@ -24,7 +24,7 @@ pub struct LeaseOptions {
     pub name: String,
     /// This replica's identity (unique per replica: pod name, or host name and process id).
     pub identity: String,
-    /// How long a Lease not renewed stays with its holder.
+    /// How long a Lease not renewed stays with its holder (at least a second is used).
     pub duration: Duration,
 }
 
@@ -97,6 +97,11 @@ async fn campaign(
     is_leader: watch::Sender<bool>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
+    // A zero or tiny duration would renew in a hot loop: a second is the least.
+    let options = LeaseOptions {
+        duration: options.duration.max(Duration::from_secs(1)),
+        ..options
+    };
     let period = options.duration / 3;
     let mut observed: Option<Observed> = None;
     let mut last_renewed: Option<Instant> = None;
