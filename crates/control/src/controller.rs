@@ -32,7 +32,11 @@ pub struct Controller {
     compiled_store: Option<Arc<Store>>,
     wanted: Vec<std::net::SocketAddr>,
     rendered: Arc<Mutex<Rendered>>,
+    status_sink: Option<StatusSink>,
 }
+
+/// Where each applied update's status goes ([`Controller::on_status`]).
+type StatusSink = Box<dyn Fn(compile::StatusReport, Arc<Store>) + Send>;
 
 /// What `/status` and `/config` are rendered from.
 #[derive(Default)]
@@ -66,6 +70,7 @@ impl Controller {
             compiled_store: None,
             wanted: Vec::new(),
             rendered: Arc::default(),
+            status_sink: None,
         }
     }
 
@@ -152,6 +157,11 @@ impl Controller {
         self.metrics
             .config_reloaded(file_errors == 0, update.generation);
         self.publish_status();
+        if let Some(sink) = &self.status_sink
+            && let Some((report, store)) = self.status()
+        {
+            sink(report, store);
+        }
         tracing::info!(
             generation = update.generation,
             full = step.full,
@@ -160,6 +170,21 @@ impl Controller {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "config applied"
         );
+    }
+
+    /// The status of every object as last compiled, with the store it was compiled from;
+    /// `None` before the first update. Computed on each call (a pass over every object).
+    pub fn status(&self) -> Option<(compile::StatusReport, Arc<Store>)> {
+        let store = Arc::clone(self.compiled_store.as_ref()?);
+        let report = self.rendered().compiler.as_ref()?.status();
+        Some((report, store))
+    }
+
+    /// Hands [`Controller::status`] to `sink` at the end of every [`Controller::apply`] from now
+    /// on (Kubernetes mode writes it back to the API server). `sink` must not block: it runs on
+    /// the control loop.
+    pub fn on_status(&mut self, sink: impl Fn(compile::StatusReport, Arc<Store>) + Send + 'static) {
+        self.status_sink = Some(Box::new(sink));
     }
 
     /// Binds the wanted sockets (and retries those that failed). Ready once all are bound.

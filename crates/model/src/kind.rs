@@ -177,8 +177,8 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// One typed object of a kind we read.
-#[derive(Clone, Debug)]
+/// One typed object of a kind we read. Equal when the kinds match and the objects are equal.
+#[derive(Clone, Debug, PartialEq)]
 #[allow(missing_docs)] // one variant per kind, named after it
 pub enum Object {
     GatewayClass(Arc<GatewayClass>),

@@ -21,7 +21,7 @@ mod document;
 mod limits;
 mod split;
 
-pub use document::{ParsedDocument, parse_document};
+pub use document::{ParsedDocument, decode_object, parse_document};
 pub use limits::FileBudget;
 pub use split::split_documents;
 

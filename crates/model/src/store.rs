@@ -13,7 +13,7 @@ use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
     TlsRoute,
 };
-use crate::kind::{Object, ObjectKey};
+use crate::kind::{Kind, Object, ObjectKey};
 use crate::policy::BackendTrafficPolicy;
 
 /// `(namespace, name)`.
@@ -77,6 +77,102 @@ impl Store {
             }
             Object::ClientTrafficPolicy(o) => self.client_traffic_policies.insert(key, o).is_some(),
         }
+    }
+
+    /// The object stored under `key`, if any (a clone of its `Arc`).
+    pub fn get(&self, key: &ObjectKey) -> Option<Object> {
+        let namespaced = (key.namespace.clone(), key.name.clone());
+        let namespaced = &namespaced;
+        let name = &key.name;
+        Some(match key.kind {
+            Kind::GatewayClass => Object::GatewayClass(Arc::clone(self.gateway_classes.get(name)?)),
+            Kind::Namespace => Object::Namespace(Arc::clone(self.namespaces.get(name)?)),
+            Kind::Gateway => Object::Gateway(Arc::clone(self.gateways.get(namespaced)?)),
+            Kind::ListenerSet => {
+                Object::ListenerSet(Arc::clone(self.listener_sets.get(namespaced)?))
+            }
+            Kind::HttpRoute => Object::HttpRoute(Arc::clone(self.http_routes.get(namespaced)?)),
+            Kind::GrpcRoute => Object::GrpcRoute(Arc::clone(self.grpc_routes.get(namespaced)?)),
+            Kind::TlsRoute => Object::TlsRoute(Arc::clone(self.tls_routes.get(namespaced)?)),
+            Kind::ReferenceGrant => {
+                Object::ReferenceGrant(Arc::clone(self.reference_grants.get(namespaced)?))
+            }
+            Kind::BackendTlsPolicy => {
+                Object::BackendTlsPolicy(Arc::clone(self.backend_tls_policies.get(namespaced)?))
+            }
+            Kind::Service => Object::Service(Arc::clone(self.services.get(namespaced)?)),
+            Kind::EndpointSlice => {
+                Object::EndpointSlice(Arc::clone(self.endpoint_slices.get(namespaced)?))
+            }
+            Kind::Secret => Object::Secret(Arc::clone(self.secrets.get(namespaced)?)),
+            Kind::ConfigMap => Object::ConfigMap(Arc::clone(self.config_maps.get(namespaced)?)),
+            Kind::Backend => Object::Backend(Arc::clone(self.backends.get(namespaced)?)),
+            Kind::BackendTrafficPolicy => Object::BackendTrafficPolicy(Arc::clone(
+                self.backend_traffic_policies.get(namespaced)?,
+            )),
+            Kind::ClientTrafficPolicy => Object::ClientTrafficPolicy(Arc::clone(
+                self.client_traffic_policies.get(namespaced)?,
+            )),
+        })
+    }
+
+    /// Removes the object stored under `key`. Returns `true` when there was one.
+    pub fn remove(&mut self, key: &ObjectKey) -> bool {
+        let namespaced = (key.namespace.clone(), key.name.clone());
+        let namespaced = &namespaced;
+        let name = &key.name;
+        match key.kind {
+            Kind::GatewayClass => self.gateway_classes.remove(name).is_some(),
+            Kind::Namespace => self.namespaces.remove(name).is_some(),
+            Kind::Gateway => self.gateways.remove(namespaced).is_some(),
+            Kind::ListenerSet => self.listener_sets.remove(namespaced).is_some(),
+            Kind::HttpRoute => self.http_routes.remove(namespaced).is_some(),
+            Kind::GrpcRoute => self.grpc_routes.remove(namespaced).is_some(),
+            Kind::TlsRoute => self.tls_routes.remove(namespaced).is_some(),
+            Kind::ReferenceGrant => self.reference_grants.remove(namespaced).is_some(),
+            Kind::BackendTlsPolicy => self.backend_tls_policies.remove(namespaced).is_some(),
+            Kind::Service => self.services.remove(namespaced).is_some(),
+            Kind::EndpointSlice => self.endpoint_slices.remove(namespaced).is_some(),
+            Kind::Secret => self.secrets.remove(namespaced).is_some(),
+            Kind::ConfigMap => self.config_maps.remove(namespaced).is_some(),
+            Kind::Backend => self.backends.remove(namespaced).is_some(),
+            Kind::BackendTrafficPolicy => {
+                self.backend_traffic_policies.remove(namespaced).is_some()
+            }
+            Kind::ClientTrafficPolicy => self.client_traffic_policies.remove(namespaced).is_some(),
+        }
+    }
+
+    /// Every object, kind by kind (in [`Kind`] order), then by namespace and name.
+    pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        fn each<'a, K: 'a, T: 'a>(
+            map: &'a BTreeMap<K, Arc<T>>,
+            wrap: fn(Arc<T>) -> Object,
+        ) -> impl Iterator<Item = Object> + 'a {
+            map.values().map(move |value| wrap(Arc::clone(value)))
+        }
+        each(&self.gateway_classes, Object::GatewayClass)
+            .chain(each(&self.gateways, Object::Gateway))
+            .chain(each(&self.listener_sets, Object::ListenerSet))
+            .chain(each(&self.http_routes, Object::HttpRoute))
+            .chain(each(&self.grpc_routes, Object::GrpcRoute))
+            .chain(each(&self.tls_routes, Object::TlsRoute))
+            .chain(each(&self.reference_grants, Object::ReferenceGrant))
+            .chain(each(&self.backend_tls_policies, Object::BackendTlsPolicy))
+            .chain(each(&self.namespaces, Object::Namespace))
+            .chain(each(&self.services, Object::Service))
+            .chain(each(&self.endpoint_slices, Object::EndpointSlice))
+            .chain(each(&self.secrets, Object::Secret))
+            .chain(each(&self.config_maps, Object::ConfigMap))
+            .chain(each(&self.backends, Object::Backend))
+            .chain(each(
+                &self.backend_traffic_policies,
+                Object::BackendTrafficPolicy,
+            ))
+            .chain(each(
+                &self.client_traffic_policies,
+                Object::ClientTrafficPolicy,
+            ))
     }
 
     /// The labels of a namespace. A namespace that has no Namespace object exists implicitly,

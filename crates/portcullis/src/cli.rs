@@ -10,8 +10,8 @@ use telemetry::AccessLogFormat;
 /// Portcullis: a Kubernetes Gateway API gateway.
 ///
 /// Reads Gateway API resources (GatewayClass, Gateway, HTTPRoute, ReferenceGrant, ...) plus
-/// Services, EndpointSlices, Secrets, Namespaces and Portcullis' own kinds from YAML, and serves
-/// the traffic they describe.
+/// Services, EndpointSlices, Secrets, Namespaces and Portcullis' own kinds from YAML or from a
+/// Kubernetes API server, and serves the traffic they describe.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -21,7 +21,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the gateway on a config file or directory, reloading it on change.
+    /// Run the gateway on a config file or directory, reloading it on change, or on the
+    /// objects of a Kubernetes API server (--kubernetes), writing their status back.
     Run(RunArgs),
     /// Compile a config offline, print every object's status conditions, and exit non-zero
     /// when any object is unhealthy (not Accepted, references not resolved, not Programmed).
@@ -32,8 +33,57 @@ pub(crate) enum Command {
 pub(crate) struct RunArgs {
     /// YAML file or directory (all *.yaml / *.yml below it, multi-document). Watched: edits
     /// apply without a restart; a file that fails to parse keeps its last good objects.
-    #[arg(long, short = 'c', env = "PORTCULLIS_CONFIG")]
-    pub(crate) config: PathBuf,
+    /// Required unless --kubernetes is given; with --kubernetes, its objects are local
+    /// overrides: an object in both (same kind, namespace and name) is the file's.
+    #[arg(
+        long,
+        short = 'c',
+        env = "PORTCULLIS_CONFIG",
+        required_unless_present = "kubernetes"
+    )]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Read the config from a Kubernetes API server: watch Gateway API objects, Services,
+    /// EndpointSlices, Namespaces, and the Secrets and ConfigMaps they reference; write status
+    /// back (one replica, elected by a Lease). /ready answers 503 until every
+    /// watched kind has been listed once. Uses the in-cluster service account unless
+    /// --kubeconfig is given.
+    #[arg(long, env = "PORTCULLIS_KUBERNETES")]
+    pub(crate) kubernetes: bool,
+
+    /// With --kubernetes: the kubeconfig file to use (its current context) instead of the
+    /// in-cluster config. Ignored without --kubernetes.
+    #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+
+    /// With --kubernetes: read only these namespaces (comma-separated; default: all).
+    /// GatewayClasses and Namespaces are always read cluster-wide.
+    #[arg(
+        long,
+        value_name = "NS,...",
+        value_delimiter = ',',
+        requires = "kubernetes"
+    )]
+    pub(crate) namespaces: Vec<String>,
+
+    /// With --kubernetes: the namespace of the coordination.k8s.io Lease that elects the one
+    /// replica writing status (every replica serves traffic).
+    #[arg(long, default_value = "default", env = "POD_NAMESPACE")]
+    pub(crate) lease_namespace: String,
+
+    /// With --kubernetes: the Lease's name.
+    #[arg(long, default_value = "portcullis")]
+    pub(crate) lease_name: String,
+
+    /// With --kubernetes: how long the Lease stays with a replica that stopped renewing it
+    /// (it renews every third of it); another replica takes over after that.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub(crate) lease_duration: Duration,
+
+    /// With --kubernetes: this replica's identity in the Lease (default: $POD_NAME, else host
+    /// name and process id).
+    #[arg(long, requires = "kubernetes")]
+    pub(crate) lease_identity: Option<String>,
 
     /// Admin server address: /ready, /healthz, /metrics, /status, /config, /endpoints.
     #[arg(long, default_value = "127.0.0.1:9901", env = "PORTCULLIS_ADMIN")]

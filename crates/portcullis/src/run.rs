@@ -83,13 +83,63 @@ fn default_bind_addresses() -> Vec<IpAddr> {
     addresses
 }
 
-async fn serve(args: RunArgs) -> anyhow::Result<()> {
-    let source = FileSource::load(&args.config)
-        .with_context(|| format!("cannot read config {}", args.config.display()))?;
-    let initial = source.current();
+/// Loads and watches `--config`, if given: its current update and the channel of the next ones.
+fn file_updates(args: &RunArgs) -> anyhow::Result<Option<Updates>> {
+    let Some(config) = &args.config else {
+        return Ok(None);
+    };
+    let source = FileSource::load(config)
+        .with_context(|| format!("cannot read config {}", config.display()))?;
     let updates = source
         .watch(args.reload_debounce)
         .context("cannot watch the config")?;
+    Ok(Some(updates))
+}
+
+/// The updates of the Kubernetes source (laid under `local`'s, when `--config` is given too),
+/// once every watched kind has been listed, and the writer of status back to the API server.
+async fn kubernetes_updates(
+    args: &RunArgs,
+    local: Option<Updates>,
+) -> anyhow::Result<(Updates, KubernetesWriters)> {
+    let client = kube_source::client(args.kubeconfig.as_deref()).await?;
+    let options = kube_source::KubeOptions {
+        namespaces: args.namespaces.clone(),
+    };
+    let source = kube_source::KubeSource::start(client, &options).await?;
+    tracing::info!(namespaces = ?args.namespaces, "Kubernetes source started; not ready until every watched kind is listed");
+    let election = kube_source::LeaderElection::start(
+        source.client().clone(),
+        kube_source::LeaseOptions {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity: args
+                .lease_identity
+                .clone()
+                .unwrap_or_else(kube_source::default_identity),
+            duration: args.lease_duration,
+        },
+    );
+    let status = source.status_writer(args.controller_name.clone(), election.is_leader());
+    let cluster = source.synced().await?;
+    let updates = match local {
+        Some(local) => kube_source::follow_with_local(cluster, local),
+        None => cluster,
+    };
+    Ok((updates, KubernetesWriters { status, election }))
+}
+
+/// Kubernetes mode's writers: the status writer, and the election that lets it write.
+struct KubernetesWriters {
+    status: kube_source::StatusWriter,
+    election: kube_source::LeaderElection,
+}
+
+/// A source's updates: the current one is the latest.
+type Updates = tokio::sync::watch::Receiver<Arc<SourceUpdate>>;
+
+async fn serve(args: RunArgs) -> anyhow::Result<()> {
+    let local = file_updates(&args)?;
 
     let metrics = Arc::new(Metrics::new());
     let registry = Arc::new(Registry::with_metrics(Arc::clone(&metrics)));
@@ -101,7 +151,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         AccessLog::new(args.access_log),
     ));
     let admin = AdminServer::start(&args, &metrics, &registry).await?;
-    tracing::info!(admin = %args.admin, config = %args.config.display(), "portcullis starting");
+    tracing::info!(admin = %args.admin, config = ?args.config, kubernetes = args.kubernetes, "portcullis starting");
 
     let descriptors = raise_descriptor_limit();
     tracing::info!(descriptors, max_connections = ?args.max_connections, "client connection limits");
@@ -117,6 +167,21 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         Arc::clone(&admin.state),
         metrics,
     );
+    // Kubernetes mode waits here for the first full sync, with the admin server up and /ready
+    // answering 503.
+    let (mut updates, kubernetes) = match (args.kubernetes, local) {
+        (true, local) => {
+            let (updates, writers) = kubernetes_updates(&args, local).await?;
+            (updates, Some(writers))
+        }
+        (false, Some(local)) => (local, None),
+        (false, None) => anyhow::bail!("--config or --kubernetes is required"),
+    };
+    let election = kubernetes.map(|KubernetesWriters { status, election }| {
+        controller.on_status(move |report, store| status.publish(report, store));
+        election
+    });
+    let initial = updates.borrow_and_update().clone();
     controller.apply(initial);
     // Start-up is over: its code leaves the resident set (`crates/memory`).
     match memory::release_start_up_code() {
@@ -124,6 +189,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
         Err(error) => tracing::debug!(%error, "start-up code not released"),
     }
     follow_updates(&mut controller, updates).await?;
+    if let Some(election) = election {
+        // Another replica takes over status at once rather than after the Lease expires.
+        election.release().await;
+    }
 
     tracing::info!(drain = ?args.drain_timeout, "shutting down: draining connections");
     admin.state.set_ready(false);

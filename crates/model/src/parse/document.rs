@@ -181,6 +181,22 @@ pub(super) fn decode_value(document: Value) -> Decoded {
     }
 }
 
+/// One object as the Kubernetes API serves it (JSON, with `apiVersion` and `kind`), typed the
+/// same way as a YAML document: unread metadata dropped, the failing field named.
+///
+/// # Errors
+///
+/// `Kind namespace/name: field path: what is wrong` when the object is not an object of its
+/// kind, or names a kind we do not read.
+pub fn decode_object(document: Value) -> Result<Object, String> {
+    match decode_value(document) {
+        Decoded::Object(object) => Ok(object),
+        Decoded::Invalid { object, message } => Err(format!("{object}: {message}")),
+        Decoded::Skipped(skipped) => Err(format!("{skipped}: not a kind Portcullis reads")),
+        Decoded::Empty => Err("an empty object".to_owned()),
+    }
+}
+
 /// Metadata no part of Portcullis reads, dropped before an object is decoded so that the store
 /// does not keep it: a cluster's `managedFields` and `kubectl.kubernetes.io/last-applied-
 /// configuration` annotation are often larger than the object itself. Kept: name, namespace,

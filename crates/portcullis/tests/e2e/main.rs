@@ -20,6 +20,7 @@ mod check_cli;
 mod edge;
 mod failures;
 mod grpc;
+mod kubernetes;
 mod matching;
 mod mirror_cors;
 mod observability;

@@ -63,6 +63,25 @@ impl GatewayProcess {
     /// Fails when the process cannot be spawned, exits before it is ready, or is not ready in time. The error
     /// includes the process's stderr. A process that is still running is killed before the error is returned.
     pub async fn start(binary: &Path, config: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(binary, Some(config), extra_args).await
+    }
+
+    /// Runs `<binary> run --admin 127.0.0.1:<free port> <args...>`, without `--config` (for a
+    /// source the arguments name, such as `--kubernetes`), and waits for `/ready` as
+    /// [`GatewayProcess::start`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`GatewayProcess::start`].
+    pub async fn start_without_config(binary: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(binary, None, args).await
+    }
+
+    async fn start_with(
+        binary: &Path,
+        config: Option<&Path>,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         // The free port for the admin server (or one the config names) can be taken between
         // finding it and the gateway binding it (the kernel hands out the same range for
         // outgoing connections): such a start is tried again, on a new admin port.
@@ -78,15 +97,21 @@ impl GatewayProcess {
         }
     }
 
-    async fn start_once(binary: &Path, config: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
+    async fn start_once(
+        binary: &Path,
+        config: Option<&Path>,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let log_dir = temp_dir::create_unique_dir("portcullis-gateway")?;
         let stdout = File::create(log_dir.join("stdout.log")).context("creating stdout.log")?;
         let stderr = File::create(log_dir.join("stderr.log")).context("creating stderr.log")?;
         let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let child = Command::new(binary)
-            .arg("run")
-            .arg("--config")
-            .arg(config)
+        let mut command = Command::new(binary);
+        command.arg("run");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .arg("--admin")
             .arg(admin.to_string())
             .args(extra_args)
