@@ -31,12 +31,12 @@ fn equal_status_in_another_order_and_with_timestamps_has_no_difference() {
     let mut written = route_status("ResolvedRefs", super::CONTROLLER_NAME, 3);
     written["parents"][0]["conditions"]
         .as_array_mut()
-        .unwrap()
+        .expect("the test status has conditions")
         .reverse();
     // Another controller's entry is not compared.
     written["parents"]
         .as_array_mut()
-        .unwrap()
+        .expect("the test status has parents")
         .push(route_status("X", "example.com/other", 1)["parents"][0].clone());
     let stored = vec![(
         id("HTTPRoute", "r"),
