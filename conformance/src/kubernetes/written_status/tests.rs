@@ -42,7 +42,7 @@ fn equal_status_in_another_order_and_with_timestamps_has_no_difference() {
         id("HTTPRoute", "r"),
         json!({"metadata": {"generation": 3}, "status": written}),
     )];
-    assert_eq!(differences(&expected, &stored), Vec::<String>::new());
+    assert_eq!(differences(&expected, &stored), Vec::new());
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn a_different_reason_is_a_difference() {
     let found = differences(&expected, &stored);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
-        found[0].starts_with("HTTPRoute ns/r: parents:"),
+        found[0].1.starts_with("HTTPRoute ns/r: parents:"),
         "{found:?}"
     );
 }
@@ -84,4 +84,30 @@ fn a_stale_observed_generation_is_found() {
         None,
         "only our entries count"
     );
+}
+
+#[test]
+fn equal_listeners_and_gateway_conditions_have_no_difference() {
+    let listener = json!({"name": "http", "attachedRoutes": 2,
+        "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
+        "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed", "message": "m"}]});
+    let reported = json!({"kind": "Gateway", "name": "gw", "namespace": "ns",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "a"}],
+        "listeners": [listener]});
+    let mut written = reported.clone();
+    written["listeners"][0]["conditions"][0]["observedGeneration"] = json!(2);
+    written["conditions"][0]["observedGeneration"] = json!(2);
+    let expected = vec![(id("Gateway", "gw"), canonical(&reported))];
+    let stored = vec![(
+        id("Gateway", "gw"),
+        json!({"metadata": {"generation": 2}, "status": written}),
+    )];
+    assert_eq!(differences(&expected, &stored), Vec::new());
+
+    // One attached route fewer is a difference.
+    let mut fewer = stored[0].1.clone();
+    fewer["status"]["listeners"][0]["attachedRoutes"] = json!(1);
+    let found = differences(&expected, &[(id("Gateway", "gw"), fewer)]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].1.contains("listeners"), "{found:?}");
 }
