@@ -153,6 +153,9 @@ pub struct ObjectStatus {
     /// Object-level conditions (GatewayClass, Gateway).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// GatewayClasses we accept: the features we support ([`crate::SUPPORTED_FEATURES`]).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub supported_features: &'static [&'static str],
     /// Gateway addresses in use.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
@@ -182,6 +185,7 @@ impl ObjectStatus {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             conditions: Vec::new(),
+            supported_features: &[],
             addresses: Vec::new(),
             listeners: Vec::new(),
             attached_listener_sets: None,
