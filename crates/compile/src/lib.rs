@@ -51,7 +51,7 @@ use snapshot::Snapshot;
 pub use endpoints::{EndpointPlan, EndpointSource};
 pub use features::SUPPORTED_FEATURES;
 pub use incremental::{Compiler, Step};
-pub use status::{Condition, ConditionStatus, ObjectStatus, StatusReport};
+pub use status::{Condition, ConditionStatus, ObjectStatus, StatusChange, StatusReport};
 
 /// Default GatewayClass controller name.
 pub const DEFAULT_CONTROLLER_NAME: &str = "portcullis.dev/gateway-controller";

@@ -281,3 +281,34 @@ impl StatusReport {
         lines
     }
 }
+
+/// What may have changed in the status since the previous compile, for consumers that follow
+/// it (the Kubernetes status writer) at the cost of the change rather than of the whole config.
+#[derive(Clone, Debug)]
+pub enum StatusChange {
+    /// Everything was compiled: the status of every object (what is not in it has none).
+    Full(StatusReport),
+    /// An incremental step ([`crate::Step`]): the statuses it may have changed, and the
+    /// objects it compiled again (`Kind namespace/name`); those of them without a status in
+    /// `statuses` are gone (deleted, or no longer ours). Every other object's status is as
+    /// before.
+    Partial {
+        /// Statuses that may have changed.
+        statuses: Vec<ObjectStatus>,
+        /// Objects compiled again, as [`crate::Step::recompiled`] names them.
+        recompiled: Vec<String>,
+    },
+}
+
+impl StatusChange {
+    /// Whether it changes nothing (an incremental step that compiled nothing).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            StatusChange::Full(_) => false,
+            StatusChange::Partial {
+                statuses,
+                recompiled,
+            } => statuses.is_empty() && recompiled.is_empty(),
+        }
+    }
+}

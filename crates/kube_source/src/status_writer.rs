@@ -22,16 +22,20 @@
 //! Gateways without `spec.addresses` report the addresses of the `--gateway-service` Service
 //! when one is given (`gateway_service.rs`); a change of those addresses runs a round.
 //!
-//! Writes are coalesced: the writer takes the latest report, writes what changed, then waits at
-//! least [`MIN_INTERVAL`] before the next round. A round with failed writes (a conflict, the API
-//! server away) is run again after 1 s, doubling up to 30 s, or sooner when a new report comes.
-//! It writes only while its replica holds the Lease (`lease.rs`).
+//! The controller hands over what changed ([`StatusChange`]: every status after a full
+//! compile, only those an incremental step compiled again otherwise), summed until the task
+//! takes them (`pending.rs`). A round looks only at the objects changed since the last one, so
+//! a route edit costs that route and the Gateways counting it, not a pass over every object.
+//! Rounds are coalesced: at least [`MIN_INTERVAL`] apart. A round with failed writes (a
+//! conflict, the API server away) is run again after 1 s, doubling up to 30 s, or sooner when a
+//! new change comes. It writes only while its replica holds the Lease (`lease.rs`); a new
+//! leader compares every object with the API server again.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use compile::StatusReport;
+use compile::StatusChange;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use model::{Kind, ObjectKey, Store};
@@ -41,10 +45,12 @@ use tokio::sync::watch;
 use crate::gateway_service::{GatewayService, watch_addresses};
 
 mod desired;
+mod pending;
 #[cfg(test)]
 mod tests;
 
 use desired::{Owner, SHARED_LISTS, claims_nothing, desired};
+use pending::{Handed, Known};
 
 /// The least time between two rounds of writes.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
@@ -57,9 +63,6 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "portcullis";
-
-/// A status report and the store it was compiled from (for generations and classes).
-type Pending = Option<Arc<(StatusReport, Arc<Store>)>>;
 
 /// The `--gateway-service` Service's addresses, once listed (see `gateway_service.rs`).
 type ServiceAddresses = watch::Receiver<Option<Vec<Value>>>;
@@ -74,9 +77,10 @@ pub struct StatusOptions {
     pub gateway_service: Option<GatewayService>,
 }
 
-/// Hands status reports to the writer task; dropping it stops the task.
+/// Hands status changes to the writer task; dropping it stops the task.
 pub struct StatusWriter {
-    reports: watch::Sender<Pending>,
+    handed: Arc<Mutex<Handed>>,
+    wake: watch::Sender<()>,
 }
 
 impl StatusWriter {
@@ -89,7 +93,8 @@ impl StatusWriter {
         options: StatusOptions,
         is_leader: watch::Receiver<bool>,
     ) -> StatusWriter {
-        let (reports, received) = watch::channel(None);
+        let (wake, woken) = watch::channel(());
+        let handed = Arc::new(Mutex::new(Handed::default()));
         let service_addresses = options
             .gateway_service
             .map(|service| watch_addresses(client.clone(), service));
@@ -97,32 +102,48 @@ impl StatusWriter {
             client,
             resources,
             controller_name: options.controller_name,
+            handed: Arc::clone(&handed),
+            known: Known::default(),
             written: BTreeMap::new(),
         };
-        tokio::spawn(task.run(received, is_leader, service_addresses));
-        StatusWriter { reports }
+        tokio::spawn(task.run(woken, is_leader, service_addresses));
+        StatusWriter { handed, wake }
     }
 
-    /// Queues the status of `store` for writing; a report not yet written is replaced.
-    pub fn publish(&self, report: StatusReport, store: Arc<Store>) {
-        self.reports.send_replace(Some(Arc::new((report, store))));
+    /// Hands over a status change compiled from `store` (changes are summed until the writer
+    /// takes them, so none is lost). Never blocks on I/O.
+    pub fn publish(&self, change: StatusChange, store: Arc<Store>) {
+        lock(&self.handed).add(change, store);
+        self.wake.send_replace(());
     }
+}
+
+/// The handed-over changes; plain data, consistent at every step, so a poisoned lock is
+/// still usable.
+fn lock(handed: &Mutex<Handed>) -> std::sync::MutexGuard<'_, Handed> {
+    handed
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Task {
     client: kube::Client,
     resources: BTreeMap<Kind, ApiResource>,
     controller_name: String,
+    /// Changes handed over, not yet taken into `known`.
+    handed: Arc<Mutex<Handed>>,
+    /// Every object's status, and which may need writing.
+    known: Known,
     /// The status last written (or found) per object, without timestamps.
     written: BTreeMap<ObjectKey, Value>,
 }
 
 impl Task {
-    /// Writes the latest report while `is_leader` says so, again when the gateway Service's
+    /// Writes what changed while `is_leader` says so, again when the gateway Service's
     /// addresses change; ends when a channel closes.
     async fn run(
         mut self,
-        mut received: watch::Receiver<Pending>,
+        mut woken: watch::Receiver<()>,
         mut is_leader: watch::Receiver<bool>,
         mut service_addresses: Option<ServiceAddresses>,
     ) {
@@ -130,13 +151,14 @@ impl Task {
         let mut has_failed = false;
         loop {
             tokio::select! {
-                changed = received.changed() => if changed.is_err() { return },
+                changed = woken.changed() => if changed.is_err() { return },
                 changed = is_leader.changed() => {
                     if changed.is_err() {
                         return;
                     }
                     // Another replica may have written meanwhile: compare with the API again.
                     self.written.clear();
+                    self.known.mark_all();
                 }
                 changed = async { service_addresses.as_mut()?.changed().await.ok() },
                     if service_addresses.is_some() =>
@@ -144,48 +166,54 @@ impl Task {
                     if changed.is_none() {
                         return;
                     }
+                    self.known.mark_kind(Kind::Gateway);
                 }
-                // Failed writes are tried again after a backoff, or sooner with a new report.
+                // Failed writes are tried again after a backoff, or sooner with a new change.
                 () = tokio::time::sleep(retry), if has_failed => retry = (retry * 2).min(RETRY_MAX),
+            }
+            let handed = std::mem::take(&mut *lock(&self.handed));
+            for gone in self.known.take(handed) {
+                self.written.remove(&gone);
             }
             if !*is_leader.borrow_and_update() {
                 has_failed = false;
                 continue;
             }
-            let latest = received.borrow_and_update().clone();
             let addresses = service_addresses
                 .as_mut()
-                .and_then(|addresses| addresses.borrow_and_update().clone());
-            if let Some(latest) = latest {
-                let (report, store) = &*latest;
-                has_failed = !self.write_round(report, store, addresses.as_deref()).await;
-                if !has_failed {
-                    retry = RETRY_FIRST;
-                }
+                .map(|addresses| addresses.borrow_and_update().clone());
+            has_failed = !self.write_round(addresses.as_ref()).await;
+            if !has_failed {
+                retry = RETRY_FIRST;
             }
             tokio::time::sleep(MIN_INTERVAL).await;
         }
     }
 
-    /// Writes what changed; `false` when some write failed.
-    async fn write_round(
-        &mut self,
-        report: &StatusReport,
-        store: &Store,
-        service_addresses: Option<&[Value]>,
-    ) -> bool {
-        let mut is_complete = true;
-        let mut seen = BTreeSet::new();
+    /// Writes the dirty objects' status where it changed; `false` when some write failed
+    /// (those stay dirty). `service` is `None` without `--gateway-service`, else the
+    /// Service's addresses once listed: until then Gateways wait, so that they are not
+    /// written twice at start.
+    async fn write_round(&mut self, service: Option<&Option<Vec<Value>>>) -> bool {
+        let dirty = std::mem::take(&mut self.known.dirty);
         let owner = Owner {
             controller_name: &self.controller_name,
-            service_addresses,
+            service_addresses: service.and_then(Option::as_deref),
         };
         let mut changed = Vec::new();
-        for status in &report.objects {
-            let Some((key, desired)) = desired(status, store, &owner) else {
+        for key in dirty {
+            if key.kind == Kind::Gateway && service.is_some_and(Option::is_none) {
+                self.known.dirty.insert(key);
+                continue;
+            }
+            let Some(status) = self.known.statuses.get(&key) else {
                 continue;
             };
-            seen.insert(key.clone());
+            let Some((_, desired)) = desired(status, &self.known.store, &owner) else {
+                // Not ours, or no longer in the store: nothing to write.
+                self.written.remove(&key);
+                continue;
+            };
             if self.written.get(&key) == Some(&desired)
                 // Nothing of ours, and nothing written by us to remove: no read needed.
                 || (claims_nothing(&desired) && !self.written.contains_key(&key))
@@ -194,6 +222,7 @@ impl Task {
             }
             changed.push((key, desired));
         }
+        let mut is_complete = true;
         let mut count = 0;
         for (key, desired) in changed {
             match self.write(&key, &desired).await {
@@ -204,12 +233,11 @@ impl Task {
                 Err(error) => {
                     tracing::warn!(object = %key, %error, "status not written; retried with backoff");
                     self.written.remove(&key);
+                    self.known.dirty.insert(key);
                     is_complete = false;
                 }
             }
         }
-        // Forget objects that are gone, so that one created again is written again.
-        self.written.retain(|key, _| seen.contains(key));
         if count > 0 {
             tracing::info!(objects = count, "status written");
         }

@@ -85,7 +85,7 @@ pub(super) fn desired(
 }
 
 /// The kind compile names `kind` (status kinds are unique across our groups).
-fn kind_of(kind: &str) -> Option<Kind> {
+pub(super) fn kind_of(kind: &str) -> Option<Kind> {
     [model::kind::GATEWAY_GROUP, model::kind::PORTCULLIS_GROUP]
         .into_iter()
         .find_map(|group| Kind::from_api(&format!("{group}/v1"), kind))
