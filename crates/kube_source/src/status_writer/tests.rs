@@ -83,9 +83,11 @@ fn route_edit_status_cost() {
     use super::desired::{Owner, desired};
     use super::pending::{Handed, Known};
 
-    fn route(index: usize, host: &str) -> String {
+    // An edit bumps the generation, as the API server does: the route's status changes
+    // (`observedGeneration`), and only its.
+    fn route(index: usize, host: &str, generation: u32) -> String {
         format!(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{index}, namespace: shop, generation: 1}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [{host}]\n  rules: [{{backendRefs: [{{name: cart, port: 80}}]}}]\n---\n"
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{index}, namespace: shop, generation: {generation}}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [{host}]\n  rules: [{{backendRefs: [{{name: cart, port: 80}}]}}]\n---\n"
         )
     }
     let owner = Owner {
@@ -97,7 +99,7 @@ fn route_edit_status_cost() {
             "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portcullis}\nspec: {controllerName: portcullis.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: shop}\nspec:\n  gatewayClassName: portcullis\n  listeners: [{name: http, protocol: HTTP, port: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: cart, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n---\n",
         );
         for index in 0..routes {
-            documents.push_str(&route(index, &format!("r{index}.example")));
+            documents.push_str(&route(index, &format!("r{index}.example"), 1));
         }
         let mut store = Store::new();
         for object in model::parse_documents(&documents).expect("valid").objects {
@@ -119,7 +121,7 @@ fn route_edit_status_cost() {
         known.dirty.clear();
 
         let mut new = (*old).clone();
-        for object in model::parse_documents(&route(7, "edited.example"))
+        for object in model::parse_documents(&route(7, "edited.example", 2))
             .expect("valid")
             .objects
         {
