@@ -194,8 +194,10 @@ impl Controller {
     /// [`Controller::apply`] that changed some (Kubernetes mode writes it back to the API
     /// server): every object's status after a full compile ([`compile::StatusChange::Full`]),
     /// only what the step compiled again otherwise ([`compile::StatusChange::Partial`]), so the
-    /// cost follows the change. In order: applying every change handed over, in turn, gives
-    /// [`Controller::status`]. `sink` must not block: it runs on the control loop.
+    /// cost follows the change. Applying every change handed over, in order, gives
+    /// [`Controller::status`], except that a Gateway or ListenerSet an incremental step
+    /// dropped is not named as gone (the next full change drops it). `sink` must not block: it
+    /// runs on the control loop.
     pub fn on_status(&mut self, sink: impl Fn(compile::StatusChange, Arc<Store>) + Send + 'static) {
         self.status_sink = Some(Box::new(sink));
     }
