@@ -2,7 +2,8 @@
 //!
 //! The shapes mirror what Kubernetes would show in `.status` (GatewayClass and Gateway
 //! conditions, per-listener status, per-parent route status), so `/status`, `portcullis check`
-//! and, later, the Kubernetes status writer all read the same thing.
+//! and the Kubernetes status writer (`kube_source`) all read the same thing; [`StatusChange`]
+//! tells that writer what an update changed.
 
 use std::borrow::Cow;
 use std::sync::Arc;
