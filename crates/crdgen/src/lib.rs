@@ -100,7 +100,8 @@ pub fn files() -> Result<Vec<(String, String)>, CrdgenError> {
                 name: name.clone(),
                 message: error.to_string(),
             })?;
-            Ok((format!("{name}.yaml"), format!("{HEADER}{yaml}")))
+            // An explicit document start: `helm show crds` concatenates the chart's CRD files.
+            Ok((format!("{name}.yaml"), format!("{HEADER}---\n{yaml}")))
         })
         .collect()
 }
