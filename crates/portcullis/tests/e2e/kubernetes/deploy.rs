@@ -94,6 +94,7 @@ fn our_crds() -> anyhow::Result<Vec<Value>> {
 
 /// Applies our CRDs and waits until the API server serves each.
 async fn install_our_crds(cluster: &TestCluster) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let crds = our_crds()?;
     ensure!(crds.len() == 3, "deploy/crds holds {} CRDs", crds.len());
     for crd in &crds {
@@ -109,6 +110,10 @@ async fn install_our_crds(cluster: &TestCluster) -> anyhow::Result<()> {
         })
         .await?;
     }
+    eprintln!(
+        "our CRDs established {:?} after the apply",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -208,8 +213,13 @@ async fn the_gateway_reads_our_kinds_through_their_crds() -> anyhow::Result<()> 
             "retry": {"numRetries": 1, "perRetry": {"backOff": {"baseInterval": "10ms", "maxInterval": "100ms"}}},
         },
     });
+    let created = std::time::Instant::now();
     cluster.apply(&policy).await?;
     let status = accepted(&gateway, "BackendTrafficPolicy", "echo-balancing", "True").await?;
+    eprintln!(
+        "BackendTrafficPolicy Accepted in /status {:?} after the API write",
+        created.elapsed()
+    );
     ensure!(
         status.to_string().contains("Backend e2e/echo"),
         "not applied to the Backend: {status}"
@@ -377,6 +387,40 @@ async fn the_api_server_refuses_invalid_objects_of_our_kinds() -> anyhow::Result
     // The documented examples (the model's tests parse the same text) are accepted whole.
     for example in documented_examples()? {
         cluster.apply(&example).await?;
+    }
+
+    // The policies' status subresource takes GEP-713 ancestors, and keeps every field (a
+    // structural schema prunes unknown ones silently).
+    let ancestors = json!([{
+        "ancestorRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                        "namespace": NS, "name": "edge", "sectionName": "https"},
+        "controllerName": "portcullis.dev/gateway-controller",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                        "message": "applies to Gateway e2e/edge listener https",
+                        "observedGeneration": 1, "lastTransitionTime": "2026-12-05T00:00:00Z"}],
+    }]);
+    for (kind, name) in [
+        ("BackendTrafficPolicy", "shop"),
+        ("ClientTrafficPolicy", "edge-limits"),
+    ] {
+        let object = json!({
+            "apiVersion": "portcullis.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": NS},
+            "status": {"ancestors": ancestors},
+        });
+        cluster.apply_status(&object, "portcullis").await?;
+        let stored = cluster.get(&object).await?;
+        ensure!(
+            stored["status"]["ancestors"] == ancestors,
+            "{kind} status stored as {}",
+            stored["status"]
+        );
+        // The status subresource is separate: a spec apply does not touch it.
+        ensure!(
+            stored["metadata"]["generation"] == 1,
+            "{}",
+            stored["metadata"]
+        );
     }
     Ok(())
 }
