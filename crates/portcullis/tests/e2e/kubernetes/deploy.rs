@@ -256,6 +256,70 @@ async fn the_gateway_reads_our_kinds_through_their_crds() -> anyhow::Result<()> 
     Ok(())
 }
 
+#[tokio::test]
+async fn a_crd_installed_after_the_start_is_read_without_a_restart() -> anyhow::Result<()> {
+    let _one_at_a_time = timed_load().await;
+    let cluster = TestCluster::start().await?;
+    let echo = EchoServer::start(EchoConfig::new("late", NS)).await?;
+    let port = free_port();
+    for object in [
+        namespace(NS),
+        gateway_class(),
+        gateway(port, None),
+        http_route(
+            "shop",
+            &["shop.example"],
+            vec![rule(vec![], vec![backend_ref("echo")])],
+        ),
+    ] {
+        cluster.apply(&object).await?;
+    }
+    let kubeconfig = cluster.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    // Started before our CRDs exist: the Backend kind is not served, so not watched yet.
+    let gateway = GatewayProcess::start_without_config(
+        Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        &[
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig,
+            "--bind",
+            "127.0.0.1",
+            "--access-log",
+            "off",
+        ],
+    )
+    .await?;
+    let listener = SocketAddr::from(([127, 0, 0, 1], port));
+    let client = HttpClient::without_keep_alive().with_timeout(Duration::from_secs(5));
+    eventually(PROPAGATION, async || {
+        let response = client.get(listener, "shop.example", "/", &[]).await?;
+        ensure!(response.status == 500, "status {}", response.status);
+        Ok(())
+    })
+    .await?;
+
+    install_our_crds(&cluster).await?;
+    let installed = std::time::Instant::now();
+    cluster
+        .apply(&backend(NS, "echo", &[(echo.addr(), 1)]))
+        .await?;
+    eventually(PROPAGATION, async || {
+        answering_pods(&client, listener, 1).await.map(drop)
+    })
+    .await?;
+    eprintln!(
+        "a Backend served {:?} after its CRD was installed (rediscovery every {:?})",
+        installed.elapsed(),
+        Duration::from_secs(10)
+    );
+    ensure!(
+        gateway.stderr_text().contains("now serves these kinds"),
+        "the rediscovery is not logged"
+    );
+    Ok(())
+}
+
 /// `object` applied to the API server must be refused, with `messages` in the error.
 async fn refused(cluster: &TestCluster, object: &Value, messages: &[&str]) -> anyhow::Result<()> {
     let Err(error) = cluster.apply(object).await else {
