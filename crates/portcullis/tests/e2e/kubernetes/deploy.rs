@@ -377,6 +377,13 @@ async fn the_api_server_refuses_invalid_objects_of_our_kinds() -> anyhow::Result
         &["spec.retry.budget.percent", "greater than or equal to 1"],
     )
     .await?;
+    // A typo is refused, as the model's `deny_unknown_fields` refuses it in a file.
+    refused(
+        &cluster,
+        &traffic_policy("typo", json!({"loadBalancer": {"tpye": "RoundRobin"}})),
+        &[".spec.loadBalancer.tpye: field not declared in schema"],
+    )
+    .await?;
     // CEL rules over several fields.
     refused(
         &cluster,
