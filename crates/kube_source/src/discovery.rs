@@ -155,7 +155,8 @@ pub(crate) fn streams_of(
 
 /// Asks the API server every [`REDISCOVERY`] whether it now serves kinds it did not (`known`
 /// holds those it did), and sends each newly served kind's resource to `found`. Ends when every
-/// kind is served or `found` is closed. A failed discovery is retried at the next tick.
+/// kind is served or `found` is closed (the source stopped). A failed discovery is retried at
+/// the next tick.
 pub(crate) async fn rediscover(
     client: Client,
     known: BTreeMap<Kind, ApiResource>,
@@ -166,7 +167,11 @@ pub(crate) async fn rediscover(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     while !missing.is_empty() {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            // The source is gone: nobody to tell.
+            () = found.closed() => return,
+        }
         let now = match served(&client, &missing).await {
             Ok(now) => now,
             Err(error) => {
@@ -192,3 +197,6 @@ pub(crate) async fn rediscover(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
