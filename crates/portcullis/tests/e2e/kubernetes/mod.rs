@@ -9,6 +9,7 @@
 //! `~/.cache/portcullis-k8s`, minutes); without them the tests fail, saying why.
 
 mod cluster;
+mod deploy;
 mod test_host;
 
 use std::net::SocketAddr;
