@@ -190,7 +190,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let initial = updates.borrow_and_update().clone();
     controller.apply(initial);
     // Start-up is over: its code leaves the resident set (`crates/memory`).
-    match memory::release_start_up_code() {
+    match memory::release_control_plane_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
     }
@@ -266,7 +266,7 @@ async fn follow_updates(
             }
             () = &mut release, if release_due => {
                 release_due = false;
-                match memory::release_start_up_code() {
+                match memory::release_control_plane_code() {
                     Ok(bytes) => tracing::debug!(bytes, "code of the last config change released"),
                     Err(error) => tracing::debug!(%error, "code of the last config change not released"),
                 }

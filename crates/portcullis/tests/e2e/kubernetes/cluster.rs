@@ -220,6 +220,10 @@ impl TestCluster {
             "Lease" => ("leases", true),
             "Deployment" => ("deployments", true),
             "PodDisruptionBudget" => ("poddisruptionbudgets", true),
+            "CustomResourceDefinition" => ("customresourcedefinitions", false),
+            "Backend" => ("backends", true),
+            "BackendTrafficPolicy" => ("backendtrafficpolicies", true),
+            "ClientTrafficPolicy" => ("clienttrafficpolicies", true),
             other => bail!("the test cluster does not know the kind {other}"),
         };
         let resource =
