@@ -19,7 +19,7 @@ use crate::convert::{Converted, convert};
 use crate::discovery::{WatchedStream, rediscover, streams_of, watched_streams};
 use crate::error::KubeSourceError;
 use crate::mirror::Mirror;
-use crate::status_writer::StatusWriter;
+use crate::status_writer::{StatusOptions, StatusWriter};
 
 /// What to watch.
 #[derive(Clone, Debug, Default)]
@@ -118,17 +118,17 @@ impl KubeSource {
     }
 
     /// A [`StatusWriter`] to the same API server, for the objects of GatewayClasses whose
-    /// `controllerName` is `controller_name`, writing while `is_leader` is true. Must run
-    /// inside a tokio runtime.
+    /// `controllerName` is `options.controller_name`, writing while `is_leader` is true. Must
+    /// run inside a tokio runtime.
     pub fn status_writer(
         &self,
-        controller_name: String,
+        options: StatusOptions,
         is_leader: tokio::sync::watch::Receiver<bool>,
     ) -> StatusWriter {
         StatusWriter::start(
             self.client.clone(),
             self.resources.clone(),
-            controller_name,
+            options,
             is_leader,
         )
     }

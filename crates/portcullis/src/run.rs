@@ -120,7 +120,13 @@ async fn kubernetes_updates(
             duration: args.lease_duration,
         },
     );
-    let status = source.status_writer(args.controller_name.clone(), election.is_leader());
+    let status = source.status_writer(
+        kube_source::StatusOptions {
+            controller_name: args.controller_name.clone(),
+            gateway_service: args.gateway_service.clone(),
+        },
+        election.is_leader(),
+    );
     let cluster = source.synced().await?;
     let updates = match local {
         Some(local) => kube_source::follow_with_local(cluster, local),

@@ -210,6 +210,8 @@ impl TestCluster {
             "EndpointSlice" => ("endpointslices", true),
             "Gateway" => ("gateways", true),
             "HTTPRoute" => ("httproutes", true),
+            "ListenerSet" => ("listenersets", true),
+            "BackendTLSPolicy" => ("backendtlspolicies", true),
             "ServiceAccount" => ("serviceaccounts", true),
             "ClusterRole" => ("clusterroles", false),
             "ClusterRoleBinding" => ("clusterrolebindings", false),

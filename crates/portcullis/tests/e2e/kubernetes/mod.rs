@@ -10,6 +10,7 @@
 
 mod cluster;
 mod deploy;
+mod status;
 mod test_host;
 
 use std::net::SocketAddr;
