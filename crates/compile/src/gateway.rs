@@ -86,6 +86,7 @@ fn accept_gateway_classes<'a>(
             "SupportedVersion",
             "Gateway API v1",
         ));
+        object.supported_features = crate::SUPPORTED_FEATURES;
         status.objects.push(object);
     }
     ours

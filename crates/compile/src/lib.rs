@@ -21,6 +21,7 @@ mod client_policy;
 mod cors;
 mod duration;
 pub mod endpoints;
+mod features;
 mod filter;
 mod frontend_tls;
 mod gateway;
@@ -48,8 +49,9 @@ use model::Store;
 use snapshot::Snapshot;
 
 pub use endpoints::{EndpointPlan, EndpointSource};
+pub use features::SUPPORTED_FEATURES;
 pub use incremental::{Compiler, Step};
-pub use status::{Condition, ConditionStatus, ObjectStatus, StatusReport};
+pub use status::{Condition, ConditionStatus, ObjectStatus, StatusChange, StatusReport};
 
 /// Default GatewayClass controller name.
 pub const DEFAULT_CONTROLLER_NAME: &str = "portcullis.dev/gateway-controller";

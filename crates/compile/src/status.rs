@@ -2,7 +2,8 @@
 //!
 //! The shapes mirror what Kubernetes would show in `.status` (GatewayClass and Gateway
 //! conditions, per-listener status, per-parent route status), so `/status`, `portcullis check`
-//! and, later, the Kubernetes status writer all read the same thing.
+//! and the Kubernetes status writer (`kube_source`) all read the same thing; [`StatusChange`]
+//! tells that writer what an update changed.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -153,6 +154,9 @@ pub struct ObjectStatus {
     /// Object-level conditions (GatewayClass, Gateway).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// GatewayClasses we accept: the features we support ([`crate::SUPPORTED_FEATURES`]).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub supported_features: &'static [&'static str],
     /// Gateway addresses in use.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
@@ -182,6 +186,7 @@ impl ObjectStatus {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             conditions: Vec::new(),
+            supported_features: &[],
             addresses: Vec::new(),
             listeners: Vec::new(),
             attached_listener_sets: None,
@@ -275,5 +280,36 @@ impl StatusReport {
             }
         }
         lines
+    }
+}
+
+/// What may have changed in the status since the previous compile, for consumers that follow
+/// it (the Kubernetes status writer) at the cost of the change rather than of the whole config.
+#[derive(Clone, Debug)]
+pub enum StatusChange {
+    /// Everything was compiled: the status of every object (what is not in it has none).
+    Full(StatusReport),
+    /// An incremental step ([`crate::Step`]): the statuses it may have changed, and the
+    /// objects it compiled again (`Kind namespace/name`); those of them without a status in
+    /// `statuses` are gone (deleted, or no longer ours). Every other object's status is as
+    /// before.
+    Partial {
+        /// Statuses that may have changed.
+        statuses: Vec<ObjectStatus>,
+        /// Objects compiled again, as [`crate::Step::recompiled`] names them.
+        recompiled: Vec<String>,
+    },
+}
+
+impl StatusChange {
+    /// Whether it changes nothing (an incremental step that compiled nothing).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            StatusChange::Full(_) => false,
+            StatusChange::Partial {
+                statuses,
+                recompiled,
+            } => statuses.is_empty() && recompiled.is_empty(),
+        }
     }
 }

@@ -35,8 +35,8 @@ pub struct Controller {
     status_sink: Option<StatusSink>,
 }
 
-/// Where each applied update's status goes ([`Controller::on_status`]).
-type StatusSink = Box<dyn Fn(compile::StatusReport, Arc<Store>) + Send>;
+/// Where each applied update's status change goes ([`Controller::on_status`]).
+type StatusSink = Box<dyn Fn(compile::StatusChange, Arc<Store>) + Send>;
 
 /// What `/status` and `/config` are rendered from.
 #[derive(Default)]
@@ -116,6 +116,8 @@ impl Controller {
         };
         let compiled_in = started.elapsed();
         let snapshot_changed = step.snapshot_changed;
+        // An update that changed no snapshot (endpoints only, or nothing) changed no status.
+        let mut status_change = None;
         if snapshot_changed {
             let snapshot = Arc::clone(compiler.snapshot());
             let backends = self.registry.link(&snapshot.backends);
@@ -139,6 +141,14 @@ impl Controller {
             for problem in logged.problems() {
                 tracing::warn!("{problem}");
             }
+            status_change = Some(if step.full {
+                compile::StatusChange::Full(logged)
+            } else {
+                compile::StatusChange::Partial {
+                    statuses: logged.objects,
+                    recompiled: step.recompiled,
+                }
+            });
         } else if !step.endpoints.is_empty() {
             self.registry.update_endpoints(step.endpoints);
         }
@@ -158,9 +168,9 @@ impl Controller {
             .config_reloaded(file_errors == 0, update.generation);
         self.publish_status();
         if let Some(sink) = &self.status_sink
-            && let Some((report, store)) = self.status()
+            && let Some(change) = status_change.filter(|change| !change.is_empty())
         {
-            sink(report, store);
+            sink(change, Arc::clone(&update.store));
         }
         tracing::info!(
             generation = update.generation,
@@ -180,10 +190,15 @@ impl Controller {
         Some((report, store))
     }
 
-    /// Hands [`Controller::status`] to `sink` at the end of every [`Controller::apply`] from now
-    /// on (Kubernetes mode writes it back to the API server). `sink` must not block: it runs on
-    /// the control loop.
-    pub fn on_status(&mut self, sink: impl Fn(compile::StatusReport, Arc<Store>) + Send + 'static) {
+    /// Hands what changed in the status, with the store compiled, to `sink` at the end of every
+    /// [`Controller::apply`] that changed some (Kubernetes mode writes it back to the API
+    /// server): every object's status after a full compile ([`compile::StatusChange::Full`]),
+    /// only what the step compiled again otherwise ([`compile::StatusChange::Partial`]), so the
+    /// cost follows the change. Applying every change handed over, in order, gives
+    /// [`Controller::status`], except that a Gateway or ListenerSet an incremental step
+    /// dropped is not named as gone (the next full change drops it). `sink` must not block: it
+    /// runs on the control loop.
+    pub fn on_status(&mut self, sink: impl Fn(compile::StatusChange, Arc<Store>) + Send + 'static) {
         self.status_sink = Some(Box::new(sink));
     }
 

@@ -193,8 +193,14 @@ async fn try_acquire(
     });
     let holder = spec.holder_identity.as_deref().unwrap_or("");
     let is_ours = holder == options.identity;
-    let is_free = holder.is_empty() || since.elapsed() >= options.duration;
-    if !is_ours && !is_free {
+    if !is_ours
+        && !is_free(
+            holder,
+            since.elapsed(),
+            spec.lease_duration_seconds,
+            options,
+        )
+    {
         return Ok(false);
     }
     if !is_ours {
@@ -215,6 +221,23 @@ async fn try_acquire(
     }
 }
 
+/// Whether a Lease held by `holder` (not us), whose record has not changed for `unchanged`
+/// by our clock, may be taken over: it has no holder, or it has not been renewed for the
+/// duration its holder wrote (`written_seconds`), and at least for our own. A replica configured
+/// with a shorter duration must not take over before the holder's promise ends (client-go's
+/// rule too).
+fn is_free(
+    holder: &str,
+    unchanged: Duration,
+    written_seconds: Option<i32>,
+    options: &LeaseOptions,
+) -> bool {
+    let written = written_seconds
+        .and_then(|seconds| u64::try_from(seconds).ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    holder.is_empty() || unchanged >= options.duration.max(written)
+}
+
 /// Gives the Lease up: no holder, so that another replica takes it at its next round.
 async fn release(api: &Api<Lease>, options: &LeaseOptions) -> Result<(), kube::Error> {
     let Some(mut lease) = api.get_opt(&options.name).await? else {
@@ -230,3 +253,6 @@ async fn release(api: &Api<Lease>, options: &LeaseOptions) -> Result<(), kube::E
     tracing::info!(lease = %options.name, "Lease released");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,8 @@
 //! then the last good store keeps serving.
 //!
 //! [`StatusWriter`] writes the status `compile` computed back to the API server (server-side
-//! apply on the status subresource, only for our GatewayClass's objects, only when changed).
+//! apply on the status subresource, only for our GatewayClass's objects, only when changed);
+//! Gateways without `spec.addresses` report the addresses of the [`GatewayService`], if any.
 //!
 //! With several replicas, [`LeaderElection`] (a `coordination.k8s.io` Lease) picks the one that
 //! writes status; all of them serve traffic.
@@ -23,6 +24,7 @@
 mod convert;
 mod discovery;
 mod error;
+mod gateway_service;
 mod lease;
 mod mirror;
 mod overlay;
@@ -35,7 +37,8 @@ pub use kube::Client;
 
 pub use discovery::{WatchedStream, watched_streams};
 pub use error::KubeSourceError;
+pub use gateway_service::GatewayService;
 pub use lease::{LeaderElection, LeaseOptions, default_identity};
 pub use overlay::{follow_with_local, overlay};
-pub use status_writer::{FIELD_MANAGER, MIN_INTERVAL, StatusWriter};
+pub use status_writer::{FIELD_MANAGER, MIN_INTERVAL, StatusOptions, StatusWriter};
 pub use watch::{KubeOptions, KubeSource, client};

@@ -74,12 +74,15 @@ impl Mirror {
             .all(|state| state.is_synced || !state.is_required)
     }
 
-    /// Whether every stream of a whole kind (not of one object) has listed once: then the
-    /// references to Secrets and ConfigMaps are known.
+    /// Whether every stream of a whole kind (not of one object) the mirror started with has
+    /// listed once: then the references to Secrets and ConfigMaps are known. A kind watched
+    /// later (its CRD installed after the start) does not count: if it can never be listed,
+    /// references must still be followed; its objects' references are followed when its list
+    /// arrives (a change of its kind).
     pub(crate) fn are_kinds_listed(&self) -> bool {
         self.streams
             .iter()
-            .all(|(stream, state)| state.is_synced || stream.name.is_some())
+            .all(|(stream, state)| state.is_synced || stream.name.is_some() || !state.is_required)
     }
 
     /// The required streams that have not listed yet.

@@ -1,33 +1,56 @@
 //! [`StatusWriter`]: writes the status `compile` computed back to the API server.
 //!
-//! Only for objects of our GatewayClasses: GatewayClasses whose `controllerName` is ours, their
-//! Gateways, and the `status.parents` entries of routes whose `controllerName` is ours (other
-//! controllers' entries are kept as they are). Through the status subresource with server-side
-//! apply (field manager `portcullis`), with `observedGeneration` on every condition, and only when
-//! something changed: a status equal to the one last written, or to the one the API server
-//! already holds (timestamps aside), is not written. A condition keeps its
-//! `lastTransitionTime` while its status stays the same.
+//! Only for objects of our GatewayClasses: GatewayClasses whose `controllerName` is ours
+//! (conditions, `supportedFeatures`), their Gateways (conditions, listeners, addresses,
+//! `attachedListenerSets`) and ListenerSets (conditions, listeners), the `status.parents`
+//! entries of routes and the `status.ancestors` entries of policies whose `controllerName` is
+//! ours (other controllers' entries are kept as they are). What we own of each object is built
+//! in `desired.rs`. Through the status subresource with server-side apply (field manager
+//! `portcullis`), with `observedGeneration` on every condition, and only when something
+//! changed: a status equal to the one last written, or to the one the API server already holds
+//! (timestamps aside), is not written. A condition keeps its `lastTransitionTime` while its
+//! status stays the same.
 //!
-//! `status.parents` of a route is an atomic list in the Gateway API CRDs: applying it replaces
-//! the whole list. So the object is read first, other controllers' entries are carried over,
-//! and the apply names the `resourceVersion` read; a concurrent write makes it fail with a
-//! conflict, and the object is written again on the next round.
+//! `status.parents` and `status.ancestors` are atomic lists in the Gateway API CRDs: applying
+//! one replaces the whole list. So the object is read first, other controllers' entries are
+//! carried over, and the apply names the `resourceVersion` read; a concurrent write makes it
+//! fail with a conflict, and the object is written again on the next round. When a route or
+//! policy no longer has entries of ours, the entries this writer wrote are removed; entries a
+//! previous leader wrote for an object that lost them meanwhile are not looked for (that would
+//! be a read of every route in the cluster at each takeover).
 //!
-//! Writes are coalesced: the writer takes the latest report, writes what changed, then waits at
-//! least [`MIN_INTERVAL`] before the next round. A round with failed writes (a conflict, the API
-//! server away) is run again after 1 s, doubling up to 30 s, or sooner when a new report comes. It does not elect a leader yet: with several
-//! replicas, each writes (the same status, so after the first the others find it equal).
+//! Gateways without `spec.addresses` report the addresses of the `--gateway-service` Service
+//! when one is given (`gateway_service.rs`); a change of those addresses runs a round.
+//!
+//! The controller hands over what changed ([`StatusChange`]: every status after a full
+//! compile, only those an incremental step compiled again otherwise), summed until the task
+//! takes them (`pending.rs`). A round looks only at the objects changed since the last one, so
+//! a route edit costs that route and the Gateways counting it, not a pass over every object.
+//! Rounds are coalesced: at least [`MIN_INTERVAL`] apart. A round with failed writes (a
+//! conflict, the API server away) is run again after 1 s, doubling up to 30 s, or sooner when a
+//! new change comes. It writes only while its replica holds the Lease (`lease.rs`); a new
+//! leader compares every object with the API server again.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use compile::{Condition, ObjectStatus, StatusReport};
+use compile::StatusChange;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
-use model::{Kind, Object, ObjectKey, Store};
+use model::{Kind, ObjectKey, Store};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+
+use crate::gateway_service::{GatewayService, watch_addresses};
+
+mod desired;
+mod pending;
+#[cfg(test)]
+mod tests;
+
+use desired::{Owner, SHARED_LISTS, claims_nothing, desired};
+use pending::{Handed, Known};
 
 /// The least time between two rounds of writes.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
@@ -41,149 +64,191 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "portcullis";
 
-/// The longest condition message the Gateway API schema accepts.
-const MAX_MESSAGE: usize = 32_768;
+/// The `--gateway-service` Service's addresses, once listed (see `gateway_service.rs`).
+type ServiceAddresses = watch::Receiver<Option<Vec<Value>>>;
 
-/// A status report and the store it was compiled from (for generations and classes).
-type Pending = Option<Arc<(StatusReport, Arc<Store>)>>;
+/// What the status writer writes for whom.
+#[derive(Clone, Debug)]
+pub struct StatusOptions {
+    /// Our `controllerName`: the GatewayClasses whose objects are written.
+    pub controller_name: String,
+    /// The Service whose addresses Gateways without `spec.addresses` report; `None`: those
+    /// Gateways report the addresses they bind (none for the wildcard addresses).
+    pub gateway_service: Option<GatewayService>,
+}
 
-/// Hands status reports to the writer task; dropping it stops the task.
+/// Hands status changes to the writer task; dropping it stops the task.
 pub struct StatusWriter {
-    reports: watch::Sender<Pending>,
+    handed: Arc<Mutex<Handed>>,
+    wake: watch::Sender<()>,
 }
 
 impl StatusWriter {
-    /// Starts the writer task. `resources` are the served API resources by kind (from
-    /// discovery); `controller_name` is ours. Must run inside a tokio runtime.
+    /// Starts the writer task (and the watch of the gateway Service, if any). `resources` are
+    /// the served API resources by kind (from discovery). Writes while `is_leader` is true.
+    /// Must run inside a tokio runtime.
     pub(crate) fn start(
         client: kube::Client,
         resources: BTreeMap<Kind, ApiResource>,
-        controller_name: String,
+        options: StatusOptions,
         is_leader: watch::Receiver<bool>,
     ) -> StatusWriter {
-        let (reports, received) = watch::channel(None);
+        let (wake, woken) = watch::channel(());
+        let handed = Arc::new(Mutex::new(Handed::default()));
+        let service_addresses = options
+            .gateway_service
+            .map(|service| watch_addresses(client.clone(), service));
         let task = Task {
             client,
             resources,
-            controller_name,
+            controller_name: options.controller_name,
+            handed: Arc::clone(&handed),
+            known: Known::default(),
             written: BTreeMap::new(),
         };
-        tokio::spawn(task.run(received, is_leader));
-        StatusWriter { reports }
+        tokio::spawn(task.run(woken, is_leader, service_addresses));
+        StatusWriter { handed, wake }
     }
 
-    /// Queues the status of `store` for writing; a report not yet written is replaced.
-    pub fn publish(&self, report: StatusReport, store: Arc<Store>) {
-        self.reports.send_replace(Some(Arc::new((report, store))));
+    /// Hands over a status change compiled from `store` (changes are summed until the writer
+    /// takes them, so none is lost). Never blocks on I/O.
+    pub fn publish(&self, change: StatusChange, store: Arc<Store>) {
+        lock(&self.handed).add(change, store);
+        self.wake.send_replace(());
     }
+}
+
+/// The handed-over changes; plain data, consistent at every step, so a poisoned lock is
+/// still usable.
+fn lock(handed: &Mutex<Handed>) -> std::sync::MutexGuard<'_, Handed> {
+    handed
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Task {
     client: kube::Client,
     resources: BTreeMap<Kind, ApiResource>,
     controller_name: String,
+    /// Changes handed over, not yet taken into `known`.
+    handed: Arc<Mutex<Handed>>,
+    /// Every object's status, and which may need writing.
+    known: Known,
     /// The status last written (or found) per object, without timestamps.
     written: BTreeMap<ObjectKey, Value>,
 }
 
 impl Task {
-    /// Writes the latest report while `is_leader` says so; ends when either channel closes.
+    /// Writes what changed while `is_leader` says so, again when the gateway Service's
+    /// addresses change; ends when a channel closes.
     async fn run(
         mut self,
-        mut received: watch::Receiver<Pending>,
+        mut woken: watch::Receiver<()>,
         mut is_leader: watch::Receiver<bool>,
+        mut service_addresses: Option<ServiceAddresses>,
     ) {
         let mut retry = RETRY_FIRST;
         let mut has_failed = false;
         loop {
             tokio::select! {
-                changed = received.changed() => if changed.is_err() { return },
+                changed = woken.changed() => if changed.is_err() { return },
                 changed = is_leader.changed() => {
                     if changed.is_err() {
                         return;
                     }
                     // Another replica may have written meanwhile: compare with the API again.
                     self.written.clear();
+                    self.known.mark_all();
                 }
-                // Failed writes are tried again after a backoff, or sooner with a new report.
+                changed = async { service_addresses.as_mut()?.changed().await.ok() },
+                    if service_addresses.is_some() =>
+                {
+                    if changed.is_none() {
+                        return;
+                    }
+                    self.known.mark_kind(Kind::Gateway);
+                }
+                // Failed writes are tried again after a backoff, or sooner with a new change.
                 () = tokio::time::sleep(retry), if has_failed => retry = (retry * 2).min(RETRY_MAX),
+            }
+            let handed = std::mem::take(&mut *lock(&self.handed));
+            for gone in self.known.take(handed) {
+                self.written.remove(&gone);
             }
             if !*is_leader.borrow_and_update() {
                 has_failed = false;
                 continue;
             }
-            let latest = received.borrow_and_update().clone();
-            if let Some(latest) = latest {
-                let (report, store) = &*latest;
-                has_failed = !self.write_round(report, store).await;
-                if !has_failed {
-                    retry = RETRY_FIRST;
-                }
+            let addresses = service_addresses
+                .as_mut()
+                .map(|addresses| addresses.borrow_and_update().clone());
+            has_failed = !self.write_round(addresses.as_ref()).await;
+            if !has_failed {
+                retry = RETRY_FIRST;
             }
             tokio::time::sleep(MIN_INTERVAL).await;
         }
     }
 
-    /// Writes what changed; `false` when some write failed.
-    async fn write_round(&mut self, report: &StatusReport, store: &Store) -> bool {
-        let mut is_complete = true;
-        let mut seen = BTreeSet::new();
-        for status in &report.objects {
-            let Some((key, desired)) = self.desired(status, store) else {
-                continue;
-            };
-            seen.insert(key.clone());
-            if self.written.get(&key) == Some(&desired) {
+    /// Writes the dirty objects' status where it changed; `false` when some write failed
+    /// (those stay dirty). `service` is `None` without `--gateway-service`, else the
+    /// Service's addresses once listed: until then Gateways wait, so that they are not
+    /// written twice at start.
+    async fn write_round(&mut self, service: Option<&Option<Vec<Value>>>) -> bool {
+        let dirty = std::mem::take(&mut self.known.dirty);
+        let owner = Owner {
+            controller_name: &self.controller_name,
+            service_addresses: service.and_then(Option::as_deref),
+        };
+        let mut changed = Vec::new();
+        for key in dirty {
+            if key.kind == Kind::Gateway && service.is_some_and(Option::is_none) {
+                self.known.dirty.insert(key);
                 continue;
             }
+            let Some(status) = self.known.statuses.get(&key) else {
+                continue;
+            };
+            let Some((_, desired)) = desired(status, &self.known.store, &owner) else {
+                // Not ours, or no longer in the store: nothing to write.
+                self.written.remove(&key);
+                continue;
+            };
+            if self.written.get(&key) == Some(&desired)
+                // Nothing of ours, and nothing written by us to remove: no read needed.
+                || (claims_nothing(&desired) && !self.written.contains_key(&key))
+            {
+                continue;
+            }
+            changed.push((key, desired));
+        }
+        let mut is_complete = true;
+        let mut count = 0;
+        for (key, desired) in changed {
             match self.write(&key, &desired).await {
-                Ok(()) => {
+                Ok(is_written) => {
+                    count += usize::from(is_written);
                     self.written.insert(key, desired);
                 }
                 Err(error) => {
                     tracing::warn!(object = %key, %error, "status not written; retried with backoff");
                     self.written.remove(&key);
+                    self.known.dirty.insert(key);
                     is_complete = false;
                 }
             }
         }
-        // Forget objects that are gone, so that one created again is written again.
-        self.written.retain(|key, _| seen.contains(key));
+        if count > 0 {
+            tracing::info!(objects = count, "status written");
+        }
         is_complete
     }
 
-    /// The key and the status (without timestamps) we own for `status`, if any.
-    fn desired(&self, status: &ObjectStatus, store: &Store) -> Option<(ObjectKey, Value)> {
-        let kind = Kind::from_api(&format!("{}/v1", kind_group(status.kind)), status.kind)?;
-        let key = ObjectKey::new(kind, &status.namespace, &status.name);
-        let object = store.get(&key)?;
-        let generation = object.metadata().generation.unwrap_or(0);
-        let is_ours = |class_name: &str| {
-            store
-                .gateway_classes
-                .get(class_name)
-                .is_some_and(|class| class.spec.controller_name == self.controller_name)
-        };
-        let desired = match &object {
-            Object::GatewayClass(class) if class.spec.controller_name == self.controller_name => {
-                json!({"conditions": conditions(&status.conditions, generation)})
-            }
-            Object::Gateway(gateway) if is_ours(&gateway.spec.gateway_class_name) => {
-                gateway_status(status, generation)
-            }
-            Object::HttpRoute(_) | Object::GrpcRoute(_) | Object::TlsRoute(_) => {
-                route_status(status, generation, &self.controller_name)?
-            }
-            _ => return None,
-        };
-        Some((key, desired))
-    }
-
     /// Reads the object, merges what others own, keeps unchanged conditions' timestamps, and
-    /// applies the result unless the API server holds it already.
-    async fn write(&self, key: &ObjectKey, desired: &Value) -> Result<(), kube::Error> {
+    /// applies the result unless the API server holds it already. `true` when it wrote.
+    async fn write(&self, key: &ObjectKey, desired: &Value) -> Result<bool, kube::Error> {
         let Some(resource) = self.resources.get(&key.kind) else {
-            return Ok(());
+            return Ok(false);
         };
         let api: Api<DynamicObject> = if key.kind.is_cluster_scoped() {
             Api::all_with(self.client.clone(), resource)
@@ -193,21 +258,26 @@ impl Task {
         let current = api.get_status(&key.name).await?;
         let current_status = current.data.get("status").cloned().unwrap_or(Value::Null);
         let mut status = desired.clone();
-        if let Some(parents) = status.get_mut("parents").and_then(Value::as_array_mut) {
-            // Others' entries first, as they were; then ours.
-            let others: Vec<Value> = current_status["parents"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|parent| parent["controllerName"] != self.controller_name.as_str())
-                .cloned()
-                .collect();
-            let ours = std::mem::take(parents);
-            *parents = others.into_iter().chain(ours).collect();
+        for list in SHARED_LISTS {
+            if let Some(entries) = status.get_mut(list).and_then(Value::as_array_mut) {
+                // Others' entries first, as they were; then ours.
+                let others: Vec<Value> = current_status[list]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|entry| entry["controllerName"] != self.controller_name.as_str())
+                    .cloned()
+                    .collect();
+                let ours = std::mem::take(entries);
+                *entries = others.into_iter().chain(ours).collect();
+            }
         }
         stamp(&mut status, &current_status, &now());
-        if without_timestamps(&current_status) == without_timestamps(&status) {
-            return Ok(());
+        if without_timestamps(&current_status) == without_timestamps(&status)
+            // An absent list and an empty one are the same status.
+            || is_empty_as(&current_status, &status)
+        {
+            return Ok(false);
         }
         let mut metadata = json!({"name": key.name});
         if !key.namespace.is_empty() {
@@ -228,101 +298,19 @@ impl Task {
             &Patch::Apply(&patch),
         )
         .await?;
-        tracing::debug!(object = %key, "status written");
-        Ok(())
+        tracing::debug!(object = %key, "status of one object written");
+        Ok(true)
     }
 }
 
-/// Conditions as the API shows them (see [`condition`]).
-fn conditions(conditions: &[Condition], generation: i64) -> Value {
-    Value::Array(
-        conditions
-            .iter()
-            .map(|c| condition(c, generation))
-            .collect(),
-    )
-}
-
-/// A Gateway's `status`: conditions, listeners, and the addresses clients reach it on.
-fn gateway_status(status: &ObjectStatus, generation: i64) -> Value {
-    // The wildcard bind addresses (a Gateway without spec.addresses) are where we listen, not
-    // where clients reach us: not written.
-    let addresses: Vec<Value> = status
-        .addresses
-        .iter()
-        .filter_map(|address| match address.parse::<std::net::IpAddr>() {
-            Ok(ip) if ip.is_unspecified() => None,
-            Ok(_) => Some(json!({"type": "IPAddress", "value": address})),
-            Err(_) => Some(json!({"type": "Hostname", "value": address})),
+/// Whether `status` only holds empty shared lists and `current` has none of them (nothing of
+/// ours to write, nothing of ours to remove).
+fn is_empty_as(current: &Value, status: &Value) -> bool {
+    status.as_object().is_some_and(|fields| {
+        fields.iter().all(|(field, value)| {
+            value.as_array().is_some_and(Vec::is_empty)
+                && current[field.as_str()].as_array().is_none_or(Vec::is_empty)
         })
-        .collect();
-    let listeners: Vec<Value> = status
-        .listeners
-        .iter()
-        .map(|listener| {
-            json!({
-                "name": listener.name,
-                "attachedRoutes": listener.attached_routes,
-                "supportedKinds": listener.supported_kinds,
-                "conditions": conditions(&listener.conditions, generation),
-            })
-        })
-        .collect();
-    let mut desired = json!({
-        "conditions": conditions(&status.conditions, generation),
-        "listeners": listeners,
-    });
-    if !addresses.is_empty() {
-        desired["addresses"] = Value::Array(addresses);
-    }
-    desired
-}
-
-/// A route's `status` as far as it is ours: the `parents` entries of `controller_name`; `None`
-/// when it has none.
-fn route_status(status: &ObjectStatus, generation: i64, controller_name: &str) -> Option<Value> {
-    let parents: Vec<Value> = status
-        .parents
-        .iter()
-        // Compared as `str`: the report may hold the name as `String` or `Arc<str>`.
-        .filter(|parent| &*parent.controller_name == controller_name)
-        .map(|parent| {
-            json!({
-                "parentRef": parent.parent_ref,
-                "controllerName": parent.controller_name,
-                "conditions": conditions(&parent.conditions, generation),
-            })
-        })
-        .collect();
-    (!parents.is_empty()).then(|| json!({"parents": parents}))
-}
-
-/// The group of a kind name as compile spells it.
-fn kind_group(kind: &str) -> &'static str {
-    match kind {
-        "GatewayClass" | "Gateway" | "HTTPRoute" | "GRPCRoute" | "TLSRoute" => {
-            model::kind::GATEWAY_GROUP
-        }
-        _ => "",
-    }
-}
-
-/// A condition as the API shows it, without its `lastTransitionTime` (see [`stamp`]).
-fn condition(condition: &Condition, generation: i64) -> Value {
-    let mut message = condition.message.to_string();
-    if message.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-    }
-    json!({
-        "type": condition.kind,
-        "status": condition.status,
-        "reason": condition.reason,
-        "message": message,
-        "observedGeneration": generation,
     })
 }
 
@@ -366,16 +354,19 @@ fn stamp(status: &mut Value, current: &Value, now: &str) {
         }
         Value::Array(items) => {
             for item in items {
-                // Lists are matched by their map key: `name` (listeners) or `parentRef` (parents).
+                // Lists are matched by their map key: `name` (listeners), `parentRef` (parents)
+                // or `ancestorRef` (ancestors), with the controller for the shared lists.
                 let matching = current
                     .as_array()
                     .into_iter()
                     .flatten()
                     .find(|candidate| {
                         (item.get("name").is_some() && candidate.get("name") == item.get("name"))
-                            || (item.get("parentRef").is_some()
-                                && candidate.get("parentRef") == item.get("parentRef")
-                                && candidate.get("controllerName") == item.get("controllerName"))
+                            || ["parentRef", "ancestorRef"].iter().any(|reference| {
+                                item.get(reference).is_some()
+                                    && candidate.get(reference) == item.get(reference)
+                                    && candidate.get("controllerName") == item.get("controllerName")
+                            })
                     })
                     .cloned()
                     .unwrap_or(Value::Null);
@@ -409,6 +400,3 @@ fn now() -> String {
             |t| t.to_string(),
         )
 }
-
-#[cfg(test)]
-mod tests;

@@ -16,10 +16,10 @@ use source::SourceUpdate;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{Converted, convert};
-use crate::discovery::{WatchedStream, watched_streams};
+use crate::discovery::{WatchedStream, rediscover, streams_of, watched_streams};
 use crate::error::KubeSourceError;
 use crate::mirror::Mirror;
-use crate::status_writer::StatusWriter;
+use crate::status_writer::{StatusOptions, StatusWriter};
 
 /// What to watch.
 #[derive(Clone, Debug, Default)]
@@ -92,14 +92,24 @@ impl KubeSource {
             }
         }
         let (first, first_received) = oneshot::channel();
+        // Kinds the API server starts serving later (a CRD installed after the start).
+        let (found, discovered) = mpsc::channel(4);
+        tokio::spawn(rediscover(client.clone(), resources.clone(), found));
         let watchers = Watchers {
             client: client.clone(),
             resources: resources.clone(),
+            namespaces: options.namespaces.clone(),
             events,
             objects: BTreeMap::new(),
             is_following: false,
         };
-        tokio::spawn(follow(Mirror::new(streams), received, watchers, first));
+        tokio::spawn(follow(
+            Mirror::new(streams),
+            received,
+            discovered,
+            watchers,
+            first,
+        ));
         Ok(KubeSource {
             first: first_received,
             client,
@@ -108,17 +118,17 @@ impl KubeSource {
     }
 
     /// A [`StatusWriter`] to the same API server, for the objects of GatewayClasses whose
-    /// `controllerName` is `controller_name`, writing while `is_leader` is true. Must run
-    /// inside a tokio runtime.
+    /// `controllerName` is `options.controller_name`, writing while `is_leader` is true. Must
+    /// run inside a tokio runtime.
     pub fn status_writer(
         &self,
-        controller_name: String,
+        options: StatusOptions,
         is_leader: tokio::sync::watch::Receiver<bool>,
     ) -> StatusWriter {
         StatusWriter::start(
             self.client.clone(),
             self.resources.clone(),
-            controller_name,
+            options,
             is_leader,
         )
     }
@@ -253,10 +263,12 @@ impl ReconnectBackoff {
     }
 }
 
-/// Starts and stops the watchers of single objects (referenced Secrets and ConfigMaps).
+/// Starts and stops the watchers of single objects (referenced Secrets and ConfigMaps), and
+/// starts those of kinds the API server serves only after the start.
 struct Watchers {
     client: Client,
     resources: BTreeMap<Kind, ApiResource>,
+    namespaces: Vec<String>,
     events: mpsc::Sender<(WatchedStream, Event<Converted>)>,
     objects: BTreeMap<WatchedStream, tokio::task::JoinHandle<()>>,
     /// Whether references have been followed once (after every kind listed).
@@ -264,6 +276,27 @@ struct Watchers {
 }
 
 impl Watchers {
+    /// Watches kinds the API server serves now and did not at the start. Their streams do not
+    /// hold publishing once something was published (as for a Secret referenced later); their
+    /// watchers end with the mirror's task, as the first ones do.
+    fn watch_kinds(&mut self, mirror: &mut Mirror, found: BTreeMap<Kind, ApiResource>) {
+        for stream in streams_of(found.keys().copied(), &self.namespaces) {
+            let Some(resource) = found.get(&stream.kind) else {
+                continue;
+            };
+            mirror.add_stream(stream.clone());
+            tokio::spawn(watch_stream(
+                self.client.clone(),
+                stream,
+                resource.clone(),
+                self.events.clone(),
+            ));
+        }
+        // Referenced kinds (Secrets, ConfigMaps) are watched by `follow_references` from now on.
+        self.resources.extend(found);
+        self.is_following = false;
+    }
+
     /// Watches exactly the Secrets and ConfigMaps the mirror's objects reference, once every
     /// kind has listed, and when the referencing kinds changed (or nothing is watched yet).
     fn follow_references(&mut self, mirror: &mut Mirror) {
@@ -328,6 +361,7 @@ impl Drop for Watchers {
 async fn follow(
     mut mirror: Mirror,
     mut received: mpsc::Receiver<(WatchedStream, Event<Converted>)>,
+    mut discovered: mpsc::Receiver<BTreeMap<Kind, ApiResource>>,
     mut watchers: Watchers,
     first: oneshot::Sender<tokio::sync::watch::Receiver<Arc<SourceUpdate>>>,
 ) {
@@ -338,6 +372,10 @@ async fn follow(
     loop {
         let next = tokio::select! {
             next = received.recv() => next,
+            Some(found) = discovered.recv() => {
+                watchers.watch_kinds(&mut mirror, found);
+                continue;
+            }
             _ = waiting.tick(), if updates.is_none() => {
                 let unsynced: Vec<String> = mirror.unsynced().map(|stream| match &stream.namespace {
                     Some(namespace) => format!("{} in {namespace}", stream.kind),

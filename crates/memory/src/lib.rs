@@ -15,7 +15,7 @@ pub mod allocator;
 pub mod start_up;
 
 pub use allocator::{Allocator, on_thread_park, upkeep};
-pub use start_up::{disable_huge_pages, release_start_up_code};
+pub use start_up::{disable_huge_pages, release_control_plane_code};
 
 /// A `/proc/self/status` figure in KiB (`RssAnon`, `RssFile`, ...), for the tests.
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Loading and compiling the config runs code the request path never does (the YAML parser,
 //! every deserializer, `compile`, the command line parser): about 5 MiB of the binary's pages
 //! are mapped into the process for it, and stay in its resident set for its life although
-//! they are never run again. [`release_start_up_code`] unmaps the executable's clean,
+//! they are never run again. [`release_control_plane_code`] unmaps the executable's clean,
 //! read-only pages once (`madvise(MADV_DONTNEED)`); whatever runs afterwards, the request path
 //! first, maps its pages again on first use, from the page cache. The pages stay in the page
 //! cache (the kernel drops them there only under memory pressure, as it would have anyway):
@@ -74,7 +74,7 @@ fn clean_mappings(smaps: &str, executable: &str) -> Vec<CleanMapping> {
 /// and again once a burst of config changes is over (the gateway does a second after the last
 /// one): applying a change maps the parser's and the compiler's code back in.
 /// Returns the bytes of the mappings advised. Errors: `/proc` unreadable, or `madvise` refused.
-pub fn release_start_up_code() -> io::Result<usize> {
+pub fn release_control_plane_code() -> io::Result<usize> {
     let executable = std::fs::read_link("/proc/self/exe")?;
     let executable = executable.to_string_lossy();
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;

@@ -10,15 +10,26 @@
 //! kept as the user wrote them: numbers as `i64` (so a negative value is a range error naming
 //! the field, not a file that fails to parse), enumerations, durations (GEP-2257) and byte
 //! sizes as text. `compile` validates them. Unknown fields are rejected so a typo is an error,
-//! not a silently ignored setting.
+//! not a silently ignored setting. The `schemars` attributes are the CRD's checks ahead of
+//! `compile` (see [`crate::schema`]), with the same [`bounds`].
 
+pub mod bounds;
+
+use std::borrow::Cow;
 use std::fmt;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::core::ObjectMeta;
 use crate::policy::PolicyTargetRef;
+use crate::schema::{BYTE_SIZE_PATTERN, DURATION_PATTERN, MAX_TARGET_REFS};
+use bounds::{
+    BUFFER_LIMIT, MAX_CONCURRENT_STREAMS, MAX_CONNECTIONS, MAX_CONTROL_FRAMES_PER_SECOND,
+    MAX_HEADERS_COUNT, MAX_REQUEST_HEADERS_KIB, MAX_RESETS_PER_CONNECTION, MAX_URI_BYTES,
+    TRUSTED_HOPS, WINDOW_SIZE,
+};
 
 /// A `ClientTrafficPolicy` object.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -32,12 +43,19 @@ pub struct ClientTrafficPolicy {
 }
 
 /// `ClientTrafficPolicy.spec`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// `targetRefs` defaults to empty for serde (compile reports it); the API server requires it.
+#[schemars(extend("required" = ["targetRefs"]))]
 pub struct ClientTrafficPolicySpec {
     /// Gateways (whole, or one listener by `sectionName`) in the policy's namespace; the most
     /// specific attachment wins.
     #[serde(default)]
+    #[schemars(length(min = 1, max = MAX_TARGET_REFS))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(t, has(t.group) && t.group == 'gateway.networking.k8s.io' && t.kind == 'Gateway')",
+        "message": "each target must be a gateway.networking.k8s.io Gateway (whole, or one listener by sectionName)"
+    }]))]
     pub target_refs: Vec<PolicyTargetRef>,
     /// Request head limits.
     #[serde(default)]
@@ -66,22 +84,25 @@ pub struct ClientTrafficPolicySpec {
 }
 
 /// `headers`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientHeaders {
     /// Size of the request head (request line and header fields), in KiB.
     #[serde(default, rename = "maxRequestHeadersKiB")]
+    #[schemars(range(min = *MAX_REQUEST_HEADERS_KIB.start(), max = *MAX_REQUEST_HEADERS_KIB.end()))]
     pub max_request_headers_kib: Option<i64>,
     /// Number of header fields.
     #[serde(default)]
+    #[schemars(range(min = *MAX_HEADERS_COUNT.start(), max = *MAX_HEADERS_COUNT.end()))]
     pub max_headers_count: Option<i64>,
     /// Length of the request target (path and query), in bytes.
     #[serde(default)]
+    #[schemars(range(min = *MAX_URI_BYTES.start(), max = *MAX_URI_BYTES.end()))]
     pub max_uri_bytes: Option<i64>,
 }
 
 /// `path`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientPath {
     /// Collapse runs of `/` into one.
@@ -89,11 +110,12 @@ pub struct ClientPath {
     pub merge_slashes: Option<bool>,
     /// `KeepUnchanged`, `RejectRequest`, `UnescapeAndRedirect` or `UnescapeAndForward`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["KeepUnchanged", "RejectRequest", "UnescapeAndRedirect", "UnescapeAndForward"]))]
     pub escaped_slashes_action: Option<String>,
 }
 
 /// `timeout`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientTimeout {
     /// HTTP timeouts.
@@ -102,55 +124,69 @@ pub struct ClientTimeout {
 }
 
 /// `timeout.http` (GEP-2257 durations).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.requestHeaderTimeout) || duration(self.requestHeaderTimeout) > duration('0s')",
+    "message": "requestHeaderTimeout must be greater than 0s"
+}]))]
 pub struct ClientHttpTimeout {
     /// Time for a request head to arrive.
     #[serde(default)]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub request_header_timeout: Option<String>,
     /// Time for a request body to arrive after its head (`0s`: no limit).
     #[serde(default)]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub request_body_timeout: Option<String>,
     /// Time a connection may stay without a request in flight (`0s`: no limit).
     #[serde(default)]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub idle_timeout: Option<String>,
 }
 
 /// `connection`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientConnection {
     /// Open connections per socket.
     #[serde(default)]
+    #[schemars(range(min = *MAX_CONNECTIONS.start(), max = *MAX_CONNECTIONS.end()))]
     pub max_connections: Option<i64>,
     /// Per-connection buffer bound.
     #[serde(default)]
+    #[schemars(extend("minimum" = *BUFFER_LIMIT.start(), "maximum" = *BUFFER_LIMIT.end()))]
     pub buffer_limit: Option<ByteQuantity>,
 }
 
 /// `http2`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientHttp2 {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
     #[serde(default)]
+    #[schemars(range(min = *MAX_CONCURRENT_STREAMS.start(), max = *MAX_CONCURRENT_STREAMS.end()))]
     pub max_concurrent_streams: Option<i64>,
     /// Client stream resets one connection may send.
     #[serde(default)]
+    #[schemars(range(min = *MAX_RESETS_PER_CONNECTION.start(), max = *MAX_RESETS_PER_CONNECTION.end()))]
     pub max_resets_per_connection: Option<i64>,
     /// SETTINGS and PING frames one connection may send per second.
     #[serde(default)]
+    #[schemars(range(min = *MAX_CONTROL_FRAMES_PER_SECOND.start(), max = *MAX_CONTROL_FRAMES_PER_SECOND.end()))]
     pub max_control_frames_per_second: Option<i64>,
     /// `SETTINGS_INITIAL_WINDOW_SIZE`.
     #[serde(default)]
+    #[schemars(extend("minimum" = *WINDOW_SIZE.start(), "maximum" = *WINDOW_SIZE.end()))]
     pub initial_stream_window_size: Option<ByteQuantity>,
     /// The connection's flow-control window.
     #[serde(default)]
+    #[schemars(extend("minimum" = *WINDOW_SIZE.start(), "maximum" = *WINDOW_SIZE.end()))]
     pub initial_connection_window_size: Option<ByteQuantity>,
 }
 
 /// `clientIPDetection`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientIpDetection {
     /// Trust `X-Forwarded-For` set by this many proxies.
@@ -159,16 +195,17 @@ pub struct ClientIpDetection {
 }
 
 /// `clientIPDetection.xForwardedFor`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct XForwardedFor {
     /// Proxies in front of the gateway whose entries are believed.
     #[serde(default)]
+    #[schemars(range(min = *TRUSTED_HOPS.start(), max = *TRUSTED_HOPS.end()))]
     pub num_trusted_hops: Option<i64>,
 }
 
 /// `proxyProtocol`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyProtocol {
     /// Whether connections start with a PROXY protocol (v1 or v2) header.
@@ -177,14 +214,19 @@ pub struct ProxyProtocol {
 }
 
 /// `tls`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientTls {
-    /// `"1.2"` or `"1.3"`. An unquoted YAML number (`1.3`) is read as its text.
+    /// `"1.2"` or `"1.3"`. An unquoted YAML number (`1.3`) is read as its text; the API
+    /// server, which checks the schema first, wants the string.
     #[serde(default, deserialize_with = "text_or_number")]
+    #[schemars(extend("enum" = ["1.2", "1.3"]))]
     pub min_version: Option<String>,
     /// ALPN protocols offered, in preference order: `h2`, `http/1.1`.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 2))]
+    #[schemars(extend("items" = {"type": "string", "enum": ["h2", "http/1.1"]}))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub alpn_protocols: Option<Vec<String>>,
 }
 
@@ -197,6 +239,24 @@ pub enum ByteQuantity {
     Number(i64),
     /// Text with a unit.
     Text(String),
+}
+
+/// An integer, or a string of digits and a unit: `x-kubernetes-int-or-string`, as Kubernetes
+/// quantities are.
+impl JsonSchema for ByteQuantity {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("ByteQuantity")
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // No `anyOf` of the two types: kube's structural rewrite empties its branches. A
+        // `pattern` applies to strings only, and `minimum`/`maximum` (set per field) to
+        // integers only.
+        json_schema!({
+            "x-kubernetes-int-or-string": true,
+            "pattern": BYTE_SIZE_PATTERN,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for ByteQuantity {

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod kind;
 pub mod parse;
 pub mod policy;
+pub mod schema;
 pub mod store;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec};

@@ -85,6 +85,18 @@ pub(crate) struct RunArgs {
     #[arg(long, requires = "kubernetes")]
     pub(crate) lease_identity: Option<String>,
 
+    /// With --kubernetes: the Service clients reach the gateway through (NAMESPACE/NAME, e.g.
+    /// the LoadBalancer Service of deploy/gateway.yaml). Gateways without spec.addresses report
+    /// its load balancer's ingress IPs and hostnames in status.addresses, or its cluster IPs
+    /// while it has none. Default: none (such Gateways report no address unless --bind names
+    /// specific ones). Gateways with spec.addresses report those. Ignored without --kubernetes.
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        env = "PORTCULLIS_GATEWAY_SERVICE"
+    )]
+    pub(crate) gateway_service: Option<kube_source::GatewayService>,
+
     /// Admin server address: /ready, /healthz, /metrics, /status, /config, /endpoints.
     #[arg(long, default_value = "127.0.0.1:9901", env = "PORTCULLIS_ADMIN")]
     pub(crate) admin: SocketAddr,

@@ -120,7 +120,13 @@ async fn kubernetes_updates(
             duration: args.lease_duration,
         },
     );
-    let status = source.status_writer(args.controller_name.clone(), election.is_leader());
+    let status = source.status_writer(
+        kube_source::StatusOptions {
+            controller_name: args.controller_name.clone(),
+            gateway_service: args.gateway_service.clone(),
+        },
+        election.is_leader(),
+    );
     let cluster = source.synced().await?;
     let updates = match local {
         Some(local) => kube_source::follow_with_local(cluster, local),
@@ -184,7 +190,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let initial = updates.borrow_and_update().clone();
     controller.apply(initial);
     // Start-up is over: its code leaves the resident set (`crates/memory`).
-    match memory::release_start_up_code() {
+    match memory::release_control_plane_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
     }
@@ -260,7 +266,7 @@ async fn follow_updates(
             }
             () = &mut release, if release_due => {
                 release_due = false;
-                match memory::release_start_up_code() {
+                match memory::release_control_plane_code() {
                     Ok(bytes) => tracing::debug!(bytes, "code of the last config change released"),
                     Err(error) => tracing::debug!(%error, "code of the last config change not released"),
                 }

@@ -2,12 +2,17 @@
 //! to. Every problem is reported with its field path; a field that is not set keeps the
 //! default of `snapshot::client` (and TLS 1.2+, the socket's default ALPN list).
 //!
-//! The bounds below are ours, chosen so that no value can make the gateway unusable or
-//! unprotected; each names why where it is not obvious.
+//! The bounds are `model::client_policy::bounds` (the CRD's schema enforces the same ones at
+//! `kubectl apply`).
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use model::client_policy::bounds::{
+    BUFFER_LIMIT, MAX_CONCURRENT_STREAMS, MAX_CONNECTIONS, MAX_CONTROL_FRAMES_PER_SECOND,
+    MAX_HEADERS_COUNT, MAX_REQUEST_HEADERS_KIB, MAX_RESETS_PER_CONNECTION, MAX_URI_BYTES,
+    TRUSTED_HOPS, WINDOW_SIZE,
+};
 use model::client_policy::{
     ByteQuantity, ClientHeaders, ClientHttp2, ClientHttpTimeout, ClientTrafficPolicySpec,
 };
@@ -18,31 +23,6 @@ use crate::problems::{FieldPath, Problems};
 use crate::{byte_size, duration};
 
 use super::ListenerClient;
-
-/// `headers.maxRequestHeadersKiB`: 1 KiB to 8 MiB.
-const MAX_REQUEST_HEADERS_KIB: RangeInclusive<i64> = 1..=8192;
-/// `headers.maxHeadersCount`.
-const MAX_HEADERS_COUNT: RangeInclusive<i64> = 1..=10_000;
-/// `headers.maxUriBytes`: 256 bytes (enough for any sane path) to 1 MiB.
-const MAX_URI_BYTES: RangeInclusive<i64> = 256..=1_048_576;
-/// `connection.maxConnections`, per socket.
-const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
-/// `connection.bufferLimit`: at least 8 KiB, the smallest HTTP/1.1 read buffer hyper accepts;
-/// at most 64 MiB per connection.
-const BUFFER_LIMIT: RangeInclusive<i64> = 8192..=67_108_864;
-/// `http2.maxConcurrentStreams`: at least one stream; at most 2^31-1 (RFC 9113 §5.1.1).
-const MAX_CONCURRENT_STREAMS: RangeInclusive<i64> = 1..=2_147_483_647;
-/// `http2.maxResetsPerConnection`: at least 10, so that the per-second threshold (a tenth of
-/// it) is at least one reset.
-const MAX_RESETS_PER_CONNECTION: RangeInclusive<i64> = 10..=1_000_000;
-/// `http2.maxControlFramesPerSecond`.
-const MAX_CONTROL_FRAMES_PER_SECOND: RangeInclusive<i64> = 1..=1_000_000;
-/// `http2.initialStreamWindowSize` and `initialConnectionWindowSize`: from the protocol's own
-/// initial window (65,535) to the largest window RFC 9113 §6.9.1 allows (2^31-1).
-const WINDOW_SIZE: RangeInclusive<i64> = 65_535..=2_147_483_647;
-/// `clientIPDetection.xForwardedFor.numTrustedHops`: more proxies than this in front of one
-/// gateway is a mistake, not a topology.
-const TRUSTED_HOPS: RangeInclusive<i64> = 0..=64;
 
 /// The `escapedSlashesAction` values, as the policy spells them.
 const ESCAPED_SLASHES: [(&str, EscapedSlashes); 4] = [

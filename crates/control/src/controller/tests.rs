@@ -235,3 +235,42 @@ async fn rejected_file_makes_the_status_unhealthy() {
     // The other files' objects still serve.
     assert_eq!(gateway.snapshot().generation, 1);
 }
+
+#[tokio::test]
+async fn the_status_sink_gets_everything_once_then_only_what_a_step_compiled_again() {
+    let mut gateway = Gateway::new();
+    let handed: Arc<Mutex<Vec<compile::StatusChange>>> = Arc::default();
+    let sink = Arc::clone(&handed);
+    gateway.controller.on_status(move |change, _store| {
+        sink.lock().expect("not poisoned").push(change);
+    });
+    gateway
+        .controller
+        .apply(gateway.update(1, "/v1", "10.0.0.1"));
+    // Endpoints only: no status can have changed, nothing is handed over.
+    gateway
+        .controller
+        .apply(gateway.update(2, "/v1", "10.0.0.2"));
+    // A route edit: its status and its Gateway's (the listener counting it), nothing else.
+    gateway
+        .controller
+        .apply(gateway.update(3, "/v2", "10.0.0.2"));
+
+    let handed = handed.lock().expect("not poisoned");
+    assert_eq!(handed.len(), 2, "{handed:?}");
+    let compile::StatusChange::Full(report) = &handed[0] else {
+        panic!("the first change is not full: {:?}", handed[0]);
+    };
+    assert_eq!(report.objects.len(), 3, "class, Gateway and route");
+    let compile::StatusChange::Partial {
+        statuses,
+        recompiled,
+    } = &handed[1]
+    else {
+        panic!("a route edit is not partial: {:?}", handed[1]);
+    };
+    assert_eq!(recompiled, &["HTTPRoute shop/web"]);
+    let mut labels: Vec<String> = statuses.iter().map(compile::ObjectStatus::label).collect();
+    labels.sort();
+    assert_eq!(labels, ["Gateway shop/gw", "HTTPRoute shop/web"]);
+}

@@ -220,3 +220,26 @@ fn secret_other() -> Converted {
         object: model::parse::decode_object(document),
     }
 }
+
+#[test]
+fn a_kind_watched_after_the_first_publication_does_not_hold_publishing_or_references() {
+    let slices = stream(Kind::EndpointSlice);
+    let mut mirror = Mirror::new([slices.clone()]);
+    list(&mut mirror, &slices, vec![slice("cart-1", "198.18.0.2")]);
+    mirror.publish().expect("everything listed");
+    // A CRD installed after the start: its kind's stream is added, and may never list (its
+    // list forbidden by RBAC, say).
+    let services = stream(Kind::Service);
+    mirror.add_stream(services.clone());
+    assert!(
+        mirror.are_kinds_listed(),
+        "references are still followed while the new kind has not listed"
+    );
+    mirror.apply(&slices, Event::Apply(slice("cart-1", "198.18.0.3")));
+    assert!(mirror.publish().is_some(), "other changes still publish");
+    // Its list arrives: its objects are published.
+    list(&mut mirror, &services, vec![service("cart")]);
+    let update = mirror.publish().expect("the new kind's objects");
+    assert!(update.changed_kinds.contains(&Kind::Service));
+    assert_eq!(update.store.services.len(), 1);
+}

@@ -63,3 +63,114 @@ fn listener_and_parent_conditions_are_matched_by_their_list_key() {
             .unwrap_or_default()
     );
 }
+
+/// The status side of one route edit at 1,000 and 5,000 routes, before and after the writer
+/// followed changes: a full report plus a pass over every object (what each applied update
+/// cost before), against the step's partial change plus a pass over the dirty objects. The
+/// compile itself (the same in both) and the writes (I/O) are left out. A probe, not a test:
+/// it asserts nothing about time (`cargo test -p kube_source --release -- --ignored
+/// --nocapture route_edit_status_cost`).
+#[test]
+#[ignore = "timing probe: prints numbers, run by hand with --ignored --nocapture"]
+fn route_edit_status_cost() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use compile::{CompileOptions, Compiler, DEFAULT_CONTROLLER_NAME, StatusChange};
+    use model::Store;
+
+    use super::desired::{Owner, desired};
+    use super::pending::{Handed, Known};
+
+    // An edit bumps the generation, as the API server does: the route's status changes
+    // (`observedGeneration`), and only its.
+    fn route(index: usize, host: &str, generation: u32) -> String {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{index}, namespace: shop, generation: {generation}}}\nspec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [{host}]\n  rules: [{{backendRefs: [{{name: cart, port: 80}}]}}]\n---\n"
+        )
+    }
+    let owner = Owner {
+        controller_name: DEFAULT_CONTROLLER_NAME,
+        service_addresses: None,
+    };
+    for routes in [1_000, 5_000] {
+        let mut documents = String::from(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: portcullis}\nspec: {controllerName: portcullis.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: shop}\nspec:\n  gatewayClassName: portcullis\n  listeners: [{name: http, protocol: HTTP, port: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: cart, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n---\n",
+        );
+        for index in 0..routes {
+            documents.push_str(&route(index, &format!("r{index}.example"), 1));
+        }
+        let mut store = Store::new();
+        for object in model::parse_documents(&documents).expect("valid").objects {
+            store.insert(object);
+        }
+        let old = Arc::new(store);
+        let mut compiler = Compiler::build(&old, CompileOptions::default());
+        // What the writer wrote for every object (so that only the edit differs).
+        let mut written = BTreeMap::new();
+        for status in &compiler.status().objects {
+            if let Some((key, value)) = desired(status, &old, &owner) {
+                written.insert(key, value);
+            }
+        }
+        let mut known = Known::default();
+        let mut handed = Handed::default();
+        handed.add(StatusChange::Full(compiler.status()), Arc::clone(&old));
+        known.take(handed);
+        known.dirty.clear();
+
+        let mut new = (*old).clone();
+        for object in model::parse_documents(&route(7, "edited.example", 2))
+            .expect("valid")
+            .objects
+        {
+            new.insert(object);
+        }
+        let new = Arc::new(new);
+        let step = compiler.update(&old, &new, 2);
+        assert!(!step.full, "a route edit is incremental");
+
+        let started = Instant::now();
+        let report = compiler.status();
+        let mut differing = 0;
+        for status in &report.objects {
+            if let Some((key, value)) = desired(status, &new, &owner)
+                && written.get(&key) != Some(&value)
+            {
+                differing += 1;
+            }
+        }
+        let before = started.elapsed();
+
+        let started = Instant::now();
+        let mut handed = Handed::default();
+        handed.add(
+            StatusChange::Partial {
+                statuses: step.statuses,
+                recompiled: step.recompiled,
+            },
+            Arc::clone(&new),
+        );
+        known.take(handed);
+        let mut dirty_differing = 0;
+        for key in std::mem::take(&mut known.dirty) {
+            let Some(status) = known.statuses.get(&key) else {
+                continue;
+            };
+            if let Some((key, value)) = desired(status, &new, &owner)
+                && written.get(&key) != Some(&value)
+            {
+                dirty_differing += 1;
+            }
+        }
+        let after = started.elapsed();
+        assert_eq!(
+            differing, dirty_differing,
+            "both find the same changed statuses"
+        );
+        println!(
+            "{routes} routes, one route edited: full report + pass over every object {before:?}; partial change + dirty objects {after:?} ({differing} status to write)"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! The executable's clean mappings are found, dropped from the resident set, and run again.
 
-use super::{CleanMapping, clean_mappings, release_start_up_code};
+use super::{CleanMapping, clean_mappings, release_control_plane_code};
 
 const SMAPS: &str = "\
 5555aaaa0000-5555aaab0000 r--p 00000000 08:01 42 /usr/bin/gateway
@@ -50,7 +50,7 @@ fn resident_file_kib() -> u64 {
 #[test]
 fn released_code_leaves_the_resident_set_and_runs_again() {
     let before = resident_file_kib();
-    let released = release_start_up_code().expect("madvise on the test binary's own code");
+    let released = release_control_plane_code().expect("madvise on the test binary's own code");
     let after = resident_file_kib();
     assert!(released > 0, "the test binary has clean read-only mappings");
     assert!(

@@ -238,6 +238,8 @@ impl TestCluster {
             "EndpointSlice" => ("endpointslices", true),
             "Gateway" => ("gateways", true),
             "HTTPRoute" => ("httproutes", true),
+            "ListenerSet" => ("listenersets", true),
+            "BackendTLSPolicy" => ("backendtlspolicies", true),
             "ServiceAccount" => ("serviceaccounts", true),
             "ClusterRole" => ("clusterroles", false),
             "ClusterRoleBinding" => ("clusterrolebindings", false),
@@ -246,6 +248,10 @@ impl TestCluster {
             "Lease" => ("leases", true),
             "Deployment" => ("deployments", true),
             "PodDisruptionBudget" => ("poddisruptionbudgets", true),
+            "CustomResourceDefinition" => ("customresourcedefinitions", false),
+            "Backend" => ("backends", true),
+            "BackendTrafficPolicy" => ("backendtrafficpolicies", true),
+            "ClientTrafficPolicy" => ("clienttrafficpolicies", true),
             other => bail!("the test cluster does not know the kind {other}"),
         };
         let resource =

@@ -1,0 +1,62 @@
+//! The `CustomResource` around each model spec type. The spec types are `model`'s own (the
+//! serde the file source and the Kubernetes source read with); a newtype here carries kube's
+//! derive, which needs a type of this crate, and is transparent to serde and schemars, so the
+//! CRD's `spec` schema is exactly the model type's.
+
+// The derive's root structs and constructors are not used: only `crd()` is.
+#![allow(dead_code)]
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::PolicyStatus;
+
+/// `Backend`: endpoints listed directly, for a `backendRef` with `group: portcullis.dev`.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "Backend",
+    namespaced,
+    category = "portcullis",
+    doc = "A set of endpoints (IP or DNS name, and port) a Gateway API backendRef can name."
+)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub(crate) struct BackendSpec(model::BackendSpec);
+
+/// `BackendTrafficPolicy`: balancing, health checks, breakers, retries and timeouts of the
+/// backends its targets reach.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "BackendTrafficPolicy",
+    namespaced,
+    status = "PolicyStatus",
+    category = "portcullis",
+    printcolumn = r#"{"name": "Accepted", "type": "string", "jsonPath": ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    doc = "How the backends reached through its targets are balanced, checked, broken and retried."
+)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub(crate) struct BackendTrafficPolicySpec(model::policy::BackendTrafficPolicySpec);
+
+/// `ClientTrafficPolicy`: what a Gateway or one of its listeners allows its clients.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "ClientTrafficPolicy",
+    namespaced,
+    status = "PolicyStatus",
+    category = "portcullis",
+    printcolumn = r#"{"name": "Accepted", "type": "string", "jsonPath": ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    doc = "What a Gateway, or one of its listeners, allows its clients: limits, timeouts, HTTP/2, TLS."
+)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub(crate) struct ClientTrafficPolicySpec(model::client_policy::ClientTrafficPolicySpec);
