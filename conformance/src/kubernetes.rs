@@ -25,7 +25,6 @@ use testkit::GatewayProcess;
 pub(crate) use api_server::ApiServer;
 pub(crate) use backend_host::BackendHost;
 pub(crate) use cluster::Cluster;
-pub(crate) use written_status::StatusComparison;
 
 use crate::manifests::kind;
 
@@ -129,12 +128,13 @@ impl KubernetesMode {
         .await
     }
 
-    /// Waits until the status written for `documents` equals `portcullis check`'s ([`written_status`]).
+    /// Waits until the status written for `documents` equals `portcullis check`'s, and returns how many
+    /// objects were compared ([`written_status`]).
     pub(crate) async fn compare_status(
         &self,
         binary: &Path,
         documents: &[Value],
-    ) -> anyhow::Result<StatusComparison> {
+    ) -> anyhow::Result<usize> {
         let applied: Vec<Value> = documents
             .iter()
             .filter(|object| kind(object) != "Deployment")

@@ -108,7 +108,7 @@ async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOut
         test_failure: None,
         verbose_detail: None,
         elapsed: Duration::ZERO,
-        status: None,
+        status_objects: None,
     };
     // What was applied to the API server (Kubernetes mode), removed again whatever happens.
     let mut applied = Vec::new();
@@ -129,7 +129,7 @@ async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOut
                     .compare_status(&shared.settings.binary, &environment.documents)
                     .await
                 {
-                    Ok(status) => outcome.status = Some(status),
+                    Ok(objects) => outcome.status_objects = Some(objects),
                     Err(error) => outcome.test_failure = Some(format!("{error:#}")),
                 }
             }

@@ -31,44 +31,21 @@ use crate::manifests::{CONTROLLER_NAME, kind, name, namespace};
 /// the gateway's Lease is taken).
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Kinds whose status `portcullis check` reports but the status writer does not write yet (issue 12, "What is
-/// left": ListenerSet status). Their differences do not fail a test; they are counted and shown on its line,
-/// and an object of such a kind whose written status does equal `check`'s counts as equal.
-const NOT_WRITTEN_YET: &[&str] = &["ListenerSet"];
-
-/// How the written status compared.
-pub(crate) struct StatusComparison {
-    /// Objects whose written status equals `check`'s.
-    pub(crate) equal: usize,
-    /// Objects of [`NOT_WRITTEN_YET`] kinds whose status differs, as `Kind namespace/name`.
-    pub(crate) not_written_yet: Vec<String>,
-}
-
-/// Waits until the status written for `documents` equals `portcullis check`'s (run with `binary`), except for
-/// [`NOT_WRITTEN_YET`] kinds; the error lists the differences still there at the deadline.
+/// Waits until the status written for `documents` equals `portcullis check`'s (run with `binary`) and returns
+/// how many objects were compared; the error lists the differences still there at the deadline.
 pub(crate) async fn compare(
     cluster: &Cluster,
     binary: &Path,
     documents: &[Value],
-) -> anyhow::Result<StatusComparison> {
+) -> anyhow::Result<usize> {
     let stored = read_back(cluster, documents).await?;
     let expected = expected_status(binary, &stored).await?;
     let deadline = Instant::now() + DEADLINE;
     loop {
         let stored = read_back(cluster, documents).await?;
-        let (known, differences): (Vec<_>, Vec<_>) = differences(&expected, &stored)
-            .into_iter()
-            .partition(|(id, _)| NOT_WRITTEN_YET.contains(&id.0.as_str()));
+        let differences = differences(&expected, &stored);
         if differences.is_empty() {
-            let mut not_written_yet: Vec<String> = known
-                .into_iter()
-                .map(|(id, _)| format!("{} {}/{}", id.0, id.1, id.2))
-                .collect();
-            not_written_yet.dedup();
-            return Ok(StatusComparison {
-                equal: expected.len() - not_written_yet.len(),
-                not_written_yet,
-            });
+            return Ok(expected.len());
         }
         if Instant::now() >= deadline {
             let lines: Vec<&str> = differences.iter().map(|(_, line)| line.as_str()).collect();
