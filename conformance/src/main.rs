@@ -1,15 +1,18 @@
 //! The Gateway API conformance runner: replays the suite's `cases.json` (by default the copy in
-//! `conformance/suite`) against the real `portcullis` binary in standalone mode and prints one line per
-//! test plus `N passed, M failed`.
+//! `conformance/suite`) against the real `portcullis` binary in standalone mode (or, with `--kubernetes`, in
+//! Kubernetes mode against a real API server) and prints one line per test plus `N passed, M failed`.
 //!
 //! ```text
-//! conformance [--binary PATH] [--only NAME[,NAME]] [--jobs N] [--verbose] [--keep-config DIR] [SUITE_DIR]
+//! conformance [--binary PATH] [--only NAME[,NAME]] [--jobs N] [--verbose] [--keep-config DIR]
+//!             [--kubernetes [--kubeconfig PATH]] [SUITE_DIR]
 //! ```
 //!
 //! For every test it starts echo backends for the manifests' Services (`workload`), writes the manifests,
 //! EndpointSlices, TLS Secrets and a GatewayClass into a temporary config directory (`config_dir`), starts one
 //! gateway process, and replays the cases (`case`) with the suite's comparison rules (`compare`). It owns no
 //! gateway logic: a test fails whenever the gateway's answers differ from what the official suite would accept.
+//! The Kubernetes mode (`kubernetes`) applies the same objects through the API instead, and also compares the
+//! status the gateway writes back with `portcullis check`.
 
 mod case;
 mod cases;
@@ -19,6 +22,7 @@ mod convergence;
 mod distribution;
 mod exchange;
 mod grpc;
+mod kubernetes;
 mod manifests;
 mod mirror;
 mod report;
@@ -59,6 +63,18 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     keep_config: Option<PathBuf>,
 
+    /// Kubernetes mode: apply each test's objects to a real API server (started with scripts/k8s-apiserver,
+    /// unless --kubeconfig names one), run the gateway with `run --kubernetes`, and compare the status it
+    /// writes back with `portcullis check`. Tests run one at a time; the backends run in a network namespace
+    /// the runner creates (needs root).
+    #[arg(long)]
+    kubernetes: bool,
+
+    /// With --kubernetes: use the API server of this kubeconfig instead of starting one. The runner applies
+    /// and deletes the suite's objects there (its Namespaces stay).
+    #[arg(long, value_name = "PATH", requires = "kubernetes")]
+    kubeconfig: Option<PathBuf>,
+
     /// The suite folder: `cases.json` and `manifests/`. Default: `conformance/suite` (looked up in the
     /// current directory, then in the workspace this runner was built from).
     suite_dir: Option<PathBuf>,
@@ -97,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         verbose: cli.verbose,
         jobs: cli.jobs.max(1),
         keep_config: cli.keep_config,
+        kubernetes: cli.kubernetes.then_some(cli.kubeconfig),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -24,6 +24,8 @@ pub(crate) struct TestOutcome {
     pub(crate) verbose_detail: Option<String>,
     /// Wall-clock time.
     pub(crate) elapsed: Duration,
+    /// Kubernetes mode: how many objects' written status was found equal to `portcullis check`'s.
+    pub(crate) status_objects: Option<usize>,
 }
 
 impl TestOutcome {
@@ -40,8 +42,12 @@ impl TestOutcome {
     /// The summary line, and with `verbose` the per-case lines after it.
     pub(crate) fn render(&self, verbose: bool) -> String {
         let passed = self.passed();
+        let status = self
+            .status_objects
+            .map(|objects| format!(", status of {objects} objects = check"))
+            .unwrap_or_default();
         let mut text = if self.is_pass() {
-            format!("PASS {} ({passed}/{} cases)", self.name, self.total)
+            format!("PASS {} ({passed}/{} cases{status})", self.name, self.total)
         } else {
             format!(
                 "FAIL {} ({passed}/{} cases): {}",

@@ -1,7 +1,9 @@
-//! Runs the selected tests: per test, emulated backends, a config directory and one gateway process, then the
-//! cases. Tests run `--jobs` at a time (each on its own loopback addresses); results print in file order.
+//! Runs the selected tests: per test, emulated backends, a config directory (or, with `--kubernetes`, objects
+//! in the API server) and one gateway process, then the cases. Tests run `--jobs` at a time (each on its own
+//! loopback addresses; one at a time in Kubernetes mode); results print in file order.
 
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use crate::case::{TestContext, label, run_case};
 use crate::cases::TestSpec;
 use crate::config_dir;
 use crate::exchange::Clients;
+use crate::kubernetes::KubernetesMode;
 use crate::manifests::{self, GatewayEndpoints};
 use crate::report::{CaseOutcome, TestOutcome, summary};
 use crate::runtime_change;
@@ -38,6 +41,8 @@ pub(crate) struct RunSettings {
     pub(crate) jobs: usize,
     /// Where to keep a copy of each test's config.
     pub(crate) keep_config: Option<PathBuf>,
+    /// Kubernetes mode: `Some(None)` starts an API server, `Some(Some(kubeconfig))` uses that one.
+    pub(crate) kubernetes: Option<Option<PathBuf>>,
 }
 
 /// Shared by every test of the run.
@@ -48,6 +53,8 @@ struct Shared<'a> {
     tls: TlsMaterial,
     /// The HTTP clients.
     clients: Clients,
+    /// The API server and the backends' namespace, in Kubernetes mode.
+    kubernetes: Option<KubernetesMode>,
 }
 
 /// Runs `tests` (each with its index in `cases.json`), prints the report, and returns whether all passed.
@@ -55,14 +62,25 @@ pub(crate) async fn run_all(
     settings: &RunSettings,
     tests: &[(usize, TestSpec)],
 ) -> anyhow::Result<bool> {
+    let kubernetes = match &settings.kubernetes {
+        Some(kubeconfig) => Some(KubernetesMode::start(kubeconfig.clone()).await?),
+        None => None,
+    };
+    // The tests' objects share names (the base manifests): one test at a time in one API server.
+    let jobs = if kubernetes.is_some() {
+        1
+    } else {
+        settings.jobs
+    };
     let shared = Shared {
         settings,
         tls: TlsMaterial::generate()?,
         clients: Clients::new(),
+        kubernetes,
     };
     let mut outcomes = stream::iter(tests)
         .map(|(index, test)| run_test(&shared, *index, test))
-        .buffered(settings.jobs);
+        .buffered(jobs);
     let (mut passed, mut failed) = (0, 0);
     let mut stdout = std::io::stdout();
     while let Some(outcome) = outcomes.next().await {
@@ -75,6 +93,8 @@ pub(crate) async fn run_all(
         stdout.flush().context("writing the report")?;
     }
     writeln!(stdout, "{}", summary(passed, failed)).context("writing the report")?;
+    drop(outcomes);
+    drop(shared);
     Ok(failed == 0)
 }
 
@@ -88,8 +108,11 @@ async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOut
         test_failure: None,
         verbose_detail: None,
         elapsed: Duration::ZERO,
+        status_objects: None,
     };
-    match prepare(shared, index, test).await {
+    // What was applied to the API server (Kubernetes mode), removed again whatever happens.
+    let mut applied = Vec::new();
+    match prepare(shared, index, test, &mut applied).await {
         Err(error) => {
             outcome.test_failure = Some(format!("setup: {}", summarize(&format!("{error:#}"))));
             outcome.verbose_detail = Some(format!("{error:#}"));
@@ -101,8 +124,22 @@ async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOut
                 outcome.test_failure =
                     Some(format!("the gateway exited during the test ({status})"));
                 outcome.verbose_detail = Some(environment.gateway.stderr_text());
+            } else if let Some(kubernetes) = &shared.kubernetes {
+                match kubernetes
+                    .compare_status(&shared.settings.binary, &environment.documents)
+                    .await
+                {
+                    Ok(objects) => outcome.status_objects = Some(objects),
+                    Err(error) => outcome.test_failure = Some(format!("{error:#}")),
+                }
             }
         }
+    }
+    if let Some(kubernetes) = &shared.kubernetes
+        && let Err(error) = kubernetes.clean_up(&applied).await
+        && outcome.test_failure.is_none()
+    {
+        outcome.test_failure = Some(format!("cleaning up: {error:#}"));
     }
     outcome.elapsed = started.elapsed();
     outcome
@@ -128,11 +165,16 @@ async fn run_cases(
     } else {
         let mut results = Vec::new();
         for (index, case) in test.cases.iter().enumerate() {
-            let changed = deletions
+            let mut changed = Ok(());
+            for deletion in deletions
                 .iter()
                 .filter(|deletion| deletion.before_case == index)
-                .map(|deletion| environment.delete(&shared.settings.suite_dir, deletion))
-                .collect::<Result<Vec<()>, String>>();
+            {
+                changed = environment.delete(shared, deletion).await;
+                if changed.is_err() {
+                    break;
+                }
+            }
             let result = match changed {
                 Ok(_) => run_case(&environment.context(shared, test), index, case).await,
                 Err(error) => Err(error),
@@ -160,10 +202,10 @@ struct Environment {
     gateways: GatewayEndpoints,
     /// The echo backends.
     workloads: Workloads,
-    /// The objects in the config file.
+    /// The objects in the config file (or in the API server).
     documents: Vec<Value>,
-    /// The config the gateway reads.
-    config: TempConfigDir,
+    /// The config the gateway reads; `None` in Kubernetes mode.
+    config: Option<TempConfigDir>,
 }
 
 impl Environment {
@@ -178,69 +220,112 @@ impl Environment {
         }
     }
 
-    /// Applies one deletion to the config file.
-    fn delete(
+    /// Applies one deletion to the config file, or through the API in Kubernetes mode.
+    async fn delete(
         &mut self,
-        suite_dir: &Path,
+        shared: &Shared<'_>,
         deletion: &runtime_change::Deletion,
     ) -> Result<(), String> {
         let describe =
             |error: anyhow::Error| format!("runtime change {deletion:?} failed: {error:#}");
-        let manifest_objects =
-            manifests::load_file(suite_dir, &deletion.manifest).map_err(describe)?;
+        let manifest_objects = manifests::load_file(&shared.settings.suite_dir, &deletion.manifest)
+            .map_err(describe)?;
+        let before = self.documents.clone();
         if runtime_change::apply(deletion, &manifest_objects, &mut self.documents) == 0 {
             return Err(format!(
                 "runtime change {deletion:?} found nothing to delete"
             ));
         }
-        config_dir::rewrite(&self.config, &self.documents).map_err(describe)
+        match (&self.config, &shared.kubernetes) {
+            (Some(config), _) => config_dir::rewrite(config, &self.documents).map_err(describe),
+            (None, Some(kubernetes)) => {
+                for object in before
+                    .iter()
+                    .filter(|object| !self.documents.contains(object))
+                {
+                    kubernetes
+                        .cluster()
+                        .delete(object)
+                        .await
+                        .map_err(describe)?;
+                }
+                Ok(())
+            }
+            (None, None) => {
+                Err("a test without a config directory outside Kubernetes mode".to_owned())
+            }
+        }
     }
 }
 
-/// Loads the manifests, starts the backends, writes the config and starts the gateway.
+/// Loads the manifests, starts the backends, writes the config (or applies the objects, pushing each to
+/// `applied`) and starts the gateway.
 async fn prepare(
     shared: &Shared<'_>,
     index: usize,
     test: &TestSpec,
+    applied: &mut Vec<Value>,
 ) -> anyhow::Result<Environment> {
     let mut objects = manifests::load(&shared.settings.suite_dir, &test.manifests)?;
     let block = u8::try_from(index).context("more than 256 tests in cases.json")?;
     let gateways = manifests::assign_gateway_addresses(&mut objects, block)?;
-    let (mut workloads, slices) = Workloads::start(&objects).await?;
-    if let Some(notes) = test
+    let runtime_slices = match test
         .notes
         .as_deref()
         .filter(|notes| notes.contains(RUNTIME_SLICES_NOTE))
     {
-        let source = runtime_slice_source(notes).with_context(|| {
-            format!("cannot tell from the notes which pods the runtime EndpointSlices point at: {notes:?}")
-        })?;
-        let namespace = test
-            .gateway
-            .split_once('/')
-            .map_or("default", |(namespace, _)| namespace);
-        workloads
-            .fill_empty_slices(&mut objects, (namespace, source))
-            .await?;
-    }
+        Some(notes) => {
+            let source = runtime_slice_source(notes).with_context(|| {
+                format!("cannot tell from the notes which pods the runtime EndpointSlices point at: {notes:?}")
+            })?;
+            let namespace = test
+                .gateway
+                .split_once('/')
+                .map_or("default", |(namespace, _)| namespace);
+            Some((namespace.to_owned(), source.to_owned()))
+        }
+        None => None,
+    };
+    let (workloads, objects, slices) = match &shared.kubernetes {
+        // The backends' sockets must be made inside the network namespace: on its runtime.
+        Some(kubernetes) => {
+            let ip = kubernetes.host().address();
+            kubernetes
+                .host()
+                .run(start_workloads(objects, ip, runtime_slices))
+                .await??
+        }
+        None => start_workloads(objects, Ipv4Addr::LOCALHOST, runtime_slices).await?,
+    };
     let mut documents = vec![manifests::gateway_class()];
     documents.extend(objects);
     documents.extend(slices);
     documents.extend(shared.tls.secret_objects());
-    let config = config_dir::write(&documents)?;
-    if let Some(keep) = &shared.settings.keep_config {
-        std::fs::create_dir_all(keep).with_context(|| format!("creating {}", keep.display()))?;
-        let copy = keep.join(format!("{}.yaml", test.name));
-        std::fs::copy(config.path().join(config_dir::FILE_NAME), &copy)
-            .with_context(|| format!("copying the config to {}", copy.display()))?;
-    }
-    let gateway = GatewayProcess::start(
-        &shared.settings.binary,
-        config.path(),
-        &["--access-log", "off"],
-    )
-    .await
-    .context("starting the gateway")?;
+    let binary = &shared.settings.binary;
+    let (gateway, config) = match &shared.kubernetes {
+        Some(kubernetes) => {
+            kubernetes.apply(&documents, applied).await?;
+            if let Some(keep) = &shared.settings.keep_config {
+                keep_config(&config_dir::write(&documents)?, keep, test)?;
+            }
+            let lease = format!("conformance-{index}");
+            let gateway = kubernetes
+                .start_gateway(binary, &lease)
+                .await
+                .context("starting the gateway")?;
+            (gateway, None)
+        }
+        None => {
+            let config = config_dir::write(&documents)?;
+            if let Some(keep) = &shared.settings.keep_config {
+                keep_config(&config, keep, test)?;
+            }
+            let gateway = GatewayProcess::start(binary, config.path(), &["--access-log", "off"])
+                .await
+                .context("starting the gateway")?;
+            (gateway, Some(config))
+        }
+    };
     Ok(Environment {
         gateway,
         gateways,
@@ -248,6 +333,32 @@ async fn prepare(
         documents,
         config,
     })
+}
+
+/// Starts the emulated pods of `objects` on `ip` (filling the runtime EndpointSlices from the pods of
+/// `runtime_slices`, `(namespace, service)`, when the test writes some), on the current runtime; returns the
+/// pods, the objects and the EndpointSlices.
+async fn start_workloads(
+    mut objects: Vec<Value>,
+    ip: Ipv4Addr,
+    runtime_slices: Option<(String, String)>,
+) -> anyhow::Result<(Workloads, Vec<Value>, Vec<Value>)> {
+    let (mut workloads, slices) = Workloads::start(&objects, ip).await?;
+    if let Some((namespace, source)) = &runtime_slices {
+        workloads
+            .fill_empty_slices(&mut objects, (namespace, source))
+            .await?;
+    }
+    Ok((workloads, objects, slices))
+}
+
+/// Copies the test's config to `<keep>/<test>.yaml`.
+fn keep_config(config: &TempConfigDir, keep: &Path, test: &TestSpec) -> anyhow::Result<()> {
+    std::fs::create_dir_all(keep).with_context(|| format!("creating {}", keep.display()))?;
+    let copy = keep.join(format!("{}.yaml", test.name));
+    std::fs::copy(config.path().join(config_dir::FILE_NAME), &copy)
+        .with_context(|| format!("copying the config to {}", copy.display()))?;
+    Ok(())
 }
 
 /// The Service named in "... pointing at <service> pods ...".

@@ -4,8 +4,10 @@
 //! A Deployment with `replicas: N` becomes N pods named `<deployment>-<hash>-<suffix>` (the suite takes the
 //! backend name by dropping the last two `-` parts). A pod starts an echo server lazily for each protocol a
 //! Service port asks of it: plain HTTP, h2c only (`appProtocol: kubernetes.io/h2c`), or the gRPC echo (pods of
-//! Deployments with `GRPC_ECHO_SERVER`). Every echo listens on its own ephemeral port of 127.0.0.1, so each
-//! (Service, pod) pair gets its own EndpointSlice: a slice's ports are shared by all of its endpoints.
+//! Deployments with `GRPC_ECHO_SERVER`). Every echo listens on its own ephemeral port of one address (127.0.0.1
+//! in standalone mode; in Kubernetes mode an address of the runner's network namespace, since the API server
+//! refuses loopback endpoints), so each (Service, pod) pair gets its own EndpointSlice: a slice's ports are
+//! shared by all of its endpoints.
 //!
 //! It does not emulate TLS backends, TCP/UDP echo modes or WebSocket: such ports get the plain HTTP echo.
 
@@ -54,12 +56,18 @@ pub(crate) struct Workloads {
     pods: Vec<Pod>,
     /// `(namespace, service)` to the indexes of the pods its selector picks.
     service_pods: BTreeMap<(String, String), Vec<usize>>,
+    /// The address every echo listens on and every EndpointSlice names.
+    ip: Ipv4Addr,
 }
 
 impl Workloads {
-    /// Creates the pods of every Deployment in `objects`, starts the echo servers the Services need, and
-    /// returns the EndpointSlices (one per Service and pod) to hand to the gateway.
-    pub(crate) async fn start(objects: &[Value]) -> anyhow::Result<(Self, Vec<Value>)> {
+    /// Creates the pods of every Deployment in `objects`, starts the echo servers the Services need (on
+    /// ephemeral ports of `ip`, from the current tokio runtime), and returns the EndpointSlices (one per
+    /// Service and pod) to hand to the gateway.
+    pub(crate) async fn start(
+        objects: &[Value],
+        ip: Ipv4Addr,
+    ) -> anyhow::Result<(Self, Vec<Value>)> {
         let mut workloads = Self {
             pods: objects
                 .iter()
@@ -67,6 +75,7 @@ impl Workloads {
                 .flat_map(deployment_pods)
                 .collect(),
             service_pods: BTreeMap::new(),
+            ip,
         };
         let mut slices = Vec::new();
         for service in objects.iter().filter(|object| kind(object) == "Service") {
@@ -192,18 +201,31 @@ impl Workloads {
 
     /// The port of pod `index`'s echo for `protocol`, starting that echo the first time.
     async fn echo_port(&mut self, index: usize, protocol: Protocol) -> anyhow::Result<u16> {
+        let ip = self.ip;
         let pod = &mut self.pods[index];
         let addr = match protocol {
             Protocol::Http => {
-                start_echo(&mut pod.http, &pod.name, &pod.namespace, EchoMode::Http).await?
+                start_echo(
+                    &mut pod.http,
+                    (&pod.name, &pod.namespace),
+                    ip,
+                    EchoMode::Http,
+                )
+                .await?
             }
             Protocol::H2c => {
-                start_echo(&mut pod.h2c, &pod.name, &pod.namespace, EchoMode::H2cOnly).await?
+                start_echo(
+                    &mut pod.h2c,
+                    (&pod.name, &pod.namespace),
+                    ip,
+                    EchoMode::H2cOnly,
+                )
+                .await?
             }
             Protocol::Grpc => match &pod.grpc {
                 Some(server) => server.addr(),
                 None => {
-                    let server = GrpcEchoServer::start(&pod.name, &pod.namespace).await?;
+                    let server = GrpcEchoServer::start(&pod.name, &pod.namespace, ip).await?;
                     let addr = server.addr();
                     pod.grpc = Some(server);
                     addr
@@ -226,7 +248,7 @@ impl Workloads {
             },
             "addressType": "IPv4",
             "endpoints": [{
-                "addresses": [Ipv4Addr::LOCALHOST.to_string()],
+                "addresses": [self.ip.to_string()],
                 "conditions": { "ready": true },
                 "targetRef": { "kind": "Pod", "name": pod.name, "namespace": pod.namespace },
             }],
@@ -235,11 +257,12 @@ impl Workloads {
     }
 }
 
-/// Starts the echo in `slot` unless it is running, and returns its address.
+/// Starts the echo in `slot` (for pod `(name, namespace)`, on an ephemeral port of `ip`) unless it is
+/// running, and returns its address.
 async fn start_echo(
     slot: &mut Option<EchoServer>,
-    pod: &str,
-    namespace: &str,
+    (pod, namespace): (&str, &str),
+    ip: Ipv4Addr,
     mode: EchoMode,
 ) -> anyhow::Result<SocketAddr> {
     if let Some(server) = slot {
@@ -247,6 +270,7 @@ async fn start_echo(
     }
     let mut config = EchoConfig::new(pod, namespace);
     config.mode = mode;
+    config.bind = SocketAddr::from((ip, 0));
     let server = EchoServer::start(config).await?;
     let addr = server.addr();
     *slot = Some(server);

@@ -1,4 +1,4 @@
-//! The gRPC echo server: h2c with prior knowledge on an ephemeral loopback port.
+//! The gRPC echo server: h2c with prior knowledge on an ephemeral port of the address it is given.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -40,9 +40,9 @@ pub(crate) struct GrpcEchoServer {
 }
 
 impl GrpcEchoServer {
-    /// Binds `127.0.0.1:0` and serves until dropped.
-    pub(crate) async fn start(pod: &str, namespace: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+    /// Binds an ephemeral port of `ip` and serves until dropped.
+    pub(crate) async fn start(pod: &str, namespace: &str, ip: Ipv4Addr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind((ip, 0))
             .await
             .with_context(|| format!("binding the gRPC echo of pod {pod}"))?;
         let addr = listener

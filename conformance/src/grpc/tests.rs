@@ -1,6 +1,7 @@
 //! The gRPC echo and client against each other, without a gateway in between.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::{
@@ -11,9 +12,13 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn echo_reports_method_namespace_pod_and_metadata() {
-    let server = GrpcEchoServer::start("grpc-infra-backend-v1-abc-def", "infra")
-        .await
-        .expect("binds");
+    let server = GrpcEchoServer::start(
+        "grpc-infra-backend-v1-abc-def",
+        "infra",
+        Ipv4Addr::LOCALHOST,
+    )
+    .await
+    .expect("binds");
     let metadata = BTreeMap::from([("X-Test".to_owned(), "yes".to_owned())]);
     let path = format!("{SERVICE_PREFIX}EchoTwo");
     let outcome = call(server.addr(), "grpc.example", &path, &metadata, TIMEOUT).await;
@@ -32,7 +37,9 @@ async fn echo_reports_method_namespace_pod_and_metadata() {
 
 #[tokio::test]
 async fn echo_three_is_unimplemented() {
-    let server = GrpcEchoServer::start("pod-a-b", "ns").await.expect("binds");
+    let server = GrpcEchoServer::start("pod-a-b", "ns", Ipv4Addr::LOCALHOST)
+        .await
+        .expect("binds");
     let path = format!("{SERVICE_PREFIX}EchoThree");
     let outcome = call(server.addr(), "a", &path, &BTreeMap::new(), TIMEOUT).await;
     assert_eq!(outcome.code, UNIMPLEMENTED);

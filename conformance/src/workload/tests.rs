@@ -1,5 +1,7 @@
 //! Pods, echo servers and EndpointSlices from manifests.
 
+use std::net::Ipv4Addr;
+
 use serde_json::{Value, json};
 
 use super::Workloads;
@@ -25,7 +27,9 @@ fn objects() -> Vec<Value> {
 
 #[tokio::test]
 async fn every_replica_gets_a_slice_with_one_port_per_tcp_service_port() {
-    let (_workloads, slices) = Workloads::start(&objects()).await.expect("starts");
+    let (_workloads, slices) = Workloads::start(&objects(), Ipv4Addr::LOCALHOST)
+        .await
+        .expect("starts");
     assert_eq!(slices.len(), 2, "{slices:#?}");
     let mut pods = Vec::new();
     for slice in &slices {
@@ -59,7 +63,9 @@ async fn every_replica_gets_a_slice_with_one_port_per_tcp_service_port() {
 #[tokio::test]
 async fn empty_slices_are_filled_from_the_source_service() {
     let mut objects = objects();
-    let (mut workloads, _slices) = Workloads::start(&objects).await.expect("starts");
+    let (mut workloads, _slices) = Workloads::start(&objects, Ipv4Addr::LOCALHOST)
+        .await
+        .expect("starts");
     workloads
         .fill_empty_slices(&mut objects, ("ns", "web"))
         .await
@@ -77,7 +83,9 @@ async fn empty_slices_are_filled_from_the_source_service() {
 
 #[tokio::test]
 async fn mirror_logs_are_read_per_service() {
-    let (workloads, slices) = Workloads::start(&objects()).await.expect("starts");
+    let (workloads, slices) = Workloads::start(&objects(), Ipv4Addr::LOCALHOST)
+        .await
+        .expect("starts");
     let port = slices[0]["ports"][0]["port"]
         .as_u64()
         .and_then(|port| u16::try_from(port).ok())

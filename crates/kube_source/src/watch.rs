@@ -175,8 +175,13 @@ async fn watch_stream(
         let event = match item {
             Ok(event) => event,
             Err(error) => {
-                // Logged when it starts or changes, not at every retry.
-                let message = error.to_string();
+                // Logged when it starts or changes, not at every retry. The API server's status
+                // code is named: a `410 Gone` (a resourceVersion too old: compacted) reads as
+                // "Expired" otherwise.
+                let message = match api_status_code(&error) {
+                    Some(code) => format!("{error} (HTTP {code})"),
+                    None => error.to_string(),
+                };
                 if failing.as_deref() == Some(message.as_str()) {
                     tracing::debug!(kind = %stream.kind, namespace = ?stream.namespace, error = %message, "watch still failing; retrying");
                 } else {
@@ -207,6 +212,17 @@ async fn watch_stream(
         if events.send((stream.clone(), converted)).await.is_err() {
             return;
         }
+    }
+}
+
+/// The HTTP status code the API server answered a failed list or watch with, if it answered.
+fn api_status_code(error: &watcher::Error) -> Option<u16> {
+    match error {
+        watcher::Error::WatchError(status) => Some(status.code),
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => Some(status.code),
+        _ => None,
     }
 }
 

@@ -65,8 +65,10 @@ pub struct EndpointSlice {
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
     pub address_type: String,
-    /// The endpoints.
-    #[serde(default)]
+    /// The endpoints. The API server serves a slice without any as `endpoints: null` (the
+    /// field has no `omitempty`), as the EndpointSlice controller writes one for a Service
+    /// scaled to zero: read as none.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub endpoints: Vec<Endpoint>,
     /// The ports every endpoint of the slice offers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +120,15 @@ pub struct EndpointPort {
     /// The application protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
+}
+
+/// A list that may be `null`, read as empty.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -43,7 +43,12 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
         })
         .collect();
     if args.json {
-        println!("{}", status_document(&update, &status, &[]));
+        // As for the text report: a closed stdout (`check --json | head`) ends it, no panic.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            status_document(&update, &status, &[])
+        );
     } else {
         print_text(&status, &file_errors);
     }

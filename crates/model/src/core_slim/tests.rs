@@ -71,6 +71,17 @@ fn full_manifests_keep_the_fields_compile_reads() {
 }
 
 #[test]
+fn a_slice_with_null_endpoints_has_none() {
+    // As the API server serves a slice without endpoints (`kubectl get -o json`).
+    let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s, namespace: shop}\naddressType: IPv6\nendpoints: null\nports: null\n";
+    let parsed = parse_documents(text).expect("a slice without endpoints is valid");
+    let [Object::EndpointSlice(slice)] = parsed.objects.as_slice() else {
+        panic!("one EndpointSlice expected");
+    };
+    assert!(slice.endpoints.is_empty());
+}
+
+#[test]
 fn a_slice_without_address_type_is_refused_naming_the_field() {
     let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s, namespace: shop}\nendpoints: []\n";
     let error = parse_documents(text)

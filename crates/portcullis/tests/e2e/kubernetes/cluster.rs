@@ -19,6 +19,8 @@ struct Instance {
     api_port: u16,
     etcd_port: u16,
     etcd_peer_port: u16,
+    /// Extra kube-apiserver flags (the script's `APISERVER_EXTRA_ARGS`).
+    apiserver_args: String,
 }
 
 /// A running API server and a client to it.
@@ -40,6 +42,7 @@ impl Instance {
             .env("API_PORT", self.api_port.to_string())
             .env("ETCD_PORT", self.etcd_port.to_string())
             .env("ETCD_PEER_PORT", self.etcd_peer_port.to_string())
+            .env("APISERVER_EXTRA_ARGS", &self.apiserver_args)
             .output()
             .with_context(|| format!("running {}", script().display()))?;
         if !output.status.success() {
@@ -70,6 +73,12 @@ impl TestCluster {
     /// Builds the API server if needed (minutes, once per machine: `~/.cache/portcullis-k8s`),
     /// then starts etcd and kube-apiserver with the Gateway API CRDs installed.
     pub(crate) async fn start() -> anyhow::Result<TestCluster> {
+        TestCluster::start_with_apiserver_args("").await
+    }
+
+    /// As [`TestCluster::start`], with extra kube-apiserver flags (space-separated), which
+    /// [`TestCluster::start_apiserver`] passes again.
+    pub(crate) async fn start_with_apiserver_args(args: &str) -> anyhow::Result<TestCluster> {
         // A free port can be taken between finding it and binding it: such a start is tried
         // again on new ports.
         let mut attempt = 1;
@@ -83,6 +92,7 @@ impl TestCluster {
                 api_port: free_port(),
                 etcd_port: free_port(),
                 etcd_peer_port: free_port(),
+                apiserver_args: args.to_owned(),
             };
             match instance.script("start") {
                 Ok(()) => break instance,
@@ -126,6 +136,24 @@ impl TestCluster {
         );
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
+    }
+
+    /// The API server's port on 127.0.0.1.
+    pub(crate) fn api_port(&self) -> u16 {
+        self.instance.api_port
+    }
+
+    /// etcd's client address (its JSON gateway serves `/v3/...`).
+    pub(crate) fn etcd_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.instance.etcd_port))
+    }
+
+    /// The running kube-apiserver's process id (from the script's PID file).
+    pub(crate) fn apiserver_pid(&self) -> anyhow::Result<u32> {
+        let path = self.instance.run_dir.join("kube-apiserver.pid");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        text.trim().parse().context("the kube-apiserver PID file")
     }
 
     /// A client to the API server, as the admin.

@@ -10,6 +10,7 @@
 
 mod cluster;
 mod deploy;
+mod faults;
 mod status;
 mod test_host;
 
