@@ -12,7 +12,7 @@
 //! Service differently without sharing balancer, health or breaker state. Two policies on the
 //! same target: the older wins (creation time, then namespace/name); the other is Conflicted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,11 @@ use snapshot::backend::policy::{
 
 use snapshot::RetryPolicy;
 
+use crate::CompileOptions;
+use crate::ancestors::{BackendUse, backend_uses, gateway_ancestor, route_gateways};
+use crate::backend_tls::TargetKind;
 use crate::duration;
+use crate::listener::Listeners;
 use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ObjectStatus, StatusReport};
 
@@ -81,17 +85,29 @@ enum Target {
     },
 }
 
-/// Every valid BackendTrafficPolicy, by target.
+/// Every valid BackendTrafficPolicy, by target, and every policy's status before its
+/// ancestors (which follow the routes: [`TrafficPolicies::report`]).
 #[derive(Debug, Default)]
 pub(crate) struct TrafficPolicies {
     by_target: HashMap<Target, Arc<AppliedPolicy>>,
+    /// Oldest first.
+    reports: Vec<PolicyReport>,
+}
+
+/// One policy's object-level status and the targets its ancestors come from.
+#[derive(Debug)]
+struct PolicyReport {
+    status: ObjectStatus,
+    /// The targets that exist (claimed, lost to an older policy, or named by an invalid
+    /// policy): each is under the Gateways its status is written to.
+    targets: Vec<Target>,
 }
 
 impl TrafficPolicies {
-    /// Validates every policy, resolves its targets and writes its status. Policies are
+    /// Validates every policy, resolves its targets and computes its conditions. Policies are
     /// taken oldest first (creation time, then namespace/name): the older of two policies on
     /// one target wins it.
-    pub(crate) fn compile(store: &Store, status: &mut StatusReport) -> TrafficPolicies {
+    pub(crate) fn compile(store: &Store) -> TrafficPolicies {
         let mut policies = TrafficPolicies::default();
         let mut ordered: Vec<_> = store.backend_traffic_policies.iter().collect();
         ordered.sort_by_key(|((namespace, name), policy)| {
@@ -99,9 +115,64 @@ impl TrafficPolicies {
         });
         for ((namespace, name), policy) in ordered {
             let object = policies.compile_policy(store, namespace, name, policy);
-            status.objects.push(object);
+            let list = FieldPath::object(KIND, namespace, name).field("spec.targetRefs");
+            let mut targets = Vec::new();
+            for (index, reference) in policy.spec.target_refs.iter().enumerate() {
+                let found = target_of(store, namespace, &list.index(index), reference);
+                if let Ok(target) = found
+                    && !targets.contains(&target)
+                {
+                    targets.push(target);
+                }
+            }
+            policies.reports.push(PolicyReport {
+                status: object,
+                targets,
+            });
         }
         policies
+    }
+
+    /// Writes every policy's status: its conditions, on the object and on each ancestor
+    /// (GEP-713), and its field-level problems. The ancestors are the Gateways of ours under
+    /// its targets: a targeted Gateway (one listener when `sectionName` names it), a targeted
+    /// route's parent Gateways, the Gateways whose routes use a targeted Service (port) or
+    /// `Backend`. A policy whose targets are under no Gateway of ours has no ancestor: only
+    /// `/status` and `portcullis check` show its conditions.
+    pub(crate) fn report(
+        &self,
+        store: &Store,
+        options: &CompileOptions,
+        listeners: &Listeners,
+        status: &mut StatusReport,
+    ) {
+        let backend_targeted = self.reports.iter().any(|report| {
+            report
+                .targets
+                .iter()
+                .any(|t| matches!(t, Target::Service { .. } | Target::Backend { .. }))
+        });
+        // Every route's backendRefs, walked once and only when some policy needs them.
+        let uses = if backend_targeted {
+            backend_uses(store, listeners)
+        } else {
+            Vec::new()
+        };
+        for report in &self.reports {
+            let mut ancestors = BTreeSet::new();
+            for target in &report.targets {
+                ancestors_of(store, listeners, &uses, target, &mut ancestors);
+            }
+            let mut object = report.status.clone();
+            object.ancestors = ancestors
+                .into_iter()
+                .map(|(gateway, section)| {
+                    let conditions = report.status.conditions.clone();
+                    gateway_ancestor(gateway, section, &options.controller_name, conditions)
+                })
+                .collect();
+            status.objects.push(object);
+        }
     }
 
     /// One policy: its settings validated, then its targets claimed. Returns its status.
@@ -252,6 +323,52 @@ impl TrafficPolicies {
             .iter()
             .find_map(|t| self.by_target.get(t))
             .cloned()
+    }
+}
+
+/// Adds the Gateways of ours (with a listener name when the target names one) under one
+/// target to `ancestors`. `uses`: every backendRef of the routes of ours.
+fn ancestors_of(
+    store: &Store,
+    listeners: &Listeners,
+    uses: &[BackendUse],
+    target: &Target,
+    ancestors: &mut BTreeSet<((String, String), Option<String>)>,
+) {
+    let (kind, namespace, name, section) = match target {
+        Target::Gateway {
+            namespace,
+            name,
+            listener,
+        } => {
+            let gateway = (namespace.clone(), name.clone());
+            if listeners.by_gateway.contains_key(&gateway) {
+                ancestors.insert((gateway, listener.clone()));
+            }
+            return;
+        }
+        Target::Route {
+            kind,
+            namespace,
+            name,
+            ..
+        } => {
+            let gateways = route_gateways(store, listeners, kind, namespace, name);
+            ancestors.extend(gateways.into_iter().map(|gateway| (gateway, None)));
+            return;
+        }
+        Target::Service {
+            namespace,
+            name,
+            port,
+        } => (TargetKind::Service, namespace, name, port.as_deref()),
+        Target::Backend { namespace, name } => (TargetKind::Backend, namespace, name, None),
+    };
+    for usage in uses
+        .iter()
+        .filter(|u| u.is_of(kind, namespace, name, section))
+    {
+        ancestors.extend(usage.gateways.iter().map(|g| (g.clone(), None)));
     }
 }
 
