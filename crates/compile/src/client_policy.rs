@@ -268,8 +268,9 @@ fn attach(
 }
 
 /// The Gateways of ours (a listener when `sectionName` names one) a policy's targets name,
-/// whether or not the policy is valid or holds them: each gets the policy's conditions.
-/// Targets that are not found or not ours have no ancestor.
+/// whether or not the policy is valid or holds them: each gets the policy's conditions. A
+/// listener that is not found makes its Gateway the ancestor; a Gateway that is not found or
+/// not ours is no ancestor.
 fn ancestors(
     store: &Store,
     listeners: &Listeners,
@@ -279,16 +280,21 @@ fn ancestors(
     let list = FieldPath::object(KIND, namespace, "").field("spec.targetRefs");
     let mut ancestors = Vec::new();
     for (position, reference) in refs.iter().enumerate() {
-        let Ok(target) = target_of(
-            store,
-            listeners,
-            namespace,
-            &list.index(position),
-            reference,
-        ) else {
-            continue;
+        let at = list.index(position);
+        let ancestor = match target_of(store, listeners, namespace, &at, reference) {
+            Ok(target) => ((target.namespace, target.gateway), target.listener),
+            // A listener that is not there: the Gateway (ours) shows why the policy does
+            // nothing.
+            Err(_) => {
+                let gateway = (namespace.to_owned(), reference.name.clone());
+                let is_gateway = (reference.group.as_str(), reference.kind.as_str())
+                    == (GATEWAY_GROUP, "Gateway");
+                if !is_gateway || !listeners.by_gateway.contains_key(&gateway) {
+                    continue;
+                }
+                (gateway, None)
+            }
         };
-        let ancestor = ((target.namespace, target.gateway), target.listener);
         if !ancestors.contains(&ancestor) {
             ancestors.push(ancestor);
         }

@@ -118,8 +118,13 @@ impl TrafficPolicies {
             let list = FieldPath::object(KIND, namespace, name).field("spec.targetRefs");
             let mut targets = Vec::new();
             for (index, reference) in policy.spec.target_refs.iter().enumerate() {
-                let found = target_of(store, namespace, &list.index(index), reference);
-                if let Ok(target) = found
+                let found = match target_of(store, namespace, &list.index(index), reference) {
+                    Ok(target) => Some(target),
+                    // A port the Service does not have: the Gateways using the Service show
+                    // why the policy does nothing there.
+                    Err(_) => whole_service(store, namespace, reference),
+                };
+                if let Some(target) = found
                     && !targets.contains(&target)
                 {
                     targets.push(target);
@@ -324,6 +329,18 @@ impl TrafficPolicies {
             .find_map(|t| self.by_target.get(t))
             .cloned()
     }
+}
+
+/// The whole Service a `targetRefs` entry names, when it is a Service that exists (whatever
+/// its `sectionName`).
+fn whole_service(store: &Store, namespace: &str, reference: &PolicyTargetRef) -> Option<Target> {
+    let is_service = (reference.group.as_str(), reference.kind.as_str()) == ("", "Service");
+    let key = (namespace.to_owned(), reference.name.clone());
+    (is_service && store.services.contains_key(&key)).then(|| Target::Service {
+        namespace: key.0,
+        name: key.1,
+        port: None,
+    })
 }
 
 /// Adds the Gateways of ours (with a listener name when the target names one) under one
