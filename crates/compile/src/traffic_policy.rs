@@ -336,7 +336,7 @@ impl TrafficPolicies {
 fn whole_service(store: &Store, namespace: &str, reference: &PolicyTargetRef) -> Option<Target> {
     let is_service = (reference.group.as_str(), reference.kind.as_str()) == ("", "Service");
     let key = (namespace.to_owned(), reference.name.clone());
-    (is_service && store.services.contains_key(&key)).then(|| Target::Service {
+    (is_service && store.services.contains_key(&key)).then_some(Target::Service {
         namespace: key.0,
         name: key.1,
         port: None,
