@@ -468,9 +468,17 @@ fn incremental_updates_equal_a_full_compile() {
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut objects: BTreeMap<&str, String> = BTreeMap::new();
-        // Start from a random half of the slots.
+        // Start from a random half of the slots; in odd seeds, always with the
+        // BackendTrafficPolicy and the Services of namespace a it may target, so route edits
+        // move its ancestors.
+        let with_policy = [
+            "traffic-policy",
+            "service-a-0",
+            "service-a-1",
+            "service-a-2",
+        ];
         for slot in SLOTS {
-            if rng.random_bool(0.5) {
+            if rng.random_bool(0.5) || (seed % 2 == 1 && with_policy.contains(slot)) {
                 objects.insert(slot, variant(slot, &mut rng));
             }
         }
@@ -544,6 +552,12 @@ fn incremental_updates_equal_a_full_compile() {
     }
     eprintln!("{looked_up} lookups changed incrementally");
     eprintln!("{traffic_ancestors} incremental BackendTrafficPolicy status changes");
+    // Only its ancestors can change without a full compile (a change of its targets compiles
+    // everything).
+    assert!(
+        traffic_ancestors >= 5,
+        "only {traffic_ancestors} incremental steps changed the BackendTrafficPolicy's ancestors"
+    );
     assert!(
         looked_up >= 10,
         "only {looked_up} changes of Namespaces, ReferenceGrants, Secrets or ConfigMaps were applied without a full compile"
