@@ -29,13 +29,13 @@ use snapshot::backend::tls::{ClientCertificate, UpstreamTls};
 use snapshot::backend::tls::{SubjectAltName, TrustAnchors, UpstreamTlsSettings};
 
 use crate::CompileOptions;
+use crate::ancestors::{backend_uses, gateway_ancestor};
 use crate::backend_ref::RefProblem;
 use crate::ca_certificate::{CaCertificateRef, resolve_ca_certificates};
 use crate::listener::Listeners;
 use crate::problems::{FieldPath, Problem, Problems};
-use crate::status::{Condition, ObjectStatus, ParentReference, PolicyAncestorStatus, StatusReport};
+use crate::status::{Condition, ObjectStatus, StatusReport};
 
-const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
 const PORTCULLIS_GROUP: &str = model::kind::PORTCULLIS_GROUP;
 
 /// What a policy can target.
@@ -188,34 +188,21 @@ impl BackendTlsPolicies {
             let mut object = ObjectStatus::new("BackendTLSPolicy", &policy.namespace, &policy.name);
             let mut ancestors = BTreeSet::new();
             for (kind, target, section) in &policy.referenced {
-                for usage in &uses {
-                    let matches_section = match (section, &usage.port_name) {
-                        (None, _) => true,
-                        (Some(section), Some(port)) => section == port,
-                        (Some(_), None) => false,
-                    };
-                    if usage.kind == *kind
-                        && usage.namespace == policy.namespace
-                        && usage.name == *target
-                        && matches_section
-                    {
-                        ancestors.extend(usage.gateways.iter().cloned());
-                    }
+                let users = uses
+                    .iter()
+                    .filter(|u| u.is_of(*kind, &policy.namespace, target, section.as_deref()));
+                for usage in users {
+                    ancestors.extend(usage.gateways.iter().cloned());
                 }
             }
-            for (namespace, name) in ancestors {
-                object.ancestors.push(PolicyAncestorStatus {
-                    ancestor_ref: ParentReference {
-                        group: GATEWAY_GROUP.into(),
-                        kind: "Gateway".into(),
-                        namespace,
-                        name,
-                        section_name: None,
-                        port: None,
-                    },
-                    controller_name: options.controller_name.clone(),
-                    conditions: vec![policy.accepted.clone(), policy.resolved_refs.clone()],
-                });
+            for gateway in ancestors {
+                let conditions = vec![policy.accepted.clone(), policy.resolved_refs.clone()];
+                object.ancestors.push(gateway_ancestor(
+                    gateway,
+                    None,
+                    &options.controller_name,
+                    conditions,
+                ));
             }
             object.problems.extend(policy.problems.lines());
             // A conflict is not a field problem of the policy, but `check` must show it.
@@ -527,162 +514,6 @@ fn subject_alt_names(
             }
         })
         .collect()
-}
-
-/// One backendRef of a route of ours: the backend it names and the Gateways the route's
-/// parentRefs reach.
-struct BackendUse {
-    kind: TargetKind,
-    namespace: String,
-    name: String,
-    /// The Service port's name, when the ref names a Service port that has one.
-    port_name: Option<String>,
-    gateways: Vec<(String, String)>,
-}
-
-/// Every backendRef of the HTTPRoutes and GRPCRoutes attached to Gateways of ours (directly
-/// or through a ListenerSet), for policy ancestors.
-fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendUse> {
-    let mut uses = Vec::new();
-    let mut add = |route_namespace: &str, parents: Vec<RefParts<'_>>, refs: Vec<RefParts<'_>>| {
-        let gateways = parent_gateways(store, listeners, route_namespace, &parents);
-        if gateways.is_empty() {
-            return;
-        }
-        for backend in refs {
-            let namespace = backend.namespace.unwrap_or(route_namespace);
-            let kind = match (
-                backend.group.unwrap_or(""),
-                backend.kind.unwrap_or("Service"),
-            ) {
-                ("", "Service") => TargetKind::Service,
-                (PORTCULLIS_GROUP, "Backend") => TargetKind::Backend,
-                _ => continue,
-            };
-            let port_name = match kind {
-                TargetKind::Service => {
-                    service_port_name(store, namespace, backend.name, backend.port)
-                }
-                TargetKind::Backend => None,
-            };
-            uses.push(BackendUse {
-                kind,
-                namespace: namespace.to_owned(),
-                name: backend.name.to_owned(),
-                port_name,
-                gateways: gateways.clone(),
-            });
-        }
-    };
-    // HTTPRoute and GRPCRoute: the same fields in types of their own.
-    macro_rules! uses_of {
-        ($routes:expr) => {
-            for ((namespace, _), route) in $routes {
-                let parents = route
-                    .spec
-                    .parent_refs
-                    .iter()
-                    .flatten()
-                    .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
-                    .collect();
-                let refs = route
-                    .spec
-                    .rules
-                    .iter()
-                    .flatten()
-                    .flat_map(|rule| rule.backend_refs.iter().flatten())
-                    .map(|b| RefParts::new(&b.group, &b.kind, &b.name, &b.namespace, b.port))
-                    .collect();
-                add(namespace, parents, refs);
-            }
-        };
-    }
-    uses_of!(&store.http_routes);
-    uses_of!(&store.grpc_routes);
-    uses
-}
-
-/// The fields of a parentRef or backendRef, whatever generated type carries them.
-struct RefParts<'a> {
-    group: Option<&'a str>,
-    kind: Option<&'a str>,
-    name: &'a str,
-    namespace: Option<&'a str>,
-    port: Option<i32>,
-}
-
-impl<'a> RefParts<'a> {
-    fn new(
-        group: &'a Option<String>,
-        kind: &'a Option<String>,
-        name: &'a str,
-        namespace: &'a Option<String>,
-        port: Option<i32>,
-    ) -> RefParts<'a> {
-        RefParts {
-            group: group.as_deref(),
-            kind: kind.as_deref(),
-            name,
-            namespace: namespace.as_deref(),
-            port,
-        }
-    }
-}
-
-/// The Gateways of ours a route's parentRefs reach (a ListenerSet parent reaches its Gateway).
-fn parent_gateways(
-    store: &Store,
-    listeners: &Listeners,
-    route_namespace: &str,
-    parents: &[RefParts<'_>],
-) -> Vec<(String, String)> {
-    let mut gateways = Vec::new();
-    for parent in parents {
-        if parent.group.unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP {
-            continue;
-        }
-        let namespace = parent.namespace.unwrap_or(route_namespace);
-        let gateway = match parent.kind.unwrap_or("Gateway") {
-            "Gateway" => (namespace.to_owned(), parent.name.to_owned()),
-            "ListenerSet" => {
-                let Some(set) = store
-                    .listener_sets
-                    .get(&(namespace.to_owned(), parent.name.to_owned()))
-                else {
-                    continue;
-                };
-                let gateway = &set.spec.parent_ref;
-                let gateway_namespace = gateway.namespace.as_deref().unwrap_or(namespace);
-                (gateway_namespace.to_owned(), gateway.name.clone())
-            }
-            _ => continue,
-        };
-        if listeners.by_gateway.contains_key(&gateway) && !gateways.contains(&gateway) {
-            gateways.push(gateway);
-        }
-    }
-    gateways
-}
-
-fn service_port_name(
-    store: &Store,
-    namespace: &str,
-    name: &str,
-    port: Option<i32>,
-) -> Option<String> {
-    let port = port?;
-    let service = store
-        .services
-        .get(&(namespace.to_owned(), name.to_owned()))?;
-    service
-        .spec
-        .as_ref()?
-        .ports
-        .as_ref()?
-        .iter()
-        .find(|p| p.port == port)?
-        .name
-        .clone()
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ use model::{Store, kind::GATEWAY_GROUP};
 use snapshot::client::{ClientSettings, PathPolicy};
 use snapshot::tls::{AlpnProtocol, HandshakeSettings, MinTlsVersion};
 
+use crate::CompileOptions;
+use crate::ancestors::gateway_ancestor;
 use crate::listener::Listeners;
 use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ObjectStatus, StatusReport};
@@ -118,6 +120,9 @@ struct PolicyState {
     conflicts: Problems,
     /// Serving listeners it applies to (their labels).
     applies_to: Vec<String>,
+    /// The Gateways of ours it targets (a listener when `sectionName` names one), in
+    /// targetRefs order: its `status.ancestors`.
+    ancestors: Vec<((String, String), Option<String>)>,
 }
 
 /// Validates every ClientTrafficPolicy, attaches the valid ones, records each listener's and
@@ -125,6 +130,7 @@ struct PolicyState {
 /// Gateways and ListenerSets are compiled (it needs to know which listeners serve).
 pub(crate) fn apply_client_policies(
     store: &Store,
+    options: &CompileOptions,
     listeners: &mut Listeners,
     status: &mut StatusReport,
 ) {
@@ -137,6 +143,7 @@ pub(crate) fn apply_client_policies(
     for ((namespace, name), policy) in ordered {
         let index = policies.len();
         let mut state = validate(namespace, name, policy, index);
+        state.ancestors = ancestors(store, listeners, namespace, &policy.spec.target_refs);
         if state.client.is_some() {
             attach(
                 store,
@@ -159,9 +166,22 @@ pub(crate) fn apply_client_policies(
         listeners: clients,
         sockets,
     };
-    status
-        .objects
-        .extend(policies.into_iter().map(PolicyState::finish));
+    let controller_name = &options.controller_name;
+    let statuses = policies.into_iter().map(|mut policy| {
+        let ancestors = std::mem::take(&mut policy.ancestors);
+        let mut status = policy.finish();
+        // GEP-713: the policy's conditions on each Gateway it targets (the Kubernetes status
+        // has no object-level conditions; `/status` and `check` show both).
+        status.ancestors = ancestors
+            .into_iter()
+            .map(|(gateway, listener)| {
+                let conditions = status.conditions.clone();
+                gateway_ancestor(gateway, listener, controller_name, conditions)
+            })
+            .collect();
+        status
+    });
+    status.objects.extend(statuses);
 }
 
 /// `metadata.creationTimestamp` in unix seconds: the age that decides conflicts.
@@ -203,6 +223,7 @@ fn validate(
         not_found: Problems::default(),
         conflicts: Problems::default(),
         applies_to: Vec::new(),
+        ancestors: Vec::new(),
     }
 }
 
@@ -244,6 +265,41 @@ fn attach(
             }
         }
     }
+}
+
+/// The Gateways of ours (a listener when `sectionName` names one) a policy's targets name,
+/// whether or not the policy is valid or holds them: each gets the policy's conditions. A
+/// listener that is not found makes its Gateway the ancestor; a Gateway that is not found or
+/// not ours is no ancestor.
+fn ancestors(
+    store: &Store,
+    listeners: &Listeners,
+    namespace: &str,
+    refs: &[PolicyTargetRef],
+) -> Vec<((String, String), Option<String>)> {
+    let list = FieldPath::object(KIND, namespace, "").field("spec.targetRefs");
+    let mut ancestors = Vec::new();
+    for (position, reference) in refs.iter().enumerate() {
+        let at = list.index(position);
+        let ancestor = match target_of(store, listeners, namespace, &at, reference) {
+            Ok(target) => ((target.namespace, target.gateway), target.listener),
+            // A listener that is not there: the Gateway (ours) shows why the policy does
+            // nothing.
+            Err(_) => {
+                let gateway = (namespace.to_owned(), reference.name.clone());
+                let is_gateway = (reference.group.as_str(), reference.kind.as_str())
+                    == (GATEWAY_GROUP, "Gateway");
+                if !is_gateway || !listeners.by_gateway.contains_key(&gateway) {
+                    continue;
+                }
+                (gateway, None)
+            }
+        };
+        if !ancestors.contains(&ancestor) {
+            ancestors.push(ancestor);
+        }
+    }
+    ancestors
 }
 
 /// The target one `targetRefs` entry (`at`) names: a Gateway of ours in the policy's

@@ -97,8 +97,9 @@ pub struct Compiler {
     /// EndpointSlices by Service.
     slices: SliceIndex,
     snapshot: Arc<Snapshot>,
-    /// BackendTLSPolicy statuses (their ancestors depend on the routes).
-    tls_policy_statuses: Vec<ObjectStatus>,
+    /// BackendTrafficPolicy and BackendTLSPolicy statuses (their ancestors depend on the
+    /// routes).
+    policy_statuses: Vec<ObjectStatus>,
 }
 
 /// `HTTPRoute namespace/name`: a unit as status labels it.
@@ -131,6 +132,8 @@ struct Context {
     /// The SNI table of every usable TLS slot.
     tls_tables: HashMap<usize, Arc<TlsListenerRoutes>>,
     tls_policies: Arc<BackendTlsPolicies>,
+    /// BackendTrafficPolicies (their statuses wait for the routes: their ancestors follow them).
+    traffic_policies: Arc<TrafficPolicies>,
     /// Services and Backends the TLSRoutes looked up.
     tls_reads: HashSet<ReadKey>,
     /// Backends the TLSRoutes use: their indices are baked in the SNI tables.
@@ -154,11 +157,11 @@ impl Context {
         frontend_tls::validate_frontend_clients(store, &mut listeners, &mut status);
         let clients =
             client_certificate::resolve_client_certificates(store, &mut listeners, &mut status);
-        client_policy::apply_client_policies(store, &mut listeners, &mut status);
+        client_policy::apply_client_policies(store, options, &mut listeners, &mut status);
         let tls_policies = Arc::new(BackendTlsPolicies::compile(store, options, &clients));
-        let traffic = Arc::new(TrafficPolicies::compile(store, &mut status));
+        let traffic_policies = Arc::new(TrafficPolicies::compile(store));
         let mut backends = BackendTable::with_tls_policies(Arc::clone(&tls_policies))
-            .with_traffic_policies(traffic);
+            .with_traffic_policies(Arc::clone(&traffic_policies));
         #[cfg(test)]
         if let Some(numbering) = numbering {
             backends.set_numbering(numbering);
@@ -177,6 +180,7 @@ impl Context {
             tls_routes,
             tls_tables,
             tls_policies,
+            traffic_policies,
             tls_reads: tls_recording.reads.into_iter().collect(),
             pinned: tls_recording.used.into_iter().collect(),
             policy_targets: policy_targets(store),
@@ -228,7 +232,7 @@ impl Compiler {
             http_tables: HashMap::new(),
             slices: SliceIndex::of(store),
             snapshot: Arc::default(),
-            tls_policy_statuses: Vec::new(),
+            policy_statuses: Vec::new(),
         };
         let keys = store
             .http_routes
@@ -253,7 +257,7 @@ impl Compiler {
             })
             .collect();
         compiler.rebuild_tables(hosts);
-        compiler.report_tls_policies(store);
+        compiler.report_policies(store);
         compiler.finish();
         compiler
     }
@@ -340,7 +344,7 @@ impl Compiler {
                     .map(|&slot| self.context.listeners.slots[slot].status_at.0)
                     .collect()
             };
-            self.report_tls_policies(new);
+            self.report_policies(new);
             self.finish();
             step.snapshot_changed = true;
             step.statuses = self.changed_statuses(&dirty, objects);
@@ -455,7 +459,8 @@ impl Compiler {
     }
 
     /// The statuses an incremental step may have changed: the units compiled again, these
-    /// context `objects`, and the BackendTLSPolicies (their ancestors follow the routes). The
+    /// context `objects`, and the BackendTrafficPolicies and BackendTLSPolicies (their
+    /// ancestors follow the routes). The
     /// TLSRoutes' cannot have changed: the context is only kept when they are the same.
     fn changed_statuses(
         &self,
@@ -474,7 +479,7 @@ impl Compiler {
                     .into_iter()
                     .map(|object| self.context_status(object)),
             )
-            .chain(self.tls_policy_statuses.iter().cloned())
+            .chain(self.policy_statuses.iter().cloned())
             .collect()
     }
 
@@ -705,16 +710,23 @@ impl Compiler {
         }
     }
 
-    /// Recomputes the BackendTLSPolicy statuses (their ancestors follow the routes).
-    fn report_tls_policies(&mut self, store: &Store) {
+    /// Recomputes the BackendTrafficPolicy and BackendTLSPolicy statuses (their ancestors
+    /// follow the routes).
+    fn report_policies(&mut self, store: &Store) {
         let mut report = StatusReport::default();
+        self.context.traffic_policies.report(
+            store,
+            &self.options,
+            &self.context.listeners,
+            &mut report,
+        );
         self.context.tls_policies.report(
             store,
             &self.options,
             &self.context.listeners,
             &mut report,
         );
-        self.tls_policy_statuses = report.objects;
+        self.policy_statuses = report.objects;
     }
 
     /// Builds the snapshot from the tables and backends.
@@ -732,7 +744,7 @@ impl Compiler {
     }
 
     /// The status of every object compiled, in a stable order: the context's objects, the
-    /// HTTPRoutes, GRPCRoutes and TLSRoutes, the BackendTLSPolicies.
+    /// HTTPRoutes, GRPCRoutes and TLSRoutes, the BackendTrafficPolicies and BackendTLSPolicies.
     pub fn status(&self) -> StatusReport {
         let mut objects = self.context.objects.clone();
         for (&slot, &count) in &self.slot_counts {
@@ -741,7 +753,7 @@ impl Compiler {
         }
         objects.extend(self.units.values().map(|unit| unit.status.clone()));
         objects.extend(self.context.tls_routes.iter().cloned());
-        objects.extend(self.tls_policy_statuses.iter().cloned());
+        objects.extend(self.policy_statuses.iter().cloned());
         StatusReport { objects }
     }
 

@@ -10,6 +10,7 @@
 //! [`EndpointPlan::resolve`] turns the store's EndpointSlices into endpoint targets. That second
 //! step is the fast path the runtime runs alone when only EndpointSlices change.
 
+mod ancestors;
 mod attachment;
 mod backend_ref;
 mod backend_tls;

@@ -11,6 +11,9 @@
 //! (`Service ns/name:port [BackendTrafficPolicy ns/policy]`), so two routes can treat the same
 //! Service differently without sharing balancer, health or breaker state. Two policies on the
 //! same target: the older wins (creation time, then namespace/name); the other is Conflicted.
+//!
+//! Status: the conditions are computed here, with the policies; `status.ancestors` (the
+//! Gateways under the targets) wait for the routes (`status`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +32,7 @@ use snapshot::RetryPolicy;
 
 use crate::duration;
 use crate::problems::{FieldPath, Problem, Problems};
-use crate::status::{Condition, ObjectStatus, StatusReport};
+use crate::status::{Condition, ObjectStatus};
 
 /// The kind, as status and labels spell it.
 const KIND: &str = "BackendTrafficPolicy";
@@ -81,17 +84,29 @@ enum Target {
     },
 }
 
-/// Every valid BackendTrafficPolicy, by target.
+/// Every valid BackendTrafficPolicy, by target, and every policy's status before its
+/// ancestors (which follow the routes: [`TrafficPolicies::report`]).
 #[derive(Debug, Default)]
 pub(crate) struct TrafficPolicies {
     by_target: HashMap<Target, Arc<AppliedPolicy>>,
+    /// Oldest first.
+    reports: Vec<PolicyReport>,
+}
+
+/// One policy's object-level status and the targets its ancestors come from.
+#[derive(Debug)]
+struct PolicyReport {
+    status: ObjectStatus,
+    /// The targets that exist (claimed, lost to an older policy, or named by an invalid
+    /// policy): each is under the Gateways its status is written to.
+    targets: Vec<Target>,
 }
 
 impl TrafficPolicies {
-    /// Validates every policy, resolves its targets and writes its status. Policies are
+    /// Validates every policy, resolves its targets and computes its conditions. Policies are
     /// taken oldest first (creation time, then namespace/name): the older of two policies on
     /// one target wins it.
-    pub(crate) fn compile(store: &Store, status: &mut StatusReport) -> TrafficPolicies {
+    pub(crate) fn compile(store: &Store) -> TrafficPolicies {
         let mut policies = TrafficPolicies::default();
         let mut ordered: Vec<_> = store.backend_traffic_policies.iter().collect();
         ordered.sort_by_key(|((namespace, name), policy)| {
@@ -99,7 +114,11 @@ impl TrafficPolicies {
         });
         for ((namespace, name), policy) in ordered {
             let object = policies.compile_policy(store, namespace, name, policy);
-            status.objects.push(object);
+            let targets = status::ancestor_targets(store, namespace, name, policy);
+            policies.reports.push(PolicyReport {
+                status: object,
+                targets,
+            });
         }
         policies
     }
@@ -757,5 +776,6 @@ fn error_rate_breaker(
 }
 
 mod retry;
+mod status;
 #[cfg(test)]
 mod tests;

@@ -49,7 +49,7 @@ mod pending;
 #[cfg(test)]
 mod tests;
 
-use desired::{Owner, SHARED_LISTS, claims_nothing, desired};
+use desired::{Owner, SHARED_LISTS, claims_nothing, desired, merged_list};
 use pending::{Handed, Known};
 
 /// The least time between two rounds of writes.
@@ -260,16 +260,8 @@ impl Task {
         let mut status = desired.clone();
         for list in SHARED_LISTS {
             if let Some(entries) = status.get_mut(list).and_then(Value::as_array_mut) {
-                // Others' entries first, as they were; then ours.
-                let others: Vec<Value> = current_status[list]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|entry| entry["controllerName"] != self.controller_name.as_str())
-                    .cloned()
-                    .collect();
                 let ours = std::mem::take(entries);
-                *entries = others.into_iter().chain(ours).collect();
+                *entries = merged_list(list, &current_status, ours, &self.controller_name);
             }
         }
         stamp(&mut status, &current_status, &now());

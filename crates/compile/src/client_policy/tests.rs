@@ -768,3 +768,98 @@ fn the_first_listeners_alpn_list_wins_the_port() {
         "ClientTrafficPolicy infra/for-two spec.tls.alpnProtocols: Gateway infra/secure listener two shares port 443 with Gateway infra/secure listener one, whose ALPN protocols (h2) apply to the port"
     );
 }
+
+/// The policy's ancestors as `name[/section]: Accepted reason`.
+fn ancestors(compiled: &Compiled, name: &str) -> Vec<String> {
+    policy_status(compiled, name)
+        .ancestors
+        .iter()
+        .map(|ancestor| {
+            let reference = &ancestor.ancestor_ref;
+            assert_eq!(
+                (
+                    reference.group.as_ref(),
+                    reference.kind.as_ref(),
+                    reference.namespace.as_str()
+                ),
+                ("gateway.networking.k8s.io", "Gateway", "infra")
+            );
+            assert_eq!(
+                ancestor.controller_name.as_ref(),
+                "portcullis.dev/gateway-controller"
+            );
+            let accepted = ancestor
+                .conditions
+                .iter()
+                .find(|c| c.kind == "Accepted")
+                .expect("Accepted on the ancestor");
+            let section = reference
+                .section_name
+                .as_ref()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default();
+            format!("{}{section}: {}", reference.name, accepted.reason)
+        })
+        .collect()
+}
+
+#[test]
+fn each_targeted_gateway_of_ours_is_an_ancestor() {
+    let compiled = compile_yaml(&format!(
+        "{EDGE}{}{}{}",
+        policy(
+            "both",
+            "[{group: gateway.networking.k8s.io, kind: Gateway, name: edge}, {group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}]",
+            ""
+        ),
+        policy_created(
+            "z-older",
+            "2024-01-01T00:00:00Z",
+            &listener_target("other"),
+            ""
+        ),
+        policy_created(
+            "a-newer",
+            "2025-01-01T00:00:00Z",
+            &listener_target("other"),
+            ""
+        ),
+    ));
+    assert_eq!(
+        ancestors(&compiled, "both"),
+        vec!["edge: Accepted", "gw/http: Accepted"]
+    );
+    assert_eq!(
+        ancestors(&compiled, "z-older"),
+        vec!["edge/other: Accepted"]
+    );
+    assert_eq!(
+        ancestors(&compiled, "a-newer"),
+        vec!["edge/other: Conflicted"]
+    );
+}
+
+#[test]
+fn refused_policies_show_why_on_the_gateways_of_ours_they_name() {
+    let compiled = compile_yaml(&format!(
+        "{EDGE}{}{}{}",
+        policy("invalid", WHOLE, "  headers: {maxUriBytes: -1}\n"),
+        policy("no-listener", &listener_target("nope"), ""),
+        policy(
+            "no-gateway",
+            "[{group: gateway.networking.k8s.io, kind: Gateway, name: nope}]",
+            ""
+        ),
+    ));
+    assert_eq!(ancestors(&compiled, "invalid"), vec!["edge: Invalid"]);
+    assert_eq!(
+        ancestors(&compiled, "no-listener"),
+        vec!["edge: TargetNotFound"]
+    );
+    // No Gateway of ours to report on: only `/status` and `check` show it.
+    assert!(ancestors(&compiled, "no-gateway").is_empty());
+    assert_eq!(
+        condition(policy_status(&compiled, "no-gateway"), "Accepted").reason,
+        "TargetNotFound"
+    );
+}

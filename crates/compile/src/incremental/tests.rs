@@ -120,11 +120,29 @@ fn variant(slot: &str, rng: &mut StdRng) -> String {
                 ca_config_map("a", "ca", &ca_pem())
             }
         }
-        ["traffic", "policy"] => format!(
-            "apiVersion: portcullis.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: policy, namespace: a}}\nspec:\n  targetRefs: [{{group: \"\", kind: Service, name: s{}}}]\n  retry: {{numRetries: {}}}\n",
-            rng.random_range(0..3),
-            rng.random_range(1..4)
-        ),
+        ["traffic", "policy"] => {
+            // Mostly a Service the generated routes use (its ancestors follow them), else a
+            // Service port, a route or a Gateway.
+            let target = match rng.random_range(0..6) {
+                0 => "{group: \"\", kind: Service, name: s0, sectionName: http}".to_owned(),
+                1 => format!(
+                    "{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r{}}}",
+                    rng.random_range(0..3)
+                ),
+                2 => {
+                    "{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}"
+                        .to_owned()
+                }
+                _ => format!(
+                    "{{group: \"\", kind: Service, name: s{}}}",
+                    rng.random_range(0..3)
+                ),
+            };
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: policy, namespace: a}}\nspec:\n  targetRefs: [{target}]\n  retry: {{numRetries: {}}}\n",
+                rng.random_range(1..4)
+            )
+        }
         ["tls", "policy"] => format!(
             "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: tls, namespace: a}}\nspec:\n  targetRefs: [{{group: \"\", kind: Service, name: s{}}}]\n  validation: {{hostname: backend.example.com, wellKnownCACertificates: System}}\n",
             rng.random_range(0..3)
@@ -444,12 +462,23 @@ fn incremental_updates_equal_a_full_compile() {
     // Changes of Namespaces, ReferenceGrants, Secrets and ConfigMaps applied without a full
     // compile, over all seeds.
     let mut looked_up = 0;
+    // Incremental steps that changed the BackendTrafficPolicy's ancestors (a route edit
+    // changing which Gateways use its Service).
+    let mut traffic_ancestors = 0;
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut objects: BTreeMap<&str, String> = BTreeMap::new();
-        // Start from a random half of the slots.
+        // Start from a random half of the slots; in odd seeds, always with the
+        // BackendTrafficPolicy and the Services of namespace a it may target, so route edits
+        // move its ancestors.
+        let with_policy = [
+            "traffic-policy",
+            "service-a-0",
+            "service-a-1",
+            "service-a-2",
+        ];
         for slot in SLOTS {
-            if rng.random_bool(0.5) {
+            if rng.random_bool(0.5) || (seed % 2 == 1 && with_policy.contains(slot)) {
                 objects.insert(slot, variant(slot, &mut rng));
             }
         }
@@ -482,12 +511,17 @@ fn incremental_updates_equal_a_full_compile() {
             let before = statuses(&compiler);
             let result = compiler.update(&store, &next, step as u64 + 2);
             if !result.full {
+                let after = statuses(&compiler);
                 assert_changed_statuses_reported(
                     &before,
-                    &statuses(&compiler),
+                    &after,
                     &result,
                     &format!("seed {seed} step {step} ({action} {slot})"),
                 );
+                let policy = "BackendTrafficPolicy a/policy";
+                if before.get(policy) != after.get(policy) {
+                    traffic_ancestors += 1;
+                }
             }
             if LOOKED_UP.contains(&slot) && !result.full {
                 looked_up += 1;
@@ -517,8 +551,69 @@ fn incremental_updates_equal_a_full_compile() {
         );
     }
     eprintln!("{looked_up} lookups changed incrementally");
+    eprintln!("{traffic_ancestors} incremental BackendTrafficPolicy status changes");
+    // Only its ancestors can change without a full compile (a change of its targets compiles
+    // everything).
+    assert!(
+        traffic_ancestors >= 5,
+        "only {traffic_ancestors} incremental steps changed the BackendTrafficPolicy's ancestors"
+    );
     assert!(
         looked_up >= 10,
         "only {looked_up} changes of Namespaces, ReferenceGrants, Secrets or ConfigMaps were applied without a full compile"
+    );
+}
+
+/// A route moving from one Gateway to another, incrementally: the BackendTrafficPolicy on
+/// its Service follows it (its ancestors), the step reports it, and a full compile agrees.
+#[test]
+fn a_route_edit_moves_the_traffic_policy_ancestors() {
+    let mut objects: BTreeMap<&str, String> = BTreeMap::new();
+    let mut rng = StdRng::seed_from_u64(7);
+    for slot in ["gateway-a", "gateway-b", "service-a-0"] {
+        objects.insert(slot, variant(slot, &mut rng));
+    }
+    objects.insert(
+        "traffic-policy",
+        "apiVersion: portcullis.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: policy, namespace: a}\nspec:\n  targetRefs: [{group: \"\", kind: Service, name: s0}]\n".to_owned(),
+    );
+    let route = |parent: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r0, namespace: a}}\nspec:\n  parentRefs: [{parent}]\n  rules: [{{backendRefs: [{{name: s0, port: 80}}]}}]\n"
+        )
+    };
+    objects.insert("http-a-0", route("{name: gw, namespace: a}"));
+    let store = store_of(&objects);
+    let mut compiler = Compiler::build(&store, CompileOptions::default());
+    let ancestors = |compiler: &Compiler| -> Vec<String> {
+        let status = compiler.status();
+        let policy = status
+            .objects
+            .iter()
+            .find(|o| o.kind == "BackendTrafficPolicy")
+            .expect("policy status");
+        policy
+            .ancestors
+            .iter()
+            .map(|a| format!("{}/{}", a.ancestor_ref.namespace, a.ancestor_ref.name))
+            .collect()
+    };
+    assert_eq!(ancestors(&compiler), vec!["a/gw"]);
+
+    objects.insert("http-a-0", route("{name: gw2, namespace: b}"));
+    let next = store_of(&objects);
+    let step = compiler.update(&store, &next, 2);
+    assert!(!step.full, "a route edit is incremental");
+    assert_eq!(ancestors(&compiler), vec!["b/gw2"]);
+    assert!(
+        step.statuses
+            .iter()
+            .any(|s| s.kind == "BackendTrafficPolicy" && s.ancestors.len() == 1),
+        "the step reports the policy's new status"
+    );
+    let fresh = Compiler::build(&next, CompileOptions::default());
+    assert_eq!(
+        format!("{:#?}", compiler.status()),
+        format!("{:#?}", fresh.status())
     );
 }

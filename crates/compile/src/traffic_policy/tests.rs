@@ -270,3 +270,171 @@ fn httproute_retry_without_backoff_pauses_the_default_backoff() {
     assert_eq!(retry.backoff, snapshot::Backoff::DEFAULT_RETRY);
     assert!(!retry.backoff.base.is_zero());
 }
+
+/// A second Gateway of ours, `other`, with a route `r2` using Service `web` there too.
+const OTHER_GATEWAY: &str = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: other, namespace: infra}\nspec:\n  gatewayClassName: portcullis\n  addresses: [{value: 127.0.0.10}]\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r2, namespace: infra}\nspec:\n  parentRefs: [{name: other}]\n  rules: [{backendRefs: [{name: web, port: 8080}]}]\n";
+
+/// The policy's ancestors as `name[/section]: Accepted reason`.
+fn ancestors(compiled: &Compiled, name: &str) -> Vec<String> {
+    let status = object(compiled, "BackendTrafficPolicy", "infra", name);
+    status
+        .ancestors
+        .iter()
+        .map(|ancestor| {
+            let reference = &ancestor.ancestor_ref;
+            assert_eq!(
+                (reference.kind.as_ref(), reference.namespace.as_str()),
+                ("Gateway", "infra")
+            );
+            let accepted = ancestor
+                .conditions
+                .iter()
+                .find(|c| c.kind == "Accepted")
+                .expect("Accepted on the ancestor");
+            let section = reference
+                .section_name
+                .as_ref()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default();
+            format!("{}{section}: {}", reference.name, accepted.reason)
+        })
+        .collect()
+}
+
+#[test]
+fn service_policy_ancestors_are_the_gateways_whose_routes_use_it() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{OTHER_GATEWAY}{}{}",
+        policy("lb", "[{group: \"\", kind: Service, name: web}]", ""),
+        policy(
+            "port",
+            "[{group: \"\", kind: Service, name: web, sectionName: http}]",
+            ""
+        ),
+    ));
+    assert_eq!(
+        ancestors(&compiled, "lb"),
+        vec!["gw: Accepted", "other: Accepted"]
+    );
+    assert_eq!(
+        ancestors(&compiled, "port"),
+        vec!["gw: Accepted", "other: Accepted"]
+    );
+}
+
+#[test]
+fn backend_policy_ancestors_follow_the_routes_using_it() {
+    let compiled = compile_yaml(&format!(
+        "{}{}",
+        "---\napiVersion: portcullis.dev/v1alpha1\nkind: Backend\nmetadata: {name: ext, namespace: infra}\nspec: {endpoints: [{ip: 10.1.0.1, port: 80}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: infra}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{group: portcullis.dev, kind: Backend, name: ext}]}]\n",
+        policy(
+            "ext",
+            "[{group: portcullis.dev, kind: Backend, name: ext}]",
+            ""
+        ),
+    ));
+    assert_eq!(ancestors(&compiled, "ext"), vec!["gw: Accepted"]);
+}
+
+#[test]
+fn route_policy_ancestors_are_the_routes_parent_gateways() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{OTHER_GATEWAY}{}{}",
+        policy(
+            "rule",
+            "[{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r, sectionName: api}]",
+            ""
+        ),
+        policy(
+            "route2",
+            "[{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r2}]",
+            ""
+        ),
+    ));
+    assert_eq!(ancestors(&compiled, "rule"), vec!["gw: Accepted"]);
+    assert_eq!(ancestors(&compiled, "route2"), vec!["other: Accepted"]);
+}
+
+#[test]
+fn gateway_policy_ancestor_is_the_gateway_or_its_listener() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}{}",
+        policy(
+            "whole",
+            "[{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]",
+            ""
+        ),
+        policy(
+            "listener",
+            "[{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}]",
+            ""
+        ),
+    ));
+    assert_eq!(ancestors(&compiled, "whole"), vec!["gw: Accepted"]);
+    assert_eq!(ancestors(&compiled, "listener"), vec!["gw/http: Accepted"]);
+}
+
+#[test]
+fn refused_policies_carry_their_reason_on_their_ancestors() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}{}{}",
+        policy(
+            "invalid",
+            "[{group: \"\", kind: Service, name: web}]",
+            "  loadBalancer: {type: Nope}\n"
+        ),
+        policy_created(
+            "old",
+            "2020-01-01T00:00:00Z",
+            "[{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]"
+        ),
+        policy_created(
+            "young",
+            "2024-01-01T00:00:00Z",
+            "[{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]"
+        ),
+    ));
+    assert_eq!(ancestors(&compiled, "invalid"), vec!["gw: Invalid"]);
+    assert_eq!(ancestors(&compiled, "old"), vec!["gw: Accepted"]);
+    assert_eq!(ancestors(&compiled, "young"), vec!["gw: Conflicted"]);
+}
+
+#[test]
+fn policy_under_no_gateway_of_ours_has_no_ancestor_but_keeps_its_conditions() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}{}",
+        policy("lost", "[{group: \"\", kind: Service, name: nope}]", ""),
+        // A Service no route of ours uses: the policy applies, but under no Gateway.
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: idle, namespace: infra}\nspec: {ports: [{port: 80}]}\n"
+            .to_owned()
+            + &policy("idle", "[{group: \"\", kind: Service, name: idle}]", ""),
+    ));
+    for name in ["lost", "idle"] {
+        assert!(ancestors(&compiled, name).is_empty(), "{name}");
+    }
+    let status = object(&compiled, "BackendTrafficPolicy", "infra", "lost");
+    assert_eq!(accepted(status).0, "TargetNotFound");
+    assert_eq!(
+        accepted(object(&compiled, "BackendTrafficPolicy", "infra", "idle")).0,
+        "Accepted"
+    );
+}
+
+fn policy_created(name: &str, created: &str, targets: &str) -> String {
+    format!(
+        "---\napiVersion: portcullis.dev/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {{name: {name}, namespace: infra, creationTimestamp: \"{created}\"}}\nspec:\n  targetRefs: {targets}\n"
+    )
+}
+
+#[test]
+fn policy_on_a_missing_port_shows_why_on_the_gateways_using_the_service() {
+    let compiled = compile_yaml(&format!(
+        "{ROUTE}{}",
+        policy(
+            "port",
+            "[{group: \"\", kind: Service, name: web, sectionName: nope}]",
+            ""
+        ),
+    ));
+    assert_eq!(ancestors(&compiled, "port"), vec!["gw: TargetNotFound"]);
+}

@@ -18,6 +18,30 @@ const MAX_MESSAGE: usize = 32_768;
 /// Gateway API CRDs, so an apply replaces the whole list and others' entries are carried over.
 pub(super) const SHARED_LISTS: [&str; 2] = ["parents", "ancestors"];
 
+/// The most entries the Gateway API schema accepts in a shared list: `parents` 32,
+/// `ancestors` 16 (GEP-713; our policy CRDs too, `crdgen::PolicyStatus`).
+fn max_entries(list: &str) -> usize {
+    if list == "ancestors" { 16 } else { 32 }
+}
+
+/// A shared list as it is written: the entries of other controllers first, as they were, then
+/// ours, cut at the schema's maximum (a longer list would be refused whole). GEP-713: a full
+/// list gets no further entries, so ours are the ones left out.
+pub(super) fn merged_list(
+    list: &str,
+    current: &Value,
+    ours: Vec<Value>,
+    controller_name: &str,
+) -> Vec<Value> {
+    let others = current[list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["controllerName"] != controller_name)
+        .cloned();
+    others.chain(ours).take(max_entries(list)).collect()
+}
+
 /// What the writer needs besides the report: whose objects are ours, and where clients reach
 /// Gateways that have no `spec.addresses`.
 pub(super) struct Owner<'a> {

@@ -10,7 +10,7 @@ use compile::{
 use model::Store;
 use serde_json::{Value, json};
 
-use super::{Owner, claims_nothing, desired};
+use super::{Owner, claims_nothing, desired, merged_list};
 
 const CONFIG: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
@@ -166,4 +166,26 @@ fn only_our_ancestor_entries_are_claimed_and_none_is_an_empty_claim() {
     assert_eq!(ancestors.as_array().map(Vec::len), Some(1), "{ancestors}");
     assert_eq!(ancestors[0]["ancestorRef"]["name"], "pinned");
     assert_eq!(ancestors[0]["controllerName"], DEFAULT_CONTROLLER_NAME);
+}
+
+#[test]
+fn shared_lists_keep_others_entries_first_and_stop_at_the_schema_maximum() {
+    let entry = |controller: &str, name: String| json!({"ancestorRef": {"name": name}, "controllerName": controller});
+    let current = json!({"ancestors": (0..10)
+        .map(|i| entry("example.com/other", format!("theirs-{i}")))
+        .chain([entry(DEFAULT_CONTROLLER_NAME, "stale".to_owned())])
+        .collect::<Vec<_>>()});
+    let ours: Vec<Value> = (0..10)
+        .map(|i| entry(DEFAULT_CONTROLLER_NAME, format!("ours-{i}")))
+        .collect();
+    let merged = merged_list("ancestors", &current, ours.clone(), DEFAULT_CONTROLLER_NAME);
+    // GEP-713: at most 16 ancestors; theirs stay, ours fill what is left, our stale entry goes.
+    assert_eq!(merged.len(), 16);
+    assert_eq!(
+        merged[..10],
+        current["ancestors"].as_array().expect("list")[..10]
+    );
+    assert_eq!(merged[10..], ours[..6]);
+    let parents = merged_list("parents", &json!({}), ours.clone(), DEFAULT_CONTROLLER_NAME);
+    assert_eq!(parents, ours);
 }

@@ -137,6 +137,52 @@ async fn accepted(
     .await
 }
 
+/// Waits until `policy`'s `status.ancestors` in the API server is our one entry for the test
+/// Gateway (`section_name`: the listener it names), `Accepted=True` with `observedGeneration`.
+async fn our_ancestor(
+    cluster: &TestCluster,
+    policy: &Value,
+    section_name: Option<&str>,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    eventually(PROPAGATION, async || {
+        let written = cluster.get(policy).await?;
+        let ancestors = written["status"]["ancestors"]
+            .as_array()
+            .with_context(|| format!("no status.ancestors: {written}"))?;
+        ensure!(ancestors.len() == 1, "ancestors: {ancestors:?}");
+        let ancestor = &ancestors[0];
+        let reference = &ancestor["ancestorRef"];
+        ensure!(
+            reference["group"] == "gateway.networking.k8s.io"
+                && reference["kind"] == "Gateway"
+                && reference["name"] == crate::fixture::manifest::GATEWAY
+                && reference["sectionName"].as_str() == section_name,
+            "ancestorRef: {reference}"
+        );
+        ensure!(
+            ancestor["controllerName"] == "portcullis.dev/gateway-controller",
+            "{ancestor}"
+        );
+        let accepted = find_condition(&ancestor["conditions"], "Accepted")
+            .with_context(|| format!("no Accepted: {ancestor}"))?;
+        ensure!(
+            accepted["status"] == "True"
+                && accepted["observedGeneration"] == written["metadata"]["generation"],
+            "{accepted}"
+        );
+        Ok(())
+    })
+    .await?;
+    eprintln!(
+        "{} {} ancestors written {:?} after /status showed it",
+        policy["kind"].as_str().unwrap_or_default(),
+        policy["metadata"]["name"].as_str().unwrap_or_default(),
+        started.elapsed()
+    );
+    Ok(())
+}
+
 /// The pods that answer `count` requests in a row, in order.
 async fn answering_pods(
     client: &HttpClient,
@@ -229,6 +275,9 @@ async fn the_gateway_reads_our_kinds_through_their_crds() -> anyhow::Result<()> 
         pods.windows(2).all(|pair| pair[0] != pair[1]),
         "RoundRobin over two endpoints alternates: {pods:?}"
     );
+    // Written to the API server too (GEP-713): one ancestor, the Gateway whose route uses the
+    // Backend, Accepted.
+    our_ancestor(&cluster, &policy, None).await?;
 
     // A ClientTrafficPolicy on the Gateway is read and applies too.
     let client_policy = json!({
@@ -242,6 +291,7 @@ async fn the_gateway_reads_our_kinds_through_their_crds() -> anyhow::Result<()> 
     });
     cluster.apply(&client_policy).await?;
     accepted(&gateway, "ClientTrafficPolicy", "edge", "True").await?;
+    our_ancestor(&cluster, &client_policy, None).await?;
     // maxUriBytes 256: a longer request target is refused (414), a short one served.
     let long_path = format!("/{}", "x".repeat(300));
     eventually(PROPAGATION, async || {
