@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use testkit::{EchoConfig, EchoServer, GatewayProcess, HttpClient, free_port};
 
 use super::cluster::TestCluster;
-use super::{PROPAGATION, find_condition, namespace, status_of};
+use super::{PROPAGATION, find_condition, namespace, start_gateway, status_of};
 use crate::fixture::manifest::{
     NS, backend, backend_ref, gateway, gateway_class, http_route, rule,
 };
@@ -224,21 +224,7 @@ async fn the_gateway_reads_our_kinds_through_their_crds() -> anyhow::Result<()> 
     ] {
         cluster.apply(&object).await?;
     }
-    let kubeconfig = cluster.kubeconfig();
-    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
-    let gateway = GatewayProcess::start_without_config(
-        Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        &[
-            "--kubernetes",
-            "--kubeconfig",
-            kubeconfig,
-            "--bind",
-            "127.0.0.1",
-            "--access-log",
-            "off",
-        ],
-    )
-    .await?;
+    let gateway = start_gateway(&cluster.kubeconfig(), &["--bind", "127.0.0.1"]).await?;
     let listener = SocketAddr::from(([127, 0, 0, 1], port));
     let client = HttpClient::without_keep_alive().with_timeout(Duration::from_secs(5));
 
@@ -324,22 +310,8 @@ async fn a_crd_installed_after_the_start_is_read_without_a_restart() -> anyhow::
     ] {
         cluster.apply(&object).await?;
     }
-    let kubeconfig = cluster.kubeconfig();
-    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
     // Started before our CRDs exist: the Backend kind is not served, so not watched yet.
-    let gateway = GatewayProcess::start_without_config(
-        Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        &[
-            "--kubernetes",
-            "--kubeconfig",
-            kubeconfig,
-            "--bind",
-            "127.0.0.1",
-            "--access-log",
-            "off",
-        ],
-    )
-    .await?;
+    let gateway = start_gateway(&cluster.kubeconfig(), &["--bind", "127.0.0.1"]).await?;
     let listener = SocketAddr::from(([127, 0, 0, 1], port));
     let client = HttpClient::without_keep_alive().with_timeout(Duration::from_secs(5));
     eventually(PROPAGATION, async || {

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::cluster::TestCluster;
 use super::test_host::TestHost;
-use super::{PROPAGATION, namespace};
+use super::{PROPAGATION, namespace, start_gateway};
 use crate::fixture::manifest::{
     NS, endpoint_slice, gateway, gateway_class, http_route, rule, service, service_ref,
 };
@@ -250,20 +250,7 @@ impl Scene {
 
     /// Starts the gateway with `kubeconfig` and waits until every route answers.
     async fn start_gateway(&self, kubeconfig: &std::path::Path) -> anyhow::Result<GatewayProcess> {
-        let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
-        let gateway = GatewayProcess::start_without_config(
-            std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-            &[
-                "--kubernetes",
-                "--kubeconfig",
-                kubeconfig,
-                "--bind",
-                "127.0.0.1",
-                "--access-log",
-                "off",
-            ],
-        )
-        .await?;
+        let gateway = start_gateway(kubeconfig, &["--bind", "127.0.0.1"]).await?;
         self.until_every_route_answers("first").await?;
         Ok(gateway)
     }

@@ -83,21 +83,7 @@ async fn gateway_follows_the_api_server_and_survives_its_restart() -> anyhow::Re
     ] {
         cluster.apply(&object).await?;
     }
-    let kubeconfig = cluster.kubeconfig();
-    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
-    let gateway = GatewayProcess::start_without_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        &[
-            "--kubernetes",
-            "--kubeconfig",
-            kubeconfig,
-            "--bind",
-            "127.0.0.1",
-            "--access-log",
-            "off",
-        ],
-    )
-    .await?;
+    let gateway = start_gateway(&cluster.kubeconfig(), &["--bind", "127.0.0.1"]).await?;
     let listener = SocketAddr::from(([127, 0, 0, 1], port));
     let client = HttpClient::without_keep_alive().with_timeout(Duration::from_secs(5));
     until_pod(&client, listener, "first").await?;
@@ -203,21 +189,7 @@ async fn propagation_with_1000_routes() -> anyhow::Result<()> {
     for index in 0..ROUTES {
         cluster.apply(&route(index, "cart")).await?;
     }
-    let kubeconfig = cluster.kubeconfig();
-    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
-    let _gateway = GatewayProcess::start_without_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        &[
-            "--kubernetes",
-            "--kubeconfig",
-            kubeconfig,
-            "--bind",
-            "127.0.0.1",
-            "--access-log",
-            "off",
-        ],
-    )
-    .await?;
+    let _gateway = start_gateway(&cluster.kubeconfig(), &["--bind", "127.0.0.1"]).await?;
     let listener = SocketAddr::from(([127, 0, 0, 1], port));
     let client = HttpClient::new().with_timeout(Duration::from_secs(5));
     let last_host = format!("r{}.example", ROUTES - 1);
@@ -313,6 +285,28 @@ async fn propagation_with_1000_routes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the gateway in Kubernetes mode against the API server of `kubeconfig`, without an
+/// access log, with `extra` flags (`--bind 127.0.0.1` for most tests).
+async fn start_gateway(
+    kubeconfig: &std::path::Path,
+    extra: &[&str],
+) -> anyhow::Result<GatewayProcess> {
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    let mut args = vec![
+        "--kubernetes",
+        "--kubeconfig",
+        kubeconfig,
+        "--access-log",
+        "off",
+    ];
+    args.extend_from_slice(extra);
+    GatewayProcess::start_without_config(
+        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
+        &args,
+    )
+    .await
+}
+
 /// A GatewayClass of another controller, with one Gateway.
 fn other_controllers_objects() -> [Value; 2] {
     [
@@ -380,21 +374,7 @@ async fn status_is_written_back_for_our_objects_only_and_only_when_changed() -> 
         .apply_status(&their_status, "other-controller")
         .await?;
 
-    let kubeconfig = cluster.kubeconfig();
-    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
-    let _gateway = GatewayProcess::start_without_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        &[
-            "--kubernetes",
-            "--kubeconfig",
-            kubeconfig,
-            "--bind",
-            "127.0.0.1",
-            "--access-log",
-            "off",
-        ],
-    )
-    .await?;
+    let _gateway = start_gateway(&cluster.kubeconfig(), &["--bind", "127.0.0.1"]).await?;
 
     // Our Gateway: Programmed, with the generation it describes.
     let gateway_object = gateway(port, None);

@@ -13,10 +13,10 @@ use futures_util::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
-use testkit::{GatewayProcess, free_port};
+use testkit::free_port;
 
 use super::cluster::TestCluster;
-use super::{PROPAGATION, find_condition, lease_holder, namespace};
+use super::{PROPAGATION, find_condition, lease_holder, namespace, start_gateway};
 use crate::fixture::manifest::{
     GATEWAY, GATEWAY_CLASS, NS, gateway, gateway_class, http_route, rule, service, service_ref,
 };
@@ -24,25 +24,6 @@ use crate::fixture::{eventually, timed_load};
 
 /// Our controller name (the default of `--controller-name`).
 const OURS: &str = "portcullis.dev/gateway-controller";
-
-/// Starts the gateway in Kubernetes mode on `cluster`, binding 127.0.0.1, with `extra` flags.
-async fn start_gateway(cluster: &TestCluster, extra: &[&str]) -> anyhow::Result<GatewayProcess> {
-    let kubeconfig = cluster.kubeconfig();
-    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
-    let mut args = vec![
-        "--kubernetes",
-        "--kubeconfig",
-        kubeconfig,
-        "--access-log",
-        "off",
-    ];
-    args.extend_from_slice(extra);
-    GatewayProcess::start_without_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_portcullis")),
-        &args,
-    )
-    .await
-}
 
 /// Gateway `edge`: no `spec.addresses`, admits ListenerSets of its namespace.
 fn edge_gateway(port: u16) -> Value {
@@ -139,7 +120,7 @@ async fn status_reports_features_service_addresses_listener_sets_and_policy_ance
     );
 
     let _gateway = start_gateway(
-        &cluster,
+        &cluster.kubeconfig(),
         &[
             "--bind",
             "127.0.0.1",
@@ -484,7 +465,7 @@ async fn two_replicas_write_each_status_once_and_nothing_while_quiet() -> anyhow
             "--lease-duration",
             "9s",
         ];
-        start_gateway(&cluster, &flags).await
+        start_gateway(&cluster.kubeconfig(), &flags).await
     };
     let first = replica("replica-a", "127.0.0.1").await?;
     let second = replica("replica-b", "127.0.0.2").await?;
