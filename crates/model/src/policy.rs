@@ -423,35 +423,8 @@ pub struct HttpTimeout {
 mod tests {
     use super::*;
 
-    /// The example of the resilience issue, verbatim.
-    const EXAMPLE: &str = r#"
-apiVersion: portcullis.dev/v1alpha1
-kind: BackendTrafficPolicy
-metadata: {name: shop, namespace: shop}
-spec:
-  targetRefs: [{group: "", kind: Service, name: shop}]
-  loadBalancer:
-    type: PeakEWMA
-    consistentHash: {type: Header, header: {name: x-user}}
-    slowStart: {window: 30s}
-  healthCheck:
-    active: {type: HTTP, interval: 2s, timeout: 1s, unhealthyThreshold: 3, healthyThreshold: 2,
-             http: {path: /healthz, expectedStatuses: [200]}}
-    passive: {consecutive5XxErrors: 5, consecutiveGatewayErrors: 3, interval: 5s,
-              baseEjectionTime: 30s, maxEjectionPercent: 50,
-              latency: {threshold: 3.0, minRequests: 20}}
-  circuitBreaker:
-    maxConnections: 1024
-    maxPendingRequests: 1024
-    maxParallelRequests: 1024
-    errorRate: {threshold: 0.5, minRequests: 20, window: 10s, openFor: 5s, halfOpenRequests: 3}
-  retry:
-    numRetries: 2
-    retryOn: {triggers: [connect-failure, reset, retriable-status-codes], httpStatusCodes: [503]}
-    perRetry: {timeout: 1s, backOff: {baseInterval: 25ms, maxInterval: 250ms}}
-    budget: {percent: 20, minRetriesPerSecond: 10}
-  timeout: {tcp: {connectTimeout: 1s}, http: {connectionIdleTimeout: 60s, maxConnectionDuration: 0s}}
-"#;
+    /// The example of the resilience issue (also applied to a real API server by the e2e tests).
+    const EXAMPLE: &str = include_str!("../../../examples/policies/backend-traffic-policy.yaml");
 
     #[test]
     fn the_documented_example_parses() {

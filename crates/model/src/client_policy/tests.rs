@@ -3,23 +3,8 @@ use crate::parse_documents;
 
 use super::*;
 
-/// The example of the README, verbatim.
-const EXAMPLE: &str = r#"
-apiVersion: portcullis.dev/v1alpha1
-kind: ClientTrafficPolicy
-metadata: {name: edge-limits, namespace: default}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: edge, sectionName: https}]
-  headers: {maxRequestHeadersKiB: 60, maxHeadersCount: 100, maxUriBytes: 8192}
-  path: {mergeSlashes: true, escapedSlashesAction: RejectRequest}
-  timeout: {http: {requestHeaderTimeout: 10s, requestBodyTimeout: 60s, idleTimeout: 60s}}
-  connection: {maxConnections: 16384, bufferLimit: 32KiB}
-  http2: {maxConcurrentStreams: 200, maxResetsPerConnection: 1000, maxControlFramesPerSecond: 1000,
-          initialStreamWindowSize: 64KiB, initialConnectionWindowSize: 1MiB}
-  clientIPDetection: {xForwardedFor: {numTrustedHops: 0}}
-  proxyProtocol: {enabled: false}
-  tls: {minVersion: "1.2", alpnProtocols: [h2, http/1.1]}
-"#;
+/// The example of the README (also applied to a real API server by the e2e tests).
+const EXAMPLE: &str = include_str!("../../../../examples/policies/client-traffic-policy.yaml");
 
 /// Parses one document the way the file source does (YAML → JSON value → typed).
 fn parse(text: &str) -> Result<ClientTrafficPolicy, String> {

@@ -518,60 +518,23 @@ async fn the_api_server_refuses_invalid_objects_of_our_kinds() -> anyhow::Result
     Ok(())
 }
 
-/// The full examples of our policy kinds, every field set (as in the model's tests).
+/// The full examples of our kinds in `examples/policies/` (every field set; the model's tests
+/// parse the same files), moved into the test namespace.
 fn documented_examples() -> anyhow::Result<Vec<Value>> {
-    let text = r#"
-apiVersion: portcullis.dev/v1alpha1
-kind: BackendTrafficPolicy
-metadata: {name: shop, namespace: e2e}
-spec:
-  targetRefs: [{group: "", kind: Service, name: shop}]
-  loadBalancer:
-    type: PeakEWMA
-    consistentHash: {type: Header, header: {name: x-user}}
-    slowStart: {window: 30s}
-  healthCheck:
-    active: {type: HTTP, interval: 2s, timeout: 1s, unhealthyThreshold: 3, healthyThreshold: 2,
-             http: {path: /healthz, expectedStatuses: [200]}}
-    passive: {consecutive5XxErrors: 5, consecutiveGatewayErrors: 3, interval: 5s,
-              baseEjectionTime: 30s, maxEjectionPercent: 50,
-              latency: {threshold: 3.0, minRequests: 20}}
-  circuitBreaker:
-    maxConnections: 1024
-    maxPendingRequests: 1024
-    maxParallelRequests: 1024
-    errorRate: {threshold: 0.5, minRequests: 20, window: 10s, openFor: 5s, halfOpenRequests: 3}
-  retry:
-    numRetries: 2
-    retryOn: {triggers: [connect-failure, reset, retriable-status-codes], httpStatusCodes: [503]}
-    perRetry: {timeout: 1s, backOff: {baseInterval: 25ms, maxInterval: 250ms}}
-    budget: {percent: 20, minRetriesPerSecond: 10}
-  timeout: {tcp: {connectTimeout: 1s}, http: {connectionIdleTimeout: 60s, maxConnectionDuration: 0s}}
----
-apiVersion: portcullis.dev/v1alpha1
-kind: ClientTrafficPolicy
-metadata: {name: edge-limits, namespace: e2e}
-spec:
-  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: edge, sectionName: https}]
-  headers: {maxRequestHeadersKiB: 60, maxHeadersCount: 100, maxUriBytes: 8192}
-  path: {mergeSlashes: true, escapedSlashesAction: RejectRequest}
-  timeout: {http: {requestHeaderTimeout: 10s, requestBodyTimeout: 60s, idleTimeout: 60s}}
-  connection: {maxConnections: 16384, bufferLimit: 32KiB}
-  http2: {maxConcurrentStreams: 200, maxResetsPerConnection: 1000, maxControlFramesPerSecond: 1000,
-          initialStreamWindowSize: 64KiB, initialConnectionWindowSize: 1MiB}
-  clientIPDetection: {xForwardedFor: {numTrustedHops: 0}}
-  proxyProtocol: {enabled: false}
-  tls: {minVersion: "1.2", alpnProtocols: [h2, http/1.1]}
----
-apiVersion: portcullis.dev/v1alpha1
-kind: Backend
-metadata: {name: mixed, namespace: e2e}
-spec:
-  appProtocol: kubernetes.io/h2c
-  endpoints: [{ip: 10.0.0.5, port: 8080}, {ip: "fd00::5", port: 8080, weight: 0},
-              {hostname: api.example.com, port: 443, weight: 2}]
-"#;
-    serde_saphyr::from_multiple(text).context("the examples are YAML")
+    let texts = [
+        include_str!("../../../../../examples/policies/backend-traffic-policy.yaml"),
+        include_str!("../../../../../examples/policies/client-traffic-policy.yaml"),
+        include_str!("../../../../../examples/policies/backend.yaml"),
+    ];
+    texts
+        .into_iter()
+        .map(|text| {
+            let mut example: Value =
+                serde_saphyr::from_str(text).context("the examples are YAML")?;
+            example["metadata"]["namespace"] = json!(NS);
+            Ok(example)
+        })
+        .collect()
 }
 
 #[tokio::test]
