@@ -182,6 +182,8 @@ impl CompiledAction {
             retry: self.retry.map(Box::new),
             action: self.action,
             session: self.session.map(Box::new),
+            security: None,
+            rate_limit: None,
         }
     }
 }

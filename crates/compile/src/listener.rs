@@ -227,6 +227,8 @@ impl Listeners {
             table,
             backend_client_certificate: self.backend_client_certificates.get(&index).cloned(),
             path: self.clients.listener(index).path,
+            security: None,
+            rate_limit: None,
         })
     }
 

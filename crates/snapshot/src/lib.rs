@@ -17,6 +17,8 @@ pub mod cors;
 pub mod fast_hash;
 pub mod filter;
 pub mod mirror;
+pub mod rate_limit;
+pub mod security;
 pub mod session;
 pub mod tls;
 pub mod tls_route;
@@ -104,6 +106,26 @@ pub struct ListenerRoutes {
     pub backend_client_certificate: Option<Arc<backend::tls::ClientCertificate>>,
     /// How request paths are normalized before matching (ClientTrafficPolicy `path`).
     pub path: client::PathPolicy,
+    /// The SecurityPolicy of the listener (or its Gateway), for rules without their own.
+    pub security: Option<Arc<security::SecurityPolicy>>,
+    /// The RateLimitPolicy of the listener (or its Gateway), for rules without their own.
+    pub rate_limit: Option<Arc<rate_limit::RateLimitPolicy>>,
+}
+
+impl ListenerRoutes {
+    /// The SecurityPolicy a request matched to `rule` on this listener runs: the rule's (or
+    /// its route's), else the listener's (or its Gateway's).
+    pub fn security_of<'a>(&'a self, rule: &'a RouteRule) -> Option<&'a security::SecurityPolicy> {
+        rule.security.as_deref().or(self.security.as_deref())
+    }
+
+    /// The RateLimitPolicy a request matched to `rule` on this listener counts in.
+    pub fn rate_limit_of<'a>(
+        &'a self,
+        rule: &'a RouteRule,
+    ) -> Option<&'a rate_limit::RateLimitPolicy> {
+        rule.rate_limit.as_deref().or(self.rate_limit.as_deref())
+    }
 }
 
 pub use cors::{CorsList, CorsPolicy, OriginHost, OriginPattern};
@@ -129,6 +151,11 @@ pub struct RouteRule {
     pub action: RuleAction,
     /// `sessionPersistence`: pins a client to an endpoint.
     pub session: Option<Box<session::SessionPersistence>>,
+    /// The SecurityPolicy attached to the rule or its route (a listener's or Gateway's is
+    /// on [`ListenerRoutes::security`]).
+    pub security: Option<Arc<security::SecurityPolicy>>,
+    /// The RateLimitPolicy attached to the rule or its route.
+    pub rate_limit: Option<Arc<rate_limit::RateLimitPolicy>>,
 }
 
 /// What a rule does with a request.

@@ -82,6 +82,31 @@ struct ReloadLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    policy: LabelValue,
+    method: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RateLimitLabels {
+    rule: LabelValue,
+    scope: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JwksLabels {
+    uri: LabelValue,
+    result: &'static str,
+}
+
+/// Redis round-trip buckets, in seconds: 0.1 ms to 1 s.
+const REDIS_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric Portcullis exports. Share it behind an `Arc`; every method takes `&self` and
@@ -108,6 +133,11 @@ pub struct Metrics {
     outlier_ejections: Family<EjectionLabels, Counter>,
     mirror_requests: Family<MirrorLabels, Counter>,
     tls_connections: Family<TlsConnectionLabels, Counter>,
+    auth_decisions: Family<AuthLabels, Counter>,
+    rate_limit_decisions: Family<RateLimitLabels, Counter>,
+    redis_duration: Histogram,
+    redis_errors: Family<ReasonLabels, Counter>,
+    jwks_fetches: Family<JwksLabels, Counter>,
     endpoint_latency: EndpointLatencyCollector,
 }
 
@@ -243,6 +273,40 @@ impl Metrics {
                 "tls_connections",
                 "Connections on TLS listeners (TLSRoute), by route rule and result",
                 Family::<TlsConnectionLabels, Counter>::default(),
+            ),
+            auth_decisions: registered(
+                &mut registry,
+                "auth_decisions",
+                "SecurityPolicy decisions, by policy, method (oidc, jwt, api_key, basic, \
+                 ext_auth, authorization) and result (allowed, or why the request was refused)",
+                Family::<AuthLabels, Counter>::default(),
+            ),
+            rate_limit_decisions: registered(
+                &mut registry,
+                "rate_limit_decisions",
+                "RateLimitPolicy decisions, by rule, scope (local, global) and result (allowed, \
+                 limited, shadow_limited, failed_open, failed_closed)",
+                Family::<RateLimitLabels, Counter>::default(),
+            ),
+            redis_duration: registered(
+                &mut registry,
+                "redis_request_duration_seconds",
+                "Round trips to Redis for global rate limits that got an answer",
+                Histogram::new(REDIS_BUCKETS),
+            ),
+            redis_errors: registered(
+                &mut registry,
+                "redis_errors",
+                "Global rate-limit decisions Redis did not answer, by reason (timeout, \
+                 connection, script, not_configured)",
+                Family::<ReasonLabels, Counter>::default(),
+            ),
+            jwks_fetches: registered(
+                &mut registry,
+                "jwks_fetches",
+                "Fetches of remote JSON Web Key Sets, by URI and result (success, error, \
+                 invalid)",
+                Family::<JwksLabels, Counter>::default(),
             ),
             endpoint_latency,
             registry,
@@ -440,6 +504,55 @@ impl Metrics {
             result,
         };
         self.tls_connections.get_or_create(&labels).inc();
+    }
+
+    /// A SecurityPolicy phase decided: counts
+    /// `portcullis_auth_decisions_total{policy,method,result}`. `method` and `result` are fixed
+    /// words chosen by the caller (`jwt`, `allowed`, `invalid_token`, ...), never request data.
+    pub fn auth_decision(&self, policy: &str, method: &'static str, result: &'static str) {
+        let labels = AuthLabels {
+            policy: LabelValue::from(policy),
+            method,
+            result,
+        };
+        self.auth_decisions.get_or_create(&labels).inc();
+    }
+
+    /// A rate-limit rule decided: counts
+    /// `portcullis_rate_limit_decisions_total{rule,scope,result}` (`scope` is `local` or
+    /// `global`; `result` a fixed word: `allowed`, `limited`, `shadow_limited`, `failed_open`,
+    /// `failed_closed`).
+    pub fn rate_limit_decision(&self, rule: &str, scope: &'static str, result: &'static str) {
+        let labels = RateLimitLabels {
+            rule: LabelValue::from(rule),
+            scope,
+            result,
+        };
+        self.rate_limit_decisions.get_or_create(&labels).inc();
+    }
+
+    /// Redis answered a global rate-limit decision after `duration`: observes
+    /// `portcullis_redis_request_duration_seconds`.
+    pub fn redis_answered(&self, duration: Duration) {
+        self.redis_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Redis did not answer a decision: counts `portcullis_redis_errors_total{reason}`
+    /// (`timeout`, `connection`, `script`, `not_configured`).
+    pub fn redis_failed(&self, reason: &'static str) {
+        self.redis_errors
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A remote JWKS fetch finished: counts `portcullis_jwks_fetches_total{uri,result}`
+    /// (`success`, `error`, `invalid`).
+    pub fn jwks_fetched(&self, uri: &str, result: &'static str) {
+        let labels = JwksLabels {
+            uri: LabelValue::from(uri),
+            result,
+        };
+        self.jwks_fetches.get_or_create(&labels).inc();
     }
 
     /// A config reload finished: counts `portcullis_config_reloads_total{result="success"|"error"}`

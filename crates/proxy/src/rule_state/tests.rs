@@ -43,6 +43,8 @@ fn snapshot(
             total_weight: 1,
         }),
         session: None,
+        security: None,
+        rate_limit: None,
     };
     let mut table = RouteTableBuilder::new();
     let order = RouteOrder {
@@ -58,6 +60,8 @@ fn snapshot(
             name: "Gateway default/gateway listener http".into(),
             table: table.build(),
             backend_client_certificate: None,
+            security: None,
+            rate_limit: None,
             path: snapshot::client::PathPolicy::default(),
         })
     });
