@@ -10,7 +10,9 @@
 //!   answer's values on the upstream request. Unlike Envoy, a listed header the answer does
 //!   not carry is *removed* from the request: the upstream can then trust that such a header
 //!   (say `x-user-id`) came from the authorization service, never from the client. This is
-//!   what JWT `claimToHeaders` does too.
+//!   what JWT `claimToHeaders` does too. `x-envoy-auth-headers-to-remove` (a comma-separated
+//!   list of names, Envoy's HTTP form of `headers_to_remove`) removes request headers, such as
+//!   the credentials the service consumed.
 //! - 5xx: the service failed; `fail_open` decides (Envoy: `failure_mode_allow`).
 //! - anything else: denied. The client gets the service's status, headers (less hop-by-hop
 //!   and framing ones) and body: a 401 with `WWW-Authenticate`, or a 302 to a login page,
@@ -113,8 +115,20 @@ fn upstream_changes(settings: &ExtAuth, answer: &HeaderMap) -> HeaderChanges {
             changes.push(HeaderChange::Append(name.clone(), value.clone()));
         }
     }
+    let removed = answer
+        .get_all(HEADERS_TO_REMOVE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok());
+    for name in removed {
+        changes.push(HeaderChange::Remove(name));
+    }
     changes
 }
+
+/// Envoy's header for `headers_to_remove` in an HTTP service's allowing answer.
+const HEADERS_TO_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-headers-to-remove");
 
 /// The answer's headers a denied client gets: all but hop-by-hop ones (and those its
 /// `Connection` names) and `Content-Length`, which the proxy sets for the body it sends.

@@ -73,6 +73,7 @@ pub const PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-parti
 
 /// What the authorization service decided about a request.
 #[derive(Debug)]
+#[must_use]
 pub enum Verdict {
     /// The request goes on, with these changes to its headers.
     Allow(HeaderChanges),
@@ -87,7 +88,8 @@ pub enum Verdict {
 ///
 /// - `parts`: the client request as the gateway will forward it (normalized path, headers
 ///   authentication added).
-/// - `client`: the client's address (after trusted hops), appended to `X-Forwarded-For`.
+/// - `client`: the client's address (after trusted hops): the gRPC `source`, and appended to
+///   `X-Forwarded-For` unless that list already holds it.
 /// - `scheme`: the listener's scheme (`http` or `https`), sent as `X-Forwarded-Proto`.
 /// - `body`: when `settings.body` is set, the first bytes of the client body (at most
 ///   `max_bytes`; longer is cut here) and whether the body was longer than that.
@@ -251,11 +253,13 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Whether a client request header is sent to the service: not hop-by-hop (nor named by
 /// `Connection`), not the framing (`Content-Length`: the check has its own body), not `Expect`
-/// (the check is sent whole), and listed in `headers_to_backend` unless that is empty.
+/// (the check is sent whole), not [`PARTIAL_BODY`] (only the gateway says that), and listed in
+/// `headers_to_backend` unless that is empty.
 fn is_forwarded(settings: &ExtAuth, name: &HeaderName, connection_named: &[HeaderName]) -> bool {
     if is_hop_by_hop(name)
         || name == header::CONTENT_LENGTH
         || name == header::EXPECT
+        || name == PARTIAL_BODY
         || connection_named.contains(name)
     {
         return false;
@@ -291,6 +295,11 @@ fn forwarded_headers(
         .get(X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
+        // With trusted hops (`client_ip.rs`) the client was read from this very list: it is
+        // not appended a second time.
+        Some(existing) if existing.split(',').any(|entry| entry.trim() == client_ip) => {
+            existing.to_owned()
+        }
         Some(existing) if !existing.trim().is_empty() => format!("{existing}, {client_ip}"),
         _ => client_ip,
     };

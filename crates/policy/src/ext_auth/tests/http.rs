@@ -270,3 +270,49 @@ fn an_answer_larger_than_the_bound_is_an_error() {
         "{verdict:?}"
     );
 }
+
+#[test]
+fn envoy_headers_to_remove_removes_request_headers_but_never_host() {
+    let head = answer(
+        200,
+        &[(
+            "x-envoy-auth-headers-to-remove",
+            "authorization, cookie,host,bad name",
+        )],
+    );
+    let Verdict::Allow(changes) = judge(&http_settings(""), head, Bytes::new(), None) else {
+        panic!("a 200 must allow");
+    };
+    let mut upstream = HeaderMap::new();
+    for (name, value) in [
+        ("authorization", "Basic x"),
+        ("cookie", "a=1"),
+        ("host", "shop.example"),
+        ("accept", "*/*"),
+    ] {
+        upstream.insert(name, value.parse().expect("a header value"));
+    }
+    changes.apply(&mut upstream);
+    let mut left: Vec<&str> = upstream.keys().map(HeaderName::as_str).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["accept", "host"]);
+}
+
+#[test]
+fn a_client_taken_from_x_forwarded_for_is_not_appended_again_nor_a_forged_partial_header_sent() {
+    let mut parts = client_request();
+    parts.headers.insert(
+        "x-forwarded-for",
+        "192.0.2.7, 10.0.0.1".parse().expect("a header value"),
+    );
+    parts.headers.insert(
+        "x-envoy-auth-partial-body",
+        "false".parse().expect("a header value"),
+    );
+    let check = check_request(&http_settings(""), &parts, client(), "http", None);
+    assert_eq!(
+        values(check.headers(), "x-forwarded-for"),
+        ["192.0.2.7, 10.0.0.1"]
+    );
+    assert!(!check.headers().contains_key("x-envoy-auth-partial-body"));
+}
