@@ -303,5 +303,10 @@ async fn a_server_that_is_down_never_reaches_judge() -> anyhow::Result<()> {
         result.is_err(),
         "connecting to a closed port must fail: {result:?}"
     );
+    // The proxy's path for a service that cannot be reached: the policy's fail_open decides.
+    let mut open = settings();
+    open.fail_open = true;
+    assert!(matches!(failure_verdict(&open), Verdict::Allow(ref changes) if changes.is_empty()));
+    assert!(matches!(failure_verdict(&settings()), Verdict::Deny(_)));
     Ok(())
 }
