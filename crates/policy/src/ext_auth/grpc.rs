@@ -23,8 +23,11 @@
 //! `HeaderValueOption` semantics: a set `append` (deprecated, but what most services send)
 //! wins: true appends, false replaces. Without it `append_action` decides, its default
 //! `APPEND_IF_EXISTS_OR_ADD` read as *replace*: Envoy documents that `append` "defaults to
-//! false" in these messages, and proto3 cannot tell an unset action from 0. An empty value is
-//! dropped unless `keep_empty_value`; an invalid name or value is skipped (Envoy skips them).
+//! false" in these messages, and proto3 cannot tell an unset action from 0 (recent Envoy
+//! releases apply the enum literally and append; replacing is the safer reading: a value the
+//! client forged does not survive beside the service's). A service that wants to append sets
+//! `append: true`. An empty value is dropped unless `keep_empty_value`; an invalid name or value
+//! is skipped (Envoy skips them).
 
 use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, Request, StatusCode, Version, request, response};
