@@ -1,0 +1,317 @@
+//! Global buckets, in Redis: one script call per decision, and what happens when Redis is gone.
+//!
+//! - **One round trip.** Every global rule a request hits is decided by one `EVALSHA` of
+//!   `gcra.lua` (through [`redis::Script`], which loads the script and retries once when Redis
+//!   answers `NOSCRIPT`, e.g. after a restart). The script reads the server's clock, checks every
+//!   bucket and counts the request only if every non-shadow rule admits it.
+//! - **Keys** are `portcullis:rl:<16 hex: SHA-1 of the rule id>:<32 hex: SHA-1 of the distinct
+//!   values>`: 62 bytes whatever the client sends, the same on every replica. They expire when
+//!   their bucket is full again. Standalone Redis only: the keys of one request are not in one
+//!   Redis Cluster hash slot.
+//! - **Connection.** A [`ConnectionManager`], created lazily at the first decision (so
+//!   [`GlobalStore::new`] never blocks and works outside a runtime) and reconnecting by itself:
+//!   connect timeout [`CONNECT_TIMEOUT`], reconnect backoff from 10 ms up to 100 ms, and a
+//!   dropped connection is replaced in the background. A decision waits at most the policy's
+//!   `timeout`.
+//! - **Failing fast.** After a failure, a small breaker stops decisions from waiting on a dead
+//!   Redis: for [`PAUSE`] they fail at once with the last failure's reason; then one decision
+//!   probes Redis while the others keep failing fast, and the first answer closes the breaker.
+//!   So a dead Redis costs one timeout, not one per request, and a live one is back within
+//!   `PAUSE` plus the reconnect backoff, without a restart.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::time::Instant;
+
+use super::RateLimitError;
+use super::gcra::Verdict;
+
+/// One connection attempt may take this long.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failure, decisions fail without asking Redis for this long.
+pub(crate) const PAUSE: Duration = Duration::from_millis(100);
+/// Commands on a connection fail after this long (decisions themselves wait less: their
+/// policy's timeout); it bounds what a stalled connection keeps pending.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why Redis did not decide (the `reason` of `portcullis_redis_errors_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GlobalFailure {
+    /// No `--redis` URL.
+    NotConfigured,
+    /// No answer within the policy's timeout.
+    Timeout,
+    /// No connection, or it broke.
+    Connection,
+    /// Redis answered with an error, or with something the script does not return.
+    Script,
+}
+
+impl GlobalFailure {
+    /// The metric reason.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            GlobalFailure::NotConfigured => "not_configured",
+            GlobalFailure::Timeout => "timeout",
+            GlobalFailure::Connection => "connection",
+            GlobalFailure::Script => "script",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            GlobalFailure::NotConfigured => 0,
+            GlobalFailure::Timeout => 1,
+            GlobalFailure::Connection => 2,
+            GlobalFailure::Script => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> GlobalFailure {
+        match code {
+            0 => GlobalFailure::NotConfigured,
+            1 => GlobalFailure::Timeout,
+            3 => GlobalFailure::Script,
+            _ => GlobalFailure::Connection,
+        }
+    }
+}
+
+/// The buckets one request hits in Redis.
+#[derive(Debug, Default)]
+pub(crate) struct GlobalCall {
+    /// One key per rule.
+    pub(crate) keys: Vec<String>,
+    /// Per key: interval and capacity (microseconds), shadow (1/0).
+    pub(crate) args: Vec<u64>,
+}
+
+/// The Redis side of the rate limiter.
+pub(crate) struct GlobalStore {
+    client: Option<redis::Client>,
+    manager: OnceLock<ConnectionManager>,
+    script: redis::Script,
+    breaker: Breaker,
+}
+
+impl GlobalStore {
+    /// A store for `url` (`None`: every decision fails `NotConfigured`). Does not connect.
+    pub(crate) fn new(url: Option<&str>) -> Result<GlobalStore, RateLimitError> {
+        let client = url
+            .map(|url| {
+                redis::Client::open(url).map_err(|error| RateLimitError::RedisUrl {
+                    url: redact(url),
+                    reason: error.to_string(),
+                })
+            })
+            .transpose()?;
+        Ok(GlobalStore {
+            client,
+            manager: OnceLock::new(),
+            script: redis::Script::new(include_str!("gcra.lua")),
+            breaker: Breaker::new(),
+        })
+    }
+
+    /// Decides `call` within `timeout`: one verdict per key (times in microseconds) and how
+    /// long Redis took, or why it did not answer.
+    pub(crate) async fn decide(
+        &self,
+        call: &GlobalCall,
+        timeout: Duration,
+    ) -> Result<(Vec<Verdict>, Duration), GlobalFailure> {
+        let Some(client) = &self.client else {
+            return Err(GlobalFailure::NotConfigured);
+        };
+        self.breaker.admit(timeout)?;
+        let result = self.invoke(client, call, timeout).await;
+        match &result {
+            Ok(_) => self.breaker.succeeded(),
+            Err(failure) => self.breaker.failed(*failure),
+        }
+        result
+    }
+
+    async fn invoke(
+        &self,
+        client: &redis::Client,
+        call: &GlobalCall,
+        timeout: Duration,
+    ) -> Result<(Vec<Verdict>, Duration), GlobalFailure> {
+        let mut connection = self.manager(client)?;
+        let mut invocation = self.script.prepare_invoke();
+        for key in &call.keys {
+            invocation.key(key);
+        }
+        for arg in &call.args {
+            invocation.arg(*arg);
+        }
+        let started = Instant::now();
+        let answer = tokio::time::timeout(
+            timeout,
+            invocation.invoke_async::<Vec<i64>>(&mut connection),
+        )
+        .await;
+        let values = match answer {
+            Err(_elapsed) => return Err(GlobalFailure::Timeout),
+            Ok(Err(error)) => return Err(classify(&error)),
+            Ok(Ok(values)) => values,
+        };
+        let verdicts = parse(&values, call.keys.len()).ok_or(GlobalFailure::Script)?;
+        Ok((verdicts, started.elapsed()))
+    }
+
+    /// The connection manager, created at the first decision (inside the runtime it needs).
+    fn manager(&self, client: &redis::Client) -> Result<ConnectionManager, GlobalFailure> {
+        if let Some(manager) = self.manager.get() {
+            return Ok(manager.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(100))
+            .set_exponent_base(2.0)
+            .set_number_of_retries(5);
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|_| GlobalFailure::Connection)?;
+        // Two first decisions may race here; one manager wins, the other is dropped unused.
+        Ok(self.manager.get_or_init(|| manager).clone())
+    }
+}
+
+/// The Redis key of a rule's bucket: `portcullis:rl:<rule>:<values>` (see the module doc);
+/// `values` has been fed the distinct values (`key::DigestSink`).
+pub(crate) fn bucket_key(rule_id: &str, values: &sha1_smol::Sha1) -> String {
+    const PREFIX: &str = "portcullis:rl:";
+    let rule = sha1_smol::Sha1::from(rule_id).digest().bytes();
+    let values = values.digest().bytes();
+    let mut key = String::with_capacity(PREFIX.len() + 16 + 1 + 32);
+    key.push_str(PREFIX);
+    push_hex(&mut key, rule.get(..8).unwrap_or_default());
+    key.push(':');
+    push_hex(&mut key, values.get(..16).unwrap_or_default());
+    key
+}
+
+fn push_hex(into: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        into.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        into.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+}
+
+/// `[admitted, a, b]` per key (see `gcra.lua`) as verdicts; `None` if the shape is wrong.
+fn parse(values: &[i64], keys: usize) -> Option<Vec<Verdict>> {
+    if values.len() != keys * 3 {
+        return None;
+    }
+    let time = |value: i64| u64::try_from(value).unwrap_or(0);
+    let verdicts = values
+        .chunks_exact(3)
+        .map(|triple| match *triple {
+            [1, remaining, reset] => Verdict {
+                admitted: true,
+                remaining: time(remaining),
+                retry_after: 0,
+                reset: time(reset),
+            },
+            [_, retry_after, reset] => Verdict {
+                admitted: false,
+                remaining: 0,
+                retry_after: time(retry_after),
+                reset: time(reset),
+            },
+            _ => Verdict {
+                admitted: false,
+                remaining: 0,
+                retry_after: 0,
+                reset: 0,
+            },
+        })
+        .collect();
+    Some(verdicts)
+}
+
+fn classify(error: &redis::RedisError) -> GlobalFailure {
+    if error.is_timeout() {
+        GlobalFailure::Timeout
+    } else if error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+    {
+        GlobalFailure::Connection
+    } else {
+        GlobalFailure::Script
+    }
+}
+
+/// The URL without its password, for errors.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Fails decisions fast while Redis is known to be down (see the module doc).
+struct Breaker {
+    epoch: Instant,
+    /// Milliseconds since `epoch` (plus one) until which decisions fail fast; 0: closed.
+    open_until: AtomicU64,
+    /// The [`GlobalFailure::code`] of the last failure.
+    last_failure: AtomicU8,
+}
+
+impl Breaker {
+    fn new() -> Breaker {
+        Breaker {
+            epoch: Instant::now(),
+            open_until: AtomicU64::new(0),
+            last_failure: AtomicU8::new(GlobalFailure::Connection.code()),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// `Ok` when this decision may ask Redis (closed, or this is the one probe).
+    fn admit(&self, timeout: Duration) -> Result<(), GlobalFailure> {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
+            return Ok(());
+        }
+        let now = self.now();
+        let last = GlobalFailure::from_code(self.last_failure.load(Ordering::Relaxed));
+        if now < until {
+            return Err(last);
+        }
+        // Half-open: the decision that moves the deadline probes; the others fail fast until it
+        // answers (or its own timeout passes and another may probe).
+        let probe_until = now + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2) + 1;
+        self.open_until
+            .compare_exchange(until, probe_until, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|_| last)
+    }
+
+    fn succeeded(&self) {
+        if self.open_until.load(Ordering::Relaxed) != 0 {
+            self.open_until.store(0, Ordering::Release);
+        }
+    }
+
+    fn failed(&self, failure: GlobalFailure) {
+        self.last_failure.store(failure.code(), Ordering::Relaxed);
+        let pause = u64::try_from(PAUSE.as_millis()).unwrap_or(100);
+        self.open_until.store(self.now() + pause, Ordering::Release);
+    }
+}
