@@ -441,3 +441,72 @@ async fn a_limiter_created_while_redis_is_down_uses_it_once_it_is_up() -> anyhow
     );
     Ok(())
 }
+
+/// Several global rules are decided in one script call: a request one of them refuses is not
+/// counted by the others, and a shadow rule never refuses.
+#[tokio::test]
+async fn global_rules_count_a_request_only_when_all_admit_it() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let (limiter, metrics) = limiter(&redis)?;
+    let per_key = |shadow: bool, id: &str| RateLimitRule {
+        id: Arc::from(format!("{LABEL} {id}")),
+        selectors: vec![Selector::Header {
+            name: HeaderName::from_static("x-api-key"),
+            matching: ValueMatch::Distinct,
+        }],
+        limit: Limit {
+            requests: 1,
+            period: Duration::from_secs(60),
+            burst: 1,
+        },
+        shadow,
+    };
+    let build = |shadow: bool, suffix: &str| {
+        let mut policy = global_policy(
+            3,
+            Duration::from_secs(60),
+            Vec::new(),
+            false,
+            Duration::from_millis(500),
+        );
+        if let Some(global) = &mut policy.global {
+            for rule in &mut global.rules {
+                rule.id = Arc::from(format!("{LABEL} global[0] {suffix}"));
+            }
+            global
+                .rules
+                .push(per_key(shadow, &format!("global[1] {suffix}")));
+        }
+        policy
+    };
+    let none = Identity::default();
+    let keyed = request(&[("x-api-key", "k")])?;
+    let plain = request(&[])?;
+
+    let enforced = build(false, "enforced");
+    ensure!(
+        limiter
+            .check(&enforced, &keyed, CLIENT, &none)
+            .await
+            .is_ok()
+    );
+    for _ in 0..3 {
+        let decision = limiter.check(&enforced, &keyed, CLIENT, &none).await;
+        ensure!(
+            matches!(&decision, Err(denial) if denial.status == StatusCode::TOO_MANY_REQUESTS),
+            "{decision:?}"
+        );
+    }
+    // global[0] counted only the admitted request: two more fit.
+    let (admitted, _) = admitted_until_refused(&limiter, &enforced, &plain, &none, 3).await?;
+    ensure!(
+        admitted == 2,
+        "the shared rule counted refused requests: {admitted} admitted after"
+    );
+
+    let shadowed = build(true, "shadowed");
+    let (admitted, _) = admitted_until_refused(&limiter, &shadowed, &keyed, &none, 3).await?;
+    ensure!(admitted == 3, "a shadow rule refused: {admitted} admitted");
+    ensure!(metrics.encode().contains("result=\"shadow_limited\""));
+    Ok(())
+}

@@ -13,26 +13,21 @@
 //!   connect timeout [`CONNECT_TIMEOUT`], reconnect backoff from 10 ms up to 100 ms, and a
 //!   dropped connection is replaced in the background. A decision waits at most the policy's
 //!   `timeout`.
-//! - **Failing fast.** After a failure, a small breaker stops decisions from waiting on a dead
-//!   Redis: for [`PAUSE`] they fail at once with the last failure's reason; then one decision
-//!   probes Redis while the others keep failing fast, and the first answer closes the breaker.
-//!   So a dead Redis costs one timeout, not one per request, and a live one is back within
-//!   `PAUSE` plus the reconnect backoff, without a restart.
+//! - **Failing fast** (`breaker.rs`). Once Redis is known to be down, decisions stop waiting on
+//!   it for a moment and apply their failure mode at once; one probe at a time finds it again.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
 use super::RateLimitError;
+use super::breaker::Breaker;
 use super::gcra::Verdict;
 
 /// One connection attempt may take this long.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// After a failure, decisions fail without asking Redis for this long.
-pub(crate) const PAUSE: Duration = Duration::from_millis(100);
 /// Commands on a connection fail after this long (decisions themselves wait less: their
 /// policy's timeout); it bounds what a stalled connection keeps pending.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -61,7 +56,8 @@ impl GlobalFailure {
         }
     }
 
-    fn code(self) -> u8 {
+    /// A small number for atomics ([`GlobalFailure::from_code`] reverses it).
+    pub(crate) fn code(self) -> u8 {
         match self {
             GlobalFailure::NotConfigured => 0,
             GlobalFailure::Timeout => 1,
@@ -70,7 +66,8 @@ impl GlobalFailure {
         }
     }
 
-    fn from_code(code: u8) -> GlobalFailure {
+    /// The failure whose [`GlobalFailure::code`] is `code`.
+    pub(crate) fn from_code(code: u8) -> GlobalFailure {
         match code {
             0 => GlobalFailure::NotConfigured,
             1 => GlobalFailure::Timeout,
@@ -258,60 +255,5 @@ fn redact(url: &str) -> String {
             format!("{}://***{}", &url[..scheme], &url[at..])
         }
         _ => url.to_owned(),
-    }
-}
-
-/// Fails decisions fast while Redis is known to be down (see the module doc).
-struct Breaker {
-    epoch: Instant,
-    /// Milliseconds since `epoch` (plus one) until which decisions fail fast; 0: closed.
-    open_until: AtomicU64,
-    /// The [`GlobalFailure::code`] of the last failure.
-    last_failure: AtomicU8,
-}
-
-impl Breaker {
-    fn new() -> Breaker {
-        Breaker {
-            epoch: Instant::now(),
-            open_until: AtomicU64::new(0),
-            last_failure: AtomicU8::new(GlobalFailure::Connection.code()),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
-    }
-
-    /// `Ok` when this decision may ask Redis (closed, or this is the one probe).
-    fn admit(&self, timeout: Duration) -> Result<(), GlobalFailure> {
-        let until = self.open_until.load(Ordering::Acquire);
-        if until == 0 {
-            return Ok(());
-        }
-        let now = self.now();
-        let last = GlobalFailure::from_code(self.last_failure.load(Ordering::Relaxed));
-        if now < until {
-            return Err(last);
-        }
-        // Half-open: the decision that moves the deadline probes; the others fail fast until it
-        // answers (or its own timeout passes and another may probe).
-        let probe_until = now + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2) + 1;
-        self.open_until
-            .compare_exchange(until, probe_until, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-            .map_err(|_| last)
-    }
-
-    fn succeeded(&self) {
-        if self.open_until.load(Ordering::Relaxed) != 0 {
-            self.open_until.store(0, Ordering::Release);
-        }
-    }
-
-    fn failed(&self, failure: GlobalFailure) {
-        self.last_failure.store(failure.code(), Ordering::Relaxed);
-        let pause = u64::try_from(PAUSE.as_millis()).unwrap_or(100);
-        self.open_until.store(self.now() + pause, Ordering::Release);
     }
 }

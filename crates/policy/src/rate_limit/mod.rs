@@ -42,6 +42,7 @@
 //! `redis_answered(duration)` for each answered round trip and `redis_failed(reason)`
 //! (`timeout`, `connection`, `script`, `not_configured`) for each decision Redis did not make.
 
+mod breaker;
 mod gcra;
 mod global;
 mod headers;
@@ -147,7 +148,7 @@ impl RateLimiter {
             identity,
         };
         let mut outcome = Outcome::new(&policy.label);
-        let mut counted = Vec::new();
+        let mut counted = Counted::default();
         let now = self.now();
         self.check_local(&policy.local, request, now, &mut outcome, &mut counted);
         if outcome.refusal.is_none()
@@ -189,7 +190,7 @@ impl RateLimiter {
         request: RequestView<'_>,
         now: u64,
         outcome: &mut Outcome<'_>,
-        counted: &mut Vec<(BucketId, Rate)>,
+        counted: &mut Counted,
     ) {
         for rule in rules {
             let mut values = HasherSink(self.local.hasher());
@@ -284,11 +285,32 @@ impl RateLimiter {
         }
     }
 
-    fn refund(&self, counted: &[(BucketId, Rate)]) {
+    fn refund(&self, counted: &Counted) {
         let now = self.now();
-        for (id, rate) in counted {
-            self.local.refund(*id, *rate, now);
+        for (id, rate) in counted.iter() {
+            self.local.refund(id, rate, now);
         }
+    }
+}
+
+/// The local buckets that counted a request, to give it back if a later rule refuses it: the
+/// first few inline (no allocation for the usual handful of rules), the rest in a `Vec`.
+#[derive(Default)]
+struct Counted {
+    inline: [Option<(BucketId, Rate)>; 4],
+    more: Vec<(BucketId, Rate)>,
+}
+
+impl Counted {
+    fn push(&mut self, entry: (BucketId, Rate)) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(entry),
+            None => self.more.push(entry),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (BucketId, Rate)> + '_ {
+        self.inline.iter().flatten().chain(&self.more).copied()
     }
 }
 

@@ -691,3 +691,77 @@ fn a_bad_redis_url_is_an_error_without_its_password() {
     assert!(!text.contains("secret"), "{text}");
     assert!(RateLimiter::new(Some("redis://127.0.0.1:1"), Arc::new(Metrics::new())).is_ok());
 }
+
+// --- The Redis breaker -----------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_opens_on_connection_errors_and_repeated_timeouts_and_probes_alone() {
+    use super::breaker::{Breaker, PAUSE, TIMEOUTS_TO_OPEN};
+    use super::global::GlobalFailure;
+    let timeout = Duration::from_millis(50);
+    let breaker = Breaker::new();
+    assert!(breaker.admit(timeout).is_ok());
+    // One slow answer does not fail the traffic that follows.
+    for _ in 1..TIMEOUTS_TO_OPEN {
+        breaker.failed(GlobalFailure::Timeout);
+        assert!(breaker.admit(timeout).is_ok());
+    }
+    breaker.failed(GlobalFailure::Timeout);
+    assert_eq!(breaker.admit(timeout), Err(GlobalFailure::Timeout));
+    breaker.succeeded();
+    assert!(breaker.admit(timeout).is_ok());
+    // A connection error opens it at once, for PAUSE.
+    breaker.failed(GlobalFailure::Connection);
+    assert!(breaker.is_open());
+    assert_eq!(breaker.admit(timeout), Err(GlobalFailure::Connection));
+    tokio::time::advance(PAUSE + Duration::from_millis(1)).await;
+    // Then one decision probes while the others still fail fast.
+    assert!(breaker.admit(timeout).is_ok());
+    assert_eq!(breaker.admit(timeout), Err(GlobalFailure::Connection));
+    // A probe that times out reopens it.
+    breaker.failed(GlobalFailure::Timeout);
+    assert_eq!(breaker.admit(timeout), Err(GlobalFailure::Timeout));
+    tokio::time::advance(PAUSE + Duration::from_millis(1)).await;
+    assert!(breaker.admit(timeout).is_ok());
+    breaker.succeeded();
+    assert!(!breaker.is_open());
+    assert!(breaker.admit(timeout).is_ok() && breaker.admit(timeout).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn refunds_reach_every_rule_however_many_counted() {
+    let (limiter, _) = limiter();
+    let mut rules: Vec<RateLimitRule> = (0..6)
+        .map(|index| {
+            rule(
+                &format!("local[{index}]"),
+                limit(2, Duration::from_secs(60), 2),
+                vec![],
+            )
+        })
+        .collect();
+    rules.push(rule(
+        "local[6]",
+        limit(1, Duration::from_secs(60), 1),
+        vec![Selector::Header {
+            name: HeaderName::from_static("x-strict"),
+            matching: ValueMatch::Exact("1".into()),
+        }],
+    ));
+    let policy = policy(rules, None);
+    let strict = request(Method::GET, "/", &[("x-strict", "1")]);
+    let plain = request(Method::GET, "/", &[]);
+    let none = Identity::default();
+    assert!(limiter.check(&policy, &strict, CLIENT, &none).await.is_ok());
+    for _ in 0..3 {
+        assert!(
+            limiter
+                .check(&policy, &strict, CLIENT, &none)
+                .await
+                .is_err()
+        );
+    }
+    // Each of the six counted one request: one more fits in each, not zero.
+    assert!(limiter.check(&policy, &plain, CLIENT, &none).await.is_ok());
+    assert!(limiter.check(&policy, &plain, CLIENT, &none).await.is_err());
+}
