@@ -6,8 +6,9 @@
 //!   bucket and counts the request only if every non-shadow rule admits it.
 //! - **Keys** are `portcullis:rl:<16 hex: SHA-1 of the rule id>:<32 hex: SHA-1 of the distinct
 //!   values>`: 62 bytes whatever the client sends, the same on every replica. They expire when
-//!   their bucket is full again. Standalone Redis only: the keys of one request are not in one
-//!   Redis Cluster hash slot.
+//!   their bucket is full again. Standalone Redis (or a primary behind a proxy/sentinel address)
+//!   only: the keys of one request are not in one Redis Cluster hash slot. `rediss://` (TLS) is
+//!   refused by [`GlobalStore::new`]: the redis crate is built without a TLS feature.
 //! - **Connection.** A [`ConnectionManager`], created lazily at the first decision (so
 //!   [`GlobalStore::new`] never blocks and works outside a runtime) and reconnecting by itself:
 //!   connect timeout [`CONNECT_TIMEOUT`], reconnect backoff from 10 ms up to 100 ms, and a
@@ -28,9 +29,9 @@ use super::gcra::Verdict;
 
 /// One connection attempt may take this long.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// Commands on a connection fail after this long (decisions themselves wait less: their
-/// policy's timeout); it bounds what a stalled connection keeps pending.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Commands on a connection fail after this long. Decisions wait only their policy's timeout
+/// (50 ms by default); this bounds how long a stalled connection keeps abandoned commands.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why Redis did not decide (the `reason` of `portcullis_redis_errors_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,13 +12,15 @@
 //! 1. **Selection** (`key.rs`). A rule applies when all its selectors match; the values of its
 //!    `Distinct` selectors (client address, API key header, JWT `sub`, ...) choose its bucket.
 //!    A rule without a distinct selector counts every request it selects in one bucket.
-//! 2. **Local rules** (`local.rs`): GCRA (`gcra.rs`) per replica. Each applicable rule counts the
-//!    request if it fits.
+//! 2. **Local rules** (`local.rs`): GCRA (`gcra.rs`) per replica, in sharded maps (no global
+//!    lock) holding at most [`MAX_KEYS_PER_RULE`] buckets per rule. Each applicable rule counts
+//!    the request if it fits. When one refuses, Redis is not asked.
 //! 3. **Global rules** (`global.rs`), only when the request hits at least one: one Redis round
 //!    trip decides all of them at once, and counts the request only if every one admits it.
 //!    When Redis does not answer within `global.timeout` (or is not configured, or is known to
-//!    be down), `fail_open` admits the request and `FailClosed` refuses it with 503
-//!    `rate-limit-unavailable`.
+//!    be down: `breaker.rs` then answers at once instead of waiting), `fail_open` admits the
+//!    request and `FailClosed` refuses it with 503 `rate-limit-unavailable`. The connection is
+//!    remade in the background; decisions use Redis again as soon as it answers.
 //! 4. The request is admitted when every rule not in shadow mode admitted it. When one refuses,
 //!    the local rules that had counted it give it back (a refused request costs no quota);
 //!    global rules never count a request they refuse. A refusal is 429 `rate-limited` with
@@ -34,6 +36,20 @@
 //! A limit of `requests` per `period` with a burst of `burst` admits `burst` requests at once
 //! from a full bucket, then one every `period / requests`: over any span `s` a bucket admits
 //! at most `burst + s · requests / period` requests. `requests: 0` refuses everything.
+//!
+//! # Use from the proxy
+//!
+//! ```text
+//! // At startup (the CLI reports a bad --redis URL):
+//! let limiter = Arc::new(RateLimiter::new(args.redis.as_deref(), Arc::clone(&metrics))?);
+//! // Per request, after authentication and authorization, when the route has a policy:
+//! match limiter.check(&policy, &parts, client_ip, &identity).await {
+//!     Ok(quota) => { /* forward; then */ if let Some(quota) = quota { quota.headers(response.headers_mut()) } }
+//!     Err(denial) => { /* respond with denial.status, denial.headers, denial.body */ }
+//! }
+//! // When a snapshot is published, with the id of every rule (local and global) in it:
+//! limiter.retain(&live_rule_ids);
+//! ```
 //!
 //! # Metrics
 //!
