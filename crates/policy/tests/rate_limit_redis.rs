@@ -510,3 +510,38 @@ async fn global_rules_count_a_request_only_when_all_admit_it() -> anyhow::Result
     ensure!(metrics.encode().contains("result=\"shadow_limited\""));
     Ok(())
 }
+
+/// A "Redis" that accepts connections and never answers (a stalled server, a black hole): every
+/// decision ends by its timeout in the declared fail mode, counted as `timeout`.
+#[tokio::test]
+async fn a_redis_that_never_answers_fails_by_the_timeout() -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let url = format!("redis://{}", listener.local_addr()?);
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let metrics = Arc::new(Metrics::new());
+    let limiter = RateLimiter::new(Some(&url), Arc::clone(&metrics))?;
+    let timeout = Duration::from_millis(50);
+    let policy = global_policy(10, Duration::from_secs(1), Vec::new(), true, timeout);
+    let parts = request(&[])?;
+    let none = Identity::default();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let decision = limiter.check(&policy, &parts, CLIENT, &none).await;
+        let took = started.elapsed();
+        ensure!(matches!(decision, Ok(None)), "failing open: {decision:?}");
+        ensure!(
+            took <= timeout + Duration::from_millis(100),
+            "a decision took {took:?}"
+        );
+    }
+    silent.abort();
+    let text = metrics.encode();
+    ensure!(text.contains("reason=\"timeout\""), "{text}");
+    ensure!(text.contains("result=\"failed_open\""), "{text}");
+    Ok(())
+}
