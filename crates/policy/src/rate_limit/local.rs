@@ -6,16 +6,19 @@
 //! rule, and a clock the tests drive (tokio's paused time). The algorithm is a few lines
 //! (`gcra.rs`); what matters is the store:
 //!
-//! - **No global lock.** Buckets live in [`SHARDS`] mutex-guarded maps; a request locks one shard
+//! - **No global lock.** Buckets live in [`SHARDS`] mutex-guarded maps (each on its own cache
+//!   lines, so cores working on different shards do not contend); a request locks one shard
 //!   per rule it hits, for a hash-map lookup and an integer update (no await, no allocation
 //!   once a key exists). The shard is chosen by the bucket's key hash, so one hot rule spreads
 //!   over every shard.
 //! - **Bounded memory.** A bucket is one `u64` (its TAT) under a `u64` key; a bucket whose TAT
 //!   has passed is identical to a fresh one, so forgetting it loses nothing. Each shard sweeps a
 //!   rule's idle buckets every [`SWEEP_EVERY`] on access, and at once when the rule reaches its
-//!   share of [`MAX_KEYS_PER_RULE`] (100,000 keys per rule, about 2 MB). When a flood of distinct
+//!   share of [`MAX_KEYS_PER_RULE`] (100,000 keys per rule, 2 to 4 MB). When a flood of distinct
 //!   keys keeps every slot busy, a new key counts in the shard's **overflow bucket** for that rule
-//!   (one per shard): the limit still holds for the flood as a whole, and memory stays fixed.
+//!   (one per shard): the keys that found no room share [`SHARDS`] buckets, so the flood as a
+//!   whole gets at most `SHARDS` times the limit while memory stays fixed. A rule nobody hits
+//!   any more keeps its (capped) buckets until it is hit again or leaves the config.
 //! - **Rules come and go.** Buckets are grouped by a hash of the rule id;
 //!   [`LocalBuckets::retain`] drops the groups of rules that left the config.
 
@@ -51,8 +54,13 @@ pub(crate) struct BucketId {
 pub(crate) struct LocalBuckets {
     /// Keyed with random keys per process: clients cannot aim at one bucket or one shard.
     hasher: RandomState,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded]>,
 }
+
+/// One shard, aligned so that no two shards share a cache line (128 bytes: adjacent-line
+/// prefetching pairs lines on x86-64).
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
 
 #[derive(Default)]
 struct Shard {
@@ -72,7 +80,9 @@ impl LocalBuckets {
     pub(crate) fn new() -> LocalBuckets {
         LocalBuckets {
             hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Padded(Mutex::new(Shard::default())))
+                .collect(),
         }
     }
 
@@ -127,7 +137,7 @@ impl LocalBuckets {
     pub(crate) fn retain(&self, live: &HashSet<Arc<str>>) {
         let live: HashSet<u64> = live.iter().map(|id| self.rule_hash(id)).collect();
         for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
             shard.rules.retain(|rule, _| live.contains(rule));
         }
     }
@@ -137,7 +147,7 @@ impl LocalBuckets {
         self.shards
             .iter()
             .map(|shard| {
-                let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                let shard = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
                 shard.rules.get(&rule).map_or(0, |rule| rule.tats.len())
             })
             .sum()
@@ -150,7 +160,7 @@ impl LocalBuckets {
         let shard = &self.shards[index];
         // A panic while holding a shard cannot leave a bucket half-written (each update is one
         // integer store), so a poisoned lock is still consistent.
-        shard.lock().unwrap_or_else(PoisonError::into_inner)
+        shard.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

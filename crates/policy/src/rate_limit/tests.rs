@@ -765,3 +765,50 @@ async fn refunds_reach_every_rule_however_many_counted() {
     assert!(limiter.check(&policy, &plain, CLIENT, &none).await.is_ok());
     assert!(limiter.check(&policy, &plain, CLIENT, &none).await.is_err());
 }
+
+#[test]
+fn concurrent_requests_never_exceed_a_local_limit() {
+    let (limiter, _) = limiter();
+    let limiter = Arc::new(limiter);
+    // 100 per hour: during this test no new request accrues; exactly the burst is admitted.
+    let policy = Arc::new(policy(
+        vec![rule(
+            "local[0]",
+            limit(100, Duration::from_secs(3600), 100),
+            vec![],
+        )],
+        None,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let admitted: usize = runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (limiter, policy) = (Arc::clone(&limiter), Arc::clone(&policy));
+                tokio::spawn(async move {
+                    let parts = request(Method::GET, "/", &[]);
+                    let mut admitted = 0;
+                    for _ in 0..1000 {
+                        if limiter
+                            .check(&policy, &parts, CLIENT, &Identity::default())
+                            .await
+                            .is_ok()
+                        {
+                            admitted += 1;
+                        }
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.expect("task finished");
+        }
+        total
+    });
+    assert_eq!(admitted, 100);
+}
