@@ -1,0 +1,224 @@
+//! Authentication at request time: JWT, API keys and basic auth.
+//!
+//! [`Authenticator`] is the one runtime of this phase (one per process, shared as `Arc`). It
+//! owns what must outlive a snapshot: the JWKS caches keyed by URI, the parsed inline key
+//! sets, the JWKS HTTP client and the basic-auth verification cache. The settings come from
+//! the snapshot's [`SecurityPolicy`] on every call; nothing here holds a snapshot.
+//!
+//! [`Authenticator::authenticate`] runs the policy's configured methods in a fixed order, JWT
+//! then API key then basic, and every configured one must pass (AND, as in Envoy Gateway).
+//! Before a method runs, the request loses any client-sent copy of the headers that method
+//! sets (claim headers, the client-id header, the user-name header), so a client can never
+//! forge them, not even when JWT is optional and no token came. Each method takes its
+//! credential out of the request once accepted (unless configured to forward it).
+//!
+//! Denials are 401 with a challenge: `Bearer` (RFC 6750 §3: no `error` when no token came,
+//! `error="invalid_token"` otherwise, also when the keys could not be fetched), `APIKey` for API
+//! keys (no standard scheme exists; the name says what is expected), and
+//! `Basic realm="...", charset="UTF-8"` (RFC 7617). Reasons: `missing-credentials`,
+//! `invalid-token`, `jwks-unavailable`, `invalid-api-key`, `invalid-credentials`.
+//!
+//! OIDC (browser sessions) is not in this module.
+
+mod api_key;
+mod basic;
+mod credentials;
+mod jwt;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use http::header::WWW_AUTHENTICATE;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, Uri};
+use snapshot::security::SecurityPolicy;
+use telemetry::Metrics;
+
+use self::api_key::ApiKeyFailure;
+use self::basic::{BasicFailure, BasicVerifier};
+use self::jwt::{JwtFailure, JwtVerifier};
+use crate::{Denial, Identity};
+
+/// `missing-credentials`: the request carried no credential for a required method.
+pub const MISSING_CREDENTIALS: &str = "missing-credentials";
+/// `invalid-token`: a JWT was present and no provider accepted it.
+pub const INVALID_TOKEN: &str = "invalid-token";
+/// `jwks-unavailable`: the provider's remote key set was never fetched and fetching it failed.
+pub const JWKS_UNAVAILABLE: &str = "jwks-unavailable";
+/// `invalid-api-key`: an API key that is not configured.
+pub const INVALID_API_KEY: &str = "invalid-api-key";
+/// `invalid-credentials`: basic credentials that are malformed or do not verify.
+pub const INVALID_CREDENTIALS: &str = "invalid-credentials";
+
+/// The authentication runtime (see the module docs). Create one per process.
+pub struct Authenticator {
+    metrics: Arc<Metrics>,
+    jwt: JwtVerifier,
+    basic: BasicVerifier,
+}
+
+impl Authenticator {
+    /// An authenticator with empty caches. Nothing is fetched until a token needs keys.
+    pub fn new(metrics: Arc<Metrics>) -> Authenticator {
+        Authenticator {
+            jwt: JwtVerifier::new(Arc::clone(&metrics)),
+            basic: BasicVerifier::new(),
+            metrics,
+        }
+    }
+
+    /// Runs the policy's JWT, API key and basic authentication, in that order; each one that
+    /// is configured must pass. On success the request has lost the credentials that must not
+    /// go upstream and client-sent copies of the headers authentication sets, has gained the
+    /// claim/client headers, and the [`Identity`] is returned (`client` is the API-key client
+    /// id, else the basic-auth user). On failure, a 401 [`Denial`] with `WWW-Authenticate`.
+    ///
+    /// Waits only when a remote key set must be fetched (first use, or a token naming an
+    /// unknown `kid`; bounded by the provider's `timeout`) or a bcrypt hash must be checked.
+    /// Counts `portcullis_auth_decisions_total{method="jwt"|"api_key"|"basic"}` once per
+    /// configured method that ran.
+    pub async fn authenticate(
+        &self,
+        policy: &SecurityPolicy,
+        parts: &mut Parts,
+    ) -> Result<Identity, Denial> {
+        let mut identity = Identity::default();
+        if let Some(settings) = &policy.jwt {
+            for provider in &settings.providers {
+                for mapping in &provider.claim_to_headers {
+                    parts.headers.remove(&mapping.header);
+                }
+            }
+            match self.jwt.authenticate(settings, parts).await {
+                Ok(found) => {
+                    let result = if found.is_some() {
+                        "allowed"
+                    } else {
+                        "anonymous"
+                    };
+                    self.metrics.auth_decision(&policy.label, "jwt", result);
+                    identity.jwt = found;
+                }
+                Err(failure) => {
+                    let denial = jwt_denial(failure);
+                    self.metrics
+                        .auth_decision(&policy.label, "jwt", denial.reason);
+                    return Err(denial);
+                }
+            }
+        }
+        if let Some(settings) = &policy.api_key {
+            if let Some(header) = &settings.forward_client_id_header {
+                parts.headers.remove(header);
+            }
+            match api_key::authenticate(settings, parts) {
+                Ok(client) => {
+                    self.metrics
+                        .auth_decision(&policy.label, "api_key", "allowed");
+                    if let Some(header) = &settings.forward_client_id_header {
+                        insert_text(parts, header, &client);
+                    }
+                    identity.client = Some(client);
+                }
+                Err(failure) => {
+                    let denial = api_key_denial(failure);
+                    self.metrics
+                        .auth_decision(&policy.label, "api_key", denial.reason);
+                    return Err(denial);
+                }
+            }
+        }
+        if let Some(settings) = &policy.basic {
+            if let Some(header) = &settings.forward_username_header {
+                parts.headers.remove(header);
+            }
+            match self.basic.authenticate(settings, parts).await {
+                Ok(user) => {
+                    self.metrics
+                        .auth_decision(&policy.label, "basic", "allowed");
+                    if let Some(header) = &settings.forward_username_header {
+                        insert_text(parts, header, &user);
+                    }
+                    // With both API key and basic configured, the API-key client stays the
+                    // client (it was checked first); the user name is still forwarded.
+                    identity.client.get_or_insert_with(|| Arc::from(user));
+                }
+                Err(failure) => {
+                    let denial = basic_denial(failure, &settings.realm);
+                    self.metrics
+                        .auth_decision(&policy.label, "basic", denial.reason);
+                    return Err(denial);
+                }
+            }
+        }
+        Ok(identity)
+    }
+
+    /// Drops the JWKS caches of URIs no provider of the live configuration names, and the
+    /// parsed inline key sets (parsed again on next use). Call it when a snapshot is
+    /// published, with every `JwksSource::Remote` URI of that snapshot.
+    pub fn retain(&self, live_jwks_uris: &HashSet<Uri>) {
+        self.jwt.retain(live_jwks_uris);
+    }
+}
+
+/// Sets `header` to `text` when `text` can be a header value.
+fn insert_text(parts: &mut Parts, header: &http::HeaderName, text: &str) {
+    match HeaderValue::from_str(text) {
+        Ok(value) => {
+            parts.headers.insert(header.clone(), value);
+        }
+        Err(_) => tracing::debug!(%header, "identity is not a valid header value; not forwarded"),
+    }
+}
+
+fn unauthorized(reason: &'static str, challenge: HeaderValue) -> Denial {
+    let mut denial = Denial::new(StatusCode::UNAUTHORIZED, reason);
+    denial.headers.insert(WWW_AUTHENTICATE, challenge);
+    denial
+}
+
+fn jwt_denial(failure: JwtFailure) -> Denial {
+    match failure {
+        JwtFailure::Missing => {
+            unauthorized(MISSING_CREDENTIALS, HeaderValue::from_static("Bearer"))
+        }
+        JwtFailure::Invalid => unauthorized(
+            INVALID_TOKEN,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        ),
+        JwtFailure::KeysUnavailable => unauthorized(
+            JWKS_UNAVAILABLE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        ),
+    }
+}
+
+fn api_key_denial(failure: ApiKeyFailure) -> Denial {
+    let reason = match failure {
+        ApiKeyFailure::Missing => MISSING_CREDENTIALS,
+        ApiKeyFailure::Invalid => INVALID_API_KEY,
+    };
+    unauthorized(reason, HeaderValue::from_static("APIKey"))
+}
+
+fn basic_denial(failure: BasicFailure, realm: &str) -> Denial {
+    let reason = match failure {
+        BasicFailure::Missing => MISSING_CREDENTIALS,
+        BasicFailure::Invalid => INVALID_CREDENTIALS,
+    };
+    unauthorized(reason, basic_challenge(realm))
+}
+
+/// `Basic realm="<realm>", charset="UTF-8"`, the realm a quoted-string (RFC 9110 §5.6.4); a
+/// realm that cannot be a header value gives a bare `Basic`.
+fn basic_challenge(realm: &str) -> HeaderValue {
+    let escaped = realm.replace('\\', "\\\\").replace('"', "\\\"");
+    HeaderValue::from_str(&format!("Basic realm=\"{escaped}\", charset=\"UTF-8\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"))
+}
+
+#[cfg(test)]
+mod test_keys;
+#[cfg(test)]
+mod tests;
