@@ -67,6 +67,16 @@ impl Authenticator {
         }
     }
 
+    /// An authenticator whose JWKS refetch window is `min_refetch` (tests run in real time).
+    #[cfg(test)]
+    pub(crate) fn with_min_refetch(metrics: Arc<Metrics>, min_refetch: std::time::Duration) -> Authenticator {
+        Authenticator {
+            jwt: JwtVerifier::with_min_refetch(Arc::clone(&metrics), min_refetch),
+            basic: BasicVerifier::new(),
+            metrics,
+        }
+    }
+
     /// Runs the policy's JWT, API key and basic authentication, in that order; each one that
     /// is configured must pass. On success the request has lost the credentials that must not
     /// go upstream and client-sent copies of the headers authentication sets, has gained the
@@ -219,6 +229,6 @@ fn basic_challenge(realm: &str) -> HeaderValue {
 }
 
 #[cfg(test)]
-mod test_keys;
+mod fixtures;
 #[cfg(test)]
 mod tests;

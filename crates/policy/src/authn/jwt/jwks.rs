@@ -57,6 +57,8 @@ pub(crate) struct RemoteKeys {
     label: String,
     fetcher: Arc<JwksFetcher>,
     metrics: Arc<Metrics>,
+    /// [`MIN_REFETCH`], shorter in tests.
+    min_refetch: Duration,
     current: ArcSwapOption<Loaded>,
     /// When the last fetch attempt started (`None`: never).
     last_attempt: Mutex<Option<Instant>>,
@@ -68,12 +70,18 @@ pub(crate) struct RemoteKeys {
 
 impl RemoteKeys {
     /// An empty cache for `uri`; nothing is fetched until a token needs it.
-    pub(crate) fn new(uri: Uri, fetcher: Arc<JwksFetcher>, metrics: Arc<Metrics>) -> RemoteKeys {
+    pub(crate) fn new(
+        uri: Uri,
+        fetcher: Arc<JwksFetcher>,
+        metrics: Arc<Metrics>,
+        min_refetch: Duration,
+    ) -> RemoteKeys {
         RemoteKeys {
             label: uri.to_string(),
             uri,
             fetcher,
             metrics,
+            min_refetch,
             current: ArcSwapOption::empty(),
             last_attempt: Mutex::new(None),
             attempts: AtomicU64::new(0),
@@ -110,7 +118,7 @@ impl RemoteKeys {
             .last_attempt
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        last.is_none_or(|last| now.saturating_duration_since(last) >= MIN_REFETCH)
+        last.is_none_or(|last| now.saturating_duration_since(last) >= self.min_refetch)
     }
 
     /// Fetches unless another fetch finished while this one waited at the gate, or one started

@@ -28,6 +28,7 @@ mod keys;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::AUTHORIZATION;
@@ -96,11 +97,18 @@ pub(crate) struct JwtVerifier {
     inline: ArcSwap<HashMap<Arc<str>, Arc<KeySet>>>,
     /// One signature-only validation per allowed algorithm (claims are checked by `claims`).
     validations: Vec<(Algorithm, Validation)>,
+    /// The refetch window of remote sets ([`jwks::MIN_REFETCH`]; shorter in tests).
+    min_refetch: Duration,
 }
 
 impl JwtVerifier {
     /// Empty caches.
     pub(crate) fn new(metrics: Arc<Metrics>) -> JwtVerifier {
+        JwtVerifier::with_min_refetch(metrics, jwks::MIN_REFETCH)
+    }
+
+    /// Empty caches, with a refetch window other than [`jwks::MIN_REFETCH`] (tests).
+    pub(crate) fn with_min_refetch(metrics: Arc<Metrics>, min_refetch: Duration) -> JwtVerifier {
         let validations = ALLOWED
             .iter()
             .map(|&alg| {
@@ -118,6 +126,7 @@ impl JwtVerifier {
             remote: ArcSwap::default(),
             inline: ArcSwap::default(),
             validations,
+            min_refetch,
         }
     }
 
@@ -263,6 +272,7 @@ impl JwtVerifier {
             uri.clone(),
             Arc::clone(&self.fetcher),
             Arc::clone(&self.metrics),
+            self.min_refetch,
         ));
         let mut chosen = Arc::clone(&created);
         self.remote.rcu(|map| {
