@@ -159,6 +159,16 @@ impl BasicVerifier {
         verified.insert(key, now + VERIFIED_TTL);
     }
 
+    /// Whether `password` of the single user of `settings` is remembered as verified now
+    /// (tests).
+    #[cfg(test)]
+    pub(crate) fn is_fresh_for_tests(&self, settings: &BasicAuth, password: &str) -> bool {
+        settings
+            .users
+            .first()
+            .is_some_and(|entry| self.is_remembered(&self.cache_key_of(entry, password)))
+    }
+
     /// How many verifications are remembered (tests).
     #[cfg(test)]
     pub(crate) fn remembered(&self) -> usize {

@@ -11,8 +11,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
-    Ed25519KeyPair, KeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -48,7 +48,10 @@ fn pem(label: &str, der: &[u8]) -> String {
         .chunks(64)
         .map(|chunk| std::str::from_utf8(chunk).expect("base64 is ASCII"))
         .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 /// The PEM (`PUBLIC KEY`) of an SPKI DER.
@@ -59,7 +62,11 @@ pub(crate) fn pem_public(der: &[u8]) -> String {
 /// One RSA key pair per test binary (generation is the slow part).
 static RSA: LazyLock<(Vec<u8>, Vec<u8>)> = LazyLock::new(|| {
     let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
-    let private = pair.as_der().expect("PKCS#8 of the RSA key").as_ref().to_vec();
+    let private = pair
+        .as_der()
+        .expect("PKCS#8 of the RSA key")
+        .as_ref()
+        .to_vec();
     let public = pair
         .public_key()
         .as_der()
@@ -72,7 +79,10 @@ static RSA: LazyLock<(Vec<u8>, Vec<u8>)> = LazyLock::new(|| {
 /// A second RSA key, to sign with a key the set does not hold.
 static OTHER_RSA: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
-    pair.as_der().expect("PKCS#8 of the RSA key").as_ref().to_vec()
+    pair.as_der()
+        .expect("PKCS#8 of the RSA key")
+        .as_ref()
+        .to_vec()
 });
 
 impl TestKey {
@@ -92,15 +102,15 @@ impl TestKey {
     /// The shared RSA key, for `alg` (RS*/PS*).
     pub(crate) fn rsa(kid: &str, alg: Algorithm) -> TestKey {
         let (private, public) = &*RSA;
-        let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", private).as_bytes())
-            .expect("RSA PEM");
+        let encoding =
+            EncodingKey::from_rsa_pem(pem("PRIVATE KEY", private).as_bytes()).expect("RSA PEM");
         TestKey::finish(alg, kid, encoding, public.clone())
     }
 
     /// Another RSA key (not in any set unless added).
     pub(crate) fn other_rsa(kid: &str) -> TestKey {
-        let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", &OTHER_RSA).as_bytes())
-            .expect("RSA PEM");
+        let encoding =
+            EncodingKey::from_rsa_pem(pem("PRIVATE KEY", &OTHER_RSA).as_bytes()).expect("RSA PEM");
         TestKey::finish(Algorithm::RS256, kid, encoding, Vec::new())
     }
 
@@ -109,7 +119,12 @@ impl TestKey {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .expect("P-256 key generation");
-        TestKey::finish(Algorithm::ES256, kid, EncodingKey::from_ec_der(pkcs8.as_ref()), Vec::new())
+        TestKey::finish(
+            Algorithm::ES256,
+            kid,
+            EncodingKey::from_ec_der(pkcs8.as_ref()),
+            Vec::new(),
+        )
     }
 
     /// A fresh EC P-384 key (ES384).
@@ -117,14 +132,24 @@ impl TestKey {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
             .expect("P-384 key generation");
-        TestKey::finish(Algorithm::ES384, kid, EncodingKey::from_ec_der(pkcs8.as_ref()), Vec::new())
+        TestKey::finish(
+            Algorithm::ES384,
+            kid,
+            EncodingKey::from_ec_der(pkcs8.as_ref()),
+            Vec::new(),
+        )
     }
 
     /// A fresh Ed25519 key (EdDSA).
     pub(crate) fn ed25519(kid: &str) -> TestKey {
         let rng = SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8v1(&rng).expect("Ed25519 key generation");
-        TestKey::finish(Algorithm::EdDSA, kid, EncodingKey::from_ed_der(pkcs8.as_ref()), Vec::new())
+        TestKey::finish(
+            Algorithm::EdDSA,
+            kid,
+            EncodingKey::from_ed_der(pkcs8.as_ref()),
+            Vec::new(),
+        )
     }
 
     /// A token over `claims` with this key's alg and kid.
@@ -176,7 +201,10 @@ pub(crate) fn provider(keys: JwksSource) -> JwtProvider {
 /// A policy with only JWT authentication by `providers`.
 pub(crate) fn jwt_policy(providers: Vec<JwtProvider>, optional: bool) -> SecurityPolicy {
     SecurityPolicy {
-        jwt: Some(Jwt { providers, optional }),
+        jwt: Some(Jwt {
+            providers,
+            optional,
+        }),
         ..empty_policy()
     }
 }
@@ -200,7 +228,11 @@ pub(crate) fn parts(uri: &str, headers: &[(&str, &str)]) -> http::request::Parts
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    builder.body(()).expect("a valid test request").into_parts().0
+    builder
+        .body(())
+        .expect("a valid test request")
+        .into_parts()
+        .0
 }
 
 /// base64url without padding of `text`.

@@ -69,7 +69,10 @@ impl Authenticator {
 
     /// An authenticator whose JWKS refetch window is `min_refetch` (tests run in real time).
     #[cfg(test)]
-    pub(crate) fn with_min_refetch(metrics: Arc<Metrics>, min_refetch: std::time::Duration) -> Authenticator {
+    pub(crate) fn with_min_refetch(
+        metrics: Arc<Metrics>,
+        min_refetch: std::time::Duration,
+    ) -> Authenticator {
         Authenticator {
             jwt: JwtVerifier::with_min_refetch(Arc::clone(&metrics), min_refetch),
             basic: BasicVerifier::new(),

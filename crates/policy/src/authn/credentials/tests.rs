@@ -34,15 +34,24 @@ fn sources_are_tried_in_order() {
         TokenSource::Query("token".into()),
         bearer(),
     ];
-    let request = parts("/p?token=from-query", &[("authorization", "Bearer from-header")]);
+    let request = parts(
+        "/p?token=from-query",
+        &[("authorization", "Bearer from-header")],
+    );
     let (token, source) = find(&sources, &request).expect("a token");
     assert_eq!(token, "from-query");
     assert_eq!(source, &sources[1]);
     let request = parts(
         "/p?token=from-query",
-        &[("cookie", "a=1; session=\"from-cookie\""), ("cookie", "b=2")],
+        &[
+            ("cookie", "a=1; session=\"from-cookie\""),
+            ("cookie", "b=2"),
+        ],
     );
-    assert_eq!(find(&sources, &request).map(|(token, _)| token), Some(Cow::Borrowed("from-cookie")));
+    assert_eq!(
+        find(&sources, &request).map(|(token, _)| token),
+        Some(Cow::Borrowed("from-cookie"))
+    );
 }
 
 #[test]
@@ -82,7 +91,10 @@ fn removing_a_cookie_keeps_the_others() {
 fn removing_a_prefixed_header_keeps_other_values() {
     let mut request = parts(
         "/",
-        &[("authorization", "Bearer t"), ("authorization", "Basic dTpw")],
+        &[
+            ("authorization", "Bearer t"),
+            ("authorization", "Basic dTpw"),
+        ],
     );
     assert!(remove(&bearer(), &mut request));
     let values: Vec<_> = request.headers.get_all("authorization").iter().collect();

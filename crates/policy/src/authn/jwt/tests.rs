@@ -95,40 +95,104 @@ fn bad_corpus(rsa: &TestKey, es: &TestKey) -> Vec<(&'static str, String, &'stati
     vec![
         ("expired", rsa.sign(&expired), "expired"),
         ("not yet valid", rsa.sign(&not_yet), "not yet valid (nbf)"),
-        ("issued in the future", rsa.sign(&future_iat), "issued in the future (iat)"),
+        (
+            "issued in the future",
+            rsa.sign(&future_iat),
+            "issued in the future (iat)",
+        ),
         ("no exp", rsa.sign(&no_exp), "exp missing or not a number"),
-        ("exp not a number", rsa.sign(&text_exp), "exp missing or not a number"),
+        (
+            "exp not a number",
+            rsa.sign(&text_exp),
+            "exp missing or not a number",
+        ),
         ("wrong audience", rsa.sign(&wrong_aud), "audience"),
         ("no audience", rsa.sign(&no_aud), "audience"),
         ("wrong issuer", rsa.sign(&wrong_iss), "issuer"),
         ("tampered payload", tampered, SIGNATURE),
-        ("alg none, empty signature", format!("{header_none}.{payload}."), HEADER),
-        ("alg none with a kid", format!("{header_none_kid}.{payload}."), HEADER),
-        ("alg none, copied signature", format!("{header_none}.{payload}.{signature}"), HEADER),
-        ("alg NONE", format!("{}.{payload}.", b64(r#"{"alg":"NONE"}"#)), HEADER),
-        ("HS256, RSA public key PEM as secret", confusion(public_pem.as_bytes()), hs),
-        ("HS256, RSA public key DER as secret", confusion(&rsa.public_der), hs),
-        ("HS256, JWK n as secret", confusion(rsa.jwk["n"].as_str().unwrap_or("").as_bytes()), hs),
+        (
+            "alg none, empty signature",
+            format!("{header_none}.{payload}."),
+            HEADER,
+        ),
+        (
+            "alg none with a kid",
+            format!("{header_none_kid}.{payload}."),
+            HEADER,
+        ),
+        (
+            "alg none, copied signature",
+            format!("{header_none}.{payload}.{signature}"),
+            HEADER,
+        ),
+        (
+            "alg NONE",
+            format!("{}.{payload}.", b64(r#"{"alg":"NONE"}"#)),
+            HEADER,
+        ),
+        (
+            "HS256, RSA public key PEM as secret",
+            confusion(public_pem.as_bytes()),
+            hs,
+        ),
+        (
+            "HS256, RSA public key DER as secret",
+            confusion(&rsa.public_der),
+            hs,
+        ),
+        (
+            "HS256, JWK n as secret",
+            confusion(rsa.jwk["n"].as_str().unwrap_or("").as_bytes()),
+            hs,
+        ),
         ("unknown kid", unknown.sign(&good_claims()), SIGNATURE),
-        ("known kid, other key", other_signed_same_kid.sign(&good_claims()), SIGNATURE),
+        (
+            "known kid, other key",
+            other_signed_same_kid.sign(&good_claims()),
+            SIGNATURE,
+        ),
         ("key type does not fit alg", wrong_type, SIGNATURE),
         ("JWK alg differs from header alg", alg_mismatch, SIGNATURE),
         ("two parts", format!("{header_none}.{payload}"), PARTS),
         ("four parts", format!("{good}.{signature}"), PARTS),
         ("one part", "abc".to_owned(), PARTS),
         ("empty", String::new(), PARTS),
-        ("bad base64 header", format!("!!!.{payload}.{signature}"), HEADER),
-        ("bad base64 signature", {
-            let header = b64(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, rsa.kid));
-            format!("{header}.{payload}.%%%")
-        }, SIGNATURE),
-        ("header not JSON", format!("{}.{payload}.{signature}", b64("not json")), HEADER),
-        ("payload not JSON", {
-            let header = b64(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, rsa.kid));
-            format!("{header}.{}.{signature}", b64("not json"))
-        }, SIGNATURE),
-        ("payload a JSON array", rsa.sign(&json!(["exp", 1])), SIGNATURE),
-        ("unknown alg", format!("{}.{payload}.{signature}", b64(r#"{"alg":"XX999"}"#)), HEADER),
+        (
+            "bad base64 header",
+            format!("!!!.{payload}.{signature}"),
+            HEADER,
+        ),
+        (
+            "bad base64 signature",
+            {
+                let header = b64(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, rsa.kid));
+                format!("{header}.{payload}.%%%")
+            },
+            SIGNATURE,
+        ),
+        (
+            "header not JSON",
+            format!("{}.{payload}.{signature}", b64("not json")),
+            HEADER,
+        ),
+        (
+            "payload not JSON",
+            {
+                let header = b64(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, rsa.kid));
+                format!("{header}.{}.{signature}", b64("not json"))
+            },
+            SIGNATURE,
+        ),
+        (
+            "payload a JSON array",
+            rsa.sign(&json!(["exp", 1])),
+            SIGNATURE,
+        ),
+        (
+            "unknown alg",
+            format!("{}.{payload}.{signature}", b64(r#"{"alg":"XX999"}"#)),
+            HEADER,
+        ),
     ]
 }
 
@@ -149,7 +213,10 @@ async fn the_bad_corpus_is_entirely_refused() {
             Ok(_) => accepted.push((*name).to_owned()),
         }
     }
-    assert!(accepted.is_empty(), "accepted or misclassified: {accepted:?}");
+    assert!(
+        accepted.is_empty(),
+        "accepted or misclassified: {accepted:?}"
+    );
 }
 
 #[tokio::test]
@@ -207,9 +274,24 @@ async fn clock_skew_tolerates_slightly_expired_tokens_only() {
     let nbf_soon = with_claims(|c| {
         c.insert("nbf".into(), json!(now() + 20));
     });
-    assert!(verifier.verify(&provider, &rsa.sign(&just_expired)).await.is_ok());
-    assert!(verifier.verify(&provider, &rsa.sign(&nbf_soon)).await.is_ok());
-    assert!(verifier.verify(&provider, &rsa.sign(&long_expired)).await.is_err());
+    assert!(
+        verifier
+            .verify(&provider, &rsa.sign(&just_expired))
+            .await
+            .is_ok()
+    );
+    assert!(
+        verifier
+            .verify(&provider, &rsa.sign(&nbf_soon))
+            .await
+            .is_ok()
+    );
+    assert!(
+        verifier
+            .verify(&provider, &rsa.sign(&long_expired))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -220,11 +302,21 @@ async fn audience_may_be_an_array_and_unset_settings_accept_any() {
     let array_aud = with_claims(|c| {
         c.insert("aud".into(), json!(["x", AUDIENCE]));
     });
-    assert!(verifier.verify(&provider, &rsa.sign(&array_aud)).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &rsa.sign(&array_aud))
+            .await
+            .is_ok()
+    );
     provider.issuer = None;
     provider.audiences.clear();
     let anything = json!({ "iss": "whoever", "aud": "else", "exp": now() + 60 });
-    assert!(verifier.verify(&provider, &rsa.sign(&anything)).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &rsa.sign(&anything))
+            .await
+            .is_ok()
+    );
     assert_eq!(ISSUER, good_claims()["iss"]);
 }
 
@@ -248,7 +340,12 @@ async fn symmetric_and_encryption_keys_in_a_set_are_never_used() {
         .expect("HS256 signing");
     let verifier = verifier();
     assert!(verifier.verify(&provider, &hs).await.is_err());
-    assert!(verifier.verify(&provider, &rsa.sign(&good_claims())).await.is_err());
+    assert!(
+        verifier
+            .verify(&provider, &rsa.sign(&good_claims()))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -260,13 +357,20 @@ async fn one_unusable_key_does_not_spoil_the_set() {
         rsa.jwk,
     ]});
     let provider = provider(JwksSource::Inline(set.to_string()));
-    assert!(verifier().verify(&provider, &rsa.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier()
+            .verify(&provider, &rsa.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn a_broken_inline_set_accepts_nothing() {
     let rsa = TestKey::rsa("good", Algorithm::RS256);
     let provider = provider(JwksSource::Inline("{not json".into()));
-    let result = verifier().verify(&provider, &rsa.sign(&good_claims())).await;
+    let result = verifier()
+        .verify(&provider, &rsa.sign(&good_claims()))
+        .await;
     assert!(matches!(result, Err(Rejection::Invalid(_))));
 }

@@ -43,14 +43,24 @@ async fn keys_are_fetched_on_first_use_then_cached() {
     let metrics = Arc::new(Metrics::new());
     let verifier = JwtVerifier::new(Arc::clone(&metrics));
     let provider = remote(&server, LONG, TIMEOUT);
-    assert_eq!(server.hits(), 0, "nothing is fetched before a token needs keys");
+    assert_eq!(
+        server.hits(),
+        0,
+        "nothing is fetched before a token needs keys"
+    );
     for _ in 0..5 {
-        assert!(verifier.verify(&provider, &key.sign(&good_claims())).await.is_ok());
+        assert!(
+            verifier
+                .verify(&provider, &key.sign(&good_claims()))
+                .await
+                .is_ok()
+        );
     }
     assert_eq!(server.hits(), 1);
     let exported = metrics.encode();
     assert!(
-        exported.contains("portcullis_jwks_fetches_total{") && exported.contains("result=\"success\"} 1"),
+        exported.contains("portcullis_jwks_fetches_total{")
+            && exported.contains("result=\"success\"} 1"),
         "{exported}"
     );
 }
@@ -62,14 +72,34 @@ async fn a_rotated_in_key_is_accepted_after_one_refetch() {
     let server = JwksServer::start(Answer::Ok(jwks(&[&old])), Duration::ZERO).await;
     let verifier = JwtVerifier::with_min_refetch(Arc::new(Metrics::new()), WINDOW);
     let provider = remote(&server, LONG, TIMEOUT);
-    assert!(verifier.verify(&provider, &old.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &old.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     server.set(Answer::Ok(jwks(&[&old, &new])));
     // Within the refetch window of the first fetch the new kid is not looked for.
-    assert!(verifier.verify(&provider, &new.sign(&good_claims())).await.is_err());
+    assert!(
+        verifier
+            .verify(&provider, &new.sign(&good_claims()))
+            .await
+            .is_err()
+    );
     assert_eq!(server.hits(), 1);
     tokio::time::sleep(WINDOW + Duration::from_millis(20)).await;
-    assert!(verifier.verify(&provider, &new.sign(&good_claims())).await.is_ok());
-    assert!(verifier.verify(&provider, &old.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &new.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
+    assert!(
+        verifier
+            .verify(&provider, &old.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.hits(), 2);
 }
 
@@ -79,29 +109,49 @@ async fn concurrent_unknown_kids_cause_one_fetch_and_the_window_holds_after() {
     let stranger = TestKey::es256("stranger");
     // A slow endpoint: every request arrives while the first fetch is still running.
     let server = JwksServer::start(Answer::Ok(jwks(&[&known])), Duration::from_millis(200)).await;
-    let verifier = Arc::new(JwtVerifier::with_min_refetch(Arc::new(Metrics::new()), WINDOW));
+    let verifier = Arc::new(JwtVerifier::with_min_refetch(
+        Arc::new(Metrics::new()),
+        WINDOW,
+    ));
     let provider = Arc::new(remote(&server, LONG, TIMEOUT));
-    assert!(verifier.verify(&provider, &known.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &known.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.hits(), 1);
     tokio::time::sleep(WINDOW + Duration::from_millis(20)).await;
 
     let token = stranger.sign(&good_claims());
     let mut tasks = Vec::new();
     for _ in 0..50 {
-        let (verifier, provider, token) = (Arc::clone(&verifier), Arc::clone(&provider), token.clone());
-        tasks.push(tokio::spawn(async move { verifier.verify(&provider, &token).await }));
+        let (verifier, provider, token) =
+            (Arc::clone(&verifier), Arc::clone(&provider), token.clone());
+        tasks.push(tokio::spawn(async move {
+            verifier.verify(&provider, &token).await
+        }));
     }
     for task in tasks {
         let result = task.await.expect("the verification task ran");
         assert!(matches!(result, Err(Rejection::Invalid(_))));
     }
-    assert_eq!(server.hits(), 2, "50 concurrent unknown-kid tokens, one refetch");
+    assert_eq!(
+        server.hits(),
+        2,
+        "50 concurrent unknown-kid tokens, one refetch"
+    );
 
     // Within the window, more unknown kids fetch nothing; known kids keep working.
     for _ in 0..10 {
         assert!(verifier.verify(&provider, &token).await.is_err());
     }
-    assert!(verifier.verify(&provider, &known.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &known.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.hits(), 2);
 }
 
@@ -112,7 +162,9 @@ async fn a_token_naming_a_kid_the_refetch_still_lacks_is_refused() {
     let server = JwksServer::start(Answer::Ok(jwks(&[&known])), Duration::ZERO).await;
     let verifier = JwtVerifier::new(Arc::new(Metrics::new()));
     let provider = remote(&server, LONG, TIMEOUT);
-    let result = verifier.verify(&provider, &stranger.sign(&good_claims())).await;
+    let result = verifier
+        .verify(&provider, &stranger.sign(&good_claims()))
+        .await;
     assert!(matches!(result, Err(Rejection::Invalid(_))));
     // The first fetch found no such kid; the window then forbids a second one.
     assert_eq!(server.hits(), 1);
@@ -126,18 +178,46 @@ async fn a_stale_set_is_refreshed_in_the_background() {
     let verifier =
         JwtVerifier::with_min_refetch(Arc::new(Metrics::new()), Duration::from_millis(50));
     let provider = remote(&server, Duration::from_millis(100), TIMEOUT);
-    assert!(verifier.verify(&provider, &first.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &first.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     server.set(Answer::Ok(jwks(&[&first, &second])));
     // Fresh: no fetch.
-    assert!(verifier.verify(&provider, &first.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &first.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.hits(), 1);
     tokio::time::sleep(Duration::from_millis(150)).await;
     // Stale: served at once, refreshed behind the request.
-    assert!(verifier.verify(&provider, &first.sign(&good_claims())).await.is_ok());
-    assert!(eventually(|| server.hits() == 2).await, "hits: {}", server.hits());
+    assert!(
+        verifier
+            .verify(&provider, &first.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
+    assert!(
+        eventually(|| server.hits() == 2).await,
+        "hits: {}",
+        server.hits()
+    );
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert!(verifier.verify(&provider, &second.sign(&good_claims())).await.is_ok());
-    assert_eq!(server.hits(), 2, "the refreshed set already held the new kid");
+    assert!(
+        verifier
+            .verify(&provider, &second.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        server.hits(),
+        2,
+        "the refreshed set already held the new kid"
+    );
 }
 
 #[tokio::test]
@@ -148,17 +228,37 @@ async fn the_last_good_set_is_served_while_the_endpoint_is_down() {
     let metrics = Arc::new(Metrics::new());
     let verifier = JwtVerifier::with_min_refetch(Arc::clone(&metrics), Duration::from_millis(20));
     let provider = remote(&server, Duration::from_millis(50), TIMEOUT);
-    assert!(verifier.verify(&provider, &key.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &key.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     server.set(Answer::Status(StatusCode::SERVICE_UNAVAILABLE));
     tokio::time::sleep(Duration::from_millis(80)).await;
     // Stale and the refresh fails: still verifies.
     for _ in 0..3 {
-        assert!(verifier.verify(&provider, &key.sign(&good_claims())).await.is_ok());
+        assert!(
+            verifier
+                .verify(&provider, &key.sign(&good_claims()))
+                .await
+                .is_ok()
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     // An unknown kid waits for a refetch, which fails: refused, and the old key still works.
-    assert!(verifier.verify(&provider, &stranger.sign(&good_claims())).await.is_err());
-    assert!(verifier.verify(&provider, &key.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&provider, &stranger.sign(&good_claims()))
+            .await
+            .is_err()
+    );
+    assert!(
+        verifier
+            .verify(&provider, &key.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert!(server.hits() >= 2);
     assert!(metrics.encode().contains("result=\"error\""));
 }
@@ -187,14 +287,22 @@ async fn a_hanging_endpoint_is_bounded_by_the_timeout() {
     let result = verifier.verify(&provider, &key.sign(&good_claims())).await;
     assert!(matches!(result, Err(Rejection::KeysUnavailable)));
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_oversized_or_invalid_document_is_not_a_key_set() {
     let key = TestKey::es256("k");
     let huge = format!(r#"{{"keys":[],"pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
-    for answer in [huge, "[]".to_owned(), r#"{"keys":[]}"#.to_owned(), "<html>".to_owned()] {
+    for answer in [
+        huge,
+        "[]".to_owned(),
+        r#"{"keys":[]}"#.to_owned(),
+        "<html>".to_owned(),
+    ] {
         let server = JwksServer::start(Answer::Ok(answer), Duration::ZERO).await;
         let metrics = Arc::new(Metrics::new());
         let verifier = JwtVerifier::new(Arc::clone(&metrics));
@@ -212,14 +320,34 @@ async fn providers_naming_one_uri_share_one_cache_and_retain_drops_it() {
     let one = remote(&server, LONG, TIMEOUT);
     let mut two = remote(&server, LONG, TIMEOUT);
     two.name = "second".into();
-    assert!(verifier.verify(&one, &key.sign(&good_claims())).await.is_ok());
-    assert!(verifier.verify(&two, &key.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&one, &key.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
+    assert!(
+        verifier
+            .verify(&two, &key.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.hits(), 1);
     verifier.retain(&[server.uri()].into_iter().collect());
-    assert!(verifier.verify(&one, &key.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&one, &key.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.hits(), 1, "a live URI keeps its cache");
     verifier.retain(&std::collections::HashSet::new());
-    assert!(verifier.verify(&one, &key.sign(&good_claims())).await.is_ok());
+    assert!(
+        verifier
+            .verify(&one, &key.sign(&good_claims()))
+            .await
+            .is_ok()
+    );
     assert_eq!(server.hits(), 2, "a dropped cache starts over");
 }
 
@@ -232,8 +360,11 @@ async fn concurrent_first_requests_wait_for_one_fetch() {
     let token = key.sign(&good_claims());
     let mut tasks = Vec::new();
     for _ in 0..30 {
-        let (verifier, provider, token) = (Arc::clone(&verifier), Arc::clone(&provider), token.clone());
-        tasks.push(tokio::spawn(async move { verifier.verify(&provider, &token).await.is_ok() }));
+        let (verifier, provider, token) =
+            (Arc::clone(&verifier), Arc::clone(&provider), token.clone());
+        tasks.push(tokio::spawn(async move {
+            verifier.verify(&provider, &token).await.is_ok()
+        }));
     }
     for task in tasks {
         assert!(task.await.expect("the verification task ran"));
