@@ -31,13 +31,13 @@ use std::sync::Arc;
 use http::header::WWW_AUTHENTICATE;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, Uri};
-use snapshot::security::SecurityPolicy;
+use snapshot::security::{ApiKeyAuth, BasicAuth, Jwt, SecurityPolicy};
 use telemetry::Metrics;
 
 use self::api_key::ApiKeyFailure;
 use self::basic::{BasicFailure, BasicVerifier};
 use self::jwt::{JwtFailure, JwtVerifier};
-use crate::{Denial, Identity};
+use crate::{Denial, Identity, JwtIdentity};
 
 /// `missing-credentials`: the request carried no credential for a required method.
 pub const MISSING_CREDENTIALS: &str = "missing-credentials";
@@ -97,74 +97,101 @@ impl Authenticator {
     ) -> Result<Identity, Denial> {
         let mut identity = Identity::default();
         if let Some(settings) = &policy.jwt {
-            for provider in &settings.providers {
-                for mapping in &provider.claim_to_headers {
-                    parts.headers.remove(&mapping.header);
-                }
-            }
-            match self.jwt.authenticate(settings, parts).await {
-                Ok(found) => {
-                    let result = if found.is_some() {
-                        "allowed"
-                    } else {
-                        "anonymous"
-                    };
-                    self.metrics.auth_decision(&policy.label, "jwt", result);
-                    identity.jwt = found;
-                }
-                Err(failure) => {
-                    let denial = jwt_denial(failure);
-                    self.metrics
-                        .auth_decision(&policy.label, "jwt", denial.reason);
-                    return Err(denial);
-                }
-            }
+            identity.jwt = self.run_jwt(&policy.label, settings, parts).await?;
         }
         if let Some(settings) = &policy.api_key {
-            if let Some(header) = &settings.forward_client_id_header {
-                parts.headers.remove(header);
-            }
-            match api_key::authenticate(settings, parts) {
-                Ok(client) => {
-                    self.metrics
-                        .auth_decision(&policy.label, "api_key", "allowed");
-                    if let Some(header) = &settings.forward_client_id_header {
-                        insert_text(parts, header, &client);
-                    }
-                    identity.client = Some(client);
-                }
-                Err(failure) => {
-                    let denial = api_key_denial(failure);
-                    self.metrics
-                        .auth_decision(&policy.label, "api_key", denial.reason);
-                    return Err(denial);
-                }
-            }
+            identity.client = Some(self.run_api_key(&policy.label, settings, parts)?);
         }
         if let Some(settings) = &policy.basic {
-            if let Some(header) = &settings.forward_username_header {
-                parts.headers.remove(header);
-            }
-            match self.basic.authenticate(settings, parts).await {
-                Ok(user) => {
-                    self.metrics
-                        .auth_decision(&policy.label, "basic", "allowed");
-                    if let Some(header) = &settings.forward_username_header {
-                        insert_text(parts, header, &user);
-                    }
-                    // With both API key and basic configured, the API-key client stays the
-                    // client (it was checked first); the user name is still forwarded.
-                    identity.client.get_or_insert_with(|| Arc::from(user));
-                }
-                Err(failure) => {
-                    let denial = basic_denial(failure, &settings.realm);
-                    self.metrics
-                        .auth_decision(&policy.label, "basic", denial.reason);
-                    return Err(denial);
-                }
-            }
+            let user = self.run_basic(&policy.label, settings, parts).await?;
+            // With both API key and basic configured, the API-key client stays the client (it
+            // was checked first); the user name is still forwarded.
+            identity.client.get_or_insert_with(|| Arc::from(user));
         }
         Ok(identity)
+    }
+
+    async fn run_jwt(
+        &self,
+        label: &str,
+        settings: &Jwt,
+        parts: &mut Parts,
+    ) -> Result<Option<JwtIdentity>, Denial> {
+        for provider in &settings.providers {
+            for mapping in &provider.claim_to_headers {
+                parts.headers.remove(&mapping.header);
+            }
+        }
+        match self.jwt.authenticate(settings, parts).await {
+            Ok(found) => {
+                let result = if found.is_some() {
+                    "allowed"
+                } else {
+                    "anonymous"
+                };
+                self.metrics.auth_decision(label, "jwt", result);
+                Ok(found)
+            }
+            Err(failure) => {
+                let denial = jwt_denial(failure);
+                self.metrics.auth_decision(label, "jwt", denial.reason);
+                Err(denial)
+            }
+        }
+    }
+
+    #[allow(
+        clippy::result_large_err,
+        reason = "the Denial is the response itself, built once on the cold path"
+    )]
+    fn run_api_key(
+        &self,
+        label: &str,
+        settings: &ApiKeyAuth,
+        parts: &mut Parts,
+    ) -> Result<Arc<str>, Denial> {
+        if let Some(header) = &settings.forward_client_id_header {
+            parts.headers.remove(header);
+        }
+        match api_key::authenticate(settings, parts) {
+            Ok(client) => {
+                self.metrics.auth_decision(label, "api_key", "allowed");
+                if let Some(header) = &settings.forward_client_id_header {
+                    insert_text(parts, header, &client);
+                }
+                Ok(client)
+            }
+            Err(failure) => {
+                let denial = api_key_denial(failure);
+                self.metrics.auth_decision(label, "api_key", denial.reason);
+                Err(denial)
+            }
+        }
+    }
+
+    async fn run_basic(
+        &self,
+        label: &str,
+        settings: &BasicAuth,
+        parts: &mut Parts,
+    ) -> Result<String, Denial> {
+        if let Some(header) = &settings.forward_username_header {
+            parts.headers.remove(header);
+        }
+        match self.basic.authenticate(settings, parts).await {
+            Ok(user) => {
+                self.metrics.auth_decision(label, "basic", "allowed");
+                if let Some(header) = &settings.forward_username_header {
+                    insert_text(parts, header, &user);
+                }
+                Ok(user)
+            }
+            Err(failure) => {
+                let denial = basic_denial(failure, &settings.realm);
+                self.metrics.auth_decision(label, "basic", denial.reason);
+                Err(denial)
+            }
+        }
     }
 
     /// Drops the JWKS caches of URIs no provider of the live configuration names, and the

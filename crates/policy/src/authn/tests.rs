@@ -519,3 +519,16 @@ async fn a_policy_without_authentication_passes_anonymously() {
     assert!(request.headers.get("authorization").is_some());
     assert!(!metrics.encode().contains("auth_decisions_total{"));
 }
+
+/// The proxy shares one authenticator across connections and awaits it in spawned tasks.
+#[test]
+fn the_authenticator_is_shareable_and_its_future_is_send() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: &T) {}
+    shareable::<Authenticator>();
+    let (authenticator, _) = authenticator();
+    let policy = empty_policy();
+    let mut request = parts("/", &[]);
+    let future = authenticator.authenticate(&policy, &mut request);
+    send(&future);
+}

@@ -201,10 +201,23 @@ impl JwtVerifier {
         else {
             return Err(Rejection::Invalid("alg not allowed (HS* or none)"));
         };
+        // RFC 7515 §4.1.11: a token that makes an extension critical must be refused by a
+        // verifier that does not understand it, and we understand none.
+        if header.crit.as_ref().is_some_and(|crit| !crit.is_empty()) {
+            return Err(Rejection::Invalid(
+                "crit names extensions we do not implement",
+            ));
+        }
         let kid = header.kid.as_deref();
         let keys = self.key_set(provider, kid).await?;
+        let mut candidates = keys.candidates(kid, header.alg).peekable();
+        if candidates.peek().is_none() {
+            return Err(Rejection::Invalid(
+                "no key of the set fits the token's kid and alg",
+            ));
+        }
         let mut verified = None;
-        for candidate in keys.candidates(kid, header.alg) {
+        for candidate in candidates {
             if let Ok(data) =
                 jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, validation)
             {
