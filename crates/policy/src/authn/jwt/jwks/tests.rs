@@ -23,7 +23,7 @@ fn remote(server: &JwksServer, cache_duration: Duration, timeout: Duration) -> J
 const LONG: Duration = Duration::from_secs(300);
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// A refetch window short enough to wait out in a test, long enough to hold during one.
-const WINDOW: Duration = Duration::from_millis(500);
+const WINDOW: Duration = Duration::from_millis(1500);
 
 /// Polls `condition` for up to two seconds.
 async fn eventually(condition: impl Fn() -> bool) -> bool {
@@ -177,7 +177,8 @@ async fn a_stale_set_is_refreshed_in_the_background() {
     let server = JwksServer::start(Answer::Ok(jwks(&[&first])), Duration::ZERO).await;
     let verifier =
         JwtVerifier::with_min_refetch(Arc::new(Metrics::new()), Duration::from_millis(50));
-    let provider = remote(&server, Duration::from_millis(100), TIMEOUT);
+    let ttl = Duration::from_secs(1);
+    let provider = remote(&server, ttl, TIMEOUT);
     assert!(
         verifier
             .verify(&provider, &first.sign(&good_claims()))
@@ -193,7 +194,7 @@ async fn a_stale_set_is_refreshed_in_the_background() {
             .is_ok()
     );
     assert_eq!(server.hits(), 1);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
     // Stale: served at once, refreshed behind the request.
     assert!(
         verifier
