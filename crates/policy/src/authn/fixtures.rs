@@ -259,8 +259,27 @@ pub(crate) struct JwksServer {
 }
 
 impl JwksServer {
-    /// Starts serving `answer`; each request waits `delay` before it is answered.
+    /// Starts serving `answer` over plain HTTP; each request waits `delay` before it is
+    /// answered.
     pub(crate) async fn start(answer: Answer, delay: Duration) -> JwksServer {
+        JwksServer::start_with(answer, delay, None).await
+    }
+
+    /// Starts serving `answer` over HTTPS with `tls` (HTTP/1.1).
+    pub(crate) async fn start_tls(answer: Answer, tls: Arc<rustls::ServerConfig>) -> JwksServer {
+        JwksServer::start_with(
+            answer,
+            Duration::ZERO,
+            Some(tokio_rustls::TlsAcceptor::from(tls)),
+        )
+        .await
+    }
+
+    async fn start_with(
+        answer: Answer,
+        delay: Duration,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> JwksServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -270,19 +289,16 @@ impl JwksServer {
         let (state, counter) = (Arc::clone(&answer), Arc::clone(&hits));
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (state, counter) = (Arc::clone(&state), Arc::clone(&counter));
+                let (state, counter, tls) = (Arc::clone(&state), Arc::clone(&counter), tls.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_request: Request<Incoming>| {
-                        let (state, counter) = (Arc::clone(&state), Arc::clone(&counter));
-                        async move {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(delay).await;
-                            Ok::<_, Infallible>(respond(&state).await)
+                    match tls {
+                        None => serve(stream, state, counter, delay).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve(stream, state, counter, delay).await;
+                            }
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    }
                 });
             }
         });
@@ -292,6 +308,13 @@ impl JwksServer {
             hits,
             task,
         }
+    }
+
+    /// The JWKS URI over https (for [`JwksServer::start_tls`]), naming the host `host`.
+    pub(crate) fn https_uri(&self, host: &str) -> Uri {
+        format!("https://{host}:{}/jwks.json", self.addr.port())
+            .parse()
+            .expect("a valid URI")
     }
 
     /// The JWKS URI.
@@ -316,6 +339,24 @@ impl Drop for JwksServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Serves one connection, counting every request.
+async fn serve<S>(stream: S, state: Arc<Mutex<Answer>>, counter: Arc<AtomicUsize>, delay: Duration)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |_request: Request<Incoming>| {
+        let (state, counter) = (Arc::clone(&state), Arc::clone(&counter));
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(respond(&state).await)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn respond(state: &Mutex<Answer>) -> Response<Full<Bytes>> {

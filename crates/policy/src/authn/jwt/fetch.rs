@@ -66,6 +66,14 @@ pub(crate) struct JwksFetcher {
 }
 
 impl JwksFetcher {
+    /// A fetcher that trusts `roots` instead of the platform's anchors (tests).
+    #[cfg(test)]
+    pub(crate) fn with_roots(roots: RootCertStore) -> JwksFetcher {
+        let client = OnceLock::new();
+        let _ = client.set(client_with(roots));
+        JwksFetcher { client }
+    }
+
     /// GETs `uri` and parses the answer as a key set, all within `timeout`.
     pub(crate) async fn fetch(&self, uri: &Uri, timeout: Duration) -> Result<KeySet, FetchError> {
         let client = self
@@ -111,6 +119,11 @@ fn build_client() -> Result<HttpsClient, String> {
             "JWKS fetcher: no usable system CA certificate; https JWKS fetches will fail"
         );
     }
+    client_with(roots)
+}
+
+/// The client over `roots`.
+fn client_with(roots: RootCertStore) -> Result<HttpsClient, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

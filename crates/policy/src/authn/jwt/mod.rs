@@ -39,7 +39,7 @@ use serde_json::{Map, Value};
 use snapshot::security::{JwksSource, Jwt, JwtProvider, TokenSource};
 use telemetry::Metrics;
 
-use self::fetch::JwksFetcher;
+pub(crate) use self::fetch::JwksFetcher;
 use self::jwks::{FetchSettings, RemoteKeys};
 use self::keys::KeySet;
 use super::credentials;
@@ -105,6 +105,15 @@ impl JwtVerifier {
     /// Empty caches.
     pub(crate) fn new(metrics: Arc<Metrics>) -> JwtVerifier {
         JwtVerifier::with_min_refetch(metrics, jwks::MIN_REFETCH)
+    }
+
+    /// Empty caches, fetching with `fetcher` (tests: other trust anchors).
+    #[cfg(test)]
+    pub(crate) fn with_fetcher(metrics: Arc<Metrics>, fetcher: JwksFetcher) -> JwtVerifier {
+        JwtVerifier {
+            fetcher: Arc::new(fetcher),
+            ..JwtVerifier::new(metrics)
+        }
     }
 
     /// Empty caches, with a refetch window other than [`jwks::MIN_REFETCH`] (tests).

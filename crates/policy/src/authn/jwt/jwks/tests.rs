@@ -372,3 +372,66 @@ async fn concurrent_first_requests_wait_for_one_fetch() {
     }
     assert_eq!(server.hits(), 1);
 }
+
+/// A TLS server configuration for a self-signed certificate naming `127.0.0.1`.
+fn tls_server() -> (Arc<rustls::ServerConfig>, rustls::RootCertStore) {
+    let certificate =
+        testkit::pki::Certificate::self_signed(&["127.0.0.1"]).expect("a test certificate");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.certificate_der().clone()],
+            certificate.key_der(),
+        )
+        .expect("a server certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(certificate.certificate_der().clone())
+        .expect("a trust anchor");
+    (Arc::new(config), roots)
+}
+
+#[tokio::test]
+async fn keys_are_fetched_over_https_from_a_trusted_server() {
+    let key = TestKey::ed25519("k");
+    let (tls, roots) = tls_server();
+    let server = JwksServer::start_tls(Answer::Ok(jwks(&[&key])), tls).await;
+    let verifier = JwtVerifier::with_fetcher(
+        Arc::new(Metrics::new()),
+        crate::authn::jwt::JwksFetcher::with_roots(roots),
+    );
+    let provider = provider(JwksSource::Remote {
+        uri: server.https_uri("127.0.0.1"),
+        cache_duration: LONG,
+        timeout: TIMEOUT,
+    });
+    let result = verifier.verify(&provider, &key.sign(&good_claims())).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn an_untrusted_https_server_gives_no_keys() {
+    let key = TestKey::ed25519("k");
+    let (tls, _roots) = tls_server();
+    let server = JwksServer::start_tls(Answer::Ok(jwks(&[&key])), tls).await;
+    let metrics = Arc::new(Metrics::new());
+    // The platform's anchors do not include the test's self-signed certificate.
+    let verifier = JwtVerifier::new(Arc::clone(&metrics));
+    let provider = provider(JwksSource::Remote {
+        uri: server.https_uri("127.0.0.1"),
+        cache_duration: LONG,
+        timeout: TIMEOUT,
+    });
+    let result = verifier.verify(&provider, &key.sign(&good_claims())).await;
+    assert!(matches!(result, Err(Rejection::KeysUnavailable)));
+    assert_eq!(
+        server.hits(),
+        0,
+        "no request crosses an unverified handshake"
+    );
+    assert!(metrics.encode().contains("result=\"error\"} 1"));
+}
