@@ -532,3 +532,125 @@ fn the_authenticator_is_shareable_and_its_future_is_send() {
     let future = authenticator.authenticate(&policy, &mut request);
     send(&future);
 }
+
+/// A small deterministic generator (xorshift64*), so the hostile-input test needs no crate
+/// and replays the same inputs on every run.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(bound).unwrap_or(1)).unwrap_or(0)
+    }
+
+    /// Text from an alphabet rich in the separators the parsers split on.
+    fn text(&mut self, max: usize) -> String {
+        const ALPHABET: &[u8] = b"aZ09.=;:&%+-_/ \t\"\\,!~eyJ";
+        let length = self.below(max + 1);
+        (0..length)
+            .map(|_| char::from(ALPHABET[self.below(ALPHABET.len())]))
+            .collect()
+    }
+
+    /// `token` with a few bytes flipped within the visible ASCII range.
+    fn mutate(&mut self, token: &str) -> String {
+        let mut bytes = token.as_bytes().to_vec();
+        for _ in 0..=self.below(3) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = self.below(bytes.len());
+            bytes[at] = 0x21 + u8::try_from(self.below(94)).unwrap_or(0);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// Nothing a client sends panics, and only the real credentials pass: thousands of random and
+/// mutated headers, cookies, queries and tokens against a policy with every method.
+#[tokio::test]
+async fn hostile_input_never_panics_and_never_authenticates() {
+    let key = TestKey::es256("k");
+    let mut policy = api_key_policy(
+        vec![
+            TokenSource::Query("key".into()),
+            TokenSource::Cookie("key".into()),
+            TokenSource::Header {
+                name: HeaderName::from_static("x-api-key"),
+                value_prefix: "Key ".into(),
+            },
+        ],
+        true,
+    );
+    let mut jwt = jwt_with_headers(&key).jwt;
+    if let Some(jwt) = &mut jwt {
+        jwt.optional = true;
+    }
+    policy.jwt = jwt;
+    policy.basic = basic_policy(vec![user("old", "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=")]).basic;
+    let (authenticator, metrics) = authenticator();
+    let good = key.sign(&good_claims());
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut accepted = 0;
+    for round in 0..3000 {
+        // Valid credentials for the earlier phases in some rounds, so that every phase sees
+        // hostile input; the basic credentials are always random, so nothing may pass.
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        match round % 4 {
+            0 => headers.push(("authorization", format!("Bearer {}", noise.mutate(&good)))),
+            1 => headers.push(("authorization", format!("Bearer {}", noise.text(60)))),
+            2 => headers.push(("authorization", format!("Bearer {good}"))),
+            _ => {}
+        }
+        let api_key = if round % 3 == 0 {
+            "key-alpha-0123456789".to_owned()
+        } else {
+            noise.text(24)
+        };
+        headers.push(("x-api-key", format!("Key {api_key}")));
+        headers.push(("authorization", format!("Basic {}", noise.text(24))));
+        headers.push((
+            "cookie",
+            format!(
+                "{}={}; key={}",
+                noise.text(8),
+                noise.text(12),
+                noise.text(20)
+            ),
+        ));
+        let query = format!("/p?{}&key={}", noise.text(10), noise.text(20));
+        let uri = query
+            .parse::<http::Uri>()
+            .map_or_else(|_| "/p".to_owned(), |uri| uri.to_string());
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        let mut request = parts(&uri, &headers);
+        if authenticator
+            .authenticate(&policy, &mut request)
+            .await
+            .is_ok()
+        {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 0, "random credentials were accepted");
+    let exported = metrics.encode();
+    for reached in [
+        "method=\"jwt\",result=\"invalid-token\"",
+        "method=\"api_key\",result=\"invalid-api-key\"",
+        "method=\"basic\",result=\"invalid-credentials\"",
+    ] {
+        assert!(
+            exported.contains(reached),
+            "no round reached {reached}: {exported}"
+        );
+    }
+}
