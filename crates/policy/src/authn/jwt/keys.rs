@@ -94,16 +94,17 @@ impl KeySet {
         self.keys.iter().any(|key| key.kid.as_deref() == Some(kid))
     }
 
-    /// The keys that may verify a token with header `alg` and `kid`: the `kid` must match when
-    /// the token names one; the key type must fit `alg`; a key's own `alg`, if set, must equal
-    /// it.
+    /// The keys that may verify a token with header `alg` and `kid`: when both the token and
+    /// the key name a `kid`, they must be equal (a key without `kid` is tried for any token,
+    /// as Envoy does: inline sets often omit it); the key type must fit `alg`; a key's own
+    /// `alg`, if set, must equal it.
     pub(crate) fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
         alg: Algorithm,
     ) -> impl Iterator<Item = &'a VerificationKey> {
         self.keys.iter().filter(move |key| {
-            kid.is_none_or(|kid| key.kid.as_deref() == Some(kid))
+            kid.is_none_or(|kid| key.kid.as_deref().is_none_or(|own| own == kid))
                 && key.kind.fits(alg)
                 && key.alg.is_none_or(|own| own == alg)
         })

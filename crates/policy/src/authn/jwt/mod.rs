@@ -11,7 +11,7 @@
 //!    refusing HS* is what makes a token "signed" HS256 with the provider's RSA public key as
 //!    the HMAC secret (the classic alg-confusion attack) fail;
 //! 3. a key of the provider's set verifies the signature: the `kid`, when the token names one,
-//!    selects the keys; the key type (and curve) must fit `alg`; a key's own `alg`, if set,
+//!    selects the keys (keys without a `kid` are tried too); the key type (and curve) must fit `alg`; a key's own `alg`, if set,
 //!    must equal the token's. Header fields that carry keys (`jwk`, `jku`, `x5u`, `x5c`) are
 //!    ignored: the provider's set is the only trust;
 //! 4. its registered claims pass (`claims.rs`: `exp` required, `nbf`, `iat`, `iss`, `aud`).

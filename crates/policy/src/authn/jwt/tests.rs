@@ -375,3 +375,19 @@ async fn a_broken_inline_set_accepts_nothing() {
         .await;
     assert!(matches!(result, Err(Rejection::Invalid(_))));
 }
+
+#[tokio::test]
+async fn a_key_without_kid_is_tried_for_a_token_that_names_one() {
+    let key = TestKey::es384("given");
+    let mut anonymous = key.jwk.clone();
+    if let Value::Object(map) = &mut anonymous {
+        map.remove("kid");
+    }
+    let provider = provider(JwksSource::Inline(
+        json!({ "keys": [anonymous] }).to_string(),
+    ));
+    let result = verifier()
+        .verify(&provider, &key.sign(&good_claims()))
+        .await;
+    assert!(result.is_ok(), "{result:?}");
+}
