@@ -31,7 +31,7 @@ use std::sync::Arc;
 use http::header::WWW_AUTHENTICATE;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, Uri};
-use snapshot::security::{ApiKeyAuth, BasicAuth, Jwt, SecurityPolicy};
+use snapshot::security::{ApiKeyAuth, BasicAuth, JwksSource, Jwt, SecurityPolicy};
 use telemetry::Metrics;
 
 use self::api_key::ApiKeyFailure;
@@ -199,6 +199,17 @@ impl Authenticator {
     /// published, with every `JwksSource::Remote` URI of that snapshot.
     pub fn retain(&self, live_jwks_uris: &HashSet<Uri>) {
         self.jwt.retain(live_jwks_uris);
+    }
+}
+
+/// Adds the remote JWKS URIs `policy` names to `uris`: the proxy gathers them over every
+/// policy of a new snapshot and hands the set to [`Authenticator::retain`].
+pub fn collect_jwks_uris(policy: &SecurityPolicy, uris: &mut HashSet<Uri>) {
+    let providers = policy.jwt.iter().flat_map(|jwt| &jwt.providers);
+    for provider in providers {
+        if let JwksSource::Remote { uri, .. } = &provider.keys {
+            uris.insert(uri.clone());
+        }
     }
 }
 

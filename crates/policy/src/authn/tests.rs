@@ -654,3 +654,28 @@ async fn hostile_input_never_panics_and_never_authenticates() {
         );
     }
 }
+
+#[test]
+fn the_remote_uris_of_a_policy_are_collected() {
+    let remote = |uri: &str| {
+        provider(JwksSource::Remote {
+            uri: uri.parse().expect("a test URI"),
+            cache_duration: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        })
+    };
+    let policy = jwt_policy(
+        vec![
+            remote("https://a/jwks"),
+            provider(JwksSource::Inline("{}".into())),
+            remote("https://b/jwks"),
+        ],
+        false,
+    );
+    let mut uris = std::collections::HashSet::new();
+    super::collect_jwks_uris(&policy, &mut uris);
+    super::collect_jwks_uris(&empty_policy(), &mut uris);
+    let mut found: Vec<String> = uris.iter().map(ToString::to_string).collect();
+    found.sort();
+    assert_eq!(found, ["https://a/jwks", "https://b/jwks"]);
+}
