@@ -13,6 +13,7 @@ use snapshot::backend::{AppProtocol, BackendId, CompiledBackend};
 use crate::backend_tls::{BackendTlsPolicies, TargetKind};
 use crate::endpoints::{EndpointPlan, EndpointSource, TargetPort};
 use crate::problems::{FieldPath, Problem};
+use crate::route_policy::RoutePolicies;
 use crate::traffic_policy::{AppliedPolicy, TrafficPolicies};
 
 /// Why a backend cannot be used, before it is known where it was referenced: the route's
@@ -40,8 +41,11 @@ pub(crate) struct BackendRefSpec<'a> {
     pub(crate) port: Option<i32>,
 }
 
-/// The route doing the referencing, for ReferenceGrant checks.
+/// The object doing the referencing (a route, a Gateway, a SecurityPolicy), for ReferenceGrant
+/// checks.
 pub(crate) struct Referrer<'a> {
+    /// Its API group (`gateway.networking.k8s.io`, `portcullis.dev`).
+    pub(crate) group: &'a str,
     pub(crate) kind: &'a str,
     pub(crate) namespace: &'a str,
 }
@@ -81,6 +85,8 @@ pub(crate) struct BackendTable {
     tls_policies: Arc<BackendTlsPolicies>,
     /// BackendTrafficPolicies: the resilience settings each resolved backend gets.
     traffic: Arc<TrafficPolicies>,
+    /// SecurityPolicies and RateLimitPolicies, which the rules being compiled look up.
+    route_policies: Arc<RoutePolicies>,
     /// The route-level policy of the rule being compiled.
     scope: Option<Arc<AppliedPolicy>>,
     /// What the route being compiled looked up and used (see [`BackendTable::record`]).
@@ -121,6 +127,16 @@ impl BackendTable {
     /// (`None` outside rules or when no such policy applies).
     pub(crate) fn enter_rule(&mut self, scope: Option<Arc<AppliedPolicy>>) {
         self.scope = scope;
+    }
+
+    /// The SecurityPolicies and RateLimitPolicies, for rules to look up theirs.
+    pub(crate) fn route_policies(&self) -> &RoutePolicies {
+        &self.route_policies
+    }
+
+    /// Uses these SecurityPolicies and RateLimitPolicies for the rules compiled from now on.
+    pub(crate) fn set_route_policies(&mut self, policies: Arc<RoutePolicies>) {
+        self.route_policies = policies;
     }
 
     /// The traffic policies, for route compilation to look up its scope.
@@ -584,7 +600,7 @@ pub(crate) fn reference_granted(
         .take_while(|((ns, _), _)| ns == reference.namespace)
         .any(|(_, grant)| {
             let from_ok = grant.spec.from.iter().any(|from| {
-                from.group == model::kind::GATEWAY_GROUP
+                from.group == referrer.group
                     && from.kind == referrer.kind
                     && from.namespace == referrer.namespace
             });

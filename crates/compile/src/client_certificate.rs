@@ -122,6 +122,7 @@ fn client_certificate(
     let target = format!("Secret {secret_namespace}/{}", reference.name);
     if secret_namespace != namespace {
         let referrer = Referrer {
+            group: model::kind::GATEWAY_GROUP,
             kind: "Gateway",
             namespace,
         };

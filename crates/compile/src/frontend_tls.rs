@@ -212,6 +212,7 @@ fn check_grant(
         return Ok(());
     }
     let referrer = Referrer {
+        group: model::kind::GATEWAY_GROUP,
         kind: "Gateway",
         namespace: gateway_namespace,
     };

@@ -89,6 +89,7 @@ fn compile_rules(
     problems: &mut RuleProblems,
 ) -> Vec<CompiledRule> {
     let referrer = Referrer {
+        group: model::kind::GATEWAY_GROUP,
         kind: KIND,
         namespace,
     };
@@ -129,11 +130,21 @@ fn compile_rules(
         let compiled_rule = compile_rule(store, &at, rule, &referrer, backends, problems);
         backends.enter_rule(None);
         match compiled_rule {
-            Ok((matches, action)) => compiled.push(CompiledRule {
-                index: u32::try_from(index).unwrap_or(u32::MAX),
-                matches,
-                rule: Arc::new(action.into_rule(rule_name)),
-            }),
+            Ok((matches, action)) => {
+                compiled.push(CompiledRule {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    matches,
+                    rule: Arc::new(action.into_rule(
+                        rule_name,
+                        backends.route_policies().for_rule(
+                            KIND,
+                            namespace,
+                            name,
+                            rule.name.as_deref(),
+                        ),
+                    )),
+                })
+            }
             Err(found) => problems.invalid.extend(found),
         }
     }

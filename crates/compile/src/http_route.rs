@@ -64,6 +64,7 @@ fn compile_rules(
 ) -> Vec<CompiledRule> {
     let mut compiled = Vec::new();
     let referrer = Referrer {
+        group: model::kind::GATEWAY_GROUP,
         kind: "HTTPRoute",
         namespace,
     };
@@ -101,7 +102,15 @@ fn compile_rules(
             Ok((matches, compiled_action)) => compiled.push(CompiledRule {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 matches,
-                rule: Arc::new(compiled_action.into_rule(rule_name)),
+                rule: Arc::new(compiled_action.into_rule(
+                    rule_name,
+                    backends.route_policies().for_rule(
+                        "HTTPRoute",
+                        namespace,
+                        name,
+                        rule.name.as_deref(),
+                    ),
+                )),
             }),
             Err(found) => problems.invalid.extend(found),
         }
@@ -174,7 +183,11 @@ pub(crate) struct CompiledAction {
 
 impl CompiledAction {
     /// The snapshot rule, named for logs and metrics.
-    pub(crate) fn into_rule(self, name: Arc<str>) -> RouteRule {
+    pub(crate) fn into_rule(
+        self,
+        name: Arc<str>,
+        policies: crate::route_policy::AppliedRoutePolicies,
+    ) -> RouteRule {
         RouteRule {
             name,
             filters: self.filters,
@@ -182,8 +195,8 @@ impl CompiledAction {
             retry: self.retry.map(Box::new),
             action: self.action,
             session: self.session.map(Box::new),
-            security: None,
-            rate_limit: None,
+            security: policies.security,
+            rate_limit: policies.rate_limit,
         }
     }
 }

@@ -51,6 +51,7 @@ use crate::backend_tls::BackendTlsPolicies;
 use crate::changes::{Key, StoreChanges};
 use crate::endpoints::{EndpointPlan, SliceIndex, resolve_source};
 use crate::listener::Listeners;
+use crate::route_policy::RoutePolicies;
 use crate::route_unit::RouteUnit;
 use crate::status::{ObjectStatus, StatusReport};
 use crate::traffic_policy::TrafficPolicies;
@@ -134,6 +135,8 @@ struct Context {
     tls_policies: Arc<BackendTlsPolicies>,
     /// BackendTrafficPolicies (their statuses wait for the routes: their ancestors follow them).
     traffic_policies: Arc<TrafficPolicies>,
+    /// SecurityPolicies and RateLimitPolicies (statuses wait for the routes, as above).
+    route_policies: Arc<RoutePolicies>,
     /// Services and Backends the TLSRoutes looked up.
     tls_reads: HashSet<ReadKey>,
     /// Backends the TLSRoutes use: their indices are baked in the SNI tables.
@@ -171,6 +174,12 @@ impl Context {
         let context_objects = status.objects.len();
         backends.record();
         tls_route::attach_tls_routes(store, options, &mut listeners, &mut backends, &mut status);
+        // External authorization services are backends too; recorded with the TLSRoutes'
+        // backends, their indices stay put (`pinned`) and a change of their Services
+        // compiles everything.
+        let route_policies = Arc::new(RoutePolicies::compile(store, options, &mut backends));
+        backends.set_route_policies(Arc::clone(&route_policies));
+        listeners.set_route_policies(store, &route_policies);
         let tls_recording = backends.recorded();
         let tls_routes = status.objects.split_off(context_objects);
         let tls_tables = listeners.take_tls_tables();
@@ -181,6 +190,7 @@ impl Context {
             tls_tables,
             tls_policies,
             traffic_policies,
+            route_policies,
             tls_reads: tls_recording.reads.into_iter().collect(),
             pinned: tls_recording.used.into_iter().collect(),
             policy_targets: policy_targets(store),
@@ -365,14 +375,18 @@ impl Compiler {
         let old = &self.context;
         let same = context.listeners.same_attachment(&old.listeners)
             && *context.tls_policies == *old.tls_policies
+            && *context.route_policies == *old.route_policies
             && context.tls_routes == old.tls_routes
             && context.tls_reads == old.tls_reads
             && context.pinned == old.pinned;
         if same {
-            // The backend table holds the policies it applied: keep the same `Arc`.
+            // The backend table holds the policies it applied, and the rules theirs: keep
+            // the same `Arc`s.
             let tls_policies = Arc::clone(&old.tls_policies);
+            let route_policies = Arc::clone(&old.route_policies);
             self.context = Context {
                 tls_policies,
+                route_policies,
                 ..context
             };
         }
@@ -726,6 +740,12 @@ impl Compiler {
             &self.context.listeners,
             &mut report,
         );
+        self.context.route_policies.report(
+            store,
+            &self.options,
+            &self.context.listeners,
+            &mut report,
+        );
         self.policy_statuses = report.objects;
     }
 
@@ -800,5 +820,8 @@ fn policy_targets(store: &Store) -> HashSet<Key> {
             let names = policy.spec.target_refs.iter().map(|target| &target.name);
             names.map(move |name| (ns.clone(), name.clone()))
         });
-    traffic.chain(tls).collect()
+    traffic
+        .chain(tls)
+        .chain(RoutePolicies::targets(store))
+        .collect()
 }

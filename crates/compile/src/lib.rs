@@ -34,7 +34,10 @@ mod listener;
 mod listener_set;
 mod mirror;
 mod problems;
+mod rate_limit_policy;
+mod route_policy;
 mod route_unit;
+mod security_policy;
 mod selector;
 mod session;
 pub mod status;
@@ -71,6 +74,9 @@ pub struct CompileOptions {
     /// (loaded once at startup, see `upstream::load_system_roots`: compile does no I/O).
     /// `None`: policies asking for them are not accepted.
     pub system_roots: Option<Arc<rustls::RootCertStore>>,
+    /// Whether a Redis server is configured (`--redis`): RateLimitPolicies with `global`
+    /// limits are refused without one.
+    pub redis: bool,
 }
 
 impl Default for CompileOptions {
@@ -80,6 +86,7 @@ impl Default for CompileOptions {
             default_addresses: vec![IpAddr::from([0, 0, 0, 0])],
             generation: 0,
             system_roots: None,
+            redis: false,
         }
     }
 }

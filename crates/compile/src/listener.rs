@@ -12,9 +12,11 @@ use snapshot::tls_route::TlsListenerRoutes;
 use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
 
 use crate::client_policy::{self, ClientPlan, SocketClient};
+use crate::route_policy::{AppliedRoutePolicies, RoutePolicies};
 use crate::selector::{self, Expression};
 use crate::status::{RouteKind, StatusReport};
 use crate::tls_listener::{self, TlsSlot};
+use model::Store;
 
 /// Which namespaces may attach routes (`allowedRoutes.namespaces`).
 #[derive(Debug, Clone, PartialEq)]
@@ -129,9 +131,38 @@ pub(crate) struct Listeners {
     pub(crate) backend_client_certificates: HashMap<usize, Arc<ClientCertificate>>,
     /// What each listener and socket allows its clients (`client_policy`).
     pub(crate) clients: ClientPlan,
+    /// The SecurityPolicy and RateLimitPolicy of each slot's listener or Gateway, by slot
+    /// index (`route_policy`).
+    pub(crate) route_policies: HashMap<usize, AppliedRoutePolicies>,
 }
 
 impl Listeners {
+    /// Finds the listener- or Gateway-level SecurityPolicy and RateLimitPolicy of every slot.
+    /// A ListenerSet's listeners get their parent Gateway's (a policy cannot name them).
+    pub(crate) fn set_route_policies(&mut self, store: &Store, policies: &RoutePolicies) {
+        self.route_policies.clear();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let applied = if slot.owner_kind == "ListenerSet" {
+                let key = (slot.gateway_namespace.clone(), slot.gateway_name.clone());
+                store
+                    .listener_sets
+                    .get(&key)
+                    .and_then(|set| crate::listener_set::parent_gateway(&key.0, set))
+                    .map(|(ns, name)| policies.for_listener(&ns, &name, None))
+                    .unwrap_or_default()
+            } else {
+                policies.for_listener(
+                    &slot.gateway_namespace,
+                    &slot.gateway_name,
+                    Some(&slot.name),
+                )
+            };
+            if applied.security.is_some() || applied.rate_limit.is_some() {
+                self.route_policies.insert(index, applied);
+            }
+        }
+    }
+
     /// Whether routes attach to `other` exactly as to these listeners: the same slots (see
     /// `ListenerSlot::same_attachment`), named by the same Gateways and ListenerSets.
     /// Certificates, client certificate validation and client settings may differ.
@@ -227,8 +258,14 @@ impl Listeners {
             table,
             backend_client_certificate: self.backend_client_certificates.get(&index).cloned(),
             path: self.clients.listener(index).path,
-            security: None,
-            rate_limit: None,
+            security: self
+                .route_policies
+                .get(&index)
+                .and_then(|p| p.security.clone()),
+            rate_limit: self
+                .route_policies
+                .get(&index)
+                .and_then(|p| p.rate_limit.clone()),
         })
     }
 

@@ -115,7 +115,7 @@ fn count_attached(sets: &[(&(String, String), &ListenerSet)], status: &mut Statu
 }
 
 /// `(namespace, name)` of the Gateway a ListenerSet names, when it names one.
-fn parent_gateway(namespace: &str, set: &ListenerSet) -> Option<(String, String)> {
+pub(crate) fn parent_gateway(namespace: &str, set: &ListenerSet) -> Option<(String, String)> {
     let parent = &set.spec.parent_ref;
     let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
     let kind = parent.kind.as_deref().unwrap_or("Gateway");

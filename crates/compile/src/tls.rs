@@ -37,6 +37,7 @@ pub(crate) fn resolve_certificate(
             .because("InvalidCertificateRef"));
     }
     let referrer = Referrer {
+        group: model::kind::GATEWAY_GROUP,
         kind: owner_kind,
         namespace: owner_namespace,
     };

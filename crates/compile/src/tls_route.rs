@@ -143,6 +143,7 @@ fn compile_forward(
         None => at.to_string().into(),
     };
     let referrer = Referrer {
+        group: model::kind::GATEWAY_GROUP,
         kind: KIND,
         namespace,
     };

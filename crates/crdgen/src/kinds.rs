@@ -60,3 +60,37 @@ pub(crate) struct BackendTrafficPolicySpec(model::policy::BackendTrafficPolicySp
 #[serde(transparent)]
 #[schemars(transparent)]
 pub(crate) struct ClientTrafficPolicySpec(model::client_policy::ClientTrafficPolicySpec);
+
+/// `SecurityPolicy`: authentication and authorization of the requests through its targets.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "SecurityPolicy",
+    namespaced,
+    status = "PolicyStatus",
+    category = "portcullis",
+    printcolumn = r#"{"name": "Accepted", "type": "string", "jsonPath": ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    doc = "Who may send requests through a Gateway, listener, route or rule: JWT, OIDC, API keys, basic auth, external authorization, allow/deny rules."
+)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub(crate) struct SecurityPolicySpec(model::security_policy::SecurityPolicySpec);
+
+/// `RateLimitPolicy`: how many requests its targets admit, per replica and across replicas.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "RateLimitPolicy",
+    namespaced,
+    status = "PolicyStatus",
+    category = "portcullis",
+    printcolumn = r#"{"name": "Accepted", "type": "string", "jsonPath": ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    doc = "How many requests a Gateway, listener, route or rule admits: local limits per replica, global limits shared through Redis."
+)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub(crate) struct RateLimitPolicySpec(model::rate_limit_policy::RateLimitPolicySpec);

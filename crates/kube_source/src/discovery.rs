@@ -46,6 +46,8 @@ const WATCHED: &[Kind] = &[
     Kind::Backend,
     Kind::BackendTrafficPolicy,
     Kind::ClientTrafficPolicy,
+    Kind::SecurityPolicy,
+    Kind::RateLimitPolicy,
 ];
 
 /// How often the API server is asked again, while some kind Portcullis reads is not served,

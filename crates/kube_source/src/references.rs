@@ -5,7 +5,9 @@
 //! a certificate or CA reference is covered without naming each type's path:
 //! `certificateRefs` (Gateway and ListenerSet listeners' TLS: Secrets by default),
 //! `caCertificateRefs` (Gateway frontend validation, BackendTLSPolicy: ConfigMaps or Secrets, kind
-//! given), and `clientCertificateRef` (Gateway backend TLS: a Secret by default). A reference
+//! given), and `clientCertificateRef` (Gateway backend TLS: a Secret by default); in
+//! SecurityPolicies, `credentialRefs` (API keys), `users` (htpasswd) and `clientSecret` (OIDC),
+//! all Secrets. A reference
 //! without `namespace` is in its object's namespace. Whether a cross-namespace reference is
 //! allowed (ReferenceGrant) is `compile`'s question: the object is read either way.
 
@@ -15,7 +17,8 @@ use model::{Kind, ObjectKey, Store};
 use serde::Serialize;
 use serde_json::Value;
 
-/// The Secrets and ConfigMaps that Gateways, ListenerSets and BackendTLSPolicies reference.
+/// The Secrets and ConfigMaps that Gateways, ListenerSets, BackendTLSPolicies and
+/// SecurityPolicies reference.
 pub(crate) fn referenced(store: &Store) -> BTreeSet<ObjectKey> {
     let mut found = BTreeSet::new();
     for ((namespace, _), gateway) in &store.gateways {
@@ -25,6 +28,9 @@ pub(crate) fn referenced(store: &Store) -> BTreeSet<ObjectKey> {
         collect(&**listener_set, namespace, &mut found);
     }
     for ((namespace, _), policy) in &store.backend_tls_policies {
+        collect(&**policy, namespace, &mut found);
+    }
+    for ((namespace, _), policy) in &store.security_policies {
         collect(&**policy, namespace, &mut found);
     }
     found
@@ -43,12 +49,14 @@ fn walk(value: &Value, namespace: &str, found: &mut BTreeSet<ObjectKey>) {
         Value::Object(map) => {
             for (field, value) in map {
                 match field.as_str() {
-                    "certificateRefs" | "caCertificateRefs" => {
+                    "certificateRefs" | "caCertificateRefs" | "credentialRefs" => {
                         for reference in value.as_array().into_iter().flatten() {
                             add(reference, namespace, found);
                         }
                     }
-                    "clientCertificateRef" => add(value, namespace, found),
+                    "clientCertificateRef" | "users" | "clientSecret" => {
+                        add(value, namespace, found)
+                    }
                     _ => walk(value, namespace, found),
                 }
             }

@@ -79,8 +79,10 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
         backends,
         backend_traffic_policies,
         client_traffic_policies,
+        security_policies,
+        rate_limit_policies,
     } = new;
-    let comparisons: [(Kind, &dyn Fn() -> bool); 16] = [
+    let comparisons: [(Kind, &dyn Fn() -> bool); 18] = [
         (Kind::GatewayClass, &|| {
             differ(&old.gateway_classes, gateway_classes)
         }),
@@ -110,6 +112,12 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
         }),
         (Kind::ClientTrafficPolicy, &|| {
             differ(&old.client_traffic_policies, client_traffic_policies)
+        }),
+        (Kind::SecurityPolicy, &|| {
+            differ(&old.security_policies, security_policies)
+        }),
+        (Kind::RateLimitPolicy, &|| {
+            differ(&old.rate_limit_policies, rate_limit_policies)
         }),
     ];
     comparisons

@@ -13,6 +13,8 @@ use crate::gateway_api::{
     TlsRoute,
 };
 use crate::policy::BackendTrafficPolicy;
+use crate::rate_limit_policy::RateLimitPolicy;
+use crate::security_policy::SecurityPolicy;
 
 /// Group of the Gateway API kinds.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -54,6 +56,10 @@ pub enum Kind {
     BackendTrafficPolicy,
     /// `portcullis.dev` ClientTrafficPolicy.
     ClientTrafficPolicy,
+    /// `portcullis.dev` SecurityPolicy.
+    SecurityPolicy,
+    /// `portcullis.dev` RateLimitPolicy.
+    RateLimitPolicy,
 }
 
 impl Kind {
@@ -76,6 +82,8 @@ impl Kind {
             Kind::Backend => "Backend",
             Kind::BackendTrafficPolicy => "BackendTrafficPolicy",
             Kind::ClientTrafficPolicy => "ClientTrafficPolicy",
+            Kind::SecurityPolicy => "SecurityPolicy",
+            Kind::RateLimitPolicy => "RateLimitPolicy",
         }
     }
 
@@ -92,9 +100,11 @@ impl Kind {
             | Kind::BackendTlsPolicy => GATEWAY_GROUP,
             Kind::Namespace | Kind::Service | Kind::Secret | Kind::ConfigMap => "",
             Kind::EndpointSlice => "discovery.k8s.io",
-            Kind::Backend | Kind::BackendTrafficPolicy | Kind::ClientTrafficPolicy => {
-                PORTCULLIS_GROUP
-            }
+            Kind::Backend
+            | Kind::BackendTrafficPolicy
+            | Kind::ClientTrafficPolicy
+            | Kind::SecurityPolicy
+            | Kind::RateLimitPolicy => PORTCULLIS_GROUP,
         }
     }
 
@@ -131,6 +141,8 @@ impl Kind {
             (PORTCULLIS_GROUP, "Backend") => Kind::Backend,
             (PORTCULLIS_GROUP, "BackendTrafficPolicy") => Kind::BackendTrafficPolicy,
             (PORTCULLIS_GROUP, "ClientTrafficPolicy") => Kind::ClientTrafficPolicy,
+            (PORTCULLIS_GROUP, "SecurityPolicy") => Kind::SecurityPolicy,
+            (PORTCULLIS_GROUP, "RateLimitPolicy") => Kind::RateLimitPolicy,
             _ => return None,
         };
         Some(found)
@@ -197,6 +209,8 @@ pub enum Object {
     Backend(Arc<Backend>),
     BackendTrafficPolicy(Arc<BackendTrafficPolicy>),
     ClientTrafficPolicy(Arc<ClientTrafficPolicy>),
+    SecurityPolicy(Arc<SecurityPolicy>),
+    RateLimitPolicy(Arc<RateLimitPolicy>),
 }
 
 impl Object {
@@ -219,6 +233,8 @@ impl Object {
             Object::Backend(_) => Kind::Backend,
             Object::BackendTrafficPolicy(_) => Kind::BackendTrafficPolicy,
             Object::ClientTrafficPolicy(_) => Kind::ClientTrafficPolicy,
+            Object::SecurityPolicy(_) => Kind::SecurityPolicy,
+            Object::RateLimitPolicy(_) => Kind::RateLimitPolicy,
         }
     }
 
@@ -241,6 +257,8 @@ impl Object {
             Object::Backend(o) => &o.metadata,
             Object::BackendTrafficPolicy(o) => &o.metadata,
             Object::ClientTrafficPolicy(o) => &o.metadata,
+            Object::SecurityPolicy(o) => &o.metadata,
+            Object::RateLimitPolicy(o) => &o.metadata,
         }
     }
 
@@ -263,6 +281,8 @@ impl Object {
             Object::Backend(o) => &mut Arc::make_mut(o).metadata,
             Object::BackendTrafficPolicy(o) => &mut Arc::make_mut(o).metadata,
             Object::ClientTrafficPolicy(o) => &mut Arc::make_mut(o).metadata,
+            Object::SecurityPolicy(o) => &mut Arc::make_mut(o).metadata,
+            Object::RateLimitPolicy(o) => &mut Arc::make_mut(o).metadata,
         }
     }
 

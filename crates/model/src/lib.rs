@@ -14,7 +14,9 @@ pub mod diff;
 pub mod kind;
 pub mod parse;
 pub mod policy;
+pub mod rate_limit_policy;
 pub mod schema;
+pub mod security_policy;
 pub mod store;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec};
@@ -22,6 +24,8 @@ pub use client_policy::ClientTrafficPolicy;
 pub use kind::{Kind, Object, ObjectKey};
 pub use parse::{ParseError, Parsed, parse_documents};
 pub use policy::BackendTrafficPolicy;
+pub use rate_limit_policy::RateLimitPolicy;
+pub use security_policy::SecurityPolicy;
 pub use store::Store;
 
 /// Gateway API types used by Portcullis (experimental channel, a superset of standard).

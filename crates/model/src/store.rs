@@ -15,6 +15,8 @@ use crate::gateway_api::{
 };
 use crate::kind::{Kind, Object, ObjectKey};
 use crate::policy::BackendTrafficPolicy;
+use crate::rate_limit_policy::RateLimitPolicy;
+use crate::security_policy::SecurityPolicy;
 
 /// `(namespace, name)`.
 pub type NamespacedName = (String, String);
@@ -43,6 +45,8 @@ pub struct Store {
     pub backends: BTreeMap<NamespacedName, Arc<Backend>>,
     pub backend_traffic_policies: BTreeMap<NamespacedName, Arc<BackendTrafficPolicy>>,
     pub client_traffic_policies: BTreeMap<NamespacedName, Arc<ClientTrafficPolicy>>,
+    pub security_policies: BTreeMap<NamespacedName, Arc<SecurityPolicy>>,
+    pub rate_limit_policies: BTreeMap<NamespacedName, Arc<RateLimitPolicy>>,
 }
 
 impl Store {
@@ -76,6 +80,8 @@ impl Store {
                 self.backend_traffic_policies.insert(key, o).is_some()
             }
             Object::ClientTrafficPolicy(o) => self.client_traffic_policies.insert(key, o).is_some(),
+            Object::SecurityPolicy(o) => self.security_policies.insert(key, o).is_some(),
+            Object::RateLimitPolicy(o) => self.rate_limit_policies.insert(key, o).is_some(),
         }
     }
 
@@ -113,6 +119,12 @@ impl Store {
             Kind::ClientTrafficPolicy => Object::ClientTrafficPolicy(Arc::clone(
                 self.client_traffic_policies.get(namespaced)?,
             )),
+            Kind::SecurityPolicy => {
+                Object::SecurityPolicy(Arc::clone(self.security_policies.get(namespaced)?))
+            }
+            Kind::RateLimitPolicy => {
+                Object::RateLimitPolicy(Arc::clone(self.rate_limit_policies.get(namespaced)?))
+            }
         })
     }
 
@@ -140,6 +152,8 @@ impl Store {
                 self.backend_traffic_policies.remove(namespaced).is_some()
             }
             Kind::ClientTrafficPolicy => self.client_traffic_policies.remove(namespaced).is_some(),
+            Kind::SecurityPolicy => self.security_policies.remove(namespaced).is_some(),
+            Kind::RateLimitPolicy => self.rate_limit_policies.remove(namespaced).is_some(),
         }
     }
 
@@ -173,6 +187,8 @@ impl Store {
                 &self.client_traffic_policies,
                 Object::ClientTrafficPolicy,
             ))
+            .chain(each(&self.security_policies, Object::SecurityPolicy))
+            .chain(each(&self.rate_limit_policies, Object::RateLimitPolicy))
     }
 
     /// The labels of a namespace. A namespace that has no Namespace object exists implicitly,
@@ -201,6 +217,8 @@ impl Store {
             + self.backends.len()
             + self.backend_traffic_policies.len()
             + self.client_traffic_policies.len()
+            + self.security_policies.len()
+            + self.rate_limit_policies.len()
     }
 
     /// Whether the store holds no object.

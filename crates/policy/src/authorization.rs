@@ -35,7 +35,8 @@ use crate::{Denial, Identity, JwtIdentity, claim};
 pub const FORBIDDEN: &str = "forbidden";
 
 /// Applies the policy's authorization rules. `Ok` when the policy has none or the deciding
-/// action is allow; otherwise a 403 [`Denial`] with reason `forbidden`. `client_ip` is the
+/// action is allow; otherwise a 403 [`Denial`] with reason `forbidden` (a policy that did not
+/// validate: 500 `invalid-policy`, failing closed). `client_ip` is the
 /// client address after trusted proxy hops. Counts
 /// `portcullis_auth_decisions_total{method="authorization", result="allowed"|"denied"}` when
 /// the policy has rules.
@@ -50,6 +51,9 @@ pub fn authorize(
     client_ip: IpAddr,
     metrics: &Metrics,
 ) -> Result<(), Denial> {
+    if policy.invalid {
+        return Err(crate::authn::invalid_policy());
+    }
     let Some(authorization) = &policy.authorization else {
         return Ok(());
     };

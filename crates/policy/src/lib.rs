@@ -10,6 +10,8 @@
 
 pub mod authn;
 pub mod authorization;
+pub mod ext_auth;
+pub mod rate_limit;
 
 use std::sync::Arc;
 

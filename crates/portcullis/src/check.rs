@@ -29,6 +29,7 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
     let options = CompileOptions {
         controller_name: args.controller_name.as_str().into(),
         system_roots,
+        redis: args.redis.is_some(),
         ..CompileOptions::default()
     };
     // Status only: no `/config` view or endpoint plan to build.

@@ -51,6 +51,13 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "PORTCULLIS_KUBERNETES")]
     pub(crate) kubernetes: bool,
 
+    /// Redis server for the global limits of RateLimitPolicies, shared by every replica
+    /// (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS). Without it, a policy
+    /// with `global` limits is not accepted. A Redis that is down at start or later is not an
+    /// error: each policy's `failureMode` applies until it answers again.
+    #[arg(long, value_name = "URL", env = "PORTCULLIS_REDIS_URL")]
+    pub(crate) redis: Option<String>,
+
     /// With --kubernetes: the kubeconfig file to use (its current context) instead of the
     /// in-cluster config. Ignored without --kubernetes.
     #[arg(long, value_name = "PATH", env = "KUBECONFIG")]
@@ -150,6 +157,11 @@ pub(crate) struct CheckArgs {
     /// Print the status as JSON (the same document as the admin /status) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Check as `run --redis URL` would (only whether one is given matters: RateLimitPolicies
+    /// with `global` limits need it). Nothing connects to it.
+    #[arg(long, value_name = "URL", env = "PORTCULLIS_REDIS_URL")]
+    pub(crate) redis: Option<String>,
 }
 
 fn parse_access_log(value: &str) -> Result<AccessLogFormat, String> {

@@ -229,6 +229,7 @@ fn compile_options(args: &RunArgs) -> CompileOptions {
         default_addresses,
         generation: 0,
         system_roots: system_roots(),
+        redis: args.redis.is_some(),
     }
 }
 

@@ -42,6 +42,9 @@ pub struct SecurityPolicy {
     pub ext_auth: Option<ExtAuth>,
     /// Allow/deny rules over the client's address, identity and request.
     pub authorization: Option<Authorization>,
+    /// The policy did not validate: every request it guards is answered 500 (a broken
+    /// SecurityPolicy fails closed, never open). The other fields are empty.
+    pub invalid: bool,
 }
 
 /// JWT authentication: a request must carry a token that one provider accepts.

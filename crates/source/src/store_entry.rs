@@ -69,6 +69,16 @@ fn lookup(store: &Store, kind: Kind, pair: &(String, String)) -> Option<Object> 
             .get(pair)
             .cloned()
             .map(Object::ClientTrafficPolicy),
+        Kind::SecurityPolicy => store
+            .security_policies
+            .get(pair)
+            .cloned()
+            .map(Object::SecurityPolicy),
+        Kind::RateLimitPolicy => store
+            .rate_limit_policies
+            .get(pair)
+            .cloned()
+            .map(Object::RateLimitPolicy),
     }
 }
 
@@ -93,6 +103,8 @@ pub(crate) fn remove(store: &mut Store, key: &ObjectKey) {
         Kind::Backend => store.backends.remove(&pair()).is_some(),
         Kind::BackendTrafficPolicy => store.backend_traffic_policies.remove(&pair()).is_some(),
         Kind::ClientTrafficPolicy => store.client_traffic_policies.remove(&pair()).is_some(),
+        Kind::SecurityPolicy => store.security_policies.remove(&pair()).is_some(),
+        Kind::RateLimitPolicy => store.rate_limit_policies.remove(&pair()).is_some(),
     };
 }
 
@@ -120,6 +132,8 @@ fn address(object: &Object) -> *const () {
         Object::Backend(o) => Arc::as_ptr(o).cast(),
         Object::BackendTrafficPolicy(o) => Arc::as_ptr(o).cast(),
         Object::ClientTrafficPolicy(o) => Arc::as_ptr(o).cast(),
+        Object::SecurityPolicy(o) => Arc::as_ptr(o).cast(),
+        Object::RateLimitPolicy(o) => Arc::as_ptr(o).cast(),
     }
 }
 
@@ -145,6 +159,8 @@ pub(crate) fn is_equal(a: &Object, b: &Object) -> bool {
         (Object::Backend(a), Object::Backend(b)) => a == b,
         (Object::BackendTrafficPolicy(a), Object::BackendTrafficPolicy(b)) => a == b,
         (Object::ClientTrafficPolicy(a), Object::ClientTrafficPolicy(b)) => a == b,
+        (Object::SecurityPolicy(a), Object::SecurityPolicy(b)) => a == b,
+        (Object::RateLimitPolicy(a), Object::RateLimitPolicy(b)) => a == b,
         _ => false,
     }
 }

@@ -74,6 +74,8 @@ fn built(edits: Vec<StoreEdit>) -> Store {
     let mut backends = Vec::new();
     let mut backend_traffic_policies = Vec::new();
     let mut client_traffic_policies = Vec::new();
+    let mut security_policies = Vec::new();
+    let mut rate_limit_policies = Vec::new();
     for (key, object) in edits {
         let Some(object) = object else {
             continue;
@@ -99,6 +101,8 @@ fn built(edits: Vec<StoreEdit>) -> Store {
             Object::Backend(o) => backends.push((pair, o)),
             Object::BackendTrafficPolicy(o) => backend_traffic_policies.push((pair, o)),
             Object::ClientTrafficPolicy(o) => client_traffic_policies.push((pair, o)),
+            Object::SecurityPolicy(o) => security_policies.push((pair, o)),
+            Object::RateLimitPolicy(o) => rate_limit_policies.push((pair, o)),
         }
     }
     // `BTreeMap: FromIterator` sorts, then builds the tree bottom up.
@@ -119,6 +123,8 @@ fn built(edits: Vec<StoreEdit>) -> Store {
         backends: backends.into_iter().collect(),
         backend_traffic_policies: backend_traffic_policies.into_iter().collect(),
         client_traffic_policies: client_traffic_policies.into_iter().collect(),
+        security_policies: security_policies.into_iter().collect(),
+        rate_limit_policies: rate_limit_policies.into_iter().collect(),
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Owns the pieces a test needs around the real gateway binary: an echo backend that speaks the Gateway API
 //! conformance echo protocol ([`echo`]), an upstream that fails on purpose ([`faulty_upstream`]), throwaway
-//! certificates and the Secrets that carry them ([`pki`]), a harness that spawns and supervises the `portcullis`
-//! process ([`gateway`]), small HTTP/1.1 and h2c clients ([`client`]) and loopback port helpers ([`port`]).
+//! certificates and the Secrets that carry them ([`pki`]), a real `redis-server` ([`redis`]), a harness that
+//! spawns and supervises the `portcullis` process ([`gateway`]), small HTTP/1.1 and h2c clients ([`client`]) and
+//! loopback port helpers ([`port`]).
 //!
 //! It deliberately holds no gateway logic and no assertions about gateway behaviour: tests decide what a
 //! correct answer is. Nothing here is used by the data plane.
@@ -14,9 +15,11 @@ pub mod faulty_upstream;
 pub mod gateway;
 pub mod pki;
 pub mod port;
+pub mod redis;
 
 pub use client::{HttpClient, TestResponse};
 pub use echo::{EchoConfig, EchoMode, EchoReply, EchoServer, reserve_closed_port};
 pub use faulty_upstream::{FaultyUpstream, UpstreamBehaviour};
 pub use gateway::{GatewayProcess, TempConfigDir};
 pub use port::{free_port, wait_for_port};
+pub use redis::RedisServer;

@@ -100,6 +100,8 @@ pub(super) fn desired(
         Object::BackendTlsPolicy(_)
         | Object::BackendTrafficPolicy(_)
         | Object::ClientTrafficPolicy(_)
+        | Object::SecurityPolicy(_)
+        | Object::RateLimitPolicy(_)
         | Object::Backend(_) => {
             json!({"ancestors": ancestors(status, generation, owner.controller_name)})
         }

@@ -227,6 +227,8 @@ fn typed(kind: Kind, document: Value) -> Result<Object, String> {
         Kind::Backend => Object::Backend(decode(document)?),
         Kind::BackendTrafficPolicy => Object::BackendTrafficPolicy(decode(document)?),
         Kind::ClientTrafficPolicy => Object::ClientTrafficPolicy(decode(document)?),
+        Kind::SecurityPolicy => Object::SecurityPolicy(decode(document)?),
+        Kind::RateLimitPolicy => Object::RateLimitPolicy(decode(document)?),
     })
 }
 

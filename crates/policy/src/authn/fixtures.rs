@@ -219,6 +219,7 @@ pub(crate) fn empty_policy() -> SecurityPolicy {
         basic: None,
         ext_auth: None,
         authorization: None,
+        invalid: false,
     }
 }
 

@@ -49,6 +49,13 @@ pub const JWKS_UNAVAILABLE: &str = "jwks-unavailable";
 pub const INVALID_API_KEY: &str = "invalid-api-key";
 /// `invalid-credentials`: basic credentials that are malformed or do not verify.
 pub const INVALID_CREDENTIALS: &str = "invalid-credentials";
+/// `invalid-policy`: the SecurityPolicy did not validate; it fails closed with 500.
+pub const INVALID_POLICY: &str = "invalid-policy";
+
+/// The answer to every request a policy that did not validate guards (fail closed).
+pub fn invalid_policy() -> Denial {
+    Denial::new(StatusCode::INTERNAL_SERVER_ERROR, INVALID_POLICY)
+}
 
 /// The authentication runtime (see the module docs). Create one per process.
 pub struct Authenticator {
@@ -81,7 +88,8 @@ impl Authenticator {
     }
 
     /// Runs the policy's JWT, API key and basic authentication, in that order; each one that
-    /// is configured must pass. On success the request has lost the credentials that must not
+    /// is configured must pass. A policy that did not validate (`invalid`) refuses every
+    /// request with 500 `invalid-policy` ([`invalid_policy`]). On success the request has lost the credentials that must not
     /// go upstream and client-sent copies of the headers authentication sets, has gained the
     /// claim/client headers, and the [`Identity`] is returned (`client` is the API-key client
     /// id, else the basic-auth user). On failure, a 401 [`Denial`] with `WWW-Authenticate`.
@@ -95,6 +103,9 @@ impl Authenticator {
         policy: &SecurityPolicy,
         parts: &mut Parts,
     ) -> Result<Identity, Denial> {
+        if policy.invalid {
+            return Err(invalid_policy());
+        }
         let mut identity = Identity::default();
         if let Some(settings) = &policy.jwt {
             identity.jwt = self.run_jwt(&policy.label, settings, parts).await?;

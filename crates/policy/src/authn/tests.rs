@@ -679,3 +679,31 @@ fn the_remote_uris_of_a_policy_are_collected() {
     found.sort();
     assert_eq!(found, ["https://a/jwks", "https://b/jwks"]);
 }
+
+#[tokio::test]
+async fn a_policy_that_did_not_validate_fails_closed() {
+    let (authenticator, _) = authenticator();
+    let mut policy = empty_policy();
+    policy.invalid = true;
+    let mut request = parts("/", &[]);
+    let denial = authenticator
+        .authenticate(&policy, &mut request)
+        .await
+        .err();
+    let denial = denial.expect("refused");
+    assert_eq!(
+        (denial.status, denial.reason),
+        (StatusCode::INTERNAL_SERVER_ERROR, "invalid-policy")
+    );
+    let denial = crate::authorization::authorize(
+        &policy,
+        &crate::Identity::default(),
+        &request,
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        &Metrics::new(),
+    );
+    assert_eq!(
+        denial.err().map(|denial| denial.status),
+        Some(StatusCode::INTERNAL_SERVER_ERROR)
+    );
+}

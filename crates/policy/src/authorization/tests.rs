@@ -342,6 +342,7 @@ fn authorize_denies_with_403_and_counts() {
         basic: None,
         ext_auth: None,
         authorization: None,
+        invalid: false,
     };
     let anyone = Identity::default();
     let parts = get("/");

@@ -525,6 +525,8 @@ fn documented_examples() -> anyhow::Result<Vec<Value>> {
         include_str!("../../../../../examples/policies/backend-traffic-policy.yaml"),
         include_str!("../../../../../examples/policies/client-traffic-policy.yaml"),
         include_str!("../../../../../examples/policies/backend.yaml"),
+        include_str!("../../../../../examples/policies/security-policy.yaml"),
+        include_str!("../../../../../examples/policies/rate-limit-policy.yaml"),
     ];
     texts
         .into_iter()
