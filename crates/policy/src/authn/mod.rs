@@ -16,7 +16,9 @@
 //! `error="invalid_token"` otherwise, also when the keys could not be fetched), `APIKey` for API
 //! keys (no standard scheme exists; the name says what is expected), and
 //! `Basic realm="...", charset="UTF-8"` (RFC 7617). Reasons: `missing-credentials`,
-//! `invalid-token`, `jwks-unavailable`, `invalid-api-key`, `invalid-credentials`.
+//! `invalid-token`, `jwks-unavailable`, `invalid-api-key`, `invalid-credentials`. A policy
+//! that did not validate (`SecurityPolicy::invalid`) answers 500 `invalid-policy`: it fails
+//! closed.
 //!
 //! OIDC (browser sessions) is not in this module.
 

@@ -18,7 +18,13 @@
 //!   concurrent requests cost one fetch;
 //! - **stale on error**: a failed fetch never drops the last good set. Every fetch attempt,
 //!   failed or not, starts the [`MIN_REFETCH`] window, so an endpoint that is down sees at
-//!   most one attempt per window however busy the gateway is.
+//!   most one attempt per window however busy the gateway is, and tokens with made-up `kid`s
+//!   cannot make the gateway hammer the issuer. The price: a key rotated in less than the
+//!   window after the last fetch is picked up by the first token naming it after the window
+//!   (issuers publish new keys well before signing with them, so this rarely shows).
+//!
+//! Tokens without a `kid` never trigger a refetch (nothing says the set is out of date); they
+//! see a rotation at the next TTL refresh.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
