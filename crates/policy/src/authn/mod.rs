@@ -66,6 +66,12 @@ pub struct Authenticator {
     basic: BasicVerifier,
 }
 
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
 impl Authenticator {
     /// An authenticator with empty caches. Nothing is fetched until a token needs keys.
     pub fn new(metrics: Arc<Metrics>) -> Authenticator {
