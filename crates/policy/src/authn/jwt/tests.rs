@@ -88,6 +88,15 @@ fn bad_corpus(rsa: &TestKey, es: &TestKey) -> Vec<(&'static str, String, &'stati
     ps_header.kid = Some(rsa.kid.clone());
     let alg_mismatch = rsa.sign_with(&ps_header, &good_claims());
 
+    let mut crit_header = Header::new(Algorithm::RS256);
+    crit_header.kid = Some(rsa.kid.clone());
+    crit_header.crit = Some(vec!["exp".into()]);
+    let crit = rsa.sign_with(&crit_header, &good_claims());
+    // A genuine RS256 signature under a header that claims HS256.
+    let hs_header_rsa_signature = {
+        let header = b64(&format!(r#"{{"alg":"HS256","kid":"{}"}}"#, rsa.kid));
+        format!("{header}.{payload}.{signature}")
+    };
     const SIGNATURE: &str = "no key of the set verifies the signature";
     const HEADER: &str = "header is not a JWS header with a known alg";
     const PARTS: &str = "not three dot-separated parts";
@@ -194,6 +203,22 @@ fn bad_corpus(rsa: &TestKey, es: &TestKey) -> Vec<(&'static str, String, &'stati
             format!("{}.{payload}.{signature}", b64(r#"{"alg":"XX999"}"#)),
             HEADER,
         ),
+        (
+            "crit extension",
+            crit,
+            "crit names extensions we do not implement",
+        ),
+        ("JWE-like five parts", format!("{good}.a.b"), PARTS),
+        (
+            "oversized",
+            format!("{good}{}", "A".repeat(70 * 1024)),
+            "token too long",
+        ),
+        (
+            "hs with the rsa kid and a valid rsa signature",
+            hs_header_rsa_signature,
+            hs,
+        ),
     ]
 }
 
@@ -204,7 +229,7 @@ async fn the_bad_corpus_is_entirely_refused() {
     let provider = inline(&[&rsa, &es]);
     let verifier = verifier();
     let corpus = bad_corpus(&rsa, &es);
-    assert!(corpus.len() >= 30, "corpus has {} tokens", corpus.len());
+    assert!(corpus.len() >= 34, "corpus has {} tokens", corpus.len());
     let mut accepted = Vec::new();
     for (name, token, expected) in &corpus {
         match verifier.verify(&provider, token).await {
