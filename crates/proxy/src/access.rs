@@ -30,6 +30,8 @@ use http::request::Parts;
 use http::uri::{PathAndQuery, Scheme as UriScheme};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::BodyExt;
+use policy::authn::{self, Authenticator};
+use policy::authorization;
 use policy::ext_auth::{self, Verdict};
 use policy::rate_limit::{Quota, RateLimitError, RateLimiter};
 use policy::{Denial, Identity};
@@ -46,6 +48,7 @@ use crate::plane::{DataPlane, Live};
 /// The runtimes of the request-time policies, one per process.
 #[derive(Debug)]
 pub struct PolicyRuntime {
+    authenticator: Authenticator,
     rate_limiter: RateLimiter,
 }
 
@@ -58,6 +61,7 @@ impl PolicyRuntime {
         metrics: Arc<Metrics>,
     ) -> Result<PolicyRuntime, RateLimitError> {
         Ok(PolicyRuntime {
+            authenticator: Authenticator::new(Arc::clone(&metrics)),
             rate_limiter: RateLimiter::new(redis, metrics)?,
         })
     }
@@ -66,6 +70,7 @@ impl PolicyRuntime {
     /// them without `--redis`).
     pub(crate) fn without_redis(metrics: Arc<Metrics>) -> PolicyRuntime {
         PolicyRuntime {
+            authenticator: Authenticator::new(Arc::clone(&metrics)),
             rate_limiter: match RateLimiter::new(None, metrics) {
                 Ok(limiter) => limiter,
                 // Without a URL there is nothing to parse: `new` cannot fail.
@@ -78,21 +83,30 @@ impl PolicyRuntime {
     /// gone). Called when a snapshot is published.
     pub(crate) fn retain(&self, snapshot: &Snapshot) {
         let mut rule_ids: HashSet<Arc<str>> = HashSet::new();
+        let mut jwks_uris = HashSet::new();
         let listeners = snapshot
             .sockets
             .values()
             .flat_map(|socket| socket.listeners.iter().map(|(_, listener)| listener));
         for listener in listeners {
-            let rules = listener
+            let limits = listener
                 .table
                 .targets()
                 .map(|rule| rule.rate_limit.as_deref());
-            for policy in rules.chain([listener.rate_limit.as_deref()]).flatten() {
+            for policy in limits.chain([listener.rate_limit.as_deref()]).flatten() {
                 let global = policy.global.iter().flat_map(|g| &g.rules);
                 rule_ids.extend(policy.local.iter().chain(global).map(|r| Arc::clone(&r.id)));
             }
+            let security = listener
+                .table
+                .targets()
+                .map(|rule| rule.security.as_deref());
+            for policy in security.chain([listener.security.as_deref()]).flatten() {
+                authn::collect_jwks_uris(policy, &mut jwks_uris);
+            }
         }
         self.rate_limiter.retain(&rule_ids);
+        self.authenticator.retain(&jwks_uris);
     }
 }
 
@@ -169,24 +183,25 @@ async fn secure(
             "invalid-security-policy",
         ));
     }
-    // Authentication and authorization rules arrive with `policy::authn`; until then a policy
-    // asking for them refuses every request rather than letting any through.
-    if policy.oidc.is_some()
-        || policy.jwt.is_some()
-        || policy.api_key.is_some()
-        || policy.basic.is_some()
-        || policy.authorization.is_some()
-    {
-        metrics.auth_decision(&policy.label, "policy", "unsupported");
+    // OIDC arrives with `policy::oidc`; until then a policy asking for it refuses every
+    // request rather than letting any through.
+    if policy.oidc.is_some() {
+        metrics.auth_decision(&policy.label, "oidc", "unsupported");
         return Err(Denial::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "invalid-security-policy",
         ));
     }
-    let identity = Identity::default();
+    let runtime = &requester.plane.policies;
+    let identity = if policy.jwt.is_some() || policy.api_key.is_some() || policy.basic.is_some() {
+        runtime.authenticator.authenticate(policy, parts).await?
+    } else {
+        Identity::default()
+    };
     if let Some(ext) = &policy.ext_auth {
         external(requester, &policy.label, ext, parts, body).await?;
     }
+    authorization::authorize(policy, &identity, parts, requester.client_ip, metrics)?;
     Ok(identity)
 }
 

@@ -2,7 +2,9 @@
 //! a real HTTP authorization service, local limits, and global limits shared by two gateway
 //! processes through a real `redis-server`.
 
+mod authn;
 mod ext_auth;
+mod ext_auth_grpc;
 mod rate_limit;
 
 use serde_json::{Value, json};
