@@ -287,7 +287,9 @@ async fn serve(
         .get(index)
         .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
     let mut exchange = exchange(plane, live, &routed, index, connection, arrival, session)?;
-    exchange.raw_response_head = own_server && keeps_backend_fields(&routed, backend_filters);
+    // The access phases replace the backend's `RateLimit` fields: they need the header map.
+    exchange.raw_response_head =
+        own_server && admission.is_none() && keeps_backend_fields(&routed, backend_filters);
     let request = Request::from_parts(parts, body);
     // Phase 6, within the rule's `timeouts.request` (504). The forwarding comes boxed (see
     // `Exchange::forward`). Awaited here rather than in a function of its own: each async
