@@ -9,6 +9,7 @@
 //! [`Denial`], which the proxy turns into the response.
 
 pub mod ext_auth;
+pub mod oidc;
 pub mod rate_limit;
 
 use std::sync::Arc;

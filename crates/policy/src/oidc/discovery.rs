@@ -1,0 +1,189 @@
+//! Provider metadata (OpenID Connect Discovery 1.0) and the provider's signing keys.
+//!
+//! [`Discovery`] caches, per issuer, the discovery document
+//! (`{issuer}/.well-known/openid-configuration`) together with the key set at its `jwks_uri`.
+//! An entry is fetched on first use, kept for [`REFRESH_AFTER`], and dropped when a use of it
+//! failed (the token endpoint could not be reached, or an ID token named a key the set does not
+//! have), so the next request fetches it again. When a refetch fails, a previous entry is still
+//! served (the provider may be down only briefly; the token endpoint will say so itself).
+//! Concurrent first uses may fetch the same document twice: harmless, and no lock is held across
+//! an await. The document's `issuer` must equal the configured one (Discovery §4.3).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::Uri;
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+
+use super::client::{ProviderClient, ProviderError};
+
+/// How long a discovery document (and its keys) is used before it is fetched again.
+pub(crate) const REFRESH_AFTER: Duration = Duration::from_secs(3600);
+
+/// The members of a discovery document we use.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Metadata {
+    /// Must equal the configured issuer.
+    pub(crate) issuer: String,
+    /// Where browsers are sent to log in.
+    pub(crate) authorization_endpoint: String,
+    /// Where codes and refresh tokens are exchanged.
+    pub(crate) token_endpoint: Option<String>,
+    /// The provider's key set.
+    pub(crate) jwks_uri: String,
+    /// RP-initiated logout.
+    pub(crate) end_session_endpoint: Option<String>,
+    /// How clients may authenticate at the token endpoint (default `client_secret_basic`).
+    #[serde(default)]
+    pub(crate) token_endpoint_auth_methods_supported: Option<Vec<String>>,
+}
+
+/// One provider, as discovered.
+#[derive(Debug)]
+pub(crate) struct Provider {
+    /// Its discovery document.
+    pub(crate) metadata: Metadata,
+    /// Its signing keys.
+    pub(crate) keys: JwkSet,
+    fetched_at: Instant,
+}
+
+impl Provider {
+    /// Whether the token endpoint must be called with `client_secret_post`: only when the
+    /// provider lists methods and `client_secret_basic` is not among them but post is.
+    pub(crate) fn wants_client_secret_post(&self) -> bool {
+        match &self.metadata.token_endpoint_auth_methods_supported {
+            Some(methods) => {
+                !methods.iter().any(|m| m == "client_secret_basic")
+                    && methods.iter().any(|m| m == "client_secret_post")
+            }
+            None => false,
+        }
+    }
+}
+
+/// Why a provider could not be discovered.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DiscoveryError {
+    /// The issuer does not make a valid discovery URI.
+    #[error("issuer {0:?} is not a URL")]
+    BadIssuer(String),
+    /// Fetching the document or the keys failed.
+    #[error(transparent)]
+    Fetch(#[from] ProviderError),
+    /// The document names another issuer, or an endpoint that is not a URL.
+    #[error("discovery document of {issuer}: {why}")]
+    Invalid {
+        /// The configured issuer.
+        issuer: String,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+/// The per-issuer cache.
+#[derive(Default)]
+pub(crate) struct Discovery {
+    entries: Mutex<HashMap<String, Arc<Provider>>>,
+}
+
+impl Discovery {
+    /// The provider of `issuer`: cached while fresh, else fetched (falling back to a stale
+    /// entry when the fetch fails).
+    pub(crate) async fn provider(
+        &self,
+        client: &ProviderClient,
+        issuer: &str,
+    ) -> Result<Arc<Provider>, DiscoveryError> {
+        let cached = self.cached(issuer);
+        if let Some(provider) = &cached
+            && provider.fetched_at.elapsed() < REFRESH_AFTER
+        {
+            return Ok(Arc::clone(provider));
+        }
+        match fetch(client, issuer).await {
+            Ok(provider) => {
+                let provider = Arc::new(provider);
+                self.lock().insert(issuer.to_owned(), Arc::clone(&provider));
+                Ok(provider)
+            }
+            Err(error) => match cached {
+                Some(stale) => {
+                    tracing::warn!(%issuer, %error, "OIDC discovery failed; using the previous document");
+                    Ok(stale)
+                }
+                None => Err(error),
+            },
+        }
+    }
+
+    /// Drops the entry of `issuer` (a use of it failed): the next use fetches it again.
+    pub(crate) fn invalidate(&self, issuer: &str) {
+        self.lock().remove(issuer);
+    }
+
+    /// Drops the entries of issuers not in `live`.
+    pub(crate) fn retain(&self, live: &HashSet<String>) {
+        self.lock().retain(|issuer, _| live.contains(issuer));
+    }
+
+    fn cached(&self, issuer: &str) -> Option<Arc<Provider>> {
+        self.lock().get(issuer).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Provider>>> {
+        // A panic while holding this lock cannot leave the map half-updated (single insert or
+        // remove), so a poisoned lock is still a consistent map.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The discovery URI of `issuer` (Discovery §4: the issuer without a trailing `/`, then
+/// `/.well-known/openid-configuration`).
+pub(crate) fn discovery_uri(issuer: &str) -> Option<Uri> {
+    let base = issuer.trim_end_matches('/');
+    format!("{base}/.well-known/openid-configuration")
+        .parse()
+        .ok()
+}
+
+/// A JWKS document, each key still unparsed.
+#[derive(Deserialize)]
+struct KeySetDocument {
+    keys: Vec<serde_json::Value>,
+}
+
+async fn fetch(client: &ProviderClient, issuer: &str) -> Result<Provider, DiscoveryError> {
+    let uri = discovery_uri(issuer).ok_or_else(|| DiscoveryError::BadIssuer(issuer.to_owned()))?;
+    let metadata: Metadata = client.get_json(&uri).await?;
+    let invalid = |why: String| DiscoveryError::Invalid {
+        issuer: issuer.to_owned(),
+        why,
+    };
+    if metadata.issuer != issuer {
+        return Err(invalid(format!("names issuer {:?}", metadata.issuer)));
+    }
+    let jwks_uri: Uri = metadata
+        .jwks_uri
+        .parse()
+        .map_err(|_| invalid(format!("jwks_uri {:?} is not a URL", metadata.jwks_uri)))?;
+    let document: KeySetDocument = client.get_json(&jwks_uri).await?;
+    // Keys of kinds jsonwebtoken does not know are skipped, not fatal: a provider may publish
+    // encryption or post-quantum keys beside its signing keys.
+    let keys = JwkSet {
+        keys: document
+            .keys
+            .into_iter()
+            .filter_map(|key| serde_json::from_value(key).ok())
+            .collect(),
+    };
+    Ok(Provider {
+        metadata,
+        keys,
+        fetched_at: Instant::now(),
+    })
+}
