@@ -1,0 +1,674 @@
+//! OIDC against a real OpenID provider: `oidc-provider` (npm) run by node on 127.0.0.1
+//! (`testkit::OidcProvider`), driven by a scripted browser with a cookie jar.
+//!
+//! The browser asks the gateway (`OidcRuntime::authenticate`, called directly as the proxy
+//! would) for a page, follows the redirect to the real provider, fills in its login and consent
+//! forms, and hands the provider's redirect back to the gateway, never fetching the gateway's
+//! URLs itself. Everything the provider does (discovery, PKCE, the code exchange, ID-token
+//! signatures, refresh tokens, end-session) is the real thing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, COOKIE, HOST, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use policy::oidc::{OidcOutcome, OidcRuntime};
+use snapshot::security::Oidc;
+use testkit::{OidcProvider, OidcProviderConfig};
+
+const GATEWAY: &str = "gateway.test";
+const CLIENT_ID: &str = "portcullis";
+const CLIENT_SECRET: &str = "a-long-enough-client-secret-for-hs256-0123456789";
+
+fn provider_config(access_token_ttl: Duration) -> OidcProviderConfig {
+    OidcProviderConfig {
+        client_id: CLIENT_ID.to_owned(),
+        client_secret: CLIENT_SECRET.to_owned(),
+        redirect_uris: vec![format!("http://{GATEWAY}/oauth2/callback")],
+        post_logout_redirect_uris: vec![format!("http://{GATEWAY}/bye")],
+        access_token_ttl,
+        token_endpoint_auth_method: None,
+    }
+}
+
+fn settings(issuer: String) -> Oidc {
+    Oidc {
+        issuer,
+        authorization_endpoint: None,
+        token_endpoint: None,
+        end_session_endpoint: None,
+        client_id: CLIENT_ID.to_owned(),
+        client_secret: CLIENT_SECRET.to_owned(),
+        scopes: vec!["email".to_owned()],
+        redirect_uri: "/oauth2/callback".to_owned(),
+        redirect_path: "/oauth2/callback".to_owned(),
+        logout_path: "/logout".to_owned(),
+        post_logout_redirect_uri: Some("/bye".to_owned()),
+        refresh_token: true,
+        cookie_prefix: "gw".to_owned(),
+        cookie_domain: None,
+        cookie_key: [9; 32],
+        forward_access_token: true,
+        default_session_lifetime: Duration::from_secs(3600),
+    }
+}
+
+/// A scripted browser: an HTTP/1.1 client and a cookie jar keyed by host (paths and expiry
+/// dates are ignored; a cookie cleared with `Max-Age=0` or a 1970 `Expires` is dropped).
+struct Browser {
+    client: Client<HttpConnector, Full<Bytes>>,
+    jar: HashMap<String, Vec<(String, String)>>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            jar: HashMap::new(),
+        }
+    }
+
+    fn store(&mut self, host: &str, headers: &HeaderMap) {
+        let cookies = self.jar.entry(host.to_owned()).or_default();
+        for value in headers.get_all(SET_COOKIE) {
+            let Ok(text) = value.to_str() else { continue };
+            let Some((name, value)) = text.split(';').next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let lower = text.to_ascii_lowercase();
+            let cleared = lower.contains("max-age=0") || lower.contains("expires=thu, 01 jan 1970");
+            cookies.retain(|(known, _)| known != name.trim());
+            if !cleared {
+                cookies.push((name.trim().to_owned(), value.trim().to_owned()));
+            }
+        }
+    }
+
+    fn cookie_header(&self, host: &str) -> Option<String> {
+        let cookies = self.jar.get(host)?;
+        (!cookies.is_empty()).then(|| {
+            cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn cookie(&self, host: &str, name: &str) -> Option<&str> {
+        let cookies = self.jar.get(host)?;
+        cookies
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn set_cookie(&mut self, host: &str, name: &str, value: &str) {
+        let cookies = self.jar.entry(host.to_owned()).or_default();
+        cookies.retain(|(known, _)| known != name);
+        cookies.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// The request head a browser would send the gateway for `target`.
+    fn gateway_request(&self, method: Method, target: &str, accept: Option<&str>) -> Parts {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(target)
+            .header(HOST, GATEWAY);
+        if let Some(accept) = accept {
+            builder = builder.header(ACCEPT, accept);
+        }
+        if let Some(cookies) = self.cookie_header(GATEWAY) {
+            builder = builder.header(COOKIE, cookies);
+        }
+        builder
+            .body(())
+            .expect("a literal request builds")
+            .into_parts()
+            .0
+    }
+
+    /// Sends one request to the provider and returns status, headers and body.
+    async fn send(
+        &mut self,
+        method: Method,
+        uri: &Uri,
+        form: Option<String>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, String)> {
+        let host = uri.authority().context("absolute URI")?.to_string();
+        let mut request = Request::builder().method(method).uri(uri.clone());
+        if let Some(cookies) = self.cookie_header(&host) {
+            request = request.header(COOKIE, cookies);
+        }
+        let body = match form {
+            Some(form) => {
+                request = request.header("content-type", "application/x-www-form-urlencoded");
+                Full::new(Bytes::from(form))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let response = self.client.request(request.body(body)?).await?;
+        let (head, body) = response.into_parts();
+        self.store(&host, &head.headers);
+        let body = body.collect().await?.to_bytes();
+        Ok((
+            head.status,
+            head.headers,
+            String::from_utf8_lossy(&body).into_owned(),
+        ))
+    }
+
+    /// Follows the provider from `start` (the gateway's login redirect) through its login and
+    /// consent forms until it redirects to the gateway; returns that URL, unfetched.
+    async fn log_in_at_provider(&mut self, start: &str, login: &str) -> anyhow::Result<Uri> {
+        let mut uri: Uri = start.parse()?;
+        let mut form: Option<String> = None;
+        for _ in 0..12 {
+            let method = if form.is_some() {
+                Method::POST
+            } else {
+                Method::GET
+            };
+            let (status, headers, body) = self.send(method, &uri, form.take()).await?;
+            if status.is_redirection() {
+                let location = headers
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .context("redirect without Location")?;
+                let next = resolve(&uri, location)?;
+                if next.host() == Some(GATEWAY) {
+                    return Ok(next);
+                }
+                uri = next;
+                continue;
+            }
+            if status != StatusCode::OK {
+                bail!("provider answered {status} at {uri}: {body}");
+            }
+            let (action, fields) = parse_form(&body, login)?;
+            uri = resolve(&uri, &action)?;
+            form = Some(fields);
+        }
+        bail!("the provider never redirected back to the gateway")
+    }
+}
+
+/// `location` resolved against `base` (absolute, or a path on the same origin).
+fn resolve(base: &Uri, location: &str) -> anyhow::Result<Uri> {
+    if location.starts_with('/') {
+        let authority = base.authority().context("absolute base")?;
+        let scheme = base.scheme_str().unwrap_or("http");
+        return Ok(format!("{scheme}://{authority}{location}").parse()?);
+    }
+    Ok(location.parse()?)
+}
+
+/// The first form of an oidc-provider interaction page: its action and the fields a person
+/// would send (hidden fields, plus login and password on the login form).
+fn parse_form(html: &str, login: &str) -> anyhow::Result<(String, String)> {
+    let action = regex::Regex::new(r#"<form[^>]*action="([^"]+)""#)?
+        .captures(html)
+        .and_then(|c| c.get(1))
+        .context("a page without a form")?
+        .as_str()
+        .replace("&amp;", "&");
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for hidden in regex::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)""#)?
+        .captures_iter(html)
+    {
+        if let (Some(name), Some(value)) = (hidden.get(1), hidden.get(2)) {
+            fields.push((name.as_str().to_owned(), value.as_str().to_owned()));
+        }
+    }
+    if html.contains(r#"name="login""#) {
+        fields.push(("login".to_owned(), login.to_owned()));
+        fields.push(("password".to_owned(), "any password".to_owned()));
+    }
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    Ok((action, body))
+}
+
+/// The value of query parameter `name` in `uri`, decoded.
+fn query_param(uri: &str, name: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn denial(outcome: OidcOutcome) -> anyhow::Result<policy::Denial> {
+    match outcome {
+        OidcOutcome::Respond(denial) => Ok(denial),
+        OidcOutcome::Authenticated { identity, .. } => {
+            bail!(
+                "expected a response, got a session for {:?}",
+                identity.claims
+            )
+        }
+    }
+}
+
+fn location(denial: &policy::Denial) -> anyhow::Result<String> {
+    Ok(denial
+        .headers
+        .get(LOCATION)
+        .context("no Location")?
+        .to_str()?
+        .to_owned())
+}
+
+struct Fixture {
+    runtime: OidcRuntime,
+    metrics: Arc<telemetry::Metrics>,
+    settings: Oidc,
+    browser: Browser,
+}
+
+impl Fixture {
+    fn new(issuer: String) -> Fixture {
+        let metrics = Arc::new(telemetry::Metrics::new());
+        Fixture {
+            runtime: OidcRuntime::new(Arc::clone(&metrics)),
+            metrics,
+            settings: settings(issuer),
+            browser: Browser::new(),
+        }
+    }
+
+    /// The gateway decides `parts`; cookies it sets land in the browser's jar.
+    async fn gateway(&mut self, mut parts: Parts) -> (OidcOutcome, Parts) {
+        let outcome = self
+            .runtime
+            .authenticate(
+                &self.settings,
+                "SecurityPolicy app/oidc",
+                "http",
+                &mut parts,
+            )
+            .await;
+        let mut set = HeaderMap::new();
+        match &outcome {
+            OidcOutcome::Respond(denial) => set = denial.headers.clone(),
+            OidcOutcome::Authenticated { set_cookies, .. } => {
+                for cookie in set_cookies {
+                    set.append(SET_COOKIE, cookie.clone());
+                }
+            }
+        }
+        self.browser.store(GATEWAY, &set);
+        (outcome, parts)
+    }
+
+    async fn page(&mut self, target: &str) -> (OidcOutcome, Parts) {
+        let parts = self.browser.gateway_request(
+            Method::GET,
+            target,
+            Some("text/html,application/xhtml+xml"),
+        );
+        self.gateway(parts).await
+    }
+
+    /// A whole login for `/app?x=1`: returns the gateway's answer to the callback.
+    async fn log_in(&mut self, login: &str) -> anyhow::Result<policy::Denial> {
+        let redirect = denial(self.page("/app?x=1").await.0)?;
+        assert_eq!(redirect.status, StatusCode::FOUND);
+        assert_eq!(redirect.reason, "oidc-login");
+        let to_provider = location(&redirect)?;
+        let back = self.browser.log_in_at_provider(&to_provider, login).await?;
+        let target = back
+            .path_and_query()
+            .context("a callback URL")?
+            .as_str()
+            .to_owned();
+        denial(self.page(&target).await.0)
+    }
+}
+
+async fn start_provider(ttl: Duration) -> anyhow::Result<OidcProvider> {
+    OidcProvider::start(&provider_config(ttl)).await
+}
+
+#[tokio::test]
+async fn a_browser_logs_in_and_its_session_reaches_upstream_as_a_bearer_token() -> anyhow::Result<()>
+{
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+
+    let redirect = denial(fixture.page("/app?x=1").await.0)?;
+    let to_provider = location(&redirect)?;
+    assert!(
+        to_provider.starts_with(&format!("{}/auth?", provider.issuer())),
+        "{to_provider}"
+    );
+    assert_eq!(
+        query_param(&to_provider, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query_param(&to_provider, "scope").as_deref(),
+        Some("openid email")
+    );
+    assert_eq!(
+        query_param(&to_provider, "redirect_uri").as_deref(),
+        Some("http://gateway.test/oauth2/callback")
+    );
+    let state = query_param(&to_provider, "state").context("state")?;
+    let flow_cookie = redirect
+        .headers
+        .get(SET_COOKIE)
+        .context("flow cookie")?
+        .to_str()?;
+    assert!(
+        flow_cookie.starts_with(&format!("gw-flow-{}=", &state[..8])),
+        "{flow_cookie}"
+    );
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(flow_cookie.contains(attribute), "{flow_cookie}");
+    }
+
+    let back = fixture
+        .browser
+        .log_in_at_provider(&to_provider, "ana")
+        .await?;
+    assert_eq!(back.path(), "/oauth2/callback");
+    let target = back
+        .path_and_query()
+        .context("callback")?
+        .as_str()
+        .to_owned();
+    let callback = denial(fixture.page(&target).await.0)?;
+    assert_eq!(callback.status, StatusCode::FOUND, "{:?}", callback.reason);
+    assert_eq!(callback.reason, "oidc-callback");
+    assert_eq!(location(&callback)?, "/app?x=1");
+    assert!(fixture.browser.cookie(GATEWAY, "gw-session").is_some());
+    assert!(
+        fixture.browser.jar[GATEWAY]
+            .iter()
+            .all(|(name, _)| !name.starts_with("gw-flow-")),
+        "the flow cookie is cleared"
+    );
+
+    fixture.browser.set_cookie(GATEWAY, "theme", "dark");
+    let (outcome, upstream) = fixture.page("/app?x=1").await;
+    let OidcOutcome::Authenticated {
+        identity,
+        set_cookies,
+    } = outcome
+    else {
+        bail!("expected a session, got {outcome:?}");
+    };
+    assert!(set_cookies.is_empty());
+    assert_eq!(identity.provider.as_ref(), "oidc");
+    assert_eq!(identity.claim("sub").and_then(|v| v.as_str()), Some("ana"));
+    assert_eq!(
+        identity.claim("iss").and_then(|v| v.as_str()),
+        Some(provider.issuer().as_str())
+    );
+    let bearer = upstream
+        .headers
+        .get(AUTHORIZATION)
+        .context("Authorization")?
+        .to_str()?;
+    assert!(
+        bearer.starts_with("Bearer ") && bearer.len() > 20,
+        "{bearer}"
+    );
+    assert_eq!(
+        upstream
+            .headers
+            .get(COOKIE)
+            .map(HeaderValue::to_str)
+            .transpose()?,
+        Some("theme=dark")
+    );
+
+    // Replaying the callback (browser reload) finds no flow any more.
+    let replay = denial(fixture.page(&target).await.0)?;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+
+    let metrics = fixture.metrics.encode();
+    for result in [
+        "allowed",
+        "oidc-login",
+        "oidc-callback",
+        "oidc-invalid-callback",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line.starts_with("portcullis_auth_decisions_total")
+                    && line.contains("method=\"oidc\"")
+                    && line.contains(&format!("result=\"{result}\""))),
+            "no {result} in {metrics}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refreshed_with_its_refresh_token() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(2)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    let callback = fixture.log_in("bo").await?;
+    assert_eq!(callback.reason, "oidc-callback");
+    let (first, upstream) = fixture.page("/app").await;
+    assert!(
+        matches!(first, OidcOutcome::Authenticated { .. }),
+        "{first:?}"
+    );
+    let first_token = upstream.headers.get(AUTHORIZATION).cloned();
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let (renewed, upstream) = fixture.page("/app").await;
+    let OidcOutcome::Authenticated {
+        identity,
+        set_cookies,
+    } = renewed
+    else {
+        bail!("expected a refreshed session, got {renewed:?}");
+    };
+    assert!(
+        !set_cookies.is_empty(),
+        "a refreshed session sets new cookies"
+    );
+    assert_eq!(identity.claim("sub").and_then(|v| v.as_str()), Some("bo"));
+    let second_token = upstream.headers.get(AUTHORIZATION).cloned();
+    assert!(second_token.is_some());
+    assert_ne!(
+        first_token, second_token,
+        "a new access token goes upstream"
+    );
+
+    // The new cookie is a session on its own, without another refresh.
+    let (again, _) = fixture.page("/app").await;
+    let OidcOutcome::Authenticated { set_cookies, .. } = again else {
+        bail!("expected a session, got {again:?}");
+    };
+    assert!(set_cookies.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_session_without_refresh_starts_a_new_login() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(1)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    fixture.settings.refresh_token = false;
+    fixture.log_in("cy").await?;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let login = denial(fixture.page("/app").await.0)?;
+    assert_eq!(login.reason, "oidc-login");
+    Ok(())
+}
+
+#[tokio::test]
+async fn logout_clears_the_session_and_goes_to_the_providers_end_session() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    fixture.log_in("di").await?;
+
+    let logout = denial(fixture.page("/logout").await.0)?;
+    assert_eq!(logout.status, StatusCode::FOUND);
+    assert_eq!(logout.reason, "oidc-logout");
+    let to_provider = location(&logout)?;
+    assert!(
+        to_provider.starts_with(&format!("{}/session/end?", provider.issuer())),
+        "{to_provider}"
+    );
+    assert!(query_param(&to_provider, "id_token_hint").is_some_and(|t| t.split('.').count() == 3));
+    assert_eq!(
+        query_param(&to_provider, "post_logout_redirect_uri").as_deref(),
+        Some("http://gateway.test/bye")
+    );
+    assert_eq!(
+        query_param(&to_provider, "client_id").as_deref(),
+        Some(CLIENT_ID)
+    );
+    assert!(
+        fixture.browser.cookie(GATEWAY, "gw-session").is_none(),
+        "cleared"
+    );
+
+    // The provider accepts the request: it shows its logout confirmation, not an error.
+    let (status, _, body) = fixture
+        .browser
+        .send(Method::GET, &to_provider.parse()?, None)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("logout"), "{body}");
+
+    let after = denial(fixture.page("/app").await.0)?;
+    assert_eq!(after.reason, "oidc-login");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tampered_session_cookie_is_no_session() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    fixture.log_in("ed").await?;
+    let sealed = fixture
+        .browser
+        .cookie(GATEWAY, "gw-session")
+        .context("session")?
+        .to_owned();
+    let mut bytes = sealed.into_bytes();
+    let last = bytes.len() - 2;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes)?;
+    fixture.browser.set_cookie(GATEWAY, "gw-session", &tampered);
+    let login = denial(fixture.page("/app").await.0)?;
+    assert_eq!(login.status, StatusCode::FOUND);
+    assert_eq!(login.reason, "oidc-login");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_callback_with_another_state_is_refused() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    let redirect = denial(fixture.page("/app").await.0)?;
+    let state = query_param(&location(&redirect)?, "state").context("state")?;
+
+    // Same cookie name (the first 8 characters), another state: the full comparison fails.
+    let forged = format!("{}{}", &state[..8], "x".repeat(state.len() - 8));
+    let answer = denial(
+        fixture
+            .page(&format!("/oauth2/callback?code=abc&state={forged}"))
+            .await
+            .0,
+    )?;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.reason, "oidc-invalid-callback");
+
+    for target in [
+        "/oauth2/callback?code=abc&state=unknown-state".to_owned(),
+        "/oauth2/callback?code=abc".to_owned(),
+        format!("/oauth2/callback?state={state}"),
+        format!("/oauth2/callback?code=abc&state={state}&iss=http%3A%2F%2Fevil.test"),
+    ] {
+        let answer = denial(fixture.page(&target).await.0)?;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{target}");
+        assert_eq!(answer.reason, "oidc-invalid-callback");
+    }
+
+    let refused = denial(
+        fixture
+            .page(&format!(
+                "/oauth2/callback?error=access_denied&state={state}"
+            ))
+            .await
+            .0,
+    )?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&refused.body).contains("access_denied"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_api_request_without_session_gets_401() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    for (method, accept) in [
+        (Method::GET, Some("application/json")),
+        (Method::POST, Some("text/html")),
+        (Method::GET, Some("*/*")),
+    ] {
+        let parts = fixture
+            .browser
+            .gateway_request(method.clone(), "/api/items", accept);
+        let answer = denial(fixture.gateway(parts).await.0)?;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {accept:?}"
+        );
+        assert_eq!(answer.reason, "missing-credentials");
+        assert_eq!(
+            answer
+                .headers
+                .get(WWW_AUTHENTICATE)
+                .map(HeaderValue::as_bytes),
+            Some(&b"Bearer"[..])
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_is_502() -> anyhow::Result<()> {
+    // Nothing listens on the issuer's port: discovery fails.
+    let closed = testkit::free_port();
+    let mut fixture = Fixture::new(format!("http://127.0.0.1:{closed}"));
+    let answer = denial(fixture.page("/app").await.0)?;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.reason, "oidc-provider-error");
+
+    // The provider goes away between the login and the callback: the code exchange fails.
+    let mut provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    let redirect = denial(fixture.page("/app").await.0)?;
+    let back = fixture
+        .browser
+        .log_in_at_provider(&location(&redirect)?, "fa")
+        .await?;
+    provider.kill()?;
+    let target = back
+        .path_and_query()
+        .context("callback")?
+        .as_str()
+        .to_owned();
+    let answer = denial(fixture.page(&target).await.0)?;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.reason, "oidc-provider-error");
+    Ok(())
+}
