@@ -51,6 +51,16 @@ pub(crate) struct Provider {
 }
 
 impl Provider {
+    /// A provider made in a test, without discovery.
+    #[cfg(test)]
+    pub(crate) fn for_tests(metadata: Metadata, keys: JwkSet) -> Provider {
+        Provider {
+            metadata,
+            keys,
+            fetched_at: Instant::now(),
+        }
+    }
+
     /// Whether the token endpoint must be called with `client_secret_post`: only when the
     /// provider lists methods and `client_secret_basic` is not among them but post is.
     pub(crate) fn wants_client_secret_post(&self) -> bool {
