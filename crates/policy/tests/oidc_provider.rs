@@ -672,3 +672,81 @@ async fn a_provider_that_cannot_be_reached_is_502() -> anyhow::Result<()> {
     assert_eq!(answer.reason, "oidc-provider-error");
     Ok(())
 }
+
+#[tokio::test]
+async fn concurrent_requests_of_an_expired_session_share_one_refresh() -> anyhow::Result<()> {
+    // The provider rotates refresh tokens and revokes the grant when a spent one is reused: a
+    // refresh per request would fail all but one of them.
+    let provider = start_provider(Duration::from_secs(1)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    fixture.log_in("gu").await?;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let requests: Vec<Parts> = (0..4)
+        .map(|_| {
+            fixture
+                .browser
+                .gateway_request(Method::GET, "/asset", Some("text/html"))
+        })
+        .collect();
+    let runtime = &fixture.runtime;
+    let settings = &fixture.settings;
+    let decide = |mut parts: Parts| async move {
+        let outcome = runtime
+            .authenticate(settings, "SecurityPolicy app/oidc", "http", &mut parts)
+            .await;
+        (outcome, parts.headers.get(AUTHORIZATION).cloned())
+    };
+    let mut requests = requests.into_iter();
+    let (Some(a), Some(b), Some(c), Some(d)) = (
+        requests.next(),
+        requests.next(),
+        requests.next(),
+        requests.next(),
+    ) else {
+        bail!("four requests");
+    };
+    let answers = tokio::join!(decide(a), decide(b), decide(c), decide(d));
+    let answers = [answers.0, answers.1, answers.2, answers.3];
+    let mut bearers = Vec::new();
+    for (outcome, bearer) in answers {
+        let OidcOutcome::Authenticated { set_cookies, .. } = outcome else {
+            bail!("expected a refreshed session, got {outcome:?}");
+        };
+        assert!(!set_cookies.is_empty());
+        bearers.push(bearer.context("Authorization")?);
+    }
+    assert!(
+        bearers.windows(2).all(|pair| pair[0] == pair[1]),
+        "{bearers:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_that_only_takes_client_secret_post_gets_it() -> anyhow::Result<()> {
+    let mut config = provider_config(Duration::from_secs(3600));
+    config.token_endpoint_auth_method = Some("client_secret_post".to_owned());
+    let provider = OidcProvider::start(&config).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    let callback = fixture.log_in("ha").await?;
+    assert_eq!(callback.status, StatusCode::FOUND, "{}", callback.reason);
+    assert_eq!(callback.reason, "oidc-callback");
+    let (outcome, _) = fixture.page("/app").await;
+    assert!(
+        matches!(outcome, OidcOutcome::Authenticated { .. }),
+        "{outcome:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_discovery_document_of_another_issuer_is_refused() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    // The document is found at the same URL but names the issuer without the trailing slash.
+    let mut fixture = Fixture::new(format!("{}/", provider.issuer()));
+    let answer = denial(fixture.page("/app").await.0)?;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.reason, "oidc-provider-error");
+    Ok(())
+}

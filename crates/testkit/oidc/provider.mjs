@@ -13,7 +13,9 @@
 //                              in a cache outside the repository, and ES modules ignore NODE_PATH)
 //
 // The client must use PKCE (S256), gets refresh tokens with every code (no offline_access consent
-// dance), and may log out (RP-initiated logout). The development interactions stay on: their login
+// dance) that rotate on every use (reusing a spent one revokes the grant, as strict providers
+// do), and may log out (RP-initiated logout). With OIDC_AUTH_METHOD set, discovery lists only
+// that client authentication method. The development interactions stay on: their login
 // form accepts any login and password, and `findAccount` turns the login into the account
 // `{ sub: <login>, email: <login>@example.test }`.
 import { join } from 'node:path';
@@ -37,6 +39,8 @@ const port = Number(required('OIDC_PORT'));
 const issuer = `http://127.0.0.1:${port}`;
 const words = (value) => (value || '').split(' ').filter((word) => word.length > 0);
 
+const authMethod = process.env.OIDC_AUTH_METHOD || 'client_secret_basic';
+
 const configuration = {
   clients: [
     {
@@ -46,9 +50,11 @@ const configuration = {
       post_logout_redirect_uris: words(process.env.OIDC_POST_LOGOUT_URIS),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
-      token_endpoint_auth_method: process.env.OIDC_AUTH_METHOD || 'client_secret_basic',
+      token_endpoint_auth_method: authMethod,
     },
   ],
+  clientAuthMethods: [authMethod],
+  rotateRefreshToken: true,
   pkce: { methods: ['S256'], required: () => true },
   features: {
     devInteractions: { enabled: true },
@@ -76,6 +82,18 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+// oidc-provider itself takes either secret method whichever is registered; strict providers
+// refuse the one they do not list, and so does this one for client_secret_post.
+if (authMethod === 'client_secret_post') {
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/token' && ctx.headers.authorization !== undefined) {
+      ctx.status = 401;
+      ctx.body = { error: 'invalid_client', error_description: 'use client_secret_post' };
+      return;
+    }
+    await next();
+  });
+}
 provider.listen(port, '127.0.0.1', () => {
   console.log(`oidc-provider listening on ${issuer}`);
 });

@@ -2,12 +2,13 @@
 //!
 //! [`Discovery`] caches, per issuer, the discovery document
 //! (`{issuer}/.well-known/openid-configuration`) together with the key set at its `jwks_uri`.
-//! An entry is fetched on first use, kept for [`REFRESH_AFTER`], and dropped when a use of it
-//! failed (the token endpoint could not be reached, or an ID token named a key the set does not
-//! have), so the next request fetches it again. When a refetch fails, a previous entry is still
-//! served (the provider may be down only briefly; the token endpoint will say so itself).
-//! Concurrent first uses may fetch the same document twice: harmless, and no lock is held across
-//! an await. The document's `issuer` must equal the configured one (Discovery §4.3).
+//! An entry is fetched on first use, kept for [`REFRESH_AFTER`], and marked stale when a use of
+//! it failed (the token endpoint could not be reached, or an ID token named a key the set does
+//! not have), so the next request fetches it again. When a refetch fails, a previous entry is
+//! still served (the provider may be down only briefly; the token endpoint will say so itself),
+//! and no new fetch is tried for [`RETRY_AFTER_FAILURE`]. Concurrent requests wait for one fetch
+//! per issuer (an async lock per entry; the map's own lock is never held across an await). The
+//! document's `issuer` must equal the configured one (Discovery §4.3).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,10 @@ use super::client::{ProviderClient, ProviderError};
 
 /// How long a discovery document (and its keys) is used before it is fetched again.
 pub(crate) const REFRESH_AFTER: Duration = Duration::from_secs(3600);
+/// After a failed fetch, how long requests are answered from the failure (or a previous
+/// document) without fetching again: a provider that is down costs one timeout per 5 s, not
+/// one per request.
+pub(crate) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// The members of a discovery document we use.
 #[derive(Debug, Deserialize)]
@@ -83,6 +88,9 @@ pub(crate) enum DiscoveryError {
     /// Fetching the document or the keys failed.
     #[error(transparent)]
     Fetch(#[from] ProviderError),
+    /// The last fetch failed moments ago and there is no previous document.
+    #[error("discovery failed less than {RETRY_AFTER_FAILURE:?} ago")]
+    RecentFailure,
     /// The document names another issuer, or an endpoint that is not a URL.
     #[error("discovery document of {issuer}: {why}")]
     Invalid {
@@ -96,42 +104,92 @@ pub(crate) enum DiscoveryError {
 /// The per-issuer cache.
 #[derive(Default)]
 pub(crate) struct Discovery {
-    entries: Mutex<HashMap<String, Arc<Provider>>>,
+    entries: Mutex<HashMap<String, Slot>>,
+}
+
+/// One issuer's entry.
+#[derive(Default)]
+struct Slot {
+    /// The last document fetched, if any.
+    provider: Option<Arc<Provider>>,
+    /// A use of `provider` failed: fetch again before using it.
+    is_stale: bool,
+    /// When the last fetch failed (cleared by a success).
+    failed_at: Option<Instant>,
+    /// Held while fetching: concurrent requests wait for one fetch instead of each making one.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Slot {
+    fn fresh(&self) -> Option<Arc<Provider>> {
+        let provider = self.provider.as_ref()?;
+        (!self.is_stale && provider.fetched_at.elapsed() < REFRESH_AFTER)
+            .then(|| Arc::clone(provider))
+    }
 }
 
 impl Discovery {
-    /// The provider of `issuer`: cached while fresh, else fetched (falling back to a stale
-    /// entry when the fetch fails).
+    /// The provider of `issuer`: cached while fresh, else fetched once for all waiting
+    /// requests. When the fetch fails (or failed less than [`RETRY_AFTER_FAILURE`] ago) a
+    /// previous document is still served; without one, the error is returned.
     pub(crate) async fn provider(
         &self,
         client: &ProviderClient,
         issuer: &str,
     ) -> Result<Arc<Provider>, DiscoveryError> {
-        let cached = self.cached(issuer);
-        if let Some(provider) = &cached
-            && provider.fetched_at.elapsed() < REFRESH_AFTER
-        {
-            return Ok(Arc::clone(provider));
-        }
-        match fetch(client, issuer).await {
+        let fetching = {
+            let mut entries = self.lock();
+            let slot = entries.entry(issuer.to_owned()).or_default();
+            if let Some(provider) = slot.fresh() {
+                return Ok(provider);
+            }
+            Arc::clone(&slot.fetching)
+        };
+        let _fetching = fetching.lock().await;
+        let stale = {
+            let mut entries = self.lock();
+            let slot = entries.entry(issuer.to_owned()).or_default();
+            // Another request may have fetched it while this one waited.
+            if let Some(provider) = slot.fresh() {
+                return Ok(provider);
+            }
+            if let Some(failed_at) = slot.failed_at
+                && failed_at.elapsed() < RETRY_AFTER_FAILURE
+            {
+                return slot.provider.clone().ok_or(DiscoveryError::RecentFailure);
+            }
+            slot.provider.clone()
+        };
+        let fetched = fetch(client, issuer).await;
+        let mut entries = self.lock();
+        let slot = entries.entry(issuer.to_owned()).or_default();
+        match fetched {
             Ok(provider) => {
                 let provider = Arc::new(provider);
-                self.lock().insert(issuer.to_owned(), Arc::clone(&provider));
+                slot.provider = Some(Arc::clone(&provider));
+                slot.is_stale = false;
+                slot.failed_at = None;
                 Ok(provider)
             }
-            Err(error) => match cached {
-                Some(stale) => {
-                    tracing::warn!(%issuer, %error, "OIDC discovery failed; using the previous document");
-                    Ok(stale)
+            Err(error) => {
+                slot.failed_at = Some(Instant::now());
+                match stale {
+                    Some(stale) => {
+                        tracing::warn!(%issuer, %error, "OIDC discovery failed; using the previous document");
+                        Ok(stale)
+                    }
+                    None => Err(error),
                 }
-                None => Err(error),
-            },
+            }
         }
     }
 
-    /// Drops the entry of `issuer` (a use of it failed): the next use fetches it again.
+    /// Marks the entry of `issuer` stale (a use of it failed): the next use fetches it again,
+    /// and still falls back to it if that fetch fails.
     pub(crate) fn invalidate(&self, issuer: &str) {
-        self.lock().remove(issuer);
+        if let Some(slot) = self.lock().get_mut(issuer) {
+            slot.is_stale = true;
+        }
     }
 
     /// Drops the entries of issuers not in `live`.
@@ -139,13 +197,9 @@ impl Discovery {
         self.lock().retain(|issuer, _| live.contains(issuer));
     }
 
-    fn cached(&self, issuer: &str) -> Option<Arc<Provider>> {
-        self.lock().get(issuer).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Provider>>> {
-        // A panic while holding this lock cannot leave the map half-updated (single insert or
-        // remove), so a poisoned lock is still a consistent map.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // Every update under this lock is a few plain assignments, so even after a panic
+        // elsewhere the map is consistent: a poisoned lock is still usable.
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -201,14 +201,24 @@ impl OidcRuntime {
         result.map_err(|error| provider_error(context, &format!("ID token refused: {error}")))
     }
 
-    /// Renews an expired session with its refresh token. `None` (logged) when the provider
-    /// refuses or cannot be reached: the caller starts a new login.
+    /// Renews an expired session with its refresh token (once for all the session's
+    /// concurrent requests, `renewals.rs`). `None` (logged) when the provider refuses or cannot
+    /// be reached: the caller starts a new login.
     pub(super) async fn refresh(
         &self,
         context: &Context<'_>,
         expired: Session,
         request: &HeaderMap,
     ) -> Option<(Session, Vec<HeaderValue>)> {
+        let refresh_token = expired.refresh_token.clone()?;
+        let renewal = self.renew(context, expired);
+        let session = self.renewals.renew(&refresh_token, renewal).await?;
+        let cookies = seal(context, session.clone(), request)?;
+        Some((session, cookies))
+    }
+
+    /// The refresh grant itself, and validation of a new ID token if the answer has one.
+    async fn renew(&self, context: &Context<'_>, expired: Session) -> Option<Session> {
         let refresh_token = expired.refresh_token.as_deref()?;
         let provider = self.provider(context).await.ok()?;
         let answer =
@@ -242,8 +252,7 @@ impl OidcRuntime {
             session.refresh_token = answer.refresh_token;
         }
         session.expires_at = expiry(context.settings, answer.expires_in);
-        let cookies = seal(context, session.clone(), request)?;
-        Some((session, cookies))
+        Some(session)
     }
 
     /// Ends the session: clears its cookies and sends the browser to the provider's

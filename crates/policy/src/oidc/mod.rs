@@ -30,6 +30,7 @@ mod client;
 mod discovery;
 mod flow;
 mod id_token;
+mod renewals;
 mod request;
 mod session;
 mod token;
@@ -46,6 +47,7 @@ use snapshot::security::Oidc;
 use crate::{Denial, JwtIdentity};
 use client::ProviderClient;
 use discovery::Discovery;
+use renewals::Renewals;
 use session::CookieJar;
 
 /// The provider name of identities OIDC establishes ([`JwtIdentity::provider`]).
@@ -56,6 +58,7 @@ pub struct OidcRuntime {
     metrics: Arc<telemetry::Metrics>,
     client: ProviderClient,
     discovery: Discovery,
+    renewals: Renewals,
 }
 
 /// What OIDC decided for one request.
@@ -86,6 +89,7 @@ impl OidcRuntime {
             metrics,
             client: ProviderClient::default(),
             discovery: Discovery::default(),
+            renewals: Renewals::default(),
         }
     }
 
