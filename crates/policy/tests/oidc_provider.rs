@@ -7,7 +7,7 @@
 //! URLs itself. Everything the provider does (discovery, PKCE, the code exchange, ID-token
 //! signatures, refresh tokens, end-session) is the real thing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -339,8 +339,7 @@ async fn start_provider(ttl: Duration) -> anyhow::Result<OidcProvider> {
 }
 
 #[tokio::test]
-async fn a_browser_logs_in_and_its_session_reaches_upstream_as_a_bearer_token() -> anyhow::Result<()>
-{
+async fn a_login_redirect_carries_pkce_and_state_and_sets_a_flow_cookie() -> anyhow::Result<()> {
     let provider = start_provider(Duration::from_secs(3600)).await?;
     let mut fixture = Fixture::new(provider.issuer());
 
@@ -375,7 +374,16 @@ async fn a_browser_logs_in_and_its_session_reaches_upstream_as_a_bearer_token() 
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
         assert!(flow_cookie.contains(attribute), "{flow_cookie}");
     }
+    Ok(())
+}
 
+#[tokio::test]
+async fn a_browser_logs_in_and_its_session_reaches_upstream_as_a_bearer_token() -> anyhow::Result<()>
+{
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    let redirect = denial(fixture.page("/app?x=1").await.0)?;
+    let to_provider = location(&redirect)?;
     let back = fixture
         .browser
         .log_in_at_provider(&to_provider, "ana")
@@ -745,6 +753,25 @@ async fn a_discovery_document_of_another_issuer_is_refused() -> anyhow::Result<(
     let provider = start_provider(Duration::from_secs(3600)).await?;
     // The document is found at the same URL but names the issuer without the trailing slash.
     let mut fixture = Fixture::new(format!("{}/", provider.issuer()));
+    let answer = denial(fixture.page("/app").await.0)?;
+    assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(answer.reason, "oidc-provider-error");
+    Ok(())
+}
+
+#[tokio::test]
+async fn discovery_is_cached_until_retain_forgets_its_issuer() -> anyhow::Result<()> {
+    let mut provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    assert_eq!(denial(fixture.page("/app").await.0)?.reason, "oidc-login");
+    provider.kill()?;
+
+    // The authorization endpoint comes from the cached document: no provider needed.
+    let live = HashSet::from([fixture.settings.issuer.clone()]);
+    fixture.runtime.retain(&live);
+    assert_eq!(denial(fixture.page("/app").await.0)?.reason, "oidc-login");
+
+    fixture.runtime.retain(&HashSet::new());
     let answer = denial(fixture.page("/app").await.0)?;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason, "oidc-provider-error");

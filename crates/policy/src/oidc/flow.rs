@@ -61,28 +61,7 @@ impl OidcRuntime {
         let (Some(state), Some(nonce), Some(verifier)) = (random(), random(), random()) else {
             return provider_error(context, "the random source failed");
         };
-        let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            verifier.as_bytes(),
-        ));
-        let mut scopes = vec!["openid"];
-        scopes.extend(
-            settings
-                .scopes
-                .iter()
-                .map(String::as_str)
-                .filter(|s| *s != "openid"),
-        );
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &settings.client_id)
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("scope", &scopes.join(" "))
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .finish();
+        let query = authorization_query(settings, &redirect_uri, &state, &nonce, &verifier);
         let flow = Flow {
             state,
             nonce,
@@ -339,6 +318,39 @@ fn random() -> Option<String> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).ok()?;
     Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The authorization request (OIDC Core §3.1.2.1) with its PKCE challenge (RFC 7636 §4.2,
+/// S256). `openid` is always the first scope.
+fn authorization_query(
+    settings: &Oidc,
+    redirect_uri: &str,
+    state: &str,
+    nonce: &str,
+    verifier: &str,
+) -> String {
+    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let mut scopes = vec!["openid"];
+    scopes.extend(
+        settings
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|scope| *scope != "openid"),
+    );
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &settings.client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", &scopes.join(" "))
+        .append_pair("state", state)
+        .append_pair("nonce", nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish()
 }
 
 /// `endpoint` with `query` appended (after `&` when it already has a query).
