@@ -751,11 +751,25 @@ async fn a_provider_that_only_takes_client_secret_post_gets_it() -> anyhow::Resu
 #[tokio::test]
 async fn a_discovery_document_of_another_issuer_is_refused() -> anyhow::Result<()> {
     let provider = start_provider(Duration::from_secs(3600)).await?;
-    // The document is found at the same URL but names the issuer without the trailing slash.
-    let mut fixture = Fixture::new(format!("{}/", provider.issuer()));
+    // The document is found (localhost is this loopback) but names http://127.0.0.1:<port>.
+    let mut fixture = Fixture::new(format!("http://localhost:{}", provider.port()));
     let answer = denial(fixture.page("/app").await.0)?;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason, "oidc-provider-error");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_issuer_configured_with_a_trailing_slash_still_logs_in() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(format!("{}/", provider.issuer()));
+    let callback = fixture.log_in("io").await?;
+    assert_eq!(callback.reason, "oidc-callback");
+    let (outcome, _) = fixture.page("/app").await;
+    assert!(
+        matches!(outcome, OidcOutcome::Authenticated { .. }),
+        "{outcome:?}"
+    );
     Ok(())
 }
 

@@ -8,7 +8,9 @@
 //! still served (the provider may be down only briefly; the token endpoint will say so itself),
 //! and no new fetch is tried for [`RETRY_AFTER_FAILURE`]. Concurrent requests wait for one fetch
 //! per issuer (an async lock per entry; the map's own lock is never held across an await). The
-//! document's `issuer` must equal the configured one (Discovery §4.3).
+//! document's `issuer` must equal the configured one (Discovery §4.3), but for a trailing `/`:
+//! compile trims it, some providers (Auth0) keep it, and the document's exact spelling is what
+//! ID tokens are then checked against.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -30,7 +32,8 @@ pub(crate) const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// The members of a discovery document we use.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Metadata {
-    /// Must equal the configured issuer.
+    /// Equals the configured issuer, but for a trailing `/` (which compile trims): the
+    /// exact string the ID tokens' `iss` must carry.
     pub(crate) issuer: String,
     /// Where browsers are sent to log in.
     pub(crate) authorization_endpoint: String,
@@ -228,7 +231,7 @@ async fn fetch(client: &ProviderClient, issuer: &str) -> Result<Provider, Discov
         issuer: issuer.to_owned(),
         why,
     };
-    if metadata.issuer != issuer {
+    if !super::flow::same_issuer(&metadata.issuer, issuer) {
         return Err(invalid(format!("names issuer {:?}", metadata.issuer)));
     }
     let jwks_uri: Uri = metadata

@@ -96,7 +96,7 @@ impl OidcRuntime {
         if callback
             .iss
             .as_deref()
-            .is_some_and(|iss| iss != context.settings.issuer)
+            .is_some_and(|iss| !same_issuer(iss, &context.settings.issuer))
         {
             return invalid();
         }
@@ -148,8 +148,9 @@ impl OidcRuntime {
         let Some(id_token) = answer.id_token.as_deref() else {
             return Err(provider_error(context, "the token answer has no id_token"));
         };
+        let issuer = provider.metadata.issuer.clone();
         let expected = Expected {
-            issuer: &settings.issuer,
+            issuer: &issuer,
             client_id: &settings.client_id,
             nonce: Some(&flow.nonce),
             subject: None,
@@ -210,8 +211,9 @@ impl OidcRuntime {
             };
         let mut session = expired.clone();
         if let Some(id_token) = answer.id_token.as_deref() {
+            let issuer = provider.metadata.issuer.clone();
             let expected = Expected {
-                issuer: &context.settings.issuer,
+                issuer: &issuer,
                 client_id: &context.settings.client_id,
                 nonce: None,
                 subject: expired
@@ -291,6 +293,12 @@ impl OidcRuntime {
         }
         provider_error(context, &format!("token endpoint: {error}"))
     }
+}
+
+/// Whether two spellings name the same issuer: the configured issuer has lost any trailing `/`
+/// in compile, while providers such as Auth0 keep it in `iss`.
+pub(super) fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 /// Seals `session`; without its ID token when it does not fit otherwise (logout then goes
