@@ -18,8 +18,9 @@ use super::discovery::Provider;
 pub(crate) struct TokenAnswer {
     /// The access token.
     pub(crate) access_token: String,
-    /// Seconds until the access token expires.
-    #[serde(default)]
+    /// Seconds until the access token expires (a number, or a numeric string as some
+    /// providers send; anything else counts as absent).
+    #[serde(default, deserialize_with = "seconds")]
     pub(crate) expires_in: Option<u64>,
     /// A (new) refresh token.
     #[serde(default)]
@@ -27,6 +28,17 @@ pub(crate) struct TokenAnswer {
     /// The ID token (always with a code; optional on refresh).
     #[serde(default)]
     pub(crate) id_token: Option<String>,
+}
+
+/// `expires_in` as a number or a numeric string; negative, fractional or other values are
+/// treated as absent (the session then gets the policy's default lifetime).
+fn seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(match value {
+        serde_json::Value::Number(number) => number.as_u64(),
+        serde_json::Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 /// Why the token endpoint gave no tokens.
@@ -115,3 +127,6 @@ pub(crate) fn basic_authorization(client_id: &str, client_secret: &str) -> Strin
     let secret: String = form_urlencoded::byte_serialize(client_secret.as_bytes()).collect();
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
+
+#[cfg(test)]
+mod tests;
