@@ -25,6 +25,13 @@
 //! request let through. Sessions live entirely in the encrypted cookie (`session.rs`): no
 //! server-side store, so replicas need only share the cookie key. Each decision is counted by
 //! `auth_decision(policy, "oidc", "allowed" | reason)`.
+//!
+//! Wiring (the proxy, `proxy/src/stack.rs`): one `Arc<OidcRuntime>` per process; for a request
+//! whose policy has `oidc`, call [`OidcRuntime::authenticate`] first among the authentication
+//! methods, with the listener's scheme. `Respond(denial)` is the answer (its 302s are not
+//! errors). `Authenticated` puts `identity` in `Identity::jwt`, sends the changed request on, and
+//! appends every `set_cookies` value to the response as `Set-Cookie`. After a snapshot swap,
+//! call [`OidcRuntime::retain`] with the issuers of the live policies.
 
 mod client;
 mod discovery;
