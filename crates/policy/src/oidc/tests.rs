@@ -366,3 +366,66 @@ async fn a_navigation_without_a_host_cannot_build_its_redirect_uri() {
         "{outcome:?}"
     );
 }
+
+/// A small deterministic generator (xorshift64*), so the garbage below is the same each run.
+struct Garbage(u64);
+
+impl Garbage {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Up to `max` visible-ASCII characters, biased towards the ones cookies and queries use.
+    fn text(&mut self, max: u64) -> String {
+        const ALPHABET: &[u8] = b"gw-session-flow0123456789=;&%?/ .ABCxyz_~+\\\"";
+        let len = self.next() % (max + 1);
+        (0..len)
+            .map(|_| {
+                let pick = usize::try_from(self.next() % ALPHABET.len() as u64).unwrap_or(0);
+                char::from(ALPHABET.get(pick).copied().unwrap_or(b'x'))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn garbage_requests_never_pass_and_never_panic() {
+    let runtime = OidcRuntime::new(Arc::new(telemetry::Metrics::new()));
+    let mut settings = settings();
+    // Every endpoint is given, so no request needs the (absent) provider.
+    settings.end_session_endpoint = Some("https://idp.test/logout".parse().expect("URI"));
+    let mut garbage = Garbage(0x9E37_79B9_7F4A_7C15);
+    let mut decided = 0;
+    for round in 0..3000 {
+        let path = match round % 4 {
+            0 => "/oauth2/callback",
+            1 => "/logout",
+            _ => "/app",
+        };
+        let target = format!("{path}?{}", garbage.text(60)).replace(' ', "%20");
+        let cookie = garbage.text(300);
+        let host = garbage.text(20);
+        let Ok(request) = Request::builder()
+            .uri(target.as_str())
+            .header(ACCEPT, "text/html")
+            .header(HOST, host.as_str())
+            .header(http::header::COOKIE, cookie.as_str())
+            .body(())
+        else {
+            continue;
+        };
+        let mut parts = request.into_parts().0;
+        let outcome = runtime
+            .authenticate(&settings, "SecurityPolicy a/b", "https", &mut parts)
+            .await;
+        assert!(
+            matches!(outcome, OidcOutcome::Respond(_)),
+            "{target} with {cookie:?} got through"
+        );
+        decided += 1;
+    }
+    assert!(decided > 1000, "only {decided} requests were valid HTTP");
+}
