@@ -791,3 +791,30 @@ async fn discovery_is_cached_until_retain_forgets_its_issuer() -> anyhow::Result
     assert_eq!(answer.reason, "oidc-provider-error");
     Ok(())
 }
+
+#[tokio::test]
+async fn logins_started_in_two_tabs_both_complete() -> anyhow::Result<()> {
+    let provider = start_provider(Duration::from_secs(3600)).await?;
+    let mut fixture = Fixture::new(provider.issuer());
+    let first = location(&denial(fixture.page("/one").await.0)?)?;
+    let second = location(&denial(fixture.page("/two").await.0)?)?;
+    let flows = fixture.browser.jar[GATEWAY]
+        .iter()
+        .filter(|(name, _)| name.starts_with("gw-flow-"))
+        .count();
+    assert_eq!(flows, 2, "one flow cookie per tab");
+
+    // The second tab finishes first; the first tab's flow is untouched by it.
+    for (start, page) in [(second, "/two"), (first, "/one")] {
+        let back = fixture.browser.log_in_at_provider(&start, "jo").await?;
+        let target = back
+            .path_and_query()
+            .context("callback")?
+            .as_str()
+            .to_owned();
+        let callback = denial(fixture.page(&target).await.0)?;
+        assert_eq!(callback.reason, "oidc-callback", "{page}");
+        assert_eq!(location(&callback)?, page);
+    }
+    Ok(())
+}
