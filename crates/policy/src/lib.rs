@@ -8,6 +8,8 @@
 //! either lets the request go on (possibly adding headers to it) or refuses it with a
 //! [`Denial`], which the proxy turns into the response.
 
+pub mod authn;
+pub mod authorization;
 pub mod ext_auth;
 pub mod oidc;
 pub mod rate_limit;

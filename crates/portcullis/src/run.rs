@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use compile::CompileOptions;
 use control::Controller;
-use proxy::{DataPlane, ListenerManager};
+use proxy::{DataPlane, ListenerManager, PolicyRuntime};
 use source::{FileSource, SourceUpdate};
 use telemetry::{AccessLog, Metrics};
 use tokio::signal::unix::{SignalKind, signal};
@@ -151,11 +151,12 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::with_metrics(Arc::clone(&metrics)));
     registry.export_endpoint_latency(&metrics);
     let pools = Pools::new(Arc::clone(&metrics), &PoolSettings::default());
-    let plane = Arc::new(DataPlane::new(
-        pools,
-        Arc::clone(&metrics),
-        AccessLog::new(args.access_log),
-    ));
+    let policies =
+        PolicyRuntime::new(args.redis.as_deref(), Arc::clone(&metrics)).context("--redis")?;
+    let plane = Arc::new(
+        DataPlane::new(pools, Arc::clone(&metrics), AccessLog::new(args.access_log))
+            .with_policies(policies),
+    );
     let admin = AdminServer::start(&args, &metrics, &registry).await?;
     tracing::info!(admin = %args.admin, config = ?args.config, kubernetes = args.kubernetes, "portcullis starting");
 

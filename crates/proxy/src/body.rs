@@ -187,11 +187,18 @@ impl PendingLog {
 }
 
 /// A client's request body as its server read it: hyper's, or none (our HTTP/1.1 server takes
-/// only requests without a body, `h1_server`).
+/// only requests without a body, `h1_server`); or hyper's with its first frames read ahead
+/// (external authorization `withBody`, `access.rs`), which are sent first.
 #[derive(Debug)]
 pub(crate) enum RequestStream {
     Empty,
     Hyper(hyper::body::Incoming),
+    ReadAhead {
+        /// The frames read, in order.
+        frames: std::collections::VecDeque<Frame<Bytes>>,
+        /// The rest of the body (`None`: it ended within `frames`).
+        rest: Option<hyper::body::Incoming>,
+    },
 }
 
 impl RequestStream {
@@ -199,7 +206,52 @@ impl RequestStream {
         match self {
             RequestStream::Empty => true,
             RequestStream::Hyper(body) => body.is_end_stream(),
+            RequestStream::ReadAhead { frames, rest } => {
+                frames.is_empty() && rest.as_ref().is_none_or(Body::is_end_stream)
+            }
         }
+    }
+
+    /// Reads up to `limit` bytes of the body ahead (they stay in it, sent first). Returns
+    /// them, and whether the body is longer. A body that fails while read ahead keeps the
+    /// frames read and ends there (the error surfaces as the upstream request's).
+    pub(crate) async fn read_ahead(&mut self, limit: usize) -> (Bytes, bool) {
+        let mut body = match std::mem::replace(self, RequestStream::Empty) {
+            RequestStream::Hyper(body) => body,
+            other => {
+                *self = other;
+                return (Bytes::new(), false);
+            }
+        };
+        let mut frames = std::collections::VecDeque::new();
+        let mut read = bytes::BytesMut::new();
+        let mut longer = false;
+        let mut ended = false;
+        while read.len() <= limit {
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        read.extend_from_slice(data);
+                    }
+                    frames.push_back(frame);
+                }
+                Some(Err(_)) | None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if read.len() > limit {
+            read.truncate(limit);
+            longer = true;
+        } else if !ended && !body.is_end_stream() {
+            longer = true;
+        }
+        *self = RequestStream::ReadAhead {
+            frames,
+            rest: (!ended).then_some(body),
+        };
+        (read.freeze(), longer)
     }
 }
 
@@ -249,8 +301,16 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        let RequestStream::Hyper(inner) = this.inner else {
-            return Poll::Ready(None);
+        let inner = match this.inner {
+            RequestStream::Hyper(inner) => inner,
+            RequestStream::ReadAhead { frames, rest } => match frames.pop_front() {
+                Some(frame) => return Poll::Ready(Some(Ok(frame))),
+                None => match rest {
+                    Some(inner) => inner,
+                    None => return Poll::Ready(None),
+                },
+            },
+            RequestStream::Empty => return Poll::Ready(None),
         };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(BoxError::from))),
@@ -276,6 +336,22 @@ impl Body for ClientBody {
         match &self.inner {
             RequestStream::Empty => SizeHint::with_exact(0),
             RequestStream::Hyper(body) => body.size_hint(),
+            RequestStream::ReadAhead { frames, rest } => {
+                let buffered: u64 = frames
+                    .iter()
+                    .filter_map(Frame::data_ref)
+                    .map(|data| data.len() as u64)
+                    .sum();
+                let rest = rest
+                    .as_ref()
+                    .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + buffered);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + buffered);
+                }
+                hint
+            }
         }
     }
 }

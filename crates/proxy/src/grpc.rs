@@ -60,6 +60,8 @@ pub(crate) enum GrpcCode {
     DeadlineExceeded = 4,
     /// 7: the caller may not do this.
     PermissionDenied = 7,
+    /// 8: a quota ran out (RateLimitPolicy).
+    ResourceExhausted = 8,
     /// 12: nothing serves this method (no listener or route matches).
     Unimplemented = 12,
     /// 13: the request or the config is broken in a way retrying will not fix.

@@ -6,6 +6,7 @@
 //! snapshots come and go, and drains connections on shutdown. `stack.rs` shows the order of what
 //! happens to one request; `tls_route.rs` the same for a connection on a TLS (TLSRoute) socket.
 
+mod access;
 mod body;
 mod client_hello;
 mod client_ip;
@@ -34,6 +35,7 @@ mod stack;
 mod tls_route;
 mod upgrade;
 
+pub use access::PolicyRuntime;
 pub use body::ResponseBody;
 pub use listener::{BindError, ListenerManager};
 pub use plane::{DataPlane, Live};

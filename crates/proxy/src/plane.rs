@@ -7,6 +7,7 @@ use snapshot::Snapshot;
 use telemetry::{AccessLog, Metrics};
 use upstream::{BackendRuntime, Pools};
 
+use crate::access::PolicyRuntime;
 use crate::rule_state::{LinkedRuleStates, RuleStates};
 use crate::series_cache::SeriesCache;
 
@@ -35,18 +36,29 @@ pub struct DataPlane {
     pub(crate) pools: Pools,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) access_log: AccessLog,
+    /// State of SecurityPolicies and RateLimitPolicies (`access.rs`).
+    pub(crate) policies: PolicyRuntime,
 }
 
 impl DataPlane {
     /// A data plane with an empty config (every request gets 404 until [`DataPlane::publish`]).
+    /// Global rate limits have no Redis: see [`DataPlane::with_policies`].
     pub fn new(pools: Pools, metrics: Arc<Metrics>, access_log: AccessLog) -> DataPlane {
+        let policies = PolicyRuntime::without_redis(Arc::clone(&metrics));
         DataPlane {
             live: ArcSwap::from_pointee(Live::default()),
             rule_states: RuleStates::default(),
             pools,
             metrics,
             access_log,
+            policies,
         }
+    }
+
+    /// This data plane with these policy runtimes (`--redis`).
+    pub fn with_policies(mut self, policies: PolicyRuntime) -> DataPlane {
+        self.policies = policies;
+        self
     }
 
     /// Atomically replaces the live config with `snapshot`, linked to its backends' runtimes
@@ -54,6 +66,7 @@ impl DataPlane {
     /// state of its rules that outlives reloads. Requests in flight keep the one they loaded.
     /// Called by the control plane only, one publish at a time.
     pub fn publish(&self, snapshot: Arc<Snapshot>, backends: Vec<Arc<BackendRuntime>>) {
+        self.policies.retain(&snapshot);
         let live = Live {
             rule_states: self.rule_states.link(&snapshot),
             series: SeriesCache::new(backends.len()),

@@ -36,6 +36,7 @@ use router::{PathMatch, RequestView};
 use snapshot::client::{ClientSettings, HeaderLimits};
 use snapshot::{BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, SocketRoutes};
 
+use crate::access;
 use crate::body::{ClientBody, PendingLog, RequestStream, ResponseBody};
 use crate::client_ip;
 use crate::cors;
@@ -197,7 +198,7 @@ async fn serve(
     request: Request<RequestStream>,
     disposition: &mut Disposition,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let (mut parts, body) = request.into_parts();
+    let (mut parts, mut body) = request.into_parts();
     // Our HTTP/1.1 server is the only source of `RequestStream::Empty`. It counted the head's
     // size as it parsed it, and it writes a response head given as bytes.
     let own_server = matches!(body, RequestStream::Empty);
@@ -231,8 +232,34 @@ async fn serve(
     if let Verdict::Respond(preflight) = cors_preflight(&routed, &parts, disposition) {
         return Ok(preflight);
     }
-    // Authentication, authorization / IP rules and rate limiting go here, in that order, one
-    // `Verdict` line each (SecurityPolicy, RateLimitPolicy).
+    // Authentication, external authorization, authorization / IP rules, then rate limits
+    // (SecurityPolicy, RateLimitPolicy: `access.rs`). Boxed, and only when a policy applies:
+    // a request without one pays for neither the future nor the check.
+    let admission = if routed.listener.security_of(routed.rule).is_some()
+        || routed.listener.rate_limit_of(routed.rule).is_some()
+    {
+        let requester = access::Requester {
+            plane,
+            live,
+            peer: connection.peer,
+            client_ip: arrival.client_ip,
+            scheme: routed.scheme,
+            protocol: ClientProtocol::of(&parts.headers),
+        };
+        let admitting = access::admit(
+            requester,
+            routed.listener,
+            routed.rule,
+            &mut parts,
+            &mut body,
+        );
+        match Box::pin(admitting).await {
+            Ok(admission) => Some(admission),
+            Err(refusal) => return Ok(refusal),
+        }
+    } else {
+        None
+    };
     if let Verdict::Respond(redirect) = redirect(&routed, rule, connection, &parts) {
         return Ok(redirect);
     }
@@ -278,14 +305,18 @@ async fn serve(
         }
         (error, _) => error,
     })?;
-    Ok(response_phases(
+    let mut response = response_phases(
         &routed,
         backend_filters,
         session,
         hash_cookie,
         response,
         disposition,
-    ))
+    );
+    if let Some(admission) = admission {
+        admission.decorate(response.headers_mut());
+    }
+    Ok(response)
 }
 
 /// Phase 0: the request head's limits that the HTTP codecs do not fully enforce themselves:

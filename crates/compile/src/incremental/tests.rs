@@ -30,6 +30,9 @@ const SLOTS: &[&str] = &[
     "secret-b",
     "ca-a",
     "traffic-policy",
+    "security-policy",
+    "ratelimit-policy",
+    "keys-a",
     "tls-policy",
     "tls-route",
     "backend-a",
@@ -143,6 +146,51 @@ fn variant(slot: &str, rng: &mut StdRng) -> String {
                 rng.random_range(1..4)
             )
         }
+        ["security", "policy"] => {
+            // API keys from the Secret of slot `keys-a`, sometimes external authorization
+            // through a Service the routes use (a backend of the snapshot), on a route, a rule
+            // or the Gateway's listener.
+            let target = match rng.random_range(0..4) {
+                0 => {
+                    "{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}"
+                        .to_owned()
+                }
+                1 => "{group: gateway.networking.k8s.io, kind: Gateway, name: gw}".to_owned(),
+                _ => format!(
+                    "{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r{}}}",
+                    rng.random_range(0..3)
+                ),
+            };
+            let ext_auth = if rng.random_bool(0.5) {
+                format!(
+                    "  extAuth: {{http: {{backendRefs: [{{name: s{}, port: 80}}]}}}}\n",
+                    rng.random_range(0..3)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: SecurityPolicy\nmetadata: {{name: security, namespace: a}}\nspec:\n  targetRefs: [{target}]\n  apiKeyAuth: {{credentialRefs: [{{name: keys}}]}}\n{ext_auth}"
+            )
+        }
+        ["ratelimit", "policy"] => {
+            let target = if rng.random_bool(0.3) {
+                "{group: gateway.networking.k8s.io, kind: Gateway, name: gw}".to_owned()
+            } else {
+                format!(
+                    "{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r{}}}",
+                    rng.random_range(0..3)
+                )
+            };
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: {{name: limits, namespace: a}}\nspec:\n  targetRefs: [{target}]\n  local: {{rules: [{{clientSelectors: [{{headers: [{{name: x-user, type: Distinct}}]}}], limit: {{requests: {}, unit: Second}}}}]}}\n",
+                rng.random_range(1..100)
+            )
+        }
+        ["keys", "a"] => format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: a}}\nstringData: {{alice: key-{}}}\n",
+            rng.random_range(0..3)
+        ),
         ["tls", "policy"] => format!(
             "apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: tls, namespace: a}}\nspec:\n  targetRefs: [{{group: \"\", kind: Service, name: s{}}}]\n  validation: {{hostname: backend.example.com, wellKnownCACertificates: System}}\n",
             rng.random_range(0..3)

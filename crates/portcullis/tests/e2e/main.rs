@@ -13,6 +13,7 @@
 
 mod fixture;
 
+mod access;
 mod backend_tls;
 mod balancing;
 mod breaker;
