@@ -31,7 +31,7 @@
 //! methods, with the listener's scheme. `Respond(denial)` is the answer (its 302s are not
 //! errors). `Authenticated` puts `identity` in `Identity::jwt`, sends the changed request on, and
 //! appends every `set_cookies` value to the response as `Set-Cookie`. After a snapshot swap,
-//! call [`OidcRuntime::retain`] with the issuers of the live policies.
+//! call [`OidcRuntime::retain`] with the issuers of the live policies ([`collect_issuers`]).
 
 mod client;
 mod discovery;
@@ -49,7 +49,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
-use snapshot::security::Oidc;
+use snapshot::security::{Oidc, SecurityPolicy};
 
 use crate::{Denial, JwtIdentity};
 use client::ProviderClient;
@@ -66,6 +66,15 @@ pub struct OidcRuntime {
     client: ProviderClient,
     discovery: Discovery,
     renewals: Renewals,
+}
+
+impl std::fmt::Debug for OidcRuntime {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The caches hold tokens' keys and provider documents: nothing worth printing.
+        formatter
+            .debug_struct("OidcRuntime")
+            .finish_non_exhaustive()
+    }
 }
 
 /// What OIDC decided for one request.
@@ -180,6 +189,14 @@ impl OidcRuntime {
             },
             set_cookies,
         }
+    }
+}
+
+/// Adds the issuer `policy` names (if it has `oidc`) to `issuers`: the proxy gathers them over
+/// every policy of a new snapshot and hands the set to [`OidcRuntime::retain`].
+pub fn collect_issuers(policy: &SecurityPolicy, issuers: &mut HashSet<String>) {
+    if let Some(oidc) = &policy.oidc {
+        issuers.insert(oidc.issuer.clone());
     }
 }
 

@@ -429,3 +429,25 @@ async fn garbage_requests_never_pass_and_never_panic() {
     }
     assert!(decided > 1000, "only {decided} requests were valid HTTP");
 }
+
+#[test]
+fn issuers_are_collected_from_policies_with_oidc() {
+    let policy = |oidc: Option<Box<Oidc>>| snapshot::security::SecurityPolicy {
+        label: "SecurityPolicy a/b".into(),
+        oidc,
+        jwt: None,
+        api_key: None,
+        basic: None,
+        ext_auth: None,
+        authorization: None,
+        invalid: false,
+    };
+    let mut issuers = std::collections::HashSet::new();
+    super::collect_issuers(&policy(None), &mut issuers);
+    assert!(issuers.is_empty());
+    super::collect_issuers(&policy(Some(Box::new(settings()))), &mut issuers);
+    assert_eq!(
+        issuers.into_iter().collect::<Vec<_>>(),
+        ["https://idp.test"]
+    );
+}
