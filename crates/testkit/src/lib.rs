@@ -2,7 +2,8 @@
 //!
 //! Owns the pieces a test needs around the real gateway binary: an echo backend that speaks the Gateway API
 //! conformance echo protocol ([`echo`]), an upstream that fails on purpose ([`faulty_upstream`]), throwaway
-//! certificates and the Secrets that carry them ([`pki`]), a real `redis-server` ([`redis`]), a harness that
+//! certificates and the Secrets that carry them ([`pki`]), a real `redis-server` ([`redis`]), a real OpenID provider
+//! ([`oidc`]), a harness that
 //! spawns and supervises the `portcullis` process ([`gateway`]), small HTTP/1.1 and h2c clients ([`client`]) and
 //! loopback port helpers ([`port`]).
 //!
@@ -13,6 +14,7 @@ pub mod client;
 pub mod echo;
 pub mod faulty_upstream;
 pub mod gateway;
+pub mod oidc;
 pub mod pki;
 pub mod port;
 pub mod redis;
@@ -21,5 +23,6 @@ pub use client::{HttpClient, TestResponse};
 pub use echo::{EchoConfig, EchoMode, EchoReply, EchoServer, reserve_closed_port};
 pub use faulty_upstream::{FaultyUpstream, UpstreamBehaviour};
 pub use gateway::{GatewayProcess, TempConfigDir};
+pub use oidc::{OidcProvider, OidcProviderConfig};
 pub use port::{free_port, wait_for_port};
 pub use redis::RedisServer;
