@@ -19,10 +19,7 @@ use policy::oidc::{OidcOutcome, OidcRuntime};
 use snapshot::security::Oidc;
 use testkit::{OidcProvider, OidcProviderConfig};
 
-#[path = "oidc_provider/browser.rs"]
-mod browser;
-
-use browser::Browser;
+use testkit::oidc::Browser;
 
 const GATEWAY: &str = "gateway.test";
 const CLIENT_ID: &str = "portcullis";
@@ -104,7 +101,7 @@ impl Fixture {
             runtime: OidcRuntime::new(Arc::clone(&metrics)),
             metrics,
             settings: settings(issuer),
-            browser: Browser::new(),
+            browser: Browser::new(GATEWAY),
         }
     }
 

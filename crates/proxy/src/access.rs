@@ -33,6 +33,7 @@ use http_body_util::BodyExt;
 use policy::authn::{self, Authenticator};
 use policy::authorization;
 use policy::ext_auth::{self, Verdict};
+use policy::oidc::{self, OidcOutcome, OidcRuntime};
 use policy::rate_limit::{Quota, RateLimitError, RateLimiter};
 use policy::{Denial, Identity};
 use snapshot::backend::AppProtocol;
@@ -48,6 +49,7 @@ use crate::plane::{DataPlane, Live};
 /// The runtimes of the request-time policies, one per process.
 #[derive(Debug)]
 pub struct PolicyRuntime {
+    oidc: OidcRuntime,
     authenticator: Authenticator,
     rate_limiter: RateLimiter,
 }
@@ -61,6 +63,7 @@ impl PolicyRuntime {
         metrics: Arc<Metrics>,
     ) -> Result<PolicyRuntime, RateLimitError> {
         Ok(PolicyRuntime {
+            oidc: OidcRuntime::new(Arc::clone(&metrics)),
             authenticator: Authenticator::new(Arc::clone(&metrics)),
             rate_limiter: RateLimiter::new(redis, metrics)?,
         })
@@ -70,6 +73,7 @@ impl PolicyRuntime {
     /// them without `--redis`).
     pub(crate) fn without_redis(metrics: Arc<Metrics>) -> PolicyRuntime {
         PolicyRuntime {
+            oidc: OidcRuntime::new(Arc::clone(&metrics)),
             authenticator: Authenticator::new(Arc::clone(&metrics)),
             rate_limiter: match RateLimiter::new(None, metrics) {
                 Ok(limiter) => limiter,
@@ -84,6 +88,7 @@ impl PolicyRuntime {
     pub(crate) fn retain(&self, snapshot: &Snapshot) {
         let mut rule_ids: HashSet<Arc<str>> = HashSet::new();
         let mut jwks_uris = HashSet::new();
+        let mut issuers = HashSet::new();
         let listeners = snapshot
             .sockets
             .values()
@@ -103,10 +108,12 @@ impl PolicyRuntime {
                 .map(|rule| rule.security.as_deref());
             for policy in security.chain([listener.security.as_deref()]).flatten() {
                 authn::collect_jwks_uris(policy, &mut jwks_uris);
+                oidc::collect_issuers(policy, &mut issuers);
             }
         }
         self.rate_limiter.retain(&rule_ids);
         self.authenticator.retain(&jwks_uris);
+        self.oidc.retain(&issuers);
     }
 }
 
@@ -115,6 +122,8 @@ impl PolicyRuntime {
 pub(crate) struct Admission {
     /// The most constraining rate limit that applied (`RateLimit`, `RateLimit-Policy`).
     quota: Option<Quota>,
+    /// `Set-Cookie` values of a renewed OIDC session.
+    set_cookies: Vec<HeaderValue>,
 }
 
 impl Admission {
@@ -122,6 +131,9 @@ impl Admission {
     pub(crate) fn decorate(&self, headers: &mut HeaderMap) {
         if let Some(quota) = &self.quota {
             quota.headers(headers);
+        }
+        for cookie in &self.set_cookies {
+            headers.append(header::SET_COOKIE, cookie.clone());
         }
     }
 }
@@ -150,13 +162,16 @@ pub(crate) async fn admit(
     body: &mut RequestStream,
 ) -> Result<Admission, Response<ResponseBody>> {
     let protocol = requester.protocol;
-    let identity = match listener.security_of(rule) {
+    let (identity, set_cookies) = match listener.security_of(rule) {
         Some(policy) => secure(&requester, policy, parts, body)
             .await
             .map_err(|denial| respond(denial, protocol))?,
-        None => Identity::default(),
+        None => (Identity::default(), Vec::new()),
     };
-    let mut admission = Admission::default();
+    let mut admission = Admission {
+        quota: None,
+        set_cookies,
+    };
     if let Some(limits) = listener.rate_limit_of(rule) {
         let runtime = &requester.plane.policies;
         admission.quota = runtime
@@ -174,7 +189,7 @@ async fn secure(
     policy: &SecurityPolicy,
     parts: &mut Parts,
     body: &mut RequestStream,
-) -> Result<Identity, Denial> {
+) -> Result<(Identity, Vec<HeaderValue>), Denial> {
     let metrics = &requester.plane.metrics;
     if policy.invalid {
         metrics.auth_decision(&policy.label, "policy", "invalid_policy");
@@ -183,26 +198,41 @@ async fn secure(
             "invalid-security-policy",
         ));
     }
-    // OIDC arrives with `policy::oidc`; until then a policy asking for it refuses every
-    // request rather than letting any through.
-    if policy.oidc.is_some() {
-        metrics.auth_decision(&policy.label, "oidc", "unsupported");
-        return Err(Denial::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "invalid-security-policy",
-        ));
-    }
     let runtime = &requester.plane.policies;
-    let identity = if policy.jwt.is_some() || policy.api_key.is_some() || policy.basic.is_some() {
+    let mut session = None;
+    let mut set_cookies = Vec::new();
+    if let Some(oidc) = &policy.oidc {
+        match runtime
+            .oidc
+            .authenticate(oidc, &policy.label, requester.scheme, parts)
+            .await
+        {
+            OidcOutcome::Authenticated {
+                identity,
+                set_cookies: cookies,
+            } => {
+                session = Some(identity);
+                set_cookies = cookies;
+            }
+            // The login redirect, the callback's and logout's redirects, or a refusal.
+            OidcOutcome::Respond(denial) => return Err(denial),
+        }
+    }
+    let mut identity = if policy.jwt.is_some() || policy.api_key.is_some() || policy.basic.is_some()
+    {
         runtime.authenticator.authenticate(policy, parts).await?
     } else {
         Identity::default()
     };
+    // A bearer token JWT authentication accepted is the identity; else the OIDC session's.
+    if identity.jwt.is_none() {
+        identity.jwt = session;
+    }
     if let Some(ext) = &policy.ext_auth {
         external(requester, &policy.label, ext, parts, body).await?;
     }
     authorization::authorize(policy, &identity, parts, requester.client_ip, metrics)?;
-    Ok(identity)
+    Ok((identity, set_cookies))
 }
 
 /// Step 3: asks the authorization service; its allowing answer's header changes are applied

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+mod browser;
+
+pub use browser::Browser;
+
 use crate::client::HttpClient;
 use crate::port::{free_port, wait_for_port};
 

@@ -104,20 +104,25 @@ async fn post(
     params: &[(&str, &str)],
 ) -> Result<TokenAnswer, TokenError> {
     let uri = endpoint(settings, provider)?;
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.extend_pairs(params);
-    let authorization = if provider.wants_client_secret_post() {
-        form.append_pair("client_id", &settings.client_id);
-        form.append_pair("client_secret", &settings.client_secret);
-        None
-    } else {
-        Some(basic_authorization(
-            &settings.client_id,
-            &settings.client_secret,
-        ))
+    // The serializer holds a non-`Sync` encoder: it must be gone before the await, or the
+    // future is not `Send`.
+    let (body, authorization) = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(params);
+        let authorization = if provider.wants_client_secret_post() {
+            form.append_pair("client_id", &settings.client_id);
+            form.append_pair("client_secret", &settings.client_secret);
+            None
+        } else {
+            Some(basic_authorization(
+                &settings.client_id,
+                &settings.client_secret,
+            ))
+        };
+        (form.finish(), authorization)
     };
     Ok(client
-        .post_form(&uri, form.finish(), authorization.as_deref())
+        .post_form(&uri, body, authorization.as_deref())
         .await?)
 }
 

@@ -323,7 +323,10 @@ async fn client_addresses_are_believed_only_through_trusted_hops() -> anyhow::Re
     ensure!(from("192.0.2.1").await? == 403, "default deny");
     // A client cannot forge an earlier hop: only the last entry (the trusted proxy's view)
     // counts.
-    ensure!(from("10.1.2.3, 192.0.2.1").await? == 403, "spoofed first hop");
+    ensure!(
+        from("10.1.2.3, 192.0.2.1").await? == 403,
+        "spoofed first hop"
+    );
 
     // Without trusted hops the peer (127.0.0.1) is the client, whatever the header says.
     let (direct, _pod) = start(security, vec![]).await?;

@@ -5,6 +5,7 @@
 mod authn;
 mod ext_auth;
 mod ext_auth_grpc;
+mod oidc;
 mod rate_limit;
 
 use serde_json::{Value, json};

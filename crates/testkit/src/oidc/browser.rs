@@ -1,5 +1,5 @@
 //! The scripted browser of the OIDC tests: an HTTP/1.1 client with a cookie jar that clicks
-//! through oidc-provider's login and consent pages.
+//! through oidc-provider's login and consent pages, for a gateway known by its host name.
 
 use std::collections::HashMap;
 
@@ -13,24 +13,28 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::GATEWAY;
-
 /// A scripted browser: an HTTP/1.1 client and a cookie jar keyed by host (paths and expiry
 /// dates are ignored; a cookie cleared with `Max-Age=0` or a 1970 `Expires` is dropped).
-pub(crate) struct Browser {
+pub struct Browser {
     client: Client<HttpConnector, Full<Bytes>>,
-    pub(crate) jar: HashMap<String, Vec<(String, String)>>,
+    /// The gateway's host name: the provider's redirect there ends a login.
+    gateway: String,
+    /// Cookies by host: `(name, value)` in the order they were set.
+    pub jar: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Browser {
-    pub(crate) fn new() -> Browser {
+    /// A browser with an empty jar, for the gateway at host `gateway`.
+    pub fn new(gateway: &str) -> Browser {
         Browser {
             client: Client::builder(TokioExecutor::new()).build_http(),
+            gateway: gateway.to_owned(),
             jar: HashMap::new(),
         }
     }
 
-    pub(crate) fn store(&mut self, host: &str, headers: &HeaderMap) {
+    /// Keeps the `Set-Cookie`s of a response from `host`.
+    pub fn store(&mut self, host: &str, headers: &HeaderMap) {
         let cookies = self.jar.entry(host.to_owned()).or_default();
         for value in headers.get_all(SET_COOKIE) {
             let Ok(text) = value.to_str() else { continue };
@@ -46,7 +50,8 @@ impl Browser {
         }
     }
 
-    pub(crate) fn cookie_header(&self, host: &str) -> Option<String> {
+    /// The `Cookie` header a request to `host` carries.
+    pub fn cookie_header(&self, host: &str) -> Option<String> {
         let cookies = self.jar.get(host)?;
         (!cookies.is_empty()).then(|| {
             cookies
@@ -57,7 +62,8 @@ impl Browser {
         })
     }
 
-    pub(crate) fn cookie(&self, host: &str, name: &str) -> Option<&str> {
+    /// The value of cookie `name` of `host`.
+    pub fn cookie(&self, host: &str, name: &str) -> Option<&str> {
         let cookies = self.jar.get(host)?;
         cookies
             .iter()
@@ -65,27 +71,23 @@ impl Browser {
             .map(|(_, value)| value.as_str())
     }
 
-    pub(crate) fn set_cookie(&mut self, host: &str, name: &str, value: &str) {
+    /// Sets cookie `name` of `host` (as a page script would).
+    pub fn set_cookie(&mut self, host: &str, name: &str, value: &str) {
         let cookies = self.jar.entry(host.to_owned()).or_default();
         cookies.retain(|(known, _)| known != name);
         cookies.push((name.to_owned(), value.to_owned()));
     }
 
     /// The request head a browser would send the gateway for `target`.
-    pub(crate) fn gateway_request(
-        &self,
-        method: Method,
-        target: &str,
-        accept: Option<&str>,
-    ) -> Parts {
+    pub fn gateway_request(&self, method: Method, target: &str, accept: Option<&str>) -> Parts {
         let mut builder = Request::builder()
             .method(method)
             .uri(target)
-            .header(HOST, GATEWAY);
+            .header(HOST, self.gateway.as_str());
         if let Some(accept) = accept {
             builder = builder.header(ACCEPT, accept);
         }
-        if let Some(cookies) = self.cookie_header(GATEWAY) {
+        if let Some(cookies) = self.cookie_header(&self.gateway) {
             builder = builder.header(COOKIE, cookies);
         }
         builder
@@ -96,7 +98,7 @@ impl Browser {
     }
 
     /// Sends one request to the provider and returns status, headers and body.
-    pub(crate) async fn send(
+    pub async fn send(
         &mut self,
         method: Method,
         uri: &Uri,
@@ -127,11 +129,7 @@ impl Browser {
 
     /// Follows the provider from `start` (the gateway's login redirect) through its login and
     /// consent forms until it redirects to the gateway; returns that URL, unfetched.
-    pub(crate) async fn log_in_at_provider(
-        &mut self,
-        start: &str,
-        login: &str,
-    ) -> anyhow::Result<Uri> {
+    pub async fn log_in_at_provider(&mut self, start: &str, login: &str) -> anyhow::Result<Uri> {
         let mut uri: Uri = start.parse()?;
         let mut form: Option<String> = None;
         for _ in 0..12 {
@@ -147,7 +145,7 @@ impl Browser {
                     .and_then(|v| v.to_str().ok())
                     .context("redirect without Location")?;
                 let next = resolve(&uri, location)?;
-                if next.host() == Some(GATEWAY) {
+                if next.host() == Some(self.gateway.as_str()) {
                     return Ok(next);
                 }
                 uri = next;
