@@ -13,6 +13,7 @@ use model::gateway_api::{
 use snapshot::{Filters, HeaderModifier, PathModifier, Redirect, UrlRewrite};
 
 use crate::cors;
+use crate::external_auth;
 use crate::hostname;
 use crate::mirror::{self, MirrorTargets};
 use crate::problems::{FieldPath, Problem, Problems};
@@ -122,9 +123,25 @@ fn compile_filter(
             }
             Ok(())
         }
-        HttpRouteRulesFiltersType::ExternalAuth | HttpRouteRulesFiltersType::ExtensionRef => {
-            Err(unsupported(at, spec))
+        HttpRouteRulesFiltersType::ExternalAuth => {
+            let auth = spec
+                .external_auth
+                .as_ref()
+                .ok_or_else(|| missing("externalAuth"))?;
+            let at = at.field("externalAuth");
+            let compiled = external_auth::compile(&at, auth, mirrors)?;
+            match compiled {
+                Some(compiled) => set_once(&at, &mut filters.external_auth, Box::new(compiled)),
+                // Validated only, or its backendRef does not resolve (reported): the rule's
+                // requests are refused (fail closed) rather than let through unchecked.
+                None => set_once(
+                    &at,
+                    &mut filters.external_auth,
+                    Box::new(external_auth::unresolved()),
+                ),
+            }
         }
+        HttpRouteRulesFiltersType::ExtensionRef => Err(unsupported(at, spec)),
     }
 }
 

@@ -301,6 +301,13 @@ fn backend_ref_filters(
             problems: &mut problems.refs,
         },
     )?;
+    if filters.external_auth.is_some() {
+        // The access phases run before a backendRef is chosen.
+        return Err(at
+            .field("filters")
+            .problem("ExternalAuth is only supported on the rule, not on a backendRef")
+            .into());
+    }
     if filters.cors.is_some() {
         // A preflight is answered before a backendRef is chosen: CORS belongs to the rule.
         return Err(at

@@ -22,6 +22,7 @@ mod client_policy;
 mod cors;
 mod duration;
 pub mod endpoints;
+mod external_auth;
 mod features;
 mod filter;
 mod frontend_tls;

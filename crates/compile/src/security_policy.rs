@@ -484,6 +484,7 @@ impl Context<'_> {
         let timeout = self.duration(&at.field("timeout"), ext.timeout.as_deref(), 1);
         let body = ext.with_body.as_ref().map(|body| BodyForwarding {
             max_bytes: usize::try_from(body.max_request_bytes).unwrap_or(usize::MAX),
+            refuse_larger: false,
         });
         if body.is_some_and(|b| b.max_bytes == 0 || b.max_bytes > 1 << 20) {
             self.problems.report(
@@ -500,6 +501,7 @@ impl Context<'_> {
             protocol,
             headers_to_backend,
             headers_to_upstream: to_upstream,
+            all_headers_to_upstream: false,
             body,
             fail_open: ext.fail_open.unwrap_or(false),
             timeout,

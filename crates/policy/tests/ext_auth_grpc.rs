@@ -152,7 +152,11 @@ fn settings() -> ExtAuth {
         protocol: ExtAuthProtocol::Grpc,
         headers_to_backend: Vec::new(),
         headers_to_upstream: Vec::new(),
-        body: Some(BodyForwarding { max_bytes: 8 }),
+        all_headers_to_upstream: false,
+        body: Some(BodyForwarding {
+            max_bytes: 8,
+            refuse_larger: false,
+        }),
         fail_open: false,
         timeout: Duration::from_secs(2),
     }

@@ -99,6 +99,7 @@ fn settings() -> ExtAuth {
         },
         headers_to_backend: Vec::new(),
         headers_to_upstream: vec![HeaderName::from_static("x-user")],
+        all_headers_to_upstream: false,
         body: None,
         fail_open: false,
         timeout: Duration::from_secs(2),
@@ -207,7 +208,10 @@ async fn with_body_the_server_receives_the_first_bytes_and_whether_they_were_cut
 -> anyhow::Result<()> {
     let (server, log) = start_server().await?;
     let mut settings = settings();
-    settings.body = Some(BodyForwarding { max_bytes: 5 });
+    settings.body = Some(BodyForwarding {
+        max_bytes: 5,
+        refuse_larger: false,
+    });
     let long = Bytes::from_static(b"0123456789");
     let short = Bytes::from_static(b"abc");
     for body in [&long, &short] {

@@ -9,7 +9,8 @@
 //! 3. external authorization (`policy::ext_auth`): the check request goes to the service's
 //!    backend through the same pools, balancer and health state as any request, within the
 //!    policy's timeout; an error or timeout applies `failOpen`;
-//! 4. authorization rules (`policy::authorization`);
+//! 4. authorization rules (`policy::authorization`), then the rule's HTTPRoute `ExternalAuth`
+//!    filter (experimental channel), a check like step 3;
 //! 5. rate limits (`policy::rate_limit`): local, then one Redis round trip for the global ones.
 //!
 //! A refusal is a [`Denial`], answered as is (a gRPC client gets the gRPC status of its HTTP
@@ -168,6 +169,12 @@ pub(crate) async fn admit(
             .map_err(|denial| respond(denial, protocol))?,
         None => (Identity::default(), Vec::new()),
     };
+    // The rule's `ExternalAuth` filter (experimental channel), after its SecurityPolicy.
+    if let Some(ext) = &rule.filters.external_auth {
+        external(&requester, &rule.name, ext, parts, body)
+            .await
+            .map_err(|denial| respond(denial, protocol))?;
+    }
     let mut admission = Admission {
         quota: None,
         set_cookies,
@@ -246,7 +253,14 @@ async fn external(
 ) -> Result<(), Denial> {
     let metrics = &requester.plane.metrics;
     let read = match settings.body {
-        Some(forwarding) => Some(body.read_ahead(forwarding.max_bytes).await),
+        Some(forwarding) => {
+            let (bytes, longer) = body.read_ahead(forwarding.max_bytes).await;
+            if longer && forwarding.refuse_larger {
+                metrics.auth_decision(label, "ext_auth", "body_too_large");
+                return Err(Denial::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large"));
+            }
+            Some((bytes, longer))
+        }
         None => None,
     };
     let client = SocketAddr::new(requester.client_ip, requester.peer.port());

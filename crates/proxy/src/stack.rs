@@ -237,6 +237,7 @@ async fn serve(
     // a request without one pays for neither the future nor the check.
     let admission = if routed.listener.security_of(routed.rule).is_some()
         || routed.listener.rate_limit_of(routed.rule).is_some()
+        || routed.rule.filters.external_auth.is_some()
     {
         let requester = access::Requester {
             plane,

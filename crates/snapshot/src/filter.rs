@@ -24,6 +24,9 @@ pub struct Filters {
     pub cors: Option<Box<CorsPolicy>>,
     /// `RequestMirror` filters (several are allowed), copies sent after every request filter.
     pub mirrors: Vec<Mirror>,
+    /// `ExternalAuth` (experimental channel; rules only): the rule's requests are checked by an
+    /// authorization service, after its SecurityPolicy (`proxy/src/access.rs`).
+    pub external_auth: Option<Box<crate::security::ExtAuth>>,
 }
 
 impl Filters {
@@ -35,6 +38,7 @@ impl Filters {
         rewrite: None,
         cors: None,
         mirrors: Vec::new(),
+        external_auth: None,
     };
 
     /// `filters`, boxed, or `None` when there are none.
@@ -50,6 +54,7 @@ impl Filters {
             && self.rewrite.is_none()
             && self.cors.is_none()
             && self.mirrors.is_empty()
+            && self.external_auth.is_none()
     }
 }
 

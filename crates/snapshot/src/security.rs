@@ -183,6 +183,10 @@ pub struct ExtAuth {
     pub headers_to_backend: Vec<HeaderName>,
     /// Headers of an allowing answer copied into the request sent upstream.
     pub headers_to_upstream: Vec<HeaderName>,
+    /// Every header of an allowing answer is copied upstream instead (except `Host`, framing
+    /// and hop-by-hop ones): the HTTPRoute `ExternalAuth` filter without
+    /// `allowedResponseHeaders`.
+    pub all_headers_to_upstream: bool,
     /// The request body is sent along, up to this many bytes (`None`: no body).
     pub body: Option<BodyForwarding>,
     /// Whether a request goes on (`true`) or is refused with 403 (`false`) when the service
@@ -212,6 +216,9 @@ pub struct BodyForwarding {
     /// At most this many bytes of the body are sent (a larger body is cut: `allowPartial`
     /// semantics; the service sees a header saying so).
     pub max_bytes: usize,
+    /// A larger body is refused with 413 instead (the HTTPRoute `ExternalAuth` filter's
+    /// `forwardBody`).
+    pub refuse_larger: bool,
 }
 
 /// Authorization rules.

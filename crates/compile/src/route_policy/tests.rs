@@ -277,3 +277,41 @@ fn targets_that_do_not_exist_are_reported() {
         "{message}"
     );
 }
+
+#[test]
+fn the_external_auth_filter_compiles_on_rules_only() {
+    let route = |filters_at: &str| {
+        let filter = "[{type: ExternalAuth, externalAuth: {protocol: HTTP, backendRef: {name: web, port: 8080}, http: {allowedHeaders: [x-token]}, forwardBody: {maxSize: 16}}}]";
+        match filters_at {
+            "rule" => format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: infra}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - filters: {filter}\n    backendRefs: [{{name: web, port: 8080}}]\n"
+            ),
+            _ => format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: infra}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - backendRefs: [{{name: web, port: 8080, filters: {filter}}}]\n"
+            ),
+        }
+    };
+    let compiled = compile_yaml(&route("rule"));
+    let (_, rule) = reached(&compiled, "/x");
+    let ext = rule.filters.external_auth.as_ref().expect("the filter");
+    assert!(
+        ext.all_headers_to_upstream,
+        "no allowedResponseHeaders: every header"
+    );
+    assert_eq!(ext.headers_to_backend, ["authorization", "x-token"]);
+    assert!(
+        ext.body
+            .is_some_and(|b| b.refuse_larger && b.max_bytes == 16)
+    );
+    assert!(!ext.fail_open);
+
+    let compiled = compile_yaml(&route("backendRef"));
+    let status = object(&compiled, "HTTPRoute", "infra", "r");
+    assert!(
+        status
+            .problems
+            .iter()
+            .any(|p| p.contains("ExternalAuth is only supported on the rule")),
+        "{status:?}"
+    );
+}

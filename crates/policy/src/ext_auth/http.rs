@@ -109,7 +109,30 @@ pub(super) fn judge(settings: &ExtAuth, head: response::Parts, body: Bytes) -> V
 /// The `headers_to_upstream` of an allowing answer, as changes to the upstream request.
 fn upstream_changes(settings: &ExtAuth, answer: &HeaderMap) -> HeaderChanges {
     let mut changes = HeaderChanges::default();
-    for name in &settings.headers_to_upstream {
+    let every: Vec<HeaderName>;
+    let names = if settings.all_headers_to_upstream {
+        // Each name once; what may never be changed upstream (`Host`, framing, hop-by-hop)
+        // is refused by `HeaderChanges::apply`, and the answer's own framing is not copied.
+        let mut names: Vec<HeaderName> = answer
+            .keys()
+            .filter(|name| {
+                ![
+                    header::CONTENT_TYPE,
+                    header::DATE,
+                    header::SERVER,
+                    HEADERS_TO_REMOVE,
+                ]
+                .contains(name)
+            })
+            .cloned()
+            .collect();
+        names.dedup();
+        every = names;
+        &every
+    } else {
+        &settings.headers_to_upstream
+    };
+    for name in names {
         changes.push(HeaderChange::Remove(name.clone()));
         for value in answer.get_all(name) {
             changes.push(HeaderChange::Append(name.clone(), value.clone()));

@@ -141,7 +141,10 @@ fn the_http_attributes_are_filled_as_envoy_fills_them() {
 #[test]
 fn with_body_the_body_goes_as_text_and_bytes_and_the_partial_header_is_set() {
     let mut settings = settings(ExtAuthProtocol::Grpc);
-    settings.body = Some(BodyForwarding { max_bytes: 5 });
+    settings.body = Some(BodyForwarding {
+        max_bytes: 5,
+        refuse_larger: false,
+    });
     let body = Bytes::from_static(b"{\"a\":1} and more");
     let check = check_request(
         &settings,

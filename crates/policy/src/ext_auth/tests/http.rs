@@ -73,7 +73,10 @@ fn headers_to_backend_selects_the_headers_sent_besides_host_and_forwarding() {
 #[test]
 fn with_body_the_first_max_bytes_are_sent_and_the_partial_header_says_whether_cut() {
     let mut settings = http_settings("");
-    settings.body = Some(BodyForwarding { max_bytes: 4 });
+    settings.body = Some(BodyForwarding {
+        max_bytes: 4,
+        refuse_larger: false,
+    });
     let body = Bytes::from_static(b"hello world");
     let check = check_request(
         &settings,

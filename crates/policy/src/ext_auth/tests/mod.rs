@@ -20,6 +20,7 @@ pub(super) fn settings(protocol: ExtAuthProtocol) -> ExtAuth {
         protocol,
         headers_to_backend: Vec::new(),
         headers_to_upstream: Vec::new(),
+        all_headers_to_upstream: false,
         body: None,
         fail_open: false,
         timeout: Duration::from_secs(1),

@@ -233,3 +233,81 @@ async fn an_unreachable_service_applies_the_failure_mode() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// The Gateway API `ExternalAuth` filter (experimental channel) on a rule: the same service,
+/// with the filter's semantics (every answer header copied, a body over `maxSize` refused).
+#[tokio::test]
+async fn the_httproute_external_auth_filter_checks_its_rule() -> anyhow::Result<()> {
+    let (service, checks) = authorization_service().await?;
+    let pod = EchoServer::start(EchoConfig::new("app", NS)).await?;
+    let mut documents = service_backend(NS, "app", &[pod.addr()]);
+    documents.extend(service_backend(NS, "authz", &[service]));
+    let mut guarded = rule(
+        vec![crate::fixture::manifest::path_match(
+            "PathPrefix",
+            "/guarded",
+        )],
+        vec![service_ref("app")],
+    );
+    guarded["filters"] = json!([{
+        "type": "ExternalAuth",
+        "externalAuth": {
+            "protocol": "HTTP",
+            "backendRef": service_ref("authz"),
+            "http": {"path": "/check", "allowedHeaders": ["x-token", "x-user"]},
+            "forwardBody": {"maxSize": 8},
+        },
+    }]);
+    let open = rule(vec![], vec![service_ref("app")]);
+    documents.push(http_route("app", &[], vec![guarded, open]));
+    let gateway = TestGateway::start(&documents).await?;
+
+    let allowed = gateway
+        .get(
+            HOST,
+            "/guarded/x",
+            &[("x-token", "good"), ("x-user", "ana")],
+        )
+        .await?;
+    ensure!(
+        allowed.status == 200,
+        "{} {}",
+        allowed.status,
+        allowed.text()
+    );
+    let echo = allowed.echo()?;
+    ensure!(
+        echo.header("x-tenant").as_deref() == Some("acme"),
+        "{:?}",
+        echo.headers
+    );
+    ensure!(
+        echo.header("x-not-listed").as_deref() == Some("dropped"),
+        "without allowedResponseHeaders every answer header is copied: {:?}",
+        echo.headers
+    );
+    let denied = gateway
+        .get(HOST, "/guarded/x", &[("x-token", "bad")])
+        .await?;
+    ensure!(denied.status == 401, "{}", denied.status);
+    let large = gateway
+        .request(
+            http::Method::POST,
+            HOST,
+            "/guarded/upload",
+            &[("x-token", "good")],
+            Bytes::from_static(b"more than eight bytes"),
+        )
+        .await?;
+    ensure!(large.status == 413, "a body over maxSize: {}", large.status);
+    let before = checks.load(Ordering::Relaxed);
+    ensure!(
+        gateway.get(HOST, "/open", &[]).await?.status == 200,
+        "other rules are not checked"
+    );
+    ensure!(
+        checks.load(Ordering::Relaxed) == before,
+        "no check for the open rule"
+    );
+    Ok(())
+}
