@@ -23,7 +23,7 @@ use crate::schema::{DURATION_PATTERN, MAX_NAME_LENGTH, MAX_TARGET_REFS};
 
 /// The CEL rule of route-policy `targetRefs`: a Gateway (or listener), an HTTPRoute or a
 /// GRPCRoute (or one of its rules).
-pub(crate) const ROUTE_POLICY_TARGETS_RULE: &str = "self.all(t, t.group == 'gateway.networking.k8s.io' && t.kind in ['Gateway', 'HTTPRoute', 'GRPCRoute'])";
+pub(crate) const ROUTE_POLICY_TARGETS_RULE: &str = "self.all(t, has(t.group) && t.group == 'gateway.networking.k8s.io' && t.kind in ['Gateway', 'HTTPRoute', 'GRPCRoute'])";
 
 /// A `SecurityPolicy` object.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
