@@ -52,9 +52,10 @@ pub(crate) struct RunArgs {
     pub(crate) kubernetes: bool,
 
     /// Redis server for the global limits of RateLimitPolicies, shared by every replica
-    /// (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS). Without it, a policy
-    /// with `global` limits is not accepted. A Redis that is down at start or later is not an
-    /// error: each policy's `failureMode` applies until it answers again.
+    /// (`redis://[user:password@]host:port[/db]`; TLS to Redis, `rediss://`, is not built in and
+    /// is refused). Without it, a policy with `global` limits is not accepted. A Redis that is
+    /// down at start or later is not an error: each policy's `failureMode` applies until it
+    /// answers again.
     #[arg(long, value_name = "URL", env = "PORTCULLIS_REDIS_URL")]
     pub(crate) redis: Option<String>,
 
