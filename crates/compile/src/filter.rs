@@ -145,14 +145,8 @@ fn compile_filter(
     }
 }
 
-/// Why a filter type Portcullis does not implement is rejected.
+/// Why an `ExtensionRef` filter is rejected: Portcullis defines no extension filter kinds.
 fn unsupported(at: &FieldPath, spec: &HttpRouteRulesFilters) -> Problem {
-    if spec.r#type != HttpRouteRulesFiltersType::ExtensionRef {
-        return at.problem(format!(
-            "filter type {:?} is not supported yet",
-            spec.r#type
-        ));
-    }
     let target = spec
         .extension_ref
         .as_ref()

@@ -32,6 +32,7 @@ use crate::backend_ref::BackendTable;
 use crate::listener::Listeners;
 use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ObjectStatus, StatusReport};
+use crate::traffic_policy::attachment_conditions;
 use crate::{rate_limit_policy, security_policy};
 
 /// Where a policy attaches.
@@ -372,31 +373,6 @@ fn describe(target: &Target) -> String {
             None => format!("Gateway {namespace}/{name}"),
         },
     }
-}
-
-/// `Accepted` (and `Conflicted`) of a valid policy (GEP-713).
-fn attachment_conditions(
-    attached: &[String],
-    not_found: &Problems,
-    conflicts: &Problems,
-) -> Vec<Condition> {
-    if attached.is_empty() {
-        let (reason, message) = if conflicts.is_empty() {
-            ("TargetNotFound", not_found.join())
-        } else {
-            ("Conflicted", conflicts.join())
-        };
-        return vec![Condition::no("Accepted", reason, message)];
-    }
-    let mut conditions = vec![Condition::yes(
-        "Accepted",
-        "Accepted",
-        format!("applies to {}", attached.join(", ")),
-    )];
-    if !conflicts.is_empty() {
-        conditions.push(Condition::yes("Conflicted", "Conflicted", conflicts.join()));
-    }
-    conditions
 }
 
 /// The target one `targetRefs` entry names, if it exists in the policy's namespace: a

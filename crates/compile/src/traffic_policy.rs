@@ -283,10 +283,10 @@ fn created(policy: &BackendTrafficPolicy) -> Option<i64> {
         .map(|t| t.0.as_second())
 }
 
-/// `Accepted` (and `Conflicted`) of a valid policy. GEP-713: a policy that attaches to at least
-/// one target is accepted; one that attaches nowhere is not, and says why (lost conflicts
+/// `Accepted` (and `Conflicted`) of a valid policy (every policy kind of ours). GEP-713: a policy
+/// that attaches to at least one target is accepted; one that attaches nowhere is not, and says why (lost conflicts
 /// first, else the targets that are missing).
-fn attachment_conditions(
+pub(crate) fn attachment_conditions(
     attached: &[String],
     not_found: &Problems,
     conflicts: &Problems,

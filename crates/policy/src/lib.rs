@@ -11,6 +11,7 @@
 pub mod authn;
 pub mod authorization;
 pub mod ext_auth;
+mod https_client;
 pub mod oidc;
 pub mod rate_limit;
 

@@ -38,7 +38,7 @@ fn every_bad_filter_of_a_rule_is_reported() {
 #[test]
 fn a_dropped_rule_does_not_resolve_mirrors_after_its_first_bad_filter() {
     let compiled = compile_yaml(&route_with_filters(
-        "    - {type: ExternalAuth, externalAuth: {protocol: HTTP, backendRef: {name: web}}}\n\
+        "    - {type: ExtensionRef, extensionRef: {group: example.com, kind: Auth, name: a}}\n\
          \x20   - {type: RequestMirror, requestMirror: {backendRef: {name: missing, port: 8080}, percent: 101}}\n\
          \x20   - {type: RequestMirror, requestMirror: {backendRef: {name: missing, port: 8080}}}",
     ));
@@ -48,7 +48,7 @@ fn a_dropped_rule_does_not_resolve_mirrors_after_its_first_bad_filter() {
     assert_eq!(
         status.problems,
         vec![
-            "HTTPRoute infra/r rules[0].filters[0]: filter type ExternalAuth is not supported yet".to_owned(),
+            "HTTPRoute infra/r rules[0].filters[0]: ExtensionRef example.com/Auth a is not supported: Portcullis has no extension filter kinds yet".to_owned(),
             "HTTPRoute infra/r rules[0].filters[1].requestMirror.percent: 101 is not between 0 and 100".to_owned(),
         ]
     );

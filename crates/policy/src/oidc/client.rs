@@ -6,24 +6,21 @@
 //! [`MAX_BODY_BYTES`] for the answer. Redirects are not followed. This module knows nothing of
 //! OIDC beyond "GET JSON" and "POST a form, read JSON".
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::{ClientConfig, RootCertStore};
+
+use crate::https_client;
 
 /// How long one exchange with the provider may take (connect, headers and body).
 pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest answer read from the provider.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpsClient = https_client::HttpsClient<Full<Bytes>>;
 
 /// Why an exchange with the provider brought nothing usable.
 #[derive(Debug, thiserror::Error)]
@@ -175,29 +172,7 @@ pub(crate) fn is_error_code(code: &str) -> bool {
         && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// The client: HTTP and HTTPS (HTTP/1.1), verified against the platform's trust anchors. A
-/// store without anchors still builds a client: http providers work, https ones fail (502).
+/// The client: HTTP and HTTPS, verified against the platform's trust anchors.
 fn build_client() -> Result<HttpsClient, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        tracing::warn!("OIDC: no usable system CA certificate; https providers will fail");
-    }
-    client_with(roots)
-}
-
-fn client_with(roots: RootCertStore) -> Result<HttpsClient, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    https_client::client_with(https_client::system_roots("OIDC"))
 }

@@ -7,24 +7,20 @@
 //! redirects are not followed. The client is built on the first remote fetch (reading the
 //! trust store is I/O, and a gateway with only inline key sets never needs it).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::{ClientConfig, RootCertStore};
 
 use super::keys::{KeySet, KeySetError};
+use crate::https_client;
 
 /// The largest JWKS document accepted (real ones are a few KiB).
 pub(crate) const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type HttpsClient = https_client::HttpsClient<Empty<Bytes>>;
 
 /// Why a fetch brought no key set.
 #[derive(Debug, thiserror::Error)]
@@ -68,9 +64,9 @@ pub(crate) struct JwksFetcher {
 impl JwksFetcher {
     /// A fetcher that trusts `roots` instead of the platform's anchors (tests).
     #[cfg(test)]
-    pub(crate) fn with_roots(roots: RootCertStore) -> JwksFetcher {
+    pub(crate) fn with_roots(roots: rustls::RootCertStore) -> JwksFetcher {
         let client = OnceLock::new();
-        let _ = client.set(client_with(roots));
+        let _ = client.set(https_client::client_with(roots));
         JwksFetcher { client }
     }
 
@@ -107,33 +103,7 @@ async fn get(client: &HttpsClient, uri: &Uri) -> Result<Bytes, FetchError> {
     Ok(collected.to_bytes())
 }
 
-/// The client: HTTP and HTTPS (HTTP/1.1), verified against the platform's trust anchors. A
-/// platform store without usable anchors still builds a client: plain-HTTP endpoints work and
-/// HTTPS fetches fail (and are counted) rather than the gateway refusing to start.
+/// The client: HTTP and HTTPS, verified against the platform's trust anchors.
 fn build_client() -> Result<HttpsClient, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        tracing::warn!(
-            "JWKS fetcher: no usable system CA certificate; https JWKS fetches will fail"
-        );
-    }
-    client_with(roots)
-}
-
-/// The client over `roots`.
-fn client_with(roots: RootCertStore) -> Result<HttpsClient, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    https_client::client_with(https_client::system_roots("JWKS fetcher"))
 }

@@ -96,7 +96,8 @@ fn our_crds() -> anyhow::Result<Vec<Value>> {
 async fn install_our_crds(cluster: &TestCluster) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let crds = our_crds()?;
-    ensure!(crds.len() == 3, "deploy/crds holds {} CRDs", crds.len());
+    // Backend, BackendTrafficPolicy, ClientTrafficPolicy, RateLimitPolicy, SecurityPolicy.
+    ensure!(crds.len() == 5, "deploy/crds holds {} CRDs", crds.len());
     for crd in &crds {
         cluster.apply(crd).await?;
     }
@@ -571,7 +572,7 @@ async fn helm_chart_renders_manifests_the_api_server_accepts() -> anyhow::Result
         ],
         Some(&crds),
     )?;
-    ensure!(applied.lines().count() == 3, "{applied}");
+    ensure!(applied.lines().count() == 5, "{applied}");
     run(
         &kubectl,
         &[
