@@ -252,6 +252,8 @@ impl TestCluster {
             "Backend" => ("backends", true),
             "BackendTrafficPolicy" => ("backendtrafficpolicies", true),
             "ClientTrafficPolicy" => ("clienttrafficpolicies", true),
+            "SecurityPolicy" => ("securitypolicies", true),
+            "RateLimitPolicy" => ("ratelimitpolicies", true),
             other => bail!("the test cluster does not know the kind {other}"),
         };
         let resource =
