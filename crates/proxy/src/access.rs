@@ -73,14 +73,10 @@ impl PolicyRuntime {
     /// The runtimes without Redis: global limits apply their failure mode (compile refuses
     /// them without `--redis`).
     pub(crate) fn without_redis(metrics: Arc<Metrics>) -> PolicyRuntime {
-        PolicyRuntime {
-            oidc: OidcRuntime::new(Arc::clone(&metrics)),
-            authenticator: Authenticator::new(Arc::clone(&metrics)),
-            rate_limiter: match RateLimiter::new(None, metrics) {
-                Ok(limiter) => limiter,
-                // Without a URL there is nothing to parse: `new` cannot fail.
-                Err(error) => unreachable!("a rate limiter without Redis failed: {error}"),
-            },
+        match PolicyRuntime::new(None, metrics) {
+            Ok(runtime) => runtime,
+            // Without a URL there is nothing to parse: `new` cannot fail.
+            Err(error) => unreachable!("policy runtimes without Redis failed: {error}"),
         }
     }
 

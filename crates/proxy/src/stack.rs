@@ -254,8 +254,9 @@ async fn serve(
             &mut parts,
             &mut body,
         );
+        // Boxed too: it is held across the forwarding, whose future every request carries.
         match Box::pin(admitting).await {
-            Ok(admission) => Some(admission),
+            Ok(admission) => Some(Box::new(admission)),
             Err(refusal) => return Ok(refusal),
         }
     } else {
