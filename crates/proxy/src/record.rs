@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{Request, Version, header};
-use telemetry::LabelValue;
+use telemetry::{HttpMethod, LabelValue, RequestKey, TraceExemplar};
 
 use crate::cors;
 use crate::plane::{DataPlane, Live};
@@ -31,20 +31,24 @@ pub(crate) struct Disposition {
     pub(crate) backend_index: Option<usize>,
     pub(crate) endpoint: Option<SocketAddr>,
     pub(crate) cors: Option<cors::CorsGrant>,
+    /// The listener's scheme (`http`, `https`), once a listener took the request.
+    pub(crate) scheme: &'static str,
     /// When the last attempt's response head arrived (its verdict's clock reading), which ends
     /// the request's duration when that response is the answer.
     pub(crate) head_at: Option<std::time::Instant>,
 }
 
-/// Counts the request in `portcullis_requests_total` and `portcullis_request_duration_seconds`:
+/// Counts the request in `portcullis_requests_total`, `portcullis_request_duration_seconds`
+/// and `http_server_request_duration_seconds` (with `exemplar`, its trace when sampled):
 /// through the generation's series cache when it matched a rule (the common case), by labels
 /// otherwise (no listener, no route: the labels are empty).
 pub(crate) fn record_request(
     plane: &DataPlane,
     live: &Live,
     disposition: &Disposition,
-    status: u16,
+    (method, status): (HttpMethod, u16),
     duration: Duration,
+    exemplar: Option<TraceExemplar>,
 ) {
     let label = |value: &Option<Arc<str>>| {
         value
@@ -52,11 +56,13 @@ pub(crate) fn record_request(
             .map_or_else(LabelValue::empty, LabelValue::from)
     };
     let series = || {
-        plane.metrics.request_series(
-            &label(&disposition.route),
-            &label(&disposition.backend),
-            status,
-        )
+        plane.metrics.request_series(&RequestKey {
+            route: &label(&disposition.route),
+            backend: &label(&disposition.backend),
+            code: status,
+            method,
+            scheme: disposition.scheme,
+        })
     };
     match disposition.rule {
         Some(rule) => {
@@ -64,10 +70,12 @@ pub(crate) fn record_request(
                 rule,
                 backend: disposition.backend_index,
                 code: status,
+                method,
+                scheme: disposition.scheme,
             };
-            live.series.record_request(key, duration, series);
+            live.series.record_request(key, duration, exemplar, series);
         }
-        None => series().record(duration),
+        None => series().record(duration, exemplar),
     }
 }
 

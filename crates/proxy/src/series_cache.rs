@@ -18,7 +18,7 @@ use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use snapshot::fast_hash::FastHashBuilder;
-use telemetry::{BreakerStateGauge, RequestSeries};
+use telemetry::{BreakerStateGauge, HttpMethod, RequestSeries, TraceExemplar};
 
 /// Which request series a request records into, within one generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,11 +29,16 @@ pub(crate) struct SeriesKey {
     pub(crate) backend: Option<usize>,
     /// The response status.
     pub(crate) code: u16,
+    /// The request method (the semantic-convention histogram's label).
+    pub(crate) method: HttpMethod,
+    /// The listener's scheme.
+    pub(crate) scheme: &'static str,
 }
 
 type SeriesMap = HashMap<SeriesKey, RequestSeries, FastHashBuilder>;
 
-/// The series handles of one generation. Bounded by rules × (backends + 1) × status codes.
+/// The series handles of one generation. Bounded by rules × (backends + 1) × status codes ×
+/// methods (ten at most: `telemetry::HttpMethod`).
 #[derive(Debug, Default)]
 pub(crate) struct SeriesCache {
     requests: RwLock<SeriesMap>,
@@ -57,16 +62,17 @@ impl SeriesCache {
         &self,
         key: SeriesKey,
         duration: Duration,
+        exemplar: Option<TraceExemplar>,
         series: impl FnOnce() -> RequestSeries,
     ) {
         if let Some(hit) = self.read().get(&key) {
-            hit.record(duration);
+            hit.record(duration, exemplar);
             return;
         }
         // Fetched outside our lock: the registry takes its own. Two requests missing at once
         // both fetch the same shared series; the second insert finds the first's.
         let series = series();
-        series.record(duration);
+        series.record(duration, exemplar);
         self.write().entry(key).or_insert(series);
     }
 

@@ -123,6 +123,7 @@ pub(crate) async fn handle(
     let mut disposition = Disposition::default();
     // Decided before the request moves: errors answer gRPC clients in gRPC.
     let protocol = ClientProtocol::of(request.headers());
+    let method = telemetry::HttpMethod::of(request.method().as_str());
     let client_ip = client_ip::client_address(
         connection.settings.client_ip,
         connection.peer.ip(),
@@ -162,7 +163,14 @@ pub(crate) async fn handle(
     }
     let status = response.status().as_u16();
     let duration = end.saturating_duration_since(start);
-    record::record_request(&plane, &live, &disposition, status, duration);
+    record::record_request(
+        &plane,
+        &live,
+        &disposition,
+        (method, status),
+        duration,
+        None,
+    );
     // Set in place: a response is a few hundred bytes, moving it costs more than this does.
     response.body_mut().set_in_flight(in_flight);
     let Some(head) = log_head else {
@@ -211,6 +219,7 @@ async fn serve(
             .insert(TunnelHold::new(connection.state.hold()));
     }
     let (socket, listener, host) = select_listener(live, connection, &parts)?;
+    disposition.scheme = socket.scheme.as_str();
     let routed = match normalize_path(listener, &parts)? {
         Normalized::Unchanged => match_route(socket, listener, host, &parts, disposition)?,
         Normalized::Redirect(redirect) => return Ok(redirect),

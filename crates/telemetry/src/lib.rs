@@ -9,9 +9,11 @@ mod access_log;
 mod endpoint_latency;
 mod label_value;
 mod metrics;
+mod semconv;
 mod timestamp;
 
 pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLogFormat};
 pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
-pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestSeries};
+pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestKey, RequestSeries};
+pub use semconv::{Hex, HttpMethod, TraceExemplar};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -15,6 +16,7 @@ use prometheus_client::registry::{Metric, Registry};
 
 use crate::endpoint_latency::{EndpointLatencyCollector, EndpointLatencySource};
 use crate::label_value::LabelValue;
+use crate::semconv::{HttpMethod, ServerDurationLabels, TraceExemplar};
 
 /// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus
 /// scrapes natively).
@@ -35,6 +37,12 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: LabelValue,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteBackendLabels {
+    route: LabelValue,
+    backend: LabelValue,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -109,13 +117,32 @@ const REDIS_BUCKETS: [f64; 12] = [
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+type ExemplarHistogramFamily<L> =
+    Family<L, HistogramWithExemplars<TraceExemplar>, fn() -> HistogramWithExemplars<TraceExemplar>>;
+
+/// What one answered request's series are labelled with ([`Metrics::request_series`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestKey<'a> {
+    /// The matched rule (`HTTPRoute ns/name rules[0]`), empty without one.
+    pub route: &'a LabelValue,
+    /// The backend the request went to, empty if it went to none.
+    pub backend: &'a LabelValue,
+    /// The status sent to the client.
+    pub code: u16,
+    /// The request method.
+    pub method: HttpMethod,
+    /// `http` or `https`: the listener's scheme (empty when no listener took the request).
+    pub scheme: &'static str,
+}
+
 /// Every metric Portcullis exports. Share it behind an `Arc`; every method takes `&self` and
 /// is safe to call from any thread.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    request_duration: HistogramFamily<RouteLabels>,
+    request_duration: HistogramFamily<RouteBackendLabels>,
+    server_request_duration: ExemplarHistogramFamily<ServerDurationLabels>,
     upstream_connections_active: Family<BackendLabels, Gauge>,
     upstream_connections: Family<BackendLabels, Counter>,
     downstream_connections_active: Gauge,
@@ -153,201 +180,230 @@ impl Metrics {
     // Long by design: one registration (name, help, family) per exported metric, in one flat
     // list, so that the whole exported surface reads in one place.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("portcullis");
+        // The OpenTelemetry semantic-convention series go at the root (their names are the
+        // convention's); ours under `portcullis_`.
+        let mut root = Registry::default();
+        let server_request_duration = registered(
+            &mut root,
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests (OpenTelemetry semantic convention \
+             http.server.request.duration), by method, status code, route and scheme; \
+             exemplars carry the trace of sampled requests",
+            ExemplarHistogramFamily::<ServerDurationLabels>::new_with_constructor(|| {
+                HistogramWithExemplars::new(DURATION_BUCKETS.into_iter())
+            }),
+        );
+        let registry = root.sub_registry_with_prefix("portcullis");
         let endpoint_latency = EndpointLatencyCollector::default();
         registry.register_collector(Box::new(endpoint_latency.clone()));
-        Metrics {
+        let metrics = Metrics {
             requests: registered(
-                &mut registry,
+                registry,
                 "requests",
                 "Requests answered, by route, backend and status code",
                 Family::<RequestLabels, Counter>::default(),
             ),
             request_duration: registered(
-                &mut registry,
+                registry,
                 "request_duration_seconds",
-                "Time from request head received to response complete, by route",
+                "Time from request head received to response head ready (from the backend, or the gateway's own), by route \
+                 and backend",
                 Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
             ),
             upstream_connections_active: registered(
-                &mut registry,
+                registry,
                 "upstream_connections_active",
                 "Open connections to upstream endpoints, by backend",
                 Family::<BackendLabels, Gauge>::default(),
             ),
             upstream_connections: registered(
-                &mut registry,
+                registry,
                 "upstream_connections",
                 "Connections opened to upstream endpoints, by backend",
                 Family::<BackendLabels, Counter>::default(),
             ),
             downstream_connections_active: registered(
-                &mut registry,
+                registry,
                 "downstream_connections_active",
                 "Open client connections",
                 Gauge::default(),
             ),
             downstream_connections_hibernated: registered(
-                &mut registry,
+                registry,
                 "downstream_connections_hibernated",
                 "Open client connections parked while idle (HTTP/1.1 keep-alive connections \
                  waiting for a request without a task or buffers)",
                 Gauge::default(),
             ),
             downstream_connections_closed: registered(
-                &mut registry,
+                registry,
                 "downstream_connections_closed_by_gateway",
                 "Client connections the gateway closed, by reason (header_timeout, idle_timeout, \
                  write_stall, rapid_reset, control_flood)",
                 Family::<ReasonLabels, Counter>::default(),
             ),
             downstream_connections_refused: registered(
-                &mut registry,
+                registry,
                 "downstream_connections_refused",
                 "Client connections refused at accept, by reason (listener_limit, global_limit, \
                  fd_limit)",
                 Family::<ReasonLabels, Counter>::default(),
             ),
             config_reloads: registered(
-                &mut registry,
+                registry,
                 "config_reloads",
                 "Config reloads, by result",
                 Family::<ReloadLabels, Counter>::default(),
             ),
             config_last_reload_success: registered(
-                &mut registry,
+                registry,
                 "config_last_reload_success",
                 "1 if the last config reload succeeded, 0 if it failed",
                 Gauge::default(),
             ),
             config_generation: registered(
-                &mut registry,
+                registry,
                 "config_generation",
                 "Generation of the config in use",
                 Gauge::default(),
             ),
             retries: registered(
-                &mut registry,
+                registry,
                 "retries",
                 "Retries of requests to backends, by route rule",
                 Family::<RouteLabels, Counter>::default(),
             ),
             retry_budget_exhausted: registered(
-                &mut registry,
+                registry,
                 "retry_budget_exhausted",
                 "Retries not made because the route rule's retry budget was spent, by route rule",
                 Family::<RouteLabels, Counter>::default(),
             ),
             circuit_breaker_state: registered(
-                &mut registry,
+                registry,
                 "circuit_breaker_state",
                 "Error-rate breaker state by backend: 0 closed, 1 open, 2 half-open",
                 Family::<BackendLabels, Gauge>::default(),
             ),
             circuit_breaker_rejections: registered(
-                &mut registry,
+                registry,
                 "circuit_breaker_rejections",
                 "Requests answered 503 by the circuit breaker, by backend and reason",
                 Family::<RejectionLabels, Counter>::default(),
             ),
             endpoint_healthy: registered(
-                &mut registry,
+                registry,
                 "endpoint_healthy",
                 "Active health check verdict per endpoint: 1 healthy, 0 unhealthy",
                 Family::<EndpointLabels, Gauge>::default(),
             ),
             outlier_ejections: registered(
-                &mut registry,
+                registry,
                 "outlier_ejections",
                 "Endpoints ejected by outlier detection, by backend and reason",
                 Family::<EjectionLabels, Counter>::default(),
             ),
             mirror_requests: registered(
-                &mut registry,
+                registry,
                 "mirror_requests",
                 "Mirrored copies of requests (RequestMirror), by route rule and result",
                 Family::<MirrorLabels, Counter>::default(),
             ),
             tls_connections: registered(
-                &mut registry,
+                registry,
                 "tls_connections",
                 "Connections on TLS listeners (TLSRoute), by route rule and result",
                 Family::<TlsConnectionLabels, Counter>::default(),
             ),
             auth_decisions: registered(
-                &mut registry,
+                registry,
                 "auth_decisions",
                 "SecurityPolicy decisions, by policy, method (oidc, jwt, api_key, basic, \
                  ext_auth, authorization) and result (allowed, or why the request was refused)",
                 Family::<AuthLabels, Counter>::default(),
             ),
             rate_limit_decisions: registered(
-                &mut registry,
+                registry,
                 "rate_limit_decisions",
                 "RateLimitPolicy decisions, by rule, scope (local, global) and result (allowed, \
                  limited, shadow_limited, failed_open, failed_closed)",
                 Family::<RateLimitLabels, Counter>::default(),
             ),
             redis_duration: registered(
-                &mut registry,
+                registry,
                 "redis_request_duration_seconds",
                 "Round trips to Redis for global rate limits that got an answer",
                 Histogram::new(REDIS_BUCKETS),
             ),
             redis_errors: registered(
-                &mut registry,
+                registry,
                 "redis_errors",
                 "Global rate-limit decisions Redis did not answer, by reason (timeout, \
                  connection, script, not_configured)",
                 Family::<ReasonLabels, Counter>::default(),
             ),
             jwks_fetches: registered(
-                &mut registry,
+                registry,
                 "jwks_fetches",
                 "Fetches of remote JSON Web Key Sets, by URI and result (success, error, \
                  invalid)",
                 Family::<JwksLabels, Counter>::default(),
             ),
+            server_request_duration,
             endpoint_latency,
-            registry,
+            registry: Registry::default(),
+        };
+        Metrics {
+            registry: root,
+            ..metrics
         }
     }
 
     /// Counts one answered request in `portcullis_requests_total{route,backend,code}` and
-    /// observes its duration in `portcullis_request_duration_seconds{route}`.
+    /// observes its duration in `portcullis_request_duration_seconds{route,backend}` and
+    /// `http_server_request_duration_seconds{http_request_method,http_response_status_code,http_route,url_scheme}`
+    /// (with `exemplar`, the request's trace when it was sampled).
     ///
-    /// Looks both series up by their labels; a caller that records into the same series again
+    /// Looks the series up by their labels; a caller that records into the same series again
     /// and again keeps a [`RequestSeries`] instead.
     pub fn record_request(
         &self,
-        route: &LabelValue,
-        backend: &LabelValue,
-        code: u16,
+        key: &RequestKey<'_>,
         duration: Duration,
+        exemplar: Option<TraceExemplar>,
     ) {
-        self.request_series(route, backend, code).record(duration);
+        self.request_series(key).record(duration, exemplar);
     }
 
     /// The series [`Metrics::record_request`] records into for these labels, created (empty)
     /// if they do not exist yet. The handles share their values with the registry, so
     /// recording through them exports exactly what `record_request` would.
-    pub fn request_series(
-        &self,
-        route: &LabelValue,
-        backend: &LabelValue,
-        code: u16,
-    ) -> RequestSeries {
+    pub fn request_series(&self, key: &RequestKey<'_>) -> RequestSeries {
         let labels = RequestLabels {
-            route: route.clone(),
-            backend: backend.clone(),
-            code,
+            route: key.route.clone(),
+            backend: key.backend.clone(),
+            code: key.code,
         };
         let requests = self.requests.get_or_create_owned(&labels);
-        let labels = RouteLabels {
-            route: labels.route,
-        };
-        let duration = self.request_duration.get_or_create_owned(&labels);
-        RequestSeries { requests, duration }
+        let duration = self
+            .request_duration
+            .get_or_create_owned(&RouteBackendLabels {
+                route: labels.route,
+                backend: labels.backend,
+            });
+        let server_duration =
+            self.server_request_duration
+                .get_or_create_owned(&ServerDurationLabels {
+                    http_request_method: key.method,
+                    http_response_status_code: key.code,
+                    http_route: key.route.clone(),
+                    url_scheme: key.scheme,
+                });
+        RequestSeries {
+            requests,
+            duration,
+            server_duration,
+        }
     }
 
     /// A connection to an endpoint of `backend` opened: raises
@@ -587,22 +643,27 @@ impl Metrics {
     }
 }
 
-/// The two series one answered request records into, from [`Metrics::request_series`]:
-/// `portcullis_requests_total{route,backend,code}` and
-/// `portcullis_request_duration_seconds{route}`. Cheap to clone (clones share the values); keeps
+/// The three series one answered request records into, from [`Metrics::request_series`]:
+/// `portcullis_requests_total{route,backend,code}`,
+/// `portcullis_request_duration_seconds{route,backend}` and
+/// `http_server_request_duration_seconds{...}`. Cheap to clone (clones share the values); keeps
 /// the series alive but never removes or creates any, so holding it exports nothing new.
 #[derive(Clone, Debug)]
 pub struct RequestSeries {
     requests: Counter,
     duration: Histogram,
+    server_duration: HistogramWithExemplars<TraceExemplar>,
 }
 
 impl RequestSeries {
-    /// Counts one answered request and observes its duration. Lock-free for the counter; the
+    /// Counts one answered request and observes its duration, with `exemplar` (a sampled
+    /// request's trace) on the semantic-convention histogram. Lock-free for the counter; each
     /// histogram takes its own (per-series) lock.
-    pub fn record(&self, duration: Duration) {
+    pub fn record(&self, duration: Duration, exemplar: Option<TraceExemplar>) {
+        let seconds = duration.as_secs_f64();
         self.requests.inc();
-        self.duration.observe(duration.as_secs_f64());
+        self.duration.observe(seconds);
+        self.server_duration.observe(seconds, exemplar, None);
     }
 }
 

@@ -136,10 +136,17 @@ async fn metrics_contain_recorded_series() {
     let admin = start().await;
     let route = LabelValue::from("HTTPRoute shop/cart rules[0]");
     let backend = LabelValue::from("Service shop/cart:80");
-    admin
-        .state
-        .metrics
-        .record_request(&route, &backend, 200, Duration::from_millis(2));
+    admin.state.metrics.record_request(
+        &telemetry::RequestKey {
+            route: &route,
+            backend: &backend,
+            code: 200,
+            method: telemetry::HttpMethod::Get,
+            scheme: "http",
+        },
+        Duration::from_millis(2),
+        None,
+    );
 
     let reply = get(admin.address, "/metrics").await;
     assert_eq!(reply.status, 200);

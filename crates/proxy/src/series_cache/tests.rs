@@ -1,6 +1,6 @@
 use std::hash::BuildHasher;
 
-use telemetry::{LabelValue, Metrics};
+use telemetry::{LabelValue, Metrics, RequestKey};
 
 use super::*;
 
@@ -9,6 +9,8 @@ fn key(rule: usize, backend: Option<usize>, code: u16) -> SeriesKey {
         rule,
         backend,
         code,
+        method: HttpMethod::Get,
+        scheme: "http",
     }
 }
 
@@ -21,7 +23,13 @@ fn sorted_lines(metrics: &Metrics) -> Vec<String> {
 }
 
 fn series_for(metrics: &Metrics, route: &str, backend: &str, code: u16) -> RequestSeries {
-    metrics.request_series(&LabelValue::from(route), &LabelValue::from(backend), code)
+    metrics.request_series(&RequestKey {
+        route: &LabelValue::from(route),
+        backend: &LabelValue::from(backend),
+        code,
+        method: HttpMethod::Get,
+        scheme: "http",
+    })
 }
 
 #[test]
@@ -31,16 +39,16 @@ fn a_hit_records_without_asking_the_registry() {
     let cache = SeriesCache::new(1);
     let mut fetched = 0;
     for _ in 0..3 {
-        cache.record_request(key(0x1000, Some(0), 200), Duration::from_millis(2), || {
-            fetched += 1;
-            series_for(&metrics, "rule", "backend", 200)
-        });
-        by_labels.record_request(
-            &LabelValue::from("rule"),
-            &LabelValue::from("backend"),
-            200,
+        cache.record_request(
+            key(0x1000, Some(0), 200),
             Duration::from_millis(2),
+            None,
+            || {
+                fetched += 1;
+                series_for(&metrics, "rule", "backend", 200)
+            },
         );
+        series_for(&by_labels, "rule", "backend", 200).record(Duration::from_millis(2), None);
     }
     assert_eq!(fetched, 1);
     assert_eq!(sorted_lines(&metrics), sorted_lines(&by_labels));
@@ -60,15 +68,10 @@ fn rule_backend_and_code_each_select_a_series() {
         (0x1000, Some(0), 200, "a", "x"),
     ];
     for (rule, backend, code, route_name, backend_name) in requests {
-        cache.record_request(key(rule, backend, code), Duration::ZERO, || {
+        cache.record_request(key(rule, backend, code), Duration::ZERO, None, || {
             series_for(&metrics, route_name, backend_name, code)
         });
-        by_labels.record_request(
-            &LabelValue::from(route_name),
-            &LabelValue::from(backend_name),
-            code,
-            Duration::ZERO,
-        );
+        series_for(&by_labels, route_name, backend_name, code).record(Duration::ZERO, None);
     }
     assert_eq!(sorted_lines(&metrics), sorted_lines(&by_labels));
 }

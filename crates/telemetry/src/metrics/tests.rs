@@ -1,5 +1,16 @@
 use super::*;
 
+/// A GET over `http` with these labels.
+fn key<'a>(route: &'a LabelValue, backend: &'a LabelValue, code: u16) -> RequestKey<'a> {
+    RequestKey {
+        route,
+        backend,
+        code,
+        method: HttpMethod::Get,
+        scheme: "http",
+    }
+}
+
 fn line_value<'a>(text: &'a str, series: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
@@ -10,9 +21,9 @@ fn requests_are_counted_by_route_backend_and_code() {
     let metrics = Metrics::new();
     let route = LabelValue::from("HTTPRoute shop/cart rules[0]");
     let backend = LabelValue::from("Service shop/cart:80".to_owned());
-    metrics.record_request(&route, &backend, 200, Duration::from_millis(3));
-    metrics.record_request(&route, &backend, 200, Duration::from_millis(7));
-    metrics.record_request(&route, &backend, 503, Duration::from_secs(20));
+    metrics.record_request(&key(&route, &backend, 200), Duration::from_millis(3), None);
+    metrics.record_request(&key(&route, &backend, 200), Duration::from_millis(7), None);
+    metrics.record_request(&key(&route, &backend, 503), Duration::from_secs(20), None);
 
     let text = metrics.encode();
     let labels = r#"route="HTTPRoute shop/cart rules[0]",backend="Service shop/cart:80""#;
@@ -32,7 +43,7 @@ fn requests_are_counted_by_route_backend_and_code() {
         Some("1"),
         "{text}"
     );
-    let route_label = r#"route="HTTPRoute shop/cart rules[0]""#;
+    let route_label = r#"route="HTTPRoute shop/cart rules[0]",backend="Service shop/cart:80""#;
     assert_eq!(
         line_value(
             &text,
@@ -125,7 +136,7 @@ fn reloads_record_result_success_flag_and_generation() {
 fn label_values_are_escaped() {
     let metrics = Metrics::new();
     let route = LabelValue::from("quote\" and \\ backslash");
-    metrics.record_request(&route, &route, 200, Duration::ZERO);
+    metrics.record_request(&key(&route, &route, 200), Duration::ZERO, None);
     let text = metrics.encode();
     assert!(
         text.contains(r#"route="quote\" and \\ backslash""#),
@@ -173,18 +184,18 @@ fn request_series_export_what_record_request_does() {
     let by_handle = Metrics::new();
     let route = LabelValue::from("HTTPRoute shop/cart rules[0]");
     let backend = LabelValue::from("Service shop/cart:80");
-    let ok = by_handle.request_series(&route, &backend, 200);
-    let failed = by_handle.request_series(&route, &backend, 503);
+    let ok = by_handle.request_series(&key(&route, &backend, 200));
+    let failed = by_handle.request_series(&key(&route, &backend, 503));
     for (code, duration) in [(200, 3), (200, 7), (503, 20_000)] {
         let duration = Duration::from_millis(duration);
-        by_labels.record_request(&route, &backend, code, duration);
-        if code == 200 { &ok } else { &failed }.record(duration);
+        by_labels.record_request(&key(&route, &backend, code), duration, None);
+        if code == 200 { &ok } else { &failed }.record(duration, None);
     }
     // A handle fetched again shares the value with the first.
-    by_labels.record_request(&route, &backend, 200, Duration::ZERO);
+    by_labels.record_request(&key(&route, &backend, 200), Duration::ZERO, None);
     by_handle
-        .request_series(&route, &backend, 200)
-        .record(Duration::ZERO);
+        .request_series(&key(&route, &backend, 200))
+        .record(Duration::ZERO, None);
     assert_eq!(sorted_lines(&by_handle), sorted_lines(&by_labels));
 }
 
@@ -193,7 +204,7 @@ fn a_request_series_handle_creates_its_series_when_fetched_only() {
     let metrics = Metrics::new();
     let before = metrics.encode();
     assert!(!before.contains("portcullis_requests_total{"), "{before}");
-    let _series = metrics.request_series(&LabelValue::empty(), &LabelValue::empty(), 404);
+    let _series = metrics.request_series(&key(&LabelValue::empty(), &LabelValue::empty(), 404));
     let text = metrics.encode();
     assert_eq!(
         line_value(
@@ -219,4 +230,56 @@ fn breaker_gauge_handle_sets_the_backend_series() {
     metrics.circuit_breaker_state(&backend, 0);
     assert_eq!(gauge.get(), 0);
     assert_eq!(line_value(&metrics.encode(), series), Some("0"));
+}
+
+#[test]
+fn the_semantic_convention_histogram_carries_trace_exemplars() {
+    let metrics = Metrics::new();
+    let route = LabelValue::from("HTTPRoute shop/cart rules[0]");
+    let backend = LabelValue::from("Service shop/cart:80");
+    let post = RequestKey {
+        method: HttpMethod::of("POST"),
+        scheme: "https",
+        ..key(&route, &backend, 201)
+    };
+    let exemplar = TraceExemplar {
+        trace_id: crate::Hex([0xab; 16]),
+        span_id: crate::Hex([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08]),
+    };
+    metrics.record_request(&post, Duration::from_millis(3), Some(exemplar));
+    // A method nobody registered is `_OTHER`, never a series of its own.
+    let invented = RequestKey {
+        method: HttpMethod::of("BREW"),
+        ..key(&route, &backend, 405)
+    };
+    metrics.record_request(&invented, Duration::from_millis(1), None);
+
+    let text = metrics.encode();
+    let labels = r#"http_request_method="POST",http_response_status_code="201",http_route="HTTPRoute shop/cart rules[0]",url_scheme="https""#;
+    assert_eq!(
+        line_value(
+            &text,
+            &format!("http_server_request_duration_seconds_count{{{labels}}}")
+        ),
+        Some("1"),
+        "{text}"
+    );
+    let bucket = format!("http_server_request_duration_seconds_bucket{{le=\"0.005\",{labels}}}");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&bucket))
+        .unwrap_or_else(|| panic!("no {bucket} in {text}"));
+    assert!(
+        line.ends_with(&format!(
+            "1 # {{trace_id=\"{}\",span_id=\"0102030405060708\"}} 0.003",
+            "ab".repeat(16)
+        )),
+        "{line}"
+    );
+    assert!(
+        text.contains(r#"http_request_method="_OTHER",http_response_status_code="405""#),
+        "{text}"
+    );
+    // Our own series keep their prefix; the convention's has none.
+    assert!(!text.contains("portcullis_http_server"), "{text}");
 }
