@@ -56,6 +56,8 @@ pub(crate) struct ListenerClient {
     pub(crate) settings: ClientSettings,
     /// Path normalization of the listener's requests.
     pub(crate) path: PathPolicy,
+    /// Trace sampling of the listener's requests (`None`: the gateway's default).
+    pub(crate) tracing: Option<snapshot::client::TraceSampling>,
     /// The oldest TLS version the listener wants accepted.
     pub(crate) min_tls_version: MinTlsVersion,
     /// The ALPN protocols the listener's policy sets (`None`: the socket's default).

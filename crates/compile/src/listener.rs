@@ -258,6 +258,7 @@ impl Listeners {
             table,
             backend_client_certificate: self.backend_client_certificates.get(&index).cloned(),
             path: self.clients.listener(index).path,
+            tracing: self.clients.listener(index).tracing,
             security: self
                 .route_policies
                 .get(&index)

@@ -81,6 +81,38 @@ pub struct ClientTrafficPolicySpec {
     /// TLS handshake settings of HTTPS listeners.
     #[serde(default)]
     pub tls: Option<ClientTls>,
+    /// Tracing of the listeners' requests (with `--otlp-endpoint`; without it, nothing is
+    /// traced and this is ignored).
+    #[serde(default)]
+    pub tracing: Option<ClientTracing>,
+}
+
+/// `tracing`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTracing {
+    /// The share of requests starting a trace that are recorded, `numerator / denominator`
+    /// (replacing the gateway's `OTEL_TRACES_SAMPLER` for these listeners). A request whose
+    /// caller decided (a sampled or unsampled `traceparent`, or B3 header) follows the caller.
+    #[serde(default)]
+    pub sampling_fraction: Option<SamplingFraction>,
+}
+
+/// A fraction of requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.denominator) || self.numerator <= self.denominator",
+    "message": "numerator must not be greater than denominator"
+}]))]
+pub struct SamplingFraction {
+    /// Requests recorded out of `denominator`.
+    #[schemars(range(min = 0))]
+    pub numerator: u32,
+    /// Out of how many (default 100).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub denominator: Option<u32>,
 }
 
 /// `headers`.

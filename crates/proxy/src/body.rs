@@ -11,7 +11,8 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use telemetry::AccessLogEntry;
+use telemetry::trace::ServerSpan;
+use telemetry::{AccessLogEntry, Hex};
 use upstream::UpstreamBody;
 
 use crate::guard::InFlight;
@@ -121,7 +122,7 @@ impl Body for ResponseBody {
         }
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             this.in_flight.take();
-            if let Some(log) = this.log.take() {
+            if let Some(mut log) = this.log.take() {
                 log.write();
             }
         }
@@ -145,10 +146,17 @@ impl Body for ResponseBody {
     }
 }
 
-/// An access-log record waiting for its response body to end. Only built when access logging
-/// is on, so the off path allocates nothing for it.
+/// An access-log record (and a sampled request's server span) waiting for its response body to
+/// end. Only built when access logging is on or the request is sampled, so the off path
+/// allocates nothing for it.
 pub(crate) struct PendingLog {
     pub(crate) plane: Arc<DataPlane>,
+    /// Whether to write the access-log line (the record may exist for the span alone).
+    pub(crate) log_line: bool,
+    /// The request's trace and server span ids, when tracing is on.
+    pub(crate) trace: Option<(Hex<16>, Hex<8>)>,
+    /// A sampled request's server span, ended and submitted with the line.
+    pub(crate) span: Option<Box<ServerSpan>>,
     pub(crate) time: SystemTime,
     pub(crate) start: Instant,
     pub(crate) client: SocketAddr,
@@ -166,7 +174,19 @@ pub(crate) struct PendingLog {
 }
 
 impl PendingLog {
-    fn write(&self) {
+    fn write(&mut self) {
+        if let Some(mut span) = self.span.take()
+            && let Some(tracer) = &self.plane.tracer
+        {
+            span.end = SystemTime::now();
+            span.status = self.status;
+            span.bytes_sent = self.bytes_sent;
+            span.error.clone_from(&self.error);
+            tracer.submit(*span);
+        }
+        if !self.log_line {
+            return;
+        }
         self.plane.access_log.log(&AccessLogEntry {
             time: self.time,
             client: Some(self.client),
@@ -182,6 +202,8 @@ impl PendingLog {
             bytes_sent: self.bytes_sent,
             duration: self.start.elapsed(),
             error: self.error.as_deref(),
+            trace_id: self.trace.map(|(trace, _)| trace),
+            span_id: self.trace.map(|(_, span)| span),
         });
     }
 }

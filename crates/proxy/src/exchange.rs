@@ -176,7 +176,7 @@ impl<'a> Exchange<'a> {
         &self,
         policy: &RetryPolicy,
         method: Method,
-        head: RequestHead,
+        mut head: RequestHead,
         body: RequestBody,
         disposition: &mut Disposition,
     ) -> Result<Response<ResponseBody>, ProxyError> {
@@ -204,6 +204,12 @@ impl<'a> Exchange<'a> {
             };
             // A retry goes where the balancer says: the pinned endpoint just failed.
             let pinned = self.pinned.filter(|_| retry == 0);
+            // Each retry is a span of its own, and its backend sees it as the parent.
+            if retry > 0
+                && let Some(trace) = disposition.trace.as_deref_mut()
+            {
+                trace.propagate(head.headers_mut());
+            }
             let result = self.attempt(pinned, None, &head, body, disposition).await;
             let status = result.as_ref().map(Response::status);
             if retry >= policy.attempts || !retry::allows_retry(&policy.triggers, &method, status) {
@@ -297,7 +303,11 @@ impl<'a> Exchange<'a> {
             Some(Err(error)) if error.source() != ErrorSource::Upstream => return Err(error),
             other => other,
         };
-        disposition.head_at = Some(self.judge(&endpoint, admission, &sent, started));
+        let head_at = self.judge(&endpoint, admission, &sent, started);
+        disposition.head_at = Some(head_at);
+        if let Some(trace) = disposition.trace.as_deref_mut() {
+            trace.attempted((started, head_at), addr, sent.as_ref());
+        }
         let Some(sent) = sent else {
             return Err(ProxyError::Timeout);
         };

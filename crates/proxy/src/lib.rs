@@ -33,6 +33,7 @@ mod series_cache;
 mod session;
 mod stack;
 mod tls_route;
+mod trace;
 mod upgrade;
 
 pub use access::PolicyRuntime;

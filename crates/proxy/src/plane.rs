@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use snapshot::Snapshot;
+use telemetry::trace::Tracer;
 use telemetry::{AccessLog, Metrics};
 use upstream::{BackendRuntime, Pools};
 
@@ -38,6 +39,8 @@ pub struct DataPlane {
     pub(crate) access_log: AccessLog,
     /// State of SecurityPolicies and RateLimitPolicies (`access.rs`).
     pub(crate) policies: PolicyRuntime,
+    /// Where sampled requests' spans go; `None`: tracing is off (`trace.rs`).
+    pub(crate) tracer: Option<Arc<Tracer>>,
 }
 
 impl DataPlane {
@@ -52,7 +55,15 @@ impl DataPlane {
             metrics,
             access_log,
             policies,
+            tracer: None,
         }
+    }
+
+    /// This data plane with tracing on: requests join or start traces, propagate them to
+    /// backends, and sampled ones send their spans to `tracer`.
+    pub fn with_tracer(mut self, tracer: Arc<Tracer>) -> DataPlane {
+        self.tracer = Some(tracer);
+        self
     }
 
     /// This data plane with these policy runtimes (`--redis`).

@@ -33,6 +33,8 @@ pub(crate) struct Disposition {
     pub(crate) cors: Option<cors::CorsGrant>,
     /// The listener's scheme (`http`, `https`), once a listener took the request.
     pub(crate) scheme: &'static str,
+    /// The request's trace, when tracing is on (`trace.rs`).
+    pub(crate) trace: Option<Box<crate::trace::RequestTrace>>,
     /// When the last attempt's response head arrived (its verdict's clock reading), which ends
     /// the request's duration when that response is the answer.
     pub(crate) head_at: Option<std::time::Instant>,
@@ -92,21 +94,41 @@ pub(crate) struct LogHead {
 
 impl LogHead {
     pub(crate) fn of<B>(request: &Request<B>) -> LogHead {
+        let (method, uri, headers, version) = (
+            request.method(),
+            request.uri(),
+            request.headers(),
+            request.version(),
+        );
+        LogHead::from_head(method, uri, headers, version, SystemTime::now())
+    }
+
+    /// The head of a request that arrived at `time`.
+    pub(crate) fn of_parts(parts: &http::request::Parts, time: SystemTime) -> LogHead {
+        LogHead::from_head(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            parts.version,
+            time,
+        )
+    }
+
+    fn from_head(
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        version: Version,
+        time: SystemTime,
+    ) -> LogHead {
         LogHead {
-            time: SystemTime::now(),
-            method: request.method().clone(),
-            host: request_host(request.uri(), request.headers())
-                .unwrap_or("")
-                .to_owned(),
-            path: request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned(),
-            protocol: version_text(request.version()),
+            time,
+            method: method.clone(),
+            host: request_host(uri, headers).unwrap_or("").to_owned(),
+            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            protocol: version_text(version),
             // Declared length; streamed bodies without one count as 0.
-            bytes_received: request
-                .headers()
+            bytes_received: headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())

@@ -49,6 +49,7 @@ use crate::mirror;
 use crate::plane::{DataPlane, Live};
 use crate::record::{self, Disposition, LogHead};
 use crate::session;
+use crate::trace::{Origin, RequestTrace};
 
 /// Per-connection facts the handler needs.
 #[derive(Debug, Clone)]
@@ -163,21 +164,36 @@ pub(crate) async fn handle(
     }
     let status = response.status().as_u16();
     let duration = end.saturating_duration_since(start);
+    let exemplar = disposition.trace.as_ref().and_then(|t| t.exemplar());
     record::record_request(
         &plane,
         &live,
         &disposition,
         (method, status),
         duration,
-        None,
+        exemplar,
     );
     // Set in place: a response is a few hundred bytes, moving it costs more than this does.
     response.body_mut().set_in_flight(in_flight);
-    let Some(head) = log_head else {
+    // The server span of a sampled request ends with its response body, as the log line does.
+    let mut trace = disposition.trace.take();
+    let trace_ids = trace.as_ref().map(|t| t.ids());
+    let log_line = log_head.is_some();
+    let Some(head) = log_head.or_else(|| trace.as_mut().and_then(|t| t.take_head())) else {
         return Ok(response);
     };
+    let span = trace.and_then(|t| {
+        t.into_span(
+            disposition.route.clone(),
+            disposition.backend.clone(),
+            &head,
+        )
+    });
     let log = Box::new(PendingLog {
         plane: Arc::clone(&plane),
+        log_line,
+        trace: trace_ids,
+        span,
         time: head.time,
         start,
         client: SocketAddr::new(client_ip, connection.peer.port()),
@@ -220,6 +236,16 @@ async fn serve(
     }
     let (socket, listener, host) = select_listener(live, connection, &parts)?;
     disposition.scheme = socket.scheme.as_str();
+    if let Some(tracer) = &plane.tracer {
+        disposition.trace = Some(Box::new(begin_trace(
+            tracer,
+            listener,
+            &parts,
+            connection,
+            arrival,
+            disposition.scheme,
+        )));
+    }
     let routed = match normalize_path(listener, &parts)? {
         Normalized::Unchanged => match_route(socket, listener, host, &parts, disposition)?,
         Normalized::Redirect(redirect) => return Ok(redirect),
@@ -301,6 +327,9 @@ async fn serve(
     // The access phases replace the backend's `RateLimit` fields: they need the header map.
     exchange.raw_response_head =
         own_server && admission.is_none() && keeps_backend_fields(&routed, backend_filters);
+    if let Some(trace) = disposition.trace.as_deref_mut() {
+        trace.propagate(&mut parts.headers);
+    }
     let request = Request::from_parts(parts, body);
     // Phase 6, within the rule's `timeouts.request` (504). The forwarding comes boxed (see
     // `Exchange::forward`). Awaited here rather than in a function of its own: each async
@@ -330,6 +359,39 @@ async fn serve(
         admission.decorate(response.headers_mut());
     }
     Ok(response)
+}
+
+/// The request's trace: the listener's sampler (a ClientTrafficPolicy's `tracing`) or the
+/// gateway's default decides a request whose caller did not.
+fn begin_trace(
+    tracer: &telemetry::trace::Tracer,
+    listener: &ListenerRoutes,
+    parts: &Parts,
+    connection: &Connection,
+    arrival: Arrival,
+    scheme: &'static str,
+) -> RequestTrace {
+    let sampler = listener
+        .tracing
+        .map_or_else(|| tracer.sampler(), sampling_rule);
+    // The wall clock of the request's start, from the monotonic reading it was timed with.
+    let wall = std::time::SystemTime::now() - arrival.start.elapsed();
+    RequestTrace::begin(
+        sampler,
+        parts,
+        (wall, arrival.start),
+        Origin {
+            peer: connection.peer,
+            client: arrival.client_ip,
+            port: connection.local.port(),
+            scheme,
+        },
+    )
+}
+
+/// A listener's sampling: the caller's decision when it made one, else this fraction.
+fn sampling_rule(sampling: snapshot::client::TraceSampling) -> telemetry::trace::Sampler {
+    telemetry::trace::Sampler::ParentBased(telemetry::trace::Root::Ratio(sampling.ratio))
 }
 
 /// Phase 0: the request head's limits that the HTTP codecs do not fully enforce themselves:

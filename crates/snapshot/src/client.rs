@@ -15,6 +15,14 @@ use std::time::Duration;
 
 pub use router::path::{EscapedSlashes, PathPolicy};
 
+/// How a listener samples the requests that start a trace (ClientTrafficPolicy `tracing`):
+/// this fraction of them; requests whose caller decided follow the caller.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TraceSampling {
+    /// Between 0 and 1.
+    pub ratio: f64,
+}
+
 /// Connection-level settings of one socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientSettings {

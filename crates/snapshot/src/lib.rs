@@ -106,6 +106,9 @@ pub struct ListenerRoutes {
     pub backend_client_certificate: Option<Arc<backend::tls::ClientCertificate>>,
     /// How request paths are normalized before matching (ClientTrafficPolicy `path`).
     pub path: client::PathPolicy,
+    /// How the listener samples requests for tracing (ClientTrafficPolicy `tracing`); `None`:
+    /// the gateway's default sampler.
+    pub tracing: Option<client::TraceSampling>,
     /// The SecurityPolicy of the listener (or its Gateway), for rules without their own.
     pub security: Option<Arc<security::SecurityPolicy>>,
     /// The RateLimitPolicy of the listener (or its Gateway), for rules without their own.

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
+use crate::semconv::Hex;
 use crate::timestamp::Rfc3339Millis;
 
 /// A buffer that grew past this (a huge path) is not kept for the next line.
@@ -89,6 +90,11 @@ pub struct AccessLogEntry<'a> {
     pub duration: Duration,
     /// A short description of what went wrong, if anything did.
     pub error: Option<&'a str>,
+    /// The request's trace, when tracing is on (sampled or not: the id is what the backend
+    /// was sent, and what its logs carry).
+    pub trace_id: Option<Hex<16>>,
+    /// The request's server span in that trace.
+    pub span_id: Option<Hex<8>>,
 }
 
 /// Where access log lines go.
@@ -152,7 +158,8 @@ impl AccessLog {
     /// {"time":"2024-02-29T13:05:09.123Z","client":"10.0.0.9:51234","method":"GET","host":"shop.example",
     ///  "path":"/cart?id=1","protocol":"HTTP/1.1","status":200,"route":"HTTPRoute shop/cart rules[0]",
     ///  "backend":"Service shop/cart:80","endpoint":"10.0.0.1:8080","bytes_received":0,"bytes_sent":512,
-    ///  "duration_ms":1.234,"error":null}
+    ///  "duration_ms":1.234,"error":null,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736",
+    ///  "span_id":"00f067aa0ba902b7"}
     /// ```
     ///
     /// (on one line). Absent values are `null`; `duration_ms` is rounded to microseconds. Lines
@@ -204,7 +211,7 @@ struct JsonLine<'e, 'a>(&'e AccessLogEntry<'a>);
 impl Serialize for JsonLine<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let entry = self.0;
-        let mut line = serializer.serialize_struct("AccessLogEntry", 14)?;
+        let mut line = serializer.serialize_struct("AccessLogEntry", 16)?;
         line.serialize_field("time", &AsJsonString(Rfc3339Millis(entry.time)))?;
         line.serialize_field("client", &entry.client)?;
         line.serialize_field("method", entry.method)?;
@@ -219,6 +226,8 @@ impl Serialize for JsonLine<'_, '_> {
         line.serialize_field("bytes_sent", &entry.bytes_sent)?;
         line.serialize_field("duration_ms", &duration_ms(entry.duration))?;
         line.serialize_field("error", &entry.error)?;
+        line.serialize_field("trace_id", &entry.trace_id.map(AsJsonString))?;
+        line.serialize_field("span_id", &entry.span_id.map(AsJsonString))?;
         line.end()
     }
 }

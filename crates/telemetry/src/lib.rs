@@ -1,6 +1,7 @@
-//! Telemetry: Prometheus metrics ([`Metrics`]) and JSON access logs ([`AccessLog`]).
+//! Telemetry: Prometheus metrics ([`Metrics`]), OpenTelemetry traces ([`trace`]) and JSON access
+//! logs ([`AccessLog`]).
 //!
-//! Both are called from the data plane once per request, so they avoid locks beyond what
+//! Metrics and logs are called from the data plane once per request, so they avoid locks beyond what
 //! `prometheus-client` takes and allocate nothing per request in the steady state. This crate
 //! does not decide what to record: the proxy calls it at the end of each request, and the admin
 //! server exposes [`Metrics::encode`].
@@ -11,6 +12,7 @@ mod label_value;
 mod metrics;
 mod semconv;
 mod timestamp;
+pub mod trace;
 
 pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLogFormat};
 pub use endpoint_latency::EndpointLatencySource;

@@ -105,6 +105,11 @@ struct RateLimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExportLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JwksLabels {
     uri: LabelValue,
     result: &'static str,
@@ -165,6 +170,8 @@ pub struct Metrics {
     redis_duration: Histogram,
     redis_errors: Family<ReasonLabels, Counter>,
     jwks_fetches: Family<JwksLabels, Counter>,
+    trace_spans_exported: Family<ExportLabels, Counter>,
+    trace_spans_dropped: Counter,
     endpoint_latency: EndpointLatencyCollector,
 }
 
@@ -348,6 +355,19 @@ impl Metrics {
                 "Fetches of remote JSON Web Key Sets, by URI and result (success, error, \
                  invalid)",
                 Family::<JwksLabels, Counter>::default(),
+            ),
+            trace_spans_exported: registered(
+                registry,
+                "trace_spans_exported",
+                "Spans handed to the OTLP exporter, by result (success, error: the collector \
+                 refused them or did not answer in time)",
+                Family::<ExportLabels, Counter>::default(),
+            ),
+            trace_spans_dropped: registered(
+                registry,
+                "trace_spans_dropped",
+                "Spans of sampled requests dropped because the export queue was full",
+                Counter::default(),
             ),
             server_request_duration,
             endpoint_latency,
@@ -613,6 +633,19 @@ impl Metrics {
 
     /// A config reload finished: counts `portcullis_config_reloads_total{result="success"|"error"}`
     /// and sets `portcullis_config_last_reload_success` (1 or 0). On success,
+    /// Counts `spans` dropped at a full export queue.
+    pub fn trace_spans_dropped(&self, spans: u64) {
+        self.trace_spans_dropped.inc_by(spans);
+    }
+
+    /// Counts `spans` handed to the exporter, which took them (`ok`) or not.
+    pub fn trace_spans_exported(&self, spans: u64, ok: bool) {
+        let result = if ok { "success" } else { "error" };
+        self.trace_spans_exported
+            .get_or_create(&ExportLabels { result })
+            .inc_by(spans);
+    }
+
     /// `portcullis_config_generation` becomes `generation`; a failed reload keeps serving the
     /// previous generation, so the gauge keeps it too.
     pub fn config_reloaded(&self, ok: bool, generation: u64) {

@@ -101,6 +101,26 @@ pub(super) fn compile_spec(
             client.alpn = Some(alpn_protocols(&at, protocols, &mut problems));
         }
     }
+    if let Some(fraction) = spec
+        .tracing
+        .as_ref()
+        .and_then(|t| t.sampling_fraction.as_ref())
+    {
+        let at = at.field("tracing.samplingFraction");
+        let denominator = fraction.denominator.unwrap_or(100);
+        if denominator == 0 {
+            problems.report(at.field("denominator").problem("must be at least 1"));
+        } else if fraction.numerator > denominator {
+            problems.report(at.field("numerator").problem(format!(
+                "{} is greater than the denominator {denominator}",
+                fraction.numerator
+            )));
+        } else {
+            client.tracing = Some(snapshot::client::TraceSampling {
+                ratio: f64::from(fraction.numerator) / f64::from(denominator),
+            });
+        }
+    }
     problems.or_value(client)
 }
 

@@ -63,6 +63,7 @@ fn snapshot(
             security: None,
             rate_limit: None,
             path: snapshot::client::PathPolicy::default(),
+            tracing: None,
         })
     });
     let socket = SocketRoutes {

@@ -45,6 +45,11 @@ fn entry() -> AccessLogEntry<'static> {
         bytes_sent: 512,
         duration: Duration::from_nanos(1_234_567),
         error: None,
+        trace_id: Some(crate::Hex([
+            0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+            0x47, 0x36,
+        ])),
+        span_id: Some(crate::Hex([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])),
     }
 }
 
@@ -78,6 +83,8 @@ fn a_json_line_has_every_field() {
             "bytes_sent": 512,
             "duration_ms": 1.235,
             "error": null,
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "span_id": "00f067aa0ba902b7",
         })
     );
     assert!(text.contains(r#""duration_ms":1.235,"#), "{text}");
@@ -94,6 +101,8 @@ fn absent_values_are_null() {
         endpoint: None,
         status: 404,
         error: Some("no route"),
+        trace_id: None,
+        span_id: None,
         ..entry()
     };
     log.log(&entry);
@@ -103,7 +112,9 @@ fn absent_values_are_null() {
     assert_eq!(text.lines().count(), 2);
     let line: Value =
         serde_json::from_str(text.lines().next().expect("a line")).expect("valid JSON");
-    for field in ["client", "route", "backend", "endpoint"] {
+    for field in [
+        "client", "route", "backend", "endpoint", "trace_id", "span_id",
+    ] {
         assert!(line[field].is_null(), "{field}: {line}");
     }
     assert_eq!(line["error"], "no route");

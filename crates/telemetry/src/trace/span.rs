@@ -1,0 +1,265 @@
+//! The spans of one request, as plain facts ([`ServerSpan`], [`AttemptSpan`]), and their
+//! OpenTelemetry form: a SERVER span per request following the HTTP semantic conventions, with
+//! a CLIENT child per attempt at a backend (so a retried request shows each try, its endpoint,
+//! its status and why it failed).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue, trace};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use crate::trace::context::{SpanId, TraceId};
+
+/// A request the gateway answered, with what the server span says about it.
+#[derive(Clone, Debug)]
+pub struct ServerSpan {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The request's span.
+    pub span_id: SpanId,
+    /// The caller's span, when the request carried one.
+    pub parent: Option<SpanId>,
+    /// Request head received.
+    pub start: SystemTime,
+    /// Response ended (its body sent, or the client gone).
+    pub end: SystemTime,
+    /// The method as received (`http.request.method` is `_OTHER` for unknown ones, with this
+    /// in `http.request.method_original`).
+    pub method: String,
+    /// `url.path`.
+    pub path: String,
+    /// `url.query`, if any.
+    pub query: Option<String>,
+    /// `url.scheme`: the listener's.
+    pub scheme: &'static str,
+    /// `server.address`: the request's host, without port.
+    pub host: String,
+    /// `server.port`: the port the request came in on.
+    pub port: u16,
+    /// `network.peer.address` / `.port`.
+    pub peer: SocketAddr,
+    /// `client.address`: the client as `clientIPDetection` found it (may differ from the peer
+    /// behind trusted proxies).
+    pub client: std::net::IpAddr,
+    /// `network.protocol.version`: `1.0`, `1.1` or `2`.
+    pub protocol_version: &'static str,
+    /// `user_agent.original`.
+    pub user_agent: Option<String>,
+    /// `http.response.status_code`.
+    pub status: u16,
+    /// `http.route`: the matched rule (`HTTPRoute ns/name rules[0]`).
+    pub route: Option<Arc<str>>,
+    /// `portcullis.backend`: the backend chosen.
+    pub backend: Option<Arc<str>>,
+    /// `http.response.body.size`: bytes of response body sent.
+    pub bytes_sent: u64,
+    /// `error.type`: what went wrong, if anything did (the span's status is then Error).
+    pub error: Option<String>,
+    /// The attempts at the backend, in order.
+    pub attempts: Vec<AttemptSpan>,
+}
+
+/// One attempt at a backend endpoint.
+#[derive(Clone, Debug)]
+pub struct AttemptSpan {
+    /// The attempt's span; the backend saw it as its parent in `traceparent`.
+    pub span_id: SpanId,
+    /// Attempt started (before the endpoint pick).
+    pub start: SystemTime,
+    /// Response head received, or the attempt failed.
+    pub end: SystemTime,
+    /// The endpoint, if one was picked.
+    pub endpoint: Option<SocketAddr>,
+    /// The backend's status, if a response came back.
+    pub status: Option<u16>,
+    /// Why the attempt failed, if it did (`error.type`).
+    pub error: Option<&'static str>,
+}
+
+/// The instrumentation scope of every span.
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("portcullis")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+fn context(trace_id: TraceId, span_id: SpanId) -> SpanContext {
+    SpanContext::new(
+        trace::TraceId::from_bytes(trace_id),
+        trace::SpanId::from_bytes(span_id),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    )
+}
+
+/// Methods `http.request.method` may name; others are `_OTHER`.
+fn known_method(method: &str) -> bool {
+    crate::HttpMethod::of(method) != crate::HttpMethod::Other
+}
+
+impl ServerSpan {
+    /// The server span and one client span per attempt.
+    pub fn into_span_data(self) -> Vec<SpanData> {
+        let scope = scope();
+        let mut spans = Vec::with_capacity(1 + self.attempts.len());
+        let method_label = if known_method(&self.method) {
+            Cow::Owned(self.method.clone())
+        } else {
+            Cow::Borrowed("_OTHER")
+        };
+        for (index, attempt) in self.attempts.iter().enumerate() {
+            spans.push(attempt.span_data(
+                self.trace_id,
+                self.span_id,
+                &method_label,
+                index,
+                self.backend.as_deref(),
+                scope.clone(),
+            ));
+        }
+        let name = match &self.route {
+            Some(route) => format!("{method_label} {route}"),
+            None => method_label.clone().into_owned(),
+        };
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method_label.into_owned()),
+            KeyValue::new("url.path", self.path),
+            KeyValue::new("url.scheme", self.scheme),
+            KeyValue::new("server.address", self.host),
+            KeyValue::new("server.port", i64::from(self.port)),
+            KeyValue::new("network.peer.address", self.peer.ip().to_string()),
+            KeyValue::new("network.peer.port", i64::from(self.peer.port())),
+            KeyValue::new("client.address", self.client.to_string()),
+            KeyValue::new("network.protocol.name", "http"),
+            KeyValue::new("network.protocol.version", self.protocol_version),
+            KeyValue::new("http.response.status_code", i64::from(self.status)),
+            KeyValue::new(
+                "http.response.body.size",
+                i64::try_from(self.bytes_sent).unwrap_or(i64::MAX),
+            ),
+        ];
+        if !known_method(&self.method) {
+            attributes.push(KeyValue::new("http.request.method_original", self.method));
+        }
+        if let Some(query) = self.query {
+            attributes.push(KeyValue::new("url.query", query));
+        }
+        if let Some(agent) = self.user_agent {
+            attributes.push(KeyValue::new("user_agent.original", agent));
+        }
+        if let Some(route) = self.route {
+            attributes.push(KeyValue::new("http.route", route.to_string()));
+        }
+        if let Some(backend) = self.backend {
+            attributes.push(KeyValue::new("portcullis.backend", backend.to_string()));
+        }
+        if let Some(last) = self.attempts.last().and_then(|a| a.endpoint) {
+            attributes.push(KeyValue::new("portcullis.endpoint", last.to_string()));
+        }
+        if self.attempts.len() > 1 {
+            attributes.push(KeyValue::new(
+                "portcullis.retries",
+                i64::try_from(self.attempts.len() - 1).unwrap_or(i64::MAX),
+            ));
+        }
+        // A server span is an error on a 5xx, or when something failed (a 4xx is the
+        // client's, and leaves the status unset).
+        let error = self
+            .error
+            .or_else(|| (self.status >= 500).then(|| self.status.to_string()));
+        let status = match &error {
+            Some(error) => Status::error(error.clone()),
+            None => Status::Unset,
+        };
+        if let Some(error) = error {
+            attributes.push(KeyValue::new("error.type", error));
+        }
+        spans.push(SpanData {
+            span_context: context(self.trace_id, self.span_id),
+            parent_span_id: self
+                .parent
+                .map_or(trace::SpanId::INVALID, trace::SpanId::from_bytes),
+            parent_span_is_remote: self.parent.is_some(),
+            span_kind: SpanKind::Server,
+            name: Cow::Owned(name),
+            start_time: self.start,
+            end_time: self.end,
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: scope,
+        });
+        spans
+    }
+}
+
+impl AttemptSpan {
+    fn span_data(
+        &self,
+        trace_id: TraceId,
+        parent: SpanId,
+        method: &str,
+        index: usize,
+        backend: Option<&str>,
+        scope: InstrumentationScope,
+    ) -> SpanData {
+        let mut attributes = vec![KeyValue::new("http.request.method", method.to_owned())];
+        if let Some(endpoint) = self.endpoint {
+            attributes.push(KeyValue::new("server.address", endpoint.ip().to_string()));
+            attributes.push(KeyValue::new("server.port", i64::from(endpoint.port())));
+            attributes.push(KeyValue::new(
+                "network.peer.address",
+                endpoint.ip().to_string(),
+            ));
+        }
+        if let Some(status) = self.status {
+            attributes.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+        }
+        if index > 0 {
+            attributes.push(KeyValue::new(
+                "http.request.resend_count",
+                i64::try_from(index).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(backend) = backend {
+            attributes.push(KeyValue::new("portcullis.backend", backend.to_owned()));
+        }
+        let error: Option<Cow<'static, str>> = match (self.error, self.status) {
+            (Some(error), _) => Some(Cow::Borrowed(error)),
+            (None, Some(status)) if status >= 500 => Some(Cow::Owned(status.to_string())),
+            _ => None,
+        };
+        let status = match &error {
+            Some(error) => Status::error(error.clone()),
+            None => Status::Unset,
+        };
+        if let Some(error) = error {
+            attributes.push(KeyValue::new("error.type", error));
+        }
+        SpanData {
+            span_context: context(trace_id, self.span_id),
+            parent_span_id: trace::SpanId::from_bytes(parent),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Client,
+            name: Cow::Owned(method.to_owned()),
+            start_time: self.start,
+            end_time: self.end,
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: scope,
+        }
+    }
+}
