@@ -122,6 +122,25 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "json", value_parser = parse_access_log)]
     pub(crate) access_log: AccessLogFormat,
 
+    /// OpenTelemetry collector to send traces to (OTLP): for gRPC its URL
+    /// (`http://collector:4317`), for HTTP/protobuf its base URL (`http://collector:4318`;
+    /// `/v1/traces` is added). Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
+    /// $OTEL_EXPORTER_OTLP_ENDPOINT; with none of them, tracing is off. Only plain http://.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
+
+    /// OTLP transport: grpc or http/protobuf. Default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    /// else $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub(crate) otlp_protocol: Option<telemetry::trace::OtlpProtocol>,
+
+    /// Which requests are traced: an OpenTelemetry sampler name, with its ratio after a colon
+    /// (e.g. parentbased_traceidratio:0.01). Default: $OTEL_TRACES_SAMPLER with
+    /// $OTEL_TRACES_SAMPLER_ARG, else parentbased_always_on. A Gateway's ClientTrafficPolicy
+    /// `tracing.samplingFraction` replaces it for its listeners.
+    #[arg(long, value_name = "SAMPLER")]
+    pub(crate) trace_sampler: Option<telemetry::trace::Sampler>,
+
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before exit.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub(crate) drain_timeout: Duration,

@@ -153,10 +153,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     let pools = Pools::new(Arc::clone(&metrics), &PoolSettings::default());
     let policies =
         PolicyRuntime::new(args.redis.as_deref(), Arc::clone(&metrics)).context("--redis")?;
-    let plane = Arc::new(
-        DataPlane::new(pools, Arc::clone(&metrics), AccessLog::new(args.access_log))
-            .with_policies(policies),
-    );
+    let tracer = start_tracer(&args, &metrics)?;
+    let mut plane = DataPlane::new(pools, Arc::clone(&metrics), AccessLog::new(args.access_log))
+        .with_policies(policies);
+    if let Some(tracer) = &tracer {
+        plane = plane.with_tracer(Arc::clone(tracer));
+    }
+    let plane = Arc::new(plane);
     let admin = AdminServer::start(&args, &metrics, &registry).await?;
     tracing::info!(admin = %args.admin, config = ?args.config, kubernetes = args.kubernetes, "portcullis starting");
 
@@ -213,9 +216,42 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
             "drain time over; closing the remaining connections"
         );
     }
+    if let Some(tracer) = tracer {
+        // Spans of the last requests go out before the process does.
+        tracer.shutdown(TRACE_FLUSH_TIMEOUT).await;
+    }
     admin.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long shutdown waits for the last spans to reach the collector.
+const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the trace exporter when a collector is configured (flags, else `OTEL_*`).
+fn start_tracer(
+    args: &RunArgs,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<telemetry::trace::Tracer>>> {
+    let flags = telemetry::trace::TracingFlags {
+        endpoint: args.otlp_endpoint.clone(),
+        protocol: args.otlp_protocol,
+        sampler: args.trace_sampler,
+    };
+    let Some(settings) =
+        telemetry::trace::TracingSettings::resolve(flags, |name| std::env::var(name).ok())
+            .map_err(|error| anyhow::anyhow!("tracing: {error}"))?
+    else {
+        return Ok(None);
+    };
+    let tracer = telemetry::trace::Tracer::start(&settings, Arc::clone(metrics))?;
+    tracing::info!(
+        endpoint = settings.endpoint.as_deref().unwrap_or("(from OTEL_EXPORTER_OTLP_*)"),
+        protocol = ?settings.protocol,
+        sampler = %settings.sampler,
+        "tracing on"
+    );
+    Ok(Some(Arc::new(tracer)))
 }
 
 /// What `compile` needs from the command line (and the one piece of I/O it cannot do).

@@ -15,6 +15,7 @@ pub mod echo;
 pub mod faulty_upstream;
 pub mod gateway;
 pub mod oidc;
+pub mod otlp;
 pub mod pki;
 pub mod port;
 pub mod redis;

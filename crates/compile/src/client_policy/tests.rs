@@ -863,3 +863,44 @@ fn refused_policies_show_why_on_the_gateways_of_ours_they_name() {
         "TargetNotFound"
     );
 }
+
+#[test]
+fn tracing_sampling_reaches_the_listeners_and_bad_fractions_are_named() {
+    let compiled = compile_yaml(&format!(
+        "{EDGE}{}{}",
+        policy(
+            "sampled",
+            WHOLE,
+            "  tracing: {samplingFraction: {numerator: 1, denominator: 4}}\n"
+        ),
+        policy(
+            "too-much",
+            &listener_target("other"),
+            "  tracing: {samplingFraction: {numerator: 5, denominator: 4}}\n"
+        ),
+    ));
+    let sampling = listener(&compiled, "127.0.0.30:80", "a.example.com").tracing;
+    assert_eq!(sampling.map(|s| s.ratio), Some(0.25));
+    let accepted = condition(policy_status(&compiled, "too-much"), "Accepted");
+    assert_eq!(accepted.status, ConditionStatus::False);
+    assert!(
+        accepted.message.contains(
+            "spec.tracing.samplingFraction.numerator: 5 is greater than the denominator 4"
+        ),
+        "{}",
+        accepted.message
+    );
+    // Without a policy of its own, the listener keeps the gateway's default sampler.
+    let default = compile_yaml(EDGE);
+    assert_eq!(listener(&default, "127.0.0.30:81", "x").tracing, None);
+    let percent = compile_yaml(&format!(
+        "{EDGE}{}",
+        policy(
+            "percent",
+            WHOLE,
+            "  tracing: {samplingFraction: {numerator: 5}}\n"
+        )
+    ));
+    let sampling = listener(&percent, "127.0.0.30:81", "x").tracing;
+    assert_eq!(sampling.map(|s| s.ratio), Some(0.05));
+}
