@@ -36,7 +36,8 @@ pub(crate) struct Disposition {
     pub(crate) head_at: Option<std::time::Instant>,
 }
 
-/// Counts the request in `portcullis_requests_total` and `portcullis_request_duration_seconds`:
+/// Counts the request in the dashboard's live stats (`telemetry::LiveStats`, a few relaxed
+/// atomic adds) and in `portcullis_requests_total` and `portcullis_request_duration_seconds`:
 /// through the generation's series cache when it matched a rule (the common case), by labels
 /// otherwise (no listener, no route: the labels are empty).
 pub(crate) fn record_request(
@@ -46,6 +47,7 @@ pub(crate) fn record_request(
     status: u16,
     duration: Duration,
 ) {
+    plane.metrics.live_stats().record(status, duration);
     let label = |value: &Option<Arc<str>>| {
         value
             .clone()

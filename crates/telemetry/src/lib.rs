@@ -1,4 +1,5 @@
-//! Telemetry: Prometheus metrics ([`Metrics`]) and JSON access logs ([`AccessLog`]).
+//! Telemetry: Prometheus metrics ([`Metrics`]), JSON access logs ([`AccessLog`]) and the
+//! in-process traffic history of the admin dashboard ([`LiveStats`]).
 //!
 //! Both are called from the data plane once per request, so they avoid locks beyond what
 //! `prometheus-client` takes and allocate nothing per request in the steady state. This crate
@@ -8,10 +9,12 @@
 mod access_log;
 mod endpoint_latency;
 mod label_value;
+mod live_stats;
 mod metrics;
 mod timestamp;
 
 pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLogFormat};
 pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
+pub use live_stats::{HISTORY_LEN, LiveSample, LiveStats, LiveTotals};
 pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestSeries};

@@ -15,6 +15,7 @@ use prometheus_client::registry::{Metric, Registry};
 
 use crate::endpoint_latency::{EndpointLatencyCollector, EndpointLatencySource};
 use crate::label_value::LabelValue;
+use crate::live_stats::LiveStats;
 
 /// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus
 /// scrapes natively).
@@ -139,6 +140,7 @@ pub struct Metrics {
     redis_errors: Family<ReasonLabels, Counter>,
     jwks_fetches: Family<JwksLabels, Counter>,
     endpoint_latency: EndpointLatencyCollector,
+    live_stats: LiveStats,
 }
 
 impl Default for Metrics {
@@ -309,6 +311,7 @@ impl Metrics {
                 Family::<JwksLabels, Counter>::default(),
             ),
             endpoint_latency,
+            live_stats: LiveStats::new(),
             registry,
         }
     }
@@ -575,6 +578,13 @@ impl Metrics {
     /// (held weakly: the series disappears when the source is dropped).
     pub fn set_endpoint_latency_source(&self, source: Weak<dyn EndpointLatencySource>) {
         self.endpoint_latency.set_source(source);
+    }
+
+    /// The per-second request rate, error rate and latency of the last minutes, for the admin
+    /// dashboard. Not exported in [`Metrics::encode`]: it summarises what
+    /// `portcullis_requests_total` and `portcullis_request_duration_seconds` already export.
+    pub fn live_stats(&self) -> &LiveStats {
+        &self.live_stats
     }
 
     /// Every series in the OpenMetrics text exposition format (see [`METRICS_CONTENT_TYPE`]),
