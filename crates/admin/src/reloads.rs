@@ -104,8 +104,9 @@ fn record_view(record: &ReloadRecord) -> serde_json::Value {
 
 /// Milliseconds since the Unix epoch (0 for a clock set before it).
 pub(crate) fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 #[cfg(test)]

@@ -174,13 +174,16 @@ impl LiveStats {
 fn interval_sample(previous: &Cumulative, current: &Cumulative, wall: SystemTime) -> LiveSample {
     let requests = current.requests.saturating_sub(previous.requests);
     let errors = current.errors.saturating_sub(previous.errors);
-    let seconds = current.at.saturating_duration_since(previous.at).as_secs_f64();
+    let seconds = current
+        .at
+        .saturating_duration_since(previous.at)
+        .as_secs_f64();
     let counts: [u64; BUCKETS] =
         std::array::from_fn(|i| current.latency[i].saturating_sub(previous.latency[i]));
     LiveSample {
-        at_unix_ms: wall
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX)),
+        at_unix_ms: wall.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        }),
         requests,
         errors,
         requests_per_second: if seconds > 0.0 {

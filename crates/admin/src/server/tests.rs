@@ -240,9 +240,17 @@ async fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
 async fn the_dashboard_and_its_assets_are_served_from_the_binary() {
     let admin = start().await;
     for (path, content_type, marker) in [
-        ("/ui", "text/html; charset=utf-8", "<title>Portcullis dashboard</title>"),
+        (
+            "/ui",
+            "text/html; charset=utf-8",
+            "<title>Portcullis dashboard</title>",
+        ),
         ("/ui/", "text/html; charset=utf-8", "/ui/app.js"),
-        ("/ui/app.js", "text/javascript; charset=utf-8", "/ui/api/live"),
+        (
+            "/ui/app.js",
+            "text/javascript; charset=utf-8",
+            "/ui/api/live",
+        ),
         ("/ui/app.css", "text/css; charset=utf-8", ".badge"),
     ] {
         let reply = get(admin.address, path).await;
@@ -285,10 +293,7 @@ async fn live_shows_totals_samples_and_reloads() {
     stats.sample(start, std::time::SystemTime::now());
     stats.record(200, Duration::from_millis(3));
     stats.record(502, Duration::from_millis(40));
-    stats.sample(
-        start + Duration::from_secs(1),
-        std::time::SystemTime::now(),
-    );
+    stats.sample(start + Duration::from_secs(1), std::time::SystemTime::now());
     admin.state.reloads.record(crate::ReloadRecord {
         generation: 7,
         at: std::time::SystemTime::now(),
@@ -315,7 +320,10 @@ async fn live_shows_totals_samples_and_reloads() {
         .unwrap_or_else(|| panic!("no sample with the two requests: {live}"));
     assert_eq!(ours["errors"], 1);
     assert_eq!(ours["error_ratio"], 0.5);
-    assert!(ours["p99_ms"].as_f64().is_some_and(|p99| p99 > 30.0), "{ours}");
+    assert!(
+        ours["p99_ms"].as_f64().is_some_and(|p99| p99 > 30.0),
+        "{ours}"
+    );
     let reloads = live["reloads"].as_array().expect("reloads");
     assert_eq!(reloads.len(), 1);
     assert_eq!(reloads[0]["generation"], 7);

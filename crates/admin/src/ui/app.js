@@ -13,6 +13,7 @@ const STATE_EVERY = 2; // /status and /endpoints on every 2nd live refresh
 const SVG = "http://www.w3.org/2000/svg";
 const CHART_HEIGHT = 170;
 const MARGIN = { left: 44, right: 10, top: 10, bottom: 22 };
+const MIN_SPAN_MS = 30000;
 
 const view = {
   minutes: 5,
@@ -96,11 +97,12 @@ function clockTime(unixMs) {
   return new Date(unixMs).toLocaleTimeString("en-GB", { hour12: false });
 }
 
-// A round upper bound for a y axis: 1, 2 or 5 times a power of ten.
+// A round upper bound for a y axis (drawn in quarters): 1, 2, 3, 4, 5, 6 or 8 times a power
+// of ten.
 function niceCeiling(value) {
   if (!(value > 0)) return 1;
   const power = Math.pow(10, Math.floor(Math.log10(value)));
-  for (const step of [1, 2, 5, 10]) {
+  for (const step of [1, 2, 3, 4, 5, 6, 8, 10]) {
     if (value <= step * power) return step * power;
   }
   return 10 * power;
@@ -136,9 +138,34 @@ function windowSamples(live) {
   return live.samples.filter((sample) => sample.at_unix_ms >= since);
 }
 
+// The time the x axis covers: the chosen window, or less (at least MIN_SPAN_MS) while the
+// gateway has not sampled that long yet, so that a young gateway's plots are not squeezed
+// against the right edge.
+function timeSpan(live, samples) {
+  const windowMs = view.minutes * 60000;
+  if (samples.length === 0) return windowMs;
+  const covered = live.now_unix_ms - samples[0].at_unix_ms + live.interval_ms;
+  return Math.min(windowMs, Math.max(MIN_SPAN_MS, covered));
+}
+
+// A tick step giving at most six ticks over `span`.
+function tickStep(span) {
+  for (const seconds of [5, 10, 15, 30, 60, 120, 300]) {
+    if (span / (seconds * 1000) <= 6) return seconds * 1000;
+  }
+  return 600000;
+}
+
+function offsetLabel(ms) {
+  const seconds = Math.round(ms / 1000);
+  if (seconds === 0) return "now";
+  if (seconds < 60) return "-" + seconds + "s";
+  return "-" + Math.floor(seconds / 60) + "m" + (seconds % 60 ? (seconds % 60) + "s" : "");
+}
+
 // Draws `series` ({name, values: [number|null], class}) of `samples` into `chart`, with y from
 // 0 to a round maximum. A null value breaks its line.
-function drawChart(chart, samples, series, live, unit) {
+function drawChart(chart, samples, series, live, unit, span) {
   const width = Math.max(260, chart.clientWidth || chart.parentNode.clientWidth || 400);
   const height = CHART_HEIGHT;
   chart.setAttribute("viewBox", "0 0 " + width + " " + height);
@@ -149,7 +176,7 @@ function drawChart(chart, samples, series, live, unit) {
   const plotWidth = width - MARGIN.left - MARGIN.right;
   const plotHeight = height - MARGIN.top - MARGIN.bottom;
   const end = live.now_unix_ms;
-  const start = end - view.minutes * 60000;
+  const start = end - span;
   let max = 0;
   for (const line of series) for (const value of line.values) if (value !== null && value > max) max = value;
   const top = niceCeiling(max * 1.1);
@@ -163,10 +190,11 @@ function drawChart(chart, samples, series, live, unit) {
     chart.append(svg("line", { class: "grid", x1: MARGIN.left, x2: width - MARGIN.right, y1: at, y2: at }));
     chart.append(svg("text", { class: "axis", x: MARGIN.left - 6, y: at + 4, "text-anchor": "end", text: axisLabel(value, unit) }));
   }
-  for (let minute = 0; minute <= view.minutes; minute += view.minutes > 5 ? 2 : 1) {
-    const at = x(end - minute * 60000);
+  const step = tickStep(span);
+  for (let offset = 0; offset <= span; offset += step) {
+    const at = x(end - offset);
     chart.append(svg("line", { class: "tick", x1: at, x2: at, y1: MARGIN.top + plotHeight, y2: MARGIN.top + plotHeight + 4 }));
-    chart.append(svg("text", { class: "axis", x: at, y: height - 6, "text-anchor": minute === 0 ? "end" : "middle", text: minute === 0 ? "now" : "-" + minute + "m" }));
+    chart.append(svg("text", { class: "axis", x: at, y: height - 6, "text-anchor": offset === 0 ? "end" : "middle", text: offsetLabel(offset) }));
   }
 
   for (const line of series) {
@@ -237,17 +265,18 @@ function trimmed(value) {
 
 function renderPlots(live) {
   const samples = windowSamples(live);
+  const span = timeSpan(live, samples);
   drawChart($("chart-rate"), samples, [
     { name: "req/s", class: "rate", area: true, values: samples.map((s) => s.requests_per_second) },
-  ], live, "");
+  ], live, "", span);
   drawChart($("chart-errors"), samples, [
-    { name: "5xx", class: "errors", area: true, values: samples.map((s) => s.error_ratio * 100) },
-  ], live, "%");
+    { name: "5xx", class: "errors", area: true, values: samples.map((s) => (s.requests ? s.error_ratio * 100 : null)) },
+  ], live, "%", span);
   drawChart($("chart-latency"), samples, [
     { name: "p50", class: "p50", values: samples.map((s) => s.p50_ms) },
     { name: "p90", class: "p90", values: samples.map((s) => s.p90_ms) },
     { name: "p99", class: "p99", values: samples.map((s) => s.p99_ms) },
-  ], live, "ms");
+  ], live, "ms", span);
 
   // "Now" figures: the last 10 seconds, so one quiet second does not read as an outage.
   const recent = live.samples.slice(-10);

@@ -35,5 +35,6 @@ mod shutdown;
 mod smuggling;
 mod tls;
 mod tls_route;
+mod ui;
 mod upgrade;
 mod weights;

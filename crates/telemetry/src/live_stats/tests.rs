@@ -17,7 +17,10 @@ fn every_duration_falls_inside_its_bucket() {
     for value in (1..5000).chain([10_000, 123_456, 1_000_000, 60_000_000, 1 << 30]) {
         let (low, high) = bucket_bounds(bucket_index(micros(value)));
         let value = value as f64;
-        assert!(low <= value && value < high, "{value} not in [{low}, {high})");
+        assert!(
+            low <= value && value < high,
+            "{value} not in [{low}, {high})"
+        );
     }
 }
 
@@ -25,9 +28,15 @@ fn every_duration_falls_inside_its_bucket() {
 fn buckets_are_at_most_a_quarter_wide() {
     for index in 5..BUCKETS {
         let (low, high) = bucket_bounds(index);
-        assert!((high - low) / low <= 0.25 + 1e-9, "bucket {index}: [{low}, {high})");
+        assert!(
+            (high - low) / low <= 0.25 + 1e-9,
+            "bucket {index}: [{low}, {high})"
+        );
         let (_, previous_high) = bucket_bounds(index - 1);
-        assert_eq!(previous_high, low, "buckets {index} and its predecessor touch");
+        assert_eq!(
+            previous_high, low,
+            "buckets {index} and its predecessor touch"
+        );
     }
 }
 
@@ -58,7 +67,10 @@ fn percentiles_of_a_uniform_spread_are_within_the_bucket_error() {
     for (quantile, expected) in [(0.5, 500.0), (0.9, 900.0), (0.99, 990.0)] {
         let p = percentile_ms(&counts, quantile).expect("a percentile");
         let error = (p - expected).abs() / expected;
-        assert!(error < 0.13, "p{quantile}: {p} ms, expected about {expected} ms");
+        assert!(
+            error < 0.13,
+            "p{quantile}: {p} ms, expected about {expected} ms"
+        );
     }
 }
 
@@ -100,19 +112,31 @@ fn a_sample_holds_the_traffic_of_its_interval() {
     }
     stats.record(503, micros(4_000));
     stats.record(404, micros(4_000));
-    stats.sample(start + Duration::from_secs(2), UNIX_EPOCH + Duration::from_secs(5));
+    stats.sample(
+        start + Duration::from_secs(2),
+        UNIX_EPOCH + Duration::from_secs(5),
+    );
 
     let samples = stats.samples();
     assert_eq!(samples.len(), 2);
     let sample = &samples[1];
     assert_eq!(sample.at_unix_ms, 5_000);
     assert_eq!((sample.requests, sample.errors), (8, 1));
-    assert!((sample.requests_per_second - 4.0).abs() < 1e-9, "{sample:?}");
+    assert!(
+        (sample.requests_per_second - 4.0).abs() < 1e-9,
+        "{sample:?}"
+    );
     assert!((sample.error_ratio - 0.125).abs() < 1e-9, "{sample:?}");
     // All eight took 4 ms, in bucket [3.584, 4.096) ms.
     let p50 = sample.p50_ms.expect("p50");
     assert!((3.5..4.1).contains(&p50), "{sample:?}");
-    assert_eq!(stats.totals(), LiveTotals { requests: 9, errors: 1 });
+    assert_eq!(
+        stats.totals(),
+        LiveTotals {
+            requests: 9,
+            errors: 1
+        }
+    );
 }
 
 #[test]
