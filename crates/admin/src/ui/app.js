@@ -14,6 +14,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const CHART_HEIGHT = 170;
 const MARGIN = { left: 44, right: 10, top: 10, bottom: 22 };
 const MIN_SPAN_MS = 30000;
+const MAX_OBJECTS = 200; // gateways, routes and backends drawn, those with problems first
+const MAX_ENDPOINTS = 50; // endpoints drawn per backend, those out of rotation first
 
 const view = {
   minutes: 5,
@@ -354,13 +356,37 @@ function objectLabel(object) {
   return object.kind + " " + (object.namespace ? object.namespace + "/" : "") + object.name;
 }
 
+// Whether an object of /status has a problem: a field-level one or an unhealthy condition.
+function objectIsBad(object) {
+  if (object.problems && object.problems.length) return true;
+  const groups = [object.conditions || []];
+  for (const listener of object.listeners || []) groups.push(listener.conditions || []);
+  for (const parent of object.parents || []) groups.push(parent.conditions || []);
+  return groups.some((conditions) => conditions.some(conditionIsBad));
+}
+
+// The first MAX_OBJECTS of `objects`, those with problems first (each group in /status
+// order): with thousands of routes, the table shows what needs attention and says how many
+// more there are.
+function firstObjects(objects) {
+  const bad = objects.filter(objectIsBad);
+  const good = objects.filter((object) => !objectIsBad(object));
+  const shown = bad.concat(good).slice(0, MAX_OBJECTS);
+  return { shown: shown, more: objects.length - shown.length };
+}
+
+function moreRow(more, columns, what) {
+  return el("tr", { class: "more" },
+    el("td", { colspan: columns, class: "muted", text: "… and " + more.toLocaleString("en-US") + " more " + what + " (all in /status)" }));
+}
+
 function renderStatus(status) {
   $("generation").textContent = status.generation === undefined ? "–" : String(status.generation);
   const objects = status.objects || [];
 
+  const gateways = firstObjects(objects.filter((object) => object.listeners));
   const listenerRows = [];
-  for (const object of objects) {
-    if (!object.listeners) continue;
+  for (const object of gateways.shown) {
     object.listeners.forEach((listener, index) => {
       listenerRows.push(el("tr", { "data-listener": objectLabel(object) + " listener " + listener.name },
         el("td", {}, index === 0 ? el("span", { class: "name", text: objectLabel(object) }) : null,
@@ -370,11 +396,12 @@ function renderStatus(status) {
         el("td", {}, conditionBadges(listener.conditions))));
     });
   }
+  if (gateways.more > 0) listenerRows.push(moreRow(gateways.more, 4, "gateways"));
   replaceRows($("listeners"), listenerRows, 4, "no listener");
 
+  const routes = firstObjects(objects.filter((object) => object.kind.endsWith("Route")));
   const routeRows = [];
-  for (const object of objects) {
-    if (!object.kind.endsWith("Route")) continue;
+  for (const object of routes.shown) {
     const parents = object.parents && object.parents.length ? object.parents : [null];
     parents.forEach((parent, index) => {
       let parentText = "not attached";
@@ -391,6 +418,7 @@ function renderStatus(status) {
         el("td", {}, conditionBadges(parent ? parent.conditions : []))));
     });
   }
+  if (routes.more > 0) routeRows.push(moreRow(routes.more, 3, "routes"));
   replaceRows($("routes"), routeRows, 3, "no route");
 
   const problems = status.problems || [];
@@ -420,11 +448,26 @@ function breakerBadge(breaker) {
     breaker.parallel + " in flight, " + breaker.pending + " pending");
 }
 
+function isAvailable(endpoint) {
+  return endpoint.health.healthy && endpoint.health.ejected_for_ms === undefined;
+}
+
+// Whether a backend needs attention: an endpoint out of rotation, none at all, or a breaker
+// that is not closed.
+function backendIsBad(backend) {
+  const endpoints = backend.endpoints || [];
+  return endpoints.length === 0 || !endpoints.every(isAvailable)
+    || (backend.breaker && backend.breaker.state !== "closed");
+}
+
 function renderEndpoints(backends) {
   const rows = [];
-  for (const [name, backend] of Object.entries(backends)) {
+  const all = Object.entries(backends);
+  // Backends needing attention first, each group in name order; at most MAX_OBJECTS.
+  const ordered = all.filter(([, b]) => backendIsBad(b)).concat(all.filter(([, b]) => !backendIsBad(b)));
+  for (const [name, backend] of ordered.slice(0, MAX_OBJECTS)) {
     const endpoints = backend.endpoints || [];
-    const healthy = endpoints.filter((e) => e.health.healthy && e.health.ejected_for_ms === undefined).length;
+    const healthy = endpoints.filter(isAvailable).length;
     const tone = endpoints.length === 0 || healthy === 0 ? "bad" : healthy < endpoints.length ? "warn" : "good";
     const header = el("tr", { class: "backend", "data-backend": name },
       el("td", { colspan: 7 },
@@ -434,7 +477,9 @@ function renderEndpoints(backends) {
         backend.breaker ? breakerBadge(backend.breaker) : null));
     header.dataset.breaker = backend.breaker ? backend.breaker.state : "";
     rows.push(header);
-    for (const endpoint of endpoints) {
+    // Endpoints out of rotation first, then the rest, at most MAX_ENDPOINTS per backend.
+    const listed = endpoints.filter((e) => !isAvailable(e)).concat(endpoints.filter(isAvailable));
+    for (const endpoint of listed.slice(0, MAX_ENDPOINTS)) {
       const row = el("tr", { class: "endpoint", "data-endpoint": endpoint.address, "data-backend": name },
         el("td", { class: "address", text: endpoint.address + (endpoint.weight !== 1 ? " ×" + endpoint.weight : "") }),
         el("td", {}, healthBadge(endpoint.health)),
@@ -446,9 +491,17 @@ function renderEndpoints(backends) {
       row.dataset.health = endpoint.health.ejected_for_ms !== undefined ? "ejected" : endpoint.health.healthy ? "healthy" : "unhealthy";
       rows.push(row);
     }
+    if (listed.length > MAX_ENDPOINTS) {
+      rows.push(el("tr", { class: "endpoint more" },
+        el("td", { colspan: 7, class: "muted", text: "… and " + (listed.length - MAX_ENDPOINTS) + " more endpoints (all in /endpoints)" })));
+    }
     if (endpoints.length === 0) {
       rows.push(el("tr", { class: "endpoint" }, el("td", { colspan: 7, class: "muted", text: "no endpoint" })));
     }
+  }
+  if (ordered.length > MAX_OBJECTS) {
+    rows.push(el("tr", { class: "more" },
+      el("td", { colspan: 7, class: "muted", text: "… and " + (ordered.length - MAX_OBJECTS) + " more backends (all in /endpoints)" })));
   }
   replaceRows($("backends"), rows, 7, "no backend");
 }

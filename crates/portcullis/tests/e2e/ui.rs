@@ -27,7 +27,8 @@ const SCREENSHOT_SIZE: (u32, u32) = (1400, 1000);
 const SCREENSHOT_SAMPLES: usize = 15;
 
 /// Echoes `shop` and `payments` behind routes `storefront` (`/shop`) and `payments`
-/// (`/status`, which the echo answers with the status the path names).
+/// (`/status`, which the echo answers with the status the path names), and route `legacy`
+/// whose Service does not exist.
 async fn serve() -> anyhow::Result<(Echoes, TestGateway)> {
     let echoes = Echoes::start(&["shop", "payments"]).await?;
     let config = ConfigDir::new()?;
@@ -48,6 +49,15 @@ async fn serve() -> anyhow::Result<(Echoes, TestGateway)> {
         vec![rule(
             vec![path_match("PathPrefix", "/status")],
             vec![service_ref("payments")],
+        )],
+    ));
+    // A route whose Service does not exist: the dashboard lists it first, with its problem.
+    documents.push(http_route(
+        "legacy",
+        &[],
+        vec![rule(
+            vec![path_match("PathPrefix", "/legacy")],
+            vec![service_ref("retired")],
         )],
     ));
     config.write("config.yaml", &documents)?;
@@ -170,8 +180,8 @@ fn ensure_tables(dom: &str, echoes: &Echoes, generation: u64) -> anyhow::Result<
         );
     }
     ensure!(
-        text(element(listener, "class=\"num\"")?) == "2",
-        "two routes attached to listener http: {listener}"
+        text(element(listener, "class=\"num\"")?) == "3",
+        "three routes attached to listener http: {listener}"
     );
     for route in ["storefront", "payments"] {
         let row = element(dom, &format!("data-route=\"HTTPRoute e2e/{route}\""))?;
@@ -188,6 +198,21 @@ fn ensure_tables(dom: &str, echoes: &Echoes, generation: u64) -> anyhow::Result<
             "route {route} names its parent: {row}"
         );
     }
+    // The route with a problem comes first, its problem in the row and in the problem list.
+    let routes = element(dom, "id=\"routes\"")?;
+    let first = element(routes, "data-route=")?;
+    ensure!(
+        attribute(first, "data-route")? == "HTTPRoute e2e/legacy"
+            && first.contains("data-condition=\"ResolvedRefs\" data-status=\"False\"")
+            && text(first).contains("retired"),
+        "the broken route is listed first, with ResolvedRefs=False and its problem: {first}"
+    );
+    let problems = element(dom, "id=\"problems-card\"")?;
+    let opening_tag = &problems[..problems.find('>').unwrap_or(problems.len())];
+    ensure!(
+        !opening_tag.contains(" hidden") && text(problems).contains("retired"),
+        "the problem list is shown and names the missing Service: {problems}"
+    );
     for name in ["shop", "payments"] {
         let backend = element(dom, &format!("data-backend=\"Service e2e/{name}:80\""))?;
         ensure!(
@@ -244,8 +269,8 @@ async fn the_dashboard_shows_the_gateway_and_its_traffic_in_chromium() -> anyhow
     );
     let reload = element(&first, &format!("data-generation=\"{generation}\""))?;
     ensure!(
-        text(reload).contains("ok"),
-        "the reload table has generation {generation}, ok: {reload}"
+        text(reload).contains("1 problem"),
+        "the reload table has generation {generation} with its problem: {reload}"
     );
 
     // Two more busy seconds: the next load plots more samples and counts more requests.
