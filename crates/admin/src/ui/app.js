@@ -181,7 +181,8 @@ function drawChart(chart, samples, series, live, unit, span) {
   const start = end - span;
   let max = 0;
   for (const line of series) for (const value of line.values) if (value !== null && value > max) max = value;
-  const top = niceCeiling(max * 1.1);
+  // Headroom above the highest point, but a share never goes past 100%.
+  const top = unit === "%" ? Math.min(100, niceCeiling(max * 1.1)) : niceCeiling(max * 1.1);
   const x = (t) => MARGIN.left + ((t - start) / (end - start)) * plotWidth;
   const y = (v) => MARGIN.top + plotHeight - (v / top) * plotHeight;
 
