@@ -301,10 +301,20 @@ async fn the_dashboard_shows_the_gateway_and_its_traffic_in_chromium() -> anyhow
         .screenshot(&url, SCREENSHOT_SIZE.0, SCREENSHOT_SIZE.1)
         .await?;
     let png = std::fs::read(&screenshot)?;
+    // The PNG signature, then the IHDR chunk: width and height, big-endian, at bytes 16 and 20.
+    let dimension = |at: usize| {
+        png.get(at..at + 4)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(u32::from_be_bytes)
+    };
     ensure!(
-        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 30_000,
-        "the screenshot is a PNG with content ({} bytes)",
-        png.len()
+        png.starts_with(b"\x89PNG\r\n\x1a\n")
+            && (dimension(16), dimension(20)) == (Some(SCREENSHOT_SIZE.0), Some(SCREENSHOT_SIZE.1))
+            && png.len() > 30_000,
+        "the screenshot is a {SCREENSHOT_SIZE:?} PNG with content ({} bytes, {:?}×{:?})",
+        png.len(),
+        dimension(16),
+        dimension(20)
     );
     if std::env::var_os("PORTCULLIS_UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ui.png");
