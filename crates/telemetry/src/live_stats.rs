@@ -5,8 +5,8 @@
 //! Two halves with different costs:
 //!
 //! - the data plane calls [`LiveStats::record`] once per answered request: two or three relaxed
-//!   atomic adds into cumulative counters (requests, 5xx, one latency bucket), no lock and no
-//!   allocation;
+//!   atomic adds into cumulative counters (requests, 5xx, one latency bucket) of the calling
+//!   thread's shard, no lock and no allocation;
 //! - one task calls [`LiveStats::sample`] about once a second: it diffs the cumulative counters
 //!   against the previous sample and appends one [`LiveSample`] (rate, error ratio, p50/p90/p99
 //!   of that interval) to a ring of the last [`HISTORY_LEN`] samples, under a lock that only the
@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Samples kept: ten minutes at one sample per second.
@@ -32,18 +32,49 @@ const OCTAVES: u32 = 31;
 /// Bucket 0 holds durations under one microsecond; the others four per octave.
 const BUCKETS: usize = 1 + (OCTAVES * SUB_BUCKETS) as usize;
 
+/// Counter sets: each thread records into one, chosen when it first records, so that worker
+/// threads on different cores do not bounce the same cache lines on every request.
+const SHARDS: usize = 8;
+
 /// Per-interval request statistics over the last minutes. Share it behind the `Arc` of
 /// [`crate::Metrics`] ([`crate::Metrics::live_stats`]); every method takes `&self`.
 #[derive(Debug)]
 pub struct LiveStats {
+    /// The cumulative counters, one set per shard of threads; readers add them up.
+    shards: Box<[Shard; SHARDS]>,
+    /// What the sampler keeps between calls, and the samples.
+    history: Mutex<History>,
+}
+
+/// One set of cumulative counters, on cache lines of its own.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
     /// Answered requests since start.
     requests: AtomicU64,
     /// Of those, answered with a 5xx status.
     errors: AtomicU64,
     /// Request durations since start, by [`bucket_index`].
     latency: [AtomicU64; BUCKETS],
-    /// What the sampler keeps between calls, and the samples.
-    history: Mutex<History>,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// The shard of the current thread: threads take shards in turn as they first record.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
 }
 
 /// The sampler's state: the cumulative counters at the previous sample (at creation before
@@ -103,9 +134,7 @@ impl LiveStats {
     /// Empty counters and no samples.
     pub fn new() -> LiveStats {
         LiveStats {
-            requests: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            shards: Box::new(std::array::from_fn(|_| Shard::new())),
             history: Mutex::new(History {
                 previous: Cumulative {
                     at: Instant::now(),
@@ -118,22 +147,30 @@ impl LiveStats {
         }
     }
 
-    /// Counts one answered request with its status code and duration. Relaxed atomic adds
-    /// only: a concurrent [`LiveStats::sample`] may see the request counted and its bucket
-    /// not yet (the next sample has it), which a once-a-second plot does not show.
+    /// Counts one answered request with its status code and duration, in the current
+    /// thread's shard. Relaxed atomic adds only: a concurrent [`LiveStats::sample`] may see the
+    /// request counted and its bucket not yet (the next sample has it), which a once-a-second
+    /// plot does not show.
     pub fn record(&self, status: u16, duration: Duration) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        let shard = &self.shards[shard_index()];
+        shard.requests.fetch_add(1, Ordering::Relaxed);
         if status >= 500 {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            shard.errors.fetch_add(1, Ordering::Relaxed);
         }
-        self.latency[bucket_index(duration)].fetch_add(1, Ordering::Relaxed);
+        shard.latency[bucket_index(duration)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The totals since start.
     pub fn totals(&self) -> LiveTotals {
+        let sum = |counter: fn(&Shard) -> &AtomicU64| {
+            self.shards
+                .iter()
+                .map(|shard| counter(shard).load(Ordering::Relaxed))
+                .sum()
+        };
         LiveTotals {
-            requests: self.requests.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
+            requests: sum(|shard| &shard.requests),
+            errors: sum(|shard| &shard.errors),
         }
     }
 
@@ -142,11 +179,17 @@ impl LiveStats {
     /// interval since [`LiveStats::new`]. `now` is the monotonic clock (rates divide
     /// by the real interval, so a late tick does not inflate them); `wall` stamps the sample.
     pub fn sample(&self, now: Instant, wall: SystemTime) {
+        let totals = self.totals();
         let current = Cumulative {
             at: now,
-            requests: self.requests.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            latency: std::array::from_fn(|i| self.latency[i].load(Ordering::Relaxed)),
+            requests: totals.requests,
+            errors: totals.errors,
+            latency: std::array::from_fn(|i| {
+                self.shards
+                    .iter()
+                    .map(|shard| shard.latency[i].load(Ordering::Relaxed))
+                    .sum()
+            }),
         };
         let mut history = self
             .history

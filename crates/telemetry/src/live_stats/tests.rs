@@ -172,3 +172,31 @@ fn the_ring_keeps_the_last_ten_minutes() {
         Some((HISTORY_LEN as u64 + 5) * 1000)
     );
 }
+
+#[test]
+fn requests_recorded_on_many_threads_are_all_sampled() {
+    let stats = LiveStats::new();
+    std::thread::scope(|scope| {
+        for thread in 0..(2 * SHARDS as u64) {
+            let stats = &stats;
+            scope.spawn(move || {
+                for _ in 0..100 {
+                    stats.record(if thread == 0 { 503 } else { 200 }, micros(250));
+                }
+            });
+        }
+    });
+    stats.sample(Instant::now() + Duration::from_secs(1), SystemTime::now());
+    let expected = 2 * SHARDS as u64 * 100;
+    assert_eq!(
+        stats.totals(),
+        LiveTotals {
+            requests: expected,
+            errors: 100
+        }
+    );
+    let samples = stats.samples();
+    assert_eq!((samples[0].requests, samples[0].errors), (expected, 100));
+    let p50 = samples[0].p50_ms.expect("p50");
+    assert!((0.22..0.26).contains(&p50), "{p50}");
+}
