@@ -84,8 +84,9 @@ impl Controller {
     /// Applies one source update: compiles it (incrementally after the first), links and
     /// publishes a changed snapshot (its new backends get their endpoints first), updates the
     /// endpoints a change affects, binds the listeners a new snapshot wants, and replaces
-    /// `/status` (and `/config` with the snapshot). Never fails: compile problems and rejected
-    /// files are reported in `/status` and the log. Must run inside a tokio runtime.
+    /// `/status` (and `/config` with the snapshot), and records the reload for the dashboard
+    /// (`AdminState::reloads`). Never fails: compile problems and rejected files are reported in
+    /// `/status`, the reload history and the log. Must run inside a tokio runtime.
     pub fn apply(&mut self, update: Arc<SourceUpdate>) {
         let started = std::time::Instant::now();
         let rendered = Arc::clone(&self.rendered);
