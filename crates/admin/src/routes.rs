@@ -1,11 +1,15 @@
 //! Maps an admin request to its response. Pure apart from reading [`AdminState`].
 
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::state::{self, AdminState};
+use crate::ui;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
@@ -34,6 +38,10 @@ enum Endpoint {
     Status,
     Config,
     Endpoints,
+    /// A file of the dashboard.
+    UiAsset(&'static ui::Asset),
+    /// The dashboard's live series and reloads.
+    UiLive,
 }
 
 async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
@@ -44,12 +52,16 @@ async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full
         "/status" => Endpoint::Status,
         "/config" => Endpoint::Config,
         "/endpoints" => Endpoint::Endpoints,
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("no admin endpoint at {path}"),
-            );
-        }
+        "/ui/api/live" => Endpoint::UiLive,
+        other => match ui::asset(other) {
+            Some(asset) => Endpoint::UiAsset(asset),
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no admin endpoint at {path}"),
+                );
+            }
+        },
     };
     if method != Method::GET && method != Method::HEAD {
         let mut response = error(
@@ -79,6 +91,21 @@ async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full
         Endpoint::Status => body(StatusCode::OK, JSON, state::read(&state.status_json).await),
         Endpoint::Config => body(StatusCode::OK, JSON, state::read(&state.config_json).await),
         Endpoint::Endpoints => json(StatusCode::OK, &(state.endpoints)()),
+        Endpoint::UiLive => json(StatusCode::OK, &ui::live(state)),
+        Endpoint::UiAsset(asset) => {
+            let mut response = body(
+                StatusCode::OK,
+                asset.content_type,
+                Bytes::from_static(asset.body),
+            );
+            let headers = response.headers_mut();
+            headers.insert(
+                CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(ui::CONTENT_SECURITY_POLICY),
+            );
+            headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            response
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 
 use crate::routes::respond;
 use crate::state::AdminState;
+use crate::ui;
 
 /// A client must send its request head within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +36,12 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// - `GET /healthz`: 200 `ok` while the process can answer;
 /// - `GET /metrics`: [`telemetry::Metrics::encode`], as OpenMetrics text;
 /// - `GET /status`, `GET /config`: the JSON bodies stored in [`AdminState`];
-/// - `GET /endpoints`: the JSON that [`AdminState::endpoints`] computes on each request.
+/// - `GET /endpoints`: the JSON that [`AdminState::endpoints`] computes on each request;
+/// - `GET /ui` (with `/ui/app.js` and `/ui/app.css`): the dashboard, embedded in the binary;
+/// - `GET /ui/api/live`: the dashboard's traffic samples, request totals and reloads.
+///
+/// While it runs it also samples [`telemetry::Metrics::live_stats`] once a second (the
+/// dashboard's plots); the sampling stops with the server.
 ///
 /// HEAD is answered like GET without a body. An unknown path is 404 and another method on a
 /// known path 405, both with a JSON `{"error": ...}` body. Every response has
@@ -54,6 +60,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let _sampler = AbortOnDrop(tokio::spawn(sample_live_stats(Arc::clone(&state))));
     let mut shutdown = std::pin::pin!(shutdown);
     // A descriptor held in reserve for the admin server: when the process runs out of file
     // descriptors (clients took them all), it is let go so that /ready, /metrics and /status
@@ -106,6 +113,31 @@ pub async fn serve(
         debug!("admin requests still in flight at shutdown; abandoning them");
     }
     Ok(())
+}
+
+/// Closes an interval of [`telemetry::LiveStats`] every [`ui::SAMPLE_INTERVAL_MS`], forever.
+/// A tick that comes late (a stalled runtime) is taken late, not made up in a burst: each
+/// sample divides by the time it really covers.
+async fn sample_live_stats(state: Arc<AdminState>) {
+    let mut ticks = tokio::time::interval(Duration::from_millis(ui::SAMPLE_INTERVAL_MS));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        state
+            .metrics
+            .live_stats()
+            .sample(std::time::Instant::now(), std::time::SystemTime::now());
+    }
+}
+
+/// Aborts its task when dropped, so that the sampler ends with [`serve`] however that ends
+/// (returned, or its future dropped).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// EMFILE / ENFILE: no file descriptor left in the process or the system.

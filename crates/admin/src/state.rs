@@ -8,6 +8,8 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use telemetry::Metrics;
 
+use crate::reloads::ReloadLog;
+
 /// What the admin endpoints serve. The binary keeps an `Arc` and updates the fields; every
 /// update is visible to the next admin request.
 pub struct AdminState {
@@ -22,10 +24,14 @@ pub struct AdminState {
     /// Computes the `/endpoints` body on each request (endpoint health changes between
     /// compiles). Called on a runtime worker thread, so it must be quick.
     pub endpoints: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
+    /// The last config reloads, recorded by the binary after each applied update; shown by the
+    /// dashboard (`/ui`).
+    pub reloads: ReloadLog,
 }
 
 impl AdminState {
-    /// Not ready, with `{}` as the status and config bodies until the binary sets them.
+    /// Not ready, with `{}` as the status and config bodies until the binary sets them, and no
+    /// reload recorded.
     pub fn new(
         metrics: Arc<Metrics>,
         endpoints: impl Fn() -> serde_json::Value + Send + Sync + 'static,
@@ -36,6 +42,7 @@ impl AdminState {
             config_json: ArcSwap::from_pointee(Document::ready(Bytes::from_static(b"{}"))),
             metrics,
             endpoints: Box::new(endpoints),
+            reloads: ReloadLog::default(),
         }
     }
 

@@ -84,8 +84,9 @@ impl Controller {
     /// Applies one source update: compiles it (incrementally after the first), links and
     /// publishes a changed snapshot (its new backends get their endpoints first), updates the
     /// endpoints a change affects, binds the listeners a new snapshot wants, and replaces
-    /// `/status` (and `/config` with the snapshot). Never fails: compile problems and rejected
-    /// files are reported in `/status` and the log. Must run inside a tokio runtime.
+    /// `/status` (and `/config` with the snapshot), and records the reload for the dashboard
+    /// (`AdminState::reloads`). Never fails: compile problems and rejected files are reported in
+    /// `/status`, the reload history and the log. Must run inside a tokio runtime.
     pub fn apply(&mut self, update: Arc<SourceUpdate>) {
         let started = std::time::Instant::now();
         let rendered = Arc::clone(&self.rendered);
@@ -118,6 +119,7 @@ impl Controller {
         let snapshot_changed = step.snapshot_changed;
         // An update that changed no snapshot (endpoints only, or nothing) changed no status.
         let mut status_change = None;
+        let mut problems_found = Vec::new();
         if snapshot_changed {
             let snapshot = Arc::clone(compiler.snapshot());
             let backends = self.registry.link(&snapshot.backends);
@@ -138,7 +140,8 @@ impl Controller {
                     objects: step.statuses,
                 }
             };
-            for problem in logged.problems() {
+            problems_found = logged.problems();
+            for problem in &problems_found {
                 tracing::warn!("{problem}");
             }
             status_change = Some(if step.full {
@@ -166,6 +169,7 @@ impl Controller {
         }
         self.metrics
             .config_reloaded(file_errors == 0, update.generation);
+        self.record_reload(&update, snapshot_changed, problems_found, started);
         self.publish_status();
         if let Some(sink) = &self.status_sink
             && let Some(change) = status_change.filter(|change| !change.is_empty())
@@ -235,6 +239,34 @@ impl Controller {
     /// (`ListenerManager::shutdown`).
     pub fn into_listeners(self) -> ListenerManager {
         self.listeners
+    }
+
+    /// Adds this apply to the dashboard's reload history (`AdminState::reloads`): its
+    /// rejected files and the problems its compile found.
+    fn record_reload(
+        &self,
+        update: &SourceUpdate,
+        compiled: bool,
+        problems: Vec<String>,
+        started: std::time::Instant,
+    ) {
+        let file_errors = update
+            .files
+            .iter()
+            .filter_map(|file| {
+                let error = file.error.as_ref()?;
+                Some(format!("{}: {error}", file.path.display()))
+            })
+            .collect();
+        self.admin.reloads.record(admin::ReloadRecord {
+            generation: update.generation,
+            at: std::time::SystemTime::now(),
+            elapsed: started.elapsed(),
+            compiled,
+            file_errors,
+            problem_count: problems.len(),
+            problems,
+        });
     }
 
     /// Hands `/status` to the admin server, rendered when first requested.

@@ -40,8 +40,9 @@ pub(crate) struct Disposition {
     pub(crate) head_at: Option<std::time::Instant>,
 }
 
-/// Counts the request in `portcullis_requests_total`, `portcullis_request_duration_seconds`
-/// and `http_server_request_duration_seconds` (with `exemplar`, its trace when sampled):
+/// Counts the request in the dashboard's live stats (`telemetry::LiveStats`, a few relaxed
+/// atomic adds) and in `portcullis_requests_total`, `portcullis_request_duration_seconds` and
+/// `http_server_request_duration_seconds` (with `exemplar`, its trace when sampled):
 /// through the generation's series cache when it matched a rule (the common case), by labels
 /// otherwise (no listener, no route: the labels are empty).
 pub(crate) fn record_request(
@@ -52,6 +53,7 @@ pub(crate) fn record_request(
     duration: Duration,
     exemplar: Option<TraceExemplar>,
 ) {
+    plane.metrics.live_stats().record(status, duration);
     let label = |value: &Option<Arc<str>>| {
         value
             .clone()

@@ -1,5 +1,6 @@
-//! Telemetry: Prometheus metrics ([`Metrics`]), OpenTelemetry traces ([`trace`]) and JSON access
-//! logs ([`AccessLog`]).
+//! Telemetry: Prometheus metrics ([`Metrics`]), OpenTelemetry traces ([`trace`]), JSON access
+//! logs ([`AccessLog`]) and the in-process traffic history of the admin dashboard
+//! ([`LiveStats`]).
 //!
 //! Metrics and logs are called from the data plane once per request, so they avoid locks beyond what
 //! `prometheus-client` takes and allocate nothing per request in the steady state. This crate
@@ -9,6 +10,7 @@
 mod access_log;
 mod endpoint_latency;
 mod label_value;
+mod live_stats;
 mod metrics;
 mod semconv;
 mod timestamp;
@@ -17,5 +19,6 @@ pub mod trace;
 pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLogFormat};
 pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
+pub use live_stats::{HISTORY_LEN, LiveSample, LiveStats, LiveTotals};
 pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestKey, RequestSeries};
 pub use semconv::{Hex, HttpMethod, TraceExemplar};

@@ -16,6 +16,7 @@ use prometheus_client::registry::{Metric, Registry};
 
 use crate::endpoint_latency::{EndpointLatencyCollector, EndpointLatencySource};
 use crate::label_value::LabelValue;
+use crate::live_stats::LiveStats;
 use crate::semconv::{HttpMethod, ServerDurationLabels, TraceExemplar};
 
 /// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus
@@ -173,6 +174,7 @@ pub struct Metrics {
     trace_spans_exported: Family<ExportLabels, Counter>,
     trace_spans_dropped: Counter,
     endpoint_latency: EndpointLatencyCollector,
+    live_stats: LiveStats,
 }
 
 impl Default for Metrics {
@@ -371,6 +373,7 @@ impl Metrics {
             ),
             server_request_duration,
             endpoint_latency,
+            live_stats: LiveStats::new(),
             registry: Registry::default(),
         };
         Metrics {
@@ -664,6 +667,13 @@ impl Metrics {
     /// (held weakly: the series disappears when the source is dropped).
     pub fn set_endpoint_latency_source(&self, source: Weak<dyn EndpointLatencySource>) {
         self.endpoint_latency.set_source(source);
+    }
+
+    /// The per-second request rate, error rate and latency of the last minutes, for the admin
+    /// dashboard. Not exported in [`Metrics::encode`]: it summarises what
+    /// `portcullis_requests_total` and `portcullis_request_duration_seconds` already export.
+    pub fn live_stats(&self) -> &LiveStats {
+        &self.live_stats
     }
 
     /// Every series in the OpenMetrics text exposition format (see [`METRICS_CONTENT_TYPE`]),

@@ -242,3 +242,124 @@ async fn an_idle_keep_alive_connection_does_not_hold_up_shutdown() {
         .expect("no panic")
         .expect("no error");
 }
+
+#[tokio::test]
+async fn the_dashboard_and_its_assets_are_served_from_the_binary() {
+    let admin = start().await;
+    for (path, content_type, marker) in [
+        (
+            "/ui",
+            "text/html; charset=utf-8",
+            "<title>Portcullis dashboard</title>",
+        ),
+        ("/ui/", "text/html; charset=utf-8", "/ui/app.js"),
+        (
+            "/ui/app.js",
+            "text/javascript; charset=utf-8",
+            "/ui/api/live",
+        ),
+        ("/ui/app.css", "text/css; charset=utf-8", ".badge"),
+    ] {
+        let reply = get(admin.address, path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.header("content-type"), Some(content_type), "{path}");
+        assert!(reply.body.contains(marker), "{path} lacks {marker:?}");
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert!(
+            reply
+                .header("content-security-policy")
+                .is_some_and(|policy| policy.contains("script-src 'self'")),
+            "{path}: {:?}",
+            reply.headers
+        );
+    }
+    assert_eq!(get(admin.address, "/ui/other.js").await.status, 404);
+    assert_eq!(request(admin.address, "POST", "/ui").await.status, 405);
+}
+
+#[tokio::test]
+async fn the_page_loads_nothing_from_elsewhere() {
+    let admin = start().await;
+    for path in ["/ui", "/ui/app.js", "/ui/app.css"] {
+        let body = get(admin.address, path).await.body;
+        for remote in ["http://", "https://", "//cdn", "@import"] {
+            // The SVG namespace URI is a name, not a fetch.
+            let fetched = body
+                .match_indices(remote)
+                .any(|(at, _)| !body[at..].starts_with("http://www.w3.org/2000/svg"));
+            assert!(!fetched, "{path} refers to {remote}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_shows_totals_samples_and_reloads() {
+    let admin = start().await;
+    let stats = admin.state.metrics.live_stats();
+    let start = std::time::Instant::now();
+    stats.sample(start, std::time::SystemTime::now());
+    stats.record(200, Duration::from_millis(3));
+    stats.record(502, Duration::from_millis(40));
+    stats.sample(start + Duration::from_secs(1), std::time::SystemTime::now());
+    admin.state.reloads.record(crate::ReloadRecord {
+        generation: 7,
+        at: std::time::SystemTime::now(),
+        elapsed: Duration::from_millis(3),
+        compiled: true,
+        file_errors: vec!["config.yaml: not YAML".to_owned()],
+        problems: (0..30).map(|i| format!("problem {i}")).collect(),
+        problem_count: 30,
+    });
+    admin.state.set_ready(true);
+
+    let reply = get(admin.address, "/ui/api/live").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let live: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    assert_eq!(live["ready"], true);
+    // The server's own sampler may have closed an interval too; ours holds both requests.
+    assert_eq!(live["totals"]["requests"], 2, "{live}");
+    assert_eq!(live["totals"]["errors"], 1, "{live}");
+    let samples = live["samples"].as_array().expect("samples");
+    let ours = samples
+        .iter()
+        .find(|sample| sample["requests"] == 2)
+        .unwrap_or_else(|| panic!("no sample with the two requests: {live}"));
+    assert_eq!(ours["errors"], 1);
+    assert_eq!(ours["error_ratio"], 0.5);
+    assert!(
+        ours["p99_ms"].as_f64().is_some_and(|p99| p99 > 30.0),
+        "{ours}"
+    );
+    let reloads = live["reloads"].as_array().expect("reloads");
+    assert_eq!(reloads.len(), 1);
+    assert_eq!(reloads[0]["generation"], 7);
+    assert_eq!(reloads[0]["outcome"], "rejected");
+    assert_eq!(reloads[0]["problem_count"], 30);
+    assert_eq!(
+        reloads[0]["problems"].as_array().map(Vec::len),
+        Some(crate::PROBLEMS_KEPT)
+    );
+}
+
+#[tokio::test]
+async fn the_server_samples_live_stats_every_second() {
+    let admin = start().await;
+    admin
+        .state
+        .metrics
+        .live_stats()
+        .record(200, Duration::from_millis(1));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let samples = admin.state.metrics.live_stats().samples();
+        if samples.iter().any(|sample| sample.requests == 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sample within 5 s: {samples:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -36,5 +36,6 @@ mod smuggling;
 mod tls;
 mod tls_route;
 mod traces;
+mod ui;
 mod upgrade;
 mod weights;
