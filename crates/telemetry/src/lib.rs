@@ -3,12 +3,14 @@
 //! Both are called from the data plane once per request, so they avoid locks beyond what
 //! `prometheus-client` takes and allocate nothing per request in the steady state. This crate
 //! does not decide what to record: the proxy calls it at the end of each request, and the admin
-//! server exposes [`Metrics::encode`].
+//! server exposes [`Metrics::encode`] (OpenMetrics) or, for readers that do not ask for
+//! OpenMetrics, its [`prometheus_text`].
 
 mod access_log;
 mod endpoint_latency;
 mod label_value;
 mod metrics;
+mod prometheus_text;
 mod semconv;
 mod timestamp;
 
@@ -16,4 +18,5 @@ pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLo
 pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
 pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestKey, RequestSeries};
+pub use prometheus_text::{PROMETHEUS_TEXT_CONTENT_TYPE, prometheus_text};
 pub use semconv::{Hex, HttpMethod, TraceExemplar};
