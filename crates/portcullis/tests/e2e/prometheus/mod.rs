@@ -1,7 +1,8 @@
 //! What Prometheus and Grafana see (issue 14): `promtool check metrics` finds no problem in a
 //! `/metrics` scrape, a real Prometheus scrapes the gateway and runs every query of the Grafana
-//! dashboard in `deploy/grafana/portcullis.json`, and every metric name the dashboard uses is a
-//! series the gateway exports.
+//! dashboard in `deploy/grafana/portcullis.json`, every metric name the dashboard uses is a
+//! series the gateway exports, and the trace exemplars of the semantic-convention histogram are
+//! stored by Prometheus ([`exemplars`]).
 //!
 //! The gateway is first put through everything the dashboard shows ([`traffic`]): retries, a
 //! breaker trip, an ejection, an unhealthy endpoint, a rejected reload, auth and rate-limit
@@ -12,6 +13,7 @@
 //! installs it); the tests fail when they are missing.
 
 mod dashboard;
+mod exemplars;
 mod scrape;
 mod tests;
 mod traffic;
