@@ -32,11 +32,6 @@ use dashboard::{Dashboard, Query};
 use scrape::Scrape;
 use traffic::ExercisedGateway;
 
-/// The `Accept` Prometheus sends when it scrapes.
-const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
-                                 application/openmetrics-text;version=0.0.1;q=0.75,\
-                                 text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
 /// Panels whose queries must return data after the traffic, not just parse: request rate and
 /// latency, by route and by backend.
 const PANELS_WITH_DATA: &[&str] = &[
@@ -85,29 +80,6 @@ fn missing_names(
     Ok(missing)
 }
 
-/// The gateway's `/metrics` in OpenMetrics, as Prometheus scrapes it.
-async fn openmetrics_scrape(gateway: &ExercisedGateway) -> anyhow::Result<String> {
-    let response = testkit::HttpClient::new()
-        .get(
-            gateway.gateway.process.admin_addr(),
-            "",
-            "/metrics",
-            &[("accept", PROMETHEUS_ACCEPT)],
-        )
-        .await?;
-    ensure!(
-        response.status == 200,
-        "/metrics answered {}",
-        response.status
-    );
-    let text = response.text();
-    ensure!(
-        text.ends_with("# EOF\n"),
-        "asked for OpenMetrics, got something else:\n{text}"
-    );
-    Ok(text)
-}
-
 /// Runs `promtool check metrics` on `text`: its output (stdout and stderr) and whether it
 /// exited 0.
 fn promtool_check_metrics(text: &str) -> anyhow::Result<(bool, String)> {
@@ -138,7 +110,7 @@ async fn every_dashboard_query_names_a_series_the_gateway_exports() -> anyhow::R
     let dashboard = Dashboard::load()?;
     let gateway = ExercisedGateway::start().await?;
     gateway.exercise().await?;
-    let openmetrics = openmetrics_scrape(&gateway).await?;
+    let openmetrics = gateway.gateway.openmetrics().await?;
     let scrape = Scrape::parse(&openmetrics);
     ensure!(
         scrape.untyped_names.is_empty(),
@@ -184,7 +156,7 @@ async fn promtool_check_metrics_finds_no_problem_in_a_scrape() -> anyhow::Result
         "promtool check metrics found problems:\n{printed}\nscrape:\n{text}"
     );
     // The scrape checked is the whole surface: every family the OpenMetrics scrape has.
-    let openmetrics = Scrape::parse(&openmetrics_scrape(&gateway).await?);
+    let openmetrics = Scrape::parse(&gateway.gateway.openmetrics().await?);
     let linted = Scrape::parse(&text);
     for name in &openmetrics.series_names {
         ensure!(
@@ -279,7 +251,11 @@ async fn prometheus_scrapes_the_gateway_and_runs_every_dashboard_query() -> anyh
         exemplars["status"] == "success",
         "exemplar query: {exemplars}"
     );
-    let exports_exemplars = openmetrics_scrape(&gateway).await?.contains("# {trace_id=");
+    let exports_exemplars = gateway
+        .gateway
+        .openmetrics()
+        .await?
+        .contains("# {trace_id=");
     if exports_exemplars {
         ensure!(
             exemplars["data"]
