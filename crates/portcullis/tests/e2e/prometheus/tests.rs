@@ -202,6 +202,16 @@ fn the_shipped_dashboard_is_importable() -> anyhow::Result<()> {
             "no {name} variable"
         );
     }
+    // The string form (`label_values(...)`) is read by every Grafana version; the query
+    // editor's object form is rebuilt from its `qryType`, `metric` and `label` fields, and a
+    // `{"query": ...}` object without them queries `label_values(undefined)`.
+    for variable in variables.iter().filter(|v| v["type"] == "query") {
+        ensure!(
+            variable["query"].is_string() && variable["definition"] == variable["query"],
+            "variable {} does not have its query as a string: {variable}",
+            variable["name"]
+        );
+    }
     let mut ids = BTreeSet::new();
     let mut stack: Vec<&serde_json::Value> =
         json["panels"].as_array().into_iter().flatten().collect();
