@@ -110,6 +110,21 @@ impl Dashboard {
     ///
     /// When `expr` uses a variable the dashboard does not define.
     pub(crate) fn substitute(&self, expr: &str) -> anyhow::Result<String> {
+        self.substitute_choosing(expr, &[])
+    }
+
+    /// As [`Dashboard::substitute`], but with variable `name` set to one `value` for each
+    /// `(name, value)` of `chosen`, escaped as Grafana escapes the value of a multi-value
+    /// variable in a Prometheus query ([`grafana_regex_escape`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Dashboard::substitute`].
+    pub(crate) fn substitute_choosing(
+        &self,
+        expr: &str,
+        chosen: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
         let mut values: BTreeMap<String, String> = self
             .variable_names()
             .into_iter()
@@ -118,8 +133,30 @@ impl Dashboard {
         for (name, value) in BUILT_IN_VARIABLES {
             values.insert((*name).to_owned(), (*value).to_owned());
         }
+        for (name, value) in chosen {
+            values.insert((*name).to_owned(), grafana_regex_escape(value));
+        }
         substitute(expr, &values)
     }
+}
+
+/// A label value as Grafana's Prometheus data source writes it into a query for a multi-value
+/// variable (`prometheusSpecialRegexEscape`): a backslash doubled twice and each regex
+/// metacharacter preceded by two backslashes, so that inside the query's double-quoted string
+/// the regex sees a literal character. Route labels need it: `rules[0]` has brackets.
+pub(crate) fn grafana_regex_escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len() * 2);
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\\\\\"),
+            '$' | '^' | '*' | '{' | '}' | '[' | ']' | '+' | '?' | '.' | '(' | ')' | '|' => {
+                escaped.push_str("\\\\");
+                escaped.push(c);
+            }
+            _ => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// Walks panels and the panels nested in rows, collecting each target's `expr`.

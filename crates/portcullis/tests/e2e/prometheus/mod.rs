@@ -239,6 +239,53 @@ async fn prometheus_scrapes_the_gateway_and_runs_every_dashboard_query() -> anyh
         failures.join("\n")
     );
 
+    // One route and one backend chosen, as a user picks them from the variables' values:
+    // Grafana escapes them (`rules[0]` has brackets), and the main panels show that route and
+    // backend only.
+    let route = label_value_of(
+        &prometheus,
+        &dashboard,
+        "variable route",
+        "route",
+        "e2e/shop",
+    )
+    .await?;
+    let backend = label_value_of(
+        &prometheus,
+        &dashboard,
+        "variable backend",
+        "backend",
+        "e2e/shop",
+    )
+    .await?;
+    for query in queries
+        .iter()
+        .filter(|query| PANELS_WITH_DATA.contains(&query.panel.as_str()))
+    {
+        let expr = dashboard.substitute_choosing(
+            &query.expr,
+            &[("route", route.as_str()), ("backend", backend.as_str())],
+        )?;
+        let answer = prometheus.query(&expr).await?;
+        ensure!(
+            has_finite_value(&answer)?,
+            "{} with route {route:?} and backend {backend:?}: no data: {expr}\n{answer}",
+            query.location
+        );
+        for series in results(&answer)? {
+            let metric = &series["metric"];
+            let route_label = metric.get("route").or_else(|| metric.get("http_route"));
+            ensure!(
+                route_label.is_none_or(|label| *label == route.as_str())
+                    && metric
+                        .get("backend")
+                        .is_none_or(|label| *label == backend.as_str()),
+                "{}: a series of another route or backend: {series}",
+                query.location
+            );
+        }
+    }
+
     // Exemplars: the query is accepted (exemplar storage is on); once the gateway attaches
     // trace exemplars, Prometheus must have stored them.
     let exemplars = prometheus
@@ -272,6 +319,31 @@ async fn prometheus_scrapes_the_gateway_and_runs_every_dashboard_query() -> anyh
         PANELS_WITH_DATA.len()
     );
     Ok(())
+}
+
+/// The value of `label` that contains `part`, among the series of the variable query at
+/// `location` (what Grafana offers in that variable's list).
+async fn label_value_of(
+    prometheus: &PrometheusServer,
+    dashboard: &Dashboard,
+    location: &str,
+    label: &str,
+    part: &str,
+) -> anyhow::Result<String> {
+    let query = dashboard
+        .queries()?
+        .into_iter()
+        .find(|query| query.location == location)
+        .with_context(|| format!("the dashboard has no {location}"))?;
+    let answer = prometheus
+        .query(&dashboard.substitute(&query.expr)?)
+        .await?;
+    results(&answer)?
+        .iter()
+        .filter_map(|series| series["metric"][label].as_str())
+        .find(|value| value.contains(part))
+        .map(str::to_owned)
+        .with_context(|| format!("no {label} containing {part:?} in {answer}"))
 }
 
 /// The first query of panel `title`.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use anyhow::ensure;
 use serde_json::json;
 
-use super::dashboard::{Dashboard, variable_expression};
+use super::dashboard::{Dashboard, grafana_regex_escape, variable_expression};
 use super::scrape::Scrape;
 use super::{missing_names, names_by_query};
 
@@ -155,6 +155,20 @@ fn variables_are_substituted_for_a_test_run() -> anyhow::Result<()> {
     ensure!(
         dashboard.substitute("a{x=~\"$undefined\"}").is_err(),
         "an undefined variable is an error"
+    );
+    Ok(())
+}
+
+#[test]
+fn chosen_values_are_escaped_as_grafana_escapes_them() -> anyhow::Result<()> {
+    ensure!(grafana_regex_escape("HTTPRoute a/b rules[0]") == r"HTTPRoute a/b rules\\[0\\]");
+    ensure!(grafana_regex_escape(r"a.b\c") == r"a\\.b\\\\c");
+    let dashboard = synthetic(&["up"], "up");
+    ensure!(
+        dashboard.substitute_choosing(
+            r#"a{route=~"$route"}[$__rate_interval]"#,
+            &[("route", "HTTPRoute a/b rules[0]")]
+        )? == r#"a{route=~"HTTPRoute a/b rules\\[0\\]"}[1m]"#
     );
     Ok(())
 }
