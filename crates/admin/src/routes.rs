@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
     X_CONTENT_TYPE_OPTIONS,
 };
-use http::{Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::state::{self, AdminState};
@@ -16,13 +16,15 @@ const JSON: &str = "application/json";
 
 /// The response to `method path`. Unknown paths are 404 whatever the method; known paths
 /// answer only GET (and HEAD, whose body hyper drops), else 405. Every response carries
-/// `Cache-Control: no-store`: everything here is live state.
+/// `Cache-Control: no-store`: everything here is live state. `headers` are the request's
+/// (`/metrics` negotiates its format on `Accept`).
 pub(crate) async fn respond(
     state: &AdminState,
     method: &Method,
     path: &str,
+    headers: &HeaderMap,
 ) -> Response<Full<Bytes>> {
-    let mut response = route(state, method, path).await;
+    let mut response = route(state, method, path, headers).await;
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -44,7 +46,12 @@ enum Endpoint {
     UiLive,
 }
 
-async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+async fn route(
+    state: &AdminState,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
     let endpoint = match path {
         "/ready" => Endpoint::Ready,
         "/healthz" => Endpoint::Healthz,
@@ -83,10 +90,15 @@ async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full
             Bytes::from_static(b"not ready"),
         ),
         Endpoint::Healthz => body(StatusCode::OK, TEXT, Bytes::from_static(b"ok")),
-        Endpoint::Metrics => body(
+        Endpoint::Metrics if accepts_openmetrics(headers) => body(
             StatusCode::OK,
             telemetry::METRICS_CONTENT_TYPE,
             Bytes::from(state.metrics.encode()),
+        ),
+        Endpoint::Metrics => body(
+            StatusCode::OK,
+            telemetry::PROMETHEUS_TEXT_CONTENT_TYPE,
+            Bytes::from(telemetry::prometheus_text(&state.metrics.encode())),
         ),
         Endpoint::Status => body(StatusCode::OK, JSON, state::read(&state.status_json).await),
         Endpoint::Config => body(StatusCode::OK, JSON, state::read(&state.config_json).await),
@@ -107,6 +119,32 @@ async fn route(state: &AdminState, method: &Method, path: &str) -> Response<Full
             response
         }
     }
+}
+
+/// Whether the client asked for OpenMetrics: an `Accept` media range
+/// `application/openmetrics-text` with a quality above 0, as Prometheus sends. Anything else
+/// (`curl`'s `*/*`, no `Accept`, `text/plain`) gets the Prometheus text format 0.0.4, which
+/// every reader takes (`promtool check metrics` reads only that one), as Go's `promhttp` does.
+/// Only OpenMetrics carries exemplars.
+fn accepts_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let is_openmetrics = parts
+                .next()
+                .is_some_and(|media| media.eq_ignore_ascii_case("application/openmetrics-text"));
+            let is_refused = parts.any(|parameter| {
+                parameter
+                    .strip_prefix("q=")
+                    .and_then(|quality| quality.parse::<f32>().ok())
+                    .is_some_and(|quality| quality <= 0.0)
+            });
+            is_openmetrics && !is_refused
+        })
 }
 
 fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {

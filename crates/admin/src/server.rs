@@ -34,7 +34,9 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 ///
 /// - `GET /ready`: 200 `ready` once [`AdminState::ready`] is true, else 503 `not ready`;
 /// - `GET /healthz`: 200 `ok` while the process can answer;
-/// - `GET /metrics`: [`telemetry::Metrics::encode`], as OpenMetrics text;
+/// - `GET /metrics`: [`telemetry::Metrics::encode`], as OpenMetrics text (with exemplars) when
+///   `Accept` asks for `application/openmetrics-text` (Prometheus does), else in the Prometheus
+///   text format 0.0.4 ([`telemetry::prometheus_text`]);
 /// - `GET /status`, `GET /config`: the JSON bodies stored in [`AdminState`];
 /// - `GET /endpoints`: the JSON that [`AdminState::endpoints`] computes on each request;
 /// - `GET /ui` (with `/ui/app.js` and `/ui/app.css`): the dashboard, embedded in the binary;
@@ -90,7 +92,13 @@ pub async fn serve(
         let service = service_fn(move |request: Request<Incoming>| {
             let state = Arc::clone(&state);
             async move {
-                let response = respond(&state, request.method(), request.uri().path()).await;
+                let response = respond(
+                    &state,
+                    request.method(),
+                    request.uri().path(),
+                    request.headers(),
+                )
+                .await;
                 Ok::<_, Infallible>(response)
             }
         });

@@ -5,13 +5,15 @@
 //! Metrics and logs are called from the data plane once per request, so they avoid locks beyond what
 //! `prometheus-client` takes and allocate nothing per request in the steady state. This crate
 //! does not decide what to record: the proxy calls it at the end of each request, and the admin
-//! server exposes [`Metrics::encode`].
+//! server exposes [`Metrics::encode`] (OpenMetrics) or, for readers that do not ask for
+//! OpenMetrics, its [`prometheus_text`].
 
 mod access_log;
 mod endpoint_latency;
 mod label_value;
 mod live_stats;
 mod metrics;
+mod prometheus_text;
 mod semconv;
 mod timestamp;
 pub mod trace;
@@ -21,4 +23,5 @@ pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
 pub use live_stats::{HISTORY_LEN, LiveSample, LiveStats, LiveTotals};
 pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestKey, RequestSeries};
+pub use prometheus_text::{PROMETHEUS_TEXT_CONTENT_TYPE, prometheus_text};
 pub use semconv::{Hex, HttpMethod, TraceExemplar};

@@ -3,7 +3,8 @@
 //! Owns the pieces a test needs around the real gateway binary: an echo backend that speaks the Gateway API
 //! conformance echo protocol ([`echo`]), an upstream that fails on purpose ([`faulty_upstream`]), throwaway
 //! certificates and the Secrets that carry them ([`pki`]), a real `redis-server` ([`redis`]), a real OpenID provider
-//! ([`oidc`]), a harness that
+//! ([`oidc`]), a real Prometheus server ([`prometheus`]) and the metric names of a PromQL expression
+//! ([`promql`]), a harness that
 //! spawns and supervises the `portcullis` process ([`gateway`]), small HTTP/1.1 and h2c clients ([`client`]) and
 //! loopback port helpers ([`port`]).
 //!
@@ -18,6 +19,8 @@ pub mod oidc;
 pub mod otlp;
 pub mod pki;
 pub mod port;
+pub mod prometheus;
+pub mod promql;
 pub mod redis;
 
 pub use client::{HttpClient, TestResponse};
@@ -26,4 +29,5 @@ pub use faulty_upstream::{FaultyUpstream, UpstreamBehaviour};
 pub use gateway::{GatewayProcess, TempConfigDir};
 pub use oidc::{OidcProvider, OidcProviderConfig};
 pub use port::{free_port, wait_for_port};
+pub use prometheus::PrometheusServer;
 pub use redis::RedisServer;

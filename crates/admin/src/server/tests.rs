@@ -54,8 +54,14 @@ async fn start() -> Running {
 
 /// One request on a fresh connection, read to the end (`Connection: close`).
 async fn request(address: SocketAddr, method: &str, path: &str) -> Reply {
+    request_with(address, method, path, "").await
+}
+
+/// As [`request`], with `extra` header lines (each ending in CRLF).
+async fn request_with(address: SocketAddr, method: &str, path: &str, extra: &str) -> Reply {
     let mut stream = TcpStream::connect(address).await.expect("connect");
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n{extra}\r\n");
     stream.write_all(head.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("receive");
@@ -148,19 +154,46 @@ async fn metrics_contain_recorded_series() {
         None,
     );
 
-    let reply = get(admin.address, "/metrics").await;
+    let sample = r#"portcullis_requests_total{route="HTTPRoute shop/cart rules[0]",backend="Service shop/cart:80",code="200"} 1"#;
+    // What Prometheus sends.
+    let prometheus = "Accept: application/openmetrics-text;version=1.0.0,\
+                      application/openmetrics-text;version=0.0.1;q=0.75,\
+                      text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
+    let reply = request_with(admin.address, "GET", "/metrics", prometheus).await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.header("content-type"),
         Some(telemetry::METRICS_CONTENT_TYPE)
     );
-    assert!(
-        reply.body.contains(
-            r#"portcullis_requests_total{route="HTTPRoute shop/cart rules[0]",backend="Service shop/cart:80",code="200"} 1"#
-        ),
-        "{}",
-        reply.body
-    );
+    assert!(reply.body.contains(sample), "{}", reply.body);
+    assert!(reply.body.ends_with("# EOF\n"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn metrics_without_openmetrics_in_accept_are_prometheus_text() {
+    let admin = start().await;
+    admin
+        .state
+        .metrics
+        .retry_attempted("HTTPRoute shop/cart rules[0]");
+    let refused = "Accept: application/openmetrics-text;q=0, text/plain\r\n";
+    for extra in ["", "Accept: */*\r\n", refused] {
+        let reply = request_with(admin.address, "GET", "/metrics", extra).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.header("content-type"),
+            Some(telemetry::PROMETHEUS_TEXT_CONTENT_TYPE),
+            "{extra:?}"
+        );
+        assert!(
+            reply
+                .body
+                .contains("# TYPE portcullis_retries_total counter\n"),
+            "{extra:?}: {}",
+            reply.body
+        );
+        assert!(!reply.body.contains("# EOF"), "{extra:?}: {}", reply.body);
+    }
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ mod kubernetes;
 mod matching;
 mod mirror_cors;
 mod observability;
+mod prometheus;
 mod protocols;
 mod reference_grant;
 mod reload;

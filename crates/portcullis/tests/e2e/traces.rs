@@ -290,7 +290,7 @@ async fn http_export_b3_and_a_gateways_sampling_policy() -> anyhow::Result<()> {
     ensure!(sampled.parent_span_id().is_empty(), "a root span");
 
     // A sampled request's duration has an exemplar with its trace.
-    let metrics = gateway.admin_text("/metrics").await?;
+    let metrics = gateway.openmetrics().await?;
     let trace_id = sampled.trace_id();
     ensure!(
         metrics.lines().any(
