@@ -46,6 +46,7 @@ pin_project_lite::pin_project! {
             if let Some(mut log) = this.log.take() {
                 if log.error.is_none() && !ended {
                     log.error = Some("response not completed (client closed the connection)".to_owned());
+                    log.error_code.get_or_insert("client-closed");
                 }
                 log.write();
             }
@@ -115,7 +116,8 @@ impl Body for ResponseBody {
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {
-                    log.error = Some(format!("response body: {error}"))
+                    log.error = Some(format!("response body: {error}"));
+                    log.error_code.get_or_insert("response-body-error");
                 }
                 Poll::Ready(None) | Poll::Pending => {}
             }
@@ -155,6 +157,9 @@ pub(crate) struct PendingLog {
     pub(crate) log_line: bool,
     /// The request's trace and server span ids, when tracing is on.
     pub(crate) trace: Option<(Hex<16>, Hex<8>)>,
+    /// What went wrong, as the gateway's error code (`x-portcullis-error`), for the span's
+    /// `error.type`.
+    pub(crate) error_code: Option<&'static str>,
     /// A sampled request's server span, ended and submitted with the line.
     pub(crate) span: Option<Box<ServerSpan>>,
     pub(crate) time: SystemTime,
@@ -181,7 +186,7 @@ impl PendingLog {
             span.end = SystemTime::now();
             span.status = self.status;
             span.bytes_sent = self.bytes_sent;
-            span.error.clone_from(&self.error);
+            span.error = self.error_code;
             tracer.submit(*span);
         }
         if !self.log_line {

@@ -145,14 +145,15 @@ pub(crate) async fn handle(
         (Ok(_), Some(head_at)) => head_at,
         _ => Instant::now(),
     };
-    let (mut response, error) = match result {
-        Ok(response) => (response, None),
+    let (mut response, error, error_code) = match result {
+        Ok(response) => (response, None, None),
         Err(error) => {
             let detail = plane
                 .access_log
                 .is_enabled()
                 .then(|| error.detail().to_owned());
-            (error.into_response_for(protocol), detail)
+            let code = error.code();
+            (error.into_response_for(protocol), detail, Some(code))
         }
     };
     // CORS (GEP-1767): every response of a CORS rule, forwarded or the gateway's own.
@@ -192,6 +193,7 @@ pub(crate) async fn handle(
     let log = Box::new(PendingLog {
         plane: Arc::clone(&plane),
         log_line,
+        error_code,
         trace: trace_ids,
         span,
         time: head.time,

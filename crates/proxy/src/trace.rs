@@ -167,7 +167,7 @@ impl RequestTrace {
         let (status, error) = match outcome {
             Some(Ok(response)) => (Some(response.status().as_u16()), None),
             Some(Err(error)) => (None, Some(error.code())),
-            None => (None, Some("timeout")),
+            None => (None, Some(ProxyError::Timeout.code())),
         };
         recording.attempts.push(AttemptSpan {
             span_id: self.attempt_id,

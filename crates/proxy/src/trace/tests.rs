@@ -159,7 +159,7 @@ fn a_sampled_request_becomes_a_server_span_with_its_attempts() {
     assert_eq!(span.user_agent.as_deref(), Some("curl/8"));
     assert_eq!(span.attempts.len(), 2);
     assert_ne!(span.attempts[0].span_id, span.attempts[1].span_id);
-    assert_eq!(span.attempts[1].error, Some("timeout"));
+    assert_eq!(span.attempts[1].error, Some("upstream-timeout"));
     assert_eq!(
         span.parent.map(|p| Hex(p).to_string()).as_deref(),
         Some(PARENT)

@@ -57,8 +57,9 @@ pub struct ServerSpan {
     pub backend: Option<Arc<str>>,
     /// `http.response.body.size`: bytes of response body sent.
     pub bytes_sent: u64,
-    /// `error.type`: what went wrong, if anything did (the span's status is then Error).
-    pub error: Option<String>,
+    /// `error.type`: what went wrong, if anything did (the gateway's error code, e.g.
+    /// `upstream-timeout`; the span's status is then Error).
+    pub error: Option<&'static str>,
     /// The attempts at the backend, in order.
     pub attempts: Vec<AttemptSpan>,
 }
@@ -169,9 +170,11 @@ impl ServerSpan {
         }
         // A server span is an error on a 5xx, or when something failed (a 4xx is the
         // client's, and leaves the status unset).
-        let error = self
-            .error
-            .or_else(|| (self.status >= 500).then(|| self.status.to_string()));
+        let error: Option<Cow<'static, str>> = match (self.error, self.status) {
+            (Some(error), _) => Some(Cow::Borrowed(error)),
+            (None, status) if status >= 500 => Some(Cow::Owned(status.to_string())),
+            _ => None,
+        };
         let status = match &error {
             Some(error) => Status::error(error.clone()),
             None => Status::Unset,
