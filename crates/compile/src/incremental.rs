@@ -50,6 +50,7 @@ use crate::backend_ref::{BackendTable, ReadKey};
 use crate::backend_tls::BackendTlsPolicies;
 use crate::changes::{Key, StoreChanges};
 use crate::endpoints::{EndpointPlan, SliceIndex, resolve_source};
+use crate::explain::{ExplainError, ExplainRequest, Explanation, ListenerOwner, Sources};
 use crate::listener::Listeners;
 use crate::route_policy::RoutePolicies;
 use crate::route_unit::RouteUnit;
@@ -788,6 +789,51 @@ impl Compiler {
             }
         }
         status
+    }
+
+    /// Which listener, route, rule, filters, policies and backends `request` would hit in the
+    /// current snapshot, and why every other route did not (see [`crate::explain`]). `store`
+    /// is the store last compiled; the backends' endpoints are read from it.
+    ///
+    /// # Errors
+    /// [`ExplainError::UnknownGateway`] when the request names a Gateway without usable
+    /// listeners.
+    pub fn explain(
+        &self,
+        store: &Store,
+        request: &ExplainRequest,
+    ) -> Result<Explanation, ExplainError> {
+        let listeners = self
+            .http_tables
+            .iter()
+            .filter_map(|(&slot, routes)| {
+                let slot = self.context.listeners.slots.get(slot)?;
+                Some(ListenerOwner {
+                    routes: Arc::clone(routes),
+                    kind: slot.owner_kind,
+                    namespace: slot.gateway_namespace.clone(),
+                    name: slot.gateway_name.clone(),
+                    listener: slot.name.clone(),
+                })
+            })
+            .collect();
+        let sources = Sources {
+            snapshot: &self.snapshot,
+            listeners,
+            routes: self.units.values().map(|unit| &unit.status).collect(),
+            traffic_policy: Box::new(|index| {
+                self.backends
+                    .applied_policy(index)
+                    .map(|policy| Arc::clone(&policy.label))
+            }),
+            endpoints: Box::new(|id| {
+                self.backends
+                    .source_of(id)
+                    .map(|source| resolve_source(store, &self.slices, source))
+                    .unwrap_or_default()
+            }),
+        };
+        crate::explain::explain(&sources, request)
     }
 
     /// `/config`'s listeners: per listener, its sockets, hostname, routes and client settings.

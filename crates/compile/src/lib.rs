@@ -22,6 +22,7 @@ mod client_policy;
 mod cors;
 mod duration;
 pub mod endpoints;
+pub mod explain;
 mod external_auth;
 mod features;
 mod filter;
@@ -54,6 +55,7 @@ use model::Store;
 use snapshot::Snapshot;
 
 pub use endpoints::{EndpointPlan, EndpointSource};
+pub use explain::{ExplainError, ExplainRequest, Explanation};
 pub use features::SUPPORTED_FEATURES;
 pub use incremental::{Compiler, Step};
 pub use status::{Condition, ConditionStatus, ObjectStatus, StatusChange, StatusReport};

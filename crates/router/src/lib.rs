@@ -25,6 +25,8 @@ mod table;
 pub use http::Method;
 
 pub use host::{Candidates, HostMap, HostPattern, MAX_INLINE_HOST, strip_port};
-pub use matching::{HeaderMatch, PathMatch, QueryMatch, RequestView, RuleMatch, ValueMatch};
-pub use precedence::RouteOrder;
+pub use matching::{
+    HeaderMatch, MatchFailure, PathMatch, QueryMatch, RequestView, RuleMatch, ValueMatch,
+};
+pub use precedence::{PrecedenceCriterion, RouteOrder, decide_precedence};
 pub use table::{HostRoutes, RouteEntry, RouteHit, RouteTable, RouteTableBuilder};

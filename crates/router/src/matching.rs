@@ -208,10 +208,46 @@ impl RuleMatch {
         self.path.matches(request.path) && self.matches_besides_path(request)
     }
 
+    /// The first condition `request` fails, in the order path, method, headers, query (`None`:
+    /// every condition holds, exactly when [`RuleMatch::matches`] is true). For explaining a
+    /// lookup; the table does not call it.
+    pub fn first_failure(&self, request: &RequestView<'_>) -> Option<MatchFailure> {
+        if !self.path.matches(request.path) {
+            return Some(MatchFailure::Path);
+        }
+        if self.method.as_ref().is_some_and(|m| m != request.method) {
+            return Some(MatchFailure::Method);
+        }
+        if let Some(index) = self
+            .headers
+            .iter()
+            .position(|h| !h.matches(request.headers))
+        {
+            return Some(MatchFailure::Header(index));
+        }
+        if let Some(index) = self.query.iter().position(|q| !q.matches(request.query)) {
+            return Some(MatchFailure::Query(index));
+        }
+        None
+    }
+
     /// Whether method, headers and query parameters all hold; the table checks the path itself.
     pub(crate) fn matches_besides_path(&self, request: &RequestView<'_>) -> bool {
         self.method.as_ref().is_none_or(|m| m == request.method)
             && self.headers.iter().all(|h| h.matches(request.headers))
             && self.query.iter().all(|q| q.matches(request.query))
     }
+}
+
+/// The condition of a [`RuleMatch`] a request failed ([`RuleMatch::first_failure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchFailure {
+    /// The path condition.
+    Path,
+    /// The method condition.
+    Method,
+    /// The header condition at this index of [`RuleMatch::headers`].
+    Header(usize),
+    /// The query parameter condition at this index of [`RuleMatch::query`].
+    Query(usize),
 }

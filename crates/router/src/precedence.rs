@@ -93,3 +93,71 @@ impl<'a> MatchRank<'a> {
         }
     }
 }
+
+/// The criterion of Gateway API precedence that decides between two matches, in the order
+/// the criteria are applied (hostname specificity comes before all of them and is not here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecedenceCriterion {
+    /// Exact path before RegularExpression before PathPrefix.
+    PathKind,
+    /// The longer path (prefix characters, regex source length).
+    PathLength,
+    /// A method match before none.
+    Method,
+    /// More header matches.
+    HeaderCount,
+    /// More query parameter matches.
+    QueryCount,
+    /// The older route (creation timestamp).
+    CreationTime,
+    /// `namespace/name` alphabetically.
+    RouteName,
+    /// The earlier rule of one route.
+    RuleIndex,
+    /// The earlier match of one rule.
+    MatchIndex,
+    /// Nothing tells them apart (the same match).
+    Equal,
+}
+
+/// How match `a` ranks against match `b` in one host bucket (`Less`: `a` wins) and the
+/// criterion that decides it. The same ordering the route table sorts its candidates by, so an
+/// explanation of a lookup cannot disagree with [`crate::RouteTable::find`].
+pub fn decide_precedence(
+    a: (&RuleMatch, &RouteOrder),
+    b: (&RuleMatch, &RouteOrder),
+) -> (Ordering, PrecedenceCriterion) {
+    let a = MatchRank::new(a.0, a.1);
+    let b = MatchRank::new(b.0, b.1);
+    let steps = [
+        (a.path_kind.cmp(&b.path_kind), PrecedenceCriterion::PathKind),
+        (a.path_len.cmp(&b.path_len), PrecedenceCriterion::PathLength),
+        (
+            a.has_no_method.cmp(&b.has_no_method),
+            PrecedenceCriterion::Method,
+        ),
+        (a.headers.cmp(&b.headers), PrecedenceCriterion::HeaderCount),
+        (a.query.cmp(&b.query), PrecedenceCriterion::QueryCount),
+    ];
+    if let Some(&decided) = steps.iter().find(|(ordering, _)| ordering.is_ne()) {
+        return decided;
+    }
+    let (x, y) = (a.order, b.order);
+    let created = match (x.created, y.created) {
+        (Some(p), Some(q)) => p.cmp(&q),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    let steps = [
+        (created, PrecedenceCriterion::CreationTime),
+        (x.route.cmp(&y.route), PrecedenceCriterion::RouteName),
+        (x.rule.cmp(&y.rule), PrecedenceCriterion::RuleIndex),
+        (x.matching.cmp(&y.matching), PrecedenceCriterion::MatchIndex),
+    ];
+    steps
+        .iter()
+        .find(|(ordering, _)| ordering.is_ne())
+        .copied()
+        .unwrap_or((Ordering::Equal, PrecedenceCriterion::Equal))
+}

@@ -64,6 +64,22 @@ impl<T> RouteEntry<T> {
     pub fn target(&self) -> &T {
         &self.target
     }
+
+    /// The conditions of the match (for explaining a lookup, not for request handling).
+    pub fn matching(&self) -> &RuleMatch {
+        &self.matching
+    }
+
+    /// The precedence tie-breaker of the match.
+    pub fn order(&self) -> &RouteOrder {
+        &self.order
+    }
+
+    /// Whether `hit` (from [`RouteTable::find`]) is this entry: the hit points into the
+    /// entry's own path condition, so this is an identity test, not an equality test.
+    pub fn is_hit(&self, hit: &RouteHit<'_, T>) -> bool {
+        std::ptr::eq(hit.path_match, &self.matching.path)
+    }
 }
 
 /// The matches of one effective hostname, indexed for lookup. A table is a map of these, so a
@@ -228,6 +244,12 @@ impl<T> RouteTable<T> {
     /// Whether no match was added.
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
+    }
+
+    /// Every hostname with its matches, in insertion order. For explaining a lookup (see
+    /// `compile`'s `explain`), not for request handling.
+    pub fn hosts(&self) -> impl Iterator<Item = (&HostPattern, &Arc<HostRoutes<T>>)> {
+        self.hosts.iter()
     }
 
     /// The matches of one hostname.

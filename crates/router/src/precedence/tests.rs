@@ -77,3 +77,59 @@ fn criteria_apply_in_spec_order() {
     let ranks = [&longer_prefix, &method, &headers, &queries].map(|m| MatchRank::new(m, &tie));
     assert!(ranks.is_sorted());
 }
+
+#[test]
+fn decide_precedence_names_the_first_criterion_that_differs_and_agrees_with_the_rank() {
+    let older = order(Some(1), "z/z", 3, 0);
+    let newer = order(Some(2), "a/a", 0, 0);
+    let header = HeaderMatch {
+        name: http::HeaderName::from_static("qa"),
+        value: ValueMatch::exact("1"),
+    };
+    let with_header = RuleMatch {
+        headers: vec![header],
+        ..path_only(PathMatch::prefix("/"))
+    };
+    let plain = path_only(PathMatch::prefix("/"));
+    let exact = path_only(PathMatch::exact("/"));
+    let longer = path_only(PathMatch::prefix("/a"));
+    let cases = [
+        (
+            (&with_header, &newer),
+            (&plain, &older),
+            PrecedenceCriterion::HeaderCount,
+        ),
+        (
+            (&exact, &newer),
+            (&longer, &older),
+            PrecedenceCriterion::PathKind,
+        ),
+        (
+            (&longer, &newer),
+            (&plain, &older),
+            PrecedenceCriterion::PathLength,
+        ),
+        (
+            (&plain, &older),
+            (&plain, &newer),
+            PrecedenceCriterion::CreationTime,
+        ),
+        (
+            (&plain, &older),
+            (&plain, &older),
+            PrecedenceCriterion::Equal,
+        ),
+    ];
+    for (a, b, criterion) in cases {
+        let (ordering, decided) = decide_precedence(a, b);
+        assert_eq!(decided, criterion);
+        assert_eq!(
+            ordering,
+            MatchRank::new(a.0, a.1).cmp(&MatchRank::new(b.0, b.1))
+        );
+        if criterion != PrecedenceCriterion::Equal {
+            assert_eq!(ordering, Ordering::Less, "{criterion:?}");
+            assert_eq!(decide_precedence(b, a), (Ordering::Greater, criterion));
+        }
+    }
+}
