@@ -83,6 +83,16 @@ pub struct Explanation {
     pub routes: Vec<RouteExplanation>,
 }
 
+impl Explanation {
+    /// The JSON document (`portcullis explain --json`, `/explain`).
+    pub fn to_json(&self) -> serde_json::Value {
+        // Cannot fail: every map key is a string and no value is a float NaN (percentages
+        // are finite).
+        serde_json::to_value(self)
+            .unwrap_or_else(|error| serde_json::json!({ "error": error.to_string() }))
+    }
+}
+
 /// How far a request got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -19,19 +19,7 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
         }
     };
     let update = source.current();
-    // The platform's CA certificates matter only to BackendTLSPolicies (`wellKnownCACertificates:
-    // System`): a config without any is checked without reading them.
-    let system_roots = if update.store.backend_tls_policies.is_empty() {
-        None
-    } else {
-        crate::run::system_roots()
-    };
-    let options = CompileOptions {
-        controller_name: args.controller_name.as_str().into(),
-        system_roots,
-        redis: args.redis.is_some(),
-        ..CompileOptions::default()
-    };
+    let options = offline_options(&update, &args.controller_name, args.redis.is_some());
     // Status only: no `/config` view or endpoint plan to build.
     let status = compile::Compiler::build(&update.store, options).status();
     let file_errors: Vec<String> = update
@@ -57,6 +45,27 @@ pub(crate) fn check(args: &CheckArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// The compile options of an offline compile (`check`, `explain`): as `run` would compile.
+pub(crate) fn offline_options(
+    update: &source::SourceUpdate,
+    controller_name: &str,
+    redis: bool,
+) -> CompileOptions {
+    // The platform's CA certificates matter only to BackendTLSPolicies (`wellKnownCACertificates:
+    // System`): a config without any is compiled without reading them.
+    let system_roots = if update.store.backend_tls_policies.is_empty() {
+        None
+    } else {
+        crate::run::system_roots()
+    };
+    CompileOptions {
+        controller_name: controller_name.into(),
+        system_roots,
+        redis,
+        ..CompileOptions::default()
     }
 }
 

@@ -27,6 +27,11 @@ pub(crate) enum Command {
     /// Compile a config offline, print every object's status conditions, and exit non-zero
     /// when any object is unhealthy (not Accepted, references not resolved, not Programmed).
     Check(CheckArgs),
+    /// Explain which socket, listener, route, rule, filters, policies, backends and endpoints a
+    /// request would hit in a config, and why every other route did not serve it. Exits 0 when
+    /// a rule matches, 1 when none does (no socket, no listener, refused path, no rule), 2 on
+    /// bad input (URL, header, unknown gateway, unreadable config).
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +185,40 @@ pub(crate) struct CheckArgs {
 
     /// Check as `run --redis URL` would (only whether one is given matters: RateLimitPolicies
     /// with `global` limits need it). Nothing connects to it.
+    #[arg(long, value_name = "URL", env = "PORTCULLIS_REDIS_URL")]
+    pub(crate) redis: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// YAML file or directory of the config.
+    #[arg(long, short = 'c')]
+    pub(crate) config: PathBuf,
+
+    /// Only sockets with a listener of this Gateway are candidates (NAMESPACE/NAME).
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub(crate) gateway: Option<String>,
+
+    /// Request method (GET, POST, ...).
+    pub(crate) method: String,
+
+    /// Absolute URL (`http://host[:port]/path?query`). Without a port, the scheme's default
+    /// port is preferred, else a socket with a listener for the host.
+    pub(crate) url: String,
+
+    /// A request header, NAME:VALUE (repeatable). A Host header replaces the URL's host.
+    #[arg(short = 'H', long = "header", value_name = "NAME:VALUE")]
+    pub(crate) headers: Vec<String>,
+
+    /// Print the explanation as JSON (the same document as the admin /explain).
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// GatewayClasses with this spec.controllerName are ours.
+    #[arg(long, default_value = compile::DEFAULT_CONTROLLER_NAME)]
+    pub(crate) controller_name: String,
+
+    /// Compile as `run --redis URL` would (see `check --redis`). Nothing connects to it.
     #[arg(long, value_name = "URL", env = "PORTCULLIS_REDIS_URL")]
     pub(crate) redis: Option<String>,
 }

@@ -4,6 +4,7 @@
 
 mod check;
 mod cli;
+mod explain;
 mod run;
 
 use clap::Parser;
@@ -18,5 +19,6 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Check(args) => check::check(&args),
+        cli::Command::Explain(args) => explain::explain(&args),
     }
 }
