@@ -14,7 +14,7 @@ use crate::ui;
 const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 
-/// The response to `method path`. Unknown paths are 404 whatever the method; known paths
+/// The response to `method path?query`. Unknown paths are 404 whatever the method; known paths
 /// answer only GET (and HEAD, whose body hyper drops), else 405. Every response carries
 /// `Cache-Control: no-store`: everything here is live state. `headers` are the request's
 /// (`/metrics` negotiates its format on `Accept`).
@@ -22,9 +22,10 @@ pub(crate) async fn respond(
     state: &AdminState,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response<Full<Bytes>> {
-    let mut response = route(state, method, path, headers).await;
+    let mut response = route(state, method, path, query, headers).await;
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -44,12 +45,14 @@ enum Endpoint {
     UiAsset(&'static ui::Asset),
     /// The dashboard's live series and reloads.
     UiLive,
+    Explain,
 }
 
 async fn route(
     state: &AdminState,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response<Full<Bytes>> {
     let endpoint = match path {
@@ -59,6 +62,7 @@ async fn route(
         "/status" => Endpoint::Status,
         "/config" => Endpoint::Config,
         "/endpoints" => Endpoint::Endpoints,
+        "/explain" => Endpoint::Explain,
         "/ui/api/live" => Endpoint::UiLive,
         other => match ui::asset(other) {
             Some(asset) => Endpoint::UiAsset(asset),
@@ -103,6 +107,7 @@ async fn route(
         Endpoint::Status => body(StatusCode::OK, JSON, state::read(&state.status_json).await),
         Endpoint::Config => body(StatusCode::OK, JSON, state::read(&state.config_json).await),
         Endpoint::Endpoints => json(StatusCode::OK, &(state.endpoints)()),
+        Endpoint::Explain => crate::explain::respond(state, query).await,
         Endpoint::UiLive => json(StatusCode::OK, &ui::live(state)),
         Endpoint::UiAsset(asset) => {
             let mut response = body(
@@ -147,11 +152,11 @@ fn accepts_openmetrics(headers: &HeaderMap) -> bool {
         })
 }
 
-fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
     // Serialising a `Value` cannot fail: its map keys are always strings.
     let text = serde_json::to_vec(value).unwrap_or_default();
     body(status, JSON, Bytes::from(text))

@@ -41,6 +41,9 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// - `GET /endpoints`: the JSON that [`AdminState::endpoints`] computes on each request;
 /// - `GET /ui` (with `/ui/app.js` and `/ui/app.css`): the dashboard, embedded in the binary;
 /// - `GET /ui/api/live`: the dashboard's traffic samples, request totals and reloads.
+/// - `GET /explain?url=...&method=...&header=...&gateway=...`: what the [`crate::Explainer`]
+///   the binary set says of that request against the live config (400 for a bad query, 503
+///   before the first config).
 ///
 /// While it runs it also samples [`telemetry::Metrics::live_stats`] once a second (the
 /// dashboard's plots); the sampling stops with the server.
@@ -92,10 +95,12 @@ pub async fn serve(
         let service = service_fn(move |request: Request<Incoming>| {
             let state = Arc::clone(&state);
             async move {
+                let uri = request.uri();
                 let response = respond(
                     &state,
                     request.method(),
-                    request.uri().path(),
+                    uri.path(),
+                    uri.query(),
                     request.headers(),
                 )
                 .await;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use telemetry::Metrics;
 
@@ -27,6 +27,8 @@ pub struct AdminState {
     /// The last config reloads, recorded by the binary after each applied update; shown by the
     /// dashboard (`/ui`).
     pub reloads: ReloadLog,
+    /// Answers `/explain` against the live config; `None` (503) until the binary sets it.
+    pub explain: ArcSwapOption<Box<crate::Explainer>>,
 }
 
 impl AdminState {
@@ -43,6 +45,7 @@ impl AdminState {
             metrics,
             endpoints: Box::new(endpoints),
             reloads: ReloadLog::default(),
+            explain: ArcSwapOption::empty(),
         }
     }
 

@@ -2,7 +2,8 @@
 //! recompiles what it affects (a route, the routes of a Service) and rebuilds the tables of the
 //! listeners involved; an EndpointSlice change only re-resolves the endpoints of its Service.
 //! Then it links the backends, publishes the snapshot, binds, and hands `/status` and `/config`
-//! to the admin server as documents rendered when first requested.
+//! to the admin server as documents rendered when first requested, and `/explain` as a closure
+//! over the compiler.
 //!
 //! It owns the state between updates (the compiler and the store it compiled, bind errors);
 //! the runtime state of backends stays in the `Registry`.
@@ -162,6 +163,7 @@ impl Controller {
         if snapshot_changed {
             self.bind();
             self.publish_config();
+            self.publish_explain();
         }
         let file_errors = update.files.iter().filter(|f| f.error.is_some()).count();
         for file in update.files.iter().filter(|f| f.error.is_some()) {
@@ -305,6 +307,61 @@ impl Controller {
                 });
                 Bytes::from(config.to_string())
             })));
+    }
+}
+
+impl Controller {
+    /// Hands `/explain` to the admin server: it explains against the compiler and store as
+    /// they are when asked (under the lock, like `/status`), and adds each matched backend's
+    /// live endpoint state from the registry (`live`, as `/endpoints` shows it).
+    fn publish_explain(&self) {
+        let rendered = Arc::clone(&self.rendered);
+        let registry = Arc::clone(&self.registry);
+        let explainer: Box<admin::Explainer> = Box::new(move |query: &admin::ExplainQuery| {
+            let request = compile::ExplainRequest::parse(
+                &query.method,
+                &query.url,
+                &query.headers,
+                query.gateway.as_deref(),
+            )
+            .map_err(|error| error.to_string())?;
+            let rendered = rendered
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (Some(update), Some(compiler)) = (&rendered.update, &rendered.compiler) else {
+                return Err("no config applied yet".to_owned());
+            };
+            let explanation = compiler
+                .explain(&update.store, &request)
+                .map_err(|error| error.to_string())?;
+            let generation = rendered.compiled_generation;
+            drop(rendered);
+            let mut json = explanation.to_json();
+            add_live_endpoints(&mut json, &registry.view());
+            if let Some(object) = json.as_object_mut() {
+                object.insert("generation".to_owned(), generation.into());
+            }
+            Ok(json)
+        });
+        self.admin.explain.store(Some(Arc::new(explainer)));
+    }
+}
+
+/// Adds `live` (the registry's view of the backend: endpoints, health) to every backend of
+/// the matched rule of an explanation.
+fn add_live_endpoints(explanation: &mut serde_json::Value, registry: &serde_json::Value) {
+    let backends = explanation
+        .pointer_mut("/matched/action/backends")
+        .and_then(serde_json::Value::as_array_mut);
+    for backend in backends.into_iter().flatten() {
+        let live = backend
+            .get("backend")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|id| registry.get(id))
+            .cloned();
+        if let (Some(live), Some(object)) = (live, backend.as_object_mut()) {
+            object.insert("live".to_owned(), live);
+        }
     }
 }
 

@@ -110,7 +110,8 @@ pub(crate) struct RunArgs {
     )]
     pub(crate) gateway_service: Option<kube_source::GatewayService>,
 
-    /// Admin server address: /ready, /healthz, /metrics, /status, /config, /endpoints.
+    /// Admin server address: /ready, /healthz, /metrics, /status, /config, /endpoints,
+    /// /explain.
     #[arg(long, default_value = "127.0.0.1:9901", env = "PORTCULLIS_ADMIN")]
     pub(crate) admin: SocketAddr,
 

@@ -396,3 +396,33 @@ async fn the_server_samples_live_stats_every_second() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn explain_passes_the_query_to_the_explainer() {
+    let admin = start().await;
+    let path = "/explain?url=http%3A%2F%2Fshop%2F&header=qa:canary-test";
+    assert_eq!(get(admin.address, path).await.status, 503);
+    let explainer: Box<crate::Explainer> = Box::new(|query: &crate::ExplainQuery| {
+        if query.url.starts_with("http://") {
+            Ok(
+                serde_json::json!({"method": query.method, "url": query.url, "headers": query.headers}),
+            )
+        } else {
+            Err(format!("invalid URL {:?}", query.url))
+        }
+    });
+    admin.state.explain.store(Some(Arc::new(explainer)));
+    let reply = get(admin.address, path).await;
+    assert_eq!(reply.status, 200);
+    let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    assert_eq!(
+        body,
+        serde_json::json!({"method": "GET", "url": "http://shop/", "headers": ["qa:canary-test"]})
+    );
+    let reply = get(admin.address, "/explain?url=shop").await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("invalid URL"), "{}", reply.body);
+    let reply = get(admin.address, "/explain?method=GET").await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("\"error\""), "{}", reply.body);
+}

@@ -19,6 +19,7 @@ mod balancing;
 mod breaker;
 mod check_cli;
 mod edge;
+mod explain;
 mod failures;
 mod grpc;
 mod kubernetes;
