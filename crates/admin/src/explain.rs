@@ -2,8 +2,6 @@
 //! says is computed by the binary's [`Explainer`] against the live config (`compile::explain`);
 //! this crate only parses the query and runs the explainer off the runtime's workers.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
@@ -106,19 +104,12 @@ pub(crate) async fn respond(state: &AdminState, query: Option<&str>) -> Response
     };
     // Explaining walks every route of the config and takes the controller's lock: not on a
     // runtime worker.
-    let explained = tokio::task::spawn_blocking(move || explain_with(&explainer, &query)).await;
+    let explained = tokio::task::spawn_blocking(move || (**explainer)(&query)).await;
     match explained {
         Ok(Ok(value)) => crate::routes::json(StatusCode::OK, &value),
         Ok(Err(message)) => crate::routes::error(StatusCode::BAD_REQUEST, &message),
         Err(_) => crate::routes::error(StatusCode::INTERNAL_SERVER_ERROR, "explain failed"),
     }
-}
-
-fn explain_with(
-    explainer: &Arc<Box<Explainer>>,
-    query: &ExplainQuery,
-) -> Result<serde_json::Value, String> {
-    explainer(query)
 }
 
 #[cfg(test)]

@@ -44,10 +44,16 @@ pub(crate) struct Sources<'a> {
     /// The status of every HTTPRoute and GRPCRoute with a parentRef of ours.
     pub(crate) routes: Vec<&'a ObjectStatus>,
     /// The BackendTrafficPolicy (`BackendTrafficPolicy ns/name`) of a backend, if any.
-    pub(crate) traffic_policy: Box<dyn Fn(BackendIndex) -> Option<Arc<str>> + 'a>,
+    pub(crate) traffic_policy: Box<TrafficPolicyOf<'a>>,
     /// A backend's endpoints as the config gives them.
-    pub(crate) endpoints: Box<dyn Fn(&BackendId) -> Vec<EndpointTarget> + 'a>,
+    pub(crate) endpoints: Box<EndpointsOf<'a>>,
 }
+
+/// Looks up the BackendTrafficPolicy of a backend ([`Sources::traffic_policy`]).
+pub(crate) type TrafficPolicyOf<'a> = dyn Fn(BackendIndex) -> Option<Arc<str>> + 'a;
+
+/// Looks up the endpoints of a backend ([`Sources::endpoints`]).
+pub(crate) type EndpointsOf<'a> = dyn Fn(&BackendId) -> Vec<EndpointTarget> + 'a;
 
 /// The Gateway (or ListenerSet) listener a compiled listener table belongs to.
 pub(crate) struct ListenerOwner {

@@ -2,7 +2,8 @@
 //! snapshot, and every match of the listener tested on its own for the reasons.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -332,14 +333,19 @@ fn listener_choice(
 /// match order.
 fn candidates_of(listener: &ListenerRoutes) -> Vec<Candidate<'_>> {
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    // An entry is shared by the hostnames it was added for: one candidate per entry.
+    let mut seen: HashMap<*const Entry, usize> = HashMap::new();
     for (pattern, routes) in listener.table.hosts() {
         for entry in routes.entries() {
-            match candidates.iter_mut().find(|c| Arc::ptr_eq(c.entry, entry)) {
-                Some(candidate) => candidate.hostnames.push(pattern),
-                None => candidates.push(Candidate {
-                    entry,
-                    hostnames: vec![pattern],
-                }),
+            match seen.entry(Arc::as_ptr(entry)) {
+                MapEntry::Occupied(index) => candidates[*index.get()].hostnames.push(pattern),
+                MapEntry::Vacant(vacant) => {
+                    vacant.insert(candidates.len());
+                    candidates.push(Candidate {
+                        entry,
+                        hostnames: vec![pattern],
+                    });
+                }
             }
         }
     }
