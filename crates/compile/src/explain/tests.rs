@@ -83,13 +83,77 @@ spec:
   rules: [{backendRefs: [{name: web, port: 8080}]}]
 "#;
 
+/// A BackendTrafficPolicy on Service `web` and a RateLimitPolicy on route `shop`.
+const POLICIES: &str = r#"
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: balance, namespace: infra}
+spec:
+  targetRefs: [{group: "", kind: Service, name: web}]
+  loadBalancer: {type: RoundRobin}
+---
+apiVersion: portcullis.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: limits, namespace: infra}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop}]
+  local: {rules: [{clientSelectors: [{headers: [{name: x-user, type: Distinct}]}], limit: {requests: 10, unit: Second}}]}
+"#;
+
 fn fixture() -> (Store, Compiler) {
+    fixture_with("")
+}
+
+fn fixture_with(extra: &str) -> (Store, Compiler) {
     let mut store = Store::new();
-    for object in parse_documents(FIXTURE).expect("fixture parses").objects {
-        store.insert(object);
+    for text in [FIXTURE, extra] {
+        for object in parse_documents(text).expect("fixture parses").objects {
+            store.insert(object);
+        }
     }
     let compiler = Compiler::build(&store, CompileOptions::default());
     (store, compiler)
+}
+
+#[test]
+fn policies_of_the_rule_and_its_backends_are_named() {
+    let (store, compiler) = fixture_with(POLICIES);
+    // The fixture's orphan route and missing Service are problems; the policies are not.
+    let problems = compiler.status().problems();
+    assert!(
+        !problems.iter().any(|p| p.contains("Policy")),
+        "{problems:?}"
+    );
+    let request = ExplainRequest::parse("GET", "http://shop.example.com/", &[] as &[&str], None)
+        .expect("parses");
+    let explanation = compiler.explain(&store, &request).expect("explains");
+    let matched = explanation.matched.as_ref().expect("matched");
+    assert_eq!(
+        matched.policies.rate_limit.as_deref(),
+        Some("RateLimitPolicy infra/limits")
+    );
+    assert_eq!(matched.policies.security, None);
+    let Action::Forward { backends } = &matched.action else {
+        panic!("forwards");
+    };
+    assert_eq!(
+        backends[0].traffic_policy.as_deref(),
+        Some("BackendTrafficPolicy infra/balance")
+    );
+    let text = explanation.to_string();
+    assert!(
+        text.contains("policies: RateLimitPolicy infra/limits"),
+        "{text}"
+    );
+    assert!(
+        text.contains("BackendTrafficPolicy infra/balance"),
+        "{text}"
+    );
+    // Without the policies, none is named.
+    let explanation = explain("GET", "http://shop.example.com/", &[]);
+    let matched = explanation.matched.as_ref().expect("matched");
+    assert_eq!(matched.policies.rate_limit, None);
 }
 
 fn explain(method: &str, url: &str, headers: &[&str]) -> Explanation {
