@@ -16,7 +16,9 @@
 //! It does not explain TLS passthrough (TLSRoute) sockets, GEP-3567 misdirected requests
 //! (it has no SNI), or the answers of filters and policies (a redirect, a 401): it names them.
 
+mod elsewhere;
 mod evaluate;
+mod matched;
 mod request;
 mod text;
 

@@ -1,5 +1,6 @@
 //! The explanation itself: the data plane's choices (socket, listener, `find`) replayed on the
-//! snapshot, and every match of the listener tested on its own for the reasons.
+//! snapshot, and every match of the listener tested on its own for the reasons. Routes elsewhere
+//! are `elsewhere`'s, the winner in full is `matched`'s.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as MapEntry;
@@ -11,28 +12,27 @@ use router::{
     HostPattern, MatchFailure, PathMatch, PrecedenceCriterion, RequestView, RouteEntry, RouteHit,
     RuleMatch, ValueMatch, decide_precedence,
 };
-use snapshot::{
-    BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, Scheme, SocketRoutes,
-};
+use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
 
 use super::{
-    Action, BackendExplanation, Beaten, EndpointExplanation, ExplainError, ExplainRequest,
-    Explanation, ListenerChoice, MatchConditions, MatchExplanation, MatchedRule, Outcome, Policies,
-    Reason, RequestSummary, RouteExplanation, RouteResult, RuleExplanation, SocketChoice, Sources,
+    ExplainError, ExplainRequest, Explanation, ListenerChoice, MatchConditions, MatchExplanation,
+    Outcome, Reason, RequestSummary, RouteExplanation, RouteResult, RuleExplanation, SocketChoice,
+    Sources,
 };
 
-type Entry = RouteEntry<Arc<RouteRule>>;
+/// A match of a listener table.
+pub(super) type Entry = RouteEntry<Arc<RouteRule>>;
 
 /// One match of the chosen listener's table with every route hostname it was added for.
-struct Candidate<'a> {
-    entry: &'a Arc<Entry>,
-    hostnames: Vec<&'a HostPattern>,
+pub(super) struct Candidate<'a> {
+    pub(super) entry: &'a Arc<Entry>,
+    pub(super) hostnames: Vec<&'a HostPattern>,
 }
 
 impl Candidate<'_> {
     /// The most specific of its hostnames that matches `host` (the bucket `find` would meet
     /// it in first), if any.
-    fn best_hostname(&self, host: &str) -> Option<&HostPattern> {
+    pub(super) fn best_hostname(&self, host: &str) -> Option<&HostPattern> {
         self.hostnames
             .iter()
             .copied()
@@ -78,7 +78,8 @@ pub(crate) fn explain(
             "no {} listener{gateway} on {port}: the connection would be refused",
             request.scheme.as_str()
         );
-        explanation.routes = routes_not_on(sources, request, None, None, &HashSet::new());
+        explanation.routes =
+            super::elsewhere::routes_not_on(sources, request, None, None, &HashSet::new());
         return Ok(explanation);
     };
     explanation.socket = Some(choice);
@@ -88,7 +89,8 @@ pub(crate) fn explain(
             "no listener of {address} accepts host {:?}: 404",
             request.host
         );
-        explanation.routes = routes_not_on(sources, request, Some(address), None, &HashSet::new());
+        explanation.routes =
+            super::elsewhere::routes_not_on(sources, request, Some(address), None, &HashSet::new());
         return Ok(explanation);
     };
     explain_on_listener(sources, request, address, socket, listener, explanation)
@@ -111,16 +113,10 @@ fn explain_on_listener(
     explanation.listener = Some(listener_choice(
         sources, request, socket, listener, &path, redirects,
     ));
-    let candidates = candidates_of(listener);
-    let on_listener: HashSet<String> = candidates
-        .iter()
-        .map(|c| route_label(c.entry.target()))
-        .collect();
-    explanation.routes = Vec::new();
     if let Err(rejection) = normalized {
         explanation.outcome = Outcome::InvalidPath;
         explanation.summary = format!("the listener refuses the request: {rejection} (400)");
-        explanation.routes = routes_not_on(
+        explanation.routes = super::elsewhere::routes_not_on(
             sources,
             request,
             Some(address),
@@ -129,10 +125,29 @@ fn explain_on_listener(
         );
         return Ok(explanation);
     }
+    judge_listener(sources, request, address, listener, &path, &mut explanation);
+    Ok(explanation)
+}
+
+/// Tests every match of the listener against the request (path already normalized) and fills
+/// in the outcome, the winner and the routes.
+fn judge_listener(
+    sources: &Sources<'_>,
+    request: &ExplainRequest,
+    address: SocketAddr,
+    listener: &Arc<ListenerRoutes>,
+    path: &str,
+    explanation: &mut Explanation,
+) {
+    let candidates = candidates_of(listener);
+    let on_listener: HashSet<String> = candidates
+        .iter()
+        .map(|c| route_label(c.entry.target()))
+        .collect();
     let view = RequestView {
         method: &request.method,
         host: &request.host,
-        path: &path,
+        path,
         query: request.query.as_deref(),
         headers: &request.headers,
     };
@@ -146,7 +161,7 @@ fn explain_on_listener(
         })
         .collect();
     explanation.routes = group_routes(&judged);
-    explanation.routes.extend(routes_not_on(
+    explanation.routes.extend(super::elsewhere::routes_not_on(
         sources,
         request,
         Some(address),
@@ -155,7 +170,7 @@ fn explain_on_listener(
     ));
     match (hit, winner) {
         (Some(hit), Some(winner)) => {
-            let matched = matched_rule(
+            let matched = super::matched::matched_rule(
                 sources,
                 listener,
                 hit.target,
@@ -175,7 +190,6 @@ fn explain_on_listener(
             explanation.summary = format!("no rule of {} matches: 404", listener.name);
         }
     }
-    Ok(explanation)
 }
 
 /// A `--gateway` that owns no usable listener is a user error, named as such.
@@ -357,7 +371,7 @@ fn candidates_of(listener: &ListenerRoutes) -> Vec<Candidate<'_>> {
 }
 
 /// `HTTPRoute ns/name` of a rule named `HTTPRoute ns/name rules[i]` (compile names rules so).
-fn route_label(rule: &RouteRule) -> String {
+pub(super) fn route_label(rule: &RouteRule) -> String {
     rule.name
         .split(" rules[")
         .next()
@@ -413,7 +427,7 @@ fn judge(
 }
 
 /// `HTTPRoute ns/name rules[i] match j`.
-fn match_name(entry: &Entry) -> String {
+pub(super) fn match_name(entry: &Entry) -> String {
     format!("{} match {}", entry.target().name, entry.order().matching)
 }
 
@@ -473,6 +487,11 @@ fn precedence_reason(
     }
     let (w, l) = (winner.entry, loser.entry);
     let (_, criterion) = decide_precedence((w.matching(), w.order()), (l.matching(), l.order()));
+    criterion_text(criterion, w, l)
+}
+
+/// The name and the words of the precedence criterion by which `w` beats `l`.
+fn criterion_text(criterion: PrecedenceCriterion, w: &Entry, l: &Entry) -> (&'static str, String) {
     let (wm, lm) = (w.matching(), l.matching());
     let (wo, lo) = (w.order(), l.order());
     match criterion {
@@ -560,7 +579,7 @@ fn unanchored(source: &str) -> &str {
         .unwrap_or(source)
 }
 
-fn conditions(matching: &RuleMatch) -> MatchConditions {
+pub(super) fn conditions(matching: &RuleMatch) -> MatchConditions {
     MatchConditions {
         path: path_text(&matching.path),
         method: matching.method.as_ref().map(ToString::to_string),
@@ -626,254 +645,4 @@ fn best(a: RouteResult, b: RouteResult) -> RouteResult {
         RouteResult::NotConsidered => 3,
     };
     if rank(a) <= rank(b) { a } else { b }
-}
-
-/// Where a route is: every listener table holding a match of it.
-struct Place {
-    address: SocketAddr,
-    listener: Arc<ListenerRoutes>,
-    hostname: HostPattern,
-}
-
-/// Every route of `sources` not in `on_listener`, with why it was not considered.
-fn routes_not_on(
-    sources: &Sources<'_>,
-    request: &ExplainRequest,
-    address: Option<SocketAddr>,
-    chosen: Option<&Arc<ListenerRoutes>>,
-    on_listener: &HashSet<String>,
-) -> Vec<RouteExplanation> {
-    let mut places: BTreeMap<String, Vec<Place>> = BTreeMap::new();
-    for (socket_address, socket) in &sources.snapshot.sockets {
-        for (pattern, listener) in socket.listeners.iter() {
-            let labels: HashSet<String> = listener
-                .table
-                .targets()
-                .map(|rule| route_label(rule))
-                .collect();
-            for label in labels {
-                places.entry(label).or_default().push(Place {
-                    address: *socket_address,
-                    listener: Arc::clone(listener),
-                    hostname: pattern.clone(),
-                });
-            }
-        }
-    }
-    let mut routes: Vec<RouteExplanation> = sources
-        .routes
-        .iter()
-        .filter_map(|status| {
-            let label = status.label();
-            if on_listener.contains(&label) {
-                return None;
-            }
-            let reason = match places.get(&label) {
-                Some(places) => placed_elsewhere(places, request, address, chosen),
-                None => not_attached(status),
-            };
-            Some(RouteExplanation {
-                route: label,
-                result: RouteResult::NotConsidered,
-                reason: Some(reason),
-                rules: Vec::new(),
-            })
-        })
-        .collect();
-    routes.sort_by(|a, b| a.route.cmp(&b.route));
-    routes
-}
-
-/// Why a route attached to listeners other than the chosen one does not see the request.
-fn placed_elsewhere(
-    places: &[Place],
-    request: &ExplainRequest,
-    address: Option<SocketAddr>,
-    chosen: Option<&Arc<ListenerRoutes>>,
-) -> Reason {
-    let here: Vec<&Place> = places
-        .iter()
-        .filter(|p| Some(p.address) == address)
-        .collect();
-    if let Some(chosen) = chosen
-        && let Some(isolated) = here.iter().find(|p| p.hostname.matches(&request.host))
-    {
-        return Reason::ListenerIsolation {
-            listener: format!(
-                "{} (hostname {})",
-                isolated.listener.name, isolated.hostname
-            ),
-            chosen: chosen.name.to_string(),
-        };
-    }
-    if !here.is_empty() {
-        let mut listeners: Vec<String> = here
-            .iter()
-            .map(|p| format!("{} (hostname {})", p.listener.name, p.hostname))
-            .collect();
-        listeners.sort();
-        listeners.dedup();
-        return Reason::ListenerHostname { listeners };
-    }
-    let mut listeners: Vec<String> = places
-        .iter()
-        .map(|p| format!("{} on {}", p.listener.name, p.address))
-        .collect();
-    listeners.sort();
-    listeners.dedup();
-    Reason::OtherSocket { listeners }
-}
-
-/// A route on no listener: its unhealthy conditions and problems.
-fn not_attached(status: &crate::status::ObjectStatus) -> Reason {
-    let mut conditions: Vec<String> = status
-        .parents
-        .iter()
-        .flat_map(|parent| {
-            let p = &parent.parent_ref;
-            parent
-                .conditions
-                .iter()
-                .filter(|c| c.is_unhealthy())
-                .map(move |c| {
-                    format!(
-                        "{} {}/{}: {}={:?} ({}): {}",
-                        p.kind, p.namespace, p.name, c.kind, c.status, c.reason, c.message
-                    )
-                })
-        })
-        .collect();
-    conditions.extend(status.problems.iter().cloned());
-    if conditions.is_empty() {
-        conditions.push("accepted, but none of its rules is usable on any listener".to_owned());
-    }
-    Reason::NotAttached { conditions }
-}
-
-/// The winner in full: its filters, policies and backends.
-fn matched_rule(
-    sources: &Sources<'_>,
-    listener: &ListenerRoutes,
-    rule: &Arc<RouteRule>,
-    winner: &Candidate<'_>,
-    judged: &[(&Candidate<'_>, RouteResult, Option<Reason>)],
-    host: &str,
-) -> MatchedRule {
-    let order = winner.entry.order();
-    let beats = judged
-        .iter()
-        .filter_map(|(candidate, _, reason)| match reason {
-            Some(Reason::Precedence {
-                criterion, detail, ..
-            }) => Some(Beaten {
-                rule: match_name(candidate.entry),
-                criterion,
-                detail: detail.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    MatchedRule {
-        route: route_label(rule),
-        rule: order.rule,
-        rule_name: rule.name.to_string(),
-        match_index: order.matching,
-        hostname: winner
-            .best_hostname(host)
-            .map_or_else(|| "*".to_owned(), ToString::to_string),
-        conditions: conditions(winner.entry.matching()),
-        beats,
-        filters: filter_names(&rule.filters),
-        policies: Policies {
-            security: listener.security_of(rule).map(|p| p.label.to_string()),
-            rate_limit: listener.rate_limit_of(rule).map(|p| p.label.to_string()),
-            retry: rule.retry.is_some(),
-            session_persistence: rule.session.is_some(),
-        },
-        action: action(sources, rule),
-    }
-}
-
-/// The filters that are set, by their Gateway API names.
-fn filter_names(filters: &Filters) -> Vec<String> {
-    let mut names = Vec::new();
-    if filters.cors.is_some() {
-        names.push("CORS".to_owned());
-    }
-    if filters.external_auth.is_some() {
-        names.push("ExternalAuth".to_owned());
-    }
-    if let Some(redirect) = &filters.redirect {
-        names.push(format!("RequestRedirect ({})", redirect.status));
-    }
-    if filters.request_headers.is_some() {
-        names.push("RequestHeaderModifier".to_owned());
-    }
-    if filters.rewrite.is_some() {
-        names.push("URLRewrite".to_owned());
-    }
-    if !filters.mirrors.is_empty() {
-        names.push(format!("RequestMirror (x{})", filters.mirrors.len()));
-    }
-    if filters.response_headers.is_some() {
-        names.push("ResponseHeaderModifier".to_owned());
-    }
-    names
-}
-
-fn action(sources: &Sources<'_>, rule: &RouteRule) -> Action {
-    let choice = match &rule.action {
-        RuleAction::Respond(response) => {
-            return Action::Respond {
-                status: response.status.as_u16(),
-                body: String::from_utf8_lossy(&response.body).into_owned(),
-            };
-        }
-        RuleAction::Forward(choice) => choice,
-    };
-    let total = choice.total_weight.max(1) as f64;
-    let backends = choice
-        .candidates
-        .iter()
-        .map(|candidate| {
-            let mut explained = BackendExplanation {
-                weight: candidate.weight,
-                percent: (candidate.weight as f64 * 10_000.0 / total).round() / 100.0,
-                backend: None,
-                invalid: None,
-                protocol: None,
-                tls: false,
-                traffic_policy: None,
-                filters: filter_names(candidate.filters()),
-                endpoints: Vec::new(),
-            };
-            match &candidate.target {
-                BackendTarget::Invalid(response) => {
-                    explained.invalid = Some(String::from_utf8_lossy(&response.body).into_owned());
-                }
-                BackendTarget::Backend(index) => {
-                    if let Some(backend) = sources.snapshot.backends.get(*index) {
-                        explained.backend = Some(backend.id.to_string());
-                        explained.protocol = Some(format!("{:?}", backend.protocol));
-                        explained.tls = backend.tls.is_some();
-                        explained.traffic_policy =
-                            (sources.traffic_policy)(*index).map(|label| label.to_string());
-                        explained.endpoints = (sources.endpoints)(&backend.id)
-                            .into_iter()
-                            .map(|target| EndpointExplanation {
-                                address: match target.address {
-                                    snapshot::backend::TargetAddress::Ip(ip) => ip.to_string(),
-                                    snapshot::backend::TargetAddress::Dns(name) => name.to_string(),
-                                },
-                                port: target.port,
-                                weight: target.weight,
-                            })
-                            .collect();
-                    }
-                }
-            }
-            explained
-        })
-        .collect();
-    Action::Forward { backends }
 }

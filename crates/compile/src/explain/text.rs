@@ -91,7 +91,11 @@ fn write_matched(f: &mut Formatter<'_>, matched: &MatchedRule) -> fmt::Result {
     if !policies.is_empty() {
         writeln!(f, "  policies: {}", policies.join(", "))?;
     }
-    match &matched.action {
+    write_action(f, &matched.action)
+}
+
+fn write_action(f: &mut Formatter<'_>, action: &Action) -> fmt::Result {
+    match action {
         Action::Respond { status, body } => {
             writeln!(f, "  responds: {status} {}", body.trim_end())?;
         }
