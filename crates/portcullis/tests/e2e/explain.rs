@@ -224,3 +224,35 @@ async fn admin_explain_answers_against_the_live_config() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn explain_help_explains_every_flag() -> anyhow::Result<()> {
+    let output = portcullis(&["explain", "--help"])?;
+    let stdout = text(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "explain --help failed: {}",
+        output.status
+    );
+    for word in [
+        "--config",
+        "--gateway",
+        "--header",
+        "-H",
+        "--json",
+        "<METHOD>",
+        "<URL>",
+    ] {
+        ensure!(
+            stdout.contains(word),
+            "explain --help does not mention {word}:\n{stdout}"
+        );
+    }
+    let output = portcullis(&["--help"])?;
+    ensure!(
+        text(&output.stdout).contains("explain"),
+        "--help lists explain:\n{}",
+        text(&output.stdout)
+    );
+    Ok(())
+}
