@@ -2,9 +2,9 @@
 //! endpoints, and the built-in dashboard (`/ui`) that shows them with the live traffic plots.
 //!
 //! It serves what the binary hands it in [`AdminState`] and knows nothing about the config model
-//! or the snapshot: the binary renders `/status` and `/config` to JSON after every compile, and
-//! `/endpoints` through a callback, `/explain` through an [`Explainer`]. That keeps this crate off the config pipeline and its
-//! requests off the data plane's locks.
+//! or the snapshot: the binary renders `/status` and `/config` to JSON after every compile,
+//! `/endpoints` through a callback and `/explain` through an [`Explainer`]. That keeps this crate
+//! off the config pipeline and its requests off the data plane's locks.
 
 mod explain;
 mod reloads;
