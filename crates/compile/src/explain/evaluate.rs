@@ -596,7 +596,9 @@ pub(super) fn conditions(matching: &RuleMatch) -> MatchConditions {
     }
 }
 
-/// The judged matches of the listener, by route and rule.
+/// The judged matches of the listener, by route and rule: the winning route first, then those
+/// that lost on precedence, then those that did not match (each group by name), so that the
+/// few that matter lead a list of thousands.
 fn group_routes(judged: &[(&Candidate<'_>, RouteResult, Option<Reason>)]) -> Vec<RouteExplanation> {
     let mut routes: BTreeMap<String, BTreeMap<u32, RuleExplanation>> = BTreeMap::new();
     for (candidate, result, reason) in judged {
@@ -619,7 +621,7 @@ fn group_routes(judged: &[(&Candidate<'_>, RouteResult, Option<Reason>)]) -> Vec
             reason: reason.clone(),
         });
     }
-    routes
+    let mut routes: Vec<RouteExplanation> = routes
         .into_iter()
         .map(|(route, rules)| {
             let rules: Vec<RuleExplanation> = rules.into_values().collect();
@@ -633,16 +635,23 @@ fn group_routes(judged: &[(&Candidate<'_>, RouteResult, Option<Reason>)]) -> Vec
                 rules,
             }
         })
-        .collect()
+        .collect();
+    // Stable: each group keeps the name order of the map.
+    routes.sort_by_key(|route| rank(route.result));
+    routes
 }
 
 /// Won over lost over no match.
 fn best(a: RouteResult, b: RouteResult) -> RouteResult {
-    let rank = |r: RouteResult| match r {
+    if rank(a) <= rank(b) { a } else { b }
+}
+
+/// Won, lost, no match, not considered: the order results are listed in.
+fn rank(result: RouteResult) -> u8 {
+    match result {
         RouteResult::Won => 0,
         RouteResult::Lost => 1,
         RouteResult::NoMatch => 2,
         RouteResult::NotConsidered => 3,
-    };
-    if rank(a) <= rank(b) { a } else { b }
+    }
 }

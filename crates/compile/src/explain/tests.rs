@@ -304,6 +304,8 @@ fn route_hostnames_decide_and_are_named() {
         "{named:?}"
     );
     let explanation = explain("GET", "http://named.example.org/", &[]);
+    // The winner leads the list (before `generic`, which sorts first by name).
+    assert_eq!(explanation.routes[0].route, "HTTPRoute infra/named");
     assert_eq!(
         explanation.matched.as_ref().map(|m| &*m.rule_name),
         Some("HTTPRoute infra/named rules[0]")
