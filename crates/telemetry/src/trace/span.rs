@@ -168,20 +168,7 @@ impl ServerSpan {
                 i64::try_from(self.attempts.len() - 1).unwrap_or(i64::MAX),
             ));
         }
-        // A server span is an error on a 5xx, or when something failed (a 4xx is the
-        // client's, and leaves the status unset).
-        let error: Option<Cow<'static, str>> = match (self.error, self.status) {
-            (Some(error), _) => Some(Cow::Borrowed(error)),
-            (None, status) if status >= 500 => Some(Cow::Owned(status.to_string())),
-            _ => None,
-        };
-        let status = match &error {
-            Some(error) => Status::error(error.clone()),
-            None => Status::Unset,
-        };
-        if let Some(error) = error {
-            attributes.push(KeyValue::new("error.type", error));
-        }
+        let status = failure(self.error, Some(self.status), &mut attributes);
         spans.push(SpanData {
             span_context: context(self.trace_id, self.span_id),
             parent_span_id: self
@@ -201,6 +188,23 @@ impl ServerSpan {
         });
         spans
     }
+}
+
+/// The span's status, and its `error.type`: an error when something failed (`error`, the
+/// gateway's error code) or on a 5xx (its status code); a 4xx is the client's and leaves the
+/// status unset.
+fn failure(
+    error: Option<&'static str>,
+    status: Option<u16>,
+    attributes: &mut Vec<KeyValue>,
+) -> Status {
+    let error: Cow<'static, str> = match (error, status) {
+        (Some(error), _) => Cow::Borrowed(error),
+        (None, Some(status)) if status >= 500 => Cow::Owned(status.to_string()),
+        _ => return Status::Unset,
+    };
+    attributes.push(KeyValue::new("error.type", error.clone()));
+    Status::error(error)
 }
 
 impl AttemptSpan {
@@ -237,18 +241,7 @@ impl AttemptSpan {
         if let Some(backend) = backend {
             attributes.push(KeyValue::new("portcullis.backend", backend.to_owned()));
         }
-        let error: Option<Cow<'static, str>> = match (self.error, self.status) {
-            (Some(error), _) => Some(Cow::Borrowed(error)),
-            (None, Some(status)) if status >= 500 => Some(Cow::Owned(status.to_string())),
-            _ => None,
-        };
-        let status = match &error {
-            Some(error) => Status::error(error.clone()),
-            None => Status::Unset,
-        };
-        if let Some(error) = error {
-            attributes.push(KeyValue::new("error.type", error));
-        }
+        let status = failure(self.error, self.status, &mut attributes);
         SpanData {
             span_context: context(trace_id, self.span_id),
             parent_span_id: trace::SpanId::from_bytes(parent),
@@ -264,5 +257,91 @@ impl AttemptSpan {
             status,
             instrumentation_scope: scope,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(status: u16, error: Option<&'static str>, method: &str) -> ServerSpan {
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        ServerSpan {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent: None,
+            start,
+            end: start + std::time::Duration::from_millis(3),
+            method: method.to_owned(),
+            path: "/cart".to_owned(),
+            query: None,
+            scheme: "https",
+            host: "shop.example".to_owned(),
+            port: 443,
+            peer: "10.0.0.9:5000".parse().expect("address"),
+            client: "10.0.0.9".parse().expect("address"),
+            protocol_version: "2",
+            user_agent: None,
+            status,
+            route: None,
+            backend: None,
+            bytes_sent: 0,
+            error,
+            attempts: vec![AttemptSpan {
+                span_id: [3; 8],
+                start,
+                end: start,
+                endpoint: Some("127.0.0.1:80".parse().expect("address")),
+                status: Some(status),
+                error: None,
+            }],
+        }
+    }
+
+    fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    #[test]
+    fn a_4xx_is_not_an_error_and_a_5xx_is() {
+        let spans = request(404, None, "GET").into_span_data();
+        let (attempt, server) = (&spans[0], &spans[1]);
+        assert_eq!(server.span_kind, SpanKind::Server);
+        assert_eq!(server.status, Status::Unset);
+        assert!(attribute(server, "error.type").is_none());
+        assert_eq!(attempt.parent_span_id, server.span_context.span_id());
+        assert_eq!(attempt.span_kind, SpanKind::Client);
+
+        let spans = request(502, Some("upstream-reset"), "GET").into_span_data();
+        let server = &spans[1];
+        assert_eq!(server.status, Status::error("upstream-reset"));
+        assert_eq!(
+            attribute(server, "error.type").map(ToString::to_string),
+            Some("upstream-reset".to_owned())
+        );
+        // The attempt got a 502 answer: its status code is its error.
+        assert_eq!(
+            attribute(&spans[0], "error.type").map(ToString::to_string),
+            Some("502".to_owned())
+        );
+    }
+
+    #[test]
+    fn unknown_methods_are_other_with_the_original_kept() {
+        let spans = request(200, None, "BREW").into_span_data();
+        let server = &spans[1];
+        assert_eq!(server.name, "_OTHER");
+        assert_eq!(
+            attribute(server, "http.request.method").map(ToString::to_string),
+            Some("_OTHER".to_owned())
+        );
+        assert_eq!(
+            attribute(server, "http.request.method_original").map(ToString::to_string),
+            Some("BREW".to_owned())
+        );
+        assert!(server.parent_span_id == trace::SpanId::INVALID && !server.parent_span_is_remote);
     }
 }
