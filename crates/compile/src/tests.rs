@@ -298,7 +298,7 @@ fn routes_of_other_controllers_are_ignored() {
 
 #[test]
 fn conflicting_listeners_are_reported() {
-    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: dup, namespace: infra}\nspec:\n  gatewayClassName: portcullis\n  addresses: [{value: 127.0.0.10}]\n  listeners:\n  - {name: a, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: b, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: c, port: 81, protocol: TCP}\n";
+    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: dup, namespace: infra}\nspec:\n  gatewayClassName: portcullis\n  addresses: [{value: 127.0.0.10}]\n  listeners:\n  - {name: a, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: b, port: 80, protocol: HTTP, hostname: x.com}\n  - {name: c, port: 81, protocol: SCTP}\n";
     let compiled = compile_yaml(gateway);
     let status = object(&compiled, "Gateway", "infra", "dup");
     let conflicted = |i: usize| {
