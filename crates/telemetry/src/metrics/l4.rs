@@ -168,23 +168,29 @@ impl L4Metrics {
             route: route.clone(),
             direction,
         };
+        // One handle at a time: `get_or_create` holds the family's read lock while its result
+        // lives, and creating the next series of the same family takes the write lock.
+        let datagrams_in = self
+            .udp_datagrams
+            .get_or_create(&direction(CLIENT_TO_BACKEND))
+            .clone();
+        let bytes_in = self
+            .udp_bytes
+            .get_or_create(&direction(CLIENT_TO_BACKEND))
+            .clone();
+        let datagrams_out = self
+            .udp_datagrams
+            .get_or_create(&direction(BACKEND_TO_CLIENT))
+            .clone();
+        let bytes_out = self
+            .udp_bytes
+            .get_or_create(&direction(BACKEND_TO_CLIENT))
+            .clone();
         UdpFlowCounters {
-            datagrams_in: self
-                .udp_datagrams
-                .get_or_create(&direction(CLIENT_TO_BACKEND))
-                .clone(),
-            bytes_in: self
-                .udp_bytes
-                .get_or_create(&direction(CLIENT_TO_BACKEND))
-                .clone(),
-            datagrams_out: self
-                .udp_datagrams
-                .get_or_create(&direction(BACKEND_TO_CLIENT))
-                .clone(),
-            bytes_out: self
-                .udp_bytes
-                .get_or_create(&direction(BACKEND_TO_CLIENT))
-                .clone(),
+            datagrams_in,
+            bytes_in,
+            datagrams_out,
+            bytes_out,
         }
     }
 

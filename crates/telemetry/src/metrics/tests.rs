@@ -283,3 +283,40 @@ fn the_semantic_convention_histogram_carries_trace_exemplars() {
     // Our own series keep their prefix; the convention's has none.
     assert!(!text.contains("portcullis_http_server"), "{text}");
 }
+
+#[test]
+fn udp_flows_get_their_counters_and_are_gauged() {
+    let metrics = Metrics::new();
+    // Two flows of one route, then one of another: every series is new the first time (a
+    // handle held across the creation of another series of its family would deadlock).
+    let first = metrics.l4.udp_flow_started("UDPRoute l4/dns rules[0]");
+    let second = metrics.l4.udp_flow_started("UDPRoute l4/dns rules[0]");
+    let _other = metrics.l4.udp_flow_started("UDPRoute l4/ntp rules[0]");
+    first.datagrams_in.inc();
+    first.bytes_in.inc_by(40);
+    second.datagrams_out.inc();
+    second.bytes_out.inc_by(90);
+    metrics
+        .l4
+        .udp_flow_finished("UDPRoute l4/dns rules[0]", "idle_timeout", true);
+
+    let text = metrics.encode();
+    let route = r#"route="UDPRoute l4/dns rules[0]""#;
+    for (series, value) in [
+        (format!("portcullis_udp_flows_active{{{route}}}"), "1"),
+        (
+            format!("portcullis_udp_datagrams_total{{{route},direction=\"client_to_backend\"}}"),
+            "1",
+        ),
+        (
+            format!("portcullis_udp_bytes_total{{{route},direction=\"backend_to_client\"}}"),
+            "90",
+        ),
+        (
+            format!("portcullis_udp_flows_total{{{route},result=\"idle_timeout\"}}"),
+            "1",
+        ),
+    ] {
+        assert_eq!(line_value(&text, &series), Some(value), "{series}\n{text}");
+    }
+}
