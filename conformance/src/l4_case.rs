@@ -370,3 +370,6 @@ async fn expect_silence(addr: SocketAddr, datagram: &[u8]) -> Result<(), String>
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;
