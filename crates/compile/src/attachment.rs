@@ -1,4 +1,4 @@
-//! Route attachment shared by every route kind (HTTPRoute, GRPCRoute, TLSRoute): which
+//! Route attachment shared by every route kind (HTTP, GRPC, TLS, TCP and UDP routes): which
 //! parentRefs are ours, which listeners a parentRef selects (sectionName, port, allowedRoutes
 //! namespaces and kinds, hostname intersection), adding compiled rules to those listeners'
 //! tables, and the route's per-parent status (`Accepted`, `ResolvedRefs`, `PartiallyInvalid`).
@@ -11,7 +11,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use model::Store;
-use model::gateway_api::{GrpcRouteParentRefs, HttpRouteParentRefs, TlsRouteParentRefs};
+use model::gateway_api::{
+    GrpcRouteParentRefs, HttpRouteParentRefs, TcpRouteParentRefs, TlsRouteParentRefs,
+    UdpRouteParentRefs,
+};
 use router::{RouteOrder, RuleMatch};
 use snapshot::RouteRule;
 
@@ -67,8 +70,8 @@ pub(crate) fn created_seconds(meta: &model::core::ObjectMeta) -> Option<i64> {
 
 /// A route as attachment sees it, whatever its kind.
 pub(crate) struct RouteAttachment<'a> {
-    /// `HTTPRoute`, `GRPCRoute` or `TLSRoute`: the status kind and the kind listeners must
-    /// allow.
+    /// `HTTPRoute`, `GRPCRoute`, `TLSRoute`, `TCPRoute` or `UDPRoute`: the status kind and
+    /// the kind listeners must allow.
     pub(crate) kind: &'static str,
     /// Namespace of the route.
     pub(crate) namespace: &'a str,
@@ -138,7 +141,13 @@ macro_rules! route_parent_ref {
     )*};
 }
 
-route_parent_ref!(HttpRouteParentRefs, GrpcRouteParentRefs, TlsRouteParentRefs);
+route_parent_ref!(
+    HttpRouteParentRefs,
+    GrpcRouteParentRefs,
+    TlsRouteParentRefs,
+    TcpRouteParentRefs,
+    UdpRouteParentRefs
+);
 
 /// `value` (the first of `known` when absent), borrowed when it is one of `known`: every
 /// route's status names its parents' group and kind, nearly always the same few.

@@ -454,6 +454,12 @@ pub(crate) fn view(client: &ListenerClient) -> serde_json::Value {
             "requestHeaderTimeout": duration(Some(settings.timeouts.request_header)),
             "requestBodyTimeout": duration(settings.timeouts.request_body),
             "idleTimeout": duration(settings.timeouts.idle),
+            "tcpIdleTimeout": duration(settings.stream_idle),
+        },
+        "udp": {
+            "idleTimeout": duration(Some(settings.udp.idle_timeout)),
+            "maxFlows": settings.udp.max_flows,
+            "maxDatagramBytes": settings.udp.max_datagram_bytes,
         },
         "connection": {
             "maxConnections": settings.max_connections,

@@ -17,11 +17,15 @@ mod tests;
 /// features), or the unit and end-to-end tests of the kinds (`TLSRoute`, `BackendTLSPolicy`).
 /// Left out on purpose: `GatewayStaticAddresses` (an unusable address is not reported as
 /// `AddressNotUsable`), `GatewayInfrastructurePropagation`, `HTTPRouteDestinationPortMatching`,
-/// the mesh features, `TCPRoute` and `UDPRoute` (not read).
+/// the mesh features, `TLSRouteModeMixed` and `HTTPRoute308RedirectStatusCode` (no test
+/// exercises them yet). `TCPRoute` and `UDPRoute` are exercised by the runner's transcribed
+/// TCPRoute/UDPRoute cases and the end-to-end tests (`l4_routes`); `TLSRouteModeTerminate` by
+/// the TLSRoute end-to-end tests.
 pub const SUPPORTED_FEATURES: &[&str] = &[
     "BackendTLSPolicy",
     "GRPCRoute",
     "GRPCRouteNamedRouteRule",
+    "GRPCRouteRequestHeaderModifier",
     "Gateway",
     "GatewayHTTPListenerIsolation",
     "GatewayPort8080",
@@ -30,6 +34,8 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRoute307RedirectStatusCode",
     "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteBackendRequestRedirect",
+    "HTTPRouteBackendURLRewrite",
     "HTTPRouteCORS",
     "HTTPRouteHostRewrite",
     "HTTPRouteMethodMatching",
@@ -48,5 +54,8 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteSchemeRedirect",
     "ListenerSet",
     "ReferenceGrant",
+    "TCPRoute",
     "TLSRoute",
+    "TLSRouteModeTerminate",
+    "UDPRoute",
 ];

@@ -14,6 +14,7 @@ use snapshot::Scheme;
 
 use crate::CompileOptions;
 use crate::hostname;
+use crate::l4_route::{self, L4Slot};
 use crate::listener::{AllowedNamespaces, ListenerSlot, Listeners};
 use crate::problems::{FieldPath, Problem, Problems};
 use crate::status::{Condition, ListenerStatus, ObjectStatus, RouteKind, StatusReport};
@@ -24,8 +25,27 @@ const GATEWAY_GROUP: &str = model::kind::GATEWAY_GROUP;
 /// Route kinds an HTTP or HTTPS listener accepts.
 const HTTP_ROUTE_KINDS: &[&str] = &["HTTPRoute", "GRPCRoute"];
 
-/// Who serves each (socket, hostname) pair, across Gateways.
-type Claimed = HashMap<(SocketAddr, Option<String>), Claim>;
+/// Who serves each (transport, socket, hostname), across Gateways.
+type Claimed = HashMap<(Transport, SocketAddr, Option<String>), Claim>;
+
+/// The transport a listener's socket uses: a UDP socket and a TCP socket may share an address
+/// and port (TCP and UDP port numbers are separate spaces); HTTP, HTTPS, TLS and TCP listeners
+/// all take TCP sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The transport of a listener protocol.
+    pub(crate) fn of(scheme: Scheme) -> Transport {
+        match scheme {
+            Scheme::Udp => Transport::Udp,
+            Scheme::Http | Scheme::Https | Scheme::Tls | Scheme::Tcp => Transport::Tcp,
+        }
+    }
+}
 
 /// Validates our GatewayClasses and Gateways; returns their listeners with routes not yet
 /// attached. Gateways are processed oldest first (then by namespace/name), which decides who
@@ -174,8 +194,9 @@ fn claim_sockets(
             listener: slot.label(),
             scheme: slot.scheme,
         };
+        let transport = Transport::of(slot.scheme);
         for socket in &slot.sockets {
-            claimed.insert((*socket, slot.hostname.clone()), claim.clone());
+            claimed.insert((transport, *socket, slot.hostname.clone()), claim.clone());
         }
     }
 }
@@ -189,9 +210,10 @@ fn cross_gateway_conflict(
     claimed: &Claimed,
 ) -> Option<(&'static str, Problem)> {
     // Another Gateway's listener on the same socket with another scheme (HTTP, HTTPS,
-    // TLS) cannot share it: a socket serves one protocol.
-    let scheme_clash = claimed.iter().find_map(|((socket, _), claim)| {
-        (slot.sockets.contains(socket) && claim.scheme != slot.scheme)
+    // TLS, TCP) cannot share it: a socket serves one protocol. UDP sockets are apart.
+    let transport = Transport::of(slot.scheme);
+    let scheme_clash = claimed.iter().find_map(|((on, socket, _), claim)| {
+        (*on == transport && slot.sockets.contains(socket) && claim.scheme != slot.scheme)
             .then(|| claim.listener.clone())
     });
     if let Some(other) = scheme_clash {
@@ -200,7 +222,7 @@ fn cross_gateway_conflict(
     }
     let taken = slot.sockets.iter().find_map(|socket| {
         claimed
-            .get(&(*socket, slot.hostname.clone()))
+            .get(&(transport, *socket, slot.hostname.clone()))
             .map(|claim| claim.listener.clone())
     });
     taken.map(|other| {
@@ -357,7 +379,7 @@ pub(crate) fn compile_listener(
         gateway_name: owner.name.to_owned(),
         name: spec.name.clone(),
         port: port.unwrap_or(0),
-        hostname: spec.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
+        hostname: listener_hostname(spec, protocol),
         sockets: sockets(owner.addresses, port),
         allowed_namespaces: allowed_namespaces(spec),
         allowed_kinds: references.allowed_kinds,
@@ -366,9 +388,19 @@ pub(crate) fn compile_listener(
         scheme: protocol.unwrap_or(Scheme::Http),
         certificate: references.certificate,
         tls: (protocol == Some(Scheme::Tls)).then(|| TlsSlot::new(tls_listener::mode(spec))),
+        l4: matches!(protocol, Some(Scheme::Tcp | Scheme::Udp)).then(L4Slot::default),
         route_views: Vec::new(),
     };
     (status, slot)
+}
+
+/// The listener's hostname, lower case; none for TCP and UDP listeners, which cannot route by
+/// hostname (the spec has their `hostname` ignored).
+fn listener_hostname(spec: &GatewayListeners, protocol: Option<Scheme>) -> Option<String> {
+    if matches!(protocol, Some(Scheme::Tcp | Scheme::Udp)) {
+        return None;
+    }
+    spec.hostname.as_ref().map(|h| h.to_ascii_lowercase())
 }
 
 /// `Conflicted` (with the conflict's reason) and `Programmed` (whether the listener serves).
@@ -408,11 +440,13 @@ fn check_fields(
         "HTTP" => Some(Scheme::Http),
         "HTTPS" => Some(Scheme::Https),
         "TLS" => Some(Scheme::Tls),
+        "TCP" => Some(Scheme::Tcp),
+        "UDP" => Some(Scheme::Udp),
         other => {
             problems.report(
                 at.field("protocol")
                     .problem(format!(
-                        "{other:?} is not supported yet (HTTP, HTTPS and TLS are)"
+                        "{other:?} is not supported (HTTP, HTTPS, TLS, TCP and UDP are)"
                     ))
                     .because("UnsupportedProtocol"),
             );
@@ -456,6 +490,8 @@ fn resolve_references(
 ) -> References {
     let route_kinds = match protocol {
         Some(Scheme::Tls) => tls_listener::TLS_ROUTE_KINDS,
+        Some(Scheme::Tcp) => l4_route::TCP_ROUTE_KINDS,
+        Some(Scheme::Udp) => l4_route::UDP_ROUTE_KINDS,
         _ => HTTP_ROUTE_KINDS,
     };
     let (allowed_kinds, invalid_kinds) = allowed_kinds(at, spec, route_kinds);
@@ -507,10 +543,19 @@ fn conflict_within(
     index: usize,
 ) -> Option<(&'static str, Problem)> {
     let spec = &listeners[index];
+    // UDP listeners share port numbers with TCP-based ones without conflict.
+    let is_udp = |l: &GatewayListeners| l.protocol == "UDP";
+    // TCP and UDP listeners have no hostname to tell them apart (theirs is ignored).
+    fn hostname(l: &GatewayListeners) -> Option<&String> {
+        match l.protocol.as_str() {
+            "TCP" | "UDP" => None,
+            _ => l.hostname.as_ref(),
+        }
+    }
     let same_port = listeners
         .iter()
         .enumerate()
-        .filter(|(other, l)| l.port == spec.port && *other != index)
+        .filter(|(other, l)| l.port == spec.port && *other != index && is_udp(l) == is_udp(spec))
         .map(|(_, l)| l);
     let mut conflict = None;
     for other in same_port {
@@ -521,7 +566,7 @@ fn conflict_within(
             );
             return Some(("ProtocolConflict", at.problem(message)));
         }
-        if other.hostname == spec.hostname {
+        if hostname(other) == hostname(spec) {
             let message = format!("listener {:?} has the same port and hostname", other.name);
             conflict = Some(("HostnameConflict", at.problem(message)));
         }

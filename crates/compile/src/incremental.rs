@@ -3,7 +3,8 @@
 //! A compile has two parts. The **context** is everything routes attach to or look up through
 //! policies: GatewayClasses, Gateways and their listeners, ListenerSets, certificates,
 //! ClientTrafficPolicies, BackendTLSPolicies, BackendTrafficPolicies, and the TLSRoutes (whose
-//! SNI tables depend on the order of all of them). The **units** are the HTTPRoutes and
+//! SNI tables depend on the order of all of them), TCPRoutes and UDPRoutes (one serves each
+//! listener: the oldest). The **units** are the HTTPRoutes and
 //! GRPCRoutes, each compiled on its own ([`RouteUnit`]): its rules, where it attaches, its
 //! status, and what it looked up (Services, Backends, ReferenceGrants, its Namespace) and uses
 //! (backends).
@@ -24,8 +25,8 @@
 //! compiled again.
 //!
 //! Any other change of the context (GatewayClasses, Gateways, ListenerSets, policies,
-//! TLSRoutes) compiles everything again ([`Compiler::build`]), and so does a change of a
-//! Service, `Backend` or route that a policy targets or a TLSRoute uses: these are rare next
+//! TLS, TCP and UDP routes) compiles everything again ([`Compiler::build`]), and so does a change of a
+//! Service, `Backend` or route that a policy targets or a TLS, TCP or UDP route uses: these are rare next
 //! to route and endpoint churn, and a full compile keeps their many cross-references (policy
 //! targets, SNI tables) in one place.
 //!
@@ -43,7 +44,6 @@ use std::sync::Arc;
 use model::Store;
 use router::{HostPattern, HostRoutes, RouteTable};
 use snapshot::backend::{BackendId, EndpointTarget};
-use snapshot::tls_route::TlsListenerRoutes;
 use snapshot::{ListenerRoutes, Snapshot};
 
 use crate::backend_ref::{BackendTable, ReadKey};
@@ -51,14 +51,14 @@ use crate::backend_tls::BackendTlsPolicies;
 use crate::changes::{Key, StoreChanges};
 use crate::endpoints::{EndpointPlan, SliceIndex, resolve_source};
 use crate::explain::{ExplainError, ExplainRequest, Explanation, ListenerOwner, Sources};
-use crate::listener::Listeners;
+use crate::listener::{Listeners, StreamTables};
 use crate::route_policy::RoutePolicies;
 use crate::route_unit::RouteUnit;
 use crate::status::{ObjectStatus, StatusReport};
 use crate::traffic_policy::TrafficPolicies;
 use crate::{
     CompileOptions, client_certificate, client_policy, frontend_tls, gateway, grpc_route,
-    http_route, listener_set, tls_route,
+    http_route, l4_route, listener_set, tls_route,
 };
 
 #[cfg(test)]
@@ -127,12 +127,13 @@ fn add_hosts(hosts: &mut Hosts, unit: &RouteUnit) {
 /// What the units attach to and look up through (see the module documentation).
 struct Context {
     listeners: Listeners,
-    /// Statuses of the context's objects, counting the TLSRoutes in `attachedRoutes`.
+    /// Statuses of the context's objects, counting the TLS, TCP and UDP routes in
+    /// `attachedRoutes`.
     objects: Vec<ObjectStatus>,
-    /// TLSRoute statuses.
+    /// TLSRoute, TCPRoute and UDPRoute statuses.
     tls_routes: Vec<ObjectStatus>,
-    /// The SNI table of every usable TLS slot.
-    tls_tables: HashMap<usize, Arc<TlsListenerRoutes>>,
+    /// The tables of every usable TLS, TCP and UDP slot.
+    stream_tables: StreamTables,
     tls_policies: Arc<BackendTlsPolicies>,
     /// BackendTrafficPolicies (their statuses wait for the routes: their ancestors follow them).
     traffic_policies: Arc<TrafficPolicies>,
@@ -175,6 +176,7 @@ impl Context {
         let context_objects = status.objects.len();
         backends.record();
         tls_route::attach_tls_routes(store, options, &mut listeners, &mut backends, &mut status);
+        l4_route::attach_l4_routes(store, options, &mut listeners, &mut backends, &mut status);
         // External authorization services are backends too; recorded with the TLSRoutes'
         // backends, their indices stay put (`pinned`) and a change of their Services
         // compiles everything.
@@ -183,12 +185,12 @@ impl Context {
         listeners.set_route_policies(store, &route_policies);
         let tls_recording = backends.recorded();
         let tls_routes = status.objects.split_off(context_objects);
-        let tls_tables = listeners.take_tls_tables();
+        let stream_tables = listeners.take_stream_tables();
         let context = Context {
             listeners,
             objects: status.objects,
             tls_routes,
-            tls_tables,
+            stream_tables,
             tls_policies,
             traffic_policies,
             route_policies,
@@ -699,7 +701,7 @@ impl Compiler {
         let listeners = &self.context.listeners;
         for (slot, slot_hosts) in hosts {
             let usable = listeners.slots.get(slot).is_some_and(|s| s.usable);
-            if !usable || self.context.tls_tables.contains_key(&slot) {
+            if !usable || self.context.stream_tables.contains(slot) {
                 continue;
             }
             let changes = slot_hosts.into_iter().map(|host| {
@@ -753,14 +755,14 @@ impl Compiler {
     /// Builds the snapshot from the tables and backends.
     fn finish(&mut self) {
         let backends = self.backends.specs();
-        let sockets = self
-            .context
-            .listeners
-            .build_sockets(&self.http_tables, &self.context.tls_tables);
+        let listeners = &self.context.listeners;
+        let sockets = listeners.build_sockets(&self.http_tables, &self.context.stream_tables);
+        let udp_sockets = listeners.build_udp_sockets(&self.context.stream_tables);
         self.snapshot = Arc::new(Snapshot {
             generation: self.options.generation,
             sockets,
             backends,
+            udp_sockets,
         });
     }
 

@@ -32,6 +32,7 @@ mod grpc_route;
 mod hostname;
 mod http_route;
 pub mod incremental;
+mod l4_route;
 mod listener;
 mod listener_set;
 mod mirror;

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use router::{HostMap, HostPattern};
 use rustls::sign::CertifiedKey;
 use snapshot::backend::tls::ClientCertificate;
+use snapshot::l4::{TcpListenerRoutes, UdpSocketRoutes};
 use snapshot::tls::{ClientValidation, SocketTls};
 use snapshot::tls_route::TlsListenerRoutes;
-use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes};
+use snapshot::{ListenerRoutes, RouteRule, Scheme, SocketRoutes, UdpSocketMap};
 
 use crate::client_policy::{self, ClientPlan, SocketClient};
+use crate::l4_route::L4Slot;
 use crate::route_policy::{AppliedRoutePolicies, RoutePolicies};
 use crate::selector::{self, Expression};
 use crate::status::{RouteKind, StatusReport};
@@ -75,12 +77,14 @@ pub(crate) struct ListenerSlot {
     pub(crate) usable: bool,
     /// Position of its status: (object index, listener index) in the StatusReport.
     pub(crate) status_at: (usize, usize),
-    /// HTTP, HTTPS or TLS.
+    /// HTTP, HTTPS, TLS, TCP or UDP.
     pub(crate) scheme: Scheme,
     /// The certificate of an HTTPS listener or of a TLS listener in `Terminate` mode.
     pub(crate) certificate: Option<Arc<CertifiedKey>>,
-    /// TLS listeners: the mode and the TLSRoutes by SNI (`None` for HTTP and HTTPS).
+    /// TLS listeners: the mode and the TLSRoutes by SNI (`None` for the other protocols).
     pub(crate) tls: Option<TlsSlot>,
+    /// TCP and UDP listeners: the route serving them (`None` for the other protocols).
+    pub(crate) l4: Option<L4Slot>,
     pub(crate) route_views: Vec<serde_json::Value>,
 }
 
@@ -233,18 +237,52 @@ impl Listeners {
         serde_json::json!({ "listeners": listeners })
     }
 
-    /// Builds the TLS listeners' SNI tables (once their TLSRoutes are attached), by slot.
-    pub(crate) fn take_tls_tables(&mut self) -> HashMap<usize, Arc<TlsListenerRoutes>> {
-        let mut tables = HashMap::new();
+    /// Builds the tables of the TLS, TCP and UDP listeners (once their routes are attached),
+    /// by slot.
+    pub(crate) fn take_stream_tables(&mut self) -> StreamTables {
+        let mut tables = StreamTables::default();
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if !slot.usable {
                 continue;
             }
             if let Some(tls) = slot.tls.take() {
-                tables.insert(index, Arc::new(tls.build(slot.label().into())));
+                tables
+                    .tls
+                    .insert(index, Arc::new(tls.build(slot.label().into())));
+            }
+            let Some(l4) = slot.l4.take() else {
+                continue;
+            };
+            let name: Arc<str> = slot.label().into();
+            if slot.scheme == Scheme::Udp {
+                let limits = self.clients.listener(index).settings.udp;
+                let routes = UdpSocketRoutes {
+                    name,
+                    route: l4.route,
+                    limits,
+                };
+                tables.udp.insert(index, Arc::new(routes));
+            } else {
+                let routes = TcpListenerRoutes {
+                    name,
+                    route: l4.route,
+                };
+                tables.tcp.insert(index, Arc::new(routes));
             }
         }
         tables
+    }
+
+    /// The UDP sockets: each usable UDP listener on each of its sockets (one listener per UDP
+    /// socket: a second conflicts).
+    pub(crate) fn build_udp_sockets(&self, tables: &StreamTables) -> UdpSocketMap {
+        let mut sockets = UdpSocketMap::default();
+        for (index, routes) in &tables.udp {
+            for socket in &self.slots[*index].sockets {
+                sockets.entry(*socket).or_insert_with(|| Arc::clone(routes));
+            }
+        }
+        sockets
     }
 
     /// The route table of an HTTP (or HTTPS) slot, from its routes.
@@ -270,20 +308,25 @@ impl Listeners {
         })
     }
 
-    /// Groups usable listeners by socket into the snapshot's socket tables. `http` has the
-    /// route table of every usable HTTP slot, `tls` the SNI table of every usable TLS slot.
+    /// Groups usable listeners by socket into the snapshot's TCP socket tables. `http` has
+    /// the route table of every usable HTTP slot, `streams` the tables of every usable TLS and
+    /// TCP slot (UDP sockets are [`Listeners::build_udp_sockets`]').
     pub(crate) fn build_sockets(
         &self,
         http: &HashMap<usize, Arc<ListenerRoutes>>,
-        tls: &HashMap<usize, Arc<TlsListenerRoutes>>,
+        streams: &StreamTables,
     ) -> snapshot::SocketMap {
         let mut per_socket: HashMap<SocketAddr, SocketDraft> = HashMap::new();
         let usable = self.slots.iter().enumerate().filter(|(_, s)| s.usable);
         for (index, slot) in usable {
-            let table = match (tls.get(&index), http.get(&index)) {
-                (Some(table), _) => ListenerTable::Tls(Arc::clone(table)),
-                (None, Some(table)) => ListenerTable::Http(Arc::clone(table)),
-                (None, None) => continue,
+            let table = if let Some(table) = streams.tls.get(&index) {
+                ListenerTable::Tls(Arc::clone(table))
+            } else if let Some(table) = streams.tcp.get(&index) {
+                ListenerTable::Tcp(Arc::clone(table))
+            } else if let Some(table) = http.get(&index) {
+                ListenerTable::Http(Arc::clone(table))
+            } else {
+                continue;
             };
             let listener = DraftListener {
                 pattern: HostPattern::parse(slot.hostname.as_deref().unwrap_or("")),
@@ -306,11 +349,30 @@ impl Listeners {
     }
 }
 
-/// The route table of one listener: HTTP routes (HTTP and HTTPS listeners) or TLSRoutes by
-/// SNI (TLS listeners).
+/// The tables of the TLS, TCP and UDP listeners, by slot index (usable slots only).
+#[derive(Clone, Default)]
+pub(crate) struct StreamTables {
+    /// TLSRoutes by SNI, per TLS listener.
+    pub(crate) tls: HashMap<usize, Arc<TlsListenerRoutes>>,
+    /// The TCPRoute of each TCP listener.
+    pub(crate) tcp: HashMap<usize, Arc<TcpListenerRoutes>>,
+    /// The UDPRoute and limits of each UDP listener.
+    pub(crate) udp: HashMap<usize, Arc<UdpSocketRoutes>>,
+}
+
+impl StreamTables {
+    /// Whether the slot is a TLS, TCP or UDP listener's (it has no HTTP route table).
+    pub(crate) fn contains(&self, slot: usize) -> bool {
+        self.tls.contains_key(&slot) || self.tcp.contains_key(&slot) || self.udp.contains_key(&slot)
+    }
+}
+
+/// The route table of one listener: HTTP routes (HTTP and HTTPS listeners), TLSRoutes by
+/// SNI (TLS listeners) or the TCPRoute (TCP listeners).
 enum ListenerTable {
     Http(Arc<ListenerRoutes>),
     Tls(Arc<TlsListenerRoutes>),
+    Tcp(Arc<TcpListenerRoutes>),
 }
 
 /// One usable listener as its sockets take it.
@@ -328,6 +390,7 @@ struct SocketDraft {
     scheme: Option<Scheme>,
     listeners: HostMap<Arc<ListenerRoutes>>,
     tls_listeners: HostMap<Arc<TlsListenerRoutes>>,
+    tcp: Option<Arc<TcpListenerRoutes>>,
     certificates: HostMap<Arc<CertifiedKey>>,
     validation: HostMap<Option<Arc<ClientValidation>>>,
 }
@@ -348,6 +411,9 @@ impl SocketDraft {
             ListenerTable::Http(table) => {
                 self.listeners
                     .entry_or_insert_with(pattern, || Arc::clone(table));
+            }
+            ListenerTable::Tcp(table) => {
+                self.tcp.get_or_insert_with(|| Arc::clone(table));
             }
         }
         if let Some(certificate) = &listener.certificate {
@@ -376,13 +442,14 @@ impl SocketDraft {
                     .ok()
                     .map(tls_listener::without_alpn)
             }
-            Scheme::Http | Scheme::Tls => None,
+            Scheme::Http | Scheme::Tls | Scheme::Tcp | Scheme::Udp => None,
         };
         SocketRoutes {
             scheme,
             tls,
             listeners: self.listeners,
             tls_listeners: self.tls_listeners,
+            tcp: self.tcp,
             client: client.settings,
         }
     }

@@ -26,7 +26,9 @@ use model::gateway_api::{
 
 use crate::CompileOptions;
 use crate::filter;
-use crate::gateway::{ListenerOwner, compile_listener, gateway_addresses, mark_conflicted};
+use crate::gateway::{
+    ListenerOwner, Transport, compile_listener, gateway_addresses, mark_conflicted,
+};
 use crate::listener::{ListenerSlot, Listeners};
 use crate::problems::{FieldPath, Problem};
 use crate::selector::{self, Expression};
@@ -407,7 +409,10 @@ fn conflict(
     // finds nothing): compile_listener already checked those against each other.
     let scheme_clash = claims.iter().find_map(|((socket, _), &other)| {
         let other = listeners.slots.get(other)?;
-        (slot.sockets.contains(socket) && other.scheme != slot.scheme).then(|| other.label())
+        (slot.sockets.contains(socket)
+            && other.scheme != slot.scheme
+            && Transport::of(other.scheme) == Transport::of(slot.scheme))
+        .then(|| other.label())
     });
     if let Some(other) = scheme_clash {
         return Some((
@@ -421,6 +426,8 @@ fn conflict(
         claims
             .get(&(*socket, slot.hostname.clone()))
             .and_then(|&other| listeners.slots.get(other))
+            // A UDP listener and a TCP one share a port number without sharing a socket.
+            .filter(|other| Transport::of(other.scheme) == Transport::of(slot.scheme))
             .map(ListenerSlot::label)
     });
     taken.map(|other| {

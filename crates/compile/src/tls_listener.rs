@@ -16,8 +16,9 @@ use model::Store;
 use model::gateway_api::{GatewayListeners, GatewayListenersTlsMode};
 use router::{HostMap, HostPattern};
 use rustls::sign::CertifiedKey;
+use snapshot::l4::Forward;
 use snapshot::tls::SocketTls;
-use snapshot::tls_route::{TlsForward, TlsListenerRoutes, TlsMode};
+use snapshot::tls_route::{TlsListenerRoutes, TlsMode};
 
 use crate::problems::{FieldPath, Problem};
 use crate::tls::{CertificateRef, resolve_certificate};
@@ -30,7 +31,7 @@ pub(crate) struct TlsSlot {
     pub(crate) mode: TlsMode,
     /// Routes by effective SNI hostname; the first route to claim a hostname keeps it
     /// (`tls_route` attaches routes oldest first).
-    pub(crate) routes: HostMap<Arc<TlsForward>>,
+    pub(crate) routes: HostMap<Arc<Forward>>,
 }
 
 impl TlsSlot {
@@ -45,7 +46,7 @@ impl TlsSlot {
     /// Adds a route for its effective hostnames (`[]` = any SNI, the listener's own
     /// hostname already applied by the intersection). Returns the hostnames another route
     /// already held, which this one does not get.
-    pub(crate) fn add(&mut self, hosts: &[String], forward: &Arc<TlsForward>) -> Vec<String> {
+    pub(crate) fn add(&mut self, hosts: &[String], forward: &Arc<Forward>) -> Vec<String> {
         let patterns: Vec<HostPattern> = if hosts.is_empty() {
             vec![HostPattern::Any]
         } else {

@@ -24,7 +24,7 @@ use http::StatusCode;
 use model::Store;
 use model::gateway_api::{TlsRoute, TlsRouteRules};
 use router::RouteOrder;
-use snapshot::tls_route::TlsForward;
+use snapshot::l4::Forward;
 use snapshot::{BackendChoice, BackendTarget, DirectResponse, WeightedBackend};
 
 use crate::CompileOptions;
@@ -92,7 +92,7 @@ fn created(route: &TlsRoute) -> Option<i64> {
 /// A compiled TLSRoute as attachment hands it to listeners.
 struct TlsRouteEntry {
     /// `None` when the route has no usable rule.
-    forward: Option<Arc<TlsForward>>,
+    forward: Option<Arc<Forward>>,
 }
 
 impl RouteEntries for TlsRouteEntry {
@@ -121,7 +121,7 @@ fn compile_forward(
     route: &TlsRoute,
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
-) -> Option<TlsForward> {
+) -> Option<Forward> {
     let route_at = FieldPath::object(KIND, namespace, name);
     let rules = route_at.field("rules");
     for index in 1..route.spec.rules.len() {
@@ -147,7 +147,7 @@ fn compile_forward(
         kind: KIND,
         namespace,
     };
-    Some(TlsForward {
+    Some(Forward {
         name: rule_name,
         backends: compile_backends(store, &at, rule, &referrer, backends, problems),
     })

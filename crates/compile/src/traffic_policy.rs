@@ -25,7 +25,7 @@ use model::Store;
 use model::policy::{BackendTrafficPolicySpec, PolicyTargetRef};
 use snapshot::backend::policy::{
     ActiveHealth, BackendPolicy, Balancer, ConcurrencyLimits, ErrorRateSettings, HashKey,
-    LatencyOutlierSettings, OutlierDetection, Probe,
+    LatencyOutlierSettings, OutlierDetection, Probe, ProxyProtocolVersion,
 };
 
 use snapshot::RetryPolicy;
@@ -461,6 +461,18 @@ fn compile_spec(
     if let Some((idle, max_age)) = durations.http {
         backend.idle_timeout = idle;
         backend.max_connection_duration = Some(max_age).filter(|d| !d.is_zero());
+    }
+    if let Some(proxy) = &spec.proxy_protocol {
+        backend.proxy_protocol = match proxy.version.as_str() {
+            "V1" => Some(ProxyProtocolVersion::V1),
+            "V2" => Some(ProxyProtocolVersion::V2),
+            other => {
+                problems.report(at.field("proxyProtocol.version").problem(format!(
+                    "{other:?} is not a PROXY protocol version (V1, V2)"
+                )));
+                None
+            }
+        };
     }
     problems.or_value(backend)
 }

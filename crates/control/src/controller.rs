@@ -32,6 +32,8 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     compiled_store: Option<Arc<Store>>,
     wanted: Vec<std::net::SocketAddr>,
+    /// The UDP sockets the current snapshot wants.
+    wanted_udp: Vec<std::net::SocketAddr>,
     rendered: Arc<Mutex<Rendered>>,
     status_sink: Option<StatusSink>,
 }
@@ -70,6 +72,7 @@ impl Controller {
             metrics,
             compiled_store: None,
             wanted: Vec::new(),
+            wanted_udp: Vec::new(),
             rendered: Arc::default(),
             status_sink: None,
         }
@@ -130,6 +133,7 @@ impl Controller {
                 self.registry.update_endpoints(step.endpoints);
             }
             self.wanted = snapshot.addresses().collect();
+            self.wanted_udp = snapshot.udp_addresses().collect();
             self.plane.publish(snapshot, backends);
             rendered.compiled_generation = update.generation;
             // Problems are logged when they appear: all of them after a full compile, those
@@ -210,7 +214,8 @@ impl Controller {
 
     /// Binds the wanted sockets (and retries those that failed). Ready once all are bound.
     fn bind(&mut self) {
-        let errors = self.listeners.sync(&self.wanted);
+        let mut errors = self.listeners.sync(&self.wanted);
+        errors.extend(self.listeners.sync_udp(&self.wanted_udp));
         let bind_errors: Vec<String> = errors
             .iter()
             .map(|e| format!("cannot listen on {}: {}", e.addr, e.error))

@@ -36,6 +36,8 @@ const WATCHED: &[Kind] = &[
     Kind::HttpRoute,
     Kind::GrpcRoute,
     Kind::TlsRoute,
+    Kind::TcpRoute,
+    Kind::UdpRoute,
     Kind::ReferenceGrant,
     Kind::BackendTlsPolicy,
     Kind::Namespace,

@@ -27,8 +27,8 @@ use crate::policy::PolicyTargetRef;
 use crate::schema::{BYTE_SIZE_PATTERN, DURATION_PATTERN, MAX_TARGET_REFS};
 use bounds::{
     BUFFER_LIMIT, MAX_CONCURRENT_STREAMS, MAX_CONNECTIONS, MAX_CONTROL_FRAMES_PER_SECOND,
-    MAX_HEADERS_COUNT, MAX_REQUEST_HEADERS_KIB, MAX_RESETS_PER_CONNECTION, MAX_URI_BYTES,
-    TRUSTED_HOPS, WINDOW_SIZE,
+    MAX_DATAGRAM_BYTES, MAX_HEADERS_COUNT, MAX_REQUEST_HEADERS_KIB, MAX_RESETS_PER_CONNECTION,
+    MAX_UDP_FLOWS, MAX_URI_BYTES, TRUSTED_HOPS, WINDOW_SIZE,
 };
 
 /// A `ClientTrafficPolicy` object.
@@ -85,6 +85,30 @@ pub struct ClientTrafficPolicySpec {
     /// traced and this is ignored).
     #[serde(default)]
     pub tracing: Option<ClientTracing>,
+    /// Flows of UDP listeners.
+    #[serde(default)]
+    pub udp: Option<ClientUdp>,
+}
+
+/// `udp`: the flows of UDP listeners (one flow per client address and port).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientUdp {
+    /// A flow with no datagram either way for this long is forgotten and its upstream socket
+    /// closed (default 60s; must be greater than 0s).
+    #[serde(default)]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub idle_timeout: Option<String>,
+    /// Flows at once per listener (default 65,536); a datagram that would start one more is
+    /// dropped.
+    #[serde(default)]
+    #[schemars(range(min = *MAX_UDP_FLOWS.start(), max = *MAX_UDP_FLOWS.end()))]
+    pub max_flows: Option<i64>,
+    /// Largest datagram payload forwarded either way, in bytes (default and maximum 65,507);
+    /// larger ones are dropped.
+    #[serde(default)]
+    #[schemars(range(min = *MAX_DATAGRAM_BYTES.start(), max = *MAX_DATAGRAM_BYTES.end()))]
+    pub max_datagram_bytes: Option<i64>,
 }
 
 /// `tracing`.
@@ -153,6 +177,20 @@ pub struct ClientTimeout {
     /// HTTP timeouts.
     #[serde(default)]
     pub http: Option<ClientHttpTimeout>,
+    /// Timeouts of TCP and TLS listeners' connections (TCPRoute, TLSRoute).
+    #[serde(default)]
+    pub tcp: Option<ClientTcpTimeout>,
+}
+
+/// `timeout.tcp` (GEP-2257 durations).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientTcpTimeout {
+    /// A forwarded connection with no byte either way for this long is closed (default 1h;
+    /// `0s`: no limit).
+    #[serde(default)]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub idle_timeout: Option<String>,
 }
 
 /// `timeout.http` (GEP-2257 durations).

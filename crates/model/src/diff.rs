@@ -69,6 +69,8 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
         http_routes,
         grpc_routes,
         tls_routes,
+        tcp_routes,
+        udp_routes,
         reference_grants,
         backend_tls_policies,
         namespaces,
@@ -82,7 +84,7 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
         security_policies,
         rate_limit_policies,
     } = new;
-    let comparisons: [(Kind, &dyn Fn() -> bool); 18] = [
+    let comparisons: [(Kind, &dyn Fn() -> bool); 20] = [
         (Kind::GatewayClass, &|| {
             differ(&old.gateway_classes, gateway_classes)
         }),
@@ -93,6 +95,8 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
         (Kind::HttpRoute, &|| differ(&old.http_routes, http_routes)),
         (Kind::GrpcRoute, &|| differ(&old.grpc_routes, grpc_routes)),
         (Kind::TlsRoute, &|| differ(&old.tls_routes, tls_routes)),
+        (Kind::TcpRoute, &|| differ(&old.tcp_routes, tcp_routes)),
+        (Kind::UdpRoute, &|| differ(&old.udp_routes, udp_routes)),
         (Kind::ReferenceGrant, &|| {
             differ(&old.reference_grants, reference_grants)
         }),

@@ -10,7 +10,7 @@ use crate::client_policy::ClientTrafficPolicy;
 use crate::core::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
-    TlsRoute,
+    TcpRoute, TlsRoute, UdpRoute,
 };
 use crate::policy::BackendTrafficPolicy;
 use crate::rate_limit_policy::RateLimitPolicy;
@@ -36,6 +36,10 @@ pub enum Kind {
     GrpcRoute,
     /// `gateway.networking.k8s.io` TLSRoute.
     TlsRoute,
+    /// `gateway.networking.k8s.io` TCPRoute.
+    TcpRoute,
+    /// `gateway.networking.k8s.io` UDPRoute.
+    UdpRoute,
     /// `gateway.networking.k8s.io` ReferenceGrant.
     ReferenceGrant,
     /// `gateway.networking.k8s.io` BackendTLSPolicy.
@@ -72,6 +76,8 @@ impl Kind {
             Kind::HttpRoute => "HTTPRoute",
             Kind::GrpcRoute => "GRPCRoute",
             Kind::TlsRoute => "TLSRoute",
+            Kind::TcpRoute => "TCPRoute",
+            Kind::UdpRoute => "UDPRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
             Kind::BackendTlsPolicy => "BackendTLSPolicy",
             Kind::Namespace => "Namespace",
@@ -96,6 +102,8 @@ impl Kind {
             | Kind::HttpRoute
             | Kind::GrpcRoute
             | Kind::TlsRoute
+            | Kind::TcpRoute
+            | Kind::UdpRoute
             | Kind::ReferenceGrant
             | Kind::BackendTlsPolicy => GATEWAY_GROUP,
             Kind::Namespace | Kind::Service | Kind::Secret | Kind::ConfigMap => "",
@@ -131,6 +139,8 @@ impl Kind {
             (GATEWAY_GROUP, "HTTPRoute") => Kind::HttpRoute,
             (GATEWAY_GROUP, "GRPCRoute") => Kind::GrpcRoute,
             (GATEWAY_GROUP, "TLSRoute") => Kind::TlsRoute,
+            (GATEWAY_GROUP, "TCPRoute") => Kind::TcpRoute,
+            (GATEWAY_GROUP, "UDPRoute") => Kind::UdpRoute,
             (GATEWAY_GROUP, "ReferenceGrant") => Kind::ReferenceGrant,
             (GATEWAY_GROUP, "BackendTLSPolicy") => Kind::BackendTlsPolicy,
             ("", "Namespace") => Kind::Namespace,
@@ -199,6 +209,8 @@ pub enum Object {
     HttpRoute(Arc<HttpRoute>),
     GrpcRoute(Arc<GrpcRoute>),
     TlsRoute(Arc<TlsRoute>),
+    TcpRoute(Arc<TcpRoute>),
+    UdpRoute(Arc<UdpRoute>),
     ReferenceGrant(Arc<ReferenceGrant>),
     BackendTlsPolicy(Arc<BackendTlsPolicy>),
     Namespace(Arc<Namespace>),
@@ -223,6 +235,8 @@ impl Object {
             Object::HttpRoute(_) => Kind::HttpRoute,
             Object::GrpcRoute(_) => Kind::GrpcRoute,
             Object::TlsRoute(_) => Kind::TlsRoute,
+            Object::TcpRoute(_) => Kind::TcpRoute,
+            Object::UdpRoute(_) => Kind::UdpRoute,
             Object::ReferenceGrant(_) => Kind::ReferenceGrant,
             Object::BackendTlsPolicy(_) => Kind::BackendTlsPolicy,
             Object::Namespace(_) => Kind::Namespace,
@@ -247,6 +261,8 @@ impl Object {
             Object::HttpRoute(o) => &o.metadata,
             Object::GrpcRoute(o) => &o.metadata,
             Object::TlsRoute(o) => &o.metadata,
+            Object::TcpRoute(o) => &o.metadata,
+            Object::UdpRoute(o) => &o.metadata,
             Object::ReferenceGrant(o) => &o.metadata,
             Object::BackendTlsPolicy(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
@@ -271,6 +287,8 @@ impl Object {
             Object::HttpRoute(o) => &mut Arc::make_mut(o).metadata,
             Object::GrpcRoute(o) => &mut Arc::make_mut(o).metadata,
             Object::TlsRoute(o) => &mut Arc::make_mut(o).metadata,
+            Object::TcpRoute(o) => &mut Arc::make_mut(o).metadata,
+            Object::UdpRoute(o) => &mut Arc::make_mut(o).metadata,
             Object::ReferenceGrant(o) => &mut Arc::make_mut(o).metadata,
             Object::BackendTlsPolicy(o) => &mut Arc::make_mut(o).metadata,
             Object::Namespace(o) => &mut Arc::make_mut(o).metadata,

@@ -37,7 +37,9 @@ pub mod gateway_api {
     pub use ::gateway_api::experimental::httproutes::*;
     pub use ::gateway_api::experimental::listenersets::*;
     pub use ::gateway_api::experimental::referencegrants::*;
+    pub use ::gateway_api::experimental::tcproutes::*;
     pub use ::gateway_api::experimental::tlsroutes::*;
+    pub use ::gateway_api::experimental::udproutes::*;
 }
 
 /// Core Kubernetes types used by Portcullis.

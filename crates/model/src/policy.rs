@@ -75,6 +75,20 @@ pub struct BackendTrafficPolicySpec {
     /// Upstream connection timeouts.
     #[serde(default)]
     pub timeout: Option<Timeout>,
+    /// A PROXY protocol header at the start of each connection to the backend, telling it the
+    /// client's address (TCPRoute and TLSRoute connections; HTTP routes' pooled connections
+    /// carry many clients and never send one).
+    #[serde(default)]
+    pub proxy_protocol: Option<UpstreamProxyProtocol>,
+}
+
+/// `proxyProtocol`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamProxyProtocol {
+    /// `V1` (text) or `V2` (binary).
+    #[schemars(extend("enum" = ["V1", "V2"]))]
+    pub version: String,
 }
 
 /// `loadBalancer`.

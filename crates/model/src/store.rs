@@ -11,7 +11,7 @@ use crate::client_policy::ClientTrafficPolicy;
 use crate::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
-    TlsRoute,
+    TcpRoute, TlsRoute, UdpRoute,
 };
 use crate::kind::{Kind, Object, ObjectKey};
 use crate::policy::BackendTrafficPolicy;
@@ -35,6 +35,8 @@ pub struct Store {
     pub http_routes: BTreeMap<NamespacedName, Arc<HttpRoute>>,
     pub grpc_routes: BTreeMap<NamespacedName, Arc<GrpcRoute>>,
     pub tls_routes: BTreeMap<NamespacedName, Arc<TlsRoute>>,
+    pub tcp_routes: BTreeMap<NamespacedName, Arc<TcpRoute>>,
+    pub udp_routes: BTreeMap<NamespacedName, Arc<UdpRoute>>,
     pub reference_grants: BTreeMap<NamespacedName, Arc<ReferenceGrant>>,
     pub backend_tls_policies: BTreeMap<NamespacedName, Arc<BackendTlsPolicy>>,
     pub namespaces: BTreeMap<String, Arc<Namespace>>,
@@ -69,6 +71,8 @@ impl Store {
             Object::HttpRoute(o) => self.http_routes.insert(key, o).is_some(),
             Object::GrpcRoute(o) => self.grpc_routes.insert(key, o).is_some(),
             Object::TlsRoute(o) => self.tls_routes.insert(key, o).is_some(),
+            Object::TcpRoute(o) => self.tcp_routes.insert(key, o).is_some(),
+            Object::UdpRoute(o) => self.udp_routes.insert(key, o).is_some(),
             Object::ReferenceGrant(o) => self.reference_grants.insert(key, o).is_some(),
             Object::BackendTlsPolicy(o) => self.backend_tls_policies.insert(key, o).is_some(),
             Object::Service(o) => self.services.insert(key, o).is_some(),
@@ -100,6 +104,8 @@ impl Store {
             Kind::HttpRoute => Object::HttpRoute(Arc::clone(self.http_routes.get(namespaced)?)),
             Kind::GrpcRoute => Object::GrpcRoute(Arc::clone(self.grpc_routes.get(namespaced)?)),
             Kind::TlsRoute => Object::TlsRoute(Arc::clone(self.tls_routes.get(namespaced)?)),
+            Kind::TcpRoute => Object::TcpRoute(Arc::clone(self.tcp_routes.get(namespaced)?)),
+            Kind::UdpRoute => Object::UdpRoute(Arc::clone(self.udp_routes.get(namespaced)?)),
             Kind::ReferenceGrant => {
                 Object::ReferenceGrant(Arc::clone(self.reference_grants.get(namespaced)?))
             }
@@ -141,6 +147,8 @@ impl Store {
             Kind::HttpRoute => self.http_routes.remove(namespaced).is_some(),
             Kind::GrpcRoute => self.grpc_routes.remove(namespaced).is_some(),
             Kind::TlsRoute => self.tls_routes.remove(namespaced).is_some(),
+            Kind::TcpRoute => self.tcp_routes.remove(namespaced).is_some(),
+            Kind::UdpRoute => self.udp_routes.remove(namespaced).is_some(),
             Kind::ReferenceGrant => self.reference_grants.remove(namespaced).is_some(),
             Kind::BackendTlsPolicy => self.backend_tls_policies.remove(namespaced).is_some(),
             Kind::Service => self.services.remove(namespaced).is_some(),
@@ -171,6 +179,8 @@ impl Store {
             .chain(each(&self.http_routes, Object::HttpRoute))
             .chain(each(&self.grpc_routes, Object::GrpcRoute))
             .chain(each(&self.tls_routes, Object::TlsRoute))
+            .chain(each(&self.tcp_routes, Object::TcpRoute))
+            .chain(each(&self.udp_routes, Object::UdpRoute))
             .chain(each(&self.reference_grants, Object::ReferenceGrant))
             .chain(each(&self.backend_tls_policies, Object::BackendTlsPolicy))
             .chain(each(&self.namespaces, Object::Namespace))
@@ -207,6 +217,8 @@ impl Store {
             + self.http_routes.len()
             + self.grpc_routes.len()
             + self.tls_routes.len()
+            + self.tcp_routes.len()
+            + self.udp_routes.len()
             + self.reference_grants.len()
             + self.backend_tls_policies.len()
             + self.namespaces.len()

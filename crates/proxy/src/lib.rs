@@ -4,7 +4,8 @@
 //! `ArcSwap`; every request loads it once and keeps it to the end, so a reload never changes a
 //! request midway and never closes a connection. [`ListenerManager`] binds and unbinds sockets as
 //! snapshots come and go, and drains connections on shutdown. `stack.rs` shows the order of what
-//! happens to one request; `tls_route.rs` the same for a connection on a TLS (TLSRoute) socket.
+//! happens to one request; `tls_route.rs` the same for a connection on a TLS (TLSRoute) socket,
+//! `tcp_route.rs` on a TCP (TCPRoute) socket, both through `l4.rs`.
 
 mod access;
 mod body;
@@ -20,6 +21,7 @@ mod guard;
 mod h1_server;
 mod handshake;
 mod idle;
+mod l4;
 mod listener;
 mod mirror;
 mod plane;
@@ -32,8 +34,10 @@ mod rule_state;
 mod series_cache;
 mod session;
 mod stack;
+mod tcp_route;
 mod tls_route;
 mod trace;
+mod udp;
 mod upgrade;
 
 pub use access::PolicyRuntime;

@@ -38,7 +38,8 @@ use crate::plane::DataPlane;
 use crate::prefixed::Prefixed;
 use crate::proxy_protocol;
 use crate::stack::{self, Connection};
-use crate::tls_route;
+use crate::udp::UdpListener;
+use crate::{tcp_route, tls_route};
 
 /// A socket that could not be bound.
 #[derive(Debug)]
@@ -95,6 +96,8 @@ impl Drop for ConnectionGuard {
 pub struct ListenerManager {
     plane: Arc<DataPlane>,
     listeners: HashMap<SocketAddr, ListenerHandle>,
+    /// UDP sockets (UDPRoute), apart: one may share a TCP socket's address.
+    udp: HashMap<SocketAddr, UdpListener>,
     tracker: Arc<ConnectionTracker>,
     /// Where idle HTTP/1.1 connections hibernate (started with the first socket, inside the
     /// runtime; `None` before, or when the system refused an `epoll` instance: connections then
@@ -108,6 +111,7 @@ impl ListenerManager {
         ListenerManager {
             plane,
             listeners: HashMap::new(),
+            udp: HashMap::new(),
             tracker: Arc::default(),
             idle: None,
         }
@@ -179,9 +183,49 @@ impl ListenerManager {
         errors
     }
 
-    /// The addresses currently bound.
+    /// Makes the bound UDP sockets equal `wanted`: binds new addresses, closes removed ones
+    /// (and their flows). Addresses that fail to bind are returned and retried on the next
+    /// call. Must run inside a tokio runtime.
+    pub fn sync_udp(&mut self, wanted: &[SocketAddr]) -> Vec<BindError> {
+        let removed: Vec<SocketAddr> = self
+            .udp
+            .keys()
+            .filter(|a| !wanted.contains(a))
+            .copied()
+            .collect();
+        for addr in removed {
+            if let Some(listener) = self.udp.remove(&addr) {
+                listener.close();
+                tracing::info!(%addr, "UDP listener closed");
+            }
+        }
+        let mut errors = Vec::new();
+        for &addr in wanted {
+            if self.udp.contains_key(&addr) {
+                continue;
+            }
+            match UdpListener::bind(addr, Arc::clone(&self.plane)) {
+                Ok(listener) => {
+                    self.udp.insert(addr, listener);
+                    tracing::info!(%addr, "listening (UDP)");
+                }
+                Err(error) => errors.push(BindError {
+                    addr,
+                    error: io::Error::new(error.kind(), format!("UDP: {error}")),
+                }),
+            }
+        }
+        errors
+    }
+
+    /// The addresses currently bound (TCP).
     pub fn bound(&self) -> Vec<SocketAddr> {
         self.listeners.keys().copied().collect()
+    }
+
+    /// The UDP addresses currently bound.
+    pub fn bound_udp(&self) -> Vec<SocketAddr> {
+        self.udp.keys().copied().collect()
     }
 
     /// Stops accepting everywhere, asks every connection to finish its in-flight requests and
@@ -191,6 +235,10 @@ impl ListenerManager {
         for (_, handle) in self.listeners.drain() {
             handle.accept.abort();
             let _ = handle.stop.send(true);
+        }
+        // A datagram has no in-flight state to drain: UDP sockets close at once.
+        for (_, listener) in self.udp.drain() {
+            listener.close();
         }
         if let Some(idle) = &self.idle {
             idle.close();
@@ -275,18 +323,34 @@ async fn accept_loop(
             settings: Arc::clone(&socket.client),
             state: ConnectionState::new(),
         };
-        // TLS sockets (TLSRoute) route whole connections by SNI, not HTTP requests.
-        if socket.scheme == Scheme::Tls {
-            let serving = tls_route::serve(
-                Arc::clone(&plane),
-                Arc::clone(&live),
-                stream,
-                connection,
-                stop.clone(),
-                guard,
-            );
-            tokio::spawn(serving);
-            continue;
+        // TLS sockets (TLSRoute) route whole connections by SNI, TCP sockets (TCPRoute) by
+        // their listener alone: bytes, not HTTP requests.
+        match socket.scheme {
+            Scheme::Tls => {
+                let serving = tls_route::serve(
+                    Arc::clone(&plane),
+                    Arc::clone(&live),
+                    stream,
+                    connection,
+                    stop.clone(),
+                    guard,
+                );
+                tokio::spawn(serving);
+                continue;
+            }
+            Scheme::Tcp => {
+                let serving = tcp_route::serve(
+                    Arc::clone(&plane),
+                    Arc::clone(&live),
+                    stream,
+                    connection,
+                    stop.clone(),
+                    guard,
+                );
+                tokio::spawn(serving);
+                continue;
+            }
+            Scheme::Http | Scheme::Https | Scheme::Udp => {}
         }
         // The socket's TLS settings come from the snapshot current at accept time, so a
         // certificate change applies to the next handshake without rebinding.

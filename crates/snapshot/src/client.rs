@@ -23,6 +23,10 @@ pub struct TraceSampling {
     pub ratio: f64,
 }
 
+/// The default idle timeout of TCP and TLS listeners' connections: an hour, as Envoy's TCP
+/// proxy, since database and message-broker connections idle for minutes between bursts.
+pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_secs(3600);
+
 /// Connection-level settings of one socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientSettings {
@@ -42,6 +46,11 @@ pub struct ClientSettings {
     pub client_ip: ClientIpDetection,
     /// Whether connections start with a PROXY protocol (v1 or v2) header.
     pub proxy_protocol: bool,
+    /// A connection of a TCP or TLS listener (forwarded as bytes) with no byte either way for
+    /// this long is closed. `None` keeps it.
+    pub stream_idle: Option<Duration>,
+    /// Flow limits of a UDP listener (its own, never merged: a UDP socket has one listener).
+    pub udp: crate::l4::UdpLimits,
 }
 
 impl Default for ClientSettings {
@@ -54,6 +63,8 @@ impl Default for ClientSettings {
             http2: Http2Settings::default(),
             client_ip: ClientIpDetection::default(),
             proxy_protocol: false,
+            stream_idle: Some(DEFAULT_STREAM_IDLE),
+            udp: crate::l4::UdpLimits::default(),
         }
     }
 }
@@ -195,6 +206,8 @@ impl ClientSettings {
                     .min(b.client_ip.xff_trusted_hops),
             },
             proxy_protocol: a.proxy_protocol,
+            stream_idle: min_set(a.stream_idle, b.stream_idle),
+            udp: a.udp,
         }
     }
 }

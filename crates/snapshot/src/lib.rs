@@ -16,6 +16,7 @@ pub mod client;
 pub mod cors;
 pub mod fast_hash;
 pub mod filter;
+pub mod l4;
 pub mod mirror;
 pub mod rate_limit;
 pub mod security;
@@ -36,6 +37,9 @@ use router::{HostMap, RouteTable};
 /// the keys are our own addresses, not client input).
 pub type SocketMap = HashMap<SocketAddr, Arc<SocketRoutes>, fast_hash::FastHashBuilder>;
 
+/// UDP sockets by local address (looked up once per new flow).
+pub type UdpSocketMap = HashMap<SocketAddr, Arc<l4::UdpSocketRoutes>, fast_hash::FastHashBuilder>;
+
 /// One compiled config.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -45,12 +49,20 @@ pub struct Snapshot {
     pub sockets: SocketMap,
     /// Backends referenced by rules, by [`BackendIndex`].
     pub backends: Vec<CompiledBackend>,
+    /// UDP sockets (listeners with `protocol: UDP`), by local address. Apart from
+    /// [`Snapshot::sockets`]: a UDP socket may share its address and port with a TCP one.
+    pub udp_sockets: UdpSocketMap,
 }
 
 impl Snapshot {
-    /// The addresses the data plane must listen on.
+    /// The addresses the data plane must listen on with TCP.
     pub fn addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.sockets.keys().copied()
+    }
+
+    /// The addresses the data plane must listen on with UDP.
+    pub fn udp_addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.udp_sockets.keys().copied()
     }
 }
 
@@ -68,6 +80,8 @@ pub struct SocketRoutes {
     pub listeners: HostMap<Arc<ListenerRoutes>>,
     /// TLS listeners by hostname (TLS sockets only; empty otherwise).
     pub tls_listeners: HostMap<Arc<tls_route::TlsListenerRoutes>>,
+    /// The TCP listener (TCP sockets only: a TCP socket has exactly one).
+    pub tcp: Option<Arc<l4::TcpListenerRoutes>>,
     /// What the socket allows its clients (ClientTrafficPolicy, merged over its listeners).
     pub client: Arc<client::ClientSettings>,
 }
@@ -81,16 +95,28 @@ pub enum Scheme {
     Https,
     /// TLS connections routed by SNI to TLSRoute backends, passed through or terminated.
     Tls,
+    /// TCP connections forwarded to the TCPRoute's backends.
+    Tcp,
+    /// UDP flows forwarded to the UDPRoute's backends (UDP sockets, [`Snapshot::udp_sockets`]).
+    Udp,
 }
 
 impl Scheme {
-    /// `http`, `https` or `tls`.
+    /// `http`, `https`, `tls`, `tcp` or `udp`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
             Scheme::Https => "https",
             Scheme::Tls => "tls",
+            Scheme::Tcp => "tcp",
+            Scheme::Udp => "udp",
         }
+    }
+
+    /// Whether the socket serves HTTP (HTTP and HTTPS); TLS, TCP and UDP sockets forward
+    /// connections or datagrams without reading them.
+    pub fn is_http(self) -> bool {
+        matches!(self, Scheme::Http | Scheme::Https)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use router::HostMap;
 
-use crate::BackendChoice;
+use crate::l4::Forward;
 
 /// `tls.mode` of a TLS listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,17 +46,5 @@ pub struct TlsListenerRoutes {
     pub mode: TlsMode,
     /// Routes by their effective SNI hostname (the intersection of the route's hostnames with
     /// the listener's). Where two TLSRoutes claim one hostname, the older route holds it.
-    pub routes: HostMap<Arc<TlsForward>>,
-}
-
-/// Where the connections of one TLSRoute go.
-#[derive(Debug)]
-pub struct TlsForward {
-    /// `TLSRoute ns/name rules[0]` (or with the rule's `name`): logs and metrics.
-    pub name: Arc<str>,
-    /// Weighted backends; `None` when the route has no backendRef with a non-zero weight, in
-    /// which case connections are closed. A candidate whose backendRef does not resolve
-    /// ([`crate::BackendTarget::Invalid`]) also closes the connections its weight draws (the
-    /// TCP counterpart of HTTP's 500).
-    pub backends: Option<BackendChoice>,
+    pub routes: HostMap<Arc<Forward>>,
 }

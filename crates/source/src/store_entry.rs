@@ -40,6 +40,8 @@ fn lookup(store: &Store, kind: Kind, pair: &(String, String)) -> Option<Object> 
         Kind::HttpRoute => store.http_routes.get(pair).cloned().map(Object::HttpRoute),
         Kind::GrpcRoute => store.grpc_routes.get(pair).cloned().map(Object::GrpcRoute),
         Kind::TlsRoute => store.tls_routes.get(pair).cloned().map(Object::TlsRoute),
+        Kind::TcpRoute => store.tcp_routes.get(pair).cloned().map(Object::TcpRoute),
+        Kind::UdpRoute => store.udp_routes.get(pair).cloned().map(Object::UdpRoute),
         Kind::ReferenceGrant => store
             .reference_grants
             .get(pair)
@@ -94,6 +96,8 @@ pub(crate) fn remove(store: &mut Store, key: &ObjectKey) {
         Kind::HttpRoute => store.http_routes.remove(&pair()).is_some(),
         Kind::GrpcRoute => store.grpc_routes.remove(&pair()).is_some(),
         Kind::TlsRoute => store.tls_routes.remove(&pair()).is_some(),
+        Kind::TcpRoute => store.tcp_routes.remove(&pair()).is_some(),
+        Kind::UdpRoute => store.udp_routes.remove(&pair()).is_some(),
         Kind::ReferenceGrant => store.reference_grants.remove(&pair()).is_some(),
         Kind::BackendTlsPolicy => store.backend_tls_policies.remove(&pair()).is_some(),
         Kind::Service => store.services.remove(&pair()).is_some(),
@@ -122,6 +126,8 @@ fn address(object: &Object) -> *const () {
         Object::HttpRoute(o) => Arc::as_ptr(o).cast(),
         Object::GrpcRoute(o) => Arc::as_ptr(o).cast(),
         Object::TlsRoute(o) => Arc::as_ptr(o).cast(),
+        Object::TcpRoute(o) => Arc::as_ptr(o).cast(),
+        Object::UdpRoute(o) => Arc::as_ptr(o).cast(),
         Object::ReferenceGrant(o) => Arc::as_ptr(o).cast(),
         Object::BackendTlsPolicy(o) => Arc::as_ptr(o).cast(),
         Object::Namespace(o) => Arc::as_ptr(o).cast(),
@@ -149,6 +155,8 @@ pub(crate) fn is_equal(a: &Object, b: &Object) -> bool {
         (Object::HttpRoute(a), Object::HttpRoute(b)) => a == b,
         (Object::GrpcRoute(a), Object::GrpcRoute(b)) => a == b,
         (Object::TlsRoute(a), Object::TlsRoute(b)) => a == b,
+        (Object::TcpRoute(a), Object::TcpRoute(b)) => a == b,
+        (Object::UdpRoute(a), Object::UdpRoute(b)) => a == b,
         (Object::ReferenceGrant(a), Object::ReferenceGrant(b)) => a == b,
         (Object::BackendTlsPolicy(a), Object::BackendTlsPolicy(b)) => a == b,
         (Object::Namespace(a), Object::Namespace(b)) => a == b,

@@ -64,6 +64,8 @@ fn built(edits: Vec<StoreEdit>) -> Store {
     let mut http_routes = Vec::new();
     let mut grpc_routes = Vec::new();
     let mut tls_routes = Vec::new();
+    let mut tcp_routes = Vec::new();
+    let mut udp_routes = Vec::new();
     let mut reference_grants = Vec::new();
     let mut backend_tls_policies = Vec::new();
     let mut namespaces = Vec::new();
@@ -92,6 +94,8 @@ fn built(edits: Vec<StoreEdit>) -> Store {
             Object::HttpRoute(o) => http_routes.push((pair, o)),
             Object::GrpcRoute(o) => grpc_routes.push((pair, o)),
             Object::TlsRoute(o) => tls_routes.push((pair, o)),
+            Object::TcpRoute(o) => tcp_routes.push((pair, o)),
+            Object::UdpRoute(o) => udp_routes.push((pair, o)),
             Object::ReferenceGrant(o) => reference_grants.push((pair, o)),
             Object::BackendTlsPolicy(o) => backend_tls_policies.push((pair, o)),
             Object::Service(o) => services.push((pair, o)),
@@ -113,6 +117,8 @@ fn built(edits: Vec<StoreEdit>) -> Store {
         http_routes: http_routes.into_iter().collect(),
         grpc_routes: grpc_routes.into_iter().collect(),
         tls_routes: tls_routes.into_iter().collect(),
+        tcp_routes: tcp_routes.into_iter().collect(),
+        udp_routes: udp_routes.into_iter().collect(),
         reference_grants: reference_grants.into_iter().collect(),
         backend_tls_policies: backend_tls_policies.into_iter().collect(),
         namespaces: namespaces.into_iter().collect(),

@@ -22,6 +22,9 @@ pub use access_log::{AccessLog, AccessLogEntry, AccessLogFormat, UnknownAccessLo
 pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
 pub use live_stats::{HISTORY_LEN, LiveSample, LiveStats, LiveTotals};
-pub use metrics::{BreakerStateGauge, METRICS_CONTENT_TYPE, Metrics, RequestKey, RequestSeries};
+pub use metrics::{
+    BreakerStateGauge, L4Metrics, METRICS_CONTENT_TYPE, Metrics, RequestKey, RequestSeries,
+    UdpFlowCounters,
+};
 pub use prometheus_text::{PROMETHEUS_TEXT_CONTENT_TYPE, prometheus_text};
 pub use semconv::{Hex, HttpMethod, TraceExemplar};

@@ -175,6 +175,8 @@ pub struct Metrics {
     trace_spans_dropped: Counter,
     endpoint_latency: EndpointLatencyCollector,
     live_stats: LiveStats,
+    /// TCPRoute, TLSRoute and UDPRoute connections and flows.
+    pub l4: L4Metrics,
 }
 
 impl Default for Metrics {
@@ -374,6 +376,7 @@ impl Metrics {
             server_request_duration,
             endpoint_latency,
             live_stats: LiveStats::new(),
+            l4: L4Metrics::register(registry),
             registry: Registry::default(),
         };
         Metrics {
@@ -737,5 +740,8 @@ fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str
     metric
 }
 
+mod l4;
 #[cfg(test)]
 mod tests;
+
+pub use l4::{L4Metrics, UdpFlowCounters};

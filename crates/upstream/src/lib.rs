@@ -24,6 +24,7 @@ pub mod registry;
 mod request_body;
 pub mod retry_budget;
 mod spare_buffers;
+pub mod stream;
 mod system_roots;
 mod tls_pool;
 
@@ -33,4 +34,5 @@ pub use h1_client::{Forwarded, HostField, Http1Request, RawHead, UpstreamBody, U
 pub use pool::{ClientBodyError, Pools, RequestBody, UpstreamError};
 pub use registry::{BackendRuntime, Registry};
 pub use retry_budget::RetryBudgetWindow;
+pub use stream::{StreamConnectError, UpstreamStream};
 pub use system_roots::load_system_roots;

@@ -48,7 +48,13 @@ pub(super) fn merge(
     let defaults = ListenerClient::default();
     let mut drafts: HashMap<SocketAddr, SocketDraft> = HashMap::new();
     let mut conflicts = Vec::new();
-    let usable = listeners.slots.iter().enumerate().filter(|(_, s)| s.usable);
+    // UDP listeners have sockets of their own (which may share a TCP socket's address): their
+    // settings are read per listener, never merged.
+    let usable = listeners
+        .slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.usable && s.scheme != Scheme::Udp);
     for (slot, listener) in usable {
         let client = clients.get(&slot).unwrap_or(&defaults);
         for socket in &listener.sockets {

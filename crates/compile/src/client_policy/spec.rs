@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use model::client_policy::bounds::{
     BUFFER_LIMIT, MAX_CONCURRENT_STREAMS, MAX_CONNECTIONS, MAX_CONTROL_FRAMES_PER_SECOND,
-    MAX_HEADERS_COUNT, MAX_REQUEST_HEADERS_KIB, MAX_RESETS_PER_CONNECTION, MAX_URI_BYTES,
-    TRUSTED_HOPS, WINDOW_SIZE,
+    MAX_DATAGRAM_BYTES, MAX_HEADERS_COUNT, MAX_REQUEST_HEADERS_KIB, MAX_RESETS_PER_CONNECTION,
+    MAX_UDP_FLOWS, MAX_URI_BYTES, TRUSTED_HOPS, WINDOW_SIZE,
 };
 use model::client_policy::{
-    ByteQuantity, ClientHeaders, ClientHttp2, ClientHttpTimeout, ClientTrafficPolicySpec,
+    ByteQuantity, ClientHeaders, ClientHttp2, ClientHttpTimeout, ClientTrafficPolicySpec, ClientUdp,
 };
 use snapshot::client::{ClientTimeouts, EscapedSlashes, HeaderLimits, Http2Settings, PathPolicy};
+use snapshot::l4::UdpLimits;
 use snapshot::tls::{AlpnProtocol, MinTlsVersion};
 
 use crate::problems::{FieldPath, Problems};
@@ -60,6 +61,16 @@ pub(super) fn compile_spec(
     if let Some(http) = spec.timeout.as_ref().and_then(|t| t.http.as_ref()) {
         let fields = Fields::new(at.field("timeout.http"), &mut problems);
         timeouts(fields, http, &mut settings.timeouts);
+    }
+    if let Some(tcp) = spec.timeout.as_ref().and_then(|t| t.tcp.as_ref()) {
+        let mut fields = Fields::new(at.field("timeout.tcp"), &mut problems);
+        if let Some(idle) = fields.duration("idleTimeout", &tcp.idle_timeout) {
+            settings.stream_idle = Some(idle).filter(|d| !d.is_zero());
+        }
+    }
+    if let Some(udp) = &spec.udp {
+        let fields = Fields::new(at.field("udp"), &mut problems);
+        udp_limits(fields, udp, &mut settings.udp);
     }
     if let Some(connection) = &spec.connection {
         let mut fields = Fields::new(at.field("connection"), &mut problems);
@@ -158,6 +169,30 @@ fn timeouts(mut fields: Fields<'_>, spec: &ClientHttpTimeout, timeouts: &mut Cli
     if let Some(idle) = fields.duration("idleTimeout", &spec.idle_timeout) {
         timeouts.idle = Some(idle).filter(|d| !d.is_zero());
     }
+}
+
+/// `udp` (the fields below it): flow limits; the idle timeout must be positive (a flow
+/// without one would hold its upstream socket for ever).
+fn udp_limits(mut fields: Fields<'_>, spec: &ClientUdp, limits: &mut UdpLimits) {
+    if let Some(idle) = fields.duration("idleTimeout", &spec.idle_timeout) {
+        if idle.is_zero() {
+            fields.report("idleTimeout", "must be greater than 0s");
+        } else {
+            limits.idle_timeout = idle;
+        }
+    }
+    set(
+        &mut limits.max_flows,
+        fields.number("maxFlows", spec.max_flows, MAX_UDP_FLOWS),
+    );
+    set(
+        &mut limits.max_datagram_bytes,
+        fields.number(
+            "maxDatagramBytes",
+            spec.max_datagram_bytes,
+            MAX_DATAGRAM_BYTES,
+        ),
+    );
 }
 
 /// `http2` (the fields below it): settings and flood thresholds.

@@ -97,13 +97,15 @@ fn policy_status<'a>(compiled: &'a Compiled, name: &str) -> &'a ObjectStatus {
 const EVERY_FIELD: &str =
     "  headers: {maxRequestHeadersKiB: 32, maxHeadersCount: 50, maxUriBytes: 4096}
   path: {mergeSlashes: false, escapedSlashesAction: UnescapeAndRedirect}
-  timeout: {http: {requestHeaderTimeout: 5s, requestBodyTimeout: 0s, idleTimeout: 1m30s}}
+  timeout: {http: {requestHeaderTimeout: 5s, requestBodyTimeout: 0s, idleTimeout: 1m30s},
+            tcp: {idleTimeout: 10m}}
   connection: {maxConnections: 16384, bufferLimit: 64KiB}
   http2: {maxConcurrentStreams: 50, maxResetsPerConnection: 500, maxControlFramesPerSecond: 100,
           initialStreamWindowSize: 128KiB, initialConnectionWindowSize: 2MiB}
   clientIPDetection: {xForwardedFor: {numTrustedHops: 2}}
   proxyProtocol: {enabled: true}
   tls: {minVersion: \"1.3\", alpnProtocols: [http/1.1]}
+  udp: {idleTimeout: 30s, maxFlows: 100, maxDatagramBytes: 1400}
 ";
 
 #[test]
@@ -142,6 +144,14 @@ fn every_field_reaches_the_socket_and_listener() {
             xff_trusted_hops: 2,
         },
         proxy_protocol: true,
+        stream_idle: Some(Duration::from_secs(600)),
+        // UDP limits are read per listener, never from a socket's merged settings, but the
+        // listener's own settings (which the socket starts from) carry them.
+        udp: snapshot::l4::UdpLimits {
+            idle_timeout: Duration::from_secs(30),
+            max_flows: 100,
+            max_datagram_bytes: 1400,
+        },
     };
     assert_eq!(*socket(&compiled, "127.0.0.30:81").client, expected);
     assert_eq!(

@@ -26,6 +26,8 @@ fn every_core_kind_we_serve_is_a_supported_feature() {
         "HTTPRoute",
         "GRPCRoute",
         "TLSRoute",
+        "TCPRoute",
+        "UDPRoute",
         "ReferenceGrant",
         "BackendTLSPolicy",
         "ListenerSet",

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use snapshot::tls_route::{TlsForward, TlsMode};
+use snapshot::l4::Forward as TlsForward;
+use snapshot::tls_route::TlsMode;
 use snapshot::{BackendTarget, Scheme, SocketRoutes};
 
 use crate::tests::{compile_yaml, object, parent_condition};

@@ -94,7 +94,11 @@ pub(super) fn desired(
             "conditions": conditions(&status.conditions, generation),
             "listeners": listeners(status, generation),
         }),
-        Object::HttpRoute(_) | Object::GrpcRoute(_) | Object::TlsRoute(_) => {
+        Object::HttpRoute(_)
+        | Object::GrpcRoute(_)
+        | Object::TlsRoute(_)
+        | Object::TcpRoute(_)
+        | Object::UdpRoute(_) => {
             json!({"parents": parents(status, generation, owner.controller_name)})
         }
         Object::BackendTlsPolicy(_)

@@ -29,3 +29,7 @@ pub const WINDOW_SIZE: RangeInclusive<i64> = 65_535..=2_147_483_647;
 /// `clientIPDetection.xForwardedFor.numTrustedHops`: more proxies than this in front of one
 /// gateway is a mistake, not a topology.
 pub const TRUSTED_HOPS: RangeInclusive<i64> = 0..=64;
+/// `udp.maxFlows`, per UDP listener: each flow holds an upstream socket (a descriptor).
+pub const MAX_UDP_FLOWS: RangeInclusive<i64> = 1..=1_000_000;
+/// `udp.maxDatagramBytes`: up to the largest UDP payload over IPv4.
+pub const MAX_DATAGRAM_BYTES: RangeInclusive<i64> = 1..=65_507;

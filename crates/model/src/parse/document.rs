@@ -217,6 +217,8 @@ fn typed(kind: Kind, document: Value) -> Result<Object, String> {
         Kind::HttpRoute => Object::HttpRoute(decode(document)?),
         Kind::GrpcRoute => Object::GrpcRoute(decode(document)?),
         Kind::TlsRoute => Object::TlsRoute(decode(document)?),
+        Kind::TcpRoute => Object::TcpRoute(decode(document)?),
+        Kind::UdpRoute => Object::UdpRoute(decode(document)?),
         Kind::ReferenceGrant => Object::ReferenceGrant(decode(document)?),
         Kind::BackendTlsPolicy => Object::BackendTlsPolicy(decode(document)?),
         Kind::Namespace => Object::Namespace(decode(document)?),

@@ -23,6 +23,7 @@ mod explain;
 mod failures;
 mod grpc;
 mod kubernetes;
+mod l4_routes;
 mod matching;
 mod mirror_cors;
 mod observability;

@@ -71,6 +71,7 @@ fn snapshot(
         tls: None,
         listeners,
         tls_listeners: HostMap::new(),
+        tcp: None,
         client: Arc::default(),
     };
     let mut result = Snapshot::default();

@@ -35,6 +35,18 @@ pub struct BackendPolicy {
     /// A connection this old takes no new request: it finishes the one in flight and closes
     /// (`None` = no limit). Like the timeouts above, it gives a backend its own pools.
     pub max_connection_duration: Option<Duration>,
+    /// The PROXY protocol header each forwarded TCP connection (TCPRoute, TLSRoute) starts
+    /// with, giving the backend the client's address; `None` sends none.
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
+}
+
+/// A PROXY protocol version (haproxy.org's PROXY protocol specification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ProxyProtocolVersion {
+    /// The human-readable header: `PROXY TCP4 ...\r\n`.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 impl Default for BackendPolicy {
@@ -49,6 +61,7 @@ impl Default for BackendPolicy {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(90),
             max_connection_duration: None,
+            proxy_protocol: None,
         }
     }
 }

@@ -58,6 +58,12 @@ pub enum Outcome {
     },
     /// No response: connect failure, reset, timeout or an invalid response.
     GatewayError,
+    /// A forwarded byte stream (TCPRoute, TLSRoute) connected: what a connection can tell of
+    /// the endpoint. Neither a 5xx nor a gateway error.
+    Connected {
+        /// Time the TCP connect took.
+        latency: Duration,
+    },
 }
 
 /// Why an endpoint was ejected (the `reason` label of `portcullis_outlier_ejections_total`).

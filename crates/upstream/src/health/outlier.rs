@@ -37,7 +37,7 @@ impl BackendRuntime {
     ) -> Option<EjectionReason> {
         let outlier = policy.outlier.as_ref()?;
         let health = endpoint.health();
-        if let Outcome::Success { latency, .. } = outcome
+        if let Outcome::Success { latency, .. } | Outcome::Connected { latency } = outcome
             && outlier.latency.is_some()
         {
             health.window_requests.fetch_add(1, Ordering::Relaxed);
@@ -64,6 +64,7 @@ impl EndpointHealth {
                 ((500..600).contains(&status), matches!(status, 502..=504))
             }
             Outcome::GatewayError => (false, true),
+            Outcome::Connected { .. } => (false, false),
         };
         let errors_5xx = bump(&self.consecutive_5xx, is_5xx);
         let gateway_errors = bump(&self.consecutive_gateway_errors, is_gateway_error);

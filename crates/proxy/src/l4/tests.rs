@@ -1,0 +1,131 @@
+//! The relay (byte counts, half-close, idle timeout, drain) over real loopback sockets, and
+//! the PROXY protocol headers read back by the parser our listeners use.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::*;
+
+/// A connected pair of loopback sockets.
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (connected, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+    (connected.expect("connect"), accepted.expect("accept").0)
+}
+
+#[tokio::test]
+async fn relay_counts_both_ways_and_passes_half_close_on() {
+    let (mut client, mut client_side) = pair().await;
+    let (mut upstream_side, mut backend) = pair().await;
+    let (_stop, stopped) = watch::channel(false);
+    let relaying =
+        tokio::spawn(
+            async move { l4_relay(&mut client_side, &mut upstream_side, None, stopped).await },
+        );
+    client
+        .write_all(b"hello backend")
+        .await
+        .expect("socket I/O");
+    client.shutdown().await.expect("socket I/O");
+    let mut received = Vec::new();
+    // The client's end of stream reaches the backend as one.
+    backend
+        .read_to_end(&mut received)
+        .await
+        .expect("socket I/O");
+    assert_eq!(received, b"hello backend");
+    // The other direction still works after the half-close.
+    backend.write_all(b"bye").await.expect("socket I/O");
+    backend.shutdown().await.expect("socket I/O");
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.expect("socket I/O");
+    assert_eq!(answer, b"bye");
+    let relayed = relaying.await.expect("socket I/O");
+    assert_eq!(relayed.to_backend, 13);
+    assert_eq!(relayed.to_client, 3);
+    assert!(!relayed.idle);
+}
+
+async fn l4_relay(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    idle: Option<Duration>,
+    stop: watch::Receiver<bool>,
+) -> Relayed {
+    relay(client, upstream, idle, stop).await
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_busy_ones_are_not() {
+    let (mut client, mut client_side) = pair().await;
+    let (mut upstream_side, mut backend) = pair().await;
+    let (_stop, stopped) = watch::channel(false);
+    let idle = Duration::from_millis(200);
+    let relaying = tokio::spawn(async move {
+        l4_relay(&mut client_side, &mut upstream_side, Some(idle), stopped).await
+    });
+    // Traffic every 100 ms for 600 ms keeps it open past the idle time.
+    let mut echoed = [0u8; 1];
+    for _ in 0..6 {
+        client.write_all(b"x").await.expect("socket I/O");
+        backend.read_exact(&mut echoed).await.expect("socket I/O");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!relaying.is_finished(), "closed while traffic flowed");
+    // Then quiet: closed within 1.25 × idle (plus scheduling slack).
+    let relayed = tokio::time::timeout(Duration::from_secs(2), relaying)
+        .await
+        .expect("the idle timeout closes the relay")
+        .expect("relay task");
+    assert!(relayed.idle);
+    assert_eq!(relayed.to_backend, 6);
+    let mut rest = Vec::new();
+    assert_eq!(client.read_to_end(&mut rest).await.expect("read"), 0);
+}
+
+#[test]
+fn proxy_headers_parse_back_to_the_client_address() {
+    let client: SocketAddr = "192.0.2.7:40001".parse().expect("address");
+    let local: SocketAddr = "127.0.0.1:9000".parse().expect("address");
+    for version in [ProxyProtocolVersion::V1, ProxyProtocolVersion::V2] {
+        let header = proxy_header(version, client, local);
+        let parsed = ppp::HeaderResult::parse(&header);
+        let source = match parsed {
+            ppp::HeaderResult::V1(Ok(h)) => match h.addresses {
+                ppp::v1::Addresses::Tcp4(a) => SocketAddr::from((a.source_address, a.source_port)),
+                other => panic!("unexpected v1 addresses {other:?}"),
+            },
+            ppp::HeaderResult::V2(Ok(h)) => match h.addresses {
+                ppp::v2::Addresses::IPv4(a) => SocketAddr::from((a.source_address, a.source_port)),
+                other => panic!("unexpected v2 addresses {other:?}"),
+            },
+            other => panic!("{version:?} header does not parse: {other:?}"),
+        };
+        assert_eq!(source, client, "{version:?}");
+    }
+}
+
+#[test]
+fn mixed_families_are_sent_as_mapped_ipv6() {
+    let client: SocketAddr = "192.0.2.7:40001".parse().expect("address");
+    let local: SocketAddr = "[::1]:9000".parse().expect("address");
+    let header = proxy_header(ProxyProtocolVersion::V2, client, local);
+    match ppp::HeaderResult::parse(&header) {
+        ppp::HeaderResult::V2(Ok(h)) => match h.addresses {
+            ppp::v2::Addresses::IPv6(a) => {
+                assert_eq!(
+                    a.source_address.to_ipv4_mapped(),
+                    Some([192, 0, 2, 7].into())
+                );
+                assert_eq!(a.source_port, 40001);
+            }
+            other => panic!("unexpected addresses {other:?}"),
+        },
+        other => panic!("does not parse: {other:?}"),
+    }
+}
