@@ -3,7 +3,9 @@
 //!
 //! Owns the case-level defaults of the suite (`MakeRequest`): the Gateway and listener port to use, the `Host`,
 //! `X-Echo-Set-Header` (always sent, even empty), `expected_request: null` meaning the request itself, `{uuid}`
-//! templates (a fresh UUID per attempt) and the mirror request id. gRPC cases go through the gRPC client.
+//! templates (a fresh UUID per attempt) and the mirror request id. gRPC cases go through the gRPC client, L4
+//! exchanges through `l4_case`; a case's status assertions (`status_check`) are checked after its exchange, or
+//! alone in a status-only case.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,8 +18,10 @@ use crate::convergence::{CASE_DEADLINE, CONSECUTIVE_PASSES, await_convergence};
 use crate::distribution::{Sampling, check};
 use crate::exchange::{Clients, Outgoing, REQUEST_TIMEOUT, Transport, default_host, round_trip};
 use crate::grpc;
+use crate::l4_case::run_l4_case;
 use crate::manifests::GatewayEndpoints;
 use crate::mirror::{expect_mirrored, expect_mirrored_share};
+use crate::status_check::{StatusSource, expect_all};
 use crate::tls::TlsMaterial;
 use crate::uuid;
 use crate::workload::Workloads;
@@ -37,6 +41,8 @@ pub(crate) struct TestContext<'a> {
     pub(crate) clients: &'a Clients,
     /// The run's certificates.
     pub(crate) tls: &'a TlsMaterial,
+    /// Where status assertions read status.
+    pub(crate) status: StatusSource<'a>,
 }
 
 /// Runs case `index` of the test; the error says why it failed.
@@ -50,14 +56,28 @@ pub(crate) async fn run_case(
         .gateways
         .get(gateway_key)
         .ok_or_else(|| format!("no Gateway {gateway_key} in the test's manifests"))?;
-    let port = case.listener_port.unwrap_or(gateway.first_port);
+    let port = match &case.listener {
+        Some(listener) => *gateway.listener_ports.get(listener).ok_or_else(|| {
+            format!("Gateway {gateway_key} has no listener {listener:?} in the manifests")
+        })?,
+        None => case.listener_port.unwrap_or(gateway.first_port),
+    };
     let ip = IpAddr::V4(gateway.ip);
     let is_grpc =
         context.test.transport.as_deref() == Some("grpc-h2c") || case.request.grpc_method.is_some();
-    if is_grpc {
-        run_grpc_case(context, index, case, SocketAddr::new(ip, port)).await
+    if case.is_status_only() {
+        // Nothing to send: only the status assertions below.
+    } else if let Some(kind) = case.exchange {
+        run_l4_case(context, index, case, kind, SocketAddr::new(ip, port)).await?;
+    } else if is_grpc {
+        run_grpc_case(context, index, case, SocketAddr::new(ip, port)).await?;
     } else {
-        run_http_case(context, index, case, ip, port).await
+        run_http_case(context, index, case, ip, port).await?;
+    }
+    if case.status.is_empty() {
+        Ok(())
+    } else {
+        expect_all(&context.status, &case.status).await
     }
 }
 
@@ -396,8 +416,19 @@ fn compare_grpc(
     Ok(assertions.pod)
 }
 
-/// The suite's generated case name (`GetTestCaseName`), or the case's own name.
+/// The suite's generated case name (`GetTestCaseName`), or the case's own name; marked when the case is
+/// Portcullis's addition to the upstream test.
 pub(crate) fn label(index: usize, case: &CaseSpec) -> String {
+    let name = suite_label(index, case);
+    if case.added.is_some() {
+        format!("{name} [added by Portcullis]")
+    } else {
+        name
+    }
+}
+
+/// The suite's generated case name (`GetTestCaseName`), or the case's own name.
+fn suite_label(index: usize, case: &CaseSpec) -> String {
     if let Some(name) = &case.name {
         return name.clone();
     }

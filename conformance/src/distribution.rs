@@ -163,7 +163,7 @@ fn evaluate(sampling: &Sampling, seen: &BTreeMap<String, usize>) -> Result<(), S
 }
 
 /// The backend (Deployment) name of a pod: the pod name without its last two `-` parts.
-fn backend_name(pod: &str) -> String {
+pub(crate) fn backend_name(pod: &str) -> String {
     let parts: Vec<&str> = pod.split('-').collect();
     if parts.len() < 3 {
         return pod.to_owned();

@@ -56,6 +56,18 @@ pub(crate) fn gateway_class() -> Value {
     })
 }
 
+/// Sets `metadata.creationTimestamp` to `at` on every object that has none, as the API server does when it
+/// creates them (standalone mode plays the API server).
+pub(crate) fn stamp_creation(objects: &mut [Value], at: &str) {
+    for object in objects.iter_mut() {
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata
+                .entry("creationTimestamp")
+                .or_insert_with(|| Value::String(at.to_owned()));
+        }
+    }
+}
+
 /// `kind` of an object ("" when missing).
 pub(crate) fn kind(object: &Value) -> &str {
     object.get("kind").and_then(Value::as_str).unwrap_or("")
@@ -84,6 +96,8 @@ pub(crate) struct GatewayEndpoint {
     pub(crate) ip: Ipv4Addr,
     /// The first listener's port: where the suite sends requests unless a case names a listener port.
     pub(crate) first_port: u16,
+    /// Every listener's port by listener name (`WaitForGatewayAddress` with a listener name).
+    pub(crate) listener_ports: BTreeMap<String, u16>,
 }
 
 /// Every Gateway of a test, by `namespace/name`.
@@ -112,6 +126,17 @@ pub(crate) fn assign_gateway_addresses(
             .and_then(Value::as_u64)
             .and_then(|port| u16::try_from(port).ok())
             .with_context(|| format!("Gateway {key} has no listener with a port"))?;
+        let listener_ports = object
+            .pointer("/spec/listeners")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|listener| {
+                let name = listener.get("name").and_then(Value::as_str)?;
+                let port = listener.get("port").and_then(Value::as_u64)?;
+                Some((name.to_owned(), u16::try_from(port).ok()?))
+            })
+            .collect();
         let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
             bail!("Gateway {key} has no spec");
         };
@@ -119,7 +144,14 @@ pub(crate) fn assign_gateway_addresses(
             "addresses".to_owned(),
             json!([{ "type": "IPAddress", "value": ip.to_string() }]),
         );
-        endpoints.insert(key, GatewayEndpoint { ip, first_port });
+        endpoints.insert(
+            key,
+            GatewayEndpoint {
+                ip,
+                first_port,
+                listener_ports,
+            },
+        );
     }
     Ok(endpoints)
 }

@@ -23,6 +23,8 @@ use crate::kubernetes::KubernetesMode;
 use crate::manifests::{self, GatewayEndpoints};
 use crate::report::{CaseOutcome, TestOutcome, summary};
 use crate::runtime_change;
+use crate::status_check::StatusSource;
+use crate::timestamp;
 use crate::tls::TlsMaterial;
 use crate::workload::Workloads;
 
@@ -119,6 +121,8 @@ async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOut
         }
         Ok(mut environment) => {
             outcome.cases = run_cases(shared, test, &mut environment).await;
+            // Objects a runtime change created are the test's too: removed with the others.
+            applied.append(&mut environment.created);
             // A gateway that died mid-test explains every later failure; say so rather than blame the cases.
             if let Ok(status) = environment.gateway.wait_exit(Duration::ZERO).await {
                 outcome.test_failure =
@@ -152,8 +156,8 @@ async fn run_cases(
     test: &TestSpec,
     environment: &mut Environment,
 ) -> Vec<CaseOutcome> {
-    let deletions = runtime_change::deletions(test);
-    let results = if deletions.is_empty() {
+    let changes = runtime_change::changes(test);
+    let results = if changes.is_empty() {
         let context = environment.context(shared, test);
         join_all(
             test.cases
@@ -166,11 +170,8 @@ async fn run_cases(
         let mut results = Vec::new();
         for (index, case) in test.cases.iter().enumerate() {
             let mut changed = Ok(());
-            for deletion in deletions
-                .iter()
-                .filter(|deletion| deletion.before_case == index)
-            {
-                changed = environment.delete(shared, deletion).await;
+            for change in changes.iter().filter(|change| change.before_case == index) {
+                changed = environment.change(shared, change).await;
                 if changed.is_err() {
                     break;
                 }
@@ -206,35 +207,63 @@ struct Environment {
     documents: Vec<Value>,
     /// The config the gateway reads; `None` in Kubernetes mode.
     config: Option<TempConfigDir>,
+    /// Kubernetes mode: objects a runtime change created in the API server (deleted after the test).
+    created: Vec<Value>,
 }
 
 impl Environment {
     /// What the cases see of this environment.
     fn context<'a>(&'a self, shared: &'a Shared<'_>, test: &'a TestSpec) -> TestContext<'a> {
+        let status = match &shared.kubernetes {
+            Some(kubernetes) => StatusSource::Cluster(kubernetes.cluster(), &self.documents),
+            None => StatusSource::Admin(&self.gateway),
+        };
         TestContext {
             test,
             gateways: &self.gateways,
             workloads: &self.workloads,
             clients: &shared.clients,
             tls: &shared.tls,
+            status,
         }
     }
 
-    /// Applies one deletion to the config file, or through the API in Kubernetes mode.
-    async fn delete(
+    /// Applies one runtime change to the config file, or through the API in Kubernetes mode.
+    async fn change(
         &mut self,
         shared: &Shared<'_>,
-        deletion: &runtime_change::Deletion,
+        change: &runtime_change::RuntimeChange,
     ) -> Result<(), String> {
         let describe =
-            |error: anyhow::Error| format!("runtime change {deletion:?} failed: {error:#}");
-        let manifest_objects = manifests::load_file(&shared.settings.suite_dir, &deletion.manifest)
-            .map_err(describe)?;
+            |error: anyhow::Error| format!("runtime change {change:?} failed: {error:#}");
+        tokio::time::sleep(change.pause).await;
         let before = self.documents.clone();
-        if runtime_change::apply(deletion, &manifest_objects, &mut self.documents) == 0 {
-            return Err(format!(
-                "runtime change {deletion:?} found nothing to delete"
-            ));
+        match &change.action {
+            runtime_change::Action::DeleteFromManifest { kind, manifest } => {
+                let manifest_objects =
+                    manifests::load_file(&shared.settings.suite_dir, manifest).map_err(describe)?;
+                if runtime_change::delete_from_manifest(
+                    kind,
+                    &manifest_objects,
+                    &mut self.documents,
+                ) == 0
+                {
+                    return Err(format!("runtime change {change:?} found nothing to delete"));
+                }
+            }
+            runtime_change::Action::Delete(reference) => {
+                if runtime_change::delete(reference, &mut self.documents) == 0 {
+                    return Err(format!("runtime change {change:?} found nothing to delete"));
+                }
+            }
+            runtime_change::Action::Create(object) => {
+                let mut object = object.clone();
+                if shared.kubernetes.is_none() {
+                    // The API server would stamp it now; the routes' precedence depends on it.
+                    manifests::stamp_creation(std::slice::from_mut(&mut object), &timestamp::now());
+                }
+                self.documents.push(object);
+            }
         }
         match (&self.config, &shared.kubernetes) {
             (Some(config), _) => config_dir::rewrite(config, &self.documents).map_err(describe),
@@ -248,6 +277,14 @@ impl Environment {
                         .delete(object)
                         .await
                         .map_err(describe)?;
+                }
+                for object in self
+                    .documents
+                    .iter()
+                    .filter(|object| !before.contains(object))
+                {
+                    kubernetes.cluster().apply(object).await.map_err(describe)?;
+                    self.created.push(object.clone());
                 }
                 Ok(())
             }
@@ -316,6 +353,9 @@ async fn prepare(
             (gateway, None)
         }
         None => {
+            // The API server stamps every object it creates; route precedence (the oldest route wins a
+            // listener) depends on it, and a runtime change may create a newer one.
+            manifests::stamp_creation(&mut documents, &timestamp::now());
             let config = config_dir::write(&documents)?;
             if let Some(keep) = &shared.settings.keep_config {
                 keep_config(&config, keep, test)?;
@@ -332,6 +372,7 @@ async fn prepare(
         workloads,
         documents,
         config,
+        created: Vec::new(),
     })
 }
 

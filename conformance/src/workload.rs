@@ -2,22 +2,30 @@
 //! the gateway's Services at them.
 //!
 //! A Deployment with `replicas: N` becomes N pods named `<deployment>-<hash>-<suffix>` (the suite takes the
-//! backend name by dropping the last two `-` parts). A pod starts an echo server lazily for each protocol a
-//! Service port asks of it: plain HTTP, h2c only (`appProtocol: kubernetes.io/h2c`), or the gRPC echo (pods of
-//! Deployments with `GRPC_ECHO_SERVER`). Every echo listens on its own ephemeral port of one address (127.0.0.1
-//! in standalone mode; in Kubernetes mode an address of the runner's network namespace, since the API server
-//! refuses loopback endpoints), so each (Service, pod) pair gets its own EndpointSlice: a slice's ports are
-//! shared by all of its endpoints.
+//! backend name by dropping the last two `-` parts). A pod runs what its container would: echo-basic in the mode
+//! its environment picks (`GRPC_ECHO_SERVER`, `TCP_ECHO_SERVER`, `UDP_ECHO_SERVER`, else HTTP), or CoreDNS for the
+//! `coredns` image. It starts a server lazily for each Service port that selects it: for an HTTP pod, plain HTTP
+//! or h2c only (`appProtocol: kubernetes.io/h2c`); for a gRPC pod the gRPC echo; for a TCP pod the TCP echo
+//! (`testkit::tcp_echo`); on UDP ports, the UDP echo (`testkit::udp_echo`) or the emulated CoreDNS
+//! (`coredns`). A port the pod does not serve in its mode (a UDP port of an HTTP pod, a TCP port of a UDP pod)
+//! is left out of the pod's EndpointSlice. Pods report `SERVICE_NAME` from their environment as `service`.
+//! Every server listens on its own ephemeral port of one address (127.0.0.1 in standalone mode; in Kubernetes
+//! mode an address of the runner's network namespace, since the API server refuses loopback endpoints), so each
+//! (Service, pod) pair gets its own EndpointSlice: a slice's ports are shared by all of its endpoints.
 //!
-//! It does not emulate TLS backends, TCP/UDP echo modes or WebSocket: such ports get the plain HTTP echo.
+//! It does not emulate TLS backends or WebSocket: HTTP pods serve such ports with the plain HTTP echo, and TCP
+//! pods serve their TLS port (echo-basic's 8443) with the plain TCP echo.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use testkit::{EchoConfig, EchoMode, EchoServer};
+use testkit::{
+    EchoConfig, EchoMode, EchoServer, TcpEchoConfig, TcpEchoServer, UdpEchoConfig, UdpEchoServer,
+};
 
+use crate::coredns::CorednsServer;
 use crate::grpc::GrpcEchoServer;
 use crate::manifests::{kind, name, namespace};
 
@@ -30,6 +38,43 @@ enum Protocol {
     H2c,
     /// The gRPC echo service over h2c.
     Grpc,
+    /// echo-basic's TCP mode.
+    Tcp,
+    /// echo-basic's UDP mode.
+    Udp,
+    /// The emulated CoreDNS (UDP).
+    Dns,
+}
+
+/// What a pod's container runs, from its image and environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodKind {
+    /// echo-basic's default: HTTP (and h2c).
+    Http,
+    /// echo-basic with `GRPC_ECHO_SERVER`.
+    Grpc,
+    /// echo-basic with `TCP_ECHO_SERVER`.
+    Tcp,
+    /// echo-basic with `UDP_ECHO_SERVER`.
+    Udp,
+    /// The `coredns` image.
+    Dns,
+}
+
+impl PodKind {
+    /// What this pod serves on a Service port of `port_protocol` (`TCP`/`UDP`) with `app_protocol`; `None`
+    /// when it does not listen there in this mode.
+    fn serves(self, port_protocol: &str, app_protocol: Option<&str>) -> Option<Protocol> {
+        match (self, port_protocol) {
+            (PodKind::Udp, "UDP") => Some(Protocol::Udp),
+            (PodKind::Dns, "UDP") => Some(Protocol::Dns),
+            (_, "UDP") | (PodKind::Udp | PodKind::Dns, _) => None,
+            (PodKind::Grpc, _) => Some(Protocol::Grpc),
+            (PodKind::Tcp, _) => Some(Protocol::Tcp),
+            (PodKind::Http, _) if app_protocol == Some("kubernetes.io/h2c") => Some(Protocol::H2c),
+            (PodKind::Http, _) => Some(Protocol::Http),
+        }
+    }
 }
 
 /// One emulated pod and the echo servers it has started so far.
@@ -40,14 +85,22 @@ struct Pod {
     namespace: String,
     /// The Deployment's pod template labels, matched against Service selectors.
     labels: BTreeMap<String, String>,
-    /// Whether the Deployment sets `GRPC_ECHO_SERVER`.
-    is_grpc: bool,
+    /// What the container runs.
+    kind: PodKind,
+    /// The container's `SERVICE_NAME` ("" when unset), reported as `service`.
+    service_name: String,
     /// The HTTP echo, once a Service port needed it.
     http: Option<EchoServer>,
     /// The h2c-only echo, once a Service port needed it.
     h2c: Option<EchoServer>,
     /// The gRPC echo, once a Service port needed it.
     grpc: Option<GrpcEchoServer>,
+    /// The TCP echo, once a Service port needed it.
+    tcp: Option<TcpEchoServer>,
+    /// The UDP echo, once a Service port needed it.
+    udp: Option<UdpEchoServer>,
+    /// The emulated CoreDNS, once a Service port needed it.
+    dns: Option<CorednsServer>,
 }
 
 /// Every emulated pod of a test. Dropping it stops every echo server.
@@ -85,26 +138,29 @@ impl Workloads {
                 (service_namespace.to_owned(), service_name.to_owned()),
                 selected.clone(),
             );
-            let ports = tcp_ports(service);
-            if ports.is_empty() {
-                continue;
-            }
+            let ports = service_ports(service);
             for index in selected {
                 let mut slice_ports = Vec::new();
                 for port in &ports {
-                    let protocol = if workloads.pods[index].is_grpc {
-                        Protocol::Grpc
-                    } else if port.get("appProtocol").and_then(Value::as_str)
-                        == Some("kubernetes.io/h2c")
-                    {
-                        Protocol::H2c
-                    } else {
-                        Protocol::Http
+                    let port_protocol = port_protocol(port);
+                    let app_protocol = port.get("appProtocol").and_then(Value::as_str);
+                    let Some(protocol) = workloads.pods[index]
+                        .kind
+                        .serves(port_protocol, app_protocol)
+                    else {
+                        continue;
                     };
                     let echo_port = workloads.echo_port(index, protocol).await?;
                     slice_ports.push(slice_port(port, echo_port));
                 }
-                slices.push(workloads.slice(service_namespace, service_name, index, slice_ports));
+                if !slice_ports.is_empty() {
+                    slices.push(workloads.slice(
+                        service_namespace,
+                        service_name,
+                        index,
+                        slice_ports,
+                    ));
+                }
             }
         }
         Ok((workloads, slices))
@@ -205,22 +261,12 @@ impl Workloads {
         let pod = &mut self.pods[index];
         let addr = match protocol {
             Protocol::Http => {
-                start_echo(
-                    &mut pod.http,
-                    (&pod.name, &pod.namespace),
-                    ip,
-                    EchoMode::Http,
-                )
-                .await?
+                let identity = pod_identity(pod);
+                start_echo(&mut pod.http, identity, ip, EchoMode::Http).await?
             }
             Protocol::H2c => {
-                start_echo(
-                    &mut pod.h2c,
-                    (&pod.name, &pod.namespace),
-                    ip,
-                    EchoMode::H2cOnly,
-                )
-                .await?
+                let identity = pod_identity(pod);
+                start_echo(&mut pod.h2c, identity, ip, EchoMode::H2cOnly).await?
             }
             Protocol::Grpc => match &pod.grpc {
                 Some(server) => server.addr(),
@@ -228,6 +274,39 @@ impl Workloads {
                     let server = GrpcEchoServer::start(&pod.name, &pod.namespace, ip).await?;
                     let addr = server.addr();
                     pod.grpc = Some(server);
+                    addr
+                }
+            },
+            Protocol::Tcp => match &pod.tcp {
+                Some(server) => server.addr(),
+                None => {
+                    let mut config = TcpEchoConfig::new(&pod.name, &pod.namespace);
+                    config.service.clone_from(&pod.service_name);
+                    config.bind = SocketAddr::from((ip, 0));
+                    let server = TcpEchoServer::start(config).await?;
+                    let addr = server.addr();
+                    pod.tcp = Some(server);
+                    addr
+                }
+            },
+            Protocol::Udp => match &pod.udp {
+                Some(server) => server.addr(),
+                None => {
+                    let mut config = UdpEchoConfig::new(&pod.name, &pod.namespace);
+                    config.service.clone_from(&pod.service_name);
+                    config.bind = SocketAddr::from((ip, 0));
+                    let server = UdpEchoServer::start(config).await?;
+                    let addr = server.addr();
+                    pod.udp = Some(server);
+                    addr
+                }
+            },
+            Protocol::Dns => match &pod.dns {
+                Some(server) => server.addr(),
+                None => {
+                    let server = CorednsServer::start(ip).await?;
+                    let addr = server.addr();
+                    pod.dns = Some(server);
                     addr
                 }
             },
@@ -257,11 +336,20 @@ impl Workloads {
     }
 }
 
-/// Starts the echo in `slot` (for pod `(name, namespace)`, on an ephemeral port of `ip`) unless it is
+/// The `(name, namespace, service)` an echo of `pod` reports.
+fn pod_identity(pod: &Pod) -> (String, String, String) {
+    (
+        pod.name.clone(),
+        pod.namespace.clone(),
+        pod.service_name.clone(),
+    )
+}
+
+/// Starts the echo in `slot` (for pod `(name, namespace, service)`, on an ephemeral port of `ip`) unless it is
 /// running, and returns its address.
 async fn start_echo(
     slot: &mut Option<EchoServer>,
-    (pod, namespace): (&str, &str),
+    (pod, namespace, service): (String, String, String),
     ip: Ipv4Addr,
     mode: EchoMode,
 ) -> anyhow::Result<SocketAddr> {
@@ -269,6 +357,7 @@ async fn start_echo(
         return Ok(server.addr());
     }
     let mut config = EchoConfig::new(pod, namespace);
+    config.service = service;
     config.mode = mode;
     config.bind = SocketAddr::from((ip, 0));
     let server = EchoServer::start(config).await?;
@@ -295,14 +384,47 @@ fn deployment_pods(deployment: &Value) -> Vec<Pod> {
                 .collect()
         })
         .unwrap_or_default();
-    let is_grpc = deployment
+    let containers: Vec<&Value> = deployment
         .pointer("/spec/template/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .collect();
+    let environment: BTreeMap<&str, &str> = containers
+        .iter()
         .filter_map(|container| container.get("env").and_then(Value::as_array))
         .flatten()
-        .any(|variable| variable.get("name").and_then(Value::as_str) == Some("GRPC_ECHO_SERVER"));
+        .filter_map(|variable| {
+            let name = variable.get("name").and_then(Value::as_str)?;
+            // A variable set from the Downward API (POD_NAME, NAMESPACE) has no `value`: it is still set.
+            let value = variable.get("value").and_then(Value::as_str).unwrap_or("");
+            Some((name, value))
+        })
+        .collect();
+    let is_coredns = containers.iter().any(|container| {
+        container
+            .get("image")
+            .and_then(Value::as_str)
+            .is_some_and(|image| image.contains("/coredns/coredns"))
+    });
+    // echo-basic checks GRPC, then TCP, then UDP (`main` in echo-basic.go), each set when non-empty.
+    let is_set = |name: &str| environment.get(name).is_some_and(|value| !value.is_empty());
+    let kind = if is_coredns {
+        PodKind::Dns
+    } else if is_set("GRPC_ECHO_SERVER") {
+        PodKind::Grpc
+    } else if is_set("TCP_ECHO_SERVER") {
+        PodKind::Tcp
+    } else if is_set("UDP_ECHO_SERVER") {
+        PodKind::Udp
+    } else {
+        PodKind::Http
+    };
+    let service_name = environment
+        .get("SERVICE_NAME")
+        .copied()
+        .unwrap_or("")
+        .to_owned();
     let template_hash = pod_suffix(&format!("{deployment_namespace}/{deployment_name}"), 10);
     (0..replicas)
         .map(|replica| Pod {
@@ -315,34 +437,37 @@ fn deployment_pods(deployment: &Value) -> Vec<Pod> {
             ),
             namespace: deployment_namespace.to_owned(),
             labels: labels.clone(),
-            is_grpc,
+            kind,
+            service_name: service_name.clone(),
             http: None,
             h2c: None,
             grpc: None,
+            tcp: None,
+            udp: None,
+            dns: None,
         })
         .collect()
 }
 
-/// The Service's ports whose protocol is TCP (the default); UDP ones cannot reach an HTTP echo.
-fn tcp_ports(service: &Value) -> Vec<Value> {
+/// The Service's ports.
+fn service_ports(service: &Value) -> Vec<Value> {
     service
         .pointer("/spec/ports")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|port| {
-            port.get("protocol")
-                .and_then(Value::as_str)
-                .unwrap_or("TCP")
-                == "TCP"
-        })
         .cloned()
-        .collect()
+        .unwrap_or_default()
 }
 
-/// An EndpointSlice port with the Service (or slice) port's name and app protocol, at `echo_port`.
+/// A Service (or slice) port's protocol: `TCP` unless it says otherwise.
+fn port_protocol(port: &Value) -> &str {
+    port.get("protocol")
+        .and_then(Value::as_str)
+        .unwrap_or("TCP")
+}
+
+/// An EndpointSlice port with the Service (or slice) port's name, protocol and app protocol, at `echo_port`.
 fn slice_port(port: &Value, echo_port: u16) -> Value {
-    let mut slice_port = json!({ "port": echo_port, "protocol": "TCP" });
+    let mut slice_port = json!({ "port": echo_port, "protocol": port_protocol(port) });
     for key in ["name", "appProtocol"] {
         if let Some(value) = port
             .get(key)

@@ -100,3 +100,103 @@ async fn mirror_logs_are_read_per_service() {
     assert!(!workloads.has_logged("ns", "manual", "/m?id=1"));
     assert_eq!(workloads.count_logged("ns", "web", "/m?id=1"), 1);
 }
+
+/// A Deployment `name` in `ns` with one container whose `env` is `env`, selected by `app: <name>`.
+fn deployment(name: &str, env: Value, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": name, "namespace": "ns"},
+           "spec": {"replicas": 1, "template": {
+               "metadata": {"labels": {"app": name}},
+               "spec": {"containers": [{"name": "c", "image": image, "env": env}]}}}})
+}
+
+/// A Service `name` in `ns` selecting `app: <name>` with `ports`.
+fn service(name: &str, ports: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "ns"},
+           "spec": {"selector": {"app": name}, "ports": ports}})
+}
+
+/// The one slice of Service `name`.
+fn slice_of<'a>(slices: &'a [Value], name: &str) -> &'a Value {
+    let found: Vec<&Value> = slices
+        .iter()
+        .filter(|slice| slice["metadata"]["labels"]["kubernetes.io/service-name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "{name}: {slices:#?}");
+    found[0]
+}
+
+#[tokio::test]
+async fn tcp_udp_and_coredns_pods_serve_their_own_protocols() {
+    let image = "registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0";
+    let objects = vec![
+        deployment(
+            "tcp-echo",
+            json!([{"name": "TCP_ECHO_SERVER", "value": "1"},
+                   {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                   {"name": "SERVICE_NAME", "value": "tcp-echo"}]),
+            image,
+        ),
+        service(
+            "tcp-echo",
+            json!([{"name": "tcp", "protocol": "TCP", "port": 3000},
+                   {"name": "udp", "protocol": "UDP", "port": 3000}]),
+        ),
+        deployment(
+            "udp-echo",
+            json!([{"name": "UDP_ECHO_SERVER", "value": "1"}, {"name": "SERVICE_NAME", "value": "udp-svc"}]),
+            image,
+        ),
+        service(
+            "udp-echo",
+            json!([{"name": "udp", "protocol": "UDP", "port": 8080},
+                   {"name": "tcp", "protocol": "TCP", "port": 8081}]),
+        ),
+        deployment("dns", json!([]), "registry.k8s.io/coredns/coredns:v1.14.6"),
+        service(
+            "dns",
+            json!([{"name": "udp-dns", "protocol": "UDP", "port": 53}]),
+        ),
+    ];
+    let (_workloads, slices) = Workloads::start(&objects, Ipv4Addr::LOCALHOST)
+        .await
+        .expect("starts");
+    assert_eq!(slices.len(), 3, "{slices:#?}");
+
+    // The TCP pod serves its TCP port with the TCP echo and leaves the UDP port out.
+    let tcp = slice_of(&slices, "tcp-echo");
+    assert_eq!(tcp["ports"].as_array().map(Vec::len), Some(1));
+    assert_eq!(tcp["ports"][0]["protocol"], "TCP");
+    let port = tcp["ports"][0]["port"].as_u64().expect("a port");
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, u16::try_from(port).expect("u16")));
+    let report = testkit::tcp_echo::identify(addr, std::time::Duration::from_secs(5))
+        .await
+        .expect("the TCP echo answers");
+    assert!(report.pod.starts_with("tcp-echo-"), "{report:?}");
+    assert_eq!(
+        (report.namespace.as_str(), report.service.as_str()),
+        ("ns", "tcp-echo")
+    );
+
+    // The UDP pod serves its UDP port with the UDP echo, reporting SERVICE_NAME.
+    let udp = slice_of(&slices, "udp-echo");
+    assert_eq!(udp["ports"].as_array().map(Vec::len), Some(1));
+    assert_eq!(udp["ports"][0]["protocol"], "UDP");
+    let port = udp["ports"][0]["port"].as_u64().expect("a port");
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, u16::try_from(port).expect("u16")));
+    let report = testkit::udp_echo::identify(addr, b"probe", std::time::Duration::from_secs(5))
+        .await
+        .expect("the UDP echo answers");
+    assert_eq!(
+        (report.request.as_str(), report.service.as_str()),
+        ("probe", "udp-svc")
+    );
+
+    // The coredns pod answers DNS on its UDP port.
+    let dns = slice_of(&slices, "dns");
+    let port = dns["ports"][0]["port"].as_u64().expect("a port");
+    let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, u16::try_from(port).expect("u16")));
+    crate::coredns::query(addr, "foo.bar.com.", std::time::Duration::from_secs(5))
+        .await
+        .expect("the emulated coredns answers");
+}
