@@ -438,7 +438,14 @@ impl BackendTable {
                 "{target}: port is required for a Service backendRef"
             )));
         };
-        self.resolve_service(reference, service, port)
+        // A UDPRoute wants the Service's UDP port of that number (a DNS Service has a TCP and
+        // a UDP port 53); every other route its TCP port.
+        let transport = if referrer.kind == "UDPRoute" {
+            "UDP"
+        } else {
+            "TCP"
+        };
+        self.resolve_service(reference, service, port, transport)
     }
 
     /// A `Backend` (our kind): its endpoints are listed in it, its protocol is its
@@ -474,15 +481,27 @@ impl BackendTable {
         Ok(self.intern_applied(spec, source))
     }
 
+    /// The backend of a Service's port `port`: the port of that number with protocol
+    /// `transport` (`TCP` or `UDP`; unset means TCP), else the first of that number whatever
+    /// its protocol. Backends of UDP ports are told apart from TCP ports of the same number by
+    /// their id (`Service ns/name:53/UDP`).
     fn resolve_service(
         &mut self,
         reference: &BackendRefSpec<'_>,
         service: &Service,
         port: i32,
+        transport: &str,
     ) -> Result<BackendIndex, RefProblem> {
         let target = format!("Service {}/{}", reference.namespace, reference.name);
         let spec = service.spec.as_ref();
-        let id = BackendId::new(format!("{target}:{port}"));
+        let id = match transport {
+            "UDP" => BackendId::new(format!("{target}:{port}/UDP")),
+            _ => BackendId::new(format!("{target}:{port}")),
+        };
+        let of_port = |p: &&model::core::ServicePort| p.port == port;
+        let same_transport = |p: &&model::core::ServicePort| {
+            p.port == port && p.protocol.as_deref().unwrap_or("TCP") == transport
+        };
         let to_port = |p: i32| u16::try_from(p).ok().filter(|p| *p != 0);
         if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
             let host = spec
@@ -496,17 +515,18 @@ impl BackendTable {
                     "{target}: ExternalName Service without spec.externalName"
                 )));
             }
-            let port_name = spec
-                .and_then(|s| s.ports.as_ref())
-                .into_iter()
-                .flatten()
-                .find(|p| i32::from(port) == p.port)
+            let ports = spec.and_then(|s| s.ports.as_ref()).into_iter().flatten();
+            let port_name = ports
+                .clone()
+                .find(same_transport)
+                .or_else(|| ports.clone().find(of_port))
                 .and_then(|p| p.name.as_deref());
             let source = EndpointSource::Dns { host, port };
             return self.service_backend(reference, id, port_name, AppProtocol::Http1, source);
         }
-        let ports = spec.and_then(|s| s.ports.as_ref());
-        let Some(service_port) = ports.into_iter().flatten().find(|p| p.port == port) else {
+        let ports = spec.and_then(|s| s.ports.as_ref()).into_iter().flatten();
+        let found = ports.clone().find(same_transport);
+        let Some(service_port) = found.or_else(|| ports.clone().find(of_port)) else {
             return Err(not_found(format!("{target} has no port {port}")));
         };
         let target_port = match &service_port.target_port {

@@ -284,3 +284,34 @@ fn a_zero_udp_idle_timeout_is_refused_by_field() {
         "{problems}"
     );
 }
+
+#[test]
+fn a_udp_route_takes_the_services_udp_port_of_its_number() {
+    let dns = "apiVersion: v1\nkind: Service\nmetadata: {name: dns, namespace: infra}\nspec: {ports: [{name: dns-tcp, port: 53, protocol: TCP}, {name: dns, port: 53, protocol: UDP}]}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: dns-1, namespace: infra, labels: {kubernetes.io/service-name: dns}}\naddressType: IPv4\nports: [{name: dns-tcp, port: 5354, protocol: TCP}, {name: dns, port: 5353, protocol: UDP}]\nendpoints: [{addresses: [10.0.0.53], conditions: {ready: true}}]\n---\n";
+    let body = "  parentRefs: [{name: l4, sectionName: udp}]\n  rules: [{backendRefs: [{name: dns, port: 53}]}]";
+    let tcp_body = "  parentRefs: [{name: l4, sectionName: tcp}]\n  rules: [{backendRefs: [{name: dns, port: 53}]}]";
+    let yaml = format!(
+        "{}---\n{dns}{}{}{}",
+        crate::tests::BASE,
+        gateway(&format!("{TCP}\n{UDP}")),
+        route("UDPRoute", "dns", "infra", "2026-01-01T00:00:00Z", body),
+        route("TCPRoute", "dns", "infra", "2026-01-01T00:00:00Z", tcp_body),
+    );
+    let mut store = model::Store::new();
+    for object in model::parse_documents(&yaml).expect("parses").objects {
+        store.insert(object);
+    }
+    let compiled = crate::compile(&store, &crate::CompileOptions::default());
+    let targets = compiled.endpoints.resolve(&store);
+    let port_of = |id: &str| -> Vec<u16> {
+        let id = snapshot::backend::BackendId::new(id.to_owned());
+        targets
+            .get(&id)
+            .unwrap_or_else(|| panic!("no backend {id}: {:?}", targets.keys()))
+            .iter()
+            .map(|t| t.port)
+            .collect()
+    };
+    assert_eq!(port_of("Service infra/dns:53/UDP"), [5353]);
+    assert_eq!(port_of("Service infra/dns:53"), [5354]);
+}
