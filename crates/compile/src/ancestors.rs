@@ -100,7 +100,8 @@ impl BackendUse {
 }
 
 /// Every backendRef of the HTTPRoutes and GRPCRoutes attached to Gateways of ours (directly
-/// or through a ListenerSet), for policy ancestors.
+/// or through a ListenerSet), their filters' backendRefs (`requestMirror`, `externalAuth`)
+/// included, for policy ancestors.
 pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendUse> {
     let mut uses = Vec::new();
     let mut add = |route_namespace: &str, parents: Vec<RefParts<'_>>, refs: Vec<RefParts<'_>>| {
@@ -133,9 +134,41 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
             });
         }
     };
-    // HTTPRoute and GRPCRoute: the same fields in types of their own.
+    // HTTPRoute and GRPCRoute: the same fields in types of their own. A filter's backendRef
+    // (`requestMirror`, and HTTPRoute's `externalAuth`) is a use too: Gateway API v1.6 names
+    // "filters that need a backend of type Service, like Mirror and External Authorization" among
+    // BackendTLSPolicy's extended uses, and those backends resolve (with their TLS) like the
+    // rule's own backendRefs do.
+    macro_rules! backend_parts {
+        ($backend:expr) => {
+            RefParts::new(
+                &$backend.group,
+                &$backend.kind,
+                &$backend.name,
+                &$backend.namespace,
+                $backend.port,
+            )
+        };
+    }
+    macro_rules! filter_refs {
+        ($filters:expr, $refs:ident) => {
+            for filter in $filters.iter().flatten() {
+                if let Some(mirror) = &filter.request_mirror {
+                    $refs.push(backend_parts!(mirror.backend_ref));
+                }
+            }
+        };
+        ($filters:expr, $refs:ident, external_auth) => {
+            filter_refs!($filters, $refs);
+            for filter in $filters.iter().flatten() {
+                if let Some(auth) = &filter.external_auth {
+                    $refs.push(backend_parts!(auth.backend_ref));
+                }
+            }
+        };
+    }
     macro_rules! uses_of {
-        ($routes:expr) => {
+        ($routes:expr $(, $auth:ident)?) => {
             for ((namespace, _), route) in $routes {
                 let parents = route
                     .spec
@@ -144,19 +177,19 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
                     .flatten()
                     .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
                     .collect();
-                let refs = route
-                    .spec
-                    .rules
-                    .iter()
-                    .flatten()
-                    .flat_map(|rule| rule.backend_refs.iter().flatten())
-                    .map(|b| RefParts::new(&b.group, &b.kind, &b.name, &b.namespace, b.port))
-                    .collect();
+                let mut refs = Vec::new();
+                for rule in route.spec.rules.iter().flatten() {
+                    filter_refs!(rule.filters, refs $(, $auth)?);
+                    for backend in rule.backend_refs.iter().flatten() {
+                        refs.push(backend_parts!(backend));
+                        filter_refs!(backend.filters, refs $(, $auth)?);
+                    }
+                }
                 add(namespace, parents, refs);
             }
         };
     }
-    uses_of!(&store.http_routes);
+    uses_of!(&store.http_routes, external_auth);
     uses_of!(&store.grpc_routes);
     uses
 }

@@ -14,7 +14,13 @@
 //!   and the route's `ResolvedRefs` names the policy. A backend is never contacted in cleartext
 //!   while a policy targets it.
 //! - **Status**: one `status.ancestors[]` entry per Gateway whose HTTPRoutes or GRPCRoutes
-//!   reference a targeted Service port, with `Accepted` and `ResolvedRefs`.
+//!   reference a targeted Service port (a rule's backendRefs, or a `requestMirror` /
+//!   `externalAuth` filter's: Gateway API v1.6 lists those among the extended uses), with
+//!   `Accepted` and `ResolvedRefs`.
+//! - **Not honoured on L4 routes**: TLSRoute and TCPRoute backends resolve through the same
+//!   table and carry the policy's settings, but the L4 path connects in clear; v1.6 makes
+//!   re-encryption behind a `Terminate` TLSRoute an extended feature we do not claim yet
+//!   (docs/architecture/gateway-api-v1.6.md).
 //!
 //! It builds [`UpstreamTls`] (rustls configs, one per Gateway client certificate); it does not
 //! decide which listener presents which certificate (`client_certificate`).

@@ -1,11 +1,15 @@
 //! The HTTPRoute `CORS` filter (GEP-1767): validation and conversion to
 //! [`snapshot::CorsPolicy`].
 //!
-//! Validates what the CRD would (origins as `<scheme>://<host>[:<port>]` with the wildcard only
-//! as the whole host or its first label, methods as tokens, header names, `maxAge >= 1`) and
-//! pre-joins the header values the data plane sends. Matching origins is the data plane's job.
+//! Validates what the Gateway API v1.6 CRD would at apply time, since standalone mode has no API
+//! server to do it: origins as `<scheme>://<host>[:<port>]` with the wildcard only as the whole
+//! host or its first label; methods from the CRD's enum (the nine RFC 9110 / RFC 5789 methods or
+//! `*`); header names; every list a set (no entry twice); `*` alone or not at all in
+//! `allowOrigins`, `allowMethods` and `allowHeaders` (the CRD's CEL rules; `exposeHeaders` has
+//! none); `maxAge >= 1`. It pre-joins the header values the data plane sends. Matching origins
+//! is the data plane's job.
 
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue};
 use model::gateway_api::HttpRouteRulesFiltersCors;
 use snapshot::{CorsList, CorsPolicy, OriginHost, OriginPattern};
 
@@ -14,6 +18,21 @@ use crate::problems::{FieldPath, Problem};
 /// `Access-Control-Max-Age` when `maxAge` is unset (the API's documented default).
 const DEFAULT_MAX_AGE_SECONDS: i32 = 5;
 
+/// The `allowMethods` enum of the CRD (besides `*`).
+const ALLOWED_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Whether a `*` entry must be the list's only entry (the CRD's CEL rule on the list).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wildcard {
+    /// `allowOrigins`, `allowMethods`, `allowHeaders`: `*` together with other entries is
+    /// refused.
+    Alone,
+    /// `exposeHeaders`: no such rule; `*` anywhere exposes every header.
+    Anywhere,
+}
+
 /// Compiles one `cors` block. `at` is its field path (`HTTPRoute a/b rules[0].filters[1].cors`).
 /// The first invalid field fails the block.
 pub(crate) fn compile_cors(
@@ -21,10 +40,9 @@ pub(crate) fn compile_cors(
     spec: &HttpRouteRulesFiltersCors,
 ) -> Result<CorsPolicy, Problem> {
     let origins = at.field("allowOrigins");
-    let allow_origins = spec
-        .allow_origins
-        .as_deref()
-        .unwrap_or_default()
+    let origin_entries = spec.allow_origins.as_deref().unwrap_or_default();
+    check_set(&origins, origin_entries, Wildcard::Alone)?;
+    let allow_origins = origin_entries
         .iter()
         .enumerate()
         .map(|(i, origin)| {
@@ -34,19 +52,22 @@ pub(crate) fn compile_cors(
     let allow_methods = list(
         &at.field("allowMethods"),
         spec.allow_methods.as_deref(),
-        |method| Method::from_bytes(method.as_bytes()).is_ok(),
-        "is not an HTTP method",
+        Wildcard::Alone,
+        |method| ALLOWED_METHODS.contains(&method),
+        "is not one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH or \"*\"",
     )?;
     let is_header_name = |name: &str| HeaderName::from_bytes(name.as_bytes()).is_ok();
     let allow_headers = list(
         &at.field("allowHeaders"),
         spec.allow_headers.as_deref(),
+        Wildcard::Alone,
         is_header_name,
         "is not a header name",
     )?;
     let expose_headers = list(
         &at.field("exposeHeaders"),
         spec.expose_headers.as_deref(),
+        Wildcard::Anywhere,
         is_header_name,
         "is not a header name",
     )?;
@@ -66,11 +87,12 @@ pub(crate) fn compile_cors(
     })
 }
 
-/// An allow/expose list: `*` anywhere makes it [`CorsList::Any`]; otherwise the entries,
-/// validated, joined with `, `.
+/// An allow/expose list, checked as a set (see [`check_set`]): a `*` entry makes it
+/// [`CorsList::Any`]; otherwise the entries, validated, joined with `, `.
 fn list(
     at: &FieldPath,
     entries: Option<&[String]>,
+    wildcard: Wildcard,
     is_valid: impl Fn(&str) -> bool,
     invalid: &str,
 ) -> Result<CorsList, Problem> {
@@ -78,6 +100,7 @@ fn list(
     if entries.is_empty() {
         return Ok(CorsList::Empty);
     }
+    check_set(at, entries, wildcard)?;
     if entries.iter().any(|entry| entry == "*") {
         return Ok(CorsList::Any);
     }
@@ -90,6 +113,23 @@ fn list(
     HeaderValue::from_str(&joined)
         .map(CorsList::Listed)
         .map_err(|_| at.problem(format!("{joined:?} is not a valid header value")))
+}
+
+/// The list rules the CRD states on every CORS list: a set (`x-kubernetes-list-type: set`, so
+/// an entry may not repeat, compared as written) and, for [`Wildcard::Alone`] lists, `*` only
+/// as the sole entry.
+fn check_set(at: &FieldPath, entries: &[String], wildcard: Wildcard) -> Result<(), Problem> {
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(first) = entries[..i].iter().position(|e| e == entry) {
+            return Err(at.index(i).problem(format!(
+                "{entry:?} is already listed at [{first}]; the list is a set"
+            )));
+        }
+    }
+    if wildcard == Wildcard::Alone && entries.len() > 1 && entries.iter().any(|e| e == "*") {
+        return Err(at.problem("\"*\" must be the only entry when it is used"));
+    }
+    Ok(())
 }
 
 /// Parses an `allowOrigins` entry. The error completes "`<origin>` ...".

@@ -29,6 +29,9 @@ use crate::problems::{FieldPath, Problem, Problems};
 use crate::route_unit::{RouteSpec, RouteUnit};
 use crate::{duration, filter};
 
+#[cfg(test)]
+mod tests;
+
 /// Compiles one HTTPRoute into the rules it adds and where it attaches. `None` when no
 /// parentRef of the route is ours.
 pub(crate) fn compile_route(
@@ -373,14 +376,17 @@ fn has_prefix_modifier(filters: &Filters) -> bool {
         .any(|p| matches!(p, PathModifier::ReplacePrefixMatch(_)))
 }
 
-/// `retry` (GEP-1731): codes 400-599, attempts >= 0, backoff a GEP-2257 duration.
+/// `retry` (GEP-1731), validated as the v1.6 CRD does at apply time (standalone mode has no API
+/// server to do it): `codes` a set of statuses 400-599, `attempts` at least 1 (v1.6 raised the
+/// minimum from 0: a rule that wants no retries leaves `retry` out), `backoff` a GEP-2257
+/// duration. Without `attempts` a request is retried once.
 fn compile_retry(
     rule: &FieldPath,
     spec: Option<&HttpRouteRulesRetry>,
 ) -> Result<Option<RetryPolicy>, Problem> {
     let Some(spec) = spec else { return Ok(None) };
     let at = rule.field("retry");
-    let mut codes = Vec::new();
+    let mut codes: Vec<u16> = Vec::new();
     for (i, code) in spec.codes.as_deref().unwrap_or_default().iter().enumerate() {
         let code = u16::try_from(*code)
             .ok()
@@ -390,10 +396,26 @@ fn compile_retry(
                     .index(i)
                     .problem(format!("{code} is not a 4xx or 5xx status"))
             })?;
+        // `codes` is a set (`x-kubernetes-list-type: set` since v1.6): the API server refuses
+        // a repeated entry, so the same file must not pass here either.
+        if let Some(first) = codes.iter().position(|c| *c == code) {
+            return Err(at.field("codes").index(i).problem(format!(
+                "{code} is already listed at codes[{first}]; codes is a set"
+            )));
+        }
         codes.push(code);
     }
-    let attempts = u32::try_from(spec.attempts.unwrap_or(1))
-        .map_err(|_| at.field("attempts").sentence("must be 0 or more"))?;
+    let attempts = spec
+        .attempts
+        .map_or(Ok(1), u32::try_from)
+        .ok()
+        .filter(|attempts| *attempts >= 1)
+        .ok_or_else(|| {
+            at.field("attempts").problem(format!(
+                "{} must be at least 1 (leave retry out for no retries)",
+                spec.attempts.unwrap_or_default()
+            ))
+        })?;
     let backoff = match &spec.backoff {
         // Without `backoff` the implementation chooses (GEP-1731): a small jittered pause.
         None => snapshot::Backoff::DEFAULT_RETRY,

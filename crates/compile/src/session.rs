@@ -6,7 +6,13 @@
 //! | `type` | `Cookie` (default) or `Header` |
 //! | `cookieConfig.lifetimeType` | `Session` (default): no Max-Age; `Permanent`: Max-Age = `absoluteTimeout` (required) |
 //! | `absoluteTimeout` | the session ends this long after its first request (in the token); the Max-Age of a `Permanent` cookie |
-//! | `idleTimeout` | the session ends when unused this long (the token carries its last use, renewed at most once a second) |
+//! | `idleTimeout` | the session ends when unused this long (the token carries its last use, renewed at most once a second); a Portcullis extension since v1.6, see below |
+//!
+//! Gateway API v1.6 removed `idleTimeout` from `sessionPersistence` (it was only ever in the
+//! experimental channel). We keep reading it: the `gateway-api` types we build on still carry
+//! it, standalone configs that use it keep their behaviour, and dropping it would silently turn
+//! idle-limited sessions into sessions limited only by `absoluteTimeout` (or by nothing). In
+//! Kubernetes mode a v1.6 CRD prunes the field before we see it, so there it has no effect.
 
 use std::time::Duration;
 
@@ -161,6 +167,16 @@ mod tests {
         );
         assert_eq!(compiled.absolute_timeout, Some(Duration::from_secs(3600)));
         assert_eq!(compiled.idle_timeout, Some(Duration::from_secs(600)));
+    }
+
+    /// v1.6 dropped `idleTimeout` from the API; standalone configs keep it (module doc).
+    #[test]
+    fn idle_timeout_outlives_its_removal_from_the_api() {
+        let compiled = compile_session(&"r".into(), Some(&spec(r#"{"idleTimeout": "30s"}"#)))
+            .expect("valid")
+            .expect("some");
+        assert_eq!(compiled.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(compiled.absolute_timeout, None);
     }
 
     #[test]

@@ -443,3 +443,16 @@ fn https_certificate_in_another_namespace_needs_a_reference_grant() {
     let resolved = listener_condition(object(&compiled, "Gateway", "infra", "tls"), "ResolvedRefs");
     assert_eq!(resolved.reason, "RefNotPermitted");
 }
+
+/// Gateway API v1.6 made a ReferenceGrant's `spec` required; the generated type already needs it,
+/// so a spec-less ReferenceGrant is refused when the file is read, naming the field, and never
+/// grants anything.
+#[test]
+fn reference_grant_without_spec_is_refused() {
+    let error = parse_documents(
+        "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: infra}\n",
+    )
+    .expect_err("spec is required")
+    .to_string();
+    assert!(error.contains("spec"), "{error}");
+}

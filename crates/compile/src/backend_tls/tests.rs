@@ -679,3 +679,54 @@ fn client_certificate_in_another_namespace_needs_a_reference_grant() {
         Some("Secret certs/client")
     );
 }
+
+/// Gateway API v1.6 lists filter backends (`requestMirror`, `externalAuth`) among
+/// BackendTLSPolicy's extended uses: a Service reached only as a mirror gets the policy's TLS,
+/// and the policy reports the Gateway of the mirroring route as its ancestor.
+#[test]
+fn a_mirror_backend_gets_tls_and_makes_the_gateway_an_ancestor() {
+    let compiled = compile_yaml(&format!(
+        "---
+apiVersion: v1
+kind: Service
+metadata: {{name: audit, namespace: infra}}
+spec: {{ports: [{{name: http, port: 8080}}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw, sectionName: http}}]
+  rules:
+  - filters: [{{type: RequestMirror, requestMirror: {{backendRef: {{name: audit, port: 8080}}}}}}]
+    backendRefs: [{{name: web, port: 8080}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {{name: p, namespace: infra}}
+spec:
+  targetRefs: [{{group: \"\", kind: Service, name: audit}}]
+  validation:
+{}
+{}",
+        ca_validation("ca", "audit.example.com"),
+        ca_config_map("infra", "ca", &ca_pem())
+    ));
+    assert!(
+        compiled.status.is_healthy(),
+        "{:?}",
+        compiled.status.problems()
+    );
+    let view = tls_view(&compiled, "Service infra/audit:8080");
+    assert_eq!(view["serverName"], "audit.example.com");
+    assert!(
+        backend(&compiled, "Service infra/web:8080")
+            .expect("rule backend")
+            .tls
+            .is_none()
+    );
+    assert_eq!(
+        ancestor_condition(&compiled, "p", "Accepted").reason,
+        "Accepted"
+    );
+}

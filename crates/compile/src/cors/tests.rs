@@ -67,7 +67,7 @@ fn lists_are_joined_and_wildcards_recognised() {
     let policy = compile_cors(
         &"at".into(),
         &spec(serde_json::json!({
-            "allowOrigins": ["https://www.foo.com", "*"],
+            "allowOrigins": ["*"],
             "allowMethods": ["GET", "OPTIONS"],
             "allowHeaders": ["*"],
             "exposeHeaders": ["x-header-3", "x-header-4"],
@@ -122,4 +122,75 @@ fn errors_name_the_field() {
         .expect_err("maxAge")
         .to_string();
     assert!(error.starts_with("c.maxAge"), "{error}");
+}
+
+/// The first problem of a `cors` block at path `c`.
+fn refusal(block: serde_json::Value) -> String {
+    compile_cors(&"c".into(), &spec(block.clone()))
+        .expect_err(&block.to_string())
+        .to_string()
+}
+
+#[test]
+fn wildcard_must_stand_alone_in_allow_lists() {
+    for field in ["allowOrigins", "allowMethods", "allowHeaders"] {
+        let other = match field {
+            "allowOrigins" => "https://a.example",
+            "allowMethods" => "GET",
+            _ => "x-a",
+        };
+        let error = refusal(serde_json::json!({ field: [other, "*"] }));
+        assert_eq!(
+            error,
+            format!("c.{field}: \"*\" must be the only entry when it is used"),
+        );
+    }
+    // exposeHeaders has no such rule in the CRD: `*` there still exposes everything.
+    let policy = compile_cors(
+        &"c".into(),
+        &spec(serde_json::json!({"exposeHeaders": ["x-a", "*"]})),
+    )
+    .expect("valid");
+    assert_eq!(policy.expose_headers, CorsList::Any);
+}
+
+#[test]
+fn lists_are_sets() {
+    assert_eq!(
+        refusal(serde_json::json!({"allowMethods": ["GET", "PUT", "GET"]})),
+        "c.allowMethods[2]: \"GET\" is already listed at [0]; the list is a set"
+    );
+    assert_eq!(
+        refusal(serde_json::json!({"allowOrigins": ["https://a.example", "https://a.example"]})),
+        "c.allowOrigins[1]: \"https://a.example\" is already listed at [0]; the list is a set"
+    );
+    assert!(
+        refusal(serde_json::json!({"exposeHeaders": ["x-a", "x-a"]}))
+            .starts_with("c.exposeHeaders[1]"),
+    );
+}
+
+#[test]
+fn methods_come_from_the_crd_enum() {
+    let error = refusal(serde_json::json!({"allowMethods": ["GET", "PROPFIND"]}));
+    assert!(
+        error.starts_with("c.allowMethods[1]: \"PROPFIND\" is not one of GET, HEAD"),
+        "{error}"
+    );
+    // Methods are case-sensitive tokens (RFC 9110 section 9.1); the enum is upper case.
+    assert!(refusal(serde_json::json!({"allowMethods": ["get"]})).starts_with("c.allowMethods[0]"));
+    let every = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    let policy = compile_cors(
+        &"c".into(),
+        &spec(serde_json::json!({"allowMethods": every})),
+    )
+    .expect("every enum value");
+    assert_eq!(
+        policy.allow_methods,
+        CorsList::Listed(HeaderValue::from_static(
+            "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH"
+        ))
+    );
 }

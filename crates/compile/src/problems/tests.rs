@@ -63,9 +63,9 @@ fn problems_render_with_a_colon_or_as_one_sentence() {
     );
     assert_eq!(
         at.field("retry.attempts")
-            .sentence("must be 0 or more")
+            .sentence("must be at least 1")
             .to_string(),
-        "HTTPRoute shop/cart rules[0].retry.attempts must be 0 or more"
+        "HTTPRoute shop/cart rules[0].retry.attempts must be at least 1"
     );
 }
 
