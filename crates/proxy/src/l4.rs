@@ -27,7 +27,7 @@ use telemetry::LabelValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use upstream::health::Outcome;
-use upstream::{BackendRuntime, EndpointRuntime, StreamConnectError, UpstreamStream};
+use upstream::{BackendRuntime, EndpointRuntime, StreamConnectError, StreamTls, UpstreamStream};
 
 use crate::plane::{DataPlane, Live};
 
@@ -118,13 +118,14 @@ pub(crate) struct Upstream {
     _in_flight: upstream::endpoint::InFlight,
 }
 
-/// Connects to the target (admission, the backend's connector, outcome reporting), then
+/// Connects to the target (admission, the backend's connector, TLS to a backend with a
+/// BackendTLSPolicy unless `tls` passes a client's session through, outcome reporting), then
 /// writes the backend's PROXY protocol header for the connection from `client` to `local`.
 pub(crate) async fn connect(
     plane: &DataPlane,
     target: &Target,
-    client: SocketAddr,
-    local: SocketAddr,
+    (client, local): (SocketAddr, SocketAddr),
+    tls: StreamTls,
 ) -> Result<Upstream, L4Error> {
     let Target { backend, endpoint } = target;
     let label = || LabelValue::from(Arc::clone(backend.id().as_shared()));
@@ -137,7 +138,7 @@ pub(crate) async fn connect(
     let started = Instant::now();
     let connected = plane
         .pools
-        .connect_stream(backend, admission.policy(), endpoint.addr())
+        .connect_stream(backend, admission.policy(), endpoint.addr(), tls)
         .await;
     let mut stream = match connected {
         Ok(stream) => stream,

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use upstream::StreamTls;
 
 use crate::l4::{self, L4Error};
 use crate::plane::{DataPlane, Live};
@@ -44,7 +45,8 @@ pub(crate) async fn serve<G: Send + 'static>(
     let route = &*forward.name;
     let forwarded = async {
         let target = l4::pick(&live, forward, connection.peer.ip())?;
-        let mut upstream = l4::connect(&plane, &target, connection.peer, connection.local).await?;
+        let addresses = (connection.peer, connection.local);
+        let mut upstream = l4::connect(&plane, &target, addresses, StreamTls::Originate).await?;
         let idle = connection.settings.stream_idle;
         Ok::<_, L4Error>(l4::relay(&mut stream, &mut upstream.stream, idle, stop).await)
     };

@@ -11,7 +11,8 @@
 //!    the client's TLS session is with the backend. `Terminate`: complete the handshake with
 //!    the socket's certificates (the buffered bytes are replayed into rustls), connect, then
 //!    copy the decrypted bytes both ways (`l4::relay`: half-close, the listener's
-//!    `timeout.tcp.idleTimeout`, drain).
+//!    `timeout.tcp.idleTimeout`, drain), over TLS again to a backend a BackendTLSPolicy
+//!    targets.
 //!
 //! A connection that cannot be routed (not TLS, no listener or route for its SNI, no usable
 //! backend or endpoint, connect failure) is closed: TCP has no error response. Each outcome is
@@ -19,8 +20,9 @@
 //! one's bytes and duration in `portcullis_stream_bytes_total` and
 //! `portcullis_stream_duration_seconds`.
 //!
-//! It does not speak HTTP and does not originate TLS to backends: in passthrough the bytes are
-//! the client's, in termination they are forwarded in clear as the Gateway API specifies.
+//! It does not speak HTTP. In passthrough the bytes are the client's; in termination they are
+//! forwarded in clear, or over TLS to a backend a BackendTLSPolicy targets (Gateway API v1.6:
+//! `TLSRoute` terminate with re-encryption).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, server};
+use upstream::StreamTls;
 
 use crate::client_hello::{self, Scan};
 use crate::l4::{self, L4Error};
@@ -144,12 +147,14 @@ async fn route_and_forward(
     // 4. backend and endpoint
     let target = l4::pick(live, forward, connection.peer.ip())?;
     let idle = connection.settings.stream_idle;
+    let addresses = (connection.peer, connection.local);
 
     // 5. forward
     let relayed = match listener.mode {
         TlsMode::Passthrough => {
-            let mut upstream =
-                l4::connect(plane, &target, connection.peer, connection.local).await?;
+            // The client's own TLS session goes to the backend: never TLS in TLS.
+            let tls = StreamTls::PassThrough;
+            let mut upstream = l4::connect(plane, &target, addresses, tls).await?;
             if let Err(error) = upstream.stream.write_all(&hello).await {
                 target.endpoint.record_failure();
                 let error = L4Error::Connect(target.endpoint.addr(), error.to_string());
@@ -159,8 +164,9 @@ async fn route_and_forward(
         }
         TlsMode::Terminate => {
             let mut client = terminate(socket.tls.as_ref(), hello, stream).await?;
-            let mut upstream =
-                l4::connect(plane, &target, connection.peer, connection.local).await?;
+            // Decrypted here: TLS again to a backend with a BackendTLSPolicy, else clear.
+            let tls = StreamTls::Originate;
+            let mut upstream = l4::connect(plane, &target, addresses, tls).await?;
             l4::relay(&mut client, &mut upstream.stream, idle, stop).await
         }
     };

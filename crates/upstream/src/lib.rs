@@ -34,5 +34,5 @@ pub use h1_client::{Forwarded, HostField, Http1Request, RawHead, UpstreamBody, U
 pub use pool::{ClientBodyError, Pools, RequestBody, UpstreamError};
 pub use registry::{BackendRuntime, Registry};
 pub use retry_budget::RetryBudgetWindow;
-pub use stream::{StreamConnectError, UpstreamStream};
+pub use stream::{StreamConnectError, StreamTls, UpstreamStream};
 pub use system_roots::load_system_roots;

@@ -1,7 +1,9 @@
 //! Connections for byte-stream forwarding (TCPRoute, TLSRoute): one TCP connection per client
 //! connection, never pooled, made by the same connector as the backend's HTTP pools, so the
 //! backend's connect timeout and `maxConnections` hold for them too, and they are counted in
-//! `portcullis_upstream_connections_active` like pooled ones.
+//! `portcullis_upstream_connections_active` like pooled ones. A backend with TLS settings
+//! (BackendTLSPolicy) is reached over TLS when the caller originates it (TCPRoute, a
+//! terminated TLSRoute), never in clear; a passed-through TLS session is the client's own.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,7 +13,9 @@ use std::task::{Context, Poll};
 use snapshot::backend::policy::BackendPolicy;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::pool::{ConnectionLimitError, CountedStream, Pools, error_chain};
+use crate::h1_client::UpstreamIo;
+use crate::http1_pool::Connect;
+use crate::pool::{ConnectionLimitError, Pools, error_chain};
 use crate::registry::BackendRuntime;
 
 /// Why no connection was made.
@@ -26,22 +30,44 @@ pub enum StreamConnectError {
     Connect(String),
 }
 
-/// An open upstream TCP connection (`TCP_NODELAY`), counted while it lives.
-pub struct UpstreamStream(CountedStream);
+/// An open upstream connection (TCP with `TCP_NODELAY`, or TLS over it), counted while it
+/// lives.
+pub struct UpstreamStream(UpstreamIo);
+
+/// Whether the gateway speaks TLS to the backend itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamTls {
+    /// The bytes are already what the backend expects (a passed-through TLS session): plain
+    /// TCP whatever the backend's TLS settings.
+    PassThrough,
+    /// TLS when the backend has TLS settings (BackendTLSPolicy), else plain TCP.
+    Originate,
+}
 
 impl Pools {
     /// Connects to `endpoint` of `backend` with the connector of the pools that serve the
     /// backend under `policy`: its own (connect timeout, `maxConnections`) when its connection
-    /// settings differ from the defaults, else the shared one.
+    /// settings differ from the defaults, else the shared one; over TLS when `tls` says to
+    /// originate it and the backend has TLS settings.
     pub async fn connect_stream(
         &self,
         backend: &BackendRuntime,
         policy: &BackendPolicy,
         endpoint: SocketAddr,
+        tls: StreamTls,
     ) -> Result<UpstreamStream, StreamConnectError> {
-        let connecting = match backend.own_pools(policy, self) {
-            Some(own) => own.connector().connect_tcp(endpoint),
-            None => self.connector().connect_tcp(endpoint),
+        let own = backend.own_pools(policy, self);
+        let connecting = match (tls, backend.tls_state()) {
+            (StreamTls::Originate, Some(backend_tls)) => {
+                backend_tls.stream_connector(self, own).connect(endpoint)
+            }
+            _ => {
+                let tcp = match &own {
+                    Some(own) => own.connector().connect_tcp(endpoint),
+                    None => self.connector().connect_tcp(endpoint),
+                };
+                Box::pin(async move { Ok(UpstreamIo::Plain(tcp.await?)) })
+            }
         };
         match connecting.await {
             Ok(stream) => Ok(UpstreamStream(stream)),

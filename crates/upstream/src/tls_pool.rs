@@ -110,6 +110,18 @@ impl BackendTls {
             .await
     }
 
+    /// The connector of a forwarded byte stream (TCPRoute, a terminated TLSRoute) to this
+    /// backend: TCP by the pools' connector (connect timeout, `maxConnections`), then TLS with
+    /// the backend's settings and no client certificate.
+    pub(crate) fn stream_connector(
+        &self,
+        shared: &Pools,
+        own: Option<Arc<OwnPools>>,
+    ) -> TlsConnector {
+        let pools = self.pools(shared, own);
+        self.connector(&pools, self.spec.variant(None))
+    }
+
     /// The pools for the current settings, built (again) when they changed.
     fn pools(&self, shared: &Pools, own: Option<Arc<OwnPools>>) -> Arc<TlsPools> {
         let current_fits = |current: &TlsPools| match (&current.own, &own) {

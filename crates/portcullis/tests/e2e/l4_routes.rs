@@ -511,3 +511,74 @@ async fn udp_route_forwards_flows_and_drops_oversized_datagrams() -> anyhow::Res
     assert_eq!(name, "tcp");
     Ok(())
 }
+
+/// A TLS backend (rustls, `certificate`) that greets each connection with the SNI it saw and
+/// echoes lines.
+async fn tls_backend(
+    certificate: &testkit::pki::Certificate,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.certificate_der().clone()],
+            certificate.key_der(),
+        )?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = stream.get_ref().1.server_name().unwrap_or("-").to_owned();
+                let (read, mut write) = tokio::io::split(stream);
+                if write
+                    .write_all(format!("tls {sni}\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if write
+                        .write_all(format!("tls {line}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+#[tokio::test]
+async fn a_tcp_route_speaks_tls_to_a_backend_with_a_backend_tls_policy() -> anyhow::Result<()> {
+    let ca = testkit::pki::CertificateAuthority::new("database CA")?;
+    let leaf = ca.issue(&["db.internal"], &[])?;
+    let (backend_addr, _backend) = tls_backend(&leaf).await?;
+    let port = free_port();
+    let config = format!(
+        "{}apiVersion: v1\nkind: Service\nmetadata: {{name: db, namespace: l4}}\nspec: {{ports: [{{name: tls, port: 5432, targetPort: {backend_port}}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: db-1, namespace: l4, labels: {{kubernetes.io/service-name: db}}}}\naddressType: IPv4\nports: [{{name: tls, port: {backend_port}}}]\nendpoints: [{{addresses: [\"127.0.0.1\"]}}]\n---\n{}---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: db, namespace: l4}}\nspec:\n  targetRefs: [{{group: \"\", kind: Service, name: db}}]\n  validation: {{caCertificateRefs: [{{group: \"\", kind: ConfigMap, name: db-ca}}], hostname: db.internal}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {{name: db, namespace: l4}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: db, port: 5432}}]}}]\n",
+        gateway(&format!("  - {{name: tcp, port: {port}, protocol: TCP}}")),
+        testkit::pki::ca_config_map_yaml("l4", "db-ca", &ca.certificate_pem()),
+        backend_port = backend_addr.port(),
+    );
+    let (_gateway, _dir) = start(&config).await?;
+    // The client speaks plain text; the gateway speaks TLS (SNI db.internal) to the backend.
+    let (greeting, mut stream) = greeting(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    assert_eq!(greeting, "tls db.internal");
+    stream.get_mut().write_all(b"select 1\n").await?;
+    let mut line = String::new();
+    tokio::time::timeout(STEP, stream.read_line(&mut line)).await??;
+    assert_eq!(line, "tls select 1\n");
+    Ok(())
+}
