@@ -99,9 +99,9 @@ impl BackendUse {
     }
 }
 
-/// Every backendRef of the HTTPRoutes and GRPCRoutes attached to Gateways of ours (directly
-/// or through a ListenerSet), their filters' backendRefs (`requestMirror`, `externalAuth`)
-/// included, for policy ancestors.
+/// Every backendRef of the HTTPRoutes, GRPCRoutes and TCPRoutes attached to Gateways of ours
+/// (directly or through a ListenerSet), their filters' backendRefs (`requestMirror`,
+/// `externalAuth`) included, for policy ancestors.
 pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendUse> {
     let mut uses = Vec::new();
     let mut add = |route_namespace: &str, parents: Vec<RefParts<'_>>, refs: Vec<RefParts<'_>>| {
@@ -191,6 +191,26 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
     }
     uses_of!(&store.http_routes, external_auth);
     uses_of!(&store.grpc_routes);
+    // TCPRoutes reach a backend with a BackendTLSPolicy over TLS too (`proxy/src/l4.rs`).
+    // TLSRoutes are not counted: a passed-through session does not use the policy, and which
+    // of a TLSRoute's listeners terminate is not known here.
+    for ((namespace, _), route) in &store.tcp_routes {
+        let parents = route
+            .spec
+            .parent_refs
+            .iter()
+            .flatten()
+            .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
+            .collect();
+        let refs = route
+            .spec
+            .rules
+            .iter()
+            .flat_map(|rule| &rule.backend_refs)
+            .map(|backend| backend_parts!(backend))
+            .collect();
+        add(namespace, parents, refs);
+    }
     uses
 }
 

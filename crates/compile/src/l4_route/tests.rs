@@ -315,3 +315,33 @@ fn a_udp_route_takes_the_services_udp_port_of_its_number() {
     assert_eq!(port_of("Service infra/dns:53/UDP"), [5353]);
     assert_eq!(port_of("Service infra/dns:53"), [5354]);
 }
+
+#[test]
+fn a_backend_tls_policy_on_a_tcp_routes_service_names_its_gateway_as_ancestor() {
+    let ca = crate::backend_tls::tests::ca_config_map(
+        "infra",
+        "web-ca",
+        &crate::backend_tls::tests::ca_pem(),
+    );
+    let policy = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {name: web, namespace: infra}\nspec:\n  targetRefs: [{group: \"\", kind: Service, name: web}]\n  validation: {caCertificateRefs: [{group: \"\", kind: ConfigMap, name: web-ca}], hostname: web.internal}\n---\n";
+    let compiled = compile_yaml(&format!(
+        "{}{}{ca}{policy}",
+        gateway(TCP),
+        simple("TCPRoute", "db", "2026-01-01T00:00:00Z", "tcp"),
+    ));
+    let status = object(&compiled, "BackendTLSPolicy", "infra", "web");
+    let ancestors: Vec<&str> = status
+        .ancestors
+        .iter()
+        .map(|a| a.ancestor_ref.name.as_str())
+        .collect();
+    assert_eq!(ancestors, ["l4"], "{:?}", compiled.status.problems());
+    // And the backend the TCPRoute uses carries the TLS settings the proxy originates with.
+    let backend = compiled
+        .snapshot
+        .backends
+        .iter()
+        .find(|b| b.id.as_str() == "Service infra/web:8080")
+        .expect("backend");
+    assert!(backend.tls.is_some());
+}
