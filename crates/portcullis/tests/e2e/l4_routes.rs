@@ -397,13 +397,14 @@ async fn quiet_tcp_connections_close_after_the_idle_timeout() -> anyhow::Result<
     let (_, mut stream) = greeting(addr).await?;
     // Busy for twice the idle timeout: still open.
     for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         stream.get_mut().write_all(b"tick\n").await?;
         let mut line = String::new();
         tokio::time::timeout(STEP, stream.read_line(&mut line)).await??;
         assert_eq!(line, "echo tick\n");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Quiet: closed within the timeout and a quarter (plus slack).
+    // Quiet from the last echo on: closed after the timeout (and within a quarter more, plus
+    // slack).
     let quiet = Instant::now();
     let mut rest = Vec::new();
     tokio::time::timeout(STEP, stream.read_to_end(&mut rest)).await??;
