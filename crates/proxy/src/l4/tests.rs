@@ -129,3 +129,38 @@ fn mixed_families_are_sent_as_mapped_ipv6() {
         other => panic!("does not parse: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_bulk_transfer_arrives_whole_as_the_buffer_grows_and_shrinks() {
+    let (mut client, mut client_side) = pair().await;
+    let (mut upstream_side, mut backend) = pair().await;
+    let (_stop, stopped) = watch::channel(false);
+    let relaying =
+        tokio::spawn(
+            async move { l4_relay(&mut client_side, &mut upstream_side, None, stopped).await },
+        );
+    // 8 MiB of a pattern (the buffer doubles to its maximum), then a few small writes (it
+    // halves again), then the end of stream.
+    let bulk: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sending = async {
+        client.write_all(&bulk).await.expect("bulk");
+        for _ in 0..8 {
+            client.write_all(b"tail").await.expect("tail");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client.shutdown().await.expect("half-close");
+    };
+    let mut received = Vec::new();
+    let receiving = backend.read_to_end(&mut received);
+    let ((), read) = tokio::join!(sending, receiving);
+    read.expect("read");
+    assert_eq!(received.len(), bulk.len() + 32);
+    assert!(
+        received[..bulk.len()] == bulk[..],
+        "bytes changed on the way"
+    );
+    assert!(received.ends_with(b"tail"));
+    backend.shutdown().await.expect("close");
+    let relayed = relaying.await.expect("relay task");
+    assert_eq!(relayed.to_backend, (8 << 20) + 32);
+}
