@@ -140,7 +140,7 @@ async fn a_bulk_transfer_arrives_whole_as_the_buffer_grows_and_shrinks() {
             async move { l4_relay(&mut client_side, &mut upstream_side, None, stopped).await },
         );
     // 8 MiB of a pattern (the buffer doubles to its maximum), then a few small writes (it
-    // halves again), then the end of stream.
+    // goes back to its start size), then the end of stream.
     let bulk: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
     let sending = async {
         client.write_all(&bulk).await.expect("bulk");
