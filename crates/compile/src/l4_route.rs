@@ -23,7 +23,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::StatusCode;
 use model::Store;
-use model::gateway_api::{TcpRoute, TcpRouteRulesBackendRefs, UdpRoute, UdpRouteRulesBackendRefs};
+use model::gateway_api::{
+    TcpRoute, TcpRouteRulesBackendRefs, TlsRouteRulesBackendRefs, UdpRoute,
+    UdpRouteRulesBackendRefs,
+};
 use router::RouteOrder;
 use snapshot::l4::Forward;
 use snapshot::{BackendChoice, BackendTarget, DirectResponse, WeightedBackend};
@@ -60,8 +63,8 @@ struct L4Route<'a> {
     rules: Vec<(Option<&'a str>, Vec<BackendRefView<'a>>)>,
 }
 
-/// The fields of a backendRef, the same in both kinds' generated types.
-struct BackendRefView<'a> {
+/// The fields of a backendRef, the same in the TCP, UDP and TLS route kinds' generated types.
+pub(crate) struct BackendRefView<'a> {
     group: Option<&'a str>,
     kind: Option<&'a str>,
     name: &'a str,
@@ -72,6 +75,19 @@ struct BackendRefView<'a> {
 
 impl<'a> From<&'a TcpRouteRulesBackendRefs> for BackendRefView<'a> {
     fn from(r: &'a TcpRouteRulesBackendRefs) -> BackendRefView<'a> {
+        BackendRefView {
+            group: r.group.as_deref(),
+            kind: r.kind.as_deref(),
+            name: &r.name,
+            namespace: r.namespace.as_deref(),
+            port: r.port,
+            weight: r.weight,
+        }
+    }
+}
+
+impl<'a> From<&'a TlsRouteRulesBackendRefs> for BackendRefView<'a> {
+    fn from(r: &'a TlsRouteRulesBackendRefs) -> BackendRefView<'a> {
         BackendRefView {
             group: r.group.as_deref(),
             kind: r.kind.as_deref(),
@@ -263,8 +279,9 @@ fn compile_forward(
     })
 }
 
-/// The rule's weighted backends; `None` when no backendRef has a non-zero weight.
-fn compile_backends(
+/// A stream or datagram route rule's weighted backends (TLSRoute's too); `None` when no
+/// backendRef has a non-zero weight.
+pub(crate) fn compile_backends(
     store: &Store,
     at: &FieldPath,
     refs: &[BackendRefView<'_>],

@@ -19,17 +19,15 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::StatusCode;
 use model::Store;
-use model::gateway_api::{TlsRoute, TlsRouteRules};
+use model::gateway_api::TlsRoute;
 use router::RouteOrder;
 use snapshot::l4::Forward;
-use snapshot::{BackendChoice, BackendTarget, DirectResponse, WeightedBackend};
 
 use crate::CompileOptions;
 use crate::attachment::{self, RouteAttachment, RouteEntries, RuleProblems};
-use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
+use crate::backend_ref::{BackendTable, Referrer};
+use crate::l4_route::{self, BackendRefView};
 use crate::listener::{ListenerSlot, Listeners};
 use crate::problems::FieldPath;
 use crate::status::StatusReport;
@@ -147,58 +145,9 @@ fn compile_forward(
         kind: KIND,
         namespace,
     };
+    let refs: Vec<BackendRefView<'_>> = rule.backend_refs.iter().map(Into::into).collect();
     Some(Forward {
         name: rule_name,
-        backends: compile_backends(store, &at, rule, &referrer, backends, problems),
-    })
-}
-
-/// The rule's weighted backends; `None` when no backendRef has a non-zero weight.
-fn compile_backends(
-    store: &Store,
-    at: &FieldPath,
-    rule: &TlsRouteRules,
-    referrer: &Referrer<'_>,
-    backends: &mut BackendTable,
-    problems: &mut RuleProblems,
-) -> Option<BackendChoice> {
-    let mut candidates = Vec::new();
-    let list = at.field("backendRefs");
-    for (index, backend_ref) in rule.backend_refs.iter().enumerate() {
-        let ref_at = list.index(index);
-        let spec = BackendRefSpec {
-            group: backend_ref.group.as_deref().unwrap_or(""),
-            kind: backend_ref.kind.as_deref().unwrap_or("Service"),
-            name: &backend_ref.name,
-            namespace: backend_ref
-                .namespace
-                .as_deref()
-                .unwrap_or(referrer.namespace),
-            port: backend_ref.port,
-        };
-        let target = match backends.resolve(store, referrer, &spec, &ref_at) {
-            Ok(index) => BackendTarget::Backend(index),
-            Err(problem) => {
-                let refused = DirectResponse {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    body: Bytes::from(problem.to_string()),
-                };
-                problems.refs.report(problem);
-                BackendTarget::Invalid(refused)
-            }
-        };
-        let weight = u64::try_from(backend_ref.weight.unwrap_or(1)).unwrap_or(0);
-        if weight > 0 {
-            candidates.push(WeightedBackend {
-                weight,
-                target,
-                filters: None,
-            });
-        }
-    }
-    let total_weight: u64 = candidates.iter().map(|c| c.weight).sum();
-    (total_weight > 0).then_some(BackendChoice {
-        candidates,
-        total_weight,
+        backends: l4_route::compile_backends(store, &at, &refs, &referrer, backends, problems),
     })
 }
