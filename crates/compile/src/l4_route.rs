@@ -73,77 +73,58 @@ pub(crate) struct BackendRefView<'a> {
     weight: Option<i32>,
 }
 
-impl<'a> From<&'a TcpRouteRulesBackendRefs> for BackendRefView<'a> {
-    fn from(r: &'a TcpRouteRulesBackendRefs) -> BackendRefView<'a> {
-        BackendRefView {
-            group: r.group.as_deref(),
-            kind: r.kind.as_deref(),
-            name: &r.name,
-            namespace: r.namespace.as_deref(),
-            port: r.port,
-            weight: r.weight,
+/// `From` for each route kind's generated backendRef type (the same fields in each).
+macro_rules! backend_ref_view {
+    ($($kind:ty),*) => {$(
+        impl<'a> From<&'a $kind> for BackendRefView<'a> {
+            fn from(r: &'a $kind) -> BackendRefView<'a> {
+                BackendRefView {
+                    group: r.group.as_deref(),
+                    kind: r.kind.as_deref(),
+                    name: &r.name,
+                    namespace: r.namespace.as_deref(),
+                    port: r.port,
+                    weight: r.weight,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl<'a> From<&'a TlsRouteRulesBackendRefs> for BackendRefView<'a> {
-    fn from(r: &'a TlsRouteRulesBackendRefs) -> BackendRefView<'a> {
-        BackendRefView {
-            group: r.group.as_deref(),
-            kind: r.kind.as_deref(),
-            name: &r.name,
-            namespace: r.namespace.as_deref(),
-            port: r.port,
-            weight: r.weight,
-        }
-    }
-}
+backend_ref_view!(
+    TcpRouteRulesBackendRefs,
+    TlsRouteRulesBackendRefs,
+    UdpRouteRulesBackendRefs
+);
 
-impl<'a> From<&'a UdpRouteRulesBackendRefs> for BackendRefView<'a> {
-    fn from(r: &'a UdpRouteRulesBackendRefs) -> BackendRefView<'a> {
-        BackendRefView {
-            group: r.group.as_deref(),
-            kind: r.kind.as_deref(),
-            name: &r.name,
-            namespace: r.namespace.as_deref(),
-            port: r.port,
-            weight: r.weight,
+/// The [`L4Route`] view of a TCPRoute or UDPRoute (`$route`, in `$namespace`): their specs
+/// have the same fields in types of their own.
+macro_rules! l4_view {
+    ($kind:literal, $namespace:expr, $route:expr) => {{
+        let route = $route;
+        L4Route {
+            kind: $kind,
+            metadata: &route.metadata,
+            parents: attachment::normalise_parents($namespace, route.spec.parent_refs.as_deref()),
+            rules: route
+                .spec
+                .rules
+                .iter()
+                .map(|rule| {
+                    let refs = rule.backend_refs.iter().map(BackendRefView::from).collect();
+                    (rule.name.as_deref(), refs)
+                })
+                .collect(),
         }
-    }
+    }};
 }
 
 fn tcp_view<'a>(namespace: &str, route: &'a TcpRoute) -> L4Route<'a> {
-    L4Route {
-        kind: "TCPRoute",
-        metadata: &route.metadata,
-        parents: attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref()),
-        rules: route
-            .spec
-            .rules
-            .iter()
-            .map(|rule| {
-                let refs = rule.backend_refs.iter().map(BackendRefView::from).collect();
-                (rule.name.as_deref(), refs)
-            })
-            .collect(),
-    }
+    l4_view!("TCPRoute", namespace, route)
 }
 
 fn udp_view<'a>(namespace: &str, route: &'a UdpRoute) -> L4Route<'a> {
-    L4Route {
-        kind: "UDPRoute",
-        metadata: &route.metadata,
-        parents: attachment::normalise_parents(namespace, route.spec.parent_refs.as_deref()),
-        rules: route
-            .spec
-            .rules
-            .iter()
-            .map(|rule| {
-                let refs = rule.backend_refs.iter().map(BackendRefView::from).collect();
-                (rule.name.as_deref(), refs)
-            })
-            .collect(),
-    }
+    l4_view!("UDPRoute", namespace, route)
 }
 
 /// Attaches every TCPRoute and UDPRoute to the listeners its parentRefs select, oldest route

@@ -325,32 +325,18 @@ async fn accept_loop(
         };
         // TLS sockets (TLSRoute) route whole connections by SNI, TCP sockets (TCPRoute) by
         // their listener alone: bytes, not HTTP requests.
-        match socket.scheme {
-            Scheme::Tls => {
-                let serving = tls_route::serve(
-                    Arc::clone(&plane),
-                    Arc::clone(&live),
-                    stream,
-                    connection,
-                    stop.clone(),
-                    guard,
-                );
-                tokio::spawn(serving);
-                continue;
+        if matches!(socket.scheme, Scheme::Tls | Scheme::Tcp) {
+            let (plane, live, stop) = (Arc::clone(&plane), Arc::clone(&live), stop.clone());
+            if socket.scheme == Scheme::Tls {
+                tokio::spawn(tls_route::serve(
+                    plane, live, stream, connection, stop, guard,
+                ));
+            } else {
+                tokio::spawn(tcp_route::serve(
+                    plane, live, stream, connection, stop, guard,
+                ));
             }
-            Scheme::Tcp => {
-                let serving = tcp_route::serve(
-                    Arc::clone(&plane),
-                    Arc::clone(&live),
-                    stream,
-                    connection,
-                    stop.clone(),
-                    guard,
-                );
-                tokio::spawn(serving);
-                continue;
-            }
-            Scheme::Http | Scheme::Https | Scheme::Udp => {}
+            continue;
         }
         // The socket's TLS settings come from the snapshot current at accept time, so a
         // certificate change applies to the next handshake without rebinding.
