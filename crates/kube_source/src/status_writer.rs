@@ -149,24 +149,17 @@ impl Task {
     ) {
         let mut retry = RETRY_FIRST;
         let mut has_failed = false;
+        let mut seen = Seen::default();
         loop {
             tokio::select! {
                 changed = woken.changed() => if changed.is_err() { return },
-                changed = is_leader.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    // Another replica may have written meanwhile: compare with the API again.
-                    self.written.clear();
-                    self.known.mark_all();
-                }
+                changed = is_leader.changed() => if changed.is_err() { return },
                 changed = async { service_addresses.as_mut()?.changed().await.ok() },
                     if service_addresses.is_some() =>
                 {
                     if changed.is_none() {
                         return;
                     }
-                    self.known.mark_kind(Kind::Gateway);
                 }
                 // Failed writes are tried again after a backoff, or sooner with a new change.
                 () = tokio::time::sleep(retry), if has_failed => retry = (retry * 2).min(RETRY_MAX),
@@ -175,13 +168,23 @@ impl Task {
             for gone in self.known.take(handed) {
                 self.written.remove(&gone);
             }
-            if !*is_leader.borrow_and_update() {
-                has_failed = false;
-                continue;
-            }
+            let is_leader_now = *is_leader.borrow_and_update();
             let addresses = service_addresses
                 .as_mut()
                 .map(|addresses| addresses.borrow_and_update().clone());
+            let news = seen.note(is_leader_now, &addresses);
+            if news.became_leader {
+                // Another replica may have written meanwhile: compare with the API again.
+                self.written.clear();
+                self.known.mark_all();
+            }
+            if news.addresses_changed {
+                self.known.mark_kind(Kind::Gateway);
+            }
+            if !is_leader_now {
+                has_failed = false;
+                continue;
+            }
             has_failed = !self.write_round(addresses.as_ref()).await;
             if !has_failed {
                 retry = RETRY_FIRST;
@@ -292,6 +295,45 @@ impl Task {
         .await?;
         tracing::debug!(object = %key, "status of one object written");
         Ok(true)
+    }
+}
+
+/// What the writer last saw of its leadership and of the gateway Service's addresses.
+///
+/// Compared after every wake-up, whichever `select!` branch woke it: a wake-up by a handed
+/// change reads (`borrow_and_update`) a leadership or address change that arrived at the same
+/// time, whose own branch then never fires; acting only in that branch lost such changes (a
+/// load balancer assigned while a route changed left Gateways with the old addresses).
+#[derive(Debug, Default)]
+struct Seen {
+    is_leader: bool,
+    /// `None` before the first look; then `None` without `--gateway-service`, else the
+    /// Service's addresses (`None` until listed).
+    addresses: Option<Option<Option<Vec<Value>>>>,
+}
+
+/// What changed since the previous look ([`Seen::note`]).
+#[derive(Debug, PartialEq, Eq)]
+struct News {
+    /// This replica holds the Lease now and did not before.
+    became_leader: bool,
+    /// The gateway Service's addresses differ from the previous look (or this is the first).
+    addresses_changed: bool,
+}
+
+impl Seen {
+    /// Notes the current leadership and addresses; says what changed.
+    fn note(&mut self, is_leader: bool, addresses: &Option<Option<Vec<Value>>>) -> News {
+        let became_leader = is_leader && !self.is_leader;
+        self.is_leader = is_leader;
+        let addresses_changed = self.addresses.as_ref() != Some(addresses);
+        if addresses_changed {
+            self.addresses = Some(addresses.clone());
+        }
+        News {
+            became_leader,
+            addresses_changed,
+        }
     }
 }
 

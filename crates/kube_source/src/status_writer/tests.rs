@@ -174,3 +174,34 @@ fn route_edit_status_cost() {
         );
     }
 }
+
+#[test]
+fn a_wake_up_for_any_reason_reports_leadership_and_address_changes_that_came_with_it() {
+    use super::{News, Seen};
+    let news = |became_leader, addresses_changed| News {
+        became_leader,
+        addresses_changed,
+    };
+    let cluster_ip = Some(Some(vec![
+        json!({"type": "IPAddress", "value": "10.0.0.1"}),
+    ]));
+    let balancer = Some(Some(vec![
+        json!({"type": "IPAddress", "value": "203.0.113.7"}),
+    ]));
+    let mut seen = Seen::default();
+    // The first look: not leader yet, the Service not listed yet.
+    assert_eq!(seen.note(false, &Some(None)), news(false, true));
+    assert_eq!(seen.note(false, &Some(None)), news(false, false));
+    // The Lease taken and the Service listed in the same wake-up: both reported.
+    assert_eq!(seen.note(true, &cluster_ip), news(true, true));
+    assert_eq!(seen.note(true, &cluster_ip), news(false, false));
+    // A load balancer assigned while a route change woke the writer.
+    assert_eq!(seen.note(true, &balancer), news(false, true));
+    // The Lease lost, then taken again: compared with the API server again.
+    assert_eq!(seen.note(false, &balancer), news(false, false));
+    assert_eq!(seen.note(true, &balancer), news(true, false));
+    // Without --gateway-service the addresses never change after the first look.
+    let mut without = Seen::default();
+    assert_eq!(without.note(true, &None), news(true, true));
+    assert_eq!(without.note(true, &None), news(false, false));
+}

@@ -171,6 +171,18 @@ impl GatewayProcess {
         &self.log_dir
     }
 
+    /// Prints the process's stderr (its log) when `result` is an error: a test that returns its
+    /// error (rather than panicking) otherwise loses the log with the temporary directory.
+    pub fn print_logs_on_error<T, E>(&self, result: &Result<T, E>) {
+        if result.is_err() {
+            eprintln!(
+                "gateway stderr ({}):\n{}",
+                self.log_dir.display(),
+                self.stderr_text()
+            );
+        }
+    }
+
     /// Everything the process has written to stdout so far (invalid UTF-8 replaced; empty if unreadable).
     pub fn stdout_text(&self) -> String {
         read_lossy(&self.log_dir.join("stdout.log"))

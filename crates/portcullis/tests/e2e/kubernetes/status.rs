@@ -119,7 +119,7 @@ async fn status_reports_features_service_addresses_listener_sets_and_policy_ance
         "no clusterIP allocated: {cluster_ip}"
     );
 
-    let _gateway = start_gateway(
+    let gateway = start_gateway(
         &cluster.kubeconfig(),
         &[
             "--bind",
@@ -129,145 +129,150 @@ async fn status_reports_features_service_addresses_listener_sets_and_policy_ance
         ],
     )
     .await?;
-
-    // The GatewayClass lists every feature of the one list in code, as `{name}` objects.
-    let features: Vec<Value> = compile::SUPPORTED_FEATURES
-        .iter()
-        .map(|name| json!({"name": name}))
-        .collect();
-    eventually(PROPAGATION, async || {
-        let class = cluster.get(&gateway_class()).await?;
-        ensure!(
-            class["status"]["supportedFeatures"] == json!(features),
-            "{}",
-            class["status"]
-        );
-        Ok(())
-    })
-    .await?;
-
-    // spec.addresses win; a Gateway without them reports the Service's cluster IP (no load
-    // balancer yet), and counts its ListenerSet.
-    eventually(PROPAGATION, async || {
-        let pinned = cluster.get(&gateway(port, None)).await?;
-        ensure!(
-            pinned["status"]["addresses"] == json!([{"type": "IPAddress", "value": "127.0.0.1"}]),
-            "{}",
-            pinned["status"]
-        );
-        let edge = cluster.get(&edge_gateway(edge_port)).await?;
-        ensure!(
-            edge["status"]["addresses"] == json!([{"type": "IPAddress", "value": cluster_ip}]),
-            "{}",
-            edge["status"]
-        );
-        ensure!(
-            edge["status"]["attachedListenerSets"] == 1,
-            "{}",
-            edge["status"]
-        );
-        Ok(())
-    })
-    .await?;
-
-    // The ListenerSet: accepted and programmed, its listener with the route attached.
-    eventually(PROPAGATION, async || {
-        let set = cluster.get(&listener_set).await?;
-        let status = &set["status"];
-        for kind in ["Accepted", "Programmed"] {
-            let condition = find_condition(&status["conditions"], kind).context(kind)?;
-            ensure!(condition["status"] == "True", "{condition}");
-            ensure!(condition["observedGeneration"] == set["metadata"]["generation"]);
-        }
-        ensure!(status["listeners"][0]["name"] == "extra-http", "{status}");
-        ensure!(status["listeners"][0]["attachedRoutes"] == 1, "{status}");
-        Ok(())
-    })
-    .await?;
-
-    // The policy: our ancestors (the Gateways whose routes use the Service: `gw` directly,
-    // `edge` through its ListenerSet) next to theirs, which stays byte for byte.
-    eventually(PROPAGATION, async || {
-        let written = cluster.get(&policy).await?;
-        let ancestors = written["status"]["ancestors"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        ensure!(
-            ancestors.contains(&their_ancestor()),
-            "theirs changed: {ancestors:?}"
-        );
-        let ours: Vec<&Value> = ancestors
+    let checked = async {
+        // The GatewayClass lists every feature of the one list in code, as `{name}` objects.
+        let features: Vec<Value> = compile::SUPPORTED_FEATURES
             .iter()
-            .filter(|a| a["controllerName"] == OURS)
+            .map(|name| json!({"name": name}))
             .collect();
-        let names: Vec<&Value> = ours.iter().map(|a| &a["ancestorRef"]["name"]).collect();
-        ensure!(
-            names == [GATEWAY, "edge"] || names == ["edge", GATEWAY],
-            "{ancestors:?}"
-        );
-        ensure!(ancestors.len() == 3, "ancestors: {ancestors:?}");
-        // The CA ConfigMap does not exist: the entries say so.
-        for entry in ours {
-            let resolved =
-                find_condition(&entry["conditions"], "ResolvedRefs").context("ResolvedRefs")?;
-            ensure!(resolved["status"] == "False", "{resolved}");
-        }
-        Ok(())
-    })
-    .await?;
-
-    // A load balancer is assigned: its ingress replaces the cluster IP.
-    let mut balanced = gateway_service();
-    balanced["status"] = json!({"loadBalancer": {"ingress": [
-        {"ip": "203.0.113.7"}, {"hostname": "lb.example.net"}]}});
-    cluster
-        .apply_status(&balanced, "test-load-balancer")
+        eventually(PROPAGATION, async || {
+            let class = cluster.get(&gateway_class()).await?;
+            ensure!(
+                class["status"]["supportedFeatures"] == json!(features),
+                "{}",
+                class["status"]
+            );
+            Ok(())
+        })
         .await?;
-    eventually(PROPAGATION, async || {
-        let edge = cluster.get(&edge_gateway(edge_port)).await?;
-        ensure!(
-            edge["status"]["addresses"]
-                == json!([{"type": "IPAddress", "value": "203.0.113.7"},
-                          {"type": "Hostname", "value": "lb.example.net"}]),
-            "{}",
-            edge["status"]
-        );
-        Ok(())
-    })
-    .await?;
-    let pinned = cluster.get(&gateway(port, None)).await?;
-    assert_eq!(
-        pinned["status"]["addresses"],
-        json!([{"type": "IPAddress", "value": "127.0.0.1"}])
-    );
 
-    // No route of `gw` uses the Service any more (the ListenerSet's route still does, but its
-    // ancestor is `edge`): our `gw` entry goes, theirs stays.
-    let mut moved = shop.clone();
-    moved["spec"]["rules"] = json!([rule(vec![], vec![service_ref("pay")])]);
-    cluster.apply(&moved).await?;
-    eventually(PROPAGATION, async || {
-        let written = cluster.get(&policy).await?;
-        let ancestors = written["status"]["ancestors"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        ensure!(
-            ancestors.contains(&their_ancestor()),
-            "theirs changed: {ancestors:?}"
+        // spec.addresses win; a Gateway without them reports the Service's cluster IP (no load
+        // balancer yet), and counts its ListenerSet.
+        eventually(PROPAGATION, async || {
+            let pinned = cluster.get(&gateway(port, None)).await?;
+            ensure!(
+                pinned["status"]["addresses"]
+                    == json!([{"type": "IPAddress", "value": "127.0.0.1"}]),
+                "{}",
+                pinned["status"]
+            );
+            let edge = cluster.get(&edge_gateway(edge_port)).await?;
+            ensure!(
+                edge["status"]["addresses"] == json!([{"type": "IPAddress", "value": cluster_ip}]),
+                "{}",
+                edge["status"]
+            );
+            ensure!(
+                edge["status"]["attachedListenerSets"] == 1,
+                "{}",
+                edge["status"]
+            );
+            Ok(())
+        })
+        .await?;
+
+        // The ListenerSet: accepted and programmed, its listener with the route attached.
+        eventually(PROPAGATION, async || {
+            let set = cluster.get(&listener_set).await?;
+            let status = &set["status"];
+            for kind in ["Accepted", "Programmed"] {
+                let condition = find_condition(&status["conditions"], kind).context(kind)?;
+                ensure!(condition["status"] == "True", "{condition}");
+                ensure!(condition["observedGeneration"] == set["metadata"]["generation"]);
+            }
+            ensure!(status["listeners"][0]["name"] == "extra-http", "{status}");
+            ensure!(status["listeners"][0]["attachedRoutes"] == 1, "{status}");
+            Ok(())
+        })
+        .await?;
+
+        // The policy: our ancestors (the Gateways whose routes use the Service: `gw` directly,
+        // `edge` through its ListenerSet) next to theirs, which stays byte for byte.
+        eventually(PROPAGATION, async || {
+            let written = cluster.get(&policy).await?;
+            let ancestors = written["status"]["ancestors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            ensure!(
+                ancestors.contains(&their_ancestor()),
+                "theirs changed: {ancestors:?}"
+            );
+            let ours: Vec<&Value> = ancestors
+                .iter()
+                .filter(|a| a["controllerName"] == OURS)
+                .collect();
+            let names: Vec<&Value> = ours.iter().map(|a| &a["ancestorRef"]["name"]).collect();
+            ensure!(
+                names == [GATEWAY, "edge"] || names == ["edge", GATEWAY],
+                "{ancestors:?}"
+            );
+            ensure!(ancestors.len() == 3, "ancestors: {ancestors:?}");
+            // The CA ConfigMap does not exist: the entries say so.
+            for entry in ours {
+                let resolved =
+                    find_condition(&entry["conditions"], "ResolvedRefs").context("ResolvedRefs")?;
+                ensure!(resolved["status"] == "False", "{resolved}");
+            }
+            Ok(())
+        })
+        .await?;
+
+        // A load balancer is assigned: its ingress replaces the cluster IP.
+        let mut balanced = gateway_service();
+        balanced["status"] = json!({"loadBalancer": {"ingress": [
+        {"ip": "203.0.113.7"}, {"hostname": "lb.example.net"}]}});
+        cluster
+            .apply_status(&balanced, "test-load-balancer")
+            .await?;
+        eventually(PROPAGATION, async || {
+            let edge = cluster.get(&edge_gateway(edge_port)).await?;
+            ensure!(
+                edge["status"]["addresses"]
+                    == json!([{"type": "IPAddress", "value": "203.0.113.7"},
+                          {"type": "Hostname", "value": "lb.example.net"}]),
+                "{}",
+                edge["status"]
+            );
+            Ok(())
+        })
+        .await?;
+        let pinned = cluster.get(&gateway(port, None)).await?;
+        assert_eq!(
+            pinned["status"]["addresses"],
+            json!([{"type": "IPAddress", "value": "127.0.0.1"}])
         );
-        let ours: Vec<&Value> = ancestors
-            .iter()
-            .filter(|a| a["controllerName"] == OURS)
-            .map(|a| &a["ancestorRef"]["name"])
-            .collect();
-        ensure!(ours == ["edge"], "ours: {ours:?}");
-        ensure!(ancestors.len() == 2, "ancestors: {ancestors:?}");
-        Ok(())
-    })
-    .await?;
-    Ok(())
+
+        // No route of `gw` uses the Service any more (the ListenerSet's route still does, but its
+        // ancestor is `edge`): our `gw` entry goes, theirs stays.
+        let mut moved = shop.clone();
+        moved["spec"]["rules"] = json!([rule(vec![], vec![service_ref("pay")])]);
+        cluster.apply(&moved).await?;
+        eventually(PROPAGATION, async || {
+            let written = cluster.get(&policy).await?;
+            let ancestors = written["status"]["ancestors"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            ensure!(
+                ancestors.contains(&their_ancestor()),
+                "theirs changed: {ancestors:?}"
+            );
+            let ours: Vec<&Value> = ancestors
+                .iter()
+                .filter(|a| a["controllerName"] == OURS)
+                .map(|a| &a["ancestorRef"]["name"])
+                .collect();
+            ensure!(ours == ["edge"], "ours: {ours:?}");
+            ensure!(ancestors.len() == 2, "ancestors: {ancestors:?}");
+            Ok(())
+        })
+        .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    gateway.print_logs_on_error(&checked);
+    checked
 }
 
 /// A kind the write counter watches.
