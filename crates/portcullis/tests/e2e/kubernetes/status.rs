@@ -119,7 +119,7 @@ async fn status_reports_features_service_addresses_listener_sets_and_policy_ance
         "no clusterIP allocated: {cluster_ip}"
     );
 
-    let gateway = start_gateway(
+    let process = start_gateway(
         &cluster.kubeconfig(),
         &[
             "--bind",
@@ -271,7 +271,7 @@ async fn status_reports_features_service_addresses_listener_sets_and_policy_ance
         anyhow::Ok(())
     }
     .await;
-    gateway.print_logs_on_error(&checked);
+    process.print_logs_on_error(&checked);
     checked
 }
 
