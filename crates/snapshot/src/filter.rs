@@ -27,6 +27,9 @@ pub struct Filters {
     /// `ExternalAuth` (experimental channel; rules only): the rule's requests are checked by an
     /// authorization service, after its SecurityPolicy (`proxy/src/access.rs`).
     pub external_auth: Option<Box<crate::security::ExtAuth>>,
+    /// `ExtensionRef` to a `Composition` (rules only): the rule answers with the document its
+    /// parts compose instead of forwarding (`proxy/src/compose.rs`).
+    pub composition: Option<std::sync::Arc<crate::composition::Composition>>,
 }
 
 impl Filters {
@@ -39,6 +42,7 @@ impl Filters {
         cors: None,
         mirrors: Vec::new(),
         external_auth: None,
+        composition: None,
     };
 
     /// `filters`, boxed, or `None` when there are none.
@@ -55,6 +59,7 @@ impl Filters {
             && self.cors.is_none()
             && self.mirrors.is_empty()
             && self.external_auth.is_none()
+            && self.composition.is_none()
     }
 }
 

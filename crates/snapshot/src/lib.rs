@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod composition;
 pub mod cors;
 pub mod fast_hash;
 pub mod filter;
