@@ -98,6 +98,20 @@ pub(crate) enum ProxyError {
     /// Upstream: a new connection was needed and the backend has `circuitBreaker.maxConnections`
     /// open.
     OverloadedConnections(String),
+    /// Upstream: a required part of a composed response failed (502; the body, JSON, names
+    /// the part and why: `compose.rs`).
+    PartFailed(Box<PartFailure>),
+    /// Client: the path does not fit the rule's Composition `pathPattern` (404).
+    PathMismatch,
+}
+
+/// Why a composed response failed: its JSON body and the access log's text.
+#[derive(Debug)]
+pub(crate) struct PartFailure {
+    /// `{"error": "composition-part-failed", "part": ..., "reason": ..., "message": ...}`.
+    pub(crate) body: Bytes,
+    /// One line for the access log.
+    pub(crate) detail: String,
 }
 
 impl ProxyError {
@@ -113,12 +127,14 @@ impl ProxyError {
             | ProxyError::InvalidPath(_)
             | ProxyError::UriTooLong
             | ProxyError::UnsupportedProtocol
-            | ProxyError::HeadersTooLarge => ErrorSource::Downstream,
+            | ProxyError::HeadersTooLarge
+            | ProxyError::PathMismatch => ErrorSource::Downstream,
             ProxyError::NoEndpoints
             | ProxyError::Connect(_)
             | ProxyError::Reset(_)
             | ProxyError::Protocol(_)
-            | ProxyError::Timeout => ErrorSource::Upstream,
+            | ProxyError::Timeout
+            | ProxyError::PartFailed(_) => ErrorSource::Upstream,
             ProxyError::Direct(_)
             | ProxyError::CircuitOpen
             | ProxyError::OverloadedParallel
@@ -160,6 +176,8 @@ impl ProxyError {
             ProxyError::OverloadedParallel => "overloaded-parallel",
             ProxyError::OverloadedPending => "overloaded-pending",
             ProxyError::OverloadedConnections(_) => "overloaded-connections",
+            ProxyError::PartFailed(_) => "composition-part-failed",
+            ProxyError::PathMismatch => "composition-path-mismatch",
         }
     }
 
@@ -167,7 +185,9 @@ impl ProxyError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::InvalidHost => StatusCode::BAD_REQUEST,
-            ProxyError::NoListener | ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::NoListener | ProxyError::NoRoute | ProxyError::PathMismatch => {
+                StatusCode::NOT_FOUND
+            }
             ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Direct(direct) => direct.status,
             // Envoy's convention: nothing usable came back, so the service is unavailable.
@@ -178,7 +198,7 @@ impl ProxyError {
             | ProxyError::OverloadedParallel
             | ProxyError::OverloadedPending
             | ProxyError::OverloadedConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Protocol(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Protocol(_) | ProxyError::PartFailed(_) => StatusCode::BAD_GATEWAY,
             ProxyError::ClientBody(_) | ProxyError::InvalidPath(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -203,13 +223,17 @@ impl ProxyError {
                 | ProxyError::UriTooLong
                 | ProxyError::HeadersTooLarge
         );
+        let content_type = match self {
+            ProxyError::PartFailed(_) => "application/json",
+            _ => "text/plain; charset=utf-8",
+        };
         let body = self.into_text();
         let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(
             http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
+            HeaderValue::from_static(content_type),
         );
         headers.insert("x-portcullis-error", HeaderValue::from_static(code));
         if close {
@@ -296,6 +320,10 @@ impl ProxyError {
             ProxyError::OverloadedConnections(detail) => {
                 Bytes::from(format!("upstream overloaded: {detail}\n"))
             }
+            ProxyError::PartFailed(failure) => failure.body,
+            ProxyError::PathMismatch => Bytes::from_static(
+                b"not found: the path does not fit the composition's pathPattern\n",
+            ),
         }
     }
 
@@ -307,6 +335,7 @@ impl ProxyError {
             | ProxyError::Protocol(detail)
             | ProxyError::ClientBody(detail)
             | ProxyError::OverloadedConnections(detail) => detail,
+            ProxyError::PartFailed(failure) => &failure.detail,
             other => other.code(),
         }
     }

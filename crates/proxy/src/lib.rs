@@ -11,6 +11,7 @@ mod access;
 mod body;
 mod client_hello;
 mod client_ip;
+mod compose;
 mod cors;
 mod error;
 mod exchange;

@@ -39,6 +39,7 @@ use snapshot::{BackendTarget, Filters, ListenerRoutes, RouteRule, RuleAction, So
 use crate::access;
 use crate::body::{ClientBody, PendingLog, RequestStream, ResponseBody};
 use crate::client_ip;
+use crate::compose;
 use crate::cors;
 use crate::error::ProxyError;
 use crate::exchange::{Exchange, TunnelHold};
@@ -303,6 +304,24 @@ async fn serve(
         return Ok(redirect);
     }
     modify_request(&routed, rule, &mut parts);
+    if let Some(composition) = &routed.rule.filters.composition {
+        let mut response = compose(
+            plane,
+            live,
+            &routed,
+            connection,
+            arrival,
+            composition,
+            &parts,
+            disposition,
+        )
+        .await?;
+        respond_headers(&mut response, routed.rule, rule);
+        if let Some(admission) = admission {
+            admission.decorate(response.headers_mut());
+        }
+        return Ok(response);
+    }
     let (index, backend_filters) = choose_backend(routed.rule)?;
     let backend_ref = FilterLevel::BackendRef(backend_filters);
     if let Verdict::Respond(redirect) = redirect(&routed, backend_ref, connection, &parts) {
@@ -610,6 +629,39 @@ fn choose_backend(rule: &RouteRule) -> Result<(usize, &Filters), ProxyError> {
     match &candidate.target {
         BackendTarget::Backend(index) => Ok((*index, candidate.filters())),
         BackendTarget::Invalid(direct) => Err(ProxyError::Direct(direct.clone())),
+    }
+}
+
+/// Phase 4 for a rule with a Composition: it answers with the document its parts compose
+/// (`compose.rs`), within `timeouts.request` as a forwarding is; the client's body is not
+/// sent anywhere. Boxed: only these requests carry its future.
+#[allow(clippy::too_many_arguments)]
+async fn compose(
+    plane: &Arc<DataPlane>,
+    live: &Live,
+    routed: &Routed<'_>,
+    connection: &Connection,
+    arrival: Arrival,
+    composition: &snapshot::composition::Composition,
+    parts: &Parts,
+    disposition: &mut Disposition,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let composer = compose::Composer {
+        plane,
+        live,
+        rule: routed.rule,
+        client: routed.listener.backend_client_certificate.as_deref(),
+        peer: connection.peer.ip(),
+        client_ip: arrival.client_ip,
+        scheme: routed.scheme,
+        start: arrival.start,
+    };
+    let composing = Box::pin(composer.compose(composition, parts, disposition));
+    match routed.rule.timeouts.request {
+        Some(limit) => tokio::time::timeout(limit, composing)
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        None => composing.await,
     }
 }
 

@@ -31,6 +31,7 @@ static B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
 static B3_FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
 
 /// Where the request came from, for its server span.
+#[derive(Clone, Copy)]
 pub(crate) struct Origin {
     pub(crate) peer: SocketAddr,
     pub(crate) client: IpAddr,
@@ -176,7 +177,47 @@ impl RequestTrace {
             endpoint: Some(endpoint),
             status,
             error,
+            part: None,
         });
+    }
+
+    /// The trace of one part of a composed response (`compose.rs`): the same trace and server
+    /// span, so that its attempts are children of the request's span, with attempts of its
+    /// own (parts run concurrently, each with its own `Disposition`). Its attempts come back
+    /// with [`RequestTrace::join`].
+    pub(crate) fn fork(&self) -> RequestTrace {
+        RequestTrace {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent: self.parent,
+            sampled: self.sampled,
+            wall: self.wall,
+            start: self.start,
+            attempt_id: self.span_id,
+            recording: self.recording.as_ref().map(|recording| {
+                Box::new(Recording {
+                    head: None,
+                    user_agent: None,
+                    origin: recording.origin,
+                    attempts: Vec::new(),
+                })
+            }),
+        }
+    }
+
+    /// Takes the attempts of a part's trace (from [`RequestTrace::fork`]) into this one,
+    /// marked with the part.
+    pub(crate) fn join(&mut self, part: RequestTrace, tag: &Arc<telemetry::trace::PartTag>) {
+        let (Some(recording), Some(theirs)) = (self.recording.as_deref_mut(), part.recording)
+        else {
+            return;
+        };
+        recording
+            .attempts
+            .extend(theirs.attempts.into_iter().map(|mut attempt| {
+                attempt.part = Some(Arc::clone(tag));
+                attempt
+            }));
     }
 
     /// A sampled request's access-log head, when `stack.rs` has none of its own.

@@ -177,6 +177,8 @@ pub struct Metrics {
     live_stats: LiveStats,
     /// TCPRoute, TLSRoute and UDPRoute connections and flows.
     pub l4: L4Metrics,
+    /// Composed responses and their parts.
+    pub composition: CompositionMetrics,
 }
 
 impl Default for Metrics {
@@ -377,6 +379,7 @@ impl Metrics {
             endpoint_latency,
             live_stats: LiveStats::new(),
             l4: L4Metrics::register(registry),
+            composition: CompositionMetrics::register(registry),
             registry: Registry::default(),
         };
         Metrics {
@@ -740,8 +743,10 @@ fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str
     metric
 }
 
+mod composition;
 mod l4;
 #[cfg(test)]
 mod tests;
 
+pub use composition::CompositionMetrics;
 pub use l4::{L4Metrics, UdpFlowCounters};

@@ -10,4 +10,4 @@ mod span;
 
 pub use export::{OtlpProtocol, Tracer, TracingError, TracingFlags, TracingSettings};
 pub use sampler::{Root, Sampler, SamplerError};
-pub use span::{AttemptSpan, ServerSpan};
+pub use span::{AttemptSpan, PartTag, ServerSpan};

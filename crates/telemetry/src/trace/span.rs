@@ -79,6 +79,22 @@ pub struct AttemptSpan {
     pub status: Option<u16>,
     /// Why the attempt failed, if it did (`error.type`).
     pub error: Option<&'static str>,
+    /// The part of a composed response this attempt belongs to (`None`: the request's own
+    /// forwarding).
+    pub part: Option<Arc<PartTag>>,
+}
+
+/// What a composition part's attempts carry besides the attempt itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartTag {
+    /// `portcullis.composition.part`: the part's name.
+    pub name: Arc<str>,
+    /// `portcullis.composition`: `Composition ns/name`.
+    pub composition: Arc<str>,
+    /// The part's method (`http.request.method`; the span's name).
+    pub method: http::Method,
+    /// `portcullis.backend`: the part's backend.
+    pub backend: Option<Arc<str>>,
 }
 
 /// The instrumentation scope of every span.
@@ -114,11 +130,16 @@ impl ServerSpan {
             Cow::Borrowed("_OTHER")
         };
         for (index, attempt) in self.attempts.iter().enumerate() {
+            // Retries count within their own part (or among the request's own attempts).
+            let resend = self.attempts[..index]
+                .iter()
+                .filter(|earlier| earlier.part == attempt.part)
+                .count();
             spans.push(attempt.span_data(
                 self.trace_id,
                 self.span_id,
                 &method_label,
-                index,
+                resend,
                 self.backend.as_deref(),
                 scope.clone(),
             ));
@@ -159,13 +180,15 @@ impl ServerSpan {
         if let Some(backend) = self.backend {
             attributes.push(KeyValue::new("portcullis.backend", backend.to_string()));
         }
-        if let Some(last) = self.attempts.last().and_then(|a| a.endpoint) {
+        let own = self.attempts.iter().filter(|a| a.part.is_none());
+        if let Some(last) = own.clone().next_back().and_then(|a| a.endpoint) {
             attributes.push(KeyValue::new("portcullis.endpoint", last.to_string()));
         }
-        if self.attempts.len() > 1 {
+        let own = own.count();
+        if own > 1 {
             attributes.push(KeyValue::new(
                 "portcullis.retries",
-                i64::try_from(self.attempts.len() - 1).unwrap_or(i64::MAX),
+                i64::try_from(own - 1).unwrap_or(i64::MAX),
             ));
         }
         let status = failure(self.error, Some(self.status), &mut attributes);
@@ -217,7 +240,22 @@ impl AttemptSpan {
         backend: Option<&str>,
         scope: InstrumentationScope,
     ) -> SpanData {
+        // A composition part's attempt is its own request: its method, its backend.
+        let (method, backend) = match &self.part {
+            Some(part) => (part.method.as_str(), part.backend.as_deref()),
+            None => (method, backend),
+        };
         let mut attributes = vec![KeyValue::new("http.request.method", method.to_owned())];
+        if let Some(part) = &self.part {
+            attributes.push(KeyValue::new(
+                "portcullis.composition",
+                part.composition.to_string(),
+            ));
+            attributes.push(KeyValue::new(
+                "portcullis.composition.part",
+                part.name.to_string(),
+            ));
+        }
         if let Some(endpoint) = self.endpoint {
             attributes.push(KeyValue::new("server.address", endpoint.ip().to_string()));
             attributes.push(KeyValue::new("server.port", i64::from(endpoint.port())));
@@ -294,6 +332,7 @@ mod tests {
                 endpoint: Some("127.0.0.1:80".parse().expect("address")),
                 status: Some(status),
                 error: None,
+                part: None,
             }],
         }
     }
@@ -343,5 +382,68 @@ mod tests {
             Some("BREW".to_owned())
         );
         assert!(server.parent_span_id == trace::SpanId::INVALID && !server.parent_span_is_remote);
+    }
+
+    #[test]
+    fn composition_parts_are_client_spans_with_their_own_method_backend_and_retries() {
+        let mut span = request(200, None, "GET");
+        let part = |name: &str| {
+            Some(Arc::new(PartTag {
+                name: Arc::from(name),
+                composition: Arc::from("Composition shop/page"),
+                method: http::Method::POST,
+                backend: Some(Arc::from("Service shop/pricing:8080")),
+            }))
+        };
+        let own = span.attempts[0].clone();
+        span.backend = None;
+        span.attempts = vec![
+            AttemptSpan {
+                part: part("price"),
+                status: Some(503),
+                ..own.clone()
+            },
+            AttemptSpan {
+                part: part("stock"),
+                ..own.clone()
+            },
+            AttemptSpan {
+                part: part("price"),
+                ..own
+            },
+        ];
+        let spans = span.into_span_data();
+        let server = &spans[3];
+        let text = |span: &SpanData, key: &str| attribute(span, key).map(ToString::to_string);
+        for part in &spans[..3] {
+            assert_eq!(part.span_kind, SpanKind::Client);
+            assert_eq!(part.parent_span_id, server.span_context.span_id());
+            assert_eq!(part.name, "POST");
+            assert_eq!(
+                text(part, "portcullis.backend").as_deref(),
+                Some("Service shop/pricing:8080")
+            );
+            assert_eq!(
+                text(part, "portcullis.composition").as_deref(),
+                Some("Composition shop/page")
+            );
+        }
+        assert_eq!(
+            text(&spans[0], "portcullis.composition.part").as_deref(),
+            Some("price")
+        );
+        assert_eq!(
+            text(&spans[1], "portcullis.composition.part").as_deref(),
+            Some("stock")
+        );
+        // The second attempt of `price` is its first retry; `stock`'s is not one.
+        assert_eq!(text(&spans[1], "http.request.resend_count"), None);
+        assert_eq!(
+            text(&spans[2], "http.request.resend_count").as_deref(),
+            Some("1")
+        );
+        // The server span counts no retries of its own and names no endpoint of a part.
+        assert_eq!(text(server, "portcullis.retries"), None);
+        assert_eq!(text(server, "portcullis.endpoint"), None);
     }
 }
