@@ -3,6 +3,7 @@
 //! concurrency proven by the backends' own count of requests in flight, required failures
 //! (502 naming the part), timeouts and the deadline, metrics, and a client span per part.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -441,5 +442,181 @@ async fn each_part_is_a_client_span_of_the_request() -> anyhow::Result<()> {
             span.span_id()
         );
     }
+    Ok(())
+}
+
+/// A small JSON service on 127.0.0.1 (real sockets, hyper's HTTP/1.1 server): `respond` maps a
+/// request target to a status and a document, answered after `delay`. Stops when dropped.
+struct JsonService {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type Respond = dyn Fn(&str) -> (StatusCode, Value) + Send + Sync;
+
+impl JsonService {
+    async fn start(delay: Duration, respond: Arc<Respond>) -> anyhow::Result<JsonService> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let respond = Arc::clone(&respond);
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: http::Request<hyper::body::Incoming>| {
+                            let respond = Arc::clone(&respond);
+                            async move {
+                                tokio::time::sleep(delay).await;
+                                let target = request
+                                    .uri()
+                                    .path_and_query()
+                                    .map_or("/", http::uri::PathAndQuery::as_str)
+                                    .to_owned();
+                                let (status, document) = respond(&target);
+                                http::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                                        document.to_string(),
+                                    )))
+                            }
+                        },
+                    );
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _closed = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        Ok(JsonService { addr, task })
+    }
+}
+
+impl Drop for JsonService {
+    fn drop(&mut self) {
+        // The task owns the listener and the connections (a JoinSet aborts them when dropped).
+        self.task.abort();
+    }
+}
+
+/// The README's product page example (examples/composition/product-page.yaml), run as written
+/// with its Backends pointed at three real services and its listener at a free port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_example_composes_a_product_page() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = std::fs::read_to_string(root.join("examples/composition/product-page.yaml"))?;
+    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    for document in example.split("\n---\n") {
+        if document.contains("kind: Composition") || document.contains("kind: HTTPRoute") {
+            ensure!(
+                readme.contains(document.trim()),
+                "the README does not show this document of the example as it is:\n{document}"
+            );
+        }
+    }
+
+    let inventory_fails = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let catalogue = JsonService::start(
+        Duration::ZERO,
+        Arc::new(|target: &str| match target {
+            "/products/42" => (
+                StatusCode::OK,
+                json!({"id": "42", "sku": "LAMP-42", "name": "Desk lamp"}),
+            ),
+            _ => (StatusCode::NOT_FOUND, json!({"error": "no such product"})),
+        }),
+    )
+    .await?;
+    let pricing = JsonService::start(
+        Duration::from_millis(50),
+        Arc::new(|target: &str| match target {
+            "/prices/LAMP-42?currency=EUR" => (
+                StatusCode::OK,
+                json!({"sku": "LAMP-42", "amount": 49.9, "currency": "EUR"}),
+            ),
+            other => (StatusCode::NOT_FOUND, json!({"unknown": other})),
+        }),
+    )
+    .await?;
+    let failing = Arc::clone(&inventory_fails);
+    let inventory = JsonService::start(
+        Duration::from_millis(150),
+        Arc::new(move |target: &str| {
+            if failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "down"}));
+            }
+            match target {
+                "/stock/42" => (
+                    StatusCode::OK,
+                    json!({"available": 7, "warehouse": "north"}),
+                ),
+                _ => (StatusCode::NOT_FOUND, json!({})),
+            }
+        }),
+    )
+    .await?;
+
+    let config = ConfigDir::new()?;
+    let port = config.listener().port();
+    let text = example
+        .replace("port: 8080", &format!("port: {port}"))
+        .replace("9101", &catalogue.addr.port().to_string())
+        .replace("9102", &pricing.addr.port().to_string())
+        .replace("9103", &inventory.addr.port().to_string());
+    config.write_text("product-page.yaml", &text)?;
+    let gateway = config.start(&[]).await?;
+    let host = "shop.example.com";
+
+    let response = gateway.get(host, "/products/42?currency=EUR", &[]).await?;
+    ensure!(response.status == StatusCode::OK, "{}", response.text());
+    let page = document(&response)?;
+    ensure!(
+        page == json!({
+            "product": {"id": "42", "sku": "LAMP-42", "name": "Desk lamp"},
+            "price": {"sku": "LAMP-42", "amount": 49.9, "currency": "EUR"},
+            "stock": 7,
+        }),
+        "{page}"
+    );
+
+    // The optional inventory fails: the page comes without its stock, and says why.
+    inventory_fails.store(true, std::sync::atomic::Ordering::SeqCst);
+    let response = gateway.get(host, "/products/42?currency=EUR", &[]).await?;
+    ensure!(response.status == StatusCode::OK, "{}", response.text());
+    let page = document(&response)?;
+    ensure!(
+        page["stock"].is_null() && page["price"]["amount"] == 49.9,
+        "{page}"
+    );
+    ensure!(
+        page["errors"]
+            == json!([{"part": "stock", "error": "upstream-status", "status": 503,
+                                  "message": "the backend answered 503 Service Unavailable"}]),
+        "{page}"
+    );
+
+    // The required catalogue does not know product 43: 502 naming it.
+    let response = gateway.get(host, "/products/43?currency=EUR", &[]).await?;
+    ensure!(
+        response.status == StatusCode::BAD_GATEWAY,
+        "{}",
+        response.text()
+    );
+    let body = document(&response)?;
+    ensure!(body["part"] == "product" && body["status"] == 404, "{body}");
+
+    // `portcullis check` accepts the example as written.
+    let output = std::process::Command::new(crate::fixture::running::binary())
+        .args(["check", "--config"])
+        .arg(root.join("examples/composition"))
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "check failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }
