@@ -8,7 +8,9 @@
 //!    marked in [`serve`]), then the rule's RequestRedirect (answers) and its
 //!    RequestHeaderModifier / URLRewrite (change the request)
 //! 4. **choose backend**: weighted backendRef choice; a rule without usable backends and an
-//!    invalid backendRef answer directly (500)
+//!    invalid backendRef answer directly (500). A rule with a Composition answers here with
+//!    the document its parts compose (`compose.rs`; its rule-level response headers and the
+//!    access phases' fields still apply)
 //! 5. **backend phases**: that backendRef's own redirect and modifiers (as 3), then
 //!    RequestMirror copies of the final request leave in spawned tasks (`mirror.rs`)
 //! 6. **attempts** (`exchange.rs`), within `timeouts.request` (504): circuit breaker, endpoint
