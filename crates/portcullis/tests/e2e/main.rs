@@ -18,7 +18,6 @@ mod backend_tls;
 mod balancing;
 mod breaker;
 mod check_cli;
-mod composition;
 mod edge;
 mod explain;
 mod failures;
