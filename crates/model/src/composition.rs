@@ -111,7 +111,7 @@ pub struct CompositionPart {
     pub required: Option<bool>,
     /// The piece of the part's JSON response to keep: an RFC 6901 JSON pointer (`/data`).
     #[serde(default)]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = 1024), regex(pattern = "^(/.*)?$"))]
     pub select: Option<String>,
 }
 
