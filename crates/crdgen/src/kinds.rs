@@ -107,7 +107,6 @@ pub(crate) struct RateLimitPolicySpec(model::rate_limit_policy::RateLimitPolicyS
     status = "PolicyStatus",
     category = "portcullis",
     printcolumn = r#"{"name": "Accepted", "type": "string", "jsonPath": ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].status"}"#,
-    printcolumn = r#"{"name": "Parts", "type": "string", "jsonPath": ".spec.parts[*].name"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
     doc = "One JSON response merged from several backend requests (parts), for the HTTPRoute rules that name it with an ExtensionRef filter."
 )]
