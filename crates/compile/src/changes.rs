@@ -70,8 +70,9 @@ impl StoreChanges {
         self.certificates || !self.reference_grants.is_empty() || !self.namespaces.is_empty()
     }
 
-    /// Whether nothing differs.
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether only EndpointSlices differ, if anything does (the fast path: nothing is
+    /// compiled).
+    pub(crate) fn is_endpoints_only(&self) -> bool {
         !self.touches_context()
             && self.other.is_empty()
             && self.http_routes.is_empty()
@@ -79,6 +80,10 @@ impl StoreChanges {
             && self.services.is_empty()
             && self.backends.is_empty()
             && self.compositions.is_empty()
-            && self.endpoint_slices.is_empty()
+    }
+
+    /// Whether nothing differs.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.is_endpoints_only() && self.endpoint_slices.is_empty()
     }
 }

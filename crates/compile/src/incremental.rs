@@ -42,7 +42,7 @@
 //! units that looked it up (`ReadKey::Composition`), and a change of a Service or `Backend` of
 //! its parts those that resolved them, as for their own backendRefs. The Compositions'
 //! statuses (a few objects, which depend on their parts' Services, Backends and grants and on
-//! the routes naming them) are computed again after every change.
+//! the routes naming them) are computed again after every change but of EndpointSlices alone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -381,7 +381,10 @@ impl Compiler {
             step.recompiled = dirty.iter().map(unit_label).collect();
         }
         step.endpoints = self.changed_endpoints(new, &sources, &added);
-        self.report_compositions(new, &changes, &mut step);
+        // A Composition's status reads no EndpointSlice: the fast path stays free of it.
+        if !changes.is_endpoints_only() {
+            self.report_compositions(new, &changes, &mut step);
+        }
         step
     }
 

@@ -1,6 +1,6 @@
-//! The Compositions' statuses, computed again after every change: a few objects, each of which
-//! depends on its parts' Services, Backends and ReferenceGrants and on the routes naming it
-//! (its ancestors), which any step may change.
+//! The Compositions' statuses, computed again after every change but one of EndpointSlices
+//! alone: a few objects, each of which depends on its parts' Services, Backends and
+//! ReferenceGrants and on the routes naming it (its ancestors), which any such step may change.
 
 use std::sync::Arc;
 
