@@ -62,6 +62,8 @@ pub(crate) enum ReadKey {
     Grants(String),
     /// The labels of a Namespace (a listener selects the route's namespace by label).
     Namespace(String),
+    /// A `Composition` a rule's `ExtensionRef` filter names, by namespace and name.
+    Composition(String, String),
 }
 
 /// Backends used by the snapshot being built, deduplicated by identity.
@@ -230,7 +232,9 @@ impl BackendTable {
         self.recording.take().unwrap_or_default()
     }
 
-    fn read(&mut self, key: ReadKey) {
+    /// Records that the compilation being recorded looked `key` up (see
+    /// [`BackendTable::record`]); backendRefs record their own lookups.
+    pub(crate) fn read(&mut self, key: ReadKey) {
         if let Some(recording) = &mut self.recording {
             recording.reads.push(key);
         }

@@ -17,6 +17,9 @@ pub(crate) struct StoreChanges {
     pub(crate) grpc_routes: Vec<Key>,
     pub(crate) services: Vec<Key>,
     pub(crate) backends: Vec<Key>,
+    /// Compositions: the routes that looked them up are compiled again, and every
+    /// Composition's status.
+    pub(crate) compositions: Vec<Key>,
     pub(crate) endpoint_slices: Vec<Key>,
     pub(crate) reference_grants: Vec<Key>,
     /// Namespaces, by name.
@@ -32,11 +35,12 @@ impl StoreChanges {
     /// The differences from `old` to `new`.
     pub(crate) fn between(old: &Store, new: &Store) -> StoreChanges {
         /// The kinds followed key by key.
-        const BY_KEY: [Kind; 7] = [
+        const BY_KEY: [Kind; 8] = [
             Kind::HttpRoute,
             Kind::GrpcRoute,
             Kind::Service,
             Kind::Backend,
+            Kind::Composition,
             Kind::EndpointSlice,
             Kind::ReferenceGrant,
             Kind::Namespace,
@@ -51,6 +55,7 @@ impl StoreChanges {
             grpc_routes: changed_keys(&old.grpc_routes, &new.grpc_routes),
             services: changed_keys(&old.services, &new.services),
             backends: changed_keys(&old.backends, &new.backends),
+            compositions: changed_keys(&old.compositions, &new.compositions),
             endpoint_slices: changed_keys(&old.endpoint_slices, &new.endpoint_slices),
             reference_grants: changed_keys(&old.reference_grants, &new.reference_grants),
             namespaces: changed_keys(&old.namespaces, &new.namespaces),
@@ -65,14 +70,20 @@ impl StoreChanges {
         self.certificates || !self.reference_grants.is_empty() || !self.namespaces.is_empty()
     }
 
-    /// Whether nothing differs.
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether only EndpointSlices differ, if anything does (the fast path: nothing is
+    /// compiled).
+    pub(crate) fn is_endpoints_only(&self) -> bool {
         !self.touches_context()
             && self.other.is_empty()
             && self.http_routes.is_empty()
             && self.grpc_routes.is_empty()
             && self.services.is_empty()
             && self.backends.is_empty()
-            && self.endpoint_slices.is_empty()
+            && self.compositions.is_empty()
+    }
+
+    /// Whether nothing differs.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.is_endpoints_only() && self.endpoint_slices.is_empty()
     }
 }

@@ -16,6 +16,7 @@
 //! It does not explain TLS passthrough (TLSRoute) sockets, GEP-3567 misdirected requests
 //! (it has no SNI), or the answers of filters and policies (a redirect, a 401): it names them.
 
+mod composition;
 mod elsewhere;
 mod evaluate;
 mod matched;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use snapshot::backend::{BackendId, EndpointTarget};
 use snapshot::{BackendIndex, ListenerRoutes, Snapshot};
 
+pub(crate) use composition::plan as composition_plan;
 pub(crate) use evaluate::explain;
 pub use request::{ExplainError, ExplainRequest};
 
@@ -256,13 +258,99 @@ pub enum Action {
         /// The weighted backendRefs.
         backends: Vec<BackendExplanation>,
     },
-    /// Answer directly (no usable backendRef).
+    /// Answer directly (no usable backendRef, or a Composition that cannot be used).
     Respond {
         /// Status code.
         status: u16,
         /// Body.
         body: String,
     },
+    /// Answer with the document a Composition merges from its parts' responses.
+    Compose {
+        /// The plan: the parts wave by wave.
+        composition: CompositionPlan,
+    },
+}
+
+/// A Composition as a rule runs it (`explain`, and every rule's in `/config`): its parts grouped
+/// in waves, wave 1 the parts that read no other part's response, wave `n + 1` those that read
+/// only parts of waves up to `n`. Parts of one wave run together.
+#[derive(Debug, Serialize)]
+pub struct CompositionPlan {
+    /// `Composition ns/name`.
+    pub composition: String,
+    /// `spec.pathPattern` (only when a template reads the path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_pattern: Option<String>,
+    /// Whether the explained request's path fits the pattern (`None`: no pattern, or no
+    /// request as in `/config`). When it does not, `{request.path.*}` references have no value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_fits: Option<bool>,
+    /// The explained request's path segments bound to the pattern's names (as they appear in
+    /// the path, still percent-encoded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<PathBinding>,
+    /// `Keyed` or `Deep`.
+    pub merge: &'static str,
+    /// The deadline of the whole composition, from the request's arrival (`10s`).
+    pub timeout: String,
+    /// The largest response body of one part, in bytes.
+    pub max_part_bytes: usize,
+    /// The parts, wave by wave (in declaration order within a wave).
+    pub waves: Vec<CompositionWave>,
+}
+
+/// One path parameter of a [`CompositionPlan`] and its value for the explained request.
+#[derive(Debug, Serialize)]
+pub struct PathBinding {
+    /// The name in `{NAME}`.
+    pub name: String,
+    /// The path segment.
+    pub value: String,
+}
+
+/// The parts of a Composition that run together.
+#[derive(Debug, Serialize)]
+pub struct CompositionWave {
+    /// 1 for the first.
+    pub wave: usize,
+    /// Its parts.
+    pub parts: Vec<PartPlan>,
+}
+
+/// One part of a [`CompositionPlan`].
+#[derive(Debug, Serialize)]
+pub struct PartPlan {
+    /// Its name.
+    pub name: String,
+    /// The request method.
+    pub method: String,
+    /// The backend's identity (as `/endpoints` names it); `None` for a backendRef that cannot
+    /// be used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Why its backendRef cannot be used (the part then fails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+    /// The request target template, as written.
+    pub target: String,
+    /// Headers copied from the client's request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forward_headers: Vec<String>,
+    /// Headers set from templates (`name: template`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set_headers: Vec<String>,
+    /// Whether the composition fails when this part does.
+    pub required: bool,
+    /// The time the part may take (none: the composition's deadline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// The JSON pointer of the piece of its response kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select: Option<String>,
+    /// The parts whose responses it reads (it runs after them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 /// One weighted backendRef of the matched rule.

@@ -2,29 +2,57 @@
 //!
 //! A filter list is compiled entry by entry and every bad filter is reported; one bad filter
 //! is enough to drop the rule (the caller's decision, see `http_route::compile_rule`).
+//!
+//! The one `ExtensionRef` kind is our `Composition` (`crate::composition`), on HTTPRoute rules
+//! only ([`FilterScope`]); any other group or kind is refused.
 
 use http::{HeaderName, HeaderValue, StatusCode};
 use model::gateway_api::{
-    HttpRouteRulesFilters, HttpRouteRulesFiltersRequestHeaderModifier,
-    HttpRouteRulesFiltersRequestRedirect, HttpRouteRulesFiltersRequestRedirectPathType,
-    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType,
-    HttpRouteRulesFiltersUrlRewrite, HttpRouteRulesFiltersUrlRewritePathType,
+    HttpRouteRulesFilters, HttpRouteRulesFiltersExtensionRef,
+    HttpRouteRulesFiltersRequestHeaderModifier, HttpRouteRulesFiltersRequestRedirect,
+    HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
+    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewrite,
+    HttpRouteRulesFiltersUrlRewritePathType,
 };
-use snapshot::{Filters, HeaderModifier, PathModifier, Redirect, UrlRewrite};
+use snapshot::{DirectResponse, Filters, HeaderModifier, PathModifier, Redirect, UrlRewrite};
 
+use crate::composition;
 use crate::cors;
 use crate::external_auth;
 use crate::hostname;
 use crate::mirror::{self, MirrorTargets};
 use crate::problems::{FieldPath, Problem, Problems};
 
+/// Where a filter list sits, which decides the `ExtensionRef` filters it may hold.
+pub(crate) enum FilterScope<'s> {
+    /// An HTTPRoute rule: it may name a Composition. When the one it names cannot be used (not
+    /// found, invalid), the 500 the rule answers instead is put in `unusable`.
+    HttpRouteRule {
+        /// The rule's answer when its Composition cannot be used.
+        unusable: &'s mut Option<DirectResponse>,
+    },
+    /// A GRPCRoute rule (its filters are compiled as an HTTPRoute rule's).
+    GrpcRouteRule,
+    /// A backendRef's filters.
+    BackendRef,
+}
+
+impl FilterScope<'_> {
+    /// Whether the list named a Composition that could not be used.
+    fn has_unusable(&self) -> bool {
+        matches!(self, FilterScope::HttpRouteRule { unusable } if unusable.is_some())
+    }
+}
+
 /// Compiles the `filters` list of a rule or backendRef (`owner` is its path:
-/// `HTTPRoute a/b rules[0]`). `RequestMirror` backendRefs are resolved through `mirrors`,
-/// which also collects the ones that do not resolve (those mirrors are left out). `Err` holds
-/// every bad filter, one problem each.
+/// `HTTPRoute a/b rules[0]`, `scope` says which). `RequestMirror` backendRefs and the
+/// Composition of an `ExtensionRef` are resolved through `mirrors`, which also collects the
+/// ones that do not resolve (those mirrors are left out; see [`FilterScope`] for the
+/// Composition). `Err` holds every bad filter, one problem each.
 pub(crate) fn compile_filters(
     owner: &FieldPath,
     specs: &[HttpRouteRulesFilters],
+    mut scope: FilterScope<'_>,
     mirrors: &mut MirrorTargets<'_>,
 ) -> Result<Filters, Problems> {
     let list = owner.field("filters");
@@ -40,22 +68,31 @@ pub(crate) fn compile_filters(
             spec,
             &mut filters,
             resolving,
+            &mut scope,
         ));
     }
     // Spec (HTTPRouteFilter): RequestRedirect and URLRewrite cannot be used together.
     if filters.redirect.is_some() && filters.rewrite.is_some() {
         problems.report(list.problem("RequestRedirect and URLRewrite cannot be used together"));
     }
+    // Both answer the request: the redirect would leave the Composition unused.
+    if filters.redirect.is_some() && (filters.composition.is_some() || scope.has_unusable()) {
+        problems.report(list.problem(
+            "RequestRedirect and an ExtensionRef to a Composition cannot be used together (each answers the request)",
+        ));
+    }
     problems.or_value(filters)
 }
 
 /// Compiles one filter into `filters`, one arm per filter type. `mirrors`: where a
-/// `RequestMirror` resolves its backendRef; `None` only validates it.
+/// `RequestMirror` resolves its backendRef (and an `ExtensionRef` its Composition); `None` only
+/// validates it.
 fn compile_filter(
     at: &FieldPath,
     spec: &HttpRouteRulesFilters,
     filters: &mut Filters,
     mirrors: Option<&mut MirrorTargets<'_>>,
+    scope: &mut FilterScope<'_>,
 ) -> Result<(), Problem> {
     let missing =
         |field: &str| at.problem(format!("type {:?} needs the {field} field", spec.r#type));
@@ -141,20 +178,61 @@ fn compile_filter(
                 ),
             }
         }
-        HttpRouteRulesFiltersType::ExtensionRef => Err(unsupported(at, spec)),
+        HttpRouteRulesFiltersType::ExtensionRef => {
+            let reference = spec
+                .extension_ref
+                .as_ref()
+                .ok_or_else(|| missing("extensionRef"))?;
+            extension_ref(at, reference, filters, mirrors, scope)
+        }
     }
 }
 
-/// Why an `ExtensionRef` filter is rejected: Portcullis defines no extension filter kinds.
-fn unsupported(at: &FieldPath, spec: &HttpRouteRulesFilters) -> Problem {
-    let target = spec
-        .extension_ref
-        .as_ref()
-        .map(|e| format!("{}/{} {}", e.group, e.kind, e.name))
-        .unwrap_or_default();
-    at.problem(format!(
-        "ExtensionRef {target} is not supported: Portcullis has no extension filter kinds yet"
-    ))
+/// An `ExtensionRef` filter (`at`): a Composition on an HTTPRoute rule, set in `filters` (or
+/// its rule's 500 in `scope` when it cannot be used). `targets`: where it resolves (`None`:
+/// only validate).
+fn extension_ref(
+    at: &FieldPath,
+    reference: &HttpRouteRulesFiltersExtensionRef,
+    filters: &mut Filters,
+    targets: Option<&mut MirrorTargets<'_>>,
+    scope: &mut FilterScope<'_>,
+) -> Result<(), Problem> {
+    let names = format!(
+        "ExtensionRef {}/{} {}",
+        reference.group, reference.kind, reference.name
+    );
+    if reference.group != model::kind::PORTCULLIS_GROUP || reference.kind != composition::KIND {
+        return Err(at.problem(format!(
+            "{names} is not supported: the only extension filter kind is portcullis.dev/Composition"
+        )));
+    }
+    let unusable = match scope {
+        FilterScope::HttpRouteRule { unusable } => unusable,
+        FilterScope::GrpcRouteRule => {
+            return Err(at.problem(format!(
+                "{names}: a Composition answers HTTP requests with a JSON document; it is only supported on HTTPRoute rules, not on GRPCRoute rules"
+            )));
+        }
+        FilterScope::BackendRef => {
+            return Err(at.problem(format!(
+                "{names}: a Composition is only supported on the rule, not on a backendRef (it answers instead of forwarding)"
+            )));
+        }
+    };
+    if filters.composition.is_some() || unusable.is_some() {
+        return Err(at.problem(format!(
+            "{names}: this rule already names a Composition (a rule answers with one)"
+        )));
+    }
+    let Some(targets) = targets else {
+        return Ok(());
+    };
+    match composition::for_rule(at, &reference.name, targets) {
+        Ok(compiled) => filters.composition = Some(compiled),
+        Err(response) => **unusable = Some(response),
+    }
+    Ok(())
 }
 
 /// The spec allows each core filter type at most once per list.

@@ -23,6 +23,7 @@ use snapshot::{
 use crate::CompileOptions;
 use crate::attachment::{self, CompiledRule, RuleProblems};
 use crate::backend_ref::{BackendRefSpec, BackendTable, Referrer};
+use crate::filter::FilterScope;
 use crate::listener::Listeners;
 use crate::mirror::MirrorTargets;
 use crate::problems::{FieldPath, Problem, Problems};
@@ -125,7 +126,9 @@ fn compile_rules(
 /// retry, weighted backends). `Err` drops the rule with the problems of its first invalid
 /// section (every bad filter of a filter list); backendRefs that do not resolve are recorded
 /// in `problems` and answer 500 for their share of traffic. GRPCRoute rules reuse it for their
-/// filters and backendRefs, which share HTTPRoute's schema.
+/// filters and backendRefs, which share HTTPRoute's schema (`referrer.kind` tells them
+/// apart). A rule naming a Composition answers with it: its backendRefs are not compiled
+/// (see `crate::composition`).
 pub(crate) fn compile_rule(
     store: &Store,
     at: &FieldPath,
@@ -138,9 +141,18 @@ pub(crate) fn compile_rule(
     // order in which an operator meets the problems. Filters come first: their mirrors
     // resolve backends before the rule's own backendRefs do, which fixes the backends' order
     // in the snapshot.
+    let mut unusable_composition = None;
+    let scope = if referrer.kind == "HTTPRoute" {
+        FilterScope::HttpRouteRule {
+            unusable: &mut unusable_composition,
+        }
+    } else {
+        FilterScope::GrpcRouteRule
+    };
     let filters = filter::compile_filters(
         at,
         rule.filters.as_deref().unwrap_or_default(),
+        scope,
         &mut MirrorTargets {
             store,
             referrer,
@@ -153,7 +165,16 @@ pub(crate) fn compile_rule(
     let session = crate::session::compile_session(at, rule.session_persistence.as_ref())?;
     let matches = compile_matches(at, rule.matches.as_deref())?;
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
-    let weighted = compile_backend_refs(store, at, refs, referrer, backends, problems)?;
+    let composes = filters.composition.is_some() || unusable_composition.is_some();
+    let weighted = if composes {
+        // The Composition answers: the backendRefs are not used (module doc of `composition`).
+        WeightedRefs {
+            candidates: Vec::new(),
+            uses_prefix_rewrite: false,
+        }
+    } else {
+        compile_backend_refs(store, at, refs, referrer, backends, problems)?
+    };
     check_prefix_rewrite(
         at,
         &matches,
@@ -162,7 +183,11 @@ pub(crate) fn compile_rule(
     // The route's own `retry` (Gateway API) wins; otherwise the BackendTrafficPolicy retry of
     // the first usable backend (its own policy, or the rule's route/Gateway-level one).
     let retry = retry.or_else(|| policy_retry(backends, &weighted.candidates));
-    let action = rule_action(at, refs.is_empty(), weighted.candidates);
+    let action = match (unusable_composition, &filters.composition) {
+        (Some(response), _) => RuleAction::Respond(response),
+        (None, Some(composition)) => RuleAction::Respond(composed(composition)),
+        (None, None) => rule_action(at, refs.is_empty(), weighted.candidates),
+    };
     Ok((
         matches,
         CompiledAction {
@@ -297,6 +322,7 @@ fn backend_ref_filters(
     let filters = filter::compile_filters(
         at,
         &specs,
+        FilterScope::BackendRef,
         &mut MirrorTargets {
             store,
             referrer,
@@ -364,6 +390,18 @@ fn rule_action(at: &FieldPath, no_refs: bool, candidates: Vec<WeightedBackend>) 
             candidates,
             total_weight,
         })
+    }
+}
+
+/// The action of a rule whose Composition answers it (`proxy/src/compose.rs` runs it; the data
+/// plane never forwards such a rule): a 500 naming it, should a path ever reach it.
+fn composed(composition: &snapshot::composition::Composition) -> DirectResponse {
+    DirectResponse {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        body: Bytes::from(format!(
+            "this rule is answered by {}, which did not run\n",
+            composition.name
+        )),
     }
 }
 

@@ -37,6 +37,12 @@
 //! Backends keep their index in the snapshot while a route uses them; when the last user of a
 //! backend goes, its index is reused, or filled by moving the last backend there, and the
 //! routes naming the moved backend are compiled again (usually one).
+//!
+//! A `Composition` is compiled into each rule that names it: a change of it compiles again the
+//! units that looked it up (`ReadKey::Composition`), and a change of a Service or `Backend` of
+//! its parts those that resolved them, as for their own backendRefs. The Compositions'
+//! statuses (a few objects, which depend on their parts' Services, Backends and grants and on
+//! the routes naming them) are computed again after every change but of EndpointSlices alone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -61,6 +67,7 @@ use crate::{
     http_route, l4_route, listener_set, tls_route,
 };
 
+mod compositions;
 #[cfg(test)]
 mod tests;
 mod unit_set;
@@ -102,16 +109,24 @@ pub struct Compiler {
     /// BackendTrafficPolicy and BackendTLSPolicy statuses (their ancestors depend on the
     /// routes).
     policy_statuses: Vec<ObjectStatus>,
+    /// Composition statuses, by namespace and name (their ancestors depend on the routes).
+    composition_statuses: Vec<ObjectStatus>,
+}
+
+impl UnitKind {
+    /// The route kind, as status spells it.
+    fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Http => "HTTPRoute",
+            UnitKind::Grpc => "GRPCRoute",
+        }
+    }
 }
 
 /// `HTTPRoute namespace/name`: a unit as status labels it.
 fn unit_label(key: &UnitKey) -> String {
     let (kind, namespace, name) = &**key;
-    let kind = match kind {
-        UnitKind::Http => "HTTPRoute",
-        UnitKind::Grpc => "GRPCRoute",
-    };
-    format!("{kind} {namespace}/{name}")
+    format!("{} {namespace}/{name}", kind.as_str())
 }
 
 /// Hostnames to rebuild, by listener slot.
@@ -246,6 +261,7 @@ impl Compiler {
             slices: SliceIndex::of(store),
             snapshot: Arc::default(),
             policy_statuses: Vec::new(),
+            composition_statuses: Vec::new(),
         };
         let keys = store
             .http_routes
@@ -271,6 +287,7 @@ impl Compiler {
             .collect();
         compiler.rebuild_tables(hosts);
         compiler.report_policies(store);
+        compiler.composition_statuses = compiler.composition_statuses(store);
         compiler.finish();
         compiler
     }
@@ -364,6 +381,10 @@ impl Compiler {
             step.recompiled = dirty.iter().map(unit_label).collect();
         }
         step.endpoints = self.changed_endpoints(new, &sources, &added);
+        // A Composition's status reads no EndpointSlice: the fast path stays free of it.
+        if !changes.is_endpoints_only() {
+            self.report_compositions(new, &changes, &mut step);
+        }
         step
     }
 
@@ -454,6 +475,12 @@ impl Compiler {
             .reference_grants
             .iter()
             .map(|(ns, _)| ReadKey::Grants(ns.clone()))
+            .chain(
+                changes
+                    .compositions
+                    .iter()
+                    .map(|(ns, name)| ReadKey::Composition(ns.clone(), name.clone())),
+            )
             .chain(
                 changes
                     .namespaces
@@ -767,7 +794,8 @@ impl Compiler {
     }
 
     /// The status of every object compiled, in a stable order: the context's objects, the
-    /// HTTPRoutes, GRPCRoutes and TLSRoutes, the BackendTrafficPolicies and BackendTLSPolicies.
+    /// HTTPRoutes, GRPCRoutes and TLSRoutes, the BackendTrafficPolicies and BackendTLSPolicies,
+    /// the Compositions.
     pub fn status(&self) -> StatusReport {
         let mut objects = self.context.objects.clone();
         for (&slot, &count) in &self.slot_counts {
@@ -777,6 +805,7 @@ impl Compiler {
         objects.extend(self.units.values().map(|unit| unit.status.clone()));
         objects.extend(self.context.tls_routes.iter().cloned());
         objects.extend(self.policy_statuses.iter().cloned());
+        objects.extend(self.composition_statuses.iter().cloned());
         StatusReport { objects }
     }
 
@@ -846,7 +875,10 @@ impl Compiler {
                 .into_iter()
                 .flatten()
                 .filter_map(|key| self.units.get(key))
-                .flat_map(|unit| unit.views(slot).collect::<Vec<_>>())
+                .flat_map(|unit| {
+                    unit.views(slot, &self.snapshot.backends)
+                        .collect::<Vec<_>>()
+                })
                 .collect()
         })
     }

@@ -19,6 +19,7 @@ mod ca_certificate;
 mod changes;
 mod client_certificate;
 mod client_policy;
+mod composition;
 mod cors;
 mod duration;
 pub mod endpoints;

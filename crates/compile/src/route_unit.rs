@@ -13,7 +13,7 @@ use model::Store;
 use model::core::ObjectMeta;
 use router::{HostPattern, RouteEntry, RouteOrder};
 use snapshot::RouteRule;
-use snapshot::backend::BackendId;
+use snapshot::backend::{BackendId, CompiledBackend};
 
 use crate::CompileOptions;
 use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
@@ -28,6 +28,9 @@ pub(crate) type Entry = Arc<RouteEntry<Arc<RouteRule>>>;
 pub(crate) struct RouteUnit {
     /// Its rules' names, for `/config`.
     rule_names: Vec<String>,
+    /// The rules that name a Composition, for `/config`: each one's rule (an `Arc` of the
+    /// table's entries, holding the Composition).
+    composing: Vec<Arc<RouteRule>>,
     /// `HTTPRoute ns/name`.
     label: String,
     /// The listener slots it is added to.
@@ -150,6 +153,11 @@ impl RouteUnit {
             .collect();
         RouteUnit {
             rule_names: rules.iter().map(|r| r.rule.name.to_string()).collect(),
+            composing: rules
+                .iter()
+                .filter(|r| r.rule.filters.composition.is_some())
+                .map(|r| Arc::clone(&r.rule))
+                .collect(),
             label: route.path().to_string(),
             attached,
             counted: plan.counted,
@@ -189,13 +197,34 @@ impl RouteUnit {
         }
     }
 
-    /// The unit on one listener, for `/config` (nothing if it does not attach there).
-    pub(crate) fn views(&self, slot: usize) -> impl Iterator<Item = serde_json::Value> + '_ {
+    /// The unit on one listener, for `/config` (nothing if it does not attach there), with the
+    /// plan of each rule's Composition (`compositions`, by rule name, when a rule has one;
+    /// `backends`: the snapshot's, which the plans name).
+    pub(crate) fn views<'a>(
+        &'a self,
+        slot: usize,
+        backends: &'a [CompiledBackend],
+    ) -> impl Iterator<Item = serde_json::Value> + 'a {
         self.attached
             .iter()
             .filter(move |attachment| attachment.slot == slot)
-            .map(|attachment| {
-                attachment::route_view(&self.label, &attachment.hosts, self.rule_names.clone())
+            .map(move |attachment| {
+                let mut view =
+                    attachment::route_view(&self.label, &attachment.hosts, self.rule_names.clone());
+                if !self.composing.is_empty() {
+                    view["compositions"] = self.composition_views(backends);
+                }
+                view
             })
+    }
+
+    /// `{rule name: plan}` of the rules that name a Composition.
+    fn composition_views(&self, backends: &[CompiledBackend]) -> serde_json::Value {
+        let plans = self.composing.iter().filter_map(|rule| {
+            let composition = rule.filters.composition.as_ref()?;
+            let plan = crate::explain::composition_plan(composition, backends, None);
+            Some((rule.name.to_string(), serde_json::to_value(plan).ok()?))
+        });
+        serde_json::Value::Object(plans.collect())
     }
 }

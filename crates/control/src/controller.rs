@@ -353,20 +353,39 @@ impl Controller {
 }
 
 /// Adds `live` (the registry's view of the backend: endpoints, health) to every backend of
-/// the matched rule of an explanation.
+/// the matched rule of an explanation, and to every part of its Composition.
 fn add_live_endpoints(explanation: &mut serde_json::Value, registry: &serde_json::Value) {
-    let backends = explanation
-        .pointer_mut("/matched/action/backends")
+    let Some(action) = explanation.pointer_mut("/matched/action") else {
+        return;
+    };
+    let backends = action
+        .get_mut("backends")
         .and_then(serde_json::Value::as_array_mut);
     for backend in backends.into_iter().flatten() {
-        let live = backend
-            .get("backend")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|id| registry.get(id))
-            .cloned();
-        if let (Some(live), Some(object)) = (live, backend.as_object_mut()) {
-            object.insert("live".to_owned(), live);
+        add_live(backend, registry);
+    }
+    let waves = action
+        .pointer_mut("/composition/waves")
+        .and_then(serde_json::Value::as_array_mut);
+    for wave in waves.into_iter().flatten() {
+        let parts = wave
+            .get_mut("parts")
+            .and_then(serde_json::Value::as_array_mut);
+        for part in parts.into_iter().flatten() {
+            add_live(part, registry);
         }
+    }
+}
+
+/// Adds `live` to one backend (or part) of an explanation, by its `backend` identity.
+fn add_live(backend: &mut serde_json::Value, registry: &serde_json::Value) {
+    let live = backend
+        .get("backend")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|id| registry.get(id))
+        .cloned();
+    if let (Some(live), Some(object)) = (live, backend.as_object_mut()) {
+        object.insert("live".to_owned(), live);
     }
 }
 

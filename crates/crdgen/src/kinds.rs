@@ -94,3 +94,22 @@ pub(crate) struct SecurityPolicySpec(model::security_policy::SecurityPolicySpec)
 #[serde(transparent)]
 #[schemars(transparent)]
 pub(crate) struct RateLimitPolicySpec(model::rate_limit_policy::RateLimitPolicySpec);
+
+/// `Composition`: one response merged from several backend requests, named by an HTTPRoute
+/// rule's `ExtensionRef` filter. Its status has the policies' shape: per Gateway whose routes
+/// use it, `Accepted` and `ResolvedRefs`.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "Composition",
+    namespaced,
+    status = "PolicyStatus",
+    category = "portcullis",
+    printcolumn = r#"{"name": "Accepted", "type": "string", "jsonPath": ".status.ancestors[0].conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#,
+    doc = "One JSON response merged from several backend requests (parts), for the HTTPRoute rules that name it with an ExtensionRef filter."
+)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub(crate) struct CompositionSpec(model::composition::CompositionSpec);

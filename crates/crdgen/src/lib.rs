@@ -1,5 +1,6 @@
 //! The CustomResourceDefinitions of our kinds (`portcullis.dev/v1alpha1`: `Backend`,
-//! `BackendTrafficPolicy`, `ClientTrafficPolicy`, `SecurityPolicy`, `RateLimitPolicy`), generated from the model's types.
+//! `BackendTrafficPolicy`, `ClientTrafficPolicy`, `SecurityPolicy`, `RateLimitPolicy`,
+//! `Composition`), generated from the model's types.
 //!
 //! Each kind's schema is the `JsonSchema` of its spec type in `model` (with the checks
 //! `model::schema` describes: enumerations, bounds, duration patterns, CEL rules), made
@@ -49,6 +50,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         kinds::Backend::crd(),
         kinds::BackendTrafficPolicy::crd(),
         kinds::ClientTrafficPolicy::crd(),
+        kinds::Composition::crd(),
         kinds::RateLimitPolicy::crd(),
         kinds::SecurityPolicy::crd(),
     ];

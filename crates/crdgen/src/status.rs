@@ -1,6 +1,7 @@
 //! The `status` of our policy kinds, as their CRDs declare it (the status subresource): per
 //! ancestor (the Gateway, or route, a target belongs to), the conditions each controller
-//! reports, the shape GEP-713 gives every policy. Portcullis computes these conditions in
+//! reports, the shape GEP-713 gives every policy (a `Composition` has it too: its ancestors
+//! are the Gateways of the routes that name it). Portcullis computes these conditions in
 //! `compile`; the status writer writes them here.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

@@ -50,6 +50,7 @@ const WATCHED: &[Kind] = &[
     Kind::ClientTrafficPolicy,
     Kind::SecurityPolicy,
     Kind::RateLimitPolicy,
+    Kind::Composition,
 ];
 
 /// How often the API server is asked again, while some kind Portcullis reads is not served,

@@ -83,8 +83,9 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
         client_traffic_policies,
         security_policies,
         rate_limit_policies,
+        compositions,
     } = new;
-    let comparisons: [(Kind, &dyn Fn() -> bool); 20] = [
+    let comparisons: [(Kind, &dyn Fn() -> bool); 21] = [
         (Kind::GatewayClass, &|| {
             differ(&old.gateway_classes, gateway_classes)
         }),
@@ -122,6 +123,9 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
         }),
         (Kind::RateLimitPolicy, &|| {
             differ(&old.rate_limit_policies, rate_limit_policies)
+        }),
+        (Kind::Composition, &|| {
+            differ(&old.compositions, compositions)
         }),
     ];
     comparisons

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::client_policy::ClientTrafficPolicy;
+use crate::composition::Composition;
 use crate::core::{ConfigMap, EndpointSlice, Namespace, ObjectMeta, Secret, Service};
 use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
@@ -64,6 +65,8 @@ pub enum Kind {
     SecurityPolicy,
     /// `portcullis.dev` RateLimitPolicy.
     RateLimitPolicy,
+    /// `portcullis.dev` Composition.
+    Composition,
 }
 
 impl Kind {
@@ -90,6 +93,7 @@ impl Kind {
             Kind::ClientTrafficPolicy => "ClientTrafficPolicy",
             Kind::SecurityPolicy => "SecurityPolicy",
             Kind::RateLimitPolicy => "RateLimitPolicy",
+            Kind::Composition => "Composition",
         }
     }
 
@@ -112,7 +116,8 @@ impl Kind {
             | Kind::BackendTrafficPolicy
             | Kind::ClientTrafficPolicy
             | Kind::SecurityPolicy
-            | Kind::RateLimitPolicy => PORTCULLIS_GROUP,
+            | Kind::RateLimitPolicy
+            | Kind::Composition => PORTCULLIS_GROUP,
         }
     }
 
@@ -153,6 +158,7 @@ impl Kind {
             (PORTCULLIS_GROUP, "ClientTrafficPolicy") => Kind::ClientTrafficPolicy,
             (PORTCULLIS_GROUP, "SecurityPolicy") => Kind::SecurityPolicy,
             (PORTCULLIS_GROUP, "RateLimitPolicy") => Kind::RateLimitPolicy,
+            (PORTCULLIS_GROUP, "Composition") => Kind::Composition,
             _ => return None,
         };
         Some(found)
@@ -223,6 +229,7 @@ pub enum Object {
     ClientTrafficPolicy(Arc<ClientTrafficPolicy>),
     SecurityPolicy(Arc<SecurityPolicy>),
     RateLimitPolicy(Arc<RateLimitPolicy>),
+    Composition(Arc<Composition>),
 }
 
 impl Object {
@@ -249,6 +256,7 @@ impl Object {
             Object::ClientTrafficPolicy(_) => Kind::ClientTrafficPolicy,
             Object::SecurityPolicy(_) => Kind::SecurityPolicy,
             Object::RateLimitPolicy(_) => Kind::RateLimitPolicy,
+            Object::Composition(_) => Kind::Composition,
         }
     }
 
@@ -275,6 +283,7 @@ impl Object {
             Object::ClientTrafficPolicy(o) => &o.metadata,
             Object::SecurityPolicy(o) => &o.metadata,
             Object::RateLimitPolicy(o) => &o.metadata,
+            Object::Composition(o) => &o.metadata,
         }
     }
 
@@ -301,6 +310,7 @@ impl Object {
             Object::ClientTrafficPolicy(o) => &mut Arc::make_mut(o).metadata,
             Object::SecurityPolicy(o) => &mut Arc::make_mut(o).metadata,
             Object::RateLimitPolicy(o) => &mut Arc::make_mut(o).metadata,
+            Object::Composition(o) => &mut Arc::make_mut(o).metadata,
         }
     }
 

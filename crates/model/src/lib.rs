@@ -2,13 +2,14 @@
 //!
 //! This crate is plain data: Gateway API types come from the `gateway-api` crate (the experimental
 //! channel tree, which is a superset of the standard one), core Kubernetes types from `k8s-openapi`,
-//! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`], [`policy`] and
-//! [`client_policy`]. It parses multi-document
+//! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`], [`policy`],
+//! [`client_policy`], [`security_policy`], [`rate_limit_policy`] and [`composition`]. It parses multi-document
 //! YAML into typed objects ([`parse`]) and keeps them in a [`Store`] keyed by kind, namespace and name.
 //! It has no behaviour beyond that: validation and reference resolution belong to `compile`.
 
 pub mod backend;
 pub mod client_policy;
+pub mod composition;
 mod core_slim;
 pub mod diff;
 pub mod kind;
@@ -21,6 +22,7 @@ pub mod store;
 
 pub use backend::{Backend, BackendEndpoint, BackendSpec};
 pub use client_policy::ClientTrafficPolicy;
+pub use composition::Composition;
 pub use kind::{Kind, Object, ObjectKey};
 pub use parse::{ParseError, Parsed, parse_documents};
 pub use policy::BackendTrafficPolicy;

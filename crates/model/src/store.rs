@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::backend::Backend;
 use crate::client_policy::ClientTrafficPolicy;
+use crate::composition::Composition;
 use crate::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
 use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
@@ -49,6 +50,7 @@ pub struct Store {
     pub client_traffic_policies: BTreeMap<NamespacedName, Arc<ClientTrafficPolicy>>,
     pub security_policies: BTreeMap<NamespacedName, Arc<SecurityPolicy>>,
     pub rate_limit_policies: BTreeMap<NamespacedName, Arc<RateLimitPolicy>>,
+    pub compositions: BTreeMap<NamespacedName, Arc<Composition>>,
 }
 
 impl Store {
@@ -86,6 +88,7 @@ impl Store {
             Object::ClientTrafficPolicy(o) => self.client_traffic_policies.insert(key, o).is_some(),
             Object::SecurityPolicy(o) => self.security_policies.insert(key, o).is_some(),
             Object::RateLimitPolicy(o) => self.rate_limit_policies.insert(key, o).is_some(),
+            Object::Composition(o) => self.compositions.insert(key, o).is_some(),
         }
     }
 
@@ -131,6 +134,9 @@ impl Store {
             Kind::RateLimitPolicy => {
                 Object::RateLimitPolicy(Arc::clone(self.rate_limit_policies.get(namespaced)?))
             }
+            Kind::Composition => {
+                Object::Composition(Arc::clone(self.compositions.get(namespaced)?))
+            }
         })
     }
 
@@ -162,6 +168,7 @@ impl Store {
             Kind::ClientTrafficPolicy => self.client_traffic_policies.remove(namespaced).is_some(),
             Kind::SecurityPolicy => self.security_policies.remove(namespaced).is_some(),
             Kind::RateLimitPolicy => self.rate_limit_policies.remove(namespaced).is_some(),
+            Kind::Composition => self.compositions.remove(namespaced).is_some(),
         }
     }
 
@@ -199,6 +206,7 @@ impl Store {
             ))
             .chain(each(&self.security_policies, Object::SecurityPolicy))
             .chain(each(&self.rate_limit_policies, Object::RateLimitPolicy))
+            .chain(each(&self.compositions, Object::Composition))
     }
 
     /// The labels of a namespace. A namespace that has no Namespace object exists implicitly,
@@ -231,6 +239,7 @@ impl Store {
             + self.client_traffic_policies.len()
             + self.security_policies.len()
             + self.rate_limit_policies.len()
+            + self.compositions.len()
     }
 
     /// Whether the store holds no object.

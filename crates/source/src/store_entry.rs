@@ -81,6 +81,11 @@ fn lookup(store: &Store, kind: Kind, pair: &(String, String)) -> Option<Object> 
             .get(pair)
             .cloned()
             .map(Object::RateLimitPolicy),
+        Kind::Composition => store
+            .compositions
+            .get(pair)
+            .cloned()
+            .map(Object::Composition),
     }
 }
 
@@ -109,6 +114,7 @@ pub(crate) fn remove(store: &mut Store, key: &ObjectKey) {
         Kind::ClientTrafficPolicy => store.client_traffic_policies.remove(&pair()).is_some(),
         Kind::SecurityPolicy => store.security_policies.remove(&pair()).is_some(),
         Kind::RateLimitPolicy => store.rate_limit_policies.remove(&pair()).is_some(),
+        Kind::Composition => store.compositions.remove(&pair()).is_some(),
     };
 }
 
@@ -140,6 +146,7 @@ fn address(object: &Object) -> *const () {
         Object::ClientTrafficPolicy(o) => Arc::as_ptr(o).cast(),
         Object::SecurityPolicy(o) => Arc::as_ptr(o).cast(),
         Object::RateLimitPolicy(o) => Arc::as_ptr(o).cast(),
+        Object::Composition(o) => Arc::as_ptr(o).cast(),
     }
 }
 
@@ -169,6 +176,7 @@ pub(crate) fn is_equal(a: &Object, b: &Object) -> bool {
         (Object::ClientTrafficPolicy(a), Object::ClientTrafficPolicy(b)) => a == b,
         (Object::SecurityPolicy(a), Object::SecurityPolicy(b)) => a == b,
         (Object::RateLimitPolicy(a), Object::RateLimitPolicy(b)) => a == b,
+        (Object::Composition(a), Object::Composition(b)) => a == b,
         _ => false,
     }
 }

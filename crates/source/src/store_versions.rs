@@ -78,6 +78,7 @@ fn built(edits: Vec<StoreEdit>) -> Store {
     let mut client_traffic_policies = Vec::new();
     let mut security_policies = Vec::new();
     let mut rate_limit_policies = Vec::new();
+    let mut compositions = Vec::new();
     for (key, object) in edits {
         let Some(object) = object else {
             continue;
@@ -107,6 +108,7 @@ fn built(edits: Vec<StoreEdit>) -> Store {
             Object::ClientTrafficPolicy(o) => client_traffic_policies.push((pair, o)),
             Object::SecurityPolicy(o) => security_policies.push((pair, o)),
             Object::RateLimitPolicy(o) => rate_limit_policies.push((pair, o)),
+            Object::Composition(o) => compositions.push((pair, o)),
         }
     }
     // `BTreeMap: FromIterator` sorts, then builds the tree bottom up.
@@ -131,6 +133,7 @@ fn built(edits: Vec<StoreEdit>) -> Store {
         client_traffic_policies: client_traffic_policies.into_iter().collect(),
         security_policies: security_policies.into_iter().collect(),
         rate_limit_policies: rate_limit_policies.into_iter().collect(),
+        compositions: compositions.into_iter().collect(),
     }
 }
 

@@ -176,7 +176,7 @@ fn judge_listener(
                 hit.target,
                 winner,
                 &judged,
-                &request.host,
+                (&request.host, path),
             );
             explanation.outcome = Outcome::Matched;
             explanation.summary = format!(

@@ -1,5 +1,5 @@
 //! The winning rule in full: its match, the matches it beats, filters, policies, backends and
-//! their endpoints.
+//! their endpoints, or the plan of its Composition.
 
 use std::sync::Arc;
 
@@ -11,14 +11,15 @@ use super::{
     RouteResult, Sources,
 };
 
-/// The winner in full: its filters, policies and backends.
+/// The winner in full: its filters, policies and backends (or Composition). `path`: the path
+/// it matched (normalized).
 pub(super) fn matched_rule(
     sources: &Sources<'_>,
     listener: &ListenerRoutes,
     rule: &Arc<RouteRule>,
     winner: &Candidate<'_>,
     judged: &[(&Candidate<'_>, RouteResult, Option<Reason>)],
-    host: &str,
+    (host, path): (&str, &str),
 ) -> MatchedRule {
     let order = winner.entry.order();
     let beats = judged
@@ -51,7 +52,7 @@ pub(super) fn matched_rule(
             retry: rule.retry.is_some(),
             session_persistence: rule.session.is_some(),
         },
-        action: action(sources, rule),
+        action: action(sources, rule, path),
     }
 }
 
@@ -76,13 +77,26 @@ fn filter_names(filters: &Filters) -> Vec<String> {
     if !filters.mirrors.is_empty() {
         names.push(format!("RequestMirror (x{})", filters.mirrors.len()));
     }
+    if let Some(composition) = &filters.composition {
+        names.push(format!("ExtensionRef ({})", composition.name));
+    }
     if filters.response_headers.is_some() {
         names.push("ResponseHeaderModifier".to_owned());
     }
     names
 }
 
-fn action(sources: &Sources<'_>, rule: &RouteRule) -> Action {
+fn action(sources: &Sources<'_>, rule: &RouteRule, path: &str) -> Action {
+    // A rule naming a Composition answers with it, whatever its action says.
+    if let Some(composition) = &rule.filters.composition {
+        return Action::Compose {
+            composition: super::composition_plan(
+                composition,
+                &sources.snapshot.backends,
+                Some(path),
+            ),
+        };
+    }
     let choice = match &rule.action {
         RuleAction::Respond(response) => {
             return Action::Respond {

@@ -3,7 +3,8 @@
 use std::fmt::{self, Display, Formatter};
 
 use super::{
-    Action, Explanation, MatchConditions, MatchedRule, Reason, RouteExplanation, RouteResult,
+    Action, CompositionPlan, Explanation, MatchConditions, MatchedRule, PartPlan, Reason,
+    RouteExplanation, RouteResult,
 };
 
 impl Display for Explanation {
@@ -99,6 +100,7 @@ fn write_action(f: &mut Formatter<'_>, action: &Action) -> fmt::Result {
         Action::Respond { status, body } => {
             writeln!(f, "  responds: {status} {}", body.trim_end())?;
         }
+        Action::Compose { composition } => write_composition(f, composition)?,
         Action::Forward { backends } => {
             for backend in backends {
                 let name = backend
@@ -133,6 +135,87 @@ fn write_action(f: &mut Formatter<'_>, action: &Action) -> fmt::Result {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn write_composition(f: &mut Formatter<'_>, plan: &CompositionPlan) -> fmt::Result {
+    writeln!(
+        f,
+        "  composes: {} (merge {}, deadline {}, at most {} bytes per part)",
+        plan.composition, plan.merge, plan.timeout, plan.max_part_bytes
+    )?;
+    if let Some(pattern) = &plan.path_pattern {
+        write!(f, "            path pattern {pattern}")?;
+        match plan.path_fits {
+            Some(true) => {
+                let bound: Vec<String> = plan
+                    .bindings
+                    .iter()
+                    .map(|binding| format!("{}={}", binding.name, binding.value))
+                    .collect();
+                write!(f, ": {}", bound.join(", "))?;
+            }
+            Some(false) => write!(
+                f,
+                ": the request's path does not fit it ({{request.path.*}} have no value)"
+            )?,
+            None => {}
+        }
+        writeln!(f)?;
+    }
+    for wave in &plan.waves {
+        for (index, part) in wave.parts.iter().enumerate() {
+            let label = if index == 0 {
+                format!("wave {}:", wave.wave)
+            } else {
+                String::new()
+            };
+            write!(f, "            {label:<8}")?;
+            write_part(f, part)?;
+        }
+    }
+    Ok(())
+}
+
+/// One part on one line (two with headers).
+fn write_part(f: &mut Formatter<'_>, part: &PartPlan) -> fmt::Result {
+    write!(f, "{} {} {} -> ", part.name, part.method, part.target)?;
+    match (&part.backend, &part.invalid) {
+        (Some(backend), _) => write!(f, "{backend}")?,
+        (None, Some(invalid)) => write!(f, "unusable backendRef ({invalid})")?,
+        (None, None) => write!(f, "?")?,
+    }
+    write!(
+        f,
+        ", {}",
+        if part.required {
+            "required"
+        } else {
+            "optional"
+        }
+    )?;
+    if let Some(timeout) = &part.timeout {
+        write!(f, ", timeout {timeout}")?;
+    }
+    if let Some(select) = &part.select {
+        write!(f, ", select {select}")?;
+    }
+    if !part.depends_on.is_empty() {
+        write!(f, ", after {}", part.depends_on.join(", "))?;
+    }
+    writeln!(f)?;
+    if !part.forward_headers.is_empty() || !part.set_headers.is_empty() {
+        let mut headers = Vec::new();
+        if !part.forward_headers.is_empty() {
+            headers.push(format!("forwards {}", part.forward_headers.join(", ")));
+        }
+        headers.extend(
+            part.set_headers
+                .iter()
+                .map(|header| format!("sets {header}")),
+        );
+        writeln!(f, "                    {}", headers.join("; "))?;
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ fn a_dropped_rule_does_not_resolve_mirrors_after_its_first_bad_filter() {
     assert_eq!(
         status.problems,
         vec![
-            "HTTPRoute infra/r rules[0].filters[0]: ExtensionRef example.com/Auth a is not supported: Portcullis has no extension filter kinds yet".to_owned(),
+            "HTTPRoute infra/r rules[0].filters[0]: ExtensionRef example.com/Auth a is not supported: the only extension filter kind is portcullis.dev/Composition".to_owned(),
             "HTTPRoute infra/r rules[0].filters[1].requestMirror.percent: 101 is not between 0 and 100".to_owned(),
         ]
     );

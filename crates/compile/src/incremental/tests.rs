@@ -36,6 +36,7 @@ const SLOTS: &[&str] = &[
     "tls-policy",
     "tls-route",
     "backend-a",
+    "composition-a",
     "http-a-0",
     "http-a-1",
     "http-a-2",
@@ -100,11 +101,18 @@ fn variant(slot: &str, rng: &mut StdRng) -> String {
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}, labels: {{team: {}}}}}\n",
             ["web", "other"][rng.random_range(0..2)]
         ),
-        ["grant", "b"] => format!(
-            "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: grant, namespace: b}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: {}, namespace: a}}]\n  to: [{{group: \"\", kind: {}}}]\n",
-            ["HTTPRoute", "GRPCRoute", "Gateway"][rng.random_range(0..3)],
-            ["Service", "Secret"][rng.random_range(0..2)]
-        ),
+        ["grant", "b"] => {
+            let (group, kind) = [
+                ("gateway.networking.k8s.io", "HTTPRoute"),
+                ("gateway.networking.k8s.io", "GRPCRoute"),
+                ("gateway.networking.k8s.io", "Gateway"),
+                ("portcullis.dev", "Composition"),
+            ][rng.random_range(0..4)];
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: grant, namespace: b}}\nspec:\n  from: [{{group: {group}, kind: {kind}, namespace: a}}]\n  to: [{{group: \"\", kind: {}}}]\n",
+                ["Service", "Secret"][rng.random_range(0..2)]
+            )
+        }
         ["secret", namespace] => {
             let name = if *namespace == "a" { "cert" } else { "cert-b" };
             if rng.random_bool(0.25) {
@@ -204,6 +212,7 @@ fn variant(slot: &str, rng: &mut StdRng) -> String {
             "apiVersion: portcullis.dev/v1alpha1\nkind: Backend\nmetadata: {{name: be, namespace: a}}\nspec: {{endpoints: [{{ip: 10.1.0.{}, port: 9000}}]}}\n",
             rng.random_range(1..4)
         ),
+        ["composition", "a"] => composition(rng),
         ["http", namespace, index] => http_route(namespace, index, rng),
         ["grpc", namespace, index] => {
             let backend = backend_ref(namespace, rng);
@@ -269,6 +278,28 @@ fn backend_ref(namespace: &str, rng: &mut StdRng) -> String {
     }
 }
 
+/// Composition `a/page`: a first part, and a second one reading the first, the path or
+/// nothing (sometimes a part that does not exist: invalid), over Services of namespace a or b
+/// (a ReferenceGrant from Compositions needed) or the `Backend`.
+fn composition(rng: &mut StdRng) -> String {
+    let mut backend = || match rng.random_range(0..5) {
+        0 => "{name: s1, namespace: b, port: 80}".to_owned(),
+        1 => "{group: portcullis.dev, kind: Backend, name: be}".to_owned(),
+        _ => format!("{{name: s{}, port: 80}}", rng.random_range(0..3)),
+    };
+    let (first, second) = (backend(), backend());
+    let path = [
+        "/p/{response.first.json/id}",
+        "/p/{response.first.json/id}",
+        "/p/{request.path.id}",
+        "/p?q={request.query.q}",
+        "/p/{response.nope.json}",
+    ][rng.random_range(0..5)];
+    format!(
+        "apiVersion: portcullis.dev/v1alpha1\nkind: Composition\nmetadata: {{name: page, namespace: a}}\nspec:\n  pathPattern: /c/{{id}}\n  parts:\n  - {{name: first, backendRef: {first}}}\n  - {{name: second, backendRef: {second}, path: \"{path}\"}}\n"
+    )
+}
+
 fn http_route(namespace: &str, index: &str, rng: &mut StdRng) -> String {
     let mut text = format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{index}, namespace: {namespace}}}\nspec:\n  parentRefs: [{}]\n",
@@ -294,17 +325,34 @@ fn http_route(namespace: &str, index: &str, rng: &mut StdRng) -> String {
             backend_ref(namespace, rng),
             backend_ref(namespace, rng)
         );
-        if rng.random_bool(0.3) {
-            let _ = writeln!(
-                text,
-                "    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {}}}}}]",
-                backend_ref(namespace, rng)
-            );
-        } else if rng.random_bool(0.3) {
-            let _ = writeln!(
-                text,
-                "    filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: x-rule, value: \"{rule}\"}}]}}}}]"
-            );
+        match rng.random_range(0..10) {
+            0..3 => {
+                let _ = writeln!(
+                    text,
+                    "    filters: [{{type: RequestMirror, requestMirror: {{backendRef: {}}}}}]",
+                    backend_ref(namespace, rng)
+                );
+            }
+            // The Composition of slot `composition-a` (not found from namespace b), sometimes
+            // with a header filter around it.
+            3..6 => {
+                let headers = if rng.random_bool(0.5) {
+                    "{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-c, value: c}]}}, "
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    text,
+                    "    filters: [{headers}{{type: ExtensionRef, extensionRef: {{group: portcullis.dev, kind: Composition, name: page}}}}]"
+                );
+            }
+            6..8 => {
+                let _ = writeln!(
+                    text,
+                    "    filters: [{{type: ResponseHeaderModifier, responseHeaderModifier: {{set: [{{name: x-rule, value: \"{rule}\"}}]}}}}]"
+                );
+            }
+            _ => {}
         }
     }
     text
@@ -513,6 +561,8 @@ fn incremental_updates_equal_a_full_compile() {
     // Incremental steps that changed the BackendTrafficPolicy's ancestors (a route edit
     // changing which Gateways use its Service).
     let mut traffic_ancestors = 0;
+    // Incremental steps that changed the Composition, and those after which a rule composes.
+    let (mut composition_changes, mut composing) = (0, 0);
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut objects: BTreeMap<&str, String> = BTreeMap::new();
@@ -574,6 +624,17 @@ fn incremental_updates_equal_a_full_compile() {
             if LOOKED_UP.contains(&slot) && !result.full {
                 looked_up += 1;
             }
+            if slot == "composition-a" && !result.full {
+                composition_changes += 1;
+            }
+            if !result.full
+                && compiler
+                    .config_view()
+                    .to_string()
+                    .contains("\"compositions\"")
+            {
+                composing += 1;
+            }
             if result.full {
                 full += 1;
                 registry = result.endpoints;
@@ -609,6 +670,11 @@ fn incremental_updates_equal_a_full_compile() {
     assert!(
         looked_up >= 10,
         "only {looked_up} changes of Namespaces, ReferenceGrants, Secrets or ConfigMaps were applied without a full compile"
+    );
+    eprintln!("{composition_changes} incremental Composition changes, {composing} steps composing");
+    assert!(
+        composition_changes >= 10 && composing >= 30,
+        "only {composition_changes} Composition changes applied incrementally, {composing} incremental steps with a composing rule"
     );
 }
 
@@ -664,4 +730,98 @@ fn a_route_edit_moves_the_traffic_policy_ancestors() {
         format!("{:#?}", compiler.status()),
         format!("{:#?}", fresh.status())
     );
+}
+
+/// Service `a/s0`.
+const SERVICE_S0: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: s0, namespace: a}\nspec: {ports: [{name: http, port: 80}]}\n";
+
+/// Composition `a/page` of one part over Service `part_service`, named by route `r0`'s rule;
+/// route `r1` forwards to `s1`.
+fn composing_routes(part_service: &str) -> BTreeMap<&'static str, String> {
+    let mut objects: BTreeMap<&str, String> = BTreeMap::new();
+    let mut rng = StdRng::seed_from_u64(3);
+    objects.insert("gateway-a", variant("gateway-a", &mut rng));
+    objects.insert(
+        "composition-a",
+        format!("apiVersion: portcullis.dev/v1alpha1\nkind: Composition\nmetadata: {{name: page, namespace: a}}\nspec:\n  parts: [{{name: only, backendRef: {{name: {part_service}, port: 80}}}}]\n"),
+    );
+    objects.insert(
+        "http-a-0",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r0, namespace: a}\nspec:\n  parentRefs: [{name: gw, namespace: a, sectionName: http}]\n  rules: [{filters: [{type: ExtensionRef, extensionRef: {group: portcullis.dev, kind: Composition, name: page}}]}]\n".to_owned(),
+    );
+    objects.insert(
+        "http-a-1",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r1, namespace: a}\nspec:\n  parentRefs: [{name: gw, namespace: a, sectionName: http}]\n  hostnames: [one.test]\n  rules: [{backendRefs: [{name: s1, port: 80}]}]\n".to_owned(),
+    );
+    objects
+}
+
+/// A Service a Composition's part names, and the Composition itself, change only the route
+/// whose rule names it: incrementally, with the Composition's new status reported.
+#[test]
+fn a_composition_and_its_parts_services_recompile_exactly_their_routes() {
+    let mut objects = composing_routes("s0");
+    let store = store_of(&objects);
+    let mut compiler = Compiler::build(&store, CompileOptions::default());
+    let status = |compiler: &Compiler| {
+        compiler
+            .status()
+            .objects
+            .into_iter()
+            .find(|o| o.kind == "Composition")
+            .expect("the Composition's status")
+    };
+    assert!(
+        !status(&compiler).is_healthy(),
+        "Service a/s0 does not exist yet"
+    );
+
+    objects.insert("service-a-0", SERVICE_S0.to_owned());
+    let next = store_of(&objects);
+    let step = compiler.update(&store, &next, 2);
+    assert!(!step.full, "a Service change is incremental");
+    assert_eq!(step.recompiled, ["HTTPRoute a/r0"]);
+    assert!(
+        status(&compiler).is_healthy(),
+        "{:?}",
+        status(&compiler).problems
+    );
+    assert!(
+        step.statuses
+            .iter()
+            .any(|s| s.kind == "Composition" && s.is_healthy()),
+        "the step reports the Composition's new status"
+    );
+    assert!(
+        compiler
+            .snapshot()
+            .backends
+            .iter()
+            .any(|b| b.id.to_string() == "Service a/s0:80"),
+        "the part's backend is in the snapshot"
+    );
+    let registry = compiler.all_endpoints(&next);
+    assert_same(&compiler, &next, &registry, "after the Service");
+
+    let store = next;
+    objects = composing_routes("s2");
+    objects.insert("service-a-0", SERVICE_S0.to_owned());
+    let next = store_of(&objects);
+    let step = compiler.update(&store, &next, 3);
+    assert!(!step.full, "a Composition change is incremental");
+    assert_eq!(step.recompiled, ["HTTPRoute a/r0", "Composition a/page"]);
+    assert!(
+        !status(&compiler).is_healthy(),
+        "Service a/s2 does not exist"
+    );
+    assert!(
+        !compiler
+            .snapshot()
+            .backends
+            .iter()
+            .any(|b| b.id.to_string() == "Service a/s0:80"),
+        "the part's old backend left the snapshot"
+    );
+    let registry = compiler.all_endpoints(&next);
+    assert_same(&compiler, &next, &registry, "after the Composition");
 }

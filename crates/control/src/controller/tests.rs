@@ -274,3 +274,28 @@ async fn the_status_sink_gets_everything_once_then_only_what_a_step_compiled_aga
     labels.sort();
     assert_eq!(labels, ["Gateway shop/gw", "HTTPRoute shop/web"]);
 }
+
+#[test]
+fn live_endpoints_are_added_to_backends_and_to_composition_parts() {
+    let live = serde_json::json!({"healthy": 1});
+    let registry = serde_json::json!({"Service shop/web:80": live, "Backend shop/b": live});
+    let mut forward = serde_json::json!({"matched": {"action": {"kind": "forward",
+        "backends": [{"backend": "Service shop/web:80"}, {"invalid": "no such Service"}]}}});
+    add_live_endpoints(&mut forward, &registry);
+    assert_eq!(forward["matched"]["action"]["backends"][0]["live"], live);
+    assert!(
+        forward["matched"]["action"]["backends"][1]
+            .get("live")
+            .is_none()
+    );
+    let mut compose = serde_json::json!({"matched": {"action": {"kind": "compose",
+        "composition": {"waves": [{"wave": 1, "parts": [{"name": "a", "backend": "Backend shop/b"}]},
+                                  {"wave": 2, "parts": [{"name": "b", "backend": "Service shop/web:80"}]}]}}}});
+    add_live_endpoints(&mut compose, &registry);
+    let waves = &compose["matched"]["action"]["composition"]["waves"];
+    assert_eq!(waves[0]["parts"][0]["live"], live);
+    assert_eq!(waves[1]["parts"][0]["live"], live);
+    let mut unmatched = serde_json::json!({"outcome": "no_route"});
+    add_live_endpoints(&mut unmatched, &registry);
+    assert_eq!(unmatched, serde_json::json!({"outcome": "no_route"}));
+}

@@ -54,8 +54,8 @@ pub(super) struct Owner<'a> {
 
 /// The key and the status (without timestamps) we own for `status`, if any: GatewayClasses
 /// whose `controllerName` is ours, their Gateways and ListenerSets, and our entries of routes'
-/// `status.parents` and policies' `status.ancestors` (an empty list when we have none: then
-/// the writer removes entries of ours it wrote earlier).
+/// `status.parents` and of policies' and Compositions' `status.ancestors` (an empty list when
+/// we have none: then the writer removes entries of ours it wrote earlier).
 pub(super) fn desired(
     status: &ObjectStatus,
     store: &Store,
@@ -106,6 +106,7 @@ pub(super) fn desired(
         | Object::ClientTrafficPolicy(_)
         | Object::SecurityPolicy(_)
         | Object::RateLimitPolicy(_)
+        | Object::Composition(_)
         | Object::Backend(_) => {
             json!({"ancestors": ancestors(status, generation, owner.controller_name)})
         }

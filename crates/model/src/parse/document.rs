@@ -231,6 +231,7 @@ fn typed(kind: Kind, document: Value) -> Result<Object, String> {
         Kind::ClientTrafficPolicy => Object::ClientTrafficPolicy(decode(document)?),
         Kind::SecurityPolicy => Object::SecurityPolicy(decode(document)?),
         Kind::RateLimitPolicy => Object::RateLimitPolicy(decode(document)?),
+        Kind::Composition => Object::Composition(decode(document)?),
     })
 }
 

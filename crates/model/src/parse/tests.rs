@@ -1,5 +1,6 @@
 use super::limits::MAX_DOCUMENTS;
 use super::*;
+use crate::kind::{Kind, ObjectKey};
 use std::sync::Arc;
 
 const ROUTE: &str = r#"
@@ -104,6 +105,80 @@ fn bad_field_names_object_and_path() {
         message.contains("spec.rules[0].matches[0].path.type"),
         "{message}"
     );
+}
+
+#[test]
+fn a_composition_loads_with_its_route_from_one_file() {
+    let text = "apiVersion: portcullis.dev/v1alpha1
+kind: Composition
+metadata: {name: product-page, namespace: shop}
+spec:
+  pathPattern: /products/{id}
+  timeout: 2s
+  maxPartBytes: 65536
+  merge: {type: Deep}
+  parts:
+  - name: product
+    backendRef: {name: catalogue, port: 8080}
+    path: /products/{request.path.id}
+    headers: {forward: [authorization]}
+  - name: price
+    backendRef: {group: portcullis.dev, kind: Backend, name: pricing, namespace: billing}
+    path: /prices/{response.product.json/sku}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: shop}
+spec:
+  rules:
+  - filters: [{type: ExtensionRef, extensionRef: {group: portcullis.dev, kind: Composition, name: product-page}}]
+";
+    let parsed = parse_documents(text).expect("valid YAML");
+    assert_eq!(parsed.objects.len(), 2);
+    assert_eq!(
+        parsed.objects[0].key(),
+        ObjectKey::new(Kind::Composition, "shop", "product-page")
+    );
+    let Object::Composition(composition) = &parsed.objects[0] else {
+        panic!("not a Composition: {:?}", parsed.objects[0].kind())
+    };
+    let spec = &composition.spec;
+    assert_eq!(
+        spec.max_part_bytes,
+        Some(crate::client_policy::ByteQuantity::Number(65536))
+    );
+    assert_eq!(
+        spec.merge.as_ref().and_then(|m| m.kind.as_deref()),
+        Some("Deep")
+    );
+    let names: Vec<&str> = spec.parts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["product", "price"]);
+    assert_eq!(spec.parts[1].backend_ref.kind.as_deref(), Some("Backend"));
+    assert_eq!(
+        spec.parts[1].backend_ref.namespace.as_deref(),
+        Some("billing")
+    );
+
+    let mut store = crate::Store::new();
+    for object in parsed.objects {
+        store.insert(object);
+    }
+    let key = ("shop".to_owned(), "product-page".to_owned());
+    assert!(store.compositions.contains_key(&key));
+    assert_eq!(store.len(), 2);
+    let removed = store.remove(&ObjectKey::new(Kind::Composition, "shop", "product-page"));
+    assert!(removed && store.compositions.is_empty());
+}
+
+#[test]
+fn a_composition_with_a_misspelt_field_names_it() {
+    let text = "apiVersion: portcullis.dev/v1alpha1\nkind: Composition\nmetadata: {name: page, namespace: shop}\nspec:\n  parts:\n  - name: a\n    backendRef: {name: s, port: 80}\n    requird: true\n";
+    let message = parse_documents(text)
+        .expect_err("unknown field")
+        .to_string();
+    assert!(message.contains("Composition shop/page"), "{message}");
+    assert!(message.contains("spec.parts[0]"), "{message}");
+    assert!(message.contains("requird"), "{message}");
 }
 
 #[test]

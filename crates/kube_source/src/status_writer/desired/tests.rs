@@ -189,3 +189,27 @@ fn shared_lists_keep_others_entries_first_and_stop_at_the_schema_maximum() {
     let parents = merged_list("parents", &json!({}), ours.clone(), DEFAULT_CONTROLLER_NAME);
     assert_eq!(parents, ours);
 }
+
+#[test]
+fn a_composition_claims_its_ancestors_with_its_conditions() {
+    let extra = "---\napiVersion: portcullis.dev/v1alpha1\nkind: Composition\nmetadata: {name: page, namespace: shop, generation: 2}\nspec:\n  parts: [{name: a, backendRef: {name: cart, port: 80}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: shop}\nspec:\n  parentRefs: [{name: pinned}]\n  rules: [{filters: [{type: ExtensionRef, extensionRef: {group: portcullis.dev, kind: Composition, name: page}}]}]\n";
+    let mut store = Store::new();
+    for text in [CONFIG, extra] {
+        for object in model::parse_documents(text).expect("valid YAML").objects {
+            store.insert(object);
+        }
+    }
+    let report = Compiler::build(&store, CompileOptions::default()).status();
+    let composition = status_of(&report, "Composition", "page");
+    let ancestors = claimed(composition, &store, None)["ancestors"].clone();
+    assert_eq!(ancestors.as_array().map(Vec::len), Some(1), "{ancestors}");
+    assert_eq!(ancestors[0]["ancestorRef"]["name"], "pinned");
+    let conditions = &ancestors[0]["conditions"];
+    assert_eq!(conditions[0]["type"], "Accepted");
+    assert_eq!(conditions[0]["status"], "True");
+    assert_eq!(conditions[0]["observedGeneration"], 2);
+    // Service shop/cart does not exist: the part does not resolve, which is not fatal.
+    assert_eq!(conditions[1]["type"], "ResolvedRefs");
+    assert_eq!(conditions[1]["status"], "False");
+    assert_eq!(conditions[1]["reason"], "BackendNotFound");
+}

@@ -254,6 +254,7 @@ impl TestCluster {
             "ClientTrafficPolicy" => ("clienttrafficpolicies", true),
             "SecurityPolicy" => ("securitypolicies", true),
             "RateLimitPolicy" => ("ratelimitpolicies", true),
+            "Composition" => ("compositions", true),
             other => bail!("the test cluster does not know the kind {other}"),
         };
         let resource =

@@ -96,8 +96,9 @@ fn our_crds() -> anyhow::Result<Vec<Value>> {
 async fn install_our_crds(cluster: &TestCluster) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let crds = our_crds()?;
-    // Backend, BackendTrafficPolicy, ClientTrafficPolicy, RateLimitPolicy, SecurityPolicy.
-    ensure!(crds.len() == 5, "deploy/crds holds {} CRDs", crds.len());
+    // Backend, BackendTrafficPolicy, ClientTrafficPolicy, Composition, RateLimitPolicy,
+    // SecurityPolicy.
+    ensure!(crds.len() == 6, "deploy/crds holds {} CRDs", crds.len());
     for crd in &crds {
         cluster.apply(crd).await?;
     }
@@ -528,6 +529,7 @@ fn documented_examples() -> anyhow::Result<Vec<Value>> {
         include_str!("../../../../../examples/policies/backend.yaml"),
         include_str!("../../../../../examples/policies/security-policy.yaml"),
         include_str!("../../../../../examples/policies/rate-limit-policy.yaml"),
+        include_str!("../../../../../examples/policies/composition.yaml"),
     ];
     texts
         .into_iter()
@@ -572,7 +574,7 @@ async fn helm_chart_renders_manifests_the_api_server_accepts() -> anyhow::Result
         ],
         Some(&crds),
     )?;
-    ensure!(applied.lines().count() == 5, "{applied}");
+    ensure!(applied.lines().count() == 6, "{applied}");
     run(
         &kubectl,
         &[

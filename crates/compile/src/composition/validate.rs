@@ -1,0 +1,356 @@
+//! Everything a Composition must satisfy before it can be used, field by field: part names,
+//! methods, templates (references resolved to indices), headers, pointers, durations, sizes,
+//! the merge type, and dependencies without cycles. Every problem is reported, each naming its
+//! field; nothing here looks at the store (backendRefs are resolved by the caller).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use model::composition::{CompositionPart, CompositionSpec, MAX_PART_NAME_LENGTH, MAX_PARTS};
+use snapshot::composition::{
+    DEFAULT_MAX_PART_BYTES, DEFAULT_TIMEOUT, Merge, PathPattern, Template, dependency_order,
+    is_name, is_pointer,
+};
+
+use super::template::{self, PatternScope, TemplateScope, resolve_header_value, resolve_target};
+use crate::problems::{FieldPath, Problems};
+use crate::{byte_size, duration};
+
+/// A Composition as validated, without its parts' backends. Complete only when no problem was
+/// reported: a part with a problem is left out of `parts`.
+pub(super) struct Draft {
+    pub(super) path_pattern: Option<PathPattern>,
+    pub(super) parts: Vec<DraftPart>,
+    pub(super) merge: Merge,
+    pub(super) timeout: Duration,
+    pub(super) max_part_bytes: usize,
+}
+
+/// A part as validated (see [`snapshot::composition::Part`]).
+pub(super) struct DraftPart {
+    pub(super) name: Arc<str>,
+    pub(super) method: Method,
+    pub(super) target: Template,
+    pub(super) forward_headers: Vec<HeaderName>,
+    pub(super) set_headers: Vec<(HeaderName, Template)>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) required: bool,
+    pub(super) select: Option<String>,
+    pub(super) depends_on: Vec<usize>,
+}
+
+/// Validates `spec` (`at` is its path, `Composition ns/name spec`), reporting every problem.
+pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Problems) -> Draft {
+    let pattern_at = at.field("pathPattern");
+    let pattern = match &spec.path_pattern {
+        None => PatternScope::Absent,
+        Some(text) => match PathPattern::parse(text) {
+            Ok(pattern) => PatternScope::Valid(pattern),
+            Err(error) => {
+                problems.report(pattern_at.problem(format!("{text:?} {error}")));
+                PatternScope::Invalid
+            }
+        },
+    };
+    let timeout = positive_duration(&at.field("timeout"), spec.timeout.as_deref(), problems)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let max_part_bytes = max_part_bytes(at, spec, problems);
+    let merge = merge(at, spec, problems);
+    let list = at.field("parts");
+    if spec.parts.is_empty() {
+        problems.report(list.problem("at least one part is required"));
+    } else if spec.parts.len() > MAX_PARTS {
+        problems.report(list.problem(format!(
+            "{} parts; at most {MAX_PARTS} are allowed",
+            spec.parts.len()
+        )));
+    }
+    let names = part_names(&list, &spec.parts, problems);
+    let mut parts = Vec::with_capacity(spec.parts.len());
+    let mut depends_on = vec![Vec::new(); spec.parts.len()];
+    for (index, part) in spec.parts.iter().enumerate() {
+        let scope = TemplateScope {
+            pattern: &pattern,
+            parts: &names,
+            this: index,
+        };
+        let limit = timeout_limit(spec, timeout);
+        if let Some(part) = validate_part(&list.index(index), part, &scope, limit, problems) {
+            depends_on[index].clone_from(&part.depends_on);
+            parts.push(part);
+        }
+    }
+    check_cycles(&list, &spec.parts, &depends_on, problems);
+    let uses_path = parts.iter().any(|part| {
+        let targets = std::iter::once(&part.target).chain(part.set_headers.iter().map(|h| &h.1));
+        targets.flat_map(|t| &t.pieces).any(template::reads_path)
+    });
+    Draft {
+        // Plain data for the data plane: no pattern when no template reads the path.
+        path_pattern: match pattern {
+            PatternScope::Valid(pattern) if uses_path => Some(pattern),
+            _ => None,
+        },
+        parts,
+        merge,
+        timeout,
+        max_part_bytes,
+    }
+}
+
+/// The composition's deadline when a part's timeout is checked against it: `None` when
+/// `spec.timeout` is not set (the default deadline is not the user's to exceed knowingly).
+fn timeout_limit(spec: &CompositionSpec, timeout: Duration) -> Option<Duration> {
+    spec.timeout.as_ref().map(|_| timeout)
+}
+
+/// `spec.maxPartBytes`: a byte size of at least 1 (default 1 MiB).
+fn max_part_bytes(at: &FieldPath, spec: &CompositionSpec, problems: &mut Problems) -> usize {
+    let Some(quantity) = &spec.max_part_bytes else {
+        return DEFAULT_MAX_PART_BYTES;
+    };
+    let at = at.field("maxPartBytes");
+    match byte_size::parse(quantity) {
+        Ok(0) => problems.report(at.problem("must be at least 1 byte")),
+        Ok(bytes) => match usize::try_from(bytes) {
+            Ok(bytes) => return bytes,
+            Err(_) => problems.report(at.problem(format!("{bytes} bytes is too large"))),
+        },
+        Err(error) => problems.report(at.problem(error)),
+    }
+    DEFAULT_MAX_PART_BYTES
+}
+
+/// `spec.merge.type`: `Keyed` (default) or `Deep`.
+fn merge(at: &FieldPath, spec: &CompositionSpec, problems: &mut Problems) -> Merge {
+    match spec.merge.as_ref().and_then(|merge| merge.kind.as_deref()) {
+        None | Some("Keyed") => Merge::Keyed,
+        Some("Deep") => Merge::Deep,
+        Some(other) => {
+            problems.report(
+                at.field("merge.type")
+                    .problem(format!("{other:?} is not a merge type (Keyed or Deep)")),
+            );
+            Merge::Keyed
+        }
+    }
+}
+
+/// A duration field (`at`) that must be more than zero when set.
+fn positive_duration(
+    at: &FieldPath,
+    text: Option<&str>,
+    problems: &mut Problems,
+) -> Option<Duration> {
+    let text = text?;
+    match duration::parse(text) {
+        Ok(duration) if duration.is_zero() => {
+            problems.report(at.problem(format!("{text:?} must be more than 0s")));
+            None
+        }
+        Ok(duration) => Some(duration),
+        Err(error) => {
+            problems.report(at.problem(error));
+            None
+        }
+    }
+}
+
+/// Each part's index by name (the first of a repeated name), after checking that every name is
+/// a part name (`[A-Za-z0-9_-]`, at most 63 characters) used once.
+fn part_names<'a>(
+    list: &FieldPath,
+    parts: &'a [CompositionPart],
+    problems: &mut Problems,
+) -> HashMap<&'a str, usize> {
+    let mut names: HashMap<&str, usize> = HashMap::with_capacity(parts.len());
+    for (index, part) in parts.iter().enumerate() {
+        let at = list.index(index).field("name");
+        let name = part.name.as_str();
+        if !is_name(name) || name.len() > MAX_PART_NAME_LENGTH {
+            problems.report(at.problem(format!(
+                "{name:?} is not a part name (letters, digits, \"_\" and \"-\", at most \
+                 {MAX_PART_NAME_LENGTH} characters)"
+            )));
+            continue;
+        }
+        if let Some(first) = names.get(name) {
+            problems.report(at.problem(format!(
+                "{name:?} is already the name of parts[{first}] (part names are unique)"
+            )));
+            continue;
+        }
+        names.insert(name, index);
+    }
+    names
+}
+
+/// One part (`at` is `spec.parts[i]`); `None` when it has a problem (reported). `limit`: the
+/// composition's deadline its timeout must not exceed.
+fn validate_part(
+    at: &FieldPath,
+    part: &CompositionPart,
+    scope: &TemplateScope<'_>,
+    limit: Option<Duration>,
+    problems: &mut Problems,
+) -> Option<DraftPart> {
+    let mut local = Problems::default();
+    let method = match part.method.as_deref() {
+        None => Some(Method::GET),
+        Some(text) => local.ok(Method::from_bytes(text.as_bytes()).map_err(|_| {
+            at.field("method").problem(format!(
+                "{text:?} is not an HTTP method (a token such as GET or POST)"
+            ))
+        })),
+    };
+    let target_at = at.field("path");
+    let target = match resolve_target(&target_at, part.path.as_deref().unwrap_or("/"), scope) {
+        Ok(target) => Some(target),
+        Err(found) => {
+            local.extend(found);
+            None
+        }
+    };
+    let (forward_headers, set_headers) = headers(&at.field("headers"), part, scope, &mut local);
+    let timeout = positive_duration(&at.field("timeout"), part.timeout.as_deref(), &mut local);
+    if let (Some(timeout), Some(limit)) = (timeout, limit)
+        && timeout > limit
+    {
+        local.report(at.field("timeout").sentence(format!(
+            "({timeout:?}) must not exceed spec.timeout ({limit:?})"
+        )));
+    }
+    if let Some(select) = &part.select
+        && !is_pointer(select)
+    {
+        local.report(at.field("select").problem(format!(
+            "{select:?} is not a JSON pointer (RFC 6901: empty, or \"/\" then tokens, \"~0\" and \
+             \"~1\" the only escapes)"
+        )));
+    }
+    let valid = local.is_empty();
+    problems.extend(local);
+    let (method, target) = (method?, target?);
+    if !valid {
+        return None;
+    }
+    let mut depends_on: Vec<usize> = target
+        .parts_read()
+        .chain(set_headers.iter().flat_map(|(_, value)| value.parts_read()))
+        .collect();
+    depends_on.sort_unstable();
+    depends_on.dedup();
+    Some(DraftPart {
+        name: part.name.as_str().into(),
+        method,
+        target,
+        forward_headers,
+        set_headers,
+        timeout,
+        required: part.required.unwrap_or(false),
+        select: part.select.clone().filter(|select| !select.is_empty()),
+        depends_on,
+    })
+}
+
+/// `headers.forward` (header names) and `headers.set` (a name and a value template each).
+fn headers(
+    at: &FieldPath,
+    part: &CompositionPart,
+    scope: &TemplateScope<'_>,
+    problems: &mut Problems,
+) -> (Vec<HeaderName>, Vec<(HeaderName, Template)>) {
+    let Some(spec) = &part.headers else {
+        return (Vec::new(), Vec::new());
+    };
+    let header_name = |at: FieldPath, name: &str| {
+        HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| at.problem(format!("{name:?} is not a valid header name")))
+    };
+    let mut forward = Vec::with_capacity(spec.forward.len());
+    for (index, name) in spec.forward.iter().enumerate() {
+        if let Some(name) = problems.ok(header_name(at.field("forward").index(index), name)) {
+            forward.push(name);
+        }
+    }
+    let mut set = Vec::with_capacity(spec.set.len());
+    for (index, header) in spec.set.iter().enumerate() {
+        let entry = at.field("set").index(index);
+        let name = problems.ok(header_name(entry.field("name"), &header.name));
+        let value = match resolve_header_value(&entry.field("value"), &header.value, scope) {
+            Ok(value) => Some(value),
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        };
+        if let (Some(name), Some(value)) = (name, value) {
+            set.push((name, value));
+        }
+    }
+    (forward, set)
+}
+
+/// Reports every dependency cycle among the parts, naming the parts on it (`depends_on`: the
+/// parts each part's templates read; a part with a problem reads none).
+fn check_cycles(
+    list: &FieldPath,
+    parts: &[CompositionPart],
+    depends_on: &[Vec<usize>],
+    problems: &mut Problems,
+) {
+    let Err(stuck) = dependency_order(depends_on) else {
+        return;
+    };
+    // `stuck` holds the parts on a cycle and those waiting on one: report the cycles.
+    let mut reported = vec![false; parts.len()];
+    for &start in &stuck {
+        if reported[start] {
+            continue;
+        }
+        let Some(cycle) = cycle_through(start, depends_on) else {
+            continue;
+        };
+        for &member in &cycle {
+            reported[member] = true;
+        }
+        let steps: Vec<String> = cycle
+            .iter()
+            .zip(cycle.iter().cycle().skip(1))
+            .map(|(&from, &to)| format!("{} reads {}", parts[from].name, parts[to].name))
+            .collect();
+        problems.report(list.problem(format!(
+            "dependency cycle: {} (a part runs after the parts whose responses it reads)",
+            steps.join(", ")
+        )));
+    }
+}
+
+/// The shortest cycle through `start` (its parts in order, each reading the next, the last
+/// reading `start`), if `start` is on one. Breadth-first over `depends_on`.
+fn cycle_through(start: usize, depends_on: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let mut previous: Vec<Option<usize>> = vec![None; depends_on.len()];
+    let mut queue = std::collections::VecDeque::from([start]);
+    let mut seen = vec![false; depends_on.len()];
+    seen[start] = true;
+    while let Some(part) = queue.pop_front() {
+        for &next in &depends_on[part] {
+            if next == start {
+                let mut cycle = vec![part];
+                while let Some(before) = previous[*cycle.last()?] {
+                    cycle.push(before);
+                }
+                cycle.reverse();
+                return Some(cycle);
+            }
+            if !seen[next] {
+                seen[next] = true;
+                previous[next] = Some(part);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
