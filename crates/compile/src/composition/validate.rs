@@ -43,30 +43,17 @@ pub(super) struct DraftPart {
 
 /// Validates `spec` (`at` is its path, `Composition ns/name spec`), reporting every problem.
 pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Problems) -> Draft {
-    let pattern_at = at.field("pathPattern");
-    let pattern = match &spec.path_pattern {
-        None => PatternScope::Absent,
-        Some(text) => match PathPattern::parse(text) {
-            Ok(pattern) => PatternScope::Valid(pattern),
-            Err(error) => {
-                problems.report(pattern_at.problem(format!("{text:?} {error}")));
-                PatternScope::Invalid
-            }
-        },
-    };
+    let pattern = path_pattern(at, spec, problems);
     let timeout = positive_duration(&at.field("timeout"), spec.timeout.as_deref(), problems)
         .unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = Deadline {
+        timeout,
+        is_default: spec.timeout.is_none(),
+    };
     let max_part_bytes = max_part_bytes(at, spec, problems);
     let merge = merge(at, spec, problems);
     let list = at.field("parts");
-    if spec.parts.is_empty() {
-        problems.report(list.problem("at least one part is required"));
-    } else if spec.parts.len() > MAX_PARTS {
-        problems.report(list.problem(format!(
-            "{} parts; at most {MAX_PARTS} are allowed",
-            spec.parts.len()
-        )));
-    }
+    count_parts(&list, spec.parts.len(), problems);
     let names = part_names(&list, &spec.parts, problems);
     let mut parts = Vec::with_capacity(spec.parts.len());
     let mut depends_on = vec![Vec::new(); spec.parts.len()];
@@ -76,8 +63,7 @@ pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Pr
             parts: &names,
             this: index,
         };
-        let limit = timeout_limit(spec, timeout);
-        if let Some(part) = validate_part(&list.index(index), part, &scope, limit, problems) {
+        if let Some(part) = validate_part(&list.index(index), part, &scope, deadline, problems) {
             depends_on[index].clone_from(&part.depends_on);
             parts.push(part);
         }
@@ -100,10 +86,35 @@ pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Pr
     }
 }
 
-/// The composition's deadline when a part's timeout is checked against it: `None` when
-/// `spec.timeout` is not set (the default deadline is not the user's to exceed knowingly).
-fn timeout_limit(spec: &CompositionSpec, timeout: Duration) -> Option<Duration> {
-    spec.timeout.as_ref().map(|_| timeout)
+/// The composition's deadline, which a part's timeout must not exceed.
+#[derive(Clone, Copy)]
+struct Deadline {
+    timeout: Duration,
+    /// Whether it is the default (`spec.timeout` not set), for the message.
+    is_default: bool,
+}
+
+/// `spec.pathPattern`, parsed.
+fn path_pattern(at: &FieldPath, spec: &CompositionSpec, problems: &mut Problems) -> PatternScope {
+    let Some(text) = &spec.path_pattern else {
+        return PatternScope::Absent;
+    };
+    match PathPattern::parse(text) {
+        Ok(pattern) => PatternScope::Valid(pattern),
+        Err(error) => {
+            problems.report(at.field("pathPattern").problem(format!("{text:?} {error}")));
+            PatternScope::Invalid
+        }
+    }
+}
+
+/// `spec.parts` (`list`): 1 to [`MAX_PARTS`] parts.
+fn count_parts(list: &FieldPath, count: usize, problems: &mut Problems) {
+    if count == 0 {
+        problems.report(list.problem("at least one part is required"));
+    } else if count > MAX_PARTS {
+        problems.report(list.problem(format!("{count} parts; at most {MAX_PARTS} are allowed")));
+    }
 }
 
 /// `spec.maxPartBytes`: a byte size of at least 1 (default 1 MiB).
@@ -187,13 +198,12 @@ fn part_names<'a>(
     names
 }
 
-/// One part (`at` is `spec.parts[i]`); `None` when it has a problem (reported). `limit`: the
-/// composition's deadline its timeout must not exceed.
+/// One part (`at` is `spec.parts[i]`); `None` when it has a problem (reported).
 fn validate_part(
     at: &FieldPath,
     part: &CompositionPart,
     scope: &TemplateScope<'_>,
-    limit: Option<Duration>,
+    deadline: Deadline,
     problems: &mut Problems,
 ) -> Option<DraftPart> {
     let mut local = Problems::default();
@@ -215,11 +225,17 @@ fn validate_part(
     };
     let (forward_headers, set_headers) = headers(&at.field("headers"), part, scope, &mut local);
     let timeout = positive_duration(&at.field("timeout"), part.timeout.as_deref(), &mut local);
-    if let (Some(timeout), Some(limit)) = (timeout, limit)
-        && timeout > limit
+    if let Some(timeout) = timeout
+        && timeout > deadline.timeout
     {
+        let limit = deadline.timeout;
+        let default = if deadline.is_default {
+            ", its default"
+        } else {
+            ""
+        };
         local.report(at.field("timeout").sentence(format!(
-            "({timeout:?}) must not exceed spec.timeout ({limit:?})"
+            "({timeout:?}) must not exceed spec.timeout ({limit:?}{default})"
         )));
     }
     if let Some(select) = &part.select
