@@ -15,7 +15,7 @@ use snapshot::composition::{
 };
 
 use super::template::{self, PatternScope, TemplateScope, resolve_header_value, resolve_target};
-use crate::problems::{FieldPath, Problems};
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::{byte_size, duration};
 
 /// A Composition as validated, without its parts' backends. Complete only when no problem was
@@ -207,14 +207,7 @@ fn validate_part(
     problems: &mut Problems,
 ) -> Option<DraftPart> {
     let mut local = Problems::default();
-    let method = match part.method.as_deref() {
-        None => Some(Method::GET),
-        Some(text) => local.ok(Method::from_bytes(text.as_bytes()).map_err(|_| {
-            at.field("method").problem(format!(
-                "{text:?} is not an HTTP method (a token such as GET or POST)"
-            ))
-        })),
-    };
+    let method = local.ok(method(&at.field("method"), part.method.as_deref()));
     let target_at = at.field("path");
     let target = match resolve_target(&target_at, part.path.as_deref().unwrap_or("/"), scope) {
         Ok(target) => Some(target),
@@ -271,6 +264,49 @@ fn validate_part(
     })
 }
 
+/// `method` (`at`): an HTTP method token, `GET` when absent. `CONNECT` asks for a tunnel, not a
+/// document: refused.
+fn method(at: &FieldPath, text: Option<&str>) -> Result<Method, Problem> {
+    let Some(text) = text else {
+        return Ok(Method::GET);
+    };
+    match Method::from_bytes(text.as_bytes()) {
+        Ok(method) if method == Method::CONNECT => {
+            Err(at.problem("CONNECT opens a tunnel; a part requests a document"))
+        }
+        Ok(method) => Ok(method),
+        Err(_) => Err(at.problem(format!(
+            "{text:?} is not an HTTP method (a token such as GET or POST)"
+        ))),
+    }
+}
+
+/// Headers of the connection, not of the request (RFC 9110 section 7.6.1), and the body's
+/// length: the part's request framing is the data plane's, so they are neither forwarded nor
+/// set.
+const CONNECTION_HEADERS: [&str; 8] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A header name a part may forward or set (`at`).
+fn part_header(at: FieldPath, name: &str) -> Result<HeaderName, Problem> {
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| at.problem(format!("{name:?} is not a valid header name")))?;
+    if CONNECTION_HEADERS.contains(&header.as_str()) {
+        return Err(at.problem(format!(
+            "{name:?} belongs to the connection, not the request: the gateway frames a part's request itself"
+        )));
+    }
+    Ok(header)
+}
+
 /// `headers.forward` (header names) and `headers.set` (a name and a value template each).
 fn headers(
     at: &FieldPath,
@@ -281,20 +317,16 @@ fn headers(
     let Some(spec) = &part.headers else {
         return (Vec::new(), Vec::new());
     };
-    let header_name = |at: FieldPath, name: &str| {
-        HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| at.problem(format!("{name:?} is not a valid header name")))
-    };
     let mut forward = Vec::with_capacity(spec.forward.len());
     for (index, name) in spec.forward.iter().enumerate() {
-        if let Some(name) = problems.ok(header_name(at.field("forward").index(index), name)) {
+        if let Some(name) = problems.ok(part_header(at.field("forward").index(index), name)) {
             forward.push(name);
         }
     }
     let mut set = Vec::with_capacity(spec.set.len());
     for (index, header) in spec.set.iter().enumerate() {
         let entry = at.field("set").index(index);
-        let name = problems.ok(header_name(entry.field("name"), &header.name));
+        let name = problems.ok(part_header(entry.field("name"), &header.name));
         let value = match resolve_header_value(&entry.field("value"), &header.value, scope) {
             Ok(value) => Some(value),
             Err(found) => {
