@@ -6,9 +6,10 @@
 //! portcullis.dev, kind: Composition`), looked up in the route's namespace
 //! ([`for_rule`], called by `filter`). Such a rule answers itself with the composed document:
 //! its backendRefs, if it has any, are not used, so they are neither resolved nor reported
-//! (`http_route::compile_rule`). The other filters of the rule (header modifiers, CORS,
-//! mirrors) keep working around it; a `RequestRedirect` on the same rule is an error (both
-//! answer the request). A backendRef's filters and GRPCRoute rules cannot name one.
+//! (`http_route::compile_rule`). The rule's other filters are compiled as usual and stay on it
+//! (the data plane applies header modifiers and CORS around the composition); a
+//! `RequestRedirect` on the same rule is an error (both answer the request). A backendRef's
+//! filters and GRPCRoute rules cannot name one.
 //!
 //! What is fatal and what is not:
 //! - a Composition that is not found, or is invalid (any problem of [`validate`]), makes each
@@ -16,7 +17,7 @@
 //!   `HTTPRouteFilter.extensionRef`). The route keeps `Accepted`, and its `ResolvedRefs` is
 //!   False (`BackendNotFound`, or `InvalidComposition` with the Composition's problems);
 //! - a part whose backendRef does not resolve is not: the part gets
-//!   [`BackendTarget::Invalid`] and fails at runtime like a part whose backend is down, and the
+//!   [`BackendTarget::Invalid`] and fails at run time (`backend-not-found`), and the
 //!   Composition's `ResolvedRefs` says why. Its backendRefs resolve exactly as a route's do
 //!   (`BackendTable::resolve`: kinds, Service ports, our `Backend`, BackendTLSPolicy and
 //!   BackendTrafficPolicy); another namespace needs a ReferenceGrant there `from` group

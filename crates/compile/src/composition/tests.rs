@@ -466,6 +466,29 @@ fn every_bad_field_of_a_part_is_reported() {
             "Composition infra/page spec.parts[0].select: \"data\" is not a JSON pointer (RFC 6901: empty, or \"/\" then tokens, \"~0\" and \"~1\" the only escapes)",
         ]
     );
+    let spec = format!(
+        "  parts:\n{}",
+        part(
+            "a",
+            "    method: CONNECT\n    headers: {forward: [Transfer-Encoding], set: [{name: connection, value: close}]}\n"
+        )
+    );
+    assert_eq!(
+        invalid(&spec),
+        [
+            "Composition infra/page spec.parts[0].method: CONNECT opens a tunnel; a part requests a document",
+            "Composition infra/page spec.parts[0].headers.forward[0]: \"Transfer-Encoding\" belongs to the connection, not the request: the gateway frames a part's request itself",
+            "Composition infra/page spec.parts[0].headers.set[0].name: \"connection\" belongs to the connection, not the request: the gateway frames a part's request itself",
+        ]
+    );
+    // Without spec.timeout, the default deadline bounds a part's.
+    let spec = format!("  parts:\n{}", part("a", "    timeout: 15s\n"));
+    assert_eq!(
+        invalid(&spec),
+        [
+            "Composition infra/page spec.parts[0].timeout (15s) must not exceed spec.timeout (10s, its default)"
+        ]
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use snapshot::composition::{
 };
 
 use super::template::{self, PatternScope, TemplateScope, resolve_header_value, resolve_target};
-use crate::problems::{FieldPath, Problems};
+use crate::problems::{FieldPath, Problem, Problems};
 use crate::{byte_size, duration};
 
 /// A Composition as validated, without its parts' backends. Complete only when no problem was
@@ -43,30 +43,17 @@ pub(super) struct DraftPart {
 
 /// Validates `spec` (`at` is its path, `Composition ns/name spec`), reporting every problem.
 pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Problems) -> Draft {
-    let pattern_at = at.field("pathPattern");
-    let pattern = match &spec.path_pattern {
-        None => PatternScope::Absent,
-        Some(text) => match PathPattern::parse(text) {
-            Ok(pattern) => PatternScope::Valid(pattern),
-            Err(error) => {
-                problems.report(pattern_at.problem(format!("{text:?} {error}")));
-                PatternScope::Invalid
-            }
-        },
-    };
+    let pattern = path_pattern(at, spec, problems);
     let timeout = positive_duration(&at.field("timeout"), spec.timeout.as_deref(), problems)
         .unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = Deadline {
+        timeout,
+        is_default: spec.timeout.is_none(),
+    };
     let max_part_bytes = max_part_bytes(at, spec, problems);
     let merge = merge(at, spec, problems);
     let list = at.field("parts");
-    if spec.parts.is_empty() {
-        problems.report(list.problem("at least one part is required"));
-    } else if spec.parts.len() > MAX_PARTS {
-        problems.report(list.problem(format!(
-            "{} parts; at most {MAX_PARTS} are allowed",
-            spec.parts.len()
-        )));
-    }
+    count_parts(&list, spec.parts.len(), problems);
     let names = part_names(&list, &spec.parts, problems);
     let mut parts = Vec::with_capacity(spec.parts.len());
     let mut depends_on = vec![Vec::new(); spec.parts.len()];
@@ -76,8 +63,7 @@ pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Pr
             parts: &names,
             this: index,
         };
-        let limit = timeout_limit(spec, timeout);
-        if let Some(part) = validate_part(&list.index(index), part, &scope, limit, problems) {
+        if let Some(part) = validate_part(&list.index(index), part, &scope, deadline, problems) {
             depends_on[index].clone_from(&part.depends_on);
             parts.push(part);
         }
@@ -100,10 +86,35 @@ pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Pr
     }
 }
 
-/// The composition's deadline when a part's timeout is checked against it: `None` when
-/// `spec.timeout` is not set (the default deadline is not the user's to exceed knowingly).
-fn timeout_limit(spec: &CompositionSpec, timeout: Duration) -> Option<Duration> {
-    spec.timeout.as_ref().map(|_| timeout)
+/// The composition's deadline, which a part's timeout must not exceed.
+#[derive(Clone, Copy)]
+struct Deadline {
+    timeout: Duration,
+    /// Whether it is the default (`spec.timeout` not set), for the message.
+    is_default: bool,
+}
+
+/// `spec.pathPattern`, parsed.
+fn path_pattern(at: &FieldPath, spec: &CompositionSpec, problems: &mut Problems) -> PatternScope {
+    let Some(text) = &spec.path_pattern else {
+        return PatternScope::Absent;
+    };
+    match PathPattern::parse(text) {
+        Ok(pattern) => PatternScope::Valid(pattern),
+        Err(error) => {
+            problems.report(at.field("pathPattern").problem(format!("{text:?} {error}")));
+            PatternScope::Invalid
+        }
+    }
+}
+
+/// `spec.parts` (`list`): 1 to [`MAX_PARTS`] parts.
+fn count_parts(list: &FieldPath, count: usize, problems: &mut Problems) {
+    if count == 0 {
+        problems.report(list.problem("at least one part is required"));
+    } else if count > MAX_PARTS {
+        problems.report(list.problem(format!("{count} parts; at most {MAX_PARTS} are allowed")));
+    }
 }
 
 /// `spec.maxPartBytes`: a byte size of at least 1 (default 1 MiB).
@@ -187,24 +198,16 @@ fn part_names<'a>(
     names
 }
 
-/// One part (`at` is `spec.parts[i]`); `None` when it has a problem (reported). `limit`: the
-/// composition's deadline its timeout must not exceed.
+/// One part (`at` is `spec.parts[i]`); `None` when it has a problem (reported).
 fn validate_part(
     at: &FieldPath,
     part: &CompositionPart,
     scope: &TemplateScope<'_>,
-    limit: Option<Duration>,
+    deadline: Deadline,
     problems: &mut Problems,
 ) -> Option<DraftPart> {
     let mut local = Problems::default();
-    let method = match part.method.as_deref() {
-        None => Some(Method::GET),
-        Some(text) => local.ok(Method::from_bytes(text.as_bytes()).map_err(|_| {
-            at.field("method").problem(format!(
-                "{text:?} is not an HTTP method (a token such as GET or POST)"
-            ))
-        })),
-    };
+    let method = local.ok(method(&at.field("method"), part.method.as_deref()));
     let target_at = at.field("path");
     let target = match resolve_target(&target_at, part.path.as_deref().unwrap_or("/"), scope) {
         Ok(target) => Some(target),
@@ -215,11 +218,17 @@ fn validate_part(
     };
     let (forward_headers, set_headers) = headers(&at.field("headers"), part, scope, &mut local);
     let timeout = positive_duration(&at.field("timeout"), part.timeout.as_deref(), &mut local);
-    if let (Some(timeout), Some(limit)) = (timeout, limit)
-        && timeout > limit
+    if let Some(timeout) = timeout
+        && timeout > deadline.timeout
     {
+        let limit = deadline.timeout;
+        let default = if deadline.is_default {
+            ", its default"
+        } else {
+            ""
+        };
         local.report(at.field("timeout").sentence(format!(
-            "({timeout:?}) must not exceed spec.timeout ({limit:?})"
+            "({timeout:?}) must not exceed spec.timeout ({limit:?}{default})"
         )));
     }
     if let Some(select) = &part.select
@@ -255,6 +264,49 @@ fn validate_part(
     })
 }
 
+/// `method` (`at`): an HTTP method token, `GET` when absent. `CONNECT` asks for a tunnel, not a
+/// document: refused.
+fn method(at: &FieldPath, text: Option<&str>) -> Result<Method, Problem> {
+    let Some(text) = text else {
+        return Ok(Method::GET);
+    };
+    match Method::from_bytes(text.as_bytes()) {
+        Ok(method) if method == Method::CONNECT => {
+            Err(at.problem("CONNECT opens a tunnel; a part requests a document"))
+        }
+        Ok(method) => Ok(method),
+        Err(_) => Err(at.problem(format!(
+            "{text:?} is not an HTTP method (a token such as GET or POST)"
+        ))),
+    }
+}
+
+/// Headers of the connection, not of the request (RFC 9110 section 7.6.1), and the body's
+/// length: the part's request framing is the data plane's, so they are neither forwarded nor
+/// set.
+const CONNECTION_HEADERS: [&str; 8] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A header name a part may forward or set (`at`).
+fn part_header(at: FieldPath, name: &str) -> Result<HeaderName, Problem> {
+    let header = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| at.problem(format!("{name:?} is not a valid header name")))?;
+    if CONNECTION_HEADERS.contains(&header.as_str()) {
+        return Err(at.problem(format!(
+            "{name:?} belongs to the connection, not the request: the gateway frames a part's request itself"
+        )));
+    }
+    Ok(header)
+}
+
 /// `headers.forward` (header names) and `headers.set` (a name and a value template each).
 fn headers(
     at: &FieldPath,
@@ -265,20 +317,16 @@ fn headers(
     let Some(spec) = &part.headers else {
         return (Vec::new(), Vec::new());
     };
-    let header_name = |at: FieldPath, name: &str| {
-        HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| at.problem(format!("{name:?} is not a valid header name")))
-    };
     let mut forward = Vec::with_capacity(spec.forward.len());
     for (index, name) in spec.forward.iter().enumerate() {
-        if let Some(name) = problems.ok(header_name(at.field("forward").index(index), name)) {
+        if let Some(name) = problems.ok(part_header(at.field("forward").index(index), name)) {
             forward.push(name);
         }
     }
     let mut set = Vec::with_capacity(spec.set.len());
     for (index, header) in spec.set.iter().enumerate() {
         let entry = at.field("set").index(index);
-        let name = problems.ok(header_name(entry.field("name"), &header.name));
+        let name = problems.ok(part_header(entry.field("name"), &header.name));
         let value = match resolve_header_value(&entry.field("value"), &header.value, scope) {
             Ok(value) => Some(value),
             Err(found) => {
