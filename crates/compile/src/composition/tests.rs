@@ -428,6 +428,23 @@ fn a_dependency_cycle_names_the_parts_on_it() {
             "Composition infra/page spec.parts[0].path: {response.a.json} reads this part's own response"
         ]
     );
+    // A cycle is found next to other problems of the same templates, not only once they are
+    // fixed.
+    let spec = format!(
+        "  parts:\n{}{}",
+        part("a", "    path: /a/{response.b.json/id}\n"),
+        part(
+            "b",
+            "    path: /b/{response.a.json/id}?q={request.path.id}\n"
+        ),
+    );
+    assert_eq!(
+        invalid(&spec),
+        [
+            "Composition infra/page spec.parts[1].path: {request.path.id} needs spec.pathPattern to name the path's segments",
+            "Composition infra/page spec.parts: dependency cycle: a reads b, b reads a (a part runs after the parts whose responses it reads)",
+        ]
+    );
 }
 
 #[test]

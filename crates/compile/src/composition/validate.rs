@@ -10,8 +10,8 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use model::composition::{CompositionPart, CompositionSpec, MAX_PART_NAME_LENGTH, MAX_PARTS};
 use snapshot::composition::{
-    DEFAULT_MAX_PART_BYTES, DEFAULT_TIMEOUT, Merge, PathPattern, Template, dependency_order,
-    is_name, is_pointer,
+    DEFAULT_MAX_PART_BYTES, DEFAULT_TIMEOUT, Merge, PathPattern, RawPiece, RawReference, Template,
+    dependency_order, is_name, is_pointer,
 };
 
 use super::template::{self, PatternScope, TemplateScope, resolve_header_value, resolve_target};
@@ -63,11 +63,13 @@ pub(super) fn validate(at: &FieldPath, spec: &CompositionSpec, problems: &mut Pr
             parts: &names,
             this: index,
         };
+        depends_on[index] = declared_reads(part, &names, index);
         if let Some(part) = validate_part(&list.index(index), part, &scope, deadline, problems) {
-            depends_on[index].clone_from(&part.depends_on);
             parts.push(part);
         }
     }
+    // From what the templates name, whatever else is wrong with them: a cycle is reported
+    // with the other problems, not only once they are fixed.
     check_cycles(&list, &spec.parts, &depends_on, problems);
     let uses_path = parts.iter().any(|part| {
         let targets = std::iter::once(&part.target).chain(part.set_headers.iter().map(|h| &h.1));
@@ -196,6 +198,31 @@ fn part_names<'a>(
         names.insert(name, index);
     }
     names
+}
+
+/// The other parts whose responses `part`'s templates name (sorted, without repeats), read
+/// from the templates that parse; unknown names and its own are left to the template checks.
+fn declared_reads(part: &CompositionPart, names: &HashMap<&str, usize>, this: usize) -> Vec<usize> {
+    let values = part
+        .headers
+        .iter()
+        .flat_map(|h| h.set.iter().map(|set| set.value.as_str()));
+    let mut reads: Vec<usize> = std::iter::once(part.path.as_deref().unwrap_or("/"))
+        .chain(values)
+        .filter_map(|text| snapshot::composition::parse_template(text).ok())
+        .flatten()
+        .filter_map(|piece| match piece {
+            RawPiece::Value {
+                reference: RawReference::Response { part, .. },
+                ..
+            } => names.get(part.as_str()).copied(),
+            _ => None,
+        })
+        .filter(|&read| read != this)
+        .collect();
+    reads.sort_unstable();
+    reads.dedup();
+    reads
 }
 
 /// One part (`at` is `spec.parts[i]`); `None` when it has a problem (reported).

@@ -18,6 +18,7 @@ mod backend_tls;
 mod balancing;
 mod breaker;
 mod check_cli;
+mod composition;
 mod edge;
 mod explain;
 mod failures;
