@@ -102,8 +102,30 @@ impl PartError {
     }
 }
 
-/// A part's result: its whole JSON response (dependents read it; `select` picks from it).
-type Outcome = Result<Value, PartError>;
+/// A part's JSON response.
+#[derive(Clone, Debug)]
+enum Document {
+    /// As received (validated, the whitespace around it trimmed): a part no template reads,
+    /// without `select`, under a Keyed merge goes into the document as it came, neither parsed
+    /// into a tree nor written out again.
+    Text(Bytes),
+    /// Parsed: dependents read it, `select` picks from it, a Deep merge merges it.
+    Value(Value),
+}
+
+impl Document {
+    /// The document as a tree (a `Text` one parsed now: not expected, as a part whose
+    /// document is read is parsed when it arrives).
+    fn value(&self) -> Cow<'_, Value> {
+        match self {
+            Document::Value(value) => Cow::Borrowed(value),
+            Document::Text(text) => Cow::Owned(serde_json::from_slice(text).unwrap_or(Value::Null)),
+        }
+    }
+}
+
+/// A part's result.
+type Outcome = Result<Document, PartError>;
 
 /// What templates read of the client's request.
 struct Inputs<'r> {
@@ -139,6 +161,9 @@ impl Composer<'_> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
         let mut started = vec![false; count];
         let mut running = FuturesUnordered::new();
+        // One timer for the whole composition (parts with a timeout of their own add theirs).
+        let expiry = tokio::time::sleep_until(deadline);
+        tokio::pin!(expiry);
         loop {
             // Start every part whose dependencies have answered; one that cannot run fails
             // at once, which may settle the dependencies of others: repeat until none starts.
@@ -185,11 +210,16 @@ impl Composer<'_> {
                     ));
                 }
             }
-            let finished = match tokio::time::timeout_at(deadline, running.next()).await {
-                Ok(Some(finished)) => finished,
+            let next = tokio::select! {
+                biased;
+                next = running.next() => Some(next),
+                () = &mut expiry => None,
+            };
+            let finished = match next {
+                Some(Some(finished)) => finished,
                 // Nothing runs and nothing can start: every part has its outcome.
-                Ok(None) => break,
-                Err(_) => {
+                Some(None) => break,
+                None => {
                     // The deadline: whatever has not answered fails (and is cancelled).
                     for (index, part) in composition.parts.iter().enumerate() {
                         if outcomes[index].is_some() {
@@ -224,12 +254,15 @@ impl Composer<'_> {
                 trace.join(*theirs, &tag);
             }
             match &outcome {
-                Ok(_) => metrics.part(
-                    &label,
-                    &LabelValue::from(Arc::clone(&part.name)),
-                    "ok",
-                    Some(took),
-                ),
+                // Through the generation's cache: no label is looked up per answer.
+                Ok(_) => {
+                    self.live
+                        .series
+                        .record_part(std::ptr::from_ref(part).addr(), took, || {
+                            metrics
+                                .part_ok_series(&label, &LabelValue::from(Arc::clone(&part.name)))
+                        })
+                }
                 Err(error) => {
                     self.count_part(composition, &label, part, error, Some(took));
                     if part.required {
@@ -241,7 +274,15 @@ impl Composer<'_> {
             outcomes[index] = Some(outcome);
         }
         let (body, is_partial) = merge(composition, outcomes);
-        metrics.composed(&label, if is_partial { "partial" } else { "complete" });
+        if is_partial {
+            metrics.composed(&label, "partial");
+        } else {
+            self.live
+                .series
+                .count_complete(std::ptr::from_ref(composition).addr(), || {
+                    metrics.composed_counter(&label, "complete")
+                });
+        }
         let mut response = Response::new(ResponseBody::full(body));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -323,22 +364,22 @@ impl Composer<'_> {
     ) -> Finished {
         let part = &composition.parts[index];
         let started = Instant::now();
-        let (until, which) = match part.timeout {
+        let fetching = self.fetch(composition, index, backend, request, &mut disposition);
+        // Without a timeout of its own, the composition's deadline (one timer for all parts,
+        // in `compose`) bounds the part.
+        let outcome = match part.timeout {
             Some(limit) if tokio::time::Instant::now() + limit < deadline => {
-                (tokio::time::Instant::now() + limit, "its timeout")
+                tokio::time::timeout(limit, fetching)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(PartError::new(
+                            "timeout",
+                            format!("no answer within its timeout ({limit:?})"),
+                        ))
+                    })
             }
-            _ => (deadline, "the composition's deadline"),
+            _ => fetching.await,
         };
-        let fetching = self.fetch(composition, part, backend, request, &mut disposition);
-        let outcome = tokio::time::timeout_at(until, fetching)
-            .await
-            .unwrap_or_else(|_| {
-                let limit = until.saturating_duration_since(started.into());
-                Err(PartError::new(
-                    "timeout",
-                    format!("no answer within {which} ({limit:?})"),
-                ))
-            });
         (index, outcome, disposition, started.elapsed())
     }
 
@@ -346,11 +387,12 @@ impl Composer<'_> {
     async fn fetch(
         &self,
         composition: &Composition,
-        part: &Part,
+        index: usize,
         backend_index: usize,
         request: Request<RequestBody>,
         disposition: &mut Disposition,
     ) -> Outcome {
+        let part = &composition.parts[index];
         let Some(backend) = self.live.backends.get(backend_index) else {
             return Err(PartError::new(
                 "no-healthy-upstream",
@@ -401,6 +443,16 @@ impl Composer<'_> {
                 status: Some(status.as_u16()),
             });
         }
+        // Parsed only when something reads into it.
+        let is_read = part.select.is_some()
+            || composition.merge == Merge::Deep
+            || composition
+                .parts
+                .iter()
+                .any(|p| p.depends_on.contains(&index));
+        if !is_read {
+            return validated_text(body);
+        }
         let document = parse_document(&body)?;
         let selected = match &part.select {
             Some(pointer) => document.pointer(pointer).ok_or_else(|| {
@@ -417,12 +469,27 @@ impl Composer<'_> {
                 "a Deep merge needs a JSON object from every part",
             ));
         }
-        Ok(document)
+        Ok(Document::Value(document))
     }
 }
 
+/// A part's body checked as JSON without building a tree: the document's text (empty is
+/// `null`).
+fn validated_text(body: Bytes) -> Outcome {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Document::Value(Value::Null));
+    }
+    let raw: &serde_json::value::RawValue = serde_json::from_slice(&body).map_err(|error| {
+        PartError::new("invalid-json", format!("the response is not JSON: {error}"))
+    })?;
+    // The raw value borrows from the body: its place there, without copying.
+    let start = raw.get().as_ptr().addr() - body.as_ptr().addr();
+    let end = start + raw.get().len();
+    Ok(Document::Text(body.slice(start..end)))
+}
+
 /// A part's response body as JSON: empty is `null` (a 204, say).
-fn parse_document(body: &Bytes) -> Outcome {
+fn parse_document(body: &Bytes) -> Result<Value, PartError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
@@ -558,8 +625,9 @@ fn value_of<'r>(
             let Some(Some(Ok(document))) = outcomes.get(*part) else {
                 return Err(missing("that part has no document"));
             };
+            let document = document.value();
             match document.pointer(pointer) {
-                Some(Value::String(text)) => Ok(Cow::Borrowed(text)),
+                Some(Value::String(text)) => Ok(Cow::Owned(text.clone())),
                 Some(value @ (Value::Number(_) | Value::Bool(_))) => {
                     Ok(Cow::Owned(value.to_string()))
                 }
@@ -625,16 +693,22 @@ fn merge(composition: &Composition, outcomes: Vec<Option<Outcome>>) -> (Bytes, b
             ))
         });
         match outcome {
-            Ok(mut document) => {
+            Ok(Document::Text(text))
+                if composition.merge == Merge::Keyed && part.select.is_none() =>
+            {
+                documents.push(Document::Text(text));
+            }
+            Ok(document) => {
+                let mut document = document.value().into_owned();
                 let selected = match &part.select {
                     Some(pointer) => document.pointer_mut(pointer).map(Value::take),
                     None => Some(document),
                 };
-                documents.push(selected.unwrap_or(Value::Null));
+                documents.push(Document::Value(selected.unwrap_or(Value::Null)));
             }
             Err(error) => {
                 errors.push(error.entry(part));
-                documents.push(Value::Null);
+                documents.push(Document::Value(Value::Null));
             }
         }
     }
@@ -647,9 +721,15 @@ fn merge(composition: &Composition, outcomes: Vec<Option<Outcome>>) -> (Bytes, b
                 if index > 0 {
                     body.push(b',');
                 }
-                write_json(&mut body, &json!(&*part.name));
+                // A part name needs no escaping ([A-Za-z0-9_-]+), but is written as JSON anyway.
+                if let Err(error) = serde_json::to_writer(&mut body, &*part.name) {
+                    tracing::error!(%error, "cannot serialize a part name");
+                }
                 body.push(b':');
-                write_json(&mut body, document);
+                match document {
+                    Document::Text(text) => body.extend_from_slice(text),
+                    Document::Value(value) => write_json(&mut body, value),
+                }
             }
             if is_partial {
                 body.extend_from_slice(b",\"errors\":");
@@ -661,7 +741,11 @@ fn merge(composition: &Composition, outcomes: Vec<Option<Outcome>>) -> (Bytes, b
         Merge::Deep => {
             let mut merged = Value::Object(Map::new());
             for document in documents {
-                deep_merge(&mut merged, document);
+                let value = match document {
+                    Document::Value(value) => value,
+                    text @ Document::Text(_) => text.value().into_owned(),
+                };
+                deep_merge(&mut merged, value);
             }
             if is_partial && let Value::Object(map) = &mut merged {
                 map.insert("errors".to_owned(), Value::Array(errors));

@@ -18,7 +18,9 @@ use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use snapshot::fast_hash::FastHashBuilder;
-use telemetry::{BreakerStateGauge, HttpMethod, RequestSeries, TraceExemplar};
+use telemetry::{
+    BreakerStateGauge, ComposedCounter, HttpMethod, PartSeries, RequestSeries, TraceExemplar,
+};
 
 /// Which request series a request records into, within one generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +46,10 @@ pub(crate) struct SeriesCache {
     requests: RwLock<SeriesMap>,
     /// `breaker_gauges[i]`: backend `i`'s `portcullis_circuit_breaker_state`, once used.
     breaker_gauges: Box<[OnceLock<BreakerStateGauge>]>,
+    /// Composition parts' answers, by the address of the part in the snapshot.
+    parts: RwLock<HashMap<usize, PartSeries, FastHashBuilder>>,
+    /// Complete compositions, by the address of the composition in the snapshot.
+    complete: RwLock<HashMap<usize, ComposedCounter, FastHashBuilder>>,
 }
 
 impl SeriesCache {
@@ -52,7 +58,42 @@ impl SeriesCache {
         SeriesCache {
             requests: RwLock::default(),
             breaker_gauges: (0..backends).map(|_| OnceLock::new()).collect(),
+            parts: RwLock::default(),
+            complete: RwLock::default(),
         }
+    }
+
+    /// Records a composition part's answer (`part`: its address in the generation's snapshot)
+    /// that took `duration`; `series` fetches the handle on a miss (as `record_request`).
+    pub(crate) fn record_part(
+        &self,
+        part: usize,
+        duration: Duration,
+        series: impl FnOnce() -> PartSeries,
+    ) {
+        if let Some(hit) = read(&self.parts).get(&part) {
+            hit.record(duration);
+            return;
+        }
+        let series = series();
+        series.record(duration);
+        write(&self.parts).entry(part).or_insert(series);
+    }
+
+    /// Counts a complete composition (`composition`: its address in the generation's
+    /// snapshot); `counter` fetches the handle on a miss.
+    pub(crate) fn count_complete(
+        &self,
+        composition: usize,
+        counter: impl FnOnce() -> ComposedCounter,
+    ) {
+        if let Some(hit) = read(&self.complete).get(&composition) {
+            hit.inc();
+            return;
+        }
+        let counter = counter();
+        counter.inc();
+        write(&self.complete).entry(composition).or_insert(counter);
     }
 
     /// Records one answered request into the series of `key`. On a miss, `series` fetches the
@@ -104,6 +145,17 @@ impl SeriesCache {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A read guard of `map`; a panic while it was held cannot leave it half-updated in a way that
+/// matters (every entry present is a valid handle).
+fn read<T>(map: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    map.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A write guard of `map` (see [`read`]).
+fn write<T>(map: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    map.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ pub use endpoint_latency::EndpointLatencySource;
 pub use label_value::LabelValue;
 pub use live_stats::{HISTORY_LEN, LiveSample, LiveStats, LiveTotals};
 pub use metrics::{
-    BreakerStateGauge, CompositionMetrics, L4Metrics, METRICS_CONTENT_TYPE, Metrics, RequestKey,
-    RequestSeries, UdpFlowCounters,
+    BreakerStateGauge, ComposedCounter, CompositionMetrics, L4Metrics, METRICS_CONTENT_TYPE,
+    Metrics, PartSeries, RequestKey, RequestSeries, UdpFlowCounters,
 };
 pub use prometheus_text::{PROMETHEUS_TEXT_CONTENT_TYPE, prometheus_text};
 pub use semconv::{Hex, HttpMethod, TraceExemplar};

@@ -748,5 +748,5 @@ mod l4;
 #[cfg(test)]
 mod tests;
 
-pub use composition::CompositionMetrics;
+pub use composition::{ComposedCounter, CompositionMetrics, PartSeries};
 pub use l4::{L4Metrics, UdpFlowCounters};

@@ -9,7 +9,10 @@ use snapshot::composition::{
 };
 use snapshot::{BackendTarget, DirectResponse};
 
-use super::{Inputs, PartError, bind, deep_merge, merge, parse_document, part_request};
+use super::{
+    Document, Inputs, PartError, bind, deep_merge, merge, parse_document, part_request,
+    validated_text,
+};
 
 fn text(text: &str) -> Piece {
     Piece::Text(text.to_owned())
@@ -91,7 +94,12 @@ fn values_are_encoded_for_where_they_land_and_cannot_add_segments_or_parameters(
     let path = bind(&composition, head.uri.path()).expect("binds");
     assert_eq!(path, vec!["a/b c"]);
     let inputs = Inputs { path, head: &head };
-    let outcomes = vec![Some(Ok(json!({"sku": "../../admin?x", "count": 3}))), None];
+    let outcomes = vec![
+        Some(Ok(Document::Value(
+            json!({"sku": "../../admin?x", "count": 3}),
+        ))),
+        None,
+    ];
     let request =
         part_request(&composition, &composition.parts[1], &inputs, &outcomes).expect("request");
     assert_eq!(
@@ -102,7 +110,10 @@ fn values_are_encoded_for_where_they_land_and_cannot_add_segments_or_parameters(
     assert_eq!(request.headers()["accept"], "application/json");
 
     // A whole segment of dots would climb the backend's path: encoded.
-    let outcomes = vec![Some(Ok(json!({"sku": "..", "count": true}))), None];
+    let outcomes = vec![
+        Some(Ok(Document::Value(json!({"sku": "..", "count": true})))),
+        None,
+    ];
     let request =
         part_request(&composition, &composition.parts[1], &inputs, &outcomes).expect("request");
     assert_eq!(request.uri(), "/prices/a%2Fb%20c/%2E%2E?q=x%26y%3Dz&n=true");
@@ -136,7 +147,11 @@ fn missing_values_fail_the_part_and_name_the_reference() {
         path: Vec::new(),
         head: &head,
     };
-    let outcomes = vec![Some(Ok(json!({"sku": {"nested": 1}}))), None, None];
+    let outcomes = vec![
+        Some(Ok(Document::Value(json!({"sku": {"nested": 1}})))),
+        None,
+        None,
+    ];
     let error = part_request(&composition, &composition.parts[1], &inputs, &outcomes)
         .expect_err("an object is no value");
     assert_eq!(error.code, "unresolved");
@@ -226,9 +241,9 @@ fn keyed_merge_keeps_part_order_nulls_failures_and_lists_errors() {
     let (bytes, partial) = merge(
         &composition,
         vec![
-            Some(Ok(json!({"sku": "A1", "name": "lamp"}))),
+            Some(Ok(Document::Value(json!({"sku": "A1", "name": "lamp"})))),
             Some(Err(error("upstream-status"))),
-            Some(Ok(json!({"level": 4, "warehouse": "x"}))),
+            Some(Ok(Document::Value(json!({"level": 4, "warehouse": "x"})))),
         ],
     );
     assert!(partial);
@@ -245,9 +260,9 @@ fn keyed_merge_keeps_part_order_nulls_failures_and_lists_errors() {
     let (bytes, partial) = merge(
         &composition,
         vec![
-            Some(Ok(json!(1))),
-            Some(Ok(json!("two"))),
-            Some(Ok(json!({"level": null}))),
+            Some(Ok(Document::Value(json!(1)))),
+            Some(Ok(Document::Value(json!("two")))),
+            Some(Ok(Document::Value(json!({"level": null})))),
         ],
     );
     assert!(!partial);
@@ -266,10 +281,12 @@ fn deep_merge_merges_objects_in_part_order_and_adds_errors() {
     let (bytes, partial) = merge(
         &composition,
         vec![
-            Some(Ok(
+            Some(Ok(Document::Value(
                 json!({"id": 7, "offer": {"price": 1, "currency": "EUR"}, "tags": ["a"]}),
-            )),
-            Some(Ok(json!({"data": {"offer": {"price": 2}, "tags": ["b"]}}))),
+            ))),
+            Some(Ok(Document::Value(
+                json!({"data": {"offer": {"price": 2}, "tags": ["b"]}}),
+            ))),
             Some(Err(error("timeout"))),
         ],
     );
@@ -326,4 +343,43 @@ fn a_required_failure_is_a_502_naming_the_part() {
         response.headers()["x-portcullis-error"],
         "composition-part-failed"
     );
+}
+
+#[test]
+fn a_document_nothing_reads_is_kept_as_text_and_written_as_it_came() {
+    let text =
+        validated_text(Bytes::from_static(b" \n{\"a\": [1, 2],  \"b\": \"x\"}\r\n")).expect("JSON");
+    let Document::Text(text) = &text else {
+        panic!("not kept as text: {text:?}");
+    };
+    assert_eq!(&text[..], b"{\"a\": [1, 2],  \"b\": \"x\"}");
+    assert!(matches!(
+        validated_text(Bytes::from_static(b"  ")),
+        Ok(Document::Value(Value::Null))
+    ));
+    let error = validated_text(Bytes::from_static(b"{\"a\": }")).expect_err("not JSON");
+    assert_eq!(error.code, "invalid-json");
+    let error = validated_text(Bytes::from_static(b"{} {}")).expect_err("two documents");
+    assert_eq!(error.code, "invalid-json");
+
+    // Keyed: the text goes in as it came, next to a parsed (selected) document.
+    let mut stock = part("stock", vec![]);
+    stock.select = Some("/level".into());
+    let keyed = composition(None, vec![part("product", vec![]), stock], Merge::Keyed);
+    let (bytes, partial) = merge(
+        &keyed,
+        vec![
+            Some(Ok(Document::Text(text.clone()))),
+            Some(Ok(Document::Value(json!({"level": 3})))),
+        ],
+    );
+    assert!(!partial);
+    assert_eq!(
+        std::str::from_utf8(&bytes).expect("UTF-8"),
+        "{\"product\":{\"a\": [1, 2],  \"b\": \"x\"},\"stock\":3}\n"
+    );
+    // A Deep merge parses a text document (not expected: its parts are parsed on arrival).
+    let deep = composition(None, vec![part("a", vec![])], Merge::Deep);
+    let (bytes, _) = merge(&deep, vec![Some(Ok(Document::Text(text.clone())))]);
+    assert_eq!(body(&bytes), json!({"a": [1, 2], "b": "x"}));
 }

@@ -117,3 +117,38 @@ fn the_hasher_tells_nearby_keys_apart() {
         .collect();
     assert_eq!(hashes.len(), 64 * 3);
 }
+
+#[test]
+fn composition_series_are_fetched_once_and_count_as_the_registry_would() {
+    let metrics = Metrics::new();
+    let by_labels = Metrics::new();
+    let cache = SeriesCache::new(0);
+    let composition = LabelValue::from("Composition shop/page");
+    let part = LabelValue::from("price");
+    let mut fetched = 0;
+    for _ in 0..3 {
+        cache.record_part(0x2000, Duration::from_millis(5), || {
+            fetched += 1;
+            metrics.composition.part_ok_series(&composition, &part)
+        });
+        by_labels
+            .composition
+            .part(&composition, &part, "ok", Some(Duration::from_millis(5)));
+        cache.count_complete(0x3000, || {
+            fetched += 1;
+            metrics
+                .composition
+                .composed_counter(&composition, "complete")
+        });
+        by_labels.composition.composed(&composition, "complete");
+    }
+    assert_eq!(fetched, 2, "one fetch per series");
+    assert_eq!(sorted_lines(&metrics), sorted_lines(&by_labels));
+    assert!(
+        metrics.encode().contains(
+            "portcullis_composition_parts_total{composition=\"Composition shop/page\",part=\"price\",result=\"ok\"} 3"
+        ),
+        "{}",
+        metrics.encode()
+    );
+}

@@ -86,6 +86,37 @@ impl CompositionMetrics {
         self.compositions.get_or_create(&labels).inc();
     }
 
+    /// The series a part that answered records into (`result="ok"` and its duration), to keep
+    /// (`proxy`'s per-generation cache): recording through it looks no label up.
+    pub fn part_ok_series(&self, composition: &LabelValue, part: &LabelValue) -> PartSeries {
+        let labels = PartResultLabels {
+            composition: composition.clone(),
+            part: part.clone(),
+            result: "ok",
+        };
+        let parts = self.parts.get_or_create(&labels).clone();
+        let labels = PartLabels {
+            composition: composition.clone(),
+            part: part.clone(),
+        };
+        let duration = self.part_duration.get_or_create(&labels).clone();
+        PartSeries { parts, duration }
+    }
+
+    /// The counter of composed responses with `result`, to keep (see
+    /// [`CompositionMetrics::part_ok_series`]).
+    pub fn composed_counter(
+        &self,
+        composition: &LabelValue,
+        result: &'static str,
+    ) -> ComposedCounter {
+        let labels = CompositionResultLabels {
+            composition: composition.clone(),
+            result,
+        };
+        ComposedCounter(self.compositions.get_or_create(&labels).clone())
+    }
+
     /// One part ended with `result` (`ok` or a fixed error code) after `duration` (`None`: it
     /// never ran, for example when a part it depends on failed).
     pub fn part(
@@ -110,5 +141,33 @@ impl CompositionMetrics {
                 .get_or_create(&labels)
                 .observe(duration.as_secs_f64());
         }
+    }
+}
+
+/// The series of one part's answers (`result="ok"`), from
+/// [`CompositionMetrics::part_ok_series`]. Cheap to clone (clones share the values).
+#[derive(Clone, Debug)]
+pub struct PartSeries {
+    parts: Counter,
+    duration: Histogram,
+}
+
+impl PartSeries {
+    /// Counts one answer that took `duration`.
+    pub fn record(&self, duration: Duration) {
+        self.parts.inc();
+        self.duration.observe(duration.as_secs_f64());
+    }
+}
+
+/// One `portcullis_compositions_total` series, from [`CompositionMetrics::composed_counter`].
+/// Cheap to clone (clones share the value).
+#[derive(Clone, Debug)]
+pub struct ComposedCounter(Counter);
+
+impl ComposedCounter {
+    /// Counts one composed response.
+    pub fn inc(&self) {
+        self.0.inc();
     }
 }
