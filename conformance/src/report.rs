@@ -22,6 +22,9 @@ pub(crate) struct TestOutcome {
     pub(crate) test_failure: Option<String>,
     /// Details for `--verbose` only (e.g. the gateway's stderr).
     pub(crate) verbose_detail: Option<String>,
+    /// The last lines the gateway wrote when it exited during the test: printed under the
+    /// summary line even without `--verbose` (a CI log then says why).
+    pub(crate) gateway_tail: Option<String>,
     /// Wall-clock time.
     pub(crate) elapsed: Duration,
     /// Kubernetes mode: how many objects' written status was found equal to `portcullis check`'s.
@@ -56,6 +59,11 @@ impl TestOutcome {
                 one_line(&self.first_failure())
             )
         };
+        if !verbose && let Some(tail) = &self.gateway_tail {
+            for line in tail.lines() {
+                text.push_str(&format!("\n    | {line}"));
+            }
+        }
         if verbose {
             for (index, case) in self.cases.iter().enumerate() {
                 match &case.result {

@@ -109,6 +109,7 @@ async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOut
         cases: Vec::new(),
         test_failure: None,
         verbose_detail: None,
+        gateway_tail: None,
         elapsed: Duration::ZERO,
         status_objects: None,
     };
@@ -127,7 +128,9 @@ async fn run_test(shared: &Shared<'_>, index: usize, test: &TestSpec) -> TestOut
             if let Ok(status) = environment.gateway.wait_exit(Duration::ZERO).await {
                 outcome.test_failure =
                     Some(format!("the gateway exited during the test ({status})"));
-                outcome.verbose_detail = Some(environment.gateway.stderr_text());
+                let stderr = environment.gateway.stderr_text();
+                outcome.gateway_tail = Some(last_lines(&stderr, GATEWAY_TAIL_LINES));
+                outcome.verbose_detail = Some(stderr);
             } else if let Some(kubernetes) = &shared.kubernetes {
                 match kubernetes
                     .compare_status(&shared.settings.binary, &environment.documents)
@@ -418,4 +421,13 @@ fn summarize(text: &str) -> String {
         Some(last) => format!("{first} ... {last}"),
         None => first.to_owned(),
     }
+}
+
+/// How many of its last lines of stderr a gateway that exited mid-test leaves in the report.
+const GATEWAY_TAIL_LINES: usize = 15;
+
+/// The last `count` lines of `text`.
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }

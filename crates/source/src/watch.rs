@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use self::schedule::{Pending, Schedule, Writer};
 use crate::error::SourceError;
@@ -194,11 +194,16 @@ fn run(
                     .unwrap_or_else(PoisonError::into_inner)
                     .is_settled();
                 if !settled && !gather(woken) {
+                    error!("the config file watcher's events ended; no more changes are read");
                     return;
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                // The notify watcher dropped its handler: nothing will wake this thread again.
+                error!("the config file watcher's events ended; no more changes are read");
+                return;
+            }
         }
     }
 }
