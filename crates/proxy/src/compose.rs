@@ -180,11 +180,7 @@ impl Composer<'_> {
                     let request = match self.prepare(composition, part, &inputs, &outcomes) {
                         Ok(request) => request,
                         Err(error) => {
-                            self.count_part(composition, &label, part, &error, None);
-                            if part.required {
-                                metrics.composed(&label, "failed");
-                                return Err(failure(composition, part, &error));
-                            }
+                            let error = self.failed(composition, &label, part, error, None)?;
                             outcomes[index] = Some(Err(error));
                             continue;
                         }
@@ -232,11 +228,7 @@ impl Composer<'_> {
                                 composition.timeout
                             ),
                         );
-                        self.count_part(composition, &label, part, &error, None);
-                        if part.required {
-                            metrics.composed(&label, "failed");
-                            return Err(failure(composition, part, &error));
-                        }
+                        let error = self.failed(composition, &label, part, error, None)?;
                         outcomes[index] = Some(Err(error));
                     }
                     break;
@@ -253,24 +245,19 @@ impl Composer<'_> {
                 });
                 trace.join(*theirs, &tag);
             }
-            match &outcome {
+            let outcome = match outcome {
                 // Through the generation's cache: no label is looked up per answer.
-                Ok(_) => {
+                Ok(document) => {
                     self.live
                         .series
                         .record_part(std::ptr::from_ref(part).addr(), took, || {
                             metrics
                                 .part_ok_series(&label, &LabelValue::from(Arc::clone(&part.name)))
-                        })
+                        });
+                    Ok(document)
                 }
-                Err(error) => {
-                    self.count_part(composition, &label, part, error, Some(took));
-                    if part.required {
-                        metrics.composed(&label, "failed");
-                        return Err(failure(composition, part, error));
-                    }
-                }
-            }
+                Err(error) => Err(self.failed(composition, &label, part, error, Some(took))?),
+            };
             outcomes[index] = Some(outcome);
         }
         let (body, is_partial) = merge(composition, outcomes);
@@ -289,6 +276,24 @@ impl Composer<'_> {
             HeaderValue::from_static("application/json"),
         );
         Ok(response)
+    }
+
+    /// A part failed: counted, then the composition's end when the part is required (502
+    /// naming it), else the error to keep in its place.
+    fn failed(
+        &self,
+        composition: &Composition,
+        label: &LabelValue,
+        part: &Part,
+        error: PartError,
+        took: Option<Duration>,
+    ) -> Result<PartError, ProxyError> {
+        self.count_part(composition, label, part, &error, took);
+        if part.required {
+            self.plane.metrics.composition.composed(label, "failed");
+            return Err(failure(composition, part, &error));
+        }
+        Ok(error)
     }
 
     /// Counts a failed part and logs it at debug level.
