@@ -60,6 +60,21 @@ fn their_ancestor() -> Value {
     })
 }
 
+/// The `status.ancestors` of `policy` as the API server holds them, once the other
+/// controller's entry is found there as it wrote it.
+async fn policy_ancestors(cluster: &TestCluster, policy: &Value) -> anyhow::Result<Vec<Value>> {
+    let written = cluster.get(policy).await?;
+    let ancestors = written["status"]["ancestors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        ancestors.contains(&their_ancestor()),
+        "theirs changed: {ancestors:?}"
+    );
+    Ok(ancestors)
+}
+
 #[tokio::test]
 async fn status_reports_features_service_addresses_listener_sets_and_policy_ancestors()
 -> anyhow::Result<()> {
@@ -189,15 +204,7 @@ async fn status_reports_features_service_addresses_listener_sets_and_policy_ance
         // The policy: our ancestors (the Gateways whose routes use the Service: `gw` directly,
         // `edge` through its ListenerSet) next to theirs, which stays byte for byte.
         eventually(PROPAGATION, async || {
-            let written = cluster.get(&policy).await?;
-            let ancestors = written["status"]["ancestors"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            ensure!(
-                ancestors.contains(&their_ancestor()),
-                "theirs changed: {ancestors:?}"
-            );
+            let ancestors = policy_ancestors(&cluster, &policy).await?;
             let ours: Vec<&Value> = ancestors
                 .iter()
                 .filter(|a| a["controllerName"] == OURS)
@@ -249,15 +256,7 @@ async fn status_reports_features_service_addresses_listener_sets_and_policy_ance
         moved["spec"]["rules"] = json!([rule(vec![], vec![service_ref("pay")])]);
         cluster.apply(&moved).await?;
         eventually(PROPAGATION, async || {
-            let written = cluster.get(&policy).await?;
-            let ancestors = written["status"]["ancestors"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            ensure!(
-                ancestors.contains(&their_ancestor()),
-                "theirs changed: {ancestors:?}"
-            );
+            let ancestors = policy_ancestors(&cluster, &policy).await?;
             let ours: Vec<&Value> = ancestors
                 .iter()
                 .filter(|a| a["controllerName"] == OURS)
