@@ -236,7 +236,9 @@ impl Composer<'_> {
             };
             let (index, outcome, own, took) = finished;
             let part = &composition.parts[index];
-            if let (Some(trace), Some(theirs)) = (disposition.trace.as_deref_mut(), own.trace) {
+            if let (Some(trace), Some(theirs)) = (disposition.trace.as_deref_mut(), own.trace)
+                && theirs.is_recording()
+            {
                 let tag = Arc::new(PartTag {
                     name: Arc::clone(&part.name),
                     composition: Arc::clone(&composition.name),

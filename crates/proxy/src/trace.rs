@@ -205,6 +205,11 @@ impl RequestTrace {
         }
     }
 
+    /// Whether the request is sampled (its spans are recorded).
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
     /// Takes the attempts of a part's trace (from [`RequestTrace::fork`]) into this one,
     /// marked with the part.
     pub(crate) fn join(&mut self, part: RequestTrace, tag: &Arc<telemetry::trace::PartTag>) {
