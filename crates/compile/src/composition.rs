@@ -113,11 +113,18 @@ pub(crate) fn compile(
 /// The snapshot's Composition from a draft without problems and its parts' backends (one per
 /// part, in order).
 fn assemble(name: String, draft: Draft, targets: Vec<BackendTarget>) -> Composition {
+    let mut is_read = vec![false; draft.parts.len()];
+    for read in draft.parts.iter().flat_map(|part| &part.depends_on) {
+        if let Some(flag) = is_read.get_mut(*read) {
+            *flag = true;
+        }
+    }
     let parts = draft
         .parts
         .into_iter()
         .zip(targets)
-        .map(|(part, backend)| Part {
+        .zip(is_read)
+        .map(|((part, backend), is_read)| Part {
             name: part.name,
             backend,
             method: part.method,
@@ -128,6 +135,7 @@ fn assemble(name: String, draft: Draft, targets: Vec<BackendTarget>) -> Composit
             required: part.required,
             select: part.select,
             depends_on: part.depends_on,
+            is_read,
         })
         .collect();
     Composition {

@@ -371,7 +371,7 @@ impl Composer<'_> {
     ) -> Finished {
         let part = &composition.parts[index];
         let started = Instant::now();
-        let fetching = self.fetch(composition, index, backend, request, &mut disposition);
+        let fetching = self.fetch(composition, part, backend, request, &mut disposition);
         // Without a timeout of its own, the composition's deadline (one timer for all parts,
         // in `compose`) bounds the part.
         let outcome = match part.timeout {
@@ -394,12 +394,11 @@ impl Composer<'_> {
     async fn fetch(
         &self,
         composition: &Composition,
-        index: usize,
+        part: &Part,
         backend_index: usize,
         request: Request<RequestBody>,
         disposition: &mut Disposition,
     ) -> Outcome {
-        let part = &composition.parts[index];
         let Some(backend) = self.live.backends.get(backend_index) else {
             return Err(PartError::new(
                 "no-healthy-upstream",
@@ -451,13 +450,7 @@ impl Composer<'_> {
             });
         }
         // Parsed only when something reads into it.
-        let is_read = part.select.is_some()
-            || composition.merge == Merge::Deep
-            || composition
-                .parts
-                .iter()
-                .any(|p| p.depends_on.contains(&index));
-        if !is_read {
+        if !part.is_read && part.select.is_none() && composition.merge == Merge::Keyed {
             return validated_text(body);
         }
         let document = parse_document(&body)?;

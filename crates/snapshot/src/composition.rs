@@ -91,6 +91,9 @@ pub struct Part {
     /// Indices of the parts whose responses its templates read (sorted, without repeats;
     /// `compile` guarantees they form no cycle).
     pub depends_on: Vec<usize>,
+    /// Whether another part's templates read this part's response (it is among their
+    /// `depends_on`): its document is then parsed when it arrives, not only validated.
+    pub is_read: bool,
 }
 
 /// A template: text with references (see the module doc).

@@ -66,20 +66,8 @@ fn route(composition: &str) -> String {
 
 /// The rule `GET h{path}` reaches on the fixture's `http` listener.
 fn reached(compiled: &Compiled, path: &str) -> Arc<RouteRule> {
-    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("h")
-        .expect("listener");
-    let headers = http::HeaderMap::new();
-    let view = router::RequestView {
-        method: &Method::GET,
-        host: "h",
-        path,
-        query: None,
-        headers: &headers,
-    };
-    Arc::clone(listener.table.find(&view).expect("a rule").target)
+    let (_, rule) = crate::tests::reach(compiled, "127.0.0.9:80", "h", path).expect("a rule");
+    Arc::clone(rule)
 }
 
 fn condition<'a>(status: &'a ObjectStatus, kind: &str) -> &'a Condition {
@@ -204,6 +192,11 @@ fn a_composition_compiles_into_parts_with_resolved_references_and_backends() {
         ]
     );
     assert_eq!(stock.depends_on, [0, 1]);
+    // product and price are read by others (their documents are parsed), stock by none.
+    assert_eq!(
+        (product.is_read, price.is_read, stock.is_read),
+        (true, true, false)
+    );
 
     // The rule answers with the composition: its backendRefs are neither used nor resolved.
     let RuleAction::Respond(response) = &rule.action else {

@@ -37,6 +37,7 @@ fn part(name: &str, target: Vec<Piece>) -> Part {
         required: false,
         select: None,
         depends_on: Vec::new(),
+        is_read: false,
     }
 }
 
