@@ -91,7 +91,18 @@ fn route(name: &str, namespace: &str, body: &str) -> String {
     )
 }
 
+/// The name of the rule `GET path` with `Host: host` reaches on `socket`, if any.
 pub(crate) fn lookup(compiled: &Compiled, socket: &str, host: &str, path: &str) -> Option<String> {
+    reach(compiled, socket, host, path).map(|(_, rule)| rule.name.to_string())
+}
+
+/// The listener and the rule `GET path` with `Host: host` reaches on `socket`, if any.
+pub(crate) fn reach<'a>(
+    compiled: &'a Compiled,
+    socket: &str,
+    host: &str,
+    path: &str,
+) -> Option<(&'a snapshot::ListenerRoutes, &'a Arc<snapshot::RouteRule>)> {
     let socket: SocketAddr = socket.parse().expect("socket");
     let routes = compiled.snapshot.sockets.get(&socket)?;
     let listener = routes.listeners.most_specific(router::strip_port(host))?;
@@ -103,10 +114,8 @@ pub(crate) fn lookup(compiled: &Compiled, socket: &str, host: &str, path: &str) 
         query: None,
         headers: &headers,
     };
-    listener
-        .table
-        .find(&view)
-        .map(|hit| hit.target.name.to_string())
+    let hit = listener.table.find(&view)?;
+    Some((listener, hit.target))
 }
 
 #[test]

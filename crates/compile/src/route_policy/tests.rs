@@ -30,20 +30,9 @@ fn reached<'a>(
     compiled: &'a Compiled,
     path: &str,
 ) -> (&'a snapshot::ListenerRoutes, &'a snapshot::RouteRule) {
-    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("h")
-        .expect("listener");
-    let headers = http::HeaderMap::new();
-    let view = router::RequestView {
-        method: &http::Method::GET,
-        host: "h",
-        path,
-        query: None,
-        headers: &headers,
-    };
-    (listener, listener.table.find(&view).expect("rule").target)
+    let (listener, rule) =
+        crate::tests::reach(compiled, "127.0.0.9:80", "h", path).expect("a rule");
+    (listener, rule)
 }
 
 fn security_label(compiled: &Compiled, path: &str) -> Option<String> {

@@ -26,20 +26,9 @@ fn backend_ids(compiled: &Compiled) -> Vec<String> {
 
 /// The rule `GET h{path}` matches on the test Gateway's listener.
 fn rule_for<'a>(compiled: &'a Compiled, path: &str) -> &'a snapshot::RouteRule {
-    let socket: std::net::SocketAddr = "127.0.0.9:80".parse().expect("socket");
-    let listener = compiled.snapshot.sockets[&socket]
-        .listeners
-        .most_specific("h")
-        .expect("listener");
-    let headers = http::HeaderMap::new();
-    let view = router::RequestView {
-        method: &http::Method::GET,
-        host: "h",
-        path,
-        query: None,
-        headers: &headers,
-    };
-    listener.table.find(&view).expect("rule").target
+    crate::tests::reach(compiled, "127.0.0.9:80", "h", path)
+        .expect("a rule")
+        .1
 }
 
 fn accepted(status: &ObjectStatus) -> (&str, &str) {

@@ -18,15 +18,23 @@ async fn pair() -> (TcpStream, TcpStream) {
     (connected.expect("connect"), accepted.expect("accept").0)
 }
 
+/// A client and a backend socket with a relay running between them (with an `idle` timeout,
+/// never asked to stop): the relay's task gives its result once both sides are closed.
+async fn relaying(
+    idle: Option<Duration>,
+) -> (TcpStream, TcpStream, tokio::task::JoinHandle<Relayed>) {
+    let (client, mut client_side) = pair().await;
+    let (mut upstream_side, backend) = pair().await;
+    let task = tokio::spawn(async move {
+        let (_stop, stopped) = watch::channel(false);
+        relay(&mut client_side, &mut upstream_side, idle, stopped).await
+    });
+    (client, backend, task)
+}
+
 #[tokio::test]
 async fn relay_counts_both_ways_and_passes_half_close_on() {
-    let (mut client, mut client_side) = pair().await;
-    let (mut upstream_side, mut backend) = pair().await;
-    let (_stop, stopped) = watch::channel(false);
-    let relaying =
-        tokio::spawn(
-            async move { l4_relay(&mut client_side, &mut upstream_side, None, stopped).await },
-        );
+    let (mut client, mut backend, relaying) = relaying(None).await;
     client
         .write_all(b"hello backend")
         .await
@@ -51,24 +59,9 @@ async fn relay_counts_both_ways_and_passes_half_close_on() {
     assert!(!relayed.idle);
 }
 
-async fn l4_relay(
-    client: &mut TcpStream,
-    upstream: &mut TcpStream,
-    idle: Option<Duration>,
-    stop: watch::Receiver<bool>,
-) -> Relayed {
-    relay(client, upstream, idle, stop).await
-}
-
 #[tokio::test]
 async fn idle_connections_are_closed_and_busy_ones_are_not() {
-    let (mut client, mut client_side) = pair().await;
-    let (mut upstream_side, mut backend) = pair().await;
-    let (_stop, stopped) = watch::channel(false);
-    let idle = Duration::from_millis(200);
-    let relaying = tokio::spawn(async move {
-        l4_relay(&mut client_side, &mut upstream_side, Some(idle), stopped).await
-    });
+    let (mut client, mut backend, relaying) = relaying(Some(Duration::from_millis(200))).await;
     // Traffic every 100 ms for 600 ms keeps it open past the idle time.
     let mut echoed = [0u8; 1];
     for _ in 0..6 {
@@ -132,13 +125,7 @@ fn mixed_families_are_sent_as_mapped_ipv6() {
 
 #[tokio::test]
 async fn a_bulk_transfer_arrives_whole_as_the_buffer_grows_and_shrinks() {
-    let (mut client, mut client_side) = pair().await;
-    let (mut upstream_side, mut backend) = pair().await;
-    let (_stop, stopped) = watch::channel(false);
-    let relaying =
-        tokio::spawn(
-            async move { l4_relay(&mut client_side, &mut upstream_side, None, stopped).await },
-        );
+    let (mut client, mut backend, relaying) = relaying(None).await;
     // 8 MiB of a pattern (the buffer doubles to its maximum), then a few small writes (it
     // goes back to its start size), then the end of stream.
     let bulk: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
