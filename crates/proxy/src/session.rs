@@ -130,6 +130,9 @@ pub(crate) fn hash_cookie(
     backend: &BackendRuntime,
     headers: &mut HeaderMap,
 ) -> Option<HeaderValue> {
+    if !backend.hashes_cookie() {
+        return None;
+    }
     let policy = backend.policy();
     let Balancer::ConsistentHash(HashKey::Cookie { name, ttl }) = &policy.balancer else {
         return None;

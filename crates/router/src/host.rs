@@ -191,7 +191,7 @@ impl<V> HostMap<V> {
     /// `Exact` entry, then `Wildcard` entries from the longest suffix to the shortest, then
     /// `Any`. ASCII case-insensitive; one trailing dot on `host` is ignored. Does not allocate
     /// unless `host` is longer than [`MAX_INLINE_HOST`].
-    pub fn candidates<'a>(&'a self, host: &str) -> Candidates<'a, V> {
+    pub fn candidates<'a, 'h>(&'a self, host: &'h str) -> Candidates<'a, 'h, V> {
         let host = host.strip_suffix('.').unwrap_or(host);
         Candidates {
             map: self,
@@ -242,9 +242,9 @@ impl<V> HostMap<V> {
 
 /// Iterator returned by [`HostMap::candidates`]; owns the lowercased host, so it borrows only
 /// the map.
-pub struct Candidates<'a, V> {
+pub struct Candidates<'a, 'h, V> {
     map: &'a HostMap<V>,
-    host: LowerHost,
+    host: LowerHost<'h>,
     stage: Stage,
 }
 
@@ -257,7 +257,7 @@ enum Stage {
     Done,
 }
 
-impl<'a, V> Iterator for Candidates<'a, V> {
+impl<'a, V> Iterator for Candidates<'a, '_, V> {
     type Item = &'a V;
 
     fn next(&mut self) -> Option<&'a V> {
@@ -307,8 +307,11 @@ impl<'a, V> Iterator for Candidates<'a, V> {
     }
 }
 
-/// A request host, ASCII-lowercased, on the stack when short enough.
-enum LowerHost {
+/// A request host, ASCII-lowercased: the request's own bytes when they have no uppercase (the
+/// common case: no copy, and the iterator stays small to move), else a lowercased copy, on the
+/// stack when short enough.
+enum LowerHost<'h> {
+    Borrowed(&'h [u8]),
     Inline {
         buffer: [u8; MAX_INLINE_HOST],
         len: u8,
@@ -316,10 +319,12 @@ enum LowerHost {
     Heap(Box<[u8]>),
 }
 
-impl LowerHost {
-    fn new(host: &str) -> Self {
+impl<'h> LowerHost<'h> {
+    fn new(host: &'h str) -> Self {
         let bytes = host.as_bytes();
-        if bytes.len() <= MAX_INLINE_HOST {
+        if !bytes.iter().any(u8::is_ascii_uppercase) {
+            LowerHost::Borrowed(bytes)
+        } else if bytes.len() <= MAX_INLINE_HOST {
             let mut buffer = [0u8; MAX_INLINE_HOST];
             for (dst, src) in buffer.iter_mut().zip(bytes) {
                 *dst = src.to_ascii_lowercase();
@@ -333,6 +338,7 @@ impl LowerHost {
 
     fn as_bytes(&self) -> &[u8] {
         match self {
+            LowerHost::Borrowed(bytes) => bytes,
             LowerHost::Inline { buffer, len } => &buffer[..usize::from(*len)],
             LowerHost::Heap(bytes) => bytes,
         }

@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
+use self::duration_histogram::DurationHistogram;
 use crate::endpoint_latency::{EndpointLatencyCollector, EndpointLatencySource};
 use crate::label_value::LabelValue;
 use crate::live_stats::LiveStats;
@@ -147,7 +148,7 @@ pub struct RequestKey<'a> {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    request_duration: HistogramFamily<RouteBackendLabels>,
+    request_duration: Family<RouteBackendLabels, DurationHistogram, fn() -> DurationHistogram>,
     server_request_duration: ExemplarHistogramFamily<ServerDurationLabels>,
     upstream_connections_active: Family<BackendLabels, Gauge>,
     upstream_connections: Family<BackendLabels, Counter>,
@@ -221,7 +222,7 @@ impl Metrics {
                 "request_duration_seconds",
                 "Time from request head received to response head ready (from the backend, or the gateway's own), by route \
                  and backend",
-                Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
+                Family::new_with_constructor(|| DurationHistogram::new(&DURATION_BUCKETS)),
             ),
             upstream_connections_active: registered(
                 registry,
@@ -700,19 +701,20 @@ impl Metrics {
 #[derive(Clone, Debug)]
 pub struct RequestSeries {
     requests: Counter,
-    duration: Histogram,
+    duration: DurationHistogram,
     server_duration: HistogramWithExemplars<TraceExemplar>,
 }
 
 impl RequestSeries {
     /// Counts one answered request and observes its duration, with `exemplar` (a sampled
-    /// request's trace) on the semantic-convention histogram. Lock-free for the counter; each
-    /// histogram takes its own (per-series) lock.
+    /// request's trace) on the semantic-convention histogram. Lock-free for the counter and
+    /// our histogram; the semantic-convention one (prometheus-client's, for its exemplars)
+    /// takes its own per-series lock.
     pub fn record(&self, duration: Duration, exemplar: Option<TraceExemplar>) {
-        let seconds = duration.as_secs_f64();
         self.requests.inc();
-        self.duration.observe(seconds);
-        self.server_duration.observe(seconds, exemplar, None);
+        self.duration.observe(duration);
+        self.server_duration
+            .observe(duration.as_secs_f64(), exemplar, None);
     }
 }
 
@@ -744,6 +746,7 @@ fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str
 }
 
 mod composition;
+mod duration_histogram;
 mod l4;
 #[cfg(test)]
 mod tests;

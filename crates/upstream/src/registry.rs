@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -21,7 +21,7 @@ use crate::endpoint::{EndpointRuntime, EndpointSet, EndpointView};
 use crate::health;
 use crate::pool::Pools;
 use crate::tls_pool::BackendTls;
-use snapshot::backend::policy::{BackendPolicy, Balancer};
+use snapshot::backend::policy::{BackendPolicy, Balancer, HashKey};
 use snapshot::backend::tls::UpstreamTls;
 use snapshot::backend::{AppProtocol, BackendId, CompiledBackend, EndpointTarget, TargetAddress};
 
@@ -33,6 +33,9 @@ pub struct BackendRuntime {
     protocol: AppProtocol,
     tls: Option<BackendTls>,
     policy: ArcSwap<BackendPolicy>,
+    /// Whether `policy` balances by a hash of a cookie: kept with it, so that every request
+    /// to a backend that does not (nearly all) asks a flag rather than loads the policy.
+    hashes_cookie: AtomicBool,
     endpoints: ArcSwap<EndpointSet>,
     cursor: AtomicUsize,
     breaker: Arc<Breaker>,
@@ -47,6 +50,7 @@ impl BackendRuntime {
             protocol: spec.protocol,
             tls: spec.tls.clone().map(BackendTls::new),
             policy: ArcSwap::new(Arc::clone(&spec.policy)),
+            hashes_cookie: AtomicBool::new(hashes_cookie(&spec.policy)),
             endpoints: ArcSwap::from_pointee(EndpointSet::default()),
             cursor: AtomicUsize::new(0),
             breaker: Arc::new(Breaker::new()),
@@ -70,6 +74,19 @@ impl BackendRuntime {
     /// endpoint, health and breaker state.
     pub fn policy(&self) -> Arc<BackendPolicy> {
         self.policy.load_full()
+    }
+
+    /// Whether the current policy balances by a hash of a cookie (`ConsistentHash` on a
+    /// cookie): [`policy`](Self::policy) says the same, for more instructions.
+    pub fn hashes_cookie(&self) -> bool {
+        self.hashes_cookie.load(Ordering::Relaxed)
+    }
+
+    /// Swaps the policy in (a reload), with what is derived from it.
+    fn set_policy(&self, policy: &Arc<BackendPolicy>) {
+        self.hashes_cookie
+            .store(hashes_cookie(policy), Ordering::Relaxed);
+        self.policy.store(Arc::clone(policy));
     }
 
     /// Whether this runtime can serve `spec` as is: same protocol and equal TLS settings.
@@ -177,6 +194,17 @@ impl BackendRuntime {
     }
 }
 
+/// Whether `policy` balances by a hash of a cookie. The flag is stored apart from the policy:
+/// a request racing a reload may see one before the other, which costs that request at most
+/// the cookie a reload just turned on (`session::hash_cookie` reads the policy itself when
+/// the flag is set).
+fn hashes_cookie(policy: &BackendPolicy) -> bool {
+    matches!(
+        policy.balancer,
+        Balancer::ConsistentHash(HashKey::Cookie { .. })
+    )
+}
+
 #[derive(Debug, Serialize)]
 struct BackendView {
     protocol: AppProtocol,
@@ -252,7 +280,7 @@ impl Registry {
                     // Most backends share one policy `Arc` from one config to the next: no
                     // field-by-field comparison for them.
                     if !Arc::ptr_eq(&current, &spec.policy) && **current != *spec.policy {
-                        existing.policy.store(Arc::clone(&spec.policy));
+                        existing.set_policy(&spec.policy);
                     }
                     Arc::clone(existing)
                 }
