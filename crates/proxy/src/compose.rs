@@ -45,7 +45,7 @@ use upstream::RequestBody;
 
 use crate::body::ResponseBody;
 use crate::error::{PartFailure, ProxyError};
-use crate::exchange::Exchange;
+use crate::exchange::{ClientOrigin, Exchange};
 use crate::plane::{DataPlane, Live};
 use crate::record::Disposition;
 
@@ -412,16 +412,18 @@ impl Composer<'_> {
             backend,
             rule: self.rule,
             client: self.client,
-            peer: self.peer,
-            client_ip: self.client_ip,
-            scheme: self.scheme,
             pinned: None,
             limit: self.rule.timeouts.backend_request,
             raw_response_head: false,
             start: Instant::now(),
         };
+        let origin = ClientOrigin {
+            peer: self.peer,
+            client_ip: self.client_ip,
+            scheme: self.scheme,
+        };
         let response = exchange
-            .forward(request, disposition)
+            .forward(request, origin, disposition)
             .await
             .map_err(|error| PartError::new(error.code(), error.detail().to_owned()))?;
         let status = response.status();

@@ -16,6 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::future::Either;
@@ -52,12 +53,6 @@ pub(crate) struct Exchange<'a> {
     pub(crate) rule: &'a RouteRule,
     /// The client certificate the listener's Gateway presents if the backend speaks TLS.
     pub(crate) client: Option<&'a ClientCertificate>,
-    /// The client's address and the listener's scheme, for `X-Forwarded-*`.
-    pub(crate) peer: IpAddr,
-    /// Who the client is (`client_ip.rs`): the peer, or an address from `X-Forwarded-For`
-    /// behind trusted proxies.
-    pub(crate) client_ip: IpAddr,
-    pub(crate) scheme: &'static str,
     /// The endpoint named by a valid session token (`sessionPersistence`).
     pub(crate) pinned: Option<SocketAddr>,
     /// Timeout of one attempt.
@@ -69,6 +64,20 @@ pub(crate) struct Exchange<'a> {
     /// When the request arrived: the first attempt of a request that reaches it without
     /// waiting (no body to keep for retries) starts then, without another clock reading.
     pub(crate) start: Instant,
+}
+
+/// Who sent the request, for its `X-Forwarded-*` fields. Apart from [`Exchange`]: it goes
+/// into the request's head before the forwarding's future is made, which then carries the
+/// exchange without it (that future is boxed, and mimalloc's fast path ends at 1 KiB).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientOrigin {
+    /// The peer's address.
+    pub(crate) peer: IpAddr,
+    /// Who the client is (`client_ip.rs`): the peer, or an address from `X-Forwarded-For`
+    /// behind trusted proxies.
+    pub(crate) client_ip: IpAddr,
+    /// The listener's scheme.
+    pub(crate) scheme: &'static str,
 }
 
 /// A request's forwarding ([`Exchange::forward`]).
@@ -83,33 +92,37 @@ impl<'a> Exchange<'a> {
     pub(crate) fn forward(
         self,
         request: Request<RequestBody>,
+        origin: ClientOrigin,
         disposition: &'a mut Disposition,
     ) -> Forwarding<'a> {
         disposition.backend = Some(Arc::clone(self.backend.id().as_shared()));
         disposition.backend_index = Some(self.index);
         if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
-            return Box::pin(
-                async move { self.forward_upgrade(protocol, request, disposition).await },
-            );
+            return Box::pin(async move {
+                self.forward_upgrade(protocol, request, origin, disposition)
+                    .await
+            });
         }
         if let Some(protocol) = upgrade::extended_connect(&request) {
             if !protocol.eq_ignore_ascii_case("websocket") {
                 return Box::pin(std::future::ready(Err(ProxyError::UnsupportedProtocol)));
             }
-            return Box::pin(
-                async move { self.forward_extended_connect(request, disposition).await },
-            );
+            return Box::pin(async move {
+                self.forward_extended_connect(request, origin, disposition)
+                    .await
+            });
         }
         let (parts, body) = request.into_parts();
         let Some(policy) = self.rule.retry.as_ref() else {
-            let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
+            let head =
+                RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
             return Box::pin(async move {
-                let attempt = self.attempt(self.pinned, Some(self.start), &head, body, disposition);
+                let attempt = self.attempt(Attempt::FIRST, &head, body, disposition);
                 Ok(client_response(attempt.await?))
             });
         };
         let method = parts.method.clone();
-        let head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
+        let head = RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
         let exchange = Exchange {
             limit: policy.per_try_timeout.or(self.limit),
             ..self
@@ -126,14 +139,16 @@ impl<'a> Exchange<'a> {
         &self,
         protocol: http::HeaderValue,
         mut request: Request<RequestBody>,
+        origin: ClientOrigin,
         disposition: &mut Disposition,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let client_upgrade = hyper::upgrade::on(&mut request);
         let (parts, body) = request.into_parts();
-        let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
+        let mut head =
+            RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
         let response = self
-            .attempt(self.pinned, Some(self.start), &head, body, disposition)
+            .attempt(Attempt::FIRST, &head, body, disposition)
             .await?;
         let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let response = upgrade::bridge(client_upgrade, response);
@@ -149,6 +164,7 @@ impl<'a> Exchange<'a> {
     async fn forward_extended_connect(
         &self,
         mut request: Request<RequestBody>,
+        origin: ClientOrigin,
         disposition: &mut Disposition,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         if self.backend.protocol() == snapshot::backend::AppProtocol::H2c {
@@ -159,11 +175,12 @@ impl<'a> Exchange<'a> {
         let (mut parts, _stream) = request.into_parts();
         parts.method = Method::GET;
         parts.version = http::Version::HTTP_11;
-        let mut head = RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme);
+        let mut head =
+            RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
         upgrade::websocket_request_headers(head.headers_mut());
         let body = RequestBody::empty();
         let response = self
-            .attempt(self.pinned, Some(self.start), &head, body, disposition)
+            .attempt(Attempt::FIRST, &head, body, disposition)
             .await?;
         let response = upgrade::bridge_extended_connect(client_upgrade, response, hold);
         Ok(client_response(response))
@@ -189,7 +206,11 @@ impl<'a> Exchange<'a> {
             Ok(Prepared::Streaming(body)) => {
                 // Too large to keep for another attempt: sent once.
                 let body = RequestBody::new(body);
-                let response = self.attempt(self.pinned, None, &head, body, disposition);
+                let attempt = Attempt {
+                    pinned: true,
+                    from_arrival: false,
+                };
+                let response = self.attempt(attempt, &head, body, disposition);
                 let response = response.await?;
                 return Ok(client_response(response));
             }
@@ -203,14 +224,17 @@ impl<'a> Exchange<'a> {
                 RequestBody::new(Full::new(body.clone()))
             };
             // A retry goes where the balancer says: the pinned endpoint just failed.
-            let pinned = self.pinned.filter(|_| retry == 0);
+            let attempt = Attempt {
+                pinned: retry == 0,
+                from_arrival: false,
+            };
             // Each retry is a span of its own, and its backend sees it as the parent.
             if retry > 0
                 && let Some(trace) = disposition.trace.as_deref_mut()
             {
                 trace.propagate(head.headers_mut());
             }
-            let result = self.attempt(pinned, None, &head, body, disposition).await;
+            let result = self.attempt(attempt, &head, body, disposition).await;
             let status = result.as_ref().map(Response::status);
             if retry >= policy.attempts || !retry::allows_retry(&policy.triggers, &method, status) {
                 return result.map(client_response);
@@ -237,8 +261,10 @@ impl<'a> Exchange<'a> {
     /// the backend.
     async fn attempt(
         &self,
-        pinned: Option<SocketAddr>,
-        started: Option<Instant>,
+        // Two flags rather than the endpoint and the instant they select (48 bytes): this
+        // future is most of the boxed forwarding's, which mimalloc serves from its fast path
+        // only up to 1 KiB.
+        attempt: Attempt,
         // By reference: an async function keeps its arguments twice in its state, and a
         // retry sends the same head again.
         head: &RequestHead,
@@ -249,8 +275,14 @@ impl<'a> Exchange<'a> {
         // Circuit breaking comes before the pick: a rejected request touches no endpoint.
         let admission = self.admit()?;
         // One clock reading serves the pick (slow start, PeakEWMA decay) and the latency.
-        let started = started.unwrap_or_else(Instant::now);
-        let endpoint = pinned
+        let started = if attempt.from_arrival {
+            self.start
+        } else {
+            Instant::now()
+        };
+        let endpoint = self
+            .pinned
+            .filter(|_| attempt.pinned)
             .and_then(|addr| session::pinned(backend, addr))
             .or_else(|| backend.pick_under(admission.policy(), &head.pick_context(started)));
         let Some(endpoint) = endpoint else {
@@ -291,10 +323,21 @@ impl<'a> Exchange<'a> {
                 request,
             ))),
         };
-        let sent = match self.limit {
-            Some(limit) => tokio::time::timeout(limit, send(outgoing)).await.ok(),
-            None => Some(send(outgoing).await),
-        };
+        // The attempt's time limit, when there is one, in a timer of its own allocation:
+        // `tokio::time::timeout` would keep it (112 bytes) in every attempt's future. `None`:
+        // the limit ran out first.
+        let mut timer = self.limit.map(|limit| Box::pin(tokio::time::sleep(limit)));
+        let mut sending = std::pin::pin!(send(outgoing));
+        let sent = std::future::poll_fn(|cx| {
+            if let Poll::Ready(sent) = sending.as_mut().poll(cx) {
+                return Poll::Ready(Some(sent));
+            }
+            match &mut timer {
+                Some(timer) => timer.as_mut().poll(cx).map(|()| None),
+                None => Poll::Pending,
+            }
+        })
+        .await;
         drop(in_flight);
         let sent = match sent.map(|result| result.map_err(ProxyError::from)) {
             // An error that is not the backend's (a request body the client broke, our own
@@ -394,6 +437,25 @@ impl<'a> Exchange<'a> {
                 .circuit_breaker_gauge(&self.backend_label())
         });
     }
+}
+
+/// Which of the exchange's settings an attempt takes.
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    /// It goes to the session's endpoint (`Exchange::pinned`) when there is one; a retry
+    /// after a failure does not.
+    pinned: bool,
+    /// It is timed from the request's arrival (`Exchange::start`, one clock reading less)
+    /// rather than from now: the first attempt of a request sent at once.
+    from_arrival: bool,
+}
+
+impl Attempt {
+    /// A request's first attempt, sent as it arrived.
+    const FIRST: Attempt = Attempt {
+        pinned: true,
+        from_arrival: true,
+    };
 }
 
 /// What an attempt sends: a request written out for HTTP/1.1, or one for h2c.

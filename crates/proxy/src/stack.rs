@@ -44,7 +44,7 @@ use crate::client_ip;
 use crate::compose;
 use crate::cors;
 use crate::error::ProxyError;
-use crate::exchange::{Exchange, TunnelHold};
+use crate::exchange::{ClientOrigin, Exchange, TunnelHold};
 use crate::filter;
 use crate::grpc::ClientProtocol;
 use crate::guard::ConnectionState;
@@ -346,7 +346,7 @@ async fn serve(
         .backends
         .get(index)
         .and_then(|backend| session::hash_cookie(backend, &mut parts.headers));
-    let mut exchange = exchange(plane, live, &routed, index, connection, arrival, session)?;
+    let mut exchange = exchange(plane, live, &routed, index, arrival, session)?;
     // The access phases replace the backend's `RateLimit` fields: they need the header map.
     exchange.raw_response_head =
         own_server && admission.is_none() && keeps_backend_fields(&routed, backend_filters);
@@ -357,7 +357,12 @@ async fn serve(
     // Phase 6, within the rule's `timeouts.request` (504). The forwarding comes boxed (see
     // `Exchange::forward`). Awaited here rather than in a function of its own: each async
     // layer moves its arguments and its result once more.
-    let forwarding = exchange.forward(request, disposition);
+    let origin = ClientOrigin {
+        peer: connection.peer.ip(),
+        client_ip: arrival.client_ip,
+        scheme: routed.scheme,
+    };
+    let forwarding = exchange.forward(request, origin, disposition);
     let forwarded = match routed.rule.timeouts.request {
         Some(limit) => tokio::time::timeout(limit, forwarding)
             .await
@@ -694,7 +699,6 @@ fn exchange<'a>(
     live: &'a Live,
     routed: &Routed<'a>,
     index: usize,
-    connection: &Connection,
     arrival: Arrival,
     session: Option<session::Session>,
 ) -> Result<Exchange<'a>, ProxyError> {
@@ -708,9 +712,6 @@ fn exchange<'a>(
         backend,
         rule: routed.rule,
         client: routed.listener.backend_client_certificate.as_deref(),
-        peer: connection.peer.ip(),
-        client_ip: arrival.client_ip,
-        scheme: routed.scheme,
         pinned: session.map(|s| s.endpoint),
         start: arrival.start,
         raw_response_head: false,
