@@ -7,9 +7,10 @@
 //!
 //! What and why, with the measurements: docs/architecture/performance.md, "Memory".
 //!
-//! This is the workspace's one crate with `unsafe` code (two calls without Rust-side
-//! preconditions, each with its `SAFETY:` comment and a test): `unsafe_code` is denied here
-//! rather than forbidden, and allowed at those two places.
+//! This is the workspace's one crate with `unsafe` code (the global allocator's calls into
+//! mimalloc, and two calls without Rust-side preconditions, each with its `SAFETY:` comment
+//! and a test): `unsafe_code` is denied here rather than forbidden, and allowed at those
+//! places.
 
 pub mod allocator;
 pub mod start_up;

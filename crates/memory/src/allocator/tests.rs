@@ -44,3 +44,58 @@ fn collect_returns_blocks_that_another_thread_freed() {
         "collect returned too little: {freed_elsewhere} → {collected} KiB of {total_kib} KiB freed"
     );
 }
+
+/// Values with alignments above a word, which take mimalloc's aligned entry points.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(C, align(64))]
+struct Align64([u8; 64]);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(C, align(4096))]
+struct Align4096(u8);
+
+fn aligned_to<T>(address: *const T, alignment: usize) -> bool {
+    address.addr().is_multiple_of(alignment)
+}
+
+#[test]
+fn blocks_have_their_layouts_alignment_and_keep_contents_when_they_grow() {
+    // Sizes across mimalloc's small (≤ 1 KiB), medium and large classes, through the plain
+    // entry points (alignment ≤ a word) and the aligned ones.
+    for size in [1, 7, 8, 24, 100, 640, 1_000, 1_025, 5_000, 70_000, 3 << 20] {
+        // alloc_zeroed (plain): zeroed, and growing (realloc) keeps the bytes.
+        let mut bytes = vec![0u8; size];
+        assert!(bytes.iter().all(|&b| b == 0), "vec![0; {size}] is zeroed");
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::try_from(i % 251).unwrap_or(0);
+        }
+        bytes.reserve_exact(size * 3);
+        assert!(
+            bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == u8::try_from(i % 251).unwrap_or(0)),
+            "growing {size} bytes kept them"
+        );
+        let words: Vec<u64> = (0..size as u64).collect();
+        assert!(
+            aligned_to(words.as_ptr(), 8),
+            "{size} words are word-aligned"
+        );
+        // The aligned entry points: 64 bytes, growing; 4 KiB.
+        let mut wide: Vec<Align64> = Vec::with_capacity(size.div_ceil(64));
+        wide.extend(
+            (0..size.div_ceil(64)).map(|i| Align64([u8::try_from(i % 251).unwrap_or(0); 64])),
+        );
+        assert!(aligned_to(wide.as_ptr(), 64), "{size}: 64-byte alignment");
+        let before = wide.clone();
+        wide.reserve_exact(wide.len() * 4 + 1);
+        assert!(
+            aligned_to(wide.as_ptr(), 64),
+            "{size}: 64-byte alignment after growing"
+        );
+        assert_eq!(wide, before, "growing 64-byte-aligned values kept them");
+        let page = vec![Align4096(1); size.div_ceil(4096)];
+        assert!(aligned_to(page.as_ptr(), 4096), "{size}: 4 KiB alignment");
+    }
+}
