@@ -415,6 +415,7 @@ impl Composer<'_> {
             pinned: None,
             limit: self.rule.timeouts.backend_request,
             raw_response_head: false,
+            own_head: false,
             start: Instant::now(),
         };
         let origin = ClientOrigin {

@@ -61,6 +61,10 @@ pub(crate) struct Exchange<'a> {
     /// HTTP/1.1 server, which writes them, and no response phase changes or removes a
     /// backend's field (phases may add fields: see `stack::keeps_backend_fields`).
     pub(crate) raw_response_head: bool,
+    /// The request head came from our HTTP/1.1 server's parser, which hands every head that
+    /// asks for an upgrade (or carries a body, `Expect`, ...) to hyper instead: it asks for
+    /// none, and its fields need not be looked at for one.
+    pub(crate) own_head: bool,
     /// When the request arrived: the first attempt of a request that reaches it without
     /// waiting (no body to keep for retries) starts then, without another clock reading.
     pub(crate) start: Instant,
@@ -97,20 +101,22 @@ impl<'a> Exchange<'a> {
     ) -> Forwarding<'a> {
         disposition.backend = Some(Arc::clone(self.backend.id().as_shared()));
         disposition.backend_index = Some(self.index);
-        if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
-            return Box::pin(async move {
-                self.forward_upgrade(protocol, request, origin, disposition)
-                    .await
-            });
-        }
-        if let Some(protocol) = upgrade::extended_connect(&request) {
-            if !protocol.eq_ignore_ascii_case("websocket") {
-                return Box::pin(std::future::ready(Err(ProxyError::UnsupportedProtocol)));
+        if !self.own_head {
+            if let Some(protocol) = upgrade::requested(request.version(), request.headers()) {
+                return Box::pin(async move {
+                    self.forward_upgrade(protocol, request, origin, disposition)
+                        .await
+                });
             }
-            return Box::pin(async move {
-                self.forward_extended_connect(request, origin, disposition)
-                    .await
-            });
+            if let Some(protocol) = upgrade::extended_connect(&request) {
+                if !protocol.eq_ignore_ascii_case("websocket") {
+                    return Box::pin(std::future::ready(Err(ProxyError::UnsupportedProtocol)));
+                }
+                return Box::pin(async move {
+                    self.forward_extended_connect(request, origin, disposition)
+                        .await
+                });
+            }
         }
         let (parts, body) = request.into_parts();
         let Some(policy) = self.rule.retry.as_ref() else {

@@ -350,6 +350,7 @@ async fn serve(
     // The access phases replace the backend's `RateLimit` fields: they need the header map.
     exchange.raw_response_head =
         own_server && admission.is_none() && keeps_backend_fields(&routed, backend_filters);
+    exchange.own_head = own_server;
     if let Some(trace) = disposition.trace.as_deref_mut() {
         trace.propagate(&mut parts.headers);
     }
@@ -715,6 +716,7 @@ fn exchange<'a>(
         pinned: session.map(|s| s.endpoint),
         start: arrival.start,
         raw_response_head: false,
+        own_head: false,
         limit: routed.rule.timeouts.backend_request,
     })
 }
