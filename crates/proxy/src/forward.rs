@@ -295,8 +295,7 @@ impl RequestHead {
         let target = self.uri.path_and_query().map_or("", PathAndQuery::as_str);
         let host = match self.uri.authority() {
             Some(authority) => HostField::Set(authority.as_str()),
-            None if !self.headers.contains_key(header::HOST) => HostField::Set(endpoint.as_str()),
-            None => HostField::AsIs,
+            None => HostField::Default(endpoint.as_str()),
         };
         let mut buffer = [0u8; 64];
         let forwarded = Forwarded {

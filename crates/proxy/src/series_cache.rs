@@ -23,7 +23,12 @@ use telemetry::{
 };
 
 /// Which request series a request records into, within one generation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Compared and hashed with `scheme` by address: the data plane's schemes are the two
+/// `&'static str`s of `snapshot::Scheme::as_str`, so that is enough to tell them
+/// apart without comparing bytes on every request. Two copies of one text at two addresses
+/// would only make two keys for one series, both valid handles.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct SeriesKey {
     /// Address of the matched `RouteRule` in the generation's snapshot.
     pub(crate) rule: usize,
@@ -35,6 +40,28 @@ pub(crate) struct SeriesKey {
     pub(crate) method: HttpMethod,
     /// The listener's scheme.
     pub(crate) scheme: &'static str,
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &SeriesKey) -> bool {
+        self.rule == other.rule
+            && self.backend == other.backend
+            && self.code == other.code
+            && self.method == other.method
+            && std::ptr::eq(self.scheme, other.scheme)
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl std::hash::Hash for SeriesKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.rule.hash(state);
+        self.backend.hash(state);
+        self.code.hash(state);
+        self.method.hash(state);
+        self.scheme.as_ptr().addr().hash(state);
+    }
 }
 
 type SeriesMap = HashMap<SeriesKey, RequestSeries, FastHashBuilder>;

@@ -371,6 +371,14 @@ fn a_request_written_out_holds_the_fields_of_the_request_it_stands_for() {
         let text = std::str::from_utf8(written.head()).expect("ascii");
         let mut lines = text.split("\r\n");
         let request_line = lines.next().expect("a request line");
+        if !fields.iter().any(|(name, _)| *name == "host") {
+            // The endpoint's name, moved in first where the request had none.
+            assert_eq!(
+                text.split("\r\n").nth(1),
+                Some(format!("host: {endpoint}").as_str()),
+                "{target}: {text}"
+            );
+        }
         let written_fields = sorted_lines(
             lines
                 .filter(|line| !line.is_empty())

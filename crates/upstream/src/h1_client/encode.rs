@@ -67,6 +67,9 @@ pub enum HostField<'a> {
     AsIs,
     /// This value, first, in place of any `Host` field of the request.
     Set(&'a str),
+    /// The request's own `Host` field(s), or this value, first, when it has none: whether it
+    /// has one is seen as its fields are written, rather than looked up first.
+    Default(&'a str),
 }
 
 /// The `X-Forwarded-For` and `X-Forwarded-Proto` fields a proxy adds, written with the head
@@ -108,14 +111,14 @@ impl Http1Request {
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
         let replace_host = match host {
-            HostField::AsIs => false,
+            HostField::AsIs | HostField::Default(_) => false,
             HostField::Set(value) => {
-                out.extend_from_slice(b"host: ");
-                out.extend_from_slice(value.as_bytes());
-                out.extend_from_slice(b"\r\n");
+                write_host(&mut out, value);
                 true
             }
         };
+        let fields_at = out.len();
+        let mut had_host = false;
         let mut had_length = false;
         let mut forwarded_for = None;
         for (name, value) in headers {
@@ -123,8 +126,11 @@ impl Http1Request {
                 had_length |= name == header::CONTENT_LENGTH;
                 continue;
             }
-            if replace_host && name == header::HOST {
-                continue;
+            if name == header::HOST {
+                if replace_host {
+                    continue;
+                }
+                had_host = true;
             }
             if forwarded.is_some() && (name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO) {
                 if name == X_FORWARDED_FOR && forwarded_for.is_none() {
@@ -136,6 +142,14 @@ impl Http1Request {
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
+        }
+        if let HostField::Default(value) = host
+            && !had_host
+        {
+            // Rare (a request without `Host`: HTTP/1.0): moved in first, where it goes.
+            let mut field = Vec::with_capacity(value.len() + "host: \r\n".len());
+            write_host(&mut field, value);
+            out.splice(fields_at..fields_at, field);
         }
         if let Some(forwarded) = forwarded {
             out.extend_from_slice(b"x-forwarded-for: ");
@@ -251,4 +265,11 @@ pub(crate) fn data(out: &mut Vec<u8>, mut data: impl Buf) {
         let advanced = piece.len();
         data.advance(advanced);
     }
+}
+
+/// Writes a `Host` field.
+fn write_host(out: &mut Vec<u8>, value: &str) {
+    out.extend_from_slice(b"host: ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
