@@ -13,7 +13,7 @@
 //! through untouched. It does not parse messages, transcode, or speak gRPC-Web.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Version, header};
 
 use crate::body::ResponseBody;
 
@@ -32,10 +32,16 @@ pub(crate) enum ClientProtocol {
 }
 
 impl ClientProtocol {
-    /// gRPC when `content-type` starts with `application/grpc` (the gRPC over HTTP/2 spec's
-    /// Content-Type production; `application/grpc-web` is another protocol and stays HTTP).
-    pub(crate) fn of(headers: &HeaderMap) -> ClientProtocol {
+    /// gRPC when the request is HTTP/2 and its `content-type` starts with `application/grpc`
+    /// (the gRPC over HTTP/2 spec's Content-Type production; `application/grpc-web` is another
+    /// protocol and stays HTTP). gRPC runs over HTTP/2 only: an HTTP/1.x request is answered
+    /// in HTTP whatever it says it carries, and its fields are not looked at (one lookup less
+    /// on every HTTP/1.1 request).
+    pub(crate) fn of(version: Version, headers: &HeaderMap) -> ClientProtocol {
         const GRPC: &[u8] = b"application/grpc";
+        if version != Version::HTTP_2 {
+            return ClientProtocol::Http;
+        }
         let Some(value) = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes) else {
             return ClientProtocol::Http;
         };

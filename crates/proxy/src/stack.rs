@@ -126,7 +126,7 @@ pub(crate) async fn handle(
     let log_head = plane.access_log.is_enabled().then(|| LogHead::of(&request));
     let mut disposition = Disposition::default();
     // Decided before the request moves: errors answer gRPC clients in gRPC.
-    let protocol = ClientProtocol::of(request.headers());
+    let protocol = ClientProtocol::of(request.version(), request.headers());
     let method = telemetry::HttpMethod::of(request.method().as_str());
     let client_ip = client_ip::client_address(
         connection.settings.client_ip,
@@ -285,7 +285,7 @@ async fn serve(
             peer: connection.peer,
             client_ip: arrival.client_ip,
             scheme: routed.scheme,
-            protocol: ClientProtocol::of(&parts.headers),
+            protocol: ClientProtocol::of(parts.version, &parts.headers),
         };
         let admitting = access::admit(
             requester,

@@ -1,6 +1,6 @@
 //! gRPC detection and Trailers-Only error responses.
 
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use http_body::Body;
 
 use super::*;
@@ -24,19 +24,30 @@ fn grpc_is_recognised_by_content_type() {
         "application/grpc;charset=utf-8",
     ] {
         assert_eq!(
-            ClientProtocol::of(&with_content_type(grpc)),
+            ClientProtocol::of(Version::HTTP_2, &with_content_type(grpc)),
             ClientProtocol::Grpc,
             "{grpc}"
         );
     }
     for http in ["application/grpc-web", "application/json", "application/gr"] {
         assert_eq!(
-            ClientProtocol::of(&with_content_type(http)),
+            ClientProtocol::of(Version::HTTP_2, &with_content_type(http)),
             ClientProtocol::Http,
             "{http}"
         );
     }
-    assert_eq!(ClientProtocol::of(&HeaderMap::new()), ClientProtocol::Http);
+    assert_eq!(
+        ClientProtocol::of(Version::HTTP_2, &HeaderMap::new()),
+        ClientProtocol::Http
+    );
+    // gRPC is HTTP/2 only: HTTP/1.x is answered in HTTP.
+    for version in [Version::HTTP_10, Version::HTTP_11] {
+        assert_eq!(
+            ClientProtocol::of(version, &with_content_type("application/grpc")),
+            ClientProtocol::Http,
+            "{version:?}"
+        );
+    }
 }
 
 #[test]
