@@ -1,7 +1,8 @@
 //! The resource kinds Portcullis reads, and the [`Store`] that holds them.
 //!
 //! This crate is plain data: Gateway API types come from the `gateway-api` crate (the experimental
-//! channel tree, which is a superset of the standard one), core Kubernetes types from `k8s-openapi`,
+//! channel tree, which is a superset of the standard one; HTTPRoute's containers are our own
+//! compact ones, see `http_route.rs`), core Kubernetes types from `k8s-openapi`,
 //! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`], [`policy`],
 //! [`client_policy`], [`security_policy`], [`rate_limit_policy`] and [`composition`]. It parses multi-document
 //! YAML into typed objects ([`parse`]) and keeps them in a [`Store`] keyed by kind, namespace and name.
@@ -12,6 +13,7 @@ pub mod client_policy;
 pub mod composition;
 mod core_slim;
 pub mod diff;
+mod http_route;
 pub mod kind;
 pub mod parse;
 pub mod policy;
@@ -31,7 +33,15 @@ pub use security_policy::SecurityPolicy;
 pub use store::Store;
 
 /// Gateway API types used by Portcullis (experimental channel, a superset of standard).
+///
+/// HTTPRoute's containers (`HttpRoute`, `HttpRouteSpec`, `HttpRouteRules`,
+/// `HttpRouteRulesBackendRefs`, `HttpRouteRulesFilters`) are our own compact ones (see
+/// `http_route.rs`); named items take precedence over the glob, so they stand in for the
+/// generated types of the same names.
 pub mod gateway_api {
+    pub use crate::http_route::{
+        HttpRoute, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesFilters, HttpRouteSpec,
+    };
     pub use ::gateway_api::apis::standard::backendtlspolicies::*;
     pub use ::gateway_api::experimental::gatewayclasses::*;
     pub use ::gateway_api::experimental::gateways::*;
