@@ -160,7 +160,6 @@ fn service_of(slice: &EndpointSlice) -> Option<&str> {
         .labels
         .as_ref()
         .and_then(|labels| labels.get(model::store::SERVICE_NAME_LABEL))
-        .map(String::as_str)
 }
 
 /// The endpoint targets of one source in `store`.

@@ -16,7 +16,7 @@
 //!   what compile computes, never read back), and an unknown field is ignored, as by the
 //!   generated types.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use crate::object_meta::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use ::gateway_api::experimental::httproutes::{

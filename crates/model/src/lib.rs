@@ -2,7 +2,8 @@
 //!
 //! This crate is plain data: Gateway API types come from the `gateway-api` crate (the experimental
 //! channel tree, which is a superset of the standard one; HTTPRoute's containers are our own
-//! compact ones, see `http_route.rs`), core Kubernetes types from `k8s-openapi`,
+//! compact ones, see `http_route.rs`), core Kubernetes types from `k8s-openapi` (the kinds
+//! themselves are our own slim ones, `core_slim.rs`, with our compact [`object_meta`]),
 //! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`], [`policy`],
 //! [`client_policy`], [`security_policy`], [`rate_limit_policy`] and [`composition`]. It parses multi-document
 //! YAML into typed objects ([`parse`]) and keeps them in a [`Store`] keyed by kind, namespace and name.
@@ -13,8 +14,10 @@ pub mod client_policy;
 pub mod composition;
 mod core_slim;
 pub mod diff;
+mod gateway_roots;
 mod http_route;
 pub mod kind;
+pub mod object_meta;
 pub mod parse;
 pub mod policy;
 pub mod rate_limit_policy;
@@ -34,11 +37,15 @@ pub use store::Store;
 
 /// Gateway API types used by Portcullis (experimental channel, a superset of standard).
 ///
-/// HTTPRoute's containers (`HttpRoute`, `HttpRouteSpec`, `HttpRouteRules`,
-/// `HttpRouteRulesBackendRefs`, `HttpRouteRulesFilters`) are our own compact ones (see
-/// `http_route.rs`); named items take precedence over the glob, so they stand in for the
-/// generated types of the same names.
+/// The root of every kind (metadata and spec, see `gateway_roots.rs`) and HTTPRoute's
+/// containers (`HttpRoute`, `HttpRouteSpec`, `HttpRouteRules`, `HttpRouteRulesBackendRefs`,
+/// `HttpRouteRulesFilters`, see `http_route.rs`) are our own compact ones; named items take
+/// precedence over the glob, so they stand in for the generated types of the same names.
 pub mod gateway_api {
+    pub use crate::gateway_roots::{
+        BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, ListenerSet, ReferenceGrant, TcpRoute,
+        TlsRoute, UdpRoute,
+    };
     pub use crate::http_route::{
         HttpRoute, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesFilters, HttpRouteSpec,
     };
@@ -57,9 +64,9 @@ pub mod gateway_api {
 /// Core Kubernetes types used by Portcullis.
 pub mod core {
     pub use crate::core_slim::{
-        Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Service, ServicePort,
-        ServiceSpec,
+        ConfigMap, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Namespace, Secret,
+        Service, ServicePort, ServiceSpec,
     };
-    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+    pub use crate::object_meta::{Labels, ObjectMeta};
+    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 }

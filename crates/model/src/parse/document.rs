@@ -166,12 +166,6 @@ pub(super) fn decode_value(document: Value) -> Decoded {
     if name.is_empty() {
         return invalid(label, "metadata.name is required");
     }
-    let mut document = document;
-    if let Some(Value::Object(metadata)) = document.get_mut("metadata") {
-        for field in UNREAD_METADATA {
-            metadata.remove(*field);
-        }
-    }
     match typed(kind, document) {
         Ok(object) => Decoded::Object(with_default_namespace(object)),
         Err(message) => Decoded::Invalid {
@@ -182,7 +176,8 @@ pub(super) fn decode_value(document: Value) -> Decoded {
 }
 
 /// One object as the Kubernetes API serves it (JSON, with `apiVersion` and `kind`), typed the
-/// same way as a YAML document: unread metadata dropped, the failing field named.
+/// same way as a YAML document: metadata nothing reads is not kept (see
+/// [`ObjectMeta`](crate::object_meta::ObjectMeta)), the failing field named.
 ///
 /// # Errors
 ///
@@ -196,18 +191,6 @@ pub fn decode_object(document: Value) -> Result<Object, String> {
         Decoded::Empty => Err("an empty object".to_owned()),
     }
 }
-
-/// Metadata no part of Portcullis reads, dropped before an object is decoded so that the store
-/// does not keep it: a cluster's `managedFields` and `kubectl.kubernetes.io/last-applied-
-/// configuration` annotation are often larger than the object itself. Kept: name, namespace,
-/// labels (namespace and Service selectors), generation (`observedGeneration`),
-/// creationTimestamp (precedence between conflicting objects), uid and resourceVersion.
-const UNREAD_METADATA: &[&str] = &[
-    "managedFields",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-];
 
 fn typed(kind: Kind, document: Value) -> Result<Object, String> {
     Ok(match kind {
