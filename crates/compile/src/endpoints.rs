@@ -96,6 +96,11 @@ impl SliceIndex {
                     .push(name.clone());
             }
         }
+        // Kept for the life of the compiler: most Services have one slice, and a list grown
+        // by `push` has room for four.
+        for names in index.by_service.values_mut() {
+            names.shrink_to_fit();
+        }
         index
     }
 
