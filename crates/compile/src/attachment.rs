@@ -248,7 +248,7 @@ pub(crate) fn attach_route(
     for (slot, hosts) in &plan.attached {
         let slot = &mut listeners.slots[*slot];
         let held_by_older = rules.add_to(slot, hosts, &order);
-        let mut view = route_view(&label, hosts, rules.names());
+        let mut view = route_view(&label, hosts, &rules.names());
         if !held_by_older.is_empty() {
             view["hostnamesHeldByOlderRoutes"] = serde_json::json!(held_by_older);
         }
@@ -258,7 +258,12 @@ pub(crate) fn attach_route(
 }
 
 /// A route on one listener, for `/config`.
-pub(crate) fn route_view(label: &str, hosts: &[String], rules: Vec<String>) -> serde_json::Value {
+pub(crate) fn route_view<Name: AsRef<str>>(
+    label: &str,
+    hosts: &[String],
+    rules: &[Name],
+) -> serde_json::Value {
+    let rules: Vec<&str> = rules.iter().map(AsRef::as_ref).collect();
     serde_json::json!({
         "route": label,
         "hostnames": hosts,

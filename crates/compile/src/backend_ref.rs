@@ -287,6 +287,19 @@ impl BackendTable {
         moved
     }
 
+    /// Drops the spare room of the index-aligned lists and of each source's backends, once a
+    /// full compile has filled them: they grew by doubling, and a source rarely has more than
+    /// one backend (a list grown by `push` has room for four). A backend added later grows
+    /// them again.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.specs.shrink_to_fit();
+        self.sources.shrink_to_fit();
+        self.applied.shrink_to_fit();
+        for backends in self.by_source.values_mut() {
+            backends.shrink_to_fit();
+        }
+    }
+
     fn pop_last(&mut self) {
         self.specs.pop();
         self.sources.pop();

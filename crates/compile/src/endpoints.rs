@@ -96,6 +96,11 @@ impl SliceIndex {
                     .push(name.clone());
             }
         }
+        // Kept for the life of the compiler: most Services have one slice, and a list grown
+        // by `push` has room for four.
+        for names in index.by_service.values_mut() {
+            names.shrink_to_fit();
+        }
         index
     }
 
@@ -160,7 +165,6 @@ fn service_of(slice: &EndpointSlice) -> Option<&str> {
         .labels
         .as_ref()
         .and_then(|labels| labels.get(model::store::SERVICE_NAME_LABEL))
-        .map(String::as_str)
 }
 
 /// The endpoint targets of one source in `store`.

@@ -9,10 +9,11 @@
 use http::{HeaderName, HeaderValue, StatusCode};
 use model::gateway_api::{
     HttpRouteRulesFilters, HttpRouteRulesFiltersExtensionRef,
-    HttpRouteRulesFiltersRequestHeaderModifier, HttpRouteRulesFiltersRequestRedirect,
+    HttpRouteRulesFiltersRequestHeaderModifier, HttpRouteRulesFiltersRequestHeaderModifierAdd,
+    HttpRouteRulesFiltersRequestHeaderModifierSet, HttpRouteRulesFiltersRequestRedirect,
     HttpRouteRulesFiltersRequestRedirectPathType, HttpRouteRulesFiltersRequestRedirectScheme,
-    HttpRouteRulesFiltersType, HttpRouteRulesFiltersUrlRewrite,
-    HttpRouteRulesFiltersUrlRewritePathType,
+    HttpRouteRulesFiltersResponseHeaderModifier, HttpRouteRulesFiltersType,
+    HttpRouteRulesFiltersUrlRewrite, HttpRouteRulesFiltersUrlRewritePathType,
 };
 use snapshot::{DirectResponse, Filters, HeaderModifier, PathModifier, Redirect, UrlRewrite};
 
@@ -113,12 +114,10 @@ fn compile_filter(
                 .response_header_modifier
                 .as_ref()
                 .ok_or_else(|| missing("responseHeaderModifier"))?;
-            // Same shape as the request modifier; the generated types differ only by name.
-            let modifier: HttpRouteRulesFiltersRequestHeaderModifier = convert(at, modifier)?;
             set_once(
                 at,
                 &mut filters.response_headers,
-                header_modifier(at, &modifier)?,
+                header_modifier(at, &request_shaped(modifier))?,
             )
         }
         HttpRouteRulesFiltersType::RequestRedirect => {
@@ -246,8 +245,8 @@ fn set_once<T>(at: &FieldPath, slot: &mut Option<T>, value: T) -> Result<(), Pro
     Ok(())
 }
 
-/// Converts between generated types that share a JSON shape (rule vs backendRef filters,
-/// GRPCRoute vs HTTPRoute fields); `at` is the converted field, named if it ever fails.
+/// Converts between generated types that share a JSON shape (GRPCRoute vs HTTPRoute fields);
+/// `at` is the converted field, named if it ever fails.
 pub(crate) fn convert<From: serde::Serialize, To: serde::de::DeserializeOwned>(
     at: &FieldPath,
     value: &From,
@@ -255,6 +254,32 @@ pub(crate) fn convert<From: serde::Serialize, To: serde::de::DeserializeOwned>(
     serde_json::to_value(value)
         .and_then(serde_json::from_value)
         .map_err(|e| at.problem(format!("internal conversion error: {e}")))
+}
+
+/// A `responseHeaderModifier` as the request modifier's type: the generated types have the same
+/// fields and differ only by name.
+fn request_shaped(
+    spec: &HttpRouteRulesFiltersResponseHeaderModifier,
+) -> HttpRouteRulesFiltersRequestHeaderModifier {
+    HttpRouteRulesFiltersRequestHeaderModifier {
+        add: spec.add.as_ref().map(|list| {
+            list.iter()
+                .map(|header| HttpRouteRulesFiltersRequestHeaderModifierAdd {
+                    name: header.name.clone(),
+                    value: header.value.clone(),
+                })
+                .collect()
+        }),
+        remove: spec.remove.clone(),
+        set: spec.set.as_ref().map(|list| {
+            list.iter()
+                .map(|header| HttpRouteRulesFiltersRequestHeaderModifierSet {
+                    name: header.name.clone(),
+                    value: header.value.clone(),
+                })
+                .collect()
+        }),
+    }
 }
 
 /// `requestHeaderModifier` (and `responseHeaderModifier`): header names and values must be

@@ -8,11 +8,10 @@ use bytes::Bytes;
 use http::StatusCode;
 use model::Store;
 use model::gateway_api::{
-    HttpRoute, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesFilters,
-    HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType,
-    HttpRouteRulesMatchesMethod, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
-    HttpRouteRulesMatchesQueryParams, HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesRetry,
-    HttpRouteRulesTimeouts,
+    HttpRoute, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesMatches,
+    HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesMethod,
+    HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType, HttpRouteRulesMatchesQueryParams,
+    HttpRouteRulesMatchesQueryParamsType, HttpRouteRulesRetry, HttpRouteRulesTimeouts,
 };
 use router::{HeaderMatch, PathMatch, QueryMatch, RuleMatch, ValueMatch};
 use snapshot::{
@@ -160,9 +159,9 @@ pub(crate) fn compile_rule(
             problems: &mut problems.refs,
         },
     )?;
-    let timeouts = compile_timeouts(at, rule.timeouts.as_ref())?;
-    let retry = compile_retry(at, rule.retry.as_ref())?;
-    let session = crate::session::compile_session(at, rule.session_persistence.as_ref())?;
+    let timeouts = compile_timeouts(at, rule.timeouts.as_deref())?;
+    let retry = compile_retry(at, rule.retry.as_deref())?;
+    let session = crate::session::compile_session(at, rule.session_persistence.as_deref())?;
     let matches = compile_matches(at, rule.matches.as_deref())?;
     let refs = rule.backend_refs.as_deref().unwrap_or_default();
     let composes = filters.composition.is_some() || unusable_composition.is_some();
@@ -315,13 +314,9 @@ fn backend_ref_filters(
     backends: &mut BackendTable,
     problems: &mut RuleProblems,
 ) -> Result<Filters, Problems> {
-    let specs: Vec<HttpRouteRulesFilters> = filter::convert(
-        &at.field("filters"),
-        &backend_ref.filters.clone().unwrap_or_default(),
-    )?;
     let filters = filter::compile_filters(
         at,
-        &specs,
+        backend_ref.filters.as_deref().unwrap_or_default(),
         FilterScope::BackendRef,
         &mut MirrorTargets {
             store,

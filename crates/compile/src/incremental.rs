@@ -289,6 +289,7 @@ impl Compiler {
         compiler.report_policies(store);
         compiler.composition_statuses = compiler.composition_statuses(store);
         compiler.finish();
+        compiler.backends.shrink_to_fit();
         compiler
     }
 

@@ -36,7 +36,7 @@ impl AllowedNamespaces {
         &self,
         gateway_namespace: &str,
         route_namespace: &str,
-        namespace_labels: Option<&BTreeMap<String, String>>,
+        namespace_labels: Option<&model::core::Labels>,
     ) -> bool {
         match self {
             AllowedNamespaces::Same => gateway_namespace == route_namespace,

@@ -19,6 +19,7 @@ use crate::CompileOptions;
 use crate::attachment::{self, CompiledRule, RouteAttachment, RuleProblems};
 use crate::backend_ref::ReadKey;
 use crate::listener::Listeners;
+use crate::problems::FieldPath;
 use crate::status::{ObjectStatus, ParentReference};
 
 /// A route table entry of a compiled rule.
@@ -26,13 +27,11 @@ pub(crate) type Entry = Arc<RouteEntry<Arc<RouteRule>>>;
 
 /// One compiled route and where it attaches.
 pub(crate) struct RouteUnit {
-    /// Its rules' names, for `/config`.
-    rule_names: Vec<String>,
+    /// Its rules' names, for `/config` (each shared with its rule).
+    rule_names: Box<[Arc<str>]>,
     /// The rules that name a Composition, for `/config`: each one's rule (an `Arc` of the
     /// table's entries, holding the Composition).
     composing: Vec<Arc<RouteRule>>,
-    /// `HTTPRoute ns/name`.
-    label: String,
     /// The listener slots it is added to.
     attached: Vec<Attachment>,
     /// The slots counting it in `attachedRoutes`.
@@ -152,13 +151,12 @@ impl RouteUnit {
             })
             .collect();
         RouteUnit {
-            rule_names: rules.iter().map(|r| r.rule.name.to_string()).collect(),
+            rule_names: rules.iter().map(|r| Arc::clone(&r.rule.name)).collect(),
             composing: rules
                 .iter()
                 .filter(|r| r.rule.filters.composition.is_some())
                 .map(|r| Arc::clone(&r.rule))
                 .collect(),
-            label: route.path().to_string(),
             attached,
             counted: plan.counted,
             status: plan.status,
@@ -169,6 +167,12 @@ impl RouteUnit {
             },
             backends: Vec::new(),
         }
+    }
+
+    /// `HTTPRoute ns/name`, from its status (not kept: only `/config` shows it).
+    fn label(&self) -> String {
+        let status = &self.status;
+        FieldPath::object(status.kind, &status.namespace, &status.name).to_string()
     }
 
     /// The slots the unit adds rules to.
@@ -210,7 +214,7 @@ impl RouteUnit {
             .filter(move |attachment| attachment.slot == slot)
             .map(move |attachment| {
                 let mut view =
-                    attachment::route_view(&self.label, &attachment.hosts, self.rule_names.clone());
+                    attachment::route_view(&self.label(), &attachment.hosts, &self.rule_names);
                 if !self.composing.is_empty() {
                     view["compositions"] = self.composition_views(backends);
                 }

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use model::core::Labels;
+
 /// One `matchExpressions` entry, borrowed from whichever generated type carries it.
 pub(crate) struct Expression<'a> {
     pub(crate) key: &'a str,
@@ -12,7 +14,7 @@ pub(crate) struct Expression<'a> {
 /// Whether `labels` satisfy the selector. An empty selector selects everything. An unknown
 /// operator selects nothing (fail closed).
 pub(crate) fn matches(
-    labels: Option<&BTreeMap<String, String>>,
+    labels: Option<&Labels>,
     match_labels: Option<&BTreeMap<String, String>>,
     expressions: &[Expression<'_>],
 ) -> bool {
@@ -20,11 +22,12 @@ pub(crate) fn matches(
     let labels_ok = match_labels
         .into_iter()
         .flatten()
-        .all(|(key, value)| get(key) == Some(value));
+        .all(|(key, value)| get(key) == Some(value.as_str()));
+    let listed = |values: &[String], value: &str| values.iter().any(|v| v == value);
     labels_ok
         && expressions.iter().all(|e| match e.operator {
-            "In" => get(e.key).is_some_and(|v| e.values.contains(v)),
-            "NotIn" => get(e.key).is_none_or(|v| !e.values.contains(v)),
+            "In" => get(e.key).is_some_and(|v| listed(e.values, v)),
+            "NotIn" => get(e.key).is_none_or(|v| !listed(e.values, v)),
             "Exists" => get(e.key).is_some(),
             "DoesNotExist" => get(e.key).is_none(),
             _ => false,
@@ -42,9 +45,13 @@ mod tests {
             .collect()
     }
 
+    fn have(pairs: &[(&str, &str)]) -> Labels {
+        labels(pairs).into()
+    }
+
     #[test]
     fn match_labels_must_all_hold() {
-        let have = labels(&[("a", "1"), ("b", "2")]);
+        let have = have(&[("a", "1"), ("b", "2")]);
         assert!(matches(Some(&have), Some(&labels(&[("a", "1")])), &[]));
         assert!(!matches(Some(&have), Some(&labels(&[("a", "2")])), &[]));
         assert!(!matches(None, Some(&labels(&[("a", "1")])), &[]));
@@ -52,7 +59,7 @@ mod tests {
 
     #[test]
     fn expressions_follow_kubernetes_operators() {
-        let have = labels(&[("tier", "web")]);
+        let have = have(&[("tier", "web")]);
         let values = vec!["web".to_owned(), "api".to_owned()];
         let expr = |operator| Expression {
             key: "tier",

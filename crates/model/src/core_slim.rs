@@ -1,14 +1,62 @@
-//! `Service` and `EndpointSlice` with only the fields Portcullis reads.
+//! The core kinds we read (`Service`, `EndpointSlice`, `Namespace`, `Secret`, `ConfigMap`)
+//! with only the fields Portcullis reads, under our compact [`ObjectMeta`].
 //!
-//! They are the most numerous objects (one of each per backend Service, more slices in large
-//! clusters), and the full Kubernetes types carry every field of the API: a `Service` was
-//! 824 bytes before its first string, an `Endpoint` ~350. These keep the same field names
-//! and serde names, so a document reads the same way (fields we do not read are ignored, as
-//! the Kubernetes types ignore unknown ones), and the store holds a third of the memory.
+//! Services and EndpointSlices are the most numerous objects (one of each per backend
+//! Service, more slices in large clusters), and the full Kubernetes types carry every field of
+//! the API: a `Service` was 824 bytes before its first string, an `Endpoint` ~350. These keep
+//! the same field names and serde names, so a document reads the same way (fields we do not
+//! read are ignored, as the Kubernetes types ignore unknown ones), and the store holds a third
+//! of the memory. Unlike the Kubernetes types, they do not check that `apiVersion` is `v1`:
+//! `Kind::from_api` has already matched the group.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
+
+use crate::object_meta::ObjectMeta;
+
+/// core/v1 `Namespace`: its labels are what `allowedRoutes.namespaces.selector` matches.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Name and labels.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+}
+
+/// core/v1 `Secret`: certificates, keys, credentials.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The values, base64 in the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, ByteString>>,
+    /// Values written as text (merged over `data` by the API server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub string_data: Option<BTreeMap<String, String>>,
+    /// `kubernetes.io/tls`, `Opaque`, ...
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+
+/// core/v1 `ConfigMap`: CA bundles (`ca.crt`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMap {
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Binary values, base64 in the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_data: Option<BTreeMap<String, ByteString>>,
+    /// Text values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, String>>,
+}
 
 /// core/v1 `Service`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,9 @@
 //! The resource kinds Portcullis reads, and the [`Store`] that holds them.
 //!
 //! This crate is plain data: Gateway API types come from the `gateway-api` crate (the experimental
-//! channel tree, which is a superset of the standard one), core Kubernetes types from `k8s-openapi`,
+//! channel tree, which is a superset of the standard one; HTTPRoute's containers are our own
+//! compact ones, see `http_route.rs`), core Kubernetes types from `k8s-openapi` (the kinds
+//! themselves are our own slim ones, `core_slim.rs`, with our compact [`object_meta`]),
 //! and our own kinds (`portcullis.dev/v1alpha1`) are defined in [`backend`], [`policy`],
 //! [`client_policy`], [`security_policy`], [`rate_limit_policy`] and [`composition`]. It parses multi-document
 //! YAML into typed objects ([`parse`]) and keeps them in a [`Store`] keyed by kind, namespace and name.
@@ -12,7 +14,10 @@ pub mod client_policy;
 pub mod composition;
 mod core_slim;
 pub mod diff;
+mod gateway_roots;
+mod http_route;
 pub mod kind;
+pub mod object_meta;
 pub mod parse;
 pub mod policy;
 pub mod rate_limit_policy;
@@ -31,7 +36,19 @@ pub use security_policy::SecurityPolicy;
 pub use store::Store;
 
 /// Gateway API types used by Portcullis (experimental channel, a superset of standard).
+///
+/// The root of every kind (metadata and spec, see `gateway_roots.rs`) and HTTPRoute's
+/// containers (`HttpRoute`, `HttpRouteSpec`, `HttpRouteRules`, `HttpRouteRulesBackendRefs`,
+/// `HttpRouteRulesFilters`, see `http_route.rs`) are our own compact ones; named items take
+/// precedence over the glob, so they stand in for the generated types of the same names.
 pub mod gateway_api {
+    pub use crate::gateway_roots::{
+        BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, ListenerSet, ReferenceGrant, TcpRoute,
+        TlsRoute, UdpRoute,
+    };
+    pub use crate::http_route::{
+        HttpRoute, HttpRouteRules, HttpRouteRulesBackendRefs, HttpRouteRulesFilters, HttpRouteSpec,
+    };
     pub use ::gateway_api::apis::standard::backendtlspolicies::*;
     pub use ::gateway_api::experimental::gatewayclasses::*;
     pub use ::gateway_api::experimental::gateways::*;
@@ -47,9 +64,9 @@ pub mod gateway_api {
 /// Core Kubernetes types used by Portcullis.
 pub mod core {
     pub use crate::core_slim::{
-        Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Service, ServicePort,
-        ServiceSpec,
+        ConfigMap, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Namespace, Secret,
+        Service, ServicePort, ServiceSpec,
     };
-    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+    pub use crate::object_meta::{Labels, ObjectMeta};
+    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 }

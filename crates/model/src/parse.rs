@@ -96,7 +96,7 @@ pub fn join_documents(text: &str, documents: &[&ParsedDocument]) -> Result<Parse
         // One piece is the whole text (pieces cover it): its parse is the whole text's.
         return match &only.outcome {
             Ok(decoded) => collect(decoded),
-            Err(error) => Err(error.clone()),
+            Err(error) => Err(ParseError::clone(error)),
         };
     }
     let mut usage = limits::Usage::default();
@@ -133,12 +133,12 @@ fn collect<'a>(documents: impl IntoIterator<Item = &'a Decoded>) -> Result<Parse
         match decoded {
             Decoded::Empty => {}
             Decoded::Object(object) => parsed.objects.push(object.clone()),
-            Decoded::Skipped(skipped) => parsed.skipped.push(skipped.clone()),
-            Decoded::Invalid { object, message } => {
+            Decoded::Skipped(skipped) => parsed.skipped.push(skipped.to_string()),
+            Decoded::Invalid(invalid) => {
                 return Err(ParseError::Document {
                     document: index + 1,
-                    object: object.clone(),
-                    message: message.clone(),
+                    object: invalid.object.clone(),
+                    message: invalid.message.clone(),
                 });
             }
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::backend::Backend;
 use crate::client_policy::ClientTrafficPolicy;
 use crate::composition::Composition;
-use crate::core::{ConfigMap, EndpointSlice, Namespace, Secret, Service};
+use crate::core::{ConfigMap, EndpointSlice, Labels, Namespace, Secret, Service};
 use crate::gateway_api::{
     BackendTlsPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
     TcpRoute, TlsRoute, UdpRoute,
@@ -211,7 +211,7 @@ impl Store {
 
     /// The labels of a namespace. A namespace that has no Namespace object exists implicitly,
     /// without labels.
-    pub fn namespace_labels(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
+    pub fn namespace_labels(&self, namespace: &str) -> Option<&Labels> {
         self.namespaces
             .get(namespace)
             .and_then(|ns| ns.metadata.labels.as_ref())

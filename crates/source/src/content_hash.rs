@@ -1,5 +1,5 @@
 //! [`ContentHash`]: a 128-bit hash of a file's or a document's bytes, to tell "same bytes"
-//! without keeping the bytes.
+//! without keeping the bytes, or of an object's key, to tell "same key" without keeping it.
 //!
 //! Two SipHash-1-3 hashers (the standard library's), each with its own random keys, make the
 //! 128 bits. The keys are chosen per [`ContentHasher`], that is per file source, so a config
@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+
+use model::ObjectKey;
 
 /// A 128-bit hash of some bytes, from one [`ContentHasher`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,9 +37,21 @@ impl ContentHasher {
         ContentHash(self.first.hash_one(bytes), self.second.hash_one(bytes))
     }
 
+    /// The hash of an object's key (kind, namespace, name).
+    pub(crate) fn hash_key(&self, key: &ObjectKey) -> ContentHash {
+        ContentHash(self.first.hash_one(key), self.second.hash_one(key))
+    }
+
     /// One hash for a sequence of hashes: of a file from its documents' hashes.
     pub(crate) fn combine(&self, hashes: &[ContentHash]) -> ContentHash {
         ContentHash(self.first.hash_one(hashes), self.second.hash_one(hashes))
+    }
+}
+
+impl Default for ContentHasher {
+    /// A hasher with fresh random keys ([`ContentHasher::new`]).
+    fn default() -> ContentHasher {
+        ContentHasher::new()
     }
 }
 

@@ -20,11 +20,14 @@ use crate::kind::{Kind, Object};
 /// A piece of a file's text (one of [`split_documents`](super::split_documents)) parsed on its
 /// own. Kept by the file source per piece text, so that an unchanged document keeps its objects
 /// (the same `Arc`s) when its file changes elsewhere. Cheap to clone: objects are `Arc`s.
+///
+/// The file source keeps one per document of every file, so it is kept small: the documents
+/// in an exact-size slice, anything but an object (rare) boxed.
 #[derive(Clone, Debug)]
 pub struct ParsedDocument {
     /// What each YAML document of the piece yielded, in order; an error when the piece is not
     /// YAML or breaches a parser limit on its own.
-    pub(super) outcome: Result<Vec<Decoded>, ParseError>,
+    pub(super) outcome: Result<Box<[Decoded]>, Box<ParseError>>,
     /// What the parse used of the file's budget.
     pub(super) usage: Usage,
 }
@@ -37,14 +40,25 @@ pub(super) enum Decoded {
     /// An object of a kind we read.
     Object(Object),
     /// `apiVersion kind name` of a document of a kind we do not read.
-    Skipped(String),
+    Skipped(Box<str>),
     /// Why the document is not an object of its kind; the file numbers the document.
-    Invalid {
-        /// `Kind namespace/name` as far as it could be read.
-        object: String,
-        /// What is wrong, with the field path.
-        message: String,
-    },
+    Invalid(Box<Invalid>),
+}
+
+/// Why a document is not an object of its kind.
+#[derive(Clone, Debug)]
+pub(super) struct Invalid {
+    /// `Kind namespace/name` as far as it could be read.
+    pub(super) object: String,
+    /// What is wrong, with the field path.
+    pub(super) message: String,
+}
+
+impl Decoded {
+    /// The document `object` (`Kind namespace/name`) is not valid: `message`.
+    fn invalid(object: String, message: String) -> Decoded {
+        Decoded::Invalid(Box::new(Invalid { object, message }))
+    }
 }
 
 impl ParsedDocument {
@@ -66,7 +80,7 @@ impl ParsedDocument {
         self.outcome.as_ref().is_ok_and(|documents| {
             documents
                 .iter()
-                .all(|decoded| !matches!(decoded, Decoded::Invalid { .. }))
+                .all(|decoded| !matches!(decoded, Decoded::Invalid(_)))
         })
     }
 }
@@ -78,16 +92,18 @@ impl ParsedDocument {
 pub fn parse_document(text: &str, budget: &FileBudget) -> ParsedDocument {
     if budget.is_spent() {
         return ParsedDocument {
-            outcome: Err(ParseError::Limit(describe_breach(&BudgetBreach::Events {
-                events: 0,
-            }))),
+            outcome: Err(Box::new(ParseError::Limit(describe_breach(
+                &BudgetBreach::Events { events: 0 },
+            )))),
             usage: Usage::unaccounted(),
         };
     }
     let (values, usage) = read_values(text);
     budget.charge(&usage);
     ParsedDocument {
-        outcome: values.map(|values| values.into_iter().map(decode_value).collect()),
+        outcome: values
+            .map(|values| values.into_iter().map(decode_value).collect())
+            .map_err(Box::new),
         usage,
     }
 }
@@ -133,10 +149,7 @@ pub(super) fn decode_value(document: Value) -> Decoded {
     if document.is_null() {
         return Decoded::Empty;
     }
-    let invalid = |object: String, message: &str| Decoded::Invalid {
-        object,
-        message: message.to_owned(),
-    };
+    let invalid = |object: String, message: &str| Decoded::invalid(object, message.to_owned());
     let Value::Object(map) = &document else {
         return invalid("?".to_owned(), "a document must be a mapping");
     };
@@ -156,7 +169,7 @@ pub(super) fn decode_value(document: Value) -> Decoded {
         return invalid(name, "apiVersion and kind are required");
     }
     let Some(kind) = Kind::from_api(api_version, kind_name) else {
-        return Decoded::Skipped(format!("{api_version} {kind_name} {name}"));
+        return Decoded::Skipped(format!("{api_version} {kind_name} {name}").into());
     };
     let label = match (&namespace, kind.is_cluster_scoped()) {
         (Some(ns), false) => format!("{kind} {ns}/{name}"),
@@ -166,23 +179,15 @@ pub(super) fn decode_value(document: Value) -> Decoded {
     if name.is_empty() {
         return invalid(label, "metadata.name is required");
     }
-    let mut document = document;
-    if let Some(Value::Object(metadata)) = document.get_mut("metadata") {
-        for field in UNREAD_METADATA {
-            metadata.remove(*field);
-        }
-    }
     match typed(kind, document) {
         Ok(object) => Decoded::Object(with_default_namespace(object)),
-        Err(message) => Decoded::Invalid {
-            object: label,
-            message,
-        },
+        Err(message) => Decoded::invalid(label, message),
     }
 }
 
 /// One object as the Kubernetes API serves it (JSON, with `apiVersion` and `kind`), typed the
-/// same way as a YAML document: unread metadata dropped, the failing field named.
+/// same way as a YAML document: metadata nothing reads is not kept (see
+/// [`ObjectMeta`](crate::object_meta::ObjectMeta)), the failing field named.
 ///
 /// # Errors
 ///
@@ -191,23 +196,11 @@ pub(super) fn decode_value(document: Value) -> Decoded {
 pub fn decode_object(document: Value) -> Result<Object, String> {
     match decode_value(document) {
         Decoded::Object(object) => Ok(object),
-        Decoded::Invalid { object, message } => Err(format!("{object}: {message}")),
+        Decoded::Invalid(invalid) => Err(format!("{}: {}", invalid.object, invalid.message)),
         Decoded::Skipped(skipped) => Err(format!("{skipped}: not a kind Portcullis reads")),
         Decoded::Empty => Err("an empty object".to_owned()),
     }
 }
-
-/// Metadata no part of Portcullis reads, dropped before an object is decoded so that the store
-/// does not keep it: a cluster's `managedFields` and `kubectl.kubernetes.io/last-applied-
-/// configuration` annotation are often larger than the object itself. Kept: name, namespace,
-/// labels (namespace and Service selectors), generation (`observedGeneration`),
-/// creationTimestamp (precedence between conflicting objects), uid and resourceVersion.
-const UNREAD_METADATA: &[&str] = &[
-    "managedFields",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-];
 
 fn typed(kind: Kind, document: Value) -> Result<Object, String> {
     Ok(match kind {

@@ -42,21 +42,36 @@ fn file_budget() -> Budget {
     budget
 }
 
+/// A counter of [`Usage`]: 32 bits, saturating. Every limit is far below `u32::MAX`, so a
+/// saturated counter is over its limit, as an unaccounted parse is. The file source keeps a
+/// `Usage` per document of every file: 40 bytes rather than 80.
+type Count = u32;
+
+/// `n` as a [`Count`], saturated.
+fn count(n: usize) -> Count {
+    Count::try_from(n).unwrap_or(Count::MAX)
+}
+
+/// A [`Count`] as the budget's `usize`.
+fn wide(n: Count) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 /// What parsing one piece of a file used of the budget: the counters of serde-saphyr's
 /// `BudgetReport` that add up over a file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Usage {
     /// How many parses were added up (each one counts a stream start and end event).
-    parses: usize,
-    documents: usize,
-    events: usize,
-    nodes: usize,
-    aliases: usize,
-    anchors: usize,
-    recorded_anchor_events: usize,
-    recorded_anchor_bytes: usize,
-    scalar_bytes: usize,
-    merge_keys: usize,
+    parses: Count,
+    documents: Count,
+    events: Count,
+    nodes: Count,
+    aliases: Count,
+    anchors: Count,
+    recorded_anchor_events: Count,
+    recorded_anchor_bytes: Count,
+    scalar_bytes: Count,
+    merge_keys: Count,
 }
 
 impl Usage {
@@ -64,15 +79,15 @@ impl Usage {
     pub(super) fn of(report: &BudgetReport) -> Usage {
         Usage {
             parses: 1,
-            documents: report.documents,
-            events: report.events,
-            nodes: report.nodes,
-            aliases: report.aliases,
-            anchors: report.anchors,
-            recorded_anchor_events: report.recorded_anchor_events,
-            recorded_anchor_bytes: report.recorded_anchor_bytes,
-            scalar_bytes: report.total_scalar_bytes,
-            merge_keys: report.merge_keys,
+            documents: count(report.documents),
+            events: count(report.events),
+            nodes: count(report.nodes),
+            aliases: count(report.aliases),
+            anchors: count(report.anchors),
+            recorded_anchor_events: count(report.recorded_anchor_events),
+            recorded_anchor_bytes: count(report.recorded_anchor_bytes),
+            scalar_bytes: count(report.total_scalar_bytes),
+            merge_keys: count(report.merge_keys),
         }
     }
 
@@ -81,15 +96,15 @@ impl Usage {
     pub(super) fn unaccounted() -> Usage {
         Usage {
             parses: 1,
-            documents: usize::MAX,
-            events: usize::MAX,
-            nodes: usize::MAX,
-            aliases: usize::MAX,
-            anchors: usize::MAX,
-            recorded_anchor_events: usize::MAX,
-            recorded_anchor_bytes: usize::MAX,
-            scalar_bytes: usize::MAX,
-            merge_keys: usize::MAX,
+            documents: Count::MAX,
+            events: Count::MAX,
+            nodes: Count::MAX,
+            aliases: Count::MAX,
+            anchors: Count::MAX,
+            recorded_anchor_events: Count::MAX,
+            recorded_anchor_bytes: Count::MAX,
+            scalar_bytes: Count::MAX,
+            merge_keys: Count::MAX,
         }
     }
 
@@ -116,8 +131,7 @@ impl Usage {
     /// The events the whole text would have: each separate parse adds a stream start and end
     /// that the whole text has once.
     fn stream_events(&self) -> usize {
-        self.events
-            .saturating_sub(2 * self.parses.saturating_sub(1))
+        wide(self.events).saturating_sub(2 * wide(self.parses).saturating_sub(1))
     }
 
     /// The counters as one parse of the whole text would have them.
@@ -125,7 +139,7 @@ impl Usage {
     pub(super) fn as_one_parse(&self) -> Usage {
         Usage {
             parses: 1,
-            events: self.stream_events(),
+            events: count(self.stream_events()),
             ..*self
         }
     }
@@ -134,23 +148,22 @@ impl Usage {
     /// alias/anchor ratio included.
     pub(super) fn is_within_budget(&self) -> bool {
         let budget = file_budget();
+        let aliases = wide(self.aliases);
+        let anchors = wide(self.anchors);
         let ratio_breached = budget.enforce_alias_anchor_ratio
-            && self.aliases >= budget.alias_anchor_min_aliases
-            && (self.anchors == 0
-                || self.aliases
-                    > budget
-                        .alias_anchor_ratio_multiplier
-                        .saturating_mul(self.anchors));
+            && aliases >= budget.alias_anchor_min_aliases
+            && (anchors == 0
+                || aliases > budget.alias_anchor_ratio_multiplier.saturating_mul(anchors));
         !ratio_breached
-            && self.documents <= budget.max_documents
+            && wide(self.documents) <= budget.max_documents
             && self.stream_events() <= budget.max_events
-            && self.nodes <= budget.max_nodes
-            && self.aliases <= budget.max_aliases
-            && self.anchors <= budget.max_anchors
-            && self.recorded_anchor_events <= budget.max_recorded_anchor_events
-            && self.recorded_anchor_bytes <= budget.max_recorded_anchor_bytes
-            && self.scalar_bytes <= budget.max_total_scalar_bytes
-            && self.merge_keys <= budget.max_merge_keys
+            && wide(self.nodes) <= budget.max_nodes
+            && aliases <= budget.max_aliases
+            && anchors <= budget.max_anchors
+            && wide(self.recorded_anchor_events) <= budget.max_recorded_anchor_events
+            && wide(self.recorded_anchor_bytes) <= budget.max_recorded_anchor_bytes
+            && wide(self.scalar_bytes) <= budget.max_total_scalar_bytes
+            && wide(self.merge_keys) <= budget.max_merge_keys
     }
 }
 
@@ -178,9 +191,9 @@ impl FileBudget {
     /// Charges one parse's usage.
     pub(super) fn charge(&self, usage: &Usage) {
         // Relaxed: the counter only bounds work; the exact check adds up `Usage` per file.
-        // Capped so that an unaccounted parse (`usize::MAX`) cannot wrap the counter around.
+        // Capped so that an unaccounted parse (`Count::MAX`) cannot wrap the counter around.
         self.events
-            .fetch_add(usage.events.min(MAX_EVENTS + 1), Ordering::Relaxed);
+            .fetch_add(wide(usage.events).min(MAX_EVENTS + 1), Ordering::Relaxed);
     }
 }
 
