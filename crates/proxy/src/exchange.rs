@@ -84,6 +84,13 @@ pub(crate) struct ClientOrigin {
     pub(crate) scheme: &'static str,
 }
 
+impl ClientOrigin {
+    /// The head to forward of a request from this client.
+    fn head(self, parts: http::request::Parts) -> RequestHead {
+        RequestHead::from_client(parts, self.peer, self.client_ip, self.scheme)
+    }
+}
+
 /// A request's forwarding ([`Exchange::forward`]).
 pub(crate) type Forwarding<'a> =
     Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, ProxyError>> + Send + 'a>>;
@@ -120,15 +127,14 @@ impl<'a> Exchange<'a> {
         }
         let (parts, body) = request.into_parts();
         let Some(policy) = self.rule.retry.as_ref() else {
-            let head =
-                RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
+            let head = origin.head(parts);
             return Box::pin(async move {
                 let attempt = self.attempt(Attempt::FIRST, &head, body, disposition);
                 Ok(client_response(attempt.await?))
             });
         };
         let method = parts.method.clone();
-        let head = RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
+        let head = origin.head(parts);
         let exchange = Exchange {
             limit: policy.per_try_timeout.or(self.limit),
             ..self
@@ -150,8 +156,7 @@ impl<'a> Exchange<'a> {
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let client_upgrade = hyper::upgrade::on(&mut request);
         let (parts, body) = request.into_parts();
-        let mut head =
-            RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
+        let mut head = origin.head(parts);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
         let response = self
             .attempt(Attempt::FIRST, &head, body, disposition)
@@ -181,8 +186,7 @@ impl<'a> Exchange<'a> {
         let (mut parts, _stream) = request.into_parts();
         parts.method = Method::GET;
         parts.version = http::Version::HTTP_11;
-        let mut head =
-            RequestHead::from_client(parts, origin.peer, origin.client_ip, origin.scheme);
+        let mut head = origin.head(parts);
         upgrade::websocket_request_headers(head.headers_mut());
         let body = RequestBody::empty();
         let response = self
