@@ -10,6 +10,7 @@
 //! (see `parallel`). Watching for changes lives in [`crate::watch`].
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -55,6 +56,9 @@ pub(crate) struct Changes {
     /// Read every file: events may have been lost.
     pub(crate) everything: bool,
 }
+
+/// Config files with their metadata, as listed.
+type Listing = Vec<(PathBuf, Metadata)>;
 
 /// One file to read: its path and the metadata it was listed with.
 type ToRead = (Arc<Path>, FileStamp);
@@ -138,18 +142,24 @@ impl FileSource {
 
     fn scan(&mut self, changes: &Changes) -> Result<Option<Arc<SourceUpdate>>, SourceError> {
         let now = SystemTime::now();
-        let listing = config_files(&self.root)?;
+        let (listing, removed) = match self.named_files(changes) {
+            Some(found) => found,
+            None => {
+                let listing = config_files(&self.root)?;
+                let listed: HashSet<&Path> =
+                    listing.iter().map(|(path, _)| path.as_path()).collect();
+                let removed: Vec<Arc<Path>> = self
+                    .files
+                    .keys()
+                    .filter(|path| !listed.contains(path.as_ref()))
+                    .cloned()
+                    .collect();
+                (listing, removed)
+            }
+        };
         let mut reports_changed = self.current.generation == 0;
         // Files whose objects changed, with their previous objects.
         let mut replaced: Vec<(Arc<Path>, Vec<Object>)> = Vec::new();
-
-        let listed: HashSet<&Path> = listing.iter().map(|(path, _)| path.as_path()).collect();
-        let removed: Vec<Arc<Path>> = self
-            .files
-            .keys()
-            .filter(|path| !listed.contains(path.as_ref()))
-            .cloned()
-            .collect();
         for path in removed {
             self.remove_file(path, &mut replaced);
             reports_changed = true;
@@ -187,6 +197,33 @@ impl FileSource {
 
         let merged = self.merge_files(&replaced);
         Ok(self.publish(merged, reports_changed))
+    }
+
+    /// The files `changes` names with their metadata, and those of them that are gone, when
+    /// the events named only files already read (saved, renamed into place, deleted): nothing
+    /// else below the root changed by what they say, so the tree is not listed (a stat per
+    /// file of a big directory costs more than reading the one edited). `None` when the tree
+    /// must be listed: events were lost, nothing is named (the safety net, which also catches
+    /// what an event missed), or a path is new or not a file (a new file, a directory, a
+    /// ConfigMap volume's swap).
+    fn named_files(&self, changes: &Changes) -> Option<(Listing, Vec<Arc<Path>>)> {
+        if changes.everything || changes.named.is_empty() {
+            return None;
+        }
+        let mut listing = Vec::with_capacity(changes.named.len());
+        let mut removed = Vec::new();
+        for path in &changes.named {
+            let (known, _) = self.files.get_key_value(path.as_path())?;
+            match std::fs::metadata(path) {
+                Ok(metadata) if metadata.is_file() => listing.push((path.clone(), metadata)),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    removed.push(Arc::clone(known));
+                }
+                // A directory now, or unreadable: the listing decides (and reports).
+                _ => return None,
+            }
+        }
+        Some((listing, removed))
     }
 
     /// The listed files to read: new ones, and those whose metadata changed, that are stale, or

@@ -6,6 +6,7 @@
 //! (`std::thread::scope`), so nothing outlives a rescan and nothing idles between rescans.
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 use std::thread;
 
 /// Below this much work in all (bytes of text to parse, say), a batch runs on the calling
@@ -34,13 +35,10 @@ where
     let total = weights
         .iter()
         .fold(0_usize, |sum, w| sum.saturating_add(*w));
-    let threads = if total < MIN_PARALLEL_WORK {
+    let threads = if total < MIN_PARALLEL_WORK || items.len() < 2 {
         1
     } else {
-        thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(total / MIN_THREAD_WORK)
-            .min(items.len())
+        cores().min(total / MIN_THREAD_WORK).min(items.len())
     };
     if threads <= 1 {
         return items.iter().map(work).collect();
@@ -73,6 +71,13 @@ where
         }
         results
     })
+}
+
+/// The cores this process may use, asked once: `available_parallelism` reads the cgroup's
+/// quota files on every call, which cost a rescan of one edited file more than its parse.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| thread::available_parallelism().map_or(1, NonZeroUsize::get))
 }
 
 /// `items` cut into `runs` contiguous runs of about equal total weight (none empty).

@@ -52,6 +52,9 @@ use crate::update::SourceUpdate;
 /// how long the thread outlives the last receiver.
 const SAFETY_NET_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long the config must be quiet before this thread's heap is collected.
+const COLLECT_QUIET: Duration = Duration::from_secs(1);
+
 /// How long a burst of events may go quiet before the rescan runs: the events of one save
 /// arrive together, well within this.
 const GATHER_QUIET: Duration = Duration::from_millis(1);
@@ -155,6 +158,7 @@ fn run(
     let mut schedule = Schedule::default();
     // The first pass, at once, closes the window between `load` and the watch being in place.
     let mut safety_net = Instant::now();
+    let mut collect_at = None;
     loop {
         // Taken right before deciding, so that a write that started since the last wake is
         // deferred rather than read half done.
@@ -173,18 +177,26 @@ fn run(
                 }
             }
             safety_net = Instant::now() + SAFETY_NET_INTERVAL;
+            collect_at = Some(Instant::now() + COLLECT_QUIET);
         }
         if publish.is_closed() {
             return;
         }
         // This thread allocated the objects of every store; the controller frees the old ones
         // on its own thread, which hands the pages back to this thread's heap, and a thread
-        // that sleeps never takes them in. Taking them in before each sleep (the safety net
-        // wakes it every few seconds) returns them to the system (see `memory`).
-        memory::allocator::collect();
-        let wake_at = schedule
-            .next_due(debounce)
-            .map_or(safety_net, |due| due.min(safety_net));
+        // that sleeps never takes them in. Taking them in once the config has been quiet for a
+        // while returns them to the system (see `memory`). Not right after a rescan: the
+        // pages it returns cost every core a TLB flush while the controller applies the
+        // change and the workers serve.
+        let now = Instant::now();
+        if collect_at.is_some_and(|at| now >= at) {
+            memory::allocator::collect();
+            collect_at = None;
+        }
+        let wake_at = [schedule.next_due(debounce), collect_at]
+            .into_iter()
+            .flatten()
+            .fold(safety_net, Instant::min);
         match woken.recv_timeout(wake_at.saturating_duration_since(Instant::now())) {
             Ok(()) => {
                 // A save that ended in a close or a rename into place is complete: rescan at

@@ -321,6 +321,38 @@ fn a_deferred_file_is_left_until_its_writer_is_done() {
 }
 
 #[test]
+fn events_naming_only_known_files_rescan_those_without_listing_the_tree() {
+    let dir = TestDir::new();
+    let a = dir.write("a.yaml", &backend("one", 1));
+    let b = dir.write("b.yaml", &backend("two", 2));
+    let mut source = FileSource::load(dir.path()).expect("load");
+    let named = |paths: &[&PathBuf]| Changes {
+        named: paths.iter().map(|path| (*path).clone()).collect(),
+        ..Changes::default()
+    };
+
+    // A save of a known file is read; a file that no event named is not seen yet.
+    dir.write("a.yaml", &backend("three", 3));
+    dir.write("c.yaml", &backend("four", 4));
+    let update = source.rescan_with(&named(&[&a])).expect("a changed");
+    assert!(update.store.backends.contains_key(&key("three")));
+    assert!(!update.store.backends.contains_key(&key("four")));
+
+    // A known file that is gone is dropped.
+    std::fs::remove_file(&b).expect("remove b");
+    let update = source.rescan_with(&named(&[&b])).expect("b removed");
+    assert!(!update.store.backends.contains_key(&key("two")));
+    assert!(!update.store.backends.contains_key(&key("four")));
+
+    // A path not read before (a new file, a directory) lists the tree: c is found.
+    let d = dir.write("d.yaml", &backend("five", 5));
+    let update = source.rescan_with(&named(&[&d])).expect("d and c are new");
+    assert!(update.store.backends.contains_key(&key("four")));
+    assert!(update.store.backends.contains_key(&key("five")));
+    assert!(update.store.backends.contains_key(&key("three")));
+}
+
+#[test]
 fn files_are_read_when_changed_named_stale_or_all_are_asked_for() {
     let dir = TestDir::new();
     let a = dir.write("a.yaml", &backend("one", 1));
