@@ -4,14 +4,14 @@
 //! The walk is `model::diff`'s: one pass over both stores in key order.
 
 use model::diff::{changed_keys, changed_kinds};
-use model::{Kind, Store};
+use model::{Kind, ObjectKey, Store};
 
 /// `(namespace, name)`.
 pub(crate) type Key = (String, String);
 
 /// The keys that differ (added, removed or changed) between two stores, for the kinds the
 /// incremental compiler follows one by one; any other kind that differs is in `other`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct StoreChanges {
     pub(crate) http_routes: Vec<Key>,
     pub(crate) grpc_routes: Vec<Key>,
@@ -62,6 +62,47 @@ impl StoreChanges {
             certificates: !certificates.is_empty(),
             other,
         }
+    }
+
+    /// The differences named by `keys`: the keys of every object that differs between the
+    /// two stores, each once, as the source that made the new store from the old one knows
+    /// them. Equal to [`StoreChanges::between`] of those stores, in time proportional to the
+    /// change rather than to the stores.
+    pub(crate) fn of_keys(keys: &[ObjectKey]) -> StoreChanges {
+        let mut changes = StoreChanges::default();
+        for key in keys {
+            let pair = || (key.namespace.clone(), key.name.clone());
+            match key.kind {
+                Kind::HttpRoute => changes.http_routes.push(pair()),
+                Kind::GrpcRoute => changes.grpc_routes.push(pair()),
+                Kind::Service => changes.services.push(pair()),
+                Kind::Backend => changes.backends.push(pair()),
+                Kind::Composition => changes.compositions.push(pair()),
+                Kind::EndpointSlice => changes.endpoint_slices.push(pair()),
+                Kind::ReferenceGrant => changes.reference_grants.push(pair()),
+                Kind::Namespace => changes.namespaces.push(key.name.clone()),
+                Kind::Secret | Kind::ConfigMap => changes.certificates = true,
+                other => changes.other.push(other),
+            }
+        }
+        // In key order, each once, as `between` gives them.
+        for list in [
+            &mut changes.http_routes,
+            &mut changes.grpc_routes,
+            &mut changes.services,
+            &mut changes.backends,
+            &mut changes.compositions,
+            &mut changes.endpoint_slices,
+            &mut changes.reference_grants,
+        ] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        changes.namespaces.sort_unstable();
+        changes.namespaces.dedup();
+        changes.other.sort_unstable();
+        changes.other.dedup();
+        changes
     }
 
     /// Whether something only the context and the units' lookups through it read differs

@@ -31,6 +31,8 @@ pub struct Controller {
     admin: Arc<AdminState>,
     metrics: Arc<Metrics>,
     compiled_store: Option<Arc<Store>>,
+    /// The generation of `compiled_store`'s update.
+    compiled_store_generation: u64,
     wanted: Vec<std::net::SocketAddr>,
     /// The UDP sockets the current snapshot wants.
     wanted_udp: Vec<std::net::SocketAddr>,
@@ -71,6 +73,7 @@ impl Controller {
             admin,
             metrics,
             compiled_store: None,
+            compiled_store_generation: 0,
             wanted: Vec::new(),
             wanted_udp: Vec::new(),
             rendered: Arc::default(),
@@ -105,7 +108,14 @@ impl Controller {
         // may skip intermediate updates, and their changes must not be lost.
         let (compiler, step) = match (rendered.compiler.take(), &self.compiled_store) {
             (Some(mut compiler), Some(old)) => {
-                let step = compiler.update(old, &update.store, update.generation);
+                // The update says what changed since the one before it: usable when that is
+                // the one compiled last.
+                let step = match &update.changed {
+                    Some(changed) if update.generation == self.compiled_store_generation + 1 => {
+                        compiler.update_changed(old, &update.store, update.generation, changed)
+                    }
+                    _ => compiler.update(old, &update.store, update.generation),
+                };
                 (compiler, step)
             }
             _ => {
@@ -163,6 +173,7 @@ impl Controller {
         rendered.compiler = Some(compiler);
         rendered.update = Some(Arc::clone(&update));
         self.compiled_store = Some(Arc::clone(&update.store));
+        self.compiled_store_generation = update.generation;
         drop(rendered);
         if snapshot_changed {
             self.bind();

@@ -23,6 +23,8 @@ pub(crate) struct Mirror {
     streams: BTreeMap<WatchedStream, StreamState>,
     /// Kinds whose objects changed since the last publication.
     changed: BTreeSet<Kind>,
+    /// Keys of the objects stored or removed since the last publication.
+    changed_keys: BTreeSet<ObjectKey>,
     /// Objects the API server served that are not valid for their kind, with the reason.
     rejected: BTreeMap<ObjectKey, String>,
     rejected_changed: bool,
@@ -61,6 +63,7 @@ impl Mirror {
                 })
                 .collect(),
             changed: BTreeSet::new(),
+            changed_keys: BTreeSet::new(),
             rejected: BTreeMap::new(),
             rejected_changed: false,
             generation: 0,
@@ -213,12 +216,14 @@ impl Mirror {
         }
         Arc::make_mut(&mut self.store).insert(object);
         self.changed.insert(key.kind);
+        self.changed_keys.insert(key);
     }
 
     fn remove(&mut self, key: &ObjectKey) {
         if self.store.get(key).is_some() {
             Arc::make_mut(&mut self.store).remove(key);
             self.changed.insert(key.kind);
+            self.changed_keys.insert(key.clone());
         }
     }
 
@@ -235,11 +240,17 @@ impl Mirror {
         }
         self.generation += 1;
         self.rejected_changed = false;
+        if is_first {
+            self.changed_keys.clear();
+        }
         Some(SourceUpdate {
             store: Arc::clone(&self.store),
             files: self.reports(),
             generation: self.generation,
             changed_kinds: std::mem::take(&mut self.changed),
+            // An object changed and changed back is named too: compiled again, to no effect.
+            changed: (!is_first)
+                .then(|| std::mem::take(&mut self.changed_keys).into_iter().collect()),
         })
     }
 

@@ -41,6 +41,7 @@ pub fn follow_with_local(
                 files,
                 generation,
                 changed_kinds,
+                changed: None,
             })
         };
     let first = merge(

@@ -83,6 +83,7 @@ impl FileSource {
             files: Vec::new(),
             generation: 0,
             changed_kinds: BTreeSet::new(),
+            changed: None,
         };
         let mut source = FileSource {
             root: path.to_path_buf(),
@@ -339,6 +340,7 @@ impl FileSource {
         if !is_first && edits.is_empty() && !reports_changed && !warnings_changed {
             return None;
         }
+        let changed = (!is_first).then(|| edits.iter().map(|(key, _)| key.clone()).collect());
         let store = if edits.is_empty() {
             Arc::clone(&self.current.store)
         } else {
@@ -353,6 +355,7 @@ impl FileSource {
                 .collect(),
             generation: self.current.generation + 1,
             changed_kinds,
+            changed,
         });
         self.current = Arc::clone(&update);
         Some(update)

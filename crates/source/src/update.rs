@@ -34,4 +34,10 @@ pub struct SourceUpdate {
     /// Kinds whose objects differ from the previous update; on the first update, every kind
     /// that has objects. Empty when only the file reports changed.
     pub changed_kinds: BTreeSet<model::Kind>,
+    /// The key of every object that differs (added, removed, changed) from the previous
+    /// update's store, each once, when the source knows them; `None` when it does not (the
+    /// first update). It may also name an object that changed and changed back between two
+    /// updates (the Kubernetes mirror does): that costs a recompile, never a missed change. A consumer that applied the previous update can use them instead of
+    /// comparing the two stores, whose cost grows with the config.
+    pub changed: Option<Arc<[model::ObjectKey]>>,
 }

@@ -359,6 +359,48 @@ fn http_route(namespace: &str, index: &str, rng: &mut StdRng) -> String {
 }
 
 /// The store of the slots' current objects.
+/// The keys of the objects that differ between two stores, found object by object (not by
+/// `model::diff`, which `StoreChanges::between` uses).
+fn differing(old: &Store, new: &Store) -> Vec<model::ObjectKey> {
+    let by_key = |store: &Store| -> BTreeMap<model::ObjectKey, model::Object> {
+        store
+            .objects()
+            .map(|object| (object.key(), object))
+            .collect()
+    };
+    let (old, new) = (by_key(old), by_key(new));
+    let mut keys: Vec<model::ObjectKey> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|key| old.get(*key) != new.get(*key))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn changes_named_by_key_equal_the_changes_found_by_comparing_the_stores() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut objects: BTreeMap<&str, String> = BTreeMap::new();
+    let mut store = store_of(&objects);
+    for _ in 0..200 {
+        let slot = SLOTS[rng.random_range(0..SLOTS.len())];
+        if objects.contains_key(slot) && rng.random_bool(0.3) {
+            objects.remove(slot);
+        } else {
+            objects.insert(slot, variant(slot, &mut rng));
+        }
+        let next = store_of(&objects);
+        assert_eq!(
+            crate::changes::StoreChanges::of_keys(&differing(&store, &next)),
+            crate::changes::StoreChanges::between(&store, &next),
+        );
+        store = next;
+    }
+}
+
 fn store_of(objects: &BTreeMap<&str, String>) -> Store {
     let mut store = Store::new();
     let text = std::iter::once(CLASS.to_owned())
@@ -607,7 +649,12 @@ fn incremental_updates_equal_a_full_compile() {
             };
             let next = store_of(&objects);
             let before = statuses(&compiler);
-            let result = compiler.update(&store, &next, step as u64 + 2);
+            // Odd steps are told what changed, as the file source tells the controller.
+            let result = if step % 2 == 1 {
+                compiler.update_changed(&store, &next, step as u64 + 2, &differing(&store, &next))
+            } else {
+                compiler.update(&store, &next, step as u64 + 2)
+            };
             if !result.full {
                 let after = statuses(&compiler);
                 assert_changed_statuses_reported(

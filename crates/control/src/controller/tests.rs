@@ -114,6 +114,7 @@ impl Gateway {
             generation,
             // The controller compares stores itself (with the last one it compiled).
             changed_kinds: BTreeSet::new(),
+            changed: None,
         })
     }
 

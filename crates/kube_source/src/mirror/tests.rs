@@ -131,6 +131,11 @@ fn an_event_shares_every_unchanged_object_with_the_previous_store() {
     let third = mirror.publish().expect("the slice is gone");
     assert!(third.store.endpoint_slices.is_empty());
     assert_eq!(third.generation, 3);
+    // Each update names the objects it changed; the first names none (everything is new).
+    let cart_1 = ObjectKey::new(Kind::EndpointSlice, "shop", "cart-1");
+    assert!(first.changed.is_none());
+    assert_eq!(second.changed.as_deref(), Some(&[cart_1.clone()][..]));
+    assert_eq!(third.changed.as_deref(), Some(&[cart_1][..]));
 }
 
 #[test]
