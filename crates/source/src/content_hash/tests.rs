@@ -13,7 +13,19 @@ fn same_bytes_same_hash_and_different_bytes_differ() {
     );
     assert_ne!(hasher.hash(b""), hasher.hash(b"\0"));
     let halves = hasher.hash(b"kind: Service\n");
-    assert_ne!(halves.0, halves.1, "the two hashers have different keys");
+    assert_ne!(halves.0, halves.1, "the two halves are not one word twice");
+    // Long inputs take XXH3's other paths (over 240 bytes: the striped loop).
+    let long = "kind: Service\n".repeat(1_000);
+    let mut edited = long.clone().into_bytes();
+    edited[7_000] ^= 1;
+    assert_eq!(hasher.hash(long.as_bytes()), hasher.hash(long.as_bytes()));
+    assert_ne!(hasher.hash(long.as_bytes()), hasher.hash(&edited));
+}
+
+#[test]
+fn each_hasher_has_its_own_secret() {
+    let (one, other) = (ContentHasher::new(), ContentHasher::new());
+    assert_ne!(one.hash(b"kind: Service\n"), other.hash(b"kind: Service\n"));
 }
 
 #[test]
