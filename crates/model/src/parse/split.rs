@@ -41,8 +41,9 @@ pub fn split_documents(text: &str) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut markers = 0_usize;
-    // Only the bytes after a line feed matter: visit line starts, not lines.
-    let later_lines = text.match_indices('\n').map(|(newline, _)| newline + 1);
+    // Only the bytes after a line feed matter: visit line starts, not lines (`memchr`'s
+    // search: `match_indices` costs more per line, and a 15,000-document file has 150,000).
+    let later_lines = memchr::memchr_iter(b'\n', bytes).map(|newline| newline + 1);
     for (line, content) in
         std::iter::once((0, first_line)).chain(later_lines.map(|line| (line, line)))
     {
