@@ -10,16 +10,22 @@ use std::sync::Arc;
 
 use kube::runtime::watcher::Event;
 use model::{Kind, Object, ObjectKey, Store};
-use source::{FileReport, SourceUpdate};
+use source::{FileReport, SourceUpdate, StoreEdit, StoreVersions};
 
 use crate::convert::Converted;
 use crate::discovery::WatchedStream;
 
 /// The store the watch events build, and what to publish next.
 pub(crate) struct Mirror {
-    /// The store as of the last event; shared with the last published update until the next
-    /// change (copy on write, so a change clones pointers, never objects).
+    /// The store as of the last flush: shared with the last published update, so it is
+    /// never edited in place.
     store: Arc<Store>,
+    /// The changes since the last flush, by key (the latest of each): applied by
+    /// [`Mirror::flush`] through `versions`, which makes the next store from a spare one in
+    /// proportion to the change rather than copying the store (an EndpointSlice event in a
+    /// cluster of 15,000 objects copied all their keys).
+    pending: BTreeMap<ObjectKey, Option<Object>>,
+    versions: StoreVersions,
     streams: BTreeMap<WatchedStream, StreamState>,
     /// Kinds whose objects changed since the last publication.
     changed: BTreeSet<Kind>,
@@ -52,6 +58,8 @@ impl Mirror {
     pub(crate) fn new(streams: impl IntoIterator<Item = WatchedStream>) -> Mirror {
         Mirror {
             store: Arc::new(Store::new()),
+            pending: BTreeMap::new(),
+            versions: StoreVersions::default(),
             streams: streams
                 .into_iter()
                 .map(|stream| {
@@ -97,8 +105,26 @@ impl Mirror {
     }
 
     /// The store as of the last event.
-    pub(crate) fn store(&self) -> &Store {
+    pub(crate) fn store(&mut self) -> &Store {
+        self.flush();
         &self.store
+    }
+
+    /// Applies the pending changes to the store.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let edits: Vec<StoreEdit> = std::mem::take(&mut self.pending).into_iter().collect();
+        self.store = self.versions.next(&self.store, edits);
+    }
+
+    /// The object stored under `key` as of the last event.
+    fn current(&self, key: &ObjectKey) -> Option<Object> {
+        match self.pending.get(key) {
+            Some(pending) => pending.clone(),
+            None => self.store.get(key),
+        }
     }
 
     /// Whether objects of `kind` changed since the last publication.
@@ -211,19 +237,19 @@ impl Mirror {
     /// Stores `object` unless an equal one is stored already.
     fn upsert(&mut self, object: Object) {
         let key = object.key();
-        if self.store.get(&key).as_ref() == Some(&object) {
+        if self.current(&key).as_ref() == Some(&object) {
             return;
         }
-        Arc::make_mut(&mut self.store).insert(object);
         self.changed.insert(key.kind);
-        self.changed_keys.insert(key);
+        self.changed_keys.insert(key.clone());
+        self.pending.insert(key, Some(object));
     }
 
     fn remove(&mut self, key: &ObjectKey) {
-        if self.store.get(key).is_some() {
-            Arc::make_mut(&mut self.store).remove(key);
+        if self.current(key).is_some() {
             self.changed.insert(key.kind);
             self.changed_keys.insert(key.clone());
+            self.pending.insert(key.clone(), None);
         }
     }
 
@@ -238,6 +264,7 @@ impl Mirror {
         if !is_first && self.changed.is_empty() && !self.rejected_changed {
             return None;
         }
+        self.flush();
         self.generation += 1;
         self.rejected_changed = false;
         if is_first {

@@ -28,4 +28,6 @@ mod test_dir;
 pub use changed_kinds::changed_kinds;
 pub use error::SourceError;
 pub use file_source::FileSource;
+pub use merge::StoreEdit;
+pub use store_versions::StoreVersions;
 pub use update::{FileReport, SourceUpdate};

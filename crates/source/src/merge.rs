@@ -27,7 +27,7 @@ use crate::content_hash::{ContentHash, ContentHashMap, ContentHasher};
 use crate::store_entry::{has_key, is_equal, is_same, stored};
 
 /// One change to the store: the key's new object, or `None` to remove it.
-pub(crate) type StoreEdit = (ObjectKey, Option<Object>);
+pub type StoreEdit = (ObjectKey, Option<Object>);
 
 /// Every key's defining files, in path order.
 #[derive(Debug, Default)]

@@ -17,13 +17,13 @@ use crate::store_entry::remove;
 
 /// The store published before the last one, and the edits that made the last one from it.
 #[derive(Debug, Default)]
-pub(crate) struct StoreVersions {
+pub struct StoreVersions {
     spare: Option<(Arc<Store>, Vec<StoreEdit>)>,
 }
 
 impl StoreVersions {
     /// The store after `edits` to `current` (the last published store), to publish next.
-    pub(crate) fn next(&mut self, current: &Arc<Store>, edits: Vec<StoreEdit>) -> Arc<Store> {
+    pub fn next(&mut self, current: &Arc<Store>, edits: Vec<StoreEdit>) -> Arc<Store> {
         if current.is_empty() {
             // The first load: every object is new. Sorted maps are built in one go from the
             // edits' own keys, far quicker than inserting them one by one.

@@ -248,3 +248,38 @@ fn a_kind_watched_after_the_first_publication_does_not_hold_publishing_or_refere
     assert!(update.changed_kinds.contains(&Kind::Service));
     assert_eq!(update.store.services.len(), 1);
 }
+
+#[test]
+fn a_store_its_consumer_let_go_is_reused_for_the_next_change_not_copied() {
+    let slices = stream(Kind::EndpointSlice);
+    let services = stream(Kind::Service);
+    let mut mirror = Mirror::new([slices.clone(), services.clone()]);
+    list(&mut mirror, &slices, vec![slice("cart-1", "198.18.0.2")]);
+    // Enough objects that catching up a spare costs less than a copy (see `StoreVersions`).
+    let names = ["cart", "shop", "pay", "ship", "mail", "user", "auth", "cdn"];
+    list(&mut mirror, &services, names.into_iter().map(service).collect());
+    let first = mirror.publish().expect("synced");
+    mirror.apply(&slices, Event::Apply(slice("cart-1", "198.18.0.3")));
+    let second = mirror.publish().expect("moved");
+    // The mirror keeps the first store as its spare; the consumer holds the second and lets
+    // the first go, as the controller does.
+    assert_eq!(Arc::strong_count(&first.store), 2);
+    let first_store = Arc::as_ptr(&first.store);
+    drop(first);
+    mirror.apply(&slices, Event::Apply(slice("cart-1", "198.18.0.4")));
+    let third = mirror.publish().expect("moved again");
+    assert_eq!(
+        Arc::as_ptr(&third.store),
+        first_store,
+        "the first store, caught up, is the third"
+    );
+    let key = ("shop".to_owned(), "cart-1".to_owned());
+    assert_eq!(
+        third.store.endpoint_slices[&key],
+        match slice("cart-1", "198.18.0.4").object {
+            Ok(Object::EndpointSlice(slice)) => slice,
+            _ => unreachable!("a valid slice"),
+        }
+    );
+    assert!(!Arc::ptr_eq(&second.store, &third.store));
+}
