@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::{Kind, Store};
+use crate::{Kind, Object, ObjectKey, Store};
 
 /// Whether two versions of a map differ at all.
 pub fn differ<K: Eq, V: PartialEq>(old: &BTreeMap<K, Arc<V>>, new: &BTreeMap<K, Arc<V>>) -> bool {
@@ -138,6 +138,28 @@ pub fn changed_kinds(old: &Store, new: &Store, among: impl Fn(Kind) -> bool) -> 
 /// Equal by pointer, or else by value.
 fn same<V: PartialEq>(old: &Arc<V>, new: &Arc<V>) -> bool {
     Arc::ptr_eq(old, new) || **old == **new
+}
+
+/// The keys of the objects that differ between `old` and `new` (added, removed, changed),
+/// sorted, each once, found by comparing every object by value: the slow reference for the
+/// changes a source names (`source::SourceUpdate::changed`) and for [`changed_keys`]' walk.
+pub fn changed_object_keys(old: &Store, new: &Store) -> Vec<ObjectKey> {
+    let by_key = |store: &Store| -> BTreeMap<ObjectKey, Object> {
+        store
+            .objects()
+            .map(|object| (object.key(), object))
+            .collect()
+    };
+    let (old, new) = (by_key(old), by_key(new));
+    let mut keys: Vec<ObjectKey> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|key| old.get(*key) != new.get(*key))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 #[cfg(test)]

@@ -359,27 +359,6 @@ fn http_route(namespace: &str, index: &str, rng: &mut StdRng) -> String {
 }
 
 /// The store of the slots' current objects.
-/// The keys of the objects that differ between two stores, found object by object (not by
-/// `model::diff`, which `StoreChanges::between` uses).
-fn differing(old: &Store, new: &Store) -> Vec<model::ObjectKey> {
-    let by_key = |store: &Store| -> BTreeMap<model::ObjectKey, model::Object> {
-        store
-            .objects()
-            .map(|object| (object.key(), object))
-            .collect()
-    };
-    let (old, new) = (by_key(old), by_key(new));
-    let mut keys: Vec<model::ObjectKey> = old
-        .keys()
-        .chain(new.keys())
-        .filter(|key| old.get(*key) != new.get(*key))
-        .cloned()
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
 #[test]
 fn changes_named_by_key_equal_the_changes_found_by_comparing_the_stores() {
     let mut rng = StdRng::seed_from_u64(11);
@@ -394,7 +373,7 @@ fn changes_named_by_key_equal_the_changes_found_by_comparing_the_stores() {
         }
         let next = store_of(&objects);
         assert_eq!(
-            crate::changes::StoreChanges::of_keys(&differing(&store, &next)),
+            crate::changes::StoreChanges::of_keys(&model::diff::changed_object_keys(&store, &next)),
             crate::changes::StoreChanges::between(&store, &next),
         );
         store = next;
@@ -651,7 +630,12 @@ fn incremental_updates_equal_a_full_compile() {
             let before = statuses(&compiler);
             // Odd steps are told what changed, as the file source tells the controller.
             let result = if step % 2 == 1 {
-                compiler.update_changed(&store, &next, step as u64 + 2, &differing(&store, &next))
+                compiler.update_changed(
+                    &store,
+                    &next,
+                    step as u64 + 2,
+                    &model::diff::changed_object_keys(&store, &next),
+                )
             } else {
                 compiler.update(&store, &next, step as u64 + 2)
             };

@@ -257,7 +257,11 @@ fn a_store_its_consumer_let_go_is_reused_for_the_next_change_not_copied() {
     list(&mut mirror, &slices, vec![slice("cart-1", "198.18.0.2")]);
     // Enough objects that catching up a spare costs less than a copy (see `StoreVersions`).
     let names = ["cart", "shop", "pay", "ship", "mail", "user", "auth", "cdn"];
-    list(&mut mirror, &services, names.into_iter().map(service).collect());
+    list(
+        &mut mirror,
+        &services,
+        names.into_iter().map(service).collect(),
+    );
     let first = mirror.publish().expect("synced");
     mirror.apply(&slices, Event::Apply(slice("cart-1", "198.18.0.3")));
     let second = mirror.publish().expect("moved");

@@ -452,26 +452,6 @@ fn duplicate(key: &ObjectKey, earlier: &Path, later: &Path) -> String {
     }
 }
 
-/// The keys of the objects that differ between two stores, object by object, sorted.
-fn differing(old: &Store, new: &Store) -> Vec<ObjectKey> {
-    let by_key = |store: &Store| -> HashMap<ObjectKey, model::Object> {
-        store
-            .objects()
-            .map(|object| (object.key(), object))
-            .collect()
-    };
-    let (old, new) = (by_key(old), by_key(new));
-    let mut keys: Vec<ObjectKey> = old
-        .keys()
-        .chain(new.keys())
-        .filter(|key| old.get(*key) != new.get(*key))
-        .cloned()
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
 #[test]
 fn incremental_rescans_agree_with_merging_every_file_from_scratch() {
     let dir = TestDir::new();
@@ -587,7 +567,7 @@ fn incremental_rescans_agree_with_merging_every_file_from_scratch() {
             named.sort();
             assert_eq!(
                 named,
-                differing(&previous.store, &update.store),
+                model::diff::changed_object_keys(&previous.store, &update.store),
                 "step {step}"
             );
         } else {
