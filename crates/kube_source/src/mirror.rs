@@ -27,9 +27,8 @@ pub(crate) struct Mirror {
     pending: BTreeMap<ObjectKey, Option<Object>>,
     versions: StoreVersions,
     streams: BTreeMap<WatchedStream, StreamState>,
-    /// Kinds whose objects changed since the last publication.
-    changed: BTreeSet<Kind>,
-    /// Keys of the objects stored or removed since the last publication.
+    /// Keys of the objects stored or removed since the last publication (in kind order: the
+    /// kinds that changed are read off them).
     changed_keys: BTreeSet<ObjectKey>,
     /// Objects the API server served that are not valid for their kind, with the reason.
     rejected: BTreeMap<ObjectKey, String>,
@@ -70,7 +69,6 @@ impl Mirror {
                     (stream, state)
                 })
                 .collect(),
-            changed: BTreeSet::new(),
             changed_keys: BTreeSet::new(),
             rejected: BTreeMap::new(),
             rejected_changed: false,
@@ -129,7 +127,10 @@ impl Mirror {
 
     /// Whether objects of `kind` changed since the last publication.
     pub(crate) fn has_changed(&self, kind: Kind) -> bool {
-        self.changed.contains(&kind)
+        self.changed_keys
+            .range(ObjectKey::new(kind, "", "")..)
+            .next()
+            .is_some_and(|key| key.kind == kind)
     }
 
     /// The streams of single objects (referenced Secrets and ConfigMaps).
@@ -240,14 +241,12 @@ impl Mirror {
         if self.current(&key).as_ref() == Some(&object) {
             return;
         }
-        self.changed.insert(key.kind);
         self.changed_keys.insert(key.clone());
         self.pending.insert(key, Some(object));
     }
 
     fn remove(&mut self, key: &ObjectKey) {
         if self.current(key).is_some() {
-            self.changed.insert(key.kind);
             self.changed_keys.insert(key.clone());
             self.pending.insert(key.clone(), None);
         }
@@ -261,23 +260,20 @@ impl Mirror {
             return None;
         }
         let is_first = self.generation == 0;
-        if !is_first && self.changed.is_empty() && !self.rejected_changed {
+        if !is_first && self.changed_keys.is_empty() && !self.rejected_changed {
             return None;
         }
         self.flush();
         self.generation += 1;
         self.rejected_changed = false;
-        if is_first {
-            self.changed_keys.clear();
-        }
+        let changed_keys = std::mem::take(&mut self.changed_keys);
         Some(SourceUpdate {
             store: Arc::clone(&self.store),
             files: self.reports(),
             generation: self.generation,
-            changed_kinds: std::mem::take(&mut self.changed),
+            changed_kinds: changed_keys.iter().map(|key| key.kind).collect(),
             // An object changed and changed back is named too: compiled again, to no effect.
-            changed: (!is_first)
-                .then(|| std::mem::take(&mut self.changed_keys).into_iter().collect()),
+            changed: (!is_first).then(|| changed_keys.into_iter().collect()),
         })
     }
 
