@@ -2,9 +2,9 @@
 //! ([`Reading`]).
 //!
 //! Keeps no bytes. What it keeps: the file's stamp (to tell whether to read it again), a hash of
-//! the bytes last read (to tell "same bytes" after a `touch`), the file's parsed documents by
-//! hash of their text (so a re-read parses only the documents whose text changed and reuses the
-//! others, the same `Arc`s), its last good objects, and its report.
+//! the bytes last read (to tell "same bytes" after a `touch`), the file's parsed documents in
+//! order, each with the hash of its text (so a re-read parses only the documents whose text
+//! changed and reuses the others, the same `Arc`s), its last good objects, and its report.
 
 use std::io;
 use std::path::Path;
@@ -29,8 +29,11 @@ pub(crate) struct FileState {
     is_stale: bool,
     /// Hash of the bytes last read; `None` when the last read failed.
     content: Option<ContentHash>,
-    /// The valid parsed documents of the bytes last read, by hash of their text.
-    documents: ContentHashMap<Box<ParsedDocument>>,
+    /// The parsed documents of the bytes last read, one per piece in order, each with the hash
+    /// of its text. Invalid ones are kept in their place but never reused: they are parsed
+    /// again (their outcome can depend on the file, a spent budget, and fixing them is the edit
+    /// that follows).
+    documents: Vec<(ContentHash, Box<ParsedDocument>)>,
     /// The objects of the last content that parsed.
     pub(crate) objects: Vec<Object>,
     /// Skipped documents of the last content that parsed.
@@ -112,19 +115,55 @@ impl Text {
     }
 
     /// The pieces that need parsing: none when `state` last read these same bytes, else those
-    /// whose text `state` has no parsed document for, each text once.
+    /// whose text `state` has no valid parsed document for, each text once.
     pub(crate) fn unparsed(&self, state: Option<&FileState>) -> Vec<(&str, ContentHash)> {
-        if state.is_some_and(|state| state.content == Some(self.content)) {
+        let mut listed = ContentHashSet::default();
+        let Some(state) = state else {
+            return self
+                .pieces()
+                .filter(|(_, hash)| listed.insert(*hash))
+                .collect();
+        };
+        if state.content == Some(self.content) {
             return Vec::new();
         }
-        let mut listed = ContentHashSet::default();
+        let (prefix, suffix) = common_ends(&state.documents, &self.pieces);
+        let kept: ContentHashSet = state.documents[prefix..state.documents.len() - suffix]
+            .iter()
+            .filter(|(_, document)| document.is_valid())
+            .map(|(hash, _)| *hash)
+            .collect();
         self.pieces()
-            .filter(|(_, hash)| {
-                !state.is_some_and(|state| state.documents.contains_key(hash))
-                    && listed.insert(*hash)
-            })
+            .skip(prefix)
+            .take(self.pieces.len() - prefix - suffix)
+            .filter(|(_, hash)| !kept.contains(hash) && listed.insert(*hash))
             .collect()
     }
+}
+
+/// How the pieces of a new text line up with the documents kept from the last read: how many
+/// at the start, and then at the end, are the same valid documents, in the same order. An edit
+/// changes a few documents somewhere in the file: the others are found by comparing hashes in
+/// order (a few nanoseconds each), and only the pieces between the two ends are looked up.
+fn common_ends(
+    kept: &[(ContentHash, Box<ParsedDocument>)],
+    pieces: &[(usize, ContentHash)],
+) -> (usize, usize) {
+    let same =
+        |(kept, document): &(ContentHash, Box<ParsedDocument>),
+         (_, piece): &(usize, ContentHash)| { kept == piece && document.is_valid() };
+    let prefix = kept
+        .iter()
+        .zip(pieces)
+        .take_while(|(kept, piece)| same(kept, piece))
+        .count();
+    let suffix = kept[prefix..]
+        .iter()
+        .rev()
+        .zip(pieces[prefix..].iter().rev())
+        .take_while(|(kept, piece)| same(kept, piece))
+        .count();
+    (prefix, suffix)
 }
 
 impl FileState {
@@ -188,29 +227,47 @@ impl FileState {
         text: &Text,
         parsed: &mut ContentHashMap<Box<ParsedDocument>>,
     ) -> Option<Vec<Object>> {
-        let mut documents = ContentHashMap::default();
-        documents.reserve(text.pieces.len());
-        for (_, hash) in &text.pieces {
-            if !documents.contains_key(hash)
-                && let Some(document) = self.documents.remove(hash).or_else(|| parsed.remove(hash))
-            {
-                documents.insert(*hash, document);
-            }
-        }
-        let ordered: Vec<&ParsedDocument> = text
-            .pieces
-            .iter()
-            .filter_map(|(_, hash)| documents.get(hash).map(Box::as_ref))
+        // The documents at both ends stay where they are; those between are taken from the
+        // kept ones between the ends, or from the newly parsed ones, by hash.
+        let mut documents = std::mem::take(&mut self.documents);
+        let (prefix, suffix) = common_ends(&documents, &text.pieces);
+        let tail: Vec<(ContentHash, Box<ParsedDocument>)> =
+            documents.drain(documents.len() - suffix..).collect();
+        let mut between: ContentHashMap<Box<ParsedDocument>> = documents
+            .drain(prefix..)
+            .filter(|(_, document)| document.is_valid())
             .collect();
-        let result = if ordered.len() == text.pieces.len() {
+        documents.reserve_exact(text.pieces.len() - prefix);
+        // Where each document taken between the ends went, for a text repeated there.
+        let mut placed: ContentHashMap<usize> = ContentHashMap::default();
+        let mut complete = true;
+        for (_, hash) in &text.pieces[prefix..text.pieces.len() - suffix] {
+            let document = match between.remove(hash).or_else(|| parsed.remove(hash)) {
+                Some(document) => {
+                    placed.insert(*hash, documents.len());
+                    document
+                }
+                None => match placed.get(hash) {
+                    Some(&at) => documents[at].1.clone(),
+                    None => {
+                        complete = false;
+                        continue;
+                    }
+                },
+            };
+            documents.push((*hash, document));
+        }
+        documents.extend(tail);
+        let result = if complete {
+            let ordered: Vec<&ParsedDocument> = documents
+                .iter()
+                .map(|(_, document)| document.as_ref())
+                .collect();
             join_documents(&text.text, &ordered)
         } else {
             // Unreachable: every piece was kept or parsed. Parse the text rather than guess.
             parse_documents(&text.text)
         };
-        // Invalid documents are parsed again next time: their outcome can depend on the file
-        // (a spent budget), and fixing them is the edit that follows.
-        documents.retain(|_, document| document.is_valid());
         self.documents = documents;
         match result {
             Ok(parsed) => {

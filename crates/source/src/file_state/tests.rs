@@ -137,3 +137,66 @@ fn a_file_that_is_not_utf8_is_reported_once() {
     read_into(&mut state, &path, &hasher);
     assert_eq!(state.outcome(), before);
 }
+
+#[test]
+fn random_edits_give_the_objects_of_a_fresh_parse_and_parse_only_new_documents() {
+    // A file of namespaces edited at random: a document changed, added, removed, moved or
+    // copied, anywhere. After each edit the file's objects are those of parsing the whole text
+    // again, and only documents whose text is new were parsed (a copy of a document from the
+    // unchanged ends may be parsed once more).
+    let dir = TestDir::new();
+    let hasher = ContentHasher::new();
+    let mut state = FileState::default();
+    let document =
+        |id: u64| format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ns-{id}}}\n");
+    let mut documents: Vec<u64> = (0..40).collect();
+    let mut next_id = 40;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random = move |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % u64::try_from(below.max(1)).unwrap_or(1)).unwrap_or(0)
+    };
+    let text = |documents: &[u64]| documents.iter().map(|id| document(*id)).collect::<String>();
+    let path = dir.write("a.yaml", &text(&documents));
+    read_into(&mut state, &path, &hasher);
+    for step in 0..300 {
+        let at = random(documents.len());
+        let most_parsed = match random(5) {
+            0 if !documents.is_empty() => {
+                documents[at] = next_id;
+                next_id += 1;
+                1
+            }
+            1 => {
+                documents.insert(at, next_id);
+                next_id += 1;
+                1
+            }
+            2 if documents.len() > 1 => {
+                documents.remove(at);
+                0
+            }
+            3 if !documents.is_empty() => {
+                let moved = documents.remove(at);
+                documents.insert(random(documents.len() + 1), moved);
+                0
+            }
+            4 if !documents.is_empty() => {
+                let copy = documents[at];
+                documents.insert(random(documents.len() + 1), copy);
+                1
+            }
+            _ => 0,
+        };
+        let written = text(&documents);
+        dir.write("a.yaml", &written);
+        let (parsed, _) = read_into(&mut state, &path, &hasher);
+        assert!(parsed <= most_parsed, "step {step}: {parsed} parsed");
+        let fresh = model::parse_documents(&written).expect("valid");
+        let keys = |objects: &[Object]| objects.iter().map(Object::key).collect::<Vec<_>>();
+        assert_eq!(keys(&state.objects), keys(&fresh.objects), "step {step}");
+        assert_eq!(state.documents.len(), documents.len(), "step {step}");
+    }
+}
