@@ -1,7 +1,8 @@
 //! [`ContentHash`]: a 128-bit hash of a file's or a document's bytes, to tell "same bytes"
 //! without keeping the bytes, or of an object's key, to tell "same key" without keeping it.
 //!
-//! Bytes are hashed with XXH3-128 under a random 192-byte secret; keys (a few short strings)
+//! Bytes (and a file's sequence of document hashes) are hashed with XXH3-128 under a random
+//! 192-byte secret; keys (a few short strings)
 //! with two SipHash-1-3 hashers (the standard library's), each with its own random keys. The
 //! secret and keys are chosen per [`ContentHasher`], that is per file source, so a config
 //! cannot be written to collide without knowing them. Not a cryptographic commitment: it
@@ -64,9 +65,16 @@ impl ContentHasher {
         ContentHash(self.first.hash_one(key), self.second.hash_one(key))
     }
 
-    /// One hash for a sequence of hashes: of a file from its documents' hashes.
+    /// One hash for a sequence of hashes: of a file from its documents' hashes. The hashes'
+    /// bytes in one buffer, hashed as bytes are (SipHash over the 15,000 hashes of a big file
+    /// took a twentieth of its rescan).
     pub(crate) fn combine(&self, hashes: &[ContentHash]) -> ContentHash {
-        ContentHash(self.first.hash_one(hashes), self.second.hash_one(hashes))
+        let mut bytes = Vec::with_capacity(hashes.len() * 16);
+        for ContentHash(first, second) in hashes {
+            bytes.extend_from_slice(&first.to_le_bytes());
+            bytes.extend_from_slice(&second.to_le_bytes());
+        }
+        self.hash(&bytes)
     }
 }
 
