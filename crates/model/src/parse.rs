@@ -95,7 +95,7 @@ pub fn join_documents(text: &str, documents: &[&ParsedDocument]) -> Result<Parse
     if let [only] = documents {
         // One piece is the whole text (pieces cover it): its parse is the whole text's.
         return match &only.outcome {
-            Ok(decoded) => collect(decoded),
+            Ok(decoded) => collect(decoded, decoded.len()),
             Err(error) => Err(ParseError::clone(error)),
         };
     }
@@ -114,6 +114,7 @@ pub fn join_documents(text: &str, documents: &[&ParsedDocument]) -> Result<Parse
             .iter()
             .filter_map(|document| document.outcome.as_ref().ok())
             .flatten(),
+        documents.len(),
     )
 }
 
@@ -122,13 +123,19 @@ pub fn join_documents(text: &str, documents: &[&ParsedDocument]) -> Result<Parse
 fn parse_stream(text: &str) -> Result<Parsed, ParseError> {
     let (values, _) = read_values(text);
     let decoded: Vec<Decoded> = values?.into_iter().map(decode_value).collect();
-    collect(&decoded)
+    collect(&decoded, decoded.len())
 }
 
 /// A file's decoded documents, in order, as its objects and skipped kinds; the first invalid
 /// document, numbered from 1, fails the file.
-fn collect<'a>(documents: impl IntoIterator<Item = &'a Decoded>) -> Result<Parsed, ParseError> {
+/// `expected` is about how many there are: most documents are objects, and a 15,000-document
+/// file's list is then allocated once, not grown fourteen times.
+fn collect<'a>(
+    documents: impl IntoIterator<Item = &'a Decoded>,
+    expected: usize,
+) -> Result<Parsed, ParseError> {
     let mut parsed = Parsed::default();
+    parsed.objects.reserve(expected);
     for (index, decoded) in documents.into_iter().enumerate() {
         match decoded {
             Decoded::Empty => {}
