@@ -2,15 +2,14 @@
 //! without keeping the bytes, or of an object's key, to tell "same key" without keeping it.
 //!
 //! Bytes (and a file's sequence of document hashes) are hashed with XXH3-128 under a random
-//! 192-byte secret; keys (a few short strings)
-//! with two SipHash-1-3 hashers (the standard library's), each with its own random keys. The
-//! secret and keys are chosen per [`ContentHasher`], that is per file source, so a config
-//! cannot be written to collide without knowing them. Not a cryptographic commitment: it
-//! stands in for comparing bytes we have read with bytes we read before, and whoever could
-//! make two documents collide writes the config anyway (a collision would leave an edit
-//! unread until the file changes again). XXH3 rather than SipHash for the bytes: a rescan
-//! hashes every document of the edited file, and SipHash's two passes over a 3.7 MB file took
-//! 2 ms, a fifth of the rescan.
+//! 192-byte secret; keys (a few short strings) with two SipHash-1-3 hashers (the standard
+//! library's), each with its own random keys. The secret and keys are chosen per
+//! [`ContentHasher`], that is per file source, so a config cannot be written to collide without
+//! knowing them. Not a cryptographic commitment: it stands in for comparing bytes we have read
+//! with bytes we read before, and whoever could make two documents collide writes the config
+//! anyway (a collision would leave an edit unread until the file changes again). XXH3 rather
+//! than SipHash for the bytes: a rescan hashes every document of the edited file, and
+//! SipHash's two passes over a 3.7 MB file took 2 ms, a fifth of the rescan.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
@@ -67,7 +66,7 @@ impl ContentHasher {
 
     /// One hash for a sequence of hashes: of a file from its documents' hashes. The hashes'
     /// bytes in one buffer, hashed as bytes are (SipHash over the 15,000 hashes of a big file
-    /// took a twentieth of its rescan).
+    /// took 3 % of its rescan).
     pub(crate) fn combine(&self, hashes: &[ContentHash]) -> ContentHash {
         let mut bytes = Vec::with_capacity(hashes.len() * 16);
         for ContentHash(first, second) in hashes {
