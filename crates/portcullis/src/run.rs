@@ -193,7 +193,11 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     });
     let initial = updates.borrow_and_update().clone();
     controller.apply(initial);
-    // Start-up is over: its code leaves the resident set (`crates/memory`).
+    // Start-up is over: what its compile freed, and its code, leave the resident set
+    // (`crates/memory`). The controller runs on this thread, which is not a runtime worker:
+    // the upkeep's collections never reach its heap, and what applying changes freed here
+    // stayed resident (4 MB at 5,000 routes in one file after 30 edits).
+    memory::allocator::collect();
     match memory::release_control_plane_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
@@ -290,7 +294,10 @@ async fn follow_updates(
     // change maps what it runs again, from the page cache.
     let release = tokio::time::sleep(CODE_RELEASE_QUIET);
     tokio::pin!(release);
-    let mut release_due = false;
+    // Also a second after start: the code that ran since the release above (the watcher's
+    // first pass, this loop's set-up) leaves the resident set too (about 2 MiB), and this
+    // thread's heap is collected again.
+    let mut release_due = true;
     loop {
         tokio::select! {
             changed = updates.changed() => {
@@ -304,6 +311,8 @@ async fn follow_updates(
             }
             () = &mut release, if release_due => {
                 release_due = false;
+                // As at start: this thread's heap, which only applying changes uses.
+                memory::allocator::collect();
                 match memory::release_control_plane_code() {
                     Ok(bytes) => tracing::debug!(bytes, "code of the last config change released"),
                     Err(error) => tracing::debug!(%error, "code of the last config change not released"),
