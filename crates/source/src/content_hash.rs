@@ -67,7 +67,10 @@ impl ContentHasher {
     /// One hash for a sequence of hashes: of a file from its documents' hashes. The hashes'
     /// bytes in one buffer, hashed as bytes are (SipHash over the 15,000 hashes of a big file
     /// took 3 % of its rescan).
-    pub(crate) fn combine(&self, hashes: &[ContentHash]) -> ContentHash {
+    pub(crate) fn combine<'a>(
+        &self,
+        hashes: impl ExactSizeIterator<Item = &'a ContentHash>,
+    ) -> ContentHash {
         let mut bytes = Vec::with_capacity(hashes.len() * 16);
         for ContentHash(first, second) in hashes {
             bytes.extend_from_slice(&first.to_le_bytes());

@@ -95,8 +95,7 @@ impl Reading {
                 (end, hasher.hash(piece.as_bytes()))
             })
             .collect();
-        let hashes: Vec<ContentHash> = pieces.iter().map(|(_, hash)| *hash).collect();
-        let content = hasher.combine(&hashes);
+        let content = hasher.combine(pieces.iter().map(|(_, hash)| hash));
         Reading::Text(Text {
             text,
             pieces,

@@ -358,7 +358,6 @@ fn http_route(namespace: &str, index: &str, rng: &mut StdRng) -> String {
     text
 }
 
-/// The store of the slots' current objects.
 #[test]
 fn changes_named_by_key_equal_the_changes_found_by_comparing_the_stores() {
     let mut rng = StdRng::seed_from_u64(11);
@@ -380,6 +379,7 @@ fn changes_named_by_key_equal_the_changes_found_by_comparing_the_stores() {
     }
 }
 
+/// The store of the slots' current objects.
 fn store_of(objects: &BTreeMap<&str, String>) -> Store {
     let mut store = Store::new();
     let text = std::iter::once(CLASS.to_owned())

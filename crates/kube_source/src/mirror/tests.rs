@@ -50,12 +50,19 @@ fn list(mirror: &mut Mirror, stream: &WatchedStream, objects: Vec<Converted>) {
     mirror.apply(stream, Event::InitDone);
 }
 
-#[test]
-fn nothing_is_published_until_every_stream_has_listed() {
+/// A mirror of EndpointSlices and Services whose slices have listed (one slice, `cart-1`)
+/// and whose Services have not.
+fn slices_listed_services_not() -> (WatchedStream, WatchedStream, Mirror) {
     let slices = stream(Kind::EndpointSlice);
     let services = stream(Kind::Service);
     let mut mirror = Mirror::new([slices.clone(), services.clone()]);
     list(&mut mirror, &slices, vec![slice("cart-1", "198.18.0.2")]);
+    (slices, services, mirror)
+}
+
+#[test]
+fn nothing_is_published_until_every_stream_has_listed() {
+    let (_, services, mut mirror) = slices_listed_services_not();
     assert!(mirror.publish().is_none(), "services have not listed yet");
     assert_eq!(mirror.unsynced().collect::<Vec<_>>(), [&services]);
     list(&mut mirror, &services, vec![]);
@@ -110,10 +117,7 @@ fn a_relist_of_equal_objects_publishes_nothing() {
 
 #[test]
 fn an_event_shares_every_unchanged_object_with_the_previous_store() {
-    let slices = stream(Kind::EndpointSlice);
-    let services = stream(Kind::Service);
-    let mut mirror = Mirror::new([slices.clone(), services.clone()]);
-    list(&mut mirror, &slices, vec![slice("cart-1", "198.18.0.2")]);
+    let (slices, services, mut mirror) = slices_listed_services_not();
     list(&mut mirror, &services, vec![service("cart")]);
     let first = mirror.publish().expect("synced");
     mirror.apply(&slices, Event::Apply(slice("cart-1", "198.18.0.9")));
@@ -251,10 +255,7 @@ fn a_kind_watched_after_the_first_publication_does_not_hold_publishing_or_refere
 
 #[test]
 fn a_store_its_consumer_let_go_is_reused_for_the_next_change_not_copied() {
-    let slices = stream(Kind::EndpointSlice);
-    let services = stream(Kind::Service);
-    let mut mirror = Mirror::new([slices.clone(), services.clone()]);
-    list(&mut mirror, &slices, vec![slice("cart-1", "198.18.0.2")]);
+    let (slices, services, mut mirror) = slices_listed_services_not();
     // Enough objects that catching up a spare costs less than a copy (see `StoreVersions`).
     let names = ["cart", "shop", "pay", "ship", "mail", "user", "auth", "cdn"];
     list(

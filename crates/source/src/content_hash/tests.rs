@@ -32,9 +32,9 @@ fn each_hasher_has_its_own_secret() {
 fn a_combined_hash_depends_on_order_and_cut() {
     let hasher = ContentHasher::new();
     let (a, b) = (hasher.hash(b"a"), hasher.hash(b"b"));
-    assert_eq!(hasher.combine(&[a, b]), hasher.combine(&[a, b]));
-    assert_ne!(hasher.combine(&[a, b]), hasher.combine(&[b, a]));
-    assert_ne!(hasher.combine(&[a]), hasher.combine(&[a, a]));
+    assert_eq!(hasher.combine([a, b].iter()), hasher.combine([a, b].iter()));
+    assert_ne!(hasher.combine([a, b].iter()), hasher.combine([b, a].iter()));
+    assert_ne!(hasher.combine([a].iter()), hasher.combine([a, a].iter()));
 }
 
 #[test]
