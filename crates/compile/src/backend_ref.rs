@@ -287,6 +287,16 @@ impl BackendTable {
         moved
     }
 
+    /// Makes room for `backends` more backends at once (a full compile: see
+    /// `Compiler::reserve_indexes` for why).
+    pub(crate) fn reserve(&mut self, backends: usize) {
+        self.index.reserve(backends);
+        self.by_source.reserve(backends);
+        self.specs.reserve_exact(backends);
+        self.sources.reserve_exact(backends);
+        self.applied.reserve_exact(backends);
+    }
+
     /// Drops the spare room of the index-aligned lists and of each source's backends, once a
     /// full compile has filled them: they grew by doubling, and a source rarely has more than
     /// one backend (a list grown by `push` has room for four). A backend added later grows

@@ -87,6 +87,8 @@ impl SliceIndex {
     /// The index of every slice of a store.
     pub(crate) fn of(store: &Store) -> SliceIndex {
         let mut index = SliceIndex::default();
+        // At most a Service per slice, reserved at once (see `Compiler::build`).
+        index.by_service.reserve(store.endpoint_slices.len());
         for ((namespace, name), slice) in &store.endpoint_slices {
             if let Some(service) = service_of(slice) {
                 index

@@ -159,6 +159,14 @@ impl<V> HostMap<V> {
         }
     }
 
+    /// Makes room for `exact` more exact names and `wildcard` more wildcard suffixes at once
+    /// (a table grown by doubling leaves what it replaced as holes in the allocator's pages).
+    pub fn reserve(&mut self, exact: usize, wildcard: usize) {
+        self.entries.reserve(exact + wildcard);
+        self.exact.reserve(exact);
+        self.wildcard.reserve(wildcard);
+    }
+
     /// Returns the value for `pattern`, inserting `f()` first if there is none.
     pub fn entry_or_insert_with(&mut self, pattern: &HostPattern, f: impl FnOnce() -> V) -> &mut V {
         let index = match self.index_of(pattern) {

@@ -267,6 +267,17 @@ impl<T> RouteTable<T> {
         let mut changes: HashMap<HostPattern, Option<Arc<HostRoutes<T>>>> =
             changes.into_iter().collect();
         let mut hosts = HostMap::new();
+        let (exact, wildcard) = self
+            .hosts
+            .iter()
+            .map(|(pattern, _)| pattern)
+            .chain(changes.keys())
+            .fold((0, 0), |(exact, wildcard), pattern| match pattern {
+                HostPattern::Exact(_) => (exact + 1, wildcard),
+                HostPattern::Wildcard(_) => (exact, wildcard + 1),
+                HostPattern::Any => (exact, wildcard),
+            });
+        hosts.reserve(exact, wildcard);
         for (pattern, routes) in self.hosts.iter() {
             match changes.remove(pattern) {
                 Some(Some(replaced)) => {

@@ -79,8 +79,12 @@ impl Merge {
         files: impl IntoIterator<Item = (&'a Arc<Path>, &'a [Object])>,
     ) -> (Vec<StoreEdit>, BTreeSet<Kind>, BTreeSet<Arc<Path>>) {
         let mut duplicated = BTreeSet::new();
+        // One allocation of the map: each doubling would leave the table it replaced as a
+        // hole in the allocator's large pages, resident for the life of the process.
+        let files: Vec<_> = files.into_iter().collect();
+        self.definitions
+            .reserve(files.iter().map(|(_, objects)| objects.len()).sum());
         for (file, objects) in files {
-            self.definitions.reserve(objects.len());
             for object in objects {
                 let definition = || Definition {
                     file: Arc::clone(file),

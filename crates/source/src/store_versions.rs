@@ -8,9 +8,10 @@
 //! has usually let it go, and catching it up costs in proportion to the last two changes. When
 //! someone still holds it, or its catch-up would cost about as much, the last store is copied.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use model::{Object, ObjectKey, Store};
+use model::{Kind, Object, ObjectKey, Store};
 
 use crate::merge::StoreEdit;
 use crate::store_entry::remove;
@@ -58,27 +59,36 @@ impl StoreVersions {
 
 /// A store of the objects `edits` add (removals have nothing to remove).
 fn built(edits: Vec<StoreEdit>) -> Store {
-    let mut gateway_classes = Vec::new();
-    let mut gateways = Vec::new();
-    let mut listener_sets = Vec::new();
-    let mut http_routes = Vec::new();
-    let mut grpc_routes = Vec::new();
-    let mut tls_routes = Vec::new();
-    let mut tcp_routes = Vec::new();
-    let mut udp_routes = Vec::new();
-    let mut reference_grants = Vec::new();
-    let mut backend_tls_policies = Vec::new();
-    let mut namespaces = Vec::new();
-    let mut services = Vec::new();
-    let mut endpoint_slices = Vec::new();
-    let mut secrets = Vec::new();
-    let mut config_maps = Vec::new();
-    let mut backends = Vec::new();
-    let mut backend_traffic_policies = Vec::new();
-    let mut client_traffic_policies = Vec::new();
-    let mut security_policies = Vec::new();
-    let mut rate_limit_policies = Vec::new();
-    let mut compositions = Vec::new();
+    // Each list allocated once, at its size: grown by doubling, the lists of the big kinds
+    // would leave the buffers they replaced as holes in the allocator's large pages.
+    let mut counts: BTreeMap<Kind, usize> = BTreeMap::new();
+    for (key, object) in &edits {
+        if object.is_some() {
+            *counts.entry(key.kind).or_default() += 1;
+        }
+    }
+    let count = |kind| counts.get(&kind).copied().unwrap_or(0);
+    let mut gateway_classes = Vec::with_capacity(count(Kind::GatewayClass));
+    let mut gateways = Vec::with_capacity(count(Kind::Gateway));
+    let mut listener_sets = Vec::with_capacity(count(Kind::ListenerSet));
+    let mut http_routes = Vec::with_capacity(count(Kind::HttpRoute));
+    let mut grpc_routes = Vec::with_capacity(count(Kind::GrpcRoute));
+    let mut tls_routes = Vec::with_capacity(count(Kind::TlsRoute));
+    let mut tcp_routes = Vec::with_capacity(count(Kind::TcpRoute));
+    let mut udp_routes = Vec::with_capacity(count(Kind::UdpRoute));
+    let mut reference_grants = Vec::with_capacity(count(Kind::ReferenceGrant));
+    let mut backend_tls_policies = Vec::with_capacity(count(Kind::BackendTlsPolicy));
+    let mut namespaces = Vec::with_capacity(count(Kind::Namespace));
+    let mut services = Vec::with_capacity(count(Kind::Service));
+    let mut endpoint_slices = Vec::with_capacity(count(Kind::EndpointSlice));
+    let mut secrets = Vec::with_capacity(count(Kind::Secret));
+    let mut config_maps = Vec::with_capacity(count(Kind::ConfigMap));
+    let mut backends = Vec::with_capacity(count(Kind::Backend));
+    let mut backend_traffic_policies = Vec::with_capacity(count(Kind::BackendTrafficPolicy));
+    let mut client_traffic_policies = Vec::with_capacity(count(Kind::ClientTrafficPolicy));
+    let mut security_policies = Vec::with_capacity(count(Kind::SecurityPolicy));
+    let mut rate_limit_policies = Vec::with_capacity(count(Kind::RateLimitPolicy));
+    let mut compositions = Vec::with_capacity(count(Kind::Composition));
     for (key, object) in edits {
         let Some(object) = object else {
             continue;
