@@ -44,6 +44,8 @@ pub struct FileSource {
     /// The last rescan error, logged once until it changes or a rescan succeeds (at the file
     /// descriptor limit every rescan fails the same way).
     rescan_error: Option<String>,
+    /// Whether the last rescan read a file (rather than only listing the tree).
+    read_files: bool,
 }
 
 /// What the watcher knows before a rescan.
@@ -93,6 +95,7 @@ impl FileSource {
             hasher: ContentHasher::new(),
             current: Arc::new(initial),
             rescan_error: None,
+            read_files: false,
         };
         source.scan(&Changes::default())?;
         Ok(source)
@@ -141,7 +144,19 @@ impl FileSource {
         }
     }
 
+    /// Lets the store kept to make the next store from go (see [`StoreVersions::forget_spare`]).
+    pub(crate) fn forget_spare_store(&mut self) {
+        self.versions.forget_spare();
+    }
+
+    /// Whether the last rescan read a file: a file is read again when its metadata changed, or
+    /// once more when it was written too recently for its metadata to tell a later write.
+    pub(crate) fn last_rescan_read(&self) -> bool {
+        self.read_files
+    }
+
     fn scan(&mut self, changes: &Changes) -> Result<Option<Arc<SourceUpdate>>, SourceError> {
+        self.read_files = false;
         let now = SystemTime::now();
         let (listing, removed) = match self.named_files(changes) {
             Some(found) => found,
@@ -167,6 +182,7 @@ impl FileSource {
         }
 
         let to_read = self.files_to_read(listing, changes);
+        self.read_files = !to_read.is_empty();
         let hasher = &self.hasher;
         let readings = map_in_parallel(
             &to_read,

@@ -159,6 +159,8 @@ fn run(
     // The first pass, at once, closes the window between `load` and the watch being in place.
     let mut safety_net = Instant::now();
     let mut collect_at = None;
+    // Whether a rescan read files but published nothing since the code was last released.
+    let mut release_code = false;
     loop {
         // Taken right before deciding, so that a write that started since the last wake is
         // deferred rather than read half done.
@@ -175,6 +177,8 @@ fn run(
                 if publish.send(update).is_err() {
                     return;
                 }
+            } else if source.last_rescan_read() {
+                release_code = true;
             }
             safety_net = Instant::now() + SAFETY_NET_INTERVAL;
             collect_at = Some(Instant::now() + COLLECT_QUIET);
@@ -190,8 +194,21 @@ fn run(
         // change and the workers serve.
         let now = Instant::now();
         if collect_at.is_some_and(|at| now >= at) {
+            source.forget_spare_store();
             memory::allocator::collect();
             collect_at = None;
+            // A file read again with nothing to publish (most often the second read of a file
+            // written within its timestamps' granularity, on the safety-net rescan) ran the
+            // reading, splitting and hashing code: about 1 MiB of the binary, resident until
+            // released. A change that was published is released by the control loop once
+            // applied (`portcullis::run`).
+            if release_code {
+                release_code = false;
+                match memory::release_control_plane_code() {
+                    Ok(bytes) => debug!(bytes, "code of a config reread released"),
+                    Err(error) => debug!(%error, "code of a config reread not released"),
+                }
+            }
         }
         let wake_at = [schedule.next_due(debounce), collect_at]
             .into_iter()

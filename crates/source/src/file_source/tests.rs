@@ -392,6 +392,26 @@ fn files_are_read_when_changed_named_stale_or_all_are_asked_for() {
     assert_eq!(to_read(&source, &Changes::default()), vec![a]);
 }
 
+#[test]
+fn a_rescan_says_whether_it_read_a_file() {
+    let dir = TestDir::new();
+    dir.write("a.yaml", &backend("one", 1));
+    let mut source = FileSource::load(dir.path()).expect("load");
+    // Just written: read again, with nothing to publish.
+    assert!(source.rescan().is_none());
+    assert!(source.last_rescan_read());
+
+    for state in source.files.values_mut() {
+        state.mark_fresh();
+    }
+    assert!(source.rescan().is_none());
+    assert!(!source.last_rescan_read(), "nothing changed: only listed");
+
+    dir.write("a.yaml", &backend("one", 2));
+    assert!(source.rescan().is_some());
+    assert!(source.last_rescan_read());
+}
+
 /// The file source's results computed the way it did before it kept state between rescans:
 /// every file parsed whole, merged in path order from scratch.
 #[derive(Default)]

@@ -65,6 +65,24 @@ fn each_version_has_every_edit_so_far_whether_reused_or_copied() {
 }
 
 #[test]
+fn a_forgotten_spare_is_let_go_and_the_next_store_is_still_right() {
+    let many: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let mut versions = StoreVersions::default();
+    let first = versions.next(&Arc::new(Store::new()), add(services(&many)));
+    let second = versions.next(&first, add(services(&["extra"])));
+    let spare = Arc::downgrade(&first);
+    drop(first);
+    assert!(spare.upgrade().is_some(), "kept as the spare");
+    versions.forget_spare();
+    assert!(spare.upgrade().is_none(), "let go");
+    let third = versions.next(&second, vec![removal("s0")]);
+    let mut expected = names(&second);
+    expected.retain(|name| name != "s0");
+    assert_eq!(names(&third), expected);
+}
+
+#[test]
 fn a_first_store_built_in_one_go_holds_what_inserting_would() {
     let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: web}\nspec: {controllerName: portcullis.dev/gateway-controller}\n---\napiVersion: portcullis.dev/v1alpha1\nkind: Backend\nmetadata: {name: web, namespace: shop}\nspec:\n  endpoints: [{ip: 127.0.0.1, port: 80}]\n";
     let objects = parse_documents(text).expect("valid").objects;
