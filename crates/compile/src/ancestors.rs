@@ -18,7 +18,7 @@ const PORTCULLIS_GROUP: &str = model::kind::PORTCULLIS_GROUP;
 
 /// An ancestor entry for a Gateway (one listener when `section_name` is set).
 pub(crate) fn gateway_ancestor(
-    (namespace, name): (String, String),
+    (namespace, name): model::NamespacedName,
     section_name: Option<String>,
     controller_name: &Arc<str>,
     conditions: Vec<Condition>,
@@ -45,8 +45,8 @@ pub(crate) fn route_gateways(
     kind: &str,
     namespace: &str,
     name: &str,
-) -> Vec<(String, String)> {
-    let key = (namespace.to_owned(), name.to_owned());
+) -> Vec<model::NamespacedName> {
+    let key = model::key(namespace, name);
     macro_rules! parents_of {
         ($route:expr) => {
             $route
@@ -77,7 +77,7 @@ pub(crate) struct BackendUse {
     /// The Service port's name, when the ref names a Service port that has one.
     pub(crate) port_name: Option<String>,
     /// The Gateways of ours the route attaches to.
-    pub(crate) gateways: Vec<(String, String)>,
+    pub(crate) gateways: Vec<model::NamespacedName>,
 }
 
 impl BackendUse {
@@ -247,7 +247,7 @@ fn parent_gateways(
     listeners: &Listeners,
     route_namespace: &str,
     parents: &[RefParts<'_>],
-) -> Vec<(String, String)> {
+) -> Vec<model::NamespacedName> {
     let mut gateways = Vec::new();
     for parent in parents {
         if parent.group.unwrap_or(GATEWAY_GROUP) != GATEWAY_GROUP {
@@ -255,17 +255,14 @@ fn parent_gateways(
         }
         let namespace = parent.namespace.unwrap_or(route_namespace);
         let gateway = match parent.kind.unwrap_or("Gateway") {
-            "Gateway" => (namespace.to_owned(), parent.name.to_owned()),
+            "Gateway" => model::key(namespace, parent.name),
             "ListenerSet" => {
-                let Some(set) = store
-                    .listener_sets
-                    .get(&(namespace.to_owned(), parent.name.to_owned()))
-                else {
+                let Some(set) = store.listener_sets.get(&model::key(namespace, parent.name)) else {
                     continue;
                 };
                 let gateway = &set.spec.parent_ref;
                 let gateway_namespace = gateway.namespace.as_deref().unwrap_or(namespace);
-                (gateway_namespace.to_owned(), gateway.name.clone())
+                model::key(gateway_namespace, &gateway.name)
             }
             _ => continue,
         };
@@ -283,9 +280,7 @@ fn service_port_name(
     port: Option<i32>,
 ) -> Option<String> {
     let port = port?;
-    let service = store
-        .services
-        .get(&(namespace.to_owned(), name.to_owned()))?;
+    let service = store.services.get(&model::key(namespace, name))?;
     service
         .spec
         .as_ref()?

@@ -130,9 +130,10 @@ macro_rules! route_parent_ref {
                     kind: known(self.kind.as_deref(), &[GATEWAY_KIND, LISTENER_SET_KIND]),
                     namespace: self
                         .namespace
-                        .clone()
-                        .unwrap_or_else(|| route_namespace.to_owned()),
-                    name: self.name.clone(),
+                        .as_deref()
+                        .unwrap_or(route_namespace)
+                        .into(),
+                    name: self.name.as_str().into(),
                     section_name: self.section_name.clone(),
                     port: self.port,
                 }
@@ -193,7 +194,7 @@ fn is_our_parent(store: &Store, options: &CompileOptions, parent: &ParentReferen
                 return false;
             }
             let namespace = gateway.namespace.as_deref().unwrap_or(&parent.namespace);
-            (namespace.to_owned(), gateway.name.clone())
+            model::key(namespace, &gateway.name)
         }
         _ => return false,
     };
@@ -201,7 +202,7 @@ fn is_our_parent(store: &Store, options: &CompileOptions, parent: &ParentReferen
         None => true,
         Some(gateway) => store
             .gateway_classes
-            .get(&gateway.spec.gateway_class_name)
+            .get(gateway.spec.gateway_class_name.as_str())
             .is_some_and(|class| *class.spec.controller_name == *options.controller_name),
     }
 }

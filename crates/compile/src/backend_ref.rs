@@ -55,15 +55,15 @@ pub(crate) struct Referrer<'a> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum ReadKey {
     /// A Service, by namespace and name.
-    Service(String, String),
+    Service(model::Name, model::Name),
     /// One of our `Backend` objects, by namespace and name.
-    Backend(String, String),
+    Backend(model::Name, model::Name),
     /// The ReferenceGrants of a namespace (a reference into it from another namespace).
-    Grants(String),
+    Grants(model::Name),
     /// The labels of a Namespace (a listener selects the route's namespace by label).
-    Namespace(String),
+    Namespace(model::Name),
     /// A `Composition` a rule's `ExtensionRef` filter names, by namespace and name.
-    Composition(String, String),
+    Composition(model::Name, model::Name),
 }
 
 /// Backends used by the snapshot being built, deduplicated by identity.
@@ -432,7 +432,7 @@ impl BackendTable {
         };
         // GEP-709: a reference across namespaces needs a ReferenceGrant in the target's.
         if reference.namespace != referrer.namespace {
-            self.read(ReadKey::Grants(reference.namespace.to_owned()));
+            self.read(ReadKey::Grants(reference.namespace.into()));
         }
         if reference.namespace != referrer.namespace
             && !reference_granted(store, referrer, reference)
@@ -445,7 +445,7 @@ impl BackendTable {
                 ),
             });
         }
-        let key = (reference.namespace.to_owned(), reference.name.to_owned());
+        let key = model::key(reference.namespace, reference.name);
         self.read(if kind_key == "Backend" {
             ReadKey::Backend(key.0.clone(), key.1.clone())
         } else {
@@ -640,7 +640,10 @@ pub(crate) fn reference_granted(
     referrer: &Referrer<'_>,
     reference: &BackendRefSpec<'_>,
 ) -> bool {
-    let start = (reference.namespace.to_owned(), String::new());
+    let start = (
+        model::Name::from(reference.namespace),
+        model::Name::default(),
+    );
     store
         .reference_grants
         .range(start..)
@@ -668,10 +671,14 @@ fn source_key(source: &EndpointSource) -> Option<ReadKey> {
     match source {
         EndpointSource::ServicePort {
             namespace, service, ..
-        } => Some(ReadKey::Service(namespace.clone(), service.clone())),
-        EndpointSource::Backend { namespace, name } => {
-            Some(ReadKey::Backend(namespace.clone(), name.clone()))
-        }
+        } => Some(ReadKey::Service(
+            namespace.as_str().into(),
+            service.as_str().into(),
+        )),
+        EndpointSource::Backend { namespace, name } => Some(ReadKey::Backend(
+            namespace.as_str().into(),
+            name.as_str().into(),
+        )),
         EndpointSource::Dns { .. } => None,
     }
 }

@@ -54,7 +54,7 @@ pub(crate) enum TargetKind {
 }
 
 /// A policy target: kind, namespace, name.
-type TargetKey = (TargetKind, String, String);
+type TargetKey = (TargetKind, model::Name, String);
 
 /// A target as a policy names it: kind, name (in the policy's namespace), sectionName.
 type Target = (TargetKind, String, Option<String>);
@@ -99,7 +99,7 @@ impl BackendTlsPolicies {
         options: &CompileOptions,
         clients: &[Arc<ClientCertificate>],
     ) -> BackendTlsPolicies {
-        let mut ordered: Vec<(&(String, String), &BackendTlsPolicy)> = store
+        let mut ordered: Vec<(&model::NamespacedName, &BackendTlsPolicy)> = store
             .backend_tls_policies
             .iter()
             .map(|(key, policy)| (key, policy.as_ref()))
@@ -158,7 +158,7 @@ impl BackendTlsPolicies {
     ) -> Option<Result<Arc<UpstreamTls>, RefProblem>> {
         let claims = self
             .winners
-            .get(&(kind, namespace.to_owned(), name.to_owned()))?;
+            .get(&(kind, namespace.into(), name.to_owned()))?;
         let by_section = section.and_then(|s| claims.iter().find(|(c, _)| c.as_deref() == Some(s)));
         let (_, index) = by_section.or_else(|| claims.iter().find(|(c, _)| c.is_none()))?;
         let policy = &self.policies[*index];
@@ -354,7 +354,7 @@ fn resolve_target(
     at: &FieldPath,
     target: &model::gateway_api::BackendTlsPolicyTargetRefs,
 ) -> Result<Target, Problem> {
-    let key = (namespace.to_owned(), target.name.clone());
+    let key = model::key(namespace, &target.name);
     let section = target.section_name.clone().filter(|s| !s.is_empty());
     match (target.group.as_str(), target.kind.as_str()) {
         ("", "Service") => {

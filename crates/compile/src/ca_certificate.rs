@@ -37,7 +37,7 @@ pub(crate) fn resolve_ca_certificates(
     kind_reason: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, Problem> {
     let invalid = |message: String| at.problem(message).because("InvalidCACertificateRef");
-    let key = (reference.namespace.to_owned(), reference.name.to_owned());
+    let key = model::key(reference.namespace, reference.name);
     let target = format!(
         "{} {}/{}",
         reference.kind, reference.namespace, reference.name

@@ -7,7 +7,7 @@ use model::diff::{changed_keys, changed_kinds};
 use model::{Kind, ObjectKey, Store};
 
 /// `(namespace, name)`.
-pub(crate) type Key = (String, String);
+pub(crate) type Key = model::NamespacedName;
 
 /// The keys that differ (added, removed or changed) between two stores, for the kinds the
 /// incremental compiler follows one by one; any other kind that differs is in `other`.
@@ -23,7 +23,7 @@ pub(crate) struct StoreChanges {
     pub(crate) endpoint_slices: Vec<Key>,
     pub(crate) reference_grants: Vec<Key>,
     /// Namespaces, by name.
-    pub(crate) namespaces: Vec<String>,
+    pub(crate) namespaces: Vec<model::Name>,
     /// Whether a Secret or ConfigMap differs: certificates, keys and CA bundles, which only
     /// the context (listeners, policies) reads.
     pub(crate) certificates: bool,

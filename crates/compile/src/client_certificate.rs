@@ -32,7 +32,7 @@ pub(crate) fn resolve_client_certificates(
 ) -> Vec<Arc<ClientCertificate>> {
     let mut certificates: Vec<Arc<ClientCertificate>> = Vec::new();
     // BTreeMap: Gateways in namespace/name order, for a deterministic certificate order.
-    let gateways: BTreeMap<(String, String), Vec<usize>> = listeners
+    let gateways: BTreeMap<model::NamespacedName, Vec<usize>> = listeners
         .by_gateway
         .iter()
         .map(|(key, slots)| (key.clone(), slots.clone()))
@@ -141,7 +141,7 @@ fn client_certificate(
                 .because("RefNotPermitted"));
         }
     }
-    let key = (secret_namespace.to_owned(), reference.name.clone());
+    let key = model::key(secret_namespace, &reference.name);
     let Some(secret) = store.secrets.get(&key) else {
         return Err(invalid(format!("{target} not found")));
     };

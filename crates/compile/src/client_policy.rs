@@ -100,8 +100,8 @@ impl ClientPlan {
 /// Where a policy attaches: a Gateway, or one of its listeners.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Target {
-    namespace: String,
-    gateway: String,
+    namespace: model::Name,
+    gateway: model::Name,
     listener: Option<String>,
 }
 
@@ -124,7 +124,7 @@ struct PolicyState {
     applies_to: Vec<String>,
     /// The Gateways of ours it targets (a listener when `sectionName` names one), in
     /// targetRefs order: its `status.ancestors`.
-    ancestors: Vec<((String, String), Option<String>)>,
+    ancestors: Vec<(model::NamespacedName, Option<String>)>,
 }
 
 /// Validates every ClientTrafficPolicy, attaches the valid ones, records each listener's and
@@ -278,7 +278,7 @@ fn ancestors(
     listeners: &Listeners,
     namespace: &str,
     refs: &[PolicyTargetRef],
-) -> Vec<((String, String), Option<String>)> {
+) -> Vec<(model::NamespacedName, Option<String>)> {
     let list = FieldPath::object(KIND, namespace, "").field("spec.targetRefs");
     let mut ancestors = Vec::new();
     for (position, reference) in refs.iter().enumerate() {
@@ -288,7 +288,7 @@ fn ancestors(
             // A listener that is not there: the Gateway (ours) shows why the policy does
             // nothing.
             Err(_) => {
-                let gateway = (namespace.to_owned(), reference.name.clone());
+                let gateway = model::key(namespace, &reference.name);
                 let is_gateway = (reference.group.as_str(), reference.kind.as_str())
                     == (GATEWAY_GROUP, "Gateway");
                 if !is_gateway || !listeners.by_gateway.contains_key(&gateway) {
@@ -319,7 +319,7 @@ fn target_of(
             reference.group, reference.kind
         )));
     }
-    let key = (namespace.to_owned(), reference.name.clone());
+    let key = model::key(namespace, &reference.name);
     let gateway = format!("Gateway {namespace}/{}", reference.name);
     if !store.gateways.contains_key(&key) {
         return Err(at.problem(format!("{gateway} not found")));

@@ -202,8 +202,8 @@ pub(crate) fn for_rule(
     let namespace = targets.referrer.namespace;
     targets
         .backends
-        .read(ReadKey::Composition(namespace.to_owned(), name.to_owned()));
-    let key = (namespace.to_owned(), name.to_owned());
+        .read(ReadKey::Composition(namespace.into(), name.into()));
+    let key = model::key(namespace, name);
     let Some(object) = targets.store.compositions.get(&key) else {
         let problem = at
             .problem(format!("{KIND} {namespace}/{name} not found"))
@@ -253,7 +253,7 @@ pub(crate) fn status(
     spec: &CompositionSpec,
     backends: &mut BackendTable,
     controller_name: &Arc<str>,
-    gateways: BTreeSet<(String, String)>,
+    gateways: BTreeSet<model::NamespacedName>,
 ) -> ObjectStatus {
     let compiled = compile(store, (namespace, name), spec, backends, Resolve::Always);
     let mut status = ObjectStatus::new(KIND, namespace, name);

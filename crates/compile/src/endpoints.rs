@@ -80,7 +80,7 @@ impl EndpointPlan {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SliceIndex {
     /// Slice names, sorted.
-    by_service: HashMap<(String, String), Vec<String>>,
+    by_service: HashMap<model::NamespacedName, Vec<model::Name>>,
 }
 
 impl SliceIndex {
@@ -93,7 +93,7 @@ impl SliceIndex {
             if let Some(service) = service_of(slice) {
                 index
                     .by_service
-                    .entry((namespace.clone(), service.to_owned()))
+                    .entry((namespace.clone(), service.into()))
                     .or_default()
                     .push(name.clone());
             }
@@ -110,14 +110,14 @@ impl SliceIndex {
     /// after: their endpoints may have changed.
     pub(crate) fn update(
         &mut self,
-        key: &(String, String),
+        key: &model::NamespacedName,
         old: &Store,
         new: &Store,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<model::NamespacedName> {
         let (namespace, name) = key;
         let mut services = Vec::new();
         if let Some(service) = old.endpoint_slices.get(key).and_then(|s| service_of(s)) {
-            let service = (namespace.clone(), service.to_owned());
+            let service = (namespace.clone(), service.into());
             if let Some(names) = self.by_service.get_mut(&service) {
                 names.retain(|n| n != name);
                 if names.is_empty() {
@@ -127,7 +127,7 @@ impl SliceIndex {
             services.push(service);
         }
         if let Some(service) = new.endpoint_slices.get(key).and_then(|s| service_of(s)) {
-            let service = (namespace.clone(), service.to_owned());
+            let service = (namespace.clone(), service.into());
             // Sorted, as `of` finds them, so endpoints come in the same order either way.
             let names = self.by_service.entry(service.clone()).or_default();
             if let Err(at) = names.binary_search(name) {
@@ -145,8 +145,8 @@ impl SliceIndex {
         namespace: &str,
         service: &str,
     ) -> impl Iterator<Item = &'a EndpointSlice> + use<'a, '_> {
-        let key = (namespace.to_owned(), service.to_owned());
-        let namespace = namespace.to_owned();
+        let key = model::key(namespace, service);
+        let namespace = model::Name::from(namespace);
         self.by_service
             .get(&key)
             .into_iter()
@@ -182,7 +182,7 @@ pub(crate) fn resolve_source(
             weight: 1,
         }],
         EndpointSource::Backend { namespace, name } => {
-            let Some(backend) = store.backends.get(&(namespace.clone(), name.clone())) else {
+            let Some(backend) = store.backends.get(&model::key(namespace, name)) else {
                 return Vec::new();
             };
             backend

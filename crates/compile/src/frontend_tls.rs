@@ -68,7 +68,7 @@ pub(crate) fn validate_frontend_clients(
     listeners: &mut Listeners,
     status: &mut StatusReport,
 ) {
-    let gateways: BTreeMap<(String, String), Vec<usize>> = listeners
+    let gateways: BTreeMap<model::NamespacedName, Vec<usize>> = listeners
         .by_gateway
         .iter()
         .map(|(key, slots)| (key.clone(), slots.clone()))

@@ -56,7 +56,7 @@ pub(crate) fn compile_gateways(
     status: &mut StatusReport,
 ) -> Listeners {
     let ours = accept_gateway_classes(store, options, status);
-    let mut gateways: Vec<(&(String, String), &Gateway)> = store
+    let mut gateways: Vec<(&model::NamespacedName, &Gateway)> = store
         .gateways
         .iter()
         .filter(|(_, gw)| ours.contains(&gw.spec.gateway_class_name.as_str()))
@@ -164,7 +164,7 @@ fn compile_gateway(
 
     let first = listeners.slots.len();
     listeners.by_gateway.insert(
-        (namespace.to_owned(), name.to_owned()),
+        model::key(namespace, name),
         (first..first + slots.len()).collect(),
     );
     listeners.slots.extend(slots);

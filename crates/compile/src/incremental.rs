@@ -83,7 +83,7 @@ enum UnitKind {
 
 /// A unit: its kind, namespace and name, shared by the maps that name it (one allocation
 /// per route, whatever the number of maps).
-type UnitKey = Arc<(UnitKind, String, String)>;
+type UnitKey = Arc<(UnitKind, model::Name, model::Name)>;
 
 /// The compiled state of one store, kept to compile the next change incrementally.
 pub struct Compiler {
@@ -557,7 +557,7 @@ impl Compiler {
             keys.iter()
                 .any(|key| self.context.policy_targets.contains(key))
         };
-        let used_by_tls = |keys: &[Key], read: fn(String, String) -> ReadKey| {
+        let used_by_tls = |keys: &[Key], read: fn(model::Name, model::Name) -> ReadKey| {
             !self.context.tls_reads.is_empty()
                 && keys.iter().any(|(ns, name)| {
                     self.context
@@ -934,14 +934,14 @@ fn policy_targets(store: &Store) -> HashSet<Key> {
         .iter()
         .flat_map(|((ns, _), policy)| {
             let names = policy.spec.target_refs.iter().map(|target| &target.name);
-            names.map(move |name| (ns.clone(), name.clone()))
+            names.map(move |name| (ns.clone(), name.as_str().into()))
         });
     let tls = store
         .backend_tls_policies
         .iter()
         .flat_map(|((ns, _), policy)| {
             let names = policy.spec.target_refs.iter().map(|target| &target.name);
-            names.map(move |name| (ns.clone(), name.clone()))
+            names.map(move |name| (ns.clone(), name.as_str().into()))
         });
     traffic
         .chain(tls)

@@ -155,7 +155,7 @@ fn attach_all(
     listeners: &mut Listeners,
     backends: &mut BackendTable,
     status: &mut StatusReport,
-    mut routes: Vec<(&String, &String, L4Route<'_>)>,
+    mut routes: Vec<(&model::Name, &model::Name, L4Route<'_>)>,
 ) {
     routes.sort_by_key(|(namespace, name, route)| {
         (

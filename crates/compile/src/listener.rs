@@ -124,10 +124,10 @@ impl ListenerSlot {
 pub(crate) struct Listeners {
     pub(crate) slots: Vec<ListenerSlot>,
     /// (namespace, name) of each Gateway we own → its slots' indices.
-    pub(crate) by_gateway: HashMap<(String, String), Vec<usize>>,
+    pub(crate) by_gateway: HashMap<model::NamespacedName, Vec<usize>>,
     /// (namespace, name) of each accepted ListenerSet → its slots' indices (not in its
     /// Gateway's entry: a parentRef to the Gateway does not select them).
-    pub(crate) by_listener_set: HashMap<(String, String), Vec<usize>>,
+    pub(crate) by_listener_set: HashMap<model::NamespacedName, Vec<usize>>,
     /// Client certificate validation of HTTPS slots, by slot index (`frontend_tls`).
     pub(crate) frontend_validation: HashMap<usize, Arc<ClientValidation>>,
     /// The backend client certificate of each slot's Gateway, by slot index
@@ -147,7 +147,7 @@ impl Listeners {
         self.route_policies.clear();
         for (index, slot) in self.slots.iter().enumerate() {
             let applied = if slot.owner_kind == "ListenerSet" {
-                let key = (slot.gateway_namespace.clone(), slot.gateway_name.clone());
+                let key = model::key(&slot.gateway_namespace, &slot.gateway_name);
                 store
                     .listener_sets
                     .get(&key)

@@ -54,7 +54,7 @@ pub(crate) fn compile_listener_sets(
     listeners: &mut Listeners,
     status: &mut StatusReport,
 ) {
-    let mut sets: Vec<(&(String, String), &ListenerSet)> = store
+    let mut sets: Vec<(&model::NamespacedName, &ListenerSet)> = store
         .listener_sets
         .iter()
         .filter(|(key, set)| {
@@ -98,8 +98,8 @@ pub(crate) fn compile_listener_sets(
 }
 
 /// Sets `attachedListenerSets` on every Gateway of ours: its accepted ListenerSets.
-fn count_attached(sets: &[(&(String, String), &ListenerSet)], status: &mut StatusReport) {
-    let mut attached: HashMap<(String, String), u32> = HashMap::new();
+fn count_attached(sets: &[(&model::NamespacedName, &ListenerSet)], status: &mut StatusReport) {
+    let mut attached: HashMap<model::NamespacedName, u32> = HashMap::new();
     for ((namespace, name), set) in sets {
         let key = ((*namespace).clone(), (*name).clone());
         if is_accepted(status, KIND, &key)
@@ -117,7 +117,7 @@ fn count_attached(sets: &[(&(String, String), &ListenerSet)], status: &mut Statu
 }
 
 /// `(namespace, name)` of the Gateway a ListenerSet names, when it names one.
-pub(crate) fn parent_gateway(namespace: &str, set: &ListenerSet) -> Option<(String, String)> {
+pub(crate) fn parent_gateway(namespace: &str, set: &ListenerSet) -> Option<model::NamespacedName> {
     let parent = &set.spec.parent_ref;
     let group = parent.group.as_deref().unwrap_or(GATEWAY_GROUP);
     let kind = parent.kind.as_deref().unwrap_or("Gateway");
@@ -125,17 +125,17 @@ pub(crate) fn parent_gateway(namespace: &str, set: &ListenerSet) -> Option<(Stri
         return None;
     }
     let gateway_namespace = parent.namespace.as_deref().unwrap_or(namespace);
-    Some((gateway_namespace.to_owned(), parent.name.clone()))
+    Some(model::key(gateway_namespace, &parent.name))
 }
 
 /// Whether the named Gateway is ours. A missing Gateway counts as ours, so the ListenerSet's
 /// status says it is missing (as for routes: we cannot tell whose it would be).
-fn is_ours(store: &Store, options: &CompileOptions, gateway: (String, String)) -> bool {
+fn is_ours(store: &Store, options: &CompileOptions, gateway: model::NamespacedName) -> bool {
     match store.gateways.get(&gateway) {
         None => true,
         Some(gateway) => store
             .gateway_classes
-            .get(&gateway.spec.gateway_class_name)
+            .get(gateway.spec.gateway_class_name.as_str())
             .is_some_and(|class| *class.spec.controller_name == *options.controller_name),
     }
 }
@@ -195,7 +195,7 @@ fn compile_listener_set(
 
     let first = listeners.slots.len();
     listeners.by_listener_set.insert(
-        (namespace.to_owned(), name.to_owned()),
+        model::key(namespace, name),
         (first..first + slots.len()).collect(),
     );
     listeners.slots.extend(slots);
@@ -325,12 +325,16 @@ fn compile_listeners(
 }
 
 /// Whether the Gateway's status (computed before ListenerSets) says it is accepted.
-fn gateway_accepted(status: &StatusReport, key: &(String, String)) -> bool {
+fn gateway_accepted(status: &StatusReport, key: &model::NamespacedName) -> bool {
     is_accepted(status, "Gateway", key)
 }
 
 /// Whether the status of object `kind` `namespace/name` has `Accepted` True.
-fn is_accepted(status: &StatusReport, kind: &str, (namespace, name): &(String, String)) -> bool {
+fn is_accepted(
+    status: &StatusReport,
+    kind: &str,
+    (namespace, name): &model::NamespacedName,
+) -> bool {
     status.objects.iter().any(|object| {
         object.kind == kind
             && object.namespace == *namespace

@@ -40,13 +40,13 @@ use crate::{rate_limit_policy, security_policy};
 enum Target {
     Route {
         kind: &'static str,
-        namespace: String,
-        name: String,
+        namespace: model::Name,
+        name: model::Name,
         rule: Option<String>,
     },
     Gateway {
-        namespace: String,
-        name: String,
+        namespace: model::Name,
+        name: model::Name,
         listener: Option<String>,
     },
 }
@@ -166,8 +166,8 @@ impl RoutePolicies {
     ) -> AppliedRoutePolicies {
         let target = |rule: Option<&str>| Target::Route {
             kind,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
             rule: rule.map(str::to_owned),
         };
         let mut candidates = Vec::with_capacity(2);
@@ -186,8 +186,8 @@ impl RoutePolicies {
         listener: Option<&str>,
     ) -> AppliedRoutePolicies {
         let target = |listener: Option<&str>| Target::Gateway {
-            namespace: namespace.to_owned(),
-            name: gateway.to_owned(),
+            namespace: namespace.into(),
+            name: gateway.into(),
             listener: listener.map(str::to_owned),
         };
         let mut candidates = Vec::with_capacity(2);
@@ -206,14 +206,14 @@ impl RoutePolicies {
     }
 
     /// `(namespace, name)` of every route and Gateway a policy targets.
-    pub(crate) fn targets(store: &Store) -> impl Iterator<Item = (String, String)> + '_ {
+    pub(crate) fn targets(store: &Store) -> impl Iterator<Item = model::NamespacedName> + '_ {
         let security = store.security_policies.iter().flat_map(|((ns, _), p)| {
             let refs = p.spec.target_refs.iter();
-            refs.map(move |t| (ns.clone(), t.name.clone()))
+            refs.map(move |t| (ns.clone(), t.name.as_str().into()))
         });
         let rate_limits = store.rate_limit_policies.iter().flat_map(|((ns, _), p)| {
             let refs = p.spec.target_refs.iter();
-            refs.map(move |t| (ns.clone(), t.name.clone()))
+            refs.map(move |t| (ns.clone(), t.name.as_str().into()))
         });
         security.chain(rate_limits)
     }
@@ -383,7 +383,7 @@ fn target_of(
     at: &FieldPath,
     reference: &PolicyTargetRef,
 ) -> Result<Target, Problem> {
-    let key = (namespace.to_owned(), reference.name.clone());
+    let key = model::key(namespace, &reference.name);
     let section = reference.section_name.clone();
     let missing = || {
         at.problem(format!(

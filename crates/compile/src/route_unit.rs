@@ -161,7 +161,7 @@ impl RouteUnit {
             counted: plan.counted,
             status: plan.status,
             reads: if plan.reads_namespace {
-                vec![ReadKey::Namespace(route.namespace.to_owned())]
+                vec![ReadKey::Namespace(route.namespace.into())]
             } else {
                 Vec::new()
             },

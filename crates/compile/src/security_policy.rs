@@ -741,7 +741,7 @@ impl Context<'_> {
                 return None;
             }
         }
-        let key = (namespace.to_owned(), reference.name.clone());
+        let key = model::key(namespace, &reference.name);
         let found = self.store.secrets.get(&key);
         if found.is_none() {
             self.problems

@@ -104,9 +104,9 @@ pub struct ParentReference {
     /// Kind (`Gateway`; borrowed when it is `Gateway` or `ListenerSet`).
     pub kind: Cow<'static, str>,
     /// Namespace of the parent.
-    pub namespace: String,
+    pub namespace: model::Name,
     /// Name of the parent.
-    pub name: String,
+    pub name: model::Name,
     /// Listener name, when the ref names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
@@ -147,10 +147,10 @@ pub struct ObjectStatus {
     /// Kind as Kubernetes spells it.
     pub kind: &'static str,
     /// Namespace ("" for cluster-scoped kinds).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub namespace: String,
+    #[serde(skip_serializing_if = "model::Name::is_empty")]
+    pub namespace: model::Name,
     /// Name.
-    pub name: String,
+    pub name: model::Name,
     /// Object-level conditions (GatewayClass, Gateway).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -183,8 +183,8 @@ impl ObjectStatus {
     pub fn new(kind: &'static str, namespace: &str, name: &str) -> ObjectStatus {
         ObjectStatus {
             kind,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
             conditions: Vec::new(),
             supported_features: &[],
             addresses: Vec::new(),

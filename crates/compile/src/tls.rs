@@ -86,10 +86,7 @@ fn certificate_of(
                 .because("RefNotPermitted"));
         }
     }
-    let Some(secret) = store
-        .secrets
-        .get(&(namespace.to_owned(), reference.name.to_owned()))
-    else {
+    let Some(secret) = store.secrets.get(&model::key(namespace, reference.name)) else {
         return Err(invalid(format!("{target} not found")));
     };
     let (Some(certificate), Some(key)) = (

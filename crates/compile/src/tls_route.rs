@@ -47,7 +47,7 @@ pub(crate) fn attach_tls_routes(
     backends: &mut BackendTable,
     status: &mut StatusReport,
 ) {
-    let mut routes: Vec<(&(String, String), &TlsRoute)> = store
+    let mut routes: Vec<(&model::NamespacedName, &TlsRoute)> = store
         .tls_routes
         .iter()
         .map(|(key, route)| (key, route.as_ref()))

@@ -63,23 +63,23 @@ impl AppliedPolicy {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Target {
     Service {
-        namespace: String,
-        name: String,
+        namespace: model::Name,
+        name: model::Name,
         port: Option<String>,
     },
     Backend {
-        namespace: String,
-        name: String,
+        namespace: model::Name,
+        name: model::Name,
     },
     Route {
         kind: String,
-        namespace: String,
-        name: String,
+        namespace: model::Name,
+        name: model::Name,
         rule: Option<String>,
     },
     Gateway {
-        namespace: String,
-        name: String,
+        namespace: model::Name,
+        name: model::Name,
         listener: Option<String>,
     },
 }
@@ -217,8 +217,8 @@ impl TrafficPolicies {
         port: &str,
     ) -> Option<&Arc<AppliedPolicy>> {
         let target = |port: Option<String>| Target::Service {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
             port,
         };
         let named = (!port.is_empty()).then(|| target(Some(port.to_owned())));
@@ -230,8 +230,8 @@ impl TrafficPolicies {
     /// The policy of a `Backend`.
     pub(crate) fn for_backend(&self, namespace: &str, name: &str) -> Option<&Arc<AppliedPolicy>> {
         self.by_target.get(&Target::Backend {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
         })
     }
 
@@ -247,8 +247,8 @@ impl TrafficPolicies {
     ) -> Option<Arc<AppliedPolicy>> {
         let route = |rule: Option<&str>| Target::Route {
             kind: kind.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
             rule: rule.map(str::to_owned),
         };
         let mut candidates = Vec::new();
@@ -258,8 +258,8 @@ impl TrafficPolicies {
         candidates.push(route(None));
         if let Some((gateway_namespace, gateway_name, listener)) = gateway {
             let gateway = |listener: Option<&str>| Target::Gateway {
-                namespace: gateway_namespace.to_owned(),
-                name: gateway_name.to_owned(),
+                namespace: gateway_namespace.into(),
+                name: gateway_name.into(),
                 listener: listener.map(str::to_owned),
             };
             if listener.is_some() {
@@ -320,7 +320,7 @@ fn target_of(
     reference: &PolicyTargetRef,
 ) -> Result<Target, Problem> {
     let section = reference.section_name.clone();
-    let (policy_namespace, name) = (namespace.to_owned(), reference.name.clone());
+    let (policy_namespace, name) = model::key(namespace, &reference.name);
     let target = match (reference.group.as_str(), reference.kind.as_str()) {
         ("", "Service") => Target::Service {
             namespace: policy_namespace,
@@ -362,7 +362,7 @@ fn check_target(
     reference: &PolicyTargetRef,
     target: &Target,
 ) -> Result<(), Problem> {
-    let key = (namespace.to_owned(), reference.name.clone());
+    let key = model::key(namespace, &reference.name);
     let exists = match target {
         Target::Service { .. } => store.services.contains_key(&key),
         Target::Backend { .. } => store.backends.contains_key(&key),
@@ -390,7 +390,7 @@ fn check_target(
 }
 
 /// Whether a Service (known to exist) has a port of this name.
-fn service_has_port(store: &Store, key: &(String, String), port: &str) -> bool {
+fn service_has_port(store: &Store, key: &model::NamespacedName, port: &str) -> bool {
     store
         .services
         .get(key)

@@ -36,8 +36,8 @@ pub(crate) fn convert(kind: Kind, resource: &ApiResource, object: DynamicObject)
     Converted {
         key: ObjectKey {
             kind,
-            namespace,
-            name,
+            namespace: namespace.into(),
+            name: name.into(),
         },
         object: to_object(resource, object),
     }

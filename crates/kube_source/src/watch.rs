@@ -313,8 +313,8 @@ impl Watchers {
                 .filter(|key| self.resources.contains_key(&key.kind))
                 .map(|key| WatchedStream {
                     kind: key.kind,
-                    namespace: Some(key.namespace),
-                    name: Some(key.name),
+                    namespace: Some(key.namespace.into()),
+                    name: Some(key.name.into()),
                 })
                 .collect();
         let unwanted: Vec<WatchedStream> = mirror

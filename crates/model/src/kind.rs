@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::Name;
 use crate::backend::Backend;
 use crate::client_policy::ClientTrafficPolicy;
 use crate::composition::Composition;
@@ -177,9 +178,9 @@ pub struct ObjectKey {
     /// The kind.
     pub kind: Kind,
     /// The namespace; empty for cluster-scoped kinds.
-    pub namespace: String,
+    pub namespace: Name,
     /// The name.
-    pub name: String,
+    pub name: Name,
 }
 
 impl ObjectKey {
@@ -187,8 +188,8 @@ impl ObjectKey {
     pub fn new(kind: Kind, namespace: &str, name: &str) -> ObjectKey {
         ObjectKey {
             kind,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+            namespace: namespace.into(),
+            name: name.into(),
         }
     }
 }
@@ -320,11 +321,11 @@ impl Object {
         let kind = self.kind();
         let meta = self.metadata();
         let namespace = if kind.is_cluster_scoped() {
-            String::new()
+            Name::default()
         } else {
             meta.namespace
                 .clone()
-                .unwrap_or_else(|| "default".to_owned())
+                .unwrap_or_else(|| Name::const_new("default"))
         };
         ObjectKey {
             kind,

@@ -9,6 +9,12 @@
 //! YAML into typed objects ([`parse`]) and keeps them in a [`Store`] keyed by kind, namespace and name.
 //! It has no behaviour beyond that: validation and reference resolution belong to `compile`.
 
+/// A name or a namespace: held inline up to 24 bytes, as nearly every Kubernetes name and
+/// namespace is, so a key or a reference to an object allocates nothing of its own (the same
+/// 24 bytes as a `String`, which allocates for every name: at 5,000 routes about 200,000
+/// small blocks between the store and the compiler).
+pub type Name = compact_str::CompactString;
+
 pub mod backend;
 pub mod client_policy;
 pub mod composition;
@@ -33,7 +39,7 @@ pub use parse::{ParseError, Parsed, parse_documents};
 pub use policy::BackendTrafficPolicy;
 pub use rate_limit_policy::RateLimitPolicy;
 pub use security_policy::SecurityPolicy;
-pub use store::Store;
+pub use store::{NamespacedName, Store, key};
 
 /// Gateway API types used by Portcullis (experimental channel, a superset of standard).
 ///

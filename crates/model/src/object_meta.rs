@@ -15,16 +15,18 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::Name;
+
 /// `metadata` of an object.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// The object's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// Its namespace (`default` once parsed, for namespaced kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Name>,
     /// Its labels: Namespace labels drive `allowedRoutes.namespaces.selector`, an
     /// EndpointSlice's `kubernetes.io/service-name` names its Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]

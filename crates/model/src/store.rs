@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::Name;
 use crate::backend::Backend;
 use crate::client_policy::ClientTrafficPolicy;
 use crate::composition::Composition;
@@ -20,7 +21,12 @@ use crate::rate_limit_policy::RateLimitPolicy;
 use crate::security_policy::SecurityPolicy;
 
 /// `(namespace, name)`.
-pub type NamespacedName = (String, String);
+pub type NamespacedName = (Name, Name);
+
+/// The key of the object `name` in `namespace`, as the store's maps are keyed.
+pub fn key(namespace: &str, name: &str) -> NamespacedName {
+    (Name::from(namespace), Name::from(name))
+}
 
 /// Label EndpointSlices carry to name their Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -30,7 +36,7 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Clone, Debug, Default)]
 #[allow(missing_docs)] // one map per kind, named after it
 pub struct Store {
-    pub gateway_classes: BTreeMap<String, Arc<GatewayClass>>,
+    pub gateway_classes: BTreeMap<Name, Arc<GatewayClass>>,
     pub gateways: BTreeMap<NamespacedName, Arc<Gateway>>,
     pub listener_sets: BTreeMap<NamespacedName, Arc<ListenerSet>>,
     pub http_routes: BTreeMap<NamespacedName, Arc<HttpRoute>>,
@@ -40,7 +46,7 @@ pub struct Store {
     pub udp_routes: BTreeMap<NamespacedName, Arc<UdpRoute>>,
     pub reference_grants: BTreeMap<NamespacedName, Arc<ReferenceGrant>>,
     pub backend_tls_policies: BTreeMap<NamespacedName, Arc<BackendTlsPolicy>>,
-    pub namespaces: BTreeMap<String, Arc<Namespace>>,
+    pub namespaces: BTreeMap<Name, Arc<Namespace>>,
     pub services: BTreeMap<NamespacedName, Arc<Service>>,
     pub endpoint_slices: BTreeMap<NamespacedName, Arc<EndpointSlice>>,
     pub secrets: BTreeMap<NamespacedName, Arc<Secret>>,

@@ -22,7 +22,7 @@ pub(crate) fn stored(store: &Store, key: &mut ObjectKey) -> Option<Object> {
     found
 }
 
-fn lookup(store: &Store, kind: Kind, pair: &(String, String)) -> Option<Object> {
+fn lookup(store: &Store, kind: Kind, pair: &model::NamespacedName) -> Option<Object> {
     let name = &pair.1;
     match kind {
         Kind::GatewayClass => store

@@ -49,7 +49,7 @@ pub struct ExplainRequest {
     pub(crate) query: Option<String>,
     pub(crate) headers: HeaderMap,
     /// `(namespace, name)` of `--gateway`.
-    pub(crate) gateway: Option<(String, String)>,
+    pub(crate) gateway: Option<model::NamespacedName>,
 }
 
 impl ExplainRequest {
@@ -101,7 +101,7 @@ impl ExplainRequest {
             None => None,
             Some(text) => match text.split_once('/') {
                 Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                    Some((ns.to_owned(), name.to_owned()))
+                    Some(model::key(ns, name))
                 }
                 _ => return Err(ExplainError::GatewayFormat(text.to_owned())),
             },

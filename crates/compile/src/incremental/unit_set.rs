@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     fn key(name: &str) -> UnitKey {
-        Arc::new((UnitKind::Http, "ns".to_owned(), name.to_owned()))
+        Arc::new((UnitKind::Http, "ns".into(), name.into()))
     }
 
     fn names(set: &UnitSet) -> Vec<&str> {

@@ -92,7 +92,7 @@ pub(super) fn ancestor_targets(
 /// its `sectionName`).
 fn whole_service(store: &Store, namespace: &str, reference: &PolicyTargetRef) -> Option<Target> {
     let is_service = (reference.group.as_str(), reference.kind.as_str()) == ("", "Service");
-    let key = (namespace.to_owned(), reference.name.clone());
+    let key = model::key(namespace, &reference.name);
     (is_service && store.services.contains_key(&key)).then_some(Target::Service {
         namespace: key.0,
         name: key.1,
@@ -107,7 +107,7 @@ fn ancestors_of(
     listeners: &Listeners,
     uses: &[BackendUse],
     target: &Target,
-    ancestors: &mut BTreeSet<((String, String), Option<String>)>,
+    ancestors: &mut BTreeSet<(model::NamespacedName, Option<String>)>,
 ) {
     let (kind, namespace, name, section) = match target {
         Target::Gateway {

@@ -98,7 +98,7 @@ fn a_relist_in_progress_is_not_published_and_replaces_the_stream_when_done() {
         [&Kind::EndpointSlice]
     );
     // The unchanged object keeps its Arc: the compiler compares it by pointer.
-    let key = ("shop".to_owned(), "cart-1".to_owned());
+    let key = model::key("shop", "cart-1");
     assert!(Arc::ptr_eq(
         &first.store.endpoint_slices[&key],
         &after.store.endpoint_slices[&key]
@@ -126,7 +126,7 @@ fn an_event_shares_every_unchanged_object_with_the_previous_store() {
         second.changed_kinds.iter().collect::<Vec<_>>(),
         [&Kind::EndpointSlice]
     );
-    let key = ("shop".to_owned(), "cart".to_owned());
+    let key = model::key("shop", "cart");
     assert!(Arc::ptr_eq(
         &first.store.services[&key],
         &second.store.services[&key]
@@ -278,7 +278,7 @@ fn a_store_its_consumer_let_go_is_reused_for_the_next_change_not_copied() {
         first_store,
         "the first store, caught up, is the third"
     );
-    let key = ("shop".to_owned(), "cart-1".to_owned());
+    let key = model::key("shop", "cart-1");
     assert_eq!(
         third.store.endpoint_slices[&key],
         match slice("cart-1", "198.18.0.4").object {

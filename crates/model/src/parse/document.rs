@@ -258,7 +258,7 @@ fn with_default_namespace(mut object: Object) -> Object {
     }
     let meta = object.metadata_mut();
     if meta.namespace.as_deref().is_none_or(str::is_empty) {
-        meta.namespace = Some("default".to_owned());
+        meta.namespace = Some(crate::Name::const_new("default"));
     }
     object
 }

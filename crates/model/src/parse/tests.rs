@@ -158,7 +158,7 @@ spec:
     for object in parsed.objects {
         store.insert(object);
     }
-    let key = ("shop".to_owned(), "product-page".to_owned());
+    let key = ("shop".into(), "product-page".into());
     assert!(store.compositions.contains_key(&key));
     assert_eq!(store.len(), 2);
     let removed = store.remove(&ObjectKey::new(Kind::Composition, "shop", "product-page"));

@@ -26,8 +26,8 @@ fn endpoint_slice(name: &str, address: &str) -> String {
     )
 }
 
-fn key(name: &str) -> (String, String) {
-    ("shop".to_owned(), name.to_owned())
+fn key(name: &str) -> model::NamespacedName {
+    model::key("shop", name)
 }
 
 fn report_for<'a>(update: &'a SourceUpdate, path: &Path) -> &'a FileReport {

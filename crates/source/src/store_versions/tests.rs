@@ -16,7 +16,7 @@ fn names(store: &Store) -> Vec<String> {
     store
         .services
         .keys()
-        .map(|(_, name)| name.clone())
+        .map(|(_, name)| name.to_string())
         .collect()
 }
 

@@ -16,7 +16,7 @@ fn has_backend(update: &SourceUpdate, name: &str) -> bool {
     update
         .store
         .backends
-        .contains_key(&("default".to_owned(), name.to_owned()))
+        .contains_key(&model::key("default", name))
 }
 
 async fn wait_for_backend(

@@ -145,8 +145,8 @@ fn only_our_ancestor_entries_are_claimed_and_none_is_an_empty_claim() {
     let reference = |name: &str| ParentReference {
         group: "gateway.networking.k8s.io".into(),
         kind: "Gateway".into(),
-        namespace: "shop".to_owned(),
-        name: name.to_owned(),
+        namespace: "shop".into(),
+        name: name.into(),
         section_name: None,
         port: None,
     };

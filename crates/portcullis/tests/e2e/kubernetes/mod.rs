@@ -663,7 +663,7 @@ fn secret_names(update: &source::SourceUpdate) -> Vec<String> {
         .store
         .secrets
         .keys()
-        .map(|(_, name)| name.clone())
+        .map(|(_, name)| name.to_string())
         .collect()
 }
 
@@ -714,7 +714,7 @@ async fn only_referenced_secrets_are_read() -> anyhow::Result<()> {
         let secret = update
             .store
             .secrets
-            .get(&(NS.to_owned(), "unused".to_owned()))
+            .get(&(NS.into(), "unused".into()))
             .context("no Secret")?;
         let data = secret.data.as_ref().context("no data")?;
         ensure!(
