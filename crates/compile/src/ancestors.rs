@@ -54,7 +54,15 @@ pub(crate) fn route_gateways(
                 .parent_refs
                 .iter()
                 .flatten()
-                .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
+                .map(|p| {
+                    RefParts::new(
+                        p.group.as_deref(),
+                        p.kind.as_deref(),
+                        &p.name,
+                        p.namespace.as_deref(),
+                        None,
+                    )
+                })
                 .collect::<Vec<_>>()
         };
     }
@@ -142,10 +150,10 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
     macro_rules! backend_parts {
         ($backend:expr) => {
             RefParts::new(
-                &$backend.group,
-                &$backend.kind,
+                $backend.group.as_deref(),
+                $backend.kind.as_deref(),
                 &$backend.name,
-                &$backend.namespace,
+                $backend.namespace.as_deref(),
                 $backend.port,
             )
         };
@@ -175,7 +183,7 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
                     .parent_refs
                     .iter()
                     .flatten()
-                    .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
+                    .map(|p| RefParts::new(p.group.as_deref(), p.kind.as_deref(), &p.name, p.namespace.as_deref(), None))
                     .collect();
                 let mut refs = Vec::new();
                 for rule in route.spec.rules.iter().flatten() {
@@ -200,7 +208,15 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
             .parent_refs
             .iter()
             .flatten()
-            .map(|p| RefParts::new(&p.group, &p.kind, &p.name, &p.namespace, None))
+            .map(|p| {
+                RefParts::new(
+                    p.group.as_deref(),
+                    p.kind.as_deref(),
+                    &p.name,
+                    p.namespace.as_deref(),
+                    None,
+                )
+            })
             .collect();
         let refs = route
             .spec
@@ -225,17 +241,17 @@ struct RefParts<'a> {
 
 impl<'a> RefParts<'a> {
     fn new(
-        group: &'a Option<String>,
-        kind: &'a Option<String>,
+        group: Option<&'a str>,
+        kind: Option<&'a str>,
         name: &'a str,
-        namespace: &'a Option<String>,
+        namespace: Option<&'a str>,
         port: Option<i32>,
     ) -> RefParts<'a> {
         RefParts {
-            group: group.as_deref(),
-            kind: kind.as_deref(),
+            group,
+            kind,
             name,
-            namespace: namespace.as_deref(),
+            namespace,
             port,
         }
     }
@@ -289,5 +305,6 @@ fn service_port_name(
         .iter()
         .find(|p| p.port == port)?
         .name
-        .clone()
+        .as_deref()
+        .map(str::to_owned)
 }

@@ -489,8 +489,8 @@ impl BackendTable {
         ));
         let tls = self.tls_for(TargetKind::Backend, reference, None, protocol)?;
         let source = EndpointSource::Backend {
-            namespace: reference.namespace.to_owned(),
-            name: reference.name.to_owned(),
+            namespace: reference.namespace.into(),
+            name: reference.name.into(),
         };
         let own = self
             .traffic
@@ -567,8 +567,8 @@ impl BackendTable {
         };
         let protocol = AppProtocol::from_app_protocol(service_port.app_protocol.as_deref());
         let source = EndpointSource::ServicePort {
-            namespace: reference.namespace.to_owned(),
-            service: reference.name.to_owned(),
+            namespace: reference.namespace.into(),
+            service: reference.name.into(),
             port_name: service_port.name.clone().unwrap_or_default(),
             port: u16::try_from(port).unwrap_or(0),
             target_port,

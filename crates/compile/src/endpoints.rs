@@ -25,11 +25,11 @@ pub enum EndpointSource {
     /// The ready endpoints of the EndpointSlices of a Service, for one Service port.
     ServicePort {
         /// Service namespace.
-        namespace: String,
+        namespace: model::Name,
         /// Service name.
-        service: String,
+        service: model::Name,
         /// The Service port's name ("" when unnamed): matched against EndpointSlice port names.
-        port_name: String,
+        port_name: model::Name,
         /// The Service port number.
         port: u16,
         /// Its targetPort.
@@ -45,9 +45,9 @@ pub enum EndpointSource {
     /// A `portcullis.dev/v1alpha1` Backend object.
     Backend {
         /// Namespace.
-        namespace: String,
+        namespace: model::Name,
         /// Name.
-        name: String,
+        name: model::Name,
     },
 }
 

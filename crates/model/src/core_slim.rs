@@ -15,6 +15,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
+use crate::Name;
 use crate::object_meta::ObjectMeta;
 
 /// core/v1 `Namespace`: its labels are what `allowedRoutes.namespaces.selector` matches.
@@ -90,7 +91,7 @@ pub struct ServiceSpec {
 pub struct ServicePort {
     /// Its name (required when a Service has several ports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// The port number.
     pub port: i32,
     /// The endpoints' port: a number or a container port name.
@@ -112,7 +113,7 @@ pub struct EndpointSlice {
     #[serde(default)]
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
-    pub address_type: String,
+    pub address_type: Name,
     /// The endpoints. The API server serves a slice without any as `endpoints: null` (the
     /// field has no `omitempty`), as the EndpointSlice controller writes one for a Service
     /// scaled to zero: read as none.
@@ -129,13 +130,13 @@ pub struct EndpointSlice {
 pub struct Endpoint {
     /// Its addresses (one in practice).
     #[serde(default)]
-    pub addresses: Vec<String>,
+    pub addresses: Vec<Name>,
     /// Whether it is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<EndpointConditions>,
     /// Its hostname.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub hostname: Option<Name>,
 }
 
 /// An endpoint's conditions (unset means ready, as in the Kubernetes API).
@@ -158,7 +159,7 @@ pub struct EndpointConditions {
 pub struct EndpointPort {
     /// Its name, matched against the Service port's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// The port number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,

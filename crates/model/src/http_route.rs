@@ -16,6 +16,7 @@
 //!   what compile computes, never read back), and an unknown field is ignored, as by the
 //!   generated types.
 
+use crate::Name;
 use crate::object_meta::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -92,10 +93,10 @@ pub struct HttpRouteRulesBackendRefs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The referent's name.
-    pub name: String,
+    pub name: Name,
     /// The referent's namespace (the route's by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Name>,
     /// The Service port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,

@@ -42,7 +42,7 @@ pub struct ObjectMeta {
 /// An object's labels, sorted by key, each key once: a map read as `metadata.labels` is, in
 /// one allocation of exactly its pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Labels(Box<[(String, String)]>);
+pub struct Labels(Box<[(Name, Name)]>);
 
 impl Labels {
     /// The value of label `key`.
@@ -73,8 +73,13 @@ impl Labels {
 
 impl From<BTreeMap<String, String>> for Labels {
     fn from(map: BTreeMap<String, String>) -> Labels {
-        // A BTreeMap iterates in key order with each key once.
-        Labels(map.into_iter().collect())
+        // A BTreeMap iterates in key order with each key once. Most values (a Service's
+        // name) and some keys fit in the names' inline bytes.
+        Labels(
+            map.into_iter()
+                .map(|(key, value)| (Name::from(key), Name::from(value)))
+                .collect(),
+        )
     }
 }
 
