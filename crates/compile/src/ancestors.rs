@@ -37,6 +37,19 @@ pub(crate) fn gateway_ancestor(
     }
 }
 
+/// A parentRef's parts (every route kind's parentRef type has the same fields).
+macro_rules! parent_parts {
+    ($parent:expr) => {
+        RefParts::new(
+            $parent.group.as_deref(),
+            $parent.kind.as_deref(),
+            &$parent.name,
+            $parent.namespace.as_deref(),
+            None,
+        )
+    };
+}
+
 /// The Gateways of ours an HTTPRoute or GRPCRoute (`kind`) attaches to, by its parentRefs;
 /// none when the route does not exist.
 pub(crate) fn route_gateways(
@@ -54,15 +67,7 @@ pub(crate) fn route_gateways(
                 .parent_refs
                 .iter()
                 .flatten()
-                .map(|p| {
-                    RefParts::new(
-                        p.group.as_deref(),
-                        p.kind.as_deref(),
-                        &p.name,
-                        p.namespace.as_deref(),
-                        None,
-                    )
-                })
+                .map(|p| parent_parts!(p))
                 .collect::<Vec<_>>()
         };
     }
@@ -183,7 +188,7 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
                     .parent_refs
                     .iter()
                     .flatten()
-                    .map(|p| RefParts::new(p.group.as_deref(), p.kind.as_deref(), &p.name, p.namespace.as_deref(), None))
+                    .map(|p| parent_parts!(p))
                     .collect();
                 let mut refs = Vec::new();
                 for rule in route.spec.rules.iter().flatten() {
@@ -208,15 +213,7 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
             .parent_refs
             .iter()
             .flatten()
-            .map(|p| {
-                RefParts::new(
-                    p.group.as_deref(),
-                    p.kind.as_deref(),
-                    &p.name,
-                    p.namespace.as_deref(),
-                    None,
-                )
-            })
+            .map(|p| parent_parts!(p))
             .collect();
         let refs = route
             .spec
