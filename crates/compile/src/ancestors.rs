@@ -37,15 +37,16 @@ pub(crate) fn gateway_ancestor(
     }
 }
 
-/// A parentRef's parts (every route kind's parentRef type has the same fields).
-macro_rules! parent_parts {
-    ($parent:expr) => {
+/// A reference's parts: a parentRef's (no port) or a backendRef's. Every route kind's
+/// parentRef and backendRef types have these fields, each type of its own.
+macro_rules! ref_parts {
+    ($reference:expr, $port:expr) => {
         RefParts::new(
-            $parent.group.as_deref(),
-            $parent.kind.as_deref(),
-            &$parent.name,
-            $parent.namespace.as_deref(),
-            None,
+            $reference.group.as_deref(),
+            $reference.kind.as_deref(),
+            &$reference.name,
+            $reference.namespace.as_deref(),
+            $port,
         )
     };
 }
@@ -67,7 +68,7 @@ pub(crate) fn route_gateways(
                 .parent_refs
                 .iter()
                 .flatten()
-                .map(|p| parent_parts!(p))
+                .map(|p| ref_parts!(p, None))
                 .collect::<Vec<_>>()
         };
     }
@@ -154,13 +155,7 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
     // rule's own backendRefs do.
     macro_rules! backend_parts {
         ($backend:expr) => {
-            RefParts::new(
-                $backend.group.as_deref(),
-                $backend.kind.as_deref(),
-                &$backend.name,
-                $backend.namespace.as_deref(),
-                $backend.port,
-            )
+            ref_parts!($backend, $backend.port)
         };
     }
     macro_rules! filter_refs {
@@ -188,7 +183,7 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
                     .parent_refs
                     .iter()
                     .flatten()
-                    .map(|p| parent_parts!(p))
+                    .map(|p| ref_parts!(p, None))
                     .collect();
                 let mut refs = Vec::new();
                 for rule in route.spec.rules.iter().flatten() {
@@ -213,7 +208,7 @@ pub(crate) fn backend_uses(store: &Store, listeners: &Listeners) -> Vec<BackendU
             .parent_refs
             .iter()
             .flatten()
-            .map(|p| parent_parts!(p))
+            .map(|p| ref_parts!(p, None))
             .collect();
         let refs = route
             .spec
