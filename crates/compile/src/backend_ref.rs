@@ -671,14 +671,10 @@ fn source_key(source: &EndpointSource) -> Option<ReadKey> {
     match source {
         EndpointSource::ServicePort {
             namespace, service, ..
-        } => Some(ReadKey::Service(
-            namespace.as_str().into(),
-            service.as_str().into(),
-        )),
-        EndpointSource::Backend { namespace, name } => Some(ReadKey::Backend(
-            namespace.as_str().into(),
-            name.as_str().into(),
-        )),
+        } => Some(ReadKey::Service(namespace.clone(), service.clone())),
+        EndpointSource::Backend { namespace, name } => {
+            Some(ReadKey::Backend(namespace.clone(), name.clone()))
+        }
         EndpointSource::Dns { .. } => None,
     }
 }

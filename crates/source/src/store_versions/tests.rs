@@ -27,16 +27,20 @@ fn add(objects: Vec<Object>) -> Vec<StoreEdit> {
         .collect()
 }
 
+/// Services `s0` to `s39`: enough that catching up a spare costs less than a copy.
+fn forty_services() -> Vec<Object> {
+    let names: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    services(&names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 fn removal(name: &str) -> StoreEdit {
     (ObjectKey::new(model::Kind::Service, "default", name), None)
 }
 
 #[test]
 fn each_version_has_every_edit_so_far_whether_reused_or_copied() {
-    let many: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
-    let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let mut versions = StoreVersions::default();
-    let first = versions.next(&Arc::new(Store::new()), add(services(&many)));
+    let first = versions.next(&Arc::new(Store::new()), add(forty_services()));
     assert_eq!(first.services.len(), 40);
 
     let second = versions.next(&first, add(services(&["extra"])));
@@ -66,10 +70,8 @@ fn each_version_has_every_edit_so_far_whether_reused_or_copied() {
 
 #[test]
 fn a_forgotten_spare_is_let_go_and_the_next_store_is_still_right() {
-    let many: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
-    let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let mut versions = StoreVersions::default();
-    let first = versions.next(&Arc::new(Store::new()), add(services(&many)));
+    let first = versions.next(&Arc::new(Store::new()), add(forty_services()));
     let second = versions.next(&first, add(services(&["extra"])));
     let spare = Arc::downgrade(&first);
     drop(first);
