@@ -47,8 +47,8 @@ async fn echo_three_is_unimplemented() {
 
 #[tokio::test]
 async fn a_closed_port_is_unavailable() {
-    let addr = testkit::reserve_closed_port();
-    let outcome = call(addr, "a", "/x/y", &BTreeMap::new(), TIMEOUT).await;
+    let closed = testkit::reserve_closed_port();
+    let outcome = call(closed.addr(), "a", "/x/y", &BTreeMap::new(), TIMEOUT).await;
     assert_eq!(outcome.code, UNAVAILABLE);
 }
 

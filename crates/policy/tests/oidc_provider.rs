@@ -475,8 +475,8 @@ async fn an_api_request_without_session_gets_401() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_provider_that_cannot_be_reached_is_502() -> anyhow::Result<()> {
     // Nothing listens on the issuer's port: discovery fails.
-    let closed = testkit::free_port();
-    let mut fixture = Fixture::new(format!("http://127.0.0.1:{closed}"));
+    let closed = testkit::reserve_closed_port();
+    let mut fixture = Fixture::new(format!("http://{}", closed.addr()));
     let answer = denial(fixture.page("/app").await.0)?;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.reason, "oidc-provider-error");

@@ -30,7 +30,7 @@ pub use echo::{EchoConfig, EchoMode, EchoReply, EchoServer, reserve_closed_port}
 pub use faulty_upstream::{FaultyUpstream, UpstreamBehaviour};
 pub use gateway::{GatewayProcess, TempConfigDir};
 pub use oidc::{OidcProvider, OidcProviderConfig};
-pub use port::{free_port, wait_for_port};
+pub use port::{ClosedPort, free_port, wait_for_port};
 pub use prometheus::PrometheusServer;
 pub use redis::RedisServer;
 pub use tcp_echo::{TcpEchoConfig, TcpEchoMode, TcpEchoReport, TcpEchoServer};

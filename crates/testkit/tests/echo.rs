@@ -354,7 +354,10 @@ async fn drop_closes_the_port() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn reserved_closed_port_refuses_connections() {
-    let addr = reserve_closed_port();
+    let closed = reserve_closed_port();
+    let addr = closed.addr();
     assert!(addr.ip().is_loopback());
     assert!(TcpStream::connect(addr).await.is_err());
+    // Held: nothing else can listen there while it lives.
+    assert!(std::net::TcpListener::bind(addr).is_err());
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::ensure;
-use testkit::{GatewayProcess, TempConfigDir, wait_for_port};
+use testkit::{ClosedPort, GatewayProcess, TempConfigDir, wait_for_port};
 
 #[test]
 fn temp_config_dir_writes_atomically_and_cleans_up() -> anyhow::Result<()> {
@@ -46,11 +46,8 @@ async fn gateway_that_exits_early_reports_its_stderr() -> anyhow::Result<()> {
 async fn wait_for_port_times_out_on_a_closed_port() {
     // Bound but not listening, for the whole test: connections are refused, and no other test
     // running beside this one can take the port (a port only found free could be).
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-        .expect("bind");
-    let addr = socket.local_addr().expect("bound address");
+    let closed = ClosedPort::reserve();
+    let addr = closed.addr();
     assert!(
         wait_for_port(addr, Duration::from_millis(100))
             .await

@@ -155,7 +155,8 @@ async fn invalid_yaml_keeps_the_last_good_config() -> anyhow::Result<()> {
 async fn refused_connection_answers_503_and_the_gateway_stays_up() -> anyhow::Result<()> {
     let echoes = Echoes::start(&["up"]).await?;
     let mut documents = service_backend(NS, "up", &[echoes.addr("up")]);
-    documents.extend(service_backend(NS, "down", &[reserve_closed_port()]));
+    let down = reserve_closed_port();
+    documents.extend(service_backend(NS, "down", &[down.addr()]));
     documents.push(http_route(
         "mixed",
         &[],

@@ -104,7 +104,8 @@ async fn mirror_receives_a_copy_and_the_client_gets_the_main_answer() -> anyhow:
 async fn main_request_is_unaffected_when_the_mirror_is_down() -> anyhow::Result<()> {
     let echoes = Echoes::start(&["main"]).await?;
     let mut documents = service_backend(NS, "main", &[echoes.addr("main")]);
-    documents.extend(service_backend(NS, "down", &[reserve_closed_port()]));
+    let down = reserve_closed_port();
+    documents.extend(service_backend(NS, "down", &[down.addr()]));
     documents.push(http_route(
         "mirrored",
         &[],

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use http::StatusCode;
 use serde_json::Value;
-use testkit::reserve_closed_port;
+use testkit::{ClosedPort, reserve_closed_port};
 
 use crate::fixture::eventually;
 use crate::fixture::manifest::{
@@ -23,12 +23,13 @@ const BACKEND_LABEL: &str = "Service e2e/a:80";
 
 /// Echo `a`, route `observed` (`/app` to Service `a`, `/direct` to Backend `direct`, `/down` to a
 /// Service whose endpoint refuses connections), and a gateway run with `args`.
-async fn serve(args: &[&str]) -> anyhow::Result<(Echoes, TestGateway)> {
+async fn serve(args: &[&str]) -> anyhow::Result<(Echoes, TestGateway, ClosedPort)> {
     let echoes = Echoes::start(&["a", "direct"]).await?;
     let config = ConfigDir::new()?;
     config.write_gateway(None)?;
     let mut documents = service_backend(NS, "a", &[echoes.addr("a")]);
-    documents.extend(service_backend(NS, "down", &[reserve_closed_port()]));
+    let down = reserve_closed_port();
+    documents.extend(service_backend(NS, "down", &[down.addr()]));
     documents.push(backend(NS, "direct", &[(echoes.addr("direct"), 1)]));
     documents.push(http_route(
         "observed",
@@ -50,7 +51,7 @@ async fn serve(args: &[&str]) -> anyhow::Result<(Echoes, TestGateway)> {
     ));
     config.write("config.yaml", &documents)?;
     let gateway = config.start(args).await?;
-    Ok((echoes, gateway))
+    Ok((echoes, gateway, down))
 }
 
 /// Two requests to `/app` (200) and one that matches no route (404).
@@ -147,7 +148,7 @@ fn requests_total(metrics: &str, route: &str, backend: &str, code: &str) -> Opti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_json_writes_one_line_per_request() -> anyhow::Result<()> {
-    let (echoes, gateway) = serve(&["--access-log", "json"]).await?;
+    let (echoes, gateway, _down) = serve(&["--access-log", "json"]).await?;
     send_traffic(&gateway).await?;
     let lines = wait_for_log_lines(&gateway, 3).await?;
     ensure!(
@@ -195,11 +196,11 @@ async fn access_log_json_writes_one_line_per_request() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_off_writes_nothing() -> anyhow::Result<()> {
-    let (_quiet_echoes, quiet) = serve(&["--access-log", "off"]).await?;
+    let (_quiet_echoes, quiet, _down) = serve(&["--access-log", "off"]).await?;
     send_traffic(&quiet).await?;
     // Same traffic through a gateway that logs: once its lines are out, the quiet one has had
     // as long to write any.
-    let (_echoes, logging) = serve(&["--access-log", "json"]).await?;
+    let (_echoes, logging, _down) = serve(&["--access-log", "json"]).await?;
     send_traffic(&logging).await?;
     wait_for_log_lines(&logging, 3).await?;
     let stdout = quiet.process.stdout_text();
@@ -212,7 +213,7 @@ async fn access_log_off_writes_nothing() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_by_route_backend_and_code() -> anyhow::Result<()> {
-    let (_echoes, gateway) = serve(&[]).await?;
+    let (_echoes, gateway, _down) = serve(&[]).await?;
     send_traffic(&gateway).await?;
     let down = gateway.status_of(HOST, "/down").await?;
     ensure!(
@@ -243,7 +244,7 @@ async fn metrics_count_requests_by_route_backend_and_code() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_lists_the_listener_and_its_routes() -> anyhow::Result<()> {
-    let (_echoes, gateway) = serve(&[]).await?;
+    let (_echoes, gateway, _down) = serve(&[]).await?;
     let config = gateway.admin_json("/config").await?;
     let listener = config["listeners"]
         .as_array()
@@ -269,7 +270,7 @@ async fn config_lists_the_listener_and_its_routes() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_list_backends_with_their_counters() -> anyhow::Result<()> {
-    let (echoes, gateway) = serve(&[]).await?;
+    let (echoes, gateway, _down) = serve(&[]).await?;
     send_traffic(&gateway).await?;
     ensure!(
         gateway.pod(HOST, "/direct", &[]).await? == "direct",
@@ -313,7 +314,7 @@ async fn endpoints_list_backends_with_their_counters() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer() -> anyhow::Result<()> {
-    let (_echoes, gateway) = serve(&[]).await?;
+    let (_echoes, gateway, _down) = serve(&[]).await?;
     for path in ["/healthz", "/ready"] {
         let (status, _) = gateway.process.get_admin(path).await?;
         ensure!(status == StatusCode::OK, "{path} answered {status}");

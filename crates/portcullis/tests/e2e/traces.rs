@@ -308,7 +308,7 @@ async fn an_unusable_collector_is_refused_at_start() -> anyhow::Result<()> {
     config.write_gateway(None)?;
     config.write(
         "config.yaml",
-        &service_backend(NS, "a", &[testkit::reserve_closed_port()]),
+        &service_backend(NS, "a", &[testkit::reserve_closed_port().addr()]),
     )?;
     let started = config
         .start(&[

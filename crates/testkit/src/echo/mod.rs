@@ -34,6 +34,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use reply::EchoReply;
 
+use crate::port::ClosedPort;
 use handler::EchoState;
 use reset::{ConnectionReset, ResettableStream};
 
@@ -171,11 +172,11 @@ impl Drop for EchoServer {
     }
 }
 
-/// Returns a loopback address with nothing listening on it, for tests of unreachable backends.
-///
-/// Another process could bind the port later; on a test machine that is rare enough to ignore.
-pub fn reserve_closed_port() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, crate::port::free_port()))
+/// Holds a loopback port that refuses connections, for tests of unreachable backends; keep the
+/// value alive for as long as the backend must stay unreachable.
+#[must_use]
+pub fn reserve_closed_port() -> ClosedPort {
+    ClosedPort::reserve()
 }
 
 /// Accepts connections until aborted. Dropping this future drops the [`JoinSet`], which aborts every connection.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use http::StatusCode;
 use serde_json::{Value, json};
-use testkit::{FaultyUpstream, HttpClient, UpstreamBehaviour, reserve_closed_port};
+use testkit::{ClosedPort, FaultyUpstream, HttpClient, UpstreamBehaviour, reserve_closed_port};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -45,6 +45,8 @@ pub(crate) struct ExercisedGateway {
     client: HttpClient,
     _echoes: Echoes,
     _upstreams: Vec<FaultyUpstream>,
+    /// The pool's endpoint that refuses connections.
+    _refusing: ClosedPort,
 }
 
 impl ExercisedGateway {
@@ -72,13 +74,14 @@ impl ExercisedGateway {
         )
         .await?;
 
+        let refusing = reserve_closed_port();
         let mut documents = service_backend(NS, "shop", &[echoes.addr("shop")]);
         documents.extend(service_backend(NS, "unavailable", &[unavailable.addr()]));
         documents.extend(service_backend(NS, "broken", &[broken.addr()]));
         documents.extend(service_backend(
             NS,
             "pool",
-            &[echoes.addr("good"), bad.addr(), reserve_closed_port()],
+            &[echoes.addr("good"), bad.addr(), refusing.addr()],
         ));
         for (route, service) in [
             ("shop", "shop"),
@@ -162,6 +165,7 @@ impl ExercisedGateway {
             client: HttpClient::without_keep_alive(),
             _echoes: echoes,
             _upstreams: vec![unavailable, broken, bad],
+            _refusing: refusing,
         })
     }
 
