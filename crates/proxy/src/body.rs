@@ -213,26 +213,69 @@ impl PendingLog {
     }
 }
 
-/// A client's request body as its server read it: hyper's, or none (our HTTP/1.1 server takes
-/// only requests without a body, `h1_server`); or hyper's with its first frames read ahead
-/// (external authorization `withBody`, `access.rs`), which are sent first.
+/// A client's request body as its server read it: a stream's (hyper's or our HTTP/2
+/// server's), or none (our HTTP/1.1 server takes only requests without a body, `h1_server`);
+/// or a stream's with its first frames read ahead (external authorization `withBody`,
+/// `access.rs`), which are sent first.
 #[derive(Debug)]
 pub(crate) enum RequestStream {
     Empty,
-    Hyper(hyper::body::Incoming),
+    Streaming(ClientStream),
     ReadAhead {
         /// The frames read, in order.
         frames: std::collections::VecDeque<Frame<Bytes>>,
         /// The rest of the body (`None`: it ended within `frames`).
-        rest: Option<hyper::body::Incoming>,
+        rest: Option<ClientStream>,
     },
+}
+
+/// A request body read from the client as it arrives: by hyper (HTTP/1.1 beyond the common
+/// requests, connections whose version hyper-util's auto server found), or by our HTTP/2
+/// server.
+#[derive(Debug)]
+pub(crate) enum ClientStream {
+    Hyper(hyper::body::Incoming),
+    H2(crate::h2_server::RequestBody),
+}
+
+impl Body for ClientStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientStream::Hyper(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(BoxError::from))),
+            ClientStream::H2(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(BoxError::from))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientStream::Hyper(body) => body.is_end_stream(),
+            ClientStream::H2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientStream::Hyper(body) => body.size_hint(),
+            ClientStream::H2(body) => body.size_hint(),
+        }
+    }
 }
 
 impl RequestStream {
     fn is_end_stream(&self) -> bool {
         match self {
             RequestStream::Empty => true,
-            RequestStream::Hyper(body) => body.is_end_stream(),
+            RequestStream::Streaming(body) => body.is_end_stream(),
             RequestStream::ReadAhead { frames, rest } => {
                 frames.is_empty() && rest.as_ref().is_none_or(Body::is_end_stream)
             }
@@ -244,7 +287,7 @@ impl RequestStream {
     /// frames read and ends there (the error surfaces as the upstream request's).
     pub(crate) async fn read_ahead(&mut self, limit: usize) -> (Bytes, bool) {
         let mut body = match std::mem::replace(self, RequestStream::Empty) {
-            RequestStream::Hyper(body) => body,
+            RequestStream::Streaming(body) => body,
             other => {
                 *self = other;
                 return (Bytes::new(), false);
@@ -329,7 +372,7 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let inner = match this.inner {
-            RequestStream::Hyper(inner) => inner,
+            RequestStream::Streaming(inner) => inner,
             RequestStream::ReadAhead { frames, rest } => match frames.pop_front() {
                 Some(frame) => return Poll::Ready(Some(Ok(frame))),
                 None => match rest {
@@ -340,7 +383,7 @@ impl Body for ClientBody {
             RequestStream::Empty => return Poll::Ready(None),
         };
         match Pin::new(inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(BoxError::from))),
+            Poll::Ready(frame) => Poll::Ready(frame),
             Poll::Pending => {
                 if let Some(deadline) = this.deadline.as_mut()
                     && deadline.as_mut().poll(cx).is_ready()
@@ -362,7 +405,7 @@ impl Body for ClientBody {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             RequestStream::Empty => SizeHint::with_exact(0),
-            RequestStream::Hyper(body) => body.size_hint(),
+            RequestStream::Streaming(body) => body.size_hint(),
             RequestStream::ReadAhead { frames, rest } => {
                 let buffered: u64 = frames
                     .iter()

@@ -154,7 +154,7 @@ impl<'a> Exchange<'a> {
         origin: ClientOrigin,
         disposition: &mut Disposition,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let client_upgrade = hyper::upgrade::on(&mut request);
+        let client_upgrade = upgrade::ClientUpgrade::of(&mut request);
         let (parts, body) = request.into_parts();
         let mut head = origin.head(parts);
         upgrade::restore_request_headers(head.headers_mut(), protocol);
@@ -181,7 +181,7 @@ impl<'a> Exchange<'a> {
         if self.backend.protocol() == snapshot::backend::AppProtocol::H2c {
             return Err(ProxyError::UnsupportedProtocol);
         }
-        let client_upgrade = hyper::upgrade::on(&mut request);
+        let client_upgrade = upgrade::ClientUpgrade::of(&mut request);
         let hold = request.extensions_mut().remove::<TunnelHold>();
         let (mut parts, _stream) = request.into_parts();
         parts.method = Method::GET;

@@ -13,7 +13,7 @@
 //! request-smuggling corpus checks stays hyper's where it matters: body framing and errors.
 //! The connection guard (`guard.rs`) sits below both and times heads, idleness and writes.
 
-mod date;
+pub(crate) mod date;
 mod parse;
 mod response;
 

@@ -20,6 +20,7 @@ mod forward;
 mod grpc;
 mod guard;
 mod h1_server;
+mod h2_server;
 mod handshake;
 mod idle;
 mod l4;

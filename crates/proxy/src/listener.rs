@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -29,9 +29,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::body::RequestStream;
+use crate::body::{ClientStream, RequestStream};
 use crate::guard::{CloseReason, ConnectionState, GuardLimits, GuardedIo, H2_PREFACE};
 use crate::h1_server::{self, Served};
+use crate::h2_server;
 use crate::handshake;
 use crate::idle::{HIBERNATE_AFTER, IdleSet, Parked};
 use crate::plane::DataPlane;
@@ -648,21 +649,6 @@ async fn serve_connection<I>(
     let io = guarded(stream, &plane, &connection, alpn_h2);
     // One allocation per connection; each request takes a reference, not a copy of its fields.
     let connection = Arc::new(connection);
-    // HTTP/2 runs each stream in a task of its own, which holds the request's future: boxed, so
-    // that the task (moved into place when spawned) is small. An HTTP/1.1 connection awaits its
-    // request's future in place.
-    let h2_service = {
-        let plane = Arc::clone(&plane);
-        let connection = Arc::clone(&connection);
-        service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let request = request.map(RequestStream::Hyper);
-            Box::pin(stack::handle(
-                Arc::clone(&plane),
-                Arc::clone(&connection),
-                request,
-            ))
-        })
-    };
     // HTTP/2 and the auto server are boxed: the HTTP/1.1 connection's task, the common one,
     // is then sized for HTTP/1.1 alone.
     let result = match version {
@@ -679,13 +665,10 @@ async fn serve_connection<I>(
                 Served::Idle(_) => Ok(()),
             }
         }
-        Some(HttpVersion::Http2) => {
-            let mut builder = http2::Builder::new(TokioExecutor::new());
-            http2_settings!(builder, settings);
-            let serving = builder.serve_connection(TokioIo::new(io), h2_service);
-            let shutdown = http2::Connection::graceful_shutdown;
-            Box::pin(until_stopped(serving, shutdown, stop)).await
-        }
+        // Our server on h2 (`h2_server`): every stream of the connection in this task.
+        Some(HttpVersion::Http2) => Box::pin(h2_server::serve(io, &plane, &connection, stop))
+            .await
+            .map_err(Into::into),
         None => {
             let mut builder = auto::Builder::new(TokioExecutor::new());
             http1_settings!(builder.http1(), settings);
@@ -821,7 +804,7 @@ fn hyper_service(
     let plane = Arc::clone(plane);
     let connection = Arc::clone(connection);
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
-        let request = request.map(RequestStream::Hyper);
+        let request = request.map(|body| RequestStream::Streaming(ClientStream::Hyper(body)));
         stack::handle(Arc::clone(&plane), Arc::clone(&connection), request)
     })
 }

@@ -15,6 +15,25 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use upstream::UpstreamBody;
 
+use crate::h2_server::tunnel::ClientTunnel;
+
+/// The client's side of an upgrade, as its server offers it: hyper's (HTTP/1.1, and HTTP/2
+/// on connections hyper serves) or our HTTP/2 server's extended CONNECT stream.
+pub(crate) enum ClientUpgrade {
+    Hyper(OnUpgrade),
+    H2(ClientTunnel),
+}
+
+impl ClientUpgrade {
+    /// Takes the upgrade the request's server put in its extensions.
+    pub(crate) fn of<B>(request: &mut http::Request<B>) -> ClientUpgrade {
+        match request.extensions_mut().remove::<ClientTunnel>() {
+            Some(tunnel) => ClientUpgrade::H2(tunnel),
+            None => ClientUpgrade::Hyper(hyper::upgrade::on(request)),
+        }
+    }
+}
+
 /// The protocol a client asks to upgrade to (`Upgrade` listed in `Connection`), if any.
 ///
 /// Never `h2c`: an h2c upgrade would give the client a raw HTTP/2 connection to the backend,
@@ -49,7 +68,7 @@ pub(crate) fn restore_request_headers(headers: &mut HeaderMap, protocol: HeaderV
 /// When the backend switched protocols, joins the client's and the backend's upgraded
 /// connections in a task and returns the 101 with its upgrade headers for the client.
 pub(crate) fn bridge(
-    client: OnUpgrade,
+    client: ClientUpgrade,
     mut response: Response<UpstreamBody>,
 ) -> Response<UpstreamBody> {
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -66,22 +85,33 @@ pub(crate) fn bridge(
 /// task, byte for byte until either side closes; `hold` lives as long as the tunnel. `what`
 /// names the tunnel in debug logs.
 fn tunnel<H: Send + 'static>(
-    client: OnUpgrade,
+    client: ClientUpgrade,
     mut upstream: upstream::UpstreamUpgraded,
     hold: H,
     what: &'static str,
 ) {
     tokio::spawn(async move {
         let _hold = hold;
-        let client = match client.await {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::debug!(%error, what, "client upgrade failed");
-                return;
-            }
+        let joined = match client {
+            ClientUpgrade::Hyper(client) => match client.await {
+                Ok(client) => {
+                    let mut client = TokioIo::new(client);
+                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                }
+                Err(error) => {
+                    tracing::debug!(%error, what, "client upgrade failed");
+                    return;
+                }
+            },
+            ClientUpgrade::H2(client) => match client.opened().await {
+                Ok(mut client) => tokio::io::copy_bidirectional(&mut client, &mut upstream).await,
+                Err(error) => {
+                    tracing::debug!(%error, what, "client upgrade failed");
+                    return;
+                }
+            },
         };
-        let mut client = TokioIo::new(client);
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        if let Err(error) = joined {
             tracing::debug!(%error, what, "tunnel ended with an error");
         }
     });
@@ -119,7 +149,7 @@ pub(crate) fn websocket_request_headers(headers: &mut HeaderMap) {
 /// connection is not idle meanwhile) and returns the client's `200` with the handshake's
 /// headers, less the HTTP/1.1-only ones. Any other answer is returned as it is.
 pub(crate) fn bridge_extended_connect<H: Send + 'static>(
-    client: OnUpgrade,
+    client: ClientUpgrade,
     mut response: Response<UpstreamBody>,
     hold: H,
 ) -> Response<UpstreamBody> {

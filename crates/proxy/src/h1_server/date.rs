@@ -5,20 +5,27 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http::HeaderValue;
+
 /// `Sun, 06 Nov 1994 08:49:37 GMT`: always 29 bytes.
 const LENGTH: usize = 29;
 
 struct Cached {
     second: u64,
     text: [u8; LENGTH],
+    /// The same as a header value (HTTP/2 responses), made on first use in its second.
+    value: Option<HeaderValue>,
 }
 
 thread_local! {
-    static CACHED: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, text: [0; LENGTH] }) };
+    static CACHED: RefCell<Cached> = const {
+        RefCell::new(Cached { second: u64::MAX, text: [0; LENGTH], value: None })
+    };
 }
 
-/// Appends `date: <now>\r\n` to `out`.
-pub(crate) fn append_header(out: &mut Vec<u8>) {
+/// Runs `use_cached` with this second's date.
+fn with_now<R>(use_cached: impl FnOnce(&mut Cached) -> R) -> R {
     let now = SystemTime::now();
     let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     CACHED.with(|cached| {
@@ -28,12 +35,33 @@ pub(crate) fn append_header(out: &mut Vec<u8>) {
             if text.len() == LENGTH {
                 cached.text.copy_from_slice(text.as_bytes());
                 cached.second = second;
+                cached.value = None;
             }
         }
+        use_cached(&mut cached)
+    })
+}
+
+/// Appends `date: <now>\r\n` to `out`.
+pub(crate) fn append_header(out: &mut Vec<u8>) {
+    with_now(|cached| {
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(&cached.text);
         out.extend_from_slice(b"\r\n");
     });
+}
+
+/// This second's date as a header value: a reference to one shared buffer, not a copy.
+pub(crate) fn header_value() -> HeaderValue {
+    with_now(|cached| {
+        cached
+            .value
+            .get_or_insert_with(|| {
+                HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&cached.text))
+                    .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+            })
+            .clone()
+    })
 }
 
 #[cfg(test)]
@@ -54,5 +82,16 @@ mod tests {
             .duration_since(parsed)
             .expect("not in the future");
         assert!(skew.as_secs() <= 2, "{value}");
+    }
+
+    #[test]
+    fn the_header_value_is_the_same_date() {
+        let value = header_value();
+        let parsed =
+            httpdate::parse_http_date(value.to_str().expect("ascii")).expect("an HTTP date");
+        let skew = SystemTime::now()
+            .duration_since(parsed)
+            .expect("not in the future");
+        assert!(skew.as_secs() <= 2, "{value:?}");
     }
 }
