@@ -136,6 +136,11 @@ impl FaultyUpstream {
         self.state.requests.load(Ordering::SeqCst)
     }
 
+    /// The requests it holds now (read, not yet answered, nor given up by the peer).
+    pub fn in_flight(&self) -> u64 {
+        self.state.in_flight.load(Ordering::SeqCst)
+    }
+
     /// The most requests it has held at once (read, not yet answered).
     pub fn max_in_flight(&self) -> u64 {
         self.state.max_in_flight.load(Ordering::SeqCst)

@@ -444,6 +444,39 @@ async fn streamed_request_body_reaches_the_backend_whole() -> anyhow::Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_request_body_over_h2c_reaches_the_backend_whole() -> anyhow::Result<()> {
+    let (_blobs, gateway) = serve_blobs().await?;
+    for (prefix, upstream_version) in BLOB_PATHS {
+        // No declared length, and 16 times the stream's flow-control window (64 KiB): the
+        // upload goes on only as the gateway gives the window back.
+        let stream = TcpStream::connect(gateway.listener()).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await?;
+        let connection = tokio::spawn(connection);
+        let request = Request::post(format!("http://{HOST}{prefix}/upload"))
+            .body(PatternBody::new(UPLOAD_BYTES))?;
+        let exchange = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        })
+        .await
+        .with_context(|| format!("the h2c upload to {prefix} did not finish in 30 s"))?;
+        connection.abort();
+        let (status, body) = exchange?;
+        ensure!(
+            status == StatusCode::OK,
+            "h2c upload to {prefix} answered {status}: {body:?}"
+        );
+        ensure_upload(&body, upstream_version)
+            .with_context(|| format!("streamed h2c upload to {prefix}"))?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_length_request_body_reaches_the_backend_whole() -> anyhow::Result<()> {
     let (_blobs, gateway) = serve_blobs().await?;
     let payload = Bytes::from((0..UPLOAD_BYTES).map(pattern_byte).collect::<Vec<u8>>());
