@@ -153,15 +153,20 @@ async fn serve_stream(
         (RequestBody::new(recv, &parts.headers), None)
     };
     let request = Request::from_parts(parts, RequestStream::Streaming(ClientStream::H2(body)));
-    let mut handling = pin!(stack::handle(plane, connection, request));
-    let answered = poll_fn(|cx| {
-        if let Poll::Ready(Ok(response)) = handling.as_mut().poll(cx) {
-            return Poll::Ready(Some(response));
-        }
-        // Reset by the client (or the connection is gone): nobody to answer.
-        respond.poll_reset(cx).map(|_| None)
-    })
-    .await;
+    // In a block of its own: the request's future is gone before the response's is made, so
+    // the two share their place in this future (which is moved twice on its way into the
+    // stream set: every byte of it counts).
+    let answered = {
+        let mut handling = pin!(stack::handle(plane, connection, request));
+        poll_fn(|cx| {
+            if let Poll::Ready(Ok(response)) = handling.as_mut().poll(cx) {
+                return Poll::Ready(Some(response));
+            }
+            // Reset by the client (or the connection is gone): nobody to answer.
+            respond.poll_reset(cx).map(|_| None)
+        })
+        .await
+    };
     if let Some(response) = answered {
         response::send(response, respond, tunnel).await;
     }
