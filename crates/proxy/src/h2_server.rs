@@ -5,9 +5,9 @@
 //! and pipes the response body through a general-purpose loop; every stream then costs a task
 //! (allocation, scheduling, a wake to go from the upstream's answer to the stream's task and
 //! another to the connection's), and the body a capacity reservation per frame. Here the
-//! streams of a connection are futures in a [`FuturesUnordered`] beside the connection: one
-//! allocation per stream, and the task that reads the upstream's answer is the one that
-//! writes it to the client. That is what the other proxies do (NGINX, HAProxy and Envoy serve
+//! streams of a connection are futures in a [`FuturesUnordered`] beside the connection (the
+//! future boxed, and the set's entry), no scheduling of their own, and the task that reads the
+//! upstream's answer is the one that writes it to the client. That is what the other proxies do (NGINX, HAProxy and Envoy serve
 //! every stream of a connection on the connection's thread); like them, a connection's streams
 //! then share one core, and connections spread over the cores. The protocol itself (framing,
 //! HPACK, flow control, stream states, the flood limits h2 enforces) stays h2's.
@@ -85,12 +85,15 @@ where
             while accepting {
                 match h2.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
-                        streams.push(serve_stream(
+                        // Boxed: the set's entries (and the stub it keeps for an idle
+                        // connection) are then a pointer, not the stream's whole future, and
+                        // the future is copied once, into its box, not twice.
+                        streams.push(Box::pin(serve_stream(
                             Arc::clone(plane),
                             Arc::clone(connection),
                             request,
                             respond,
-                        ));
+                        )));
                         progressed = true;
                     }
                     Poll::Ready(Some(Err(error))) => {
@@ -154,8 +157,8 @@ async fn serve_stream(
     };
     let request = Request::from_parts(parts, RequestStream::Streaming(ClientStream::H2(body)));
     // In a block of its own: the request's future is gone before the response's is made, so
-    // the two share their place in this future (which is moved twice on its way into the
-    // stream set: every byte of it counts).
+    // the two share their place in this future (which is copied into its box: every byte of
+    // it counts).
     let answered = {
         let mut handling = pin!(stack::handle(plane, connection, request));
         poll_fn(|cx| {
