@@ -145,6 +145,9 @@ struct KubernetesWriters {
 type Updates = tokio::sync::watch::Receiver<Arc<SourceUpdate>>;
 
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
+    // Loading the config churns the heap; pages go back at once until start-up is over
+    // (`memory::allocator::purge_eagerly`).
+    memory::allocator::purge_eagerly();
     let local = file_updates(&args)?;
 
     let metrics = Arc::new(Metrics::new());
@@ -198,6 +201,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     // the upkeep's collections never reach its heap, and what applying changes freed here
     // stayed resident (4 MB at 5,000 routes in one file after 30 edits).
     memory::allocator::collect();
+    memory::allocator::purge_lazily();
     match memory::release_control_plane_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
@@ -305,14 +309,20 @@ async fn follow_updates(
                     anyhow::bail!("the config watcher stopped");
                 }
                 let update = updates.borrow_and_update().clone();
+                // Only while applying: the workers serve meanwhile, and eager purging costs
+                // them page faults (`memory::allocator::purge_eagerly`).
+                memory::allocator::purge_eagerly();
                 controller.apply(update);
+                memory::allocator::purge_lazily();
                 release.as_mut().reset(tokio::time::Instant::now() + CODE_RELEASE_QUIET);
                 release_due = true;
             }
             () = &mut release, if release_due => {
                 release_due = false;
                 // As at start: this thread's heap, which only applying changes uses.
+                memory::allocator::purge_eagerly();
                 memory::allocator::collect();
+                memory::allocator::purge_lazily();
                 match memory::release_control_plane_code() {
                     Ok(bytes) => tracing::debug!(bytes, "code of the last config change released"),
                     Err(error) => tracing::debug!(%error, "code of the last config change not released"),

@@ -194,8 +194,10 @@ fn run(
         // change and the workers serve.
         let now = Instant::now();
         if collect_at.is_some_and(|at| now >= at) {
+            memory::allocator::purge_eagerly();
             source.forget_spare_store();
             memory::allocator::collect();
+            memory::allocator::purge_lazily();
             collect_at = None;
             // A file read again with nothing to publish (most often the second read of a file
             // written within its timestamps' granularity, on the safety-net rescan) ran the

@@ -99,3 +99,22 @@ fn blocks_have_their_layouts_alignment_and_keep_contents_when_they_grow() {
         assert!(aligned_to(page.as_ptr(), 4096), "{size}: 4 KiB alignment");
     }
 }
+
+#[test]
+fn purging_eagerly_sets_mimallocs_purge_delay_to_zero_and_lazily_puts_it_back() {
+    // The option's place in mimalloc's enum is ours to get right: its documented default
+    // (1,000 ms, unless the environment sets it) proves we read the purge delay.
+    let lazy = super::mi_option_get(super::PURGE_DELAY);
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        assert_eq!(
+            lazy,
+            1_000,
+            "option {} is not mimalloc's purge delay",
+            super::PURGE_DELAY
+        );
+    }
+    super::purge_eagerly();
+    assert_eq!(super::mi_option_get(super::PURGE_DELAY), 0);
+    super::purge_lazily();
+    assert_eq!(super::mi_option_get(super::PURGE_DELAY), lazy);
+}
