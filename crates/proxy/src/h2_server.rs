@@ -6,11 +6,12 @@
 //! (allocation, scheduling, a wake to go from the upstream's answer to the stream's task and
 //! another to the connection's), and the body a capacity reservation per frame. Here the
 //! streams of a connection are futures in a [`FuturesUnordered`] beside the connection (the
-//! future boxed, and the set's entry), no scheduling of their own, and the task that reads the
-//! upstream's answer is the one that writes it to the client. That is what the other proxies do (NGINX, HAProxy and Envoy serve
-//! every stream of a connection on the connection's thread); like them, a connection's streams
-//! then share one core, and connections spread over the cores. The protocol itself (framing,
-//! HPACK, flow control, stream states, the flood limits h2 enforces) stays h2's.
+//! future boxed, and the set's entry), with no scheduling of their own, and the task that
+//! reads the upstream's answer is the one that writes it to the client. That is what the other
+//! proxies do (NGINX, HAProxy and Envoy serve every stream of a connection on the connection's
+//! thread); like them, a connection's streams then share one core, and connections spread over
+//! the cores. The protocol itself (framing, HPACK, flow control, stream states, the flood
+//! limits h2 enforces) stays h2's.
 //!
 //! What hyper's server did on top of h2 is done here: the settings, `Date` on responses
 //! without one, `Content-Length` from a body of known size, connection-specific header fields
@@ -122,19 +123,30 @@ where
 /// h2's server settings from the socket's.
 fn builder(settings: &ClientSettings) -> h2::server::Builder {
     let h2 = &settings.http2;
-    let header_list = settings.headers.max_request_headers_bytes;
     let mut builder = h2::server::Builder::new();
     builder
         .initial_window_size(h2.initial_stream_window_size)
         .initial_connection_window_size(h2.initial_connection_window_size)
         .max_frame_size(MAX_FRAME_SIZE)
-        .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX))
+        .max_header_list_size(max_header_list_size(settings))
         .max_concurrent_streams(h2.max_concurrent_streams)
         .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .max_send_buffer_size(settings.buffer_limit.max(16 * 1024))
+        .max_send_buffer_size(max_send_buffer_size(settings))
         // WebSocket over HTTP/2 (RFC 8441).
         .enable_connect_protocol();
     builder
+}
+
+/// SETTINGS_MAX_HEADER_LIST_SIZE: the socket's head limit. Also hyper's, where it serves
+/// HTTP/2 (`listener::http2_settings!`).
+pub(crate) fn max_header_list_size(settings: &ClientSettings) -> u32 {
+    u32::try_from(settings.headers.max_request_headers_bytes).unwrap_or(u32::MAX)
+}
+
+/// What a stream may hold of its response body beyond the client's window: the socket's
+/// buffer limit, at least one frame. Also hyper's, where it serves HTTP/2.
+pub(crate) fn max_send_buffer_size(settings: &ClientSettings) -> usize {
+    settings.buffer_limit.max(MAX_FRAME_SIZE as usize)
 }
 
 /// One stream: the request through the stack, then its response to the client. Ends early

@@ -1,6 +1,7 @@
-//! Listening sockets: bound and unbound as snapshots change, connections served with hyper's
-//! HTTP/1.1 or HTTP/2 server (HTTP/1.1 and h2c on one port: a peek at the first bytes, or ALPN,
-//! picks the server), graceful drain on removal and on shutdown.
+//! Listening sockets: bound and unbound as snapshots change, connections served over HTTP/1.1
+//! (our server for the common request, then hyper's) or HTTP/2 (our server on h2), HTTP/1.1 and
+//! h2c on one port (a peek at the first bytes, or ALPN, picks the server; hyper-util's auto
+//! server when neither tells), graceful drain on removal and on shutdown.
 //!
 //! A config change never closes a connection: sockets whose address stays keep accepting, and
 //! their connections pick up the new snapshot on their next request. Only when an address
@@ -611,20 +612,20 @@ macro_rules! http1_settings {
     }};
 }
 
-/// Applies a socket's [`ClientSettings`] to hyper's HTTP/2 builder (hyper's own, or the auto
-/// server's).
+/// Applies a socket's [`ClientSettings`] to the auto server's HTTP/2 builder, for the
+/// connections hyper serves (those whose version only reading them told); the others have our
+/// server (`h2_server::builder`), with the same settings.
 macro_rules! http2_settings {
     ($builder:expr, $settings:expr) => {{
         let settings: &ClientSettings = &$settings;
         let h2 = &settings.http2;
-        let header_list = settings.headers.max_request_headers_bytes;
         $builder
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX))
+            .max_header_list_size(h2_server::max_header_list_size(settings))
             .max_concurrent_streams(h2.max_concurrent_streams)
             .initial_stream_window_size(h2.initial_stream_window_size)
             .initial_connection_window_size(h2.initial_connection_window_size)
-            .max_send_buf_size(settings.buffer_limit.max(16 * 1024))
+            .max_send_buf_size(h2_server::max_send_buffer_size(settings))
             // WebSocket over HTTP/2 (RFC 8441).
             .enable_connect_protocol();
     }};
