@@ -159,7 +159,7 @@ fn run(
     // The first pass, at once, closes the window between `load` and the watch being in place.
     let mut safety_net = Instant::now();
     let mut collect_at = None;
-    // Whether a rescan read files but published nothing since the code was last released.
+    // Whether a rescan published nothing since the code was last released.
     let mut release_code = false;
     loop {
         // Taken right before deciding, so that a write that started since the last wake is
@@ -177,7 +177,13 @@ fn run(
                 if publish.send(update).is_err() {
                     return;
                 }
-            } else if source.last_rescan_read() {
+            } else {
+                // Nothing to publish: the rescan's code (reading and hashing files when it read
+                // any, listing and comparing metadata when it did not) is resident until
+                // released, about 1 MiB. Released after every rescan, the safety net's too:
+                // the request path's code pages go with it (the release is per mapping) and
+                // come back from the page cache on the next requests, a few hundred minor
+                // faults every five seconds.
                 release_code = true;
             }
             safety_net = Instant::now() + SAFETY_NET_INTERVAL;
@@ -199,16 +205,13 @@ fn run(
             memory::allocator::collect();
             memory::allocator::purge_lazily();
             collect_at = None;
-            // A file read again with nothing to publish (most often the second read of a file
-            // written within its timestamps' granularity, on the safety-net rescan) ran the
-            // reading, splitting and hashing code: about 1 MiB of the binary, resident until
-            // released. A change that was published is released by the control loop once
-            // applied (`portcullis::run`).
+            // A rescan with nothing to publish (see above). A change that was published is
+            // released by the control loop once applied (`portcullis::run`).
             if release_code {
                 release_code = false;
                 match memory::release_control_plane_code() {
-                    Ok(bytes) => debug!(bytes, "code of a config reread released"),
-                    Err(error) => debug!(%error, "code of a config reread not released"),
+                    Ok(bytes) => debug!(bytes, "code of a config rescan released"),
+                    Err(error) => debug!(%error, "code of a config rescan not released"),
                 }
             }
         }
