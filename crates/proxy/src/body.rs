@@ -247,12 +247,8 @@ impl Body for ClientStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ClientStream::Hyper(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|f| f.map_err(BoxError::from))),
-            ClientStream::H2(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|f| f.map_err(BoxError::from))),
+            ClientStream::Hyper(body) => poll_boxed(Pin::new(body), cx),
+            ClientStream::H2(body) => poll_boxed(Pin::new(body), cx),
         }
     }
 
@@ -269,6 +265,19 @@ impl Body for ClientStream {
             ClientStream::H2(body) => body.size_hint(),
         }
     }
+}
+
+/// `body`'s next frame, its error boxed.
+fn poll_boxed<B>(
+    body: Pin<&mut B>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    body.poll_frame(cx)
+        .map(|frame| frame.map(|f| f.map_err(Into::into)))
 }
 
 impl RequestStream {

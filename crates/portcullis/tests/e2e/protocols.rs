@@ -411,6 +411,24 @@ async fn h2c_app_protocol_backend_is_reached_over_h2c() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Awaits an upload's response (within 30 s) and checks it: 200 and the upload summary of the
+/// whole body, received over `upstream_version`.
+async fn finish_upload(
+    sending: impl std::future::Future<Output = hyper::Result<Response<Incoming>>>,
+    upstream_version: &str,
+) -> anyhow::Result<()> {
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let response = sending.await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, body))
+    })
+    .await
+    .context("the upload did not finish in 30 s")??;
+    ensure!(status == StatusCode::OK, "answered {status}: {body:?}");
+    ensure_upload(&body, upstream_version)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_request_body_reaches_the_backend_whole() -> anyhow::Result<()> {
     let (_blobs, gateway) = serve_blobs().await?;
@@ -423,22 +441,9 @@ async fn streamed_request_body_reaches_the_backend_whole() -> anyhow::Result<()>
         let request = Request::post(format!("{prefix}/upload"))
             .header(http::header::HOST, HOST)
             .body(PatternBody::new(UPLOAD_BYTES))?;
-        let exchange = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        })
-        .await
-        .with_context(|| format!("the upload to {prefix} did not finish in 30 s"))?;
+        let uploaded = finish_upload(sender.send_request(request), upstream_version).await;
         connection.abort();
-        let (status, body) = exchange?;
-        ensure!(
-            status == StatusCode::OK,
-            "upload to {prefix} answered {status}: {body:?}"
-        );
-        ensure_upload(&body, upstream_version)
-            .with_context(|| format!("chunked upload to {prefix}"))?;
+        uploaded.with_context(|| format!("chunked upload to {prefix}"))?;
     }
     Ok(())
 }
@@ -456,22 +461,9 @@ async fn streamed_request_body_over_h2c_reaches_the_backend_whole() -> anyhow::R
         let connection = tokio::spawn(connection);
         let request = Request::post(format!("http://{HOST}{prefix}/upload"))
             .body(PatternBody::new(UPLOAD_BYTES))?;
-        let exchange = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        })
-        .await
-        .with_context(|| format!("the h2c upload to {prefix} did not finish in 30 s"))?;
+        let uploaded = finish_upload(sender.send_request(request), upstream_version).await;
         connection.abort();
-        let (status, body) = exchange?;
-        ensure!(
-            status == StatusCode::OK,
-            "h2c upload to {prefix} answered {status}: {body:?}"
-        );
-        ensure_upload(&body, upstream_version)
-            .with_context(|| format!("streamed h2c upload to {prefix}"))?;
+        uploaded.with_context(|| format!("streamed h2c upload to {prefix}"))?;
     }
     Ok(())
 }
