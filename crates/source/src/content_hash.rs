@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use model::ObjectKey;
 
 /// A 128-bit hash of some bytes, from one [`ContentHasher`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct ContentHash(u64, u64);
 
 /// Hashes bytes into [`ContentHash`]es; hashes from different hashers do not compare.

@@ -4,13 +4,15 @@
 //! proxy reports outcomes) and does not count concurrency (`breaker/mod.rs` does).
 //!
 //! Concurrency: the state is one atomic word (`generation << 2 | state`), read lock-free on
-//! every admission. The window is a ring of [`BUCKETS`] atomic counters; the `transitions`
+//! every admission. The window is a ring of [`BUCKETS`] atomic counters, allocated with the
+//! first outcome recorded under an error-rate setting (most backends have none, and the ring is
+//! 160 of a backend's ~700 bytes: 0.8 MB at 5,000 backends); the `transitions`
 //! mutex is held only to rotate a stale bucket or to change state, both rare and O(1) (a window
 //! reset is O([`BUCKETS`])). The generation changes with every transition, so an outcome of a
 //! probe admitted in an earlier half-open period cannot close or reopen a later one.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -83,7 +85,8 @@ pub(crate) struct ErrorRate {
     opened_at: AtomicU64,
     probes_admitted: AtomicU32,
     probes_succeeded: AtomicU32,
-    buckets: [Bucket; BUCKETS],
+    /// The window's ring, from the first outcome recorded under settings on.
+    buckets: OnceLock<Box<[Bucket; BUCKETS]>>,
     transitions: Mutex<()>,
 }
 
@@ -95,7 +98,7 @@ impl ErrorRate {
             opened_at: AtomicU64::new(0),
             probes_admitted: AtomicU32::new(0),
             probes_succeeded: AtomicU32::new(0),
-            buckets: Default::default(),
+            buckets: OnceLock::new(),
             transitions: Mutex::new(()),
         }
     }
@@ -187,7 +190,8 @@ impl ErrorRate {
     fn record_normal(&self, settings: &ErrorRateSettings, is_error: bool) {
         let width = bucket_width(settings.window);
         let period = self.now() / width;
-        let bucket = &self.buckets[(period % BUCKETS as u64) as usize];
+        let buckets = self.buckets.get_or_init(Box::default);
+        let bucket = &buckets[(period % BUCKETS as u64) as usize];
         if bucket.period.load(Ordering::Acquire) != period {
             let _guard = self.lock();
             if bucket.period.load(Ordering::Acquire) != period {
@@ -216,8 +220,11 @@ impl ErrorRate {
 
     /// Requests and errors in the buckets of the window ending with `period`.
     fn window_counts(&self, period: u64) -> (u32, u32) {
+        let Some(buckets) = self.buckets.get() else {
+            return (0, 0);
+        };
         let oldest = period.saturating_sub(BUCKETS as u64 - 1);
-        self.buckets
+        buckets
             .iter()
             .filter(|b| (oldest..=period).contains(&b.period.load(Ordering::Acquire)))
             .fold((0u32, 0u32), |(requests, errors), b| {
@@ -243,7 +250,7 @@ impl ErrorRate {
                 self.probes_succeeded.store(0, Ordering::Release);
             }
             BreakerState::Closed => {
-                for bucket in &self.buckets {
+                for bucket in self.buckets.get().into_iter().flat_map(|b| b.iter()) {
                     bucket.requests.store(0, Ordering::Release);
                     bucket.errors.store(0, Ordering::Release);
                 }
@@ -252,6 +259,12 @@ impl ErrorRate {
         let generation = (word >> 2).wrapping_add(1);
         self.state
             .store(generation << 2 | next.bits(), Ordering::Release);
+    }
+
+    /// Whether the window's ring has been allocated.
+    #[cfg(test)]
+    pub(crate) fn has_window(&self) -> bool {
+        self.buckets.get().is_some()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {

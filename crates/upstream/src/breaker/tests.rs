@@ -185,3 +185,23 @@ async fn removing_the_settings_closes_the_breaker() {
     assert!(breaker.admit(plain).is_ok());
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
+
+#[test]
+fn the_window_is_allocated_only_once_an_error_rate_setting_counts_an_outcome() {
+    let breaker = Arc::new(Breaker::new());
+    // Without settings (nearly every backend) outcomes are not counted: no window.
+    let plain = Arc::new(BackendPolicy::default());
+    for is_error in [false, true, true] {
+        assert_eq!(run(&breaker, &plain, is_error), BreakerState::Closed);
+    }
+    assert!(!breaker.error_rate.has_window());
+    // Under settings it counts from the first outcome, and a policy change keeps the counts.
+    let policy = breaker_policy();
+    assert_eq!(run(&breaker, &policy, true), BreakerState::Closed);
+    assert!(breaker.error_rate.has_window());
+    assert_eq!(run(&breaker, &policy, true), BreakerState::Closed);
+    assert_eq!(run(&breaker, &plain, false), BreakerState::Closed);
+    assert_eq!(run(&breaker, &policy, false), BreakerState::Closed);
+    // The fourth outcome under settings reaches min_requests with 2 of 4 errors: open.
+    assert_eq!(run(&breaker, &policy, true), BreakerState::Open);
+}
