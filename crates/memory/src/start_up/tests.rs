@@ -1,4 +1,5 @@
-//! The executable's clean mappings are found, dropped from the resident set, and run again.
+//! The clean file mappings (the executable's and its libraries') are found, dropped from the
+//! resident set, and run again.
 
 use super::{CleanMapping, clean_mappings, release_control_plane_code};
 
@@ -19,11 +20,18 @@ Anonymous:             8 kB
 Private_Dirty:         0 kB
 7f0000000000-7f0000010000 r-xp 00000000 08:01 7 /usr/lib/libc.so.6
 Private_Dirty:         0 kB
+7f0000010000-7f0000011000 r--p 00010000 08:01 7 /usr/lib/libc.so.6
+Anonymous:             4 kB
+7f0000020000-7f0000030000 r--s 00000000 00:01 9 /memfd:ring (deleted)
+Anonymous:             0 kB
+7f0000030000-7f0000031000 r--p 00000000 00:05 3 /dev/zero
+Anonymous:             0 kB
+7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]
 ";
 
 #[test]
-fn only_clean_read_only_mappings_of_the_executable_are_chosen() {
-    let chosen = clean_mappings(SMAPS, "/usr/bin/gateway");
+fn only_clean_private_read_only_file_mappings_are_chosen() {
+    let chosen = clean_mappings(SMAPS);
     assert_eq!(
         chosen,
         vec![
@@ -35,11 +43,15 @@ fn only_clean_read_only_mappings_of_the_executable_are_chosen() {
                 start: 0x5555_aaab_0000,
                 end: 0x5555_aacc_0000
             },
+            CleanMapping {
+                start: 0x7f00_0000_0000,
+                end: 0x7f00_0001_0000
+            },
         ],
-        "the relocated read-only mapping, the writable one and the library stay; a file \
-         written recently (dirty in the page cache: Private_Dirty without Anonymous) goes"
+        "the executable's and the library's code go (a file written recently, dirty in the \
+         page cache: Private_Dirty without Anonymous, too); relocated read-only data, writable, \
+         shared, device, memfd and special mappings stay"
     );
-    assert!(clean_mappings(SMAPS, "/usr/bin/other").is_empty());
 }
 
 /// Resident file-backed memory of this process, in KiB.
