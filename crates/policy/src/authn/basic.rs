@@ -19,7 +19,7 @@
 //! names exist through timing, which we accept rather than spend bcrypt on every unknown name.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
@@ -53,25 +53,36 @@ pub(crate) enum BasicFailure {
 
 /// Verifies basic credentials; holds the verification cache. One per authenticator.
 pub(crate) struct BasicVerifier {
-    cache_key: hmac::Key,
+    /// The cache's key, drawn at the first verification: the first draw from the system RNG
+    /// seeds aws-lc's generator from CPU jitter, ~15 ms of CPU that start-up (which creates
+    /// this verifier) need not wait for when no route uses basic auth.
+    cache_key: OnceLock<hmac::Key>,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
     bcrypt_permits: Arc<Semaphore>,
 }
 
 impl BasicVerifier {
-    /// An empty cache under a fresh random key.
+    /// An empty cache; its random key is drawn when first needed.
     pub(crate) fn new() -> BasicVerifier {
-        let mut secret = [0u8; 32];
-        // The system RNG failing is not recoverable in any useful way; a zero key would still
-        // keep passwords out of memory, only without the offline-brute-force protection.
-        if SystemRandom::new().fill(&mut secret).is_err() {
-            tracing::error!("system RNG failed; the basic-auth cache key is not secret");
-        }
         BasicVerifier {
-            cache_key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            cache_key: OnceLock::new(),
             verified: Mutex::new(HashMap::new()),
             bcrypt_permits: Arc::new(Semaphore::new(MAX_CONCURRENT_BCRYPT)),
         }
+    }
+
+    /// The cache's key: a fresh random one, drawn once.
+    fn cache_key(&self) -> &hmac::Key {
+        self.cache_key.get_or_init(|| {
+            let mut secret = [0u8; 32];
+            // The system RNG failing is not recoverable in any useful way; a zero key would
+            // still keep passwords out of memory, only without the offline-brute-force
+            // protection.
+            if SystemRandom::new().fill(&mut secret).is_err() {
+                tracing::error!("system RNG failed; the basic-auth cache key is not secret");
+            }
+            hmac::Key::new(hmac::HMAC_SHA256, &secret)
+        })
     }
 
     /// Checks the request's basic credentials. On success returns the user name and has
@@ -124,7 +135,7 @@ impl BasicVerifier {
     }
 
     fn cache_key_of(&self, entry: &HtpasswdUser, password: &str) -> [u8; 32] {
-        let mut context = hmac::Context::with_key(&self.cache_key);
+        let mut context = hmac::Context::with_key(self.cache_key());
         // Lengths first, so that no two (user, password, hash) triples feed the same bytes.
         for part in [
             entry.name.as_bytes(),
