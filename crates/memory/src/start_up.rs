@@ -97,8 +97,8 @@ pub fn release_control_plane_code() -> io::Result<usize> {
         // SAFETY: the range is a whole private mapping of a regular file (the executable or a
         // shared library) that `/proc/self/smaps` lists as read-only, with no anonymous (copied
         // on write) or swapped page: every page holds exactly the file's bytes (code and
-        // constants; no relocated data). `MADV_DONTNEED`
-        // only unmaps such pages; the next access maps the same bytes again from the file.
+        // constants; no relocated data). `MADV_DONTNEED` only unmaps such pages; the next
+        // access maps the same bytes again from the file.
         // No Rust value lives there that could change, and read-only pages cannot have been
         // written since `smaps` was read.
         #[allow(unsafe_code)]
