@@ -19,7 +19,7 @@
 //! wakes sleeping workers to run them.
 //!
 //! The control plane's bursts (loading a config, applying a change, freeing the old one) run
-//! with the purge delay at zero ([`purge_eagerly`]): a page they free and reuse comes back
+//! with the purge delay at zero (an [`EagerPurge`] guard, [`purge_eagerly`]): a page they free and reuse comes back
 //! untouched, resident only where its new blocks are written, instead of resident whole.
 //!
 //! The collection is forced: empty pages go back to the system at once, retired ones too (a
@@ -30,6 +30,7 @@
 use std::cell::Cell;
 use std::os::raw::c_long;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// mimalloc instead of the system allocator: a request allocates and frees many small objects
@@ -148,25 +149,53 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// The purge delay mimalloc started with (ms), read before the first change.
 static LAZY_PURGE_DELAY: std::sync::OnceLock<c_long> = std::sync::OnceLock::new();
 
-/// From now on a page left empty goes back to the system at once rather than after the purge
-/// delay. For the control plane's bursts (loading and applying a config, freeing the old
-/// one): they free and allocate pages by the thousand, and a page reused while still resident
-/// stays resident whole however little of it its new size class uses; purged at once, it
-/// comes back as untouched memory, resident only where it is written. At 5,000 routes that is
-/// about 4 MiB of the idle resident set. Not for the request path: there it turns page reuse
-/// into a page fault each time (0.8 per HTTP/2 request under load), so callers keep it to the
-/// burst and end it with [`purge_lazily`]. The setting is process-wide: a worker that frees a
-/// page meanwhile purges it at once too.
-pub fn purge_eagerly() {
-    let _ = LAZY_PURGE_DELAY.get_or_init(|| mi_option_get(PURGE_DELAY));
-    mi_option_set(PURGE_DELAY, 0);
+/// How many [`EagerPurge`] guards are alive. The setting is process-wide and the control
+/// plane's bursts overlap (the control loop applies a change while the file watcher collects
+/// its thread's heap): the delay goes back only when the last burst ends.
+static EAGER_BURSTS: Mutex<usize> = Mutex::new(0);
+
+/// A control-plane burst during which empty pages go back to the system at once (see
+/// [`purge_eagerly`]); mimalloc's purge delay comes back when the last such guard is dropped.
+#[must_use = "eager purging ends when the guard is dropped"]
+#[derive(Debug)]
+pub struct EagerPurge(());
+
+/// From now until the returned guard (and every other one) is dropped, a page left empty goes
+/// back to the system at once rather than after the purge delay. For the control plane's
+/// bursts (loading and applying a config, freeing the old one): they free and allocate pages
+/// by the thousand, and a page reused while still resident stays resident whole however little
+/// of it its new size class uses; purged at once, it comes back as untouched memory, resident
+/// only where it is written. At 5,000 routes that is about 4 MiB of the idle resident set. Not
+/// for the request path: there it turns page reuse into a page fault each time (0.8 per HTTP/2
+/// request under load), so callers keep the guard to the burst. The setting is process-wide: a
+/// worker that frees a page meanwhile purges it at once too.
+pub fn purge_eagerly() -> EagerPurge {
+    let mut bursts = EAGER_BURSTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if *bursts == 0 {
+        let _ = LAZY_PURGE_DELAY.get_or_init(|| mi_option_get(PURGE_DELAY));
+        mi_option_set(PURGE_DELAY, 0);
+    }
+    *bursts += 1;
+    EagerPurge(())
 }
 
-/// Back to mimalloc's purge delay (see [`purge_eagerly`]).
-pub fn purge_lazily() {
-    if let Some(&lazy) = LAZY_PURGE_DELAY.get() {
-        mi_option_set(PURGE_DELAY, lazy);
+impl Drop for EagerPurge {
+    fn drop(&mut self) {
+        let mut bursts = EAGER_BURSTS.lock().unwrap_or_else(PoisonError::into_inner);
+        *bursts = bursts.saturating_sub(1);
+        if *bursts == 0
+            && let Some(&lazy) = LAZY_PURGE_DELAY.get()
+        {
+            mi_option_set(PURGE_DELAY, lazy);
+        }
     }
+}
+
+/// [`collect`] with empty pages purged at once: what a quiet control plane does with the heap
+/// its last burst freed.
+pub fn collect_eagerly() {
+    let _eager = purge_eagerly();
+    collect();
 }
 
 fn mi_option_get(option: libmimalloc_sys::mi_option_t) -> c_long {

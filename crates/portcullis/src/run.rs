@@ -147,7 +147,7 @@ type Updates = tokio::sync::watch::Receiver<Arc<SourceUpdate>>;
 async fn serve(args: RunArgs) -> anyhow::Result<()> {
     // Loading the config churns the heap; pages go back at once until start-up is over
     // (`memory::allocator::purge_eagerly`).
-    memory::allocator::purge_eagerly();
+    let start_up = memory::allocator::purge_eagerly();
     let local = file_updates(&args)?;
 
     let metrics = Arc::new(Metrics::new());
@@ -201,7 +201,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<()> {
     // the upkeep's collections never reach its heap, and what applying changes freed here
     // stayed resident (4 MB at 5,000 routes in one file after 30 edits).
     memory::allocator::collect();
-    memory::allocator::purge_lazily();
+    drop(start_up);
     match memory::release_control_plane_code() {
         Ok(bytes) => tracing::debug!(bytes, "start-up code released"),
         Err(error) => tracing::debug!(%error, "start-up code not released"),
@@ -311,18 +311,16 @@ async fn follow_updates(
                 let update = updates.borrow_and_update().clone();
                 // Only while applying: the workers serve meanwhile, and eager purging costs
                 // them page faults (`memory::allocator::purge_eagerly`).
-                memory::allocator::purge_eagerly();
+                let applying = memory::allocator::purge_eagerly();
                 controller.apply(update);
-                memory::allocator::purge_lazily();
+                drop(applying);
                 release.as_mut().reset(tokio::time::Instant::now() + CODE_RELEASE_QUIET);
                 release_due = true;
             }
             () = &mut release, if release_due => {
                 release_due = false;
                 // As at start: this thread's heap, which only applying changes uses.
-                memory::allocator::purge_eagerly();
-                memory::allocator::collect();
-                memory::allocator::purge_lazily();
+                memory::allocator::collect_eagerly();
                 match memory::release_control_plane_code() {
                     Ok(bytes) => tracing::debug!(bytes, "code of the last config change released"),
                     Err(error) => tracing::debug!(%error, "code of the last config change not released"),

@@ -200,10 +200,10 @@ fn run(
         // change and the workers serve.
         let now = Instant::now();
         if collect_at.is_some_and(|at| now >= at) {
-            memory::allocator::purge_eagerly();
+            let freeing = memory::allocator::purge_eagerly();
             source.forget_spare_store();
             memory::allocator::collect();
-            memory::allocator::purge_lazily();
+            drop(freeing);
             collect_at = None;
             // A rescan with nothing to publish (see above). A change that was published is
             // released by the control loop once applied (`portcullis::run`).

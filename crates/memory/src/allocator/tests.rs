@@ -101,7 +101,7 @@ fn blocks_have_their_layouts_alignment_and_keep_contents_when_they_grow() {
 }
 
 #[test]
-fn purging_eagerly_sets_mimallocs_purge_delay_to_zero_and_lazily_puts_it_back() {
+fn purging_eagerly_sets_mimallocs_purge_delay_to_zero_until_the_last_burst_ends() {
     // The option's place in mimalloc's enum is ours to get right: its documented default
     // (1,000 ms, unless the environment sets it) proves we read the purge delay.
     let lazy = super::mi_option_get(super::PURGE_DELAY);
@@ -113,8 +113,12 @@ fn purging_eagerly_sets_mimallocs_purge_delay_to_zero_and_lazily_puts_it_back() 
             super::PURGE_DELAY
         );
     }
-    super::purge_eagerly();
+    let eager = super::purge_eagerly();
     assert_eq!(super::mi_option_get(super::PURGE_DELAY), 0);
-    super::purge_lazily();
+    // An overlapping burst (another thread's) keeps it at zero until both have ended.
+    let overlapping = super::purge_eagerly();
+    drop(eager);
+    assert_eq!(super::mi_option_get(super::PURGE_DELAY), 0);
+    drop(overlapping);
     assert_eq!(super::mi_option_get(super::PURGE_DELAY), lazy);
 }
