@@ -1,57 +1,126 @@
-//! Our HTTP/2 server: h2's connection, driven in the connection's own task together with the
-//! request futures of its streams, each response handed to h2 as soon as it is made.
+//! Our HTTP/2 server (RFC 9113): framing, HPACK (the `hpack` crate), flow control and stream
+//! states of the gateway's side of a client connection, and every stream of the connection
+//! served in the connection's own task.
 //!
-//! hyper's HTTP/2 server spawns a task per stream, which holds the request's future (boxed)
-//! and pipes the response body through a general-purpose loop; every stream then costs a task
-//! (allocation, scheduling, a wake to go from the upstream's answer to the stream's task and
-//! another to the connection's), and the body a capacity reservation per frame. Here the
-//! streams of a connection are futures in a [`FuturesUnordered`] beside the connection (the
-//! future boxed, and the set's entry), with no scheduling of their own, and the task that
-//! reads the upstream's answer is the one that writes it to the client. That is what the other
-//! proxies do (NGINX, HAProxy and Envoy serve every stream of a connection on the connection's
-//! thread); like them, a connection's streams then share one core, and connections spread over
-//! the cores. The protocol itself (framing, HPACK, flow control, stream states, the flood
-//! limits h2 enforces) stays h2's.
+//! It replaced h2 for the connections whose version is known before the first byte (h2c with
+//! prior knowledge, TLS with ALPN `h2`): h2 is a general library, with both peers' roles,
+//! priorities, a stream store shared behind a lock between the connection and every stream
+//! handle, frames moved by value through several queues, and an HPACK encoder that indexes
+//! every field; the common request cost about 18,000 instructions there, more than our whole
+//! HTTP/1.1 path (docs/architecture/performance.md). Here one task owns the connection and its
+//! streams: a frame is parsed in the read buffer, a request head becomes an `http::Request`
+//! once, a response head is encoded straight into the output buffer (static table only, no
+//! Huffman: nothing to index, nothing to keep in step), and the output of every stream that
+//! progressed goes out in one write. What crosses tasks is only what must: wake-ups and the
+//! bytes of request bodies and tunnels (`shared`).
 //!
-//! What hyper's server did on top of h2 is done here: the settings, `Date` on responses
-//! without one, `Content-Length` from a body of known size, connection-specific header fields
-//! removed from responses (RFC 9113 §8.2.2), request bodies whose flow-control window is
-//! released as they are read, a stream's request future dropped when the client resets the
-//! stream, trailers both ways, a response body error resetting the stream, and the extended
-//! CONNECT of WebSocket over HTTP/2 (RFC 8441, [`tunnel`]). Connections whose version is only
-//! known once hyper-util's auto server read them (TLS without ALPN, the PROXY protocol) are
-//! still served by hyper.
+//! What it checks is RFC 9113's list (frame sizes, stream states, flow-control windows,
+//! SETTINGS values, header block sequencing, malformed requests; h2spec's cases), and what it
+//! refuses to be abused with: CONTINUATION floods (a header block has a size and frame
+//! bound), empty DATA floods, HPACK bombs (`max_header_list_size` is checked as fields are
+//! decoded, without keeping them), streams beyond `max_concurrent_streams` (refused), and
+//! floods of malformed requests (after [`MAX_LOCAL_ERROR_RESETS`] resets, GOAWAY). Resets and
+//! SETTINGS/PING floods are counted by the connection guard below it (`guard.rs`), which sees
+//! every frame whatever serves the connection.
+//!
+//! What hyper's server did on top of h2 is done here too: `Date` on responses without one,
+//! `Content-Length` from a body of known size, connection-specific header fields removed from
+//! responses (RFC 9113 §8.2.2), request bodies whose flow-control window is released as they
+//! are read, a stream's request future dropped when the client resets the stream, trailers
+//! both ways, a response body error resetting the stream, and the extended CONNECT of
+//! WebSocket over HTTP/2 (RFC 8441, [`tunnel`]). Connections whose version is only known once
+//! hyper-util's auto server read them (TLS without ALPN, the PROXY protocol) are still served
+//! by hyper.
 
+mod frame;
+mod inbound;
+mod request;
 mod request_body;
 mod response;
+mod shared;
+mod stream;
 pub(crate) mod tunnel;
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::io;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
-use h2::server::SendResponse;
-use http::Request;
+use bytes::BytesMut;
+use slab::Slab;
 use snapshot::client::ClientSettings;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::body::{ClientStream, RequestStream};
 use crate::plane::DataPlane;
-use crate::stack::{self, Connection};
+use crate::stack::Connection;
+use frame::ErrorCode;
+use shared::ReadyQueue;
+use stream::Stream;
 
 pub(crate) use request_body::RequestBody;
 
 /// The largest frame the gateway accepts (SETTINGS_MAX_FRAME_SIZE): the protocol's default.
-const MAX_FRAME_SIZE: u32 = 16 * 1024;
+const MAX_FRAME_SIZE: usize = 16 * 1024;
 
 /// Streams a client may make the gateway reset for its errors (malformed requests) before the
-/// connection is closed (h2's guard against floods of them; hyper's default).
+/// connection is closed with GOAWAY(ENHANCE_YOUR_CALM).
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+
+/// Output waiting for the client beyond which the connection stops reading frames and
+/// response bodies until the client reads.
+const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+
+/// HPACK's dynamic table size (SETTINGS_HEADER_TABLE_SIZE, the protocol's default).
+const HEADER_TABLE_SIZE: usize = 4096;
+
+/// Streams the gateway reset lately whose late frames are ignored (RFC 9113 §5.1, "closed").
+const RECENT_RESETS: usize = 64;
+
+/// Empty DATA frames without END_STREAM in a row before the connection is closed (they cost
+/// work and carry nothing: RUSTSEC-2026-0258's flood).
+const MAX_EMPTY_DATA_FRAMES: u32 = 100;
+
+/// CONTINUATION frames one header block may take (a block of the largest allowed size takes
+/// a handful).
+const MAX_CONTINUATION_FRAMES: usize = 128;
+
+/// Rounds of one poll before the task yields to the others (streams that keep waking
+/// themselves would keep it otherwise).
+const MAX_ROUNDS_PER_POLL: usize = 32;
+
+/// Why a connection ended other than by either side closing it in good order.
+#[derive(Debug)]
+pub(crate) enum Error {
+    Io(io::Error),
+    /// The client broke the protocol; it got GOAWAY with this code.
+    Protocol {
+        code: ErrorCode,
+        reason: &'static str,
+    },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(error) => write!(f, "HTTP/2 connection: {error}"),
+            Error::Protocol { code, reason } => {
+                write!(f, "HTTP/2 connection closed with {code}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A connection error: GOAWAY with `code`, then close.
+#[derive(Debug)]
+pub(super) enum Fatal {
+    Io(io::Error),
+    Connection(ErrorCode, &'static str),
+}
 
 /// Serves HTTP/2 on `io` (the preface not yet read) until the client closes, the connection
 /// fails, or `stop` turns true and the streams in flight have finished (GOAWAY first).
@@ -60,81 +129,19 @@ pub(crate) async fn serve<I>(
     plane: &Arc<DataPlane>,
     connection: &Arc<Connection>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), h2::Error>
+) -> Result<(), Error>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let handshake = builder(&connection.settings).handshake::<_, Bytes>(io);
-    let mut h2 = tokio::select! {
-        h2 = handshake => h2?,
-        // Nothing was asked yet: close without serving.
-        _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
-    };
+    let mut server = Server::new(io, plane, connection);
     let mut stopped = pin!(stop.wait_for(|stopped| *stopped));
-    let mut draining = false;
-    let mut streams = FuturesUnordered::new();
-    let mut accepting = true;
-    let mut failure = None;
     poll_fn(|cx| {
-        if !draining && stopped.as_mut().poll(cx).is_ready() {
-            draining = true;
-            h2.graceful_shutdown();
+        if server.goaway.is_none() && stopped.as_mut().poll(cx).is_ready() {
+            server.drain();
         }
-        // Accepting also writes what the streams queued: after streams progressed, once more.
-        loop {
-            let mut progressed = false;
-            while accepting {
-                match h2.poll_accept(cx) {
-                    Poll::Ready(Some(Ok((request, respond)))) => {
-                        // Boxed: the set's entries (and the stub it keeps for an idle
-                        // connection) are then a pointer, not the stream's whole future, and
-                        // the future is copied once, into its box, not twice.
-                        streams.push(Box::pin(serve_stream(
-                            Arc::clone(plane),
-                            Arc::clone(connection),
-                            request,
-                            respond,
-                        )));
-                        progressed = true;
-                    }
-                    Poll::Ready(Some(Err(error))) => {
-                        failure = Some(error);
-                        accepting = false;
-                    }
-                    Poll::Ready(None) => accepting = false,
-                    Poll::Pending => break,
-                }
-            }
-            while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {
-                progressed = true;
-            }
-            if !accepting && streams.is_empty() {
-                return Poll::Ready(());
-            }
-            if !progressed {
-                return Poll::Pending;
-            }
-        }
+        server.poll(cx)
     })
-    .await;
-    failure.map_or(Ok(()), Err)
-}
-
-/// h2's server settings from the socket's.
-fn builder(settings: &ClientSettings) -> h2::server::Builder {
-    let h2 = &settings.http2;
-    let mut builder = h2::server::Builder::new();
-    builder
-        .initial_window_size(h2.initial_stream_window_size)
-        .initial_connection_window_size(h2.initial_connection_window_size)
-        .max_frame_size(MAX_FRAME_SIZE)
-        .max_header_list_size(max_header_list_size(settings))
-        .max_concurrent_streams(h2.max_concurrent_streams)
-        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .max_send_buffer_size(max_send_buffer_size(settings))
-        // WebSocket over HTTP/2 (RFC 8441).
-        .enable_connect_protocol();
-    builder
+    .await
 }
 
 /// SETTINGS_MAX_HEADER_LIST_SIZE: the socket's head limit. Also hyper's, where it serves
@@ -146,43 +153,348 @@ pub(crate) fn max_header_list_size(settings: &ClientSettings) -> u32 {
 /// What a stream may hold of its response body beyond the client's window: the socket's
 /// buffer limit, at least one frame. Also hyper's, where it serves HTTP/2.
 pub(crate) fn max_send_buffer_size(settings: &ClientSettings) -> usize {
-    settings.buffer_limit.max(MAX_FRAME_SIZE as usize)
+    settings.buffer_limit.max(MAX_FRAME_SIZE)
 }
 
-/// One stream: the request through the stack, then its response to the client. Ends early
-/// when the client resets the stream (the request's future is dropped, which cancels its
-/// upstream exchange).
-async fn serve_stream(
-    plane: Arc<DataPlane>,
-    connection: Arc<Connection>,
-    request: Request<h2::RecvStream>,
-    mut respond: SendResponse<Bytes>,
-) {
-    let (mut parts, recv) = request.into_parts();
-    let (body, tunnel) = if parts.method == http::Method::CONNECT {
-        match tunnel::accept(&mut parts, recv) {
-            Ok(accepted) => accepted,
-            Err(reason) => return respond.send_reset(reason),
+/// The gateway's settings for a connection.
+struct Limits {
+    max_concurrent_streams: usize,
+    /// SETTINGS_INITIAL_WINDOW_SIZE.
+    stream_window: i64,
+    /// The connection's receive window.
+    connection_window: i64,
+    max_header_list_size: usize,
+    max_send_buffer: usize,
+}
+
+/// A header block whose CONTINUATION frames are still to come.
+struct PartialBlock {
+    stream: u32,
+    end_stream: bool,
+    self_dependent: bool,
+    fragments: BytesMut,
+    frames: usize,
+}
+
+/// One connection's server.
+pub(super) struct Server<'a, I> {
+    io: I,
+    plane: &'a Arc<DataPlane>,
+    connection: &'a Arc<Connection>,
+    limits: Limits,
+    /// Bytes read and not yet taken as frames.
+    read: BytesMut,
+    /// Frames to write; `written` of them are.
+    out: Vec<u8>,
+    written: usize,
+    decoder: hpack::Decoder,
+    encoder: hpack::Encoder,
+    streams: Slab<Stream>,
+    /// The open streams' ids and keys, by id (streams open in increasing id order).
+    ids: Vec<(u32, usize)>,
+    queue: Arc<ReadyQueue>,
+    /// Streams to poll: woken, or made ready by a frame.
+    ready: Vec<usize>,
+    /// Scratch for taking the ready streams.
+    polling: Vec<usize>,
+    /// Streams with data to send waiting for the connection's window, or for the output to
+    /// drain.
+    blocked_on_window: Vec<usize>,
+    blocked_on_output: Vec<usize>,
+    block: Option<PartialBlock>,
+    recently_reset: VecDeque<u32>,
+    /// The preface was read; the client's first SETTINGS too.
+    preface_read: bool,
+    settings_seen: bool,
+    /// The client acknowledged the gateway's SETTINGS.
+    settings_acked: bool,
+    /// The client's SETTINGS_INITIAL_WINDOW_SIZE and SETTINGS_MAX_FRAME_SIZE.
+    peer_stream_window: i64,
+    peer_max_frame: usize,
+    /// The highest stream id the client opened.
+    last_stream: u32,
+    /// The last stream id of the GOAWAY the gateway sent.
+    goaway: Option<u32>,
+    /// The client said GOAWAY: no new streams.
+    client_goaway: bool,
+    /// A connection error to end with, once GOAWAY went out.
+    closing: Option<(ErrorCode, &'static str)>,
+    read_closed: bool,
+    /// The connection's send window, and its receive window and what of it was read and not
+    /// yet given back.
+    send_window: i64,
+    recv_window: i64,
+    recv_unacked: i64,
+    local_error_resets: usize,
+    empty_data_frames: u32,
+}
+
+impl<'a, I> Server<'a, I>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    fn new(io: I, plane: &'a Arc<DataPlane>, connection: &'a Arc<Connection>) -> Self {
+        let settings = &connection.settings;
+        let h2 = &settings.http2;
+        let limits = Limits {
+            max_concurrent_streams: h2.max_concurrent_streams as usize,
+            stream_window: i64::from(h2.initial_stream_window_size).min(frame::MAX_WINDOW),
+            connection_window: i64::from(h2.initial_connection_window_size)
+                .clamp(frame::DEFAULT_WINDOW, frame::MAX_WINDOW),
+            max_header_list_size: max_header_list_size(settings) as usize,
+            max_send_buffer: max_send_buffer_size(settings),
+        };
+        let mut out = Vec::with_capacity(64);
+        frame::write_settings(
+            &mut out,
+            &[
+                (
+                    frame::setting::MAX_CONCURRENT_STREAMS,
+                    h2.max_concurrent_streams,
+                ),
+                (
+                    frame::setting::INITIAL_WINDOW_SIZE,
+                    limits.stream_window as u32,
+                ),
+                (
+                    frame::setting::MAX_HEADER_LIST_SIZE,
+                    max_header_list_size(settings),
+                ),
+                // WebSocket over HTTP/2 (RFC 8441).
+                (frame::setting::ENABLE_CONNECT_PROTOCOL, 1),
+            ],
+        );
+        if limits.connection_window > frame::DEFAULT_WINDOW {
+            let increment = limits.connection_window - frame::DEFAULT_WINDOW;
+            frame::write_window_update(&mut out, 0, increment as u32);
         }
-    } else {
-        (RequestBody::new(recv, &parts.headers), None)
-    };
-    let request = Request::from_parts(parts, RequestStream::Streaming(ClientStream::H2(body)));
-    // In a block of its own: the request's future is gone before the response's is made, so
-    // the two share their place in this future (which is copied into its box: every byte of
-    // it counts).
-    let answered = {
-        let mut handling = pin!(stack::handle(plane, connection, request));
-        poll_fn(|cx| {
-            if let Poll::Ready(Ok(response)) = handling.as_mut().poll(cx) {
-                return Poll::Ready(Some(response));
+        Server {
+            io,
+            plane,
+            connection,
+            recv_window: limits.connection_window,
+            limits,
+            read: BytesMut::new(),
+            out,
+            written: 0,
+            decoder: hpack::Decoder::new(HEADER_TABLE_SIZE),
+            encoder: hpack::Encoder::new(),
+            streams: Slab::new(),
+            ids: Vec::new(),
+            queue: Arc::new(ReadyQueue::default()),
+            ready: Vec::new(),
+            polling: Vec::new(),
+            blocked_on_window: Vec::new(),
+            blocked_on_output: Vec::new(),
+            block: None,
+            recently_reset: VecDeque::new(),
+            preface_read: false,
+            settings_seen: false,
+            settings_acked: false,
+            peer_stream_window: frame::DEFAULT_WINDOW,
+            peer_max_frame: MAX_FRAME_SIZE,
+            last_stream: 0,
+            goaway: None,
+            client_goaway: false,
+            closing: None,
+            read_closed: false,
+            send_window: frame::DEFAULT_WINDOW,
+            recv_unacked: 0,
+            local_error_resets: 0,
+            empty_data_frames: 0,
+        }
+    }
+
+    /// GOAWAY(NO_ERROR): the streams open go on, no new one is taken.
+    fn drain(&mut self) {
+        if self.goaway.is_none() {
+            frame::write_goaway(&mut self.out, self.last_stream, ErrorCode::NO_ERROR);
+            self.goaway = Some(self.last_stream);
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.queue.enter(cx.waker());
+        for _ in 0..MAX_ROUNDS_PER_POLL {
+            let mut progressed = false;
+            if self.closing.is_none() && !self.read_closed {
+                match self.poll_input(cx) {
+                    Ok(input) => progressed |= input,
+                    Err(fatal) => self.fail(fatal),
+                }
             }
-            // Reset by the client (or the connection is gone): nobody to answer.
-            respond.poll_reset(cx).map(|_| None)
-        })
-        .await
-    };
-    if let Some(response) = answered {
-        response::send(response, respond, tunnel).await;
+            progressed |= self.poll_streams();
+            match self.poll_output(cx) {
+                Ok(output) => progressed |= output,
+                Err(error) => {
+                    self.drop_streams(ErrorCode::CANCEL);
+                    return Poll::Ready(Err(Error::Io(error)));
+                }
+            }
+            if let Some(done) = self.finished(cx) {
+                return done;
+            }
+            if !progressed && self.queue.leave() {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        let _ = self.queue.leave();
+        Poll::Pending
+    }
+
+    /// Reads and handles frames until the socket has no more (or the output is backed up).
+    fn poll_input(&mut self, cx: &mut Context<'_>) -> Result<bool, Fatal> {
+        let mut progressed = false;
+        loop {
+            if self.pending_output() >= OUTPUT_HIGH_WATER || self.closing.is_some() {
+                return Ok(progressed);
+            }
+            if let Some(head) = self.next_frame()? {
+                self.on_frame(head)?;
+                progressed = true;
+                continue;
+            }
+            if self.read.capacity() - self.read.len() < 1024 {
+                self.read.reserve(MAX_FRAME_SIZE + frame::HEADER_LEN);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
+                Poll::Ready(Ok(0)) => {
+                    self.read_closed = true;
+                    return Ok(true);
+                }
+                Poll::Ready(Ok(_)) => progressed = true,
+                Poll::Ready(Err(error)) => return Err(Fatal::Io(error)),
+                Poll::Pending => return Ok(progressed),
+            }
+        }
+    }
+
+    /// Writes what is waiting; `true` when it made room for streams that waited for it.
+    fn poll_output(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let mut progressed = false;
+        while self.written < self.out.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(error)) => return Err(error),
+                Poll::Pending => break,
+            }
+        }
+        if self.written > 0 && self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+            // A TLS stream holds records until flushed.
+            if let Poll::Ready(Err(error)) = Pin::new(&mut self.io).poll_flush(cx) {
+                return Err(error);
+            }
+        }
+        if self.pending_output() < OUTPUT_HIGH_WATER && !self.blocked_on_output.is_empty() {
+            self.ready.append(&mut self.blocked_on_output);
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    fn pending_output(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// The connection's end, once there is nothing left to do.
+    fn finished(&mut self, cx: &mut Context<'_>) -> Option<Poll<Result<(), Error>>> {
+        let flushed = self.pending_output() == 0;
+        if let Some((code, reason)) = self.closing {
+            if !flushed {
+                return None;
+            }
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+            return Some(Poll::Ready(Err(Error::Protocol { code, reason })));
+        }
+        if self.read_closed {
+            // The client is gone: nobody to answer.
+            self.drop_streams(ErrorCode::CANCEL);
+            return Some(Poll::Ready(Ok(())));
+        }
+        let draining = self.goaway.is_some() || self.client_goaway;
+        if draining && self.streams.is_empty() && flushed {
+            return Some(match Pin::new(&mut self.io).poll_shutdown(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(_) => Poll::Ready(Ok(())),
+            });
+        }
+        None
+    }
+
+    /// A connection error: GOAWAY, the streams dropped (their request futures cancelled).
+    fn fail(&mut self, fatal: Fatal) {
+        let (code, reason) = match fatal {
+            Fatal::Connection(code, reason) => (code, reason),
+            Fatal::Io(error) => {
+                tracing::debug!(%error, "HTTP/2 connection read failed");
+                self.read_closed = true;
+                return;
+            }
+        };
+        tracing::debug!(code = code.name(), reason, "HTTP/2 connection error");
+        frame::write_goaway(&mut self.out, self.last_stream, code);
+        self.goaway = Some(self.last_stream);
+        self.closing = Some((code, reason));
+        self.drop_streams(code);
+    }
+
+    /// Every stream ends (`code`: what their readers and writers are told).
+    fn drop_streams(&mut self, code: ErrorCode) {
+        for stream in self.streams.drain() {
+            stream.abandon(code);
+        }
+        self.ids.clear();
+        self.ready.clear();
+        self.blocked_on_window.clear();
+        self.blocked_on_output.clear();
+    }
+
+    /// Gives `n` bytes of the connection's receive window back (WINDOW_UPDATE once half the
+    /// window is owed).
+    fn give_back_connection(&mut self, n: usize) {
+        self.recv_unacked += n as i64;
+        if self.recv_unacked >= self.limits.connection_window / 2 {
+            frame::write_window_update(&mut self.out, 0, self.recv_unacked as u32);
+            self.recv_window += self.recv_unacked;
+            self.recv_unacked = 0;
+        }
+    }
+
+    /// The key of the open stream `id`.
+    fn key_of(&self, id: u32) -> Option<usize> {
+        self.ids
+            .binary_search_by_key(&id, |&(id, _)| id)
+            .ok()
+            .map(|index| self.ids[index].1)
+    }
+
+    /// A RST_STREAM for a stream that is not (or no longer) in the table.
+    fn reset_id(&mut self, id: u32, code: ErrorCode) {
+        frame::write_rst_stream(&mut self.out, id, code);
+        self.remember_reset(id);
+    }
+
+    fn remember_reset(&mut self, id: u32) {
+        if self.recently_reset.len() == RECENT_RESETS {
+            self.recently_reset.pop_front();
+        }
+        self.recently_reset.push_back(id);
+    }
+
+    /// A stream error the client caused: counted, and beyond [`MAX_LOCAL_ERROR_RESETS`] a
+    /// connection error.
+    fn count_local_error(&mut self) -> Result<(), Fatal> {
+        self.local_error_resets += 1;
+        if self.local_error_resets > MAX_LOCAL_ERROR_RESETS {
+            return Err(Fatal::Connection(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "too many malformed streams",
+            ));
+        }
+        Ok(())
     }
 }

@@ -1,75 +1,58 @@
-//! A stream's response to the client: the head, then the body frame by frame with h2's flow
-//! control as the backpressure.
+//! A stream's response head and trailers as header blocks: the fields HTTP/2 needs added or
+//! removed, then HPACK.
 
-use std::future::poll_fn;
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use hpack::Encoder;
+use http::StatusCode;
+use http::header::{self, HeaderMap};
 
-use bytes::Bytes;
-use h2::server::SendResponse;
-use h2::{Reason, SendStream};
-use http::Response;
-use http::header::{self, HeaderMap, HeaderValue};
-use http_body::Body;
-
-use super::tunnel::PendingTunnel;
-use crate::body::ResponseBody;
+use super::frame;
 use crate::h1_server::date;
 
-/// Sends `response` on the stream: the head (with the body's end when it has none), then the
-/// body. A successful answer to an extended CONNECT opens the tunnel instead.
-pub(super) async fn send(
-    response: Response<ResponseBody>,
-    mut respond: SendResponse<Bytes>,
-    tunnel: Option<PendingTunnel>,
+/// Appends `headers` (after `:status` when there is one) as a header block on `stream`:
+/// HEADERS, and CONTINUATION frames when the block is longer than `max_frame`.
+pub(super) fn write_block(
+    out: &mut Vec<u8>,
+    encoder: &Encoder,
+    stream: u32,
+    status: Option<StatusCode>,
+    headers: &HeaderMap,
+    end_stream: bool,
+    max_frame: usize,
 ) {
-    let (mut head, body) = response.into_parts();
-    let has = prepare(&mut head.headers);
-    if let Some(tunnel) = tunnel
-        && head.status.is_success()
-    {
-        // The tunnel's bytes are the stream's DATA frames: no length (RFC 8441 §4, RFC 9113
-        // §8.5).
-        if has.content_length {
-            head.headers.remove(header::CONTENT_LENGTH);
+    // Encoded in place after a header written once the length is known.
+    let start = out.len();
+    out.extend_from_slice(&[0; frame::HEADER_LEN]);
+    if let Some(status) = status {
+        encoder.encode_status(status, out);
+    }
+    for (name, value) in headers {
+        encoder.encode_field(name, value, out);
+    }
+    let length = out.len() - start - frame::HEADER_LEN;
+    if length <= max_frame {
+        let mut flags = frame::flag::END_HEADERS;
+        if end_stream {
+            flags |= frame::flag::END_STREAM;
         }
-        if let Ok(stream) = respond.send_response(Response::from_parts(head, ()), false) {
-            tunnel.open(stream);
-        }
-        return;
+        let head = frame::head_bytes(length, frame::kind::HEADERS, flags, stream);
+        out[start..start + frame::HEADER_LEN].copy_from_slice(&head);
+    } else {
+        let block = out.split_off(start + frame::HEADER_LEN);
+        out.truncate(start);
+        frame::write_header_block(out, stream, &block, end_stream, max_frame);
     }
-    if body.is_end_stream() {
-        // A failed send: the stream was reset, nobody to answer.
-        let _ = respond.send_response(Response::from_parts(head, ()), true);
-        return;
-    }
-    if !has.content_length
-        && let Some(length) = body.size_hint().exact()
-    {
-        head.headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    }
-    let Ok(stream) = respond.send_response(Response::from_parts(head, ()), false) else {
-        return;
-    };
-    let mut body = pin!(body);
-    let mut pipe = Pipe {
-        stream,
-        waiting: false,
-    };
-    poll_fn(|cx| pipe.poll(body.as_mut(), cx)).await;
 }
 
 /// What [`prepare`] found among a response's fields.
-struct Present {
-    content_length: bool,
+pub(super) struct Present {
+    pub(super) content_length: bool,
 }
 
 /// One pass over a response's field names: adds `Date` when there is none (RFC 9110 §6.6.1,
 /// as hyper's server did) and removes connection-specific fields, which HTTP/2 forbids (RFC
 /// 9113 §8.2.2). Forwarded responses have lost them already (`forward::strip_hop_by_hop`);
 /// a response header filter could add one, which h2 would refuse, failing the stream.
-fn prepare(headers: &mut HeaderMap) -> Present {
+pub(super) fn prepare(headers: &mut HeaderMap) -> Present {
     let mut date = false;
     let mut content_length = false;
     let mut connection_specific = false;
@@ -120,76 +103,9 @@ fn strip_connection_specific(headers: &mut HeaderMap) {
     }
 }
 
-/// The body's frames to h2. A chunk is handed over as it arrives (h2 holds it until the flow
-/// control windows let it out); the next is read only once h2 has found window for all it
-/// holds plus a byte, or its send buffer (`max_send_buffer_size`) has room, so a slow client
-/// slows the upstream read rather than growing the buffer.
-struct Pipe {
-    stream: SendStream<Bytes>,
-    /// Waiting for capacity before the next read.
-    waiting: bool,
-}
-
-impl Pipe {
-    fn poll(&mut self, mut body: Pin<&mut ResponseBody>, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            while self.waiting {
-                if self.stream.capacity() > 0 {
-                    self.waiting = false;
-                    break;
-                }
-                match self.stream.poll_capacity(cx) {
-                    Poll::Ready(Some(Ok(_))) => {}
-                    // Reset, or the connection is gone.
-                    Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(()),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            match body.as_mut().poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        let end = body.is_end_stream();
-                        let empty = data.is_empty();
-                        if self.stream.send_data(data, end).is_err() || end {
-                            return Poll::Ready(());
-                        }
-                        if !empty {
-                            self.stream.reserve_capacity(1);
-                            self.waiting = true;
-                        }
-                    }
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            let _ = self.stream.send_trailers(trailers);
-                            return Poll::Ready(());
-                        }
-                    }
-                },
-                Poll::Ready(Some(Err(_))) => {
-                    // The upstream failed mid-body: the client must not take the truncated
-                    // body for a whole one.
-                    self.stream.send_reset(Reason::INTERNAL_ERROR);
-                    return Poll::Ready(());
-                }
-                Poll::Ready(None) => {
-                    let _ = self.stream.send_data(Bytes::new(), true);
-                    return Poll::Ready(());
-                }
-                Poll::Pending => {
-                    // Reset by the client while the upstream is quiet: stop reading it.
-                    return match self.stream.poll_reset(cx) {
-                        Poll::Ready(_) => Poll::Ready(()),
-                        Poll::Pending => Poll::Pending,
-                    };
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use http::response;
+    use http::{Response, response};
 
     use super::*;
 

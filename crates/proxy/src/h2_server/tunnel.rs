@@ -6,14 +6,14 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use h2::{Reason, RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
-use super::RequestBody;
+use super::frame::ErrorCode;
+use super::shared::StreamShared;
 
 /// The client's side of a tunnel, in the request's extensions until the request future takes
 /// it (`upgrade::ClientUpgrade`). Extensions must be `Clone`: clones share the one receiver,
@@ -39,67 +39,39 @@ impl ClientTunnel {
     }
 }
 
-/// The server's side: the stream's receiving half, kept out of the request (whose body is
-/// empty) until the response opens the tunnel.
+/// The server's side: kept by the connection until the response opens the tunnel.
 pub(super) struct PendingTunnel {
-    recv: RecvStream,
     opened: oneshot::Sender<H2Tunnel>,
 }
 
 impl PendingTunnel {
-    /// The 2xx went out on `send`: the tunnel is the client's to use.
-    pub(super) fn open(self, send: SendStream<Bytes>) {
-        let tunnel = H2Tunnel {
-            send,
-            recv: self.recv,
-            read: Bytes::new(),
-            shut: false,
-        };
-        // The request future gone (the client reset the stream): dropping the tunnel resets
-        // it too.
-        let _ = self.opened.send(tunnel);
+    /// A pending tunnel, and the client's side to put in the request's extensions.
+    pub(super) fn new() -> (PendingTunnel, ClientTunnel) {
+        let (opened, waiting) = oneshot::channel();
+        let client = ClientTunnel(Arc::new(Mutex::new(Some(waiting))));
+        (PendingTunnel { opened }, client)
     }
-}
 
-/// A CONNECT request: an extended CONNECT (`:protocol`) gets a pending tunnel and an empty
-/// body; a plain CONNECT (a TCP tunnel, which the gateway does not offer) goes through the
-/// stack as it is, to be refused there. A CONNECT declaring a body is reset (RFC 9113 §8.5:
-/// its DATA frames are the tunnel's).
-pub(super) fn accept(
-    parts: &mut http::request::Parts,
-    recv: RecvStream,
-) -> Result<(RequestBody, Option<PendingTunnel>), Reason> {
-    let Some(protocol) = parts.extensions.remove::<h2::ext::Protocol>() else {
-        return Ok((RequestBody::new(recv, &parts.headers), None));
-    };
-    let declares_body = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|length| length != "0");
-    if declares_body {
-        return Err(Reason::PROTOCOL_ERROR);
+    /// The 2xx went out: the stream's bytes are the tunnel's. `false`: nobody waits for it
+    /// (the request future is gone).
+    pub(super) fn open(self, shared: Arc<StreamShared>, max_buffered: usize) -> bool {
+        let tunnel = H2Tunnel {
+            shared,
+            read: Bytes::new(),
+            max_buffered,
+        };
+        self.opened.send(tunnel).is_ok()
     }
-    // Where hyper's server put it: the stack and the upgrade code read hyper's type.
-    parts
-        .extensions
-        .insert(hyper::ext::Protocol::from(protocol.as_str()));
-    let (opened, waiting) = oneshot::channel();
-    parts
-        .extensions
-        .insert(ClientTunnel(Arc::new(Mutex::new(Some(waiting)))));
-    Ok((RequestBody::empty(), Some(PendingTunnel { recv, opened })))
 }
 
 /// An open tunnel: reads are the client's DATA frames (their window given back as they are
-/// read), writes become DATA frames within the stream's flow control, shutdown ends the
-/// stream.
+/// read), writes become DATA frames within the stream's flow control (at most `max_buffered`
+/// bytes wait for window), shutdown ends the stream.
 pub(crate) struct H2Tunnel {
-    send: SendStream<Bytes>,
-    recv: RecvStream,
+    shared: Arc<StreamShared>,
     /// The rest of the last DATA frame read.
     read: Bytes,
-    /// The end of the stream was sent.
-    shut: bool,
+    max_buffered: usize,
 }
 
 impl AsyncRead for H2Tunnel {
@@ -109,23 +81,35 @@ impl AsyncRead for H2Tunnel {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        while this.read.is_empty() {
-            match ready!(this.recv.poll_data(cx)) {
-                Some(Ok(data)) => this.read = data,
-                // The client ended its side (END_STREAM, or reset with no error).
-                None => return Poll::Ready(Ok(())),
-                Some(Err(error)) => {
-                    return Poll::Ready(match error.reason() {
-                        Some(Reason::NO_ERROR | Reason::CANCEL) => Ok(()),
-                        _ => Err(io_error(error)),
-                    });
+        if this.read.is_empty() {
+            let mut state = this.shared.lock();
+            match state.received.pop_front() {
+                Some(data) => this.read = data,
+                None => {
+                    if let Some(code) = state.failed {
+                        return Poll::Ready(match code {
+                            ErrorCode::NO_ERROR | ErrorCode::CANCEL => Ok(()),
+                            code => Err(io::Error::new(
+                                io::ErrorKind::ConnectionReset,
+                                format!("the client reset the tunnel's stream ({code})"),
+                            )),
+                        });
+                    }
+                    // The client ended its side.
+                    if state.received_end {
+                        return Poll::Ready(Ok(()));
+                    }
+                    state.reader = Some(cx.waker().clone());
+                    return Poll::Pending;
                 }
             }
         }
         let n = this.read.len().min(buf.remaining());
         buf.put_slice(&this.read[..n]);
         this.read.advance(n);
-        let _ = this.recv.flow_control().release_capacity(n);
+        let mut state = this.shared.lock();
+        state.released += n;
+        state.stream.wake_by_ref();
         Poll::Ready(Ok(()))
     }
 }
@@ -140,24 +124,20 @@ impl AsyncWrite for H2Tunnel {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        // At most what the windows (and h2's send buffer) take now; the rest is the
-        // writer's to offer again.
-        this.send.reserve_capacity(buf.len());
-        let capacity = loop {
-            let capacity = this.send.capacity();
-            if capacity > 0 {
-                break capacity;
-            }
-            match ready!(this.send.poll_capacity(cx)) {
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Poll::Ready(Err(io_error(error))),
-                None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-            }
-        };
-        let n = capacity.min(buf.len());
-        this.send
-            .send_data(Bytes::copy_from_slice(&buf[..n]), false)
-            .map_err(io_error)?;
+        let mut state = this.shared.lock();
+        if state.failed.is_some() || state.outgoing_end {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        // At most what fits under the limit now; the rest is the writer's to offer again.
+        let room = this.max_buffered.saturating_sub(state.outgoing_len);
+        if room == 0 {
+            state.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = room.min(buf.len());
+        state.outgoing.push_back(Bytes::copy_from_slice(&buf[..n]));
+        state.outgoing_len += n;
+        state.stream.wake_by_ref();
         Poll::Ready(Ok(n))
     }
 
@@ -167,21 +147,24 @@ impl AsyncWrite for H2Tunnel {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.shut {
-            this.shut = true;
-            this.send.send_data(Bytes::new(), true).map_err(io_error)?;
+        let mut state = self.shared.lock();
+        if !state.outgoing_end {
+            state.outgoing_end = true;
+            state.stream.wake_by_ref();
         }
         Poll::Ready(Ok(()))
     }
 }
 
-fn io_error(error: h2::Error) -> io::Error {
-    if error.is_io() {
-        error
-            .into_io()
-            .unwrap_or_else(|| io::ErrorKind::BrokenPipe.into())
-    } else {
-        io::Error::other(error)
+impl Drop for H2Tunnel {
+    fn drop(&mut self) {
+        // Both halves gone: the stream ends (reset when it did not end well, by the
+        // connection, which sees the reader gone).
+        let mut state = self.shared.lock();
+        state.reader_gone = true;
+        let buffered: usize = state.received.drain(..).map(|data| data.len()).sum();
+        state.released += buffered + self.read.len();
+        state.outgoing_end = true;
+        state.stream.wake_by_ref();
     }
 }
