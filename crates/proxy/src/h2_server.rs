@@ -73,6 +73,10 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// response bodies until the client reads.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
+/// What a read asks for at least, and the room made when there is less.
+const READ_MIN: usize = 512;
+const READ_CHUNK: usize = 4096;
+
 /// HPACK's dynamic table size (SETTINGS_HEADER_TABLE_SIZE, the protocol's default).
 const HEADER_TABLE_SIZE: usize = 4096;
 
@@ -335,6 +339,7 @@ where
                 return done;
             }
             if !progressed && self.queue.leave() {
+                self.release_buffers_when_idle();
                 return Poll::Pending;
             }
         }
@@ -355,8 +360,10 @@ where
                 progressed = true;
                 continue;
             }
-            if self.read.capacity() - self.read.len() < 1024 {
-                self.read.reserve(MAX_FRAME_SIZE + frame::HEADER_LEN);
+            if self.read.capacity() - self.read.len() < READ_MIN {
+                // Room for a batch of small frames; a large frame makes room for itself
+                // (`next_frame`).
+                self.read.reserve(READ_CHUNK);
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
                 Poll::Ready(Ok(0)) => {
@@ -394,6 +401,19 @@ where
             progressed = true;
         }
         Ok(progressed)
+    }
+
+    /// A connection with nothing in flight keeps no buffers: an idle client costs the
+    /// connection's state alone (and the next burst one allocation of each).
+    fn release_buffers_when_idle(&mut self) {
+        if self.streams.is_empty() && self.read.is_empty() && self.pending_output() == 0 {
+            if self.read.capacity() > 0 {
+                self.read = BytesMut::new();
+            }
+            if self.out.capacity() > 0 {
+                self.out = Vec::new();
+            }
+        }
     }
 
     fn pending_output(&self) -> usize {

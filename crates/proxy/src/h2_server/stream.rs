@@ -218,24 +218,19 @@ where
         Ok(())
     }
 
-    /// Polls the streams that were woken or made ready; `true` when there were any.
+    /// Polls the streams that were woken or made ready; `true` when there were any. One
+    /// pass: a stream woken meanwhile is polled in the connection's next round.
     pub(super) fn poll_streams(&mut self) -> bool {
-        let mut progressed = false;
-        loop {
-            let mut keys = std::mem::take(&mut self.polling);
-            self.queue.take(&mut keys);
-            keys.append(&mut self.ready);
-            if keys.is_empty() {
-                self.polling = keys;
-                return progressed;
-            }
-            progressed = true;
-            for &key in &keys {
-                self.poll_stream(key);
-            }
-            keys.clear();
-            self.polling = keys;
+        let mut keys = std::mem::take(&mut self.polling);
+        self.queue.take(&mut keys);
+        keys.append(&mut self.ready);
+        let progressed = !keys.is_empty();
+        for &key in &keys {
+            self.poll_stream(key);
         }
+        keys.clear();
+        self.polling = keys;
+        progressed
     }
 
     fn poll_stream(&mut self, key: usize) {
@@ -243,11 +238,12 @@ where
             return;
         };
         stream.flag.unqueue();
-        if let Some(shared) = stream.shared.as_ref() {
-            let released = std::mem::take(&mut shared.lock().released);
-            if released > 0 {
-                self.give_back(key, released);
-            }
+        let released = stream
+            .shared
+            .as_ref()
+            .map_or(0, |shared| std::mem::take(&mut shared.lock().released));
+        if released > 0 {
+            self.give_back(key, released);
         }
         match self.streams[key].phase {
             Phase::Handling => self.poll_head(key),
@@ -489,12 +485,22 @@ where
     }
 
     /// Takes a stream out of the table (`failed`: it ended badly, its readers are told).
+    /// Whatever of its request body the connection's window still counts is given back now:
+    /// a reader that goes on reading the buffered bytes no longer reports them.
     pub(super) fn remove_stream(&mut self, key: usize, failed: Option<ErrorCode>) {
         let Some(stream) = self.streams.try_remove(key) else {
             return;
         };
         if let Ok(index) = self.ids.binary_search_by_key(&stream.id, |&(id, _)| id) {
             self.ids.remove(index);
+        }
+        let owed = stream.shared.as_ref().map_or(0, |shared| {
+            let mut state = shared.lock();
+            let buffered: usize = state.received.iter().map(Bytes::len).sum();
+            std::mem::take(&mut state.released) + buffered
+        });
+        if owed > 0 {
+            self.give_back_connection(owed);
         }
         if let Some(code) = failed {
             stream.abandon(code);
