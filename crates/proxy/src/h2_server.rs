@@ -46,7 +46,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use slab::Slab;
@@ -57,7 +57,7 @@ use tokio::sync::watch;
 use crate::plane::DataPlane;
 use crate::stack::Connection;
 use frame::ErrorCode;
-use shared::ReadyQueue;
+use shared::{ReadyQueue, StreamWaker};
 use stream::Stream;
 
 pub(crate) use request_body::RequestBody;
@@ -73,7 +73,8 @@ const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// response bodies until the client reads.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 
-/// What a read asks for at least, and the room made when there is less.
+/// What a read asks for at least, and the room made when there is less (also the output
+/// buffer's first size).
 const READ_MIN: usize = 512;
 const READ_CHUNK: usize = 4096;
 
@@ -197,6 +198,10 @@ pub(super) struct Server<'a, I> {
     /// The open streams' ids and keys, by id (streams open in increasing id order).
     ids: Vec<(u32, usize)>,
     queue: Arc<ReadyQueue>,
+    /// Each slot's waker (and its handle), made the first time the slot is used and kept:
+    /// a stream costs no allocation for it. A late wake-up of a slot's former stream polls
+    /// its new one once for nothing.
+    wakers: Vec<(Arc<StreamWaker>, Waker)>,
     /// Streams to poll: woken, or made ready by a frame.
     ready: Vec<usize>,
     /// Scratch for taking the ready streams.
@@ -286,6 +291,7 @@ where
             streams: Slab::new(),
             ids: Vec::new(),
             queue: Arc::new(ReadyQueue::default()),
+            wakers: Vec::new(),
             ready: Vec::new(),
             polling: Vec::new(),
             blocked_on_window: Vec::new(),
@@ -319,6 +325,10 @@ where
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.queue.enter(cx.waker());
+        if self.out.capacity() == 0 {
+            // Released while idle: one allocation for a burst's frames, not a doubling series.
+            self.out.reserve(READ_CHUNK);
+        }
         for _ in 0..MAX_ROUNDS_PER_POLL {
             let mut progressed = false;
             if self.closing.is_none() && !self.read_closed {

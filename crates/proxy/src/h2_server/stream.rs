@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -107,8 +107,6 @@ enum Phase {
 /// One open stream.
 pub(super) struct Stream {
     id: u32,
-    flag: Arc<StreamWaker>,
-    waker: Waker,
     task: Option<Pin<Box<dyn StreamTask>>>,
     phase: Phase,
     /// The request body's or the tunnel's bytes, when there are any.
@@ -160,7 +158,10 @@ where
         }
         let entry = self.streams.vacant_entry();
         let key = entry.key();
-        let (flag, waker) = StreamWaker::new(key, &self.queue);
+        if key == self.wakers.len() {
+            self.wakers.push(StreamWaker::new(key, &self.queue));
+        }
+        let waker = &self.wakers[key].1;
         let mut tunnel = None;
         let (shared, body) = if let Some(protocol) = protocol {
             // Extended CONNECT (RFC 8441): the DATA frames are the tunnel's, not a body.
@@ -199,8 +200,6 @@ where
         };
         entry.insert(Stream {
             id,
-            flag,
-            waker,
             task: Some(task),
             phase: Phase::Handling,
             shared,
@@ -237,7 +236,7 @@ where
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
-        stream.flag.unqueue();
+        self.wakers[key].0.unqueue();
         let released = stream
             .shared
             .as_ref()
@@ -258,7 +257,7 @@ where
         let Some(task) = stream.task.as_mut() else {
             return;
         };
-        let mut cx = Context::from_waker(&stream.waker);
+        let mut cx = Context::from_waker(&self.wakers[key].1);
         let Poll::Ready(response) = task.as_mut().poll_head(&mut cx) else {
             return;
         };
@@ -329,7 +328,7 @@ where
             let Some(task) = stream.task.as_mut() else {
                 return;
             };
-            let mut cx = Context::from_waker(&stream.waker);
+            let mut cx = Context::from_waker(&self.wakers[key].1);
             match task.as_mut().poll_body(&mut cx) {
                 Poll::Pending => return,
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
