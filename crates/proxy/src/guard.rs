@@ -12,15 +12,15 @@
 //!   [`Hibernation`] and the connection leaves its task for the idle set, `idle.rs`, which keeps
 //!   its idle deadline).
 //! - **HTTP/2 floods**: the guard reads the frame headers of the client's HTTP/2 stream (9 bytes
-//!   a frame; payloads are skipped) and counts RST_STREAM frames of streams in any state (h2
-//!   itself only counts resets of streams not yet accepted, which rapid reset evades by
-//!   resetting after accept) and SETTINGS / PING frames. Beyond the thresholds the connection
+//!   a frame; payloads are skipped) and counts RST_STREAM frames of streams in any state (h2,
+//!   which serves the connections hyper serves, only counts resets of streams not yet
+//!   accepted, which rapid reset evades by resetting after accept) and SETTINGS / PING frames. Beyond the thresholds the connection
 //!   gets GOAWAY(ENHANCE_YOUR_CALM) and is closed; its streams are cancelled, so a request not
 //!   yet sent upstream never is.
 //!
-//! The GOAWAY frame is written by the guard itself, between two of h2's frames: the guard also
-//! follows the frame boundaries of what h2 writes, and lets h2 finish the frame it is in before
-//! writing its own. A client that does not read is cut off after [`CLOSE_GRACE`].
+//! The GOAWAY frame is written by the guard itself, between two of the HTTP/2 server's frames (ours
+//! or hyper's): the guard also follows the frame boundaries of what the server writes, and lets
+//! it finish the frame it is in before writing its own. A client that does not read is cut off after [`CLOSE_GRACE`].
 //!
 //! The request body timeout is not here: it is a property of the request (`body.rs`
 //! `TimedBody`). Requests in flight are counted by [`InFlight`] guards that the response body
@@ -597,7 +597,7 @@ fn closed_error(reason: CloseReason) -> io::Error {
 }
 
 impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
-    /// Drives a closing connection: waits for h2's frame in progress, writes the last bytes,
+    /// Drives a closing connection: waits for the server's frame in progress, writes the last bytes,
     /// flushes and shuts down. `Ready(Err)` when done (the connection is over).
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
@@ -623,7 +623,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> GuardedIo<I> {
                         continue;
                     }
                     if *after_frame && self.outbound.to_boundary() > 0 {
-                        // h2 finishes its frame through poll_write; make sure we are polled
+                        // The server finishes its frame through poll_write; make sure we are polled
                         // again even if it does not.
                         if arm(&mut self.timer, &mut self.armed, *since + CLOSE_GRACE, cx) {
                             continue;
@@ -773,7 +773,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<I> {
                 }
                 let fresh = &buf.filled()[before..];
                 if let Some(reason) = this.on_read(fresh) {
-                    // The flood's bytes never reach h2.
+                    // The flood's bytes never reach the server.
                     buf.set_filled(before);
                     this.abuse(reason);
                     return this.poll_closing(cx);

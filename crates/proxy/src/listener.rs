@@ -1,5 +1,5 @@
 //! Listening sockets: bound and unbound as snapshots change, connections served over HTTP/1.1
-//! (our server for the common request, then hyper's) or HTTP/2 (our server on h2), HTTP/1.1 and
+//! (our server for the common request, then hyper's) or HTTP/2 (our server, `h2_server`), HTTP/1.1 and
 //! h2c on one port (a peek at the first bytes, or ALPN, picks the server; hyper-util's auto
 //! server when neither tells), graceful drain on removal and on shutdown.
 //!
@@ -614,7 +614,7 @@ macro_rules! http1_settings {
 
 /// Applies a socket's [`ClientSettings`] to the auto server's HTTP/2 builder, for the
 /// connections hyper serves (those whose version only reading them told); the others have our
-/// server (`h2_server::builder`), with the same settings.
+/// server (`h2_server`), with the same settings.
 macro_rules! http2_settings {
     ($builder:expr, $settings:expr) => {{
         let settings: &ClientSettings = &$settings;
@@ -666,7 +666,7 @@ async fn serve_connection<I>(
                 Served::Idle(_) => Ok(()),
             }
         }
-        // Our server on h2 (`h2_server`): every stream of the connection in this task.
+        // Our HTTP/2 server (`h2_server`): every stream of the connection in this task.
         Some(HttpVersion::Http2) => Box::pin(h2_server::serve(io, &plane, &connection, stop))
             .await
             .map_err(Into::into),
