@@ -192,6 +192,8 @@ pub(super) struct Server<'a, I> {
     /// Frames to write; `written` of them are.
     out: Vec<u8>,
     written: usize,
+    /// Written and not yet flushed.
+    unflushed: bool,
     decoder: hpack::Decoder,
     encoder: hpack::Encoder,
     streams: Slab<Stream>,
@@ -286,6 +288,7 @@ where
             read: BytesMut::new(),
             out,
             written: 0,
+            unflushed: false,
             decoder: hpack::Decoder::new(HEADER_TABLE_SIZE),
             encoder: hpack::Encoder::new(),
             streams: Slab::new(),
@@ -393,7 +396,10 @@ where
         while self.written < self.out.len() {
             match Pin::new(&mut self.io).poll_write(cx, &self.out[self.written..]) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Ok(n)) => {
+                    self.written += n;
+                    self.unflushed = true;
+                }
                 Poll::Ready(Err(error)) => return Err(error),
                 Poll::Pending => break,
             }
@@ -401,9 +407,14 @@ where
         if self.written > 0 && self.written == self.out.len() {
             self.out.clear();
             self.written = 0;
-            // A TLS stream holds records until flushed.
-            if let Poll::Ready(Err(error)) = Pin::new(&mut self.io).poll_flush(cx) {
-                return Err(error);
+        }
+        // A TLS stream holds the records it made until flushed (and may not finish at once:
+        // then the socket's readiness polls the connection again, and the flush goes on).
+        if self.unflushed {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(error)) => return Err(error),
+                Poll::Pending => {}
             }
         }
         if self.pending_output() < OUTPUT_HIGH_WATER && !self.blocked_on_output.is_empty() {
@@ -432,7 +443,7 @@ where
 
     /// The connection's end, once there is nothing left to do.
     fn finished(&mut self, cx: &mut Context<'_>) -> Option<Poll<Result<(), Error>>> {
-        let flushed = self.pending_output() == 0;
+        let flushed = self.pending_output() == 0 && !self.unflushed;
         if let Some((code, reason)) = self.closing {
             if !flushed {
                 return None;

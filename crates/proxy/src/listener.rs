@@ -641,13 +641,22 @@ async fn serve_connection<I>(
     alpn_h2: bool,
     connection: Connection,
     stop: watch::Receiver<bool>,
-    _guard: ConnectionGuard,
+    guard: ConnectionGuard,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = connection.peer;
     let settings = Arc::clone(&connection.settings);
     let io = guarded(stream, &plane, &connection, alpn_h2);
+    if version == Some(HttpVersion::Http2) {
+        // A task of its own, sized for HTTP/2 alone: this one (sized for the TLS handshake and
+        // HTTP/1.1's states too, about 6 KB) ends here. An idle HTTP/2 connection, which
+        // browsers keep by the thousand, then costs the HTTP/2 server's state and not this
+        // task's too.
+        tokio::spawn(serve_http2(io, plane, Arc::new(connection), stop, guard));
+        return;
+    }
+    let _guard = guard;
     // One allocation per connection; each request takes a reference, not a copy of its fields.
     let connection = Arc::new(connection);
     // HTTP/2 and the auto server are boxed: the HTTP/1.1 connection's task, the common one,
@@ -666,11 +675,7 @@ async fn serve_connection<I>(
                 Served::Idle(_) => Ok(()),
             }
         }
-        // Our HTTP/2 server (`h2_server`): every stream of the connection in this task.
-        Some(HttpVersion::Http2) => Box::pin(h2_server::serve(io, &plane, &connection, stop))
-            .await
-            .map_err(Into::into),
-        None => {
+        None | Some(HttpVersion::Http2) => {
             let mut builder = auto::Builder::new(TokioExecutor::new());
             http1_settings!(builder.http1(), settings);
             http2_settings!(builder.http2(), settings);
@@ -682,6 +687,21 @@ async fn serve_connection<I>(
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// Our HTTP/2 server (`h2_server`) on a connection, every stream of it in this task.
+async fn serve_http2<I>(
+    io: GuardedIo<I>,
+    plane: Arc<DataPlane>,
+    connection: Arc<Connection>,
+    stop: watch::Receiver<bool>,
+    _guard: ConnectionGuard,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if let Err(error) = h2_server::serve(io, &plane, &connection, stop).await {
+        tracing::debug!(peer = %connection.peer, %error, "connection ended with an error");
     }
 }
 
