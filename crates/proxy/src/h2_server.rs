@@ -399,6 +399,10 @@ where
                 Poll::Ready(Ok(n)) => {
                     self.written += n;
                     self.unflushed = true;
+                    // Frames read before the output backed up and not yet handled: with the
+                    // output written, the next round takes them (no readiness will come for
+                    // bytes already read).
+                    progressed |= !self.read.is_empty();
                 }
                 Poll::Ready(Err(error)) => return Err(error),
                 Poll::Pending => break,
