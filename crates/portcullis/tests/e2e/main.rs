@@ -23,6 +23,7 @@ mod edge;
 mod explain;
 mod failures;
 mod grpc;
+mod h2_protocol;
 mod h2_streams;
 mod kubernetes;
 mod l4_routes;
