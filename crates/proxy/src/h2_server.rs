@@ -47,6 +47,7 @@ use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use slab::Slab;
@@ -96,6 +97,11 @@ const MAX_CONTINUATION_FRAMES: usize = 128;
 /// themselves would keep it otherwise).
 const MAX_ROUNDS_PER_POLL: usize = 32;
 
+/// The PING of a graceful end, and how long its acknowledgement may take before the final
+/// GOAWAY goes anyway.
+const DRAIN_PING: [u8; 8] = *b"draining";
+const DRAIN_PING_WAIT: Duration = Duration::from_secs(1);
+
 /// Why a connection ended other than by either side closing it in good order.
 #[derive(Debug)]
 pub(crate) enum Error {
@@ -141,7 +147,10 @@ where
     let mut server = Server::new(io, plane, connection);
     let mut stopped = pin!(stop.wait_for(|stopped| *stopped));
     poll_fn(|cx| {
-        if server.goaway.is_none() && stopped.as_mut().poll(cx).is_ready() {
+        if server.goaway.is_none()
+            && server.draining.is_none()
+            && stopped.as_mut().poll(cx).is_ready()
+        {
             server.drain();
         }
         server.poll(cx)
@@ -224,8 +233,11 @@ pub(super) struct Server<'a, I> {
     peer_max_frame: usize,
     /// The highest stream id the client opened.
     last_stream: u32,
-    /// The last stream id of the GOAWAY the gateway sent.
+    /// The last stream id of the GOAWAY the gateway sent (the second, when draining).
     goaway: Option<u32>,
+    /// Draining: the first GOAWAY and the PING went out; the second GOAWAY waits for the
+    /// PING's acknowledgement or this timer.
+    draining: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The client said GOAWAY: no new streams.
     client_goaway: bool,
     /// A connection error to end with, once GOAWAY went out.
@@ -308,6 +320,7 @@ where
             peer_max_frame: MAX_FRAME_SIZE,
             last_stream: 0,
             goaway: None,
+            draining: None,
             client_goaway: false,
             closing: None,
             read_closed: false,
@@ -318,9 +331,22 @@ where
         }
     }
 
-    /// GOAWAY(NO_ERROR): the streams open go on, no new one is taken.
+    /// The graceful end (RFC 9113 §6.8): GOAWAY(NO_ERROR) with the largest stream id, so that
+    /// the client stops opening streams, and a PING; once the client acknowledges it (every
+    /// stream it opened before is then here) or after [`DRAIN_PING_WAIT`], GOAWAY with the
+    /// last stream taken. The streams open go on; later ones are not processed.
     fn drain(&mut self) {
-        if self.goaway.is_none() {
+        if self.goaway.is_none() && self.draining.is_none() {
+            frame::write_goaway(&mut self.out, frame::MAX_STREAM_ID, ErrorCode::NO_ERROR);
+            frame::write_ping(&mut self.out, &DRAIN_PING);
+            self.draining = Some(Box::pin(tokio::time::sleep(DRAIN_PING_WAIT)));
+        }
+    }
+
+    /// The second GOAWAY of [`Server::drain`]: the client acknowledged the PING, or did not in
+    /// time.
+    fn drained(&mut self) {
+        if self.draining.take().is_some() && self.goaway.is_none() {
             frame::write_goaway(&mut self.out, self.last_stream, ErrorCode::NO_ERROR);
             self.goaway = Some(self.last_stream);
         }
@@ -331,6 +357,11 @@ where
         if self.out.capacity() == 0 {
             // Released while idle: one allocation for a burst's frames, not a doubling series.
             self.out.reserve(READ_CHUNK);
+        }
+        if let Some(wait) = self.draining.as_mut()
+            && wait.as_mut().poll(cx).is_ready()
+        {
+            self.drained();
         }
         for _ in 0..MAX_ROUNDS_PER_POLL {
             let mut progressed = false;

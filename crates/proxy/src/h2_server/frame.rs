@@ -7,6 +7,9 @@ pub(super) const HEADER_LEN: usize = 9;
 /// The largest window a flow-control window may reach (RFC 9113 §6.9.1).
 pub(super) const MAX_WINDOW: i64 = (1 << 31) - 1;
 
+/// The largest stream identifier (the first GOAWAY of a graceful end names it).
+pub(super) const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+
 /// The window both sides start with until SETTINGS say otherwise (RFC 9113 §6.9.2).
 pub(super) const DEFAULT_WINDOW: i64 = 65_535;
 
@@ -147,6 +150,11 @@ pub(super) fn write_settings(out: &mut Vec<u8>, parameters: &[(u16, u32)]) {
 
 pub(super) fn write_settings_ack(out: &mut Vec<u8>) {
     write_head(out, 0, kind::SETTINGS, flag::ACK, 0);
+}
+
+pub(super) fn write_ping(out: &mut Vec<u8>, payload: &[u8; 8]) {
+    write_head(out, payload.len(), kind::PING, 0, 0);
+    out.extend_from_slice(payload);
 }
 
 pub(super) fn write_ping_ack(out: &mut Vec<u8>, payload: &[u8]) {

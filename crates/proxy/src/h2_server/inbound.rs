@@ -8,7 +8,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::frame::{self, ErrorCode, FrameHeader, flag, kind, setting};
 use super::request::{RequestFields, TrailerFields};
 use super::{
-    Fatal, MAX_CONTINUATION_FRAMES, MAX_EMPTY_DATA_FRAMES, MAX_FRAME_SIZE, PartialBlock, Server,
+    DRAIN_PING, Fatal, MAX_CONTINUATION_FRAMES, MAX_EMPTY_DATA_FRAMES, MAX_FRAME_SIZE,
+    PartialBlock, Server,
 };
 use crate::guard::H2_PREFACE;
 
@@ -500,12 +501,14 @@ where
                 "PING of the wrong size",
             ));
         }
-        if !head.has(flag::ACK) {
-            let mut payload = [0u8; 8];
-            payload.copy_from_slice(self.payload(head));
-            frame::write_ping_ack(&mut self.out, &payload);
-        }
+        let mut payload = [0u8; 8];
+        payload.copy_from_slice(self.payload(head));
         self.skip(head);
+        if !head.has(flag::ACK) {
+            frame::write_ping_ack(&mut self.out, &payload);
+        } else if payload == DRAIN_PING {
+            self.drained();
+        }
         Ok(())
     }
 
