@@ -230,6 +230,14 @@ impl Decoder {
         }
     }
 
+    /// Frees the buffer Huffman-coded strings are decoded into when it holds more than `keep`
+    /// bytes: a connection that went quiet after a large field need not keep its size.
+    pub fn release_scratch(&mut self, keep: usize) {
+        if self.scratch.capacity() > keep {
+            self.scratch = Vec::new();
+        }
+    }
+
     /// Decodes one complete header block (HEADERS + CONTINUATION fragments already joined), calling `sink`
     /// with every field in order. Any error is a connection error COMPRESSION_ERROR for the caller; after an
     /// error the decoder need not be usable.

@@ -469,6 +469,7 @@ where
             if self.out.capacity() > 0 {
                 self.out = Vec::new();
             }
+            self.decoder.release_scratch(READ_MIN);
         }
     }
 

@@ -272,3 +272,29 @@ fn indexed_values_are_copied_out_of_the_block() {
     let block_range = block.as_ptr_range();
     assert!(!block_range.contains(&value.as_bytes().as_ptr()));
 }
+
+#[test]
+fn a_large_huffman_buffer_is_released_and_decoding_goes_on() {
+    let mut decoder = Decoder::new(4096);
+    let value = vec![b'a'; 4000];
+    let mut block = vec![0x00];
+    block.extend(huffman_string(b"x-big"));
+    block.extend(huffman_string(&value));
+    let block = Bytes::from(block);
+    let mut seen = Vec::new();
+    assert_eq!(
+        decoder.decode(&block, usize::MAX, |field| seen.push(field.size())),
+        Ok(Decoded::Complete)
+    );
+    assert!(decoder.scratch.capacity() >= 4000);
+    decoder.release_scratch(1024);
+    assert_eq!(decoder.scratch.capacity(), 0);
+    assert_eq!(
+        decoder.decode(&block, usize::MAX, |field| seen.push(field.size())),
+        Ok(Decoded::Complete)
+    );
+    assert_eq!(seen, [4000 + 5 + 32, 4000 + 5 + 32]);
+    // A small buffer stays.
+    decoder.release_scratch(usize::MAX);
+    assert!(decoder.scratch.capacity() >= 4000);
+}
