@@ -24,6 +24,28 @@ pub(crate) enum Name {
     Malformed { length: usize },
 }
 
+/// A token character (RFC 9110 §5.6.2), uppercase letters included (refused later).
+fn is_tchar(octet: u8) -> bool {
+    octet.is_ascii_alphanumeric()
+        || matches!(
+            octet,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
 impl Name {
     /// Classifies the octets of a name (RFC 9113 §8.2.1, §8.3).
     pub(crate) fn parse(octets: &[u8]) -> Name {
@@ -35,7 +57,15 @@ impl Name {
                 },
             };
         }
-        // `from_lowercase` refuses uppercase octets instead of folding them, and the empty name.
+        // A token (RFC 9110 §5.1): RFC 9113 §8.2.1 only forbids controls, SP, uppercase and
+        // non-ASCII, but a name beyond tchar (a `"`, which `http` takes) would go on to an
+        // HTTP/1.1 upstream as a field no HTTP/1.1 parser accepts. `from_lowercase` refuses
+        // uppercase octets instead of folding them, and the empty name.
+        if !octets.iter().all(|&octet| is_tchar(octet)) {
+            return Name::Malformed {
+                length: octets.len(),
+            };
+        }
         match HeaderName::from_lowercase(octets) {
             Ok(name) => Name::Regular(name),
             Err(_) => Name::Malformed {

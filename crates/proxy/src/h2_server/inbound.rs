@@ -9,7 +9,7 @@ use super::frame::{self, ErrorCode, FrameHeader, flag, kind, setting};
 use super::request::{RequestFields, TrailerFields};
 use super::{
     DRAIN_PING, Fatal, MAX_CONTINUATION_FRAMES, MAX_EMPTY_DATA_FRAMES, MAX_FRAME_SIZE,
-    PartialBlock, Server,
+    PartialBlock, RECENT_RESETS, Server,
 };
 use crate::guard::H2_PREFACE;
 
@@ -288,6 +288,10 @@ where
             // Beyond the last stream of the GOAWAY: not processed, the client may retry.
             return Ok(());
         }
+        if !self.reset_while_idle.is_empty() && self.reset_while_idle.contains(&id) {
+            // The gateway reset it before it opened (a malformed PRIORITY): closed.
+            return Ok(());
+        }
         if self_dependent {
             self.reset_id(id, ErrorCode::PROTOCOL_ERROR);
             return self.count_local_error();
@@ -371,7 +375,17 @@ where
         };
         match self.key_of(id) {
             Some(key) => self.reset_stream(key, code)?,
-            None => self.reset_id(id, code),
+            None => {
+                self.reset_id(id, code);
+                if id > self.last_stream {
+                    // Reset while idle: the stream is closed for good, its HEADERS are not
+                    // served.
+                    if self.reset_while_idle.len() == RECENT_RESETS {
+                        self.reset_while_idle.remove(0);
+                    }
+                    self.reset_while_idle.push(id);
+                }
+            }
         }
         self.count_local_error()
     }

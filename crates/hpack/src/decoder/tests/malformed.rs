@@ -71,7 +71,12 @@ fn empty_name_is_malformed() {
 
 #[test]
 fn names_with_forbidden_octets_are_malformed() {
-    let names: [&[u8]; 7] = [
+    let names: [&[u8]; 12] = [
+        b"\"",
+        b"x\"y",
+        b"x(y",
+        b"x{",
+        b"x,y",
         b"x y",
         b"x\0",
         b"x:y",
@@ -83,6 +88,13 @@ fn names_with_forbidden_octets_are_malformed() {
     for name in names {
         assert_eq!(single(name, b"v"), malformed(name, b"v"), "name {name:?}");
     }
+}
+
+#[test]
+fn every_token_character_makes_a_valid_name() {
+    let name = b"!#$%&'*+-.^_`|~09az";
+    let text = String::from_utf8(name.to_vec()).expect("ASCII");
+    assert_eq!(single(name, b"v"), valid(&text, "v"));
 }
 
 #[test]
