@@ -6,16 +6,21 @@
 //! checked-in corpora on stable Rust under `cargo test` (`tests/corpus.rs`), without libFuzzer
 //! or sanitizers. `docs/fuzzing.md` lists what each target checks.
 //!
-//! This crate owns the checks and the naive reference router; it changes nothing in the crates
-//! it tests and is not used by the gateway.
+//! This crate owns the checks, the naive reference router and a reader of HTTP/2 frames of its
+//! own (the server's output is not read with the server's code); it changes nothing in the
+//! crates it tests and is not used by the gateway.
 
 mod client_hello;
 mod config_yaml;
+mod h2_server;
+mod hpack_decode;
 mod path_normalize;
 mod route_table;
 
 pub use client_hello::client_hello;
 pub use config_yaml::config_yaml;
+pub use h2_server::h2_server;
+pub use hpack_decode::{SEPARATOR as HPACK_SEPARATOR, hpack_decode};
 pub use path_normalize::path_normalize;
 pub use route_table::route_table;
 
@@ -28,4 +33,6 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("path_normalize", path_normalize),
     ("route_table", route_table),
     ("config_yaml", config_yaml),
+    ("hpack_decode", hpack_decode),
+    ("h2_server", h2_server),
 ];

@@ -223,9 +223,6 @@ pub(super) struct Server<'a, I> {
     blocked_on_output: Vec<usize>,
     block: Option<PartialBlock>,
     recently_reset: VecDeque<u32>,
-    /// Streams the gateway reset while they were idle (RST_STREAM for a malformed PRIORITY):
-    /// their HEADERS are ignored. Rare; usually empty.
-    reset_while_idle: Vec<u32>,
     /// The preface was read; the client's first SETTINGS too.
     preface_read: bool,
     settings_seen: bool,
@@ -316,7 +313,6 @@ where
             blocked_on_output: Vec::new(),
             block: None,
             recently_reset: VecDeque::new(),
-            reset_while_idle: Vec::new(),
             preface_read: false,
             settings_seen: false,
             settings_acked: false,

@@ -93,23 +93,26 @@ pub mod fuzzing {
 
     /// Our HTTP/2 server (`h2_server::serve`) on an in-memory connection, on a current-thread
     /// runtime of its own, with an empty config (every request gets 404) and the default socket
-    /// settings. As the client: writes the connection preface then `input`, reads everything
-    /// the server writes, and closes its sending side once the server has written nothing for
-    /// a few polls. Returns the server's bytes once it has ended, or `None` when the exchange
-    /// was not over within a few seconds (a hang: the server must end when the client closes).
-    pub fn h2_server_bytes(input: &[u8]) -> Option<Vec<u8>> {
+    /// settings. As the client: reads everything the server writes; writes the connection
+    /// preface, then each of `writes` in turn, each time waiting until the server has written
+    /// nothing for a few polls; then closes its sending side. Returns the server's bytes once
+    /// it has ended, or `None` when the exchange was not over within a few seconds (a hang: the
+    /// server must end when the client closes).
+    pub fn h2_server_bytes(writes: &[&[u8]]) -> Option<Vec<u8>> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .expect("a current-thread runtime without I/O driver builds");
         runtime.block_on(async {
-            tokio::time::timeout(TIME_LIMIT, h2_exchange(input))
+            tokio::time::timeout(TIME_LIMIT, h2_exchange(writes))
                 .await
                 .ok()
         })
     }
 
-    async fn h2_exchange(input: &[u8]) -> Vec<u8> {
+    /// A data plane with an empty config and no access log, and a connection to it with the
+    /// default socket settings.
+    fn empty_gateway() -> (Arc<DataPlane>, Arc<Connection>) {
         let metrics = Arc::new(Metrics::new());
         let plane = Arc::new(DataPlane::new(
             Pools::new(Arc::clone(&metrics), &PoolSettings::default()),
@@ -123,6 +126,11 @@ pub mod fuzzing {
             settings: Arc::new(ClientSettings::default()),
             state: ConnectionState::new(),
         });
+        (plane, connection)
+    }
+
+    async fn h2_exchange(writes: &[&[u8]]) -> Vec<u8> {
+        let (plane, connection) = empty_gateway();
         // The sender stays: a dropped one would read as "stop" (GOAWAY, drain).
         let (_stop, stop) = watch::channel(false);
         let (server_io, client_io) = tokio::io::duplex(PIPE_CAPACITY);
@@ -142,9 +150,8 @@ pub mod fuzzing {
             }
             output
         };
-        let writer = async {
-            let _ = to_server.write_all(H2_PREFACE).await;
-            let _ = to_server.write_all(input).await;
+        // Until the server has gone quiet: the client's next bytes come after its answers.
+        let quiet = || async {
             let (mut seen, mut quiet) = (received.get(), 0);
             for _ in 0..MAX_WAIT_POLLS {
                 tokio::task::yield_now().await;
@@ -153,6 +160,13 @@ pub mod fuzzing {
                 if quiet == QUIET_POLLS {
                     break;
                 }
+            }
+        };
+        let writer = async {
+            let _ = to_server.write_all(H2_PREFACE).await;
+            for bytes in writes {
+                let _ = to_server.write_all(bytes).await;
+                quiet().await;
             }
             let _ = to_server.shutdown().await;
         };

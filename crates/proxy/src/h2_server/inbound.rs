@@ -9,7 +9,7 @@ use super::frame::{self, ErrorCode, FrameHeader, flag, kind, setting};
 use super::request::{RequestFields, TrailerFields};
 use super::{
     DRAIN_PING, Fatal, MAX_CONTINUATION_FRAMES, MAX_EMPTY_DATA_FRAMES, MAX_FRAME_SIZE,
-    PartialBlock, RECENT_RESETS, Server,
+    PartialBlock, Server,
 };
 use crate::guard::H2_PREFACE;
 
@@ -63,6 +63,15 @@ where
             && (head.kind != kind::CONTINUATION || head.stream != block.stream)
         {
             return Err(protocol_error("a frame inside a header block"));
+        }
+        let names_a_stream = matches!(
+            head.kind,
+            kind::DATA | kind::HEADERS | kind::RST_STREAM | kind::WINDOW_UPDATE
+        );
+        if names_a_stream && head.stream != 0 && head.stream.is_multiple_of(2) {
+            // Even streams are the server's, and it opens none: they stay idle (RFC 9113
+            // §5.1.1).
+            return Err(protocol_error("a frame on an even stream"));
         }
         match head.kind {
             kind::DATA => self.on_data(head),
@@ -278,18 +287,11 @@ where
                 "HEADERS on a closed stream",
             ));
         }
-        if id.is_multiple_of(2) {
-            return Err(protocol_error("a client stream with an even id"));
-        }
         self.last_stream = id;
         let mut fields = RequestFields::default();
         let decoded = self.decode(&block, |field| fields.field(field))?;
         if self.goaway.is_some() || self.client_goaway {
             // Beyond the last stream of the GOAWAY: not processed, the client may retry.
-            return Ok(());
-        }
-        if !self.reset_while_idle.is_empty() && self.reset_while_idle.contains(&id) {
-            // The gateway reset it before it opened (a malformed PRIORITY): closed.
             return Ok(());
         }
         if self_dependent {
@@ -375,17 +377,15 @@ where
         };
         match self.key_of(id) {
             Some(key) => self.reset_stream(key, code)?,
-            None => {
-                self.reset_id(id, code);
-                if id > self.last_stream {
-                    // Reset while idle: the stream is closed for good, its HEADERS are not
-                    // served.
-                    if self.reset_while_idle.len() == RECENT_RESETS {
-                        self.reset_while_idle.remove(0);
-                    }
-                    self.reset_while_idle.push(id);
-                }
+            // RST_STREAM may not name an idle stream (RFC 9113 §6.4), and a stream reset before
+            // it opened would have to stay closed: the connection's error instead.
+            None if id > self.last_stream => {
+                return Err(connection_error(
+                    code,
+                    "a malformed PRIORITY for an idle stream",
+                ));
             }
+            None => self.reset_id(id, code),
         }
         self.count_local_error()
     }
