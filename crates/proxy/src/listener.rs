@@ -1,7 +1,7 @@
 //! Listening sockets: bound and unbound as snapshots change, connections served over HTTP/1.1
-//! (our server for the common request, then hyper's) or HTTP/2 (our server, `h2_server`), HTTP/1.1 and
-//! h2c on one port (a peek at the first bytes, or ALPN, picks the server; hyper-util's auto
-//! server when neither tells), graceful drain on removal and on shutdown.
+//! (our server for the common request, then hyper's) or HTTP/2 (our server, `h2_server`),
+//! HTTP/1.1 and h2c on one port (a peek at the first bytes, or ALPN, picks the server;
+//! hyper-util's auto server when neither tells), graceful drain on removal and on shutdown.
 //!
 //! A config change never closes a connection: sockets whose address stays keep accepting, and
 //! their connections pick up the new snapshot on their next request. Only when an address
