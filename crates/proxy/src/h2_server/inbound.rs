@@ -320,14 +320,11 @@ where
     fn refuse_too_large(&mut self, id: u32, end_stream: bool) {
         let mut headers = http::HeaderMap::new();
         headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0));
-        super::response::write_block(
-            &mut self.out,
-            &self.encoder,
+        self.write_head(
             id,
             Some(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
             &headers,
             true,
-            self.peer_max_frame,
         );
         if !end_stream {
             // Whatever body follows is not wanted.

@@ -8,6 +8,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Uri, Version};
 
+use super::response::is_connection_specific;
+
 /// Why a request head was refused (for logs; the client gets PROTOCOL_ERROR).
 pub(super) type Malformed = &'static str;
 
@@ -147,12 +149,7 @@ fn regular_field_problem(name: &HeaderName, value: &HeaderValue) -> Option<Malfo
     if name == header::TE {
         return (value != "trailers").then_some("a te other than trailers");
     }
-    let connection_specific = name == header::CONNECTION
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || *name == "keep-alive"
-        || *name == "proxy-connection";
-    connection_specific.then_some("a connection-specific field")
+    is_connection_specific(name).then_some("a connection-specific field")
 }
 
 /// The declared `Content-Length` (all its values must agree and be numbers).

@@ -74,7 +74,9 @@ pub(super) fn prepare(headers: &mut HeaderMap) -> Present {
     Present { content_length }
 }
 
-fn is_connection_specific(name: &header::HeaderName) -> bool {
+/// A connection-specific field (RFC 9113 §8.2.2), which no HTTP/2 message may carry (`te`
+/// only as `trailers`, in requests).
+pub(super) fn is_connection_specific(name: &header::HeaderName) -> bool {
     name == header::CONNECTION
         || name == header::TRANSFER_ENCODING
         || name == header::UPGRADE

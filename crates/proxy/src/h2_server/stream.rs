@@ -275,7 +275,7 @@ where
             stream.task = None;
             stream.phase = Phase::Tunnel;
             let shared = stream.shared.clone();
-            self.write_head(id, head.status, &head.headers, false);
+            self.write_head(id, Some(head.status), &head.headers, false);
             let opened =
                 shared.is_some_and(|shared| tunnel.open(shared, self.limits.max_send_buffer));
             if !opened {
@@ -292,7 +292,7 @@ where
             head.headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
-        self.write_head(id, head.status, &head.headers, end);
+        self.write_head(id, Some(head.status), &head.headers, end);
         if end {
             self.answered(key);
         } else {
@@ -301,12 +301,19 @@ where
         }
     }
 
-    fn write_head(&mut self, id: u32, status: StatusCode, headers: &http::HeaderMap, end: bool) {
+    /// Writes a header block on stream `id`: a response head (with `status`) or trailers.
+    pub(super) fn write_head(
+        &mut self,
+        id: u32,
+        status: Option<StatusCode>,
+        headers: &http::HeaderMap,
+        end: bool,
+    ) {
         response::write_block(
             &mut self.out,
             &self.encoder,
             id,
-            Some(status),
+            status,
             headers,
             end,
             self.peer_max_frame,
@@ -342,15 +349,7 @@ where
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
                             let id = stream.id;
-                            response::write_block(
-                                &mut self.out,
-                                &self.encoder,
-                                id,
-                                None,
-                                &trailers,
-                                true,
-                                self.peer_max_frame,
-                            );
+                            self.write_head(id, None, &trailers, true);
                             self.answered(key);
                             return;
                         }
@@ -381,19 +380,20 @@ where
                 self.answered(key);
                 return Sent::Ended;
             }
-            let window = stream.send_window.min(self.send_window);
-            let allowed = usize::try_from(window).unwrap_or(0).min(max_frame);
-            if allowed == 0 {
+            let sendable = take_sendable(
+                &mut stream.pending,
+                &mut stream.send_window,
+                &mut self.send_window,
+                max_frame,
+            );
+            let Some(chunk) = sendable else {
                 if self.send_window <= 0 {
                     self.blocked_on_window.push(key);
                 }
                 return Sent::Blocked;
-            }
-            let chunk = stream.pending.split_to(allowed.min(stream.pending.len()));
+            };
             let end = stream.pending.is_empty() && stream.pending_end;
             frame::write_data(&mut self.out, stream.id, &chunk, end);
-            stream.send_window -= chunk.len() as i64;
-            self.send_window -= chunk.len() as i64;
             if end {
                 self.answered(key);
                 return Sent::Ended;
@@ -410,23 +410,24 @@ where
         };
         let mut state = shared.lock();
         while let Some(data) = state.outgoing.front_mut() {
-            let window = stream.send_window.min(self.send_window);
-            let allowed = usize::try_from(window).unwrap_or(0).min(max_frame);
-            if allowed == 0 {
+            let sendable = take_sendable(
+                data,
+                &mut stream.send_window,
+                &mut self.send_window,
+                max_frame,
+            );
+            let Some(chunk) = sendable else {
                 if self.send_window <= 0 {
                     self.blocked_on_window.push(key);
                 }
                 break;
-            }
-            let chunk = data.split_to(allowed.min(data.len()));
+            };
             if data.is_empty() {
                 state.outgoing.pop_front();
             }
             state.outgoing_len -= chunk.len();
             let end = state.outgoing.is_empty() && state.outgoing_end;
             frame::write_data(&mut self.out, stream.id, &chunk, end);
-            stream.send_window -= chunk.len() as i64;
-            self.send_window -= chunk.len() as i64;
             if let Some(writer) = state.writer.take() {
                 writer.wake();
             }
@@ -522,6 +523,25 @@ where
             stream.recv_unacked = 0;
         }
     }
+}
+
+/// Takes off the front of `data` what the stream's and the connection's windows and the frame
+/// size let out now, counted against both windows; `None` when a window is closed.
+fn take_sendable(
+    data: &mut Bytes,
+    stream_window: &mut i64,
+    connection_window: &mut i64,
+    max_frame: usize,
+) -> Option<Bytes> {
+    let window = (*stream_window).min(*connection_window);
+    let allowed = usize::try_from(window).unwrap_or(0).min(max_frame);
+    if allowed == 0 {
+        return None;
+    }
+    let chunk = data.split_to(allowed.min(data.len()));
+    *stream_window -= chunk.len() as i64;
+    *connection_window -= chunk.len() as i64;
+    Some(chunk)
 }
 
 /// How far [`Server::send_pending`] got.
